@@ -1,0 +1,175 @@
+# ngx_cef_module — build, test and demo.
+#
+#   make            libcef.a, the nginx module, cef-sync, cef-rules (in build/)
+#   make test       deps, unit tests (ASan+UBSan), integration tests (real nginx)
+#   make demo       deps, build, run the demo shop on http://127.0.0.1:8080
+#   make deps       install the Debian packages this needs (as root)
+#
+# NGINX_SRC=/path builds the module against another nginx source tree
+# (default: a copy of Debian's nginx-dev tree in build/nginx).
+
+SHELL     := /bin/bash
+BUILD     := build
+CC        ?= cc
+NGINX_BIN ?= /usr/sbin/nginx
+PYTEST    := /usr/bin/python3 -m pytest
+
+NGINX_DEV  := /usr/share/nginx/src
+NGINX_SRC  ?= $(BUILD)/nginx
+MODULE_SO  := $(BUILD)/ngx_http_cef_module.so
+
+PKGS      := lmdb msgpack yaml-0.1 jansson libcrypto
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# msgpack-c 6.x renamed libmsgpackc to libmsgpack-c
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
+               pkg-config --libs $(subst msgpack,msgpack-c,$(PKGS)))
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes
+CFLAGS    ?= -O2 -g
+CEF_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -Ilib $(PKG_CFLAGS)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+             -fno-sanitize-recover=all
+ASAN_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g $(SAN_FLAGS) -Ilib \
+              $(PKG_CFLAGS)
+
+LIB_SRCS    := $(sort $(wildcard lib/*.c))
+LIB_HDRS    := $(wildcard lib/*.h)
+PLUGIN_SRCS := $(sort $(wildcard rules/plugins/*.c))
+LIB_OBJS    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(PLUGIN_SRCS))
+ASAN_OBJS   := $(patsubst %.c,$(BUILD)/asan/%.o,$(LIB_SRCS) $(PLUGIN_SRCS))
+
+SYNC_SRCS   := $(sort $(wildcard tools/cef-sync/*.c))
+RULES_SRCS  := $(sort $(wildcard tools/cef-rules/*.c))
+TOOL_HDRS   := $(wildcard tools/*/*.h)
+
+UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+UNIT_HELPERS := $(filter-out tests/unit/test_%.c,$(wildcard tests/unit/*.c))
+
+GLUE_SRCS   := $(wildcard ngx_cef_module/*.c ngx_cef_module/*.h)
+
+DEB_PKGS := nginx-light nginx-dev liblmdb-dev lmdb-utils libmsgpack-dev \
+            libyaml-dev libssl-dev libjansson-dev libpcre2-dev libcmocka-dev \
+            pkg-config python3-pytest python3-msgpack wrk clang gcc make
+
+.PHONY: all deps lib module tools unit integration test demo clean
+
+all: lib module tools
+
+lib: $(BUILD)/libcef.a
+tools: $(BUILD)/cef-sync $(BUILD)/cef-rules
+module: $(MODULE_SO)
+
+
+# --- Debian packages --------------------------------------------------------
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	        | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	        apt-get install -y -qq --no-install-recommends $$missing \
+	        >/dev/null; \
+	else \
+	    echo "missing Debian packages; run as root:"; \
+	    echo "  apt-get install $$missing"; exit 1; \
+	fi
+
+
+# --- libcef -----------------------------------------------------------------
+
+$(BUILD)/obj/%.o: %.c $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CEF_CFLAGS) -c $< -o $@
+
+$(BUILD)/asan/%.o: %.c $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -c $< -o $@
+
+$(BUILD)/libcef.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/asan/libcef.a: $(ASAN_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+
+# --- tools ------------------------------------------------------------------
+
+$(BUILD)/cef-sync: $(SYNC_SRCS) $(TOOL_HDRS) $(BUILD)/libcef.a
+	$(CC) $(CEF_CFLAGS) -Itools/cef-sync $(SYNC_SRCS) $(BUILD)/libcef.a \
+	    $(PKG_LIBS) -o $@
+
+$(BUILD)/cef-rules: $(RULES_SRCS) $(TOOL_HDRS) $(BUILD)/libcef.a
+	$(CC) $(CEF_CFLAGS) -Itools/cef-rules $(RULES_SRCS) $(BUILD)/libcef.a \
+	    $(PKG_LIBS) -ldl -o $@
+
+
+# --- the nginx module -------------------------------------------------------
+#
+# nginx's configure expands the source lists in ./config, so it is re-run
+# whenever the set of source files or the addon script changes.
+
+$(BUILD)/nginx/configure:
+	@test -d $(NGINX_DEV) || { echo "nginx-dev is not installed: make deps"; \
+	    exit 1; }
+	mkdir -p $(BUILD)
+	rm -rf $(BUILD)/nginx && cp -r $(NGINX_DEV) $(BUILD)/nginx
+
+$(BUILD)/module-srcs.list: FORCE
+	@mkdir -p $(BUILD)
+	@echo $(LIB_SRCS) $(PLUGIN_SRCS) $(wildcard ngx_cef_module/*) \
+	    $(NGINX_SRC) > $@.tmp
+	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+
+$(NGINX_SRC)/objs/Makefile: config $(BUILD)/module-srcs.list \
+                            | $(if $(filter $(BUILD)/nginx,$(NGINX_SRC)),$(BUILD)/nginx/configure)
+	cd $(NGINX_SRC) && \
+	if [ -f conf_flags ]; then . ./conf_flags; else NGX_CONF_FLAGS=(--with-compat); fi && \
+	./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(CURDIR) \
+	    > $(CURDIR)/$(BUILD)/configure.log 2>&1 \
+	|| { tail -20 $(CURDIR)/$(BUILD)/configure.log; exit 1; }
+
+$(MODULE_SO): $(NGINX_SRC)/objs/Makefile $(LIB_SRCS) $(LIB_HDRS) \
+              $(PLUGIN_SRCS) $(GLUE_SRCS)
+	$(MAKE) -C $(NGINX_SRC) -f objs/Makefile modules
+	cp $(NGINX_SRC)/objs/ngx_http_cef_module.so $@
+
+FORCE:
+
+
+# --- tests ------------------------------------------------------------------
+
+$(BUILD)/unit/%: tests/unit/%.c $(UNIT_HELPERS) $(BUILD)/asan/libcef.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -Itests/unit $< $(UNIT_HELPERS) \
+	    $(BUILD)/asan/libcef.a $(PKG_LIBS) -lcmocka -ldl -o $@
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do \
+	    echo "== $$t"; \
+	    ASAN_OPTIONS=detect_leaks=1 CEF_TEST_TMP=$(CURDIR)/$(BUILD)/tmp \
+	        $$t; \
+	done
+
+integration: all
+	$(PYTEST) -q -p no:cacheprovider tests/integration
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+
+
+# --- demo -------------------------------------------------------------------
+
+demo: deps
+	$(MAKE) all
+	examples/demo/run
+
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,109 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * Module definition, directives and configuration.  The response filters
+ * live in ngx_http_cef_filter.c.
+ */
+
+
+#include "ngx_http_cef_module.h"
+
+
+static void *ngx_http_cef_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+
+
+static ngx_command_t  ngx_http_cef_commands[] = {
+
+    { ngx_string("cef"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_HTTP_LIF_CONF
+                        |NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cef_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("cef_types"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_types_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cef_loc_conf_t, types_keys),
+      &ngx_http_html_default_types[0] },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_cef_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_cef_filter_init,              /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_cef_create_loc_conf,          /* create location configuration */
+    ngx_http_cef_merge_loc_conf            /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_cef_module = {
+    NGX_MODULE_V1,
+    &ngx_http_cef_module_ctx,              /* module context */
+    ngx_http_cef_commands,                 /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_http_cef_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_cef_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cef_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->types = { NULL };
+     *     conf->types_keys = NULL;
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_cef_loc_conf_t *prev = parent;
+    ngx_http_cef_loc_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    if (ngx_http_merge_types(cf, &conf->types_keys, &conf->types,
+                             &prev->types_keys, &prev->types,
+                             ngx_http_html_default_types)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
