@@ -18,7 +18,7 @@ NGINX_DEV  := /usr/share/nginx/src
 NGINX_SRC  ?= $(BUILD)/nginx
 MODULE_SO  := $(BUILD)/ngx_http_cef_module.so
 
-PKGS      := lmdb msgpack yaml-0.1 jansson libcrypto
+PKGS      := lmdb msgpack yaml-0.1 jansson libcrypto libpcre2-8
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # msgpack-c 6.x renamed libmsgpackc to libmsgpack-c
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
@@ -173,3 +173,7 @@ demo: deps
 
 clean:
 	rm -rf $(BUILD)
+
+
+# Per-component targets (bench-store, bench-rules, fuzz, ...).
+include $(sort $(wildcard mk/*.mk))
