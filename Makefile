@@ -15,6 +15,10 @@ NGINX_BIN ?= /usr/sbin/nginx
 PYTEST    := /usr/bin/python3 -m pytest
 
 NGINX_DEV  := /usr/share/nginx/src
+# the flags Debian's nginx binary was built with (nginx -V)
+NGX_CC_OPT ?= -g -O2 -fstack-protector-strong -Wformat -Werror=format-security \
+              -fPIC -Wdate-time -D_FORTIFY_SOURCE=2
+NGX_LD_OPT ?= -Wl,-z,relro -Wl,-z,now -fPIC
 NGINX_SRC  ?= $(BUILD)/nginx
 MODULE_SO  := $(BUILD)/ngx_http_cef_module.so
 
@@ -129,7 +133,8 @@ $(NGINX_SRC)/objs/Makefile: config $(BUILD)/module-srcs.list \
                             | $(if $(filter $(BUILD)/nginx,$(NGINX_SRC)),$(BUILD)/nginx/configure)
 	cd $(NGINX_SRC) && \
 	if [ -f conf_flags ]; then . ./conf_flags; else NGX_CONF_FLAGS=(--with-compat); fi && \
-	./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(CURDIR) \
+	./configure "$${NGX_CONF_FLAGS[@]}" --with-cc-opt="$(NGX_CC_OPT)" \
+	    --with-ld-opt="$(NGX_LD_OPT)" --add-dynamic-module=$(CURDIR) \
 	    > $(CURDIR)/$(BUILD)/configure.log 2>&1 \
 	|| { tail -20 $(CURDIR)/$(BUILD)/configure.log; exit 1; }
 

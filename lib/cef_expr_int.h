@@ -1,0 +1,201 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef_expr internals shared by the lexer, the compiler and the evaluator.
+ * Not part of the public API.
+ */
+
+#ifndef CEF_EXPR_INT_H
+#define CEF_EXPR_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "cef_expr.h"
+
+
+/* --- lexer ---------------------------------------------------------------- */
+
+typedef enum {
+    CEF_TOK_EOF = 0,
+    CEF_TOK_NUM,          /* number or duration (in seconds) */
+    CEF_TOK_STR,          /* string literal, unescaped into the buffer */
+    CEF_TOK_IDENT,        /* a name without dots: keyword or function */
+    CEF_TOK_PATH,         /* dotted name */
+    CEF_TOK_LPAREN,
+    CEF_TOK_RPAREN,
+    CEF_TOK_LBRACK,
+    CEF_TOK_RBRACK,
+    CEF_TOK_COMMA,
+    CEF_TOK_EQ,
+    CEF_TOK_NE,
+    CEF_TOK_LT,
+    CEF_TOK_LE,
+    CEF_TOK_GT,
+    CEF_TOK_GE,
+    CEF_TOK_PLUS,
+    CEF_TOK_MINUS,
+    CEF_TOK_STAR,
+    CEF_TOK_SLASH,
+    CEF_TOK_PIPE,
+    CEF_TOK_ERROR
+} cef_tok_type_t;
+
+
+typedef struct {
+    cef_tok_type_t  type;
+    size_t          start;    /* byte offset in the source */
+    size_t          end;
+    double          num;      /* CEF_TOK_NUM */
+    cef_span_t      text;     /* IDENT, PATH: source text; STR: unescaped */
+    const char     *error;    /* CEF_TOK_ERROR: static message */
+} cef_tok_t;
+
+
+typedef struct {
+    const char     *src;      /* NUL-terminated */
+    size_t          len;
+    size_t          pos;
+    char           *strbuf;   /* unescaped strings, at least len bytes */
+    size_t          strpos;
+} cef_lexer_t;
+
+
+void cef_lexer_init(cef_lexer_t *lx, const char *src, size_t len,
+    char *strbuf);
+void cef_lexer_next(cef_lexer_t *lx, cef_tok_t *tok);
+const char *cef_tok_name(cef_tok_type_t type);
+
+
+/* --- compiled form -------------------------------------------------------- */
+
+typedef enum {
+    CEF_T_ANY = 0,     /* unknown until run time (profile attributes) */
+    CEF_T_NULL,
+    CEF_T_BOOL,
+    CEF_T_NUM,
+    CEF_T_STR,
+    CEF_T_ARRAY,       /* string array or literal list */
+    CEF_T_MAP
+} cef_stype_t;
+
+
+typedef enum {
+    CEF_OP_NULL = 0,
+    CEF_OP_BOOL,
+    CEF_OP_NUM,
+    CEF_OP_STR,
+    CEF_OP_LIST,         /* a = first element, elements chained by next */
+    CEF_OP_REF,          /* ref */
+    CEF_OP_REF_KEY,      /* ref, key: profile.NAME.KEY */
+    CEF_OP_NOT,
+    CEF_OP_NEG,
+    CEF_OP_AND,
+    CEF_OP_OR,
+    CEF_OP_EQ,
+    CEF_OP_NE,
+    CEF_OP_LT,
+    CEF_OP_LE,
+    CEF_OP_GT,
+    CEF_OP_GE,
+    CEF_OP_IN,
+    CEF_OP_CONTAINS,
+    CEF_OP_STARTS_WITH,
+    CEF_OP_ENDS_WITH,
+    CEF_OP_MATCHES,      /* a matches re */
+    CEF_OP_ADD,
+    CEF_OP_SUB,
+    CEF_OP_MUL,
+    CEF_OP_DIV,
+    CEF_OP_DAYS_SINCE,   /* a = argument */
+    CEF_OP_HOURS_SINCE,
+    CEF_OP_LEN,
+    CEF_OP_LOWER
+} cef_op_t;
+
+
+typedef struct {
+    uint8_t          op;
+    uint8_t          type;     /* cef_stype_t */
+    int32_t          a;        /* operand node indexes, -1 if none */
+    int32_t          b;
+    int32_t          next;     /* next list element, -1 at the end */
+    uint32_t         start;    /* source span, for errors and explain */
+    uint32_t         end;
+    union {
+        int          b;
+        double       num;
+        cef_span_t   str;
+        struct {
+            uint32_t    ref;
+            cef_span_t  key;
+        } ref;
+        pcre2_code  *re;
+    } u;
+} cef_node_t;
+
+
+struct cef_expr_s {
+    cef_node_t   *nodes;
+    uint32_t      nnodes;
+    int32_t       root;
+    char         *src;        /* NUL-terminated copy of the source */
+    char         *strbuf;     /* unescaped string literals */
+};
+
+
+struct cef_expr_symtab_s {
+    cef_ref_t   **refs;
+    uint32_t      nrefs;
+    uint32_t      cap;
+    uint32_t     *slots;      /* open addressing: id + 1, 0 = empty */
+    uint32_t      nslots;     /* power of two */
+};
+
+
+/* Internal run-time values. */
+typedef enum {
+    CEF_V_NULL = 0,
+    CEF_V_BOOL,
+    CEF_V_NUM,
+    CEF_V_STR,
+    CEF_V_ARRAY,      /* msgpack string array (cef_value_t) */
+    CEF_V_MAP,        /* msgpack number map (cef_value_t) */
+    CEF_V_LIST        /* literal list: node index of the first element */
+} cef_vtype_t;
+
+
+typedef struct {
+    cef_vtype_t  t;
+    union {
+        int          b;
+        double       num;
+        cef_span_t   s;
+        cef_value_t  v;      /* CEF_V_ARRAY, CEF_V_MAP */
+        int32_t      list;
+    } u;
+} cef_val_t;
+
+
+#define CEF_EXPR_SCRATCH  4096
+
+
+struct cef_expr_eval_s {
+    const cef_expr_ctx_t  *ctx;
+    uint32_t               nrefs;
+    uint32_t               gen;
+    uint32_t              *seen;     /* gen when cached */
+    cef_val_t             *cache;
+    pcre2_match_data      *md;
+    int                    tm_done;
+    int                    hour;
+    int                    weekday;
+    size_t                 scratch_used;
+    char                   scratch[CEF_EXPR_SCRATCH];
+};
+
+
+#endif /* CEF_EXPR_INT_H */

@@ -1,0 +1,146 @@
+"""An upstream stub for the integration tests.
+
+It runs in the test process (a thread per connection) so that tests can
+hold a response half-way with a gate and count how often a URL was fetched.
+
+GET /gen?size=N[&seed=S][&chunk=K][&chunked=1][&delay=MS][&gzip=1]
+         [&type=T][&gate=NAME&gate_at=BYTES][&status=CODE]
+    a deterministic HTML-like body of N bytes (see make_body), written K
+    bytes at a time (each write its own TCP segment; with chunked=1 each
+    its own HTTP chunk), sleeping MS milliseconds between writes; gzip=1
+    sends it gzip-encoded with Content-Encoding: gzip; with a gate, the
+    first BYTES bytes are sent, then the response waits until the test
+    opens the gate.
+GET /body/NAME   a body the test registered with Upstream.set_body().
+"""
+
+import gzip
+import hashlib
+import http.server
+import socket
+import threading
+import time
+import urllib.parse
+
+
+def make_body(size, seed=0):
+    """Deterministic HTML-ish bytes: markup, comments and near-misses of the
+    slot markers (`<!--cef` not followed by `:slot`), never a full marker."""
+    parts = []
+    n = 0
+    i = seed
+    while n < size:
+        digest = hashlib.sha256(b"%d" % i).hexdigest()
+        line = (
+            '<div class="p%d"><!-- c%s --><p>%s &amp; <!--cef %s</p>'
+            "<!--ce%s--></div>\n" % (i % 7, digest[:4], digest, digest[:6],
+                                      digest[6:9])
+        ).encode()
+        parts.append(line)
+        n += len(line)
+        i += 1
+    return b"".join(parts)[:size]
+
+
+class Upstream:
+    def __init__(self):
+        self.gates = {}
+        self.bodies = {}
+        self.hits = {}
+        self.lock = threading.Lock()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                      _Handler)
+        self.server.daemon_threads = True
+        self.server.stub = self
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def gate(self, name):
+        with self.lock:
+            return self.gates.setdefault(name, threading.Event())
+
+    def set_body(self, name, body, content_type="text/html"):
+        self.bodies[name] = (body, content_type)
+
+    def hit_count(self, path):
+        with self.lock:
+            return self.hits.get(path, 0)
+
+    def close(self):
+        for g in list(self.gates.values()):
+            g.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_HEAD(self):
+        self.do_GET(head=True)
+
+    def do_GET(self, head=False):
+        stub = self.server.stub
+        url = urllib.parse.urlsplit(self.path)
+        q = dict(urllib.parse.parse_qsl(url.query))
+        with stub.lock:
+            stub.hits[self.path] = stub.hits.get(self.path, 0) + 1
+
+        if url.path.startswith("/body/"):
+            body, ctype = stub.bodies[url.path[6:]]
+            return self._send(body, ctype, {}, head)
+
+        if url.path != "/gen":
+            return self._send(b"not found\n", "text/plain", {}, head, 404)
+
+        body = make_body(int(q.get("size", "1000")), int(q.get("seed", "0")))
+        headers = {}
+        if q.get("gzip") == "1":
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        self._send(body, q.get("type", "text/html"), headers, head,
+                   int(q.get("status", "200")), int(q.get("chunk", "0")),
+                   q.get("chunked") == "1", int(q.get("delay", "0")) / 1000,
+                   q.get("gate"), int(q.get("gate_at", "0")))
+
+    def _send(self, body, ctype, headers, head, status=200, chunk=0,
+              chunked=False, delay=0.0, gate=None, gate_at=0):
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if head:
+            return
+
+        chunk = chunk or len(body) or 1
+        sent = 0
+        try:
+            while sent < len(body):
+                if gate and sent >= gate_at:
+                    self.server.stub.gate(gate).wait(30)
+                    gate = None
+                end = min(sent + chunk, len(body))
+                if gate and sent < gate_at < end:
+                    end = gate_at
+                piece = body[sent:end]
+                if chunked:
+                    piece = b"%x\r\n%s\r\n" % (len(piece), piece)
+                self.wfile.write(piece)
+                sent = end
+                if delay:
+                    time.sleep(delay)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
