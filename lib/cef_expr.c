@@ -315,6 +315,12 @@ cef_node(cef_parser_t *ps, cef_op_t op, cef_stype_t type, size_t start,
         return -1;
     }
 
+    if (ps->e->nnodes >= CEF_EXPR_MAX_NODES) {
+        cef_perror(ps, start, "expression too complex (more than %d "
+                   "terms)", CEF_EXPR_MAX_NODES);
+        return -1;
+    }
+
     if (ps->e->nnodes == ps->cap) {
         cap = ps->cap ? ps->cap * 2 : 8;
         n = realloc(ps->e->nodes, cap * sizeof(cef_node_t));

@@ -181,9 +181,11 @@ typedef struct {
 
 
 #define CEF_EXPR_SCRATCH  4096
+#define CEF_EXPR_MAX_NODES  4096
 
 
 struct cef_expr_eval_s {
+    const cef_expr_symtab_t  *st;
     const cef_expr_ctx_t  *ctx;
     uint32_t               nrefs;
     uint32_t               gen;

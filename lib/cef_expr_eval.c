@@ -1,0 +1,1100 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef_expr evaluator: walks a compiled node array against the values the
+ * caller's lookup callback provides.  Never fails and never allocates:
+ * anything unexpected (a missing attribute, a wrong type, a malformed
+ * array) becomes null, and comparisons with null are false.
+ */
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cef_expr_int.h"
+
+
+#define CEF_NODE(e, i)  (&(e)->nodes[i])
+
+
+static void cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
+    cef_val_t *out);
+
+
+/* --- dates ---------------------------------------------------------------- */
+
+static int64_t
+cef_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    int64_t   era;
+    unsigned  yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned) (y - era * 400);
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+    return era * 146097 + (int64_t) doe - 719468;
+}
+
+
+static int
+cef_digits(const char *s, size_t n, int *out)
+{
+    size_t  i;
+    int     v = 0;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+
+    *out = v;
+    return 0;
+}
+
+
+int
+cef_expr_parse_time(const char *s, size_t len, int64_t *out)
+{
+    static const int  mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+                                  30, 31 };
+    int   y, m, d, hh = 0, mm = 0, ss = 0, oh, om, leap, sign;
+    size_t  p;
+
+    if (len < 10 || cef_digits(s, 4, &y) || s[4] != '-'
+        || cef_digits(s + 5, 2, &m) || s[7] != '-'
+        || cef_digits(s + 8, 2, &d))
+    {
+        return -1;
+    }
+
+    leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+    if (m < 1 || m > 12 || d < 1
+        || d > mdays[m - 1] + (m == 2 && leap))
+    {
+        return -1;
+    }
+
+    p = 10;
+    sign = 0;
+    oh = om = 0;
+
+    if (p < len) {
+        if ((s[p] != 'T' && s[p] != ' ') || len < p + 6
+            || cef_digits(s + p + 1, 2, &hh) || s[p + 3] != ':'
+            || cef_digits(s + p + 4, 2, &mm))
+        {
+            return -1;
+        }
+
+        p += 6;
+
+        if (p < len && s[p] == ':') {
+            if (len < p + 3 || cef_digits(s + p + 1, 2, &ss)) {
+                return -1;
+            }
+            p += 3;
+        }
+
+        if (hh > 23 || mm > 59 || ss > 60) {
+            return -1;
+        }
+
+        if (p < len && s[p] == 'Z') {
+            p++;
+
+        } else if (p < len && (s[p] == '+' || s[p] == '-')) {
+            sign = s[p] == '+' ? 1 : -1;
+
+            if (len < p + 6 || cef_digits(s + p + 1, 2, &oh)
+                || s[p + 3] != ':' || cef_digits(s + p + 4, 2, &om)
+                || oh > 23 || om > 59)
+            {
+                return -1;
+            }
+
+            p += 6;
+        }
+
+        if (p != len) {
+            return -1;
+        }
+    }
+
+    *out = cef_days_from_civil(y, (unsigned) m, (unsigned) d) * 86400
+           + hh * 3600 + mm * 60 + ss - sign * (oh * 3600 + om * 60);
+
+    return 0;
+}
+
+
+/* --- scratch space -------------------------------------------------------- */
+
+cef_expr_eval_t *
+cef_expr_eval_create(const cef_expr_symtab_t *st)
+{
+    cef_expr_eval_t  *ev;
+    uint32_t          n = st->nrefs ? st->nrefs : 1;
+
+    ev = calloc(1, sizeof(cef_expr_eval_t));
+    if (ev == NULL) {
+        return NULL;
+    }
+
+    ev->st = st;
+    ev->nrefs = st->nrefs;
+    ev->seen = calloc(n, sizeof(uint32_t));
+    ev->cache = calloc(n, sizeof(cef_val_t));
+    ev->md = pcre2_match_data_create(1, NULL);
+
+    if (ev->seen == NULL || ev->cache == NULL || ev->md == NULL) {
+        cef_expr_eval_free(ev);
+        return NULL;
+    }
+
+    ev->gen = 1;
+    return ev;
+}
+
+
+void
+cef_expr_eval_free(cef_expr_eval_t *ev)
+{
+    if (ev == NULL) {
+        return;
+    }
+
+    if (ev->md) {
+        pcre2_match_data_free(ev->md);
+    }
+
+    free(ev->seen);
+    free(ev->cache);
+    free(ev);
+}
+
+
+void
+cef_expr_eval_reset(cef_expr_eval_t *ev, const cef_expr_ctx_t *ctx)
+{
+    ev->ctx = ctx;
+    ev->tm_done = 0;
+    ev->scratch_used = 0;
+
+    if (++ev->gen == 0) {
+        memset(ev->seen, 0, ev->nrefs * sizeof(uint32_t));
+        ev->gen = 1;
+    }
+}
+
+
+/* --- values --------------------------------------------------------------- */
+
+static void
+cef_val_from_value(const cef_value_t *v, cef_val_t *out)
+{
+    switch (v->type) {
+    case CEF_VAL_BOOL:
+        out->t = CEF_V_BOOL;
+        out->u.b = v->u.b != 0;
+        return;
+    case CEF_VAL_INT:
+        out->t = CEF_V_NUM;
+        out->u.num = (double) v->u.i;
+        return;
+    case CEF_VAL_FLOAT:
+        if (isnan(v->u.f)) {
+            break;
+        }
+        out->t = CEF_V_NUM;
+        out->u.num = v->u.f;
+        return;
+    case CEF_VAL_STR:
+        if (v->u.s.data == NULL && v->u.s.len) {
+            break;
+        }
+        out->t = CEF_V_STR;
+        out->u.s = v->u.s;
+        return;
+    case CEF_VAL_STR_ARRAY:
+    case CEF_VAL_NUM_MAP:
+        if (v->u.seq.raw == NULL && v->u.seq.len) {
+            break;
+        }
+        out->t = v->type == CEF_VAL_STR_ARRAY ? CEF_V_ARRAY : CEF_V_MAP;
+        out->u.v = *v;
+        return;
+    default:
+        break;
+    }
+
+    out->t = CEF_V_NULL;
+}
+
+
+static void
+cef_time_fields(cef_expr_eval_t *ev)
+{
+    int64_t  t, days, secs;
+
+    t = ev->ctx->now + ev->ctx->utc_offset;
+    days = t / 86400;
+    secs = t % 86400;
+
+    if (secs < 0) {
+        secs += 86400;
+        days--;
+    }
+
+    ev->hour = (int) (secs / 3600);
+    ev->weekday = (int) (((days % 7) + 7 + 3) % 7) + 1;    /* 1 = Monday */
+    ev->tm_done = 1;
+}
+
+
+static void
+cef_load_ref(cef_expr_eval_t *ev, uint32_t id, cef_val_t *out)
+{
+    const cef_ref_t  *ref;
+    cef_value_t       v;
+
+    if (id >= ev->nrefs || ev->ctx == NULL) {
+        out->t = CEF_V_NULL;
+        return;
+    }
+
+    if (ev->seen[id] == ev->gen) {
+        *out = ev->cache[id];
+        return;
+    }
+
+    ref = ev->st->refs[id];
+
+    switch (ref->kind) {
+    case CEF_REF_TIME_HOUR:
+    case CEF_REF_TIME_WEEKDAY:
+        if (!ev->tm_done) {
+            cef_time_fields(ev);
+        }
+        out->t = CEF_V_NUM;
+        out->u.num = ref->kind == CEF_REF_TIME_HOUR ? ev->hour : ev->weekday;
+        break;
+
+    case CEF_REF_TIME_NOW:
+        out->t = CEF_V_NUM;
+        out->u.num = (double) ev->ctx->now;
+        break;
+
+    default:
+        v.type = CEF_VAL_NIL;
+
+        if (ev->ctx->lookup
+            && ev->ctx->lookup(ev->ctx->data, ref, &v) == 1)
+        {
+            cef_val_from_value(&v, out);
+
+        } else {
+            out->t = CEF_V_NULL;
+        }
+    }
+
+    ev->cache[id] = *out;
+    ev->seen[id] = ev->gen;
+}
+
+
+static int
+cef_span_eq(cef_span_t a, cef_span_t b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+}
+
+
+/* Substring search; memmem() is a GNU extension nginx builds don't see. */
+static int
+cef_find(cef_span_t hay, cef_span_t needle)
+{
+    const char  *p, *end;
+
+    p = hay.data;
+    end = hay.data + hay.len - needle.len + 1;
+
+    while (p < end) {
+        p = memchr(p, needle.data[0], (size_t) (end - p));
+        if (p == NULL) {
+            return 0;
+        }
+
+        if (memcmp(p, needle.data, needle.len) == 0) {
+            return 1;
+        }
+
+        p++;
+    }
+
+    return 0;
+}
+
+
+static int
+cef_array_has(const cef_value_t *v, cef_span_t s)
+{
+    return cef_value_array_contains(v, s) == 1;
+}
+
+
+static int
+cef_map_has(const cef_value_t *v, cef_span_t key, double *num)
+{
+    double  d;
+
+    return cef_value_map_get(v, key, num ? num : &d) == 1;
+}
+
+
+/* Equality of two non-null values of the same scalar type. */
+static int
+cef_val_eq(const cef_val_t *a, const cef_val_t *b)
+{
+    if (a->t != b->t) {
+        return 0;
+    }
+
+    switch (a->t) {
+    case CEF_V_BOOL:
+        return a->u.b == b->u.b;
+    case CEF_V_NUM:
+        return a->u.num == b->u.num;
+    case CEF_V_STR:
+        return cef_span_eq(a->u.s, b->u.s);
+    default:
+        return 0;
+    }
+}
+
+
+static int
+cef_list_has(const cef_expr_t *e, int32_t el, cef_expr_eval_t *ev,
+    const cef_val_t *x)
+{
+    cef_val_t  v;
+
+    for ( ; el >= 0; el = CEF_NODE(e, el)->next) {
+        cef_eval(e, el, ev, &v);
+
+        if (cef_val_eq(x, &v)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+cef_contains(const cef_expr_t *e, cef_expr_eval_t *ev, const cef_val_t *hay,
+    const cef_val_t *x)
+{
+    switch (hay->t) {
+
+    case CEF_V_STR:
+        if (x->t != CEF_V_STR || x->u.s.len > hay->u.s.len) {
+            return 0;
+        }
+
+        if (x->u.s.len == 0) {
+            return 1;
+        }
+
+        return cef_find(hay->u.s, x->u.s);
+
+    case CEF_V_ARRAY:
+        return x->t == CEF_V_STR && cef_array_has(&hay->u.v, x->u.s);
+
+    case CEF_V_MAP:
+        return x->t == CEF_V_STR && cef_map_has(&hay->u.v, x->u.s, NULL);
+
+    case CEF_V_LIST:
+        return cef_list_has(e, hay->u.list, ev, x);
+
+    default:
+        return 0;
+    }
+}
+
+
+static int
+cef_is_true(const cef_val_t *v)
+{
+    return v->t == CEF_V_BOOL && v->u.b;
+}
+
+
+static double
+cef_since(cef_expr_eval_t *ev, const cef_val_t *t, int *ok)
+{
+    int64_t  ts;
+
+    *ok = 1;
+
+    if (t->t == CEF_V_NUM) {
+        return (double) ev->ctx->now - t->u.num;
+    }
+
+    if (t->t == CEF_V_STR && cef_expr_parse_time(t->u.s.data, t->u.s.len, &ts)
+                             == 0)
+    {
+        return (double) (ev->ctx->now - ts);
+    }
+
+    *ok = 0;
+    return 0;
+}
+
+
+static void
+cef_set_num(cef_val_t *out, double d)
+{
+    if (isfinite(d)) {
+        out->t = CEF_V_NUM;
+        out->u.num = d;
+
+    } else {
+        out->t = CEF_V_NULL;
+    }
+}
+
+
+static void
+cef_set_bool(cef_val_t *out, int b)
+{
+    out->t = CEF_V_BOOL;
+    out->u.b = b;
+}
+
+
+static void
+cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
+{
+    const cef_node_t  *n = CEF_NODE(e, i);
+    cef_val_t          a, b;
+    double             d;
+    size_t             k;
+    char              *p;
+    int                ok, rc;
+
+    switch ((cef_op_t) n->op) {
+
+    case CEF_OP_NULL:
+        out->t = CEF_V_NULL;
+        return;
+
+    case CEF_OP_BOOL:
+        cef_set_bool(out, n->u.b);
+        return;
+
+    case CEF_OP_NUM:
+        out->t = CEF_V_NUM;
+        out->u.num = n->u.num;
+        return;
+
+    case CEF_OP_STR:
+        out->t = CEF_V_STR;
+        out->u.s = n->u.str;
+        return;
+
+    case CEF_OP_LIST:
+        out->t = CEF_V_LIST;
+        out->u.list = n->a;
+        return;
+
+    case CEF_OP_REF:
+        cef_load_ref(ev, n->u.ref.ref, out);
+        return;
+
+    case CEF_OP_REF_KEY:
+        cef_load_ref(ev, n->u.ref.ref, &a);
+
+        if (a.t == CEF_V_MAP && cef_map_has(&a.u.v, n->u.ref.key, &d)) {
+            cef_set_num(out, d);
+        } else {
+            out->t = CEF_V_NULL;
+        }
+        return;
+
+    case CEF_OP_NOT:
+        cef_eval(e, n->a, ev, &a);
+
+        if (a.t == CEF_V_BOOL) {
+            cef_set_bool(out, !a.u.b);
+        } else {
+            out->t = CEF_V_NULL;
+        }
+        return;
+
+    case CEF_OP_NEG:
+        cef_eval(e, n->a, ev, &a);
+
+        if (a.t == CEF_V_NUM) {
+            cef_set_num(out, -a.u.num);
+        } else {
+            out->t = CEF_V_NULL;
+        }
+        return;
+
+    case CEF_OP_AND:
+        cef_eval(e, n->a, ev, &a);
+
+        if (!cef_is_true(&a)) {
+            cef_set_bool(out, 0);
+            return;
+        }
+
+        cef_eval(e, n->b, ev, &b);
+        cef_set_bool(out, cef_is_true(&b));
+        return;
+
+    case CEF_OP_OR:
+        cef_eval(e, n->a, ev, &a);
+
+        if (cef_is_true(&a)) {
+            cef_set_bool(out, 1);
+            return;
+        }
+
+        cef_eval(e, n->b, ev, &b);
+        cef_set_bool(out, cef_is_true(&b));
+        return;
+
+    default:
+        break;
+    }
+
+    /* binary operators and functions */
+
+    cef_eval(e, n->a, ev, &a);
+
+    switch ((cef_op_t) n->op) {
+
+    case CEF_OP_EQ:
+    case CEF_OP_NE:
+        cef_eval(e, n->b, ev, &b);
+
+        if (CEF_NODE(e, n->a)->op == CEF_OP_NULL
+            || CEF_NODE(e, n->b)->op == CEF_OP_NULL)
+        {
+            ok = (a.t == CEF_V_NULL && b.t == CEF_V_NULL);
+            cef_set_bool(out, n->op == CEF_OP_EQ ? ok : !ok);
+            return;
+        }
+
+        if (a.t == CEF_V_NULL || b.t == CEF_V_NULL || a.t != b.t
+            || a.t > CEF_V_STR)
+        {
+            cef_set_bool(out, 0);
+            return;
+        }
+
+        ok = cef_val_eq(&a, &b);
+        cef_set_bool(out, n->op == CEF_OP_EQ ? ok : !ok);
+        return;
+
+    case CEF_OP_LT:
+    case CEF_OP_LE:
+    case CEF_OP_GT:
+    case CEF_OP_GE:
+        cef_eval(e, n->b, ev, &b);
+
+        if (a.t != CEF_V_NUM || b.t != CEF_V_NUM) {
+            cef_set_bool(out, 0);
+            return;
+        }
+
+        switch ((cef_op_t) n->op) {
+        case CEF_OP_LT: ok = a.u.num < b.u.num; break;
+        case CEF_OP_LE: ok = a.u.num <= b.u.num; break;
+        case CEF_OP_GT: ok = a.u.num > b.u.num; break;
+        default:        ok = a.u.num >= b.u.num; break;
+        }
+
+        cef_set_bool(out, ok);
+        return;
+
+    case CEF_OP_IN:
+        if (a.t != CEF_V_STR && a.t != CEF_V_NUM) {
+            cef_set_bool(out, 0);
+            return;
+        }
+
+        cef_eval(e, n->b, ev, &b);
+        cef_set_bool(out, b.t != CEF_V_STR && cef_contains(e, ev, &b, &a));
+        return;
+
+    case CEF_OP_CONTAINS:
+        cef_eval(e, n->b, ev, &b);
+        cef_set_bool(out, cef_contains(e, ev, &a, &b));
+        return;
+
+    case CEF_OP_STARTS_WITH:
+    case CEF_OP_ENDS_WITH:
+        cef_eval(e, n->b, ev, &b);
+
+        if (a.t != CEF_V_STR || b.t != CEF_V_STR || b.u.s.len > a.u.s.len) {
+            cef_set_bool(out, 0);
+            return;
+        }
+
+        if (b.u.s.len == 0) {
+            cef_set_bool(out, 1);
+            return;
+        }
+
+        cef_set_bool(out, memcmp(n->op == CEF_OP_STARTS_WITH
+                                 ? a.u.s.data
+                                 : a.u.s.data + a.u.s.len - b.u.s.len,
+                                 b.u.s.data, b.u.s.len) == 0);
+        return;
+
+    case CEF_OP_MATCHES:
+        if (a.t != CEF_V_STR || n->u.re == NULL) {
+            cef_set_bool(out, 0);
+            return;
+        }
+
+        rc = pcre2_match(n->u.re,
+                         (PCRE2_SPTR) (a.u.s.len ? a.u.s.data : ""),
+                         a.u.s.len, 0, 0, ev->md, NULL);
+        cef_set_bool(out, rc >= 0);
+        return;
+
+    case CEF_OP_ADD:
+    case CEF_OP_SUB:
+    case CEF_OP_MUL:
+    case CEF_OP_DIV:
+        cef_eval(e, n->b, ev, &b);
+
+        if (a.t != CEF_V_NUM || b.t != CEF_V_NUM) {
+            out->t = CEF_V_NULL;
+            return;
+        }
+
+        switch ((cef_op_t) n->op) {
+        case CEF_OP_ADD: d = a.u.num + b.u.num; break;
+        case CEF_OP_SUB: d = a.u.num - b.u.num; break;
+        case CEF_OP_MUL: d = a.u.num * b.u.num; break;
+        default:
+            if (b.u.num == 0) {
+                out->t = CEF_V_NULL;
+                return;
+            }
+            d = a.u.num / b.u.num;
+        }
+
+        cef_set_num(out, d);
+        return;
+
+    case CEF_OP_DAYS_SINCE:
+    case CEF_OP_HOURS_SINCE:
+        d = cef_since(ev, &a, &ok);
+
+        if (!ok) {
+            out->t = CEF_V_NULL;
+            return;
+        }
+
+        cef_set_num(out, d / (n->op == CEF_OP_DAYS_SINCE ? 86400 : 3600));
+        return;
+
+    case CEF_OP_LEN:
+        switch (a.t) {
+        case CEF_V_STR:
+            cef_set_num(out, (double) a.u.s.len);
+            return;
+        case CEF_V_ARRAY:
+        case CEF_V_MAP:
+            cef_set_num(out, (double) a.u.v.u.seq.n);
+            return;
+        case CEF_V_LIST:
+            for (k = 0, i = a.u.list; i >= 0; i = CEF_NODE(e, i)->next) {
+                k++;
+            }
+            cef_set_num(out, (double) k);
+            return;
+        default:
+            out->t = CEF_V_NULL;
+            return;
+        }
+
+    case CEF_OP_LOWER:
+        if (a.t != CEF_V_STR
+            || a.u.s.len > CEF_EXPR_SCRATCH - ev->scratch_used)
+        {
+            out->t = CEF_V_NULL;
+            return;
+        }
+
+        p = ev->scratch + ev->scratch_used;
+
+        for (k = 0; k < a.u.s.len; k++) {
+            p[k] = a.u.s.data[k];
+            if (p[k] >= 'A' && p[k] <= 'Z') {
+                p[k] |= 0x20;
+            }
+        }
+
+        ev->scratch_used += a.u.s.len;
+        out->t = CEF_V_STR;
+        out->u.s.data = p;
+        out->u.s.len = a.u.s.len;
+        return;
+
+    default:
+        out->t = CEF_V_NULL;
+        return;
+    }
+}
+
+
+int
+cef_expr_match(const cef_expr_t *e, cef_expr_eval_t *ev)
+{
+    cef_val_t  v;
+
+    ev->scratch_used = 0;
+    cef_eval(e, e->root, ev, &v);
+
+    return cef_is_true(&v);
+}
+
+
+void
+cef_expr_value(const cef_expr_t *e, cef_expr_eval_t *ev, cef_value_t *out)
+{
+    cef_val_t  v;
+
+    ev->scratch_used = 0;
+    cef_eval(e, e->root, ev, &v);
+
+    switch (v.t) {
+    case CEF_V_BOOL:
+        out->type = CEF_VAL_BOOL;
+        out->u.b = v.u.b;
+        return;
+    case CEF_V_NUM:
+        if (v.u.num == floor(v.u.num) && fabs(v.u.num) <= 9007199254740992.0)
+        {
+            out->type = CEF_VAL_INT;
+            out->u.i = (int64_t) v.u.num;
+        } else {
+            out->type = CEF_VAL_FLOAT;
+            out->u.f = v.u.num;
+        }
+        return;
+    case CEF_V_STR:
+        out->type = CEF_VAL_STR;
+        out->u.s = v.u.s;
+        return;
+    case CEF_V_ARRAY:
+    case CEF_V_MAP:
+        *out = v.u.v;
+        return;
+    default:
+        out->type = CEF_VAL_NIL;
+        return;
+    }
+}
+
+
+/* --- explain -------------------------------------------------------------- */
+
+typedef struct {
+    char    *buf;
+    size_t   size;
+    size_t   len;
+} cef_sbuf_t;
+
+
+static void
+cef_sb_printf(cef_sbuf_t *sb, const char *fmt, ...)
+{
+    va_list  args;
+    int      n;
+
+    if (sb->len + 1 >= sb->size) {
+        return;
+    }
+
+    va_start(args, fmt);
+    n = vsnprintf(sb->buf + sb->len, sb->size - sb->len, fmt, args);
+    va_end(args);
+
+    if (n > 0) {
+        sb->len += (size_t) n;
+        if (sb->len >= sb->size) {
+            sb->len = sb->size - 1;
+        }
+    }
+}
+
+
+static void
+cef_sb_str(cef_sbuf_t *sb, cef_span_t s, size_t max)
+{
+    size_t  i;
+    int     c;
+
+    cef_sb_printf(sb, "\"");
+
+    for (i = 0; i < s.len && i < max; i++) {
+        c = (unsigned char) s.data[i];
+
+        if (c == '"' || c == '\\') {
+            cef_sb_printf(sb, "\\%c", c);
+        } else if (c < 0x20 || c == 0x7f) {
+            cef_sb_printf(sb, "\\x%02x", c);
+        } else {
+            cef_sb_printf(sb, "%c", c);
+        }
+    }
+
+    cef_sb_printf(sb, i < s.len ? "...\"" : "\"");
+}
+
+
+static void
+cef_sb_num(cef_sbuf_t *sb, double d)
+{
+    if (d == floor(d) && fabs(d) < 1e15) {
+        cef_sb_printf(sb, "%.0f", d);
+    } else {
+        cef_sb_printf(sb, "%g", d);
+    }
+}
+
+
+static void
+cef_sb_value(cef_sbuf_t *sb, const cef_value_t *v)
+{
+    size_t      pos = 0;
+    cef_span_t  s;
+    double      d;
+    int         rc, first = 1, count = 0;
+
+    switch (v->type) {
+    case CEF_VAL_NIL:
+        cef_sb_printf(sb, "null");
+        return;
+    case CEF_VAL_BOOL:
+        cef_sb_printf(sb, v->u.b ? "true" : "false");
+        return;
+    case CEF_VAL_INT:
+        cef_sb_printf(sb, "%lld", (long long) v->u.i);
+        return;
+    case CEF_VAL_FLOAT:
+        cef_sb_num(sb, v->u.f);
+        return;
+    case CEF_VAL_STR:
+        cef_sb_str(sb, v->u.s, 80);
+        return;
+    case CEF_VAL_STR_ARRAY:
+        cef_sb_printf(sb, "[");
+        while ((rc = cef_value_array_next(v, &pos, &s)) == 1) {
+            if (++count > 20) {
+                cef_sb_printf(sb, ", ...");
+                break;
+            }
+            cef_sb_printf(sb, first ? "" : ", ");
+            cef_sb_str(sb, s, 40);
+            first = 0;
+        }
+        cef_sb_printf(sb, rc < 0 ? " <malformed>]" : "]");
+        return;
+    case CEF_VAL_NUM_MAP:
+        cef_sb_printf(sb, "{");
+        while ((rc = cef_value_map_next(v, &pos, &s, &d)) == 1) {
+            if (++count > 20) {
+                cef_sb_printf(sb, ", ...");
+                break;
+            }
+            cef_sb_printf(sb, first ? "" : ", ");
+            cef_sb_str(sb, s, 40);
+            cef_sb_printf(sb, ": ");
+            cef_sb_num(sb, d);
+            first = 0;
+        }
+        cef_sb_printf(sb, rc < 0 ? " <malformed>}" : "}");
+        return;
+    default:
+        cef_sb_printf(sb, "<unknown type>");
+    }
+}
+
+
+void
+cef_expr_format_value(const cef_value_t *v, char *buf, size_t size)
+{
+    cef_sbuf_t  sb = { buf, size, 0 };
+
+    if (size == 0) {
+        return;
+    }
+
+    buf[0] = '\0';
+    cef_sb_value(&sb, v);
+}
+
+
+static void
+cef_sb_val(cef_sbuf_t *sb, const cef_expr_t *e, const cef_val_t *v)
+{
+    cef_value_t  cv;
+
+    switch (v->t) {
+    case CEF_V_NULL:
+        cef_sb_printf(sb, "null");
+        return;
+    case CEF_V_BOOL:
+        cef_sb_printf(sb, v->u.b ? "true" : "false");
+        return;
+    case CEF_V_NUM:
+        cef_sb_num(sb, v->u.num);
+        return;
+    case CEF_V_STR:
+        cef_sb_str(sb, v->u.s, 80);
+        return;
+    case CEF_V_LIST:
+        cef_sb_printf(sb, "%.*s", (int) (CEF_NODE(e, v->u.list)->end
+                                         - CEF_NODE(e, v->u.list)->start),
+                      e->src + CEF_NODE(e, v->u.list)->start);
+        return;
+    default:
+        cv = v->u.v;
+        cef_sb_value(sb, &cv);
+    }
+}
+
+
+static int
+cef_is_literal(const cef_expr_t *e, int32_t i)
+{
+    cef_op_t  op = (cef_op_t) CEF_NODE(e, i)->op;
+
+    return op <= CEF_OP_LIST;
+}
+
+
+static void
+cef_sb_src(cef_sbuf_t *sb, const cef_expr_t *e, int32_t i)
+{
+    const cef_node_t  *n = CEF_NODE(e, i);
+
+    cef_sb_printf(sb, "%.*s", (int) (n->end - n->start), e->src + n->start);
+}
+
+
+static void
+cef_sb_operand(cef_sbuf_t *sb, const cef_expr_t *e, int32_t i,
+    cef_expr_eval_t *ev, int *first)
+{
+    cef_val_t  v;
+
+    if (i < 0 || cef_is_literal(e, i)) {
+        return;
+    }
+
+    cef_eval(e, i, ev, &v);
+    cef_sb_printf(sb, *first ? " (" : ", ");
+    cef_sb_src(sb, e, i);
+    cef_sb_printf(sb, " is ");
+    cef_sb_val(sb, e, &v);
+    *first = 0;
+}
+
+
+static void
+cef_explain(cef_sbuf_t *sb, const cef_expr_t *e, int32_t i,
+    cef_expr_eval_t *ev)
+{
+    const cef_node_t  *n = CEF_NODE(e, i);
+    cef_val_t          v;
+    int                first = 1;
+
+    switch ((cef_op_t) n->op) {
+
+    case CEF_OP_AND:
+        cef_eval(e, n->a, ev, &v);
+        cef_explain(sb, e, cef_is_true(&v) ? n->b : n->a, ev);
+        return;
+
+    case CEF_OP_OR:
+        cef_explain(sb, e, n->a, ev);
+        cef_sb_printf(sb, "; and ");
+        cef_explain(sb, e, n->b, ev);
+        return;
+
+    case CEF_OP_NOT:
+        cef_eval(e, n->a, ev, &v);
+
+        if (v.t == CEF_V_BOOL) {
+            cef_sb_src(sb, e, n->a);
+            cef_sb_printf(sb, " is true");
+        } else {
+            cef_sb_src(sb, e, i);
+            cef_sb_printf(sb, " is null");
+            cef_sb_operand(sb, e, n->a, ev, &first);
+            if (!first) {
+                cef_sb_printf(sb, ")");
+            }
+        }
+        return;
+
+    default:
+        break;
+    }
+
+    cef_eval(e, i, ev, &v);
+    cef_sb_src(sb, e, i);
+    cef_sb_printf(sb, " is ");
+    cef_sb_val(sb, e, &v);
+
+    if (n->op >= CEF_OP_EQ) {
+        cef_sb_operand(sb, e, n->a, ev, &first);
+        cef_sb_operand(sb, e, n->b, ev, &first);
+
+        if (!first) {
+            cef_sb_printf(sb, ")");
+        }
+    }
+}
+
+
+int
+cef_expr_explain(const cef_expr_t *e, cef_expr_eval_t *ev, char *buf,
+    size_t size)
+{
+    cef_sbuf_t  sb = { buf, size, 0 };
+    int         m;
+
+    if (size) {
+        buf[0] = '\0';
+    }
+
+    m = cef_expr_match(e, ev);
+
+    if (m) {
+        cef_sb_src(&sb, e, e->root);
+        cef_sb_printf(&sb, " is true");
+
+    } else {
+        cef_explain(&sb, e, e->root, ev);
+    }
+
+    return m;
+}

@@ -1,0 +1,169 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef_rules: the compiled rule set and the per-slot decision.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cef_rules_int.h"
+
+
+void
+cef_rules_free(cef_rules_t *rs)
+{
+    uint32_t  i;
+
+    if (rs == NULL) {
+        return;
+    }
+
+    for (i = 0; rs->offers && i < rs->noffers; i++) {
+        free((char *) rs->offers[i].name);
+        free((char *) rs->offers[i].campaign);
+        cef_template_free(rs->offers[i].html);
+    }
+
+    for (i = 0; rs->rules && i < rs->nrules; i++) {
+        free((char *) rs->rules[i].name);
+        cef_expr_free(rs->rules[i].when);
+    }
+
+    for (i = 0; i < rs->nslots; i++) {
+        free(rs->slots[i]);
+    }
+
+    free(rs->slots);
+    free(rs->offers);
+    free(rs->rules);
+    free(rs->rule_offers);
+    free(rs->order);
+    cef_expr_symtab_free(rs->st);
+    free(rs);
+}
+
+
+const char *
+cef_rules_hash(const cef_rules_t *rs)
+{
+    return rs->hash;
+}
+
+
+uint32_t
+cef_rules_noffers(const cef_rules_t *rs)
+{
+    return rs->noffers;
+}
+
+
+const cef_offer_t *
+cef_rules_offer(const cef_rules_t *rs, uint32_t i)
+{
+    return &rs->offers[i];
+}
+
+
+uint32_t
+cef_rules_nrules(const cef_rules_t *rs)
+{
+    return rs->nrules;
+}
+
+
+const cef_rule_t *
+cef_rules_rule(const cef_rules_t *rs, uint32_t i)
+{
+    return &rs->rules[i];
+}
+
+
+uint32_t
+cef_rules_nslots(const cef_rules_t *rs)
+{
+    return rs->nslots;
+}
+
+
+const char *
+cef_rules_slot_name(const cef_rules_t *rs, uint32_t i)
+{
+    return rs->slots[i];
+}
+
+
+const cef_expr_symtab_t *
+cef_rules_symtab(const cef_rules_t *rs)
+{
+    return rs->st;
+}
+
+
+int
+cef_rules_offer_active(const cef_offer_t *offer, int64_t now)
+{
+    return now >= offer->starts && now < offer->ends;
+}
+
+
+cef_expr_eval_t *
+cef_rules_eval_create(const cef_rules_t *rs)
+{
+    return cef_expr_eval_create(rs->st);
+}
+
+
+uint32_t
+cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
+    const cef_expr_ctx_t *ctx, cef_rules_choice_t *choices)
+{
+    const cef_rule_t   *r;
+    const cef_offer_t  *o;
+    uint32_t            i, j, decided = 0;
+    int                 open;
+
+    cef_expr_eval_reset(ev, ctx);
+
+    for (i = 0; i < rs->nslots; i++) {
+        choices[i].offer = CEF_RULES_NONE;
+        choices[i].rule = CEF_RULES_NONE;
+    }
+
+    for (i = 0; i < rs->nrules && decided < rs->nslots; i++) {
+        r = &rs->rules[rs->order[i]];
+
+        /* skip rules that could not fill any open slot */
+
+        open = 0;
+
+        for (j = 0; j < r->noffers; j++) {
+            o = &rs->offers[r->offers[j]];
+
+            if (choices[o->slot_id].offer == CEF_RULES_NONE
+                && cef_rules_offer_active(o, ctx->now))
+            {
+                open = 1;
+                break;
+            }
+        }
+
+        if (!open || (r->when && !cef_expr_match(r->when, ev))) {
+            continue;
+        }
+
+        for (j = 0; j < r->noffers; j++) {
+            o = &rs->offers[r->offers[j]];
+
+            if (choices[o->slot_id].offer == CEF_RULES_NONE
+                && cef_rules_offer_active(o, ctx->now))
+            {
+                choices[o->slot_id].offer = r->offers[j];
+                choices[o->slot_id].rule = rs->order[i];
+                decided++;
+            }
+        }
+    }
+
+    return decided;
+}

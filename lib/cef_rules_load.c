@@ -1,0 +1,1223 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef_rules loader: a YAML rule file (parsed by libyaml's document API) to
+ * a compiled rule set, with every problem reported at its line and column.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <yaml.h>
+
+#include "cef_rules_int.h"
+
+
+typedef struct {
+    const char  **keys;
+    uint32_t     *vals;
+    uint32_t      n;
+    uint32_t      cap;      /* power of two */
+} cef_names_t;
+
+
+typedef struct {
+    const char          *buf;
+    size_t               len;
+    yaml_document_t      doc;
+    cef_rules_errors_t  *errs;
+    cef_rules_t         *rs;
+    cef_names_t          offer_names;
+    cef_names_t          rule_names;
+    cef_names_t          slot_names;
+    const char         **offer_list;   /* NULL-terminated, for hints */
+    int                  full;
+} cef_loader_t;
+
+
+static const char  *cef_top_keys[] = { "version", "offers", "rules", NULL };
+static const char  *cef_offer_keys[] = {
+    "slot", "html", "value", "cost", "campaign", "starts", "ends",
+    "description", NULL
+};
+static const char  *cef_rule_keys[] = {
+    "name", "when", "show", "priority", "description", NULL
+};
+
+
+/* --- errors --------------------------------------------------------------- */
+
+static void
+cef_err_at(cef_loader_t *ld, size_t line, size_t col, const char *fmt, ...)
+{
+    cef_rules_errors_t  *errs = ld->errs;
+    cef_rules_error_t   *e;
+    va_list              args;
+
+    if (ld->full) {
+        return;
+    }
+
+    if (errs->n % 16 == 0) {
+        e = realloc(errs->v, (errs->n + 16) * sizeof(cef_rules_error_t));
+        if (e == NULL) {
+            ld->full = 1;
+            return;
+        }
+        errs->v = e;
+    }
+
+    e = &errs->v[errs->n++];
+    e->line = (uint32_t) line;
+    e->col = (uint32_t) col;
+
+    if (errs->n == CEF_RULES_MAX_ERRORS) {
+        snprintf(e->msg, sizeof(e->msg), "too many errors, giving up");
+        ld->full = 1;
+        return;
+    }
+
+    va_start(args, fmt);
+    vsnprintf(e->msg, sizeof(e->msg), fmt, args);
+    va_end(args);
+}
+
+
+#define cef_err(ld, node, ...)                                               \
+    cef_err_at(ld, (node)->start_mark.line + 1, (node)->start_mark.column + 1, \
+               __VA_ARGS__)
+
+
+void
+cef_rules_error_format(const cef_rules_errors_t *errs, size_t i, char *buf,
+    size_t size)
+{
+    const cef_rules_error_t  *e = &errs->v[i];
+    const char               *file = errs->file ? errs->file : "-";
+
+    if (e->line) {
+        snprintf(buf, size, "%s:%u:%u: %s", file, e->line, e->col, e->msg);
+    } else {
+        snprintf(buf, size, "%s: %s", file, e->msg);
+    }
+}
+
+
+void
+cef_rules_errors_free(cef_rules_errors_t *errs)
+{
+    free(errs->file);
+    free(errs->v);
+    errs->file = NULL;
+    errs->v = NULL;
+    errs->n = 0;
+}
+
+
+/* --- a small string -> index table ---------------------------------------- */
+
+static int
+cef_names_find(const cef_names_t *t, const char *key, uint32_t *val)
+{
+    uint32_t  h;
+
+    if (t->cap == 0) {
+        return 0;
+    }
+
+    h = cef_expr_hash(key, strlen(key)) & (t->cap - 1);
+
+    while (t->keys[h]) {
+        if (strcmp(t->keys[h], key) == 0) {
+            if (val) {
+                *val = t->vals[h];
+            }
+            return 1;
+        }
+        h = (h + 1) & (t->cap - 1);
+    }
+
+    return 0;
+}
+
+
+static int
+cef_names_add(cef_names_t *t, const char *key, uint32_t val)
+{
+    cef_names_t  n;
+    uint32_t     i, h;
+
+    if ((t->n + 1) * 2 > t->cap) {
+        n.cap = t->cap ? t->cap * 2 : 64;
+        n.n = 0;
+        n.keys = calloc(n.cap, sizeof(char *));
+        n.vals = calloc(n.cap, sizeof(uint32_t));
+        if (n.keys == NULL || n.vals == NULL) {
+            free(n.keys);
+            free(n.vals);
+            return -1;
+        }
+
+        for (i = 0; i < t->cap; i++) {
+            if (t->keys[i]) {
+                h = cef_expr_hash(t->keys[i], strlen(t->keys[i]))
+                    & (n.cap - 1);
+                while (n.keys[h]) {
+                    h = (h + 1) & (n.cap - 1);
+                }
+                n.keys[h] = t->keys[i];
+                n.vals[h] = t->vals[i];
+                n.n++;
+            }
+        }
+
+        free(t->keys);
+        free(t->vals);
+        *t = n;
+    }
+
+    h = cef_expr_hash(key, strlen(key)) & (t->cap - 1);
+    while (t->keys[h]) {
+        h = (h + 1) & (t->cap - 1);
+    }
+
+    t->keys[h] = key;
+    t->vals[h] = val;
+    t->n++;
+
+    return 0;
+}
+
+
+static void
+cef_names_free(cef_names_t *t)
+{
+    free(t->keys);
+    free(t->vals);
+}
+
+
+/* --- YAML helpers --------------------------------------------------------- */
+
+static yaml_node_t *
+cef_node(cef_loader_t *ld, int id)
+{
+    return yaml_document_get_node(&ld->doc, id);
+}
+
+
+static const char *
+cef_scalar(yaml_node_t *n)
+{
+    return (const char *) n->data.scalar.value;
+}
+
+
+static const char *
+cef_kind(yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_MAPPING_NODE:  return "a mapping";
+    case YAML_SEQUENCE_NODE: return "a list";
+    default:                 return "a scalar";
+    }
+}
+
+
+/*
+ * A key of a mapping, checked against the valid keys; reports unknown keys
+ * with the nearest valid one.  Returns the key or NULL.
+ */
+static const char *
+cef_key(cef_loader_t *ld, yaml_node_t *key, const char *const *valid,
+    const char *where)
+{
+    const char  *k, *near;
+    size_t       i;
+
+    if (key->type != YAML_SCALAR_NODE) {
+        cef_err(ld, key, "keys in %s must be plain names, not %s", where,
+                cef_kind(key));
+        return NULL;
+    }
+
+    k = cef_scalar(key);
+
+    for (i = 0; valid[i]; i++) {
+        if (strcmp(k, valid[i]) == 0) {
+            return valid[i];
+        }
+    }
+
+    near = cef_expr_nearest(k, key->data.scalar.length, valid);
+
+    if (near) {
+        cef_err(ld, key, "unknown key '%s' in %s (did you mean '%s'?)", k,
+                where, near);
+    } else {
+        cef_err(ld, key, "unknown key '%s' in %s", k, where);
+    }
+
+    return NULL;
+}
+
+
+/* Key seen twice in one mapping?  `seen` is a bit per valid key. */
+static int
+cef_dup_key(cef_loader_t *ld, yaml_node_t *key, const char *const *valid,
+    const char *k, unsigned *seen)
+{
+    unsigned  i;
+
+    for (i = 0; valid[i] != k; i++) { /* void */ }
+
+    if (*seen & (1u << i)) {
+        cef_err(ld, key, "duplicate key '%s'", k);
+        return 1;
+    }
+
+    *seen |= 1u << i;
+    return 0;
+}
+
+
+static const char *
+cef_want_string(cef_loader_t *ld, yaml_node_t *v, const char *what)
+{
+    if (v->type != YAML_SCALAR_NODE) {
+        cef_err(ld, v, "%s must be a string, not %s", what, cef_kind(v));
+        return NULL;
+    }
+
+    return cef_scalar(v);
+}
+
+
+static int
+cef_want_number(cef_loader_t *ld, yaml_node_t *v, const char *what,
+    double *out)
+{
+    const char  *s;
+    char        *end;
+
+    if (v->type != YAML_SCALAR_NODE) {
+        cef_err(ld, v, "%s must be a number, not %s", what, cef_kind(v));
+        return -1;
+    }
+
+    s = cef_scalar(v);
+    errno = 0;
+    *out = strtod(s, &end);
+
+    if (*s == '\0' || *end != '\0' || errno || !isfinite(*out)
+        || (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')))
+    {
+        cef_err(ld, v, "%s must be a number, not '%s'", what, s);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+cef_valid_name(const char *s)
+{
+    if (*s == '\0') {
+        return 0;
+    }
+
+    for ( ; *s; s++) {
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')
+              || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'
+              || *s == '.'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * Map a byte offset inside a scalar's value to a line and column of the
+ * file.  Exact when the value appears verbatim in the file up to the
+ * offset (plain and quoted scalars without escapes on one line) and for
+ * literal block scalars (|); otherwise the scalar's start.
+ */
+static void
+cef_value_pos(cef_loader_t *ld, yaml_node_t *n, size_t off, size_t *line,
+    size_t *col)
+{
+    const char  *val = cef_scalar(n);
+    size_t       start = n->start_mark.index, q, i, ln, lc, indent;
+    const char  *raw = ld->buf;
+
+    *line = n->start_mark.line + 1;
+    *col = n->start_mark.column + 1;
+
+    if (off > n->data.scalar.length) {
+        return;
+    }
+
+    switch (n->data.scalar.style) {
+
+    case YAML_PLAIN_SCALAR_STYLE:
+    case YAML_SINGLE_QUOTED_SCALAR_STYLE:
+    case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
+        q = n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? 0 : 1;
+
+        if (start + q + off <= ld->len
+            && memcmp(raw + start + q, val, off) == 0
+            && memchr(val, '\n', off) == NULL)
+        {
+            *col += q + off;
+        }
+        return;
+
+    case YAML_LITERAL_SCALAR_STYLE:
+        /* the content starts on the line after the indicator */
+        i = start;
+        while (i < ld->len && raw[i] != '\n') {
+            i++;
+        }
+        i++;
+        indent = 0;
+        while (i + indent < ld->len && raw[i + indent] == ' ') {
+            indent++;
+        }
+
+        ln = 0;
+        lc = 0;
+        for (i = 0; i < off; i++) {
+            if (val[i] == '\n') {
+                ln++;
+                lc = 0;
+            } else {
+                lc++;
+            }
+        }
+
+        *line += 1 + ln;
+        *col = indent + lc + 1;
+        return;
+
+    default:
+        return;
+    }
+}
+
+
+static void
+cef_value_err(cef_loader_t *ld, yaml_node_t *n, size_t off,
+    const char *what, const char *msg)
+{
+    size_t  line, col;
+
+    cef_value_pos(ld, n, off, &line, &col);
+    cef_err_at(ld, line, col, "%s: %s", what, msg);
+}
+
+
+/* --- offers --------------------------------------------------------------- */
+
+static int
+cef_offer_time(cef_loader_t *ld, yaml_node_t *v, const char *what,
+    int is_end, int64_t *out)
+{
+    const char  *s;
+    size_t       len;
+
+    s = cef_want_string(ld, v, what);
+    if (s == NULL) {
+        return -1;
+    }
+
+    len = v->data.scalar.length;
+
+    if (cef_expr_parse_time(s, len, out) != 0) {
+        cef_err(ld, v, "bad date '%s' in %s (use YYYY-MM-DD or "
+                "YYYY-MM-DDTHH:MM:SSZ)", s, what);
+        return -1;
+    }
+
+    /* a bare date ends at the end of that day */
+
+    if (is_end && len == 10) {
+        *out += 86400;
+    }
+
+    return 0;
+}
+
+
+static char *
+cef_strdup(const char *s)
+{
+    size_t  n = strlen(s) + 1;
+    char   *p = malloc(n);
+
+    if (p) {
+        memcpy(p, s, n);
+    }
+
+    return p;
+}
+
+
+static int
+cef_slot_id(cef_loader_t *ld, yaml_node_t *v, const char *slot,
+    uint32_t *id)
+{
+    cef_rules_t  *rs = ld->rs;
+    char        **slots;
+
+    if (cef_names_find(&ld->slot_names, slot, id)) {
+        return 0;
+    }
+
+    if (rs->nslots % 16 == 0) {
+        slots = realloc(rs->slots, (rs->nslots + 16) * sizeof(char *));
+        if (slots == NULL) {
+            goto nomem;
+        }
+        rs->slots = slots;
+    }
+
+    rs->slots[rs->nslots] = cef_strdup(slot);
+    if (rs->slots[rs->nslots] == NULL
+        || cef_names_add(&ld->slot_names, rs->slots[rs->nslots], rs->nslots)
+           != 0)
+    {
+        free(rs->slots[rs->nslots]);
+        goto nomem;
+    }
+
+    *id = rs->nslots++;
+    return 0;
+
+nomem:
+    cef_err(ld, v, "out of memory");
+    return -1;
+}
+
+
+static void
+cef_load_offer(cef_loader_t *ld, yaml_node_t *key, yaml_node_t *val)
+{
+    cef_rules_t       *rs = ld->rs;
+    cef_offer_t       *o;
+    yaml_node_pair_t  *pair;
+    yaml_node_t       *k, *v, *html = NULL, *slot = NULL, *starts = NULL;
+    const char        *name, *kw, *s;
+    unsigned           seen = 0;
+    cef_expr_error_t   err;
+    char               what[300];
+
+    if (key->type != YAML_SCALAR_NODE) {
+        cef_err(ld, key, "offer names must be plain names, not %s",
+                cef_kind(key));
+        return;
+    }
+
+    name = cef_scalar(key);
+
+    if (!cef_valid_name(name)) {
+        cef_err(ld, key, "invalid offer name '%s' (letters, digits, '_', "
+                "'-' and '.')", name);
+        return;
+    }
+
+    if (cef_names_find(&ld->offer_names, name, NULL)) {
+        cef_err(ld, key, "duplicate offer name '%s'", name);
+        return;
+    }
+
+    o = &rs->offers[rs->noffers];
+    memset(o, 0, sizeof(cef_offer_t));
+    o->name = name;
+    o->line = key->start_mark.line + 1;
+    o->col = key->start_mark.column + 1;
+    o->starts = INT64_MIN;
+    o->ends = INT64_MAX;
+    o->slot_id = CEF_RULES_NONE;
+
+    if (cef_names_add(&ld->offer_names, name, rs->noffers) != 0) {
+        cef_err(ld, key, "out of memory");
+        return;
+    }
+
+    rs->noffers++;
+
+    if (val->type != YAML_MAPPING_NODE) {
+        cef_err(ld, val, "offer '%s' must be a mapping with slot: and html:, "
+                "not %s", name, cef_kind(val));
+        return;
+    }
+
+    for (pair = val->data.mapping.pairs.start;
+         pair < val->data.mapping.pairs.top; pair++)
+    {
+        k = cef_node(ld, pair->key);
+        v = cef_node(ld, pair->value);
+
+        snprintf(what, sizeof(what), "offer '%s'", name);
+        kw = cef_key(ld, k, cef_offer_keys, what);
+
+        if (kw == NULL || cef_dup_key(ld, k, cef_offer_keys, kw, &seen)) {
+            continue;
+        }
+
+        if (strcmp(kw, "slot") == 0) {
+            s = cef_want_string(ld, v, "slot");
+            if (s == NULL) {
+                continue;
+            }
+
+            if (!cef_valid_name(s)) {
+                cef_err(ld, v, "invalid slot name '%s' (letters, digits, "
+                        "'_', '-' and '.')", s);
+                continue;
+            }
+
+            slot = v;
+            o->slot = s;
+            (void) cef_slot_id(ld, v, s, &o->slot_id);
+
+        } else if (strcmp(kw, "html") == 0) {
+            s = cef_want_string(ld, v, "html");
+            if (s == NULL) {
+                continue;
+            }
+
+            html = v;
+            o->html = cef_template_compile(rs->st, s, v->data.scalar.length,
+                                           &err);
+            if (o->html == NULL) {
+                cef_value_err(ld, v, err.offset, "in html", err.msg);
+            }
+
+        } else if (strcmp(kw, "value") == 0) {
+            (void) cef_want_number(ld, v, "value", &o->value);
+
+        } else if (strcmp(kw, "cost") == 0) {
+            (void) cef_want_number(ld, v, "cost", &o->cost);
+
+        } else if (strcmp(kw, "campaign") == 0) {
+            o->campaign = cef_want_string(ld, v, "campaign");
+
+        } else if (strcmp(kw, "starts") == 0) {
+            if (cef_offer_time(ld, v, "starts", 0, &o->starts) == 0) {
+                starts = v;
+            }
+
+        } else if (strcmp(kw, "ends") == 0) {
+            if (cef_offer_time(ld, v, "ends", 1, &o->ends) == 0
+                && starts && o->ends <= o->starts)
+            {
+                cef_err(ld, v, "offer '%s' ends before it starts", name);
+            }
+
+        } else {
+            (void) cef_want_string(ld, v, "description");
+        }
+    }
+
+    if (slot == NULL) {
+        cef_err(ld, key, "offer '%s' has no slot (add slot: NAME)", name);
+    }
+
+    if (html == NULL && !(seen & 2)) {
+        cef_err(ld, key, "offer '%s' has no html", name);
+    }
+}
+
+
+static void
+cef_load_offers(cef_loader_t *ld, yaml_node_t *offers)
+{
+    yaml_node_pair_t  *pair;
+    size_t             n, i;
+
+    if (offers->type != YAML_MAPPING_NODE) {
+        cef_err(ld, offers, "offers must be a mapping of offer names to "
+                "offers, not %s", cef_kind(offers));
+        return;
+    }
+
+    n = (size_t) (offers->data.mapping.pairs.top
+                  - offers->data.mapping.pairs.start);
+
+    ld->rs->offers = calloc(n ? n : 1, sizeof(cef_offer_t));
+    ld->offer_list = calloc(n + 1, sizeof(char *));
+    if (ld->rs->offers == NULL || ld->offer_list == NULL) {
+        cef_err(ld, offers, "out of memory");
+        return;
+    }
+
+    for (pair = offers->data.mapping.pairs.start;
+         pair < offers->data.mapping.pairs.top; pair++)
+    {
+        cef_load_offer(ld, cef_node(ld, pair->key), cef_node(ld, pair->value));
+    }
+
+    for (i = 0; i < ld->rs->noffers; i++) {
+        ld->offer_list[i] = ld->rs->offers[i].name;
+    }
+}
+
+
+/* --- rules ---------------------------------------------------------------- */
+
+static void
+cef_rule_show(cef_loader_t *ld, cef_rule_t *r, yaml_node_t *item,
+    uint32_t *offers)
+{
+    const char  *name, *near;
+    uint32_t     idx, i;
+    cef_offer_t  *o;
+
+    if (item->type != YAML_SCALAR_NODE) {
+        cef_err(ld, item, "show: lists offer names, not %s", cef_kind(item));
+        return;
+    }
+
+    name = cef_scalar(item);
+
+    if (!cef_names_find(&ld->offer_names, name, &idx)) {
+        near = ld->offer_list
+               ? cef_expr_nearest(name, item->data.scalar.length,
+                                  ld->offer_list)
+               : NULL;
+
+        if (near) {
+            cef_err(ld, item, "rule '%s' shows unknown offer '%s' (did you "
+                    "mean '%s'?)", r->name ? r->name : "", name, near);
+        } else {
+            cef_err(ld, item, "rule '%s' shows unknown offer '%s'",
+                    r->name ? r->name : "", name);
+        }
+        return;
+    }
+
+    o = &ld->rs->offers[idx];
+
+    for (i = 0; i < r->noffers; i++) {
+        if (offers[i] == idx) {
+            cef_err(ld, item, "rule '%s' shows offer '%s' twice",
+                    r->name ? r->name : "", name);
+            return;
+        }
+
+        if (o->slot_id != CEF_RULES_NONE
+            && ld->rs->offers[offers[i]].slot_id == o->slot_id)
+        {
+            cef_err(ld, item, "rule '%s' shows two offers for slot '%s' "
+                    "('%s' and '%s'); write two rules",
+                    r->name ? r->name : "", o->slot,
+                    ld->rs->offers[offers[i]].name, name);
+            return;
+        }
+    }
+
+    offers[r->noffers++] = idx;
+}
+
+
+static uint32_t *
+cef_load_rule(cef_loader_t *ld, yaml_node_t *node, uint32_t *offers)
+{
+    cef_rules_t       *rs = ld->rs;
+    cef_rule_t        *r;
+    yaml_node_pair_t  *pair;
+    yaml_node_item_t  *it;
+    yaml_node_t       *k, *v, *show = NULL;
+    const char        *kw, *s;
+    unsigned           seen = 0;
+    double             prio;
+    cef_expr_error_t   err;
+    char               where[64];
+
+    r = &rs->rules[rs->nrules];
+    memset(r, 0, sizeof(cef_rule_t));
+    r->line = node->start_mark.line + 1;
+    r->col = node->start_mark.column + 1;
+    r->offers = offers;
+
+    snprintf(where, sizeof(where), "rule #%u", rs->nrules + 1);
+    rs->nrules++;
+
+    if (node->type != YAML_MAPPING_NODE) {
+        cef_err(ld, node, "a rule must be a mapping with name:, when: and "
+                "show:, not %s", cef_kind(node));
+        return offers;
+    }
+
+    for (pair = node->data.mapping.pairs.start;
+         pair < node->data.mapping.pairs.top; pair++)
+    {
+        k = cef_node(ld, pair->key);
+        v = cef_node(ld, pair->value);
+
+        kw = cef_key(ld, k, cef_rule_keys, where);
+
+        if (kw == NULL || cef_dup_key(ld, k, cef_rule_keys, kw, &seen)) {
+            continue;
+        }
+
+        if (strcmp(kw, "name") == 0) {
+            s = cef_want_string(ld, v, "name");
+            if (s == NULL) {
+                continue;
+            }
+
+            if (*s == '\0') {
+                cef_err(ld, v, "empty rule name");
+                continue;
+            }
+
+            if (cef_names_find(&ld->rule_names, s, NULL)) {
+                cef_err(ld, v, "duplicate rule name '%s'", s);
+                continue;
+            }
+
+            if (cef_names_add(&ld->rule_names, s, rs->nrules - 1) != 0) {
+                cef_err(ld, v, "out of memory");
+                continue;
+            }
+
+            r->name = s;
+
+        } else if (strcmp(kw, "when") == 0) {
+            s = cef_want_string(ld, v, "when");
+            if (s == NULL) {
+                continue;
+            }
+
+            r->when = cef_expr_compile(rs->st, s, v->data.scalar.length,
+                                       &err);
+            if (r->when == NULL) {
+                cef_value_err(ld, v, err.offset, "in when", err.msg);
+            }
+
+        } else if (strcmp(kw, "show") == 0) {
+            show = v;
+
+        } else if (strcmp(kw, "priority") == 0) {
+            if (cef_want_number(ld, v, "priority", &prio) == 0) {
+                if (prio != floor(prio) || fabs(prio) > 1e12) {
+                    cef_err(ld, v, "priority must be a whole number, not "
+                            "'%s'", cef_scalar(v));
+                } else {
+                    r->priority = (int64_t) prio;
+                }
+            }
+
+        } else {
+            (void) cef_want_string(ld, v, "description");
+        }
+    }
+
+    if (!(seen & 1)) {
+        cef_err(ld, node, "%s has no name", where);
+    }
+
+    if (show == NULL) {
+        cef_err(ld, node, "rule '%s' has no show: (the offers it shows)",
+                r->name ? r->name : where);
+        return offers;
+    }
+
+    if (show->type == YAML_SEQUENCE_NODE) {
+        if (show->data.sequence.items.top == show->data.sequence.items.start)
+        {
+            cef_err(ld, show, "rule '%s' shows no offers",
+                    r->name ? r->name : where);
+        }
+
+        for (it = show->data.sequence.items.start;
+             it < show->data.sequence.items.top; it++)
+        {
+            cef_rule_show(ld, r, cef_node(ld, *it), offers);
+        }
+
+    } else {
+        cef_rule_show(ld, r, show, offers);
+    }
+
+    return offers + r->noffers;
+}
+
+
+static void
+cef_load_rules(cef_loader_t *ld, yaml_node_t *rules)
+{
+    cef_rules_t       *rs = ld->rs;
+    yaml_node_item_t  *it;
+    yaml_node_t       *n, *show;
+    yaml_node_pair_t  *pair;
+    size_t             count, noffers = 0;
+    uint32_t          *next;
+
+    if (rules->type != YAML_SEQUENCE_NODE) {
+        cef_err(ld, rules, "rules must be a list of rules, not %s",
+                cef_kind(rules));
+        return;
+    }
+
+    count = (size_t) (rules->data.sequence.items.top
+                      - rules->data.sequence.items.start);
+
+    /* room for every offer a rule names */
+
+    for (it = rules->data.sequence.items.start;
+         it < rules->data.sequence.items.top; it++)
+    {
+        n = cef_node(ld, *it);
+        if (n->type != YAML_MAPPING_NODE) {
+            continue;
+        }
+
+        for (pair = n->data.mapping.pairs.start;
+             pair < n->data.mapping.pairs.top; pair++)
+        {
+            show = cef_node(ld, pair->value);
+            if (show->type == YAML_SEQUENCE_NODE) {
+                noffers += (size_t) (show->data.sequence.items.top
+                                     - show->data.sequence.items.start);
+            } else {
+                noffers++;
+            }
+        }
+    }
+
+    rs->rules = calloc(count ? count : 1, sizeof(cef_rule_t));
+    rs->rule_offers = calloc(noffers ? noffers : 1, sizeof(uint32_t));
+    if (rs->rules == NULL || rs->rule_offers == NULL) {
+        cef_err(ld, rules, "out of memory");
+        return;
+    }
+
+    next = rs->rule_offers;
+
+    for (it = rules->data.sequence.items.start;
+         it < rules->data.sequence.items.top; it++)
+    {
+        next = cef_load_rule(ld, cef_node(ld, *it), next);
+    }
+}
+
+
+/* --- the file ------------------------------------------------------------- */
+
+static int
+cef_rule_order(const void *pa, const void *pb, void *data)
+{
+    const cef_rules_t  *rs = data;
+    uint32_t            a = *(const uint32_t *) pa, b = *(const uint32_t *) pb;
+
+    if (rs->rules[a].priority != rs->rules[b].priority) {
+        return rs->rules[a].priority > rs->rules[b].priority ? -1 : 1;
+    }
+
+    return a < b ? -1 : a > b;
+}
+
+
+/* insertion-free stable order: a merge sort, qsort_r is not portable C11 */
+static void
+cef_sort_rules(cef_rules_t *rs, uint32_t *v, uint32_t *tmp, uint32_t n)
+{
+    uint32_t  mid, i, j, k;
+
+    if (n < 2) {
+        return;
+    }
+
+    mid = n / 2;
+    cef_sort_rules(rs, v, tmp, mid);
+    cef_sort_rules(rs, v + mid, tmp, n - mid);
+
+    for (i = 0, j = mid, k = 0; k < n; k++) {
+        if (j >= n || (i < mid && cef_rule_order(&v[i], &v[j], rs) <= 0)) {
+            tmp[k] = v[i++];
+        } else {
+            tmp[k] = v[j++];
+        }
+    }
+
+    memcpy(v, tmp, n * sizeof(uint32_t));
+}
+
+
+static void
+cef_load_document(cef_loader_t *ld)
+{
+    yaml_node_t       *root, *k, *v, *offers = NULL, *rules = NULL;
+    yaml_node_pair_t  *pair;
+    const char        *kw;
+    unsigned           seen = 0;
+
+    root = yaml_document_get_root_node(&ld->doc);
+
+    if (root == NULL) {
+        cef_err_at(ld, 1, 1, "empty rule file (expected version:, offers: "
+                   "and rules:)");
+        return;
+    }
+
+    if (root->type != YAML_MAPPING_NODE) {
+        cef_err(ld, root, "a rule file is a mapping with version:, offers: "
+                "and rules:, not %s", cef_kind(root));
+        return;
+    }
+
+    for (pair = root->data.mapping.pairs.start;
+         pair < root->data.mapping.pairs.top; pair++)
+    {
+        k = cef_node(ld, pair->key);
+        v = cef_node(ld, pair->value);
+
+        kw = cef_key(ld, k, cef_top_keys, "the rule file");
+
+        if (kw == NULL || cef_dup_key(ld, k, cef_top_keys, kw, &seen)) {
+            continue;
+        }
+
+        if (strcmp(kw, "version") == 0) {
+            if (v->type != YAML_SCALAR_NODE || strcmp(cef_scalar(v), "1") != 0)
+            {
+                cef_err(ld, v, "unsupported version (this is version 1)");
+            }
+
+        } else if (strcmp(kw, "offers") == 0) {
+            offers = v;
+
+        } else {
+            rules = v;
+        }
+    }
+
+    if (!(seen & 1)) {
+        cef_err(ld, root, "missing 'version: 1'");
+    }
+
+    if (offers) {
+        cef_load_offers(ld, offers);
+    }
+
+    if (rules) {
+        cef_load_rules(ld, rules);
+    }
+}
+
+
+static void
+cef_rules_sha256(const char *buf, size_t len, char *hex)
+{
+    unsigned char  md[EVP_MAX_MD_SIZE];
+    unsigned int   n = 0, i;
+
+    if (EVP_Digest(buf, len, md, &n, EVP_sha256(), NULL) != 1) {
+        n = 0;
+    }
+
+    for (i = 0; i < n && i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+
+    hex[2 * i] = '\0';
+}
+
+
+int
+cef_rules_load_buffer(const char *name, const char *buf, size_t len,
+    cef_rules_t **out, cef_rules_errors_t *errs)
+{
+    cef_loader_t    ld;
+    cef_rules_t    *rs;
+    yaml_parser_t   parser;
+    uint32_t        i, *tmp;
+    const char     *ctx;
+
+    *out = NULL;
+    memset(errs, 0, sizeof(*errs));
+    errs->file = cef_strdup(name ? name : "-");
+
+    memset(&ld, 0, sizeof(ld));
+    ld.buf = buf;
+    ld.len = len;
+    ld.errs = errs;
+
+    if (len > CEF_RULES_MAX_FILE) {
+        cef_err_at(&ld, 1, 1, "file is larger than 16 MiB (%zu bytes)", len);
+        return -1;
+    }
+
+    rs = calloc(1, sizeof(cef_rules_t));
+    if (rs == NULL || (rs->st = cef_expr_symtab_create()) == NULL) {
+        free(rs);
+        cef_err_at(&ld, 0, 0, "out of memory");
+        return -1;
+    }
+
+    ld.rs = rs;
+
+    if (!yaml_parser_initialize(&parser)) {
+        cef_rules_free(rs);
+        cef_err_at(&ld, 0, 0, "out of memory");
+        return -1;
+    }
+
+    yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
+
+    if (!yaml_parser_load(&parser, &ld.doc)) {
+        ctx = parser.context ? parser.context : "";
+        cef_err_at(&ld, parser.problem_mark.line + 1,
+                   parser.problem_mark.column + 1, "invalid YAML: %s%s%s",
+                   parser.problem ? parser.problem : "syntax error",
+                   *ctx ? " " : "", ctx);
+        yaml_parser_delete(&parser);
+        cef_rules_free(rs);
+        return -1;
+    }
+
+    cef_load_document(&ld);
+
+    /* strings point into the document: keep it until the rule set dies */
+
+    if (errs->n == 0) {
+        for (i = 0; i < rs->noffers; i++) {
+            rs->offers[i].name = cef_strdup(rs->offers[i].name);
+            rs->offers[i].slot = rs->slots[rs->offers[i].slot_id];
+            if (rs->offers[i].campaign) {
+                rs->offers[i].campaign = cef_strdup(rs->offers[i].campaign);
+            }
+        }
+
+        for (i = 0; i < rs->nrules; i++) {
+            rs->rules[i].name = cef_strdup(rs->rules[i].name);
+        }
+
+        rs->order = malloc((rs->nrules + 1) * sizeof(uint32_t));
+        tmp = malloc((rs->nrules + 1) * sizeof(uint32_t));
+
+        if (rs->order && tmp) {
+            for (i = 0; i < rs->nrules; i++) {
+                rs->order[i] = i;
+            }
+            cef_sort_rules(rs, rs->order, tmp, rs->nrules);
+        } else {
+            cef_err_at(&ld, 0, 0, "out of memory");
+        }
+
+        free(tmp);
+        cef_rules_sha256(buf, len, rs->hash);
+    }
+
+    if (errs->n) {
+        /* names still point into the document; don't free them */
+        for (i = 0; i < rs->noffers; i++) {
+            rs->offers[i].name = NULL;
+            rs->offers[i].campaign = NULL;
+        }
+        for (i = 0; i < rs->nrules; i++) {
+            rs->rules[i].name = NULL;
+        }
+    }
+
+    yaml_document_delete(&ld.doc);
+    yaml_parser_delete(&parser);
+    cef_names_free(&ld.offer_names);
+    cef_names_free(&ld.rule_names);
+    cef_names_free(&ld.slot_names);
+    free(ld.offer_list);
+
+    if (errs->n) {
+        cef_rules_free(rs);
+        return -1;
+    }
+
+    *out = rs;
+    return 0;
+}
+
+
+int
+cef_rules_load_file(const char *path, cef_rules_t **out,
+    cef_rules_errors_t *errs)
+{
+    cef_loader_t  ld;
+    struct stat   sb;
+    char         *buf;
+    size_t        got;
+    ssize_t       n;
+    int           fd, rc;
+
+    *out = NULL;
+    memset(errs, 0, sizeof(*errs));
+    errs->file = cef_strdup(path);
+
+    memset(&ld, 0, sizeof(ld));
+    ld.errs = errs;
+
+    fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        cef_err_at(&ld, 0, 0, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        cef_err_at(&ld, 0, 0, "not a regular file");
+        close(fd);
+        return -1;
+    }
+
+    if (sb.st_size > CEF_RULES_MAX_FILE) {
+        cef_err_at(&ld, 1, 1, "file is larger than 16 MiB (%lld bytes)",
+                   (long long) sb.st_size);
+        close(fd);
+        return -1;
+    }
+
+    buf = malloc((size_t) sb.st_size + 1);
+    if (buf == NULL) {
+        cef_err_at(&ld, 0, 0, "out of memory");
+        close(fd);
+        return -1;
+    }
+
+    for (got = 0; got < (size_t) sb.st_size; got += (size_t) n) {
+        n = read(fd, buf + got, (size_t) sb.st_size - got);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) {
+                n = 0;
+                continue;
+            }
+            break;
+        }
+    }
+
+    close(fd);
+
+    if (got != (size_t) sb.st_size) {
+        cef_err_at(&ld, 0, 0, "read error: %s", strerror(errno));
+        free(buf);
+        return -1;
+    }
+
+    cef_rules_errors_free(errs);
+    rc = cef_rules_load_buffer(path, buf, got, out, errs);
+    free(buf);
+
+    return rc;
+}
