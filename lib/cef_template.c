@@ -285,7 +285,7 @@ cef_template_placeholders(const cef_template_t *t)
 static size_t
 cef_put(char *buf, size_t size, size_t at, const char *s, size_t n)
 {
-    if (at < size) {
+    if (n && at < size) {
         memcpy(buf + at, s, n <= size - at ? n : size - at);
     }
 

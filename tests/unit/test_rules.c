@@ -1,0 +1,535 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * Rule files: every load error with its line and column, and the per-slot
+ * decision (priorities, ties, schedules, several slots, early stop).
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cef_rules.h"
+#include "cef_rules_persona.h"
+
+
+#define NOW  1795438800          /* 2026-11-23T13:00:00Z */
+
+
+static const char  *good =
+    "version: 1\n"
+    "offers:\n"
+    "  winback10:\n"
+    "    slot: hero\n"
+    "    html: '<div>We miss you, {{ profile.first_name | "
+    "default(\"friend\") }}!</div>'\n"
+    "    value: 25\n"
+    "    cost: 10\n"
+    "    campaign: winback\n"
+    "    starts: 2026-11-01\n"
+    "    ends: 2026-12-31\n"
+    "  gold-perks:\n"
+    "    slot: hero\n"
+    "    html: '<div>Gold members ship free</div>'\n"
+    "  expired:\n"
+    "    slot: hero\n"
+    "    html: old\n"
+    "    starts: 2026-01-01\n"
+    "    ends: 2026-01-31\n"
+    "  later:\n"
+    "    slot: hero\n"
+    "    html: later\n"
+    "    starts: 2026-11-23T13:00:01Z\n"
+    "  banner-a:\n"
+    "    slot: banner\n"
+    "    html: A\n"
+    "  banner-b:\n"
+    "    slot: banner\n"
+    "    html: B\n"
+    "rules:\n"
+    "  - name: expired first\n"
+    "    when: 'true'\n"
+    "    show: expired\n"
+    "    priority: 1000\n"
+    "  - name: later first\n"
+    "    show: later\n"
+    "    priority: 1000\n"
+    "  - name: win back high-value churners\n"
+    "    when: profile.churn_risk >= 0.7 and profile.clv >= 500\n"
+    "    show: winback10\n"
+    "    priority: 90\n"
+    "  - name: gold tier\n"
+    "    when: '\"gold\" in profile.segments'\n"
+    "    show: [gold-perks, banner-a]\n"
+    "  - name: banner tie loses on file order\n"
+    "    show: banner-b\n";
+
+
+typedef struct {
+    cef_rules_t      *rs;
+    cef_persona_t    *p;
+    cef_expr_ctx_t    ctx;
+    cef_expr_eval_t  *ev;
+} fixture_t;
+
+
+static int
+setup(void **state)
+{
+    fixture_t           *f = calloc(1, sizeof(fixture_t));
+    cef_rules_errors_t   errs;
+    char                 line[512];
+    size_t               i;
+
+    if (cef_rules_load_buffer("good.yaml", good, strlen(good), &f->rs, &errs)
+        != 0)
+    {
+        for (i = 0; i < errs.n; i++) {
+            cef_rules_error_format(&errs, i, line, sizeof(line));
+            print_message("%s\n", line);
+        }
+        cef_rules_errors_free(&errs);
+        return -1;
+    }
+
+    cef_rules_errors_free(&errs);
+    f->p = cef_persona_create();
+    f->ctx.lookup = cef_persona_lookup;
+    f->ctx.data = f->p;
+    f->ctx.now = NOW;
+    f->ev = cef_rules_eval_create(f->rs);
+    *state = f;
+
+    return 0;
+}
+
+
+static int
+teardown(void **state)
+{
+    fixture_t  *f = *state;
+
+    cef_expr_eval_free(f->ev);
+    cef_persona_free(f->p);
+    cef_rules_free(f->rs);
+    free(f);
+
+    return 0;
+}
+
+
+static const char *
+chosen(fixture_t *f, const char *slot)
+{
+    cef_rules_choice_t  c[8];
+    uint32_t            i, n = cef_rules_nslots(f->rs);
+
+    assert_true(n <= 8);
+    cef_rules_decide(f->rs, f->ev, &f->ctx, c);
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(cef_rules_slot_name(f->rs, i), slot) == 0) {
+            return c[i].offer == CEF_RULES_NONE
+                   ? "-" : cef_rules_offer(f->rs, c[i].offer)->name;
+        }
+    }
+
+    return "no such slot";
+}
+
+
+static void
+test_loaded_structure(void **state)
+{
+    fixture_t          *f = *state;
+    const cef_offer_t  *o;
+    const cef_rule_t   *r;
+
+    assert_int_equal(cef_rules_noffers(f->rs), 6);
+    assert_int_equal(cef_rules_nrules(f->rs), 5);
+    assert_int_equal(cef_rules_nslots(f->rs), 2);
+    assert_string_equal(cef_rules_slot_name(f->rs, 0), "hero");
+    assert_string_equal(cef_rules_slot_name(f->rs, 1), "banner");
+    assert_int_equal(strlen(cef_rules_hash(f->rs)), 64);
+
+    o = cef_rules_offer(f->rs, 0);
+    assert_string_equal(o->name, "winback10");
+    assert_string_equal(o->slot, "hero");
+    assert_string_equal(o->campaign, "winback");
+    assert_true(o->value == 25 && o->cost == 10);
+    assert_int_equal(o->starts, 1793491200);             /* 2026-11-01 */
+    assert_int_equal(o->ends, 1798761600);       /* 2027-01-01: exclusive */
+    assert_int_equal(o->line, 3);
+    assert_int_equal(o->col, 3);
+
+    r = cef_rules_rule(f->rs, 3);
+    assert_string_equal(r->name, "gold tier");
+    assert_int_equal(r->priority, 0);
+    assert_int_equal(r->noffers, 2);
+    assert_null(cef_rules_rule(f->rs, 4)->when);
+}
+
+
+static void
+test_decide(void **state)
+{
+    fixture_t   *f = *state;
+    cef_span_t   gold[] = { cef_span_lit("gold") };
+
+    /* nobody: the rule without when: fills the banner, hero stays empty */
+    assert_string_equal(chosen(f, "hero"), "-");
+    assert_string_equal(chosen(f, "banner"), "banner-b");
+
+    /* gold: priority 0 both; file order picks gold tier's banner-a */
+    cef_persona_set_array(f->p, "profile.segments", gold, 1);
+    assert_string_equal(chosen(f, "hero"), "gold-perks");
+    assert_string_equal(chosen(f, "banner"), "banner-a");
+
+    /* a churner outranks gold for the hero, not for the banner */
+    cef_persona_set_num(f->p, "profile.churn_risk", 0.9);
+    cef_persona_set_num(f->p, "profile.clv", 800);
+    assert_string_equal(chosen(f, "hero"), "winback10");
+    assert_string_equal(chosen(f, "banner"), "banner-a");
+
+    /* the schedule: before winback10 starts, gold wins again */
+    f->ctx.now = 1793491200 - 1;
+    assert_string_equal(chosen(f, "hero"), "gold-perks");
+    f->ctx.now = 1793491200;
+    assert_string_equal(chosen(f, "hero"), "winback10");
+    f->ctx.now = 1798761600 - 1;
+    assert_string_equal(chosen(f, "hero"), "winback10");
+    f->ctx.now = 1798761600;
+    assert_string_equal(chosen(f, "hero"), "gold-perks");
+
+    /* 'later' starts one second after NOW and outranks everything */
+    f->ctx.now = NOW + 1;
+    assert_string_equal(chosen(f, "hero"), "later");
+}
+
+
+static int   lookups;
+
+static int
+counting_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
+{
+    lookups++;
+    return cef_persona_lookup(data, ref, out);
+}
+
+
+static void
+test_stops_when_slots_are_decided(void **state)
+{
+    fixture_t  *f = *state;
+    cef_span_t  gold[] = { cef_span_lit("gold") };
+
+    cef_persona_set_num(f->p, "profile.churn_risk", 0.9);
+    cef_persona_set_num(f->p, "profile.clv", 800);
+    cef_persona_set_array(f->p, "profile.segments", gold, 1);
+    f->ctx.lookup = counting_lookup;
+
+    /* winback decides the hero; gold tier is still evaluated for the
+       banner, and the last rule is never reached */
+    lookups = 0;
+    assert_string_equal(chosen(f, "banner"), "banner-a");
+    assert_int_equal(lookups, 3);
+
+    /* with the churner gone the winback rule fails at churn_risk */
+    cef_persona_set_num(f->p, "profile.churn_risk", 0.1);
+    lookups = 0;
+    assert_string_equal(chosen(f, "hero"), "gold-perks");
+    assert_int_equal(lookups, 2);
+}
+
+
+static void
+test_render_offer(void **state)
+{
+    fixture_t           *f = *state;
+    cef_rules_choice_t   c[2];
+    char                 buf[128];
+    size_t               n;
+
+    cef_persona_set_num(f->p, "profile.churn_risk", 0.9);
+    cef_persona_set_num(f->p, "profile.clv", 800);
+    cef_rules_decide(f->rs, f->ev, &f->ctx, c);
+    n = cef_template_render(cef_rules_offer(f->rs, c[0].offer)->html, f->ev,
+                            buf, sizeof(buf));
+    assert_true(n < sizeof(buf));
+    buf[n] = '\0';
+    assert_string_equal(buf, "<div>We miss you, friend!</div>");
+
+    cef_persona_set_str(f->p, "profile.first_name", "<Jo>", 4);
+    cef_rules_decide(f->rs, f->ev, &f->ctx, c);
+    n = cef_template_render(cef_rules_offer(f->rs, c[0].offer)->html, f->ev,
+                            buf, sizeof(buf));
+    buf[n] = '\0';
+    assert_string_equal(buf, "<div>We miss you, &lt;Jo&gt;!</div>");
+}
+
+
+/* --- bad input ------------------------------------------------------------ */
+
+#define OFFER  "offers:\n  a:\n    slot: hero\n    html: A\n"
+
+static void
+test_load_errors(void **state)
+{
+    static const struct {
+        const char  *yaml;
+        const char  *want;     /* "LINE:COL: message substring" */
+    } cases[] = {
+        { "", "1:1: empty rule file" },
+        { "version: 1\noffers: [\n", "3:1: invalid YAML" },
+        { "version: 1\n  bad: indent\n", "2:6: invalid YAML" },
+        { "- 1\n", "1:1: a rule file is a mapping" },
+        { "offers: {}\n", "1:1: missing 'version: 1'" },
+        { "version: 2\n", "1:10: unsupported version" },
+        { "version: 1\nofers: {}\n", "2:1: unknown key 'ofers' in the rule "
+          "file (did you mean 'offers'?)" },
+        { "version: 1\nversion: 1\n", "2:1: duplicate key 'version'" },
+        { "version: 1\noffers: []\n", "2:9: offers must be a mapping" },
+        { "version: 1\noffers:\n  a: 1\n", "3:6: offer 'a' must be a "
+          "mapping" },
+        { "version: 1\noffers:\n  a:\n    html: A\n",
+          "3:3: offer 'a' has no slot" },
+        { "version: 1\noffers:\n  a:\n    slot: hero\n",
+          "3:3: offer 'a' has no html" },
+        { "version: 1\noffers:\n  a:\n    slot: hero\n    html: A\n"
+          "    slott: x\n", "6:5: unknown key 'slott' in offer 'a' (did you "
+          "mean 'slot'?)" },
+        { "version: 1\noffers:\n  a:\n    slot: hero\n    html: A\n"
+          "    zzzzzz: x\n", "6:5: unknown key 'zzzzzz' in offer 'a'\0" },
+        { "version: 1\noffers:\n  a:\n    slot: [x]\n    html: A\n",
+          "4:11: slot must be a string" },
+        { "version: 1\noffers:\n  a:\n    slot: 'my slot'\n    html: A\n",
+          "4:11: invalid slot name" },
+        { "version: 1\noffers:\n  a:\n    slot: hero\n    html: A\n"
+          "  a:\n    slot: hero\n    html: B\n",
+          "6:3: duplicate offer name 'a'" },
+        { "version: 1\noffers:\n  a:\n    slot: hero\n    html: A\n"
+          "    value: lots\n", "6:12: value must be a number, not 'lots'" },
+        { "version: 1\noffers:\n  a:\n    slot: hero\n    html: A\n"
+          "    starts: 2026-02-30\n", "6:13: bad date '2026-02-30'" },
+        { "version: 1\noffers:\n  a:\n    slot: hero\n    html: A\n"
+          "    ends: tomorrow\n", "6:11: bad date 'tomorrow'" },
+        { "version: 1\noffers:\n  a:\n    slot: hero\n    html: A\n"
+          "    starts: 2026-12-01\n    ends: 2026-11-01\n",
+          "7:11: offer 'a' ends before it starts" },
+        { "version: 1\noffers:\n  a:\n    slot: hero\n"
+          "    html: 'Hi {{ profil.name }}'\n",
+          "5:18: in html: unknown path root 'profil'" },
+        { "version: 1\noffers:\n  a:\n    slot: hero\n"
+          "    html: |\n      <p>\n      Hi {{ nope }}\n",
+          "7:13: in html: a placeholder holds a path" },
+        { "version: 1\n" OFFER "rules: {}\n", "6:8: rules must be a list" },
+        { "version: 1\n" OFFER "rules:\n  - show: a\n",
+          "7:5: rule #1 has no name" },
+        { "version: 1\n" OFFER "rules:\n  - name: r\n",
+          "7:5: rule 'r' has no show:" },
+        { "version: 1\n" OFFER "rules:\n  - name: r\n    show: b\n",
+          "8:11: rule 'r' shows unknown offer 'b' (did you mean 'a'?)" },
+        { "version: 1\n" OFFER "rules:\n  - name: r\n    show: [a, a]\n",
+          "8:15: rule 'r' shows offer 'a' twice" },
+        { "version: 1\n" OFFER "  b:\n    slot: hero\n    html: B\n"
+          "rules:\n  - name: r\n    show: [a, b]\n",
+          "11:15: rule 'r' shows two offers for slot 'hero'" },
+        { "version: 1\n" OFFER "rules:\n  - name: r\n    show: a\n"
+          "  - name: r\n    show: a\n", "9:11: duplicate rule name 'r'" },
+        { "version: 1\n" OFFER "rules:\n  - name: r\n    show: a\n"
+          "    priorty: 3\n", "9:5: unknown key 'priorty' in rule #1 (did "
+          "you mean 'priority'?)" },
+        { "version: 1\n" OFFER "rules:\n  - name: r\n    show: a\n"
+          "    priority: 1.5\n", "9:15: priority must be a whole number" },
+        { "version: 1\n" OFFER "rules:\n  - name: r\n    show: a\n"
+          "    when: profile.clv >\n", "9:24: in when: expected a value" },
+        { "version: 1\n" OFFER "rules:\n  - name: r\n    show: a\n"
+          "    when: profile.clv > \"abc\"\n",
+          "9:25: in when: type error: '>' needs numbers, not a string" },
+        { "version: 1\n" OFFER "rules:\n  - name: r\n    show: a\n"
+          "    when: 'request.path matches \"(\"'\n",
+          "9:33: in when: invalid regex" },
+        { "version: 1\n" OFFER "rules:\n  - name: r\n    show: a\n"
+          "    when: >-\n      profile.x ==\n", "9:11: in when: expected" },
+        { "version: 1\n" OFFER "rules:\n  - name: r\n    show: a\n"
+          "    when: |\n      profile.x == 1 and\n      pro.y\n",
+          "11:7: in when: unknown path root 'pro'" },
+        { "version: 1\n" OFFER "rules:\n  - 42\n", "7:5: a rule must be a "
+          "mapping" },
+    };
+    size_t              i, j;
+    cef_rules_t        *rs;
+    cef_rules_errors_t  errs;
+    char                line[512];
+    int                 found;
+
+    (void) state;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (cef_rules_load_buffer("t.yaml", cases[i].yaml,
+                                  strlen(cases[i].yaml), &rs, &errs) == 0)
+        {
+            cef_rules_free(rs);
+            fail_msg("case %zu loaded:\n%s", i, cases[i].yaml);
+        }
+
+        assert_null(rs);
+        found = 0;
+
+        for (j = 0; j < errs.n; j++) {
+            cef_rules_error_format(&errs, j, line, sizeof(line));
+
+            if (strncmp(line, "t.yaml:", 7) == 0
+                && strstr(line + 7, cases[i].want) == line + 7)
+            {
+                found = 1;
+            }
+        }
+
+        if (!found) {
+            for (j = 0; j < errs.n; j++) {
+                cef_rules_error_format(&errs, j, line, sizeof(line));
+                print_message("  %s\n", line);
+            }
+            fail_msg("case %zu: no error 't.yaml:%s'", i, cases[i].want);
+        }
+
+        cef_rules_errors_free(&errs);
+    }
+}
+
+
+static void
+test_every_problem_is_reported(void **state)
+{
+    const char  *yaml =
+        "version: 1\n"
+        "offers:\n"
+        "  a:\n"
+        "    html: A\n"
+        "rules:\n"
+        "  - name: r1\n"
+        "    show: x\n"
+        "  - name: r2\n"
+        "    show: a\n"
+        "    when: 1 +\n";
+    cef_rules_t        *rs;
+    cef_rules_errors_t  errs;
+
+    (void) state;
+
+    assert_int_equal(cef_rules_load_buffer("t.yaml", yaml, strlen(yaml), &rs,
+                                           &errs), -1);
+    assert_int_equal(errs.n, 3);
+    assert_int_equal(errs.v[0].line, 3);
+    assert_int_equal(errs.v[1].line, 7);
+    assert_int_equal(errs.v[2].line, 10);
+    cef_rules_errors_free(&errs);
+}
+
+
+static void
+test_file_limits(void **state)
+{
+    const char          *tmp = getenv("CEF_TEST_TMP");
+    char                 path[1024], line[1200];
+    FILE                *fp;
+    cef_rules_t         *rs;
+    cef_rules_errors_t   errs;
+
+    (void) state;
+
+    if (tmp == NULL) {
+        tmp = "/tmp";
+    }
+
+    mkdir(tmp, 0755);
+    snprintf(path, sizeof(path), "%s/test_rules_big.yaml", tmp);
+
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(ftruncate(fileno(fp), CEF_RULES_MAX_FILE + 1), 0);
+    fclose(fp);
+
+    assert_int_equal(cef_rules_load_file(path, &rs, &errs), -1);
+    assert_int_equal(errs.n, 1);
+    cef_rules_error_format(&errs, 0, line, sizeof(line));
+    assert_non_null(strstr(line, ":1:1: file is larger than 16 MiB"));
+    cef_rules_errors_free(&errs);
+
+    /* exactly at the limit is read (and then fails as YAML, not size) */
+    fp = fopen(path, "w");
+    assert_int_equal(ftruncate(fileno(fp), CEF_RULES_MAX_FILE), 0);
+    fclose(fp);
+    assert_int_equal(cef_rules_load_file(path, &rs, &errs), -1);
+    assert_null(strstr(errs.v[0].msg, "16 MiB"));
+    cef_rules_errors_free(&errs);
+    unlink(path);
+
+    snprintf(path, sizeof(path), "%s/test_rules_missing.yaml", tmp);
+    assert_int_equal(cef_rules_load_file(path, &rs, &errs), -1);
+    cef_rules_error_format(&errs, 0, line, sizeof(line));
+    assert_non_null(strstr(line, "test_rules_missing.yaml: cannot open: "));
+    cef_rules_errors_free(&errs);
+}
+
+
+static void
+test_many_rules(void **state)
+{
+    size_t               cap = 4 << 20, len = 0, i;
+    char                *buf = malloc(cap);
+    cef_rules_t         *rs;
+    cef_rules_errors_t   errs;
+
+    (void) state;
+
+    len += (size_t) snprintf(buf + len, cap - len, "version: 1\noffers:\n");
+    for (i = 0; i < 2000; i++) {
+        len += (size_t) snprintf(buf + len, cap - len,
+                                 "  o%zu:\n    slot: s%zu\n    html: x\n", i,
+                                 i % 10);
+    }
+    len += (size_t) snprintf(buf + len, cap - len, "rules:\n");
+    for (i = 0; i < 5000; i++) {
+        len += (size_t) snprintf(buf + len, cap - len,
+                                 "  - name: r%zu\n    when: profile.a%zu > %zu"
+                                 " and 'x' in profile.segs\n    show: o%zu\n"
+                                 "    priority: %zu\n", i, i % 50, i,
+                                 i % 2000, i % 7);
+    }
+
+    assert_int_equal(cef_rules_load_buffer("big", buf, len, &rs, &errs), 0);
+    assert_int_equal(cef_rules_nrules(rs), 5000);
+    assert_int_equal(cef_expr_symtab_count(cef_rules_symtab(rs)), 51);
+    cef_rules_errors_free(&errs);
+    cef_rules_free(rs);
+    free(buf);
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_loaded_structure, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_decide, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stops_when_slots_are_decided,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_render_offer, setup, teardown),
+        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_every_problem_is_reported),
+        cmocka_unit_test(test_file_limits),
+        cmocka_unit_test(test_many_rules),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

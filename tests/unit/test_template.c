@@ -1,0 +1,210 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * Offer templates: placeholders, defaults, HTML escaping, compile errors.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cef_template.h"
+#include "cef_rules_persona.h"
+
+
+static void
+test_render(void **state)
+{
+    static const struct {
+        const char  *src;
+        const char  *want;
+    } cases[] = {
+        { "plain <b>html</b> & stays", "plain <b>html</b> & stays" },
+        { "", "" },
+        { "Hi {{ profile.first_name }}!", "Hi Ann!" },
+        { "Hi {{profile.first_name}}!", "Hi Ann!" },
+        { "{{ profile.first_name }}{{ profile.first_name }}", "AnnAnn" },
+        { "Hi {{ profile.nick | default(\"friend\") }}", "Hi friend" },
+        { "Hi {{ profile.nick }}.", "Hi ." },
+        { "Hi {{ profile.first_name | default(\"friend\") }}", "Hi Ann" },
+        { "<p>{{ profile.evil }}</p>",
+          "<p>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; "
+          "&#39;</p>" },
+        { "{{ profile.nick | default(\"<b>&'\") }}", "&lt;b&gt;&amp;&#39;" },
+        { "{{ profile.clv }} / {{ profile.score }}", "620 / 0.25" },
+        { "{{ profile.vip }}", "true" },
+        { "{{ profile.segments }}", "gold, a&lt;b" },
+        { "{{ profile.interests | default(\"-\") }}", "-" },
+        { "{{ profile.interests.shoes }}", "0.5" },
+        { "{{ request.arg.q }}", "&quot;boots&quot;" },
+        { "{{ var.geo | default('XX') }}", "XX" },
+        { "a {{ time.hour }} b", "a 13 b" },
+        { "single { braces } stay", "single { braces } stay" },
+    };
+    size_t              i, n;
+    cef_expr_symtab_t  *st = cef_expr_symtab_create();
+    cef_template_t     *t[sizeof(cases) / sizeof(cases[0])];
+    cef_expr_eval_t    *ev;
+    cef_persona_t      *p = cef_persona_create();
+    cef_expr_ctx_t      ctx;
+    cef_expr_error_t    err;
+    cef_span_t          segs[] = { cef_span_lit("gold"), cef_span_lit("a<b") };
+    cef_span_t          keys[] = { cef_span_lit("shoes") };
+    double              nums[] = { 0.5 };
+    char                buf[512];
+
+    (void) state;
+
+    cef_persona_set_str(p, "profile.first_name", "Ann", 3);
+    cef_persona_set_str(p, "profile.evil",
+                        "<script>alert(\"x\")</script> & '", 31);
+    cef_persona_set_num(p, "profile.clv", 620);
+    cef_persona_set_num(p, "profile.score", 0.25);
+    cef_persona_set_bool(p, "profile.vip", 1);
+    cef_persona_set_array(p, "profile.segments", segs, 2);
+    cef_persona_set_map(p, "profile.interests", keys, nums, 1);
+    cef_persona_set_str(p, "request.arg.q", "\"boots\"", 7);
+
+    /* compile everything first: the scratch space needs the final table */
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        t[i] = cef_template_compile(st, cases[i].src, strlen(cases[i].src),
+                                    &err);
+        if (t[i] == NULL) {
+            fail_msg("'%s': %s", cases[i].src, err.msg);
+        }
+    }
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.lookup = cef_persona_lookup;
+    ctx.data = p;
+    ctx.now = 1795438800;
+    ev = cef_expr_eval_create(st);
+    cef_expr_eval_reset(ev, &ctx);
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        n = cef_template_render(t[i], ev, buf, sizeof(buf) - 1);
+        assert_true(n < sizeof(buf));
+        buf[n] = '\0';
+
+        if (strcmp(buf, cases[i].want) != 0) {
+            fail_msg("'%s':\n got  '%s'\n want '%s'", cases[i].src, buf,
+                     cases[i].want);
+        }
+
+        cef_template_free(t[i]);
+    }
+
+    cef_expr_eval_free(ev);
+    cef_persona_free(p);
+    cef_expr_symtab_free(st);
+}
+
+
+static void
+test_truncation_reports_length(void **state)
+{
+    cef_expr_symtab_t  *st = cef_expr_symtab_create();
+    cef_template_t     *t;
+    cef_expr_eval_t    *ev;
+    cef_persona_t      *p = cef_persona_create();
+    cef_expr_ctx_t      ctx;
+    char                buf[8];
+    size_t              n;
+
+    (void) state;
+
+    cef_persona_set_str(p, "profile.name", "<<<<", 4);
+    t = cef_template_compile(st, "Hi {{ profile.name }}!", 22, NULL);
+    assert_non_null(t);
+    assert_false(cef_template_is_static(t));
+    assert_int_equal(cef_template_placeholders(t), 1);
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.lookup = cef_persona_lookup;
+    ctx.data = p;
+    ev = cef_expr_eval_create(st);
+    cef_expr_eval_reset(ev, &ctx);
+
+    memset(buf, 'Z', sizeof(buf));
+    n = cef_template_render(t, ev, buf, 5);
+    assert_int_equal(n, 3 + 16 + 1);
+    assert_memory_equal(buf, "Hi &l", 5);
+    assert_int_equal(buf[5], 'Z');       /* nothing past size */
+
+    n = cef_template_render(t, ev, NULL, 0);
+    assert_int_equal(n, 20);
+
+    assert_int_equal(cef_template_escape("a&b", 3, NULL, 0), 7);
+
+    cef_template_free(t);
+    cef_expr_eval_free(ev);
+    cef_persona_free(p);
+    cef_expr_symtab_free(st);
+}
+
+
+static void
+test_compile_errors(void **state)
+{
+    static const struct {
+        const char  *src;
+        size_t       offset;
+        const char  *msg;
+    } cases[] = {
+        { "Hi {{ profile.name", 3, "unterminated placeholder" },
+        { "Hi {{ }}", 5, "empty placeholder" },
+        { "Hi {{ name }}", 6, "holds a path" },
+        { "Hi {{ profil.name }}", 6, "did you mean 'profile'" },
+        { "Hi {{ profile.a | upper }}", 18, "the only filter" },
+        { "Hi {{ profile.a | defualt(\"x\") }}", 18, "did you mean" },
+        { "Hi {{ profile.a | default(x) }}", 26, "quoted string" },
+        { "Hi {{ profile.a | default(\"x\" }}", 30, "expected ')'" },
+        { "Hi {{ profile.a profile.b }}", 16, "expected '|'" },
+        { "Hi {{ profile.a | default(\"x\") y }}", 31, "expected '}}'" },
+        { "Hi {{ profile.a > 1 }}", 16, "expected '|'" },
+    };
+    size_t              i;
+    cef_expr_symtab_t  *st = cef_expr_symtab_create();
+    cef_template_t     *t;
+    cef_expr_error_t    err;
+
+    (void) state;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(&err, 0, sizeof(err));
+        t = cef_template_compile(st, cases[i].src, strlen(cases[i].src), &err);
+
+        if (t != NULL) {
+            cef_template_free(t);
+            fail_msg("'%s' compiled", cases[i].src);
+        }
+
+        if (strstr(err.msg, cases[i].msg) == NULL
+            || err.offset != cases[i].offset)
+        {
+            fail_msg("'%s': got %zu '%s', want %zu '%s'", cases[i].src,
+                     err.offset, err.msg, cases[i].offset, cases[i].msg);
+        }
+    }
+
+    cef_expr_symtab_free(st);
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_render),
+        cmocka_unit_test(test_truncation_reports_length),
+        cmocka_unit_test(test_compile_errors),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
