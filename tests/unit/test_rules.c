@@ -47,6 +47,7 @@ static const char  *good =
     "    slot: hero\n"
     "    html: later\n"
     "    starts: 2026-11-23T13:00:01Z\n"
+    "    ends: 2026-11-24\n"
     "  banner-a:\n"
     "    slot: banner\n"
     "    html: A\n"
