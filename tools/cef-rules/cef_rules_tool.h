@@ -1,0 +1,44 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef-rules: shared declarations of the command implementations.
+ */
+
+#ifndef CEF_RULES_TOOL_H
+#define CEF_RULES_TOOL_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+#include <yaml.h>
+
+#include "cef_rules.h"
+#include "cef_rules_persona.h"
+
+
+#define CEF_EXIT_OK       0
+#define CEF_EXIT_PROBLEM  1
+#define CEF_EXIT_USAGE    2
+
+
+/* main.c */
+void cef_tool_usage(void);
+cef_rules_t *cef_tool_load(const char *path);
+
+/* inputs.c: personas from YAML, JSON and --set */
+int cef_tool_persona_yaml(cef_persona_t *p, yaml_document_t *doc,
+    yaml_node_t *node, const char *file, char *err, size_t size);
+int cef_tool_persona_json(cef_persona_t *p, const char *prefix, json_t *obj,
+    char *err, size_t size);
+int cef_tool_persona_assign(cef_persona_t *p, const char *assignment,
+    char *err, size_t size);
+int cef_tool_parse_now(const char *s, int64_t *now);
+
+/* cases.c */
+int cef_tool_test(int argc, char **argv);
+
+/* explain.c */
+int cef_tool_explain(int argc, char **argv);
+
+
+#endif /* CEF_RULES_TOOL_H */

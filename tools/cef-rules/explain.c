@@ -1,0 +1,437 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef-rules explain: every rule, matched or not and why, and the offer
+ * chosen per slot, for one set of inputs.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cef_rules_tool.h"
+
+
+typedef struct {
+    const cef_rules_t  *rs;
+    uint32_t            i;
+} cef_order_t;
+
+
+static int
+cef_order_cmp(const void *pa, const void *pb)
+{
+    const cef_order_t  *a = pa, *b = pb;
+    const cef_rule_t   *ra = cef_rules_rule(a->rs, a->i);
+    const cef_rule_t   *rb = cef_rules_rule(b->rs, b->i);
+
+    if (ra->priority != rb->priority) {
+        return ra->priority > rb->priority ? -1 : 1;
+    }
+
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+
+/* The case NAME from a cases file (see cases.c) as a persona. */
+static int
+cef_explain_case(cef_persona_t *p, const char *file, const char *name,
+    int64_t *now)
+{
+    yaml_parser_t      parser;
+    yaml_document_t    doc;
+    yaml_node_t       *root, *k, *v, *c;
+    yaml_node_pair_t  *pair, *q;
+    yaml_node_item_t  *it;
+    FILE              *fp;
+    char               err[512];
+    int                rc = -1, found = 0;
+
+    fp = fopen(file, "rb");
+    if (fp == NULL) {
+        fprintf(stderr, "cef-rules: %s: cannot open\n", file);
+        return -1;
+    }
+
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, fp);
+
+    if (!yaml_parser_load(&parser, &doc)) {
+        fprintf(stderr, "%s:%zu:%zu: invalid YAML\n", file,
+                parser.problem_mark.line + 1, parser.problem_mark.column + 1);
+        goto done;
+    }
+
+    root = yaml_document_get_root_node(&doc);
+
+    for (pair = root && root->type == YAML_MAPPING_NODE
+                ? root->data.mapping.pairs.start : NULL;
+         pair && pair < root->data.mapping.pairs.top; pair++)
+    {
+        k = yaml_document_get_node(&doc, pair->key);
+        v = yaml_document_get_node(&doc, pair->value);
+
+        if (k->type == YAML_SCALAR_NODE && v->type == YAML_SCALAR_NODE
+            && strcmp((char *) k->data.scalar.value, "now") == 0)
+        {
+            (void) cef_tool_parse_now((char *) v->data.scalar.value, now);
+        }
+
+        if (k->type != YAML_SCALAR_NODE || v->type != YAML_SEQUENCE_NODE
+            || strcmp((char *) k->data.scalar.value, "cases") != 0)
+        {
+            continue;
+        }
+
+        for (it = v->data.sequence.items.start;
+             it < v->data.sequence.items.top && !found; it++)
+        {
+            c = yaml_document_get_node(&doc, *it);
+            if (c->type != YAML_MAPPING_NODE) {
+                continue;
+            }
+
+            for (q = c->data.mapping.pairs.start;
+                 q < c->data.mapping.pairs.top; q++)
+            {
+                k = yaml_document_get_node(&doc, q->key);
+                v = yaml_document_get_node(&doc, q->value);
+
+                if (k->type == YAML_SCALAR_NODE
+                    && v->type == YAML_SCALAR_NODE
+                    && strcmp((char *) k->data.scalar.value, "name") == 0
+                    && strcmp((char *) v->data.scalar.value, name) == 0)
+                {
+                    found = 1;
+                }
+            }
+
+            if (!found) {
+                continue;
+            }
+
+            for (q = c->data.mapping.pairs.start;
+                 q < c->data.mapping.pairs.top; q++)
+            {
+                k = yaml_document_get_node(&doc, q->key);
+                v = yaml_document_get_node(&doc, q->value);
+
+                if (k->type == YAML_SCALAR_NODE
+                    && v->type == YAML_SCALAR_NODE
+                    && strcmp((char *) k->data.scalar.value, "now") == 0)
+                {
+                    (void) cef_tool_parse_now((char *) v->data.scalar.value,
+                                              now);
+                }
+            }
+
+            if (cef_tool_persona_yaml(p, &doc, c, file, err, sizeof(err))
+                != 0)
+            {
+                fprintf(stderr, "%s\n", err);
+                goto loaded;
+            }
+
+            rc = 0;
+        }
+
+        break;
+    }
+
+    if (!found) {
+        fprintf(stderr, "cef-rules: %s: no case named '%s'\n", file, name);
+    }
+
+loaded:
+    yaml_document_delete(&doc);
+
+done:
+    yaml_parser_delete(&parser);
+    fclose(fp);
+    return rc;
+}
+
+
+static int
+cef_explain_attrs(cef_persona_t *p, const char *arg)
+{
+    json_t        *j;
+    json_error_t   jerr;
+    char           err[512];
+    int            rc;
+
+    if (arg[0] == '@') {
+        j = json_load_file(arg + 1, 0, &jerr);
+    } else {
+        j = json_loads(arg, 0, &jerr);
+    }
+
+    if (j == NULL) {
+        fprintf(stderr, "cef-rules: --attrs: invalid JSON at line %d, column "
+                "%d: %s\n", jerr.line, jerr.column, jerr.text);
+        return -1;
+    }
+
+    rc = cef_tool_persona_json(p, "profile", j, err, sizeof(err));
+    json_decref(j);
+
+    if (rc != 0) {
+        fprintf(stderr, "cef-rules: %s\n", err);
+    }
+
+    return rc;
+}
+
+
+static void
+cef_print_time(int64_t t)
+{
+    time_t      tt = (time_t) t;
+    struct tm   tm;
+    char        buf[64];
+
+    gmtime_r(&tt, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("%s", buf);
+}
+
+
+static void
+cef_explain_print(const cef_rules_t *rs, cef_persona_t *p,
+    const cef_expr_ctx_t *ctx)
+{
+    cef_expr_eval_t     *ev;
+    cef_rules_choice_t  *choices;
+    cef_order_t         *order;
+    const cef_rule_t    *r;
+    const cef_offer_t   *o;
+    uint32_t             i, j, nrules = cef_rules_nrules(rs);
+    uint32_t             nslots = cef_rules_nslots(rs);
+    size_t               n;
+    cef_value_t          v;
+    char                 why[2048], val[256], *html;
+    int                  m;
+
+    ev = cef_rules_eval_create(rs);
+    choices = calloc(nslots + 1, sizeof(cef_rules_choice_t));
+    order = calloc(nrules + 1, sizeof(cef_order_t));
+    if (ev == NULL || choices == NULL || order == NULL) {
+        fprintf(stderr, "cef-rules: out of memory\n");
+        goto done;
+    }
+
+    printf("time: ");
+    cef_print_time(ctx->now);
+    printf(" (utc offset %d s)\n", ctx->utc_offset);
+
+    printf("inputs:\n");
+    for (n = 0; n < cef_persona_count(p); n++) {
+        const char  *path = cef_persona_path(p, n, &v);
+
+        cef_expr_format_value(&v, val, sizeof(val));
+        printf("  %s = %s\n", path, val);
+    }
+
+    if (cef_persona_count(p) == 0) {
+        printf("  (none: every profile attribute is null)\n");
+    }
+
+    /* the decision first, so every rule can say what became of it */
+
+    cef_rules_decide(rs, ev, ctx, choices);
+
+    for (i = 0; i < nrules; i++) {
+        order[i].rs = rs;
+        order[i].i = i;
+    }
+
+    qsort(order, nrules, sizeof(cef_order_t), cef_order_cmp);
+
+    printf("\nrules, in decision order:\n");
+
+    for (i = 0; i < nrules; i++) {
+        r = cef_rules_rule(rs, order[i].i);
+
+        if (r->when) {
+            m = cef_expr_explain(r->when, ev, why, sizeof(why));
+        } else {
+            m = 1;
+            snprintf(why, sizeof(why), "no when: (always matches)");
+        }
+
+        printf("  %s '%s' (priority %lld, line %u): %s\n",
+               m ? "MATCH" : "no   ", r->name, (long long) r->priority,
+               r->line, why);
+
+        if (!m) {
+            continue;
+        }
+
+        for (j = 0; j < r->noffers; j++) {
+            o = cef_rules_offer(rs, r->offers[j]);
+            printf("        %s -> %s: ", o->slot, o->name);
+
+            if (!cef_rules_offer_active(o, ctx->now)) {
+                printf("not scheduled now (");
+                if (o->starts != INT64_MIN) {
+                    printf("starts ");
+                    cef_print_time(o->starts);
+                }
+                if (o->ends != INT64_MAX) {
+                    printf("%sends ", o->starts != INT64_MIN ? ", " : "");
+                    cef_print_time(o->ends);
+                }
+                printf(")\n");
+
+            } else if (choices[o->slot_id].rule == order[i].i) {
+                printf("chosen\n");
+
+            } else if (choices[o->slot_id].offer != CEF_RULES_NONE) {
+                printf("slot already taken by rule '%s'\n",
+                       cef_rules_rule(rs, choices[o->slot_id].rule)->name);
+            } else {
+                printf("not chosen\n");
+            }
+        }
+    }
+
+    printf("\nchosen offers:\n");
+
+    for (i = 0; i < nslots; i++) {
+        if (choices[i].offer == CEF_RULES_NONE) {
+            printf("  %s: none\n", cef_rules_slot_name(rs, i));
+            continue;
+        }
+
+        o = cef_rules_offer(rs, choices[i].offer);
+        printf("  %s: %s (rule '%s')\n", o->slot, o->name,
+               cef_rules_rule(rs, choices[i].rule)->name);
+
+        n = cef_template_render(o->html, ev, NULL, 0);
+        html = malloc(n + 1);
+        if (html) {
+            cef_template_render(o->html, ev, html, n);
+            html[n] = '\0';
+            printf("    %s\n", html);
+            free(html);
+        }
+    }
+
+done:
+    cef_expr_eval_free(ev);
+    free(choices);
+    free(order);
+}
+
+
+int
+cef_tool_explain(int argc, char **argv)
+{
+    cef_rules_t     *rs;
+    cef_persona_t   *p;
+    cef_expr_ctx_t   ctx;
+    const char      *store = NULL, *secret = NULL, *key = NULL;
+    char             err[512];
+    int              i, inputs = 0, rc = CEF_EXIT_USAGE;
+
+    if (argc < 1 || argv[0][0] == '-') {
+        cef_tool_usage();
+        return CEF_EXIT_USAGE;
+    }
+
+    p = cef_persona_create();
+    if (p == NULL) {
+        return CEF_EXIT_PROBLEM;
+    }
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.now = (int64_t) time(NULL);
+    ctx.lookup = cef_persona_lookup;
+    ctx.data = p;
+
+    for (i = 1; i < argc; i++) {
+        if (i + 1 >= argc) {
+            fprintf(stderr, "cef-rules: %s needs a value\n", argv[i]);
+            goto usage;
+        }
+
+        if (strcmp(argv[i], "--attrs") == 0) {
+            if (cef_explain_attrs(p, argv[++i]) != 0) {
+                goto usage;
+            }
+            inputs++;
+
+        } else if (strcmp(argv[i], "--case") == 0) {
+            if (i + 2 >= argc) {
+                fprintf(stderr, "cef-rules: --case needs CASES.yaml NAME\n");
+                goto usage;
+            }
+            if (cef_explain_case(p, argv[i + 1], argv[i + 2], &ctx.now) != 0)
+            {
+                goto usage;
+            }
+            i += 2;
+            inputs++;
+
+        } else if (strcmp(argv[i], "--set") == 0) {
+            if (cef_tool_persona_assign(p, argv[++i], err, sizeof(err)) != 0)
+            {
+                fprintf(stderr, "cef-rules: %s\n", err);
+                goto usage;
+            }
+
+        } else if (strcmp(argv[i], "--now") == 0) {
+            if (cef_tool_parse_now(argv[++i], &ctx.now) != 0) {
+                fprintf(stderr, "cef-rules: --now: use YYYY-MM-DDTHH:MM:SSZ "
+                        "or unix seconds\n");
+                goto usage;
+            }
+
+        } else if (strcmp(argv[i], "--utc-offset") == 0) {
+            ctx.utc_offset = atoi(argv[++i]);
+
+        } else if (strcmp(argv[i], "--store") == 0) {
+            store = argv[++i];
+        } else if (strcmp(argv[i], "--secret") == 0) {
+            secret = argv[++i];
+        } else if (strcmp(argv[i], "--key") == 0) {
+            key = argv[++i];
+
+        } else {
+            fprintf(stderr, "cef-rules: unknown option '%s'\n", argv[i]);
+            goto usage;
+        }
+    }
+
+    if (store || secret || key) {
+        /*
+         * Reading a visitor's profile from the store needs the store API
+         * (lib/cef_store.h), which this build does not wire in yet.
+         */
+        fprintf(stderr, "cef-rules: --store/--secret/--key are not "
+                "supported by this build yet; use --attrs JSON or --case "
+                "CASES.yaml NAME\n");
+        goto usage;
+    }
+
+    (void) inputs;
+
+    rs = cef_tool_load(argv[0]);
+    if (rs == NULL) {
+        rc = CEF_EXIT_PROBLEM;
+        goto done;
+    }
+
+    cef_explain_print(rs, p, &ctx);
+    cef_rules_free(rs);
+    rc = CEF_EXIT_OK;
+    goto done;
+
+usage:
+    rc = CEF_EXIT_USAGE;
+
+done:
+    cef_persona_free(p);
+    return rc;
+}
