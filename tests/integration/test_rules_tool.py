@@ -1,0 +1,141 @@
+"""cef-rules: exit codes and messages of check, test and explain."""
+
+import json
+import pathlib
+import subprocess
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TOOL = REPO / "build" / "cef-rules"
+FIX = REPO / "tests" / "rules"
+EXAMPLES = REPO / "rules" / "examples"
+
+
+def run(*args):
+    p = subprocess.run([str(TOOL), *map(str, args)], capture_output=True,
+                       text=True, timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_check_accepts_good_files():
+    rc, out, err = run("check", FIX / "good.yaml", EXAMPLES / "webshop.yaml")
+    assert (rc, out) == (0, ""), err
+
+
+def test_check_lists_every_problem_with_its_position():
+    rc, out, _ = run("check", FIX / "good.yaml", FIX / "broken.yaml")
+    assert rc == 1
+    f = str(FIX / "broken.yaml")
+    assert out.splitlines() == [
+        f + ":7:5: unknown key 'slott' in offer 'nohtml' "
+            "(did you mean 'slot'?)",
+        f + ":6:3: offer 'nohtml' has no slot (add slot: NAME)",
+        f + ":6:3: offer 'nohtml' has no html",
+        f + ":10:57: in when: type error: '>' needs numbers, not a string",
+        f + ":15:5: unknown key 'priorty' in rule #2 "
+            "(did you mean 'priority'?)",
+        f + ":14:11: rule 'typo' shows unknown offer 'gold-perk' "
+            "(did you mean 'gold-perks'?)",
+        f + ":16:11: duplicate rule name 'gold tier'",
+        f + ":17:32: in when: invalid regex: missing closing parenthesis "
+            "at pattern offset 6",
+    ]
+
+
+def test_check_invalid_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\noffers: {a: [}\n")
+    rc, out, _ = run("check", bad, tmp_path / "missing.yaml")
+    assert rc == 1
+    lines = out.splitlines()
+    assert lines[0].startswith(str(bad) + ":2:")
+    assert "invalid YAML" in lines[0]
+    assert lines[1].startswith(str(tmp_path / "missing.yaml")
+                               + ": cannot open: ")
+
+
+def test_check_rejects_files_over_16_mib(tmp_path):
+    big = tmp_path / "big.yaml"
+    with open(big, "wb") as f:
+        f.truncate(16 * 1024 * 1024 + 1)
+    rc, out, _ = run("check", big)
+    assert rc == 1
+    assert out == "%s:1:1: file is larger than 16 MiB (16777217 bytes)\n" % big
+
+
+def test_usage_errors_exit_2():
+    assert run()[0] == 2
+    assert run("check")[0] == 2
+    assert run("frobnicate")[0] == 2
+    assert run("test", FIX / "good.yaml")[0] == 2
+    assert run("explain", FIX / "good.yaml", "--bogus", "x")[0] == 2
+    assert run("explain", FIX / "good.yaml", "--attrs", "{nope")[0] == 2
+    assert run("explain", FIX / "good.yaml", "--set", "nopath")[0] == 2
+    assert run("--version")[0] == 0
+
+
+def test_test_passes_and_fails_with_a_diff():
+    rc, out, _ = run("test", FIX / "good.yaml", FIX / "good.cases.yaml")
+    assert rc == 0, out
+    assert out.endswith("2 passed, 0 failed\n")
+
+    rc, out, _ = run("test", FIX / "good.yaml", FIX / "wrong.cases.yaml")
+    assert rc == 1
+    assert ("FAIL gold expects the fallback (%s:2)\n"
+            "  slot hero:\n"
+            "    - expected fallback\n"
+            "    + got      gold-perks (rule 'gold tier')\n"
+            % (FIX / "wrong.cases.yaml")) in out
+    assert out.endswith("1 passed, 1 failed\n")
+
+
+def test_test_reports_broken_cases_and_broken_rules():
+    rc, out, _ = run("test", FIX / "good.yaml", FIX / "typo.cases.yaml")
+    assert rc == 1
+    assert ("%s:3:5: unknown key 'profil' in a case (did you mean "
+            "'profile'?)" % (FIX / "typo.cases.yaml")) in out
+
+    rc, out, _ = run("test", FIX / "broken.yaml", FIX / "good.cases.yaml")
+    assert rc == 1
+    assert "broken.yaml:7:5: unknown key 'slott'" in out
+
+
+def test_webshop_example_cases():
+    rc, out, _ = run("test", EXAMPLES / "webshop.yaml",
+                     EXAMPLES / "webshop.cases.yaml")
+    assert rc == 0, out
+    assert "0 failed" in out
+
+
+def test_explain_says_why(tmp_path):
+    attrs = {"clv": 320, "churn_risk": 0.9, "first_name": "<Ann>",
+             "segments": ["gold"]}
+    rc, out, err = run("explain", EXAMPLES / "webshop.yaml",
+                       "--attrs", json.dumps(attrs),
+                       "--set", "request.path=/products/boots",
+                       "--set", "var.geoip2_country_code=DE",
+                       "--now", "2026-11-23T12:30:00Z")
+    assert rc == 0, err
+    assert ("no    'win back high-value churners' (priority 90, line 68): "
+            "profile.clv >= 500 is false (profile.clv is 320)") in out
+    assert "MATCH 'gold tier' (priority 50, line 78)" in out
+    assert "hero -> gold-perks: chosen" in out
+    assert ("topbar -> dach-shipping: slot already taken by rule "
+            "'lunch flash sale'") in out
+    assert "  hero: gold-perks (rule 'gold tier')" in out
+    assert "  sidebar: none" in out
+
+    # placeholders are HTML-escaped
+    rc, out, _ = run("explain", EXAMPLES / "webshop.yaml",
+                     "--attrs", json.dumps(attrs),
+                     "--set", "profile.churn_risk=0.9",
+                     "--set", "profile.clv=900",
+                     "--now", "2026-11-23T10:00:00Z")
+    assert rc == 0
+    assert "We miss you, &lt;Ann&gt;! 10% off" in out
+
+    # a persona from a cases file
+    rc, out, _ = run("explain", FIX / "good.yaml", "--case",
+                     FIX / "good.cases.yaml", "gold")
+    assert rc == 0
+    assert "hero: gold-perks (rule 'gold tier')" in out
+    assert "Gold members ship free, friend" in out
