@@ -37,13 +37,33 @@ typedef enum {
 
 
 /*
- * Arrays and maps stay encoded (msgpack, as stored) and are read with the
- * iterators below, so that looking a profile up never allocates.
+ * A table of interned strings.  In the profile store, strings that recur
+ * (segment names, interest categories, lifecycle stages, ...) are stored
+ * once in the store's dictionary and referred to by index; a value read
+ * from the store carries the table so that the iterators below can resolve
+ * them.  Values built elsewhere (rule literals) leave it NULL.
  */
 typedef struct {
-    const uint8_t  *raw;   /* msgpack bytes of the elements, after the header */
-    size_t          len;   /* bytes at raw */
-    uint32_t        n;     /* element (array) or pair (map) count */
+    const cef_span_t  *s;
+    uint32_t           n;
+} cef_strtab_t;
+
+
+/*
+ * Arrays and maps stay encoded (msgpack, as stored) and are read with the
+ * iterators below, so that looking a profile up never allocates.
+ *
+ * Encoding of the elements (see docs/store.md): an array element or a map
+ * key is a msgpack str, or a msgpack positive int that indexes strs; a map
+ * value is a msgpack int or float, or a decimal (ext types 16..31, see
+ * cef_value_decode()).
+ */
+typedef struct {
+    const uint8_t       *raw;   /* msgpack bytes of the elements, after the
+                                   header */
+    size_t               len;   /* bytes at raw */
+    uint32_t             n;     /* element (array) or pair (map) count */
+    const cef_strtab_t  *strs;  /* interned strings, or NULL */
 } cef_value_seq_t;
 
 
@@ -82,6 +102,37 @@ int cef_value_array_contains(const cef_value_t *v, cef_span_t s);
 
 /* 1 and *num set if the number map has key, else 0. */
 int cef_value_map_get(const cef_value_t *v, cef_span_t key, double *num);
+
+
+/*
+ * Decode one value in the profile store's encoding: msgpack nil, bool, int,
+ * float, str, an array of strings, a map string -> number, plus
+ *   - ext type 1 (fixext 1/2/4, big-endian unsigned): an interned string,
+ *     an index into strs;
+ *   - ext types 16..31 (fixext 1/2/4/8, big-endian signed m): the decimal
+ *     m / 10^(type - 16), decoded as a CEF_VAL_FLOAT.
+ * Every read is bounds-checked.  Arrays and maps are checked element by
+ * element as they are skipped, so the iterators never fail on a value this
+ * function accepted.
+ *
+ * @param[in]     p     encoded bytes
+ * @param[in]     len   bytes at p
+ * @param[in,out] pos   offset of the value; on success, just past it
+ * @param[in]     strs  interned strings (may be NULL: no interned strings)
+ * @param[out]    out   the value; strings point into p or into strs
+ * @return 0 on success, -1 if the bytes are malformed, truncated, or of a
+ *         type a profile value cannot have.
+ */
+int cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
+    const cef_strtab_t *strs, cef_value_t *out);
+
+/*
+ * Read a msgpack unsigned integer (as used for attribute ids) at *pos.
+ *
+ * @return 0 and *pos advanced on success, -1 if not a non-negative int.
+ */
+int cef_value_decode_uint(const uint8_t *p, size_t len, size_t *pos,
+    uint64_t *out);
 
 
 #endif /* CEF_VALUE_H */

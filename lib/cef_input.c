@@ -1,0 +1,628 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ */
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cef_input.h"
+
+
+#define CEF_INPUT_CHUNK  65536
+
+
+struct cef_input_s {
+    int                  fd;
+    const uint8_t       *mem;
+    size_t               mem_len;
+    size_t               mem_pos;
+    int64_t              size;
+    cef_input_format_t   format;
+    int                  eof;
+
+    uint64_t             record;
+    uint64_t             offset;      /* of the last record */
+    uint64_t             next;        /* offset of the next record */
+    uint64_t             fed;         /* bytes read from the source */
+
+    /* msgpack */
+    msgpack_unpacker     unp;
+    int                  unp_init;
+    msgpack_unpacked     result;
+
+    /* NDJSON: a line buffer; [lpos, llen) not yet consumed */
+    char                *line;
+    size_t               lcap, lpos, llen;
+    uint64_t             lineno;
+    msgpack_sbuffer      sbuf;
+};
+
+
+static ssize_t
+cef_input_read(cef_input_t *in, void *buf, size_t size)
+{
+    ssize_t  n;
+    size_t   left;
+
+    if (in->mem) {
+        left = in->mem_len - in->mem_pos;
+        if (size > left) {
+            size = left;
+        }
+        memcpy(buf, in->mem + in->mem_pos, size);
+        in->mem_pos += size;
+        in->fed += size;
+        return (ssize_t) size;
+    }
+
+    do {
+        n = read(in->fd, buf, size);
+    } while (n < 0 && errno == EINTR);
+
+    if (n > 0) {
+        in->fed += n;
+    }
+
+    return n;
+}
+
+
+static cef_input_t *
+cef_input_alloc(void)
+{
+    cef_input_t  *in;
+
+    in = calloc(1, sizeof(cef_input_t));
+    if (in == NULL) {
+        return NULL;
+    }
+
+    in->fd = -1;
+    in->size = -1;
+    msgpack_unpacked_init(&in->result);
+    msgpack_sbuffer_init(&in->sbuf);
+
+    return in;
+}
+
+
+cef_input_t *
+cef_input_open_fd(int fd)
+{
+    struct stat   st;
+    cef_input_t  *in;
+
+    in = cef_input_alloc();
+    if (in == NULL) {
+        return NULL;
+    }
+
+    in->fd = fd;
+
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        in->size = st.st_size;
+    }
+
+    return in;
+}
+
+
+cef_input_t *
+cef_input_open_mem(const void *data, size_t len)
+{
+    cef_input_t  *in;
+
+    in = cef_input_alloc();
+    if (in == NULL) {
+        return NULL;
+    }
+
+    in->mem = data ? data : (const void *) "";
+    in->mem_len = len;
+    in->size = (int64_t) len;
+
+    return in;
+}
+
+
+static void
+cef_input_reset(cef_input_t *in)
+{
+    if (in->unp_init) {
+        msgpack_unpacker_destroy(&in->unp);
+        in->unp_init = 0;
+    }
+
+    msgpack_unpacked_destroy(&in->result);
+    msgpack_unpacked_init(&in->result);
+
+    free(in->line);
+    in->line = NULL;
+    in->lcap = in->lpos = in->llen = 0;
+    in->lineno = 0;
+
+    in->format = CEF_INPUT_UNKNOWN;
+    in->eof = 0;
+    in->record = in->offset = in->next = in->fed = 0;
+}
+
+
+void
+cef_input_close(cef_input_t *in)
+{
+    if (in == NULL) {
+        return;
+    }
+
+    cef_input_reset(in);
+    msgpack_unpacked_destroy(&in->result);
+    msgpack_sbuffer_destroy(&in->sbuf);
+    free(in);
+}
+
+
+int
+cef_input_seekable(const cef_input_t *in)
+{
+    return in->mem != NULL || in->size >= 0;
+}
+
+
+int
+cef_input_rewind(cef_input_t *in)
+{
+    if (in->mem) {
+        in->mem_pos = 0;
+
+    } else if (in->size < 0 || lseek(in->fd, 0, SEEK_SET) != 0) {
+        return -1;
+    }
+
+    cef_input_reset(in);
+    return 0;
+}
+
+
+uint64_t
+cef_input_record(const cef_input_t *in)
+{
+    return in->record;
+}
+
+
+uint64_t
+cef_input_offset(const cef_input_t *in)
+{
+    return in->offset;
+}
+
+
+uint64_t
+cef_input_consumed(const cef_input_t *in)
+{
+    return in->fed;
+}
+
+
+int64_t
+cef_input_size(const cef_input_t *in)
+{
+    return in->size;
+}
+
+
+cef_input_format_t
+cef_input_format(const cef_input_t *in)
+{
+    return in->format;
+}
+
+
+int
+cef_input_wait(cef_input_t *in, int timeout_ms)
+{
+    struct pollfd  pfd;
+
+    if (in->mem || in->size >= 0 || in->eof) {
+        return 1;
+    }
+
+    if (in->format == CEF_INPUT_NDJSON && memchr(in->line + in->lpos, '\n',
+                                                 in->llen - in->lpos))
+    {
+        return 1;
+    }
+
+    /*
+     * Buffered msgpack bytes are usually whole records (writers flush per
+     * record); if they are only part of one, the next read blocks.
+     */
+
+    if (in->format == CEF_INPUT_MSGPACK && in->fed > in->next) {
+        return 1;
+    }
+
+    pfd.fd = in->fd;
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+
+    return poll(&pfd, 1, timeout_ms) != 0;
+}
+
+
+/* Fill the line buffer with at least one more chunk. */
+
+static int
+cef_input_fill(cef_input_t *in, char *err, size_t errlen)
+{
+    ssize_t  n;
+    size_t   ncap;
+    char    *p;
+
+    if (in->lpos > 0) {
+        memmove(in->line, in->line + in->lpos, in->llen - in->lpos);
+        in->llen -= in->lpos;
+        in->lpos = 0;
+    }
+
+    if (in->lcap - in->llen < CEF_INPUT_CHUNK) {
+        ncap = in->llen + CEF_INPUT_CHUNK;
+        p = realloc(in->line, ncap);
+        if (p == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        in->line = p;
+        in->lcap = ncap;
+    }
+
+    n = cef_input_read(in, in->line + in->llen, in->lcap - in->llen);
+    if (n < 0) {
+        snprintf(err, errlen, "read error at byte %llu: %s",
+                 (unsigned long long) in->fed, strerror(errno));
+        return -1;
+    }
+
+    if (n == 0) {
+        in->eof = 1;
+    }
+
+    in->llen += n;
+    return 0;
+}
+
+
+static int
+cef_input_detect(cef_input_t *in, char *err, size_t errlen)
+{
+    size_t  i;
+
+    /* peek through the line buffer, then hand it to the right parser */
+
+    for ( ;; ) {
+        for (i = in->lpos; i < in->llen; i++) {
+            if (in->line[i] != ' ' && in->line[i] != '\t'
+                && in->line[i] != '\r' && in->line[i] != '\n')
+            {
+                break;
+            }
+        }
+
+        if (i < in->llen || in->eof) {
+            break;
+        }
+
+        if (cef_input_fill(in, err, errlen) != 0) {
+            return -1;
+        }
+    }
+
+    if (i < in->llen && in->line[i] == '{') {
+        in->format = CEF_INPUT_NDJSON;
+        return 0;
+    }
+
+    in->format = CEF_INPUT_MSGPACK;
+
+    if (!msgpack_unpacker_init(&in->unp, CEF_INPUT_CHUNK * 2)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    in->unp_init = 1;
+
+    if (in->llen > 0) {
+        if (!msgpack_unpacker_reserve_buffer(&in->unp, in->llen)) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        memcpy(msgpack_unpacker_buffer(&in->unp), in->line, in->llen);
+        msgpack_unpacker_buffer_consumed(&in->unp, in->llen);
+    }
+
+    in->llen = in->lpos = 0;
+
+    return 0;
+}
+
+
+static int
+cef_input_json_pack(msgpack_packer *pk, json_t *j)
+{
+    size_t       i, n;
+    const char  *key;
+    json_t      *v;
+
+    switch (json_typeof(j)) {
+
+    case JSON_OBJECT:
+        msgpack_pack_map(pk, json_object_size(j));
+        json_object_foreach(j, key, v) {
+            n = strlen(key);
+            msgpack_pack_str(pk, n);
+            msgpack_pack_str_body(pk, key, n);
+            if (cef_input_json_pack(pk, v) != 0) {
+                return -1;
+            }
+        }
+        return 0;
+
+    case JSON_ARRAY:
+        msgpack_pack_array(pk, json_array_size(j));
+        json_array_foreach(j, i, v) {
+            if (cef_input_json_pack(pk, v) != 0) {
+                return -1;
+            }
+        }
+        return 0;
+
+    case JSON_STRING:
+        n = json_string_length(j);
+        msgpack_pack_str(pk, n);
+        msgpack_pack_str_body(pk, json_string_value(j), n);
+        return 0;
+
+    case JSON_INTEGER:
+        return msgpack_pack_int64(pk, json_integer_value(j));
+
+    case JSON_REAL:
+        return msgpack_pack_double(pk, json_real_value(j));
+
+    case JSON_TRUE:
+        return msgpack_pack_true(pk);
+
+    case JSON_FALSE:
+        return msgpack_pack_false(pk);
+
+    case JSON_NULL:
+        return msgpack_pack_nil(pk);
+    }
+
+    return -1;
+}
+
+
+static int
+cef_input_next_json(cef_input_t *in, const msgpack_object **obj, char *err,
+    size_t errlen)
+{
+    char            *nl, *s;
+    size_t           len, i, off;
+    json_t          *j;
+    json_error_t     jerr;
+    msgpack_packer   pk;
+
+    for ( ;; ) {
+        nl = memchr(in->line + in->lpos, '\n', in->llen - in->lpos);
+
+        if (nl == NULL) {
+            if (in->llen - in->lpos > CEF_INPUT_RECORD_MAX) {
+                snprintf(err, errlen, "record %llu (line %llu, byte %llu): "
+                         "record is larger than %d bytes",
+                         (unsigned long long) in->record + 1,
+                         (unsigned long long) in->lineno + 1,
+                         (unsigned long long) in->next, CEF_INPUT_RECORD_MAX);
+                return -1;
+            }
+
+            if (!in->eof) {
+                if (cef_input_fill(in, err, errlen) != 0) {
+                    return -1;
+                }
+                continue;
+            }
+
+            if (in->lpos == in->llen) {
+                return 0;
+            }
+
+            /* a last line without "\n" */
+            nl = in->line + in->llen;
+        }
+
+        s = in->line + in->lpos;
+        len = nl - s;
+
+        in->lineno++;
+        off = in->next;
+        in->next += len + (nl < in->line + in->llen ? 1 : 0);
+        in->lpos += len + (nl < in->line + in->llen ? 1 : 0);
+
+        for (i = 0; i < len; i++) {
+            if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') {
+                break;
+            }
+        }
+
+        if (i == len) {
+            continue;   /* blank line */
+        }
+
+        in->record++;
+        in->offset = off;
+
+        if (len > CEF_INPUT_RECORD_MAX) {
+            snprintf(err, errlen, "record %llu (line %llu, byte %llu): "
+                     "record is larger than %d bytes",
+                     (unsigned long long) in->record,
+                     (unsigned long long) in->lineno,
+                     (unsigned long long) off, CEF_INPUT_RECORD_MAX);
+            return -1;
+        }
+
+        j = json_loadb(s, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (j == NULL) {
+            snprintf(err, errlen, "record %llu (line %llu, byte %llu): "
+                     "malformed JSON at column %d: %s",
+                     (unsigned long long) in->record,
+                     (unsigned long long) in->lineno,
+                     (unsigned long long) off, jerr.column, jerr.text);
+            return -1;
+        }
+
+        if (!json_is_object(j)) {
+            json_decref(j);
+            snprintf(err, errlen, "record %llu (line %llu, byte %llu): "
+                     "not a JSON object", (unsigned long long) in->record,
+                     (unsigned long long) in->lineno,
+                     (unsigned long long) off);
+            return -1;
+        }
+
+        msgpack_sbuffer_clear(&in->sbuf);
+        msgpack_packer_init(&pk, &in->sbuf, msgpack_sbuffer_write);
+
+        if (cef_input_json_pack(&pk, j) != 0) {
+            json_decref(j);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+
+        json_decref(j);
+
+        off = 0;
+        if (msgpack_unpack_next(&in->result, in->sbuf.data, in->sbuf.size,
+                                &off) != MSGPACK_UNPACK_SUCCESS)
+        {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+
+        *obj = &in->result.data;
+        return 1;
+    }
+}
+
+
+static int
+cef_input_next_msgpack(cef_input_t *in, const msgpack_object **obj,
+    char *err, size_t errlen)
+{
+    ssize_t                 n;
+    uint64_t                end;
+    msgpack_unpack_return   rc;
+
+    for ( ;; ) {
+        rc = msgpack_unpacker_next(&in->unp, &in->result);
+
+        if (rc == MSGPACK_UNPACK_SUCCESS) {
+            in->record++;
+            in->offset = in->next;
+            /* parsed_size() restarts per message: count from the end */
+            end = in->fed - (in->unp.used - in->unp.off);
+            in->next = end;
+
+            if (end - in->offset > CEF_INPUT_RECORD_MAX) {
+                snprintf(err, errlen, "record %llu (byte %llu): record is "
+                         "larger than %d bytes",
+                         (unsigned long long) in->record,
+                         (unsigned long long) in->offset,
+                         CEF_INPUT_RECORD_MAX);
+                return -1;
+            }
+
+            if (in->result.data.type != MSGPACK_OBJECT_MAP) {
+                snprintf(err, errlen, "record %llu (byte %llu): not a "
+                         "msgpack map", (unsigned long long) in->record,
+                         (unsigned long long) in->offset);
+                return -1;
+            }
+
+            *obj = &in->result.data;
+            return 1;
+        }
+
+        if (rc != MSGPACK_UNPACK_CONTINUE) {
+            snprintf(err, errlen, "record %llu (byte %llu): %s",
+                     (unsigned long long) in->record + 1,
+                     (unsigned long long) in->next,
+                     rc == MSGPACK_UNPACK_NOMEM_ERROR
+                     ? "malformed msgpack (impossible sizes)"
+                     : "malformed msgpack");
+            return -1;
+        }
+
+        if (in->fed - in->next > CEF_INPUT_RECORD_MAX) {
+            snprintf(err, errlen, "record %llu (byte %llu): record is larger "
+                     "than %d bytes", (unsigned long long) in->record + 1,
+                     (unsigned long long) in->next, CEF_INPUT_RECORD_MAX);
+            return -1;
+        }
+
+        if (in->eof) {
+            if (in->fed > in->next) {
+                snprintf(err, errlen, "record %llu (byte %llu): truncated "
+                         "record (the stream ends inside it)",
+                         (unsigned long long) in->record + 1,
+                         (unsigned long long) in->next);
+                return -1;
+            }
+            return 0;
+        }
+
+        if (!msgpack_unpacker_reserve_buffer(&in->unp, CEF_INPUT_CHUNK)) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+
+        n = cef_input_read(in, msgpack_unpacker_buffer(&in->unp),
+                           msgpack_unpacker_buffer_capacity(&in->unp));
+        if (n < 0) {
+            snprintf(err, errlen, "read error at byte %llu: %s",
+                     (unsigned long long) in->fed, strerror(errno));
+            return -1;
+        }
+
+        if (n == 0) {
+            in->eof = 1;
+            continue;
+        }
+
+        msgpack_unpacker_buffer_consumed(&in->unp, n);
+    }
+}
+
+
+int
+cef_input_next(cef_input_t *in, const msgpack_object **obj, char *err,
+    size_t errlen)
+{
+    if (in->format == CEF_INPUT_UNKNOWN) {
+        if (cef_input_detect(in, err, errlen) != 0) {
+            return -1;
+        }
+    }
+
+    if (in->format == CEF_INPUT_NDJSON) {
+        return cef_input_next_json(in, obj, err, errlen);
+    }
+
+    return cef_input_next_msgpack(in, obj, err, errlen);
+}

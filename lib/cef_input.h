@@ -1,0 +1,104 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef_input: reads a snapshot or delta stream record by record, as msgpack
+ * objects, whether the stream is msgpack or NDJSON (docs/formats.md).
+ * Plain C11, no nginx types.
+ *
+ * The format is detected from the first non-blank byte: '{' is NDJSON (it
+ * is a positive fixint in msgpack, which no stream starts with), anything
+ * else msgpack.  NDJSON lines are parsed with jansson and converted to
+ * msgpack, so that one validator serves both formats.
+ *
+ * Records are numbered from 1 (the header is record 1); offsets are byte
+ * offsets of a record's first byte in the stream.  Every error message
+ * names both.
+ */
+
+#ifndef CEF_INPUT_H
+#define CEF_INPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+
+#define CEF_INPUT_RECORD_MAX  65536
+
+typedef struct cef_input_s  cef_input_t;
+
+typedef enum {
+    CEF_INPUT_UNKNOWN = 0,
+    CEF_INPUT_MSGPACK,
+    CEF_INPUT_NDJSON
+} cef_input_format_t;
+
+
+/*
+ * Read from a file descriptor (not closed by cef_input_close()).
+ *
+ * @param[in] fd  an open descriptor
+ * @return the reader, or NULL when out of memory.
+ */
+cef_input_t *cef_input_open_fd(int fd);
+
+/*
+ * Read from memory (used by tests).  The bytes must outlive the reader.
+ */
+cef_input_t *cef_input_open_mem(const void *data, size_t len);
+
+void cef_input_close(cef_input_t *in);
+
+/*
+ * The next record.
+ *
+ * @param[in]  in      the reader
+ * @param[out] obj     the record, valid until the next call
+ * @param[out] err     the message on -1: "record N (byte O): ..."
+ * @param[in]  errlen  bytes at err
+ * @return 1 if a record was read, 0 at a clean end of the stream, -1 on an
+ *         I/O error, malformed msgpack or JSON, a record that is not a map
+ *         or object, a record over CEF_INPUT_RECORD_MAX bytes, or a stream
+ *         that ends inside a record.
+ */
+int cef_input_next(cef_input_t *in, const msgpack_object **obj, char *err,
+    size_t errlen);
+
+/*
+ * Start again from the beginning (only for seekable descriptors and
+ * memory).
+ *
+ * @return 0, or -1 if the input is not seekable.
+ */
+int cef_input_rewind(cef_input_t *in);
+
+/* 1 if cef_input_rewind() can work. */
+int cef_input_seekable(const cef_input_t *in);
+
+/* Number of the last record returned (1-based). */
+uint64_t cef_input_record(const cef_input_t *in);
+
+/* Byte offset of the last record returned. */
+uint64_t cef_input_offset(const cef_input_t *in);
+
+/* Bytes read from the stream so far. */
+uint64_t cef_input_consumed(const cef_input_t *in);
+
+/* Size of the stream if known (a regular file or memory), else -1. */
+int64_t cef_input_size(const cef_input_t *in);
+
+/* The detected format (CEF_INPUT_UNKNOWN before the first record). */
+cef_input_format_t cef_input_format(const cef_input_t *in);
+
+/*
+ * Wait until the input has data to read or timeout_ms passes (used to
+ * commit a batch while a pipe is idle).
+ *
+ * @return 1 if data (or EOF) is available or already buffered, 0 on
+ *         timeout.
+ */
+int cef_input_wait(cef_input_t *in, int timeout_ms);
+
+
+#endif /* CEF_INPUT_H */

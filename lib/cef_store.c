@@ -1,0 +1,900 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ */
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+#include <msgpack.h>
+
+#include "cef_store.h"
+
+
+typedef struct cef_store_block_s  cef_store_block_t;
+
+struct cef_store_block_s {
+    cef_store_block_t  *next;
+    char                data[];
+};
+
+
+typedef struct {
+    MDB_env            *env;
+    MDB_txn            *txn;
+    MDB_cursor         *cur;
+    MDB_dbi             meta, prof, index, dnames, dstrs;
+    int                 active;
+    size_t              txnid;          /* of the last metadata refresh */
+    dev_t               dev;
+    ino_t               ino;
+    cef_store_info_t    info;
+    cef_dict_t          dict;
+    cef_span_t         *names;          /* dict.names.s */
+    cef_span_t         *strs;           /* dict.strs.s */
+    cef_store_block_t  *blocks;
+} cef_store_gen_t;
+
+
+struct cef_store_s {
+    char              *dir;
+    cef_store_gen_t   *gen;
+    unsigned           check_ms;
+    struct timespec    checked;
+    char               err[512];
+};
+
+
+static void cef_store_seterr(cef_store_t *s, const char *fmt, ...);
+static int cef_store_gen_open(cef_store_gen_t **gp, const char *dir,
+    char *err, size_t errlen);
+static void cef_store_gen_close(cef_store_gen_t *g);
+static int cef_store_gen_begin(cef_store_gen_t *g, char *err, size_t errlen);
+static int cef_store_gen_refresh(cef_store_gen_t *g, char *err,
+    size_t errlen);
+static int cef_store_load_strs(cef_store_gen_t *g, MDB_dbi dbi,
+    cef_strtab_t *tab, cef_span_t **spans, uint32_t want, char *err,
+    size_t errlen);
+static void cef_store_check_replaced(cef_store_t *s);
+
+
+static void
+cef_store_seterr(cef_store_t *s, const char *fmt, ...)
+{
+    va_list  ap;
+
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof(s->err), fmt, ap);
+    va_end(ap);
+}
+
+
+int
+cef_store_current(const char *dir, char *path, size_t size, uint64_t *gen)
+{
+    char                link[PATH_MAX], target[64];
+    ssize_t             n;
+    unsigned long long  g;
+    int                 end = 0;
+
+    if ((size_t) snprintf(link, sizeof(link), "%s/%s", dir, CEF_STORE_CURRENT)
+        >= sizeof(link))
+    {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+
+    n = readlink(link, target, sizeof(target) - 1);
+    if (n < 0) {
+        return -1;
+    }
+
+    target[n] = '\0';
+
+    if (sscanf(target, "gen-%llu%n", &g, &end) != 1 || end != n) {
+        errno = EINVAL;
+        return -1;
+    }
+
+    if ((size_t) snprintf(path, size, "%s/%s", dir, target) >= size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+
+    *gen = g;
+    return 0;
+}
+
+
+int
+cef_store_open(cef_store_t **sp, const char *dir, char *err, size_t errlen)
+{
+    cef_store_t  *s;
+
+    *sp = NULL;
+
+    s = calloc(1, sizeof(cef_store_t));
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return CEF_STORE_ERROR;
+    }
+
+    s->dir = strdup(dir);
+    s->check_ms = 1000;
+
+    if (s->dir == NULL) {
+        snprintf(err, errlen, "out of memory");
+        free(s);
+        return CEF_STORE_ERROR;
+    }
+
+    if (cef_store_gen_open(&s->gen, dir, err, errlen) != 0) {
+        free(s->dir);
+        free(s);
+        return CEF_STORE_ERROR;
+    }
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &s->checked);
+
+    *sp = s;
+    return CEF_STORE_OK;
+}
+
+
+void
+cef_store_close(cef_store_t *s)
+{
+    if (s == NULL) {
+        return;
+    }
+
+    cef_store_gen_close(s->gen);
+    free(s->dir);
+    free(s);
+}
+
+
+void
+cef_store_set_check_interval(cef_store_t *s, unsigned ms)
+{
+    s->check_ms = ms;
+}
+
+
+static int
+cef_store_gen_open(cef_store_gen_t **gp, const char *dir, char *err,
+    size_t errlen)
+{
+    int               rc, dead, tries;
+    char              path[PATH_MAX];
+    uint64_t          gen;
+    struct stat       st;
+    MDB_txn          *txn;
+    cef_store_gen_t  *g;
+
+    g = calloc(1, sizeof(cef_store_gen_t));
+    if (g == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    /*
+     * A writer may switch "current" and delete the old generation between
+     * our readlink() and our open: retry on a vanished generation.
+     */
+
+    for (tries = 0; ; tries++) {
+
+        if (cef_store_current(dir, path, sizeof(path), &gen) != 0) {
+            snprintf(err, errlen, "no profile store in \"%s\": "
+                     "cannot read \"%s/%s\": %s", dir, dir, CEF_STORE_CURRENT,
+                     strerror(errno));
+            goto failed;
+        }
+
+        if (stat(path, &st) == 0) {
+            rc = mdb_env_create(&g->env);
+            if (rc != 0) {
+                snprintf(err, errlen, "mdb_env_create: %s", mdb_strerror(rc));
+                goto failed;
+            }
+
+            mdb_env_set_maxdbs(g->env, 8);
+            mdb_env_set_maxreaders(g->env, 1022);
+
+            rc = mdb_env_open(g->env, path, MDB_RDONLY|MDB_NOTLS|MDB_NORDAHEAD,
+                              0644);
+            if (rc == 0) {
+                break;
+            }
+
+            mdb_env_close(g->env);
+            g->env = NULL;
+
+            if (rc != ENOENT || tries >= 5) {
+                snprintf(err, errlen, "cannot open profile store \"%s\": %s",
+                         path, mdb_strerror(rc));
+                goto failed;
+            }
+
+        } else if (errno != ENOENT || tries >= 5) {
+            snprintf(err, errlen, "cannot open profile store \"%s\": %s",
+                     path, strerror(errno));
+            goto failed;
+        }
+    }
+
+    g->dev = st.st_dev;
+    g->ino = st.st_ino;
+
+    /* stale reader slots of crashed processes pin old pages */
+    mdb_reader_check(g->env, &dead);
+
+    rc = mdb_txn_begin(g->env, NULL, MDB_RDONLY, &txn);
+    if (rc == MDB_READERS_FULL) {
+        mdb_reader_check(g->env, &dead);
+        rc = mdb_txn_begin(g->env, NULL, MDB_RDONLY, &txn);
+    }
+
+    if (rc != 0) {
+        snprintf(err, errlen, "profile store \"%s\": mdb_txn_begin: %s", path,
+                 mdb_strerror(rc));
+        goto failed;
+    }
+
+    if ((rc = mdb_dbi_open(txn, CEF_STORE_DB_META, 0, &g->meta)) != 0
+        || (rc = mdb_dbi_open(txn, CEF_STORE_DB_PROF, MDB_INTEGERKEY,
+                              &g->prof)) != 0
+        || (rc = mdb_dbi_open(txn, CEF_STORE_DB_INDEX,
+                              MDB_DUPSORT|MDB_DUPFIXED, &g->index)) != 0
+        || (rc = mdb_dbi_open(txn, CEF_STORE_DB_NAMES, MDB_INTEGERKEY,
+                              &g->dnames)) != 0
+        || (rc = mdb_dbi_open(txn, CEF_STORE_DB_STRS, MDB_INTEGERKEY,
+                              &g->dstrs)) != 0)
+    {
+        mdb_txn_abort(txn);
+        snprintf(err, errlen, "\"%s\" is not a profile store: %s", path,
+                 mdb_strerror(rc));
+        goto failed;
+    }
+
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        snprintf(err, errlen, "profile store \"%s\": %s", path,
+                 mdb_strerror(rc));
+        goto failed;
+    }
+
+    if (cef_store_gen_begin(g, err, errlen) != 0) {
+        goto failed;
+    }
+
+    g->info.generation = gen;
+    mdb_txn_reset(g->txn);
+    g->active = 0;
+
+    *gp = g;
+    return 0;
+
+failed:
+
+    cef_store_gen_close(g);
+    return -1;
+}
+
+
+static void
+cef_store_gen_close(cef_store_gen_t *g)
+{
+    cef_store_block_t  *b, *next;
+
+    if (g == NULL) {
+        return;
+    }
+
+    if (g->cur) {
+        mdb_cursor_close(g->cur);
+    }
+
+    if (g->txn) {
+        mdb_txn_abort(g->txn);
+    }
+
+    if (g->env) {
+        mdb_env_close(g->env);
+    }
+
+    for (b = g->blocks; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+
+    free(g->names);
+    free(g->strs);
+    free(g->dict.names_hash);
+    free(g);
+}
+
+
+static int
+cef_store_gen_begin(cef_store_gen_t *g, char *err, size_t errlen)
+{
+    int  rc, dead, retried_full = 0, retried_size = 0;
+
+again:
+
+    if (g->txn) {
+        rc = mdb_txn_renew(g->txn);
+
+    } else {
+        rc = mdb_txn_begin(g->env, NULL, MDB_RDONLY, &g->txn);
+        if (rc != 0) {
+            g->txn = NULL;
+        }
+    }
+
+    if (rc == MDB_MAP_RESIZED && !retried_size) {
+        /* the writer grew the map: adopt its size (no txn may be live) */
+        retried_size = 1;
+        if (g->cur) {
+            mdb_cursor_close(g->cur);
+            g->cur = NULL;
+        }
+        if (g->txn) {
+            mdb_txn_abort(g->txn);
+            g->txn = NULL;
+        }
+        rc = mdb_env_set_mapsize(g->env, 0);
+        if (rc == 0) {
+            goto again;
+        }
+    }
+
+    if (rc == MDB_READERS_FULL && !retried_full) {
+        retried_full = 1;
+        mdb_reader_check(g->env, &dead);
+        goto again;
+    }
+
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot begin a read transaction: %s",
+                 mdb_strerror(rc));
+        return -1;
+    }
+
+    if (g->cur) {
+        rc = mdb_cursor_renew(g->txn, g->cur);
+
+    } else {
+        rc = mdb_cursor_open(g->txn, g->index, &g->cur);
+        if (rc != 0) {
+            g->cur = NULL;
+        }
+    }
+
+    if (rc != 0) {
+        mdb_txn_reset(g->txn);
+        snprintf(err, errlen, "cannot open a cursor: %s", mdb_strerror(rc));
+        return -1;
+    }
+
+    g->active = 1;
+
+    if (mdb_txn_id(g->txn) != g->txnid) {
+        if (cef_store_gen_refresh(g, err, errlen) != 0) {
+            mdb_txn_reset(g->txn);
+            g->active = 0;
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* Re-read the metadata and the new tail of the dictionary. */
+
+static int
+cef_store_gen_refresh(cef_store_gen_t *g, char *err, size_t errlen)
+{
+    int               rc;
+    uint64_t          gen;
+    MDB_val           k, v;
+    cef_store_info_t  info;
+
+    k.mv_data = (void *) "meta";
+    k.mv_size = 4;
+
+    rc = mdb_get(g->txn, g->meta, &k, &v);
+    if (rc != 0) {
+        snprintf(err, errlen, "profile store metadata: %s", mdb_strerror(rc));
+        return -1;
+    }
+
+    if (cef_store_meta_decode(v.mv_data, v.mv_size, &info) != 0) {
+        snprintf(err, errlen, "profile store metadata is malformed");
+        return -1;
+    }
+
+    if (info.format != CEF_STORE_FORMAT) {
+        snprintf(err, errlen, "profile store format %u is not supported "
+                 "(expected %u)", info.format, CEF_STORE_FORMAT);
+        return -1;
+    }
+
+    if (info.names > g->dict.names.n) {
+        if (cef_store_load_strs(g, g->dnames, &g->dict.names, &g->names,
+                                info.names, err, errlen) != 0
+            || cef_dict_index(&g->dict) != 0)
+        {
+            if (err[0] == '\0') {
+                snprintf(err, errlen, "out of memory");
+            }
+            return -1;
+        }
+    }
+
+    if (info.strs > g->dict.strs.n) {
+        if (cef_store_load_strs(g, g->dstrs, &g->dict.strs, &g->strs,
+                                info.strs, err, errlen) != 0)
+        {
+            return -1;
+        }
+    }
+
+    gen = g->info.generation;
+    g->info = info;
+    g->info.generation = gen;
+    g->txnid = mdb_txn_id(g->txn);
+
+    return 0;
+}
+
+
+static int
+cef_store_load_strs(cef_store_gen_t *g, MDB_dbi dbi, cef_strtab_t *tab,
+    cef_span_t **spans, uint32_t want, char *err, size_t errlen)
+{
+    int                 rc;
+    char               *p;
+    size_t              total;
+    uint32_t            id, i, have;
+    MDB_val             k, v;
+    MDB_cursor         *cur;
+    cef_span_t         *ns;
+    cef_store_block_t  *b;
+
+    err[0] = '\0';
+    have = tab->n;
+
+    ns = realloc(*spans, (size_t) want * sizeof(cef_span_t));
+    if (ns == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    *spans = ns;
+    tab->s = ns;
+
+    rc = mdb_cursor_open(g->txn, dbi, &cur);
+    if (rc != 0) {
+        snprintf(err, errlen, "dictionary: %s", mdb_strerror(rc));
+        return -1;
+    }
+
+    /* two passes: size, then copy into one block */
+
+    total = 0;
+
+    for (i = have; i < want; i++) {
+        id = i;
+        k.mv_data = &id;
+        k.mv_size = sizeof(id);
+
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+        if (rc != 0) {
+            mdb_cursor_close(cur);
+            snprintf(err, errlen, "dictionary entry %u: %s", i,
+                     mdb_strerror(rc));
+            return -1;
+        }
+
+        total += v.mv_size;
+    }
+
+    b = malloc(sizeof(cef_store_block_t) + total + 1);
+    if (b == NULL) {
+        mdb_cursor_close(cur);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    b->next = g->blocks;
+    g->blocks = b;
+    p = b->data;
+
+    for (i = have; i < want; i++) {
+        id = i;
+        k.mv_data = &id;
+        k.mv_size = sizeof(id);
+
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+        if (rc != 0) {
+            mdb_cursor_close(cur);
+            snprintf(err, errlen, "dictionary entry %u: %s", i,
+                     mdb_strerror(rc));
+            return -1;
+        }
+
+        if (v.mv_size) {
+            memcpy(p, v.mv_data, v.mv_size);
+        }
+        ns[i].data = p;
+        ns[i].len = v.mv_size;
+        p += v.mv_size;
+    }
+
+    mdb_cursor_close(cur);
+    tab->n = want;
+
+    return 0;
+}
+
+
+static void
+cef_store_check_replaced(cef_store_t *s)
+{
+    char              path[PATH_MAX], err[256];
+    struct stat       st;
+    struct timespec   now;
+    cef_store_gen_t  *g;
+
+    if (s->check_ms) {
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+
+        if ((now.tv_sec - s->checked.tv_sec) * 1000
+            + (now.tv_nsec - s->checked.tv_nsec) / 1000000
+            < (long) s->check_ms)
+        {
+            return;
+        }
+
+        s->checked = now;
+    }
+
+    if ((size_t) snprintf(path, sizeof(path), "%s/%s", s->dir,
+                          CEF_STORE_CURRENT) >= sizeof(path)
+        || stat(path, &st) != 0)
+    {
+        return;
+    }
+
+    if (st.st_dev == s->gen->dev && st.st_ino == s->gen->ino) {
+        return;
+    }
+
+    /* open the new generation first; keep the old one if that fails */
+
+    if (cef_store_gen_open(&g, s->dir, err, sizeof(err)) != 0) {
+        return;
+    }
+
+    cef_store_gen_close(s->gen);
+    s->gen = g;
+}
+
+
+int
+cef_store_begin(cef_store_t *s)
+{
+    if (s->gen->active) {
+        cef_store_seterr(s, "a session is already open");
+        return CEF_STORE_ERROR;
+    }
+
+    cef_store_check_replaced(s);
+
+    if (cef_store_gen_begin(s->gen, s->err, sizeof(s->err)) != 0) {
+        return CEF_STORE_ERROR;
+    }
+
+    return CEF_STORE_OK;
+}
+
+
+void
+cef_store_end(cef_store_t *s)
+{
+    if (s->gen->active) {
+        mdb_txn_reset(s->gen->txn);
+        s->gen->active = 0;
+    }
+}
+
+
+int
+cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
+{
+    int               rc;
+    MDB_val           k, v;
+    cef_store_gen_t  *g = s->gen;
+
+    if (!g->active) {
+        cef_store_seterr(s, "no session is open");
+        return CEF_STORE_ERROR;
+    }
+
+    k.mv_data = &number;
+    k.mv_size = sizeof(number);
+
+    rc = mdb_get(g->txn, g->prof, &k, &v);
+
+    if (rc == MDB_NOTFOUND) {
+        return CEF_STORE_NOTFOUND;
+    }
+
+    if (rc != 0) {
+        cef_store_seterr(s, "profile lookup: %s", mdb_strerror(rc));
+        return CEF_STORE_ERROR;
+    }
+
+    if (cef_profile_parse(v.mv_data, v.mv_size, &g->dict, p) != 0) {
+        cef_store_seterr(s, "profile %u is malformed", number);
+        return CEF_STORE_ERROR;
+    }
+
+    return CEF_STORE_OK;
+}
+
+
+int
+cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
+{
+    int               rc;
+    uint8_t           item[CEF_STORE_ITEM_LEN];
+    uint32_t          number;
+    MDB_val           k, v;
+    cef_store_gen_t  *g = s->gen;
+
+    if (!g->active) {
+        cef_store_seterr(s, "no session is open");
+        return CEF_STORE_ERROR;
+    }
+
+    memcpy(item, hash + CEF_STORE_BUCKET_LEN,
+           CEF_IDENTITY_HASH_LEN - CEF_STORE_BUCKET_LEN);
+    memset(item + CEF_IDENTITY_HASH_LEN - CEF_STORE_BUCKET_LEN, 0,
+           sizeof(uint32_t));
+
+    k.mv_data = (void *) hash;
+    k.mv_size = CEF_STORE_BUCKET_LEN;
+    v.mv_data = item;
+    v.mv_size = CEF_STORE_ITEM_LEN;
+
+    rc = mdb_cursor_get(g->cur, &k, &v, MDB_GET_BOTH_RANGE);
+
+    if (rc == MDB_NOTFOUND) {
+        return CEF_STORE_NOTFOUND;
+    }
+
+    if (rc != 0) {
+        cef_store_seterr(s, "key lookup: %s", mdb_strerror(rc));
+        return CEF_STORE_ERROR;
+    }
+
+    if (v.mv_size != CEF_STORE_ITEM_LEN
+        || memcmp(v.mv_data, item,
+                  CEF_IDENTITY_HASH_LEN - CEF_STORE_BUCKET_LEN) != 0)
+    {
+        return CEF_STORE_NOTFOUND;
+    }
+
+    memcpy(&number,
+           (uint8_t *) v.mv_data + CEF_IDENTITY_HASH_LEN - CEF_STORE_BUCKET_LEN,
+           sizeof(number));
+
+    return cef_store_lookup_number(s, number, p);
+}
+
+
+int
+cef_store_lookup_key(cef_store_t *s, cef_identity_t *ident, const char *type,
+    size_t tlen, const char *value, size_t vlen, cef_profile_t *p)
+{
+    uint8_t  hash[CEF_IDENTITY_HASH_LEN];
+
+    if (tlen == 0) {
+        cef_store_seterr(s, "empty key type");
+        return CEF_STORE_ERROR;
+    }
+
+    if (cef_identity_hash(ident, type, tlen, value, vlen, hash) != 0) {
+        cef_store_seterr(s, "HMAC-SHA256 failed");
+        return CEF_STORE_ERROR;
+    }
+
+    return cef_store_lookup_hash(s, hash, p);
+}
+
+
+int
+cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
+    size_t len, cef_profile_t *p)
+{
+    int      rc;
+    uint8_t  hash[CEF_IDENTITY_HASH_LEN];
+
+    if (cef_identity_hash(ident, "", 0, id, len, hash) != 0) {
+        cef_store_seterr(s, "HMAC-SHA256 failed");
+        return CEF_STORE_ERROR;
+    }
+
+    rc = cef_store_lookup_hash(s, hash, p);
+
+    if (rc == CEF_STORE_OK
+        && (p->id.len != len || (len && memcmp(p->id.data, id, len) != 0)))
+    {
+        return CEF_STORE_NOTFOUND;
+    }
+
+    return rc;
+}
+
+
+int
+cef_store_info(cef_store_t *s, cef_store_info_t *info)
+{
+    if (!s->gen->active) {
+        cef_store_seterr(s, "no session is open");
+        return CEF_STORE_ERROR;
+    }
+
+    *info = s->gen->info;
+    return CEF_STORE_OK;
+}
+
+
+const cef_dict_t *
+cef_store_dict(cef_store_t *s)
+{
+    return &s->gen->dict;
+}
+
+
+int
+cef_store_check_secret(cef_store_t *s, cef_identity_t *ident)
+{
+    uint8_t  fp[8];
+
+    if (cef_identity_fingerprint(ident, fp) != 0) {
+        cef_store_seterr(s, "HMAC-SHA256 failed");
+        return CEF_STORE_ERROR;
+    }
+
+    return memcmp(fp, s->gen->info.secret_check, 8) == 0
+           ? CEF_STORE_OK : CEF_STORE_NOTFOUND;
+}
+
+
+const char *
+cef_store_strerror(const cef_store_t *s)
+{
+    return s->err;
+}
+
+
+static int
+cef_store_meta_int(const msgpack_object *o, int64_t *out)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > INT64_MAX) {
+            return -1;
+        }
+        *out = (int64_t) o->via.u64;
+        return 0;
+    }
+
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o->via.i64;
+        return 0;
+    }
+
+    return -1;
+}
+
+
+int
+cef_store_meta_decode(const void *data, size_t len, cef_store_info_t *info)
+{
+    int                    rc = -1;
+    size_t                 off = 0, n;
+    int64_t                iv;
+    uint32_t               i;
+    msgpack_unpacked       u;
+    const msgpack_object  *k, *v;
+
+    memset(info, 0, sizeof(cef_store_info_t));
+    msgpack_unpacked_init(&u);
+
+    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS
+        || u.data.type != MSGPACK_OBJECT_MAP)
+    {
+        goto done;
+    }
+
+    for (i = 0; i < u.data.via.map.size; i++) {
+        k = &u.data.via.map.ptr[i].key;
+        v = &u.data.via.map.ptr[i].val;
+
+        if (k->type != MSGPACK_OBJECT_STR) {
+            goto done;
+        }
+
+#define CEF_KEY(name)                                                        \
+    (k->via.str.size == sizeof(name) - 1                                     \
+     && memcmp(k->via.str.ptr, name, sizeof(name) - 1) == 0)
+
+        if (CEF_KEY("snapshot_id")) {
+            if (v->type != MSGPACK_OBJECT_STR) {
+                goto done;
+            }
+            n = v->via.str.size;
+            if (n >= sizeof(info->snapshot_id)) {
+                n = sizeof(info->snapshot_id) - 1;
+            }
+            memcpy(info->snapshot_id, v->via.str.ptr, n);
+            info->snapshot_id[n] = '\0';
+            continue;
+        }
+
+        if (CEF_KEY("secret_check")) {
+            if (v->type != MSGPACK_OBJECT_BIN || v->via.bin.size != 8) {
+                goto done;
+            }
+            memcpy(info->secret_check, v->via.bin.ptr, 8);
+            continue;
+        }
+
+        if (cef_store_meta_int(v, &iv) != 0) {
+            goto done;
+        }
+
+        if (CEF_KEY("format")) {
+            info->format = (uint32_t) iv;
+        } else if (CEF_KEY("created_at")) {
+            info->created_at = iv;
+        } else if (CEF_KEY("loaded_at")) {
+            info->loaded_at = iv;
+        } else if (CEF_KEY("updated_at")) {
+            info->updated_at = iv;
+        } else if (CEF_KEY("last_seq")) {
+            info->last_seq = (uint64_t) iv;
+        } else if (CEF_KEY("profiles")) {
+            info->profiles = (uint64_t) iv;
+        } else if (CEF_KEY("keys")) {
+            info->keys = (uint64_t) iv;
+        } else if (CEF_KEY("next_number")) {
+            info->next_number = (uint32_t) iv;
+        } else if (CEF_KEY("names")) {
+            info->names = (uint32_t) iv;
+        } else if (CEF_KEY("strs")) {
+            info->strs = (uint32_t) iv;
+        }
+
+#undef CEF_KEY
+    }
+
+    rc = 0;
+
+done:
+
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}

@@ -1,0 +1,220 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef_store: the profile store, reader side.  Plain C11, no nginx types.
+ *
+ * The store is a directory (see docs/store.md):
+ *
+ *   DIR/current -> gen-N     symlink, swapped with rename(2) by full loads
+ *   DIR/gen-N/data.mdb       the LMDB environment of generation N
+ *   DIR/write.lock           flock(2)ed by the one writer (cef-sync)
+ *
+ * A reader opens DIR/current once per process (after fork()), and then, for
+ * each request, opens a session (cef_store_begin()), looks profiles up and
+ * ends the session (cef_store_end()).  One LMDB read transaction is kept
+ * per handle and renewed/reset per session, so a session costs no
+ * allocation and no system call.
+ *
+ * Views returned by lookups point into the LMDB map (and into the handle's
+ * dictionary): they are valid until cef_store_end().  Copy what must
+ * outlive the session.
+ *
+ * A handle is not thread-safe; use one per thread (MDB_NOTLS is set, so
+ * several handles of one process do not share reader slots).  Never use a
+ * handle across fork().
+ *
+ * Errors are return codes; cef_store_strerror() has the message.  Nothing
+ * here aborts.
+ */
+
+#ifndef CEF_STORE_H
+#define CEF_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cef_identity.h"
+#include "cef_profile.h"
+
+
+#define CEF_STORE_FORMAT     1
+
+/* Return codes. */
+#define CEF_STORE_OK          0
+#define CEF_STORE_NOTFOUND    1
+#define CEF_STORE_ERROR     (-1)
+
+/* Layout: file names and LMDB database names. */
+#define CEF_STORE_CURRENT    "current"
+#define CEF_STORE_LOCK       "write.lock"
+#define CEF_STORE_DB_META    "meta"
+#define CEF_STORE_DB_PROF    "profiles"
+#define CEF_STORE_DB_INDEX   "index"
+#define CEF_STORE_DB_NAMES   "names"
+#define CEF_STORE_DB_STRS    "strs"
+
+/*
+ * The key index: LMDB key = the first 2 bytes of the 16-byte hash (the
+ * "bucket"), sorted duplicates (MDB_DUPSORT|MDB_DUPFIXED) of 18 bytes =
+ * the other 14 bytes of the hash, then the profile number (uint32_t, host
+ * order).  The "profiles" database maps profile numbers (MDB_INTEGERKEY,
+ * uint32_t) to stored profiles (cef_profile.h).
+ */
+#define CEF_STORE_BUCKET_LEN  2
+#define CEF_STORE_ITEM_LEN    18
+
+
+/* What the store's metadata says (cef_store_info()). */
+typedef struct {
+    uint32_t  format;
+    char      snapshot_id[128];
+    int64_t   created_at;       /* snapshot's own time, unix seconds */
+    int64_t   loaded_at;        /* when cef-sync loaded it */
+    int64_t   updated_at;       /* last load or delta batch */
+    uint64_t  last_seq;         /* last applied delta sequence, 0 if none */
+    uint64_t  profiles;
+    uint64_t  keys;             /* identity keys, profile ids not counted */
+    uint32_t  next_number;      /* next unused profile number */
+    uint32_t  names;            /* attribute names in the dictionary */
+    uint32_t  strs;             /* interned strings in the dictionary */
+    uint8_t   secret_check[8];  /* cef_identity_fingerprint() of the secret */
+    uint64_t  generation;       /* N of DIR/gen-N */
+} cef_store_info_t;
+
+
+typedef struct cef_store_s  cef_store_t;
+
+
+/*
+ * Open a store.  Clears stale reader slots (mdb_reader_check).  Call once
+ * per process, after fork().
+ *
+ * @param[out] sp      the handle
+ * @param[in]  dir     the store directory (containing "current")
+ * @param[out] err     a message on failure
+ * @param[in]  errlen  bytes at err
+ * @return CEF_STORE_OK, or CEF_STORE_ERROR (no store at dir, unreadable,
+ *         not a store of this format, LMDB or memory error).
+ */
+int cef_store_open(cef_store_t **sp, const char *dir, char *err,
+    size_t errlen);
+
+/*
+ * Close a handle.  No session may be open.
+ */
+void cef_store_close(cef_store_t *s);
+
+/*
+ * How often cef_store_begin() checks whether DIR/current was replaced by a
+ * full load (a stat(2)); default 1000 ms, 0 = at every session.
+ */
+void cef_store_set_check_interval(cef_store_t *s, unsigned ms);
+
+/*
+ * Open a session: renew the read transaction on the newest committed state.
+ *
+ * Also, at most once per check interval, detects that a full load replaced
+ * the store (the inode behind DIR/current changed) and switches to the new
+ * generation: the new one is opened first; if that fails the handle keeps
+ * the old one and reports nothing (the next check retries).  Adopts a map
+ * grown by the writer (MDB_MAP_RESIZED) and, on MDB_READERS_FULL, clears
+ * stale reader slots and retries once.
+ *
+ * @return CEF_STORE_OK, or CEF_STORE_ERROR (no session is open then).
+ */
+int cef_store_begin(cef_store_t *s);
+
+/*
+ * End a session.  Every view obtained in it becomes invalid.
+ */
+void cef_store_end(cef_store_t *s);
+
+/*
+ * Look up a profile by the hash of one of its keys (cef_identity_hash()).
+ * Requires an open session.
+ *
+ * @param[in]  s     the handle
+ * @param[in]  hash  CEF_IDENTITY_HASH_LEN bytes
+ * @param[out] p     the profile view, valid until cef_store_end()
+ * @return CEF_STORE_OK, CEF_STORE_NOTFOUND, or CEF_STORE_ERROR (no session,
+ *         LMDB error, a malformed profile).
+ */
+int cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash,
+    cef_profile_t *p);
+
+/*
+ * Look up a profile by identity key: hashes TYPE ":" VALUE with ident and
+ * calls cef_store_lookup_hash().
+ *
+ * @return as cef_store_lookup_hash().
+ */
+int cef_store_lookup_key(cef_store_t *s, cef_identity_t *ident,
+    const char *type, size_t tlen, const char *value, size_t vlen,
+    cef_profile_t *p);
+
+/*
+ * Look up a profile by its id (hashed with an empty type); the stored id is
+ * compared with the one asked for.
+ *
+ * @return as cef_store_lookup_hash().
+ */
+int cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident,
+    const char *id, size_t len, cef_profile_t *p);
+
+/*
+ * Look up a profile by its profile number (internal, see docs/store.md).
+ *
+ * @return as cef_store_lookup_hash().
+ */
+int cef_store_lookup_number(cef_store_t *s, uint32_t number,
+    cef_profile_t *p);
+
+/*
+ * The store's metadata as of the open session.
+ *
+ * @return CEF_STORE_OK, or CEF_STORE_ERROR if no session is open.
+ */
+int cef_store_info(cef_store_t *s, cef_store_info_t *info);
+
+/*
+ * The dictionary of the open session's store (for cef_dict_name_id()).
+ */
+const cef_dict_t *cef_store_dict(cef_store_t *s);
+
+/*
+ * Check that ident was made from the secret the store was loaded with.
+ * Requires an open session.
+ *
+ * @return CEF_STORE_OK, CEF_STORE_NOTFOUND if it does not match, or
+ *         CEF_STORE_ERROR.
+ */
+int cef_store_check_secret(cef_store_t *s, cef_identity_t *ident);
+
+/* The message of the last CEF_STORE_ERROR. */
+const char *cef_store_strerror(const cef_store_t *s);
+
+
+/* Helpers shared with the writer. */
+
+/*
+ * Decode a metadata record (msgpack map) into info.
+ *
+ * @return 0, or -1 if malformed.
+ */
+int cef_store_meta_decode(const void *data, size_t len,
+    cef_store_info_t *info);
+
+/*
+ * Resolve DIR/current to the generation directory path and number.
+ *
+ * @param[in]  dir     the store directory
+ * @param[out] path    receives DIR "/" gen-N
+ * @param[in]  size    bytes at path
+ * @param[out] gen     N
+ * @return 0, or -1 (no current link, or not a gen-N target).
+ */
+int cef_store_current(const char *dir, char *path, size_t size,
+    uint64_t *gen);
+
+
+#endif /* CEF_STORE_H */

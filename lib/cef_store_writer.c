@@ -1,0 +1,2614 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * The profile store's writer: full loads into a new generation switched
+ * in atomically, and delta streams applied in batches (docs/store.md).
+ */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+#include <msgpack.h>
+
+#include "cef_store_encode.h"
+#include "cef_store_writer.h"
+
+
+#define CEF_HASH_LEN   CEF_IDENTITY_HASH_LEN
+#define CEF_REST_LEN   (CEF_HASH_LEN - CEF_STORE_BUCKET_LEN)
+
+#define CEF_LOAD_TXN_PROFILES  100000
+#define CEF_LOAD_TXN_ENTRIES   1000000
+
+
+typedef struct {
+    uint8_t   h[CEF_HASH_LEN];
+    uint32_t  number;
+    uint32_t  is_id;
+} cef_ientry_t;
+
+
+typedef struct {
+    const cef_writer_conf_t  *conf;
+    cef_input_t              *in;
+    char                     *err;
+    size_t                    errlen;
+
+    int                       lockfd;
+    char                      tmp[PATH_MAX];
+
+    MDB_env                  *env;
+    MDB_txn                  *txn;
+    MDB_cursor               *icur;
+    MDB_dbi                   meta, prof, index, names, strs;
+
+    cef_encoder_t             enc;
+    int                       enc_init;
+    cef_store_info_t          info;
+
+    /* load */
+    cef_ientry_t             *ents;
+    size_t                    nents, cap;
+    uint64_t                 *offsets;     /* by profile number */
+    size_t                    noffsets;
+
+    /* apply */
+    uint8_t                  *scratch;     /* a copy of a stored profile */
+    size_t                    scratch_cap;
+    uint64_t                  stream_seq;
+    uint64_t                  batch_seq;
+    uint32_t                  in_batch;
+} cef_writer_t;
+
+
+typedef struct {
+    uint16_t  hints[CEF_PROFILE_HINTS_MAX];
+    uint32_t  nhints;
+    char      id[CEF_PROFILE_ID_MAX + 1];
+    size_t    idlen;
+    uint8_t  *attrs;       /* raw pairs, in w->scratch */
+    size_t    attrs_len;
+} cef_stored_t;
+
+
+static void
+cef_w_err(cef_writer_t *w, const char *fmt, ...)
+{
+    va_list  ap;
+
+    va_start(ap, fmt);
+    vsnprintf(w->err, w->errlen, fmt, ap);
+    va_end(ap);
+}
+
+
+/* "record N (byte O): ..." for the record being processed */
+
+static int
+cef_w_bad(cef_writer_t *w, const char *fmt, ...)
+{
+    int      n;
+    va_list  ap;
+
+    n = snprintf(w->err, w->errlen, "record %llu (byte %llu): ",
+                 (unsigned long long) cef_input_record(w->in),
+                 (unsigned long long) cef_input_offset(w->in));
+
+    if (n >= 0 && (size_t) n < w->errlen) {
+        va_start(ap, fmt);
+        vsnprintf(w->err + n, w->errlen - n, fmt, ap);
+        va_end(ap);
+    }
+
+    return CEF_WRITER_EINPUT;
+}
+
+
+static int
+cef_w_lmdb(cef_writer_t *w, const char *what, int rc)
+{
+    char  where[64] = "";
+
+    if (cef_input_record(w->in) > 0) {
+        snprintf(where, sizeof(where), "record %llu (byte %llu): ",
+                 (unsigned long long) cef_input_record(w->in),
+                 (unsigned long long) cef_input_offset(w->in));
+    }
+
+    if (rc == MDB_MAP_FULL) {
+        cef_w_err(w, "%s%s: the store's map is full (LMDB map size); run "
+                  "again with a larger --map-size", where, what);
+
+    } else if (rc == ENOSPC) {
+        cef_w_err(w, "%s%s: no space left on device", where, what);
+
+    } else {
+        cef_w_err(w, "%s%s: %s", where, what, mdb_strerror(rc));
+    }
+
+    return CEF_WRITER_ESTORE;
+}
+
+
+/* --- the directory, the lock, generations -------------------------------- */
+
+
+static int
+cef_w_path(cef_writer_t *w, char *buf, const char *name)
+{
+    if ((size_t) snprintf(buf, PATH_MAX, "%s/%s", w->conf->dir, name)
+        >= PATH_MAX)
+    {
+        cef_w_err(w, "path too long: \"%s/%s\"", w->conf->dir, name);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+cef_w_fsync_dir(const char *path)
+{
+    int  fd, rc;
+
+    fd = open(path, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+
+    rc = fsync(fd);
+    close(fd);
+
+    return rc;
+}
+
+
+/* Remove a generation or temporary directory (files only inside). */
+
+static int
+cef_w_rmtree(const char *path)
+{
+    DIR            *d;
+    struct dirent  *de;
+    int             fd;
+
+    d = opendir(path);
+    if (d == NULL) {
+        return errno == ENOENT ? 0 : -1;
+    }
+
+    fd = dirfd(d);
+
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
+            continue;
+        }
+        unlinkat(fd, de->d_name, 0);
+    }
+
+    closedir(d);
+
+    return rmdir(path);
+}
+
+
+static int
+cef_w_lock(cef_writer_t *w, int create)
+{
+    char     path[PATH_MAX], msg[PATH_MAX + 128], holder[32];
+    ssize_t  n;
+
+    if (create && mkdir(w->conf->dir, 0755) != 0 && errno != EEXIST) {
+        cef_w_err(w, "cannot create store directory \"%s\": %s",
+                  w->conf->dir, strerror(errno));
+        return CEF_WRITER_ESTORE;
+    }
+
+    if (cef_w_path(w, path, CEF_STORE_LOCK) != 0) {
+        return CEF_WRITER_ESTORE;
+    }
+
+    w->lockfd = open(path, O_RDWR|O_CREAT|O_CLOEXEC, 0644);
+    if (w->lockfd < 0) {
+        cef_w_err(w, "cannot open lock file \"%s\": %s", path,
+                  strerror(errno));
+        return CEF_WRITER_ESTORE;
+    }
+
+    if (flock(w->lockfd, LOCK_EX|LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK) {
+            cef_w_err(w, "cannot lock \"%s\": %s", path, strerror(errno));
+            return CEF_WRITER_ESTORE;
+        }
+
+        n = pread(w->lockfd, holder, sizeof(holder) - 1, 0);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+
+        if (!w->conf->wait) {
+            cef_w_err(w, "another cef-sync (pid %s) is writing to \"%s\"; "
+                      "try again later", holder[0] ? holder : "?",
+                      w->conf->dir);
+            return CEF_WRITER_ESTORE;
+        }
+
+        if (w->conf->notice) {
+            snprintf(msg, sizeof(msg), "waiting for another cef-sync (pid %s)"
+                     " writing to \"%s\"", holder[0] ? holder : "?",
+                     w->conf->dir);
+            w->conf->notice(w->conf->data, msg);
+        }
+
+        while (flock(w->lockfd, LOCK_EX) != 0) {
+            if (errno != EINTR) {
+                cef_w_err(w, "cannot lock \"%s\": %s", path, strerror(errno));
+                return CEF_WRITER_ESTORE;
+            }
+        }
+    }
+
+    n = snprintf(holder, sizeof(holder), "%ld\n", (long) getpid());
+    if (ftruncate(w->lockfd, 0) != 0 || pwrite(w->lockfd, holder, n, 0) != n)
+    {
+        /* the pid is only informative */
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+/* Remove what crashed writers left: temporary and non-current gens. */
+
+static void
+cef_w_cleanup(cef_writer_t *w)
+{
+    DIR            *d;
+    struct dirent  *de;
+    char            cur[PATH_MAX], path[PATH_MAX];
+    const char     *curname;
+    uint64_t        gen;
+
+    curname = NULL;
+    if (cef_store_current(w->conf->dir, cur, sizeof(cur), &gen) == 0) {
+        curname = strrchr(cur, '/') + 1;
+    }
+
+    d = opendir(w->conf->dir);
+    if (d == NULL) {
+        return;
+    }
+
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, "tmp-", 4) != 0
+            && (strncmp(de->d_name, "gen-", 4) != 0
+                || (curname && strcmp(de->d_name, curname) == 0)))
+        {
+            continue;
+        }
+
+        if (cef_w_path(w, path, de->d_name) == 0) {
+            cef_w_rmtree(path);
+        }
+    }
+
+    closedir(d);
+
+    if (cef_w_path(w, path, CEF_STORE_CURRENT ".tmp") == 0) {
+        unlink(path);
+    }
+}
+
+
+static void
+cef_w_close(cef_writer_t *w)
+{
+    if (w->icur) {
+        mdb_cursor_close(w->icur);
+        w->icur = NULL;
+    }
+
+    if (w->txn) {
+        mdb_txn_abort(w->txn);
+        w->txn = NULL;
+    }
+
+    if (w->env) {
+        mdb_env_close(w->env);
+        w->env = NULL;
+    }
+
+    if (w->enc_init) {
+        cef_encoder_free(&w->enc);
+        w->enc_init = 0;
+    }
+
+    if (w->lockfd > 0) {
+        close(w->lockfd);   /* releases the flock */
+        w->lockfd = -1;
+    }
+
+    free(w->ents);
+    free(w->offsets);
+    free(w->scratch);
+    w->ents = NULL;
+    w->offsets = NULL;
+    w->scratch = NULL;
+}
+
+
+static int
+cef_w_txn_begin(cef_writer_t *w, unsigned dbflags)
+{
+    int  rc;
+
+    rc = mdb_txn_begin(w->env, NULL, 0, &w->txn);
+    if (rc != 0) {
+        w->txn = NULL;
+        return cef_w_lmdb(w, "mdb_txn_begin", rc);
+    }
+
+    if ((rc = mdb_dbi_open(w->txn, CEF_STORE_DB_META, dbflags, &w->meta))
+        || (rc = mdb_dbi_open(w->txn, CEF_STORE_DB_PROF,
+                              dbflags|MDB_INTEGERKEY, &w->prof))
+        || (rc = mdb_dbi_open(w->txn, CEF_STORE_DB_INDEX,
+                              dbflags|MDB_DUPSORT|MDB_DUPFIXED, &w->index))
+        || (rc = mdb_dbi_open(w->txn, CEF_STORE_DB_NAMES,
+                              dbflags|MDB_INTEGERKEY, &w->names))
+        || (rc = mdb_dbi_open(w->txn, CEF_STORE_DB_STRS,
+                              dbflags|MDB_INTEGERKEY, &w->strs)))
+    {
+        return cef_w_lmdb(w, "opening the store's databases", rc);
+    }
+
+    rc = mdb_cursor_open(w->txn, w->index, &w->icur);
+    if (rc != 0) {
+        w->icur = NULL;
+        return cef_w_lmdb(w, "mdb_cursor_open", rc);
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_txn_commit(cef_writer_t *w)
+{
+    int  rc;
+
+    mdb_cursor_close(w->icur);
+    w->icur = NULL;
+
+    rc = mdb_txn_commit(w->txn);
+    w->txn = NULL;
+
+    if (rc != 0) {
+        return cef_w_lmdb(w, "commit", rc);
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+/* Store the dictionary entries added since the last call. */
+
+static int
+cef_w_put_dict(cef_writer_t *w, MDB_dbi dbi, cef_intern_t *t)
+{
+    int       rc;
+    uint32_t  id;
+    MDB_val   k, v;
+
+    for (id = t->written; id < t->n; id++) {
+        k.mv_data = &id;
+        k.mv_size = sizeof(id);
+        v.mv_data = (void *) t->spans[id].data;
+        v.mv_size = t->spans[id].len;
+
+        rc = mdb_put(w->txn, dbi, &k, &v, MDB_APPEND);
+        if (rc != 0) {
+            return cef_w_lmdb(w, "writing the dictionary", rc);
+        }
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_put_meta(cef_writer_t *w)
+{
+    int               rc;
+    size_t            n;
+    MDB_val           k, v;
+    msgpack_sbuffer   sb;
+    msgpack_packer    pk;
+    cef_store_info_t *i = &w->info;
+
+    if ((rc = cef_w_put_dict(w, w->names, &w->enc.names)) != 0
+        || (rc = cef_w_put_dict(w, w->strs, &w->enc.strs)) != 0)
+    {
+        return rc;
+    }
+
+    i->names = w->enc.names.n;
+    i->strs = w->enc.strs.n;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+
+#define CEF_PACK_KEY(s)                                                      \
+    msgpack_pack_str(&pk, sizeof(s) - 1);                                    \
+    msgpack_pack_str_body(&pk, s, sizeof(s) - 1)
+
+    msgpack_pack_map(&pk, 12);
+    CEF_PACK_KEY("format");       msgpack_pack_uint32(&pk, i->format);
+    n = strlen(i->snapshot_id);
+    CEF_PACK_KEY("snapshot_id");  msgpack_pack_str(&pk, n);
+                                  msgpack_pack_str_body(&pk, i->snapshot_id, n);
+    CEF_PACK_KEY("created_at");   msgpack_pack_int64(&pk, i->created_at);
+    CEF_PACK_KEY("loaded_at");    msgpack_pack_int64(&pk, i->loaded_at);
+    CEF_PACK_KEY("updated_at");   msgpack_pack_int64(&pk, i->updated_at);
+    CEF_PACK_KEY("last_seq");     msgpack_pack_uint64(&pk, i->last_seq);
+    CEF_PACK_KEY("profiles");     msgpack_pack_uint64(&pk, i->profiles);
+    CEF_PACK_KEY("keys");         msgpack_pack_uint64(&pk, i->keys);
+    CEF_PACK_KEY("next_number");  msgpack_pack_uint32(&pk, i->next_number);
+    CEF_PACK_KEY("names");        msgpack_pack_uint32(&pk, i->names);
+    CEF_PACK_KEY("strs");         msgpack_pack_uint32(&pk, i->strs);
+    CEF_PACK_KEY("secret_check"); msgpack_pack_bin(&pk, 8);
+                                  msgpack_pack_bin_body(&pk, i->secret_check, 8);
+#undef CEF_PACK_KEY
+
+    k.mv_data = (void *) "meta";
+    k.mv_size = 4;
+    v.mv_data = sb.data;
+    v.mv_size = sb.size;
+
+    rc = mdb_put(w->txn, w->meta, &k, &v, 0);
+    msgpack_sbuffer_destroy(&sb);
+
+    if (rc != 0) {
+        return cef_w_lmdb(w, "writing the metadata", rc);
+    }
+
+    w->enc.names.written = w->enc.names.n;
+    w->enc.strs.written = w->enc.strs.n;
+
+    return CEF_WRITER_OK;
+}
+
+
+/* --- record validation --------------------------------------------------- */
+
+
+static int
+cef_w_key_is(const msgpack_object *k, const char *name)
+{
+    size_t  n = strlen(name);
+
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n
+           && memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+
+static const msgpack_object *
+cef_w_field(const msgpack_object *rec, const char *name)
+{
+    uint32_t  i;
+
+    for (i = 0; i < rec->via.map.size; i++) {
+        if (cef_w_key_is(&rec->via.map.ptr[i].key, name)) {
+            return &rec->via.map.ptr[i].val;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* Every field must be one of the names in the NULL-terminated list. */
+
+static int
+cef_w_check_fields(cef_writer_t *w, const msgpack_object *rec,
+    const char *const *allowed)
+{
+    uint32_t                 i, j;
+    const char *const       *a;
+    const msgpack_object    *k;
+
+    for (i = 0; i < rec->via.map.size; i++) {
+        k = &rec->via.map.ptr[i].key;
+
+        if (k->type != MSGPACK_OBJECT_STR) {
+            return cef_w_bad(w, "field names must be strings");
+        }
+
+        for (a = allowed; *a; a++) {
+            if (cef_w_key_is(k, *a)) {
+                break;
+            }
+        }
+
+        if (*a == NULL) {
+            return cef_w_bad(w, "unknown field \"%.*s\"",
+                             (int) k->via.str.size, k->via.str.ptr);
+        }
+
+        for (j = 0; j < i; j++) {
+            if (cef_w_key_is(&rec->via.map.ptr[j].key, *a)) {
+                return cef_w_bad(w, "field \"%s\" appears twice", *a);
+            }
+        }
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_check_id(cef_writer_t *w, const msgpack_object *rec, const char *name,
+    const msgpack_object **out)
+{
+    const msgpack_object  *v;
+
+    v = cef_w_field(rec, name);
+
+    if (v == NULL) {
+        return cef_w_bad(w, "field \"%s\" is missing", name);
+    }
+
+    if (v->type != MSGPACK_OBJECT_STR) {
+        return cef_w_bad(w, "field \"%s\" must be a string", name);
+    }
+
+    if (v->via.str.size == 0 || v->via.str.size > CEF_PROFILE_ID_MAX) {
+        return cef_w_bad(w, "field \"%s\" must be 1 to %d bytes long", name,
+                         CEF_PROFILE_ID_MAX);
+    }
+
+    *out = v;
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_check_keys(cef_writer_t *w, const msgpack_object *rec,
+    const char *name, int required, const msgpack_object **out)
+{
+    uint32_t               i;
+    const msgpack_object  *v, *k;
+
+    v = cef_w_field(rec, name);
+    *out = v;
+
+    if (v == NULL) {
+        return required ? cef_w_bad(w, "field \"%s\" is missing", name)
+                        : CEF_WRITER_OK;
+    }
+
+    if (v->type != MSGPACK_OBJECT_ARRAY) {
+        return cef_w_bad(w, "field \"%s\" must be an array of [TYPE, VALUE]",
+                         name);
+    }
+
+    if (v->via.array.size > CEF_WRITER_KEYS_MAX) {
+        return cef_w_bad(w, "field \"%s\" has %u keys, more than %d", name,
+                         v->via.array.size, CEF_WRITER_KEYS_MAX);
+    }
+
+    for (i = 0; i < v->via.array.size; i++) {
+        k = &v->via.array.ptr[i];
+
+        if (k->type != MSGPACK_OBJECT_ARRAY || k->via.array.size != 2
+            || k->via.array.ptr[0].type != MSGPACK_OBJECT_STR
+            || k->via.array.ptr[1].type != MSGPACK_OBJECT_STR)
+        {
+            return cef_w_bad(w, "%s[%u] must be an array of two strings "
+                             "[TYPE, VALUE]", name, i);
+        }
+
+        if (k->via.array.ptr[0].via.str.size == 0
+            || memchr(k->via.array.ptr[0].via.str.ptr, ':',
+                      k->via.array.ptr[0].via.str.size))
+        {
+            return cef_w_bad(w, "%s[%u]: the key type must be non-empty and "
+                             "without ':'", name, i);
+        }
+
+        if (k->via.array.ptr[1].via.str.size == 0) {
+            return cef_w_bad(w, "%s[%u]: the key value is empty", name, i);
+        }
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_check_attrs(cef_writer_t *w, const msgpack_object *rec,
+    const char *name, int required, const msgpack_object **out)
+{
+    uint32_t               i, j;
+    const char            *why;
+    const msgpack_object  *v, *k;
+
+    v = cef_w_field(rec, name);
+    *out = v;
+
+    if (v == NULL) {
+        return required ? cef_w_bad(w, "field \"%s\" is missing", name)
+                        : CEF_WRITER_OK;
+    }
+
+    if (v->type != MSGPACK_OBJECT_MAP) {
+        return cef_w_bad(w, "field \"%s\" must be a map", name);
+    }
+
+    for (i = 0; i < v->via.map.size; i++) {
+        k = &v->via.map.ptr[i].key;
+
+        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0
+            || k->via.str.size > 255)
+        {
+            return cef_w_bad(w, "%s: attribute names must be strings of 1 to "
+                             "255 bytes", name);
+        }
+
+        if (cef_encode_check_value(&v->via.map.ptr[i].val, &why) != 0) {
+            return cef_w_bad(w, "%s.%.*s: %s", name, (int) k->via.str.size,
+                             k->via.str.ptr, why);
+        }
+
+        for (j = 0; j < i; j++) {
+            if (v->via.map.ptr[j].key.via.str.size == k->via.str.size
+                && memcmp(v->via.map.ptr[j].key.via.str.ptr, k->via.str.ptr,
+                          k->via.str.size) == 0)
+            {
+                return cef_w_bad(w, "%s.%.*s appears twice", name,
+                                 (int) k->via.str.size, k->via.str.ptr);
+            }
+        }
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_check_names(cef_writer_t *w, const msgpack_object *rec,
+    const char *name, const msgpack_object **out)
+{
+    uint32_t               i;
+    const msgpack_object  *v;
+
+    v = cef_w_field(rec, name);
+    *out = v;
+
+    if (v == NULL) {
+        return CEF_WRITER_OK;
+    }
+
+    if (v->type != MSGPACK_OBJECT_ARRAY) {
+        return cef_w_bad(w, "field \"%s\" must be an array of strings", name);
+    }
+
+    for (i = 0; i < v->via.array.size; i++) {
+        if (v->via.array.ptr[i].type != MSGPACK_OBJECT_STR) {
+            return cef_w_bad(w, "%s[%u] must be a string", name, i);
+        }
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_int_field(cef_writer_t *w, const msgpack_object *rec, const char *name,
+    int64_t *out)
+{
+    const msgpack_object  *v;
+
+    v = cef_w_field(rec, name);
+
+    if (v == NULL) {
+        return cef_w_bad(w, "field \"%s\" is missing", name);
+    }
+
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX)
+    {
+        *out = (int64_t) v->via.u64;
+        return CEF_WRITER_OK;
+    }
+
+    if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = v->via.i64;
+        return CEF_WRITER_OK;
+    }
+
+    return cef_w_bad(w, "field \"%s\" must be an integer", name);
+}
+
+
+static int
+cef_w_check_header(cef_writer_t *w, const msgpack_object *rec,
+    const char *kind)
+{
+    static const char *const  snap[] = { "cef", "version", "id",
+                                         "created_at", NULL };
+    static const char *const  delta[] = { "cef", "version", NULL };
+
+    int                    rc;
+    int64_t                version, created;
+    const msgpack_object  *v;
+
+    v = cef_w_field(rec, "cef");
+
+    if (v == NULL || !cef_w_key_is(v, kind)) {
+        return cef_w_bad(w, "expected a %s header {\"cef\":\"%s\", ...}", kind,
+                         kind);
+    }
+
+    rc = cef_w_check_fields(w, rec, kind[0] == 's' ? snap : delta);
+    if (rc != 0) {
+        return rc;
+    }
+
+    rc = cef_w_int_field(w, rec, "version", &version);
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (version != 1) {
+        return cef_w_bad(w, "unsupported %s version %lld", kind,
+                         (long long) version);
+    }
+
+    if (kind[0] != 's') {
+        return CEF_WRITER_OK;
+    }
+
+    v = cef_w_field(rec, "id");
+    if (v == NULL || v->type != MSGPACK_OBJECT_STR) {
+        return cef_w_bad(w, "field \"id\" must be a string");
+    }
+
+    if (v->via.str.size >= sizeof(w->info.snapshot_id)) {
+        return cef_w_bad(w, "snapshot id longer than %zu bytes",
+                         sizeof(w->info.snapshot_id) - 1);
+    }
+
+    rc = cef_w_int_field(w, rec, "created_at", &created);
+    if (rc != 0) {
+        return rc;
+    }
+
+    memcpy(w->info.snapshot_id, v->via.str.ptr, v->via.str.size);
+    w->info.snapshot_id[v->via.str.size] = '\0';
+    w->info.created_at = created;
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_hash(cef_writer_t *w, const char *type, size_t tlen, const char *value,
+    size_t vlen, uint8_t *out)
+{
+    if (cef_identity_hash(w->conf->ident, type, tlen, value, vlen, out) != 0)
+    {
+        cef_w_err(w, "HMAC-SHA256 failed (OpenSSL)");
+        return CEF_WRITER_ESTORE;
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+static uint16_t
+cef_w_bucket(const uint8_t *h)
+{
+    return (uint16_t) ((h[0] << 8) | h[1]);
+}
+
+
+static void
+cef_w_add_hint(uint16_t *hints, uint32_t *n, uint16_t b)
+{
+    uint32_t  i;
+
+    for (i = 0; i < *n; i++) {
+        if (hints[i] == b) {
+            return;
+        }
+    }
+
+    hints[(*n)++] = b;
+}
+
+
+static int
+cef_w_encode_attrs(cef_writer_t *w, const msgpack_object *attrs)
+{
+    uint32_t               i;
+    const msgpack_object  *k;
+
+    if (attrs == NULL) {
+        return CEF_WRITER_OK;
+    }
+
+    for (i = 0; i < attrs->via.map.size; i++) {
+        k = &attrs->via.map.ptr[i].key;
+
+        if (cef_encode_attr(&w->enc, k->via.str.ptr, k->via.str.size,
+                            &attrs->via.map.ptr[i].val) != 0)
+        {
+            return cef_w_bad(w, "cannot encode attribute \"%.*s\" (out of "
+                             "memory, or more than %d attribute names)",
+                             (int) k->via.str.size, k->via.str.ptr,
+                             CEF_INTERN_NAMES_MAX);
+        }
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+/* --- full load ----------------------------------------------------------- */
+
+
+static int
+cef_w_load_entry(cef_writer_t *w, const uint8_t *h, uint32_t number,
+    int is_id)
+{
+    size_t         ncap;
+    cef_ientry_t  *e;
+
+    if (w->nents == w->cap) {
+        ncap = w->cap ? w->cap * 2 : 65536;
+        e = realloc(w->ents, ncap * sizeof(cef_ientry_t));
+        if (e == NULL) {
+            cef_w_err(w, "out of memory");
+            return CEF_WRITER_ESTORE;
+        }
+        w->ents = e;
+        w->cap = ncap;
+    }
+
+    e = &w->ents[w->nents++];
+    memcpy(e->h, h, CEF_HASH_LEN);
+    e->number = number;
+    e->is_id = is_id;
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_load_profile(cef_writer_t *w, const msgpack_object *rec)
+{
+    static const char *const  fields[] = { "id", "keys", "attrs", NULL };
+
+    int                    rc;
+    uint8_t                h[CEF_HASH_LEN];
+    uint16_t               hints[CEF_WRITER_KEYS_MAX];
+    uint32_t               i, nhints, number;
+    uint64_t              *o;
+    MDB_val                k, v;
+    const msgpack_object  *id, *keys, *attrs, *t, *val;
+
+    if ((rc = cef_w_check_fields(w, rec, fields)) != 0
+        || (rc = cef_w_check_id(w, rec, "id", &id)) != 0
+        || (rc = cef_w_check_keys(w, rec, "keys", 1, &keys)) != 0
+        || (rc = cef_w_check_attrs(w, rec, "attrs", 1, &attrs)) != 0)
+    {
+        return rc;
+    }
+
+    if (w->info.next_number == UINT32_MAX) {
+        return cef_w_bad(w, "too many profiles");
+    }
+
+    number = w->info.next_number++;
+
+    if (number >= w->noffsets) {
+        w->noffsets = w->noffsets ? w->noffsets * 2 : 65536;
+        o = realloc(w->offsets, w->noffsets * sizeof(uint64_t));
+        if (o == NULL) {
+            cef_w_err(w, "out of memory");
+            return CEF_WRITER_ESTORE;
+        }
+        w->offsets = o;
+    }
+
+    w->offsets[number] = cef_input_offset(w->in);
+
+    if ((rc = cef_w_hash(w, "", 0, id->via.str.ptr, id->via.str.size, h)) != 0
+        || (rc = cef_w_load_entry(w, h, number, 1)) != 0)
+    {
+        return rc;
+    }
+
+    nhints = 0;
+
+    for (i = 0; i < keys->via.array.size; i++) {
+        t = &keys->via.array.ptr[i].via.array.ptr[0];
+        val = &keys->via.array.ptr[i].via.array.ptr[1];
+
+        if ((rc = cef_w_hash(w, t->via.str.ptr, t->via.str.size,
+                             val->via.str.ptr, val->via.str.size, h)) != 0
+            || (rc = cef_w_load_entry(w, h, number, 0)) != 0)
+        {
+            return rc;
+        }
+
+        cef_w_add_hint(hints, &nhints, cef_w_bucket(h));
+    }
+
+    cef_encode_begin(&w->enc);
+
+    rc = cef_w_encode_attrs(w, attrs);
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (cef_encode_profile(&w->enc, hints, nhints, id->via.str.ptr,
+                           id->via.str.size) != 0)
+    {
+        cef_w_err(w, "out of memory");
+        return CEF_WRITER_ESTORE;
+    }
+
+    k.mv_data = &number;
+    k.mv_size = sizeof(number);
+    v.mv_data = w->enc.blob.data;
+    v.mv_size = w->enc.blob.size;
+
+    rc = mdb_put(w->txn, w->prof, &k, &v, MDB_APPEND);
+    if (rc != 0) {
+        return cef_w_lmdb(w, "writing a profile", rc);
+    }
+
+    w->info.profiles++;
+
+    if (w->info.profiles % CEF_LOAD_TXN_PROFILES == 0) {
+        if ((rc = cef_w_txn_commit(w)) != 0
+            || (rc = cef_w_txn_begin(w, 0)) != 0)
+        {
+            return rc;
+        }
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_ientry_cmp(const void *a, const void *b)
+{
+    int                  c;
+    const cef_ientry_t  *x = a, *y = b;
+
+    c = memcmp(x->h, y->h, CEF_HASH_LEN);
+    if (c) {
+        return c;
+    }
+
+    return x->number < y->number ? -1 : x->number > y->number;
+}
+
+
+/* Counting sort on the bucket, then a small sort inside each bucket. */
+
+static int
+cef_w_sort_entries(cef_writer_t *w)
+{
+    size_t         i, *start, b;
+    cef_ientry_t  *out;
+
+    start = calloc(65537, sizeof(size_t));
+    out = malloc((w->nents ? w->nents : 1) * sizeof(cef_ientry_t));
+
+    if (start == NULL || out == NULL) {
+        free(start);
+        free(out);
+        cef_w_err(w, "out of memory");
+        return CEF_WRITER_ESTORE;
+    }
+
+    for (i = 0; i < w->nents; i++) {
+        start[cef_w_bucket(w->ents[i].h) + 1]++;
+    }
+
+    for (b = 1; b <= 65536; b++) {
+        start[b] += start[b - 1];
+    }
+
+    for (i = 0; i < w->nents; i++) {
+        out[start[cef_w_bucket(w->ents[i].h)]++] = w->ents[i];
+    }
+
+    /* start[b] is now the end of bucket b */
+
+    for (b = 0; b < 65536; b++) {
+        i = b ? start[b - 1] : 0;
+        if (start[b] - i > 1) {
+            qsort(out + i, start[b] - i, sizeof(cef_ientry_t),
+                  cef_w_ientry_cmp);
+        }
+    }
+
+    free(start);
+    free(w->ents);
+    w->ents = out;
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_load_index(cef_writer_t *w)
+{
+    int            rc;
+    size_t         i, written = 0;
+    uint8_t        item[CEF_STORE_ITEM_LEN];
+    MDB_val        k, v;
+    cef_ientry_t  *e, *prev, *first;
+
+    rc = cef_w_sort_entries(w);
+    if (rc != 0) {
+        return rc;
+    }
+
+    /* duplicates first, so that an error leaves nothing half written */
+
+    for (i = 1; i < w->nents; i++) {
+        e = &w->ents[i];
+        prev = &w->ents[i - 1];
+
+        if (memcmp(e->h, prev->h, CEF_HASH_LEN) != 0
+            || e->number == prev->number)
+        {
+            continue;
+        }
+
+        first = prev;
+        while (first > w->ents && memcmp(first[-1].h, e->h, CEF_HASH_LEN) == 0)
+        {
+            first--;
+        }
+
+        cef_w_err(w, "record %llu (byte %llu): %s also belongs to the profile "
+                  "of record %llu (byte %llu)",
+                  (unsigned long long) e->number + 2,
+                  (unsigned long long) w->offsets[e->number],
+                  e->is_id ? "the profile id" : "a key",
+                  (unsigned long long) first->number + 2,
+                  (unsigned long long) w->offsets[first->number]);
+        return CEF_WRITER_EINPUT;
+    }
+
+    for (i = 0; i < w->nents; i++) {
+        e = &w->ents[i];
+
+        if (i > 0 && memcmp(e->h, w->ents[i - 1].h, CEF_HASH_LEN) == 0) {
+            continue;   /* the same key twice in one profile */
+        }
+
+        if (!e->is_id) {
+            w->info.keys++;
+        }
+
+        memcpy(item, e->h + CEF_STORE_BUCKET_LEN, CEF_REST_LEN);
+        memcpy(item + CEF_REST_LEN, &e->number, sizeof(uint32_t));
+
+        k.mv_data = e->h;
+        k.mv_size = CEF_STORE_BUCKET_LEN;
+        v.mv_data = item;
+        v.mv_size = CEF_STORE_ITEM_LEN;
+
+        rc = mdb_cursor_put(w->icur, &k, &v,
+                            (written && cef_w_bucket(e->h)
+                                        == cef_w_bucket(w->ents[i - 1].h))
+                            ? MDB_APPENDDUP : MDB_APPEND);
+        if (rc != 0) {
+            return cef_w_lmdb(w, "writing the key index", rc);
+        }
+
+        if (++written % CEF_LOAD_TXN_ENTRIES == 0) {
+            if ((rc = cef_w_txn_commit(w)) != 0
+                || (rc = cef_w_txn_begin(w, 0)) != 0)
+            {
+                return rc;
+            }
+        }
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+static void
+cef_w_progress(cef_writer_t *w, uint64_t records, int done)
+{
+    if (w->conf->progress && (done || records % 4096 == 0)) {
+        w->conf->progress(w->conf->data, w->in, records, done);
+    }
+}
+
+
+static int
+cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
+{
+    int                    rc, trailer = 0;
+    int64_t                count;
+    uint64_t               records = 0;
+    const msgpack_object  *rec, *end;
+    static const char *const  tfields[] = { "end", "count", NULL };
+
+    for ( ;; ) {
+        rc = cef_input_next(w->in, &rec, w->err, w->errlen);
+
+        if (rc < 0) {
+            return CEF_WRITER_EINPUT;
+        }
+
+        if (rc == 0) {
+            break;
+        }
+
+        records++;
+        cef_w_progress(w, records, 0);
+
+        if (records == 1) {
+            rc = cef_w_check_header(w, rec, "snapshot");
+            if (rc != 0) {
+                return rc;
+            }
+            continue;
+        }
+
+        if (trailer) {
+            return cef_w_bad(w, "data after the trailer");
+        }
+
+        end = cef_w_field(rec, "end");
+
+        if (end != NULL) {
+            if ((rc = cef_w_check_fields(w, rec, tfields)) != 0) {
+                return rc;
+            }
+
+            if (end->type != MSGPACK_OBJECT_BOOLEAN || !end->via.boolean) {
+                return cef_w_bad(w, "field \"end\" must be true");
+            }
+
+            if ((rc = cef_w_int_field(w, rec, "count", &count)) != 0) {
+                return rc;
+            }
+
+            if (count < 0 || (uint64_t) count != w->info.profiles) {
+                return cef_w_bad(w, "count mismatch: the trailer says %lld "
+                                 "profiles, the stream has %llu",
+                                 (long long) count,
+                                 (unsigned long long) w->info.profiles);
+            }
+
+            trailer = 1;
+            continue;
+        }
+
+        rc = cef_w_load_profile(w, rec);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+
+    res->records = records;
+    cef_w_progress(w, records, 1);
+
+    if (records == 0) {
+        cef_w_err(w, "empty input: expected a snapshot header");
+        return CEF_WRITER_EINPUT;
+    }
+
+    if (!trailer) {
+        cef_w_err(w, "truncated snapshot: no trailer {\"end\":true,...} after "
+                  "record %llu (byte %llu)",
+                  (unsigned long long) records,
+                  (unsigned long long) cef_input_offset(w->in));
+        return CEF_WRITER_EINPUT;
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_switch(cef_writer_t *w, uint64_t gen, const char *oldpath)
+{
+    char  name[64], path[PATH_MAX], link[PATH_MAX], tmplink[PATH_MAX];
+
+    snprintf(name, sizeof(name), "gen-%llu", (unsigned long long) gen);
+
+    if (cef_w_path(w, path, name) != 0
+        || cef_w_path(w, link, CEF_STORE_CURRENT) != 0
+        || cef_w_path(w, tmplink, CEF_STORE_CURRENT ".tmp") != 0)
+    {
+        return CEF_WRITER_ESTORE;
+    }
+
+    if (cef_w_fsync_dir(w->tmp) != 0 || rename(w->tmp, path) != 0) {
+        cef_w_err(w, "cannot move \"%s\" to \"%s\": %s", w->tmp, path,
+                  strerror(errno));
+        return CEF_WRITER_ESTORE;
+    }
+
+    w->tmp[0] = '\0';
+    unlink(tmplink);
+
+    if (symlink(name, tmplink) != 0
+        || cef_w_fsync_dir(w->conf->dir) != 0
+        || rename(tmplink, link) != 0
+        || cef_w_fsync_dir(w->conf->dir) != 0)
+    {
+        cef_w_err(w, "cannot switch \"%s\" to \"%s\": %s", link, name,
+                  strerror(errno));
+        cef_w_rmtree(path);
+        return CEF_WRITER_ESTORE;
+    }
+
+    /* readers still using the old generation keep their open files */
+
+    if (oldpath[0]) {
+        cef_w_rmtree(oldpath);
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+int
+cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
+    cef_writer_result_t *res, char *err, size_t errlen)
+{
+    int           rc;
+    char          old[PATH_MAX], name[64];
+    uint64_t      gen;
+    struct stat   st;
+    cef_writer_t  w;
+
+    memset(&w, 0, sizeof(w));
+    memset(res, 0, sizeof(cef_writer_result_t));
+    w.conf = conf;
+    w.in = in;
+    w.err = err;
+    w.errlen = errlen;
+    w.lockfd = -1;
+    err[0] = '\0';
+
+    rc = cef_w_lock(&w, 1);
+    if (rc != 0) {
+        goto failed;
+    }
+
+    cef_w_cleanup(&w);
+
+    old[0] = '\0';
+    gen = 0;
+    if (cef_store_current(conf->dir, old, sizeof(old), &gen) != 0) {
+        old[0] = '\0';
+        gen = 0;
+    }
+
+    gen++;
+    snprintf(name, sizeof(name), "tmp-%llu-%ld", (unsigned long long) gen,
+             (long) getpid());
+
+    if (cef_w_path(&w, w.tmp, name) != 0) {
+        rc = CEF_WRITER_ESTORE;
+        goto failed;
+    }
+
+    if (mkdir(w.tmp, 0755) != 0) {
+        cef_w_err(&w, "cannot create \"%s\": %s", w.tmp, strerror(errno));
+        w.tmp[0] = '\0';
+        rc = CEF_WRITER_ESTORE;
+        goto failed;
+    }
+
+    if (cef_encoder_init(&w.enc) != 0) {
+        cef_w_err(&w, "out of memory");
+        rc = CEF_WRITER_ESTORE;
+        goto failed;
+    }
+
+    w.enc_init = 1;
+
+    if ((rc = mdb_env_create(&w.env)) != 0
+        || (rc = mdb_env_set_maxdbs(w.env, 8)) != 0
+        || (rc = mdb_env_set_mapsize(w.env, conf->map_size
+                                     ? conf->map_size
+                                     : CEF_WRITER_MAP_SIZE_DEFAULT)) != 0
+        || (rc = mdb_env_open(w.env, w.tmp, MDB_NOSYNC, 0644)) != 0)
+    {
+        rc = cef_w_lmdb(&w, "creating the new generation", rc);
+        goto failed;
+    }
+
+    rc = cef_w_txn_begin(&w, MDB_CREATE);
+    if (rc != 0) {
+        goto failed;
+    }
+
+    w.info.format = CEF_STORE_FORMAT;
+    w.info.next_number = 0;
+
+    if (cef_identity_fingerprint(conf->ident, w.info.secret_check) != 0) {
+        cef_w_err(&w, "HMAC-SHA256 failed (OpenSSL)");
+        rc = CEF_WRITER_ESTORE;
+        goto failed;
+    }
+
+    rc = cef_w_load_stream(&w, res);
+    if (rc != 0) {
+        goto failed;
+    }
+
+    rc = cef_w_load_index(&w);
+    if (rc != 0) {
+        goto failed;
+    }
+
+    w.info.loaded_at = time(NULL);
+    w.info.updated_at = w.info.loaded_at;
+
+    if ((rc = cef_w_put_meta(&w)) != 0 || (rc = cef_w_txn_commit(&w)) != 0) {
+        goto failed;
+    }
+
+    rc = mdb_env_sync(w.env, 1);
+    if (rc != 0) {
+        rc = cef_w_lmdb(&w, "syncing the new generation", rc);
+        goto failed;
+    }
+
+    mdb_env_close(w.env);
+    w.env = NULL;
+
+    rc = cef_w_switch(&w, gen, old);
+    if (rc != 0) {
+        goto failed;
+    }
+
+    res->profiles = w.info.profiles;
+    res->keys = w.info.keys;
+    res->generation = gen;
+
+    snprintf(name, sizeof(name), "gen-%llu/data.mdb",
+             (unsigned long long) gen);
+    if (cef_w_path(&w, old, name) == 0 && stat(old, &st) == 0) {
+        res->data_bytes = (uint64_t) st.st_size;
+    }
+
+    cef_w_close(&w);
+    return CEF_WRITER_OK;
+
+failed:
+
+    if (w.icur) {
+        mdb_cursor_close(w.icur);
+        w.icur = NULL;
+    }
+
+    if (w.txn) {
+        mdb_txn_abort(w.txn);
+        w.txn = NULL;
+    }
+
+    if (w.env) {
+        mdb_env_close(w.env);
+        w.env = NULL;
+    }
+
+    if (w.tmp[0]) {
+        cef_w_rmtree(w.tmp);
+    }
+
+    cef_w_close(&w);
+    return rc;
+}
+
+
+/* --- deltas -------------------------------------------------------------- */
+
+
+/* Find the profile number a hash points to: 0 found, 1 not, else error. */
+
+static int
+cef_w_index_find(cef_writer_t *w, const uint8_t *h, uint32_t *number)
+{
+    int      rc;
+    uint8_t  item[CEF_STORE_ITEM_LEN];
+    MDB_val  k, v;
+
+    memcpy(item, h + CEF_STORE_BUCKET_LEN, CEF_REST_LEN);
+    memset(item + CEF_REST_LEN, 0, sizeof(uint32_t));
+
+    k.mv_data = (void *) h;
+    k.mv_size = CEF_STORE_BUCKET_LEN;
+    v.mv_data = item;
+    v.mv_size = CEF_STORE_ITEM_LEN;
+
+    rc = mdb_cursor_get(w->icur, &k, &v, MDB_GET_BOTH_RANGE);
+
+    if (rc == MDB_NOTFOUND
+        || (rc == 0 && memcmp(v.mv_data, item, CEF_REST_LEN) != 0))
+    {
+        return 1;
+    }
+
+    if (rc != 0) {
+        cef_w_lmdb(w, "reading the key index", rc);
+        return -1;
+    }
+
+    memcpy(number, (uint8_t *) v.mv_data + CEF_REST_LEN, sizeof(uint32_t));
+    return 0;
+}
+
+
+static int
+cef_w_index_del(cef_writer_t *w, const uint8_t *h, uint32_t number)
+{
+    int      rc;
+    uint8_t  item[CEF_STORE_ITEM_LEN];
+    MDB_val  k, v;
+
+    memcpy(item, h + CEF_STORE_BUCKET_LEN, CEF_REST_LEN);
+    memcpy(item + CEF_REST_LEN, &number, sizeof(uint32_t));
+
+    k.mv_data = (void *) h;
+    k.mv_size = CEF_STORE_BUCKET_LEN;
+    v.mv_data = item;
+    v.mv_size = CEF_STORE_ITEM_LEN;
+
+    rc = mdb_del(w->txn, w->index, &k, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        cef_w_lmdb(w, "deleting from the key index", rc);
+        return -1;
+    }
+
+    return rc == 0 ? 0 : 1;
+}
+
+
+/*
+ * Point a key at a profile.  Returns 0 if the key is new, 1 if it already
+ * pointed at this profile, 2 if it was moved from another one, -1 on error.
+ */
+
+static int
+cef_w_index_put(cef_writer_t *w, const uint8_t *h, uint32_t number)
+{
+    int       rc, moved = 0;
+    uint8_t   item[CEF_STORE_ITEM_LEN];
+    uint32_t  other;
+    MDB_val   k, v;
+
+    rc = cef_w_index_find(w, h, &other);
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0) {
+        if (other == number) {
+            return 1;
+        }
+        if (cef_w_index_del(w, h, other) < 0) {
+            return -1;
+        }
+        moved = 1;
+    }
+
+    memcpy(item, h + CEF_STORE_BUCKET_LEN, CEF_REST_LEN);
+    memcpy(item + CEF_REST_LEN, &number, sizeof(uint32_t));
+
+    k.mv_data = (void *) h;
+    k.mv_size = CEF_STORE_BUCKET_LEN;
+    v.mv_data = item;
+    v.mv_size = CEF_STORE_ITEM_LEN;
+
+    rc = mdb_put(w->txn, w->index, &k, &v, 0);
+    if (rc != 0) {
+        cef_w_lmdb(w, "writing the key index", rc);
+        return -1;
+    }
+
+    return moved ? 2 : 0;
+}
+
+
+typedef struct {
+    uint8_t   *h;          /* n hashes of CEF_HASH_LEN */
+    uint32_t   n;
+    uint32_t   cap;
+} cef_hashes_t;
+
+
+static int
+cef_w_hashes_add(cef_hashes_t *hs, const uint8_t *h)
+{
+    uint32_t   ncap;
+    uint8_t   *p;
+
+    if (hs->n == hs->cap) {
+        ncap = hs->cap ? hs->cap * 2 : 16;
+        p = realloc(hs->h, (size_t) ncap * CEF_HASH_LEN);
+        if (p == NULL) {
+            return -1;
+        }
+        hs->h = p;
+        hs->cap = ncap;
+    }
+
+    memcpy(hs->h + (size_t) hs->n * CEF_HASH_LEN, h, CEF_HASH_LEN);
+    hs->n++;
+
+    return 0;
+}
+
+
+/* Append to hs the hashes in bucket b that point at number. */
+
+static int
+cef_w_index_collect(cef_writer_t *w, uint16_t b, uint32_t number,
+    cef_hashes_t *hs)
+{
+    int       rc;
+    uint8_t   kb[CEF_STORE_BUCKET_LEN], h[CEF_HASH_LEN];
+    uint32_t  n;
+    MDB_val   k, v;
+
+    kb[0] = (uint8_t) (b >> 8);
+    kb[1] = (uint8_t) b;
+    k.mv_data = kb;
+    k.mv_size = CEF_STORE_BUCKET_LEN;
+
+    rc = mdb_cursor_get(w->icur, &k, &v, MDB_SET_KEY);
+
+    while (rc == 0) {
+        memcpy(&n, (uint8_t *) v.mv_data + CEF_REST_LEN, sizeof(uint32_t));
+
+        if (n == number) {
+            memcpy(h, kb, CEF_STORE_BUCKET_LEN);
+            memcpy(h + CEF_STORE_BUCKET_LEN, v.mv_data, CEF_REST_LEN);
+            if (cef_w_hashes_add(hs, h) != 0) {
+                cef_w_err(w, "out of memory");
+                return -1;
+            }
+        }
+
+        rc = mdb_cursor_get(w->icur, &k, &v, MDB_NEXT_DUP);
+    }
+
+    if (rc != MDB_NOTFOUND) {
+        cef_w_lmdb(w, "reading the key index", rc);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* All the keys (not the id entry) of a profile, from its hints. */
+
+static int
+cef_w_profile_keys(cef_writer_t *w, const cef_stored_t *st, uint32_t number,
+    const uint8_t *idh, cef_hashes_t *hs)
+{
+    uint32_t  i, j;
+
+    hs->n = 0;
+
+    for (i = 0; i < st->nhints; i++) {
+        if (cef_w_index_collect(w, st->hints[i], number, hs) != 0) {
+            return -1;
+        }
+    }
+
+    for (i = 0; i < hs->n; i++) {
+        if (memcmp(hs->h + (size_t) i * CEF_HASH_LEN, idh, CEF_HASH_LEN) == 0)
+        {
+            for (j = i + 1; j < hs->n; j++) {
+                memcpy(hs->h + (size_t) (j - 1) * CEF_HASH_LEN,
+                       hs->h + (size_t) j * CEF_HASH_LEN, CEF_HASH_LEN);
+            }
+            hs->n--;
+            break;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+cef_w_load_stored(cef_writer_t *w, uint32_t number, cef_stored_t *st)
+{
+    int            rc;
+    uint32_t       i;
+    uint8_t       *p;
+    MDB_val        k, v;
+    cef_dict_t     dict;
+    cef_profile_t  prof;
+
+    k.mv_data = &number;
+    k.mv_size = sizeof(number);
+
+    rc = mdb_get(w->txn, w->prof, &k, &v);
+    if (rc != 0) {
+        cef_w_lmdb(w, "reading a profile", rc);
+        return -1;
+    }
+
+    if (v.mv_size > w->scratch_cap) {
+        p = realloc(w->scratch, v.mv_size);
+        if (p == NULL) {
+            cef_w_err(w, "out of memory");
+            return -1;
+        }
+        w->scratch = p;
+        w->scratch_cap = v.mv_size;
+    }
+
+    memcpy(w->scratch, v.mv_data, v.mv_size);
+
+    memset(&dict, 0, sizeof(dict));
+    dict.names = w->enc.names.tab;
+    dict.strs = w->enc.strs.tab;
+
+    if (cef_profile_parse(w->scratch, v.mv_size, &dict, &prof) != 0) {
+        cef_w_err(w, "stored profile %u is malformed", number);
+        return -1;
+    }
+
+    st->nhints = prof.nhints;
+    for (i = 0; i < prof.nhints; i++) {
+        st->hints[i] = (uint16_t) ((prof.hints[2 * i] << 8)
+                                   | prof.hints[2 * i + 1]);
+    }
+
+    memcpy(st->id, prof.id.data, prof.id.len);
+    st->idlen = prof.id.len;
+    st->attrs = (uint8_t *) prof.attrs;
+    st->attrs_len = prof.attrs_len;
+
+    return 0;
+}
+
+
+/* Start encoding a profile from its stored attributes. */
+
+static int
+cef_w_begin_stored(cef_writer_t *w, const cef_stored_t *st, uint32_t number)
+{
+    size_t       pos = 0, start;
+    uint64_t     attr;
+    cef_value_t  v;
+
+    cef_encode_begin(&w->enc);
+
+    while (pos < st->attrs_len) {
+        if (cef_value_decode_uint(st->attrs, st->attrs_len, &pos, &attr) != 0)
+        {
+            goto malformed;
+        }
+
+        start = pos;
+
+        if (cef_value_decode(st->attrs, st->attrs_len, &pos,
+                             &w->enc.strs.tab, &v) != 0)
+        {
+            goto malformed;
+        }
+
+        if (cef_encode_attr_raw(&w->enc, (uint32_t) attr, st->attrs + start,
+                                pos - start) != 0)
+        {
+            cef_w_err(w, "out of memory");
+            return -1;
+        }
+    }
+
+    return 0;
+
+malformed:
+
+    cef_w_err(w, "stored profile %u is malformed", number);
+    return -1;
+}
+
+
+static int
+cef_w_put_profile(cef_writer_t *w, uint32_t number, const uint16_t *hints,
+    uint32_t nhints, const char *id, size_t idlen)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    if (cef_encode_profile(&w->enc, hints, nhints, id, idlen) != 0) {
+        cef_w_err(w, "out of memory");
+        return -1;
+    }
+
+    k.mv_data = &number;
+    k.mv_size = sizeof(number);
+    v.mv_data = w->enc.blob.data;
+    v.mv_size = w->enc.blob.size;
+
+    rc = mdb_put(w->txn, w->prof, &k, &v, 0);
+    if (rc != 0) {
+        cef_w_lmdb(w, "writing a profile", rc);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* Find a profile by id: 0 found, 1 not found, -1 error. */
+
+static int
+cef_w_find(cef_writer_t *w, const msgpack_object *id, uint8_t *idh,
+    uint32_t *number, cef_stored_t *st)
+{
+    int  rc;
+
+    if (cef_w_hash(w, "", 0, id->via.str.ptr, id->via.str.size, idh) != 0) {
+        return -1;
+    }
+
+    rc = cef_w_index_find(w, idh, number);
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (cef_w_load_stored(w, *number, st) != 0) {
+        return -1;
+    }
+
+    if (st->idlen != id->via.str.size
+        || memcmp(st->id, id->via.str.ptr, st->idlen) != 0)
+    {
+        cef_w_err(w, "profile id hash collision between \"%.*s\" and "
+                  "\"%.*s\"", (int) id->via.str.size, id->via.str.ptr,
+                  (int) st->idlen, st->id);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* Keep at most CEF_PROFILE_HINTS_MAX hints: drop the stale ones. */
+
+static int
+cef_w_prune_hints(cef_writer_t *w, uint16_t *hints, uint32_t *n,
+    uint32_t number)
+{
+    uint32_t      i, m = 0;
+    cef_hashes_t  hs = { NULL, 0, 0 };
+
+    for (i = 0; i < *n; i++) {
+        hs.n = 0;
+        if (cef_w_index_collect(w, hints[i], number, &hs) != 0) {
+            free(hs.h);
+            return -1;
+        }
+        if (hs.n) {
+            hints[m++] = hints[i];
+        }
+    }
+
+    free(hs.h);
+    *n = m;
+
+    if (m > CEF_PROFILE_HINTS_MAX) {
+        cef_w_err(w, "a profile has keys in more than %d index buckets",
+                  CEF_PROFILE_HINTS_MAX);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+typedef struct {
+    const msgpack_object  *id, *from, *into, *keys, *attrs, *set, *unset,
+                          *add, *remove;
+} cef_delta_t;
+
+
+static int
+cef_w_op_upsert(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
+{
+    int            rc;
+    uint8_t        idh[CEF_HASH_LEN], h[CEF_HASH_LEN];
+    uint16_t       hints[CEF_WRITER_KEYS_MAX];
+    uint32_t       i, nhints, number;
+    cef_stored_t   st;
+    cef_hashes_t   hs = { NULL, 0, 0 };
+    const msgpack_object  *t, *v;
+
+    (void) res;
+
+    rc = cef_w_find(w, d->id, idh, &number, &st);
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0) {
+        if (cef_w_profile_keys(w, &st, number, idh, &hs) != 0) {
+            goto failed;
+        }
+
+        for (i = 0; i < hs.n; i++) {
+            if (cef_w_index_del(w, hs.h + (size_t) i * CEF_HASH_LEN, number)
+                < 0)
+            {
+                goto failed;
+            }
+            w->info.keys--;
+        }
+
+    } else {
+        if (w->info.next_number == UINT32_MAX) {
+            cef_w_err(w, "too many profiles");
+            return -1;
+        }
+
+        number = w->info.next_number++;
+
+        if (cef_w_index_put(w, idh, number) < 0) {
+            goto failed;
+        }
+
+        w->info.profiles++;
+    }
+
+    nhints = 0;
+
+    for (i = 0; i < d->keys->via.array.size; i++) {
+        t = &d->keys->via.array.ptr[i].via.array.ptr[0];
+        v = &d->keys->via.array.ptr[i].via.array.ptr[1];
+
+        if (cef_w_hash(w, t->via.str.ptr, t->via.str.size, v->via.str.ptr,
+                       v->via.str.size, h) != 0)
+        {
+            goto failed;
+        }
+
+        rc = cef_w_index_put(w, h, number);
+        if (rc < 0) {
+            goto failed;
+        }
+
+        if (rc == 0) {
+            w->info.keys++;
+        }
+
+        cef_w_add_hint(hints, &nhints, cef_w_bucket(h));
+    }
+
+    cef_encode_begin(&w->enc);
+
+    if (cef_w_encode_attrs(w, d->attrs) != 0
+        || cef_w_put_profile(w, number, hints, nhints, d->id->via.str.ptr,
+                             d->id->via.str.size) != 0)
+    {
+        goto failed;
+    }
+
+    free(hs.h);
+    return 0;
+
+failed:
+
+    free(hs.h);
+    return -1;
+}
+
+
+static int
+cef_w_op_patch(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
+{
+    int                    rc;
+    int64_t                attr;
+    uint8_t                idh[CEF_HASH_LEN];
+    uint32_t               i, number;
+    cef_stored_t           st;
+    const msgpack_object  *n;
+
+    rc = cef_w_find(w, d->id, idh, &number, &st);
+    if (rc != 0) {
+        if (rc > 0) {
+            res->missing++;
+        }
+        return rc < 0 ? -1 : 0;
+    }
+
+    if (cef_w_begin_stored(w, &st, number) != 0
+        || cef_w_encode_attrs(w, d->set) != 0)
+    {
+        return -1;
+    }
+
+    for (i = 0; d->unset && i < d->unset->via.array.size; i++) {
+        n = &d->unset->via.array.ptr[i];
+        attr = cef_intern_find(&w->enc.names, n->via.str.ptr, n->via.str.size);
+        if (attr >= 0) {
+            cef_encode_unset(&w->enc, (uint32_t) attr);
+        }
+    }
+
+    return cef_w_put_profile(w, number, st.hints, st.nhints, st.id, st.idlen);
+}
+
+
+static int
+cef_w_op_delete(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
+{
+    int            rc;
+    uint8_t        idh[CEF_HASH_LEN];
+    uint32_t       i, number;
+    MDB_val        k;
+    cef_stored_t   st;
+    cef_hashes_t   hs = { NULL, 0, 0 };
+
+    rc = cef_w_find(w, d->id, idh, &number, &st);
+    if (rc != 0) {
+        if (rc > 0) {
+            res->missing++;
+        }
+        return rc < 0 ? -1 : 0;
+    }
+
+    if (cef_w_profile_keys(w, &st, number, idh, &hs) != 0) {
+        goto failed;
+    }
+
+    for (i = 0; i < hs.n; i++) {
+        if (cef_w_index_del(w, hs.h + (size_t) i * CEF_HASH_LEN, number) < 0) {
+            goto failed;
+        }
+        w->info.keys--;
+    }
+
+    if (cef_w_index_del(w, idh, number) < 0) {
+        goto failed;
+    }
+
+    k.mv_data = &number;
+    k.mv_size = sizeof(number);
+
+    rc = mdb_del(w->txn, w->prof, &k, NULL);
+    if (rc != 0) {
+        cef_w_lmdb(w, "deleting a profile", rc);
+        goto failed;
+    }
+
+    w->info.profiles--;
+    free(hs.h);
+    return 0;
+
+failed:
+
+    free(hs.h);
+    return -1;
+}
+
+
+static int
+cef_w_op_keys(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
+{
+    int                    rc;
+    uint8_t                idh[CEF_HASH_LEN], h[CEF_HASH_LEN];
+    uint16_t               hints[CEF_PROFILE_HINTS_MAX + CEF_WRITER_KEYS_MAX];
+    uint32_t               i, nhints, number;
+    cef_stored_t           st;
+    const msgpack_object  *t, *v;
+
+    rc = cef_w_find(w, d->id, idh, &number, &st);
+    if (rc != 0) {
+        if (rc > 0) {
+            res->missing++;
+        }
+        return rc < 0 ? -1 : 0;
+    }
+
+    nhints = st.nhints;
+    memcpy(hints, st.hints, nhints * sizeof(uint16_t));
+
+    for (i = 0; d->remove && i < d->remove->via.array.size; i++) {
+        t = &d->remove->via.array.ptr[i].via.array.ptr[0];
+        v = &d->remove->via.array.ptr[i].via.array.ptr[1];
+
+        if (cef_w_hash(w, t->via.str.ptr, t->via.str.size, v->via.str.ptr,
+                       v->via.str.size, h) != 0)
+        {
+            return -1;
+        }
+
+        rc = cef_w_index_del(w, h, number);
+        if (rc < 0) {
+            return -1;
+        }
+
+        if (rc == 0) {
+            w->info.keys--;
+        }
+    }
+
+    for (i = 0; d->add && i < d->add->via.array.size; i++) {
+        t = &d->add->via.array.ptr[i].via.array.ptr[0];
+        v = &d->add->via.array.ptr[i].via.array.ptr[1];
+
+        if (cef_w_hash(w, t->via.str.ptr, t->via.str.size, v->via.str.ptr,
+                       v->via.str.size, h) != 0)
+        {
+            return -1;
+        }
+
+        rc = cef_w_index_put(w, h, number);
+        if (rc < 0) {
+            return -1;
+        }
+
+        if (rc == 0) {
+            w->info.keys++;
+        }
+
+        cef_w_add_hint(hints, &nhints, cef_w_bucket(h));
+    }
+
+    if (nhints > CEF_PROFILE_HINTS_MAX
+        && cef_w_prune_hints(w, hints, &nhints, number) != 0)
+    {
+        return -1;
+    }
+
+    if (cef_w_begin_stored(w, &st, number) != 0) {
+        return -1;
+    }
+
+    return cef_w_put_profile(w, number, hints, nhints, st.id, st.idlen);
+}
+
+
+static int
+cef_w_op_merge(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
+{
+    int            rc;
+    uint8_t        fidh[CEF_HASH_LEN], iidh[CEF_HASH_LEN], *h;
+    uint16_t       hints[CEF_PROFILE_HINTS_MAX * 2];
+    uint32_t       i, nhints, from, into;
+    MDB_val        k;
+    cef_stored_t   fst, ist;
+    cef_hashes_t   hs = { NULL, 0, 0 };
+
+    rc = cef_w_find(w, d->from, fidh, &from, &fst);
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc > 0) {
+        res->missing++;
+        return 0;
+    }
+
+    if (cef_w_profile_keys(w, &fst, from, fidh, &hs) != 0) {
+        goto failed;
+    }
+
+    /* loading "into" reuses the scratch buffer: fst.attrs is gone */
+
+    rc = cef_w_find(w, d->into, iidh, &into, &ist);
+    if (rc != 0) {
+        if (rc > 0) {
+            res->missing++;
+        }
+        free(hs.h);
+        return rc < 0 ? -1 : 0;
+    }
+
+    nhints = ist.nhints;
+    memcpy(hints, ist.hints, nhints * sizeof(uint16_t));
+
+    for (i = 0; i < hs.n; i++) {
+        h = hs.h + (size_t) i * CEF_HASH_LEN;
+
+        if (cef_w_index_del(w, h, from) < 0 || cef_w_index_put(w, h, into) < 0)
+        {
+            goto failed;
+        }
+
+        if (nhints == CEF_PROFILE_HINTS_MAX * 2
+            && cef_w_prune_hints(w, hints, &nhints, into) != 0)
+        {
+            goto failed;
+        }
+
+        cef_w_add_hint(hints, &nhints, cef_w_bucket(h));
+    }
+
+    if (cef_w_index_del(w, fidh, from) < 0) {
+        goto failed;
+    }
+
+    k.mv_data = &from;
+    k.mv_size = sizeof(from);
+
+    rc = mdb_del(w->txn, w->prof, &k, NULL);
+    if (rc != 0) {
+        cef_w_lmdb(w, "deleting a profile", rc);
+        goto failed;
+    }
+
+    w->info.profiles--;
+
+    if (nhints > CEF_PROFILE_HINTS_MAX
+        && cef_w_prune_hints(w, hints, &nhints, into) != 0)
+    {
+        goto failed;
+    }
+
+    if (cef_w_begin_stored(w, &ist, into) != 0
+        || cef_w_put_profile(w, into, hints, nhints, ist.id, ist.idlen) != 0)
+    {
+        goto failed;
+    }
+
+    free(hs.h);
+    return 0;
+
+failed:
+
+    free(hs.h);
+    return -1;
+}
+
+
+static int
+cef_w_delta_record(cef_writer_t *w, const msgpack_object *rec, int dry,
+    cef_writer_result_t *res)
+{
+    static const char *const  f_upsert[] = { "seq", "op", "id", "keys",
+                                             "attrs", NULL };
+    static const char *const  f_patch[] = { "seq", "op", "id", "set",
+                                            "unset", NULL };
+    static const char *const  f_delete[] = { "seq", "op", "id", NULL };
+    static const char *const  f_keys[] = { "seq", "op", "id", "add",
+                                           "remove", NULL };
+    static const char *const  f_merge[] = { "seq", "op", "from", "into",
+                                            NULL };
+
+    int                    rc;
+    int64_t                seq;
+    cef_delta_t            d;
+    const msgpack_object  *op;
+
+    memset(&d, 0, sizeof(d));
+
+    rc = cef_w_int_field(w, rec, "seq", &seq);
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (seq <= 0) {
+        return cef_w_bad(w, "seq must be a positive integer");
+    }
+
+    if ((uint64_t) seq <= w->stream_seq) {
+        return cef_w_bad(w, "seq %lld is not greater than the previous "
+                         "record's seq %llu (sequences must increase)",
+                         (long long) seq, (unsigned long long) w->stream_seq);
+    }
+
+    w->stream_seq = (uint64_t) seq;
+
+    op = cef_w_field(rec, "op");
+    if (op == NULL || op->type != MSGPACK_OBJECT_STR) {
+        return cef_w_bad(w, "field \"op\" must be a string");
+    }
+
+    if (cef_w_key_is(op, "upsert")) {
+        if ((rc = cef_w_check_fields(w, rec, f_upsert)) != 0
+            || (rc = cef_w_check_id(w, rec, "id", &d.id)) != 0
+            || (rc = cef_w_check_keys(w, rec, "keys", 1, &d.keys)) != 0
+            || (rc = cef_w_check_attrs(w, rec, "attrs", 1, &d.attrs)) != 0)
+        {
+            return rc;
+        }
+
+    } else if (cef_w_key_is(op, "patch")) {
+        if ((rc = cef_w_check_fields(w, rec, f_patch)) != 0
+            || (rc = cef_w_check_id(w, rec, "id", &d.id)) != 0
+            || (rc = cef_w_check_attrs(w, rec, "set", 0, &d.set)) != 0
+            || (rc = cef_w_check_names(w, rec, "unset", &d.unset)) != 0)
+        {
+            return rc;
+        }
+
+    } else if (cef_w_key_is(op, "delete")) {
+        if ((rc = cef_w_check_fields(w, rec, f_delete)) != 0
+            || (rc = cef_w_check_id(w, rec, "id", &d.id)) != 0)
+        {
+            return rc;
+        }
+
+    } else if (cef_w_key_is(op, "keys")) {
+        if ((rc = cef_w_check_fields(w, rec, f_keys)) != 0
+            || (rc = cef_w_check_id(w, rec, "id", &d.id)) != 0
+            || (rc = cef_w_check_keys(w, rec, "add", 0, &d.add)) != 0
+            || (rc = cef_w_check_keys(w, rec, "remove", 0, &d.remove)) != 0)
+        {
+            return rc;
+        }
+
+    } else if (cef_w_key_is(op, "merge")) {
+        if ((rc = cef_w_check_fields(w, rec, f_merge)) != 0
+            || (rc = cef_w_check_id(w, rec, "from", &d.from)) != 0
+            || (rc = cef_w_check_id(w, rec, "into", &d.into)) != 0)
+        {
+            return rc;
+        }
+
+        if (d.from->via.str.size == d.into->via.str.size
+            && memcmp(d.from->via.str.ptr, d.into->via.str.ptr,
+                      d.from->via.str.size) == 0)
+        {
+            return cef_w_bad(w, "merge: \"from\" and \"into\" are the same "
+                             "profile");
+        }
+
+    } else {
+        return cef_w_bad(w, "unknown op \"%.*s\"", (int) op->via.str.size,
+                         op->via.str.ptr);
+    }
+
+    if (dry) {
+        return CEF_WRITER_OK;
+    }
+
+    if ((uint64_t) seq <= w->info.last_seq) {
+        res->skipped++;
+        return CEF_WRITER_OK;
+    }
+
+    if (w->txn == NULL) {
+        rc = cef_w_txn_begin(w, 0);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+
+    switch (op->via.str.ptr[0]) {
+    case 'u': rc = cef_w_op_upsert(w, &d, res); break;
+    case 'p': rc = cef_w_op_patch(w, &d, res); break;
+    case 'd': rc = cef_w_op_delete(w, &d, res); break;
+    case 'k': rc = cef_w_op_keys(w, &d, res); break;
+    default:  rc = cef_w_op_merge(w, &d, res); break;
+    }
+
+    if (rc != 0) {
+        /* the message is set; name the record if it does not */
+        if (strncmp(w->err, "record ", 7) != 0) {
+            char  msg[512];
+
+            snprintf(msg, sizeof(msg), "%s", w->err);
+            cef_w_bad(w, "%s", msg);
+        }
+        return CEF_WRITER_ESTORE;
+    }
+
+    res->applied++;
+    w->in_batch++;
+    w->batch_seq = (uint64_t) seq;
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_batch_commit(cef_writer_t *w, cef_writer_result_t *res)
+{
+    int  rc;
+
+    if (w->txn == NULL) {
+        return CEF_WRITER_OK;
+    }
+
+    w->info.last_seq = w->batch_seq;
+    w->info.updated_at = time(NULL);
+
+    if ((rc = cef_w_put_meta(w)) != 0 || (rc = cef_w_txn_commit(w)) != 0) {
+        return rc;
+    }
+
+    w->in_batch = 0;
+    res->batches++;
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_apply_pass(cef_writer_t *w, int dry, cef_writer_result_t *res)
+{
+    int                    rc;
+    uint64_t               records = 0;
+    uint32_t               batch;
+    const msgpack_object  *rec;
+
+    batch = w->conf->batch ? w->conf->batch : 10000;
+    w->stream_seq = 0;
+
+    for ( ;; ) {
+        if (!dry && w->in_batch > 0 && w->conf->idle_ms > 0
+            && cef_input_wait(w->in, w->conf->idle_ms) == 0)
+        {
+            rc = cef_w_batch_commit(w, res);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+
+        rc = cef_input_next(w->in, &rec, w->err, w->errlen);
+
+        if (rc < 0) {
+            return CEF_WRITER_EINPUT;
+        }
+
+        if (rc == 0) {
+            break;
+        }
+
+        records++;
+
+        if (!dry) {
+            cef_w_progress(w, records, 0);
+        }
+
+        if (records == 1) {
+            rc = cef_w_check_header(w, rec, "delta");
+        } else {
+            rc = cef_w_delta_record(w, rec, dry, res);
+        }
+
+        if (rc != 0) {
+            return rc;
+        }
+
+        if (!dry && w->in_batch >= batch) {
+            rc = cef_w_batch_commit(w, res);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+
+    if (records == 0) {
+        cef_w_err(w, "empty input: expected a delta header");
+        return CEF_WRITER_EINPUT;
+    }
+
+    if (!dry) {
+        res->records = records;
+        cef_w_progress(w, records, 1);
+        return cef_w_batch_commit(w, res);
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_load_dict(cef_writer_t *w, MDB_dbi dbi, cef_intern_t *t)
+{
+    int          rc;
+    uint32_t     id;
+    MDB_val      k, v;
+    MDB_cursor  *cur;
+
+    rc = mdb_cursor_open(w->txn, dbi, &cur);
+    if (rc != 0) {
+        return cef_w_lmdb(w, "reading the dictionary", rc);
+    }
+
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+
+    while (rc == 0) {
+        memcpy(&id, k.mv_data, sizeof(id));
+
+        if (k.mv_size != sizeof(id) || id != t->n
+            || cef_intern_add(t, v.mv_data, v.mv_size) != id)
+        {
+            mdb_cursor_close(cur);
+            cef_w_err(w, "the store's dictionary is corrupt (entry %u)", id);
+            return CEF_WRITER_ESTORE;
+        }
+
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+
+    mdb_cursor_close(cur);
+
+    if (rc != MDB_NOTFOUND) {
+        return cef_w_lmdb(w, "reading the dictionary", rc);
+    }
+
+    t->written = t->n;
+    return CEF_WRITER_OK;
+}
+
+
+int
+cef_store_apply(const cef_writer_conf_t *conf, cef_input_t *in,
+    cef_writer_result_t *res, char *err, size_t errlen)
+{
+    int           rc;
+    char          path[PATH_MAX];
+    uint8_t       fp[8];
+    uint64_t      gen;
+    MDB_val       k, v;
+    MDB_envinfo   ei;
+    struct stat   st;
+    cef_writer_t  w;
+
+    memset(&w, 0, sizeof(w));
+    memset(res, 0, sizeof(cef_writer_result_t));
+    w.conf = conf;
+    w.in = in;
+    w.err = err;
+    w.errlen = errlen;
+    w.lockfd = -1;
+    err[0] = '\0';
+
+    if (cef_store_current(conf->dir, path, sizeof(path), &gen) != 0) {
+        cef_w_err(&w, "no profile store in \"%s\" (create one with "
+                  "cef-sync load)", conf->dir);
+        return CEF_WRITER_ESTORE;
+    }
+
+    rc = cef_w_lock(&w, 0);
+    if (rc != 0) {
+        goto done;
+    }
+
+    cef_w_cleanup(&w);
+
+    /* a load may have switched generations while we waited for the lock */
+
+    if (cef_store_current(conf->dir, path, sizeof(path), &gen) != 0) {
+        cef_w_err(&w, "no profile store in \"%s\"", conf->dir);
+        rc = CEF_WRITER_ESTORE;
+        goto done;
+    }
+
+    if (cef_encoder_init(&w.enc) != 0) {
+        cef_w_err(&w, "out of memory");
+        rc = CEF_WRITER_ESTORE;
+        goto done;
+    }
+
+    w.enc_init = 1;
+
+    if ((rc = mdb_env_create(&w.env)) != 0
+        || (rc = mdb_env_set_maxdbs(w.env, 8)) != 0
+        || (rc = mdb_env_open(w.env, path, 0, 0644)) != 0)
+    {
+        rc = cef_w_lmdb(&w, "opening the store", rc);
+        goto done;
+    }
+
+    mdb_env_info(w.env, &ei);
+
+    if (conf->map_size > ei.me_mapsize) {
+        rc = mdb_env_set_mapsize(w.env, conf->map_size);
+        if (rc != 0) {
+            rc = cef_w_lmdb(&w, "growing the map", rc);
+            goto done;
+        }
+    }
+
+    rc = cef_w_txn_begin(&w, 0);
+    if (rc != 0) {
+        goto done;
+    }
+
+    k.mv_data = (void *) "meta";
+    k.mv_size = 4;
+
+    rc = mdb_get(w.txn, w.meta, &k, &v);
+    if (rc != 0) {
+        rc = cef_w_lmdb(&w, "reading the metadata", rc);
+        goto done;
+    }
+
+    if (cef_store_meta_decode(v.mv_data, v.mv_size, &w.info) != 0
+        || w.info.format != CEF_STORE_FORMAT)
+    {
+        cef_w_err(&w, "\"%s\": unsupported or malformed store metadata", path);
+        rc = CEF_WRITER_ESTORE;
+        goto done;
+    }
+
+    if (cef_identity_fingerprint(conf->ident, fp) != 0
+        || memcmp(fp, w.info.secret_check, 8) != 0)
+    {
+        cef_w_err(&w, "the secret is not the one the store was loaded with");
+        rc = CEF_WRITER_EINPUT;
+        goto done;
+    }
+
+    if ((rc = cef_w_load_dict(&w, w.names, &w.enc.names)) != 0
+        || (rc = cef_w_load_dict(&w, w.strs, &w.enc.strs)) != 0)
+    {
+        goto done;
+    }
+
+    if (w.enc.names.n != w.info.names || w.enc.strs.n != w.info.strs) {
+        cef_w_err(&w, "the store's dictionary does not match its metadata");
+        rc = CEF_WRITER_ESTORE;
+        goto done;
+    }
+
+    mdb_cursor_close(w.icur);
+    w.icur = NULL;
+    mdb_txn_abort(w.txn);
+    w.txn = NULL;
+
+    if (cef_input_seekable(in)) {
+        rc = cef_w_apply_pass(&w, 1, res);
+        if (rc != 0) {
+            goto done;
+        }
+
+        if (cef_input_rewind(in) != 0) {
+            cef_w_err(&w, "cannot rewind the input: %s", strerror(errno));
+            rc = CEF_WRITER_ESTORE;
+            goto done;
+        }
+    }
+
+    rc = cef_w_apply_pass(&w, 0, res);
+
+done:
+
+    res->profiles = w.info.profiles;
+    res->keys = w.info.keys;
+    res->last_seq = w.info.last_seq;
+    res->generation = gen;
+
+    if (rc == 0 && (size_t) snprintf(path + strlen(path),
+                                     sizeof(path) - strlen(path),
+                                     "/data.mdb") < sizeof(path)
+        && stat(path, &st) == 0)
+    {
+        res->data_bytes = (uint64_t) st.st_size;
+    }
+
+    cef_w_close(&w);
+    return rc;
+}

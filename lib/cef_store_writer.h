@@ -1,0 +1,131 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef_store_writer: the writer side of the profile store, used by cef-sync.
+ * Plain C11, no nginx types.  See docs/store.md for the layout and
+ * docs/formats.md for the input formats.
+ *
+ * Only one writer works on a store at a time: each call below holds an
+ * exclusive flock(2) on DIR/write.lock for its whole duration.
+ */
+
+#ifndef CEF_STORE_WRITER_H
+#define CEF_STORE_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cef_identity.h"
+#include "cef_input.h"
+#include "cef_store.h"
+
+
+/* Return codes, equal to cef-sync's exit codes. */
+#define CEF_WRITER_OK       0
+#define CEF_WRITER_EINPUT   1     /* bad input; the store is unchanged */
+#define CEF_WRITER_ESTORE   3     /* store, lock, disk or map error */
+
+#define CEF_WRITER_MAP_SIZE_DEFAULT  ((size_t) 16 << 30)
+#define CEF_WRITER_KEYS_MAX          64
+
+
+typedef struct {
+    const char      *dir;
+    cef_identity_t  *ident;
+
+    /*
+     * LMDB map size.  load: 0 = CEF_WRITER_MAP_SIZE_DEFAULT.  apply: 0 =
+     * keep the store's, larger = grow it (readers adopt the new size).
+     */
+    size_t           map_size;
+
+    /* 1: wait for another writer to finish; 0: fail at once */
+    int              wait;
+
+    /* apply: records per transaction (0 = 10000) */
+    uint32_t         batch;
+
+    /* apply: commit a partial batch when the input is idle this long */
+    int              idle_ms;
+
+    /* called every few thousand records, and once at the end */
+    void           (*progress)(void *data, const cef_input_t *in,
+                               uint64_t records, int done);
+    /* called with one-line notices, e.g. "waiting for the write lock" */
+    void           (*notice)(void *data, const char *msg);
+    void            *data;
+} cef_writer_conf_t;
+
+
+typedef struct {
+    uint64_t  records;     /* records read, header and trailer included */
+    uint64_t  profiles;    /* load: loaded; apply: in the store after */
+    uint64_t  keys;        /* identity keys in the store after */
+    uint64_t  applied;     /* apply: delta records applied */
+    uint64_t  skipped;     /* apply: records with seq <= the stored one */
+    uint64_t  missing;     /* apply: records naming an unknown profile */
+    uint64_t  batches;     /* apply: transactions committed */
+    uint64_t  last_seq;
+    uint64_t  generation;
+    uint64_t  data_bytes;  /* size of data.mdb after */
+} cef_writer_result_t;
+
+
+/*
+ * Full load: build a new generation from a snapshot stream and switch
+ * DIR/current to it atomically; then delete the old generation.  Creates
+ * DIR if missing.  Readers are never blocked and see either the old or
+ * the new snapshot.  On any failure nothing visible changes, and a crash
+ * at any point leaves the previous generation current; leftovers are
+ * removed by the next writer.
+ *
+ * @param[in]  conf    configuration
+ * @param[in]  in      the snapshot stream
+ * @param[out] res     counts
+ * @param[out] err     the message on failure, naming the record number and
+ *                     byte offset for bad input
+ * @param[in]  errlen  bytes at err
+ * @return CEF_WRITER_OK, CEF_WRITER_EINPUT or CEF_WRITER_ESTORE.
+ */
+int cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
+    cef_writer_result_t *res, char *err, size_t errlen);
+
+/*
+ * Apply a delta stream to the current generation.  Records whose seq is
+ * not above the stored last sequence are skipped.  Records are applied in
+ * transactions of conf->batch records, each committed together with its
+ * last seq.  A seekable input is validated completely first, so bad input
+ * changes nothing; from a pipe, the batches committed before the bad
+ * record stay (replaying the stream is harmless).
+ *
+ * @return CEF_WRITER_OK, CEF_WRITER_EINPUT or CEF_WRITER_ESTORE.
+ */
+int cef_store_apply(const cef_writer_conf_t *conf, cef_input_t *in,
+    cef_writer_result_t *res, char *err, size_t errlen);
+
+
+typedef struct {
+    uint64_t  profiles;
+    uint64_t  index_entries;
+    uint64_t  keys;
+    uint64_t  problems;
+} cef_verify_result_t;
+
+/*
+ * Check a store: every profile decodes, every index entry points to an
+ * existing profile, every profile's id entry exists (when ident is given),
+ * the counts agree with the metadata.
+ *
+ * @param[in]  dir     the store
+ * @param[in]  ident   the keyed hash, or NULL to skip the id checks
+ * @param[in]  report  called once per problem found (may be NULL)
+ * @param[out] res     counts
+ * @return CEF_WRITER_OK if the store is sound, CEF_WRITER_ESTORE if not or
+ *         if it cannot be read (err says why).
+ */
+int cef_store_verify(const char *dir, cef_identity_t *ident,
+    void (*report)(void *data, const char *msg), void *data,
+    cef_verify_result_t *res, char *err, size_t errlen);
+
+
+#endif /* CEF_STORE_WRITER_H */

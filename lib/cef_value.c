@@ -1,0 +1,475 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * A bounds-checked reader for the subset of msgpack the profile store
+ * writes (see cef_value.h and docs/store.md).  It reads the store's own
+ * bytes in place; input streams are parsed with msgpack-c elsewhere.
+ */
+
+#include <string.h>
+
+#include "cef_value.h"
+
+
+#define CEF_EXT_INTERNED  1
+#define CEF_EXT_DEC_MIN   16
+#define CEF_EXT_DEC_MAX   31
+
+
+static const double  cef_pow10[] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
+    1e13, 1e14, 1e15
+};
+
+
+static uint64_t
+cef_be(const uint8_t *p, size_t n)
+{
+    uint64_t  v = 0;
+    size_t    i;
+
+    for (i = 0; i < n; i++) {
+        v = (v << 8) | p[i];
+    }
+
+    return v;
+}
+
+
+static int64_t
+cef_be_signed(const uint8_t *p, size_t n)
+{
+    uint64_t  v;
+
+    v = cef_be(p, n);
+
+    if (n < 8 && (v & ((uint64_t) 1 << (n * 8 - 1)))) {
+        v |= ~(uint64_t) 0 << (n * 8);
+    }
+
+    return (int64_t) v;
+}
+
+
+/* A msgpack string at *pos, or an interned index. */
+static int
+cef_value_str(const uint8_t *p, size_t len, size_t *pos,
+    const cef_strtab_t *strs, cef_span_t *out)
+{
+    size_t    i = *pos, hl, sl;
+    uint8_t   c;
+    uint64_t  idx;
+
+    if (i >= len) {
+        return -1;
+    }
+
+    c = p[i];
+
+    if (c >= 0xa0 && c <= 0xbf) {
+        hl = 1;
+        sl = c & 0x1f;
+
+    } else if (c == 0xd9 || c == 0xda || c == 0xdb) {
+        hl = 1 + ((size_t) 1 << (c - 0xd9));
+        if (len - i < hl) {
+            return -1;
+        }
+        sl = cef_be(p + i + 1, hl - 1);
+
+    } else {
+        if (cef_value_decode_uint(p, len, &i, &idx) != 0
+            || strs == NULL || idx >= strs->n)
+        {
+            return -1;
+        }
+
+        *out = strs->s[idx];
+        *pos = i;
+        return 0;
+    }
+
+    if (len - i < hl || len - i - hl < sl) {
+        return -1;
+    }
+
+    out->data = (const char *) p + i + hl;
+    out->len = sl;
+    *pos = i + hl + sl;
+
+    return 0;
+}
+
+
+int
+cef_value_decode_uint(const uint8_t *p, size_t len, size_t *pos,
+    uint64_t *out)
+{
+    size_t   i = *pos, n;
+    uint8_t  c;
+
+    if (i >= len) {
+        return -1;
+    }
+
+    c = p[i];
+
+    if (c <= 0x7f) {
+        *out = c;
+        *pos = i + 1;
+        return 0;
+    }
+
+    if (c < 0xcc || c > 0xcf) {
+        return -1;
+    }
+
+    n = (size_t) 1 << (c - 0xcc);
+
+    if (len - i - 1 < n) {
+        return -1;
+    }
+
+    *out = cef_be(p + i + 1, n);
+    *pos = i + 1 + n;
+
+    return 0;
+}
+
+
+/* A number: int, float or decimal ext. */
+static int
+cef_value_num(const uint8_t *p, size_t len, size_t *pos, double *num,
+    cef_value_t *out)
+{
+    size_t     i = *pos, n;
+    uint8_t    c;
+    int8_t     type;
+    int64_t    m;
+    uint64_t   u;
+    union { uint32_t u; float f; }     f32;
+    union { uint64_t u; double f; }    f64;
+
+    if (i >= len) {
+        return -1;
+    }
+
+    c = p[i];
+
+    if (c <= 0x7f || c >= 0xe0) {
+        out->type = CEF_VAL_INT;
+        out->u.i = (int8_t) c;
+        *pos = i + 1;
+        goto done;
+    }
+
+    if (c >= 0xcc && c <= 0xcf) {
+        n = (size_t) 1 << (c - 0xcc);
+        if (len - i - 1 < n) {
+            return -1;
+        }
+        u = cef_be(p + i + 1, n);
+        if (u > INT64_MAX) {
+            return -1;
+        }
+        out->type = CEF_VAL_INT;
+        out->u.i = (int64_t) u;
+        *pos = i + 1 + n;
+        goto done;
+    }
+
+    if (c >= 0xd0 && c <= 0xd3) {
+        n = (size_t) 1 << (c - 0xd0);
+        if (len - i - 1 < n) {
+            return -1;
+        }
+        out->type = CEF_VAL_INT;
+        out->u.i = cef_be_signed(p + i + 1, n);
+        *pos = i + 1 + n;
+        goto done;
+    }
+
+    if (c == 0xca) {
+        if (len - i < 5) {
+            return -1;
+        }
+        f32.u = (uint32_t) cef_be(p + i + 1, 4);
+        out->type = CEF_VAL_FLOAT;
+        out->u.f = f32.f;
+        *pos = i + 5;
+        goto done;
+    }
+
+    if (c == 0xcb) {
+        if (len - i < 9) {
+            return -1;
+        }
+        f64.u = cef_be(p + i + 1, 8);
+        out->type = CEF_VAL_FLOAT;
+        out->u.f = f64.f;
+        *pos = i + 9;
+        goto done;
+    }
+
+    if (c >= 0xd4 && c <= 0xd7) {   /* fixext 1, 2, 4, 8 */
+        n = (size_t) 1 << (c - 0xd4);
+        if (len - i < 2 + n) {
+            return -1;
+        }
+        type = (int8_t) p[i + 1];
+        if (type < CEF_EXT_DEC_MIN || type > CEF_EXT_DEC_MAX) {
+            return -1;
+        }
+        m = cef_be_signed(p + i + 2, n);
+        out->type = CEF_VAL_FLOAT;
+        out->u.f = (double) m / cef_pow10[type - CEF_EXT_DEC_MIN];
+        *pos = i + 2 + n;
+        goto done;
+    }
+
+    return -1;
+
+done:
+
+    if (num) {
+        *num = out->type == CEF_VAL_INT ? (double) out->u.i : out->u.f;
+    }
+
+    return 0;
+}
+
+
+static int
+cef_value_seq_header(const uint8_t *p, size_t len, size_t *pos, int map,
+    uint32_t *n)
+{
+    size_t   i = *pos;
+    uint8_t  c;
+
+    if (i >= len) {
+        return -1;
+    }
+
+    c = p[i];
+
+    if (!map && c >= 0x90 && c <= 0x9f) {
+        *n = c & 0x0f;
+        *pos = i + 1;
+        return 0;
+    }
+
+    if (map && c >= 0x80 && c <= 0x8f) {
+        *n = c & 0x0f;
+        *pos = i + 1;
+        return 0;
+    }
+
+    if (c == (map ? 0xde : 0xdc)) {
+        if (len - i < 3) {
+            return -1;
+        }
+        *n = (uint32_t) cef_be(p + i + 1, 2);
+        *pos = i + 3;
+        return 0;
+    }
+
+    if (c == (map ? 0xdf : 0xdd)) {
+        if (len - i < 5) {
+            return -1;
+        }
+        *n = (uint32_t) cef_be(p + i + 1, 4);
+        *pos = i + 5;
+        return 0;
+    }
+
+    return -1;
+}
+
+
+int
+cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
+    const cef_strtab_t *strs, cef_value_t *out)
+{
+    size_t       i = *pos, start, n;
+    uint8_t      c;
+    uint32_t     k, cnt;
+    uint64_t     idx;
+    cef_span_t   s;
+    cef_value_t  tmp;
+
+    if (i >= len) {
+        return -1;
+    }
+
+    c = p[i];
+
+    switch (c) {
+
+    case 0xc0:
+        out->type = CEF_VAL_NIL;
+        *pos = i + 1;
+        return 0;
+
+    case 0xc2:
+    case 0xc3:
+        out->type = CEF_VAL_BOOL;
+        out->u.b = (c == 0xc3);
+        *pos = i + 1;
+        return 0;
+
+    default:
+        break;
+    }
+
+    if ((c >= 0xa0 && c <= 0xbf) || (c >= 0xd9 && c <= 0xdb)) {
+        if (cef_value_str(p, len, &i, NULL, &s) != 0) {
+            return -1;
+        }
+        out->type = CEF_VAL_STR;
+        out->u.s = s;
+        *pos = i;
+        return 0;
+    }
+
+    if (c >= 0xd4 && c <= 0xd6 && i + 1 < len
+        && (int8_t) p[i + 1] == CEF_EXT_INTERNED)
+    {
+        n = (size_t) 1 << (c - 0xd4);
+        if (len - i < 2 + n) {
+            return -1;
+        }
+        idx = cef_be(p + i + 2, n);
+        if (strs == NULL || idx >= strs->n) {
+            return -1;
+        }
+        out->type = CEF_VAL_STR;
+        out->u.s = strs->s[idx];
+        *pos = i + 2 + n;
+        return 0;
+    }
+
+    if ((c >= 0x90 && c <= 0x9f) || c == 0xdc || c == 0xdd) {
+        if (cef_value_seq_header(p, len, &i, 0, &cnt) != 0) {
+            return -1;
+        }
+        start = i;
+        for (k = 0; k < cnt; k++) {
+            if (cef_value_str(p, len, &i, strs, &s) != 0) {
+                return -1;
+            }
+        }
+        out->type = CEF_VAL_STR_ARRAY;
+        out->u.seq.raw = p + start;
+        out->u.seq.len = i - start;
+        out->u.seq.n = cnt;
+        out->u.seq.strs = strs;
+        *pos = i;
+        return 0;
+    }
+
+    if ((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf) {
+        if (cef_value_seq_header(p, len, &i, 1, &cnt) != 0) {
+            return -1;
+        }
+        start = i;
+        for (k = 0; k < cnt; k++) {
+            if (cef_value_str(p, len, &i, strs, &s) != 0
+                || cef_value_num(p, len, &i, NULL, &tmp) != 0)
+            {
+                return -1;
+            }
+        }
+        out->type = CEF_VAL_NUM_MAP;
+        out->u.seq.raw = p + start;
+        out->u.seq.len = i - start;
+        out->u.seq.n = cnt;
+        out->u.seq.strs = strs;
+        *pos = i;
+        return 0;
+    }
+
+    return cef_value_num(p, len, pos, NULL, out);
+}
+
+
+int
+cef_value_array_next(const cef_value_t *v, size_t *pos, cef_span_t *out)
+{
+    if (v->type != CEF_VAL_STR_ARRAY) {
+        return -1;
+    }
+
+    if (*pos >= v->u.seq.len) {
+        return 0;
+    }
+
+    if (cef_value_str(v->u.seq.raw, v->u.seq.len, pos, v->u.seq.strs, out)
+        != 0)
+    {
+        return -1;
+    }
+
+    return 1;
+}
+
+
+int
+cef_value_map_next(const cef_value_t *v, size_t *pos, cef_span_t *key,
+    double *num)
+{
+    cef_value_t  tmp;
+
+    if (v->type != CEF_VAL_NUM_MAP) {
+        return -1;
+    }
+
+    if (*pos >= v->u.seq.len) {
+        return 0;
+    }
+
+    if (cef_value_str(v->u.seq.raw, v->u.seq.len, pos, v->u.seq.strs, key)
+        != 0
+        || cef_value_num(v->u.seq.raw, v->u.seq.len, pos, num, &tmp) != 0)
+    {
+        return -1;
+    }
+
+    return 1;
+}
+
+
+int
+cef_value_array_contains(const cef_value_t *v, cef_span_t s)
+{
+    size_t      pos = 0;
+    cef_span_t  e;
+
+    while (cef_value_array_next(v, &pos, &e) == 1) {
+        if (e.len == s.len && (s.len == 0 || memcmp(e.data, s.data, s.len) == 0))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+int
+cef_value_map_get(const cef_value_t *v, cef_span_t key, double *num)
+{
+    size_t      pos = 0;
+    double      d;
+    cef_span_t  k;
+
+    while (cef_value_map_next(v, &pos, &k, &d) == 1) {
+        if (k.len == key.len
+            && (key.len == 0 || memcmp(k.data, key.data, key.len) == 0))
+        {
+            *num = d;
+            return 1;
+        }
+    }
+
+    return 0;
+}
