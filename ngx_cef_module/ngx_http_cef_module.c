@@ -31,6 +31,13 @@ static ngx_command_t  ngx_http_cef_commands[] = {
       offsetof(ngx_http_cef_loc_conf_t, types_keys),
       &ngx_http_html_default_types[0] },
 
+    { ngx_string("cef_rules"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cef_rules,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -84,6 +91,7 @@ ngx_http_cef_create_loc_conf(ngx_conf_t *cf)
      */
 
     conf->enable = NGX_CONF_UNSET;
+    conf->rules = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -96,6 +104,7 @@ ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_cef_loc_conf_t *conf = child;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_ptr_value(conf->rules, prev->rules, NULL);
 
     if (ngx_http_merge_types(cf, &conf->types_keys, &conf->types,
                              &prev->types_keys, &prev->types,

@@ -1,0 +1,482 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * Rule sets: the cef_rules directive, which compiles a rule file once at
+ * configuration time (the compiled set is inherited by forked workers and
+ * shared by every location that names the same file), the
+ * $cef_rules_hash variable, and the request-time glue that evaluates a
+ * rule set against a request: request.* fields, var.* (nginx variables
+ * whose indexes are resolved at configuration time) and time.*; profile.*
+ * and visitor.* come from the caller.
+ */
+
+
+#include "ngx_http_cef_module.h"
+
+
+struct ngx_http_cef_rules_s {
+    ngx_str_t                  path;
+    ngx_str_t                  hash;
+    cef_rules_t               *rs;
+    ngx_int_t                 *var_index;   /* per reference id */
+    cef_expr_eval_t           *ev;          /* per process, made on use */
+};
+
+
+typedef struct {
+    ngx_http_request_t        *r;
+    ngx_http_cef_rules_t      *rules;
+    ngx_http_cef_rules_lookup_pt  lookup;
+    void                      *data;
+} ngx_http_cef_rules_req_t;
+
+
+static void ngx_http_cef_rules_cleanup(void *data);
+static ngx_int_t ngx_http_cef_rules_hash_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static int ngx_http_cef_rules_lookup(void *data, const cef_ref_t *ref,
+    cef_value_t *out);
+
+
+static ngx_str_t  ngx_http_cef_rules_hash_name =
+    ngx_string("cef_rules_hash");
+
+
+/*
+ * Rule sets compiled for the configuration being read, so that locations
+ * naming the same file share one.  Forgotten when that configuration's
+ * pool goes away.
+ */
+static ngx_array_t  *ngx_http_cef_rules_loaded;
+static ngx_pool_t   *ngx_http_cef_rules_loaded_pool;
+
+
+static void
+ngx_http_cef_rules_forget(void *data)
+{
+    if (ngx_http_cef_rules_loaded_pool == data) {
+        ngx_http_cef_rules_loaded = NULL;
+        ngx_http_cef_rules_loaded_pool = NULL;
+    }
+}
+
+
+static ngx_http_cef_rules_t *
+ngx_http_cef_rules_compile(ngx_conf_t *cf, ngx_str_t *path)
+{
+    u_char                    *p;
+    uint32_t                   i, n;
+    ngx_str_t                  name;
+    ngx_uint_t                 k;
+    cef_rules_t               *rs;
+    const cef_ref_t           *ref;
+    ngx_pool_cleanup_t        *cln;
+    cef_rules_errors_t         errs;
+    ngx_http_cef_rules_t      *rules, **loaded;
+    const cef_expr_symtab_t   *st;
+    char                       line[1024];
+
+    if (ngx_http_cef_rules_loaded_pool == cf->pool) {
+        loaded = ngx_http_cef_rules_loaded->elts;
+
+        for (k = 0; k < ngx_http_cef_rules_loaded->nelts; k++) {
+            if (loaded[k]->path.len == path->len
+                && ngx_strncmp(loaded[k]->path.data, path->data, path->len)
+                   == 0)
+            {
+                return loaded[k];
+            }
+        }
+
+    } else {
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            return NULL;
+        }
+
+        ngx_http_cef_rules_loaded = ngx_array_create(cf->pool, 4,
+                                                sizeof(ngx_http_cef_rules_t *));
+        if (ngx_http_cef_rules_loaded == NULL) {
+            return NULL;
+        }
+
+        ngx_http_cef_rules_loaded_pool = cf->pool;
+        cln->handler = ngx_http_cef_rules_forget;
+        cln->data = cf->pool;
+    }
+
+    /* path is NUL-terminated by ngx_conf_full_name() */
+
+    if (cef_rules_load_file((const char *) path->data, &rs, &errs) != 0) {
+        for (i = 0; i < errs.n; i++) {
+            cef_rules_error_format(&errs, i, line, sizeof(line));
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "cef_rules: %s", line);
+        }
+
+        cef_rules_errors_free(&errs);
+        return NGX_CONF_ERROR;
+    }
+
+    cef_rules_errors_free(&errs);
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        cef_rules_free(rs);
+        return NULL;
+    }
+
+    rules = ngx_pcalloc(cf->pool, sizeof(ngx_http_cef_rules_t));
+    if (rules == NULL) {
+        cef_rules_free(rs);
+        return NULL;
+    }
+
+    rules->rs = rs;
+    rules->path = *path;
+    cln->handler = ngx_http_cef_rules_cleanup;
+    cln->data = rules;
+
+    rules->hash.len = ngx_strlen(cef_rules_hash(rs));
+    rules->hash.data = (u_char *) cef_rules_hash(rs);
+
+    /* var.NAME: nginx variable indexes, resolved once */
+
+    st = cef_rules_symtab(rs);
+    n = cef_expr_symtab_count(st);
+
+    rules->var_index = ngx_palloc(cf->pool, (n + 1) * sizeof(ngx_int_t));
+    if (rules->var_index == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < n; i++) {
+        ref = cef_expr_symtab_ref(st, i);
+        rules->var_index[i] = NGX_ERROR;
+
+        if (ref->kind != CEF_REF_VAR) {
+            continue;
+        }
+
+        p = ngx_pnalloc(cf->pool, ref->name.len);
+        if (p == NULL) {
+            return NULL;
+        }
+
+        name.len = ref->name.len;
+        name.data = p;
+        ngx_strlow(p, (u_char *) ref->name.data, name.len);
+
+        rules->var_index[i] = ngx_http_get_variable_index(cf, &name);
+        if (rules->var_index[i] == NGX_ERROR) {
+            return NULL;
+        }
+    }
+
+    loaded = ngx_array_push(ngx_http_cef_rules_loaded);
+    if (loaded == NULL) {
+        return NULL;
+    }
+
+    *loaded = rules;
+
+    return rules;
+}
+
+
+char *
+ngx_http_cef_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cef_loc_conf_t  *clcf = conf;
+
+    ngx_str_t                *value, path;
+    ngx_http_variable_t      *var;
+    ngx_http_cef_rules_t     *rules;
+
+    if (clcf->rules != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        clcf->rules = NULL;
+        return NGX_CONF_OK;
+    }
+
+    path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    rules = ngx_http_cef_rules_compile(cf, &path);
+
+    if (rules == NGX_CONF_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (rules == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cef_rules: cannot compile \"%V\"", &path);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->rules = rules;
+
+    var = ngx_http_add_variable(cf, &ngx_http_cef_rules_hash_name,
+                                NGX_HTTP_VAR_CHANGEABLE
+                                |NGX_HTTP_VAR_NOCACHEABLE);
+    if (var == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    var->get_handler = ngx_http_cef_rules_hash_variable;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_cef_rules_cleanup(void *data)
+{
+    ngx_http_cef_rules_t  *rules = data;
+
+    cef_expr_eval_free(rules->ev);
+    cef_rules_free(rules->rs);
+    rules->ev = NULL;
+    rules->rs = NULL;
+}
+
+
+static ngx_int_t
+ngx_http_cef_rules_hash_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_cef_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+
+    if (clcf->rules == NULL || clcf->rules == NGX_CONF_UNSET_PTR) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = clcf->rules->hash.len;
+    v->data = clcf->rules->hash.data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* --- request time ---------------------------------------------------------- */
+
+const cef_rules_t *
+ngx_http_cef_rules_set(ngx_http_cef_rules_t *rules)
+{
+    return rules->rs;
+}
+
+
+ngx_int_t
+ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
+    ngx_http_cef_rules_lookup_pt lookup, void *data,
+    cef_rules_choice_t **choices)
+{
+    uint32_t                   n;
+    cef_expr_ctx_t            *ctx;
+    ngx_http_cef_rules_req_t  *req;
+
+    if (rules->ev == NULL) {
+        rules->ev = cef_rules_eval_create(rules->rs);
+        if (rules->ev == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    n = cef_rules_nslots(rules->rs);
+
+    *choices = ngx_palloc(r->pool, (n + 1) * sizeof(cef_rules_choice_t));
+    ctx = ngx_pcalloc(r->pool, sizeof(cef_expr_ctx_t));
+    req = ngx_palloc(r->pool, sizeof(ngx_http_cef_rules_req_t));
+
+    if (*choices == NULL || ctx == NULL || req == NULL) {
+        return NGX_ERROR;
+    }
+
+    req->r = r;
+    req->rules = rules;
+    req->lookup = lookup;
+    req->data = data;
+
+    ctx->lookup = ngx_http_cef_rules_lookup;
+    ctx->data = req;
+    ctx->now = (int64_t) ngx_time();
+    ctx->utc_offset = (int32_t) ngx_cached_time->gmtoff * 60;
+
+    (void) cef_rules_decide(rules->rs, rules->ev, ctx, *choices);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_cef_rules_render(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
+    uint32_t offer, ngx_str_t *out)
+{
+    size_t                 len;
+    const cef_offer_t     *o;
+
+    o = cef_rules_offer(rules->rs, offer);
+
+    len = cef_template_render(o->html, rules->ev, NULL, 0);
+
+    out->data = ngx_pnalloc(r->pool, len ? len : 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->len = cef_template_render(o->html, rules->ev, (char *) out->data,
+                                   len);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cef_rules_cookie(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
+{
+#if (nginx_version >= 1023000)
+
+    return ngx_http_parse_multi_header_lines(r, r->headers_in.cookie, name,
+                                             value)
+           ? NGX_OK : NGX_DECLINED;
+
+#else
+
+    return ngx_http_parse_multi_header_lines(&r->headers_in.cookies, name,
+                                             value) == NGX_DECLINED
+           ? NGX_DECLINED : NGX_OK;
+
+#endif
+}
+
+
+static ngx_int_t
+ngx_http_cef_rules_header(ngx_http_request_t *r, const cef_ref_t *ref,
+    ngx_str_t *value)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == ref->name.len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) ref->name.data,
+                               ref->name.len) == 0)
+        {
+            *value = h[i].value;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_cef_rules_str(cef_value_t *out, u_char *data, size_t len)
+{
+    out->type = CEF_VAL_STR;
+    out->u.s.data = (const char *) data;
+    out->u.s.len = len;
+}
+
+
+static int
+ngx_http_cef_rules_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
+{
+    ngx_http_cef_rules_req_t   *req = data;
+    ngx_http_request_t         *r = req->r;
+
+    ngx_str_t                   name, value;
+    ngx_http_variable_value_t  *vv;
+
+    switch (ref->kind) {
+
+    case CEF_REF_REQUEST_PATH:
+        ngx_http_cef_rules_str(out, r->uri.data, r->uri.len);
+        return 1;
+
+    case CEF_REF_REQUEST_METHOD:
+        ngx_http_cef_rules_str(out, r->method_name.data, r->method_name.len);
+        return 1;
+
+    case CEF_REF_REQUEST_HOST:
+        if (r->headers_in.server.len == 0) {
+            return 0;
+        }
+        ngx_http_cef_rules_str(out, r->headers_in.server.data,
+                               r->headers_in.server.len);
+        return 1;
+
+    case CEF_REF_REQUEST_ARG:
+        if (ngx_http_arg(r, (u_char *) ref->name.data, ref->name.len, &value)
+            != NGX_OK)
+        {
+            return 0;
+        }
+        ngx_http_cef_rules_str(out, value.data, value.len);
+        return 1;
+
+    case CEF_REF_REQUEST_COOKIE:
+        name.len = ref->name.len;
+        name.data = (u_char *) ref->name.data;
+
+        if (ngx_http_cef_rules_cookie(r, &name, &value) != NGX_OK) {
+            return 0;
+        }
+        ngx_http_cef_rules_str(out, value.data, value.len);
+        return 1;
+
+    case CEF_REF_REQUEST_HEADER:
+        if (ngx_http_cef_rules_header(r, ref, &value) != NGX_OK) {
+            return 0;
+        }
+        ngx_http_cef_rules_str(out, value.data, value.len);
+        return 1;
+
+    case CEF_REF_VAR:
+        if (req->rules->var_index[ref->id] == NGX_ERROR) {
+            return 0;
+        }
+
+        vv = ngx_http_get_indexed_variable(r, req->rules->var_index[ref->id]);
+        if (vv == NULL || vv->not_found) {
+            return 0;
+        }
+        ngx_http_cef_rules_str(out, vv->data, vv->len);
+        return 1;
+
+    default:
+        /* profile.* and visitor.*: the caller's */
+        return req->lookup ? req->lookup(req->data, ref, out) : 0;
+    }
+}

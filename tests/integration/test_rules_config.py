@@ -1,0 +1,195 @@
+"""cef_rules: compiled when nginx reads its configuration.
+
+`nginx -t` rejects a broken rule file with the file's own line and column;
+a reload with a fixed file takes effect while requests keep succeeding; a
+reload with a broken file leaves the running rule set in place.  Which rule
+set a location uses is observable through $cef_rules_hash (the SHA-256 of
+the rule file).
+"""
+
+import hashlib
+import os
+import pathlib
+import re
+import signal
+import threading
+import time
+
+from client import request
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+FIX = REPO / "tests" / "rules"
+
+RULES_V1 = """\
+version: 1
+offers:
+  hello:
+    slot: hero
+    html: '<p>Hello {{ profile.first_name | default("you") }}</p>'
+rules:
+  - name: everyone
+    show: hello
+"""
+
+RULES_V2 = RULES_V1.replace("Hello", "Welcome back")
+
+BROKEN = """\
+version: 1
+offers:
+  hello:
+    slot: hero
+    html: '<p>Hello</p>'
+rules:
+  - name: everyone
+    when: profile.clv > "abc"
+    show: hello
+"""
+
+SNIPPET = """
+    cef_rules @PREFIX@/rules.yaml;
+    server {
+        listen 127.0.0.1:@PORT@;
+        location / { return 200 "$cef_rules_hash\\n"; }
+        location /other {
+            cef_rules @PREFIX@/other.yaml;
+            return 200 "$cef_rules_hash\\n";
+        }
+        location /none {
+            cef_rules off;
+            return 200 "[$cef_rules_hash]\\n";
+        }
+    }
+"""
+
+
+def sha(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def hup_expecting_failure(inst, timeout=15):
+    """SIGHUP with a configuration that does not load: wait for the master
+    to log why, keeping the old workers."""
+    before = inst.log_text().count("reconfiguring")
+    old = set(inst.worker_pids())
+    os.kill(inst.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = inst.log_text()
+        if log.count("reconfiguring") > before and re.search(
+                r"\[emerg\] %d#\d+: cef_rules: " % inst.proc.pid,
+                log.split("reconfiguring")[-1]):
+            assert set(inst.worker_pids()) == old
+            return log
+        time.sleep(0.05)
+    raise AssertionError("no failed reload in the log:\n" + inst.log_text())
+
+
+def prepare(nginx, rules=RULES_V1, other=RULES_V2):
+    inst = nginx.prepare(SNIPPET)
+    (inst.prefix / "rules.yaml").write_text(rules)
+    (inst.prefix / "other.yaml").write_text(other)
+    return inst
+
+
+def test_rule_sets_are_compiled_and_inherited(nginx):
+    inst = prepare(nginx).start()
+    assert request(inst, "/")[::2] == (200, (sha(RULES_V1) + "\n").encode())
+    assert request(inst, "/other")[2] == (sha(RULES_V2) + "\n").encode()
+    assert request(inst, "/none")[2] == b"[]\n"
+
+
+def test_config_test_rejects_a_broken_file_with_its_position(nginx):
+    inst = prepare(nginx, rules=BROKEN)
+    rc, out = inst.test_config()
+    inst.expect_bad_log = True
+    assert rc != 0
+    path = inst.prefix / "rules.yaml"
+    assert re.search(r"\[emerg\].*cef_rules: %s:8:25: in when: type error: "
+                     r"'>' needs numbers, not a string in .*nginx\.conf:\d+"
+                     % re.escape(str(path)), out), out
+
+
+def test_config_test_reports_every_problem(nginx):
+    inst = nginx.prepare(SNIPPET.replace("@PREFIX@/rules.yaml",
+                                         str(FIX / "broken.yaml")))
+    (inst.prefix / "other.yaml").write_text(RULES_V1)
+    inst.expect_bad_log = True
+    rc, out = inst.test_config()
+    assert rc != 0
+    f = re.escape(str(FIX / "broken.yaml"))
+    for where in ("7:5: unknown key 'slott'", "14:11: rule 'typo' shows "
+                  "unknown offer 'gold-perk' \\(did you mean 'gold-perks'",
+                  "16:11: duplicate rule name", "17:32: in when: invalid "
+                  "regex"):
+        assert re.search(f + ":" + where, out), out
+
+
+def test_missing_file_and_unknown_variable(nginx):
+    inst = nginx.prepare(SNIPPET)
+    (inst.prefix / "other.yaml").write_text(RULES_V1)
+    inst.expect_bad_log = True
+    rc, out = inst.test_config()
+    assert rc != 0
+    assert re.search(r"cef_rules: .*rules\.yaml: cannot open: No such file",
+                     out), out
+
+    inst = prepare(nginx, rules=RULES_V1.replace(
+        "    show: hello", "    when: var.no_such_variable == \"x\"\n"
+        "    show: hello"))
+    inst.expect_bad_log = True
+    rc, out = inst.test_config()
+    assert rc != 0
+    assert 'unknown "no_such_variable" variable' in out, out
+
+
+def test_directive_is_checked(nginx):
+    rc, out = nginx.check("""
+        server {
+            listen 127.0.0.1:@PORT@;
+            location / { cef_rules off; cef_rules off; }
+        }
+    """)
+    assert rc != 0
+    assert '"cef_rules" directive is duplicate' in out, out
+
+    rc, out = nginx.check("cef_rules;")
+    assert rc != 0
+    assert 'invalid number of arguments in "cef_rules"' in out, out
+
+
+def test_reload_applies_a_fixed_file_while_serving(nginx):
+    inst = prepare(nginx).start()
+    rules = inst.prefix / "rules.yaml"
+    assert request(inst, "/")[2] == (sha(RULES_V1) + "\n").encode()
+
+    statuses = []
+    stop = threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            statuses.append(request(inst, "/")[0])
+
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        # a broken deploy: nginx -t says where, a reload keeps the old set
+        rules.write_text(BROKEN)
+        rc, out = inst.test_config()
+        assert rc != 0 and "rules.yaml:8:25:" in out, out
+        inst.expect_bad_log = True
+        log = hup_expecting_failure(inst)
+        assert "rules.yaml:8:25: in when: type error" in log
+        assert request(inst, "/")[2] == (sha(RULES_V1) + "\n").encode()
+
+        # the fix
+        rules.write_text(RULES_V2)
+        rc, out = inst.test_config()
+        assert rc == 0, out
+        inst.reload()
+        assert request(inst, "/")[2] == (sha(RULES_V2) + "\n").encode()
+    finally:
+        stop.set()
+        t.join()
+
+    assert len(statuses) > 10
+    assert set(statuses) == {200}
