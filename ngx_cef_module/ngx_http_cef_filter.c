@@ -32,6 +32,26 @@ ngx_http_cef_filter_init(ngx_conf_t *cf)
 }
 
 
+ngx_http_cef_ctx_t *
+ngx_http_cef_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_cef_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cef_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cef_ctx_t));
+        if (ctx == NULL) {
+            return NULL;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_cef_module);
+    }
+
+    return ctx;
+}
+
+
 static ngx_int_t
 ngx_http_cef_header_filter(ngx_http_request_t *r)
 {
@@ -41,19 +61,30 @@ ngx_http_cef_header_filter(ngx_http_request_t *r)
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
 
     if (!clcf->enable
-        || r->headers_out.content_length_n == 0
-        || r->header_only
         || ngx_http_test_content_type(r, &clcf->types) == NULL)
     {
-        return ngx_http_next_header_filter(r);
+        goto next;
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cef_ctx_t));
+    ctx = ngx_http_cef_get_ctx(r);
     if (ctx == NULL) {
+        goto next;
+    }
+
+    if (r == r->main) {
+        /* fail open: an unknown visitor gets the generic page */
+        (void) ngx_http_cef_identify(r);
+    }
+
+    if (r->headers_out.content_length_n != 0 && !r->header_only) {
+        ctx->filtering = 1;
+    }
+
+next:
+
+    if (r == r->main && ngx_http_cef_set_cookies(r) != NGX_OK) {
         return NGX_ERROR;
     }
-
-    ngx_http_set_ctx(r, ctx, ngx_http_cef_module);
 
     return ngx_http_next_header_filter(r);
 }
@@ -67,7 +98,7 @@ ngx_http_cef_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cef_module);
 
-    if (ctx == NULL || in == NULL) {
+    if (ctx == NULL || !ctx->filtering || in == NULL) {
         return ngx_http_next_body_filter(r, in);
     }
 

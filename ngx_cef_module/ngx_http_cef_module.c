@@ -9,9 +9,14 @@
 #include "ngx_http_cef_module.h"
 
 
+static ngx_int_t ngx_http_cef_preconfiguration(ngx_conf_t *cf);
+static void *ngx_http_cef_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_cef_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_cef_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_http_cef_init_process(ngx_cycle_t *cycle);
+static void ngx_http_cef_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_command_t  ngx_http_cef_commands[] = {
@@ -31,6 +36,55 @@ static ngx_command_t  ngx_http_cef_commands[] = {
       offsetof(ngx_http_cef_loc_conf_t, types_keys),
       &ngx_http_html_default_types[0] },
 
+    { ngx_string("cef_store"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_cef_store,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cef_store_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_cef_store_secret,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cef_visitor_cookie"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_cef_visitor_cookie,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cef_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE23,
+      ngx_http_cef_key,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cef_signing_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cef_signing_secret,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cef_link_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_cef_link_token,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cef_consent"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cef_loc_conf_t, consent),
+      NULL },
+
     { ngx_string("cef_rules"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_cef_rules,
@@ -43,11 +97,11 @@ static ngx_command_t  ngx_http_cef_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_cef_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_cef_preconfiguration,         /* preconfiguration */
     ngx_http_cef_filter_init,              /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_cef_create_main_conf,         /* create main configuration */
+    ngx_http_cef_init_main_conf,           /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -64,13 +118,49 @@ ngx_module_t  ngx_http_cef_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_cef_init_process,             /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_cef_exit_process,             /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+static ngx_int_t
+ngx_http_cef_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_cef_add_variables(cf);
+}
+
+
+static void *
+ngx_http_cef_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_cef_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cef_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     cmcf->store_dir = { 0, NULL };
+     *     cmcf->store_secret = { 0, NULL };
+     *     cmcf->store_hash = NULL;
+     */
+
+    return cmcf;
+}
+
+
+static char *
+ngx_http_cef_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    return ngx_http_cef_init_store_conf(cf, conf);
+}
 
 
 static void *
@@ -88,6 +178,12 @@ ngx_http_cef_create_loc_conf(ngx_conf_t *cf)
      *
      *     conf->types = { NULL };
      *     conf->types_keys = NULL;
+     *     conf->visitor_cookie = NULL;
+     *     conf->keys = NULL;
+     *     conf->signing = NULL;
+     *     conf->link_token = NULL;
+     *     conf->link_cookie = NULL;
+     *     conf->consent = NULL;
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -114,5 +210,19 @@ ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_cef_merge_identity(cf, prev, conf);
+}
+
+
+static ngx_int_t
+ngx_http_cef_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_cef_store_init_process(cycle);
+}
+
+
+static void
+ngx_http_cef_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_cef_store_exit_process(cycle);
 }

@@ -11,20 +11,76 @@
 #include <ngx_http.h>
 
 #include "cef_rules.h"
+#include "cef_identity.h"
+#include "cef_sign.h"
+
+
+/* A cookie the module sets: its name and pre-rendered attributes. */
+typedef struct {
+    ngx_str_t                   name;       /* empty: "off" */
+    ngx_str_t                   attrs;      /* "; Max-Age=..; Path=/; ..." */
+    time_t                      max_age;
+} ngx_http_cef_cookie_t;
+
+
+/* cef_key TYPE VALUE [signed] */
+typedef struct {
+    ngx_str_t                   type;
+    ngx_http_complex_value_t    value;
+    ngx_flag_t                  is_signed;
+} ngx_http_cef_key_t;
+
+
+/* A secret file loaded at configuration time. */
+typedef struct {
+    ngx_str_t                   path;
+    cef_signer_t               *signer;
+} ngx_http_cef_signing_t;
+
+
+typedef struct {
+    ngx_str_t                   store_dir;
+    ngx_str_t                   store_secret;
+    cef_identity_t             *store_hash;     /* keyed with store_secret */
+} ngx_http_cef_main_conf_t;
+
 
 typedef struct ngx_http_cef_rules_s  ngx_http_cef_rules_t;
 
 
 typedef struct {
-    ngx_flag_t          enable;
-    ngx_hash_t          types;
-    ngx_array_t        *types_keys;
-    ngx_http_cef_rules_t *rules;         /* cef_rules */
+    ngx_flag_t                  enable;
+    ngx_hash_t                  types;
+    ngx_array_t                *types_keys;
+    ngx_http_cef_rules_t       *rules;         /* cef_rules */
+
+    ngx_http_cef_cookie_t      *visitor_cookie;
+    ngx_array_t                *keys;           /* ngx_http_cef_key_t */
+    ngx_http_cef_signing_t     *signing;
+    ngx_http_complex_value_t   *link_token;
+    ngx_http_cef_cookie_t      *link_cookie;
+    ngx_http_complex_value_t   *consent;
 } ngx_http_cef_loc_conf_t;
 
 
+/* What is known of the visitor of a (main) request. */
 typedef struct {
-    off_t               bytes_seen;
+    ngx_str_t                   visitor;        /* visitor id, if any */
+    ngx_str_t                   key_type;       /* the key that matched */
+    ngx_str_t                   profile_id;
+    ngx_str_t                   link_cookie;    /* a cookie value to set */
+    ngx_array_t                *attrs;          /* rendered, on first use */
+
+    unsigned                    consent:1;
+    unsigned                    visitor_new:1;
+    unsigned                    cookies_set:1;
+} ngx_http_cef_identity_t;
+
+
+typedef struct {
+    ngx_http_cef_identity_t    *identity;       /* main request only */
+    off_t                       bytes_seen;
+    unsigned                    filtering:1;
 } ngx_http_cef_ctx_t;
 
 
@@ -32,6 +88,39 @@ extern ngx_module_t  ngx_http_cef_module;
 
 
 ngx_int_t ngx_http_cef_filter_init(ngx_conf_t *cf);
+ngx_http_cef_ctx_t *ngx_http_cef_get_ctx(ngx_http_request_t *r);
+
+/* identity: ngx_http_cef_identity.c */
+char *ngx_http_cef_visitor_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_cef_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_cef_signing_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_cef_link_token(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_cef_merge_identity(ngx_conf_t *cf,
+    ngx_http_cef_loc_conf_t *prev, ngx_http_cef_loc_conf_t *conf);
+ngx_http_cef_identity_t *ngx_http_cef_identify(ngx_http_request_t *r);
+ngx_int_t ngx_http_cef_set_cookies(ngx_http_request_t *r);
+
+/* store: ngx_http_cef_store.c */
+char *ngx_http_cef_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_cef_store_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_cef_init_store_conf(ngx_conf_t *cf,
+    ngx_http_cef_main_conf_t *cmcf);
+ngx_int_t ngx_http_cef_store_init_process(ngx_cycle_t *cycle);
+void ngx_http_cef_store_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
+    ngx_str_t *value, ngx_http_cef_identity_t *id);
+ngx_int_t ngx_http_cef_store_attr(ngx_http_request_t *r,
+    ngx_http_cef_identity_t *id, ngx_str_t *name, ngx_str_t *out);
+
+/* variables: ngx_http_cef_variables.c */
+ngx_int_t ngx_http_cef_add_variables(ngx_conf_t *cf);
+
+/* a secret file shared by cef_store_secret and cef_signing_secret */
+ngx_int_t ngx_http_cef_check_secret_file(ngx_conf_t *cf, ngx_str_t *path);
 
 
 /* rules: ngx_http_cef_rules.c */

@@ -1,5 +1,8 @@
-"""`make demo`'s script serves the demo shop through the module; Ctrl-C stops it."""
+"""`make demo`'s script serves the demo shop through the module, its personas
+are recognised as printed, and Ctrl-C stops it."""
 
+import re
+import shlex
 import signal
 import subprocess
 import time
@@ -8,19 +11,44 @@ from client import request
 from conftest import REPO, free_port
 
 
-def test_demo_serves_the_shop_and_stops_on_ctrl_c():
+def read_personas(proc, deadline):
+    personas = {}
+    for raw in proc.stdout:
+        line = raw.decode()
+        m = re.match(r"  (\S.*?\S)\s{2,}(curl .*)$", line)
+        if m:
+            personas[m.group(1)] = shlex.split(m.group(2))
+        if "forged cookie" in line:
+            return personas
+        assert time.monotonic() < deadline
+    raise AssertionError("the demo printed no personas")
+
+
+def whoami(port, argv):
+    cookie = argv[argv.index("-b") + 1] if "-b" in argv else None
+    path = re.sub(r"^http://[^/]+", "", argv[-1])
+    status, headers, body = request(
+        "http://127.0.0.1:%d%s" % (port, path),
+        headers={"Cookie": cookie} if cookie else {})
+    assert status == 200
+    return dict(re.findall(r"(\w+)=(\S*)", body.decode())), headers
+
+
+def test_demo_serves_the_shop_and_its_personas():
     port = free_port()
     proc = subprocess.Popen([str(REPO / "examples/demo/run")],
-                            env={"DEMO_PORT": str(port), "PATH": "/usr/bin:/bin"},
+                            env={"DEMO_PORT": str(port),
+                                 "PATH": "/usr/bin:/bin"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 20
+        personas = read_personas(proc, deadline)
         while True:
             try:
                 status, headers, body = request("http://127.0.0.1:%d/" % port)
                 break
             except OSError:
-                assert proc.poll() is None, proc.stdout.read().decode()
+                assert proc.poll() is None, "demo exited"
                 assert time.monotonic() < deadline, "demo did not come up"
                 time.sleep(0.05)
         assert status == 200
@@ -29,6 +57,21 @@ def test_demo_serves_the_shop_and_stops_on_ctrl_c():
         status, _, body = request("http://127.0.0.1:%d/products/boots.html"
                                   % port)
         assert status == 200 and b"Vidde Hiking Boots" in body
+
+        f, headers = whoami(port, personas["anonymous"])
+        assert f["profile"] == "" and f["new"] == "1"
+        assert "cef_vid=" in headers.get("set-cookie", "")
+        f, _ = whoami(port, personas["a known visitor"])
+        assert (f["profile"], f["key"]) == ("vis-demo", "visitor")
+        f, _ = whoami(port, personas["gold customer 1001"])
+        assert (f["profile"], f["name"]) == ("cust-1001", "Greta")
+        assert "gold" in f["segments"].split(",")
+        f, headers = whoami(port, personas["churn-risk 1002"])
+        assert (f["profile"], f["key"]) == ("cust-1002", "email")
+        assert float(f["churn_risk"]) > 0.7
+        assert "cef_id=" in headers.get("set-cookie", "")
+        f, _ = whoami(port, personas["forged cookie"])
+        assert f["profile"] == ""
     finally:
         proc.send_signal(signal.SIGINT)
         out = proc.communicate(timeout=15)[0].decode(errors="replace")

@@ -1,0 +1,803 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * Visitor recognition: consent, link tokens, identity keys (plain and
+ * signed), the link cookie and the visitor cookie.  The answer is worked
+ * out once per main request, on first use, and shared with subrequests.
+ */
+
+
+#include "ngx_http_cef_module.h"
+
+#include "cef_visitor.h"
+
+
+#define NGX_HTTP_CEF_MAX_KEY_VALUE  CEF_SIGN_MAX_VALUE
+
+
+static char *ngx_http_cef_parse_cookie(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_uint_t first, ngx_uint_t n, ngx_http_cef_cookie_t *cookie);
+static ngx_int_t ngx_http_cef_get_cookie(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *value);
+static ngx_int_t ngx_http_cef_try_key(ngx_http_request_t *r,
+    ngx_http_cef_identity_t *id, ngx_str_t *type, ngx_str_t *value);
+static void ngx_http_cef_link(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id,
+    ngx_str_t *token, ngx_uint_t from_url);
+static void ngx_http_cef_visitor(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id);
+static ngx_int_t ngx_http_cef_has_consent(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf);
+static ngx_int_t ngx_http_cef_add_cookie(ngx_http_request_t *r,
+    ngx_http_cef_cookie_t *cookie, ngx_str_t *value);
+static void ngx_http_cef_signing_cleanup(void *data);
+
+
+static ngx_str_t  ngx_http_cef_visitor_type = ngx_string("visitor");
+static ngx_str_t  ngx_http_cef_default_link_cookie = ngx_string("cef_id");
+
+
+char *
+ngx_http_cef_visitor_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cef_loc_conf_t *clcf = conf;
+
+    ngx_str_t  *value;
+
+    if (clcf->visitor_cookie != NULL) {
+        return "is duplicate";
+    }
+
+    clcf->visitor_cookie = ngx_pcalloc(cf->pool,
+                                       sizeof(ngx_http_cef_cookie_t));
+    if (clcf->visitor_cookie == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts > 2) {
+            return "takes no parameters after \"off\"";
+        }
+        return NGX_CONF_OK;
+    }
+
+    clcf->visitor_cookie->name = value[1];
+    clcf->visitor_cookie->max_age = 365 * 86400;
+
+    return ngx_http_cef_parse_cookie(cf, value, 2, cf->args->nelts,
+                                     clcf->visitor_cookie);
+}
+
+
+/*
+ * [max_age=TIME] [domain=D] [path=P] [secure] [httponly]
+ * [samesite=lax|strict|none], rendered once into the attributes string.
+ */
+
+static char *
+ngx_http_cef_parse_cookie(ngx_conf_t *cf, ngx_str_t *value, ngx_uint_t first,
+    ngx_uint_t n, ngx_http_cef_cookie_t *cookie)
+{
+    u_char      *p;
+    time_t       max_age;
+    ngx_str_t    domain, path, samesite, s;
+    ngx_uint_t   i, secure, httponly;
+
+    ngx_str_set(&path, "/");
+    ngx_str_set(&samesite, "Lax");
+    ngx_str_null(&domain);
+    secure = 0;
+    httponly = 0;
+    max_age = cookie->max_age;
+
+    for (p = cookie->name.data; p < cookie->name.data + cookie->name.len; p++)
+    {
+        if (*p <= ' ' || *p >= 0x7f || ngx_strchr("()<>@,;:\\\"/[]?={}", *p))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid cookie name \"%V\"", &cookie->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    for (i = first; i < n; i++) {
+
+        if (ngx_strncmp(value[i].data, "max_age=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+            max_age = ngx_parse_time(&s, 1);
+            if (max_age == (time_t) NGX_ERROR || max_age == 0) {
+                goto invalid;
+            }
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "domain=", 7) == 0
+            && value[i].len > 7)
+        {
+            domain.data = value[i].data + 7;
+            domain.len = value[i].len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "path=", 5) == 0
+            && value[i].len > 5 && value[i].data[5] == '/')
+        {
+            path.data = value[i].data + 5;
+            path.len = value[i].len - 5;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "secure") == 0) {
+            secure = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "httponly") == 0) {
+            httponly = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "samesite=lax") == 0) {
+            ngx_str_set(&samesite, "Lax");
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "samesite=strict") == 0) {
+            ngx_str_set(&samesite, "Strict");
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "samesite=none") == 0) {
+            ngx_str_set(&samesite, "None");
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (samesite.len == 4 && !secure) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"samesite=none\" requires \"secure\"");
+        return NGX_CONF_ERROR;
+    }
+
+    cookie->max_age = max_age;
+    cookie->attrs.len = sizeof("; Max-Age=") - 1 + NGX_TIME_T_LEN
+                        + sizeof("; Domain=") - 1 + domain.len
+                        + sizeof("; Path=") - 1 + path.len
+                        + sizeof("; Secure; HttpOnly; SameSite=Strict") - 1;
+
+    cookie->attrs.data = ngx_pnalloc(cf->pool, cookie->attrs.len);
+    if (cookie->attrs.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_sprintf(cookie->attrs.data, "; Max-Age=%T", max_age);
+
+    if (domain.len) {
+        p = ngx_sprintf(p, "; Domain=%V", &domain);
+    }
+
+    p = ngx_sprintf(p, "; Path=%V", &path);
+
+    if (secure) {
+        p = ngx_cpymem(p, "; Secure", sizeof("; Secure") - 1);
+    }
+
+    if (httponly) {
+        p = ngx_cpymem(p, "; HttpOnly", sizeof("; HttpOnly") - 1);
+    }
+
+    p = ngx_sprintf(p, "; SameSite=%V", &samesite);
+
+    cookie->attrs.len = p - cookie->attrs.data;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+char *
+ngx_http_cef_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cef_loc_conf_t *clcf = conf;
+
+    u_char                            *p;
+    ngx_str_t                         *value;
+    ngx_http_cef_key_t                *key;
+    ngx_http_compile_complex_value_t   ccv;
+
+    value = cf->args->elts;
+
+    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
+              || *p == '_' || *p == '-'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid key type \"%V\": use lower-case "
+                               "letters, digits, \"_\" and \"-\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (value[1].len == 0 || value[1].len > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid key type \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 4 && ngx_strcmp(value[3].data, "signed") != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[3]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (clcf->keys == NULL) {
+        clcf->keys = ngx_array_create(cf->pool, 4,
+                                      sizeof(ngx_http_cef_key_t));
+        if (clcf->keys == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    key = ngx_array_push(clcf->keys);
+    if (key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[2];
+    ccv.complex_value = &key->value;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    key->type = value[1];
+    key->is_signed = (cf->args->nelts == 4);
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_cef_signing_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cef_loc_conf_t *clcf = conf;
+
+    char                    err[256];
+    ngx_str_t              *value;
+    ngx_pool_cleanup_t     *cln;
+    ngx_http_cef_signing_t *signing;
+
+    if (clcf->signing != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_cef_check_secret_file(cf, &value[1]) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    signing = ngx_pcalloc(cf->pool, sizeof(ngx_http_cef_signing_t));
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (signing == NULL || cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    signing->path = value[1];
+    signing->signer = cef_signer_create_from_file((char *) value[1].data,
+                                                  err, sizeof(err));
+    if (signing->signer == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_cef_signing_cleanup;
+    cln->data = signing->signer;
+
+    clcf->signing = signing;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_cef_signing_cleanup(void *data)
+{
+    cef_signer_free(data);
+}
+
+
+char *
+ngx_http_cef_link_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cef_loc_conf_t *clcf = conf;
+
+    ngx_str_t                         *value;
+    ngx_uint_t                         i, n;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (clcf->link_token != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    clcf->link_token = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    clcf->link_cookie = ngx_pcalloc(cf->pool, sizeof(ngx_http_cef_cookie_t));
+    if (clcf->link_token == NULL || clcf->link_cookie == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = clcf->link_token;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->link_cookie->name = ngx_http_cef_default_link_cookie;
+    clcf->link_cookie->max_age = 30 * 86400;
+
+    /* cookie=NAME may stand anywhere among the cookie attributes */
+
+    n = cf->args->nelts;
+
+    for (i = 2; i < n; i++) {
+        if (ngx_strncmp(value[i].data, "cookie=", 7) == 0) {
+            clcf->link_cookie->name.data = value[i].data + 7;
+            clcf->link_cookie->name.len = value[i].len - 7;
+
+            if (clcf->link_cookie->name.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid parameter \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            value[i] = value[n - 1];
+            n--;
+            break;
+        }
+    }
+
+    return ngx_http_cef_parse_cookie(cf, value, 2, n, clcf->link_cookie);
+}
+
+
+char *
+ngx_http_cef_merge_identity(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
+    ngx_http_cef_loc_conf_t *conf)
+{
+    ngx_uint_t           i;
+    ngx_http_cef_key_t  *key;
+
+    if (conf->visitor_cookie == NULL) {
+        conf->visitor_cookie = prev->visitor_cookie;
+    }
+
+    if (conf->keys == NULL) {
+        conf->keys = prev->keys;
+    }
+
+    if (conf->signing == NULL) {
+        conf->signing = prev->signing;
+    }
+
+    if (conf->link_token == NULL) {
+        conf->link_token = prev->link_token;
+        conf->link_cookie = prev->link_cookie;
+    }
+
+    if (conf->consent == NULL) {
+        conf->consent = prev->consent;
+    }
+
+    if (conf->signing != NULL) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->link_token != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"cef_link_token\" requires "
+                           "\"cef_signing_secret\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->keys != NULL) {
+        key = conf->keys->elts;
+        for (i = 0; i < conf->keys->nelts; i++) {
+            if (key[i].is_signed) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "signed \"cef_key %V\" requires "
+                                   "\"cef_signing_secret\"", &key[i].type);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_cef_check_secret_file(ngx_conf_t *cf, ngx_str_t *path)
+{
+    ngx_file_info_t  fi;
+
+    if (ngx_file_info(path->data, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_file_info_n " \"%V\" failed", path);
+        return NGX_ERROR;
+    }
+
+    if (!ngx_is_file(&fi) || ngx_file_size(&fi) == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "secret file \"%V\" is empty or not a file", path);
+        return NGX_ERROR;
+    }
+
+    if (fi.st_mode & S_IROTH) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "secret file \"%V\" is readable by everyone", path);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Candidates are tried in this order, the first with a profile wins:
+ * a link token in this request, the cef_key directives as written, the
+ * link cookie an earlier token set, and the visitor cookie.
+ */
+
+ngx_http_cef_identity_t *
+ngx_http_cef_identify(ngx_http_request_t *r)
+{
+    ngx_str_t                 value, v;
+    ngx_uint_t                i;
+    cef_span_t                type, plain;
+    ngx_http_cef_ctx_t       *ctx;
+    ngx_http_cef_key_t       *key;
+    ngx_http_cef_identity_t  *id;
+    ngx_http_cef_loc_conf_t  *clcf;
+
+    ctx = ngx_http_cef_get_ctx(r->main);
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    if (ctx->identity) {
+        return ctx->identity;
+    }
+
+    id = ngx_pcalloc(r->main->pool, sizeof(ngx_http_cef_identity_t));
+    if (id == NULL) {
+        return NULL;
+    }
+
+    ctx->identity = id;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+
+    if (!ngx_http_cef_has_consent(r, clcf)) {
+        return id;
+    }
+
+    id->consent = 1;
+
+    if (clcf->link_token
+        && ngx_http_complex_value(r, clcf->link_token, &value) == NGX_OK
+        && value.len)
+    {
+        ngx_http_cef_link(r, clcf, id, &value, 1);
+    }
+
+    if (id->profile_id.len == 0 && clcf->keys) {
+        key = clcf->keys->elts;
+
+        for (i = 0; i < clcf->keys->nelts; i++) {
+            if (ngx_http_complex_value(r, &key[i].value, &value) != NGX_OK
+                || value.len == 0)
+            {
+                continue;
+            }
+
+            if (value.len > NGX_HTTP_CEF_MAX_KEY_VALUE
+                + (key[i].is_signed ? CEF_SIGN_SIG_LEN + 1 : 0))
+            {
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "cef: client sent an overlong \"%V\" key",
+                              &key[i].type);
+                continue;
+            }
+
+            if (key[i].is_signed) {
+                type.data = (char *) key[i].type.data;
+                type.len = key[i].type.len;
+
+                if (cef_sign_verify(clcf->signing->signer, type,
+                                    (cef_span_t) { (char *) value.data,
+                                                   value.len },
+                                    &plain)
+                    != CEF_SIGN_OK)
+                {
+                    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                                  "cef: client sent an invalid signed "
+                                  "\"%V\" key \"%V\"", &key[i].type, &value);
+                    continue;
+                }
+
+                value.data = (u_char *) plain.data;
+                value.len = plain.len;
+            }
+
+            if (ngx_http_cef_try_key(r, id, &key[i].type, &value) == NGX_OK) {
+                break;
+            }
+        }
+    }
+
+    if (id->profile_id.len == 0 && clcf->link_token
+        && ngx_http_cef_get_cookie(r, &clcf->link_cookie->name, &v) == NGX_OK)
+    {
+        ngx_http_cef_link(r, clcf, id, &v, 0);
+    }
+
+    ngx_http_cef_visitor(r, clcf, id);
+
+    return id;
+}
+
+
+static ngx_int_t
+ngx_http_cef_has_consent(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
+{
+    ngx_str_t  v;
+
+    if (clcf->consent == NULL) {
+        return 1;
+    }
+
+    if (ngx_http_complex_value(r, clcf->consent, &v) != NGX_OK) {
+        return 0;
+    }
+
+    if (v.len == 0
+        || (v.len == 1 && v.data[0] == '0')
+        || (v.len == 2 && ngx_strncasecmp(v.data, (u_char *) "no", 2) == 0)
+        || (v.len == 5 && ngx_strncasecmp(v.data, (u_char *) "false", 5) == 0))
+    {
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static ngx_int_t
+ngx_http_cef_try_key(ngx_http_request_t *r, ngx_http_cef_identity_t *id,
+    ngx_str_t *type, ngx_str_t *value)
+{
+    if (ngx_http_cef_store_find(r, type, value, id) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    id->key_type = *type;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_cef_link(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
+    ngx_http_cef_identity_t *id, ngx_str_t *token, ngx_uint_t from_url)
+{
+    u_char          *buf;
+    size_t           len;
+    ngx_str_t        type, value;
+    cef_link_t       link;
+    cef_signer_t    *signer;
+    cef_sign_rc_t    rc;
+
+    signer = clcf->signing->signer;
+
+    buf = ngx_pnalloc(r->pool, 2 * CEF_LINK_TOKEN_MAX);
+    if (buf == NULL) {
+        return;
+    }
+
+    rc = cef_link_token_parse(signer,
+                              (cef_span_t) { (char *) token->data,
+                                             token->len },
+                              ngx_time(), buf, &link);
+    if (rc != CEF_SIGN_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "cef: client sent %s link %s",
+                      rc == CEF_SIGN_EXPIRED ? "an expired" : "an invalid",
+                      from_url ? "token" : "cookie");
+        return;
+    }
+
+    type.data = (u_char *) link.type.data;
+    type.len = link.type.len;
+    value.data = (u_char *) link.value.data;
+    value.len = link.value.len;
+
+    if (from_url) {
+        /* remember the visitor: a fresh token with the cookie's lifetime */
+        if (cef_link_token_make(signer, link.type, link.value,
+                                ngx_time() + clcf->link_cookie->max_age,
+                                (char *) buf + CEF_LINK_TOKEN_MAX, &len)
+            == CEF_SIGN_OK)
+        {
+            id->link_cookie.data = buf + CEF_LINK_TOKEN_MAX;
+            id->link_cookie.len = len;
+        }
+    }
+
+    (void) ngx_http_cef_try_key(r, id, &type, &value);
+}
+
+
+static void
+ngx_http_cef_visitor(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
+    ngx_http_cef_identity_t *id)
+{
+    ngx_str_t               v;
+    ngx_http_cef_cookie_t  *cookie;
+
+    cookie = clcf->visitor_cookie;
+
+    if (cookie == NULL || cookie->name.len == 0) {
+        return;
+    }
+
+    if (ngx_http_cef_get_cookie(r, &cookie->name, &v) == NGX_OK) {
+        if (cef_visitor_id_valid((char *) v.data, v.len)) {
+            id->visitor = v;
+
+            if (id->profile_id.len == 0) {
+                (void) ngx_http_cef_try_key(r, id, &ngx_http_cef_visitor_type,
+                                            &v);
+            }
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "cef: client sent an invalid visitor cookie");
+    }
+
+    id->visitor.data = ngx_pnalloc(r->main->pool, CEF_VISITOR_ID_LEN);
+    if (id->visitor.data == NULL
+        || cef_visitor_id_new((char *) id->visitor.data) != 0)
+    {
+        ngx_str_null(&id->visitor);
+        return;
+    }
+
+    id->visitor.len = CEF_VISITOR_ID_LEN;
+    id->visitor_new = 1;
+}
+
+
+static ngx_int_t
+ngx_http_cef_get_cookie(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
+{
+#if (nginx_version >= 1023000)
+
+    return ngx_http_parse_multi_header_lines(r, r->headers_in.cookie, name,
+                                             value)
+           ? NGX_OK : NGX_DECLINED;
+
+#else
+
+    return ngx_http_parse_multi_header_lines(&r->headers_in.cookies, name,
+                                             value)
+           == NGX_DECLINED ? NGX_DECLINED : NGX_OK;
+
+#endif
+}
+
+
+/* Called from the header filter of the main request. */
+
+ngx_int_t
+ngx_http_cef_set_cookies(ngx_http_request_t *r)
+{
+    ngx_http_cef_ctx_t       *ctx;
+    ngx_http_cef_identity_t  *id;
+    ngx_http_cef_loc_conf_t  *clcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cef_module);
+    if (ctx == NULL || ctx->identity == NULL) {
+        return NGX_OK;
+    }
+
+    id = ctx->identity;
+
+    if (id->cookies_set || !id->consent) {
+        return NGX_OK;
+    }
+
+    id->cookies_set = 1;
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+
+    if (id->visitor_new && clcf->visitor_cookie
+        && clcf->visitor_cookie->name.len)
+    {
+        if (ngx_http_cef_add_cookie(r, clcf->visitor_cookie, &id->visitor)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (id->link_cookie.len && clcf->link_cookie) {
+        if (ngx_http_cef_add_cookie(r, clcf->link_cookie, &id->link_cookie)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cef_add_cookie(ngx_http_request_t *r, ngx_http_cef_cookie_t *cookie,
+    ngx_str_t *value)
+{
+    u_char           *p;
+    size_t            len;
+    ngx_table_elt_t  *h;
+
+    len = cookie->name.len + 1 + value->len + cookie->attrs.len;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    ngx_str_set(&h->key, "Set-Cookie");
+    h->value.data = p;
+
+    p = ngx_cpymem(p, cookie->name.data, cookie->name.len);
+    *p++ = '=';
+    p = ngx_cpymem(p, value->data, value->len);
+    p = ngx_cpymem(p, cookie->attrs.data, cookie->attrs.len);
+
+    h->value.len = p - h->value.data;
+
+    return NGX_OK;
+}

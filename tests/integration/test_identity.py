@@ -1,0 +1,305 @@
+"""Visitor recognition: keys, signatures, link tokens, consent, variables,
+and the store coming and going under a running nginx."""
+
+import concurrent.futures
+import re
+import threading
+import time
+
+import pytest
+
+from cef_fixtures import (KNOWN_VISITOR, PROFILES, link_token, load_store,
+                          sign, signed, write_secret)
+from client import request
+
+SIGN_NEW = b"signing-secret-new"
+SIGN_OLD = b"signing-secret-old"
+STORE_SECRET = b"store-secret-0123456789"
+
+SHOW = ("v=$cef_visitor new=$cef_visitor_new p=$cef_profile k=$cef_key_type "
+        "c=$cef_consent name=$cef_attr_first_name seg=$cef_attr_segments "
+        "clv=$cef_attr_clv churn=$cef_attr_churn_risk "
+        "int=$cef_attr_interests missing=[$cef_attr_nope]\\n")
+
+CONF = """
+    cef_store @PREFIX@/store;
+    cef_store_secret @PREFIX@/store.secret;
+    log_format cef '$cef_profile|$cef_key_type|$cef_attr_lifecycle';
+
+    server {
+        listen 127.0.0.1:@PORT@;
+        access_log @PREFIX@/cef.log cef;
+
+        cef_signing_secret @PREFIX@/signing.secret;
+        cef_visitor_cookie cef_vid max_age=30d httponly samesite=strict;
+        cef_key customer $cookie_shop_customer signed;
+        cef_key device $http_x_device_id;
+        cef_link_token $arg_cef_t;
+
+        location / {
+            return 200 "%(show)s";
+        }
+        location /consent/ {
+            cef_consent $cookie_consent;
+            return 200 "%(show)s";
+        }
+        location /page.html {
+            root @PREFIX@/html;
+            cef on;
+        }
+    }
+""" % {"show": SHOW}
+
+
+def fields(body):
+    return dict(re.findall(r"(\w+)=(\[[^\]]*\]|\S*)", body.decode()))
+
+
+def set_cookies(headers):
+    return [c for c in headers.get("set-cookie", "").split("\n") if c]
+
+
+@pytest.fixture
+def shop(nginx):
+    inst = nginx.prepare(CONF)
+    write_secret(inst.prefix / "store.secret", STORE_SECRET + b"\n")
+    write_secret(inst.prefix / "signing.secret", SIGN_NEW + b"\n" + SIGN_OLD
+                 + b"\n")
+    (inst.prefix / "html" / "page.html").write_bytes(b"<p>hi</p>")
+    load_store(inst.prefix / "store", inst.prefix / "store.secret")
+    return inst.start()
+
+
+def get(inst, path="/", cookies=None, headers=None):
+    h = dict(headers or {})
+    if cookies:
+        h["Cookie"] = "; ".join("%s=%s" % kv for kv in cookies.items())
+    return request(inst, path, headers=h)
+
+
+def test_anonymous_visitor_gets_a_cookie(shop):
+    status, headers, body = get(shop)
+    f = fields(body)
+    assert status == 200
+    assert f["new"] == "1" and f["p"] == "" and f["k"] == "" and f["c"] == "1"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", f["v"])
+    (cookie,) = set_cookies(headers)
+    assert cookie == ("cef_vid=%s; Max-Age=2592000; Path=/; HttpOnly; "
+                      "SameSite=Strict" % f["v"])
+
+    # the id it was given is accepted back, and no new cookie is set
+    status, headers, body = get(shop, cookies={"cef_vid": f["v"]})
+    assert fields(body)["v"] == f["v"] and fields(body)["new"] == "0"
+    assert set_cookies(headers) == []
+
+
+def test_two_anonymous_visitors_get_different_ids(shop):
+    ids = {fields(get(shop)[2])["v"] for _ in range(20)}
+    assert len(ids) == 20
+
+
+@pytest.mark.parametrize("bad", ["short", "A" * 21 + "B", "A" * 23,
+                                 "A" * 20 + "+Q", "%00" * 22])
+def test_malformed_visitor_id_is_replaced(shop, bad):
+    status, headers, body = get(shop, cookies={"cef_vid": bad})
+    f = fields(body)
+    assert status == 200 and f["new"] == "1" and f["v"] != bad
+    assert len(set_cookies(headers)) == 1
+
+
+def test_known_visitor_cookie_finds_its_profile(shop):
+    f = fields(get(shop, cookies={"cef_vid": KNOWN_VISITOR})[2])
+    assert (f["p"], f["k"], f["new"], f["name"]) == \
+        ("p-visitor", "visitor", "0", "Vic")
+
+
+def test_signed_customer_key_and_attribute_rendering(shop):
+    f = fields(get(shop, cookies={
+        "shop_customer": signed(SIGN_NEW, "customer", "1001")})[2])
+    assert (f["p"], f["k"], f["name"]) == ("p-gold", "customer", "Greta")
+    assert f["seg"] == "gold,newsletter,outdoor"
+    assert f["clv"] == "1234"
+    assert float(f["churn"]) == pytest.approx(0.1)
+    assert sorted(f["int"].split(",")) == ["jackets:0.25", "shoes:0.8"]
+    assert f["missing"] == "[]"
+
+
+@pytest.mark.parametrize("value", [
+    "1001",                                                  # unsigned
+    "1001." + "A" * 22,                                      # wrong sig
+    "1002." + sign(SIGN_NEW, "customer", "1001"),            # other value
+    "1001." + sign(SIGN_NEW, "device", "1001"),              # other type
+    "1001." + sign(b"removed-secret", "customer", "1001"),   # removed secret
+    "1001." + sign(SIGN_NEW, "customer", "1001")[:-1],       # truncated
+    "1001.." + sign(SIGN_NEW, "customer", "1001"),
+])
+def test_forged_signed_keys_are_ignored(shop, value):
+    f = fields(get(shop, cookies={"shop_customer": value})[2])
+    assert f["p"] == "" and f["name"] == ""
+
+
+def test_retired_secret_still_in_the_file_verifies(shop):
+    f = fields(get(shop, cookies={
+        "shop_customer": signed(SIGN_OLD, "customer", "1002")})[2])
+    assert (f["p"], f["k"]) == ("p-churn", "customer")
+
+
+def test_keys_are_tried_in_the_order_written(shop):
+    both = {"shop_customer": signed(SIGN_NEW, "customer", "1001"),
+            "cef_vid": KNOWN_VISITOR}
+    f = fields(get(shop, cookies=both, headers={"X-Device-Id": "dev-42"})[2])
+    assert (f["p"], f["k"]) == ("p-gold", "customer")
+
+    # a customer key without a profile falls through to the next key
+    nobody = {"shop_customer": signed(SIGN_NEW, "customer", "9999"),
+              "cef_vid": KNOWN_VISITOR}
+    f = fields(get(shop, cookies=nobody, headers={"X-Device-Id": "dev-42"})[2])
+    assert (f["p"], f["k"]) == ("p-device", "device")
+
+    # the visitor cookie comes last
+    f = fields(get(shop, cookies=nobody)[2])
+    assert (f["p"], f["k"]) == ("p-visitor", "visitor")
+
+
+def test_link_token_identifies_and_sets_a_cookie(shop):
+    token = link_token(SIGN_NEW, "email", "greta@example.com",
+                       int(time.time()) + 3600)
+    status, headers, body = get(shop, "/?cef_t=" + token)
+    f = fields(body)
+    assert (f["p"], f["k"]) == ("p-gold", "email")
+    link = [c for c in set_cookies(headers) if c.startswith("cef_id=")]
+    assert len(link) == 1
+    assert "Max-Age=2592000" in link[0]
+    value = link[0].split(";")[0][len("cef_id="):]
+
+    # the cookie alone recognises the following requests
+    f = fields(get(shop, cookies={"cef_id": value})[2])
+    assert (f["p"], f["k"]) == ("p-gold", "email")
+
+
+@pytest.mark.parametrize("token", [
+    link_token(SIGN_NEW, "email", "greta@example.com", int(time.time()) - 5),
+    link_token(b"other", "email", "greta@example.com", 4102444800),
+    link_token(SIGN_NEW, "email", "greta@example.com", 4102444800)[:-2] + "AA",
+    "garbage", "%ff%fe.%00",
+])
+def test_expired_or_tampered_link_tokens_are_ignored(shop, token):
+    status, headers, body = get(shop, "/?cef_t=" + token)
+    assert status == 200
+    assert fields(body)["p"] == ""
+    assert not [c for c in set_cookies(headers) if c.startswith("cef_id=")]
+
+
+def test_consent_withheld_means_no_lookup_and_no_cookie(shop):
+    key = signed(SIGN_NEW, "customer", "1001")
+    for consent in ("0", "no", "false", ""):
+        cookies = {"shop_customer": key, "consent": consent}
+        status, headers, body = get(shop, "/consent/", cookies=cookies)
+        f = fields(body)
+        assert (f["c"], f["p"], f["v"], f["name"]) == ("0", "", "", ""), \
+            consent
+        assert set_cookies(headers) == []
+
+    status, headers, body = get(shop, "/consent/", cookies={
+        "shop_customer": key, "consent": "yes"})
+    f = fields(body)
+    assert (f["c"], f["p"]) == ("1", "p-gold")
+    assert len(set_cookies(headers)) == 1
+
+
+def test_variables_in_the_access_log(shop):
+    get(shop, cookies={"shop_customer": signed(SIGN_NEW, "customer", "1001")})
+    get(shop, cookies={"cef_vid": KNOWN_VISITOR})
+    get(shop)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = (shop.prefix / "cef.log").read_text().splitlines()
+        if len(lines) >= 3:
+            break
+        time.sleep(0.05)
+    assert lines[-3:] == ["p-gold|customer|loyal", "p-visitor|visitor|prospect",
+                          "||"]
+
+
+def test_personalised_page_sets_the_visitor_cookie(shop):
+    status, headers, body = get(shop, "/page.html")
+    assert (status, body) == (200, b"<p>hi</p>")
+    (cookie,) = set_cookies(headers)
+    assert cookie.startswith("cef_vid=")
+
+
+@pytest.mark.parametrize("cookie", [
+    "shop_customer=" + "x" * 6000,
+    "; ".join("c%d=%d" % (i, i) for i in range(700)),
+    "shop_customer=%00%01%ff.\xff\xfe; cef_vid=\xff\x01\x7f",
+    "shop_customer=" + "\xc3\x28" * 40 + "." + "\xff" * 22,
+    "cef_id=" + "A" * 3000 + "." + "B" * 22,
+])
+def test_hostile_cookies_are_anonymous(shop, cookie):
+    status, headers, body = request(shop, "/", headers={"Cookie": cookie})
+    assert status == 200
+    assert fields(body)["p"] == ""
+
+
+def test_nul_bytes_are_refused_by_nginx_itself(shop):
+    status, _, _ = request(shop, "/", headers={"Cookie": "cef_vid=a\x00b"})
+    assert status == 400
+
+
+def test_nul_in_a_key_value_is_anonymous(shop):
+    status, _, body = get(shop, "/?cef_t=%00", headers={
+        "X-Device-Id": "dev-42%00"})
+    assert status == 200 and fields(body)["p"] == ""
+
+
+def test_store_missing_at_start_then_created(nginx):
+    inst = nginx.prepare(CONF)
+    write_secret(inst.prefix / "store.secret", STORE_SECRET)
+    write_secret(inst.prefix / "signing.secret", SIGN_NEW)
+    inst.start()
+    cookies = {"shop_customer": signed(SIGN_NEW, "customer", "1001")}
+    status, _, body = get(inst, cookies=cookies)
+    assert status == 200 and fields(body)["p"] == ""
+    assert "is not available" in inst.log_text()
+
+    load_store(inst.prefix / "store", inst.prefix / "store.secret")
+    deadline = time.monotonic() + 10
+    while fields(get(inst, cookies=cookies)[2])["p"] != "p-gold":
+        assert time.monotonic() < deadline, "store never picked up"
+        time.sleep(0.2)
+
+
+def test_store_replaced_under_load(shop):
+    cookies = {"shop_customer": signed(SIGN_NEW, "customer", "1001")}
+    stop = threading.Event()
+    seen, errors = set(), []
+
+    def client():
+        n = 0
+        while not stop.is_set() and n < 5000:
+            n += 1
+            try:
+                status, _, body = get(shop, cookies=cookies)
+            except OSError as e:
+                errors.append(repr(e))
+                continue
+            if status != 200:
+                errors.append(status)
+            seen.add(fields(body)["name"])
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(client) for _ in range(4)]
+        for i in range(5):
+            profiles = [dict(p, attrs=dict(p["attrs"], first_name="Gen%d" % i))
+                        if p["id"] == "p-gold" else p for p in PROFILES]
+            load_store(shop.prefix / "store", shop.prefix / "store.secret",
+                       profiles, snap_id="snap-%d" % (i + 2))
+            time.sleep(0.3)
+        time.sleep(1.2)
+        stop.set()
+        for f in futures:
+            f.result()
+
+    assert errors == []
+    assert "" not in seen, "a request saw no profile while the store changed"
+    assert "Gen4" in seen

@@ -1,0 +1,314 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * base64url, signed keys, link tokens and visitor ids.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <openssl/hmac.h>
+
+#include "cef_base64url.h"
+#include "cef_sign.h"
+#include "cef_visitor.h"
+
+
+#define S(lit)  cef_span_lit(lit)
+
+
+static cef_signer_t *
+signer_of(const char *a, const char *b)
+{
+    cef_span_t  secrets[2];
+
+    secrets[0] = (cef_span_t) { a, strlen(a) };
+    if (b) {
+        secrets[1] = (cef_span_t) { b, strlen(b) };
+    }
+
+    return cef_signer_create(secrets, b ? 2 : 1, NULL, 0);
+}
+
+
+/* the reference: OpenSSL's one-shot HMAC, base64url by hand */
+static void
+reference_sig(const char *secret, const char *msg, char out[23])
+{
+    static const char  abc[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    int            i, j;
+    uint32_t       acc;
+    unsigned int   len;
+    unsigned char  mac[32];
+
+    HMAC(EVP_sha256(), secret, (int) strlen(secret),
+         (const unsigned char *) msg, strlen(msg), mac, &len);
+
+    for (i = 0, j = 0; i < 15; i += 3) {
+        acc = (uint32_t) mac[i] << 16 | (uint32_t) mac[i + 1] << 8
+              | mac[i + 2];
+        out[j++] = abc[(acc >> 18) & 63];
+        out[j++] = abc[(acc >> 12) & 63];
+        out[j++] = abc[(acc >> 6) & 63];
+        out[j++] = abc[acc & 63];
+    }
+    out[j++] = abc[mac[15] >> 2];
+    out[j++] = abc[(mac[15] & 3) << 4];
+    out[j] = '\0';
+}
+
+
+static void
+test_base64url_round_trip(void **state)
+{
+    size_t   n, len, out;
+    char     enc[64];
+    uint8_t  in[40], dec[64];
+
+    (void) state;
+
+    for (n = 0; n < sizeof(in); n++) {
+        in[n] = (uint8_t) (n * 37 + 250);
+    }
+
+    for (n = 0; n <= sizeof(in); n++) {
+        len = cef_base64url_encode(in, n, enc);
+        assert_int_equal(len, cef_base64url_encoded_len(n));
+        assert_null(memchr(enc, '=', len));
+        assert_null(memchr(enc, '+', len));
+        assert_null(memchr(enc, '/', len));
+        assert_int_equal(cef_base64url_decode(enc, len, dec, &out), 0);
+        assert_int_equal(out, n);
+        assert_memory_equal(dec, in, n);
+    }
+}
+
+
+static void
+test_base64url_rejects_non_canonical(void **state)
+{
+    size_t   n;
+    uint8_t  out[16];
+
+    (void) state;
+
+    assert_int_equal(cef_base64url_decode("_-8", 3, out, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0], 0xff);
+    assert_int_equal(out[1], 0xef);
+
+    assert_int_equal(cef_base64url_decode("QQ==", 4, out, &n), -1);
+    assert_int_equal(cef_base64url_decode("Q+", 2, out, &n), -1);
+    assert_int_equal(cef_base64url_decode("Q/", 2, out, &n), -1);
+    assert_int_equal(cef_base64url_decode("Q Q", 3, out, &n), -1);
+    assert_int_equal(cef_base64url_decode("QR", 2, out, &n), -1);  /* bits */
+    assert_int_equal(cef_base64url_decode("Q", 1, out, &n), -1);
+    assert_int_equal(cef_base64url_decode("Q\0", 2, out, &n), -1);
+    assert_int_equal(cef_base64url_decode("QQ", 2, out, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0], 'A');
+}
+
+
+static void
+test_sign_matches_reference_hmac(void **state)
+{
+    char           sig[CEF_SIGN_SIG_LEN], want[23];
+    cef_signer_t  *s;
+
+    (void) state;
+
+    s = signer_of("topsecret", NULL);
+    assert_non_null(s);
+
+    assert_int_equal(cef_sign(s, S("customer"), S("1001"), sig), CEF_SIGN_OK);
+    reference_sig("topsecret", "customer:1001", want);
+    assert_memory_equal(sig, want, CEF_SIGN_SIG_LEN);
+
+    cef_signer_free(s);
+}
+
+
+static void
+test_verify_signed_key(void **state)
+{
+    char           buf[128], sig[CEF_SIGN_SIG_LEN];
+    cef_span_t     v, in;
+    cef_signer_t  *s, *other;
+
+    (void) state;
+
+    s = signer_of("new", "old");
+    other = signer_of("old", NULL);
+
+    /* signed with the retired secret still in the file: accepted */
+    assert_int_equal(cef_sign(other, S("customer"), S("1001"), sig),
+                     CEF_SIGN_OK);
+    snprintf(buf, sizeof(buf), "1001.%.*s", CEF_SIGN_SIG_LEN, sig);
+    in = (cef_span_t) { buf, strlen(buf) };
+    assert_int_equal(cef_sign_verify(s, S("customer"), in, &v), CEF_SIGN_OK);
+    assert_int_equal(v.len, 4);
+    assert_memory_equal(v.data, "1001", 4);
+
+    /* the same signature is for another type: rejected */
+    assert_int_equal(cef_sign_verify(s, S("device"), in, &v), CEF_SIGN_BAD);
+
+    /* another value under the same signature: rejected */
+    buf[3] = '2';
+    assert_int_equal(cef_sign_verify(s, S("customer"), in, &v), CEF_SIGN_BAD);
+
+    /* the secret was removed from the file: rejected */
+    buf[3] = '1';
+    cef_signer_free(other);
+    other = signer_of("newest", "new");
+    assert_int_equal(cef_sign_verify(other, S("customer"), in, &v),
+                     CEF_SIGN_BAD);
+
+    /* malformed */
+    assert_int_equal(cef_sign_verify(s, S("customer"), S("1001"), &v),
+                     CEF_SIGN_MALFORMED);
+    assert_int_equal(cef_sign_verify(s, S("customer"),
+                                     S("1001.AAAAAAAAAAAAAAAAAAAAA"), &v),
+                     CEF_SIGN_MALFORMED);
+    assert_int_equal(cef_sign_verify(s, S("customer"),
+                                     S("1001.AAAAAAAAAAAAAAAAAAAA=="), &v),
+                     CEF_SIGN_MALFORMED);
+    assert_int_equal(cef_sign_verify(s, S("customer"),
+                                     S(".AAAAAAAAAAAAAAAAAAAAAA"), &v),
+                     CEF_SIGN_MALFORMED);
+    assert_int_equal(cef_sign_verify(s, S("customer"),
+                                     S("1001.AAAAAAAAAAAAAAAAAAAAAA"), &v),
+                     CEF_SIGN_BAD);
+
+    cef_signer_free(s);
+    cef_signer_free(other);
+}
+
+
+static void
+test_link_token(void **state)
+{
+    char           tok[CEF_LINK_TOKEN_MAX];
+    size_t         len;
+    uint8_t        buf[CEF_LINK_TOKEN_MAX];
+    cef_link_t     link;
+    cef_signer_t  *s;
+
+    (void) state;
+
+    s = signer_of("k1", NULL);
+
+    assert_int_equal(cef_link_token_make(s, S("email"), S("ann@example.com"),
+                                         2000000000, tok, &len),
+                     CEF_SIGN_OK);
+    assert_int_equal(cef_link_token_parse(s, (cef_span_t) { tok, len },
+                                          1900000000, buf, &link),
+                     CEF_SIGN_OK);
+    assert_int_equal(link.type.len, 5);
+    assert_memory_equal(link.type.data, "email", 5);
+    assert_int_equal(link.value.len, 15);
+    assert_memory_equal(link.value.data, "ann@example.com", 15);
+    assert_int_equal(link.expires, 2000000000);
+
+    /* expired */
+    assert_int_equal(cef_link_token_parse(s, (cef_span_t) { tok, len },
+                                          2000000000, buf, &link),
+                     CEF_SIGN_EXPIRED);
+
+    /* tampered payload: the signature no longer matches */
+    tok[2] ^= 1;
+    assert_true(cef_link_token_parse(s, (cef_span_t) { tok, len },
+                                     1900000000, buf, &link)
+                != CEF_SIGN_OK);
+    tok[2] ^= 1;
+
+    /* tampered signature */
+    tok[len - 3] = tok[len - 3] == 'A' ? 'B' : 'A';
+    assert_int_equal(cef_link_token_parse(s, (cef_span_t) { tok, len },
+                                          1900000000, buf, &link),
+                     CEF_SIGN_BAD);
+
+    assert_int_equal(cef_link_token_parse(s, S("garbage"), 0, buf, &link),
+                     CEF_SIGN_MALFORMED);
+    assert_int_equal(cef_link_token_make(s, S("a:b"), S("x"), 1, tok, &len),
+                     CEF_SIGN_MALFORMED);
+
+    cef_signer_free(s);
+}
+
+
+static void
+test_signer_from_file(void **state)
+{
+    int            fd;
+    char           path[] = "/tmp/cef-sign-XXXXXX", err[256];
+    cef_signer_t  *s;
+
+    (void) state;
+
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "first\r\n\nsecond\nthird", 20), 20);
+    close(fd);
+
+    s = cef_signer_create_from_file(path, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(cef_signer_count(s), 3);
+    cef_signer_free(s);
+
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, "\n\n", 2), 2);
+    close(fd);
+    assert_null(cef_signer_create_from_file(path, err, sizeof(err)));
+    assert_non_null(strstr(err, "empty"));
+
+    unlink(path);
+    assert_null(cef_signer_create_from_file(path, err, sizeof(err)));
+    assert_non_null(strstr(err, "cannot open"));
+}
+
+
+static void
+test_visitor_ids(void **state)
+{
+    char  a[CEF_VISITOR_ID_LEN], b[CEF_VISITOR_ID_LEN];
+
+    (void) state;
+
+    assert_int_equal(cef_visitor_id_new(a), 0);
+    assert_int_equal(cef_visitor_id_new(b), 0);
+    assert_true(cef_visitor_id_valid(a, sizeof(a)));
+    assert_memory_not_equal(a, b, sizeof(a));
+
+    assert_false(cef_visitor_id_valid(a, sizeof(a) - 1));
+    assert_false(cef_visitor_id_valid("AAAAAAAAAAAAAAAAAAAAAB", 22));
+    assert_true(cef_visitor_id_valid("AAAAAAAAAAAAAAAAAAAAAQ", 22));
+    assert_false(cef_visitor_id_valid("AAAAAAAAAAAAAAAAAAAA+Q", 22));
+    assert_false(cef_visitor_id_valid("AAAAAAAAAAAAAAAAAAAA\0Q", 22));
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_base64url_round_trip),
+        cmocka_unit_test(test_base64url_rejects_non_canonical),
+        cmocka_unit_test(test_sign_matches_reference_hmac),
+        cmocka_unit_test(test_verify_signed_key),
+        cmocka_unit_test(test_link_token),
+        cmocka_unit_test(test_signer_from_file),
+        cmocka_unit_test(test_visitor_ids),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
