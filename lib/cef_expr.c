@@ -1015,8 +1015,7 @@ cef_compile_regex(cef_parser_t *ps, int32_t n, int32_t pat)
         return -1;
     }
 
-    (void) pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-
+    N(n)->jit = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
     N(n)->u.re = re;
     return 0;
 }

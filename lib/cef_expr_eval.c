@@ -152,9 +152,12 @@ cef_expr_eval_create(const cef_expr_symtab_t *st)
     ev->nrefs = st->nrefs;
     ev->seen = calloc(n, sizeof(uint32_t));
     ev->cache = calloc(n, sizeof(cef_val_t));
+    ev->raw = calloc(n, sizeof(cef_value_t));
     ev->md = pcre2_match_data_create(1, NULL);
 
-    if (ev->seen == NULL || ev->cache == NULL || ev->md == NULL) {
+    if (ev->seen == NULL || ev->cache == NULL || ev->raw == NULL
+        || ev->md == NULL)
+    {
         cef_expr_eval_free(ev);
         return NULL;
     }
@@ -177,6 +180,7 @@ cef_expr_eval_free(cef_expr_eval_t *ev)
 
     free(ev->seen);
     free(ev->cache);
+    free(ev->raw);
     free(ev);
 }
 
@@ -197,6 +201,7 @@ cef_expr_eval_reset(cef_expr_eval_t *ev, const cef_expr_ctx_t *ctx)
 
 /* --- values --------------------------------------------------------------- */
 
+/* v must stay where it is while out is in use (arrays, maps) */
 static void
 cef_val_from_value(const cef_value_t *v, cef_val_t *out)
 {
@@ -229,7 +234,7 @@ cef_val_from_value(const cef_value_t *v, cef_val_t *out)
             break;
         }
         out->t = v->type == CEF_VAL_STR_ARRAY ? CEF_V_ARRAY : CEF_V_MAP;
-        out->u.v = *v;
+        out->u.v = v;
         return;
     default:
         break;
@@ -263,7 +268,7 @@ static void
 cef_load_ref(cef_expr_eval_t *ev, uint32_t id, cef_val_t *out)
 {
     const cef_ref_t  *ref;
-    cef_value_t       v;
+    cef_value_t      *v;
 
     if (id >= ev->nrefs || ev->ctx == NULL) {
         out->t = CEF_V_NULL;
@@ -293,12 +298,13 @@ cef_load_ref(cef_expr_eval_t *ev, uint32_t id, cef_val_t *out)
         break;
 
     default:
-        v.type = CEF_VAL_NIL;
+        v = &ev->raw[id];
+        v->type = CEF_VAL_NIL;
 
         if (ev->ctx->lookup
-            && ev->ctx->lookup(ev->ctx->data, ref, &v) == 1)
+            && ev->ctx->lookup(ev->ctx->data, ref, v) == 1)
         {
-            cef_val_from_value(&v, out);
+            cef_val_from_value(v, out);
 
         } else {
             out->t = CEF_V_NULL;
@@ -307,6 +313,43 @@ cef_load_ref(cef_expr_eval_t *ev, uint32_t id, cef_val_t *out)
 
     ev->cache[id] = *out;
     ev->seen[id] = ev->gen;
+}
+
+
+/* Leaves inline, everything else through cef_eval(). */
+static inline void
+cef_operand(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
+    cef_val_t *out)
+{
+    const cef_node_t  *n = CEF_NODE(e, i);
+    uint32_t           id;
+
+    switch ((cef_op_t) n->op) {
+
+    case CEF_OP_NUM:
+        out->t = CEF_V_NUM;
+        out->u.num = n->u.num;
+        return;
+
+    case CEF_OP_STR:
+        out->t = CEF_V_STR;
+        out->u.s = n->u.str;
+        return;
+
+    case CEF_OP_REF:
+        id = n->u.ref.ref;
+
+        if (id < ev->nrefs && ev->seen[id] == ev->gen) {
+            *out = ev->cache[id];
+            return;
+        }
+
+        cef_load_ref(ev, id, out);
+        return;
+
+    default:
+        cef_eval(e, i, ev, out);
+    }
 }
 
 
@@ -387,7 +430,7 @@ cef_list_has(const cef_expr_t *e, int32_t el, cef_expr_eval_t *ev,
     cef_val_t  v;
 
     for ( ; el >= 0; el = CEF_NODE(e, el)->next) {
-        cef_eval(e, el, ev, &v);
+        cef_operand(e, el, ev, &v);
 
         if (cef_val_eq(x, &v)) {
             return 1;
@@ -416,10 +459,10 @@ cef_contains(const cef_expr_t *e, cef_expr_eval_t *ev, const cef_val_t *hay,
         return cef_find(hay->u.s, x->u.s);
 
     case CEF_V_ARRAY:
-        return x->t == CEF_V_STR && cef_array_has(&hay->u.v, x->u.s);
+        return x->t == CEF_V_STR && cef_array_has(hay->u.v, x->u.s);
 
     case CEF_V_MAP:
-        return x->t == CEF_V_STR && cef_map_has(&hay->u.v, x->u.s, NULL);
+        return x->t == CEF_V_STR && cef_map_has(hay->u.v, x->u.s, NULL);
 
     case CEF_V_LIST:
         return cef_list_has(e, hay->u.list, ev, x);
@@ -522,7 +565,7 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
     case CEF_OP_REF_KEY:
         cef_load_ref(ev, n->u.ref.ref, &a);
 
-        if (a.t == CEF_V_MAP && cef_map_has(&a.u.v, n->u.ref.key, &d)) {
+        if (a.t == CEF_V_MAP && cef_map_has(a.u.v, n->u.ref.key, &d)) {
             cef_set_num(out, d);
         } else {
             out->t = CEF_V_NULL;
@@ -530,7 +573,7 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
         return;
 
     case CEF_OP_NOT:
-        cef_eval(e, n->a, ev, &a);
+        cef_operand(e, n->a, ev, &a);
 
         if (a.t == CEF_V_BOOL) {
             cef_set_bool(out, !a.u.b);
@@ -540,7 +583,7 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
         return;
 
     case CEF_OP_NEG:
-        cef_eval(e, n->a, ev, &a);
+        cef_operand(e, n->a, ev, &a);
 
         if (a.t == CEF_V_NUM) {
             cef_set_num(out, -a.u.num);
@@ -550,26 +593,26 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
         return;
 
     case CEF_OP_AND:
-        cef_eval(e, n->a, ev, &a);
+        cef_operand(e, n->a, ev, &a);
 
         if (!cef_is_true(&a)) {
             cef_set_bool(out, 0);
             return;
         }
 
-        cef_eval(e, n->b, ev, &b);
+        cef_operand(e, n->b, ev, &b);
         cef_set_bool(out, cef_is_true(&b));
         return;
 
     case CEF_OP_OR:
-        cef_eval(e, n->a, ev, &a);
+        cef_operand(e, n->a, ev, &a);
 
         if (cef_is_true(&a)) {
             cef_set_bool(out, 1);
             return;
         }
 
-        cef_eval(e, n->b, ev, &b);
+        cef_operand(e, n->b, ev, &b);
         cef_set_bool(out, cef_is_true(&b));
         return;
 
@@ -579,13 +622,13 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
 
     /* binary operators and functions */
 
-    cef_eval(e, n->a, ev, &a);
+    cef_operand(e, n->a, ev, &a);
 
     switch ((cef_op_t) n->op) {
 
     case CEF_OP_EQ:
     case CEF_OP_NE:
-        cef_eval(e, n->b, ev, &b);
+        cef_operand(e, n->b, ev, &b);
 
         if (CEF_NODE(e, n->a)->op == CEF_OP_NULL
             || CEF_NODE(e, n->b)->op == CEF_OP_NULL)
@@ -610,7 +653,7 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
     case CEF_OP_LE:
     case CEF_OP_GT:
     case CEF_OP_GE:
-        cef_eval(e, n->b, ev, &b);
+        cef_operand(e, n->b, ev, &b);
 
         if (a.t != CEF_V_NUM || b.t != CEF_V_NUM) {
             cef_set_bool(out, 0);
@@ -633,18 +676,18 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
             return;
         }
 
-        cef_eval(e, n->b, ev, &b);
+        cef_operand(e, n->b, ev, &b);
         cef_set_bool(out, b.t != CEF_V_STR && cef_contains(e, ev, &b, &a));
         return;
 
     case CEF_OP_CONTAINS:
-        cef_eval(e, n->b, ev, &b);
+        cef_operand(e, n->b, ev, &b);
         cef_set_bool(out, cef_contains(e, ev, &a, &b));
         return;
 
     case CEF_OP_STARTS_WITH:
     case CEF_OP_ENDS_WITH:
-        cef_eval(e, n->b, ev, &b);
+        cef_operand(e, n->b, ev, &b);
 
         if (a.t != CEF_V_STR || b.t != CEF_V_STR || b.u.s.len > a.u.s.len) {
             cef_set_bool(out, 0);
@@ -668,9 +711,18 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
             return;
         }
 
-        rc = pcre2_match(n->u.re,
-                         (PCRE2_SPTR) (a.u.s.len ? a.u.s.data : ""),
-                         a.u.s.len, 0, 0, ev->md, NULL);
+        /* the JIT entry skips pcre2_match()'s checks: the subject is a
+           valid span and PCRE2_MATCH_INVALID_UTF copes with any bytes */
+
+        if (n->jit) {
+            rc = pcre2_jit_match(n->u.re,
+                                 (PCRE2_SPTR) (a.u.s.len ? a.u.s.data : ""),
+                                 a.u.s.len, 0, 0, ev->md, NULL);
+        } else {
+            rc = pcre2_match(n->u.re,
+                             (PCRE2_SPTR) (a.u.s.len ? a.u.s.data : ""),
+                             a.u.s.len, 0, 0, ev->md, NULL);
+        }
         cef_set_bool(out, rc >= 0);
         return;
 
@@ -678,7 +730,7 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
     case CEF_OP_SUB:
     case CEF_OP_MUL:
     case CEF_OP_DIV:
-        cef_eval(e, n->b, ev, &b);
+        cef_operand(e, n->b, ev, &b);
 
         if (a.t != CEF_V_NUM || b.t != CEF_V_NUM) {
             out->t = CEF_V_NULL;
@@ -719,7 +771,7 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
             return;
         case CEF_V_ARRAY:
         case CEF_V_MAP:
-            cef_set_num(out, (double) a.u.v.u.seq.n);
+            cef_set_num(out, (double) a.u.v->u.seq.n);
             return;
         case CEF_V_LIST:
             for (k = 0, i = a.u.list; i >= 0; i = CEF_NODE(e, i)->next) {
@@ -762,15 +814,59 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
 }
 
 
+/*
+ * "Is node i true?", the question a condition asks: and/or and numeric
+ * comparisons are answered without building values; everything else
+ * goes through cef_eval().
+ */
+static int
+cef_test(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev)
+{
+    const cef_node_t  *n = CEF_NODE(e, i);
+    cef_val_t          a, b;
+
+    switch ((cef_op_t) n->op) {
+
+    case CEF_OP_AND:
+        return cef_test(e, n->a, ev) && cef_test(e, n->b, ev);
+
+    case CEF_OP_OR:
+        return cef_test(e, n->a, ev) || cef_test(e, n->b, ev);
+
+    case CEF_OP_LT:
+    case CEF_OP_LE:
+    case CEF_OP_GT:
+    case CEF_OP_GE:
+        cef_operand(e, n->a, ev, &a);
+        if (a.t != CEF_V_NUM) {
+            return 0;
+        }
+
+        cef_operand(e, n->b, ev, &b);
+        if (b.t != CEF_V_NUM) {
+            return 0;
+        }
+
+        switch ((cef_op_t) n->op) {
+        case CEF_OP_LT: return a.u.num < b.u.num;
+        case CEF_OP_LE: return a.u.num <= b.u.num;
+        case CEF_OP_GT: return a.u.num > b.u.num;
+        default:        return a.u.num >= b.u.num;
+        }
+
+    default:
+        cef_eval(e, i, ev, &a);
+        return cef_is_true(&a);
+    }
+}
+
+
 int
 cef_expr_match(const cef_expr_t *e, cef_expr_eval_t *ev)
 {
-    cef_val_t  v;
-
     ev->scratch_used = 0;
-    cef_eval(e, e->root, ev, &v);
 
-    return cef_is_true(&v);
+    return cef_test(e, e->root, ev);
 }
 
 
@@ -803,7 +899,7 @@ cef_expr_value(const cef_expr_t *e, cef_expr_eval_t *ev, cef_value_t *out)
         return;
     case CEF_V_ARRAY:
     case CEF_V_MAP:
-        *out = v.u.v;
+        *out = *v.u.v;
         return;
     default:
         out->type = CEF_VAL_NIL;
@@ -975,7 +1071,7 @@ cef_sb_val(cef_sbuf_t *sb, const cef_expr_t *e, const cef_val_t *v)
                       e->src + CEF_NODE(e, v->u.list)->start);
         return;
     default:
-        cv = v->u.v;
+        cv = *v->u.v;
         cef_sb_value(sb, &cv);
     }
 }

@@ -120,6 +120,7 @@ typedef enum {
 typedef struct {
     uint8_t          op;
     uint8_t          type;     /* cef_stype_t */
+    uint8_t          jit;      /* CEF_OP_MATCHES: the regex is JIT-compiled */
     int32_t          a;        /* operand node indexes, -1 if none */
     int32_t          b;
     int32_t          next;     /* next list element, -1 at the end */
@@ -174,7 +175,7 @@ typedef struct {
         int          b;
         double       num;
         cef_span_t   s;
-        cef_value_t  v;      /* CEF_V_ARRAY, CEF_V_MAP */
+        const cef_value_t  *v;   /* CEF_V_ARRAY, CEF_V_MAP: in the cache */
         int32_t      list;
     } u;
 } cef_val_t;
@@ -191,6 +192,7 @@ struct cef_expr_eval_s {
     uint32_t               gen;
     uint32_t              *seen;     /* gen when cached */
     cef_val_t             *cache;
+    cef_value_t           *raw;      /* arrays and maps the cache points to */
     pcre2_match_data      *md;
     int                    tm_done;
     int                    hour;

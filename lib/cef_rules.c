@@ -39,6 +39,8 @@ cef_rules_free(cef_rules_t *rs)
     free(rs->rules);
     free(rs->rule_offers);
     free(rs->order);
+    free(rs->plan);
+    free(rs->plan_offers);
     cef_expr_symtab_free(rs->st);
     free(rs);
 }
@@ -114,14 +116,51 @@ cef_rules_eval_create(const cef_rules_t *rs)
 }
 
 
+int
+cef_rules_plan(cef_rules_t *rs)
+{
+    uint32_t           i, j, k, n = 0;
+    const cef_rule_t  *r;
+    const cef_offer_t *o;
+
+    for (i = 0; i < rs->nrules; i++) {
+        n += rs->rules[i].noffers;
+    }
+
+    rs->plan = calloc(rs->nrules + 1, sizeof(cef_plan_rule_t));
+    rs->plan_offers = calloc(n + 1, sizeof(cef_plan_offer_t));
+    if (rs->plan == NULL || rs->plan_offers == NULL) {
+        return -1;
+    }
+
+    for (i = 0, k = 0; i < rs->nrules; i++) {
+        r = &rs->rules[rs->order[i]];
+        rs->plan[i].when = r->when;
+        rs->plan[i].rule = rs->order[i];
+        rs->plan[i].first = k;
+        rs->plan[i].n = r->noffers;
+
+        for (j = 0; j < r->noffers; j++, k++) {
+            o = &rs->offers[r->offers[j]];
+            rs->plan_offers[k].starts = o->starts;
+            rs->plan_offers[k].ends = o->ends;
+            rs->plan_offers[k].slot = o->slot_id;
+            rs->plan_offers[k].offer = r->offers[j];
+        }
+    }
+
+    return 0;
+}
+
+
 uint32_t
 cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
     const cef_expr_ctx_t *ctx, cef_rules_choice_t *choices)
 {
-    const cef_rule_t   *r;
-    const cef_offer_t  *o;
-    uint32_t            i, j, decided = 0;
-    int                 open;
+    const cef_plan_rule_t   *pr, *end;
+    const cef_plan_offer_t  *po;
+    uint32_t                 i, j, decided = 0;
+    int64_t                  now = ctx->now;
 
     cef_expr_eval_reset(ev, ctx);
 
@@ -130,36 +169,31 @@ cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
         choices[i].rule = CEF_RULES_NONE;
     }
 
-    for (i = 0; i < rs->nrules && decided < rs->nslots; i++) {
-        r = &rs->rules[rs->order[i]];
+    end = rs->plan + rs->nrules;
+
+    for (pr = rs->plan; pr < end && decided < rs->nslots; pr++) {
+        po = rs->plan_offers + pr->first;
 
         /* skip rules that could not fill any open slot */
 
-        open = 0;
-
-        for (j = 0; j < r->noffers; j++) {
-            o = &rs->offers[r->offers[j]];
-
-            if (choices[o->slot_id].offer == CEF_RULES_NONE
-                && cef_rules_offer_active(o, ctx->now))
+        for (j = 0; j < pr->n; j++) {
+            if (choices[po[j].slot].offer == CEF_RULES_NONE
+                && now >= po[j].starts && now < po[j].ends)
             {
-                open = 1;
                 break;
             }
         }
 
-        if (!open || (r->when && !cef_expr_match(r->when, ev))) {
+        if (j == pr->n || (pr->when && !cef_expr_match(pr->when, ev))) {
             continue;
         }
 
-        for (j = 0; j < r->noffers; j++) {
-            o = &rs->offers[r->offers[j]];
-
-            if (choices[o->slot_id].offer == CEF_RULES_NONE
-                && cef_rules_offer_active(o, ctx->now))
+        for ( /* void */ ; j < pr->n; j++) {
+            if (choices[po[j].slot].offer == CEF_RULES_NONE
+                && now >= po[j].starts && now < po[j].ends)
             {
-                choices[o->slot_id].offer = r->offers[j];
-                choices[o->slot_id].rule = rs->order[i];
+                choices[po[j].slot].offer = po[j].offer;
+                choices[po[j].slot].rule = pr->rule;
                 decided++;
             }
         }

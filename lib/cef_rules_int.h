@@ -10,6 +10,23 @@
 #include "cef_rules.h"
 
 
+/* The decision's view of the rules: compact, in priority order. */
+typedef struct {
+    const cef_expr_t   *when;
+    uint32_t            rule;
+    uint32_t            first;      /* index in plan_offers */
+    uint32_t            n;
+} cef_plan_rule_t;
+
+
+typedef struct {
+    int64_t             starts;
+    int64_t             ends;
+    uint32_t            slot;
+    uint32_t            offer;
+} cef_plan_offer_t;
+
+
 struct cef_rules_s {
     cef_offer_t        *offers;
     uint32_t            noffers;
@@ -19,9 +36,15 @@ struct cef_rules_s {
     char              **slots;
     uint32_t            nslots;
     uint32_t           *rule_offers; /* backing store of cef_rule_t.offers */
+    cef_plan_rule_t    *plan;
+    cef_plan_offer_t   *plan_offers;
     cef_expr_symtab_t  *st;
     char                hash[65];
 };
+
+
+/* Build rs->plan from rs->order; 0, or -1 when out of memory. */
+int cef_rules_plan(cef_rules_t *rs);
 
 
 #endif /* CEF_RULES_INT_H */

@@ -1116,6 +1116,11 @@ cef_rules_load_buffer(const char *name, const char *buf, size_t len,
                 rs->order[i] = i;
             }
             cef_sort_rules(rs, rs->order, tmp, rs->nrules);
+
+            if (cef_rules_plan(rs) != 0) {
+                cef_err_at(&ld, 0, 0, "out of memory");
+            }
+
         } else {
             cef_err_at(&ld, 0, 0, "out of memory");
         }
