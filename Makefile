@@ -12,7 +12,8 @@ SHELL     := /bin/bash
 BUILD     := build
 CC        ?= cc
 NGINX_BIN ?= /usr/sbin/nginx
-PYTEST    := /usr/bin/python3 -m pytest
+PYTHON    := /usr/bin/python3
+PYTEST    := $(PYTHON) -m pytest
 
 NGINX_DEV  := /usr/share/nginx/src
 # the flags Debian's nginx binary was built with (nginx -V)

@@ -504,6 +504,7 @@ ngx_http_cef_identify(ngx_http_request_t *r)
     }
 
     id->consent = 1;
+    id->store = (ngx_http_cef_store_begin(r) == NGX_OK);
 
     if (clcf->link_token
         && ngx_http_complex_value(r, clcf->link_token, &value) == NGX_OK
@@ -565,6 +566,11 @@ ngx_http_cef_identify(ngx_http_request_t *r)
 
     ngx_http_cef_visitor(r, clcf, id);
 
+    if (id->store) {
+        ngx_http_cef_store_end();
+        id->store = 0;
+    }
+
     return id;
 }
 
@@ -598,7 +604,8 @@ static ngx_int_t
 ngx_http_cef_try_key(ngx_http_request_t *r, ngx_http_cef_identity_t *id,
     ngx_str_t *type, ngx_str_t *value)
 {
-    if (ngx_http_cef_store_find(r, type, value, id) != NGX_OK) {
+    if (!id->store || ngx_http_cef_store_find(r, type, value, id) != NGX_OK)
+    {
         return NGX_DECLINED;
     }
 

@@ -72,6 +72,7 @@ typedef struct {
     ngx_array_t                *attrs;          /* rendered, on first use */
 
     unsigned                    consent:1;
+    unsigned                    store:1;        /* a store session is open */
     unsigned                    visitor_new:1;
     unsigned                    cookies_set:1;
 } ngx_http_cef_identity_t;
@@ -111,6 +112,8 @@ char *ngx_http_cef_init_store_conf(ngx_conf_t *cf,
     ngx_http_cef_main_conf_t *cmcf);
 ngx_int_t ngx_http_cef_store_init_process(ngx_cycle_t *cycle);
 void ngx_http_cef_store_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_cef_store_begin(ngx_http_request_t *r);
+void ngx_http_cef_store_end(void);
 ngx_int_t ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
     ngx_str_t *value, ngx_http_cef_identity_t *id);
 ngx_int_t ngx_http_cef_store_attr(ngx_http_request_t *r,

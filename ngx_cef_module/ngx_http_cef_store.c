@@ -242,6 +242,25 @@ ngx_http_cef_store_session(ngx_http_request_t *r)
 }
 
 
+/*
+ * A store session spans one visitor's recognition: every key is looked up
+ * in the same read transaction, and what the request keeps is copied out.
+ */
+
+ngx_int_t
+ngx_http_cef_store_begin(ngx_http_request_t *r)
+{
+    return ngx_http_cef_store_session(r);
+}
+
+
+void
+ngx_http_cef_store_end(void)
+{
+    cef_store_end(ngx_http_cef_store_handle);
+}
+
+
 ngx_int_t
 ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
     ngx_str_t *value, ngx_http_cef_identity_t *id)
@@ -250,35 +269,32 @@ ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
     cef_profile_t              p;
     ngx_http_cef_main_conf_t  *cmcf;
 
-    if (ngx_http_cef_store_session(r) != NGX_OK) {
-        return NGX_DECLINED;
-    }
-
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
 
     rc = cef_store_lookup_key(ngx_http_cef_store_handle, cmcf->store_hash,
                               (char *) type->data, type->len,
                               (char *) value->data, value->len, &p);
 
-    if (rc == CEF_STORE_OK) {
-        id->profile_id.data = ngx_pnalloc(r->main->pool, p.id.len);
-        if (id->profile_id.data == NULL) {
-            rc = CEF_STORE_ERROR;
-
-        } else {
-            ngx_memcpy(id->profile_id.data, p.id.data, p.id.len);
-            id->profile_id.len = p.id.len;
-        }
-
-    } else if (rc == CEF_STORE_ERROR) {
+    if (rc == CEF_STORE_ERROR) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "cef: store lookup failed: %s",
                       cef_store_strerror(ngx_http_cef_store_handle));
+        return NGX_DECLINED;
     }
 
-    cef_store_end(ngx_http_cef_store_handle);
+    if (rc != CEF_STORE_OK) {
+        return NGX_DECLINED;
+    }
 
-    return rc == CEF_STORE_OK ? NGX_OK : NGX_DECLINED;
+    id->profile_id.data = ngx_pnalloc(r->main->pool, p.id.len);
+    if (id->profile_id.data == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(id->profile_id.data, p.id.data, p.id.len);
+    id->profile_id.len = p.id.len;
+
+    return NGX_OK;
 }
 
 
