@@ -47,6 +47,14 @@ CONF = """
             root @PREFIX@/html;
             cef on;
         }
+        location /ssi.html {
+            root @PREFIX@/html;
+            ssi on;
+            cef on;
+        }
+        location = /who {
+            return 200 "[$cef_visitor|$cef_profile]";
+        }
     }
 """ % {"show": SHOW}
 
@@ -66,6 +74,10 @@ def shop(nginx):
     write_secret(inst.prefix / "signing.secret", SIGN_NEW + b"\n" + SIGN_OLD
                  + b"\n")
     (inst.prefix / "html" / "page.html").write_bytes(b"<p>hi</p>")
+    (inst.prefix / "html" / "ssi.html").write_bytes(
+        b'<!--# include virtual="/who" -->'
+        b'<!--# echo var="cef_visitor" -->'
+        b'<!--# include virtual="/who" -->')
     load_store(inst.prefix / "store", inst.prefix / "store.secret")
     return inst.start()
 
@@ -226,6 +238,18 @@ def test_personalised_page_sets_the_visitor_cookie(shop):
     assert (status, body) == (200, b"<p>hi</p>")
     (cookie,) = set_cookies(headers)
     assert cookie.startswith("cef_vid=")
+
+
+def test_subrequests_share_the_main_request_identity(shop):
+    status, headers, body = get(shop, "/ssi.html")
+    (cookie,) = set_cookies(headers)
+    vid = cookie.split(";")[0][len("cef_vid="):]
+    assert body.decode() == "[%s|]%s[%s|]" % (vid, vid, vid)
+
+    key = signed(SIGN_NEW, "customer", "1001")
+    status, headers, body = get(shop, "/ssi.html",
+                                cookies={"shop_customer": key})
+    assert body.decode().count("|p-gold]") == 2
 
 
 @pytest.mark.parametrize("cookie", [
