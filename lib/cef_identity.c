@@ -2,6 +2,15 @@
  * Copyright (C) ngx_cef_module developers
  */
 
+/*
+ * The SHA256_* calls are deprecated in OpenSSL 3.0 but still there; with
+ * them a precomputed pad state is copied by a plain struct assignment,
+ * which makes an HMAC about 2.3x faster than EVP_MD_CTX_copy_ex() (135 vs
+ * 310 ns, see PITFALLS).  Builds against an OpenSSL without them
+ * (OPENSSL_NO_DEPRECATED_3_0) use EVP.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED  1
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,17 +18,26 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "cef_identity.h"
 
 
 #define CEF_HMAC_BLOCK  64
 
+#if !defined(OPENSSL_NO_DEPRECATED_3_0)
+#define CEF_IDENTITY_LOWLEVEL  1
+#endif
+
 
 struct cef_identity_s {
     EVP_MD_CTX  *inner;     /* sha256 after (key ^ ipad) */
     EVP_MD_CTX  *outer;     /* sha256 after (key ^ opad) */
     EVP_MD_CTX  *work;
+#if (CEF_IDENTITY_LOWLEVEL)
+    SHA256_CTX   sinner;
+    SHA256_CTX   souter;
+#endif
 };
 
 
@@ -142,6 +160,14 @@ cef_identity_create(const uint8_t *secret, size_t len, char *err,
         goto failed;
     }
 
+#if (CEF_IDENTITY_LOWLEVEL)
+    if (SHA256_Init(&id->sinner) != 1
+        || SHA256_Update(&id->sinner, pad, CEF_HMAC_BLOCK) != 1)
+    {
+        goto failed;
+    }
+#endif
+
     for (i = 0; i < CEF_HMAC_BLOCK; i++) {
         pad[i] = key[i] ^ 0x5c;
     }
@@ -151,6 +177,14 @@ cef_identity_create(const uint8_t *secret, size_t len, char *err,
     {
         goto failed;
     }
+
+#if (CEF_IDENTITY_LOWLEVEL)
+    if (SHA256_Init(&id->souter) != 1
+        || SHA256_Update(&id->souter, pad, CEF_HMAC_BLOCK) != 1)
+    {
+        goto failed;
+    }
+#endif
 
     memset(key, 0, sizeof(key));
     memset(pad, 0, sizeof(pad));
@@ -212,16 +246,36 @@ cef_identity_free(cef_identity_t *id)
 
 static int
 cef_identity_mac(cef_identity_t *id, const void *a, size_t alen,
-    const void *b, size_t blen, const void *c, size_t clen, uint8_t *out,
+    const void *b, size_t blen, const void *c_, size_t clen, uint8_t *out,
     size_t outlen)
 {
     unsigned int  n;
     uint8_t       md[EVP_MAX_MD_SIZE];
 
+#if (CEF_IDENTITY_LOWLEVEL)
+    SHA256_CTX    c;
+
+    c = id->sinner;
+    SHA256_Update(&c, a, alen);
+    SHA256_Update(&c, b, blen);
+    if (clen) {
+        SHA256_Update(&c, c_, clen);
+    }
+    SHA256_Final(md, &c);
+
+    c = id->souter;
+    SHA256_Update(&c, md, SHA256_DIGEST_LENGTH);
+    SHA256_Final(md, &c);
+
+    memcpy(out, md, outlen);
+    (void) n;
+    return 0;
+#endif
+
     if (EVP_MD_CTX_copy_ex(id->work, id->inner) != 1
         || EVP_DigestUpdate(id->work, a, alen) != 1
         || EVP_DigestUpdate(id->work, b, blen) != 1
-        || (clen && EVP_DigestUpdate(id->work, c, clen) != 1)
+        || (clen && EVP_DigestUpdate(id->work, c_, clen) != 1)
         || EVP_DigestFinal_ex(id->work, md, &n) != 1
         || EVP_MD_CTX_copy_ex(id->work, id->outer) != 1
         || EVP_DigestUpdate(id->work, md, n) != 1

@@ -29,8 +29,8 @@ struct cef_store_block_s {
 typedef struct {
     MDB_env            *env;
     MDB_txn            *txn;
-    MDB_cursor         *cur;
-    MDB_dbi             meta, prof, index, dnames, dstrs;
+    MDB_dbi             meta, prof, index, ids, dnames, dstrs;
+    cef_bucket_cfg_t    kcfg, icfg;
     int                 active;
     size_t              txnid;          /* of the last metadata refresh */
     dev_t               dev;
@@ -252,8 +252,8 @@ cef_store_gen_open(cef_store_gen_t **gp, const char *dir, char *err,
     if ((rc = mdb_dbi_open(txn, CEF_STORE_DB_META, 0, &g->meta)) != 0
         || (rc = mdb_dbi_open(txn, CEF_STORE_DB_PROF, MDB_INTEGERKEY,
                               &g->prof)) != 0
-        || (rc = mdb_dbi_open(txn, CEF_STORE_DB_INDEX,
-                              MDB_DUPSORT|MDB_DUPFIXED, &g->index)) != 0
+        || (rc = mdb_dbi_open(txn, CEF_STORE_DB_INDEX, 0, &g->index)) != 0
+        || (rc = mdb_dbi_open(txn, CEF_STORE_DB_IDS, 0, &g->ids)) != 0
         || (rc = mdb_dbi_open(txn, CEF_STORE_DB_NAMES, MDB_INTEGERKEY,
                               &g->dnames)) != 0
         || (rc = mdb_dbi_open(txn, CEF_STORE_DB_STRS, MDB_INTEGERKEY,
@@ -299,10 +299,6 @@ cef_store_gen_close(cef_store_gen_t *g)
         return;
     }
 
-    if (g->cur) {
-        mdb_cursor_close(g->cur);
-    }
-
     if (g->txn) {
         mdb_txn_abort(g->txn);
     }
@@ -343,10 +339,6 @@ again:
     if (rc == MDB_MAP_RESIZED && !retried_size) {
         /* the writer grew the map: adopt its size (no txn may be live) */
         retried_size = 1;
-        if (g->cur) {
-            mdb_cursor_close(g->cur);
-            g->cur = NULL;
-        }
         if (g->txn) {
             mdb_txn_abort(g->txn);
             g->txn = NULL;
@@ -366,22 +358,6 @@ again:
     if (rc != 0) {
         snprintf(err, errlen, "cannot begin a read transaction: %s",
                  mdb_strerror(rc));
-        return -1;
-    }
-
-    if (g->cur) {
-        rc = mdb_cursor_renew(g->txn, g->cur);
-
-    } else {
-        rc = mdb_cursor_open(g->txn, g->index, &g->cur);
-        if (rc != 0) {
-            g->cur = NULL;
-        }
-    }
-
-    if (rc != 0) {
-        mdb_txn_reset(g->txn);
-        snprintf(err, errlen, "cannot open a cursor: %s", mdb_strerror(rc));
         return -1;
     }
 
@@ -428,6 +404,20 @@ cef_store_gen_refresh(cef_store_gen_t *g, char *err, size_t errlen)
                  "(expected %u)", info.format, CEF_STORE_FORMAT);
         return -1;
     }
+
+    if (info.key_bits < CEF_BUCKET_BITS_MIN
+        || info.key_bits > CEF_BUCKET_BITS_MAX
+        || info.id_bits < CEF_BUCKET_BITS_MIN
+        || info.id_bits > CEF_BUCKET_BITS_MAX)
+    {
+        snprintf(err, errlen, "profile store metadata: bad index layout");
+        return -1;
+    }
+
+    g->kcfg.bits = info.key_bits;
+    g->kcfg.rest = CEF_BUCKET_REST_KEYS;
+    g->icfg.bits = info.id_bits;
+    g->icfg.rest = CEF_BUCKET_REST_IDS;
 
     if (info.names > g->dict.names.n) {
         if (cef_store_load_strs(g, g->dnames, &g->dict.names, &g->names,
@@ -658,8 +648,8 @@ int
 cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
 {
     int               rc;
-    uint8_t           item[CEF_STORE_ITEM_LEN];
-    uint32_t          number;
+    size_t            pos;
+    uint8_t           key[CEF_BUCKET_KEY_LEN];
     MDB_val           k, v;
     cef_store_gen_t  *g = s->gen;
 
@@ -668,17 +658,11 @@ cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    memcpy(item, hash + CEF_STORE_BUCKET_LEN,
-           CEF_IDENTITY_HASH_LEN - CEF_STORE_BUCKET_LEN);
-    memset(item + CEF_IDENTITY_HASH_LEN - CEF_STORE_BUCKET_LEN, 0,
-           sizeof(uint32_t));
+    cef_bucket_key(cef_bucket_of(&g->kcfg, hash), key);
+    k.mv_data = key;
+    k.mv_size = CEF_BUCKET_KEY_LEN;
 
-    k.mv_data = (void *) hash;
-    k.mv_size = CEF_STORE_BUCKET_LEN;
-    v.mv_data = item;
-    v.mv_size = CEF_STORE_ITEM_LEN;
-
-    rc = mdb_cursor_get(g->cur, &k, &v, MDB_GET_BOTH_RANGE);
+    rc = mdb_get(g->txn, g->index, &k, &v);
 
     if (rc == MDB_NOTFOUND) {
         return CEF_STORE_NOTFOUND;
@@ -689,18 +673,13 @@ cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    if (v.mv_size != CEF_STORE_ITEM_LEN
-        || memcmp(v.mv_data, item,
-                  CEF_IDENTITY_HASH_LEN - CEF_STORE_BUCKET_LEN) != 0)
-    {
+    if (!cef_bucket_search(&g->kcfg, v.mv_data, v.mv_size, hash, &pos)) {
         return CEF_STORE_NOTFOUND;
     }
 
-    memcpy(&number,
-           (uint8_t *) v.mv_data + CEF_IDENTITY_HASH_LEN - CEF_STORE_BUCKET_LEN,
-           sizeof(number));
-
-    return cef_store_lookup_number(s, number, p);
+    return cef_store_lookup_number(s,
+                                   cef_bucket_number(&g->kcfg, v.mv_data, pos),
+                                   p);
 }
 
 
@@ -728,23 +707,60 @@ int
 cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
     size_t len, cef_profile_t *p)
 {
-    int      rc;
-    uint8_t  hash[CEF_IDENTITY_HASH_LEN];
+    int               rc;
+    size_t            pos, n;
+    uint8_t           hash[CEF_IDENTITY_HASH_LEN], key[CEF_BUCKET_KEY_LEN];
+    MDB_val           k, v;
+    cef_store_gen_t  *g = s->gen;
+
+    if (!g->active) {
+        cef_store_seterr(s, "no session is open");
+        return CEF_STORE_ERROR;
+    }
 
     if (cef_identity_hash(ident, "", 0, id, len, hash) != 0) {
         cef_store_seterr(s, "HMAC-SHA256 failed");
         return CEF_STORE_ERROR;
     }
 
-    rc = cef_store_lookup_hash(s, hash, p);
+    cef_bucket_key(cef_bucket_of(&g->icfg, hash), key);
+    k.mv_data = key;
+    k.mv_size = CEF_BUCKET_KEY_LEN;
 
-    if (rc == CEF_STORE_OK
-        && (p->id.len != len || (len && memcmp(p->id.data, id, len) != 0)))
-    {
+    rc = mdb_get(g->txn, g->ids, &k, &v);
+
+    if (rc == MDB_NOTFOUND) {
         return CEF_STORE_NOTFOUND;
     }
 
-    return rc;
+    if (rc != 0) {
+        cef_store_seterr(s, "id lookup: %s", mdb_strerror(rc));
+        return CEF_STORE_ERROR;
+    }
+
+    cef_bucket_search(&g->icfg, v.mv_data, v.mv_size, hash, &pos);
+    n = v.mv_size / cef_bucket_item_len(&g->icfg);
+
+    /* ids keep 8 bytes of the hash: compare the stored id */
+
+    for ( ; pos < n && cef_bucket_match(&g->icfg, v.mv_data, pos, hash);
+         pos++)
+    {
+        rc = cef_store_lookup_number(s,
+                                     cef_bucket_number(&g->icfg, v.mv_data,
+                                                       pos), p);
+        if (rc == CEF_STORE_ERROR) {
+            return rc;
+        }
+
+        if (rc == CEF_STORE_OK && p->id.len == len
+            && (len == 0 || memcmp(p->id.data, id, len) == 0))
+        {
+            return CEF_STORE_OK;
+        }
+    }
+
+    return CEF_STORE_NOTFOUND;
 }
 
 
@@ -886,6 +902,10 @@ cef_store_meta_decode(const void *data, size_t len, cef_store_info_t *info)
             info->names = (uint32_t) iv;
         } else if (CEF_KEY("strs")) {
             info->strs = (uint32_t) iv;
+        } else if (CEF_KEY("key_bits")) {
+            info->key_bits = (uint32_t) iv;
+        } else if (CEF_KEY("id_bits")) {
+            info->id_bits = (uint32_t) iv;
         }
 
 #undef CEF_KEY

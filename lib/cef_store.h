@@ -35,6 +35,7 @@
 
 #include "cef_identity.h"
 #include "cef_profile.h"
+#include "cef_store_bucket.h"
 
 
 #define CEF_STORE_FORMAT     1
@@ -50,18 +51,15 @@
 #define CEF_STORE_DB_META    "meta"
 #define CEF_STORE_DB_PROF    "profiles"
 #define CEF_STORE_DB_INDEX   "index"
+#define CEF_STORE_DB_IDS     "ids"
 #define CEF_STORE_DB_NAMES   "names"
 #define CEF_STORE_DB_STRS    "strs"
 
 /*
- * The key index: LMDB key = the first 2 bytes of the 16-byte hash (the
- * "bucket"), sorted duplicates (MDB_DUPSORT|MDB_DUPFIXED) of 18 bytes =
- * the other 14 bytes of the hash, then the profile number (uint32_t, host
- * order).  The "profiles" database maps profile numbers (MDB_INTEGERKEY,
- * uint32_t) to stored profiles (cef_profile.h).
+ * The "profiles" database maps profile numbers (MDB_INTEGERKEY, uint32_t)
+ * to stored profiles (cef_profile.h); "index" maps identity key hashes and
+ * "ids" profile id hashes to profile numbers (cef_store_bucket.h).
  */
-#define CEF_STORE_BUCKET_LEN  2
-#define CEF_STORE_ITEM_LEN    18
 
 
 /* What the store's metadata says (cef_store_info()). */
@@ -78,6 +76,8 @@ typedef struct {
     uint32_t  names;            /* attribute names in the dictionary */
     uint32_t  strs;             /* interned strings in the dictionary */
     uint8_t   secret_check[8];  /* cef_identity_fingerprint() of the secret */
+    uint32_t  key_bits;         /* bucket bits of "index" */
+    uint32_t  id_bits;          /* bucket bits of "ids" */
     uint64_t  generation;       /* N of DIR/gen-N */
 } cef_store_info_t;
 

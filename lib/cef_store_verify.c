@@ -13,6 +13,7 @@
 
 #include <lmdb.h>
 
+#include "cef_store_bucket.h"
 #include "cef_store_encode.h"
 #include "cef_store_writer.h"
 
@@ -89,31 +90,128 @@ cef_verify_dict(MDB_txn *txn, MDB_dbi dbi, cef_intern_t *t, uint32_t want,
 }
 
 
+/* Check one index ("index" or "ids"); count its entries. */
+
+static int
+cef_verify_index(MDB_txn *txn, MDB_dbi dbi, MDB_dbi prof,
+    const cef_bucket_cfg_t *c, const cef_dict_t *dict, int keys,
+    cef_verify_t *v, uint64_t *count)
+{
+    int            rc, hinted;
+    size_t         i, il, n;
+    uint8_t        h[CEF_IDENTITY_HASH_LEN];
+    uint16_t       hint;
+    uint32_t       b, number, j;
+    const uint8_t *val;
+    MDB_val        k, d, k2, d2;
+    MDB_cursor    *cur;
+    cef_profile_t  p;
+    const char    *what = keys ? "index" : "ids";
+
+    il = cef_bucket_item_len(c);
+
+    rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0) {
+        return rc;
+    }
+
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT))
+    {
+        if (k.mv_size != CEF_BUCKET_KEY_LEN || d.mv_size == 0
+            || d.mv_size % il != 0)
+        {
+            cef_verify_problem(v, "%s: malformed bucket record", what);
+            continue;
+        }
+
+        b = ((uint32_t) ((uint8_t *) k.mv_data)[0] << 16)
+            | ((uint32_t) ((uint8_t *) k.mv_data)[1] << 8)
+            | ((uint8_t *) k.mv_data)[2];
+        hint = (uint16_t) (b >> (c->bits - 16));
+        val = d.mv_data;
+        n = d.mv_size / il;
+
+        for (i = 0; i < n; i++) {
+            (*count)++;
+
+            h[0] = (uint8_t) (hint >> 8);
+            h[1] = (uint8_t) hint;
+            memcpy(h + 2, val + i * il, c->rest);
+            memset(h + 2 + c->rest, 0, sizeof(h) - 2 - c->rest);
+
+            if (cef_bucket_of(c, h) != b
+                || (i > 0 && memcmp(val + (i - 1) * il, val + i * il, c->rest)
+                             > (keys ? -1 : 0)))
+            {
+                cef_verify_problem(v, "%s: bucket %06x is not sorted or "
+                                   "holds a foreign entry", what, b);
+            }
+
+            number = cef_bucket_number(c, val, i);
+            k2.mv_data = &number;
+            k2.mv_size = sizeof(number);
+
+            if (mdb_get(txn, prof, &k2, &d2) != 0
+                || cef_profile_parse(d2.mv_data, d2.mv_size, dict, &p) != 0)
+            {
+                cef_verify_problem(v, "%s: an entry in bucket %06x points to "
+                                   "profile %u, which does not exist", what,
+                                   b, number);
+                continue;
+            }
+
+            if (!keys) {
+                continue;
+            }
+
+            for (j = 0, hinted = 0; j < p.nhints; j++) {
+                if (((p.hints[2 * j] << 8) | p.hints[2 * j + 1]) == hint) {
+                    hinted = 1;
+                    break;
+                }
+            }
+
+            if (!hinted) {
+                cef_verify_problem(v, "profile %u has a key outside its "
+                                   "hints (it would survive a delete)",
+                                   number);
+            }
+        }
+    }
+
+    mdb_cursor_close(cur);
+
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+
 int
 cef_store_verify(const char *dir, cef_identity_t *ident,
     void (*report)(void *data, const char *msg), void *data,
     cef_verify_result_t *res, char *err, size_t errlen)
 {
-    int               rc, ret = CEF_WRITER_ESTORE;
+    int               rc, ret = CEF_WRITER_ESTORE, found;
     char              path[PATH_MAX];
-    uint8_t           h[CEF_IDENTITY_HASH_LEN], item[CEF_STORE_ITEM_LEN],
-                     *unhinted = NULL;
-    uint16_t          b;
-    uint32_t          number, i, n;
-    uint64_t          gen;
+    size_t            pos, n;
+    uint8_t           h[CEF_IDENTITY_HASH_LEN], key[CEF_BUCKET_KEY_LEN];
+    uint32_t          number;
+    uint64_t          gen, nids = 0;
     MDB_env          *env = NULL;
     MDB_txn          *txn = NULL;
-    MDB_cursor       *cur = NULL, *icur = NULL;
-    MDB_dbi           meta, prof, index, names, strs;
+    MDB_cursor       *cur = NULL;
+    MDB_dbi           meta, prof, index, ids, names, strs;
     MDB_val           k, d, k2, d2;
     cef_verify_t      v;
     cef_encoder_t     enc;
     cef_dict_t        dict;
     cef_profile_t     p;
     cef_store_info_t  info;
+    cef_bucket_cfg_t  kcfg, icfg;
 
     memset(res, 0, sizeof(cef_verify_result_t));
     memset(&v, 0, sizeof(v));
+    memset(&dict, 0, sizeof(dict));
     v.report = report;
     v.data = data;
 
@@ -138,8 +236,8 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
         || (rc = mdb_dbi_open(txn, CEF_STORE_DB_META, 0, &meta)) != 0
         || (rc = mdb_dbi_open(txn, CEF_STORE_DB_PROF, MDB_INTEGERKEY,
                               &prof)) != 0
-        || (rc = mdb_dbi_open(txn, CEF_STORE_DB_INDEX,
-                              MDB_DUPSORT|MDB_DUPFIXED, &index)) != 0
+        || (rc = mdb_dbi_open(txn, CEF_STORE_DB_INDEX, 0, &index)) != 0
+        || (rc = mdb_dbi_open(txn, CEF_STORE_DB_IDS, 0, &ids)) != 0
         || (rc = mdb_dbi_open(txn, CEF_STORE_DB_NAMES, MDB_INTEGERKEY,
                               &names)) != 0
         || (rc = mdb_dbi_open(txn, CEF_STORE_DB_STRS, MDB_INTEGERKEY,
@@ -155,11 +253,20 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
 
     if (mdb_get(txn, meta, &k, &d) != 0
         || cef_store_meta_decode(d.mv_data, d.mv_size, &info) != 0
-        || info.format != CEF_STORE_FORMAT)
+        || info.format != CEF_STORE_FORMAT
+        || info.key_bits < CEF_BUCKET_BITS_MIN
+        || info.key_bits > CEF_BUCKET_BITS_MAX
+        || info.id_bits < CEF_BUCKET_BITS_MIN
+        || info.id_bits > CEF_BUCKET_BITS_MAX)
     {
         snprintf(err, errlen, "\"%s\": missing or malformed metadata", path);
         goto done;
     }
+
+    kcfg.bits = info.key_bits;
+    kcfg.rest = CEF_BUCKET_REST_KEYS;
+    icfg.bits = info.id_bits;
+    icfg.rest = CEF_BUCKET_REST_IDS;
 
     if (ident) {
         if (cef_identity_fingerprint(ident, h) != 0
@@ -180,23 +287,13 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
         goto done;
     }
 
-    memset(&dict, 0, sizeof(dict));
     dict.names = enc.names.tab;
     dict.strs = enc.strs.tab;
 
-    if (cef_dict_index(&dict) != 0) {
-        snprintf(err, errlen, "out of memory");
-        goto done;
-    }
-
-    unhinted = calloc((size_t) info.next_number + 1, 1);
-
-    if (unhinted == NULL
-        || (rc = mdb_cursor_open(txn, prof, &cur)) != 0
-        || (rc = mdb_cursor_open(txn, index, &icur)) != 0)
+    if (cef_dict_index(&dict) != 0
+        || (rc = mdb_cursor_open(txn, prof, &cur)) != 0)
     {
         snprintf(err, errlen, "cannot read the store");
-        free(dict.names_hash);
         goto done;
     }
 
@@ -226,74 +323,46 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
         }
 
         cef_identity_hash(ident, "", 0, p.id.data, p.id.len, h);
-        memcpy(item, h + CEF_STORE_BUCKET_LEN,
-               CEF_IDENTITY_HASH_LEN - CEF_STORE_BUCKET_LEN);
-        memcpy(item + CEF_IDENTITY_HASH_LEN - CEF_STORE_BUCKET_LEN, &number,
-               sizeof(number));
+        cef_bucket_key(cef_bucket_of(&icfg, h), key);
+        k2.mv_data = key;
+        k2.mv_size = CEF_BUCKET_KEY_LEN;
+        found = 0;
 
-        k2.mv_data = h;
-        k2.mv_size = CEF_STORE_BUCKET_LEN;
-        d2.mv_data = item;
-        d2.mv_size = CEF_STORE_ITEM_LEN;
+        if (mdb_get(txn, ids, &k2, &d2) == 0) {
+            cef_bucket_search(&icfg, d2.mv_data, d2.mv_size, h, &pos);
+            n = d2.mv_size / cef_bucket_item_len(&icfg);
 
-        if (mdb_cursor_get(icur, &k2, &d2, MDB_GET_BOTH) != 0) {
+            for ( ; pos < n && cef_bucket_match(&icfg, d2.mv_data, pos, h);
+                 pos++)
+            {
+                if (cef_bucket_number(&icfg, d2.mv_data, pos) == number) {
+                    found = 1;
+                }
+            }
+        }
+
+        if (!found) {
             cef_verify_problem(&v, "profile \"%.*s\" (%u) has no id entry",
                                (int) p.id.len, p.id.data, number);
         }
     }
 
-    /* every index entry points to a profile that lists its bucket */
-
-    for (rc = mdb_cursor_get(icur, &k, &d, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(icur, &k, &d, MDB_NEXT))
+    if ((rc = cef_verify_index(txn, index, prof, &kcfg, &dict, 1, &v,
+                               &res->keys)) != 0
+        || (rc = cef_verify_index(txn, ids, prof, &icfg, &dict, 0, &v,
+                                  &nids)) != 0)
     {
-        res->index_entries++;
-
-        if (k.mv_size != CEF_STORE_BUCKET_LEN
-            || d.mv_size != CEF_STORE_ITEM_LEN)
-        {
-            cef_verify_problem(&v, "malformed index entry");
-            continue;
-        }
-
-        memcpy(&number, (uint8_t *) d.mv_data + CEF_IDENTITY_HASH_LEN
-                        - CEF_STORE_BUCKET_LEN, sizeof(number));
-
-        k2.mv_data = &number;
-        k2.mv_size = sizeof(number);
-
-        if (mdb_get(txn, prof, &k2, &d2) != 0
-            || cef_profile_parse(d2.mv_data, d2.mv_size, &dict, &p) != 0)
-        {
-            cef_verify_problem(&v, "an index entry (bucket %02x%02x) points "
-                               "to profile %u, which does not exist",
-                               ((uint8_t *) k.mv_data)[0],
-                               ((uint8_t *) k.mv_data)[1], number);
-            continue;
-        }
-
-        b = (uint16_t) ((((uint8_t *) k.mv_data)[0] << 8)
-                        | ((uint8_t *) k.mv_data)[1]);
-
-        for (i = 0, n = 0; i < p.nhints; i++) {
-            if (((p.hints[2 * i] << 8) | p.hints[2 * i + 1]) == b) {
-                n = 1;
-                break;
-            }
-        }
-
-        if (!n && number < info.next_number) {
-            /* only the profile's own id entry may be outside its hints */
-            if (++unhinted[number] > 1) {
-                cef_verify_problem(&v, "profile %u has a key outside its "
-                                   "hints (it would survive a delete)",
-                                   number);
-            }
-        }
+        snprintf(err, errlen, "reading an index: %s", mdb_strerror(rc));
+        goto done;
     }
 
-    res->keys = res->index_entries >= res->profiles
-                ? res->index_entries - res->profiles : 0;
+    res->index_entries = res->keys + nids;
+
+    if (nids != res->profiles) {
+        cef_verify_problem(&v, "%llu id entries for %llu profiles",
+                           (unsigned long long) nids,
+                           (unsigned long long) res->profiles);
+    }
 
     if (res->profiles != info.profiles) {
         cef_verify_problem(&v, "%llu profiles, the metadata says %llu",
@@ -307,8 +376,6 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
                            (unsigned long long) info.keys);
     }
 
-    free(dict.names_hash);
-
     res->problems = v.problems;
     ret = v.problems ? CEF_WRITER_ESTORE : CEF_WRITER_OK;
 
@@ -319,14 +386,10 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
 
 done:
 
-    free(unhinted);
+    free(dict.names_hash);
 
     if (cur) {
         mdb_cursor_close(cur);
-    }
-
-    if (icur) {
-        mdb_cursor_close(icur);
     }
 
     if (txn) {

@@ -21,12 +21,13 @@
 #include <lmdb.h>
 #include <msgpack.h>
 
+#include "cef_store_bucket.h"
 #include "cef_store_encode.h"
 #include "cef_store_writer.h"
 
 
 #define CEF_HASH_LEN   CEF_IDENTITY_HASH_LEN
-#define CEF_REST_LEN   (CEF_HASH_LEN - CEF_STORE_BUCKET_LEN)
+#define CEF_ITEM_MAX   (CEF_BUCKET_REST_KEYS + 4)
 
 #define CEF_LOAD_TXN_PROFILES  100000
 #define CEF_LOAD_TXN_ENTRIES   1000000
@@ -35,7 +36,6 @@
 typedef struct {
     uint8_t   h[CEF_HASH_LEN];
     uint32_t  number;
-    uint32_t  is_id;
 } cef_ientry_t;
 
 
@@ -50,22 +50,26 @@ typedef struct {
 
     MDB_env                  *env;
     MDB_txn                  *txn;
-    MDB_cursor               *icur;
-    MDB_dbi                   meta, prof, index, names, strs;
+    MDB_dbi                   meta, prof, index, ids, names, strs;
+    cef_bucket_cfg_t          kcfg, icfg;
 
     cef_encoder_t             enc;
     int                       enc_init;
     cef_store_info_t          info;
 
     /* load */
-    cef_ientry_t             *ents;
+    cef_ientry_t             *ents;       /* keys */
     size_t                    nents, cap;
+    cef_ientry_t             *idents;     /* profile ids */
+    size_t                    nidents, icap;
     uint64_t                 *offsets;     /* by profile number */
     size_t                    noffsets;
 
     /* apply */
     uint8_t                  *scratch;     /* a copy of a stored profile */
     size_t                    scratch_cap;
+    uint8_t                  *bval;        /* a copy of a bucket */
+    size_t                    bval_cap;
     uint64_t                  stream_seq;
     uint64_t                  batch_seq;
     uint32_t                  in_batch;
@@ -314,11 +318,6 @@ cef_w_cleanup(cef_writer_t *w)
 static void
 cef_w_close(cef_writer_t *w)
 {
-    if (w->icur) {
-        mdb_cursor_close(w->icur);
-        w->icur = NULL;
-    }
-
     if (w->txn) {
         mdb_txn_abort(w->txn);
         w->txn = NULL;
@@ -340,9 +339,13 @@ cef_w_close(cef_writer_t *w)
     }
 
     free(w->ents);
+    free(w->idents);
     free(w->offsets);
     free(w->scratch);
+    free(w->bval);
     w->ents = NULL;
+    w->idents = NULL;
+    w->bval = NULL;
     w->offsets = NULL;
     w->scratch = NULL;
 }
@@ -362,20 +365,15 @@ cef_w_txn_begin(cef_writer_t *w, unsigned dbflags)
     if ((rc = mdb_dbi_open(w->txn, CEF_STORE_DB_META, dbflags, &w->meta))
         || (rc = mdb_dbi_open(w->txn, CEF_STORE_DB_PROF,
                               dbflags|MDB_INTEGERKEY, &w->prof))
-        || (rc = mdb_dbi_open(w->txn, CEF_STORE_DB_INDEX,
-                              dbflags|MDB_DUPSORT|MDB_DUPFIXED, &w->index))
+        || (rc = mdb_dbi_open(w->txn, CEF_STORE_DB_INDEX, dbflags,
+                              &w->index))
+        || (rc = mdb_dbi_open(w->txn, CEF_STORE_DB_IDS, dbflags, &w->ids))
         || (rc = mdb_dbi_open(w->txn, CEF_STORE_DB_NAMES,
                               dbflags|MDB_INTEGERKEY, &w->names))
         || (rc = mdb_dbi_open(w->txn, CEF_STORE_DB_STRS,
                               dbflags|MDB_INTEGERKEY, &w->strs)))
     {
         return cef_w_lmdb(w, "opening the store's databases", rc);
-    }
-
-    rc = mdb_cursor_open(w->txn, w->index, &w->icur);
-    if (rc != 0) {
-        w->icur = NULL;
-        return cef_w_lmdb(w, "mdb_cursor_open", rc);
     }
 
     return CEF_WRITER_OK;
@@ -386,9 +384,6 @@ static int
 cef_w_txn_commit(cef_writer_t *w)
 {
     int  rc;
-
-    mdb_cursor_close(w->icur);
-    w->icur = NULL;
 
     rc = mdb_txn_commit(w->txn);
     w->txn = NULL;
@@ -452,7 +447,7 @@ cef_w_put_meta(cef_writer_t *w)
     msgpack_pack_str(&pk, sizeof(s) - 1);                                    \
     msgpack_pack_str_body(&pk, s, sizeof(s) - 1)
 
-    msgpack_pack_map(&pk, 12);
+    msgpack_pack_map(&pk, 14);
     CEF_PACK_KEY("format");       msgpack_pack_uint32(&pk, i->format);
     n = strlen(i->snapshot_id);
     CEF_PACK_KEY("snapshot_id");  msgpack_pack_str(&pk, n);
@@ -468,6 +463,8 @@ cef_w_put_meta(cef_writer_t *w)
     CEF_PACK_KEY("strs");         msgpack_pack_uint32(&pk, i->strs);
     CEF_PACK_KEY("secret_check"); msgpack_pack_bin(&pk, 8);
                                   msgpack_pack_bin_body(&pk, i->secret_check, 8);
+    CEF_PACK_KEY("key_bits");     msgpack_pack_uint32(&pk, i->key_bits);
+    CEF_PACK_KEY("id_bits");      msgpack_pack_uint32(&pk, i->id_bits);
 #undef CEF_PACK_KEY
 
     k.mv_data = (void *) "meta";
@@ -815,6 +812,8 @@ cef_w_hash(cef_writer_t *w, const char *type, size_t tlen, const char *value,
 }
 
 
+/* A profile's hint for a key: the first 16 bits of its hash. */
+
 static uint16_t
 cef_w_bucket(const uint8_t *h)
 {
@@ -871,24 +870,27 @@ static int
 cef_w_load_entry(cef_writer_t *w, const uint8_t *h, uint32_t number,
     int is_id)
 {
-    size_t         ncap;
-    cef_ientry_t  *e;
+    size_t          ncap, *n, *cap;
+    cef_ientry_t  **a, *e;
 
-    if (w->nents == w->cap) {
-        ncap = w->cap ? w->cap * 2 : 65536;
-        e = realloc(w->ents, ncap * sizeof(cef_ientry_t));
+    a = is_id ? &w->idents : &w->ents;
+    n = is_id ? &w->nidents : &w->nents;
+    cap = is_id ? &w->icap : &w->cap;
+
+    if (*n == *cap) {
+        ncap = *cap ? *cap * 2 : 65536;
+        e = realloc(*a, ncap * sizeof(cef_ientry_t));
         if (e == NULL) {
             cef_w_err(w, "out of memory");
             return CEF_WRITER_ESTORE;
         }
-        w->ents = e;
-        w->cap = ncap;
+        *a = e;
+        *cap = ncap;
     }
 
-    e = &w->ents[w->nents++];
+    e = &(*a)[(*n)++];
     memcpy(e->h, h, CEF_HASH_LEN);
     e->number = number;
-    e->is_id = is_id;
 
     return CEF_WRITER_OK;
 }
@@ -1008,16 +1010,16 @@ cef_w_ientry_cmp(const void *a, const void *b)
 }
 
 
-/* Counting sort on the bucket, then a small sort inside each bucket. */
+/* Counting sort on the first 16 bits, then a small sort inside. */
 
 static int
-cef_w_sort_entries(cef_writer_t *w)
+cef_w_sort_entries(cef_writer_t *w, cef_ientry_t **ents, size_t nents)
 {
     size_t         i, *start, b;
-    cef_ientry_t  *out;
+    cef_ientry_t  *out, *in = *ents;
 
     start = calloc(65537, sizeof(size_t));
-    out = malloc((w->nents ? w->nents : 1) * sizeof(cef_ientry_t));
+    out = malloc((nents ? nents : 1) * sizeof(cef_ientry_t));
 
     if (start == NULL || out == NULL) {
         free(start);
@@ -1026,19 +1028,19 @@ cef_w_sort_entries(cef_writer_t *w)
         return CEF_WRITER_ESTORE;
     }
 
-    for (i = 0; i < w->nents; i++) {
-        start[cef_w_bucket(w->ents[i].h) + 1]++;
+    for (i = 0; i < nents; i++) {
+        start[cef_w_bucket(in[i].h) + 1]++;
     }
 
     for (b = 1; b <= 65536; b++) {
         start[b] += start[b - 1];
     }
 
-    for (i = 0; i < w->nents; i++) {
-        out[start[cef_w_bucket(w->ents[i].h)]++] = w->ents[i];
+    for (i = 0; i < nents; i++) {
+        out[start[cef_w_bucket(in[i].h)]++] = in[i];
     }
 
-    /* start[b] is now the end of bucket b */
+    /* start[b] is now the end of group b */
 
     for (b = 0; b < 65536; b++) {
         i = b ? start[b - 1] : 0;
@@ -1049,9 +1051,112 @@ cef_w_sort_entries(cef_writer_t *w)
     }
 
     free(start);
-    free(w->ents);
-    w->ents = out;
+    free(in);
+    *ents = out;
 
+    return CEF_WRITER_OK;
+}
+
+
+/* Sorted entries in, one LMDB record per bucket out (MDB_APPEND). */
+
+static int
+cef_w_write_buckets(cef_writer_t *w, MDB_dbi dbi, const cef_bucket_cfg_t *c,
+    const cef_ientry_t *ents, size_t nents)
+{
+    int        rc;
+    size_t     i, j, il, len, written = 0;
+    uint8_t    key[CEF_BUCKET_KEY_LEN], *p;
+    uint32_t   b;
+    MDB_val    k, v;
+
+    il = cef_bucket_item_len(c);
+
+    for (i = 0; i < nents; i = j) {
+        b = cef_bucket_of(c, ents[i].h);
+
+        for (j = i; j < nents && cef_bucket_of(c, ents[j].h) == b; j++) {
+            /* void */
+        }
+
+        len = (j - i) * il;
+
+        if (len > w->bval_cap) {
+            p = realloc(w->bval, len);
+            if (p == NULL) {
+                cef_w_err(w, "out of memory");
+                return CEF_WRITER_ESTORE;
+            }
+            w->bval = p;
+            w->bval_cap = len;
+        }
+
+        for (p = w->bval; i < j; i++, p += il) {
+            memcpy(p, ents[i].h + 2, c->rest);
+            memcpy(p + c->rest, &ents[i].number, sizeof(uint32_t));
+        }
+
+        cef_bucket_key(b, key);
+        k.mv_data = key;
+        k.mv_size = CEF_BUCKET_KEY_LEN;
+        v.mv_data = w->bval;
+        v.mv_size = len;
+
+        rc = mdb_put(w->txn, dbi, &k, &v, MDB_APPEND);
+        if (rc != 0) {
+            return cef_w_lmdb(w, "writing an index", rc);
+        }
+
+        written += j - i;
+        if (written >= CEF_LOAD_TXN_ENTRIES) {
+            written = 0;
+            if ((rc = cef_w_txn_commit(w)) != 0
+                || (rc = cef_w_txn_begin(w, 0)) != 0)
+            {
+                return rc;
+            }
+        }
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+/* Remove duplicates inside one profile; report them across profiles. */
+
+static int
+cef_w_dedupe(cef_writer_t *w, cef_ientry_t *ents, size_t *nents,
+    const char *what)
+{
+    size_t         i, m;
+    cef_ientry_t  *first;
+
+    for (i = 0, m = 0; i < *nents; i++) {
+        if (m > 0 && memcmp(ents[i].h, ents[m - 1].h, CEF_HASH_LEN) == 0) {
+            if (ents[i].number == ents[m - 1].number) {
+                continue;
+            }
+
+            first = &ents[m - 1];
+            while (first > ents
+                   && memcmp(first[-1].h, ents[i].h, CEF_HASH_LEN) == 0)
+            {
+                first--;
+            }
+
+            cef_w_err(w, "record %llu (byte %llu): %s also belongs to the "
+                      "profile of record %llu (byte %llu)",
+                      (unsigned long long) ents[i].number + 2,
+                      (unsigned long long) w->offsets[ents[i].number], what,
+                      (unsigned long long) first->number + 2,
+                      (unsigned long long) w->offsets[first->number]);
+            return CEF_WRITER_EINPUT;
+        }
+
+        ents[m++] = ents[i];
+    }
+
+    *nents = m;
     return CEF_WRITER_OK;
 }
 
@@ -1059,79 +1164,31 @@ cef_w_sort_entries(cef_writer_t *w)
 static int
 cef_w_load_index(cef_writer_t *w)
 {
-    int            rc;
-    size_t         i, written = 0;
-    uint8_t        item[CEF_STORE_ITEM_LEN];
-    MDB_val        k, v;
-    cef_ientry_t  *e, *prev, *first;
+    int  rc;
 
-    rc = cef_w_sort_entries(w);
-    if (rc != 0) {
+    if ((rc = cef_w_sort_entries(w, &w->ents, w->nents)) != 0
+        || (rc = cef_w_sort_entries(w, &w->idents, w->nidents)) != 0
+        || (rc = cef_w_dedupe(w, w->ents, &w->nents, "a key")) != 0
+        || (rc = cef_w_dedupe(w, w->idents, &w->nidents, "the profile id"))
+           != 0)
+    {
         return rc;
     }
 
-    /* duplicates first, so that an error leaves nothing half written */
+    w->info.keys = w->nents;
+    w->info.key_bits = cef_bucket_bits_for(w->nents, 12);
+    w->info.id_bits = cef_bucket_bits_for(w->nidents, 20);
+    w->kcfg.bits = w->info.key_bits;
+    w->kcfg.rest = CEF_BUCKET_REST_KEYS;
+    w->icfg.bits = w->info.id_bits;
+    w->icfg.rest = CEF_BUCKET_REST_IDS;
 
-    for (i = 1; i < w->nents; i++) {
-        e = &w->ents[i];
-        prev = &w->ents[i - 1];
-
-        if (memcmp(e->h, prev->h, CEF_HASH_LEN) != 0
-            || e->number == prev->number)
-        {
-            continue;
-        }
-
-        first = prev;
-        while (first > w->ents && memcmp(first[-1].h, e->h, CEF_HASH_LEN) == 0)
-        {
-            first--;
-        }
-
-        cef_w_err(w, "record %llu (byte %llu): %s also belongs to the profile "
-                  "of record %llu (byte %llu)",
-                  (unsigned long long) e->number + 2,
-                  (unsigned long long) w->offsets[e->number],
-                  e->is_id ? "the profile id" : "a key",
-                  (unsigned long long) first->number + 2,
-                  (unsigned long long) w->offsets[first->number]);
-        return CEF_WRITER_EINPUT;
-    }
-
-    for (i = 0; i < w->nents; i++) {
-        e = &w->ents[i];
-
-        if (i > 0 && memcmp(e->h, w->ents[i - 1].h, CEF_HASH_LEN) == 0) {
-            continue;   /* the same key twice in one profile */
-        }
-
-        if (!e->is_id) {
-            w->info.keys++;
-        }
-
-        memcpy(item, e->h + CEF_STORE_BUCKET_LEN, CEF_REST_LEN);
-        memcpy(item + CEF_REST_LEN, &e->number, sizeof(uint32_t));
-
-        k.mv_data = e->h;
-        k.mv_size = CEF_STORE_BUCKET_LEN;
-        v.mv_data = item;
-        v.mv_size = CEF_STORE_ITEM_LEN;
-
-        rc = mdb_cursor_put(w->icur, &k, &v,
-                            (written && cef_w_bucket(e->h)
-                                        == cef_w_bucket(w->ents[i - 1].h))
-                            ? MDB_APPENDDUP : MDB_APPEND);
-        if (rc != 0) {
-            return cef_w_lmdb(w, "writing the key index", rc);
-        }
-
-        if (++written % CEF_LOAD_TXN_ENTRIES == 0) {
-            if ((rc = cef_w_txn_commit(w)) != 0
-                || (rc = cef_w_txn_begin(w, 0)) != 0)
-            {
-                return rc;
-            }
-        }
+    if ((rc = cef_w_write_buckets(w, w->index, &w->kcfg, w->ents, w->nents))
+        != 0
+        || (rc = cef_w_write_buckets(w, w->ids, &w->icfg, w->idents,
+                                     w->nidents)) != 0)
+    {
+        return rc;
     }
 
     return CEF_WRITER_OK;
@@ -1406,11 +1463,6 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
 
 failed:
 
-    if (w.icur) {
-        mdb_cursor_close(w.icur);
-        w.icur = NULL;
-    }
-
     if (w.txn) {
         mdb_txn_abort(w.txn);
         w.txn = NULL;
@@ -1430,66 +1482,101 @@ failed:
 }
 
 
-/* --- deltas -------------------------------------------------------------- */
+/* --- deltas ------------------------------------------------------------ */
 
 
-/* Find the profile number a hash points to: 0 found, 1 not, else error. */
+/* Copy a bucket's value into w->bval; *len = 0 if the bucket is absent. */
 
 static int
-cef_w_index_find(cef_writer_t *w, const uint8_t *h, uint32_t *number)
+cef_w_bucket_get(cef_writer_t *w, MDB_dbi dbi, uint32_t b, size_t extra,
+    size_t *len)
 {
-    int      rc;
-    uint8_t  item[CEF_STORE_ITEM_LEN];
-    MDB_val  k, v;
+    int       rc;
+    uint8_t   key[CEF_BUCKET_KEY_LEN], *p;
+    MDB_val   k, v;
 
-    memcpy(item, h + CEF_STORE_BUCKET_LEN, CEF_REST_LEN);
-    memset(item + CEF_REST_LEN, 0, sizeof(uint32_t));
+    cef_bucket_key(b, key);
+    k.mv_data = key;
+    k.mv_size = CEF_BUCKET_KEY_LEN;
 
-    k.mv_data = (void *) h;
-    k.mv_size = CEF_STORE_BUCKET_LEN;
-    v.mv_data = item;
-    v.mv_size = CEF_STORE_ITEM_LEN;
+    rc = mdb_get(w->txn, dbi, &k, &v);
 
-    rc = mdb_cursor_get(w->icur, &k, &v, MDB_GET_BOTH_RANGE);
+    if (rc == MDB_NOTFOUND) {
+        v.mv_size = 0;
 
-    if (rc == MDB_NOTFOUND
-        || (rc == 0 && memcmp(v.mv_data, item, CEF_REST_LEN) != 0))
-    {
-        return 1;
-    }
-
-    if (rc != 0) {
-        cef_w_lmdb(w, "reading the key index", rc);
+    } else if (rc != 0) {
+        cef_w_lmdb(w, "reading an index", rc);
         return -1;
     }
 
-    memcpy(number, (uint8_t *) v.mv_data + CEF_REST_LEN, sizeof(uint32_t));
+    if (v.mv_size + extra > w->bval_cap) {
+        p = realloc(w->bval, v.mv_size + extra);
+        if (p == NULL) {
+            cef_w_err(w, "out of memory");
+            return -1;
+        }
+        w->bval = p;
+        w->bval_cap = v.mv_size + extra;
+    }
+
+    if (v.mv_size) {
+        memcpy(w->bval, v.mv_data, v.mv_size);
+    }
+
+    *len = v.mv_size;
     return 0;
 }
 
 
 static int
-cef_w_index_del(cef_writer_t *w, const uint8_t *h, uint32_t number)
+cef_w_bucket_put(cef_writer_t *w, MDB_dbi dbi, uint32_t b, size_t len)
 {
     int      rc;
-    uint8_t  item[CEF_STORE_ITEM_LEN];
+    uint8_t  key[CEF_BUCKET_KEY_LEN];
     MDB_val  k, v;
 
-    memcpy(item, h + CEF_STORE_BUCKET_LEN, CEF_REST_LEN);
-    memcpy(item + CEF_REST_LEN, &number, sizeof(uint32_t));
+    cef_bucket_key(b, key);
+    k.mv_data = key;
+    k.mv_size = CEF_BUCKET_KEY_LEN;
+    v.mv_data = w->bval;
+    v.mv_size = len;
 
-    k.mv_data = (void *) h;
-    k.mv_size = CEF_STORE_BUCKET_LEN;
-    v.mv_data = item;
-    v.mv_size = CEF_STORE_ITEM_LEN;
+    rc = len ? mdb_put(w->txn, dbi, &k, &v, 0) : mdb_del(w->txn, dbi, &k, NULL);
 
-    rc = mdb_del(w->txn, w->index, &k, &v);
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        cef_w_lmdb(w, "deleting from the key index", rc);
+    if (rc != 0) {
+        cef_w_lmdb(w, "writing an index", rc);
         return -1;
     }
 
-    return rc == 0 ? 0 : 1;
+    return 0;
+}
+
+
+/* Remove a key if it points at number: 0 removed, 1 not there, -1 error. */
+
+static int
+cef_w_index_del(cef_writer_t *w, const uint8_t *h, uint32_t number)
+{
+    size_t    len, pos, il;
+    uint32_t  b;
+
+    b = cef_bucket_of(&w->kcfg, h);
+    il = cef_bucket_item_len(&w->kcfg);
+
+    if (cef_w_bucket_get(w, w->index, b, 0, &len) != 0) {
+        return -1;
+    }
+
+    if (!cef_bucket_search(&w->kcfg, w->bval, len, h, &pos)
+        || cef_bucket_number(&w->kcfg, w->bval, pos) != number)
+    {
+        return 1;
+    }
+
+    memmove(w->bval + pos * il, w->bval + (pos + 1) * il,
+            len - (pos + 1) * il);
+
+    return cef_w_bucket_put(w, w->index, b, len - il) == 0 ? 0 : -1;
 }
 
 
@@ -1501,41 +1588,93 @@ cef_w_index_del(cef_writer_t *w, const uint8_t *h, uint32_t number)
 static int
 cef_w_index_put(cef_writer_t *w, const uint8_t *h, uint32_t number)
 {
-    int       rc, moved = 0;
-    uint8_t   item[CEF_STORE_ITEM_LEN];
-    uint32_t  other;
-    MDB_val   k, v;
+    int       moved = 0;
+    size_t    len, pos, il;
+    uint8_t  *item;
+    uint32_t  b;
 
-    rc = cef_w_index_find(w, h, &other);
-    if (rc < 0) {
+    b = cef_bucket_of(&w->kcfg, h);
+    il = cef_bucket_item_len(&w->kcfg);
+
+    if (cef_w_bucket_get(w, w->index, b, il, &len) != 0) {
         return -1;
     }
 
-    if (rc == 0) {
-        if (other == number) {
+    if (cef_bucket_search(&w->kcfg, w->bval, len, h, &pos)) {
+        if (cef_bucket_number(&w->kcfg, w->bval, pos) == number) {
             return 1;
         }
-        if (cef_w_index_del(w, h, other) < 0) {
-            return -1;
-        }
         moved = 1;
+
+    } else {
+        memmove(w->bval + (pos + 1) * il, w->bval + pos * il,
+                len - pos * il);
+        len += il;
     }
 
-    memcpy(item, h + CEF_STORE_BUCKET_LEN, CEF_REST_LEN);
-    memcpy(item + CEF_REST_LEN, &number, sizeof(uint32_t));
+    item = w->bval + pos * il;
+    memcpy(item, h + 2, w->kcfg.rest);
+    memcpy(item + w->kcfg.rest, &number, sizeof(uint32_t));
 
-    k.mv_data = (void *) h;
-    k.mv_size = CEF_STORE_BUCKET_LEN;
-    v.mv_data = item;
-    v.mv_size = CEF_STORE_ITEM_LEN;
-
-    rc = mdb_put(w->txn, w->index, &k, &v, 0);
-    if (rc != 0) {
-        cef_w_lmdb(w, "writing the key index", rc);
+    if (cef_w_bucket_put(w, w->index, b, len) != 0) {
         return -1;
     }
 
     return moved ? 2 : 0;
+}
+
+
+static int
+cef_w_ids_put(cef_writer_t *w, const uint8_t *h, uint32_t number)
+{
+    size_t    len, pos, il;
+    uint8_t  *item;
+    uint32_t  b;
+
+    b = cef_bucket_of(&w->icfg, h);
+    il = cef_bucket_item_len(&w->icfg);
+
+    if (cef_w_bucket_get(w, w->ids, b, il, &len) != 0) {
+        return -1;
+    }
+
+    cef_bucket_search(&w->icfg, w->bval, len, h, &pos);
+
+    memmove(w->bval + (pos + 1) * il, w->bval + pos * il, len - pos * il);
+    item = w->bval + pos * il;
+    memcpy(item, h + 2, w->icfg.rest);
+    memcpy(item + w->icfg.rest, &number, sizeof(uint32_t));
+
+    return cef_w_bucket_put(w, w->ids, b, len + il);
+}
+
+
+static int
+cef_w_ids_del(cef_writer_t *w, const uint8_t *h, uint32_t number)
+{
+    size_t    len, pos, il;
+    uint32_t  b;
+
+    b = cef_bucket_of(&w->icfg, h);
+    il = cef_bucket_item_len(&w->icfg);
+
+    if (cef_w_bucket_get(w, w->ids, b, 0, &len) != 0) {
+        return -1;
+    }
+
+    cef_bucket_search(&w->icfg, w->bval, len, h, &pos);
+
+    for ( ; pos < len / il && cef_bucket_match(&w->icfg, w->bval, pos, h);
+         pos++)
+    {
+        if (cef_bucket_number(&w->icfg, w->bval, pos) == number) {
+            memmove(w->bval + pos * il, w->bval + (pos + 1) * il,
+                    len - (pos + 1) * il);
+            return cef_w_bucket_put(w, w->ids, b, len - il);
+        }
+    }
+
+    return 0;
 }
 
 
@@ -1569,73 +1708,58 @@ cef_w_hashes_add(cef_hashes_t *hs, const uint8_t *h)
 }
 
 
-/* Append to hs the hashes in bucket b that point at number. */
+/* Append to hs the keys under a hint (16 bits) that point at number. */
 
 static int
-cef_w_index_collect(cef_writer_t *w, uint16_t b, uint32_t number,
+cef_w_index_collect(cef_writer_t *w, uint16_t hint, uint32_t number,
     cef_hashes_t *hs)
 {
-    int       rc;
-    uint8_t   kb[CEF_STORE_BUCKET_LEN], h[CEF_HASH_LEN];
-    uint32_t  n;
-    MDB_val   k, v;
+    size_t    len, i, il;
+    uint8_t   h[CEF_HASH_LEN];
+    uint32_t  b, first, last;
 
-    kb[0] = (uint8_t) (b >> 8);
-    kb[1] = (uint8_t) b;
-    k.mv_data = kb;
-    k.mv_size = CEF_STORE_BUCKET_LEN;
+    il = cef_bucket_item_len(&w->kcfg);
+    first = (uint32_t) hint << (w->kcfg.bits - 16);
+    last = first + ((uint32_t) 1 << (w->kcfg.bits - 16));
 
-    rc = mdb_cursor_get(w->icur, &k, &v, MDB_SET_KEY);
+    for (b = first; b < last; b++) {
+        if (cef_w_bucket_get(w, w->index, b, 0, &len) != 0) {
+            return -1;
+        }
 
-    while (rc == 0) {
-        memcpy(&n, (uint8_t *) v.mv_data + CEF_REST_LEN, sizeof(uint32_t));
+        for (i = 0; i < len / il; i++) {
+            if (cef_bucket_number(&w->kcfg, w->bval, i) != number) {
+                continue;
+            }
 
-        if (n == number) {
-            memcpy(h, kb, CEF_STORE_BUCKET_LEN);
-            memcpy(h + CEF_STORE_BUCKET_LEN, v.mv_data, CEF_REST_LEN);
+            h[0] = (uint8_t) (hint >> 8);
+            h[1] = (uint8_t) hint;
+            memcpy(h + 2, w->bval + i * il, w->kcfg.rest);
+
             if (cef_w_hashes_add(hs, h) != 0) {
                 cef_w_err(w, "out of memory");
                 return -1;
             }
         }
-
-        rc = mdb_cursor_get(w->icur, &k, &v, MDB_NEXT_DUP);
-    }
-
-    if (rc != MDB_NOTFOUND) {
-        cef_w_lmdb(w, "reading the key index", rc);
-        return -1;
     }
 
     return 0;
 }
 
 
-/* All the keys (not the id entry) of a profile, from its hints. */
+/* All the keys of a profile, found through its hints. */
 
 static int
 cef_w_profile_keys(cef_writer_t *w, const cef_stored_t *st, uint32_t number,
-    const uint8_t *idh, cef_hashes_t *hs)
+    cef_hashes_t *hs)
 {
-    uint32_t  i, j;
+    uint32_t  i;
 
     hs->n = 0;
 
     for (i = 0; i < st->nhints; i++) {
         if (cef_w_index_collect(w, st->hints[i], number, hs) != 0) {
             return -1;
-        }
-    }
-
-    for (i = 0; i < hs->n; i++) {
-        if (memcmp(hs->h + (size_t) i * CEF_HASH_LEN, idh, CEF_HASH_LEN) == 0)
-        {
-            for (j = i + 1; j < hs->n; j++) {
-                memcpy(hs->h + (size_t) (j - 1) * CEF_HASH_LEN,
-                       hs->h + (size_t) j * CEF_HASH_LEN, CEF_HASH_LEN);
-            }
-            hs->n--;
-            break;
         }
     }
 
@@ -1773,31 +1897,45 @@ static int
 cef_w_find(cef_writer_t *w, const msgpack_object *id, uint8_t *idh,
     uint32_t *number, cef_stored_t *st)
 {
-    int  rc;
+    size_t    len, pos, il, n, i;
+    uint32_t  cand[16];
 
     if (cef_w_hash(w, "", 0, id->via.str.ptr, id->via.str.size, idh) != 0) {
         return -1;
     }
 
-    rc = cef_w_index_find(w, idh, number);
-    if (rc != 0) {
-        return rc;
-    }
-
-    if (cef_w_load_stored(w, *number, st) != 0) {
-        return -1;
-    }
-
-    if (st->idlen != id->via.str.size
-        || memcmp(st->id, id->via.str.ptr, st->idlen) != 0)
+    if (cef_w_bucket_get(w, w->ids, cef_bucket_of(&w->icfg, idh), 0, &len)
+        != 0)
     {
-        cef_w_err(w, "profile id hash collision between \"%.*s\" and "
-                  "\"%.*s\"", (int) id->via.str.size, id->via.str.ptr,
-                  (int) st->idlen, st->id);
         return -1;
     }
 
-    return 0;
+    il = cef_bucket_item_len(&w->icfg);
+    cef_bucket_search(&w->icfg, w->bval, len, idh, &pos);
+
+    /* candidates first: loading a profile does not touch w->bval, but be
+       independent of that */
+
+    for (n = 0; pos < len / il && n < 16
+                && cef_bucket_match(&w->icfg, w->bval, pos, idh); pos++)
+    {
+        cand[n++] = cef_bucket_number(&w->icfg, w->bval, pos);
+    }
+
+    for (i = 0; i < n; i++) {
+        if (cef_w_load_stored(w, cand[i], st) != 0) {
+            return -1;
+        }
+
+        if (st->idlen == id->via.str.size
+            && memcmp(st->id, id->via.str.ptr, st->idlen) == 0)
+        {
+            *number = cand[i];
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -1859,7 +1997,7 @@ cef_w_op_upsert(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
     }
 
     if (rc == 0) {
-        if (cef_w_profile_keys(w, &st, number, idh, &hs) != 0) {
+        if (cef_w_profile_keys(w, &st, number, &hs) != 0) {
             goto failed;
         }
 
@@ -1880,7 +2018,7 @@ cef_w_op_upsert(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
 
         number = w->info.next_number++;
 
-        if (cef_w_index_put(w, idh, number) < 0) {
+        if (cef_w_ids_put(w, idh, number) != 0) {
             goto failed;
         }
 
@@ -1984,7 +2122,7 @@ cef_w_op_delete(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
         return rc < 0 ? -1 : 0;
     }
 
-    if (cef_w_profile_keys(w, &st, number, idh, &hs) != 0) {
+    if (cef_w_profile_keys(w, &st, number, &hs) != 0) {
         goto failed;
     }
 
@@ -1995,7 +2133,7 @@ cef_w_op_delete(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
         w->info.keys--;
     }
 
-    if (cef_w_index_del(w, idh, number) < 0) {
+    if (cef_w_ids_del(w, idh, number) != 0) {
         goto failed;
     }
 
@@ -2117,7 +2255,7 @@ cef_w_op_merge(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
         return 0;
     }
 
-    if (cef_w_profile_keys(w, &fst, from, fidh, &hs) != 0) {
+    if (cef_w_profile_keys(w, &fst, from, &hs) != 0) {
         goto failed;
     }
 
@@ -2152,7 +2290,7 @@ cef_w_op_merge(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
         cef_w_add_hint(hints, &nhints, cef_w_bucket(h));
     }
 
-    if (cef_w_index_del(w, fidh, from) < 0) {
+    if (cef_w_ids_del(w, fidh, from) != 0) {
         goto failed;
     }
 
@@ -2568,14 +2706,27 @@ cef_store_apply(const cef_writer_conf_t *conf, cef_input_t *in,
         goto done;
     }
 
+    w.kcfg.bits = w.info.key_bits;
+    w.kcfg.rest = CEF_BUCKET_REST_KEYS;
+    w.icfg.bits = w.info.id_bits;
+    w.icfg.rest = CEF_BUCKET_REST_IDS;
+
+    if (w.info.key_bits < CEF_BUCKET_BITS_MIN
+        || w.info.key_bits > CEF_BUCKET_BITS_MAX
+        || w.info.id_bits < CEF_BUCKET_BITS_MIN
+        || w.info.id_bits > CEF_BUCKET_BITS_MAX)
+    {
+        cef_w_err(&w, "the store's metadata has a bad index layout");
+        rc = CEF_WRITER_ESTORE;
+        goto done;
+    }
+
     if (w.enc.names.n != w.info.names || w.enc.strs.n != w.info.strs) {
         cef_w_err(&w, "the store's dictionary does not match its metadata");
         rc = CEF_WRITER_ESTORE;
         goto done;
     }
 
-    mdb_cursor_close(w.icur);
-    w.icur = NULL;
     mdb_txn_abort(w.txn);
     w.txn = NULL;
 

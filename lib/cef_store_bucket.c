@@ -1,0 +1,95 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ */
+
+#include <string.h>
+
+#include "cef_store_bucket.h"
+
+
+uint32_t
+cef_bucket_of(const cef_bucket_cfg_t *c, const uint8_t *hash)
+{
+    uint32_t  v;
+
+    v = ((uint32_t) hash[0] << 16) | ((uint32_t) hash[1] << 8) | hash[2];
+
+    return v >> (24 - c->bits);
+}
+
+
+void
+cef_bucket_key(uint32_t bucket, uint8_t key[CEF_BUCKET_KEY_LEN])
+{
+    key[0] = (uint8_t) (bucket >> 16);
+    key[1] = (uint8_t) (bucket >> 8);
+    key[2] = (uint8_t) bucket;
+}
+
+
+size_t
+cef_bucket_item_len(const cef_bucket_cfg_t *c)
+{
+    return c->rest + sizeof(uint32_t);
+}
+
+
+int
+cef_bucket_search(const cef_bucket_cfg_t *c, const uint8_t *val, size_t len,
+    const uint8_t *hash, size_t *pos)
+{
+    int     r;
+    size_t  lo, hi, mid, il;
+
+    il = cef_bucket_item_len(c);
+    lo = 0;
+    hi = len / il;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+        r = memcmp(val + mid * il, hash + 2, c->rest);
+
+        if (r < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+
+    *pos = lo;
+
+    return lo < len / il && memcmp(val + lo * il, hash + 2, c->rest) == 0;
+}
+
+
+uint32_t
+cef_bucket_number(const cef_bucket_cfg_t *c, const uint8_t *val, size_t i)
+{
+    uint32_t  n;
+
+    memcpy(&n, val + i * cef_bucket_item_len(c) + c->rest, sizeof(n));
+    return n;
+}
+
+
+int
+cef_bucket_match(const cef_bucket_cfg_t *c, const uint8_t *val, size_t i,
+    const uint8_t *hash)
+{
+    return memcmp(val + i * cef_bucket_item_len(c), hash + 2, c->rest) == 0;
+}
+
+
+unsigned
+cef_bucket_bits_for(uint64_t n, unsigned per_bucket)
+{
+    unsigned  bits = CEF_BUCKET_BITS_MIN;
+
+    while (bits < CEF_BUCKET_BITS_MAX
+           && (n / per_bucket) > ((uint64_t) 1 << bits))
+    {
+        bits++;
+    }
+
+    return bits;
+}
