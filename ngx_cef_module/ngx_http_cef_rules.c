@@ -34,12 +34,23 @@ typedef struct {
 static void ngx_http_cef_rules_cleanup(void *data);
 static ngx_int_t ngx_http_cef_rules_hash_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cef_rules_offers_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static int ngx_http_cef_rules_lookup(void *data, const cef_ref_t *ref,
     cef_value_t *out);
 
 
-static ngx_str_t  ngx_http_cef_rules_hash_name =
-    ngx_string("cef_rules_hash");
+static ngx_http_variable_t  ngx_http_cef_rules_vars[] = {
+
+    { ngx_string("cef_rules_hash"), NULL, ngx_http_cef_rules_hash_variable,
+      0, NGX_HTTP_VAR_CHANGEABLE|NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cef_rules_offers"), NULL,
+      ngx_http_cef_rules_offers_variable, 0,
+      NGX_HTTP_VAR_CHANGEABLE|NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
 
 
 /*
@@ -189,7 +200,7 @@ ngx_http_cef_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_cef_loc_conf_t  *clcf = conf;
 
     ngx_str_t                *value, path;
-    ngx_http_variable_t      *var;
+    ngx_http_variable_t      *var, *v;
     ngx_http_cef_rules_t     *rules;
 
     if (clcf->rules != NGX_CONF_UNSET_PTR) {
@@ -223,14 +234,17 @@ ngx_http_cef_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf->rules = rules;
 
-    var = ngx_http_add_variable(cf, &ngx_http_cef_rules_hash_name,
-                                NGX_HTTP_VAR_CHANGEABLE
-                                |NGX_HTTP_VAR_NOCACHEABLE);
-    if (var == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    /* the debug variables exist once any cef_rules is configured */
 
-    var->get_handler = ngx_http_cef_rules_hash_variable;
+    for (v = ngx_http_cef_rules_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
 
     return NGX_CONF_OK;
 }
@@ -263,6 +277,69 @@ ngx_http_cef_rules_hash_variable(ngx_http_request_t *r,
 
     v->len = clcf->rules->hash.len;
     v->data = clcf->rules->hash.data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * "slot=offer slot=- ..." decided from what the request alone tells
+ * (request.*, var.*, time.*; profile.* and visitor.* are null): a debugging
+ * aid that exercises the request-time glue.
+ */
+static ngx_int_t
+ngx_http_cef_rules_offers_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                   *p;
+    size_t                    len;
+    uint32_t                  i, n;
+    const char               *name;
+    const cef_rules_t        *rs;
+    cef_rules_choice_t       *choices;
+    ngx_http_cef_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+
+    if (clcf->rules == NULL || clcf->rules == NGX_CONF_UNSET_PTR) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (ngx_http_cef_rules_decide(r, clcf->rules, NULL, NULL, &choices)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    rs = clcf->rules->rs;
+    n = cef_rules_nslots(rs);
+    len = 0;
+
+    for (i = 0; i < n; i++) {
+        name = choices[i].offer == CEF_RULES_NONE
+               ? "-" : cef_rules_offer(rs, choices[i].offer)->name;
+        len += ngx_strlen(cef_rules_slot_name(rs, i)) + ngx_strlen(name) + 2;
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+
+    for (i = 0; i < n; i++) {
+        name = choices[i].offer == CEF_RULES_NONE
+               ? "-" : cef_rules_offer(rs, choices[i].offer)->name;
+        p = ngx_sprintf(p, "%s%s=%s", i ? " " : "",
+                        cef_rules_slot_name(rs, i), name);
+    }
+
+    v->len = p - v->data;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

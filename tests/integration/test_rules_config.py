@@ -193,3 +193,82 @@ def test_reload_applies_a_fixed_file_while_serving(nginx):
 
     assert len(statuses) > 10
     assert set(statuses) == {200}
+
+
+OFFERS_RULES = """\
+version: 1
+offers:
+  winter: {slot: hero, html: W}
+  back: {slot: hero, html: B}
+  dach: {slot: topbar, html: D}
+  intl: {slot: topbar, html: I}
+  cart: {slot: side, html: C}
+  mobile: {slot: side, html: M}
+rules:
+  - name: campaign landing
+    when: request.arg.utm_campaign == "winter-sale"
+    show: winter
+    priority: 10
+  - name: returning, by cookie
+    when: request.cookie.seen == "1" and request.method == "GET"
+    show: back
+    priority: 5
+  - name: dach
+    when: var.geo_country in ["DE", "AT", "CH"]
+    show: dach
+  - name: international
+    when: var.geo_country != ""
+    show: intl
+    priority: -1
+  - name: cart pages
+    when: request.path starts_with "/cart" and request.host == "shop.test"
+    show: cart
+    priority: 3
+  - name: phones
+    when: lower(request.header.user-agent) contains "mobile"
+    show: mobile
+  - name: no profile without a store
+    when: profile.clv > 0 or visitor.new
+    show: [winter, dach, cart]
+    priority: 100
+"""
+
+
+def test_request_inputs_reach_the_rules(nginx):
+    """$cef_rules_offers decides from the request alone: request.*, var.*
+    (a map here) and time.*, with profile.* and visitor.* null."""
+    inst = nginx.prepare("""
+        map $http_x_country $geo_country {
+            default "";
+            ~^([A-Z][A-Z])$ $1;
+        }
+        server {
+            listen 127.0.0.1:@PORT@;
+            cef_rules @PREFIX@/offers.yaml;
+            location / { return 200 "$cef_rules_offers\\n"; }
+        }
+    """)
+    (inst.prefix / "offers.yaml").write_text(OFFERS_RULES)
+    inst.start()
+
+    def offers(path, **headers):
+        status, _, body = request(inst, path, headers=headers)
+        assert status == 200
+        return body.decode().strip()
+
+    assert offers("/") == "hero=- topbar=- side=-"
+    assert offers("/?utm_campaign=winter-sale") == "hero=winter topbar=- side=-"
+    assert offers("/?x=1&utm_campaign=winter-salex") == "hero=- topbar=- side=-"
+    assert offers("/", Cookie="a=b; seen=1") == "hero=back topbar=- side=-"
+    assert offers("/", **{"X-Country": "DE"}) == "hero=- topbar=dach side=-"
+    assert offers("/", **{"X-Country": "FR"}) == "hero=- topbar=intl side=-"
+    assert offers("/cart/1", Host="shop.test") == "hero=- topbar=- side=cart"
+    assert offers("/cart/1", Host="other.test") == "hero=- topbar=- side=-"
+    assert offers("/cart", Host="shop.test",
+                  **{"User-Agent": "X (Mobile)"}) == \
+        "hero=- topbar=- side=cart"
+    assert offers("/", **{"User-Agent": "Foo MOBILE"}) == \
+        "hero=- topbar=- side=mobile"
+    assert offers("/?utm_campaign=winter-sale", Cookie="seen=1",
+                  **{"X-Country": "AT", "User-Agent": "mobile"}) == \
+        "hero=winter topbar=dach side=mobile"
