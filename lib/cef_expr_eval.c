@@ -465,7 +465,7 @@ cef_contains(const cef_expr_t *e, cef_expr_eval_t *ev, const cef_val_t *hay,
         return x->t == CEF_V_STR && cef_map_has(hay->u.v, x->u.s, NULL);
 
     case CEF_V_LIST:
-        return cef_list_has(e, hay->u.list, ev, x);
+        return cef_list_has(e, CEF_NODE(e, hay->u.list)->a, ev, x);
 
     default:
         return 0;
@@ -555,7 +555,7 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
 
     case CEF_OP_LIST:
         out->t = CEF_V_LIST;
-        out->u.list = n->a;
+        out->u.list = i;
         return;
 
     case CEF_OP_REF:
@@ -774,7 +774,11 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
             cef_set_num(out, (double) a.u.v->u.seq.n);
             return;
         case CEF_V_LIST:
-            for (k = 0, i = a.u.list; i >= 0; i = CEF_NODE(e, i)->next) {
+            k = 0;
+
+            for (i = CEF_NODE(e, a.u.list)->a; i >= 0;
+                 i = CEF_NODE(e, i)->next)
+            {
                 k++;
             }
             cef_set_num(out, (double) k);

@@ -176,7 +176,7 @@ typedef struct {
         double       num;
         cef_span_t   s;
         const cef_value_t  *v;   /* CEF_V_ARRAY, CEF_V_MAP: in the cache */
-        int32_t      list;
+        int32_t      list;   /* the CEF_OP_LIST node */
     } u;
 } cef_val_t;
 

@@ -615,7 +615,7 @@ test_weekday_and_offset(void **state)
 }
 
 
-/* --- references ------------------------------------------------------------ */
+/* --- references ----------------------------------------------------------- */
 
 static int   lookups;
 
@@ -784,6 +784,63 @@ test_huge_and_random_values(void **state)
 }
 
 
+/* random token soup: compile errors or valid expressions, never a crash */
+static void
+test_fuzz_compile(void **state)
+{
+    static const char  *toks[] = {
+        "profile.clv", "profile.segments", "profile.interests.shoes",
+        "request.path", "request.header.x-a", "var.geo", "visitor.new",
+        "time.hour", "1", "0.5", "30d", "\"gold\"", "'x'", "true", "null",
+        "and", "or", "not", "in", "contains", "starts_with", "ends_with",
+        "matches", "==", "!=", "<", ">=", "+", "-", "*", "/", "(", ")",
+        "[", "]", ",", "len(", "lower(", "days_since(", "\"(\"", "\"",
+        "=", "@", "|", "profile.", "foo.bar", "9e999", "\"\\q\""
+    };
+    fixture_t         *f = *state;
+    char               src[512], buf[512];
+    unsigned           seed = 42;
+    int                i, j, n, compiled = 0;
+    size_t             len;
+    cef_expr_t        *e;
+    cef_expr_eval_t   *ev;
+    cef_value_t        v;
+    cef_expr_error_t   err;
+
+    for (i = 0; i < 20000; i++) {
+        seed = seed * 1103515245 + 12345;
+        n = 1 + (int) ((seed >> 16) % 12);
+        len = 0;
+        src[0] = '\0';
+
+        for (j = 0; j < n; j++) {
+            seed = seed * 1103515245 + 12345;
+            len += (size_t) snprintf(src + len, sizeof(src) - len, "%s ",
+                                     toks[(seed >> 16) % (sizeof(toks)
+                                                          / sizeof(toks[0]))]);
+        }
+
+        e = cef_expr_compile(f->st, src, len, &err);
+        if (e == NULL) {
+            assert_true(err.offset <= len);
+            assert_true(err.msg[0] != '\0');
+            continue;
+        }
+
+        compiled++;
+        ev = cef_expr_eval_create(f->st);
+        cef_expr_eval_reset(ev, &f->ctx);
+        (void) cef_expr_match(e, ev);
+        cef_expr_value(e, ev, &v);
+        (void) cef_expr_explain(e, ev, buf, sizeof(buf));
+        cef_expr_eval_free(ev);
+        cef_expr_free(e);
+    }
+
+    assert_true(compiled > 100);
+}
+
+
 int
 main(void)
 {
@@ -800,6 +857,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_and_random_values, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_fuzz_compile, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

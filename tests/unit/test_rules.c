@@ -516,6 +516,43 @@ test_many_rules(void **state)
 }
 
 
+/* mutated and truncated copies of a good file: errors, never a crash */
+static void
+test_fuzz_loader(void **state)
+{
+    size_t               len = strlen(good), i, k, cut;
+    char                *buf = malloc(len + 1);
+    unsigned             seed = 7;
+    cef_rules_t         *rs;
+    cef_rules_errors_t   errs;
+    static const char    bytes[] = "\"':{}[]-#|>&*!\n \t\\xA0";
+
+    (void) state;
+
+    for (i = 0; i < 3000; i++) {
+        memcpy(buf, good, len + 1);
+
+        for (k = 0; k < 1 + i % 4; k++) {
+            seed = seed * 1103515245 + 12345;
+            buf[(seed >> 8) % len] = bytes[(seed >> 20) % (sizeof(bytes) - 1)];
+        }
+
+        seed = seed * 1103515245 + 12345;
+        cut = i % 3 ? len : (seed >> 8) % len;
+
+        if (cef_rules_load_buffer("f.yaml", buf, cut, &rs, &errs) == 0) {
+            cef_rules_free(rs);
+        } else {
+            assert_true(errs.n > 0);
+        }
+
+        cef_rules_errors_free(&errs);
+    }
+
+    free(buf);
+}
+
+
 int
 main(void)
 {
@@ -530,6 +567,7 @@ main(void)
         cmocka_unit_test(test_every_problem_is_reported),
         cmocka_unit_test(test_file_limits),
         cmocka_unit_test(test_many_rules),
+        cmocka_unit_test(test_fuzz_loader),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
