@@ -348,7 +348,7 @@ ngx_http_cef_rules_offers_variable(ngx_http_request_t *r,
 }
 
 
-/* --- request time ---------------------------------------------------------- */
+/* --- request time --------------------------------------------------------- */
 
 const cef_rules_t *
 ngx_http_cef_rules_set(ngx_http_cef_rules_t *rules)
