@@ -139,3 +139,51 @@ def test_explain_says_why(tmp_path):
     assert rc == 0
     assert "hero: gold-perks (rule 'gold tier')" in out
     assert "Gold members ship free, friend" in out
+
+
+def test_explain_reads_a_visitor_from_the_store(tmp_path):
+    from cef_fixtures import load_store, write_secret
+
+    secret = write_secret(tmp_path / "store.secret", b"s3cret-for-rules\n")
+    store = tmp_path / "store"
+    load_store(store, secret)
+
+    rc, out, err = run("explain", EXAMPLES / "webshop.yaml",
+                       "--store", store, "--secret", secret,
+                       "--key", "customer:1002",
+                       "--set", "request.path=/products/boots",
+                       "--now", "2026-11-23T10:00:00Z")
+    assert rc == 0, err
+    assert "profile.churn_risk = 0.85" in out
+    assert 'profile.segments = ["silver"]' in out
+    assert 'visitor.key_type = "customer"' in out
+    assert ("MATCH 'win back high-value churners' (priority 90, line 68): "
+            "profile.churn_risk >= 0.7 and profile.clv >= 500 is true") in out
+    assert "hero: winback10 (rule 'win back high-value churners')" in out
+    assert "We miss you, Chris! 10% off" in out
+
+    # stored HTML-ish attributes are escaped in the offer
+    rc, out, _ = run("explain", FIX / "good.yaml", "--store", store,
+                     "--secret", secret, "--key", "customer:1003",
+                     "--set", 'profile.segments=["gold"]')
+    assert rc == 0
+    assert "Gold members ship free, &lt;script&gt;alert(1)&lt;/script&gt;" \
+        in out
+
+    rc, _, err = run("explain", FIX / "good.yaml", "--store", store,
+                     "--secret", secret, "--key", "customer:9999")
+    assert rc == 1
+    assert 'no profile for key "customer:9999"' in err
+
+    other = write_secret(tmp_path / "other.secret", b"another secret\n")
+    rc, _, err = run("explain", FIX / "good.yaml", "--store", store,
+                     "--secret", other, "--key", "customer:1002")
+    assert rc == 1
+    assert "not the one the store was loaded with" in err
+
+    rc, _, err = run("explain", FIX / "good.yaml", "--store", store,
+                     "--key", "customer:1002")
+    assert rc == 2
+    rc, _, err = run("explain", FIX / "good.yaml", "--store", store,
+                     "--secret", secret, "--key", "nocolon")
+    assert rc == 2

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cef_rules_tool.h"
+#include "cef_store.h"
 
 
 typedef struct {
@@ -150,6 +151,103 @@ done:
     yaml_parser_delete(&parser);
     fclose(fp);
     return rc;
+}
+
+
+/*
+ * The visitor's profile from the store, as nginx would find it by the key
+ * TYPE:VALUE.  The store stays open (*sp): the persona's arrays refer to
+ * its dictionary.
+ *
+ * @return 0, 1 (a problem: no such profile, a store error), 2 (usage).
+ */
+static int
+cef_explain_store(cef_persona_t *p, const char *dir, const char *secret,
+    const char *key, cef_store_t **sp, cef_identity_t **identp)
+{
+    const char      *colon;
+    char             err[512], path[600];
+    size_t           pos = 0;
+    cef_span_t       name;
+    cef_value_t      v;
+    cef_profile_t    prof;
+    cef_store_t     *store;
+    cef_identity_t  *ident;
+    int              rc;
+
+    colon = key ? strchr(key, ':') : NULL;
+
+    if (dir == NULL || secret == NULL || colon == NULL || colon == key) {
+        fprintf(stderr, "cef-rules: --store needs --secret FILE and --key "
+                "TYPE:VALUE\n");
+        return 2;
+    }
+
+    ident = cef_identity_create_from_file(secret, err, sizeof(err));
+    if (ident == NULL) {
+        fprintf(stderr, "cef-rules: %s\n", err);
+        return 1;
+    }
+
+    *identp = ident;
+
+    if (cef_store_open(&store, dir, err, sizeof(err)) != CEF_STORE_OK) {
+        fprintf(stderr, "cef-rules: %s\n", err);
+        return 1;
+    }
+
+    *sp = store;
+
+    if (cef_store_begin(store) != CEF_STORE_OK) {
+        fprintf(stderr, "cef-rules: %s\n", cef_store_strerror(store));
+        return 1;
+    }
+
+    if (cef_store_check_secret(store, ident) != CEF_STORE_OK) {
+        fprintf(stderr, "cef-rules: the secret is not the one the store was "
+                "loaded with\n");
+        return 1;
+    }
+
+    rc = cef_store_lookup_key(store, ident, key, (size_t) (colon - key),
+                              colon + 1, strlen(colon + 1), &prof);
+
+    if (rc == CEF_STORE_NOTFOUND) {
+        fprintf(stderr, "cef-rules: no profile for key \"%s\" in %s\n", key,
+                dir);
+        return 1;
+    }
+
+    if (rc != CEF_STORE_OK) {
+        fprintf(stderr, "cef-rules: %s\n", cef_store_strerror(store));
+        return 1;
+    }
+
+    while ((rc = cef_profile_next(&prof, &pos, &name, &v)) == 1) {
+        snprintf(path, sizeof(path), "profile.%.*s", (int) name.len,
+                 name.data);
+
+        if (cef_persona_set(p, path, &v) != 0) {
+            fprintf(stderr, "cef-rules: out of memory\n");
+            return 1;
+        }
+    }
+
+    if (rc < 0) {
+        fprintf(stderr, "cef-rules: the stored profile is malformed\n");
+        return 1;
+    }
+
+    /* known to the store: not new, recognised by this key type */
+
+    if (cef_persona_set_bool(p, "visitor.new", 0) != 0
+        || cef_persona_set_str(p, "visitor.key_type", key,
+                               (size_t) (colon - key)) != 0)
+    {
+        return 1;
+    }
+
+    return 0;
 }
 
 
@@ -333,6 +431,8 @@ cef_tool_explain(int argc, char **argv)
     cef_expr_ctx_t   ctx;
     const char      *store = NULL, *secret = NULL, *key = NULL;
     char             err[512];
+    cef_store_t     *st = NULL;
+    cef_identity_t  *ident = NULL;
     int              i, inputs = 0, rc = CEF_EXIT_USAGE;
 
     if (argc < 1 || argv[0][0] == '-') {
@@ -404,18 +504,27 @@ cef_tool_explain(int argc, char **argv)
         }
     }
 
-    if (store || secret || key) {
-        /*
-         * Reading a visitor's profile from the store needs the store API
-         * (lib/cef_store.h), which this build does not wire in yet.
-         */
-        fprintf(stderr, "cef-rules: --store/--secret/--key are not "
-                "supported by this build yet; use --attrs JSON or --case "
-                "CASES.yaml NAME\n");
-        goto usage;
-    }
-
     (void) inputs;
+
+    if (store || secret || key) {
+        rc = cef_explain_store(p, store, secret, key, &st, &ident);
+
+        if (rc != 0) {
+            rc = rc == 2 ? CEF_EXIT_USAGE : CEF_EXIT_PROBLEM;
+            goto done;
+        }
+
+        /* --set after --store: apply them again on top of the profile */
+
+        for (i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--set") == 0 && i + 1 < argc
+                && cef_tool_persona_assign(p, argv[++i], err, sizeof(err))
+                   != 0)
+            {
+                goto usage;
+            }
+        }
+    }
 
     rs = cef_tool_load(argv[0]);
     if (rs == NULL) {
@@ -433,5 +542,12 @@ usage:
 
 done:
     cef_persona_free(p);
+
+    if (st) {
+        cef_store_end(st);
+        cef_store_close(st);
+    }
+
+    cef_identity_free(ident);
     return rc;
 }
