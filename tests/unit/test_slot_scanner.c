@@ -739,6 +739,12 @@ static const tcase_t  cases[] = {
     { 5, "<!--cef:slot a-->1234<!--/cef:slo" SLOT("b", "x"),
       "<!--cef:slot a-->1234<!--/cef:slo{b|x}" },
     { 16, "<!--cef:slot a-->0123456789<!--/cef:slot-->", "{a|0123456789}" },
+    /* a failed partial close that makes the default too long */
+    { 5, SLOT("a", "123<x"), "{a|123<x}" },
+    { 5, SLOT("a", "1234<x"), SAME },
+    { 5, SLOT("a", "12345<x"), SAME },
+    { 5, SLOT("a", "12<!-x"), SAME },
+    { 6, SLOT("a", "12<!-x"), "{a|12<!-x}" },
 
     /* close without open, nesting */
     { 64, "a<!--/cef:slot-->b", SAME },
@@ -747,6 +753,9 @@ static const tcase_t  cases[] = {
       "{a|x<!--cef:slot b-->y}z<!--/cef:slot-->" },
     { 64, SLOT("a", "<!--cef:slot a-->"), "{a|<!--cef:slot a-->}" },
     { 64, SLOT("a", "b<!--/cef:slot  -->c"), "{a|b<!--/cef:slot  -->c}" },
+    { 64, SLOT("a", "b<!--/cef:slot- ->c"), "{a|b<!--/cef:slot- ->c}" },
+    { 64, SLOT("a", "b<!--/cef:slot-- >c"), "{a|b<!--/cef:slot-- >c}" },
+    { 64, SLOT("a", "b<!--/CEF:slot-->c"), "{a|b<!--/CEF:slot-->c}" },
 
     /* rescans after a failed partial match */
     { 64, "<!" SLOT("x", "d"), "<!{x|d}" },

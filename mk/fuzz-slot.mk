@@ -1,0 +1,39 @@
+# Slot scanner fuzzing (libFuzzer, clang).  Not part of `make test`.
+#
+#   make fuzz-slot-scanner                  run for FUZZ_SECONDS (60)
+#   make fuzz-slot-scanner FUZZ_SECONDS=600
+#
+# The target (tests/fuzz/fuzz_slot_scanner.c) feeds each input to the
+# streaming scanner whole, byte by byte and in fuzzer-chosen pieces and
+# abort()s if any differs from the one-shot reference.  Seeds are in
+# tests/fuzz/corpus/slot_scanner/; new inputs go to $(BUILD)/fuzz/ and
+# crashes to $(BUILD)/fuzz/crash-*.
+
+FUZZ_CC           ?= clang
+FUZZ_SECONDS      ?= 60
+FUZZ_SLOT         := $(BUILD)/fuzz/fuzz_slot_scanner
+FUZZ_SLOT_CORPUS  := $(BUILD)/fuzz/corpus-slot_scanner
+FUZZ_SLOT_DICT    := $(BUILD)/fuzz/slot_scanner.dict
+
+.PHONY: fuzz-slot-scanner
+
+$(FUZZ_SLOT): tests/fuzz/fuzz_slot_scanner.c lib/cef_slot_scanner.c \
+              lib/cef_slot_scanner.h lib/cef_value.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g \
+	    -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all -Ilib \
+	    tests/fuzz/fuzz_slot_scanner.c lib/cef_slot_scanner.c -o $@
+
+$(FUZZ_SLOT_DICT): mk/fuzz-slot.mk
+	@mkdir -p $(dir $@)
+	@printf '%s\n' '"<!--cef:slot "' '"<!--/cef:slot-->"' \
+	    '"<!--/cef:slot -->"' '"-->"' '" -->"' '"<!--"' '"<"' '"hero"' \
+	    '"<!--cef:slot hero-->"' '"--"' > $@
+
+fuzz-slot-scanner: $(FUZZ_SLOT) $(FUZZ_SLOT_DICT)
+	@mkdir -p $(FUZZ_SLOT_CORPUS)
+	$(FUZZ_SLOT) -max_total_time=$(FUZZ_SECONDS) -max_len=2048 \
+	    -dict=$(FUZZ_SLOT_DICT) -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/ \
+	    $(FUZZ_SLOT_CORPUS) tests/fuzz/corpus/slot_scanner
