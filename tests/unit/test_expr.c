@@ -763,6 +763,43 @@ test_huge_and_random_values(void **state)
     free(items);
     free(names);
 
+    /* maps whose values are deeply nested maps and arrays, arrays of
+       non-strings: well-formed msgpack of the wrong shape */
+    {
+        msgpack_sbuffer  sb;
+        msgpack_packer   pk;
+        int              d;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_str(&pk, 1);
+        msgpack_pack_str_body(&pk, "k", 1);
+        for (d = 0; d < 5000; d++) {
+            msgpack_pack_map(&pk, 1);
+            msgpack_pack_str(&pk, 1);
+            msgpack_pack_str_body(&pk, "k", 1);
+        }
+        msgpack_pack_nil(&pk);
+
+        memset(&v, 0, sizeof(v));
+        v.type = CEF_VAL_NUM_MAP;
+        v.u.seq.raw = (const uint8_t *) sb.data;
+        v.u.seq.len = sb.size;
+        v.u.seq.n = 1;
+        cef_persona_set(f->p, "profile.deep", &v);
+        v.type = CEF_VAL_STR_ARRAY;
+        v.u.seq.n = 2;          /* "k", then the nested maps */
+        cef_persona_set(f->p, "profile.deep_array", &v);
+        msgpack_sbuffer_destroy(&sb);
+
+        assert_int_equal(eval(f, "profile.deep.k > 0"), 0);
+        assert_int_equal(eval(f, "profile.deep.k == null"), 1);
+        assert_int_equal(eval(f, "\"x\" in profile.deep"), 0);
+        assert_int_equal(eval(f, "\"k\" in profile.deep_array"), 1);
+        assert_int_equal(eval(f, "\"zz\" in profile.deep_array"), 0);
+        assert_int_equal(eval(f, "profile.deep_array contains \"zz\""), 0);
+    }
+
     /* random bytes posing as arrays and maps with random counts */
 
     for (round = 0; round < 2000; round++) {
