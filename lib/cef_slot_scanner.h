@@ -34,6 +34,18 @@
  *   resumes (outside a slot) after them.  If the body ends inside a slot,
  *   the open marker and everything after it are passed unchanged.
  *
+ * Use:
+ *
+ *     sc = cef_slot_scanner_create(&allocator, 65536);
+ *     for each buffer of the body:
+ *         cef_slot_scanner_feed(sc, buf, len, is_last, on_event, ctx);
+ *     cef_slot_scanner_destroy(sc);
+ *
+ *     on_event(ctx, ev):
+ *         PASS: send ev->data/len (copy it first if ev->held and it must
+ *               outlive the next feed)
+ *         SLOT: send the offer for ev->name, or ev->def/def_len
+ *
  * Memory: bytes outside slots are passed as soon as they cannot be the start
  * of an open marker; at most CEF_SLOT_OPEN_MAX - 1 bytes (only a viable
  * prefix of an open marker, which always starts with '<') are held back at
@@ -134,6 +146,9 @@ typedef struct {
  * @param[in] ev   the event; the struct itself is only valid during the call
  * @return 0 to continue; any other value aborts the feed, which then
  *         returns that value.
+ *
+ * The callback must not call cef_slot_scanner_feed() or
+ * cef_slot_scanner_destroy() on the scanner that is calling it.
  */
 typedef int (*cef_slot_emit_pt)(void *ctx, const cef_slot_event_t *ev);
 
