@@ -726,7 +726,8 @@ static const tcase_t  cases[] = {
     { 64, "a<!--cef:slot hero-->x<!--/cef:slot--->", SAME },
     { 8, SLOT("a", "12345678") "z", "{a|12345678}z" },
     { 8, SLOT("a", "123456789") "z", SAME },
-    { 8, SLOT("a", "123456789") SLOT("b", "1"), SLOT("a", "123456789") "{b|1}" },
+    { 8, SLOT("a", "123456789") SLOT("b", "1"),
+      SLOT("a", "123456789") "{b|1}" },
     { 0, SLOT("a", ""), "{a|}" },
     { 0, SLOT("a", "x"), SAME },
     { 5, SLOT("a", "1234"), "{a|1234}" },
@@ -853,6 +854,7 @@ test_random_bodies(void **state)
     };
     size_t              i, k, n, len, max;
     uint64_t            st = 0x5eed;
+    const char         *part;
     uint8_t             body[512];
 
     (void) state;
@@ -862,13 +864,13 @@ test_random_bodies(void **state)
         n = rnd(&st) % 14;
 
         for (k = 0; k < n; k++) {
-            const char  *p = parts[rnd(&st) % (sizeof(parts) / sizeof(parts[0]))];
+            part = parts[rnd(&st) % (sizeof(parts) / sizeof(parts[0]))];
 
-            if (len + strlen(p) > sizeof(body)) {
+            if (len + strlen(part) > sizeof(body)) {
                 break;
             }
-            memcpy(body + len, p, strlen(p));
-            len += strlen(p);
+            memcpy(body + len, part, strlen(part));
+            len += strlen(part);
         }
 
         max = rnd(&st) % 4 == 0 ? 65536 : rnd(&st) % 24;
