@@ -324,7 +324,7 @@ cef_input_detect(cef_input_t *in, char *err, size_t errlen)
         }
     }
 
-    if (i < in->llen && in->line[i] == '{') {
+    if (i < in->llen && (in->line[i] == '{' || in->line[i] == '[')) {
         in->format = CEF_INPUT_NDJSON;
         return 0;
     }

@@ -5,9 +5,9 @@
  * objects, whether the stream is msgpack or NDJSON (docs/formats.md).
  * Plain C11, no nginx types.
  *
- * The format is detected from the first non-blank byte: '{' is NDJSON (it
- * is a positive fixint in msgpack, which no stream starts with), anything
- * else msgpack.  NDJSON lines are parsed with jansson and converted to
+ * The format is detected from the first non-blank byte: '{' or '[' is
+ * NDJSON (both are positive fixints in msgpack, which no valid stream
+ * starts with), anything else msgpack.  NDJSON lines are parsed with jansson and converted to
  * msgpack, so that one validator serves both formats.
  *
  * Records are numbered from 1 (the header is record 1); offsets are byte

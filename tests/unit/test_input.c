@@ -1,0 +1,244 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef_input: msgpack and NDJSON streams, record numbers and byte offsets,
+ * and every malformed stream.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cef_input.h"
+
+
+static char  err[1024];
+
+
+static void
+pack_rec(msgpack_packer *pk, int i)
+{
+    msgpack_pack_map(pk, 1);
+    msgpack_pack_str(pk, 1);
+    msgpack_pack_str_body(pk, "n", 1);
+    msgpack_pack_int(pk, i);
+}
+
+
+static void
+test_msgpack_stream(void **state)
+{
+    int                    i, rc;
+    size_t                 off[200];
+    cef_input_t           *in;
+    msgpack_sbuffer        sb;
+    msgpack_packer         pk;
+    const msgpack_object  *o;
+
+    (void) state;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+
+    for (i = 0; i < 200; i++) {
+        off[i] = sb.size;
+        pack_rec(&pk, i * 1000);
+    }
+
+    in = cef_input_open_mem(sb.data, sb.size);
+
+    for (i = 0; i < 200; i++) {
+        assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+        assert_int_equal(o->type, MSGPACK_OBJECT_MAP);
+        assert_int_equal(o->via.map.ptr[0].val.via.i64, i * 1000);
+        assert_int_equal(cef_input_record(in), i + 1);
+        assert_int_equal(cef_input_offset(in), off[i]);
+    }
+
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 0);
+    assert_int_equal(cef_input_format(in), CEF_INPUT_MSGPACK);
+
+    /* rewind gives the same again */
+    assert_int_equal(cef_input_rewind(in), 0);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+    assert_int_equal(cef_input_offset(in), 0);
+    cef_input_close(in);
+
+    /* every truncation inside the last record is reported as such */
+    for (i = 1; i < (int) (sb.size - off[199]); i++) {
+        in = cef_input_open_mem(sb.data, off[199] + i);
+        while ((rc = cef_input_next(in, &o, err, sizeof(err))) == 1) { }
+        assert_int_equal(rc, -1);
+        assert_non_null(strstr(err, "truncated"));
+        assert_non_null(strstr(err, "record 200"));
+        cef_input_close(in);
+    }
+
+    /* a never-used byte in record 3 */
+    sb.data[off[2]] = (char) 0xc1;
+    in = cef_input_open_mem(sb.data, sb.size);
+    while ((rc = cef_input_next(in, &o, err, sizeof(err))) == 1) { }
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "malformed msgpack"));
+    assert_non_null(strstr(err, "record 3"));
+    cef_input_close(in);
+
+    msgpack_sbuffer_destroy(&sb);
+}
+
+
+static void
+test_msgpack_limits(void **state)
+{
+    int                    rc;
+    char                  *big;
+    cef_input_t           *in;
+    msgpack_sbuffer        sb;
+    msgpack_packer         pk;
+    const msgpack_object  *o;
+
+    (void) state;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+
+    pack_rec(&pk, 1);
+    big = calloc(1, 70000);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str(&pk, 1);
+    msgpack_pack_str_body(&pk, "s", 1);
+    msgpack_pack_str(&pk, 70000);
+    msgpack_pack_str_body(&pk, big, 70000);
+    free(big);
+
+    in = cef_input_open_mem(sb.data, sb.size);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+    rc = cef_input_next(in, &o, err, sizeof(err));
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "record 2 (byte 4)"));
+    assert_non_null(strstr(err, "larger than 65536"));
+    cef_input_close(in);
+
+    /* a record that is not a map */
+    msgpack_sbuffer_clear(&sb);
+    pack_rec(&pk, 1);
+    msgpack_pack_array(&pk, 0);
+    in = cef_input_open_mem(sb.data, sb.size);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not a msgpack map"));
+    cef_input_close(in);
+
+    msgpack_sbuffer_destroy(&sb);
+}
+
+
+static void
+test_ndjson(void **state)
+{
+    int                    rc;
+    char                  *big;
+    cef_input_t           *in;
+    const msgpack_object  *o;
+    static const char      data[] =
+        "  {\"a\":1,\"b\":[true,null,\"s\"],\"c\":{\"x\":1.5}}\n"
+        "\n"
+        "{\"a\":-2}\r\n"
+        "{\"a\":3}";
+
+    (void) state;
+
+    in = cef_input_open_mem(data, strlen(data));
+
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+    assert_int_equal(cef_input_format(in), CEF_INPUT_NDJSON);
+    assert_int_equal(o->type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(o->via.map.size, 3);
+    assert_int_equal(o->via.map.ptr[0].val.via.u64, 1);
+    assert_int_equal(o->via.map.ptr[1].val.via.array.size, 3);
+    assert_int_equal(o->via.map.ptr[2].val.via.map.ptr[0].val.type,
+                     MSGPACK_OBJECT_FLOAT64);
+
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+    assert_int_equal(cef_input_record(in), 2);
+    assert_int_equal(cef_input_offset(in), 45);
+    assert_int_equal(o->via.map.ptr[0].val.via.i64, -2);
+
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+    assert_int_equal(cef_input_record(in), 3);
+    assert_int_equal(o->via.map.ptr[0].val.via.i64, 3);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 0);
+    cef_input_close(in);
+
+    /* malformed, duplicate keys, not an object */
+    in = cef_input_open_mem("{\"a\":1}\n{\"a\":1,\"a\":2}\n", 22);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "record 2 (line 2, byte 8)"));
+    cef_input_close(in);
+
+    in = cef_input_open_mem("{\"a\":1}\n7\n", 10);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "malformed JSON"));
+    cef_input_close(in);
+
+    /* a line over 64 KiB */
+    big = malloc(70010);
+    memset(big, ' ', 70009);
+    big[0] = '{';
+    big[70008] = '}';
+    big[70009] = '\n';
+    in = cef_input_open_mem(big, 70010);
+    rc = cef_input_next(in, &o, err, sizeof(err));
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "larger than 65536"));
+    cef_input_close(in);
+    free(big);
+}
+
+
+static void
+test_fd_and_pipe(void **state)
+{
+    int                    p[2];
+    cef_input_t           *in;
+    const msgpack_object  *o;
+
+    (void) state;
+
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "{\"a\":1}\n{\"a\":2}\n", 16), 16);
+    close(p[1]);
+
+    in = cef_input_open_fd(p[0]);
+    assert_false(cef_input_seekable(in));
+    assert_int_equal(cef_input_size(in), -1);
+    assert_int_equal(cef_input_wait(in, 10), 1);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 0);
+    assert_int_equal(cef_input_rewind(in), -1);
+    cef_input_close(in);
+    close(p[0]);
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_msgpack_stream),
+        cmocka_unit_test(test_msgpack_limits),
+        cmocka_unit_test(test_ndjson),
+        cmocka_unit_test(test_fd_and_pipe),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
