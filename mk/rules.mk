@@ -17,9 +17,12 @@ $(BENCH_RULES): tests/rules/bench_rules.c $(BUILD)/libcef.a
 
 bench-rules: $(BENCH_RULES)
 	@$(BENCH_RULES) time
-	@valgrind --tool=callgrind --collect-atstart=no \
-	    --callgrind-out-file=$(BUILD)/bench/callgrind.rules.out \
-	    $(BENCH_RULES) callgrind 10000 >/dev/null 2>&1
-	@ir=$$(sed -n 's/^summary: *//p' $(BUILD)/bench/callgrind.rules.out); \
-	echo "callgrind: $$((ir / 10000)) instructions per decision" \
-	     "($$ir for 10000 decisions)"
+	@for how in table stored; do \
+	    out=$(BUILD)/bench/callgrind.rules.$$how.out; \
+	    valgrind --tool=callgrind --collect-atstart=no \
+	        --callgrind-out-file=$$out \
+	        $(BENCH_RULES) callgrind 10000 $$how >/dev/null 2>&1 || exit 1; \
+	    ir=$$(sed -n 's/^summary: *//p' $$out); \
+	    echo "callgrind ($$how): $$((ir / 10000)) instructions per" \
+	         "decision ($$ir for 10000 decisions)"; \
+	done
