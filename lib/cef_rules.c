@@ -158,42 +158,43 @@ cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
     const cef_expr_ctx_t *ctx, cef_rules_choice_t *choices)
 {
     const cef_plan_rule_t   *pr, *end;
-    const cef_plan_offer_t  *po;
-    uint32_t                 i, j, decided = 0;
+    const cef_plan_offer_t  *po, *pe;
+    uint32_t                 i, decided = 0, nslots = rs->nslots;
     int64_t                  now = ctx->now;
 
     cef_expr_eval_reset(ev, ctx);
 
-    for (i = 0; i < rs->nslots; i++) {
+    for (i = 0; i < nslots; i++) {
         choices[i].offer = CEF_RULES_NONE;
         choices[i].rule = CEF_RULES_NONE;
     }
 
     end = rs->plan + rs->nrules;
 
-    for (pr = rs->plan; pr < end && decided < rs->nslots; pr++) {
+    for (pr = rs->plan; pr < end && decided < nslots; pr++) {
         po = rs->plan_offers + pr->first;
+        pe = po + pr->n;
 
         /* skip rules that could not fill any open slot */
 
-        for (j = 0; j < pr->n; j++) {
-            if (choices[po[j].slot].offer == CEF_RULES_NONE
-                && now >= po[j].starts && now < po[j].ends)
+        for ( /* void */ ; po < pe; po++) {
+            if (choices[po->slot].offer == CEF_RULES_NONE
+                && now >= po->starts && now < po->ends)
             {
                 break;
             }
         }
 
-        if (j == pr->n || (pr->when && !cef_expr_match(pr->when, ev))) {
+        if (po == pe || (pr->when && !cef_expr_match(pr->when, ev))) {
             continue;
         }
 
-        for ( /* void */ ; j < pr->n; j++) {
-            if (choices[po[j].slot].offer == CEF_RULES_NONE
-                && now >= po[j].starts && now < po[j].ends)
+        for ( /* void */ ; po < pe; po++) {
+            if (choices[po->slot].offer == CEF_RULES_NONE
+                && now >= po->starts && now < po->ends)
             {
-                choices[po[j].slot].offer = po[j].offer;
-                choices[po[j].slot].rule = pr->rule;
+                choices[po->slot].offer = po->offer;
+                choices[po->slot].rule = pr->rule;
                 decided++;
             }
         }
