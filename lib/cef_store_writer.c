@@ -134,8 +134,9 @@ cef_w_lmdb(cef_writer_t *w, const char *what, int rc)
         cef_w_err(w, "%s%s: the store's map is full (LMDB map size); run "
                   "again with a larger --map-size", where, what);
 
-    } else if (rc == ENOSPC) {
-        cef_w_err(w, "%s%s: no space left on device", where, what);
+    } else if (rc == ENOSPC || rc == EIO || rc == EFBIG || rc == EDQUOT) {
+        cef_w_err(w, "%s%s: %s (disk full, or over a file size or quota "
+                  "limit?)", where, what, mdb_strerror(rc));
 
     } else {
         cef_w_err(w, "%s%s: %s", where, what, mdb_strerror(rc));

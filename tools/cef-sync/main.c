@@ -129,7 +129,7 @@ cef_sync_progress(void *data, const cef_input_t *in, uint64_t records,
         return;
     }
 
-    if (cef_sync_elapsed(&s->last) < 0.2) {
+    if (cef_sync_elapsed(&s->last) < 0.1) {
         return;
     }
 
