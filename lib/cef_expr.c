@@ -1287,9 +1287,15 @@ cef_parse_or(cef_parser_t *ps)
 }
 
 
+/* what cef_compile() accepts */
+#define CEF_COMPILE_EXPR   0
+#define CEF_COMPILE_PATH   1
+#define CEF_COMPILE_COND   2
+
+
 static cef_expr_t *
 cef_compile(cef_expr_symtab_t *st, const char *src, size_t len,
-    cef_expr_error_t *err, int path_only)
+    cef_expr_error_t *err, int what)
 {
     cef_parser_t  ps;
     cef_expr_t   *e;
@@ -1328,7 +1334,7 @@ cef_compile(cef_expr_symtab_t *st, const char *src, size_t len,
         cef_perror(&ps, 0, "empty expression");
     }
 
-    if (path_only) {
+    if (what == CEF_COMPILE_PATH) {
         if (!ps.failed && ps.tok.type != CEF_TOK_PATH) {
             cef_perror(&ps, ps.tok.start, "expected a path such as "
                        "profile.first_name, found %s",
@@ -1350,6 +1356,14 @@ cef_compile(cef_expr_symtab_t *st, const char *src, size_t len,
             cef_perror(&ps, ps.tok.start, "unexpected %s",
                        cef_tok_name(ps.tok.type));
         }
+    }
+
+    if (what == CEF_COMPILE_COND && !ps.failed && e->root >= 0
+        && e->nodes[e->root].type != CEF_T_BOOL
+        && e->nodes[e->root].type != CEF_T_ANY)
+    {
+        cef_perror(&ps, 0, "type error: a condition must be true or false, "
+                   "not %s", cef_type_names[e->nodes[e->root].type]);
     }
 
     if (ps.failed || e->root < 0) {
@@ -1375,7 +1389,15 @@ cef_expr_t *
 cef_expr_compile(cef_expr_symtab_t *st, const char *src, size_t len,
     cef_expr_error_t *err)
 {
-    return cef_compile(st, src, len, err, 0);
+    return cef_compile(st, src, len, err, CEF_COMPILE_EXPR);
+}
+
+
+cef_expr_t *
+cef_expr_compile_condition(cef_expr_symtab_t *st, const char *src,
+    size_t len, cef_expr_error_t *err)
+{
+    return cef_compile(st, src, len, err, CEF_COMPILE_COND);
 }
 
 
@@ -1383,7 +1405,7 @@ cef_expr_t *
 cef_expr_compile_path(cef_expr_symtab_t *st, const char *src, size_t len,
     cef_expr_error_t *err)
 {
-    return cef_compile(st, src, len, err, 1);
+    return cef_compile(st, src, len, err, CEF_COMPILE_PATH);
 }
 
 

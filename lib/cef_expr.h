@@ -159,6 +159,14 @@ cef_expr_t *cef_expr_compile(cef_expr_symtab_t *st, const char *src,
     size_t len, cef_expr_error_t *err);
 
 /*
+ * Compile a condition (a rule's when:): as cef_expr_compile(), and also a
+ * type error unless the expression can be a boolean (`5`, `"x"` and
+ * `profile.clv + 1` are errors; `profile.vip` is accepted).
+ */
+cef_expr_t *cef_expr_compile_condition(cef_expr_symtab_t *st,
+    const char *src, size_t len, cef_expr_error_t *err);
+
+/*
  * Compile a single path such as `profile.first_name` (a template
  * placeholder).  Same contract as cef_expr_compile(); anything but a path
  * is an error.

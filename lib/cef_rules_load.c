@@ -803,8 +803,8 @@ cef_load_rule(cef_loader_t *ld, yaml_node_t *node, uint32_t *offers)
                 continue;
             }
 
-            r->when = cef_expr_compile(rs->st, s, v->data.scalar.length,
-                                       &err);
+            r->when = cef_expr_compile_condition(rs->st, s,
+                                                 v->data.scalar.length, &err);
             if (r->when == NULL) {
                 cef_value_err(ld, v, err.offset, "in when", err.msg);
             }

@@ -364,6 +364,12 @@ test_load_errors(void **state)
           "11:7: in when: unknown path root 'pro'" },
         { "version: 1\n" OFFER "rules:\n  - 42\n", "7:5: a rule must be a "
           "mapping" },
+        { "version: 1\n" OFFER "rules:\n  - name: r\n    show: a\n"
+          "    when: profile.clv + 1\n", "9:11: in when: type error: a "
+          "condition must be true or false, not a number" },
+        { "version: 1\n" OFFER "rules:\n  - name: r\n    show: a\n"
+          "    when: '\"yes\"'\n", "9:12: in when: type error: a "
+          "condition must be true or false, not a string" },
     };
     size_t              i, j;
     cef_rules_t        *rs;
