@@ -7,7 +7,18 @@
  * $cef_rules_hash variable, and the request-time glue that evaluates a
  * rule set against a request: request.* fields, var.* (nginx variables
  * whose indexes are resolved at configuration time) and time.*; profile.*
- * and visitor.* come from the caller.
+ * and visitor.* come from the caller, typically cef_rules_visitor_lookup()
+ * (lib/cef_rules_profile.h) over the visitor's stored profile:
+ *
+ *     cef_rules_visitor_t   vis = { &profile, 0, key_type };
+ *     cef_rules_choice_t   *choices;
+ *
+ *     ngx_http_cef_rules_decide(r, clcf->rules, cef_rules_visitor_lookup,
+ *                               &vis, &choices);
+ *     ngx_http_cef_rules_render(r, clcf->rules, choices[slot].offer, &html);
+ *
+ * The profile view must stay valid (its store session open) until the
+ * offers are rendered.
  */
 
 
