@@ -138,8 +138,6 @@ char *ngx_http_cef_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 const cef_rules_t *ngx_http_cef_rules_set(ngx_http_cef_rules_t *rules);
 ngx_int_t ngx_http_cef_rules_decide(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules, ngx_http_cef_rules_lookup_pt lookup,
-    void *data, cef_rules_choice_t **choices);
-ngx_int_t ngx_http_cef_rules_render(ngx_http_request_t *r,
-    ngx_http_cef_rules_t *rules, uint32_t offer, ngx_str_t *out);
+    void *data, cef_rules_choice_t **choices, ngx_str_t **html);
 
 #endif /* NGX_HTTP_CEF_MODULE_H_INCLUDED_ */

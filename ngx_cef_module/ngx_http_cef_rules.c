@@ -12,13 +12,14 @@
  *
  *     cef_rules_visitor_t   vis = { &profile, 0, key_type };
  *     cef_rules_choice_t   *choices;
+ *     ngx_str_t            *html;
  *
  *     ngx_http_cef_rules_decide(r, clcf->rules, cef_rules_visitor_lookup,
- *                               &vis, &choices);
- *     ngx_http_cef_rules_render(r, clcf->rules, choices[slot].offer, &html);
+ *                               &vis, &choices, &html);
  *
- * The profile view must stay valid (its store session open) until the
- * offers are rendered.
+ * The offers are rendered in the same call, into r->pool: the evaluation
+ * state is per process and the next request's decision reuses it, and the
+ * profile view is only valid while its store session is open.
  */
 
 
@@ -47,6 +48,8 @@ static ngx_int_t ngx_http_cef_rules_hash_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_rules_offers_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cef_rules_html_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static int ngx_http_cef_rules_lookup(void *data, const cef_ref_t *ref,
     cef_value_t *out);
 
@@ -58,6 +61,10 @@ static ngx_http_variable_t  ngx_http_cef_rules_vars[] = {
 
     { ngx_string("cef_rules_offers"), NULL,
       ngx_http_cef_rules_offers_variable, 0,
+      NGX_HTTP_VAR_CHANGEABLE|NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cef_rules_html"), NULL,
+      ngx_http_cef_rules_html_variable, 0,
       NGX_HTTP_VAR_CHANGEABLE|NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -320,7 +327,8 @@ ngx_http_cef_rules_offers_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    if (ngx_http_cef_rules_decide(r, clcf->rules, NULL, NULL, &choices)
+    if (ngx_http_cef_rules_decide(r, clcf->rules, NULL, NULL, &choices,
+                                  NULL)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -359,6 +367,66 @@ ngx_http_cef_rules_offers_variable(ngx_http_request_t *r,
 }
 
 
+/* "SLOT: HTML" lines of the decided slots, rendered as above. */
+static ngx_int_t
+ngx_http_cef_rules_html_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                   *p;
+    size_t                    len;
+    uint32_t                  i, n;
+    ngx_str_t                *html;
+    const cef_rules_t        *rs;
+    cef_rules_choice_t       *choices;
+    ngx_http_cef_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+
+    if (clcf->rules == NULL || clcf->rules == NGX_CONF_UNSET_PTR) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    if (ngx_http_cef_rules_decide(r, clcf->rules, NULL, NULL, &choices,
+                                  &html)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    rs = clcf->rules->rs;
+    n = cef_rules_nslots(rs);
+    len = 0;
+
+    for (i = 0; i < n; i++) {
+        if (choices[i].offer != CEF_RULES_NONE) {
+            len += ngx_strlen(cef_rules_slot_name(rs, i)) + html[i].len + 3;
+        }
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+
+    for (i = 0; i < n; i++) {
+        if (choices[i].offer != CEF_RULES_NONE) {
+            p = ngx_sprintf(p, "%s: %V\n", cef_rules_slot_name(rs, i),
+                            &html[i]);
+        }
+    }
+
+    v->len = p - v->data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
 /* --- request time --------------------------------------------------------- */
 
 const cef_rules_t *
@@ -368,13 +436,21 @@ ngx_http_cef_rules_set(ngx_http_cef_rules_t *rules)
 }
 
 
+/*
+ * Decide for r, and render the chosen offers at once (when html is not
+ * NULL): both arrays have cef_rules_nslots() entries, indexed by slot id,
+ * from r->pool; html[i] is empty for an undecided slot.
+ */
 ngx_int_t
 ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
     ngx_http_cef_rules_lookup_pt lookup, void *data,
-    cef_rules_choice_t **choices)
+    cef_rules_choice_t **choices, ngx_str_t **html)
 {
-    uint32_t                   n;
+    size_t                     len;
+    uint32_t                   i, n;
+    ngx_str_t                 *out;
     cef_expr_ctx_t            *ctx;
+    const cef_offer_t         *o;
     ngx_http_cef_rules_req_t  *req;
 
     if (rules->ev == NULL) {
@@ -406,28 +482,33 @@ ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
 
     (void) cef_rules_decide(rules->rs, rules->ev, ctx, *choices);
 
-    return NGX_OK;
-}
+    if (html == NULL) {
+        return NGX_OK;
+    }
 
-
-ngx_int_t
-ngx_http_cef_rules_render(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
-    uint32_t offer, ngx_str_t *out)
-{
-    size_t                 len;
-    const cef_offer_t     *o;
-
-    o = cef_rules_offer(rules->rs, offer);
-
-    len = cef_template_render(o->html, rules->ev, NULL, 0);
-
-    out->data = ngx_pnalloc(r->pool, len ? len : 1);
-    if (out->data == NULL) {
+    out = ngx_pcalloc(r->pool, (n + 1) * sizeof(ngx_str_t));
+    if (out == NULL) {
         return NGX_ERROR;
     }
 
-    out->len = cef_template_render(o->html, rules->ev, (char *) out->data,
-                                   len);
+    *html = out;
+
+    for (i = 0; i < n; i++) {
+        if ((*choices)[i].offer == CEF_RULES_NONE) {
+            continue;
+        }
+
+        o = cef_rules_offer(rules->rs, (*choices)[i].offer);
+        len = cef_template_render(o->html, rules->ev, NULL, 0);
+
+        out[i].data = ngx_pnalloc(r->pool, len ? len : 1);
+        if (out[i].data == NULL) {
+            return NGX_ERROR;
+        }
+
+        out[i].len = cef_template_render(o->html, rules->ev,
+                                         (char *) out[i].data, len);
+    }
 
     return NGX_OK;
 }

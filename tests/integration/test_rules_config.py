@@ -272,3 +272,38 @@ def test_request_inputs_reach_the_rules(nginx):
     assert offers("/?utm_campaign=winter-sale", Cookie="seen=1",
                   **{"X-Country": "AT", "User-Agent": "mobile"}) == \
         "hero=winter topbar=dach side=mobile"
+
+
+def test_offers_are_rendered_escaped(nginx):
+    inst = nginx.prepare("""
+        server {
+            listen 127.0.0.1:@PORT@;
+            cef_rules @PREFIX@/html.yaml;
+            location / { return 200 "$cef_rules_html"; }
+        }
+    """)
+    (inst.prefix / "html.yaml").write_text("""\
+version: 1
+offers:
+  hello:
+    slot: hero
+    html: '<p class="x">Hi {{ request.header.x-name | default("you & me") }}, {{ profile.first_name | default("<friend>") }}</p>'
+  side:
+    slot: side
+    html: '<aside>{{ request.arg.utm_campaign }}</aside>'
+rules:
+  - name: everyone
+    show: hello
+  - name: campaigns
+    when: request.arg.utm_campaign != null
+    show: side
+""")
+    inst.start()
+
+    assert request(inst, "/")[2] == \
+        b'hero: <p class="x">Hi you &amp; me, &lt;friend&gt;</p>\n'
+    body = request(inst, "/?utm_campaign=a'b",
+                   headers={"X-Name": '<Ann & "Bob">'})[2]
+    assert body == (b'hero: <p class="x">Hi &lt;Ann &amp; &quot;Bob&quot;'
+                    b'&gt;, &lt;friend&gt;</p>\n'
+                    b"side: <aside>a&#39;b</aside>\n")
