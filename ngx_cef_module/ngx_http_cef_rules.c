@@ -32,6 +32,7 @@ struct ngx_http_cef_rules_s {
     cef_rules_t               *rs;
     ngx_int_t                 *var_index;   /* per reference id */
     cef_expr_eval_t           *ev;          /* per process, made on use */
+    ngx_uint_t                 busy;        /* deciding: ev is in use */
 };
 
 
@@ -480,11 +481,27 @@ ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
     ctx->now = (int64_t) ngx_time();
     ctx->utc_offset = (int32_t) ngx_cached_time->gmtoff * 60;
 
+    /*
+     * A var.* lookup may evaluate a variable that decides again (a map
+     * of $cef_rules_offers): that would clobber ev under our feet.
+     */
+
+    if (rules->busy) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cef_rules: a rule depends on its own decision "
+                      "through a variable");
+        return NGX_ERROR;
+    }
+
+    rules->busy = 1;
     (void) cef_rules_decide(rules->rs, rules->ev, ctx, *choices);
 
     if (html == NULL) {
+        rules->busy = 0;
         return NGX_OK;
     }
+
+    rules->busy = 0;
 
     out = ngx_pcalloc(r->pool, (n + 1) * sizeof(ngx_str_t));
     if (out == NULL) {
@@ -499,15 +516,20 @@ ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
         }
 
         o = cef_rules_offer(rules->rs, (*choices)[i].offer);
+
+        rules->busy = 1;
         len = cef_template_render(o->html, rules->ev, NULL, 0);
+        rules->busy = 0;
 
         out[i].data = ngx_pnalloc(r->pool, len ? len : 1);
         if (out[i].data == NULL) {
             return NGX_ERROR;
         }
 
+        rules->busy = 1;
         out[i].len = cef_template_render(o->html, rules->ev,
                                          (char *) out[i].data, len);
+        rules->busy = 0;
     }
 
     return NGX_OK;

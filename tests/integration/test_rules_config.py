@@ -307,3 +307,32 @@ rules:
     assert body == (b'hero: <p class="x">Hi &lt;Ann &amp; &quot;Bob&quot;'
                     b'&gt;, &lt;friend&gt;</p>\n'
                     b"side: <aside>a&#39;b</aside>\n")
+
+
+def test_a_rule_depending_on_its_own_decision_is_cut_off(nginx):
+    inst = nginx.prepare("""
+        map $cef_rules_offers $loop {
+            default $cef_rules_offers;
+        }
+        server {
+            listen 127.0.0.1:@PORT@;
+            cef_rules @PREFIX@/loop.yaml;
+            location / { return 200 "$cef_rules_offers\\n"; }
+        }
+    """)
+    (inst.prefix / "loop.yaml").write_text("""\
+version: 1
+offers:
+  a: {slot: hero, html: A}
+  b: {slot: hero, html: B}
+rules:
+  - name: loop
+    when: var.loop == "hero=a"
+    show: a
+    priority: 1
+  - name: fallback
+    show: b
+""")
+    inst.start()
+    assert request(inst, "/")[::2] == (200, b"hero=b\n")
+    assert "a rule depends on its own decision" in inst.log_text()
