@@ -4,6 +4,7 @@
  * cef_rules_profile: profile.* and visitor.* from a stored profile.
  */
 
+#include <stdint.h>
 #include <string.h>
 
 #include "cef_rules_profile.h"
@@ -46,6 +47,108 @@ cef_rules_dict_find(const cef_dict_t *dict, cef_span_t name, uint32_t hash)
 }
 
 
+void
+cef_rules_visitor_init(cef_rules_visitor_t *vis,
+    const cef_profile_t *profile, int visitor_new, cef_span_t key_type)
+{
+    vis->profile = profile;
+    vis->visitor_new = visitor_new;
+    vis->key_type = key_type;
+    vis->nindex = 0;
+    vis->indexed = 0;
+    vis->partial = 0;
+}
+
+
+/* One pass over the profile: where each attribute's value starts. */
+static void
+cef_rules_visitor_index(cef_rules_visitor_t *vis)
+{
+    const cef_profile_t  *p = vis->profile;
+    size_t                pos = 0, at;
+    uint64_t              attr;
+    cef_value_t           v;
+
+    vis->nindex = 0;
+    vis->partial = 0;
+    vis->indexed = 1;
+
+    while (pos < p->attrs_len) {
+        if (vis->nindex == CEF_RULES_VISITOR_INDEX) {
+            vis->partial = 1;
+            return;
+        }
+
+        if (cef_value_decode_uint(p->attrs, p->attrs_len, &pos, &attr) != 0
+            || attr > UINT32_MAX || pos > UINT32_MAX)
+        {
+            vis->indexed = 2;
+            return;
+        }
+
+        at = pos;
+
+        if (cef_value_decode(p->attrs, p->attrs_len, &pos, &p->dict->strs,
+                             &v) != 0)
+        {
+            vis->indexed = 2;
+            return;
+        }
+
+        vis->index[vis->nindex].attr = (uint32_t) attr;
+        vis->index[vis->nindex].offset = (uint32_t) at;
+        vis->nindex++;
+    }
+}
+
+
+static int
+cef_rules_visitor_attr(cef_rules_visitor_t *vis, uint32_t attr,
+    cef_value_t *out)
+{
+    const cef_profile_t  *p = vis->profile;
+    uint32_t              lo, hi, mid;
+    size_t                pos;
+
+    if (!vis->indexed) {
+        cef_rules_visitor_index(vis);
+    }
+
+    if (vis->indexed == 2) {
+        return 0;
+    }
+
+    lo = 0;
+    hi = vis->nindex;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+
+        if (vis->index[mid].attr < attr) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+
+    if (lo < vis->nindex && vis->index[lo].attr == attr) {
+        pos = vis->index[lo].offset;
+        return cef_value_decode(p->attrs, p->attrs_len, &pos, &p->dict->strs,
+                                out) == 0;
+    }
+
+    /* beyond the index: the profile's own (linear) lookup */
+
+    if (vis->partial && (vis->nindex == 0
+                         || attr > vis->index[vis->nindex - 1].attr))
+    {
+        return cef_profile_get_attr(p, attr, out) == 1;
+    }
+
+    return 0;
+}
+
+
 int
 cef_rules_visitor_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
 {
@@ -64,7 +167,7 @@ cef_rules_visitor_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
             return 0;
         }
 
-        return cef_profile_get_attr(vis->profile, (uint32_t) attr, out) == 1;
+        return cef_rules_visitor_attr(vis, (uint32_t) attr, out);
 
     case CEF_REF_VISITOR_NEW:
         if (vis->visitor_new < 0) {

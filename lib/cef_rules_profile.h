@@ -18,11 +18,41 @@
 #include "cef_profile.h"
 
 
+#define CEF_RULES_VISITOR_INDEX  64
+
+
 typedef struct {
     const cef_profile_t  *profile;      /* NULL: no profile */
     int                   visitor_new;  /* 1, 0, or -1 if unknown (null) */
     cef_span_t            key_type;     /* empty if not recognised (null) */
+
+    /*
+     * Where the first CEF_RULES_VISITOR_INDEX attributes start, built by
+     * the first profile lookup in one pass over the profile, so that each
+     * further lookup decodes one value.  Zeroed (or set up by
+     * cef_rules_visitor_init()) before the first lookup; stale once
+     * profile changes: call cef_rules_visitor_init() again.
+     */
+    uint32_t              nindex;       /* entries, once built */
+    uint8_t               indexed;      /* 0: not built yet; 2: malformed */
+    uint8_t               partial;      /* more attributes than entries */
+    struct {
+        uint32_t          attr;
+        uint32_t          offset;       /* of the value in profile->attrs */
+    }                     index[CEF_RULES_VISITOR_INDEX];
 } cef_rules_visitor_t;
+
+
+/*
+ * Set up a visitor for lookups.
+ *
+ * @param[in] profile      the stored profile, or NULL
+ * @param[in] visitor_new  1, 0, or -1 (unknown)
+ * @param[in] key_type     the key type the visitor was recognised by, or
+ *                         an empty span
+ */
+void cef_rules_visitor_init(cef_rules_visitor_t *vis,
+    const cef_profile_t *profile, int visitor_new, cef_span_t key_type);
 
 
 /*

@@ -166,9 +166,7 @@ test_decide_from_a_stored_profile(void **state)
     cef_rules_errors_free(&errs);
     ev = cef_rules_eval_create(rs);
 
-    memset(&vis, 0, sizeof(vis));
-    vis.profile = &f->profile;
-    vis.visitor_new = -1;
+    cef_rules_visitor_init(&vis, &f->profile, -1, (cef_span_t) { NULL, 0 });
 
     memset(&ctx, 0, sizeof(ctx));
     ctx.lookup = cef_rules_visitor_lookup;
@@ -213,8 +211,7 @@ test_malformed_profile_is_null(void **state)
     cef_ref_t             ref;
 
     bad.attrs_len = 3;          /* cut in the middle of the first value */
-    memset(&vis, 0, sizeof(vis));
-    vis.profile = &bad;
+    cef_rules_visitor_init(&vis, &bad, -1, (cef_span_t) { NULL, 0 });
 
     memset(&ref, 0, sizeof(ref));
     ref.kind = CEF_REF_PROFILE;
@@ -223,12 +220,66 @@ test_malformed_profile_is_null(void **state)
 
     assert_int_equal(cef_rules_visitor_lookup(&vis, &ref, &v), 0);
 
-    vis.profile = &f->profile;
+    cef_rules_visitor_init(&vis, &f->profile, -1, (cef_span_t) { NULL, 0 });
     assert_int_equal(cef_rules_visitor_lookup(&vis, &ref, &v), 1);
     assert_int_equal(v.type, CEF_VAL_STR);
 
     ref.kind = CEF_REF_REQUEST_PATH;
     assert_int_equal(cef_rules_visitor_lookup(&vis, &ref, &v), 0);
+}
+
+
+/* more attributes than the index holds: every one still found */
+static void
+test_big_profile(void **state)
+{
+    fixture_t            *f = *state;
+    msgpack_sbuffer       sb;
+    msgpack_packer        pk;
+    cef_profile_t         prof;
+    cef_rules_visitor_t   vis;
+    cef_value_t           v, w;
+    cef_ref_t             ref;
+    uint32_t              i;
+
+    (void) f;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_sbuffer_write(&sb, "\x01\x00\x02" "p2", 5);
+    msgpack_pack_map(&pk, 150);
+
+    for (i = 0; i < 150; i++) {       /* every other id: gaps too */
+        msgpack_pack_uint32(&pk, 2 * i);
+        msgpack_pack_int(&pk, (int) i);
+    }
+
+    assert_int_equal(cef_profile_parse((const uint8_t *) sb.data, sb.size,
+                                       &f->dict, &prof), 0);
+    cef_rules_visitor_init(&vis, &prof, -1, (cef_span_t) { NULL, 0 });
+
+    memset(&ref, 0, sizeof(ref));
+    ref.kind = CEF_REF_PROFILE;
+
+    for (i = 0; i < NNAMES; i++) {
+        ref.name = f->names[i];
+        ref.hash = cef_expr_hash(ref.name.data, ref.name.len);
+
+        memset(&v, 0, sizeof(v));
+        memset(&w, 0, sizeof(w));
+        assert_int_equal(cef_rules_visitor_lookup(&vis, &ref, &v),
+                         cef_profile_get(&prof, f->names[i], &w) == 1);
+
+        if (i % 2 == 0 && i < 300) {
+            assert_int_equal(v.type, CEF_VAL_INT);
+            assert_int_equal(v.u.i, i / 2);
+        }
+    }
+
+    assert_int_equal(vis.nindex, CEF_RULES_VISITOR_INDEX);
+    assert_int_equal(vis.partial, 1);
+
+    msgpack_sbuffer_destroy(&sb);
 }
 
 
@@ -242,6 +293,7 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_profile_is_null,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_profile, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
