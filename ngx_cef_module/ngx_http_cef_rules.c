@@ -10,10 +10,11 @@
  * and visitor.* come from the caller, typically cef_rules_visitor_lookup()
  * (lib/cef_rules_profile.h) over the visitor's stored profile:
  *
- *     cef_rules_visitor_t   vis = { &profile, 0, key_type };
+ *     cef_rules_visitor_t   vis;
  *     cef_rules_choice_t   *choices;
  *     ngx_str_t            *html;
  *
+ *     cef_rules_visitor_init(&vis, &profile, 0, key_type);
  *     ngx_http_cef_rules_decide(r, clcf->rules, cef_rules_visitor_lookup,
  *                               &vis, &choices, &html);
  *
