@@ -170,6 +170,16 @@ def test_explain_reads_a_visitor_from_the_store(tmp_path):
     assert "Gold members ship free, &lt;script&gt;alert(1)&lt;/script&gt;" \
         in out
 
+    # --set overrides stored attributes ("what if")
+    rc, out, _ = run("explain", EXAMPLES / "webshop.yaml",
+                     "--store", store, "--secret", secret,
+                     "--key", "customer:1002", "--set", "profile.clv=100",
+                     "--now", "2026-11-23T10:00:00Z")
+    assert rc == 0
+    assert "profile.clv = 800  (stored, overridden by --set)" in out
+    assert "profile.clv >= 500 is false (profile.clv is 100)" in out
+    assert "hero: winback10" not in out
+
     rc, _, err = run("explain", FIX / "good.yaml", "--store", store,
                      "--secret", secret, "--key", "customer:9999")
     assert rc == 1

@@ -10,8 +10,35 @@
 #include <string.h>
 #include <time.h>
 
+#include "cef_rules_profile.h"
 #include "cef_rules_tool.h"
 #include "cef_store.h"
+
+
+/*
+ * The inputs: --attrs, --case and --set go to the persona and take
+ * precedence; a profile read from the store (--store) is looked up in
+ * place, as nginx does (cef_rules_visitor_lookup()).
+ */
+typedef struct {
+    cef_persona_t        *p;
+    int                   stored;
+    cef_profile_t         prof;
+    cef_rules_visitor_t   vis;
+} cef_explain_in_t;
+
+
+static int
+cef_explain_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
+{
+    cef_explain_in_t  *in = data;
+
+    if (cef_persona_lookup(in->p, ref, out)) {
+        return 1;
+    }
+
+    return in->stored ? cef_rules_visitor_lookup(&in->vis, ref, out) : 0;
+}
 
 
 typedef struct {
@@ -156,21 +183,17 @@ done:
 
 /*
  * The visitor's profile from the store, as nginx would find it by the key
- * TYPE:VALUE.  The store stays open (*sp): the persona's arrays refer to
- * its dictionary.
+ * TYPE:VALUE.  The store stays open (*sp): the profile is read in place.
  *
  * @return 0, 1 (a problem: no such profile, a store error), 2 (usage).
  */
 static int
-cef_explain_store(cef_persona_t *p, const char *dir, const char *secret,
+cef_explain_store(cef_explain_in_t *in, const char *dir, const char *secret,
     const char *key, cef_store_t **sp, cef_identity_t **identp)
 {
     const char      *colon;
-    char             err[512], path[600];
-    size_t           pos = 0;
-    cef_span_t       name;
-    cef_value_t      v;
-    cef_profile_t    prof;
+    char             err[512];
+    cef_span_t       key_type;
     cef_store_t     *store;
     cef_identity_t  *ident;
     int              rc;
@@ -210,7 +233,7 @@ cef_explain_store(cef_persona_t *p, const char *dir, const char *secret,
     }
 
     rc = cef_store_lookup_key(store, ident, key, (size_t) (colon - key),
-                              colon + 1, strlen(colon + 1), &prof);
+                              colon + 1, strlen(colon + 1), &in->prof);
 
     if (rc == CEF_STORE_NOTFOUND) {
         fprintf(stderr, "cef-rules: no profile for key \"%s\" in %s\n", key,
@@ -223,29 +246,18 @@ cef_explain_store(cef_persona_t *p, const char *dir, const char *secret,
         return 1;
     }
 
-    while ((rc = cef_profile_next(&prof, &pos, &name, &v)) == 1) {
-        snprintf(path, sizeof(path), "profile.%.*s", (int) name.len,
-                 name.data);
-
-        if (cef_persona_set(p, path, &v) != 0) {
-            fprintf(stderr, "cef-rules: out of memory\n");
-            return 1;
-        }
-    }
-
-    if (rc < 0) {
+    if (cef_profile_validate(&in->prof) != 0) {
         fprintf(stderr, "cef-rules: the stored profile is malformed\n");
         return 1;
     }
 
     /* known to the store: not new, recognised by this key type */
 
-    if (cef_persona_set_bool(p, "visitor.new", 0) != 0
-        || cef_persona_set_str(p, "visitor.key_type", key,
-                               (size_t) (colon - key)) != 0)
-    {
-        return 1;
-    }
+    key_type.data = key;
+    key_type.len = (size_t) (colon - key);
+
+    cef_rules_visitor_init(&in->vis, &in->prof, 0, key_type);
+    in->stored = 1;
 
     return 0;
 }
@@ -295,10 +307,29 @@ cef_print_time(int64_t t)
 }
 
 
+static int
+cef_explain_has(cef_persona_t *p, const char *path)
+{
+    size_t  i;
+
+    for (i = 0; i < cef_persona_count(p); i++) {
+        if (strcmp(cef_persona_path(p, i, NULL), path) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static void
-cef_explain_print(const cef_rules_t *rs, cef_persona_t *p,
+cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
     const cef_expr_ctx_t *ctx)
 {
+    cef_persona_t       *p = in->p;
+    cef_span_t           name;
+    size_t               pos = 0;
+    char                 path[600];
     cef_expr_eval_t     *ev;
     cef_rules_choice_t  *choices;
     cef_order_t         *order;
@@ -325,13 +356,30 @@ cef_explain_print(const cef_rules_t *rs, cef_persona_t *p,
 
     printf("inputs:\n");
     for (n = 0; n < cef_persona_count(p); n++) {
-        const char  *path = cef_persona_path(p, n, &v);
+        const char  *set = cef_persona_path(p, n, &v);
 
         cef_expr_format_value(&v, val, sizeof(val));
-        printf("  %s = %s\n", path, val);
+        printf("  %s = %s\n", set, val);
     }
 
-    if (cef_persona_count(p) == 0) {
+    if (in->stored) {
+        while (cef_profile_next(&in->prof, &pos, &name, &v) == 1) {
+            snprintf(path, sizeof(path), "profile.%.*s", (int) name.len,
+                     name.data);
+            cef_expr_format_value(&v, val, sizeof(val));
+            printf("  %s = %s  (stored%s)\n", path, val,
+                   cef_explain_has(p, path) ? ", overridden by --set" : "");
+        }
+
+        printf("  visitor.new = false  (stored%s)\n",
+               cef_explain_has(p, "visitor.new")
+               ? ", overridden by --set" : "");
+        printf("  visitor.key_type = \"%.*s\"  (stored%s)\n",
+               (int) in->vis.key_type.len, in->vis.key_type.data,
+               cef_explain_has(p, "visitor.key_type")
+               ? ", overridden by --set" : "");
+
+    } else if (cef_persona_count(p) == 0) {
         printf("  (none: every profile attribute is null)\n");
     }
 
@@ -433,6 +481,7 @@ cef_tool_explain(int argc, char **argv)
     char             err[512];
     cef_store_t     *st = NULL;
     cef_identity_t  *ident = NULL;
+    cef_explain_in_t  in;
     int              i, inputs = 0, rc = CEF_EXIT_USAGE;
 
     if (argc < 1 || argv[0][0] == '-') {
@@ -447,8 +496,10 @@ cef_tool_explain(int argc, char **argv)
 
     memset(&ctx, 0, sizeof(ctx));
     ctx.now = (int64_t) time(NULL);
-    ctx.lookup = cef_persona_lookup;
-    ctx.data = p;
+    memset(&in, 0, sizeof(in));
+    in.p = p;
+    ctx.lookup = cef_explain_lookup;
+    ctx.data = &in;
 
     for (i = 1; i < argc; i++) {
         if (i + 1 >= argc) {
@@ -507,22 +558,11 @@ cef_tool_explain(int argc, char **argv)
     (void) inputs;
 
     if (store || secret || key) {
-        rc = cef_explain_store(p, store, secret, key, &st, &ident);
+        rc = cef_explain_store(&in, store, secret, key, &st, &ident);
 
         if (rc != 0) {
             rc = rc == 2 ? CEF_EXIT_USAGE : CEF_EXIT_PROBLEM;
             goto done;
-        }
-
-        /* --set after --store: apply them again on top of the profile */
-
-        for (i = 1; i < argc; i++) {
-            if (strcmp(argv[i], "--set") == 0 && i + 1 < argc
-                && cef_tool_persona_assign(p, argv[++i], err, sizeof(err))
-                   != 0)
-            {
-                goto usage;
-            }
         }
     }
 
@@ -532,7 +572,7 @@ cef_tool_explain(int argc, char **argv)
         goto done;
     }
 
-    cef_explain_print(rs, p, &ctx);
+    cef_explain_print(rs, &in, &ctx);
     cef_rules_free(rs);
     rc = CEF_EXIT_OK;
     goto done;
