@@ -4,10 +4,12 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -16,6 +18,18 @@
 
 
 #define CEF_INPUT_CHUNK  65536
+#define CEF_INPUT_QUEUE  1024
+#define CEF_INPUT_WAKE   64      /* wake the other side in batches */
+
+
+/* A record parsed ahead by the reading thread; it owns its memory. */
+typedef struct {
+    msgpack_unpacked     u;
+    char                *buf;         /* NDJSON: the bytes u points into */
+    uint64_t             record;
+    uint64_t             offset;
+    uint64_t             consumed;
+} cef_input_item_t;
 
 
 struct cef_input_s {
@@ -42,7 +56,25 @@ struct cef_input_s {
     size_t               lcap, lpos, llen;
     uint64_t             lineno;
     msgpack_sbuffer      sbuf;
+
+    /* read-ahead thread (cef_input_start_thread()) */
+    int                  threaded;
+    pthread_t            tid;
+    pthread_mutex_t      mu;
+    pthread_cond_t       not_empty;
+    pthread_cond_t       not_full;
+    cef_input_item_t    *q;
+    size_t               qhead, qlen;
+    int                  qdone, qrc, qstop;
+    int                  cwait, pwait;    /* consumer, producer asleep */
+    char                 qerr[1024];
+    cef_input_item_t    *cur;          /* the record last returned */
+    cef_input_item_t     none;
 };
+
+
+static int cef_input_next_sync(cef_input_t *in, const msgpack_object **obj,
+    char *err, size_t errlen);
 
 
 static ssize_t
@@ -60,6 +92,26 @@ cef_input_read(cef_input_t *in, void *buf, size_t size)
         in->mem_pos += size;
         in->fed += size;
         return (ssize_t) size;
+    }
+
+    if (in->threaded) {
+        /* the reading thread must notice cef_input_close() on a quiet pipe */
+        struct pollfd  pfd;
+
+        pfd.fd = in->fd;
+        pfd.events = POLLIN;
+
+        while (!__atomic_load_n(&in->qstop, __ATOMIC_ACQUIRE)) {
+            pfd.revents = 0;
+            if (poll(&pfd, 1, 100) != 0) {
+                break;
+            }
+        }
+
+        if (__atomic_load_n(&in->qstop, __ATOMIC_ACQUIRE)) {
+            errno = ECANCELED;
+            return -1;
+        }
     }
 
     do {
@@ -154,12 +206,53 @@ cef_input_reset(cef_input_t *in)
 }
 
 
+static void
+cef_input_item_free(cef_input_item_t *it)
+{
+    msgpack_unpacked_destroy(&it->u);
+    msgpack_unpacked_init(&it->u);
+    free(it->buf);
+    it->buf = NULL;
+}
+
+
+static void
+cef_input_stop_thread(cef_input_t *in)
+{
+    size_t  i;
+
+    if (!in->threaded) {
+        return;
+    }
+
+    pthread_mutex_lock(&in->mu);
+    __atomic_store_n(&in->qstop, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&in->not_full);
+    pthread_mutex_unlock(&in->mu);
+
+    pthread_join(in->tid, NULL);
+
+    /* consumed slots keep their memory until reused: free them all */
+    for (i = 0; i < CEF_INPUT_QUEUE; i++) {
+        cef_input_item_free(&in->q[i]);
+    }
+
+    free(in->q);
+    pthread_mutex_destroy(&in->mu);
+    pthread_cond_destroy(&in->not_empty);
+    pthread_cond_destroy(&in->not_full);
+    in->threaded = 0;
+}
+
+
 void
 cef_input_close(cef_input_t *in)
 {
     if (in == NULL) {
         return;
     }
+
+    cef_input_stop_thread(in);
 
     cef_input_reset(in);
     msgpack_unpacked_destroy(&in->result);
@@ -178,6 +271,10 @@ cef_input_seekable(const cef_input_t *in)
 int
 cef_input_rewind(cef_input_t *in)
 {
+    if (in->threaded) {
+        return -1;
+    }
+
     if (in->mem) {
         in->mem_pos = 0;
 
@@ -193,21 +290,21 @@ cef_input_rewind(cef_input_t *in)
 uint64_t
 cef_input_record(const cef_input_t *in)
 {
-    return in->record;
+    return in->threaded ? in->cur->record : in->record;
 }
 
 
 uint64_t
 cef_input_offset(const cef_input_t *in)
 {
-    return in->offset;
+    return in->threaded ? in->cur->offset : in->offset;
 }
 
 
 uint64_t
 cef_input_consumed(const cef_input_t *in)
 {
-    return in->fed;
+    return in->threaded ? in->cur->consumed : in->fed;
 }
 
 
@@ -228,7 +325,32 @@ cef_input_format(const cef_input_t *in)
 int
 cef_input_wait(cef_input_t *in, int timeout_ms)
 {
-    struct pollfd  pfd;
+    int              rc;
+    struct pollfd    pfd;
+    struct timespec  ts;
+
+    if (in->threaded) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (long) (timeout_ms % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+
+        pthread_mutex_lock(&in->mu);
+        while (in->qlen == 0 && !in->qdone) {
+            in->cwait = 2;      /* any record will do */
+            rc = pthread_cond_timedwait(&in->not_empty, &in->mu, &ts);
+            in->cwait = 0;
+            if (rc != 0) {
+                break;
+            }
+        }
+        rc = in->qlen > 0 || in->qdone;
+        pthread_mutex_unlock(&in->mu);
+        return rc;
+    }
 
     if (in->mem || in->size >= 0 || in->eof) {
         return 1;
@@ -610,8 +732,158 @@ cef_input_next_msgpack(cef_input_t *in, const msgpack_object **obj,
 }
 
 
+static void *
+cef_input_producer(void *arg)
+{
+    int                    rc;
+    char                   err[1024];
+    cef_input_t           *in = arg;
+    cef_input_item_t      *it;
+    const msgpack_object  *obj;
+
+    for ( ;; ) {
+        err[0] = '\0';
+        rc = cef_input_next_sync(in, &obj, err, sizeof(err));
+
+        pthread_mutex_lock(&in->mu);
+
+        if (rc <= 0) {
+            in->qrc = rc;
+            memcpy(in->qerr, err, sizeof(in->qerr));
+            in->qdone = 1;
+            pthread_cond_signal(&in->not_empty);
+            pthread_mutex_unlock(&in->mu);
+            return NULL;
+        }
+
+        /* one slot stays with the consumer: the record it holds */
+        while (in->qlen >= CEF_INPUT_QUEUE - 1 && !in->qstop) {
+            in->pwait = 1;
+            pthread_cond_wait(&in->not_full, &in->mu);
+            in->pwait = 0;
+        }
+
+        if (in->qstop) {
+            pthread_mutex_unlock(&in->mu);
+            return NULL;
+        }
+
+        /*
+         * Hand the record over.  The slot's previous record was consumed
+         * long ago; it is freed here, in the thread that allocated it, so
+         * that malloc arenas are not shared between the threads.
+         */
+        it = &in->q[(in->qhead + in->qlen) % CEF_INPUT_QUEUE];
+        cef_input_item_free(it);
+        it->u = in->result;
+        msgpack_unpacked_init(&in->result);
+        it->buf = in->format == CEF_INPUT_NDJSON
+                  ? msgpack_sbuffer_release(&in->sbuf) : NULL;
+        it->record = in->record;
+        it->offset = in->offset;
+        it->consumed = in->fed;
+        in->qlen++;
+
+        if ((in->cwait == 1 && in->qlen >= CEF_INPUT_WAKE)
+            || in->cwait == 2)
+        {
+            pthread_cond_signal(&in->not_empty);
+        }
+
+        pthread_mutex_unlock(&in->mu);
+    }
+}
+
+
+int
+cef_input_start_thread(cef_input_t *in)
+{
+    size_t  i;
+
+    if (in->threaded) {
+        return 0;
+    }
+
+    in->q = calloc(CEF_INPUT_QUEUE, sizeof(cef_input_item_t));
+    if (in->q == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < CEF_INPUT_QUEUE; i++) {
+        msgpack_unpacked_init(&in->q[i].u);
+    }
+
+    memset(&in->none, 0, sizeof(in->none));
+    msgpack_unpacked_init(&in->none.u);
+    in->cur = &in->none;
+    in->qhead = in->qlen = 0;
+    in->qdone = in->qstop = in->qrc = 0;
+
+    pthread_mutex_init(&in->mu, NULL);
+    pthread_cond_init(&in->not_empty, NULL);
+    pthread_cond_init(&in->not_full, NULL);
+
+    in->threaded = 1;
+
+    if (pthread_create(&in->tid, NULL, cef_input_producer, in) != 0) {
+        in->threaded = 0;
+        pthread_mutex_destroy(&in->mu);
+        pthread_cond_destroy(&in->not_empty);
+        pthread_cond_destroy(&in->not_full);
+        free(in->q);
+        in->q = NULL;
+        return -1;
+    }
+
+    return 0;
+}
+
+
 int
 cef_input_next(cef_input_t *in, const msgpack_object **obj, char *err,
+    size_t errlen)
+{
+    int  rc;
+
+    if (!in->threaded) {
+        return cef_input_next_sync(in, obj, err, errlen);
+    }
+
+    pthread_mutex_lock(&in->mu);
+
+    if (in->qlen == 0) {
+        /* sleep until a batch is ready, not for every record */
+        while (in->qlen < CEF_INPUT_WAKE && !in->qdone) {
+            in->cwait = 1;
+            pthread_cond_wait(&in->not_empty, &in->mu);
+            in->cwait = 0;
+        }
+    }
+
+    if (in->qlen == 0) {
+        rc = in->qrc;
+        snprintf(err, errlen, "%s", in->qerr);
+        pthread_mutex_unlock(&in->mu);
+        return rc;
+    }
+
+    in->cur = &in->q[in->qhead];
+    in->qhead = (in->qhead + 1) % CEF_INPUT_QUEUE;
+    in->qlen--;
+
+    if (in->pwait && in->qlen + CEF_INPUT_WAKE <= CEF_INPUT_QUEUE) {
+        pthread_cond_signal(&in->not_full);
+    }
+
+    pthread_mutex_unlock(&in->mu);
+
+    *obj = &in->cur->u.data;
+    return 1;
+}
+
+
+static int
+cef_input_next_sync(cef_input_t *in, const msgpack_object **obj, char *err,
     size_t errlen)
 {
     if (in->format == CEF_INPUT_UNKNOWN) {

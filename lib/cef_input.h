@@ -66,6 +66,17 @@ int cef_input_next(cef_input_t *in, const msgpack_object **obj, char *err,
     size_t errlen);
 
 /*
+ * Read and parse ahead in a thread of its own (up to 1024 records), so
+ * that parsing overlaps the caller's work.  Call before the first
+ * cef_input_next(); afterwards a reader is used from one thread only, as
+ * before, and cannot be rewound.  cef_input_close() stops the thread.
+ *
+ * @return 0, or -1 if the thread cannot be started (the reader stays
+ *         usable, unthreaded).
+ */
+int cef_input_start_thread(cef_input_t *in);
+
+/*
  * Start again from the beginning (only for seekable descriptors and
  * memory).
  *

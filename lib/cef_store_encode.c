@@ -168,6 +168,7 @@ int
 cef_encoder_init(cef_encoder_t *e)
 {
     memset(e, 0, sizeof(cef_encoder_t));
+    memset(e->name_cache, 0xff, sizeof(e->name_cache));
 
     msgpack_sbuffer_init(&e->vbuf);
     msgpack_sbuffer_init(&e->blob);
@@ -458,9 +459,32 @@ cef_encode_attr(cef_encoder_t *e, const char *name, size_t nlen,
     msgpack_packer        pk;
     const msgpack_object  *k;
 
-    attr = cef_intern_add(&e->names, name, nlen);
+    /*
+     * Records usually list their attributes in the same order: try the
+     * name seen at this position last time before hashing.
+     */
+
+    attr = -1;
+
+    if (e->npairs < CEF_ENCODE_NAME_CACHE) {
+        attr = e->name_cache[e->npairs];
+        if (attr < 0 || (uint64_t) attr >= e->names.n
+            || e->names.spans[attr].len != nlen
+            || memcmp(e->names.spans[attr].data, name, nlen) != 0)
+        {
+            attr = -1;
+        }
+    }
+
     if (attr < 0) {
-        return -1;
+        attr = cef_intern_add(&e->names, name, nlen);
+        if (attr < 0) {
+            return -1;
+        }
+
+        if (e->npairs < CEF_ENCODE_NAME_CACHE) {
+            e->name_cache[e->npairs] = attr;
+        }
     }
 
     off = e->vbuf.size;
@@ -540,13 +564,6 @@ cef_encode_unset(cef_encoder_t *e, uint32_t attr)
 }
 
 
-static int
-cef_encode_pair_cmp(const void *a, const void *b)
-{
-    const cef_encode_pair_t  *x = a, *y = b;
-
-    return x->attr < y->attr ? -1 : x->attr > y->attr;
-}
 
 
 int
@@ -581,8 +598,16 @@ cef_encode_profile(cef_encoder_t *e, const uint16_t *hints, uint32_t nhints,
         return -1;
     }
 
-    qsort(e->pairs, e->npairs, sizeof(cef_encode_pair_t),
-          cef_encode_pair_cmp);
+    /* a dozen pairs, usually in order already: insertion sort */
+    for (i = 1; i < e->npairs; i++) {
+        cef_encode_pair_t  t = e->pairs[i];
+        uint32_t           j;
+
+        for (j = i; j > 0 && e->pairs[j - 1].attr > t.attr; j--) {
+            e->pairs[j] = e->pairs[j - 1];
+        }
+        e->pairs[j] = t;
+    }
 
     msgpack_packer_init(&pk, &e->blob, msgpack_sbuffer_write);
 

@@ -42,9 +42,12 @@ typedef struct {
 } cef_encode_pair_t;
 
 
+#define CEF_ENCODE_NAME_CACHE  64
+
 typedef struct {
     cef_intern_t        names;
     cef_intern_t        strs;
+    int64_t             name_cache[CEF_ENCODE_NAME_CACHE];  /* by position */
     msgpack_sbuffer     vbuf;      /* encoded attribute values */
     msgpack_sbuffer     blob;      /* the assembled profile */
     cef_encode_pair_t  *pairs;

@@ -1011,15 +1011,36 @@ cef_w_ientry_cmp(const void *a, const void *b)
 }
 
 
-/* Counting sort on the first 16 bits, then a small sort inside. */
+static uint32_t
+cef_w_prefix(const uint8_t *h, unsigned bits)
+{
+    uint32_t  v;
+
+    v = ((uint32_t) h[0] << 24) | ((uint32_t) h[1] << 16)
+        | ((uint32_t) h[2] << 8) | h[3];
+
+    return v >> (32 - bits);
+}
+
+
+/*
+ * Counting sort on the first bits of the hash (about one entry per group
+ * for uniformly random hashes), then an insertion sort inside each group.
+ */
 
 static int
 cef_w_sort_entries(cef_writer_t *w, cef_ientry_t **ents, size_t nents)
 {
-    size_t         i, *start, b;
-    cef_ientry_t  *out, *in = *ents;
+    size_t         i, j, b, nb, *start;
+    unsigned       bits;
+    cef_ientry_t  *out, *in = *ents, t;
 
-    start = calloc(65537, sizeof(size_t));
+    for (bits = 8; bits < 22 && ((size_t) 1 << bits) < nents; bits++) {
+        /* void */
+    }
+
+    nb = (size_t) 1 << bits;
+    start = calloc(nb + 1, sizeof(size_t));
     out = malloc((nents ? nents : 1) * sizeof(cef_ientry_t));
 
     if (start == NULL || out == NULL) {
@@ -1030,24 +1051,28 @@ cef_w_sort_entries(cef_writer_t *w, cef_ientry_t **ents, size_t nents)
     }
 
     for (i = 0; i < nents; i++) {
-        start[cef_w_bucket(in[i].h) + 1]++;
+        start[cef_w_prefix(in[i].h, bits) + 1]++;
     }
 
-    for (b = 1; b <= 65536; b++) {
+    for (b = 1; b <= nb; b++) {
         start[b] += start[b - 1];
     }
 
     for (i = 0; i < nents; i++) {
-        out[start[cef_w_bucket(in[i].h)]++] = in[i];
+        out[start[cef_w_prefix(in[i].h, bits)]++] = in[i];
     }
 
     /* start[b] is now the end of group b */
 
-    for (b = 0; b < 65536; b++) {
-        i = b ? start[b - 1] : 0;
-        if (start[b] - i > 1) {
-            qsort(out + i, start[b] - i, sizeof(cef_ientry_t),
-                  cef_w_ientry_cmp);
+    for (b = 0; b < nb; b++) {
+        for (i = (b ? start[b - 1] : 0) + 1; i < start[b]; i++) {
+            t = out[i];
+            for (j = i; j > (b ? start[b - 1] : 0)
+                        && cef_w_ientry_cmp(&out[j - 1], &t) > 0; j--)
+            {
+                out[j] = out[j - 1];
+            }
+            out[j] = t;
         }
     }
 
@@ -1193,6 +1218,29 @@ cef_w_load_index(cef_writer_t *w)
     }
 
     return CEF_WRITER_OK;
+}
+
+
+/* CEF_STORE_TIMING=1 in the environment: phase times on stderr. */
+
+static void
+cef_w_phase(const char *what)
+{
+    static struct timespec  t0;
+    struct timespec         now;
+
+    if (getenv("CEF_STORE_TIMING") == NULL) {
+        return;
+    }
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+
+    if (what) {
+        fprintf(stderr, "cef-store: %-8s %.3fs\n", what,
+                (now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9);
+    }
+
+    t0 = now;
 }
 
 
@@ -1412,21 +1460,30 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
     w.info.format = CEF_STORE_FORMAT;
     w.info.next_number = 0;
 
+    /* parse ahead in a second thread; unthreaded if that fails */
+    (void) cef_input_start_thread(in);
+
     if (cef_identity_fingerprint(conf->ident, w.info.secret_check) != 0) {
         cef_w_err(&w, "HMAC-SHA256 failed (OpenSSL)");
         rc = CEF_WRITER_ESTORE;
         goto failed;
     }
 
+    cef_w_phase(NULL);
+
     rc = cef_w_load_stream(&w, res);
     if (rc != 0) {
         goto failed;
     }
 
+    cef_w_phase("stream");
+
     rc = cef_w_load_index(&w);
     if (rc != 0) {
         goto failed;
     }
+
+    cef_w_phase("index");
 
     w.info.loaded_at = time(NULL);
     w.info.updated_at = w.info.loaded_at;
@@ -1435,11 +1492,15 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
         goto failed;
     }
 
+    cef_w_phase("commit");
+
     rc = mdb_env_sync(w.env, 1);
     if (rc != 0) {
         rc = cef_w_lmdb(&w, "syncing the new generation", rc);
         goto failed;
     }
+
+    cef_w_phase("sync");
 
     mdb_env_close(w.env);
     w.env = NULL;
@@ -1448,6 +1509,8 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
     if (rc != 0) {
         goto failed;
     }
+
+    cef_w_phase("switch");
 
     res->profiles = w.info.profiles;
     res->keys = w.info.keys;

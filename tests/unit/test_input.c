@@ -230,6 +230,83 @@ test_fd_and_pipe(void **state)
 }
 
 
+static void
+test_threaded(void **state)
+{
+    int                    i, p[2];
+    size_t                 off[3000];
+    char                   buf[64];
+    cef_input_t           *in;
+    msgpack_sbuffer        sb;
+    msgpack_packer         pk;
+    const msgpack_object  *o;
+
+    (void) state;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+
+    for (i = 0; i < 3000; i++) {
+        off[i] = sb.size;
+        pack_rec(&pk, i);
+    }
+
+    /* msgpack, read ahead, then the same truncated */
+    in = cef_input_open_mem(sb.data, sb.size);
+    assert_int_equal(cef_input_start_thread(in), 0);
+    for (i = 0; i < 3000; i++) {
+        assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+        assert_int_equal(o->via.map.ptr[0].val.via.i64, i);
+        assert_int_equal(cef_input_record(in), i + 1);
+        assert_int_equal(cef_input_offset(in), off[i]);
+    }
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 0);
+    assert_int_equal(cef_input_rewind(in), -1);
+    cef_input_close(in);
+
+    in = cef_input_open_mem(sb.data, sb.size - 1);
+    assert_int_equal(cef_input_start_thread(in), 0);
+    for (i = 0; i < 2999; i++) {
+        assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+    }
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "record 3000"));
+    cef_input_close(in);
+
+    /* NDJSON: every record keeps its own bytes */
+    msgpack_sbuffer_clear(&sb);
+    for (i = 0; i < 2000; i++) {
+        snprintf(buf, sizeof(buf), "{\"s\":\"value-%d\"}\n", i);
+        msgpack_sbuffer_write(&sb, buf, strlen(buf));
+    }
+    in = cef_input_open_mem(sb.data, sb.size);
+    assert_int_equal(cef_input_start_thread(in), 0);
+    for (i = 0; i < 2000; i++) {
+        assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+        snprintf(buf, sizeof(buf), "value-%d", i);
+        assert_int_equal(o->via.map.ptr[0].val.via.str.size, strlen(buf));
+        assert_memory_equal(o->via.map.ptr[0].val.via.str.ptr, buf,
+                            strlen(buf));
+    }
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 0);
+    cef_input_close(in);
+
+    /* closed early while the thread blocks on a pipe that stays open */
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "{\"a\":1}\n", 8), 8);
+    in = cef_input_open_fd(p[0]);
+    assert_int_equal(cef_input_start_thread(in), 0);
+    assert_int_equal(cef_input_wait(in, 2000), 1);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+    assert_int_equal(cef_input_wait(in, 50), 0);
+    cef_input_close(in);
+    close(p[0]);
+    close(p[1]);
+
+    msgpack_sbuffer_destroy(&sb);
+}
+
+
 int
 main(void)
 {
@@ -238,6 +315,7 @@ main(void)
         cmocka_unit_test(test_msgpack_limits),
         cmocka_unit_test(test_ndjson),
         cmocka_unit_test(test_fd_and_pipe),
+        cmocka_unit_test(test_threaded),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
