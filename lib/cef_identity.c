@@ -230,6 +230,37 @@ cef_identity_create_from_file(const char *path, char *err, size_t errlen)
 }
 
 
+cef_identity_t *
+cef_identity_dup(const cef_identity_t *id)
+{
+    cef_identity_t  *c;
+
+    c = calloc(1, sizeof(cef_identity_t));
+    if (c == NULL) {
+        return NULL;
+    }
+
+    c->inner = EVP_MD_CTX_new();
+    c->outer = EVP_MD_CTX_new();
+    c->work = EVP_MD_CTX_new();
+
+    if (c->inner == NULL || c->outer == NULL || c->work == NULL
+        || EVP_MD_CTX_copy_ex(c->inner, id->inner) != 1
+        || EVP_MD_CTX_copy_ex(c->outer, id->outer) != 1)
+    {
+        cef_identity_free(c);
+        return NULL;
+    }
+
+#if (CEF_IDENTITY_LOWLEVEL)
+    c->sinner = id->sinner;
+    c->souter = id->souter;
+#endif
+
+    return c;
+}
+
+
 void
 cef_identity_free(cef_identity_t *id)
 {

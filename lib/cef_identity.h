@@ -62,6 +62,13 @@ cef_identity_t *cef_identity_create(const uint8_t *secret, size_t len,
 cef_identity_t *cef_identity_create_from_file(const char *path, char *err,
     size_t errlen);
 
+/*
+ * A second keyed context equal to id, for another thread.
+ *
+ * @return the copy, or NULL when out of memory or on an OpenSSL failure.
+ */
+cef_identity_t *cef_identity_dup(const cef_identity_t *id);
+
 void cef_identity_free(cef_identity_t *id);
 
 /*

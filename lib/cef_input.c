@@ -29,6 +29,7 @@ typedef struct {
     uint64_t             record;
     uint64_t             offset;
     uint64_t             consumed;
+    void                *scratch;     /* the hook's results */
 } cef_input_item_t;
 
 
@@ -70,6 +71,10 @@ struct cef_input_s {
     char                 qerr[1024];
     cef_input_item_t    *cur;          /* the record last returned */
     cef_input_item_t     none;
+
+    cef_input_hook_pt    hook;
+    void                *hook_data;
+    size_t               scratch_size;
 };
 
 
@@ -216,7 +221,7 @@ cef_input_item_free(cef_input_item_t *it)
 }
 
 
-static void
+void
 cef_input_stop_thread(cef_input_t *in)
 {
     size_t  i;
@@ -235,6 +240,7 @@ cef_input_stop_thread(cef_input_t *in)
     /* consumed slots keep their memory until reused: free them all */
     for (i = 0; i < CEF_INPUT_QUEUE; i++) {
         cef_input_item_free(&in->q[i]);
+        free(in->q[i].scratch);
     }
 
     free(in->q);
@@ -745,6 +751,26 @@ cef_input_producer(void *arg)
         err[0] = '\0';
         rc = cef_input_next_sync(in, &obj, err, sizeof(err));
 
+        /* the hook writes into the slot's scratch: find the slot first */
+        if (rc == 1 && in->hook) {
+            pthread_mutex_lock(&in->mu);
+            while (in->qlen >= CEF_INPUT_QUEUE - 1 && !in->qstop) {
+                in->pwait = 1;
+                pthread_cond_wait(&in->not_full, &in->mu);
+                in->pwait = 0;
+            }
+            it = &in->q[(in->qhead + in->qlen) % CEF_INPUT_QUEUE];
+            pthread_mutex_unlock(&in->mu);
+
+            /* only this thread fills slots at and after qhead + qlen */
+            if (!in->qstop
+                && in->hook(in->hook_data, obj, in->record, in->offset,
+                            it->scratch, err, sizeof(err)) != 0)
+            {
+                rc = -1;
+            }
+        }
+
         pthread_mutex_lock(&in->mu);
 
         if (rc <= 0) {
@@ -796,7 +822,8 @@ cef_input_producer(void *arg)
 
 
 int
-cef_input_start_thread(cef_input_t *in)
+cef_input_start_thread(cef_input_t *in, cef_input_hook_pt hook, void *data,
+    size_t scratch_size)
 {
     size_t  i;
 
@@ -809,8 +836,24 @@ cef_input_start_thread(cef_input_t *in)
         return -1;
     }
 
+    in->hook = hook;
+    in->hook_data = data;
+    in->scratch_size = scratch_size;
+
     for (i = 0; i < CEF_INPUT_QUEUE; i++) {
         msgpack_unpacked_init(&in->q[i].u);
+
+        if (hook && scratch_size) {
+            in->q[i].scratch = malloc(scratch_size);
+            if (in->q[i].scratch == NULL) {
+                while (i--) {
+                    free(in->q[i].scratch);
+                }
+                free(in->q);
+                in->q = NULL;
+                return -1;
+            }
+        }
     }
 
     memset(&in->none, 0, sizeof(in->none));
@@ -830,12 +873,22 @@ cef_input_start_thread(cef_input_t *in)
         pthread_mutex_destroy(&in->mu);
         pthread_cond_destroy(&in->not_empty);
         pthread_cond_destroy(&in->not_full);
+        for (i = 0; i < CEF_INPUT_QUEUE; i++) {
+            free(in->q[i].scratch);
+        }
         free(in->q);
         in->q = NULL;
         return -1;
     }
 
     return 0;
+}
+
+
+const void *
+cef_input_scratch(const cef_input_t *in)
+{
+    return in->threaded && in->hook ? in->cur->scratch : NULL;
 }
 
 

@@ -66,15 +66,41 @@ int cef_input_next(cef_input_t *in, const msgpack_object **obj, char *err,
     size_t errlen);
 
 /*
+ * Work done on each record in the reading thread, before the record is
+ * handed over: it may fill scratch (scratch_size bytes, returned later by
+ * cef_input_scratch() with the record).
+ *
+ * @return 0, or -1 with a message in err: the stream then ends with that
+ *         error at this record.
+ */
+typedef int (*cef_input_hook_pt)(void *data, const msgpack_object *rec,
+    uint64_t record, uint64_t offset, void *scratch, char *err,
+    size_t errlen);
+
+/*
  * Read and parse ahead in a thread of its own (up to 1024 records), so
  * that parsing overlaps the caller's work.  Call before the first
  * cef_input_next(); afterwards a reader is used from one thread only, as
  * before, and cannot be rewound.  cef_input_close() stops the thread.
  *
+ * @param[in] in            the reader
+ * @param[in] hook          run on each record in the reading thread, or NULL
+ * @param[in] data          passed to hook
+ * @param[in] scratch_size  bytes of scratch per record for hook
  * @return 0, or -1 if the thread cannot be started (the reader stays
  *         usable, unthreaded).
  */
-int cef_input_start_thread(cef_input_t *in);
+int cef_input_start_thread(cef_input_t *in, cef_input_hook_pt hook,
+    void *data, size_t scratch_size);
+
+/*
+ * Stop the reading thread (cef_input_close() does it too).  Records it
+ * had read ahead are dropped: use it when done with the stream.
+ */
+void cef_input_stop_thread(cef_input_t *in);
+
+/* The hook's scratch of the record last returned, or NULL. */
+const void *cef_input_scratch(const cef_input_t *in);
 
 /*
  * Start again from the beginning (only for seekable descriptors and

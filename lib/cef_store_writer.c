@@ -44,6 +44,8 @@ typedef struct {
     cef_input_t              *in;
     char                     *err;
     size_t                    errlen;
+    uint64_t                  rec_no;      /* the record being processed */
+    uint64_t                  rec_off;
 
     int                       lockfd;
     char                      tmp[PATH_MAX];
@@ -106,8 +108,8 @@ cef_w_bad(cef_writer_t *w, const char *fmt, ...)
     va_list  ap;
 
     n = snprintf(w->err, w->errlen, "record %llu (byte %llu): ",
-                 (unsigned long long) cef_input_record(w->in),
-                 (unsigned long long) cef_input_offset(w->in));
+                 (unsigned long long) w->rec_no,
+                 (unsigned long long) w->rec_off);
 
     if (n >= 0 && (size_t) n < w->errlen) {
         va_start(ap, fmt);
@@ -124,10 +126,10 @@ cef_w_lmdb(cef_writer_t *w, const char *what, int rc)
 {
     char  where[64] = "";
 
-    if (cef_input_record(w->in) > 0) {
+    if (w->rec_no > 0) {
         snprintf(where, sizeof(where), "record %llu (byte %llu): ",
-                 (unsigned long long) cef_input_record(w->in),
-                 (unsigned long long) cef_input_offset(w->in));
+                 (unsigned long long) w->rec_no,
+                 (unsigned long long) w->rec_off);
     }
 
     if (rc == MDB_MAP_FULL) {
@@ -897,6 +899,68 @@ cef_w_load_entry(cef_writer_t *w, const uint8_t *h, uint32_t number,
 }
 
 
+/*
+ * In the reading thread: validate a profile record and hash its id and keys
+ * into scratch, so that the writing thread only encodes and writes.
+ */
+
+#define CEF_W_PRE_ID      0
+#define CEF_W_PRE_KEYS    CEF_HASH_LEN
+#define CEF_W_PRE_SIZE    (CEF_HASH_LEN * (1 + CEF_WRITER_KEYS_MAX))
+
+typedef struct {
+    cef_writer_t       w;
+    cef_writer_conf_t  conf;
+} cef_w_hook_t;
+
+
+static int
+cef_w_load_hook(void *data, const msgpack_object *rec, uint64_t record,
+    uint64_t offset, void *scratch, char *err, size_t errlen)
+{
+    static const char *const  fields[] = { "id", "keys", "attrs", NULL };
+
+    uint8_t               *pre = scratch;
+    uint32_t               i;
+    cef_w_hook_t          *hk = data;
+    cef_writer_t          *w = &hk->w;
+    const msgpack_object  *id, *keys, *attrs, *t, *v;
+
+    if (record == 1 || cef_w_field(rec, "end") != NULL) {
+        return 0;       /* the header and the trailer: the writer's job */
+    }
+
+    w->err = err;
+    w->errlen = errlen;
+    w->rec_no = record;
+    w->rec_off = offset;
+
+    if (cef_w_check_fields(w, rec, fields) != 0
+        || cef_w_check_id(w, rec, "id", &id) != 0
+        || cef_w_check_keys(w, rec, "keys", 1, &keys) != 0
+        || cef_w_check_attrs(w, rec, "attrs", 1, &attrs) != 0
+        || cef_w_hash(w, "", 0, id->via.str.ptr, id->via.str.size,
+                      pre + CEF_W_PRE_ID) != 0)
+    {
+        return -1;
+    }
+
+    for (i = 0; i < keys->via.array.size; i++) {
+        t = &keys->via.array.ptr[i].via.array.ptr[0];
+        v = &keys->via.array.ptr[i].via.array.ptr[1];
+
+        if (cef_w_hash(w, t->via.str.ptr, t->via.str.size, v->via.str.ptr,
+                       v->via.str.size, pre + CEF_W_PRE_KEYS
+                                        + i * CEF_HASH_LEN) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
 static int
 cef_w_load_profile(cef_writer_t *w, const msgpack_object *rec)
 {
@@ -908,12 +972,21 @@ cef_w_load_profile(cef_writer_t *w, const msgpack_object *rec)
     uint32_t               i, nhints, number;
     uint64_t              *o;
     MDB_val                k, v;
+    const uint8_t         *pre;
     const msgpack_object  *id, *keys, *attrs, *t, *val;
 
-    if ((rc = cef_w_check_fields(w, rec, fields)) != 0
-        || (rc = cef_w_check_id(w, rec, "id", &id)) != 0
-        || (rc = cef_w_check_keys(w, rec, "keys", 1, &keys)) != 0
-        || (rc = cef_w_check_attrs(w, rec, "attrs", 1, &attrs)) != 0)
+    /* the reading thread may have validated and hashed it already */
+    pre = cef_input_scratch(w->in);
+
+    if (pre) {
+        id = cef_w_field(rec, "id");
+        keys = cef_w_field(rec, "keys");
+        attrs = cef_w_field(rec, "attrs");
+
+    } else if ((rc = cef_w_check_fields(w, rec, fields)) != 0
+               || (rc = cef_w_check_id(w, rec, "id", &id)) != 0
+               || (rc = cef_w_check_keys(w, rec, "keys", 1, &keys)) != 0
+               || (rc = cef_w_check_attrs(w, rec, "attrs", 1, &attrs)) != 0)
     {
         return rc;
     }
@@ -934,11 +1007,17 @@ cef_w_load_profile(cef_writer_t *w, const msgpack_object *rec)
         w->offsets = o;
     }
 
-    w->offsets[number] = cef_input_offset(w->in);
+    w->offsets[number] = w->rec_off;
 
-    if ((rc = cef_w_hash(w, "", 0, id->via.str.ptr, id->via.str.size, h)) != 0
-        || (rc = cef_w_load_entry(w, h, number, 1)) != 0)
+    if (pre) {
+        memcpy(h, pre + CEF_W_PRE_ID, CEF_HASH_LEN);
+    } else if ((rc = cef_w_hash(w, "", 0, id->via.str.ptr, id->via.str.size,
+                                h)) != 0)
     {
+        return rc;
+    }
+
+    if ((rc = cef_w_load_entry(w, h, number, 1)) != 0) {
         return rc;
     }
 
@@ -948,10 +1027,16 @@ cef_w_load_profile(cef_writer_t *w, const msgpack_object *rec)
         t = &keys->via.array.ptr[i].via.array.ptr[0];
         val = &keys->via.array.ptr[i].via.array.ptr[1];
 
-        if ((rc = cef_w_hash(w, t->via.str.ptr, t->via.str.size,
-                             val->via.str.ptr, val->via.str.size, h)) != 0
-            || (rc = cef_w_load_entry(w, h, number, 0)) != 0)
+        if (pre) {
+            memcpy(h, pre + CEF_W_PRE_KEYS + i * CEF_HASH_LEN, CEF_HASH_LEN);
+        } else if ((rc = cef_w_hash(w, t->via.str.ptr, t->via.str.size,
+                                    val->via.str.ptr, val->via.str.size, h))
+                   != 0)
         {
+            return rc;
+        }
+
+        if ((rc = cef_w_load_entry(w, h, number, 0)) != 0) {
             return rc;
         }
 
@@ -1274,6 +1359,8 @@ cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
         }
 
         records++;
+        w->rec_no = cef_input_record(w->in);
+        w->rec_off = cef_input_offset(w->in);
         cef_w_progress(w, records, 0);
 
         if (records == 1) {
@@ -1332,7 +1419,7 @@ cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
         cef_w_err(w, "truncated snapshot: no trailer {\"end\":true,...} after "
                   "record %llu (byte %llu)",
                   (unsigned long long) records,
-                  (unsigned long long) cef_input_offset(w->in));
+                  (unsigned long long) w->rec_off);
         return CEF_WRITER_EINPUT;
     }
 
@@ -1392,10 +1479,12 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
     char          old[PATH_MAX], name[64];
     uint64_t      gen;
     struct stat   st;
+    cef_w_hook_t  hook;
     cef_writer_t  w;
 
     memset(&w, 0, sizeof(w));
     memset(res, 0, sizeof(cef_writer_result_t));
+    hook.conf.ident = NULL;
     w.conf = conf;
     w.in = in;
     w.err = err;
@@ -1460,8 +1549,23 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
     w.info.format = CEF_STORE_FORMAT;
     w.info.next_number = 0;
 
-    /* parse ahead in a second thread; unthreaded if that fails */
-    (void) cef_input_start_thread(in);
+    /*
+     * Parse, validate and hash ahead in a second thread (with its own
+     * keyed context); unthreaded if that cannot be set up.
+     */
+
+    hook.conf = *conf;
+    hook.conf.ident = cef_identity_dup(conf->ident);
+    memset(&hook.w, 0, sizeof(hook.w));
+    hook.w.conf = &hook.conf;
+    hook.w.lockfd = -1;
+
+    if (hook.conf.ident == NULL
+        || cef_input_start_thread(in, cef_w_load_hook, &hook, CEF_W_PRE_SIZE)
+           != 0)
+    {
+        (void) cef_input_start_thread(in, NULL, NULL, 0);
+    }
 
     if (cef_identity_fingerprint(conf->ident, w.info.secret_check) != 0) {
         cef_w_err(&w, "HMAC-SHA256 failed (OpenSSL)");
@@ -1522,10 +1626,16 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
         res->data_bytes = (uint64_t) st.st_size;
     }
 
+    cef_input_stop_thread(in);
+    cef_identity_free(hook.conf.ident);
     cef_w_close(&w);
     return CEF_WRITER_OK;
 
 failed:
+
+    /* the reading thread uses hook: stop it before leaving */
+    cef_input_stop_thread(in);
+    cef_identity_free(hook.conf.ident);
 
     if (w.txn) {
         mdb_txn_abort(w.txn);
@@ -2587,6 +2697,8 @@ cef_w_apply_pass(cef_writer_t *w, int dry, cef_writer_result_t *res)
         }
 
         records++;
+        w->rec_no = cef_input_record(w->in);
+        w->rec_off = cef_input_offset(w->in);
 
         if (!dry) {
             cef_w_progress(w, records, 0);

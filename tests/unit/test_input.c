@@ -253,7 +253,7 @@ test_threaded(void **state)
 
     /* msgpack, read ahead, then the same truncated */
     in = cef_input_open_mem(sb.data, sb.size);
-    assert_int_equal(cef_input_start_thread(in), 0);
+    assert_int_equal(cef_input_start_thread(in, NULL, NULL, 0), 0);
     for (i = 0; i < 3000; i++) {
         assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
         assert_int_equal(o->via.map.ptr[0].val.via.i64, i);
@@ -265,7 +265,7 @@ test_threaded(void **state)
     cef_input_close(in);
 
     in = cef_input_open_mem(sb.data, sb.size - 1);
-    assert_int_equal(cef_input_start_thread(in), 0);
+    assert_int_equal(cef_input_start_thread(in, NULL, NULL, 0), 0);
     for (i = 0; i < 2999; i++) {
         assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
     }
@@ -280,7 +280,7 @@ test_threaded(void **state)
         msgpack_sbuffer_write(&sb, buf, strlen(buf));
     }
     in = cef_input_open_mem(sb.data, sb.size);
-    assert_int_equal(cef_input_start_thread(in), 0);
+    assert_int_equal(cef_input_start_thread(in, NULL, NULL, 0), 0);
     for (i = 0; i < 2000; i++) {
         assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
         snprintf(buf, sizeof(buf), "value-%d", i);
@@ -295,7 +295,7 @@ test_threaded(void **state)
     assert_int_equal(pipe(p), 0);
     assert_int_equal(write(p[1], "{\"a\":1}\n", 8), 8);
     in = cef_input_open_fd(p[0]);
-    assert_int_equal(cef_input_start_thread(in), 0);
+    assert_int_equal(cef_input_start_thread(in, NULL, NULL, 0), 0);
     assert_int_equal(cef_input_wait(in, 2000), 1);
     assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
     assert_int_equal(cef_input_wait(in, 50), 0);
