@@ -16,6 +16,7 @@
 #include <msgpack.h>
 
 #include "cef_store.h"
+#include "cef_store_group.h"
 
 
 typedef struct cef_store_block_s  cef_store_block_t;
@@ -613,7 +614,10 @@ int
 cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
 {
     int               rc;
+    size_t            len;
+    uint32_t          group;
     MDB_val           k, v;
+    const uint8_t    *blob;
     cef_store_gen_t  *g = s->gen;
 
     if (!g->active) {
@@ -621,8 +625,9 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    k.mv_data = &number;
-    k.mv_size = sizeof(number);
+    group = cef_group_of(number);
+    k.mv_data = &group;
+    k.mv_size = sizeof(group);
 
     rc = mdb_get(g->txn, g->prof, &k, &v);
 
@@ -635,7 +640,16 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    if (cef_profile_parse(v.mv_data, v.mv_size, &g->dict, p) != 0) {
+    if (cef_group_slot(v.mv_data, v.mv_size, number, &blob, &len) != 0) {
+        cef_store_seterr(s, "profile group %u is malformed", group);
+        return CEF_STORE_ERROR;
+    }
+
+    if (len == 0) {
+        return CEF_STORE_NOTFOUND;
+    }
+
+    if (cef_profile_parse(blob, len, &g->dict, p) != 0) {
         cef_store_seterr(s, "profile %u is malformed", number);
         return CEF_STORE_ERROR;
     }

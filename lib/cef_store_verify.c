@@ -15,6 +15,7 @@
 
 #include "cef_store_bucket.h"
 #include "cef_store_encode.h"
+#include "cef_store_group.h"
 #include "cef_store_writer.h"
 
 
@@ -90,6 +91,30 @@ cef_verify_dict(MDB_txn *txn, MDB_dbi dbi, cef_intern_t *t, uint32_t want,
 }
 
 
+/* A stored profile by number: 0 found, else -1. */
+
+static int
+cef_verify_get(MDB_txn *txn, MDB_dbi prof, uint32_t number,
+    const uint8_t **p, size_t *len)
+{
+    uint32_t  group;
+    MDB_val   k, d;
+
+    group = cef_group_of(number);
+    k.mv_data = &group;
+    k.mv_size = sizeof(group);
+
+    if (mdb_get(txn, prof, &k, &d) != 0
+        || cef_group_slot(d.mv_data, d.mv_size, number, p, len) != 0
+        || *len == 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /* Check one index ("index" or "ids"); count its entries. */
 
 static int
@@ -98,12 +123,13 @@ cef_verify_index(MDB_txn *txn, MDB_dbi dbi, MDB_dbi prof,
     cef_verify_t *v, uint64_t *count)
 {
     int            rc, hinted;
-    size_t         i, il, n;
+    size_t         i, il, n, plen;
+    const uint8_t *blob;
     uint8_t        h[CEF_IDENTITY_HASH_LEN];
     uint16_t       hint;
     uint32_t       b, number, j;
     const uint8_t *val;
-    MDB_val        k, d, k2, d2;
+    MDB_val        k, d;
     MDB_cursor    *cur;
     cef_profile_t  p;
     const char    *what = keys ? "index" : "ids";
@@ -149,11 +175,9 @@ cef_verify_index(MDB_txn *txn, MDB_dbi dbi, MDB_dbi prof,
             }
 
             number = cef_bucket_number(c, val, i);
-            k2.mv_data = &number;
-            k2.mv_size = sizeof(number);
 
-            if (mdb_get(txn, prof, &k2, &d2) != 0
-                || cef_profile_parse(d2.mv_data, d2.mv_size, dict, &p) != 0)
+            if (cef_verify_get(txn, prof, number, &blob, &plen) != 0
+                || cef_profile_parse(blob, plen, dict, &p) != 0)
             {
                 cef_verify_problem(v, "%s: an entry in bucket %06x points to "
                                    "profile %u, which does not exist", what,
@@ -195,8 +219,10 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
     char              path[PATH_MAX];
     size_t            pos, n;
     uint8_t           h[CEF_IDENTITY_HASH_LEN], key[CEF_BUCKET_KEY_LEN];
-    uint32_t          number;
+    size_t            plen;
+    uint32_t          number, group, slot;
     uint64_t          gen, nids = 0;
+    const uint8_t    *blob;
     MDB_env          *env = NULL;
     MDB_txn          *txn = NULL;
     MDB_cursor       *cur = NULL;
@@ -302,48 +328,65 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT))
     {
-        res->profiles++;
-        memcpy(&number, k.mv_data, sizeof(number));
+        memcpy(&group, k.mv_data, sizeof(group));
 
-        if (k.mv_size != sizeof(number) || number >= info.next_number) {
-            cef_verify_problem(&v, "profile number %u is out of range",
-                               number);
-            continue;
-        }
+        for (slot = 0; slot < CEF_GROUP_SLOTS; slot++) {
+            number = (group << CEF_GROUP_SHIFT) + slot;
 
-        if (cef_profile_parse(d.mv_data, d.mv_size, &dict, &p) != 0
-            || cef_profile_validate(&p) != 0)
-        {
-            cef_verify_problem(&v, "profile %u does not decode", number);
-            continue;
-        }
-
-        if (ident == NULL) {
-            continue;
-        }
-
-        cef_identity_hash(ident, "", 0, p.id.data, p.id.len, h);
-        cef_bucket_key(cef_bucket_of(&icfg, h), key);
-        k2.mv_data = key;
-        k2.mv_size = CEF_BUCKET_KEY_LEN;
-        found = 0;
-
-        if (mdb_get(txn, ids, &k2, &d2) == 0) {
-            cef_bucket_search(&icfg, d2.mv_data, d2.mv_size, h, &pos);
-            n = d2.mv_size / cef_bucket_item_len(&icfg);
-
-            for ( ; pos < n && cef_bucket_match(&icfg, d2.mv_data, pos, h);
-                 pos++)
+            if (k.mv_size != sizeof(group)
+                || cef_group_slot(d.mv_data, d.mv_size, number, &blob, &plen)
+                   != 0)
             {
-                if (cef_bucket_number(&icfg, d2.mv_data, pos) == number) {
-                    found = 1;
+                cef_verify_problem(&v, "profile group %u is malformed", group);
+                break;
+            }
+
+            if (plen == 0) {
+                continue;
+            }
+
+            res->profiles++;
+
+            if (number >= info.next_number) {
+                cef_verify_problem(&v, "profile number %u is out of range",
+                                   number);
+                continue;
+            }
+
+            if (cef_profile_parse(blob, plen, &dict, &p) != 0
+                || cef_profile_validate(&p) != 0)
+            {
+                cef_verify_problem(&v, "profile %u does not decode", number);
+                continue;
+            }
+
+            if (ident == NULL) {
+                continue;
+            }
+
+            cef_identity_hash(ident, "", 0, p.id.data, p.id.len, h);
+            cef_bucket_key(cef_bucket_of(&icfg, h), key);
+            k2.mv_data = key;
+            k2.mv_size = CEF_BUCKET_KEY_LEN;
+            found = 0;
+
+            if (mdb_get(txn, ids, &k2, &d2) == 0) {
+                cef_bucket_search(&icfg, d2.mv_data, d2.mv_size, h, &pos);
+                n = d2.mv_size / cef_bucket_item_len(&icfg);
+
+                for ( ; pos < n && cef_bucket_match(&icfg, d2.mv_data, pos, h);
+                     pos++)
+                {
+                    if (cef_bucket_number(&icfg, d2.mv_data, pos) == number) {
+                        found = 1;
+                    }
                 }
             }
-        }
 
-        if (!found) {
-            cef_verify_problem(&v, "profile \"%.*s\" (%u) has no id entry",
-                               (int) p.id.len, p.id.data, number);
+            if (!found) {
+                cef_verify_problem(&v, "profile \"%.*s\" (%u) has no id entry",
+                                   (int) p.id.len, p.id.data, number);
+            }
         }
     }
 

@@ -23,6 +23,7 @@
 
 #include "cef_store_bucket.h"
 #include "cef_store_encode.h"
+#include "cef_store_group.h"
 #include "cef_store_writer.h"
 
 
@@ -72,6 +73,13 @@ typedef struct {
     size_t                    scratch_cap;
     uint8_t                  *bval;        /* a copy of a bucket */
     size_t                    bval_cap;
+    uint8_t                  *gbuf;        /* a group being built */
+    size_t                    gbuf_cap;
+
+    /* load: the profiles of the group being filled */
+    uint8_t                  *lg;
+    size_t                    lg_len, lg_cap;
+    size_t                    lg_lens[CEF_GROUP_SLOTS];
     uint64_t                  stream_seq;
     uint64_t                  batch_seq;
     uint32_t                  in_batch;
@@ -346,6 +354,10 @@ cef_w_close(cef_writer_t *w)
     free(w->offsets);
     free(w->scratch);
     free(w->bval);
+    free(w->gbuf);
+    free(w->lg);
+    w->gbuf = NULL;
+    w->lg = NULL;
     w->ents = NULL;
     w->idents = NULL;
     w->bval = NULL;
@@ -899,6 +911,205 @@ cef_w_load_entry(cef_writer_t *w, const uint8_t *h, uint32_t number,
 }
 
 
+static int
+cef_w_grow(cef_writer_t *w, uint8_t **buf, size_t *cap, size_t need)
+{
+    uint8_t  *p;
+
+    if (need <= *cap) {
+        return 0;
+    }
+
+    p = realloc(*buf, need);
+    if (p == NULL) {
+        cef_w_err(w, "out of memory");
+        return -1;
+    }
+
+    *buf = p;
+    *cap = need;
+    return 0;
+}
+
+
+/* Write the group being filled by a load (MDB_APPEND). */
+
+static int
+cef_w_load_group_flush(cef_writer_t *w, uint32_t group)
+{
+    int             rc;
+    size_t          i, off;
+    MDB_val         k, v;
+    const uint8_t  *p[CEF_GROUP_SLOTS];
+
+    for (i = 0, off = 0; i < CEF_GROUP_SLOTS; i++) {
+        p[i] = w->lg + off;
+        off += w->lg_lens[i];
+    }
+
+    if (cef_w_grow(w, &w->gbuf, &w->gbuf_cap, CEF_GROUP_HEAD + off) != 0) {
+        return CEF_WRITER_ESTORE;
+    }
+
+    k.mv_data = &group;
+    k.mv_size = sizeof(group);
+    v.mv_data = w->gbuf;
+    v.mv_size = cef_group_build(w->gbuf, p, w->lg_lens);
+
+    rc = mdb_put(w->txn, w->prof, &k, &v, MDB_APPEND);
+    if (rc != 0) {
+        return cef_w_lmdb(w, "writing profiles", rc);
+    }
+
+    w->lg_len = 0;
+    memset(w->lg_lens, 0, sizeof(w->lg_lens));
+
+    return CEF_WRITER_OK;
+}
+
+
+static int
+cef_w_load_group_add(cef_writer_t *w, uint32_t number, const uint8_t *blob,
+    size_t len)
+{
+    if (len > CEF_GROUP_MAX) {
+        return cef_w_bad(w, "the profile takes more than %d bytes encoded",
+                         CEF_GROUP_MAX);
+    }
+
+    if (cef_w_grow(w, &w->lg, &w->lg_cap, w->lg_len + len) != 0) {
+        return CEF_WRITER_ESTORE;
+    }
+
+    memcpy(w->lg + w->lg_len, blob, len);
+    w->lg_len += len;
+    w->lg_lens[number & (CEF_GROUP_SLOTS - 1)] = len;
+
+    if ((number & (CEF_GROUP_SLOTS - 1)) == CEF_GROUP_SLOTS - 1) {
+        return cef_w_load_group_flush(w, cef_group_of(number));
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+/* A stored profile: 0 found, 1 absent, -1 error. */
+
+static int
+cef_w_prof_get(cef_writer_t *w, uint32_t number, const uint8_t **p,
+    size_t *len)
+{
+    int       rc;
+    uint32_t  group;
+    MDB_val   k, v;
+
+    group = cef_group_of(number);
+    k.mv_data = &group;
+    k.mv_size = sizeof(group);
+
+    rc = mdb_get(w->txn, w->prof, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return 1;
+    }
+
+    if (rc != 0) {
+        cef_w_lmdb(w, "reading a profile", rc);
+        return -1;
+    }
+
+    if (cef_group_slot(v.mv_data, v.mv_size, number, p, len) != 0) {
+        cef_w_err(w, "stored profile group %u is malformed", group);
+        return -1;
+    }
+
+    return *len ? 0 : 1;
+}
+
+
+/* Replace a profile (blob) or remove it (blob NULL). */
+
+static int
+cef_w_prof_put(cef_writer_t *w, uint32_t number, const uint8_t *blob,
+    size_t blen)
+{
+    int             rc;
+    size_t          i, total;
+    uint32_t        group;
+    MDB_val         k, v;
+    const uint8_t  *p[CEF_GROUP_SLOTS];
+    size_t          lens[CEF_GROUP_SLOTS];
+
+    if (blen > CEF_GROUP_MAX) {
+        cef_w_err(w, "the profile takes more than %d bytes encoded",
+                  CEF_GROUP_MAX);
+        return -1;
+    }
+
+    group = cef_group_of(number);
+    k.mv_data = &group;
+    k.mv_size = sizeof(group);
+
+    rc = mdb_get(w->txn, w->prof, &k, &v);
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        cef_w_lmdb(w, "reading a profile", rc);
+        return -1;
+    }
+
+    total = 0;
+
+    for (i = 0; i < CEF_GROUP_SLOTS; i++) {
+        if ((number & (CEF_GROUP_SLOTS - 1)) == i) {
+            p[i] = blob;
+            lens[i] = blob ? blen : 0;
+
+        } else if (rc == MDB_NOTFOUND) {
+            p[i] = NULL;
+            lens[i] = 0;
+
+        } else if (cef_group_slot(v.mv_data, v.mv_size,
+                                  (group << CEF_GROUP_SHIFT) + i, &p[i],
+                                  &lens[i]) != 0)
+        {
+            cef_w_err(w, "stored profile group %u is malformed", group);
+            return -1;
+        }
+
+        total += lens[i];
+    }
+
+    if (total == 0) {
+        if (rc == MDB_NOTFOUND) {
+            return 0;
+        }
+
+        rc = mdb_del(w->txn, w->prof, &k, NULL);
+        if (rc != 0) {
+            cef_w_lmdb(w, "deleting a profile", rc);
+            return -1;
+        }
+
+        return 0;
+    }
+
+    /* the slots point into the map: build a copy before writing */
+    if (cef_w_grow(w, &w->gbuf, &w->gbuf_cap, CEF_GROUP_HEAD + total) != 0) {
+        return -1;
+    }
+
+    v.mv_data = w->gbuf;
+    v.mv_size = cef_group_build(w->gbuf, p, lens);
+
+    rc = mdb_put(w->txn, w->prof, &k, &v, 0);
+    if (rc != 0) {
+        cef_w_lmdb(w, "writing a profile", rc);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /*
  * In the reading thread: validate a profile record and hash its id and keys
  * into scratch, so that the writing thread only encodes and writes.
@@ -971,7 +1182,6 @@ cef_w_load_profile(cef_writer_t *w, const msgpack_object *rec)
     uint16_t               hints[CEF_WRITER_KEYS_MAX];
     uint32_t               i, nhints, number;
     uint64_t              *o;
-    MDB_val                k, v;
     const uint8_t         *pre;
     const msgpack_object  *id, *keys, *attrs, *t, *val;
 
@@ -1057,14 +1267,10 @@ cef_w_load_profile(cef_writer_t *w, const msgpack_object *rec)
         return CEF_WRITER_ESTORE;
     }
 
-    k.mv_data = &number;
-    k.mv_size = sizeof(number);
-    v.mv_data = w->enc.blob.data;
-    v.mv_size = w->enc.blob.size;
-
-    rc = mdb_put(w->txn, w->prof, &k, &v, MDB_APPEND);
+    rc = cef_w_load_group_add(w, number, (uint8_t *) w->enc.blob.data,
+                              w->enc.blob.size);
     if (rc != 0) {
-        return cef_w_lmdb(w, "writing a profile", rc);
+        return rc;
     }
 
     w->info.profiles++;
@@ -1287,8 +1493,8 @@ cef_w_load_index(cef_writer_t *w)
     }
 
     w->info.keys = w->nents;
-    w->info.key_bits = cef_bucket_bits_for(w->nents, 12);
-    w->info.id_bits = cef_bucket_bits_for(w->nidents, 20);
+    w->info.key_bits = cef_bucket_bits_for(w->nents, 32);
+    w->info.id_bits = cef_bucket_bits_for(w->nidents, 48);
     w->kcfg.bits = w->info.key_bits;
     w->kcfg.rest = CEF_BUCKET_REST_KEYS;
     w->icfg.bits = w->info.id_bits;
@@ -1413,6 +1619,13 @@ cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
     if (records == 0) {
         cef_w_err(w, "empty input: expected a snapshot header");
         return CEF_WRITER_EINPUT;
+    }
+
+    if (w->lg_len > 0) {
+        rc = cef_w_load_group_flush(w, cef_group_of(w->info.next_number - 1));
+        if (rc != 0) {
+            return rc;
+        }
     }
 
     if (!trailer) {
@@ -1944,39 +2157,32 @@ cef_w_profile_keys(cef_writer_t *w, const cef_stored_t *st, uint32_t number,
 static int
 cef_w_load_stored(cef_writer_t *w, uint32_t number, cef_stored_t *st)
 {
-    int            rc;
-    uint32_t       i;
-    uint8_t       *p;
-    MDB_val        k, v;
-    cef_dict_t     dict;
-    cef_profile_t  prof;
+    int             rc;
+    size_t          len;
+    uint32_t        i;
+    const uint8_t  *blob;
+    cef_dict_t      dict;
+    cef_profile_t   prof;
 
-    k.mv_data = &number;
-    k.mv_size = sizeof(number);
-
-    rc = mdb_get(w->txn, w->prof, &k, &v);
+    rc = cef_w_prof_get(w, number, &blob, &len);
     if (rc != 0) {
-        cef_w_lmdb(w, "reading a profile", rc);
+        if (rc > 0) {
+            cef_w_err(w, "profile %u is missing", number);
+        }
         return -1;
     }
 
-    if (v.mv_size > w->scratch_cap) {
-        p = realloc(w->scratch, v.mv_size);
-        if (p == NULL) {
-            cef_w_err(w, "out of memory");
-            return -1;
-        }
-        w->scratch = p;
-        w->scratch_cap = v.mv_size;
+    if (cef_w_grow(w, &w->scratch, &w->scratch_cap, len) != 0) {
+        return -1;
     }
 
-    memcpy(w->scratch, v.mv_data, v.mv_size);
+    memcpy(w->scratch, blob, len);
 
     memset(&dict, 0, sizeof(dict));
     dict.names = w->enc.names.tab;
     dict.strs = w->enc.strs.tab;
 
-    if (cef_profile_parse(w->scratch, v.mv_size, &dict, &prof) != 0) {
+    if (cef_profile_parse(w->scratch, len, &dict, &prof) != 0) {
         cef_w_err(w, "stored profile %u is malformed", number);
         return -1;
     }
@@ -2042,26 +2248,13 @@ static int
 cef_w_put_profile(cef_writer_t *w, uint32_t number, const uint16_t *hints,
     uint32_t nhints, const char *id, size_t idlen)
 {
-    int      rc;
-    MDB_val  k, v;
-
     if (cef_encode_profile(&w->enc, hints, nhints, id, idlen) != 0) {
         cef_w_err(w, "out of memory");
         return -1;
     }
 
-    k.mv_data = &number;
-    k.mv_size = sizeof(number);
-    v.mv_data = w->enc.blob.data;
-    v.mv_size = w->enc.blob.size;
-
-    rc = mdb_put(w->txn, w->prof, &k, &v, 0);
-    if (rc != 0) {
-        cef_w_lmdb(w, "writing a profile", rc);
-        return -1;
-    }
-
-    return 0;
+    return cef_w_prof_put(w, number, (uint8_t *) w->enc.blob.data,
+                          w->enc.blob.size);
 }
 
 
@@ -2284,7 +2477,6 @@ cef_w_op_delete(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
     int            rc;
     uint8_t        idh[CEF_HASH_LEN];
     uint32_t       i, number;
-    MDB_val        k;
     cef_stored_t   st;
     cef_hashes_t   hs = { NULL, 0, 0 };
 
@@ -2311,12 +2503,7 @@ cef_w_op_delete(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
         goto failed;
     }
 
-    k.mv_data = &number;
-    k.mv_size = sizeof(number);
-
-    rc = mdb_del(w->txn, w->prof, &k, NULL);
-    if (rc != 0) {
-        cef_w_lmdb(w, "deleting a profile", rc);
+    if (cef_w_prof_put(w, number, NULL, 0) != 0) {
         goto failed;
     }
 
@@ -2415,7 +2602,6 @@ cef_w_op_merge(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
     uint8_t        fidh[CEF_HASH_LEN], iidh[CEF_HASH_LEN], *h;
     uint16_t       hints[CEF_PROFILE_HINTS_MAX * 2];
     uint32_t       i, nhints, from, into;
-    MDB_val        k;
     cef_stored_t   fst, ist;
     cef_hashes_t   hs = { NULL, 0, 0 };
 
@@ -2468,12 +2654,7 @@ cef_w_op_merge(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
         goto failed;
     }
 
-    k.mv_data = &from;
-    k.mv_size = sizeof(from);
-
-    rc = mdb_del(w->txn, w->prof, &k, NULL);
-    if (rc != 0) {
-        cef_w_lmdb(w, "deleting a profile", rc);
+    if (cef_w_prof_put(w, from, NULL, 0) != 0) {
         goto failed;
     }
 

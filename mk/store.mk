@@ -20,6 +20,8 @@ $(BUILD)/cef-store-bench: tests/tools/store_bench.c $(LIB_HDRS) \
 	$(CC) $(CEF_CFLAGS) tests/tools/store_bench.c $(BUILD)/libcef.a \
 	    $(PKG_LIBS) -o $@
 
+# the store's integration tests run the probe: build it with everything
+all: $(BUILD)/cef-store-probe
 integration: $(BUILD)/cef-sync $(BUILD)/cef-store-probe
 
 bench-store: $(BUILD)/cef-sync $(BUILD)/cef-store-bench
