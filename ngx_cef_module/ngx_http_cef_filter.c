@@ -4,15 +4,39 @@
  * Response header and body filters.  The module is an HTTP_AUX_FILTER, so
  * these run after the copy filter and before SSI, sub and gzip: the body
  * arrives in memory and uncompressed.
+ *
+ * The body filter feeds each buffer to the slot scanner.  Bytes outside
+ * slots go out in buffers that point into the input buffer (never written
+ * to); the last output buffer made from an input buffer carries it as its
+ * shadow, and the input is marked consumed only once that one is sent, as
+ * nginx's sub filter does.  Bytes the scanner had to hold across a buffer
+ * boundary, and slot defaults, are copied into the request pool; offers
+ * point into the decision's rendered HTML.
  */
 
 
 #include "ngx_http_cef_module.h"
 
 
+#define NGX_HTTP_CEF_BUFFERED  0x08
+
+
 static ngx_int_t ngx_http_cef_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cef_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
+static ngx_int_t ngx_http_cef_should_filter(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf);
+static ngx_int_t ngx_http_cef_rewrite_headers(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_ctx_t *ctx);
+static ngx_int_t ngx_http_cef_scan(ngx_http_request_t *r,
+    ngx_http_cef_ctx_t *ctx, ngx_buf_t *in);
+static int ngx_http_cef_emit(void *data, const cef_slot_event_t *ev);
+static ngx_int_t ngx_http_cef_set_cache_control(ngx_http_request_t *r,
+    ngx_uint_t value);
+static ngx_buf_t *ngx_http_cef_out_buf(ngx_http_cef_ctx_t *ctx);
+static ngx_int_t ngx_http_cef_output(ngx_http_request_t *r,
+    ngx_http_cef_ctx_t *ctx);
+static void *ngx_http_cef_pool_alloc(void *pool, size_t n);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -55,14 +79,13 @@ ngx_http_cef_get_ctx(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_cef_header_filter(ngx_http_request_t *r)
 {
+    cef_allocator_t           a;
     ngx_http_cef_ctx_t       *ctx;
     ngx_http_cef_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
 
-    if (!clcf->enable
-        || ngx_http_test_content_type(r, &clcf->types) == NULL)
-    {
+    if (!clcf->enable || ngx_http_cef_should_filter(r, clcf) != NGX_OK) {
         goto next;
     }
 
@@ -71,13 +94,28 @@ ngx_http_cef_header_filter(ngx_http_request_t *r)
         goto next;
     }
 
-    if (r == r->main) {
-        /* fail open: an unknown visitor gets the generic page */
-        (void) ngx_http_cef_identify(r);
+    /* fail open: whatever goes wrong, the visitor gets the generic page */
+
+    ctx->filling = ngx_http_cef_decide(r);
+
+    a.alloc = ngx_http_cef_pool_alloc;
+    a.free = NULL;
+    a.ctx = r->pool;
+
+    ctx->scanner = cef_slot_scanner_create(&a, clcf->slot_max_size);
+    if (ctx->scanner == NULL) {
+        goto next;
     }
 
-    if (r->headers_out.content_length_n != 0 && !r->header_only) {
-        ctx->filtering = 1;
+    ctx->request = r;
+    ctx->last_out = &ctx->out;
+    ctx->filtering = 1;
+
+    r->filter_need_in_memory = 1;
+
+    if (r == r->main && ngx_http_cef_rewrite_headers(r, clcf, ctx) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
 next:
@@ -91,6 +129,149 @@ next:
 
 
 static ngx_int_t
+ngx_http_cef_should_filter(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf)
+{
+    ngx_table_elt_t  *ce;
+
+    if (r->header_only
+        || r->method == NGX_HTTP_HEAD
+        || r->headers_out.content_length_n == 0
+        || (r == r->main && r->headers_out.status != NGX_HTTP_OK)
+        || ngx_http_test_content_type(r, &clcf->types) == NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    ce = r->headers_out.content_encoding;
+
+    if (ce && ce->hash && ce->value.len
+        && !(ce->value.len == 8
+             && ngx_strncasecmp(ce->value.data, (u_char *) "identity", 8)
+                == 0))
+    {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "cef filter: skipping \"%V\" encoded body",
+                       &ce->value);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The markers are always removed, so the length changes; a personalised
+ * page must never be stored by a shared cache downstream.
+ */
+
+static ngx_int_t
+ngx_http_cef_rewrite_headers(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_ctx_t *ctx)
+{
+    ngx_http_cef_identity_t  *id;
+
+    ngx_http_clear_content_length(r);
+    ngx_http_clear_last_modified(r);
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_weak_etag(r);
+
+    id = ctx->identity;
+
+    if (clcf->cache_control == NGX_HTTP_CEF_CACHE_OFF
+        || ((ctx->filling == NULL || ctx->filling->noffers == 0)
+            && !(id && id->consent
+                 && (id->visitor_new || id->link_cookie.len))))
+    {
+        return NGX_OK;
+    }
+
+    return ngx_http_cef_set_cache_control(r, clcf->cache_control);
+}
+
+
+static ngx_int_t
+ngx_http_cef_set_cache_control(ngx_http_request_t *r, ngx_uint_t value)
+{
+    ngx_table_elt_t  *cc;
+#if (nginx_version >= 1023000)
+    ngx_table_elt_t  *h;
+#else
+    ngx_uint_t        i;
+    ngx_table_elt_t **ccp;
+#endif
+
+#if (nginx_version >= 1023000)
+
+    for (h = r->headers_out.cache_control; h; h = h->next) {
+        h->hash = 0;
+    }
+
+#else
+
+    ccp = r->headers_out.cache_control.elts;
+
+    if (ccp == NULL) {
+        if (ngx_array_init(&r->headers_out.cache_control, r->pool, 1,
+                           sizeof(ngx_table_elt_t *))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else {
+        for (i = 0; i < r->headers_out.cache_control.nelts; i++) {
+            ccp[i]->hash = 0;
+        }
+
+        r->headers_out.cache_control.nelts = 0;
+    }
+
+#endif
+
+    cc = ngx_list_push(&r->headers_out.headers);
+    if (cc == NULL) {
+        return NGX_ERROR;
+    }
+
+    cc->hash = 1;
+    ngx_str_set(&cc->key, "Cache-Control");
+
+    if (value == NGX_HTTP_CEF_CACHE_NO_STORE) {
+        ngx_str_set(&cc->value, "private, no-store");
+
+    } else {
+        ngx_str_set(&cc->value, "private");
+    }
+
+#if (nginx_version >= 1023000)
+
+    cc->next = NULL;
+    r->headers_out.cache_control = cc;
+
+#else
+
+    ccp = ngx_array_push(&r->headers_out.cache_control);
+    if (ccp == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ccp = cc;
+
+#endif
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_cef_pool_alloc(void *pool, size_t n)
+{
+    return ngx_palloc(pool, n);
+}
+
+
+static ngx_int_t
 ngx_http_cef_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
     ngx_chain_t         *cl;
@@ -98,19 +279,229 @@ ngx_http_cef_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cef_module);
 
-    if (ctx == NULL || !ctx->filtering || in == NULL) {
+    if (ctx == NULL || !ctx->filtering) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    if (in == NULL && ctx->busy == NULL) {
         return ngx_http_next_body_filter(r, in);
     }
 
     for (cl = in; cl; cl = cl->next) {
         ctx->bytes_seen += ngx_buf_size(cl->buf);
 
+        if (ngx_http_cef_scan(r, ctx, cl->buf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         if (cl->buf->last_buf || cl->buf->last_in_chain) {
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                           "cef filter: %uO body bytes passed",
+                           "cef filter: %O body bytes passed",
                            ctx->bytes_seen);
         }
     }
 
-    return ngx_http_next_body_filter(r, in);
+    return ngx_http_cef_output(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_cef_scan(ngx_http_request_t *r, ngx_http_cef_ctx_t *ctx,
+    ngx_buf_t *in)
+{
+    int          rc, last;
+    ngx_buf_t   *b;
+
+    last = in->last_buf || in->last_in_chain;
+
+    ctx->in = in;
+
+    if (ngx_buf_in_memory(in) || last) {
+        rc = cef_slot_scanner_feed(ctx->scanner,
+                                   ngx_buf_in_memory(in) ? in->pos : NULL,
+                                   ngx_buf_in_memory(in)
+                                   ? (size_t) (in->last - in->pos) : 0,
+                                   last, ngx_http_cef_emit, ctx);
+        if (rc != 0) {
+            return NGX_ERROR;
+        }
+    }
+
+    /* the input's flags, and its shadow, go on the last buffer made of it */
+
+    b = ngx_http_cef_out_buf(ctx);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->sync = 1;
+    b->flush = in->flush;
+    b->last_buf = in->last_buf;
+    b->last_in_chain = in->last_in_chain;
+    b->shadow = in;
+    b->recycled = in->recycled;
+
+    ctx->in = NULL;
+
+    return NGX_OK;
+}
+
+
+static int
+ngx_http_cef_emit(void *data, const cef_slot_event_t *ev)
+{
+    ngx_http_cef_ctx_t *ctx = data;
+
+    u_char                *p;
+    size_t                 len;
+    ngx_buf_t             *b;
+    const uint8_t         *bytes;
+    ngx_http_cef_offer_t  *offer;
+
+    if (ev->type == CEF_SLOT_PASS) {
+        bytes = ev->data;
+        len = ev->len;
+
+    } else {
+        offer = ctx->filling
+                ? ngx_http_cef_decision_offer(ctx->filling,
+                                              (u_char *) ev->name.data,
+                                              ev->name.len)
+                : NULL;
+
+        if (offer) {
+            if (offer->html.len == 0) {
+                return 0;
+            }
+
+            b = ngx_http_cef_out_buf(ctx);
+            if (b == NULL) {
+                return -1;
+            }
+
+            b->memory = 1;
+            b->pos = offer->html.data;
+            b->last = offer->html.data + offer->html.len;
+
+            return 0;
+        }
+
+        bytes = ev->def;
+        len = ev->def_len;
+    }
+
+    if (len == 0) {
+        return 0;
+    }
+
+    b = ngx_http_cef_out_buf(ctx);
+    if (b == NULL) {
+        return -1;
+    }
+
+    if (ev->held) {
+        /* scanner memory: valid only until the next feed */
+        p = ngx_pnalloc(ctx->request->pool, len);
+        if (p == NULL) {
+            return -1;
+        }
+
+        ngx_memcpy(p, bytes, len);
+        b->temporary = 1;
+        b->pos = p;
+        b->last = p + len;
+
+    } else {
+        b->memory = 1;
+        b->pos = (u_char *) bytes;
+        b->last = (u_char *) bytes + len;
+    }
+
+    return 0;
+}
+
+
+static ngx_buf_t *
+ngx_http_cef_out_buf(ngx_http_cef_ctx_t *ctx)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (ctx->free) {
+        cl = ctx->free;
+        ctx->free = cl->next;
+        b = cl->buf;
+        ngx_memzero(b, sizeof(ngx_buf_t));
+
+    } else {
+        b = ngx_calloc_buf(ctx->request->pool);
+        if (b == NULL) {
+            return NULL;
+        }
+
+        cl = ngx_alloc_chain_link(ctx->request->pool);
+        if (cl == NULL) {
+            return NULL;
+        }
+
+        cl->buf = b;
+    }
+
+    b->tag = (ngx_buf_tag_t) &ngx_http_cef_module;
+
+    cl->next = NULL;
+    *ctx->last_out = cl;
+    ctx->last_out = &cl->next;
+
+    return b;
+}
+
+
+static ngx_int_t
+ngx_http_cef_output(ngx_http_request_t *r, ngx_http_cef_ctx_t *ctx)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    rc = ngx_http_next_body_filter(r, ctx->out);
+
+    if (ctx->busy == NULL) {
+        ctx->busy = ctx->out;
+
+    } else {
+        for (cl = ctx->busy; cl->next; cl = cl->next) { /* void */ }
+        cl->next = ctx->out;
+    }
+
+    ctx->out = NULL;
+    ctx->last_out = &ctx->out;
+
+    while (ctx->busy) {
+
+        cl = ctx->busy;
+        b = cl->buf;
+
+        if (ngx_buf_size(b) != 0) {
+            break;
+        }
+
+        if (b->shadow) {
+            b->shadow->pos = b->shadow->last;
+        }
+
+        ctx->busy = cl->next;
+
+        cl->next = ctx->free;
+        ctx->free = cl;
+    }
+
+    if (cef_slot_scanner_held(ctx->scanner)) {
+        r->buffered |= NGX_HTTP_CEF_BUFFERED;
+
+    } else {
+        r->buffered &= ~NGX_HTTP_CEF_BUFFERED;
+    }
+
+    return rc;
 }

@@ -19,6 +19,14 @@ static ngx_int_t ngx_http_cef_init_process(ngx_cycle_t *cycle);
 static void ngx_http_cef_exit_process(ngx_cycle_t *cycle);
 
 
+static ngx_conf_enum_t  ngx_http_cef_cache_control[] = {
+    { ngx_string("private"), NGX_HTTP_CEF_CACHE_PRIVATE },
+    { ngx_string("no-store"), NGX_HTTP_CEF_CACHE_NO_STORE },
+    { ngx_string("off"), NGX_HTTP_CEF_CACHE_OFF },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_cef_commands[] = {
 
     { ngx_string("cef"),
@@ -35,6 +43,20 @@ static ngx_command_t  ngx_http_cef_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cef_loc_conf_t, types_keys),
       &ngx_http_html_default_types[0] },
+
+    { ngx_string("cef_slot_max_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cef_loc_conf_t, slot_max_size),
+      NULL },
+
+    { ngx_string("cef_cache_control"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cef_loc_conf_t, cache_control),
+      &ngx_http_cef_cache_control },
 
     { ngx_string("cef_store"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -187,6 +209,8 @@ ngx_http_cef_create_loc_conf(ngx_conf_t *cf)
      */
 
     conf->enable = NGX_CONF_UNSET;
+    conf->slot_max_size = NGX_CONF_UNSET_SIZE;
+    conf->cache_control = NGX_CONF_UNSET_UINT;
     conf->rules = NGX_CONF_UNSET_PTR;
 
     return conf;
@@ -200,6 +224,16 @@ ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_cef_loc_conf_t *conf = child;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_size_value(conf->slot_max_size, prev->slot_max_size,
+                              CEF_SLOT_DEFAULT_MAX);
+    ngx_conf_merge_uint_value(conf->cache_control, prev->cache_control,
+                              NGX_HTTP_CEF_CACHE_PRIVATE);
+
+    if (conf->slot_max_size > CEF_SLOT_MAX_DEFAULT_LIMIT) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"cef_slot_max_size\" is too large");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_merge_ptr_value(conf->rules, prev->rules, NULL);
 
     if (ngx_http_merge_types(cf, &conf->types_keys, &conf->types,

@@ -13,6 +13,13 @@
 #include "cef_rules.h"
 #include "cef_identity.h"
 #include "cef_sign.h"
+#include "cef_slot_scanner.h"
+#include "cef_profile.h"
+
+
+#define NGX_HTTP_CEF_CACHE_PRIVATE   0
+#define NGX_HTTP_CEF_CACHE_NO_STORE  1
+#define NGX_HTTP_CEF_CACHE_OFF       2
 
 
 /* A cookie the module sets: its name and pre-rendered attributes. */
@@ -53,6 +60,8 @@ typedef struct {
     ngx_hash_t                  types;
     ngx_array_t                *types_keys;
     ngx_http_cef_rules_t       *rules;         /* cef_rules */
+    size_t                      slot_max_size;
+    ngx_uint_t                  cache_control;
 
     ngx_http_cef_cookie_t      *visitor_cookie;
     ngx_array_t                *keys;           /* ngx_http_cef_key_t */
@@ -78,8 +87,35 @@ typedef struct {
 } ngx_http_cef_identity_t;
 
 
+/* The offer chosen for a slot, rendered. */
+typedef struct {
+    ngx_str_t                   slot;
+    ngx_str_t                   name;           /* the offer's name */
+    ngx_str_t                   html;
+} ngx_http_cef_offer_t;
+
+
+typedef struct {
+    ngx_http_cef_rules_t       *rules;
+    cef_rules_choice_t         *choices;        /* per slot of the rule set */
+    ngx_http_cef_offer_t       *offers;         /* the slots with an offer */
+    ngx_uint_t                  noffers;
+} ngx_http_cef_decision_t;
+
+
 typedef struct {
     ngx_http_cef_identity_t    *identity;       /* main request only */
+    ngx_http_cef_decision_t    *decision;       /* main request only */
+
+    cef_slot_scanner_t         *scanner;
+    ngx_http_cef_decision_t    *filling;        /* the decision being applied */
+    ngx_chain_t                *out;
+    ngx_chain_t               **last_out;
+    ngx_chain_t                *busy;
+    ngx_chain_t                *free;
+    ngx_http_request_t         *request;
+    ngx_buf_t                  *in;             /* the buffer being scanned */
+
     off_t                       bytes_seen;
     unsigned                    filtering:1;
 } ngx_http_cef_ctx_t;
@@ -116,8 +152,15 @@ ngx_int_t ngx_http_cef_store_begin(ngx_http_request_t *r);
 void ngx_http_cef_store_end(void);
 ngx_int_t ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
     ngx_str_t *value, ngx_http_cef_identity_t *id);
+ngx_int_t ngx_http_cef_store_profile(ngx_http_request_t *r,
+    ngx_http_cef_identity_t *id, cef_profile_t *p);
 ngx_int_t ngx_http_cef_store_attr(ngx_http_request_t *r,
     ngx_http_cef_identity_t *id, ngx_str_t *name, ngx_str_t *out);
+
+/* decision: ngx_http_cef_decision.c */
+ngx_http_cef_decision_t *ngx_http_cef_decide(ngx_http_request_t *r);
+ngx_http_cef_offer_t *ngx_http_cef_decision_offer(ngx_http_cef_decision_t *d,
+    u_char *slot, size_t len);
 
 /* variables: ngx_http_cef_variables.c */
 ngx_int_t ngx_http_cef_add_variables(ngx_conf_t *cf);

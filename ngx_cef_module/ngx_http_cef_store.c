@@ -298,6 +298,36 @@ ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
 }
 
 
+/* The visitor's profile, read in place: valid until the session ends. */
+
+ngx_int_t
+ngx_http_cef_store_profile(ngx_http_request_t *r, ngx_http_cef_identity_t *id,
+    cef_profile_t *p)
+{
+    int                        rc;
+    ngx_http_cef_main_conf_t  *cmcf;
+
+    if (id->profile_id.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+
+    rc = cef_store_lookup_id(ngx_http_cef_store_handle, cmcf->store_hash,
+                             (char *) id->profile_id.data, id->profile_id.len,
+                             p);
+
+    if (rc == CEF_STORE_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cef: store lookup of profile \"%V\" failed: %s",
+                      &id->profile_id,
+                      cef_store_strerror(ngx_http_cef_store_handle));
+    }
+
+    return rc == CEF_STORE_OK ? NGX_OK : NGX_DECLINED;
+}
+
+
 /*
  * The profile's attributes, rendered as text into the request pool on
  * first use: LMDB views die with the session, a request outlives it.

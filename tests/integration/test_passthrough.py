@@ -5,6 +5,7 @@ truncates or reorders a body, buffers a whole large body, or breaks gzip,
 HEAD, 304, subrequests or the proxy cache.
 """
 
+import email.utils
 import gzip
 import hashlib
 import socket
@@ -74,6 +75,17 @@ def shop(nginx):
     return inst.start()
 
 
+def dechunk(data):
+    out, pos = bytearray(), 0
+    while True:
+        eol = data.index(b"\r\n", pos)
+        size = int(data[pos:eol].split(b";")[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += data[eol + 2:eol + 2 + size]
+        pos = eol + 2 + size + 2
+
+
 def passed_bytes(inst):
     """Body sizes the cef filter logged as passed through (debug log)."""
     import re
@@ -140,6 +152,8 @@ def test_large_body_is_streamed_with_bounded_memory(shop, upstream):
 
     head, _, body = bytes(data).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
+    if b"transfer-encoding: chunked" in head.lower():
+        body = dechunk(body)
     assert hashlib.sha256(body).digest() == \
         hashlib.sha256(make_body(size, seed=5)).digest()
     after = shop.memory_kb("VmHWM")
@@ -153,7 +167,9 @@ def test_head(shop):
     status, headers, body = request(shop, "/page.html", method="HEAD")
     assert status == 200
     assert body == b""
+    # HEAD is not filtered: the headers are the file's
     assert headers["content-length"] == "12000"
+    assert "last-modified" in headers
 
     status, headers, body = request(shop, "/up/gen?size=900", method="HEAD")
     assert status == 200
@@ -163,7 +179,12 @@ def test_head(shop):
 def test_not_modified(shop):
     status, headers, _ = request(shop, "/page.html")
     assert status == 200
-    etag, modified = headers["etag"], headers["last-modified"]
+    # the body may differ from the file: the validators say so
+    assert "last-modified" not in headers
+    etag = headers["etag"]
+    assert etag.startswith('W/"'), etag
+    modified = email.utils.formatdate(
+        (shop.prefix / "html" / "page.html").stat().st_mtime, usegmt=True)
 
     status, headers, body = request(shop, "/page.html",
                                     headers={"If-None-Match": etag})

@@ -11,7 +11,9 @@ GET /gen?size=N[&seed=S][&chunk=K][&chunked=1][&delay=MS][&gzip=1]
     sends it gzip-encoded with Content-Encoding: gzip; with a gate, the
     first BYTES bytes are sent, then the response waits until the test
     opens the gate.
-GET /body/NAME   a body the test registered with Upstream.set_body().
+GET /body/NAME[?split=A,B,...][&chunked=1][&chunk=K][&gzip=1]
+    a body the test registered with Upstream.set_body(), written in pieces
+    cut at the given offsets (or every K bytes), each its own TCP segment.
 """
 
 import gzip
@@ -93,7 +95,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
         if url.path.startswith("/body/"):
             body, ctype = stub.bodies[url.path[6:]]
-            return self._send(body, ctype, {}, head)
+            headers = {}
+            if q.get("gzip") == "1":
+                body = gzip.compress(body)
+                headers["Content-Encoding"] = "gzip"
+            cuts = [int(x) for x in q["split"].split(",")] \
+                if q.get("split") else None
+            return self._send(body, ctype, headers, head,
+                              int(q.get("status", "200")),
+                              int(q.get("chunk", "0")),
+                              q.get("chunked") == "1", cuts=cuts,
+                              delay=int(q.get("delay", "0")) / 1000)
 
         if url.path != "/gen":
             return self._send(b"not found\n", "text/plain", {}, head, 404)
@@ -109,7 +121,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                    q.get("gate"), int(q.get("gate_at", "0")))
 
     def _send(self, body, ctype, headers, head, status=200, chunk=0,
-              chunked=False, delay=0.0, gate=None, gate_at=0):
+              chunked=False, delay=0.0, gate=None, gate_at=0, cuts=None):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -131,6 +143,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     self.server.stub.gate(gate).wait(30)
                     gate = None
                 end = min(sent + chunk, len(body))
+                if cuts is not None:
+                    later = [c for c in cuts if sent < c < len(body)]
+                    end = min(later) if later else len(body)
                 if gate and sent < gate_at < end:
                     end = gate_at
                 piece = body[sent:end]

@@ -1,0 +1,157 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * One decision per main request: who the visitor is, their profile read in
+ * place inside one store session, the rule set's choice per slot and the
+ * offers rendered into the request pool.  Made on first use (the header
+ * filter of a personalised page, or a subrequest) and shared with every
+ * subrequest.  Any failure leaves the request with no offers: the generic
+ * page.
+ */
+
+
+#include "ngx_http_cef_module.h"
+
+#include "cef_rules_profile.h"
+
+
+static ngx_int_t ngx_http_cef_decide_offers(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id,
+    ngx_http_cef_decision_t *d);
+
+
+static ngx_http_cef_decision_t  ngx_http_cef_no_decision;
+
+
+ngx_http_cef_decision_t *
+ngx_http_cef_decide(ngx_http_request_t *r)
+{
+    ngx_http_cef_ctx_t       *ctx;
+    ngx_http_cef_decision_t  *d;
+    ngx_http_cef_identity_t  *id;
+    ngx_http_cef_loc_conf_t  *clcf;
+
+    ctx = ngx_http_cef_get_ctx(r->main);
+    if (ctx == NULL) {
+        return &ngx_http_cef_no_decision;
+    }
+
+    if (ctx->decision) {
+        return ctx->decision;
+    }
+
+    ctx->decision = &ngx_http_cef_no_decision;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+
+    id = ngx_http_cef_identify(r);
+    if (id == NULL || !id->consent || clcf->rules == NULL) {
+        return ctx->decision;
+    }
+
+    d = ngx_pcalloc(r->main->pool, sizeof(ngx_http_cef_decision_t));
+    if (d == NULL) {
+        return ctx->decision;
+    }
+
+    if (ngx_http_cef_decide_offers(r, clcf, id, d) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cef: no decision for this request, serving the "
+                      "generic page");
+        return ctx->decision;
+    }
+
+    ctx->decision = d;
+
+    return d;
+}
+
+
+static ngx_int_t
+ngx_http_cef_decide_offers(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id,
+    ngx_http_cef_decision_t *d)
+{
+    ngx_int_t             rc;
+    uint32_t              i, n;
+    ngx_str_t            *html;
+    cef_span_t            key_type;
+    cef_profile_t         profile;
+    const cef_rules_t    *rs;
+    cef_rules_visitor_t   vis;
+    cef_rules_choice_t   *choices;
+    ngx_http_cef_offer_t *offer;
+
+    rs = ngx_http_cef_rules_set(clcf->rules);
+    n = cef_rules_nslots(rs);
+
+    key_type.data = (char *) id->key_type.data;
+    key_type.len = id->key_type.len;
+
+    id->store = (ngx_http_cef_store_begin(r) == NGX_OK);
+
+    if (id->store
+        && ngx_http_cef_store_profile(r, id, &profile) == NGX_OK)
+    {
+        cef_rules_visitor_init(&vis, &profile, id->visitor_new, key_type);
+
+    } else {
+        cef_rules_visitor_init(&vis, NULL, id->visitor_new, key_type);
+    }
+
+    rc = ngx_http_cef_rules_decide(r, clcf->rules, cef_rules_visitor_lookup,
+                                   &vis, &choices, &html);
+
+    if (id->store) {
+        ngx_http_cef_store_end();
+        id->store = 0;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    d->rules = clcf->rules;
+    d->choices = choices;
+    d->offers = ngx_pcalloc(r->main->pool, n * sizeof(ngx_http_cef_offer_t));
+    if (n && d->offers == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        offer = &d->offers[d->noffers];
+
+        if (choices[i].offer == CEF_RULES_NONE) {
+            continue;
+        }
+
+        offer->slot.data = (u_char *) cef_rules_slot_name(rs, i);
+        offer->slot.len = ngx_strlen(offer->slot.data);
+        offer->name.data = (u_char *) cef_rules_offer(rs,
+                                                      choices[i].offer)->name;
+        offer->name.len = ngx_strlen(offer->name.data);
+        offer->html = html[i];
+
+        d->noffers++;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_http_cef_offer_t *
+ngx_http_cef_decision_offer(ngx_http_cef_decision_t *d, u_char *slot,
+    size_t len)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < d->noffers; i++) {
+        if (d->offers[i].slot.len == len
+            && ngx_memcmp(d->offers[i].slot.data, slot, len) == 0)
+        {
+            return &d->offers[i];
+        }
+    }
+
+    return NULL;
+}
