@@ -611,6 +611,65 @@ test_reader_follows_replacement(void **state)
 
 
 static void
+test_reader_sees_new_dictionary_entries(void **state)
+{
+    int               i;
+    char              data[4096], *p;
+    size_t            pos;
+    cef_span_t        e;
+    cef_value_t       v;
+    cef_profile_t     prof;
+    cef_store_t      *s;
+
+    (void) state;
+
+    assert_int_equal(run(1, SNAP_A, 0), CEF_WRITER_OK);
+
+    s = reader();
+    assert_int_equal(cef_store_begin(s), CEF_STORE_OK);
+    assert_int_equal(lookup(s, "email", "ann@example.com", &prof),
+                     CEF_STORE_OK);
+    cef_store_end(s);
+
+    /* new attribute names and new interned strings, while s stays open */
+    p = data + sprintf(data, DELTA_HEAD);
+    for (i = 1; i <= 20; i++) {
+        p += sprintf(p, "{\"seq\":%d,\"op\":\"patch\",\"id\":\"p1\","
+                     "\"set\":{\"attr_%d\":\"string-value-%d\","
+                     "\"tags\":[\"tag-%d\",\"tag-x\"],"
+                     "\"scores\":{\"cat-%d\":0.5}}}\n", i, i, i, i, i);
+    }
+    assert_int_equal(run(0, data, 0), CEF_WRITER_OK);
+
+    assert_int_equal(cef_store_begin(s), CEF_STORE_OK);
+    assert_int_equal(lookup(s, "email", "ann@example.com", &prof),
+                     CEF_STORE_OK);
+    assert_int_equal(cef_profile_validate(&prof), 0);
+    assert_int_equal(get(&prof, "attr_17", &v), 1);
+    assert_int_equal(v.type, CEF_VAL_STR);
+    assert_int_equal(v.u.s.len, strlen("string-value-17"));
+    assert_memory_equal(v.u.s.data, "string-value-17", v.u.s.len);
+    assert_int_equal(get(&prof, "tags", &v), 1);
+    pos = 0;
+    assert_int_equal(cef_value_array_next(&v, &pos, &e), 1);
+    assert_int_equal(e.len, 6);
+    assert_memory_equal(e.data, "tag-20", 6);
+    assert_int_equal(get(&prof, "scores", &v), 1);
+    {
+        double  d;
+
+        assert_true(cef_value_map_get(&v, cef_span_lit("cat-20"), &d)
+                    && d == 0.5);
+        assert_false(cef_value_map_get(&v, cef_span_lit("cat-19"), &d));
+    }
+    assert_int_equal(get(&prof, "clv", &v), 1);
+    cef_store_end(s);
+    cef_store_close(s);
+    verify_ok();
+}
+
+
+static void
 test_map_resized(void **state)
 {
     int               n;
@@ -716,6 +775,8 @@ main(void)
         cmocka_unit_test_setup(test_deltas, fresh),
         cmocka_unit_test_setup(test_bad_deltas, fresh),
         cmocka_unit_test_setup(test_reader_follows_replacement, fresh),
+        cmocka_unit_test_setup(test_reader_sees_new_dictionary_entries,
+                               fresh),
         cmocka_unit_test_setup(test_map_resized, fresh),
         cmocka_unit_test_setup(test_two_writers, fresh),
     };
