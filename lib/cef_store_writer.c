@@ -1748,7 +1748,7 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
         || (rc = mdb_env_set_mapsize(w.env, conf->map_size
                                      ? conf->map_size
                                      : CEF_WRITER_MAP_SIZE_DEFAULT)) != 0
-        || (rc = mdb_env_open(w.env, w.tmp, MDB_NOSYNC, 0644)) != 0)
+        || (rc = mdb_env_open(w.env, w.tmp, MDB_NOSYNC, 0664)) != 0)
     {
         rc = cef_w_lmdb(&w, "creating the new generation", rc);
         goto failed;
