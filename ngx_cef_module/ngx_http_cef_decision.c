@@ -22,10 +22,25 @@ static ngx_int_t ngx_http_cef_decide_offers(ngx_http_request_t *r,
 
 static ngx_http_cef_decision_t  ngx_http_cef_no_decision;
 
+/* decisions over cef_budget in this worker (for the metrics) */
+ngx_atomic_uint_t  ngx_http_cef_over_budget;
+
+
+static uint64_t
+ngx_http_cef_now_ns(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 
 ngx_http_cef_decision_t *
 ngx_http_cef_decide(ngx_http_request_t *r)
 {
+    uint64_t                  start;
     ngx_http_cef_ctx_t       *ctx;
     ngx_http_cef_decision_t  *d;
     ngx_http_cef_identity_t  *id;
@@ -44,8 +59,11 @@ ngx_http_cef_decide(ngx_http_request_t *r)
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
 
+    start = ngx_http_cef_now_ns();
+
     id = ngx_http_cef_identify(r);
     if (id == NULL || !id->consent || clcf->rules == NULL) {
+        ctx->decision_ns = ngx_http_cef_now_ns() - start;
         return ctx->decision;
     }
 
@@ -59,6 +77,18 @@ ngx_http_cef_decide(ngx_http_request_t *r)
                       "cef: no decision for this request, serving the "
                       "generic page");
         return ctx->decision;
+    }
+
+    ctx->decision_ns = ngx_http_cef_now_ns() - start;
+
+    if (clcf->budget && ctx->decision_ns > clcf->budget * 1000) {
+        ngx_http_cef_over_budget++;
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "cef: decision took %uLus, over cef_budget %uLus: "
+                      "serving the generic page",
+                      ctx->decision_ns / 1000, (uint64_t) clcf->budget);
+        d->over_budget = 1;
+        d->noffers = 0;
     }
 
     ctx->decision = d;

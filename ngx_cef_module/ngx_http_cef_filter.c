@@ -31,8 +31,6 @@ static ngx_int_t ngx_http_cef_rewrite_headers(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cef_scan(ngx_http_request_t *r,
     ngx_http_cef_ctx_t *ctx, ngx_buf_t *in);
 static int ngx_http_cef_emit(void *data, const cef_slot_event_t *ev);
-static ngx_int_t ngx_http_cef_set_cache_control(ngx_http_request_t *r,
-    ngx_uint_t value);
 static ngx_buf_t *ngx_http_cef_out_buf(ngx_http_cef_ctx_t *ctx);
 static ngx_int_t ngx_http_cef_output(ngx_http_request_t *r,
     ngx_http_cef_ctx_t *ctx);
@@ -190,7 +188,7 @@ ngx_http_cef_rewrite_headers(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_cef_set_cache_control(ngx_http_request_t *r, ngx_uint_t value)
 {
     ngx_table_elt_t  *cc;

@@ -15,6 +15,8 @@ static char *ngx_http_cef_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_cef_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static char *ngx_http_cef_budget(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_cef_init_process(ngx_cycle_t *cycle);
 static void ngx_http_cef_exit_process(ngx_cycle_t *cycle);
 
@@ -49,6 +51,20 @@ static ngx_command_t  ngx_http_cef_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_cef_loc_conf_t, slot_max_size),
+      NULL },
+
+    { ngx_string("cef_decide"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cef_decide_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cef_budget"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cef_budget,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("cef_cache_control"),
@@ -210,6 +226,7 @@ ngx_http_cef_create_loc_conf(ngx_conf_t *cf)
 
     conf->enable = NGX_CONF_UNSET;
     conf->slot_max_size = NGX_CONF_UNSET_SIZE;
+    conf->budget = NGX_CONF_UNSET_UINT;
     conf->cache_control = NGX_CONF_UNSET_UINT;
     conf->rules = NGX_CONF_UNSET_PTR;
 
@@ -226,6 +243,7 @@ ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_size_value(conf->slot_max_size, prev->slot_max_size,
                               CEF_SLOT_DEFAULT_MAX);
+    ngx_conf_merge_uint_value(conf->budget, prev->budget, 0);
     ngx_conf_merge_uint_value(conf->cache_control, prev->cache_control,
                               NGX_HTTP_CEF_CACHE_PRIVATE);
 
@@ -245,6 +263,52 @@ ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return ngx_http_cef_merge_identity(cf, prev, conf);
+}
+
+
+/* cef_budget 300us | 2ms | off */
+
+static char *
+ngx_http_cef_budget(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cef_loc_conf_t *clcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value, s;
+
+    if (clcf->budget != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        clcf->budget = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (value[1].len > 2
+        && ngx_strcmp(value[1].data + value[1].len - 2, "us") == 0)
+    {
+        n = ngx_atoi(value[1].data, value[1].len - 2);
+
+    } else {
+        s = value[1];
+        n = ngx_parse_time(&s, 0);
+        n = (n == NGX_ERROR || n > NGX_MAX_INT_T_VALUE / 1000)
+            ? NGX_ERROR : n * 1000;
+    }
+
+    if (n == NGX_ERROR || n == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid time \"%V\": use e.g. 300us or 2ms",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    clcf->budget = (ngx_uint_t) n;
+
+    return NGX_CONF_OK;
 }
 
 

@@ -61,6 +61,7 @@ typedef struct {
     ngx_array_t                *types_keys;
     ngx_http_cef_rules_t       *rules;         /* cef_rules */
     size_t                      slot_max_size;
+    ngx_uint_t                  budget;         /* cef_budget, microseconds */
     ngx_uint_t                  cache_control;
 
     ngx_http_cef_cookie_t      *visitor_cookie;
@@ -100,6 +101,7 @@ typedef struct {
     cef_rules_choice_t         *choices;        /* per slot of the rule set */
     ngx_http_cef_offer_t       *offers;         /* the slots with an offer */
     ngx_uint_t                  noffers;
+    unsigned                    over_budget:1;
 } ngx_http_cef_decision_t;
 
 
@@ -116,6 +118,7 @@ typedef struct {
     ngx_http_request_t         *request;
     ngx_buf_t                  *in;             /* the buffer being scanned */
 
+    uint64_t                    decision_ns;    /* identity + rules */
     off_t                       bytes_seen;
     unsigned                    filtering:1;
 } ngx_http_cef_ctx_t;
@@ -126,6 +129,8 @@ extern ngx_module_t  ngx_http_cef_module;
 
 ngx_int_t ngx_http_cef_filter_init(ngx_conf_t *cf);
 ngx_http_cef_ctx_t *ngx_http_cef_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_cef_set_cache_control(ngx_http_request_t *r,
+    ngx_uint_t value);
 
 /* identity: ngx_http_cef_identity.c */
 char *ngx_http_cef_visitor_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -161,6 +166,10 @@ ngx_int_t ngx_http_cef_store_attr(ngx_http_request_t *r,
 ngx_http_cef_decision_t *ngx_http_cef_decide(ngx_http_request_t *r);
 ngx_http_cef_offer_t *ngx_http_cef_decision_offer(ngx_http_cef_decision_t *d,
     u_char *slot, size_t len);
+
+/* the JSON decision API: ngx_http_cef_decide_api.c */
+char *ngx_http_cef_decide_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* variables: ngx_http_cef_variables.c */
 ngx_int_t ngx_http_cef_add_variables(ngx_conf_t *cf);

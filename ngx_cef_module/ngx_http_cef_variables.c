@@ -15,11 +15,17 @@ typedef enum {
     NGX_HTTP_CEF_VAR_VISITOR_NEW,
     NGX_HTTP_CEF_VAR_PROFILE,
     NGX_HTTP_CEF_VAR_KEY_TYPE,
-    NGX_HTTP_CEF_VAR_CONSENT
+    NGX_HTTP_CEF_VAR_CONSENT,
+    NGX_HTTP_CEF_VAR_OFFERS,
+    NGX_HTTP_CEF_VAR_VARIANT
 } ngx_http_cef_var_e;
 
 
 static ngx_int_t ngx_http_cef_identity_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cef_decision_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cef_decision_us_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_attr_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -41,6 +47,15 @@ static ngx_http_variable_t  ngx_http_cef_vars[] = {
 
     { ngx_string("cef_consent"), NULL, ngx_http_cef_identity_variable,
       NGX_HTTP_CEF_VAR_CONSENT, 0, 0 },
+
+    { ngx_string("cef_offers"), NULL, ngx_http_cef_decision_variable,
+      NGX_HTTP_CEF_VAR_OFFERS, 0, 0 },
+
+    { ngx_string("cef_variant"), NULL, ngx_http_cef_decision_variable,
+      NGX_HTTP_CEF_VAR_VARIANT, 0, 0 },
+
+    { ngx_string("cef_decision_us"), NULL, ngx_http_cef_decision_us_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cef_attr_"), NULL, ngx_http_cef_attr_variable,
       0, NGX_HTTP_VAR_PREFIX, 0 },
@@ -144,6 +159,96 @@ ngx_http_cef_attr_variable(ngx_http_request_t *r,
     }
 
     ngx_http_cef_set_value(v, value.data, value.len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * "SLOT=VALUE,..." over every slot of the rule set, in its order: the offer
+ * shown ($cef_offers) or the variant ($cef_variant), "-" for none.
+ */
+
+static ngx_int_t
+ngx_http_cef_decision_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                   *p;
+    size_t                    len;
+    uint32_t                  i, n;
+    const char               *slot, *value;
+    const cef_rules_t        *rs;
+    ngx_http_cef_decision_t  *d;
+
+    d = ngx_http_cef_decide(r);
+
+    if (d->rules == NULL) {
+        ngx_http_cef_set_value(v, (u_char *) "", 0);
+        return NGX_OK;
+    }
+
+    rs = ngx_http_cef_rules_set(d->rules);
+    n = cef_rules_nslots(rs);
+    len = 0;
+
+    for (i = 0; i < n; i++) {
+        len += ngx_strlen(cef_rules_slot_name(rs, i)) + 2
+               + (d->choices[i].offer == CEF_RULES_NONE ? 1
+                  : ngx_strlen(cef_rules_offer(rs, d->choices[i].offer)->name)
+                    + sizeof("treatment"));
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+
+    for (i = 0; i < n; i++) {
+        slot = cef_rules_slot_name(rs, i);
+
+        if (d->choices[i].offer == CEF_RULES_NONE || d->over_budget) {
+            value = "-";
+
+        } else if (data == NGX_HTTP_CEF_VAR_OFFERS) {
+            value = cef_rules_offer(rs, d->choices[i].offer)->name;
+
+        } else {
+            value = "treatment";
+        }
+
+        p = ngx_sprintf(p, "%s%s=%s", i ? "," : "", slot, value);
+    }
+
+    ngx_http_cef_set_value(v, v->data, p - v->data);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cef_decision_us_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char              *p;
+    uint64_t             ns;
+    ngx_http_cef_ctx_t  *ctx;
+
+    (void) ngx_http_cef_decide(r);
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_cef_module);
+    ns = ctx ? ctx->decision_ns : 0;
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 4);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_cef_set_value(v, p, ngx_sprintf(p, "%uL.%03uL", ns / 1000,
+                                             ns % 1000)
+                                 - p);
+    v->no_cacheable = 1;
 
     return NGX_OK;
 }

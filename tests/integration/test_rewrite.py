@@ -95,6 +95,16 @@ CONF = """
             proxy_pass http://stub/;
             cef_cache_control off;
         }
+        location = /api/decide {
+            cef_decide;
+        }
+        location = /vars {
+            return 200 "$cef_offers|$cef_variant|$cef_decision_us";
+        }
+        location /budget/ {
+            cef_budget 1us;
+            proxy_pass http://stub/;
+        }
         location /nostore/ {
             proxy_pass http://stub/;
             cef_cache_control no-store;
@@ -327,3 +337,50 @@ def test_non_200_is_not_rewritten(shop, upstream):
     status, _, body = request(shop, "/up/body/page?status=404",
                               headers=gold_cookie())
     assert (status, body) == (404, PAGE)
+
+
+def test_budget_exceeded_serves_the_generic_page(shop):
+    status, headers, body = request(shop, "/budget/body/page",
+                                    headers=gold_cookie())
+    assert (status, body) == (200, GENERIC)
+    assert "over cef_budget" in shop.log_text()
+    status, _, body = request(shop, "/up/body/page", headers=gold_cookie())
+    assert body == expected(hero=GOLD)
+
+
+def test_decision_variables(shop):
+    body = request(shop, "/vars", headers=gold_cookie())[2].decode()
+    offers, variant, us = body.split("|")
+    assert offers == "hero=gold-hero,footer=-,sidebar=-"
+    assert variant == "hero=treatment,footer=-,sidebar=-"
+    assert float(us) > 0
+    body = request(shop, "/vars", headers=returning_anonymous())[2].decode()
+    assert body.split("|")[0] == "hero=-,footer=-,sidebar=-"
+
+
+def test_decision_api(shop):
+    import json
+    status, headers, body = request(shop, "/api/decide",
+                                    headers=churn_cookie())
+    assert status == 200
+    assert headers["content-type"] == "application/json"
+    assert headers["cache-control"] == "private, no-store"
+    d = json.loads(body)
+    assert d["profile"] == "p-churn" and d["key_type"] == "customer"
+    assert d["slots"]["hero"] == {"offer": "churn-hero",
+                                  "html": CHURN.decode(),
+                                  "variant": "treatment"}
+    assert d["slots"]["footer"] == {"offer": None, "html": None,
+                                    "variant": "-"}
+    assert len(d["decision"]["rules"]) == 64
+
+    d = json.loads(request(shop, "/api/decide?slots=footer")[2])
+    assert list(d["slots"]) == ["footer"]
+    assert d["slots"]["footer"]["html"] == WELCOME.decode()
+    assert d["profile"] is None and len(d["visitor"]) == 22
+
+    # JSON escaping of HTML that holds quotes and markup
+    cookie = {"Cookie": "shop_customer=" + signed(SIGN, "customer", "1003")}
+    d = json.loads(request(shop, "/api/decide", headers=cookie)[2])
+    assert d["slots"]["hero"]["html"] == \
+        '<div class="offer">We miss you, &lt;script&gt;alert(1)&lt;/script&gt;</div>'
