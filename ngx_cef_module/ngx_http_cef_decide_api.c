@@ -54,7 +54,7 @@ ngx_http_cef_decide_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    text = json_dumps(json, JSON_COMPACT);
+    text = json_dumps(json, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(json);
 
     if (text == NULL) {

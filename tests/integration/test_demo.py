@@ -24,14 +24,29 @@ def read_personas(proc, deadline):
     raise AssertionError("the demo printed no personas")
 
 
-def whoami(port, argv):
+def run_curl(port, argv, path=None):
+    """Do what the printed curl line does, on `path` if given."""
     cookie = argv[argv.index("-b") + 1] if "-b" in argv else None
-    path = re.sub(r"^http://[^/]+", "", argv[-1])
+    url = re.sub(r"^http://[^/]+", "", argv[-1])
+    if path is not None:
+        url = path + url[url.index("?"):] if "?" in url else path
     status, headers, body = request(
-        "http://127.0.0.1:%d%s" % (port, path),
+        "http://127.0.0.1:%d%s" % (port, url),
         headers={"Cookie": cookie} if cookie else {})
     assert status == 200
+    return body, headers
+
+
+def whoami(port, argv):
+    body, headers = run_curl(port, argv, "/whoami")
     return dict(re.findall(r"(\w+)=(\S*)", body.decode())), headers
+
+
+def hero(port, argv):
+    body, headers = run_curl(port, argv)
+    m = re.search(rb'<section class="hero">\s*(.*?)\s*</section>', body,
+                  re.S)
+    return m.group(1).decode(), headers
 
 
 def test_demo_serves_the_shop_and_its_personas():
@@ -53,7 +68,8 @@ def test_demo_serves_the_shop_and_its_personas():
                 time.sleep(0.05)
         assert status == 200
         assert b"Nordhaus Outdoor" in body
-        assert b"Autumn collection" in body      # the hero slot's default
+        assert b"Welcome! 10% off" in body     # a new visitor's hero
+        assert b"<!--cef:slot" not in body
         status, _, body = request("http://127.0.0.1:%d/products/boots.html"
                                   % port)
         assert status == 200 and b"Vidde Hiking Boots" in body
@@ -72,6 +88,19 @@ def test_demo_serves_the_shop_and_its_personas():
         assert "cef_id=" in headers.get("set-cookie", "")
         f, _ = whoami(port, personas["forged cookie"])
         assert f["profile"] == ""
+
+        # the pages come from proxy_cache, each persona sees its own offer
+        seen = {}
+        for name in personas:
+            seen[name], headers = hero(port, personas[name])
+            assert headers["x-cache"] in ("HIT", "MISS", "EXPIRED")
+        assert "Welcome! 10% off" in seen["anonymous"]
+        assert "Welcome! 10% off" in seen["a known visitor"]
+        assert "Gold members ship free" in seen["gold customer 1001"]
+        assert "We miss you, Chris!" in seen["churn-risk 1002"]
+        assert "Welcome! 10% off" in seen["forged cookie"]
+        assert headers["x-cache"] == "HIT"
+        assert "<!--cef:slot" not in seen["anonymous"]
     finally:
         proc.send_signal(signal.SIGINT)
         out = proc.communicate(timeout=15)[0].decode(errors="replace")
