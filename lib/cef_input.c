@@ -22,6 +22,30 @@
 #define CEF_INPUT_WAKE   64      /* wake the other side in batches */
 
 
+/*
+ * msgpack-c allocates an array's or a map's elements when it reads the
+ * header, before they arrive: a corrupt header claiming 2^32 elements asks
+ * for ~100 GB.  This guard walks the msgpack structure as bytes are read
+ * (resumably, one byte at a time through headers) and rejects a container
+ * claiming more elements than a record of CEF_INPUT_RECORD_MAX bytes can
+ * hold, before msgpack-c sees it.  It only checks; msgpack-c parses.
+ */
+
+#define CEF_GUARD_DEPTH  64
+
+typedef struct {
+    uint8_t    hdr[9];         /* a header being read */
+    size_t     hlen;           /* bytes of it read */
+    size_t     hneed;          /* bytes it has in all (0: not started) */
+    uint64_t   skip;           /* payload bytes to pass over */
+    uint32_t   stack[CEF_GUARD_DEPTH];  /* items left per open container */
+    int        depth;
+    uint64_t   records;        /* top-level objects started */
+    uint64_t   start;          /* offset of the current top-level object */
+    uint64_t   pos;            /* bytes fed */
+} cef_guard_t;
+
+
 /* A record parsed ahead by the reading thread; it owns its memory. */
 typedef struct {
     msgpack_unpacked     u;
@@ -52,6 +76,8 @@ struct cef_input_s {
     int                  unp_init;
     msgpack_unpacked     result;
 
+    cef_guard_t          guard;
+
     /* NDJSON: a line buffer; [lpos, llen) not yet consumed */
     char                *line;
     size_t               lcap, lpos, llen;
@@ -80,6 +106,194 @@ struct cef_input_s {
 
 static int cef_input_next_sync(cef_input_t *in, const msgpack_object **obj,
     char *err, size_t errlen);
+
+
+/* Header length for a first byte: 0 = invalid. */
+
+static size_t
+cef_guard_hlen(uint8_t c)
+{
+    if (c <= 0xbf || c >= 0xe0) {
+        return 1;   /* fixint, fixmap, fixarray, fixstr, negative fixint */
+    }
+
+    switch (c) {
+    case 0xc0: case 0xc2: case 0xc3:
+        return 1;
+    case 0xc4: case 0xd9:
+        return 2;
+    case 0xc5: case 0xda: case 0xdc: case 0xde:
+        return 3;
+    case 0xc6: case 0xdb: case 0xdd: case 0xdf:
+        return 5;
+    case 0xc7:
+        return 3;
+    case 0xc8:
+        return 4;
+    case 0xc9:
+        return 6;
+    case 0xca: case 0xcc: case 0xcd: case 0xce: case 0xcf:
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+        return 1;   /* their value bytes are passed over as payload */
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+        return 2;
+    case 0xcb:
+        return 1;
+    default:
+        return 0;   /* 0xc1 */
+    }
+}
+
+
+static uint64_t
+cef_guard_be(const uint8_t *p, size_t n)
+{
+    uint64_t  v = 0;
+
+    while (n--) {
+        v = (v << 8) | *p++;
+    }
+
+    return v;
+}
+
+
+/* An item is complete: count it against the open containers. */
+
+static void
+cef_guard_done(cef_guard_t *g)
+{
+    while (g->depth > 0 && --g->stack[g->depth - 1] == 0) {
+        g->depth--;
+    }
+}
+
+
+/*
+ * Feed bytes.  Returns 0, or -1 with *bad_record and *bad_offset set to the
+ * top-level object holding an impossible container.
+ */
+
+static int
+cef_guard_feed(cef_guard_t *g, const uint8_t *p, size_t n,
+    uint64_t *bad_record, uint64_t *bad_offset)
+{
+    size_t    i = 0, take;
+    uint8_t   c;
+    uint64_t  items;
+
+    while (i < n) {
+
+        if (g->skip) {
+            take = g->skip < n - i ? (size_t) g->skip : n - i;
+            g->skip -= take;
+            i += take;
+            g->pos += take;
+            if (g->skip == 0) {
+                cef_guard_done(g);
+            }
+            continue;
+        }
+
+        c = p[i++];
+
+        if (g->hneed == 0) {
+            if (g->depth == 0) {
+                g->records++;
+                g->start = g->pos;
+            }
+
+            g->hneed = cef_guard_hlen(c);
+            g->hlen = 0;
+
+            if (g->hneed == 0) {
+                return 0;   /* invalid byte: msgpack-c reports it */
+            }
+        }
+
+        g->pos++;
+        g->hdr[g->hlen++] = c;
+
+        if (g->hlen < g->hneed) {
+            continue;
+        }
+
+        /* a whole header */
+
+        c = g->hdr[0];
+        g->hneed = 0;
+        items = 0;
+
+        if (c >= 0x90 && c <= 0x9f) {
+            items = c & 0x0f;
+        } else if (c >= 0x80 && c <= 0x8f) {
+            items = 2 * (uint64_t) (c & 0x0f);
+        } else if (c == 0xdc || c == 0xdd) {
+            items = cef_guard_be(g->hdr + 1, g->hlen - 1);
+        } else if (c == 0xde || c == 0xdf) {
+            items = 2 * cef_guard_be(g->hdr + 1, g->hlen - 1);
+
+        } else {
+            /* a scalar: its payload, if any */
+            if (c >= 0xa0 && c <= 0xbf) {
+                g->skip = c & 0x1f;
+            } else if (c == 0xd9 || c == 0xda || c == 0xdb
+                       || c == 0xc4 || c == 0xc5 || c == 0xc6)
+            {
+                g->skip = cef_guard_be(g->hdr + 1, g->hlen - 1);
+            } else if (c == 0xc7 || c == 0xc8 || c == 0xc9) {
+                g->skip = cef_guard_be(g->hdr + 1, g->hlen - 2);
+            } else if (c >= 0xd4 && c <= 0xd8) {
+                g->skip = (uint64_t) 1 << (c - 0xd4);
+            } else if (c == 0xca) {
+                g->skip = 4;
+            } else if (c == 0xcb) {
+                g->skip = 8;
+            } else if (c >= 0xcc && c <= 0xcf) {
+                g->skip = (uint64_t) 1 << (c - 0xcc);
+            } else if (c >= 0xd0 && c <= 0xd3) {
+                g->skip = (uint64_t) 1 << (c - 0xd0);
+            }
+
+            if (g->skip == 0) {
+                cef_guard_done(g);
+            }
+            continue;
+        }
+
+        if (items > CEF_INPUT_RECORD_MAX || g->depth == CEF_GUARD_DEPTH) {
+            *bad_record = g->records;
+            *bad_offset = g->start;
+            return -1;
+        }
+
+        if (items == 0) {
+            cef_guard_done(g);
+        } else {
+            g->stack[g->depth++] = (uint32_t) items;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+cef_input_guard(cef_input_t *in, const uint8_t *p, size_t n, char *err,
+    size_t errlen)
+{
+    uint64_t  rec, off;
+
+    if (cef_guard_feed(&in->guard, p, n, &rec, &off) == 0) {
+        return 0;
+    }
+
+    snprintf(err, errlen, "record %llu (byte %llu): malformed msgpack (an "
+             "array or map claims more elements than a record can hold, or "
+             "nests deeper than %d)", (unsigned long long) rec,
+             (unsigned long long) off, CEF_GUARD_DEPTH);
+    return -1;
+}
 
 
 static ssize_t
@@ -205,6 +419,7 @@ cef_input_reset(cef_input_t *in)
     in->lcap = in->lpos = in->llen = 0;
     in->lineno = 0;
 
+    memset(&in->guard, 0, sizeof(in->guard));
     in->format = CEF_INPUT_UNKNOWN;
     in->eof = 0;
     in->record = in->offset = in->next = in->fed = 0;
@@ -467,6 +682,12 @@ cef_input_detect(cef_input_t *in, char *err, size_t errlen)
     in->unp_init = 1;
 
     if (in->llen > 0) {
+        if (cef_input_guard(in, (uint8_t *) in->line, in->llen, err, errlen)
+            != 0)
+        {
+            return -1;
+        }
+
         if (!msgpack_unpacker_reserve_buffer(&in->unp, in->llen)) {
             snprintf(err, errlen, "out of memory");
             return -1;
@@ -731,6 +952,12 @@ cef_input_next_msgpack(cef_input_t *in, const msgpack_object **obj,
         if (n == 0) {
             in->eof = 1;
             continue;
+        }
+
+        if (cef_input_guard(in, (uint8_t *) msgpack_unpacker_buffer(&in->unp),
+                            (size_t) n, err, errlen) != 0)
+        {
+            return -1;
         }
 
         msgpack_unpacker_buffer_consumed(&in->unp, n);

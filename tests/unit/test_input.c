@@ -125,6 +125,20 @@ test_msgpack_limits(void **state)
     assert_non_null(strstr(err, "larger than 65536"));
     cef_input_close(in);
 
+    /* a header claiming 2^32 - 1 elements never reaches msgpack-c */
+    msgpack_sbuffer_clear(&sb);
+    pack_rec(&pk, 1);
+    pack_rec(&pk, 2);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str(&pk, 1);
+    msgpack_pack_str_body(&pk, "a", 1);
+    msgpack_sbuffer_write(&sb, "\xdd\xff\xff\xff\xff\x01", 6);
+    in = cef_input_open_mem(sb.data, sb.size);
+    assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "record 3 (byte 8)"));
+    assert_non_null(strstr(err, "claims more elements"));
+    cef_input_close(in);
+
     /* a record that is not a map */
     msgpack_sbuffer_clear(&sb);
     pack_rec(&pk, 1);

@@ -749,6 +749,96 @@ test_two_writers(void **state)
 }
 
 
+/* Mutated snapshots and deltas: never a crash, never a broken store. */
+
+static void
+test_mutations(void **state)
+{
+    int                  i, rc, n, j;
+    char                *buf;
+    size_t               len, pos;
+    uint64_t             r = 42;
+    msgpack_sbuffer      mp;
+    cef_input_t         *in;
+    cef_writer_conf_t    conf;
+    cef_writer_result_t  res;
+
+    static const char    deltas[] =
+        DELTA_HEAD
+        "{\"seq\":1,\"op\":\"upsert\",\"id\":\"p9\",\"keys\":[[\"e\","
+        "\"x\"]],\"attrs\":{\"a\":[\"s1\",\"s2\"],\"m\":{\"k\":1.5}}}\n"
+        "{\"seq\":2,\"op\":\"merge\",\"from\":\"p2\",\"into\":\"p9\"}\n"
+        "{\"seq\":3,\"op\":\"keys\",\"id\":\"p1\",\"add\":[[\"d\",\"1\"]]}\n";
+
+    (void) state;
+
+    assert_int_equal(run(1, SNAP_A, 0), CEF_WRITER_OK);
+
+    memset(&conf, 0, sizeof(conf));
+    conf.dir = store;
+    conf.ident = ident;
+
+    /* the snapshot as msgpack too, packed from the parsed NDJSON */
+    {
+        msgpack_packer         pk;
+        const msgpack_object  *o;
+
+        msgpack_sbuffer_init(&mp);
+        msgpack_packer_init(&pk, &mp, msgpack_sbuffer_write);
+        in = cef_input_open_mem(SNAP_A, strlen(SNAP_A));
+        while (cef_input_next(in, &o, err, sizeof(err)) == 1) {
+            msgpack_pack_object(&pk, *o);
+        }
+        cef_input_close(in);
+    }
+
+    buf = malloc(sizeof(SNAP_A) + sizeof(deltas) + mp.size);
+    assert_non_null(buf);
+
+    for (i = 0; i < 600; i++) {
+        const char  *src = (i & 1) ? deltas : (i % 4 == 2) ? mp.data : SNAP_A;
+
+        len = (i % 4 == 2) ? mp.size : strlen(src);
+        memcpy(buf, src, len);
+
+        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+        n = 1 + (int) ((r >> 60) & 3);
+
+        for (j = 0; j < n && len > 0; j++) {
+            r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+            pos = (size_t) ((r >> 33) % len);
+            switch ((r >> 20) & 3) {
+            case 0: buf[pos] = (char) (r >> 8); break;          /* any byte */
+            case 1: buf[pos] = "{}[]\":,0-.e\\ "[(r >> 8) % 13]; break;
+            case 2: len = pos; break;                           /* truncate */
+            default: memmove(buf + pos, buf + pos + 1, len - pos - 1);
+                     len--; break;                              /* delete */
+            }
+        }
+
+        in = cef_input_open_mem(buf, len);
+        rc = (i & 1) ? cef_store_apply(&conf, in, &res, err, sizeof(err))
+                     : cef_store_load(&conf, in, &res, err, sizeof(err));
+        cef_input_close(in);
+
+        if (rc != CEF_WRITER_OK && rc != CEF_WRITER_EINPUT) {
+            fail_msg("mutation %d: rc %d: %s", i, rc, err);
+        }
+
+        if (rc == CEF_WRITER_EINPUT && strstr(err, "record ") == NULL
+            && strstr(err, "empty input") == NULL)
+        {
+            fail_msg("mutation %d: no record in \"%s\"", i, err);
+        }
+
+        verify_ok();
+    }
+
+    free(buf);
+    msgpack_sbuffer_destroy(&mp);
+}
+
+
 static void
 test_open_errors(void **state)
 {
@@ -779,6 +869,7 @@ main(void)
                                fresh),
         cmocka_unit_test_setup(test_map_resized, fresh),
         cmocka_unit_test_setup(test_two_writers, fresh),
+        cmocka_unit_test_setup(test_mutations, fresh),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
