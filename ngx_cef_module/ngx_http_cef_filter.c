@@ -127,6 +127,28 @@ next:
 
 
 static ngx_int_t
+ngx_http_cef_status_wanted(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf)
+{
+    ngx_uint_t   i, *status;
+
+    if (clcf->statuses == NULL) {
+        return r->headers_out.status == NGX_HTTP_OK;
+    }
+
+    status = clcf->statuses->elts;
+
+    for (i = 0; i < clcf->statuses->nelts; i++) {
+        if (status[i] == r->headers_out.status) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
 ngx_http_cef_should_filter(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf)
 {
@@ -135,7 +157,7 @@ ngx_http_cef_should_filter(ngx_http_request_t *r,
     if (r->header_only
         || r->method == NGX_HTTP_HEAD
         || r->headers_out.content_length_n == 0
-        || (r == r->main && r->headers_out.status != NGX_HTTP_OK)
+        || (r == r->main && !ngx_http_cef_status_wanted(r, clcf))
         || ngx_http_test_content_type(r, &clcf->types) == NULL)
     {
         return NGX_DECLINED;

@@ -17,6 +17,8 @@ static char *ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_cef_budget(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_cef_statuses(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_cef_init_process(ngx_cycle_t *cycle);
 static void ngx_http_cef_exit_process(ngx_cycle_t *cycle);
 
@@ -56,6 +58,13 @@ static ngx_command_t  ngx_http_cef_commands[] = {
     { ngx_string("cef_decide"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_cef_decide_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cef_statuses"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_cef_statuses,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -222,6 +231,7 @@ ngx_http_cef_create_loc_conf(ngx_conf_t *cf)
      *     conf->link_token = NULL;
      *     conf->link_cookie = NULL;
      *     conf->consent = NULL;
+     *     conf->statuses = NULL;
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -244,6 +254,10 @@ ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->slot_max_size, prev->slot_max_size,
                               CEF_SLOT_DEFAULT_MAX);
     ngx_conf_merge_uint_value(conf->budget, prev->budget, 0);
+
+    if (conf->statuses == NULL) {
+        conf->statuses = prev->statuses;
+    }
     ngx_conf_merge_uint_value(conf->cache_control, prev->cache_control,
                               NGX_HTTP_CEF_CACHE_PRIVATE);
 
@@ -263,6 +277,50 @@ ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return ngx_http_cef_merge_identity(cf, prev, conf);
+}
+
+
+/* cef_statuses 200 404 ...: the statuses whose pages are personalised */
+
+static char *
+ngx_http_cef_statuses(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cef_loc_conf_t *clcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value;
+    ngx_uint_t   i, *status;
+
+    if (clcf->statuses != NULL) {
+        return "is duplicate";
+    }
+
+    clcf->statuses = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                      sizeof(ngx_uint_t));
+    if (clcf->statuses == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        n = ngx_atoi(value[i].data, value[i].len);
+
+        if (n < 200 || n > 599) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid status \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        status = ngx_array_push(clcf->statuses);
+        if (status == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *status = (ngx_uint_t) n;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

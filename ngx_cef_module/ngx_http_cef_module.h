@@ -61,6 +61,7 @@ typedef struct {
     ngx_array_t                *types_keys;
     ngx_http_cef_rules_t       *rules;         /* cef_rules */
     size_t                      slot_max_size;
+    ngx_array_t                *statuses;       /* cef_statuses: ngx_uint_t */
     ngx_uint_t                  budget;         /* cef_budget, microseconds */
     ngx_uint_t                  cache_control;
 

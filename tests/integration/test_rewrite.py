@@ -101,6 +101,10 @@ CONF = """
         location = /vars {
             return 200 "$cef_offers|$cef_variant|$cef_decision_us";
         }
+        location /any-status/ {
+            proxy_pass http://stub/;
+            cef_statuses 200 404;
+        }
         location /budget/ {
             cef_budget 1us;
             proxy_pass http://stub/;
@@ -337,6 +341,9 @@ def test_non_200_is_not_rewritten(shop, upstream):
     status, _, body = request(shop, "/up/body/page?status=404",
                               headers=gold_cookie())
     assert (status, body) == (404, PAGE)
+    status, _, body = request(shop, "/any-status/body/page?status=404",
+                              headers=gold_cookie())
+    assert (status, body) == (404, expected(hero=GOLD))
 
 
 def test_budget_exceeded_serves_the_generic_page(shop):
