@@ -76,10 +76,14 @@ ngx_http_cef_decide(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "cef: no decision for this request, serving the "
                       "generic page");
-        return ctx->decision;
+        d->failed = 1;
+        d->noffers = 0;
+        ctx->decision = d;
+        return d;
     }
 
     ctx->decision_ns = ngx_http_cef_now_ns() - start;
+    ngx_http_cef_metric_decision(ctx->decision_ns);
 
     if (clcf->budget && ctx->decision_ns > clcf->budget * 1000) {
         ngx_http_cef_over_budget++;

@@ -26,6 +26,8 @@ static ngx_int_t ngx_http_cef_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static ngx_int_t ngx_http_cef_should_filter(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf);
+static void ngx_http_cef_count_response(ngx_http_cef_identity_t *id,
+    ngx_http_cef_decision_t *d);
 static ngx_int_t ngx_http_cef_rewrite_headers(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_ctx_t *ctx);
 static ngx_int_t ngx_http_cef_scan(ngx_http_request_t *r,
@@ -35,6 +37,9 @@ static ngx_buf_t *ngx_http_cef_out_buf(ngx_http_cef_ctx_t *ctx);
 static ngx_int_t ngx_http_cef_output(ngx_http_request_t *r,
     ngx_http_cef_ctx_t *ctx);
 static void *ngx_http_cef_pool_alloc(void *pool, size_t n);
+
+
+static ngx_str_t  ngx_http_cef_treatment = ngx_string("treatment");
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -77,13 +82,23 @@ ngx_http_cef_get_ctx(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_cef_header_filter(ngx_http_request_t *r)
 {
+    ngx_int_t                 rc;
     cef_allocator_t           a;
     ngx_http_cef_ctx_t       *ctx;
     ngx_http_cef_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
 
-    if (!clcf->enable || ngx_http_cef_should_filter(r, clcf) != NGX_OK) {
+    if (!clcf->enable) {
+        goto next;
+    }
+
+    rc = ngx_http_cef_should_filter(r, clcf);
+
+    if (rc != NGX_OK) {
+        if (r == r->main) {
+            ngx_http_cef_metric(rc);
+        }
         goto next;
     }
 
@@ -95,6 +110,11 @@ ngx_http_cef_header_filter(ngx_http_request_t *r)
     /* fail open: whatever goes wrong, the visitor gets the generic page */
 
     ctx->filling = ngx_http_cef_decide(r);
+
+    if (r == r->main) {
+        ngx_http_cef_count_response(ngx_http_cef_get_ctx(r)->identity,
+                                    ctx->filling);
+    }
 
     a.alloc = ngx_http_cef_pool_alloc;
     a.free = NULL;
@@ -126,6 +146,34 @@ next:
 }
 
 
+/* every personalisable main response is counted in exactly one class */
+
+static void
+ngx_http_cef_count_response(ngx_http_cef_identity_t *id,
+    ngx_http_cef_decision_t *d)
+{
+    ngx_uint_t  m;
+
+    if (d->over_budget) {
+        m = NGX_HTTP_CEF_M_FAIL_BUDGET;
+
+    } else if (d->failed) {
+        m = NGX_HTTP_CEF_M_FAIL_ERROR;
+
+    } else if (id && id->store_failed) {
+        m = NGX_HTTP_CEF_M_FAIL_STORE;
+
+    } else if (d->noffers) {
+        m = NGX_HTTP_CEF_M_PERSONALISED;
+
+    } else {
+        m = NGX_HTTP_CEF_M_DEFAULT;
+    }
+
+    ngx_http_cef_metric(m);
+}
+
+
 static ngx_int_t
 ngx_http_cef_status_wanted(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf)
@@ -154,13 +202,19 @@ ngx_http_cef_should_filter(ngx_http_request_t *r,
 {
     ngx_table_elt_t  *ce;
 
+    if (ngx_http_test_content_type(r, &clcf->types) == NULL) {
+        return NGX_HTTP_CEF_M_SKIP_TYPE;
+    }
+
     if (r->header_only
         || r->method == NGX_HTTP_HEAD
-        || r->headers_out.content_length_n == 0
-        || (r == r->main && !ngx_http_cef_status_wanted(r, clcf))
-        || ngx_http_test_content_type(r, &clcf->types) == NULL)
+        || r->headers_out.content_length_n == 0)
     {
-        return NGX_DECLINED;
+        return NGX_HTTP_CEF_M_SKIP_HEAD;
+    }
+
+    if (r == r->main && !ngx_http_cef_status_wanted(r, clcf)) {
+        return NGX_HTTP_CEF_M_SKIP_STATUS;
     }
 
     ce = r->headers_out.content_encoding;
@@ -173,7 +227,7 @@ ngx_http_cef_should_filter(ngx_http_request_t *r,
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "cef filter: skipping \"%V\" encoded body",
                        &ce->value);
-        return NGX_DECLINED;
+        return NGX_HTTP_CEF_M_SKIP_ENCODING;
     }
 
     return NGX_OK;
@@ -294,7 +348,9 @@ ngx_http_cef_pool_alloc(void *pool, size_t n)
 static ngx_int_t
 ngx_http_cef_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
+    size_t               n;
     ngx_chain_t         *cl;
+    cef_slot_stats_t     stats;
     ngx_http_cef_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cef_module);
@@ -318,6 +374,15 @@ ngx_http_cef_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "cef filter: %O body bytes passed",
                            ctx->bytes_seen);
+
+            cef_slot_scanner_stats(ctx->scanner, &stats);
+
+            for (n = stats.oversized + stats.unclosed + stats.nomem;
+                 n > ctx->unchanged;
+                 ctx->unchanged++)
+            {
+                ngx_http_cef_metric(NGX_HTTP_CEF_M_SLOT_UNCHANGED);
+            }
         }
     }
 
@@ -390,6 +455,10 @@ ngx_http_cef_emit(void *data, const cef_slot_event_t *ev)
                 : NULL;
 
         if (offer) {
+            ngx_http_cef_metric(NGX_HTTP_CEF_M_SLOT_FILLED);
+            ngx_http_cef_metric_impression(&offer->name,
+                                           &ngx_http_cef_treatment);
+
             if (offer->html.len == 0) {
                 return 0;
             }
@@ -405,6 +474,8 @@ ngx_http_cef_emit(void *data, const cef_slot_event_t *ev)
 
             return 0;
         }
+
+        ngx_http_cef_metric(NGX_HTTP_CEF_M_SLOT_DEFAULT);
 
         bytes = ev->def;
         len = ev->def_len;

@@ -473,6 +473,7 @@ ngx_http_cef_check_secret_file(ngx_conf_t *cf, ngx_str_t *path)
 ngx_http_cef_identity_t *
 ngx_http_cef_identify(ngx_http_request_t *r)
 {
+    ngx_int_t                 rc;
     ngx_str_t                 value, v;
     ngx_uint_t                i;
     cef_span_t                type, plain;
@@ -504,7 +505,9 @@ ngx_http_cef_identify(ngx_http_request_t *r)
     }
 
     id->consent = 1;
-    id->store = (ngx_http_cef_store_begin(r) == NGX_OK);
+    rc = ngx_http_cef_store_begin(r);
+    id->store = (rc == NGX_OK);
+    id->store_failed = (rc == NGX_ERROR);
 
     if (clcf->link_token
         && ngx_http_complex_value(r, clcf->link_token, &value) == NGX_OK

@@ -90,6 +90,20 @@ static ngx_command_t  ngx_http_cef_commands[] = {
       0,
       NULL },
 
+    { ngx_string("cef_metrics_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_cef_metrics_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cef_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cef_metrics_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("cef_store_secret"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_cef_store_secret,
@@ -206,7 +220,11 @@ ngx_http_cef_create_main_conf(ngx_conf_t *cf)
 static char *
 ngx_http_cef_init_main_conf(ngx_conf_t *cf, void *conf)
 {
-    return ngx_http_cef_init_store_conf(cf, conf);
+    ngx_http_cef_main_conf_t *cmcf = conf;
+
+    cmcf->loaded_at = ngx_time();
+
+    return ngx_http_cef_init_store_conf(cf, cmcf);
 }
 
 

@@ -15,6 +15,7 @@
 #include "cef_sign.h"
 #include "cef_slot_scanner.h"
 #include "cef_profile.h"
+#include "cef_store.h"
 
 
 #define NGX_HTTP_CEF_CACHE_PRIVATE   0
@@ -45,7 +46,29 @@ typedef struct {
 } ngx_http_cef_signing_t;
 
 
+typedef enum {
+    NGX_HTTP_CEF_M_PERSONALISED = 0,
+    NGX_HTTP_CEF_M_DEFAULT,
+    NGX_HTTP_CEF_M_CONTROL,
+    NGX_HTTP_CEF_M_SKIP_HEAD,
+    NGX_HTTP_CEF_M_SKIP_STATUS,
+    NGX_HTTP_CEF_M_SKIP_ENCODING,
+    NGX_HTTP_CEF_M_SKIP_TYPE,
+    NGX_HTTP_CEF_M_FAIL_STORE,
+    NGX_HTTP_CEF_M_FAIL_BUDGET,
+    NGX_HTTP_CEF_M_FAIL_ERROR,
+    NGX_HTTP_CEF_M_LOOKUP_HIT,
+    NGX_HTTP_CEF_M_LOOKUP_MISS,
+    NGX_HTTP_CEF_M_SLOT_FILLED,
+    NGX_HTTP_CEF_M_SLOT_DEFAULT,
+    NGX_HTTP_CEF_M_SLOT_UNCHANGED,
+    NGX_HTTP_CEF_M_MAX
+} ngx_http_cef_metric_e;
+
+
 typedef struct {
+    ngx_shm_zone_t             *metrics_zone;
+    time_t                      loaded_at;
     ngx_str_t                   store_dir;
     ngx_str_t                   store_secret;
     cef_identity_t             *store_hash;     /* keyed with store_secret */
@@ -84,6 +107,7 @@ typedef struct {
 
     unsigned                    consent:1;
     unsigned                    store:1;        /* a store session is open */
+    unsigned                    store_failed:1; /* configured, not usable */
     unsigned                    visitor_new:1;
     unsigned                    cookies_set:1;
 } ngx_http_cef_identity_t;
@@ -103,6 +127,7 @@ typedef struct {
     ngx_http_cef_offer_t       *offers;         /* the slots with an offer */
     ngx_uint_t                  noffers;
     unsigned                    over_budget:1;
+    unsigned                    failed:1;
 } ngx_http_cef_decision_t;
 
 
@@ -120,6 +145,7 @@ typedef struct {
     ngx_buf_t                  *in;             /* the buffer being scanned */
 
     uint64_t                    decision_ns;    /* identity + rules */
+    size_t                      unchanged;      /* slots counted unchanged */
     off_t                       bytes_seen;
     unsigned                    filtering:1;
 } ngx_http_cef_ctx_t;
@@ -171,6 +197,17 @@ ngx_http_cef_offer_t *ngx_http_cef_decision_offer(ngx_http_cef_decision_t *d,
 /* the JSON decision API: ngx_http_cef_decide_api.c */
 char *ngx_http_cef_decide_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+/* metrics: ngx_http_cef_metrics.c */
+char *ngx_http_cef_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_cef_metrics_location(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_cef_metric(ngx_uint_t which);
+void ngx_http_cef_metric_decision(uint64_t ns);
+void ngx_http_cef_metric_impression(ngx_str_t *offer, ngx_str_t *variant);
+ngx_int_t ngx_http_cef_store_info(ngx_http_request_t *r,
+    cef_store_info_t *info);
 
 /* variables: ngx_http_cef_variables.c */
 ngx_int_t ngx_http_cef_add_variables(ngx_conf_t *cf);

@@ -225,24 +225,46 @@ ngx_http_cef_store_session(ngx_http_request_t *r)
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
 
-    if (cmcf->store_dir.data == NULL
-        || ngx_http_cef_store_ready(r->connection->log, cmcf) != NGX_OK)
-    {
+    if (cmcf->store_dir.data == NULL) {
         return NGX_DECLINED;
+    }
+
+    if (ngx_http_cef_store_ready(r->connection->log, cmcf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (cef_store_begin(ngx_http_cef_store_handle) != CEF_STORE_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "cef: store \"%V\": %s", &cmcf->store_dir,
                       cef_store_strerror(ngx_http_cef_store_handle));
-        return NGX_DECLINED;
+        return NGX_ERROR;
     }
 
     return NGX_OK;
 }
 
 
+ngx_int_t
+ngx_http_cef_store_info(ngx_http_request_t *r, cef_store_info_t *info)
+{
+    int  rc;
+
+    if (ngx_http_cef_store_session(r) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    rc = cef_store_info(ngx_http_cef_store_handle, info);
+
+    cef_store_end(ngx_http_cef_store_handle);
+
+    return rc == CEF_STORE_OK ? NGX_OK : NGX_DECLINED;
+}
+
+
 /*
+ * NGX_OK: a session is open; NGX_DECLINED: no store is configured;
+ * NGX_ERROR: one is, but it cannot be used now (logged).
+ *
  * A store session spans one visitor's recognition: every key is looked up
  * in the same read transaction, and what the request keeps is copied out.
  */
@@ -283,8 +305,11 @@ ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
     }
 
     if (rc != CEF_STORE_OK) {
+        ngx_http_cef_metric(NGX_HTTP_CEF_M_LOOKUP_MISS);
         return NGX_DECLINED;
     }
+
+    ngx_http_cef_metric(NGX_HTTP_CEF_M_LOOKUP_HIT);
 
     id->profile_id.data = ngx_pnalloc(r->main->pool, p.id.len);
     if (id->profile_id.data == NULL) {
