@@ -27,6 +27,30 @@ struct cef_store_block_s {
 };
 
 
+/*
+ * The pointer cache.  LMDB never changes a page of the newest snapshot:
+ * as long as no write transaction has committed since a value was read,
+ * the pointer mdb_get() returned for it stays valid across sessions (the
+ * read transaction is renewed on the very same snapshot).  So each handle
+ * remembers, per bucket and per profile group, where the value is, and
+ * skips the B-tree descent next time.  Entries are tagged with an epoch
+ * that is bumped whenever a session starts on a newer snapshot, or the map
+ * is remapped, which drops them all at once.
+ */
+
+typedef struct {
+    uint32_t        key;
+    uint32_t        epoch;
+    const uint8_t  *p;          /* NULL: known to be absent */
+    size_t          len;
+} cef_store_slot_t;
+
+typedef struct {
+    cef_store_slot_t  *slots;
+    uint32_t           mask;
+} cef_store_cache_t;
+
+
 typedef struct {
     MDB_env            *env;
     MDB_txn            *txn;
@@ -41,12 +65,18 @@ typedef struct {
     cef_span_t         *names;          /* dict.names.s */
     cef_span_t         *strs;           /* dict.strs.s */
     cef_store_block_t  *blocks;
+
+    int                 caching;
+    uint32_t            epoch;
+    size_t              cache_txnid;
+    cef_store_cache_t   cindex, cids, cprof;
 } cef_store_gen_t;
 
 
 struct cef_store_s {
     char              *dir;
     cef_store_gen_t   *gen;
+    int                caching;
     unsigned           check_ms;
     struct timespec    checked;
     char               err[512];
@@ -74,6 +104,80 @@ cef_store_seterr(cef_store_t *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(s->err, sizeof(s->err), fmt, ap);
     va_end(ap);
+}
+
+
+static void
+cef_store_cache_clear(cef_store_cache_t *c)
+{
+    if (c->slots) {
+        memset(c->slots, 0, ((size_t) c->mask + 1) * sizeof(cef_store_slot_t));
+    }
+}
+
+
+/* Size a cache for n keys (a power of two, at most 2^20 slots). */
+
+static void
+cef_store_cache_init(cef_store_cache_t *c, uint64_t n)
+{
+    uint32_t  size;
+
+    for (size = 1024; size < n && size < (1u << 20); size *= 2) { }
+
+    c->slots = calloc(size, sizeof(cef_store_slot_t));
+    c->mask = c->slots ? size - 1 : 0;
+}
+
+
+/*
+ * mdb_get() through a cache.  Returns 0 with *p and *len, MDB_NOTFOUND, or an
+ * LMDB error.
+ */
+
+static int
+cef_store_get(cef_store_gen_t *g, cef_store_cache_t *c, MDB_dbi dbi,
+    uint32_t key, void *kdata, size_t klen, const uint8_t **p, size_t *len)
+{
+    int                rc;
+    MDB_val            k, v;
+    cef_store_slot_t  *slot = NULL;
+
+    if (g->caching && c->slots) {
+        slot = &c->slots[key & c->mask];
+
+        if (slot->epoch == g->epoch && slot->key == key) {
+            *p = slot->p;
+            *len = slot->len;
+            return slot->p ? 0 : MDB_NOTFOUND;
+        }
+    }
+
+    k.mv_data = kdata;
+    k.mv_size = klen;
+
+    rc = mdb_get(g->txn, dbi, &k, &v);
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return rc;
+    }
+
+    if (rc == MDB_NOTFOUND) {
+        v.mv_data = NULL;
+        v.mv_size = 0;
+    }
+
+    if (slot) {
+        slot->key = key;
+        slot->epoch = g->epoch;
+        slot->p = v.mv_data;
+        slot->len = v.mv_size;
+    }
+
+    *p = v.mv_data;
+    *len = v.mv_size;
+
+    return rc;
 }
 
 
@@ -129,6 +233,7 @@ cef_store_open(cef_store_t **sp, const char *dir, char *err, size_t errlen)
 
     s->dir = strdup(dir);
     s->check_ms = 1000;
+    s->caching = 1;
 
     if (s->dir == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -166,6 +271,14 @@ void
 cef_store_set_check_interval(cef_store_t *s, unsigned ms)
 {
     s->check_ms = ms;
+}
+
+
+void
+cef_store_set_caching(cef_store_t *s, int on)
+{
+    s->caching = on;
+    s->gen->caching = on;
 }
 
 
@@ -278,6 +391,12 @@ cef_store_gen_open(cef_store_gen_t **gp, const char *dir, char *err,
     }
 
     g->info.generation = gen;
+    g->epoch = 1;
+    g->caching = 1;
+    cef_store_cache_init(&g->cindex, (uint64_t) 1 << g->info.key_bits);
+    cef_store_cache_init(&g->cids, (uint64_t) 1 << g->info.id_bits);
+    cef_store_cache_init(&g->cprof, (uint64_t) g->info.next_number
+                                    >> CEF_GROUP_SHIFT);
     mdb_txn_reset(g->txn);
     g->active = 0;
 
@@ -316,6 +435,9 @@ cef_store_gen_close(cef_store_gen_t *g)
     free(g->names);
     free(g->strs);
     free(g->dict.names_hash);
+    free(g->cindex.slots);
+    free(g->cids.slots);
+    free(g->cprof.slots);
     free(g);
 }
 
@@ -344,6 +466,7 @@ again:
             mdb_txn_abort(g->txn);
             g->txn = NULL;
         }
+        g->epoch++;      /* the map moves: cached pointers die */
         rc = mdb_env_set_mapsize(g->env, 0);
         if (rc == 0) {
             goto again;
@@ -363,6 +486,16 @@ again:
     }
 
     g->active = 1;
+
+    if (mdb_txn_id(g->txn) != g->cache_txnid) {
+        g->cache_txnid = mdb_txn_id(g->txn);
+        if (++g->epoch == 0) {
+            g->epoch = 1;
+            cef_store_cache_clear(&g->cindex);
+            cef_store_cache_clear(&g->cids);
+            cef_store_cache_clear(&g->cprof);
+        }
+    }
 
     if (mdb_txn_id(g->txn) != g->txnid) {
         if (cef_store_gen_refresh(g, err, errlen) != 0) {
@@ -577,6 +710,7 @@ cef_store_check_replaced(cef_store_t *s)
         return;
     }
 
+    g->caching = s->caching;
     cef_store_gen_close(s->gen);
     s->gen = g;
 }
@@ -614,10 +748,9 @@ int
 cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
 {
     int               rc;
-    size_t            len;
+    size_t            len, vlen;
     uint32_t          group;
-    MDB_val           k, v;
-    const uint8_t    *blob;
+    const uint8_t    *blob, *val;
     cef_store_gen_t  *g = s->gen;
 
     if (!g->active) {
@@ -626,10 +759,9 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
     }
 
     group = cef_group_of(number);
-    k.mv_data = &group;
-    k.mv_size = sizeof(group);
 
-    rc = mdb_get(g->txn, g->prof, &k, &v);
+    rc = cef_store_get(g, &g->cprof, g->prof, group, &group, sizeof(group),
+                       &val, &vlen);
 
     if (rc == MDB_NOTFOUND) {
         return CEF_STORE_NOTFOUND;
@@ -640,7 +772,7 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    if (cef_group_slot(v.mv_data, v.mv_size, number, &blob, &len) != 0) {
+    if (cef_group_slot(val, vlen, number, &blob, &len) != 0) {
         cef_store_seterr(s, "profile group %u is malformed", group);
         return CEF_STORE_ERROR;
     }
@@ -662,9 +794,10 @@ int
 cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
 {
     int               rc;
-    size_t            pos;
+    size_t            pos, len;
     uint8_t           key[CEF_BUCKET_KEY_LEN];
-    MDB_val           k, v;
+    uint32_t          b;
+    const uint8_t    *val;
     cef_store_gen_t  *g = s->gen;
 
     if (!g->active) {
@@ -672,11 +805,11 @@ cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    cef_bucket_key(cef_bucket_of(&g->kcfg, hash), key);
-    k.mv_data = key;
-    k.mv_size = CEF_BUCKET_KEY_LEN;
+    b = cef_bucket_of(&g->kcfg, hash);
+    cef_bucket_key(b, key);
 
-    rc = mdb_get(g->txn, g->index, &k, &v);
+    rc = cef_store_get(g, &g->cindex, g->index, b, key, CEF_BUCKET_KEY_LEN,
+                       &val, &len);
 
     if (rc == MDB_NOTFOUND) {
         return CEF_STORE_NOTFOUND;
@@ -687,12 +820,11 @@ cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    if (!cef_bucket_search(&g->kcfg, v.mv_data, v.mv_size, hash, &pos)) {
+    if (!cef_bucket_search(&g->kcfg, val, len, hash, &pos)) {
         return CEF_STORE_NOTFOUND;
     }
 
-    return cef_store_lookup_number(s,
-                                   cef_bucket_number(&g->kcfg, v.mv_data, pos),
+    return cef_store_lookup_number(s, cef_bucket_number(&g->kcfg, val, pos),
                                    p);
 }
 
@@ -722,9 +854,10 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
     size_t len, cef_profile_t *p)
 {
     int               rc;
-    size_t            pos, n;
+    size_t            pos, n, vlen;
     uint8_t           hash[CEF_IDENTITY_HASH_LEN], key[CEF_BUCKET_KEY_LEN];
-    MDB_val           k, v;
+    uint32_t          b;
+    const uint8_t    *val;
     cef_store_gen_t  *g = s->gen;
 
     if (!g->active) {
@@ -737,11 +870,11 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
         return CEF_STORE_ERROR;
     }
 
-    cef_bucket_key(cef_bucket_of(&g->icfg, hash), key);
-    k.mv_data = key;
-    k.mv_size = CEF_BUCKET_KEY_LEN;
+    b = cef_bucket_of(&g->icfg, hash);
+    cef_bucket_key(b, key);
 
-    rc = mdb_get(g->txn, g->ids, &k, &v);
+    rc = cef_store_get(g, &g->cids, g->ids, b, key, CEF_BUCKET_KEY_LEN, &val,
+                       &vlen);
 
     if (rc == MDB_NOTFOUND) {
         return CEF_STORE_NOTFOUND;
@@ -752,17 +885,14 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
         return CEF_STORE_ERROR;
     }
 
-    cef_bucket_search(&g->icfg, v.mv_data, v.mv_size, hash, &pos);
-    n = v.mv_size / cef_bucket_item_len(&g->icfg);
+    cef_bucket_search(&g->icfg, val, vlen, hash, &pos);
+    n = vlen / cef_bucket_item_len(&g->icfg);
 
     /* ids keep 8 bytes of the hash: compare the stored id */
 
-    for ( ; pos < n && cef_bucket_match(&g->icfg, v.mv_data, pos, hash);
-         pos++)
-    {
-        rc = cef_store_lookup_number(s,
-                                     cef_bucket_number(&g->icfg, v.mv_data,
-                                                       pos), p);
+    for ( ; pos < n && cef_bucket_match(&g->icfg, val, pos, hash); pos++) {
+        rc = cef_store_lookup_number(s, cef_bucket_number(&g->icfg, val, pos),
+                                     p);
         if (rc == CEF_STORE_ERROR) {
             return rc;
         }

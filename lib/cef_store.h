@@ -111,6 +111,16 @@ void cef_store_close(cef_store_t *s);
 void cef_store_set_check_interval(cef_store_t *s, unsigned ms);
 
 /*
+ * Turn the pointer cache on (the default) or off.  While no write has
+ * committed, a handle remembers where each index bucket and profile group
+ * it has read lies in the map, and skips the B-tree descent the next time;
+ * the first session on a newer snapshot drops it.  It costs up to 24 bytes
+ * per bucket and per group of four profiles, allocated at open (about 7 MB
+ * per handle at 1M profiles, at most 24 MB per cache).
+ */
+void cef_store_set_caching(cef_store_t *s, int on);
+
+/*
  * Open a session: renew the read transaction on the newest committed state.
  *
  * Also, at most once per check interval, detects that a full load replaced

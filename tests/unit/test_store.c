@@ -276,6 +276,15 @@ test_load_and_read(void **state)
     }
     assert_int_equal(n, 12);
 
+    /* the same without the pointer cache, and again with it (cached) */
+    cef_store_set_caching(s, 0);
+    assert_int_equal(lookup(s, "crm", "C-1", &p), CEF_STORE_OK);
+    assert_memory_equal(p.id.data, "p1", 2);
+    cef_store_set_caching(s, 1);
+    assert_int_equal(lookup(s, "email", "ann@example.com", &p), CEF_STORE_OK);
+    assert_int_equal(get(&p, "nps", &v), 1);
+    assert_int_equal(v.u.i, 9);
+
     /* the other key, the id, misses */
     assert_int_equal(lookup(s, "crm", "C-1", &p), CEF_STORE_OK);
     assert_memory_equal(p.id.data, "p1", 2);
