@@ -38,7 +38,6 @@ ngx_http_cef_decide_handler(ngx_http_request_t *r)
     json_t       *json;
     ngx_int_t     rc;
     ngx_buf_t    *b;
-    ngx_chain_t   out;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -71,31 +70,9 @@ ngx_http_cef_decide_handler(ngx_http_request_t *r)
 
     b->last = ngx_cpymem(b->last, text, len);
     *b->last++ = '\n';
-    b->last_buf = (r == r->main);
-    b->last_in_chain = 1;
     free(text);
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    if (ngx_http_cef_set_cache_control(r, NGX_HTTP_CEF_CACHE_NO_STORE)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_cef_send(r, b, "application/json");
 }
 
 

@@ -265,7 +265,6 @@ ngx_http_cef_metrics_handler(ngx_http_request_t *r)
     ngx_int_t                    rc;
     ngx_buf_t                   *b;
     ngx_uint_t                   i;
-    ngx_chain_t                  out;
     const char                  *prev;
     ngx_http_cef_impressions_t  *e;
     ngx_http_cef_metrics_shm_t  *m;
@@ -353,30 +352,8 @@ ngx_http_cef_metrics_handler(ngx_http_request_t *r)
     p = ngx_http_cef_metrics_rules(r, p, last);
 
     b->last = p;
-    b->last_buf = (r == r->main);
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "text/plain; version=0.0.4");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    if (ngx_http_cef_set_cache_control(r, NGX_HTTP_CEF_CACHE_NO_STORE)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_cef_send(r, b, "text/plain; version=0.0.4");
 }
 
 

@@ -194,6 +194,9 @@ ngx_http_cef_decision_t *ngx_http_cef_decide(ngx_http_request_t *r);
 ngx_http_cef_offer_t *ngx_http_cef_decision_offer(ngx_http_cef_decision_t *d,
     u_char *slot, size_t len);
 
+/* the module's own responses: ngx_http_cef_response.c */
+ngx_int_t ngx_http_cef_send(ngx_http_request_t *r, ngx_buf_t *b, char *type);
+
 /* the JSON decision API: ngx_http_cef_decide_api.c */
 char *ngx_http_cef_decide_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
