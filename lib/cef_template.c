@@ -299,6 +299,11 @@ cef_template_escape(const char *src, size_t len, char *buf, size_t size)
     size_t       i, at = 0, run = 0;
     const char  *ent;
 
+    /* an absent default is (NULL, 0): NULL + 0 below would be undefined */
+    if (len == 0) {
+        return 0;
+    }
+
     for (i = 0; i < len; i++) {
         switch (src[i]) {
         case '&':  ent = "&amp;"; break;
