@@ -1,0 +1,33 @@
+# make bench: the module against plain nginx, sub_filter and an
+# OpenResty-style Lua server in one nginx, plus how the cost of a decision
+# grows with the store and the rule set.  Writes bench/results/latest.md and
+# PNG plots; prints figures and the issue's targets, asserts nothing.
+# See docs/bench.md.
+#
+#   make bench           the full run (under 15 minutes on 2 cores)
+#   make bench-quick     a ~1 minute subset (smaller store, short rounds);
+#                        writes bench/results/quick.md
+#   make bench BENCH_ARGS="--rounds 5 --seconds 10"   (bench.py --help)
+#
+# Generated stores are kept in build/bench-data and reused while their
+# parameters match.
+
+DEB_PKGS += libnginx-mod-http-lua lua-resty-core gnuplot-nox valgrind \
+            linux-perf
+
+CEF_BENCH  := $(BUILD)/bench/cef-bench
+BENCH_ARGS ?=
+
+.PHONY: bench bench-quick
+
+$(CEF_BENCH): tests/bench/cef_bench.c $(LIB_HDRS) $(BUILD)/libcef.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CEF_CFLAGS) $< $(BUILD)/libcef.a $(PKG_LIBS) -o $@
+
+bench: deps
+	$(MAKE) all $(CEF_BENCH)
+	$(PYTHON) tests/bench/bench.py $(BENCH_ARGS)
+
+bench-quick: deps
+	$(MAKE) all $(CEF_BENCH)
+	$(PYTHON) tests/bench/bench.py --quick $(BENCH_ARGS)

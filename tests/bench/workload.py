@@ -1,0 +1,235 @@
+"""The workload of `make bench`: the shop page, the generated rule files
+(YAML for the module, the same rules as a Lua table for the OpenResty-style
+server), and the nginx configuration of the five servers.
+
+The rules read only profile attributes that `cef-bench snapshot` writes
+(tests/bench/cef_bench.c): segments, clv, churn_risk, orders, lifecycle,
+first_name, interests.  Priorities fall in file order, so the module and
+the Lua server try the rules in the same order and must pick the same
+offers for the same visitor (the harness checks that on a sample).
+"""
+
+import random
+
+SLOTS = ["hero", "sidebar", "banner"]
+DEFAULTS = {"hero": "<h1>Autumn collection</h1>",
+            "sidebar": "<p>Browse our bestsellers</p>",
+            "banner": "<p>Free returns within 30 days</p>"}
+# sub_filter's three fixed substitutions
+SUBSTITUTIONS = {"hero": '<div class="fixed-offer">Free shipping over '
+                         '50 EUR</div>',
+                 "sidebar": '<div class="fixed-offer">New: rain jackets'
+                            '</div>',
+                 "banner": '<div class="fixed-offer">Members save 5%'
+                           '</div>'}
+
+# must match tests/bench/cef_bench.c
+SEGS = ["vip", "newsletter", "cart_abandoner", "high_value", "mobile_app",
+        "sports_fan", "bargain_hunter", "new_customer", "loyalty_gold",
+        "loyalty_silver", "outdoor", "tech_enthusiast", "parent", "student",
+        "frequent_buyer", "weekend_shopper", "email_engaged", "sms_engaged",
+        "premium_brand", "lapsed_buyer"]
+CATS = ["sports", "outdoor", "books", "electronics", "fashion", "home",
+        "garden", "toys", "beauty", "music", "travel", "food"]
+STAGES = ["new", "active", "at_risk", "lapsed", "vip"]
+
+PAGE_SIZE = 12 * 1024
+
+
+def make_page():
+    """A 12 KB shop page with 3 slots (deterministic)."""
+    head = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>Outdoor shop</title>\n"
+            "<link rel=\"stylesheet\" href=\"/shop.css\"></head>\n<body>\n"
+            "<header><nav><a href=\"/\">Home</a> <a href=\"/men\">Men</a> "
+            "<a href=\"/women\">Women</a> <a href=\"/sale\">Sale</a></nav>"
+            "</header>\n"
+            "<!--cef:slot banner-->%s<!--/cef:slot-->\n"
+            "<main>\n<!--cef:slot hero-->%s<!--/cef:slot-->\n"
+            "<section class=\"products\">\n"
+            % (DEFAULTS["banner"], DEFAULTS["hero"]))
+    tail = ("</section>\n<aside><!--cef:slot sidebar-->%s<!--/cef:slot-->"
+            "</aside>\n</main>\n<footer><p>Outdoor shop GmbH</p></footer>\n"
+            "</body></html>\n" % DEFAULTS["sidebar"])
+    rng = random.Random(12)
+    items = []
+    size = len(head) + len(tail)
+    i = 0
+    while True:
+        item = ("<article class=\"product\" data-sku=\"SKU-%05d\"><a href="
+                "\"/products/%d.html\"><img src=\"/img/%d.jpg\" alt=\"\" "
+                "loading=\"lazy\"><h3>%s %s</h3></a><p class=\"price\">"
+                "%d.%02d EUR</p></article>\n"
+                % (i, i, i, rng.choice(["Trail", "Summit", "Alpine",
+                                        "Coastal", "Forest"]),
+                   rng.choice(["boots", "jacket", "backpack", "tent",
+                               "gloves"]), rng.randrange(20, 400),
+                   rng.randrange(100)))
+        if size + len(item) > PAGE_SIZE:
+            break
+        items.append(item)
+        size += len(item)
+        i += 1
+    page = head + "".join(items) + tail
+    page = page.replace("</footer>", " " * (PAGE_SIZE - len(page))
+                        + "</footer>", 1)
+    assert len(page) == PAGE_SIZE
+    return page
+
+
+def _condition(rng):
+    """(YAML expression, Lua table literal) of a rule condition that a few
+    per cent of the reference profiles match."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        x = rng.randrange(4500, 4990)
+        return ("profile.clv > %d" % x, '{k="gt", n=%d}' % x)
+    if kind == 1:
+        a, b = rng.sample(SEGS, 2)
+        return ("'\"%s\" in profile.segments and \"%s\" in "
+                "profile.segments'" % (a, b),
+                '{k="seg2", a="%s", b="%s"}' % (a, b))
+    if kind == 2:
+        c = rng.choice(CATS)
+        t = rng.randrange(80, 100) / 100
+        return ("profile.interests.%s >= %.2f" % (c, t),
+                '{k="int", a="%s", n=%.2f}' % (c, t))
+    if kind == 3:
+        s = rng.choice(STAGES)
+        t = rng.randrange(80, 96) / 100
+        return ("profile.lifecycle == \"%s\" and profile.churn_risk >= %.2f"
+                % (s, t), '{k="life", a="%s", n=%.2f}' % (s, t))
+    n = rng.randrange(50, 60)
+    s = rng.choice(SEGS)
+    return ("'profile.orders >= %d and \"%s\" in profile.segments'" % (n, s),
+            '{k="orders", a="%s", n=%d}' % (s, n))
+
+
+def offer_html(k):
+    """(template for the module, Lua pre, Lua post or None)."""
+    pre = '<div class="cef-offer" data-offer="o%d">' % k
+    if k % 2 == 0:
+        return (pre + 'Hi {{ profile.first_name | default("friend") }}, '
+                'offer %d is yours</div>' % k,
+                pre + "Hi ", ", offer %d is yours</div>" % k)
+    return pre + "Offer %d: 10%% off today</div>" % k, \
+        pre + "Offer %d: 10%% off today</div>" % k, None
+
+
+def make_rules(nrules, plugins_yaml="", campaigns=False):
+    """A rule file of nrules rules over the 3 slots (the last three are
+    per-slot fallbacks every profile matches), and the same as Lua."""
+    rng = random.Random(nrules)
+    offers, rules, lua = [], [], []
+    nspecific = max(nrules - len(SLOTS), 0)
+    for k in range(nrules):
+        slot = SLOTS[k % len(SLOTS)]
+        html, pre, post = offer_html(k)
+        offers.append("  o%d:\n    slot: %s\n    html: '%s'\n%s"
+                      % (k, slot, html, "    campaign: c%d\n" % (k % 5)
+                         if campaigns else ""))
+        if k < nspecific:
+            when, cond = _condition(rng)
+        else:
+            when, cond = "profile.clv >= 0", '{k="any"}'
+        rules.append("  - name: rule %d\n    when: %s\n    show: o%d\n"
+                     "    priority: %d\n" % (k, when, k, nrules - k))
+        lua.append('  {slot="%s", offer="o%d", c=%s, pre=%s, post=%s},'
+                   % (slot, k, cond, _lua_str(pre),
+                      _lua_str(post) if post else "nil"))
+    yaml = ("version: 1\n%soffers:\n%srules:\n%s"
+            % (plugins_yaml, "".join(offers), "".join(rules)))
+    return yaml, "return {\n%s\n}\n" % "\n".join(lua)
+
+
+def _lua_str(s):
+    return "[==[%s]==]" % s
+
+
+CONF = """
+load_module %(module)s;
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+%(common)s
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    open_file_cache max=64;
+    default_type text/html;
+    types { text/html html; }
+%(temp_paths)s
+
+    cef_store %(store)s;
+    cef_store_secret %(store_secret)s;
+
+    lua_package_path "%(lua_dir)s/?.lua;;";
+    lua_shared_dict cef_profiles %(dict_mb)dm;
+    init_by_lua_block {
+        require("cefbench").init("%(profiles_tsv)s", "%(work)s/rules.lua")
+    }
+
+    # 1: plain static, the ceiling
+    server {
+        listen 127.0.0.1:%(port1)d;
+        root %(work)s/html;
+    }
+
+    # 2: sub_filter with 3 fixed substitutions
+    server {
+        listen 127.0.0.1:%(port2)d;
+        root %(work)s/html;
+        location / {
+%(sub_filters)s
+            sub_filter_once on;
+        }
+    }
+
+    # 3: OpenResty-style Lua: cookie -> lua_shared_dict profile -> offers
+    #    -> ngx.re.gsub on the body
+    server {
+        listen 127.0.0.1:%(port3)d;
+        root %(work)s/html;
+        location / {
+            access_by_lua_block { require("cefbench").decide() }
+            header_filter_by_lua_block { require("cefbench").header() }
+            body_filter_by_lua_block { require("cefbench").body() }
+        }
+    }
+
+    # 4: the module configured as in 5, but cef off
+    server {
+        listen 127.0.0.1:%(port4)d;
+        root %(work)s/html;
+%(cef_server)s
+        location / {
+            cef off;
+        }
+    }
+
+    # 5: the module personalising
+    server {
+        listen 127.0.0.1:%(port5)d;
+        root %(work)s/html;
+%(cef_server)s
+        location / {
+            cef on;
+        }
+    }
+}
+"""
+
+CEF_SERVER = """        cef_rules %(rules)s;
+        cef_signing_secret %(signing)s;
+        cef_key customer $cookie_c signed;
+        cef_visitor_cookie vid;
+"""
+
+
+def nginx_conf(**kw):
+    kw["sub_filters"] = "\n".join(
+        "            sub_filter '%s' '%s';" % (DEFAULTS[s], SUBSTITUTIONS[s])
+        for s in SLOTS)
+    kw["cef_server"] = CEF_SERVER % kw
+    return CONF % kw
