@@ -1,0 +1,93 @@
+# Fuzzing every parser (libFuzzer, clang, ASan+UBSan).  Not part of
+# `make test`.
+#
+#   make fuzz                       every target for FUZZ_SECONDS (60) each
+#   make fuzz FUZZ_SECONDS=600
+#   make fuzz-smoke                 replay the committed corpora (seeds and
+#                                   regression inputs), then fuzz each
+#                                   target FUZZ_SMOKE_SECONDS (5): for CI
+#   make fuzz-expr                  one target (fuzz-NAME for each
+#                                   tests/fuzz/fuzz_NAME.c)
+#
+# Targets (tests/fuzz/fuzz_*.c), seeds in tests/fuzz/corpus/NAME/, a
+# dictionary in tests/fuzz/NAME.dict where one helps:
+#   input     snapshot/delta stream reader, msgpack and NDJSON
+#   store     a whole cef-sync load or apply into a store on tmpfs
+#   profile   the stored-profile decoder on arbitrary bytes
+#   rules     the rule-file loader, then decisions and offer rendering
+#   expr      the expression compiler and evaluator
+#   template  offer templates and HTML escaping
+#   identity  signed keys, link tokens, visitor ids, base64url
+#   slot_scanner (mk/fuzz-slot.mk) the streaming slot scanner
+#
+# libcef is rebuilt with coverage instrumentation in $(BUILD)/fuzz/obj
+# (warnings are not errors there: lib/ is written for gcc, and clang warns
+# differently).
+# New inputs go to $(BUILD)/fuzz/corpus-NAME, crashes to
+# $(BUILD)/fuzz/crash-*.  A crash becomes a regression test by committing
+# the input to tests/fuzz/corpus/NAME/ (fuzz-smoke replays it) and fixing
+# the bug.
+
+FUZZ_SMOKE_SECONDS ?= 5
+FUZZ_JOBS          ?= 1
+
+FUZZ_FLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fno-omit-frame-pointer \
+               -fno-sanitize-recover=all -Ilib $(PKG_CFLAGS)
+FUZZ_SRCS   := $(filter-out tests/fuzz/fuzz_slot_scanner.c, \
+                 $(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+FUZZ_BINS   := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
+FUZZ_OBJS   := $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRCS) $(PLUGIN_SRCS))
+
+# run options; leaks are checked (LeakSanitizer) and every input is bounded
+FUZZ_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+               UBSAN_OPTIONS=print_stacktrace=1
+FUZZ_RUN    := -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
+               -artifact_prefix=$(BUILD)/fuzz/
+fuzz_maxlen  = $(if $(filter store input rules,$(1)),-max_len=16384, \
+                 -max_len=4096)
+fuzz_dict    = $(if $(wildcard tests/fuzz/$(1).dict), \
+                 -dict=tests/fuzz/$(1).dict)
+
+.PHONY: fuzz fuzz-build fuzz-smoke $(addprefix fuzz-,$(FUZZ_NAMES))
+
+$(BUILD)/fuzz/obj/%.o: %.c $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Wno-error \
+	    -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+
+$(BUILD)/fuzz/libcef.a: $(FUZZ_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h \
+                      $(BUILD)/fuzz/libcef.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined \
+	    -Itests/fuzz $< $(BUILD)/fuzz/libcef.a $(PKG_LIBS) -ldl -lpthread \
+	    -o $@
+
+fuzz-build: $(FUZZ_BINS) $(FUZZ_SLOT) $(FUZZ_SLOT_DICT)
+
+$(addprefix fuzz-,$(FUZZ_NAMES)): fuzz-%: $(BUILD)/fuzz/fuzz_%
+	@mkdir -p $(BUILD)/fuzz/corpus-$*
+	$(FUZZ_ENV) $< -max_total_time=$(FUZZ_SECONDS) $(FUZZ_RUN) \
+	    $(call fuzz_maxlen,$*) $(call fuzz_dict,$*) -jobs=$(FUZZ_JOBS) \
+	    $(BUILD)/fuzz/corpus-$* tests/fuzz/corpus/$*
+
+fuzz: $(addprefix fuzz-,$(FUZZ_NAMES)) fuzz-slot-scanner
+
+# The committed corpus is read, never written: new inputs go to a scratch
+# directory that is emptied first.
+fuzz-smoke: fuzz-build
+	@set -e; for n in $(FUZZ_NAMES) slot_scanner; do \
+	    d=$(BUILD)/fuzz/smoke-$$n; rm -rf $$d; mkdir -p $$d; \
+	    case $$n in slot_scanner) o="-max_len=2048 -dict=$(FUZZ_SLOT_DICT)";; \
+	        store|input|rules) o=-max_len=16384;; *) o=-max_len=4096;; esac; \
+	    [ -f tests/fuzz/$$n.dict ] && o="$$o -dict=tests/fuzz/$$n.dict"; \
+	    echo "== fuzz_$$n ($(FUZZ_SMOKE_SECONDS) s)"; \
+	    $(FUZZ_ENV) $(BUILD)/fuzz/fuzz_$$n $(FUZZ_RUN) $$o \
+	        -max_total_time=$(FUZZ_SMOKE_SECONDS) $$d \
+	        tests/fuzz/corpus/$$n > $(BUILD)/fuzz/smoke-$$n.log 2>&1 \
+	    || { tail -40 $(BUILD)/fuzz/smoke-$$n.log; exit 1; }; \
+	    grep -E '^stat::number_of_executed_units' \
+	        $(BUILD)/fuzz/smoke-$$n.log || true; \
+	done
