@@ -40,7 +40,8 @@ import workload as wl  # noqa: E402
 SIGNING = b"bench-signing-secret"
 SERVERS = [(1, "plain static"), (2, "sub_filter, 3 fixed substitutions"),
            (3, "OpenResty-style Lua"), (4, "module loaded, cef off"),
-           (5, "module personalising")]
+           (5, "module personalising"),
+           (6, "plain static, sendfile off (reference)")]
 # holdout and frequency caps for server 5's rule file, once the plugins of
 # issue 6 exist (checked with cef-rules check before use; see plugins())
 PLUGINS_YAML = """slots:
@@ -239,7 +240,7 @@ def check_sample(ports, cookies, page, holdout_slots):
                 raise Refuse("server %d answered %d to a sample request "
                              "(Cookie: %s)" % (sid, status, cookie))
             bodies[sid] = body
-        for sid in (1, 4):
+        for sid in (1, 4, 6):
             if bodies[sid] != page:
                 raise Refuse("server %d changed the page" % sid)
         if bodies[2] != fixed:
@@ -362,7 +363,8 @@ def perf_profile(a, procs, pid, port, cookies_file, name):
                        text=True, timeout=300)
     rows = []
     for line in r.stdout.splitlines():
-        m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[.\]\s+(.+?)\s*$", line)
+        m = re.match(r"\s+([\d.]+)%\s+(\S+)\s+\[.\]\s+(.+?)[\s-]*$",
+                     line)
         if m:
             rows.append((float(m.group(1)), m.group(2), m.group(3)))
     return rows[:25]
@@ -393,7 +395,7 @@ def serving(a, procs, plugins_yaml, signing):
     lua_dir.mkdir(exist_ok=True)
     shutil.copy(bl.REPO / "tests/bench/cefbench.lua", lua_dir)
 
-    ports = dict(zip(range(1, 6), bl.free_ports(5)))
+    ports = dict(zip(range(1, 7), bl.free_ports(6)))
     conf = wl.nginx_conf(
         module=bl.BUILD / "ngx_http_cef_module.so",
         common=bl.nginx_common(work), temp_paths=bl.nginx_temp_paths(work),
@@ -496,7 +498,7 @@ def serving_table(srv):
                         "spread": (min(w["rps"] for w in ws),
                                    max(w["rps"] for w in ws))}
     lua = summary[3]["rps"]
-    targets = {1: "—",
+    targets = {1: "—", 6: "—",
                2: "—",
                3: "—",
                4: "≥ 0.99 × plain: %s" % met(summary[4]["ratio"] >= 0.99),
@@ -541,7 +543,7 @@ def write_report(a, m, note, sc, srv, pngs):
         L += ["## Serving: one nginx, five servers, interleaved rounds", "",
               "%s-byte page with 3 slots, %d visitors (signed customer "
               "cookie + visitor cookie, rotated by wrk), a store of %s "
-              "reference profiles, 100 rules; %d rounds of 1 2 3 4 5, %d s "
+              "reference profiles, 100 rules; %d rounds of 1 2 3 4 5 6, %d s "
               "each. × plain is the median over rounds of each round's "
               "ratio to plain static in the same round."
               % (wl.PAGE_SIZE, a.visitors, fmt_n(st["n"]), a.rounds,
@@ -603,7 +605,7 @@ def write_report(a, m, note, sc, srv, pngs):
         L += ["", "## Where server 5's worker spends its cycles", "",
               "`perf record -F 1999 -p WORKER` (flat, no call graphs) while "
               "wrk loads the server; share of the worker's samples "
-              "(≥ 0.8 %%). Server 1 for comparison.", ""]
+              "(≥ 0.8 %). Server 1 for comparison.", ""]
         for sid in (5, 1):
             rows = srv["perf"].get(sid, [])
             L += ["Server %d:" % sid, "", "| share | object | symbol |",

@@ -176,6 +176,15 @@ http {
         root %(work)s/html;
     }
 
+    # 6 (a reference, not one of the five): plain static without
+    #   sendfile, the ceiling of any server that rewrites the body (a body
+    #   filter needs the file in memory, which turns sendfile off)
+    server {
+        listen 127.0.0.1:%(port6)d;
+        root %(work)s/html;
+        sendfile off;
+    }
+
     # 2: sub_filter with 3 fixed substitutions
     server {
         listen 127.0.0.1:%(port2)d;
