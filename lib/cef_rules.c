@@ -34,6 +34,26 @@ cef_rules_free(cef_rules_t *rs)
         free(rs->slots[i]);
     }
 
+    for (i = 0; rs->strategy && i < rs->nslots; i++) {
+        if (rs->strategy[i].state && rs->strategy[i].p->slot_free) {
+            rs->strategy[i].p->slot_free(rs->strategy[i].state);
+        }
+    }
+
+    for (i = 0; i < rs->nactive; i++) {
+        if (rs->active[i].p->free) {
+            rs->active[i].p->free(rs->active[i].state);
+        }
+    }
+
+    for (i = 0; i < rs->npexprs; i++) {
+        cef_expr_free(rs->pexprs[i]);
+    }
+
+    free(rs->strategy);
+    free(rs->active);
+    free(rs->pexprs);
+    free(rs->poffers);
     free(rs->slots);
     free(rs->offers);
     free(rs->rules);
@@ -99,6 +119,20 @@ const cef_expr_symtab_t *
 cef_rules_symtab(const cef_rules_t *rs)
 {
     return rs->st;
+}
+
+
+const char *
+cef_rules_slot_strategy(const cef_rules_t *rs, uint32_t slot)
+{
+    return rs->strategy ? rs->strategy[slot].p->name : "priority";
+}
+
+
+int
+cef_rules_plugged(const cef_rules_t *rs)
+{
+    return rs->plugged;
 }
 
 

@@ -26,6 +26,7 @@
 
 
 typedef struct cef_rules_s  cef_rules_t;
+typedef struct cef_plugins_s  cef_plugins_t;    /* cef_plugin_host.h */
 
 
 typedef struct {
@@ -104,6 +105,18 @@ int cef_rules_load_buffer(const char *name, const char *buf, size_t len,
     cef_rules_t **rs, cef_rules_errors_t *errs);
 
 /*
+ * As cef_rules_load_file(), compiling `slots:` and `plugins:` sections and
+ * plugin offer keys against a plugin set (cef_plugin_host.h); NULL means
+ * the built-in plugins.  The set must outlive the rule set.  Problems
+ * also reported: unknown slots, strategies or plugins (with the nearest
+ * name), and every configuration a plugin rejects, at its position.
+ */
+int cef_rules_load_file_with(const char *path, const cef_plugins_t *ps,
+    cef_rules_t **rs, cef_rules_errors_t *errs);
+int cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
+    const cef_plugins_t *ps, cef_rules_t **rs, cef_rules_errors_t *errs);
+
+/*
  * Format error i as "FILE:LINE:COL: message" (or "FILE: message" when it
  * has no position) into buf, NUL-terminated.
  */
@@ -143,6 +156,12 @@ int cef_rules_offer_active(const cef_offer_t *offer, int64_t now);
  */
 cef_expr_eval_t *cef_rules_eval_create(const cef_rules_t *rs);
 
+/* The strategy plugin's name of a slot ("priority" unless configured). */
+const char *cef_rules_slot_strategy(const cef_rules_t *rs, uint32_t slot);
+
+/* 1 if the rule set uses anything but the priority strategy. */
+int cef_rules_plugged(const cef_rules_t *rs);
+
 /*
  * Choose an offer per slot: for each slot, the matching rule with the
  * highest priority (ties: file order) that shows an offer for the slot
@@ -156,6 +175,10 @@ cef_expr_eval_t *cef_rules_eval_create(const cef_rules_t *rs);
  * @param[in]  ctx      the inputs
  * @param[out] choices  cef_rules_nslots() entries, indexed by slot id;
  *                      offer is CEF_RULES_NONE for undecided slots
+ * Plugins are not consulted: this is the plain priority decision.  Rule
+ * sets with `slots:`/`plugins:` are decided by cef_decision_make()
+ * (cef_decision.h).
+ *
  * @return the number of slots decided.
  */
 uint32_t cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,

@@ -8,6 +8,16 @@
 #define CEF_RULES_INT_H
 
 #include "cef_rules.h"
+#include "cef_plugin_host.h"
+
+
+/* A plugin bound to a rule set: per slot (strategy) or per rule set. */
+typedef struct {
+    const cef_plugin_t *p;
+    void               *state;
+    uint8_t             all;        /* strategy wants every candidate */
+    uint8_t             set;        /* named under slots: */
+} cef_plugin_inst_t;
 
 
 /* The decision's view of the rules: compact, in priority order. */
@@ -40,6 +50,14 @@ struct cef_rules_s {
     cef_plan_offer_t   *plan_offers;
     cef_expr_symtab_t  *st;
     char                hash[65];
+
+    cef_plugin_offer_t *poffers;    /* the offers as plugins see them */
+    cef_plugin_inst_t  *strategy;   /* per slot */
+    cef_plugin_inst_t  *active;     /* plugins with per-decision hooks */
+    uint32_t            nactive;
+    cef_expr_t        **pexprs;     /* compiled for plugins */
+    uint32_t            npexprs;
+    unsigned            plugged:1;  /* anything but plain priority */
 };
 
 

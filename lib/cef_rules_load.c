@@ -40,10 +40,25 @@ typedef struct {
     cef_names_t          slot_names;
     const char         **offer_list;   /* NULL-terminated, for hints */
     int                  full;
+
+    const cef_plugins_t *ps;
+    const char          *offer_keys[32];  /* base keys + plugins' keys */
+    yaml_node_t         *slots;
+    yaml_node_t         *plugins;
+    struct {
+        uint32_t         offer;
+        yaml_node_t     *key;
+        yaml_node_t     *val;
+    }                   *extra;          /* plugin keys of offers */
+    uint32_t             nextra;
+    void               **allocs;         /* cef_conf_t arrays */
+    uint32_t             nallocs;
 } cef_loader_t;
 
 
-static const char  *cef_top_keys[] = { "version", "offers", "rules", NULL };
+static const char  *cef_top_keys[] = {
+    "version", "offers", "rules", "slots", "plugins", NULL
+};
 static const char  *cef_offer_keys[] = {
     "slot", "html", "value", "cost", "campaign", "starts", "ends",
     "description", NULL
@@ -511,6 +526,46 @@ nomem:
 }
 
 
+/* a key some plugin declared in offer_keys? */
+static int
+cef_offer_extra(cef_loader_t *ld, const char *kw)
+{
+    size_t  i;
+
+    (void) ld;
+
+    for (i = 0; cef_offer_keys[i]; i++) {
+        if (cef_offer_keys[i] == kw) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static void
+cef_add_extra(cef_loader_t *ld, uint32_t offer, yaml_node_t *k,
+    yaml_node_t *v)
+{
+    void  *p;
+
+    if (ld->nextra % 16 == 0) {
+        p = realloc(ld->extra, (ld->nextra + 16) * sizeof(*ld->extra));
+        if (p == NULL) {
+            cef_err(ld, k, "out of memory");
+            return;
+        }
+        ld->extra = p;
+    }
+
+    ld->extra[ld->nextra].offer = offer;
+    ld->extra[ld->nextra].key = k;
+    ld->extra[ld->nextra].val = v;
+    ld->nextra++;
+}
+
+
 static void
 cef_load_offer(cef_loader_t *ld, yaml_node_t *key, yaml_node_t *val)
 {
@@ -571,9 +626,14 @@ cef_load_offer(cef_loader_t *ld, yaml_node_t *key, yaml_node_t *val)
         v = cef_node(ld, pair->value);
 
         snprintf(what, sizeof(what), "offer '%s'", name);
-        kw = cef_key(ld, k, cef_offer_keys, what);
+        kw = cef_key(ld, k, ld->offer_keys, what);
 
-        if (kw == NULL || cef_dup_key(ld, k, cef_offer_keys, kw, &seen)) {
+        if (kw == NULL || cef_dup_key(ld, k, ld->offer_keys, kw, &seen)) {
+            continue;
+        }
+
+        if (cef_offer_extra(ld, kw)) {
+            cef_add_extra(ld, rs->noffers - 1, k, v);
             continue;
         }
 
@@ -917,6 +977,593 @@ cef_load_rules(cef_loader_t *ld, yaml_node_t *rules)
 }
 
 
+/* --- plugins: slots: and plugins: sections --------------------------------- */
+
+static cef_conf_t *
+cef_conf_alloc(cef_loader_t *ld, size_t n)
+{
+    cef_conf_t  *c;
+    void        *p;
+
+    if (ld->nallocs % 16 == 0) {
+        p = realloc(ld->allocs, (ld->nallocs + 16) * sizeof(void *));
+        if (p == NULL) {
+            return NULL;
+        }
+        ld->allocs = p;
+    }
+
+    c = calloc(n ? n : 1, sizeof(cef_conf_t));
+    if (c) {
+        ld->allocs[ld->nallocs++] = c;
+    }
+
+    return c;
+}
+
+
+/* A YAML node as a plugin's cef_conf_t; strings point into the document. */
+static int
+cef_conf_build(cef_loader_t *ld, yaml_node_t *n, const char *key,
+    cef_conf_t *out)
+{
+    yaml_node_pair_t  *pair;
+    yaml_node_item_t  *it;
+    yaml_node_t       *k;
+    cef_conf_t        *items;
+    uint32_t           i = 0;
+
+    out->key = key;
+    out->line = n->start_mark.line + 1;
+    out->col = n->start_mark.column + 1;
+
+    switch (n->type) {
+
+    case YAML_MAPPING_NODE:
+        out->type = CEF_CONF_MAP;
+        out->n = (uint32_t) (n->data.mapping.pairs.top
+                             - n->data.mapping.pairs.start);
+        items = cef_conf_alloc(ld, out->n);
+        if (items == NULL) {
+            return -1;
+        }
+        out->items = items;
+
+        for (pair = n->data.mapping.pairs.start;
+             pair < n->data.mapping.pairs.top; pair++, i++)
+        {
+            k = cef_node(ld, pair->key);
+            if (k->type != YAML_SCALAR_NODE) {
+                cef_err(ld, k, "keys must be plain names, not %s",
+                        cef_kind(k));
+                return -1;
+            }
+
+            if (cef_conf_build(ld, cef_node(ld, pair->value), cef_scalar(k),
+                               &items[i])
+                != 0)
+            {
+                return -1;
+            }
+        }
+        return 0;
+
+    case YAML_SEQUENCE_NODE:
+        out->type = CEF_CONF_LIST;
+        out->n = (uint32_t) (n->data.sequence.items.top
+                             - n->data.sequence.items.start);
+        items = cef_conf_alloc(ld, out->n);
+        if (items == NULL) {
+            return -1;
+        }
+        out->items = items;
+
+        for (it = n->data.sequence.items.start;
+             it < n->data.sequence.items.top; it++, i++)
+        {
+            if (cef_conf_build(ld, cef_node(ld, *it), NULL, &items[i]) != 0) {
+                return -1;
+            }
+        }
+        return 0;
+
+    default:
+        out->type = CEF_CONF_SCALAR;
+        out->value = cef_scalar(n);
+        return 0;
+    }
+}
+
+
+typedef struct {
+    cef_loader_t  *ld;
+} cef_host_t;
+
+
+static int
+cef_host_compile(const cef_plugin_rules_t *pr, const char *src, uint32_t *id,
+    char *err, size_t errlen)
+{
+    cef_loader_t      *ld = pr->host;
+    cef_rules_t       *rs = ld->rs;
+    cef_expr_t        *e, **v;
+    cef_expr_error_t   ee;
+
+    e = cef_expr_compile(rs->st, src, strlen(src), &ee);
+    if (e == NULL) {
+        snprintf(err, errlen, "in expression '%s' at offset %zu: %s", src,
+                 ee.offset, ee.msg);
+        return CEF_PLUGIN_ERROR;
+    }
+
+    if (rs->npexprs % 8 == 0) {
+        v = realloc(rs->pexprs, (rs->npexprs + 8) * sizeof(cef_expr_t *));
+        if (v == NULL) {
+            cef_expr_free(e);
+            snprintf(err, errlen, "out of memory");
+            return CEF_PLUGIN_ERROR;
+        }
+        rs->pexprs = v;
+    }
+
+    rs->pexprs[rs->npexprs] = e;
+    *id = rs->npexprs++;
+
+    return CEF_PLUGIN_OK;
+}
+
+
+static void
+cef_plugin_err(cef_loader_t *ld, yaml_node_t *section, const char *plugin,
+    cef_plugin_error_t *pe)
+{
+    const char  *msg = pe->msg[0] ? pe->msg : "invalid configuration";
+
+    if (pe->at) {
+        cef_err_at(ld, pe->at->line, pe->at->col, "%s: %s", plugin, msg);
+    } else {
+        cef_err(ld, section, "%s: %s", plugin, msg);
+    }
+}
+
+
+static const char *
+cef_plugin_nearest(cef_loader_t *ld, const char *name, int strategies)
+{
+    const char           *cands[CEF_PLUGINS_MAX + 1];
+    const cef_plugin_t   *p;
+    uint32_t              i, n = 0;
+
+    for (i = 0; i < cef_plugins_count(ld->ps); i++) {
+        p = cef_plugins_get(ld->ps, i);
+        if (!strategies || p->select) {
+            cands[n++] = p->name;
+        }
+    }
+
+    cands[n] = NULL;
+
+    return cef_expr_nearest(name, strlen(name), (const char *const *) cands);
+}
+
+
+static void
+cef_plugin_names(cef_loader_t *ld, int strategies, char *buf, size_t size)
+{
+    const cef_plugin_t  *p;
+    uint32_t             i;
+    size_t               len = 0;
+
+    buf[0] = '\0';
+
+    for (i = 0; i < cef_plugins_count(ld->ps); i++) {
+        p = cef_plugins_get(ld->ps, i);
+        if ((!strategies || p->select) && len < size) {
+            len += (size_t) snprintf(buf + len, size - len, "%s%s",
+                                     len ? ", " : "", p->name);
+        }
+    }
+}
+
+
+/* The offers as plugins see them, and their plugin keys. */
+static int
+cef_plugin_offers(cef_loader_t *ld)
+{
+    cef_rules_t         *rs = ld->rs;
+    cef_plugin_offer_t  *po;
+    cef_conf_t          *extra;
+    uint32_t             i, j, n;
+
+    rs->poffers = calloc(rs->noffers + 1, sizeof(cef_plugin_offer_t));
+    if (rs->poffers == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < rs->noffers; i++) {
+        po = &rs->poffers[i];
+        po->name = rs->offers[i].name;
+        po->slot = rs->offers[i].slot;
+        po->campaign = rs->offers[i].campaign;
+        po->index = i;
+        po->slot_id = rs->offers[i].slot_id;
+        po->value = rs->offers[i].value;
+        po->cost = rs->offers[i].cost;
+        po->starts = rs->offers[i].starts;
+        po->ends = rs->offers[i].ends;
+
+        for (j = 0, n = 0; j < ld->nextra; j++) {
+            n += ld->extra[j].offer == i;
+        }
+
+        if (n == 0) {
+            continue;
+        }
+
+        extra = cef_conf_alloc(ld, 1);
+        if (extra == NULL) {
+            return -1;
+        }
+
+        extra->type = CEF_CONF_MAP;
+        extra->items = cef_conf_alloc(ld, n);
+        if (extra->items == NULL) {
+            return -1;
+        }
+
+        for (j = 0; j < ld->nextra; j++) {
+            if (ld->extra[j].offer == i
+                && cef_conf_build(ld, ld->extra[j].val,
+                                  cef_scalar(ld->extra[j].key),
+                                  (cef_conf_t *) &extra->items[extra->n++])
+                   != 0)
+            {
+                return -1;
+            }
+        }
+
+        po->extra = extra;
+    }
+
+    return 0;
+}
+
+
+static void
+cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
+{
+    cef_rules_t         *rs = ld->rs;
+    yaml_node_pair_t    *pair, *p2;
+    yaml_node_t         *k, *v, *k2, *strat;
+    const cef_plugin_t  *p;
+    const char          *name, *near;
+    cef_conf_t           conf, *items;
+    cef_plugin_error_t   pe;
+    uint32_t             sid, n;
+    int                  implied;
+    char               **list;
+    char                 names[512];
+
+    if (ld->slots->type != YAML_MAPPING_NODE) {
+        cef_err(ld, ld->slots, "slots must be a mapping of slot names to "
+                "their strategy, not %s", cef_kind(ld->slots));
+        return;
+    }
+
+    for (pair = ld->slots->data.mapping.pairs.start;
+         pair < ld->slots->data.mapping.pairs.top; pair++)
+    {
+        k = cef_node(ld, pair->key);
+        v = cef_node(ld, pair->value);
+
+        if (k->type != YAML_SCALAR_NODE) {
+            cef_err(ld, k, "slot names must be plain names, not %s",
+                    cef_kind(k));
+            continue;
+        }
+
+        name = cef_scalar(k);
+
+        if (!cef_names_find(&ld->slot_names, name, &sid)) {
+            near = NULL;
+            list = calloc(rs->nslots + 1, sizeof(char *));
+            if (list) {
+                memcpy(list, rs->slots, rs->nslots * sizeof(char *));
+                near = cef_expr_nearest(name, k->data.scalar.length,
+                                        (const char *const *) list);
+            }
+            free(list);
+
+            if (near) {
+                cef_err(ld, k, "no offer uses slot '%s' (did you mean "
+                        "'%s'?)", name, near);
+            } else {
+                cef_err(ld, k, "no offer uses slot '%s'", name);
+            }
+            continue;
+        }
+
+        if (rs->strategy[sid].set) {
+            cef_err(ld, k, "duplicate slot '%s'", name);
+            continue;
+        }
+
+        rs->strategy[sid].set = 1;
+
+        if (v->type != YAML_MAPPING_NODE) {
+            cef_err(ld, v, "slot '%s' must be a mapping with strategy:, not "
+                    "%s", name, cef_kind(v));
+            continue;
+        }
+
+        strat = NULL;
+        implied = 0;
+        n = 0;
+
+        for (p2 = v->data.mapping.pairs.start;
+             p2 < v->data.mapping.pairs.top; p2++)
+        {
+            k2 = cef_node(ld, p2->key);
+            if (k2->type == YAML_SCALAR_NODE
+                && strcmp(cef_scalar(k2), "strategy") == 0)
+            {
+                strat = cef_node(ld, p2->value);
+
+            } else {
+                n++;
+                if (k2->type == YAML_SCALAR_NODE
+                    && (strcmp(cef_scalar(k2), "holdout") == 0
+                        || strcmp(cef_scalar(k2), "experiment") == 0))
+                {
+                    implied = 1;
+                }
+            }
+        }
+
+        if (strat && strat->type != YAML_SCALAR_NODE) {
+            cef_err(ld, strat, "strategy must be a plugin name, not %s",
+                    cef_kind(strat));
+            continue;
+        }
+
+        p = cef_plugins_find(ld->ps, strat ? cef_scalar(strat)
+                                           : implied ? "experiment"
+                                                     : "priority");
+
+        if (strat == NULL && p == NULL) {
+            cef_err(ld, v, "no default strategy is loaded");
+            continue;
+        }
+
+        if (p == NULL || p->select == NULL) {
+            near = cef_plugin_nearest(ld, cef_scalar(strat), 1);
+            cef_plugin_names(ld, 1, names, sizeof(names));
+
+            if (near && strcmp(near, cef_scalar(strat)) != 0) {
+                cef_err(ld, strat, "unknown strategy '%s' (did you mean "
+                        "'%s'?)", cef_scalar(strat), near);
+            } else {
+                cef_err(ld, strat, "unknown strategy '%s' (strategies: %s)",
+                        cef_scalar(strat), names);
+            }
+            continue;
+        }
+
+        rs->strategy[sid].p = p;
+        rs->strategy[sid].all = (p->flags & CEF_PLUGIN_ALL_CANDIDATES) != 0;
+
+        /* the slot's mapping less strategy: */
+
+        memset(&conf, 0, sizeof(conf));
+        conf.type = CEF_CONF_MAP;
+        conf.line = v->start_mark.line + 1;
+        conf.col = v->start_mark.column + 1;
+        items = cef_conf_alloc(ld, n);
+        if (items == NULL) {
+            cef_err(ld, v, "out of memory");
+            return;
+        }
+        conf.items = items;
+
+        for (p2 = v->data.mapping.pairs.start;
+             p2 < v->data.mapping.pairs.top; p2++)
+        {
+            k2 = cef_node(ld, p2->key);
+
+            if (k2->type != YAML_SCALAR_NODE) {
+                cef_err(ld, k2, "keys must be plain names, not %s",
+                        cef_kind(k2));
+                break;
+            }
+
+            if (strcmp(cef_scalar(k2), "strategy") == 0) {
+                continue;
+            }
+
+            if (cef_conf_build(ld, cef_node(ld, p2->value), cef_scalar(k2),
+                               &items[conf.n++])
+                != 0)
+            {
+                break;
+            }
+        }
+
+        if (ld->errs->n) {
+            continue;
+        }
+
+        if (p->slot_configure == NULL) {
+            if (conf.n) {
+                cef_err_at(ld, items[0].line, items[0].col,
+                           "%s: strategy '%s' takes no configuration "
+                           "('%s')", p->name, p->name, items[0].key);
+            }
+            continue;
+        }
+
+        memset(&pe, 0, sizeof(pe));
+
+        if (p->slot_configure(pr, sid, &conf, &rs->strategy[sid].state, &pe)
+            != CEF_PLUGIN_OK)
+        {
+            cef_plugin_err(ld, v, p->name, &pe);
+        }
+    }
+}
+
+
+static void
+cef_load_plugins(cef_loader_t *ld)
+{
+    cef_rules_t         *rs = ld->rs;
+    yaml_node_pair_t    *pair;
+    yaml_node_t         *k;
+    const cef_plugin_t  *p;
+    const char          *near;
+    cef_conf_t           conf, *cp;
+    cef_plugin_error_t   pe;
+    cef_plugin_rules_t   pr;
+    uint32_t             i;
+    void                *state;
+    char                 names[512];
+    yaml_node_t         *confs[CEF_PLUGINS_MAX];
+
+    memset(confs, 0, sizeof(confs));
+
+    if (ld->plugins) {
+        if (ld->plugins->type != YAML_MAPPING_NODE) {
+            cef_err(ld, ld->plugins, "plugins must be a mapping of plugin "
+                    "names to their configuration, not %s",
+                    cef_kind(ld->plugins));
+            return;
+        }
+
+        for (pair = ld->plugins->data.mapping.pairs.start;
+             pair < ld->plugins->data.mapping.pairs.top; pair++)
+        {
+            k = cef_node(ld, pair->key);
+
+            if (k->type != YAML_SCALAR_NODE) {
+                cef_err(ld, k, "plugin names must be plain names, not %s",
+                        cef_kind(k));
+                continue;
+            }
+
+            for (i = 0; i < cef_plugins_count(ld->ps); i++) {
+                if (strcmp(cef_plugins_get(ld->ps, i)->name, cef_scalar(k))
+                    == 0)
+                {
+                    break;
+                }
+            }
+
+            if (i == cef_plugins_count(ld->ps)) {
+                near = cef_plugin_nearest(ld, cef_scalar(k), 0);
+                cef_plugin_names(ld, 0, names, sizeof(names));
+                if (near) {
+                    cef_err(ld, k, "unknown plugin '%s' (did you mean "
+                            "'%s'?)", cef_scalar(k), near);
+                } else {
+                    cef_err(ld, k, "unknown plugin '%s' (plugins: %s)",
+                            cef_scalar(k), names);
+                }
+                continue;
+            }
+
+            if (confs[i]) {
+                cef_err(ld, k, "duplicate plugin '%s'", cef_scalar(k));
+                continue;
+            }
+
+            confs[i] = cef_node(ld, pair->value);
+        }
+    }
+
+    if (ld->errs->n) {
+        return;
+    }
+
+    if (cef_plugin_offers(ld) != 0) {
+        cef_err_at(ld, 0, 0, "out of memory");
+        return;
+    }
+
+    memset(&pr, 0, sizeof(pr));
+    pr.file = ld->errs->file;
+    pr.noffers = rs->noffers;
+    pr.offers = rs->poffers;
+    pr.nslots = rs->nslots;
+    pr.slots = (const char *const *) rs->slots;
+    pr.compile = cef_host_compile;
+    pr.host = ld;
+
+    rs->strategy = calloc(rs->nslots + 1, sizeof(*rs->strategy));
+    rs->active = calloc(cef_plugins_count(ld->ps) + 1, sizeof(*rs->active));
+    if (rs->strategy == NULL || rs->active == NULL) {
+        cef_err_at(ld, 0, 0, "out of memory");
+        return;
+    }
+
+    if (ld->slots) {
+        cef_load_slots(ld, &pr);
+    }
+
+    for (i = 0; i < rs->nslots; i++) {
+        if (rs->strategy[i].p == NULL) {
+            rs->strategy[i].p = cef_plugins_find(ld->ps, "priority");
+        } else {
+            rs->plugged = 1;
+        }
+    }
+
+    for (i = 0; i < cef_plugins_count(ld->ps); i++) {
+        p = cef_plugins_get(ld->ps, i);
+        cp = NULL;
+
+        if (confs[i]) {
+            if (cef_conf_build(ld, confs[i], p->name, &conf) != 0) {
+                continue;
+            }
+            cp = &conf;
+        }
+
+        if (p->configure == NULL) {
+            if (cp) {
+                cef_err(ld, confs[i], "plugin '%s' takes no configuration "
+                        "under plugins:", p->name);
+            }
+            continue;
+        }
+
+        state = NULL;
+        memset(&pe, 0, sizeof(pe));
+
+        if (p->configure(&pr, cp, &state, &pe) != CEF_PLUGIN_OK) {
+            if (state && p->free) {
+                p->free(state);
+            }
+
+            cef_plugin_err(ld, confs[i] ? confs[i] : ld->plugins
+                               ? ld->plugins
+                               : yaml_document_get_root_node(&ld->doc),
+                           p->name, &pe);
+            continue;
+        }
+
+        if (state) {
+            rs->active[rs->nactive].p = p;
+            rs->active[rs->nactive].state = state;
+            rs->nactive++;
+            rs->plugged = 1;
+        }
+    }
+
+    for (i = 0; i < rs->noffers; i++) {
+        rs->poffers[i].extra = NULL;
+    }
+}
+
+
 /* --- the file ------------------------------------------------------------- */
 
 static int
@@ -1002,6 +1649,12 @@ cef_load_document(cef_loader_t *ld)
         } else if (strcmp(kw, "offers") == 0) {
             offers = v;
 
+        } else if (strcmp(kw, "slots") == 0) {
+            ld->slots = v;
+
+        } else if (strcmp(kw, "plugins") == 0) {
+            ld->plugins = v;
+
         } else {
             rules = v;
         }
@@ -1043,11 +1696,20 @@ int
 cef_rules_load_buffer(const char *name, const char *buf, size_t len,
     cef_rules_t **out, cef_rules_errors_t *errs)
 {
+    return cef_rules_load_buffer_with(name, buf, len, NULL, out, errs);
+}
+
+
+int
+cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
+    const cef_plugins_t *ps, cef_rules_t **out, cef_rules_errors_t *errs)
+{
     cef_loader_t    ld;
     cef_rules_t    *rs;
     yaml_parser_t   parser;
-    uint32_t        i, *tmp;
+    uint32_t        i, j, k, *tmp;
     const char     *ctx;
+    int             dup = 0;
 
     *out = NULL;
     memset(errs, 0, sizeof(*errs));
@@ -1057,6 +1719,25 @@ cef_rules_load_buffer(const char *name, const char *buf, size_t len,
     ld.buf = buf;
     ld.len = len;
     ld.errs = errs;
+    ld.ps = ps ? ps : cef_plugins_builtin();
+
+    /* offer keys: ours, then those plugins declare */
+
+    for (k = 0; cef_offer_keys[k]; k++) {
+        ld.offer_keys[k] = cef_offer_keys[k];
+    }
+
+    for (i = 0; i < cef_plugins_count(ld.ps); i++) {
+        const cef_plugin_t  *p = cef_plugins_get(ld.ps, i);
+
+        for (j = 0; p->offer_keys && p->offer_keys[j]; j++) {
+            if (k < 31) {
+                ld.offer_keys[k++] = p->offer_keys[j];
+            }
+        }
+    }
+
+    ld.offer_keys[k] = NULL;
 
     if (len > CEF_RULES_MAX_FILE) {
         cef_err_at(&ld, 1, 1, "file is larger than 16 MiB (%zu bytes)", len);
@@ -1108,6 +1789,8 @@ cef_rules_load_buffer(const char *name, const char *buf, size_t len,
             rs->rules[i].name = cef_strdup(rs->rules[i].name);
         }
 
+        dup = 1;
+
         rs->order = malloc((rs->nrules + 1) * sizeof(uint32_t));
         tmp = malloc((rs->nrules + 1) * sizeof(uint32_t));
 
@@ -1127,9 +1810,15 @@ cef_rules_load_buffer(const char *name, const char *buf, size_t len,
 
         free(tmp);
         cef_rules_sha256(buf, len, rs->hash);
+
+        /* plugins see the final names; the document is still alive */
+
+        if (errs->n == 0) {
+            cef_load_plugins(&ld);
+        }
     }
 
-    if (errs->n) {
+    if (errs->n && !dup) {
         /* names still point into the document; don't free them */
         for (i = 0; i < rs->noffers; i++) {
             rs->offers[i].name = NULL;
@@ -1146,6 +1835,13 @@ cef_rules_load_buffer(const char *name, const char *buf, size_t len,
     cef_names_free(&ld.rule_names);
     cef_names_free(&ld.slot_names);
     free(ld.offer_list);
+    free(ld.extra);
+
+    for (i = 0; i < ld.nallocs; i++) {
+        free(ld.allocs[i]);
+    }
+
+    free(ld.allocs);
 
     if (errs->n) {
         cef_rules_free(rs);
@@ -1160,6 +1856,14 @@ cef_rules_load_buffer(const char *name, const char *buf, size_t len,
 int
 cef_rules_load_file(const char *path, cef_rules_t **out,
     cef_rules_errors_t *errs)
+{
+    return cef_rules_load_file_with(path, NULL, out, errs);
+}
+
+
+int
+cef_rules_load_file_with(const char *path, const cef_plugins_t *ps,
+    cef_rules_t **out, cef_rules_errors_t *errs)
 {
     cef_loader_t  ld;
     struct stat   sb;
@@ -1221,7 +1925,7 @@ cef_rules_load_file(const char *path, cef_rules_t **out,
     }
 
     cef_rules_errors_free(errs);
-    rc = cef_rules_load_buffer(path, buf, got, out, errs);
+    rc = cef_rules_load_buffer_with(path, buf, got, ps, out, errs);
     free(buf);
 
     return rc;

@@ -1,0 +1,41 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef_bucket: deterministic experiment bucketing.  A visitor's bucket for a
+ * salt (an experiment's name or its explicit salt) is
+ *
+ *     h      = fmix64(FNV-1a-64(salt "\0" visitor_id))
+ *     bucket = ((h >> 32) * 10000) >> 32            (0 .. 9999)
+ *
+ * so it depends on nothing but the two strings: the same on every request,
+ * edge, reload and rule file edit, and independent between salts (adding
+ * an experiment or a rule never moves anyone in another experiment).  Not
+ * keyed: visitor ids are random, unguessable 128-bit values already.
+ * About 20 ns for a 22-character id.  Plain C11, no nginx types.
+ */
+
+#ifndef CEF_BUCKET_H
+#define CEF_BUCKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+#define CEF_BUCKETS  10000
+
+
+/* The 64-bit hash above (exposed for sticky choices and tests). */
+uint64_t cef_bucket_hash(const char *salt, size_t slen, const char *id,
+    size_t idlen);
+
+/*
+ * The bucket of a visitor for a salt.
+ *
+ * @return 0 .. CEF_BUCKETS - 1.  An empty id still yields a bucket; callers
+ *         check for a known visitor first.
+ */
+uint32_t cef_bucket(const char *salt, size_t slen, const char *id,
+    size_t idlen);
+
+
+#endif /* CEF_BUCKET_H */

@@ -1,0 +1,517 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef_decision: the decision loop with rule plugins (cef_plugin.h).
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cef_bucket.h"
+#include "cef_decision.h"
+#include "cef_rules_int.h"
+
+
+/* What the plugin services need, reachable from cef_plugin_req_t.host. */
+typedef struct {
+    const cef_rules_t   *rs;
+    cef_expr_eval_t     *ev;
+    cef_decision_t      *d;
+    cef_span_t           visitor;
+} cef_decision_host_t;
+
+
+cef_decision_t *
+cef_decision_create(const cef_rules_t *rs)
+{
+    uint32_t         i, nslots = rs->nslots, noffers = rs->noffers;
+    cef_decision_t  *d;
+
+    d = calloc(1, sizeof(cef_decision_t));
+    if (d == NULL) {
+        return NULL;
+    }
+
+    d->rs = rs;
+    d->hash = rs->hash;
+    d->nslots = nslots;
+    d->slots = calloc(nslots + 1, sizeof(cef_decision_slot_t));
+    d->choices = calloc(nslots + 1, sizeof(cef_rules_choice_t));
+    d->blocked = calloc(noffers + 1, 1);
+    d->cands = calloc((size_t) (nslots + 1) * CEF_DECISION_MAX_CANDIDATES,
+                      sizeof(cef_plugin_cand_t));
+    d->ncands = calloc(nslots + 1, sizeof(uint32_t));
+    d->shown = calloc(nslots + 1, sizeof(uint32_t));
+    d->states = calloc(rs->nactive + 1, sizeof(cef_decision_state_t));
+
+    if (d->slots == NULL || d->choices == NULL || d->blocked == NULL
+        || d->cands == NULL || d->ncands == NULL || d->shown == NULL
+        || d->states == NULL)
+    {
+        cef_decision_free(d);
+        return NULL;
+    }
+
+    for (i = 0; i < rs->nactive; i++) {
+        d->states[i].plugin = rs->active[i].p->name;
+    }
+
+    d->nstates = rs->nactive;
+
+    return d;
+}
+
+
+void
+cef_decision_free(cef_decision_t *d)
+{
+    if (d == NULL) {
+        return;
+    }
+
+    free(d->slots);
+    free(d->choices);
+    free(d->blocked);
+    free(d->cands);
+    free(d->ncands);
+    free(d->shown);
+    free(d->states);
+    free(d);
+}
+
+
+void
+cef_decision_set_state(cef_decision_t *d, const char *plugin, cef_span_t in)
+{
+    uint32_t  i;
+
+    for (i = 0; i < d->nstates; i++) {
+        if (strcmp(d->states[i].plugin, plugin) == 0) {
+            d->states[i].in = in;
+            return;
+        }
+    }
+}
+
+
+/* --- services for plugins ------------------------------------------------- */
+
+static uint32_t
+cef_req_bucket(const cef_plugin_req_t *req, const char *salt, size_t len)
+{
+    if (req->visitor.len == 0) {
+        return CEF_PLUGIN_NONE;
+    }
+
+    return cef_bucket(salt, len, req->visitor.data, req->visitor.len);
+}
+
+
+static int
+cef_req_eval(const cef_plugin_req_t *req, uint32_t id, cef_value_t *out)
+{
+    const cef_decision_host_t  *h = req->host;
+
+    if (id >= h->rs->npexprs) {
+        out->type = CEF_VAL_NIL;
+        return 0;
+    }
+
+    cef_expr_value(h->rs->pexprs[id], h->ev, out);
+
+    return out->type != CEF_VAL_NIL;
+}
+
+
+static cef_decision_state_t *
+cef_req_state(const cef_plugin_req_t *req)
+{
+    const cef_decision_host_t  *h = req->host;
+    const cef_plugin_t         *p = req->plugin;
+    uint32_t                    i;
+
+    for (i = 0; i < h->d->nstates; i++) {
+        if (strcmp(h->d->states[i].plugin, p->name) == 0) {
+            return &h->d->states[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static int
+cef_req_state_get(const cef_plugin_req_t *req, cef_span_t *out)
+{
+    cef_decision_state_t  *st = cef_req_state(req);
+
+    if (st == NULL || st->in.len == 0) {
+        return 0;
+    }
+
+    *out = st->in;
+    return 1;
+}
+
+
+static int
+cef_req_state_set(const cef_plugin_req_t *req, const char *p, size_t len,
+    int64_t max_age)
+{
+    cef_decision_state_t  *st = cef_req_state(req);
+    size_t                 i;
+    char                   c;
+
+    if (st == NULL || len > CEF_DECISION_STATE_MAX) {
+        return CEF_PLUGIN_ERROR;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'
+              || c == ':' || c == '~'))
+        {
+            return CEF_PLUGIN_ERROR;
+        }
+    }
+
+    memcpy(st->out, p, len);
+    st->out_len = len;
+    st->max_age = max_age;
+    st->changed = 1;
+
+    return CEF_PLUGIN_OK;
+}
+
+
+static int
+cef_req_map_get(const cef_value_t *map, const char *key, size_t len,
+    double *out)
+{
+    cef_span_t  k = { key, len };
+
+    return map->type == CEF_VAL_NUM_MAP && cef_value_map_get(map, k, out);
+}
+
+
+static int
+cef_req_array_has(const cef_value_t *array, const char *s, size_t len)
+{
+    cef_span_t  k = { s, len };
+
+    return array->type == CEF_VAL_STR_ARRAY
+           && cef_value_array_contains(array, k);
+}
+
+
+static void
+cef_decision_fail(cef_decision_t *d, const char *plugin, const char *what)
+{
+    if (d->errors++ == 0) {
+        snprintf(d->error, sizeof(d->error), "rule plugin \"%s\" failed in "
+                 "%s", plugin, what);
+    }
+}
+
+
+/* --- the decision --------------------------------------------------------- */
+
+uint32_t
+cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
+    const cef_expr_ctx_t *ctx, const cef_decision_input_t *in,
+    cef_decision_t *d)
+{
+    const cef_plan_rule_t    *pr, *end;
+    const cef_plan_offer_t   *po, *pe;
+    const cef_plugin_inst_t  *si;
+    cef_plugin_cand_t        *cands, *c;
+    cef_decision_slot_t      *ds;
+    cef_plugin_req_t          req;
+    cef_plugin_pick_t         pick;
+    cef_decision_host_t       host;
+    uint32_t                  i, s, open, shown = 0, nslots = rs->nslots;
+    uint32_t                 *ncands = d->ncands;
+    uint8_t                  *blocked = d->blocked;
+    int64_t                   now = ctx->now;
+
+    cef_expr_eval_reset(ev, ctx);
+
+    host.rs = rs;
+    host.ev = ev;
+    host.d = d;
+    host.visitor = in ? in->visitor : (cef_span_t) { "", 0 };
+
+    memset(&req, 0, sizeof(req));
+    req.now = now;
+    req.utc_offset = ctx->utc_offset;
+    req.visitor = host.visitor;
+    req.bucket = cef_req_bucket;
+    req.eval = cef_req_eval;
+    req.state_get = cef_req_state_get;
+    req.state_set = cef_req_state_set;
+    req.map_get = cef_req_map_get;
+    req.array_has = cef_req_array_has;
+    req.host = &host;
+
+    d->errors = 0;
+    d->error[0] = '\0';
+    cands = d->cands;
+
+    for (i = 0; i < d->nstates; i++) {
+        d->states[i].changed = 0;
+        d->states[i].out_len = 0;
+    }
+
+    memset(blocked, 0, rs->noffers);
+
+    for (i = 0; i < rs->nactive; i++) {
+        if (rs->active[i].p->begin == NULL) {
+            continue;
+        }
+
+        req.plugin = rs->active[i].p;
+
+        if (rs->active[i].p->begin(rs->active[i].state, &req, blocked)
+            != CEF_PLUGIN_OK)
+        {
+            cef_decision_fail(d, rs->active[i].p->name, "begin");
+        }
+    }
+
+    for (s = 0; s < nslots; s++) {
+        ncands[s] = 0;
+    }
+
+    /* rules in priority order; a slot closes at its first candidate
+     * unless its strategy wants them all */
+
+    open = nslots;
+    end = rs->plan + rs->nrules;
+
+    for (pr = rs->plan; pr < end && open; pr++) {
+        po = rs->plan_offers + pr->first;
+        pe = po + pr->n;
+
+        for ( /* void */ ; po < pe; po++) {
+            if (ncands[po->slot] != CEF_RULES_NONE && !blocked[po->offer]
+                && now >= po->starts && now < po->ends)
+            {
+                break;
+            }
+        }
+
+        if (po == pe || (pr->when && !cef_expr_match(pr->when, ev))) {
+            continue;
+        }
+
+        for ( /* void */ ; po < pe; po++) {
+            s = po->slot;
+
+            if (ncands[s] == CEF_RULES_NONE || blocked[po->offer]
+                || now < po->starts || now >= po->ends)
+            {
+                continue;
+            }
+
+            c = &cands[s * CEF_DECISION_MAX_CANDIDATES + ncands[s]++];
+            c->offer = &rs->poffers[po->offer];
+            c->rule = pr->rule;
+            c->priority = rs->rules[pr->rule].priority;
+
+            if (!rs->strategy[s].all
+                || ncands[s] == CEF_DECISION_MAX_CANDIDATES)
+            {
+                /* closed: remember the count in d->shown meanwhile */
+                d->shown[s] = ncands[s];
+                ncands[s] = CEF_RULES_NONE;
+                open--;
+            }
+        }
+    }
+
+    for (s = 0; s < nslots; s++) {
+        if (ncands[s] == CEF_RULES_NONE) {
+            ncands[s] = d->shown[s];
+        }
+    }
+
+    /* each slot's strategy */
+
+    for (s = 0; s < nslots; s++) {
+        si = &rs->strategy[s];
+        ds = &d->slots[s];
+        c = &cands[s * CEF_DECISION_MAX_CANDIDATES];
+
+        ds->offer = CEF_RULES_NONE;
+        ds->rule = CEF_RULES_NONE;
+        ds->would_have = CEF_RULES_NONE;
+        ds->would_have_rule = CEF_RULES_NONE;
+        ds->bucket = CEF_RULES_NONE;
+        ds->candidates = ncands[s];
+        ds->plugin = si->p->name;
+        ds->variant = NULL;
+        ds->failed = 0;
+
+        if (ncands[s]) {
+            pick.pick = CEF_PLUGIN_NONE;
+            pick.would_have = CEF_PLUGIN_NONE;
+            pick.bucket = CEF_PLUGIN_NONE;
+            pick.variant = NULL;
+            req.plugin = si->p;
+
+            if (si->p->select(si->state, &req, c, ncands[s], &pick)
+                != CEF_PLUGIN_OK
+                || (pick.pick != CEF_PLUGIN_NONE && pick.pick >= ncands[s])
+                || (pick.would_have != CEF_PLUGIN_NONE
+                    && pick.would_have >= ncands[s]))
+            {
+                cef_decision_fail(d, si->p->name, "select");
+                ds->failed = 1;
+
+            } else {
+                if (pick.pick != CEF_PLUGIN_NONE) {
+                    ds->offer = c[pick.pick].offer->index;
+                    ds->rule = c[pick.pick].rule;
+                }
+
+                if (pick.would_have != CEF_PLUGIN_NONE) {
+                    ds->would_have = c[pick.would_have].offer->index;
+                    ds->would_have_rule = c[pick.would_have].rule;
+                }
+
+                ds->bucket = pick.bucket;
+                ds->variant = pick.variant;
+            }
+        }
+
+        d->choices[s].offer = ds->offer;
+        d->choices[s].rule = ds->rule;
+        d->shown[s] = ds->offer;
+        shown += ds->offer != CEF_RULES_NONE;
+    }
+
+    for (i = 0; i < rs->nactive; i++) {
+        if (rs->active[i].p->end) {
+            req.plugin = rs->active[i].p;
+            rs->active[i].p->end(rs->active[i].state, &req, d->shown, nslots);
+        }
+    }
+
+    for (i = 0; i < d->nstates; i++) {
+        d->states[i].in.len = 0;
+    }
+
+    return shown;
+}
+
+
+/* --- signed state --------------------------------------------------------- */
+
+static cef_span_t
+cef_state_type(const char *plugin, char *buf, size_t size)
+{
+    cef_span_t  t;
+    int         n;
+
+    n = snprintf(buf, size, "cef_%s", plugin);
+    t.data = buf;
+    t.len = n > 0 && (size_t) n < size ? (size_t) n : 0;
+
+    return t;
+}
+
+
+int
+cef_decision_state_verify(cef_signer_t *s, const char *plugin,
+    cef_span_t value, cef_span_t *out)
+{
+    char  type[80];
+
+    if (s == NULL) {
+        return -1;
+    }
+
+    return cef_sign_verify(s, cef_state_type(plugin, type, sizeof(type)),
+                           value, out) == CEF_SIGN_OK ? 0 : -1;
+}
+
+
+size_t
+cef_decision_state_sign(cef_signer_t *s, const char *plugin,
+    const char *state, size_t len, char *buf)
+{
+    cef_span_t  v;
+    char        type[80];
+
+    v.data = state;
+    v.len = len;
+
+    if (s == NULL
+        || cef_sign(s, cef_state_type(plugin, type, sizeof(type)), v,
+                    buf + len + 1)
+           != CEF_SIGN_OK)
+    {
+        return 0;
+    }
+
+    memcpy(buf, state, len);
+    buf[len] = '.';
+
+    return len + 1 + CEF_SIGN_SIG_LEN;
+}
+
+
+/* --- the log line --------------------------------------------------------- */
+
+size_t
+cef_decision_format(const cef_decision_t *d, char *buf, size_t size)
+{
+    const cef_decision_slot_t  *ds;
+    const cef_rules_t          *rs = d->rs;
+    size_t                      len;
+    uint32_t                    s;
+    int                         n;
+
+#define CEF_PUT(...)                                                         \
+    n = snprintf(len < size ? buf + len : NULL, len < size ? size - len : 0, \
+                 __VA_ARGS__);                                               \
+    len += n > 0 ? (size_t) n : 0
+
+    if (size) {
+        buf[0] = '\0';
+    }
+
+    len = 0;
+    CEF_PUT("rules=%.12s", d->hash);
+
+    for (s = 0; s < d->nslots; s++) {
+        ds = &d->slots[s];
+
+        CEF_PUT(" %s=%s/%s/%s", rs->slots[s],
+                ds->offer == CEF_RULES_NONE ? "-" : rs->offers[ds->offer].name,
+                ds->rule == CEF_RULES_NONE ? "-" : rs->rules[ds->rule].name,
+                ds->plugin);
+
+        if (ds->variant) {
+            CEF_PUT(":%s", ds->variant);
+        }
+
+        if (ds->bucket != CEF_RULES_NONE) {
+            CEF_PUT(":%u", ds->bucket);
+        }
+
+        if (ds->would_have != CEF_RULES_NONE) {
+            CEF_PUT(":would=%s", rs->offers[ds->would_have].name);
+        }
+
+        if (ds->failed) {
+            CEF_PUT(":failed");
+        }
+    }
+
+#undef CEF_PUT
+
+    return len;
+}
