@@ -13,15 +13,16 @@
  * each request, opens a session (cef_store_begin()), looks profiles up and
  * ends the session (cef_store_end()).  One LMDB read transaction is kept
  * per handle and renewed/reset per session, so a session costs no
- * allocation and no system call.
+ * allocation and no system call (but a stat(2) of DIR/current once per
+ * check interval).
  *
  * Views returned by lookups point into the LMDB map (and into the handle's
  * dictionary): they are valid until cef_store_end().  Copy what must
  * outlive the session.
  *
- * A handle is not thread-safe; use one per thread (MDB_NOTLS is set, so
- * several handles of one process do not share reader slots).  Never use a
- * handle across fork().
+ * A handle is not thread-safe.  Open one handle per process: LMDB must not
+ * open the same environment twice in one process (closing one drops the
+ * other's locks).  Never use a handle across fork().
  *
  * Errors are return codes; cef_store_strerror() has the message.  Nothing
  * here aborts.
@@ -56,8 +57,9 @@
 #define CEF_STORE_DB_STRS    "strs"
 
 /*
- * The "profiles" database maps profile numbers (MDB_INTEGERKEY, uint32_t)
- * to stored profiles (cef_profile.h); "index" maps identity key hashes and
+ * The "profiles" database maps groups of four profile numbers
+ * (cef_store_group.h) to stored profiles (cef_profile.h); "index" maps
+ * identity key hashes and
  * "ids" profile id hashes to profile numbers (cef_store_bucket.h).
  */
 
@@ -188,6 +190,9 @@ int cef_store_info(cef_store_t *s, cef_store_info_t *info);
 
 /*
  * The dictionary of the open session's store (for cef_dict_name_id()).
+ *
+ * @return the dictionary; valid until the handle switches generation (at a
+ *         later cef_store_begin()) or closes.
  */
 const cef_dict_t *cef_store_dict(cef_store_t *s);
 
