@@ -59,8 +59,8 @@
 /*
  * The "profiles" database maps groups of four profile numbers
  * (cef_store_group.h) to stored profiles (cef_profile.h); "index" maps
- * identity key hashes and
- * "ids" profile id hashes to profile numbers (cef_store_bucket.h).
+ * identity key hashes and "ids" profile id hashes to profile numbers
+ * (cef_store_bucket.h).
  */
 
 
