@@ -254,7 +254,10 @@ def reference_store(data_dir, n, secret_value=b"bench-store-secret",
         info = json.loads(stamp.read_text())
         if info.get("params") == params and (not snapshot_file
                                              or snap.exists()):
-            info["reused"] = True
+            # the directory may have moved since
+            info.update(reused=True, store=str(d / "store"),
+                        secret=str(d / "store.secret"),
+                        snapshot=str(snap) if snap.exists() else None)
             return info
     subprocess.run(["rm", "-rf", str(d)], check=True, timeout=600)
     d.mkdir(parents=True)
