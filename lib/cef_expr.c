@@ -134,6 +134,15 @@ cef_expr_symtab_create(void)
 
 
 void
+cef_expr_symtab_set_funcs(cef_expr_symtab_t *st,
+    cef_expr_func_lookup_pt lookup, void *data)
+{
+    st->func_lookup = lookup;
+    st->func_data = data;
+}
+
+
+void
 cef_expr_symtab_free(cef_expr_symtab_t *st)
 {
     uint32_t  i;
@@ -589,6 +598,98 @@ cef_type_ok(cef_stype_t t, cef_stype_t a, cef_stype_t b)
 }
 
 
+static cef_stype_t
+cef_plugin_stype(cef_value_type_t t)
+{
+    switch (t) {
+    case CEF_VAL_BOOL:   return CEF_T_BOOL;
+    case CEF_VAL_INT:
+    case CEF_VAL_FLOAT:  return CEF_T_NUM;
+    case CEF_VAL_STR:    return CEF_T_STR;
+    default:             return CEF_T_ANY;
+    }
+}
+
+
+/* name(arg, ...) of a plugin function */
+static int32_t
+cef_parse_plugin_call(cef_parser_t *ps, const cef_plugin_func_t *fn)
+{
+    const char   *name = ps->tok.text.data;
+    size_t        len = ps->tok.text.len, start = ps->tok.start;
+    cef_stype_t   want, at;
+    int32_t       n, arg, last = -1;
+    uint32_t      nargs = 0;
+
+    n = cef_node(ps, CEF_OP_CALL, cef_plugin_stype(fn->ret), start, start);
+    if (n < 0) {
+        return -1;
+    }
+
+    N(n)->u.fn = fn;
+
+    cef_advance(ps);    /* name */
+    cef_advance(ps);    /* ( */
+
+    while (ps->tok.type != CEF_TOK_RPAREN) {
+        if (nargs == fn->nargs) {
+            cef_perror(ps, ps->tok.start, "%.*s() takes %u argument%s",
+                       (int) len, name, fn->nargs, fn->nargs == 1 ? "" : "s");
+            return -1;
+        }
+
+        arg = cef_parse_or(ps);
+        if (arg < 0) {
+            return -1;
+        }
+
+        want = cef_plugin_stype(fn->args[nargs]);
+        at = N(arg)->type;
+
+        if (fn->args[nargs] != CEF_VAL_NIL && at != CEF_T_ANY
+            && at != CEF_T_NULL && at != want)
+        {
+            cef_perror(ps, N(arg)->start, "type error: argument %u of "
+                       "%.*s() cannot be %s", nargs + 1, (int) len, name,
+                       cef_type_names[at]);
+            return -1;
+        }
+
+        if (last < 0) {
+            N(n)->a = arg;
+        } else {
+            N(last)->next = arg;
+        }
+
+        last = arg;
+        nargs++;
+
+        if (ps->tok.type == CEF_TOK_COMMA) {
+            cef_advance(ps);
+            continue;
+        }
+
+        if (ps->tok.type != CEF_TOK_RPAREN) {
+            cef_perror(ps, ps->tok.start, "expected ',' or ')' in the "
+                       "arguments of %.*s(), found %s", (int) len, name,
+                       cef_tok_name(ps->tok.type));
+            return -1;
+        }
+    }
+
+    if (nargs != fn->nargs) {
+        cef_perror(ps, ps->tok.start, "%.*s() takes %u argument%s",
+                   (int) len, name, fn->nargs, fn->nargs == 1 ? "" : "s");
+        return -1;
+    }
+
+    N(n)->end = (uint32_t) ps->tok.end;
+    cef_advance(ps);
+
+    return n;
+}
+
+
 static int32_t
 cef_parse_call(cef_parser_t *ps)
 {
@@ -597,6 +698,7 @@ cef_parse_call(cef_parser_t *ps)
     cef_op_t      op;
     cef_stype_t   rtype, at;
     int32_t       arg, n;
+    const cef_plugin_func_t  *fn;
 
     if (cef_seg_is(name, len, "days_since")) {
         op = CEF_OP_DAYS_SINCE;
@@ -607,6 +709,13 @@ cef_parse_call(cef_parser_t *ps)
     } else if (cef_seg_is(name, len, "lower")) {
         op = CEF_OP_LOWER;
     } else {
+        fn = ps->st->func_lookup
+             ? ps->st->func_lookup(ps->st->func_data, name, len) : NULL;
+
+        if (fn) {
+            return cef_parse_plugin_call(ps, fn);
+        }
+
         cef_unknown(ps, start, "function", name, len, cef_functions);
         return -1;
     }

@@ -67,6 +67,15 @@ typedef struct {
 
 
 typedef struct cef_expr_symtab_s  cef_expr_symtab_t;
+
+/*
+ * Where the compiler finds functions beyond the built-in ones (rule plugin
+ * functions, cef_plugin.h): the function of a name, or NULL.  The returned
+ * descriptor must outlive every expression compiled with it.
+ */
+struct cef_plugin_func_s;
+typedef const struct cef_plugin_func_s *(*cef_expr_func_lookup_pt)(
+    void *data, const char *name, size_t len);
 typedef struct cef_expr_s         cef_expr_t;
 typedef struct cef_expr_eval_s    cef_expr_eval_t;
 
@@ -131,6 +140,10 @@ int cef_expr_parse_time(const char *s, size_t len, int64_t *out);
  * @return the table, or NULL when out of memory.
  */
 cef_expr_symtab_t *cef_expr_symtab_create(void);
+
+/* Let expressions compiled against st call the functions lookup finds. */
+void cef_expr_symtab_set_funcs(cef_expr_symtab_t *st,
+    cef_expr_func_lookup_pt lookup, void *data);
 
 /* Free a symbol table.  NULL is accepted. */
 void cef_expr_symtab_free(cef_expr_symtab_t *st);

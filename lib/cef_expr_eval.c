@@ -523,6 +523,78 @@ cef_set_bool(cef_val_t *out, int b)
 }
 
 
+/* A plugin function: arguments as cef_value_t, checked, then the call. */
+static void
+cef_eval_call(const cef_expr_t *e, const cef_node_t *n, cef_expr_eval_t *ev,
+    cef_val_t *out)
+{
+    const cef_plugin_func_t  *fn = n->u.fn;
+    cef_value_t               args[CEF_PLUGIN_MAX_ARGS], r;
+    cef_val_t                 v;
+    uint32_t                  k = 0;
+    int32_t                   i;
+
+    out->t = CEF_V_NULL;
+
+    for (i = n->a; i >= 0 && k < CEF_PLUGIN_MAX_ARGS;
+         i = CEF_NODE(e, i)->next, k++)
+    {
+        cef_eval(e, i, ev, &v);
+
+        switch (v.t) {
+        case CEF_V_BOOL:
+            args[k].type = CEF_VAL_BOOL;
+            args[k].u.b = v.u.b;
+            break;
+        case CEF_V_NUM:
+            args[k].type = CEF_VAL_FLOAT;
+            args[k].u.f = v.u.num;
+            break;
+        case CEF_V_STR:
+            args[k].type = CEF_VAL_STR;
+            args[k].u.s = v.u.s;
+            break;
+        case CEF_V_ARRAY:
+        case CEF_V_MAP:
+            args[k] = *v.u.v;
+            break;
+        default:
+            args[k].type = CEF_VAL_NIL;
+        }
+
+        if (fn->args[k] != CEF_VAL_NIL
+            && !(args[k].type == fn->args[k]
+                 || (fn->args[k] == CEF_VAL_FLOAT
+                     && args[k].type == CEF_VAL_INT)))
+        {
+            return;              /* null or mistyped: the call is null */
+        }
+    }
+
+    if (!fn->fn(args, k, ev->ctx->now, &r)) {
+        return;
+    }
+
+    switch (r.type) {
+    case CEF_VAL_BOOL:
+        cef_set_bool(out, r.u.b != 0);
+        return;
+    case CEF_VAL_INT:
+        cef_set_num(out, (double) r.u.i);
+        return;
+    case CEF_VAL_FLOAT:
+        cef_set_num(out, r.u.f);
+        return;
+    case CEF_VAL_STR:
+        out->t = CEF_V_STR;
+        out->u.s = r.u.s;
+        return;
+    default:
+        return;
+    }
+}
+
+
 static void
 cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
 {
@@ -614,6 +686,10 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
 
         cef_operand(e, n->b, ev, &b);
         cef_set_bool(out, cef_is_true(&b));
+        return;
+
+    case CEF_OP_CALL:
+        cef_eval_call(e, n, ev, out);
         return;
 
     default:

@@ -15,6 +15,7 @@
 #include <pcre2.h>
 
 #include "cef_expr.h"
+#include "cef_plugin.h"
 
 
 /* --- lexer ---------------------------------------------------------------- */
@@ -113,7 +114,9 @@ typedef enum {
     CEF_OP_DAYS_SINCE,   /* a = argument */
     CEF_OP_HOURS_SINCE,
     CEF_OP_LEN,
-    CEF_OP_LOWER
+    CEF_OP_LOWER,
+    CEF_OP_CALL          /* a plugin function: a = first argument, arguments
+                            chained by next, u.fn */
 } cef_op_t;
 
 
@@ -135,6 +138,7 @@ typedef struct {
             cef_span_t  key;
         } ref;
         pcre2_code  *re;
+        const cef_plugin_func_t  *fn;
     } u;
 } cef_node_t;
 
@@ -154,6 +158,8 @@ struct cef_expr_symtab_s {
     uint32_t      cap;
     uint32_t     *slots;      /* open addressing: id + 1, 0 = empty */
     uint32_t      nslots;     /* power of two */
+    cef_expr_func_lookup_pt  func_lookup;   /* plugin functions */
+    void                    *func_data;
 };
 
 

@@ -312,7 +312,7 @@ typedef struct {
  * Argument types are checked at compile time when known; at run time a
  * null or mistyped argument makes the call null without calling fn.
  */
-typedef struct {
+typedef struct cef_plugin_func_s {
     const char        *name;      /* [a-z_][a-z0-9_]*, unique */
     uint32_t           nargs;     /* 0 .. CEF_PLUGIN_MAX_ARGS */
     cef_value_type_t   args[CEF_PLUGIN_MAX_ARGS];

@@ -1692,6 +1692,13 @@ cef_rules_sha256(const char *buf, size_t len, char *hex)
 }
 
 
+static const struct cef_plugin_func_s *
+cef_plugin_func_lookup(void *data, const char *name, size_t len)
+{
+    return cef_plugins_func(data, name, len);
+}
+
+
 int
 cef_rules_load_buffer(const char *name, const char *buf, size_t len,
     cef_rules_t **out, cef_rules_errors_t *errs)
@@ -1752,6 +1759,8 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
     }
 
     ld.rs = rs;
+    cef_expr_symtab_set_funcs(rs->st, cef_plugin_func_lookup,
+                              (void *) ld.ps);
 
     if (!yaml_parser_initialize(&parser)) {
         cef_rules_free(rs);

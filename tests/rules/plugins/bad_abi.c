@@ -1,0 +1,23 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * Test fixture: a plugin built for another ABI version.
+ */
+
+#include "cef_plugin.h"
+
+
+static const cef_plugin_t  bad = {
+    CEF_PLUGIN_ABI_VERSION + 1, "bad_abi", "wrong ABI version", 0, NULL,
+    NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+};
+
+
+const cef_plugin_t *cef_plugin_entry(void);
+
+
+const cef_plugin_t *
+cef_plugin_entry(void)
+{
+    return &bad;
+}

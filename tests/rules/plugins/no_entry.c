@@ -1,0 +1,14 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * Test fixture: a shared object without the cef_plugin_entry symbol.
+ */
+
+int cef_plugin_entri(void);
+
+
+int
+cef_plugin_entri(void)
+{
+    return 0;
+}
