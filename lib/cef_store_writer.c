@@ -1115,9 +1115,12 @@ cef_w_prof_put(cef_writer_t *w, uint32_t number, const uint8_t *blob,
  * into scratch, so that the writing thread only encodes and writes.
  */
 
-#define CEF_W_PRE_ID      0
-#define CEF_W_PRE_KEYS    CEF_HASH_LEN
-#define CEF_W_PRE_SIZE    (CEF_HASH_LEN * (1 + CEF_WRITER_KEYS_MAX))
+typedef struct {
+    int                    profile;   /* 1: a validated profile record */
+    const msgpack_object  *id, *keys, *attrs;
+    uint8_t                idh[CEF_HASH_LEN];
+    uint8_t                keyh[CEF_WRITER_KEYS_MAX][CEF_HASH_LEN];
+} cef_w_pre_t;
 
 typedef struct {
     cef_writer_t       w;
@@ -1131,11 +1134,13 @@ cef_w_load_hook(void *data, const msgpack_object *rec, uint64_t record,
 {
     static const char *const  fields[] = { "id", "keys", "attrs", NULL };
 
-    uint8_t               *pre = scratch;
     uint32_t               i;
+    cef_w_pre_t           *pre = scratch;
     cef_w_hook_t          *hk = data;
     cef_writer_t          *w = &hk->w;
     const msgpack_object  *id, *keys, *attrs, *t, *v;
+
+    pre->profile = 0;
 
     if (record == 1 || cef_w_field(rec, "end") != NULL) {
         return 0;       /* the header and the trailer: the writer's job */
@@ -1151,7 +1156,7 @@ cef_w_load_hook(void *data, const msgpack_object *rec, uint64_t record,
         || cef_w_check_keys(w, rec, "keys", 1, &keys) != 0
         || cef_w_check_attrs(w, rec, "attrs", 1, &attrs) != 0
         || cef_w_hash(w, "", 0, id->via.str.ptr, id->via.str.size,
-                      pre + CEF_W_PRE_ID) != 0)
+                      pre->idh) != 0)
     {
         return -1;
     }
@@ -1161,19 +1166,24 @@ cef_w_load_hook(void *data, const msgpack_object *rec, uint64_t record,
         v = &keys->via.array.ptr[i].via.array.ptr[1];
 
         if (cef_w_hash(w, t->via.str.ptr, t->via.str.size, v->via.str.ptr,
-                       v->via.str.size, pre + CEF_W_PRE_KEYS
-                                        + i * CEF_HASH_LEN) != 0)
+                       v->via.str.size, pre->keyh[i]) != 0)
         {
             return -1;
         }
     }
+
+    pre->id = id;
+    pre->keys = keys;
+    pre->attrs = attrs;
+    pre->profile = 1;
 
     return 0;
 }
 
 
 static int
-cef_w_load_profile(cef_writer_t *w, const msgpack_object *rec)
+cef_w_load_profile(cef_writer_t *w, const msgpack_object *rec,
+    const cef_w_pre_t *pre)
 {
     static const char *const  fields[] = { "id", "keys", "attrs", NULL };
 
@@ -1182,16 +1192,14 @@ cef_w_load_profile(cef_writer_t *w, const msgpack_object *rec)
     uint16_t               hints[CEF_WRITER_KEYS_MAX];
     uint32_t               i, nhints, number;
     uint64_t              *o;
-    const uint8_t         *pre;
     const msgpack_object  *id, *keys, *attrs, *t, *val;
 
     /* the reading thread may have validated and hashed it already */
-    pre = cef_input_scratch(w->in);
 
     if (pre) {
-        id = cef_w_field(rec, "id");
-        keys = cef_w_field(rec, "keys");
-        attrs = cef_w_field(rec, "attrs");
+        id = pre->id;
+        keys = pre->keys;
+        attrs = pre->attrs;
 
     } else if ((rc = cef_w_check_fields(w, rec, fields)) != 0
                || (rc = cef_w_check_id(w, rec, "id", &id)) != 0
@@ -1220,7 +1228,7 @@ cef_w_load_profile(cef_writer_t *w, const msgpack_object *rec)
     w->offsets[number] = w->rec_off;
 
     if (pre) {
-        memcpy(h, pre + CEF_W_PRE_ID, CEF_HASH_LEN);
+        memcpy(h, pre->idh, CEF_HASH_LEN);
     } else if ((rc = cef_w_hash(w, "", 0, id->via.str.ptr, id->via.str.size,
                                 h)) != 0)
     {
@@ -1238,7 +1246,7 @@ cef_w_load_profile(cef_writer_t *w, const msgpack_object *rec)
         val = &keys->via.array.ptr[i].via.array.ptr[1];
 
         if (pre) {
-            memcpy(h, pre + CEF_W_PRE_KEYS + i * CEF_HASH_LEN, CEF_HASH_LEN);
+            memcpy(h, pre->keyh[i], CEF_HASH_LEN);
         } else if ((rc = cef_w_hash(w, t->via.str.ptr, t->via.str.size,
                                     val->via.str.ptr, val->via.str.size, h))
                    != 0)
@@ -1551,6 +1559,7 @@ cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
     int64_t                count;
     uint64_t               records = 0;
     const msgpack_object  *rec, *end;
+    const cef_w_pre_t     *pre;
     static const char *const  tfields[] = { "end", "count", NULL };
 
     for ( ;; ) {
@@ -1581,6 +1590,16 @@ cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
             return cef_w_bad(w, "data after the trailer");
         }
 
+        pre = cef_input_scratch(w->in);
+
+        if (pre && pre->profile) {
+            rc = cef_w_load_profile(w, rec, pre);
+            if (rc != 0) {
+                return rc;
+            }
+            continue;
+        }
+
         end = cef_w_field(rec, "end");
 
         if (end != NULL) {
@@ -1607,7 +1626,7 @@ cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
             continue;
         }
 
-        rc = cef_w_load_profile(w, rec);
+        rc = cef_w_load_profile(w, rec, NULL);
         if (rc != 0) {
             return rc;
         }
@@ -1780,7 +1799,8 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
     hook.w.lockfd = -1;
 
     if (hook.conf.ident == NULL
-        || cef_input_start_thread(in, cef_w_load_hook, &hook, CEF_W_PRE_SIZE)
+        || cef_input_start_thread(in, cef_w_load_hook, &hook,
+                                  sizeof(cef_w_pre_t))
            != 0)
     {
         (void) cef_input_start_thread(in, NULL, NULL, 0);
