@@ -1240,7 +1240,7 @@ cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
     cef_conf_t           conf, *items;
     cef_plugin_error_t   pe;
     uint32_t             sid, n;
-    int                  implied;
+    int                  implied, bad;
     char               **list;
     char                 names[512];
 
@@ -1365,6 +1365,8 @@ cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
         }
         conf.items = items;
 
+        bad = 0;
+
         for (p2 = v->data.mapping.pairs.start;
              p2 < v->data.mapping.pairs.top; p2++)
         {
@@ -1373,6 +1375,7 @@ cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
             if (k2->type != YAML_SCALAR_NODE) {
                 cef_err(ld, k2, "keys must be plain names, not %s",
                         cef_kind(k2));
+                bad = 1;
                 break;
             }
 
@@ -1384,11 +1387,12 @@ cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
                                &items[conf.n++])
                 != 0)
             {
+                bad = 1;
                 break;
             }
         }
 
-        if (ld->errs->n) {
+        if (bad) {
             continue;
         }
 

@@ -106,15 +106,16 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id,
     ngx_http_cef_decision_t *d)
 {
-    ngx_int_t             rc;
-    uint32_t              i, n;
-    ngx_str_t            *html;
-    cef_span_t            key_type;
-    cef_profile_t         profile;
-    const cef_rules_t    *rs;
-    cef_rules_visitor_t   vis;
-    cef_rules_choice_t   *choices;
-    ngx_http_cef_offer_t *offer;
+    ngx_int_t                     rc;
+    uint32_t                      i, n;
+    ngx_str_t                    *html, *visitor;
+    cef_span_t                    key_type;
+    cef_profile_t                 profile;
+    const cef_rules_t            *rs;
+    cef_rules_visitor_t           vis;
+    cef_rules_choice_t           *choices;
+    ngx_http_cef_offer_t         *offer;
+    ngx_http_cef_rules_result_t   res;
 
     rs = ngx_http_cef_rules_set(clcf->rules);
     n = cef_rules_nslots(rs);
@@ -133,8 +134,19 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
         cef_rules_visitor_init(&vis, NULL, id->visitor_new, key_type);
     }
 
-    rc = ngx_http_cef_rules_decide(r, clcf->rules, cef_rules_visitor_lookup,
-                                   &vis, &choices, &html);
+    /*
+     * experiments bucket by the visitor id, or, with the visitor cookie
+     * off, by the profile a key recognised
+     */
+
+    visitor = id->visitor.len ? &id->visitor
+              : id->profile_id.len ? &id->profile_id : NULL;
+
+    rc = ngx_http_cef_rules_decision(r->main, clcf->rules,
+                                     cef_rules_visitor_lookup, &vis, visitor,
+                                     1, 1, &res);
+    choices = res.choices;
+    html = res.html;
 
     if (id->store) {
         ngx_http_cef_store_end();
@@ -147,6 +159,8 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
 
     d->rules = clcf->rules;
     d->choices = choices;
+    d->slots = res.slots;
+    d->log = res.log;
     d->offers = ngx_pcalloc(r->main->pool, n * sizeof(ngx_http_cef_offer_t));
     if (n && d->offers == NULL) {
         return NGX_ERROR;

@@ -146,6 +146,13 @@ static ngx_command_t  ngx_http_cef_commands[] = {
       offsetof(ngx_http_cef_loc_conf_t, consent),
       NULL },
 
+    { ngx_string("cef_plugin"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_cef_plugin,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("cef_rules"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_cef_rules,
@@ -211,6 +218,7 @@ ngx_http_cef_create_main_conf(ngx_conf_t *cf)
      *     cmcf->store_dir = { 0, NULL };
      *     cmcf->store_secret = { 0, NULL };
      *     cmcf->store_hash = NULL;
+     *     cmcf->plugins = NULL;
      */
 
     return cmcf;

@@ -11,6 +11,7 @@
 #include <ngx_http.h>
 
 #include "cef_rules.h"
+#include "cef_decision.h"
 #include "cef_identity.h"
 #include "cef_sign.h"
 #include "cef_slot_scanner.h"
@@ -72,6 +73,8 @@ typedef struct {
     ngx_str_t                   store_dir;
     ngx_str_t                   store_secret;
     cef_identity_t             *store_hash;     /* keyed with store_secret */
+    cef_plugins_t              *plugins;        /* cef_plugin; NULL: the
+                                                   built-in ones */
 } ngx_http_cef_main_conf_t;
 
 
@@ -126,6 +129,9 @@ typedef struct {
     cef_rules_choice_t         *choices;        /* per slot of the rule set */
     ngx_http_cef_offer_t       *offers;         /* the slots with an offer */
     ngx_uint_t                  noffers;
+    cef_decision_slot_t        *slots;          /* per slot: plugin, variant,
+                                                   bucket, would-have */
+    ngx_str_t                   log;            /* cef_decision_format() */
     unsigned                    over_budget:1;
     unsigned                    failed:1;
 } ngx_http_cef_decision_t;
@@ -219,6 +225,10 @@ ngx_int_t ngx_http_cef_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_cef_check_secret_file(ngx_conf_t *cf, ngx_str_t *path);
 
 
+/* external rule plugins: ngx_http_cef_plugin.c */
+char *ngx_http_cef_plugin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+cef_plugins_t *ngx_http_cef_plugins(ngx_conf_t *cf);
+
 /* rules: ngx_http_cef_rules.c */
 /*
  * Looks up what the rules glue cannot know itself (profile.*, visitor.*):
@@ -227,10 +237,22 @@ ngx_int_t ngx_http_cef_check_secret_file(ngx_conf_t *cf, ngx_str_t *path);
 typedef int (*ngx_http_cef_rules_lookup_pt)(void *data, const cef_ref_t *ref,
     cef_value_t *out);
 
+/* A decision with its plugins, in r->pool; arrays indexed by slot id. */
+typedef struct {
+    cef_rules_choice_t         *choices;        /* the offers shown */
+    cef_decision_slot_t        *slots;
+    ngx_str_t                  *html;           /* when asked for */
+    ngx_str_t                   log;
+} ngx_http_cef_rules_result_t;
+
 char *ngx_http_cef_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 const cef_rules_t *ngx_http_cef_rules_set(ngx_http_cef_rules_t *rules);
 ngx_int_t ngx_http_cef_rules_decide(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules, ngx_http_cef_rules_lookup_pt lookup,
     void *data, cef_rules_choice_t **choices, ngx_str_t **html);
+ngx_int_t ngx_http_cef_rules_decision(ngx_http_request_t *r,
+    ngx_http_cef_rules_t *rules, ngx_http_cef_rules_lookup_pt lookup,
+    void *data, ngx_str_t *visitor, ngx_uint_t record, ngx_uint_t render,
+    ngx_http_cef_rules_result_t *res);
 
 #endif /* NGX_HTTP_CEF_MODULE_H_INCLUDED_ */

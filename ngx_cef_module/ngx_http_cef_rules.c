@@ -33,6 +33,7 @@ struct ngx_http_cef_rules_s {
     cef_rules_t               *rs;
     ngx_int_t                 *var_index;   /* per reference id */
     cef_expr_eval_t           *ev;          /* per process, made on use */
+    cef_decision_t            *dec;         /* per process, made on use */
     ngx_uint_t                 busy;        /* deciding: ev is in use */
 };
 
@@ -52,6 +53,10 @@ static ngx_int_t ngx_http_cef_rules_offers_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_rules_html_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cef_rules_decision_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cef_rules_cookie(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *value);
 static int ngx_http_cef_rules_lookup(void *data, const cef_ref_t *ref,
     cef_value_t *out);
 
@@ -67,6 +72,10 @@ static ngx_http_variable_t  ngx_http_cef_rules_vars[] = {
 
     { ngx_string("cef_rules_html"), NULL,
       ngx_http_cef_rules_html_variable, 0,
+      NGX_HTTP_VAR_CHANGEABLE|NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cef_rules_decision"), NULL,
+      ngx_http_cef_rules_decision_variable, 0,
       NGX_HTTP_VAR_CHANGEABLE|NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -138,7 +147,10 @@ ngx_http_cef_rules_compile(ngx_conf_t *cf, ngx_str_t *path)
 
     /* path is NUL-terminated by ngx_conf_full_name() */
 
-    if (cef_rules_load_file((const char *) path->data, &rs, &errs) != 0) {
+    if (cef_rules_load_file_with((const char *) path->data,
+                                 ngx_http_cef_plugins(cf), &rs, &errs)
+        != 0)
+    {
         for (i = 0; i < errs.n; i++) {
             cef_rules_error_format(&errs, i, line, sizeof(line));
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "cef_rules: %s", line);
@@ -275,8 +287,10 @@ ngx_http_cef_rules_cleanup(void *data)
 {
     ngx_http_cef_rules_t  *rules = data;
 
+    cef_decision_free(rules->dec);
     cef_expr_eval_free(rules->ev);
     cef_rules_free(rules->rs);
+    rules->dec = NULL;
     rules->ev = NULL;
     rules->rs = NULL;
 }
@@ -441,19 +455,169 @@ ngx_http_cef_rules_set(ngx_http_cef_rules_t *rules)
 /*
  * Decide for r, and render the chosen offers at once (when html is not
  * NULL): both arrays have cef_rules_nslots() entries, indexed by slot id,
- * from r->pool; html[i] is empty for an undecided slot.
+ * from r->pool; html[i] is empty for an undecided slot.  Plugins run
+ * without a visitor id and without their per-visitor state (nothing is
+ * recorded): the debugging view.
  */
 ngx_int_t
 ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
     ngx_http_cef_rules_lookup_pt lookup, void *data,
     cef_rules_choice_t **choices, ngx_str_t **html)
 {
+    ngx_http_cef_rules_result_t  res;
+
+    if (ngx_http_cef_rules_decision(r, rules, lookup, data, NULL, 0,
+                                    html != NULL, &res)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    *choices = res.choices;
+
+    if (html) {
+        *html = res.html;
+    }
+
+    return NGX_OK;
+}
+
+
+/* plugin state: the cookie "cef_PLUGIN", verified with the signing secret */
+
+static void
+ngx_http_cef_rules_read_states(ngx_http_request_t *r, cef_decision_t *dec)
+{
+    u_char                   *p;
+    uint32_t                  i;
+    ngx_str_t                 name, value;
+    cef_span_t                in, out;
+    ngx_http_cef_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+
+    if (clcf->signing == NULL || clcf->signing->signer == NULL) {
+        return;
+    }
+
+    for (i = 0; i < dec->nstates; i++) {
+        name.len = sizeof("cef_") - 1 + ngx_strlen(dec->states[i].plugin);
+        name.data = ngx_pnalloc(r->pool, name.len);
+        if (name.data == NULL) {
+            return;
+        }
+
+        p = ngx_cpymem(name.data, "cef_", sizeof("cef_") - 1);
+        ngx_memcpy(p, dec->states[i].plugin,
+                   ngx_strlen(dec->states[i].plugin));
+
+        if (ngx_http_cef_rules_cookie(r->main, &name, &value) != NGX_OK) {
+            continue;
+        }
+
+        in.data = (const char *) value.data;
+        in.len = value.len;
+
+        if (cef_decision_state_verify(clcf->signing->signer,
+                                      dec->states[i].plugin, in, &out)
+            != 0)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "cef: client sent invalid \"%V\" cookie \"%V\": "
+                          "reading it as empty", &name, &value);
+            continue;
+        }
+
+        cef_decision_set_state(dec, dec->states[i].plugin, out);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_cef_rules_write_states(ngx_http_request_t *r, cef_decision_t *dec)
+{
+    u_char                   *p;
+    size_t                    n;
+    uint32_t                  i;
+    ngx_table_elt_t          *h;
+    cef_decision_state_t     *st;
+    ngx_http_cef_loc_conf_t  *clcf;
+    char                      buf[CEF_DECISION_STATE_MAX + 1
+                                  + CEF_SIGN_SIG_LEN];
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+
+    if (clcf->signing == NULL || clcf->signing->signer == NULL
+        || r->main->header_sent)
+    {
+        return NGX_OK;
+    }
+
+    for (i = 0; i < dec->nstates; i++) {
+        st = &dec->states[i];
+
+        if (!st->changed) {
+            continue;
+        }
+
+        n = cef_decision_state_sign(clcf->signing->signer, st->plugin,
+                                    st->out, st->out_len, buf);
+        if (n == 0) {
+            continue;
+        }
+
+        p = ngx_pnalloc(r->pool, sizeof("cef_=; Max-Age=; Path=/; HttpOnly; "
+                                        "SameSite=Lax") - 1
+                                 + ngx_strlen(st->plugin) + n
+                                 + NGX_TIME_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        h = ngx_list_push(&r->main->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+        ngx_str_set(&h->key, "Set-Cookie");
+        h->value.data = p;
+        p = ngx_sprintf(p, "cef_%s=%*s; Max-Age=%T; Path=/; HttpOnly; "
+                        "SameSite=Lax", st->plugin, n, buf,
+                        (time_t) st->max_age);
+        h->value.len = p - h->value.data;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The decision for r with its rule plugins.  visitor (may be NULL) is the
+ * id experiments bucket by; with record, plugins read their per-visitor
+ * state from the request's cookies and the updated state is added to the
+ * main request's response as Set-Cookie (caps count impressions).  The
+ * offers are rendered with render (res->html).
+ */
+ngx_int_t
+ngx_http_cef_rules_decision(ngx_http_request_t *r,
+    ngx_http_cef_rules_t *rules, ngx_http_cef_rules_lookup_pt lookup,
+    void *data, ngx_str_t *visitor, ngx_uint_t record, ngx_uint_t render,
+    ngx_http_cef_rules_result_t *res)
+{
     size_t                     len;
     uint32_t                   i, n;
     ngx_str_t                 *out;
     cef_expr_ctx_t            *ctx;
+    cef_decision_t            *dec;
     const cef_offer_t         *o;
+    cef_decision_input_t       in;
     ngx_http_cef_rules_req_t  *req;
+
+    static time_t              logged;
 
     if (rules->ev == NULL) {
         rules->ev = cef_rules_eval_create(rules->rs);
@@ -462,13 +626,26 @@ ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
         }
     }
 
+    if (rules->dec == NULL) {
+        rules->dec = cef_decision_create(rules->rs);
+        if (rules->dec == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    dec = rules->dec;
     n = cef_rules_nslots(rules->rs);
 
-    *choices = ngx_palloc(r->pool, (n + 1) * sizeof(cef_rules_choice_t));
+    ngx_memzero(res, sizeof(ngx_http_cef_rules_result_t));
+
+    res->choices = ngx_palloc(r->pool, (n + 1) * sizeof(cef_rules_choice_t));
+    res->slots = ngx_palloc(r->pool, (n + 1) * sizeof(cef_decision_slot_t));
     ctx = ngx_pcalloc(r->pool, sizeof(cef_expr_ctx_t));
     req = ngx_palloc(r->pool, sizeof(ngx_http_cef_rules_req_t));
 
-    if (*choices == NULL || ctx == NULL || req == NULL) {
+    if (res->choices == NULL || res->slots == NULL || ctx == NULL
+        || req == NULL)
+    {
         return NGX_ERROR;
     }
 
@@ -482,6 +659,9 @@ ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
     ctx->now = (int64_t) ngx_time();
     ctx->utc_offset = (int32_t) ngx_cached_time->gmtoff * 60;
 
+    in.visitor.data = visitor ? (const char *) visitor->data : "";
+    in.visitor.len = visitor ? visitor->len : 0;
+
     /*
      * A var.* lookup may evaluate a variable that decides again (a map
      * of $cef_rules_offers): that would clobber ev under our feet.
@@ -494,29 +674,53 @@ ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
         return NGX_ERROR;
     }
 
-    rules->busy = 1;
-    (void) cef_rules_decide(rules->rs, rules->ev, ctx, *choices);
-
-    if (html == NULL) {
-        rules->busy = 0;
-        return NGX_OK;
+    if (record) {
+        ngx_http_cef_rules_read_states(r, dec);
     }
 
+    rules->busy = 1;
+    (void) cef_decision_make(rules->rs, rules->ev, ctx, &in, dec);
     rules->busy = 0;
+
+    ngx_memcpy(res->choices, dec->choices, n * sizeof(cef_rules_choice_t));
+    ngx_memcpy(res->slots, dec->slots, n * sizeof(cef_decision_slot_t));
+
+    if (dec->errors && logged != ngx_time()) {
+        logged = ngx_time();
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cef_rules: %s (%uD times in this decision): the slot "
+                      "gets its default content", dec->error, dec->errors);
+    }
+
+    len = cef_decision_format(dec, NULL, 0);
+    res->log.data = ngx_pnalloc(r->pool, len + 1);
+    if (res->log.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    res->log.len = cef_decision_format(dec, (char *) res->log.data, len + 1);
+
+    if (record && ngx_http_cef_rules_write_states(r, dec) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (!render) {
+        return NGX_OK;
+    }
 
     out = ngx_pcalloc(r->pool, (n + 1) * sizeof(ngx_str_t));
     if (out == NULL) {
         return NGX_ERROR;
     }
 
-    *html = out;
+    res->html = out;
 
     for (i = 0; i < n; i++) {
-        if ((*choices)[i].offer == CEF_RULES_NONE) {
+        if (res->choices[i].offer == CEF_RULES_NONE) {
             continue;
         }
 
-        o = cef_rules_offer(rules->rs, (*choices)[i].offer);
+        o = cef_rules_offer(rules->rs, res->choices[i].offer);
 
         rules->busy = 1;
         len = cef_template_render(o->html, rules->ev, NULL, 0);
@@ -532,6 +736,25 @@ ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
                                          (char *) out[i].data, len);
         rules->busy = 0;
     }
+
+    return NGX_OK;
+}
+
+
+/* The log line of this request's decision (cef_decision_format()). */
+static ngx_int_t
+ngx_http_cef_rules_decision_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_cef_decision_t  *d;
+
+    d = ngx_http_cef_decide(r);
+
+    v->len = d->log.len;
+    v->data = d->log.data ? d->log.data : (u_char *) "";
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
 
     return NGX_OK;
 }

@@ -21,9 +21,9 @@
  * the decision records the offer they would have seen.  The rest is split
  * among the arms in order of their weights (cut-offs computed here, once).
  *
- * Offers named in some arm's offers: are shown only in those arms; other
- * offers in every arm.  Within an arm, the highest-priority eligible
- * candidate wins.  Without an experiment the treated visitors' variant is
+ * Offers named in an arm's offers: are shown only in the arms naming
+ * them, and are preferred there: an arm shows its highest-priority own
+ * offer that matched, else the highest-priority offer named by no arm.  Without an experiment the treated visitors' variant is
  * "treatment".  Without a known visitor id nobody is bucketed: the slot
  * behaves as without the experiment (variant NULL).
  */
@@ -339,22 +339,33 @@ exp_free(void *state)
 }
 
 
-/* the first candidate the arm may show (arm -1: no arm, only unlimited) */
+/*
+ * The candidate an arm shows: the first (highest-priority) candidate among
+ * the arm's own offers, else the first not limited to some arm.  arm -1:
+ * no arm (control's would-have, unbucketed visitors).
+ */
 static uint32_t
 exp_first(const exp_t *e, const cef_plugin_cand_t *cands, uint32_t n,
     int arm)
 {
-    uint32_t  i, only;
+    uint32_t  i, only, common = CEF_PLUGIN_NONE;
 
     for (i = 0; i < n; i++) {
         only = e->only[cands[i].offer->index];
 
-        if (only == 0 || (arm >= 0 && (only & (1u << arm)))) {
+        if (arm >= 0 && (only & (1u << arm))) {
             return i;
+        }
+
+        if (only == 0 && common == CEF_PLUGIN_NONE) {
+            common = i;
+            if (arm < 0) {
+                break;
+            }
         }
     }
 
-    return CEF_PLUGIN_NONE;
+    return common;
 }
 
 

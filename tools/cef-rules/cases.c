@@ -73,7 +73,7 @@ static int
 cef_case_keys(cef_cases_t *cs, yaml_node_t *node)
 {
     static const char  *keys[] = { "name", "now", "profile", "request", "var",
-                                   "visitor", "expect", NULL };
+                                   "visitor", "visitor_id", "expect", NULL };
     yaml_node_pair_t   *pair;
     yaml_node_t        *k;
     const char         *near, *key;
@@ -114,7 +114,9 @@ static int
 cef_run_case(cef_cases_t *cs, cef_rules_t *rs, cef_expr_eval_t *ev,
     yaml_node_t *node, size_t index)
 {
-    yaml_node_t         *name_n, *now_n, *expect, *k, *v;
+    yaml_node_t         *name_n, *now_n, *expect, *k, *v, *vid_n;
+    cef_decision_t      *d;
+    cef_decision_input_t in;
     yaml_node_pair_t    *pair;
     cef_persona_t       *p;
     cef_expr_ctx_t       ctx;
@@ -179,7 +181,33 @@ cef_run_case(cef_cases_t *cs, cef_rules_t *rs, cef_expr_eval_t *ev,
 
     ctx.lookup = cef_persona_lookup;
     ctx.data = p;
-    cef_rules_decide(rs, ev, &ctx, choices);
+
+    /* visitor_id: the id experiments bucket by */
+
+    in.visitor.data = "";
+    in.visitor.len = 0;
+    vid_n = cef_map_get(cs->doc, node, "visitor_id");
+
+    if (vid_n) {
+        if (vid_n->type != YAML_SCALAR_NODE) {
+            cef_persona_free(p);
+            free(choices);
+            return cef_case_error(cs, vid_n, "visitor_id: is a string", "");
+        }
+
+        in.visitor.data = (const char *) vid_n->data.scalar.value;
+        in.visitor.len = vid_n->data.scalar.length;
+    }
+
+    d = cef_decision_create(rs);
+    if (d == NULL) {
+        cef_persona_free(p);
+        free(choices);
+        return -1;
+    }
+
+    (void) cef_decision_make(rs, ev, &ctx, &in, d);
+    memcpy(choices, d->choices, n * sizeof(cef_rules_choice_t));
 
     for (pair = expect->data.mapping.pairs.start;
          pair < expect->data.mapping.pairs.top; pair++)
@@ -243,8 +271,14 @@ cef_run_case(cef_cases_t *cs, cef_rules_t *rs, cef_expr_eval_t *ev,
                    want, got);
 
             if (choices[sid].offer != CEF_RULES_NONE) {
-                printf(" (rule '%s')",
+                printf(" (rule '%s'",
                        cef_rules_rule(rs, choices[sid].rule)->name);
+                cef_tool_print_plugins(rs, &d->slots[sid], ", ");
+                printf(")");
+
+            } else if (cef_rules_plugged(rs)) {
+                cef_tool_print_plugins(rs, &d->slots[sid], " (");
+                printf(")");
             }
 
             printf("\n");
@@ -256,6 +290,7 @@ cef_run_case(cef_cases_t *cs, cef_rules_t *rs, cef_expr_eval_t *ev,
         printf("ok   %s\n", name);
     }
 
+    cef_decision_free(d);
     cef_persona_free(p);
     free(choices);
 

@@ -12,6 +12,8 @@
 #include <jansson.h>
 #include <yaml.h>
 
+#include "cef_decision.h"
+#include "cef_plugin_host.h"
 #include "cef_rules.h"
 #include "cef_rules_persona.h"
 
@@ -24,6 +26,12 @@
 /* main.c */
 void cef_tool_usage(void);
 cef_rules_t *cef_tool_load(const char *path);
+/*
+ * SEP "strategy S, variant V, bucket B, would have shown 'O' (rule 'R')",
+ * or nothing for a rule set without plugins (output as before them).
+ */
+void cef_tool_print_plugins(const cef_rules_t *rs,
+    const cef_decision_slot_t *ds, const char *sep);
 
 /* inputs.c: personas from YAML, JSON and --set */
 int cef_tool_persona_yaml(cef_persona_t *p, yaml_document_t *doc,

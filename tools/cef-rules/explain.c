@@ -322,6 +322,12 @@ cef_explain_has(cef_persona_t *p, const char *path)
 }
 
 
+/* --visitor and --state */
+static const char  *cef_explain_visitor;
+static char        *cef_explain_states[16];
+static int          cef_explain_nstates;
+
+
 static void
 cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
     const cef_expr_ctx_t *ctx)
@@ -332,6 +338,11 @@ cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
     char                 path[600];
     cef_expr_eval_t     *ev;
     cef_rules_choice_t  *choices;
+    cef_decision_t      *d;
+    cef_decision_input_t din;
+    cef_span_t           st;
+    char                *eq;
+    int                  k;
     cef_order_t         *order;
     const cef_rule_t    *r;
     const cef_offer_t   *o;
@@ -343,9 +354,10 @@ cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
     int                  m;
 
     ev = cef_rules_eval_create(rs);
+    d = cef_decision_create(rs);
     choices = calloc(nslots + 1, sizeof(cef_rules_choice_t));
     order = calloc(nrules + 1, sizeof(cef_order_t));
-    if (ev == NULL || choices == NULL || order == NULL) {
+    if (ev == NULL || d == NULL || choices == NULL || order == NULL) {
         fprintf(stderr, "cef-rules: out of memory\n");
         goto done;
     }
@@ -383,9 +395,27 @@ cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
         printf("  (none: every profile attribute is null)\n");
     }
 
+    din.visitor.data = cef_explain_visitor ? cef_explain_visitor : "";
+    din.visitor.len = cef_explain_visitor ? strlen(cef_explain_visitor) : 0;
+
+    if (din.visitor.len) {
+        printf("  (visitor id) = \"%s\"\n", cef_explain_visitor);
+    }
+
+    for (k = 0; k < cef_explain_nstates; k++) {
+        eq = strchr(cef_explain_states[k], '=');
+        st.data = eq + 1;
+        st.len = strlen(eq + 1);
+        *eq = '\0';
+        cef_decision_set_state(d, cef_explain_states[k], st);
+        printf("  (state of %s) = \"%s\"\n", cef_explain_states[k], eq + 1);
+        *eq = '=';
+    }
+
     /* the decision first, so every rule can say what became of it */
 
-    cef_rules_decide(rs, ev, ctx, choices);
+    (void) cef_decision_make(rs, ev, ctx, &din, d);
+    memcpy(choices, d->choices, nslots * sizeof(cef_rules_choice_t));
 
     for (i = 0; i < nrules; i++) {
         order[i].rs = rs;
@@ -430,6 +460,9 @@ cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
                 }
                 printf(")\n");
 
+            } else if (d->blocked[r->offers[j]]) {
+                printf("blocked by a plugin (frequency cap or hours)\n");
+
             } else if (choices[o->slot_id].rule == order[i].i) {
                 printf("chosen\n");
 
@@ -446,13 +479,20 @@ cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
 
     for (i = 0; i < nslots; i++) {
         if (choices[i].offer == CEF_RULES_NONE) {
-            printf("  %s: none\n", cef_rules_slot_name(rs, i));
+            printf("  %s: none", cef_rules_slot_name(rs, i));
+            if (cef_rules_plugged(rs)) {
+                cef_tool_print_plugins(rs, &d->slots[i], " (");
+                printf(")");
+            }
+            printf("\n");
             continue;
         }
 
         o = cef_rules_offer(rs, choices[i].offer);
-        printf("  %s: %s (rule '%s')\n", o->slot, o->name,
+        printf("  %s: %s (rule '%s'", o->slot, o->name,
                cef_rules_rule(rs, choices[i].rule)->name);
+        cef_tool_print_plugins(rs, &d->slots[i], ", ");
+        printf(")\n");
 
         n = cef_template_render(o->html, ev, NULL, 0);
         html = malloc(n + 1);
@@ -464,7 +504,16 @@ cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
         }
     }
 
+    for (k = 0; k < (int) d->nstates; k++) {
+        if (d->states[k].changed) {
+            printf("\nstate of %s after this decision: \"%.*s\"\n",
+                   d->states[k].plugin, (int) d->states[k].out_len,
+                   d->states[k].out);
+        }
+    }
+
 done:
+    cef_decision_free(d);
     cef_expr_eval_free(ev);
     free(choices);
     free(order);
@@ -541,6 +590,18 @@ cef_tool_explain(int argc, char **argv)
 
         } else if (strcmp(argv[i], "--utc-offset") == 0) {
             ctx.utc_offset = atoi(argv[++i]);
+
+        } else if (strcmp(argv[i], "--visitor") == 0) {
+            cef_explain_visitor = argv[++i];
+
+        } else if (strcmp(argv[i], "--state") == 0) {
+            if (strchr(argv[i + 1], '=') == NULL
+                || cef_explain_nstates == 16)
+            {
+                fprintf(stderr, "cef-rules: --state needs PLUGIN=STATE\n");
+                goto usage;
+            }
+            cef_explain_states[cef_explain_nstates++] = argv[++i];
 
         } else if (strcmp(argv[i], "--store") == 0) {
             store = argv[++i];

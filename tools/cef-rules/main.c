@@ -8,6 +8,10 @@
  *   cef-rules explain FILE (--attrs JSON | --case CASES.yaml NAME |
  *                           --store DIR --secret FILE --key TYPE:VALUE)
  *                     [--set PATH=VALUE]... [--now TIME]
+ *                     [--visitor ID] [--state PLUGIN=STATE]...
+ *
+ *   --plugin NAME=PATH, anywhere after the command and repeatable, loads an
+ *   external rule plugin as `cef_plugin NAME PATH;` does in nginx.
  *
  * Exit codes: 0 fine, 1 problems found (or a case mismatch), 2 usage.
  */
@@ -30,8 +34,13 @@ cef_tool_usage(void)
         "         INPUT: --attrs JSON | --attrs @FILE | --case CASES.yaml NAME"
         "\n"
         "              | --store DIR --secret FILE --key TYPE:VALUE\n"
-        "       cef-rules --version\n");
+        "         [--visitor ID] [--state PLUGIN=STATE]...\n"
+        "       cef-rules --version\n"
+        "  any command: --plugin NAME=PATH loads an external rule plugin\n");
 }
+
+
+static cef_plugins_t  *cef_tool_plugins;
 
 
 /* Load a rule file, printing its problems; NULL if it has any. */
@@ -43,7 +52,7 @@ cef_tool_load(const char *path)
     size_t               i;
     char                 line[1024];
 
-    if (cef_rules_load_file(path, &rs, &errs) != 0) {
+    if (cef_rules_load_file_with(path, cef_tool_plugins, &rs, &errs) != 0) {
         for (i = 0; i < errs.n; i++) {
             cef_rules_error_format(&errs, i, line, sizeof(line));
             printf("%s\n", line);
@@ -80,8 +89,105 @@ cef_tool_check(int argc, char **argv)
 }
 
 
+void
+cef_tool_print_plugins(const cef_rules_t *rs, const cef_decision_slot_t *ds,
+    const char *sep)
+{
+    if (!cef_rules_plugged(rs)) {
+        return;                 /* plain priority: nothing to add */
+    }
+
+    printf("%sstrategy %s", sep, ds->plugin);
+
+    if (ds->variant) {
+        printf(", variant %s", ds->variant);
+    }
+
+    if (ds->bucket != CEF_RULES_NONE) {
+        printf(", bucket %u", ds->bucket);
+    }
+
+    if (ds->would_have != CEF_RULES_NONE) {
+        printf(", would have shown '%s' (rule '%s')",
+               cef_rules_offer(rs, ds->would_have)->name,
+               cef_rules_rule(rs, ds->would_have_rule)->name);
+    }
+
+    if (ds->failed) {
+        printf(", the strategy FAILED");
+    }
+}
+
+
+/* take --plugin NAME=PATH out of argv, loading each */
+static int
+cef_tool_load_plugins(int *argc, char **argv)
+{
+    int    i, n = 0;
+    char  *eq, err[512];
+
+    for (i = 0; i < *argc; i++) {
+        if (strcmp(argv[i], "--plugin") != 0) {
+            argv[n++] = argv[i];
+            continue;
+        }
+
+        if (i + 1 >= *argc || (eq = strchr(argv[i + 1], '=')) == NULL) {
+            fprintf(stderr, "cef-rules: --plugin needs NAME=PATH\n");
+            return CEF_EXIT_USAGE;
+        }
+
+        if (cef_tool_plugins == NULL) {
+            cef_tool_plugins = cef_plugins_create();
+            if (cef_tool_plugins == NULL) {
+                fprintf(stderr, "cef-rules: out of memory\n");
+                return CEF_EXIT_PROBLEM;
+            }
+        }
+
+        *eq = '\0';
+
+        if (cef_plugins_load(cef_tool_plugins, argv[i + 1], eq + 1, err,
+                             sizeof(err))
+            != 0)
+        {
+            fprintf(stderr, "cef-rules: --plugin: %s\n", err);
+            return CEF_EXIT_PROBLEM;
+        }
+
+        i++;
+    }
+
+    *argc = n;
+    argv[n] = NULL;
+
+    return CEF_EXIT_OK;
+}
+
+
+static int
+cef_tool_main(int argc, char **argv);
+
+
 int
 main(int argc, char **argv)
+{
+    int  rc;
+
+    rc = cef_tool_load_plugins(&argc, argv);
+
+    if (rc == CEF_EXIT_OK) {
+        rc = cef_tool_main(argc, argv);
+    }
+
+    cef_plugins_free(cef_tool_plugins);
+
+    return rc;
+}
+
+
+static int
+cef_tool_main(int argc, char **argv)
 {
     if (argc < 2) {
         cef_tool_usage();
