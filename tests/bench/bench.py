@@ -44,13 +44,13 @@ SERVERS = [(1, "plain static"), (2, "sub_filter, 3 fixed substitutions"),
            (6, "plain static, sendfile off (reference)")]
 # holdout and frequency caps for server 5's rule file, once the plugins of
 # issue 6 exist (checked with cef-rules check before use; see plugins())
-PLUGINS_YAML = """slots:
+PLUGINS_YAML = """plugins:
+  freqcap:
+    caps:
+      - {campaign: c0, max: 3, per: 7d}
+slots:
   hero:
     holdout: 10%
-caps:
-  - campaign: c0
-    max: 3
-    per: 7d
 """
 
 
@@ -75,6 +75,9 @@ def parse_args():
     ap.add_argument("--no-serving", action="store_true")
     ap.add_argument("--no-perf", action="store_true")
     ap.add_argument("--out", help="default bench/results")
+    ap.add_argument("--replot", action="store_true",
+                    help="rewrite the report and plots from the last run's "
+                    "results.json")
     a = ap.parse_args()
     q = a.quick
     a.rounds = a.rounds or 3
@@ -186,6 +189,7 @@ def scaling(a, plugins_yaml, signing):
                              "failed (%d): %s%s" % (n, k, r.returncode,
                                                     r.stdout, r.stderr))
             d = dict(re.findall(r"(\w+) ([\d.]+)", r.stdout))
+            res["api"] = (re.findall(r"api (\S+)", r.stdout) or ["?"])[0]
             cg = a.work / ("callgrind.%d.%d.out" % (n, k))
             r2 = subprocess.run(["valgrind", "--tool=callgrind",
                                  "--collect-atstart=no",
@@ -359,7 +363,7 @@ def perf_profile(a, procs, pid, port, cookies_file, name):
     procs.procs.remove(p)
     r = subprocess.run(["perf", "report", "-i", str(data), "--no-children",
                         "--sort", "dso,symbol", "--stdio",
-                        "--percent-limit", "0.8"], capture_output=True,
+                        "--percent-limit", "0.01"], capture_output=True,
                        text=True, timeout=300)
     rows = []
     for line in r.stdout.splitlines():
@@ -367,7 +371,37 @@ def perf_profile(a, procs, pid, port, cookies_file, name):
                      line)
         if m:
             rows.append((float(m.group(1)), m.group(2), m.group(3)))
-    return rows[:25]
+    groups = {}
+    for share, dso, sym in rows:
+        g = group_of(dso, sym)
+        groups[g] = groups.get(g, 0) + share
+    return {"top": [x for x in rows if x[0] >= 0.8][:25],
+            "groups": sorted(groups.items(), key=lambda x: -x[1])}
+
+
+GROUPS = [
+    ("module: slot scanner and body filter",
+     r"^(cef_slot_|ngx_http_cef_(body|output|scan))"),
+    ("module: rules (evaluation, values, templates)",
+     r"^(cef_(test|eval|rules_|value_|template_|load_ref|contains|operand"
+     r"|expr_|decision_|plugin_|bucket_hash))"),
+    ("module: store (lookups, buckets) and liblmdb",
+     r"^(cef_store_|cef_bucket_|cef_profile_|mdb_)|liblmdb"),
+    ("module: identity (HMAC, signatures) and libcrypto",
+     r"^(cef_(identity|sign|base64|visitor))|libcrypto|SHA256|HMAC|EVP_"),
+    ("module: other", r"ngx_http_cef|^cef_"),
+    ("Lua (LuaJIT, lua-nginx-module)", r"luajit|ngx_http_lua|lj_"),
+    ("nginx core and other modules", r"^nginx$|^ngx_"),
+    ("libc (memchr, memcpy, ...)", r"^libc\.so"),
+    ("kernel (TCP, syscalls, scheduling)", r"kernel"),
+]
+
+
+def group_of(dso, sym):
+    for name, pat in GROUPS:
+        if re.search(pat, sym) or re.search(pat, dso):
+            return name
+    return "other"
 
 
 def serving(a, procs, plugins_yaml, signing):
@@ -580,9 +614,10 @@ def write_report(a, m, note, sc, srv, pngs):
               "`cef-bench decide` on CPU 0: verify the signed customer key, "
               "HMAC it, look the profile up (LMDB read txn renew/reset), "
               "decide the rules, render the chosen offers — what nginx does "
-              "per page before the body filter. %d decisions over random "
-              "visitors after a warm-up pass; callgrind counts %d decisions."
-              % (a.decisions, a.cg_decisions), "",
+              "per page before the body filter (decision API: `%s`). %d "
+              "decisions over random visitors after a warm-up pass; "
+              "callgrind counts %d decisions."
+              % (sc.get("api", "?"), a.decisions, a.cg_decisions), "",
               "| profiles | rules | median ns | p99 ns | instructions / "
               "decision | slots filled |", "|---:|---:|---:|---:|---:|---:|"]
         for r in sc["decide"]:
@@ -604,13 +639,26 @@ def write_report(a, m, note, sc, srv, pngs):
     if srv and srv["perf"]:
         L += ["", "## Where server 5's worker spends its cycles", "",
               "`perf record -F 1999 -p WORKER` (flat, no call graphs) while "
-              "wrk loads the server; share of the worker's samples "
-              "(≥ 0.8 %). Server 1 for comparison.", ""]
+              "wrk loads the server, then server 1 for comparison. "
+              "liblmdb has no symbols in Debian (addresses).", ""]
+        prof = srv["perf"]
+        names = [g for g, _ in prof[5]["groups"]]
+        L += ["By part (share of the worker's samples; the kernel part is "
+              "mostly the loopback TCP send and receive that every server "
+              "pays):", "",
+              "| part | server 5 | server 1 |", "|---|---:|---:|"]
+        g1 = dict(prof.get(1, {}).get("groups", []))
+        for g, share in prof[5]["groups"]:
+            L.append("| %s | %.1f %% | %.1f %% |" % (g, share, g1.get(g, 0)))
+        for g, share in g1.items():
+            if g not in names:
+                L.append("| %s | 0.0 %% | %.1f %% |" % (g, share))
+        L.append("")
         for sid in (5, 1):
-            rows = srv["perf"].get(sid, [])
-            L += ["Server %d:" % sid, "", "| share | object | symbol |",
-                  "|---:|---|---|"]
-            L += ["| %.1f %% | %s | `%s` |" % r for r in rows[:18]]
+            rows = prof.get(sid, {}).get("top", [])
+            L += ["Server %d, symbols with ≥ 0.8 %%:" % sid, "",
+                  "| share | object | symbol |", "|---:|---|---|"]
+            L += ["| %.1f %% | %s | `%s` |" % tuple(r) for r in rows[:18]]
             L.append("")
     if pngs:
         L += ["## Plots", ""] + ["![%s](%s)" % (p.stem, p.name)
@@ -629,29 +677,32 @@ def gnuplot(script, cwd):
 def plots(a, sc, srv):
     out = []
     d = a.work
-    term = "set terminal pngcairo size 900,560 font 'DejaVu Sans,10'\n"
+    term = ("set terminal pngcairo noenhanced size 900,560 "
+            "font 'DejaVu Sans,10'\n")
     if srv:
         rows, s = serving_table(srv)
+        short = {1: "1 plain", 2: "2 sub_filter", 3: "3 Lua",
+                 4: "4 cef off", 5: "5 cef on", 6: "6 no sendfile"}
         with open(d / "serving.dat", "w") as f:
             for sid, name in SERVERS:
-                f.write('%d "%d %s" %.0f %.3f %.0f\n'
-                        % (sid, sid, name.replace("module ", "module\\n")
-                           .replace(", ", "\\n"), s[sid]["rps"],
-                           s[sid]["ratio"], s[sid]["p99"]))
+                f.write('%d "%s" %.0f %.3f %.0f\n'
+                        % (sid, short[sid], s[sid]["rps"], s[sid]["ratio"],
+                           s[sid]["p99"]))
+        top = max(s[sid]["rps"] for sid in s) * 1.25
         png = a.out / (a.prefix + "serving.png")
         gnuplot(term + """
 set output '%s'
-set title 'Serving the 12 KB page: req/s (median of rounds), 1 nginx worker'
+set title "Serving the 12 KB page with 3 slots: req/s (median of rounds), 1 nginx worker\\n1 plain static, 2 sub_filter, 3 OpenResty Lua, 4 module with cef off, 5 module personalising, 6 plain without sendfile"
 set style fill solid 0.6 border -1
 set boxwidth 0.6
-set yrange [0:*]
+set yrange [0:%.0f]
 set ylabel 'requests per second'
 set grid ytics
 unset key
 set offsets 0.5, 0.5, 0, 0
 plot '%s' using 1:3:xtic(2) with boxes lc rgb '#4477aa', \\
-     '' using 1:3:(sprintf('%%.0f\\n%%.2f × plain', $3, $4)) with labels offset 0,1.6
-""" % (png, d / "serving.dat"), d)
+     '' using 1:3:(sprintf("%%.0f\\n%%.2f × plain", $3, $4)) with labels offset 0,1.8
+""" % (png, top, d / "serving.dat"), d)
         out.append(png)
     if sc:
         with open(d / "decide.dat", "w") as f:
@@ -667,21 +718,21 @@ plot '%s' using 1:3:xtic(2) with boxes lc rgb '#4477aa', \\
         colors = ["#4477aa", "#ee6677", "#228833", "#ccbb44"]
         png = a.out / (a.prefix + "scaling-latency.png")
         plot = ", ".join(
-            "'%s' index %d using 1:2 with linespoints lw 2 pt 7 lc rgb '%s' "
-            "title '%d rules, median', '' index %d using 1:3 with "
+            "'%s' index %d using 1:($2/1000) with linespoints lw 2 pt 7 "
+            "lc rgb '%s' title '%d rules, median', '' index %d using "
+            "1:($3/1000) with "
             "linespoints dt 2 pt 6 lc rgb '%s' title '%d rules, p99'"
             % (d / "decide.dat", i, colors[i % 4], k, i, colors[i % 4], k)
             for i, k in enumerate(a.rules))
         gnuplot(term + """
 set output '%s'
 set title 'One decision (signed key, HMAC, lookup, rules, render) vs store size'
-set logscale x
+set logscale xy
 set format x '%%.0s%%c'
 set xlabel 'profiles in the store'
-set ylabel 'nanoseconds per decision'
-set yrange [0:*]
+set ylabel 'microseconds per decision (log scale)'
 set grid
-set key top left
+set key outside right
 plot %s
 """ % (png, plot), d)
         out.append(png)
@@ -699,7 +750,7 @@ set xlabel 'profiles in the store'
 set ylabel 'instructions per decision'
 set yrange [0:*]
 set grid
-set key top left
+set key outside right
 plot %s
 """ % (png, plot), d)
         out.append(png)
@@ -740,14 +791,24 @@ def main():
         a.out.mkdir(parents=True, exist_ok=True)
         signing = a.work / "signing.secret"
         bl.write_secret(signing, SIGNING)
-        plugins_yaml, note = plugins(a.work)
-        bl.log("plugins: " + note)
-        sc = srv = None
-        with bl.Processes() as procs:
-            if not a.no_scaling:
-                sc = scaling(a, plugins_yaml, signing)
-            if not a.no_serving:
-                srv = serving(a, procs, plugins_yaml, signing)
+        saved = a.work / "results.json"
+        if a.replot:
+            r = json.loads(saved.read_text())
+            m, note, sc, srv = r["m"], r["note"], r["sc"], r["srv"]
+            if srv:
+                for k in ("runs", "perf"):
+                    srv[k] = {int(x): v for x, v in srv[k].items()}
+        else:
+            plugins_yaml, note = plugins(a.work)
+            bl.log("plugins: " + note)
+            sc = srv = None
+            with bl.Processes() as procs:
+                if not a.no_scaling:
+                    sc = scaling(a, plugins_yaml, signing)
+                if not a.no_serving:
+                    srv = serving(a, procs, plugins_yaml, signing)
+            saved.write_text(json.dumps({"m": m, "note": note, "sc": sc,
+                                         "srv": srv}))
         pngs = plots(a, sc, srv)
         text = write_report(a, m, note, sc, srv, pngs)
     except (Refuse, RuntimeError, subprocess.SubprocessError, OSError) as e:

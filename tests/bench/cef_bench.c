@@ -48,6 +48,18 @@
 #include "cef_store.h"
 #include "cef_template.h"
 
+/*
+ * With the rule plugins (issue 6), a decision is cef_decision_make():
+ * strategies, experiments and holdouts, caps.  Before them,
+ * cef_rules_decide().
+ */
+#if defined(__has_include)
+#if __has_include("cef_decision.h")
+#include "cef_decision.h"
+#define CEF_BENCH_DECISION  1
+#endif
+#endif
+
 
 static const char  *segs[] = {
     "vip", "newsletter", "cart_abandoner", "high_value", "mobile_app",
@@ -397,6 +409,9 @@ typedef struct {
     cef_rules_t         *rs;
     cef_expr_eval_t     *ev;
     cef_rules_choice_t  *choices;
+#ifdef CEF_BENCH_DECISION
+    cef_decision_t      *decision;
+#endif
     uint32_t             nslots;
     char                 html[16384];
     uint64_t             found, decided, rendered;
@@ -404,7 +419,7 @@ typedef struct {
 
 
 static void
-decide_one(bench_t *b, const char *cookie, size_t len)
+decide_one(bench_t *b, const char *cookie, size_t len, cef_span_t visitor)
 {
     uint32_t             i;
     cef_span_t           value;
@@ -442,7 +457,18 @@ decide_one(bench_t *b, const char *cookie, size_t len)
     ctx.data = &vis;
     ctx.now = 1795438800;
 
+#ifdef CEF_BENCH_DECISION
+    {
+        cef_decision_input_t  in;
+
+        in.visitor = visitor;
+        b->decided += cef_decision_make(b->rs, b->ev, &ctx, &in, b->decision);
+        b->choices = b->decision->choices;
+    }
+#else
+    (void) visitor;
     b->decided += cef_rules_decide(b->rs, b->ev, &ctx, b->choices);
+#endif
 
     for (i = 0; i < b->nslots; i++) {
         if (b->choices[i].offer == CEF_RULES_NONE) {
@@ -479,8 +505,11 @@ cmp_double(const void *a, const void *b)
 static int
 decide(int argc, char **argv)
 {
-    char                 err[512], *cookies, sig[CEF_SIGN_SIG_LEN], v[16];
-    size_t               cl = 40, vl;
+    char                 err[512], *cookies, sig[CEF_SIGN_SIG_LEN], v[16],
+                        *vids;
+    size_t               cl = 40, vl, k;
+    static const char    b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+                                 "qrstuvwxyz0123456789-_";
     uint32_t             n, count, i;
     uint64_t             x = 7;
     double              *lat, t;
@@ -521,6 +550,13 @@ decide(int argc, char **argv)
     b.ev = cef_rules_eval_create(b.rs);
     b.nslots = cef_rules_nslots(b.rs);
     b.choices = calloc(b.nslots + 1, sizeof(cef_rules_choice_t));
+#ifdef CEF_BENCH_DECISION
+    b.decision = cef_decision_create(b.rs);
+    if (b.decision == NULL) {
+        fprintf(stderr, "cef-bench: out of memory\n");
+        return 1;
+    }
+#endif
 
     if (cef_store_open(&b.store, argv[2], err, sizeof(err)) != 0) {
         fprintf(stderr, "cef-bench: %s\n", err);
@@ -532,7 +568,10 @@ decide(int argc, char **argv)
 
     cookies = malloc((size_t) count * cl);
     lat = malloc(count * sizeof(double));
-    if (cookies == NULL || lat == NULL || b.choices == NULL || b.ev == NULL) {
+    vids = malloc((size_t) count * 22);
+    if (cookies == NULL || lat == NULL || vids == NULL || b.choices == NULL
+        || b.ev == NULL)
+    {
         fprintf(stderr, "cef-bench: out of memory\n");
         return 1;
     }
@@ -547,13 +586,18 @@ decide(int argc, char **argv)
         }
         snprintf(cookies + (size_t) i * cl, cl, "%s.%.*s", v,
                  CEF_SIGN_SIG_LEN, sig);
+        /* the visitor id cookie: 22 base64url characters */
+        for (k = 0; k < 22; k++) {
+            vids[(size_t) i * 22 + k] = b64[rnd(&x, 64)];
+        }
     }
 
     /* a warm-up pass over the same visitors: a warm worker's page cache */
 
     for (i = 0; i < count; i++) {
         decide_one(&b, cookies + (size_t) i * cl,
-                   strlen(cookies + (size_t) i * cl));
+                   strlen(cookies + (size_t) i * cl),
+                   (cef_span_t) { vids + (size_t) i * 22, 22 });
     }
 
     b.found = b.decided = b.rendered = 0;
@@ -562,23 +606,30 @@ decide(int argc, char **argv)
         CALLGRIND_TOGGLE_COLLECT;
         for (i = 0; i < count; i++) {
             decide_one(&b, cookies + (size_t) i * cl,
-                       strlen(cookies + (size_t) i * cl));
+                       strlen(cookies + (size_t) i * cl),
+                       (cef_span_t) { vids + (size_t) i * 22, 22 });
         }
         CALLGRIND_TOGGLE_COLLECT;
 
     } else {
         for (i = 0; i < count; i++) {
-            const char  *c = cookies + (size_t) ((i * 7919ULL) % count) * cl;
+            size_t       j = (size_t) ((i * 7919ULL) % count);
+            const char  *c = cookies + j * cl;
 
             t = now_ns();
-            decide_one(&b, c, strlen(c));
+            decide_one(&b, c, strlen(c), (cef_span_t) { vids + j * 22, 22 });
             lat[i] = now_ns() - t;
         }
 
         qsort(lat, count, sizeof(double), cmp_double);
     }
 
-    printf("decisions %u found %llu slots %.3f bytes %.1f",
+    printf("api %s decisions %u found %llu slots %.3f bytes %.1f",
+#ifdef CEF_BENCH_DECISION
+           "cef_decision_make",
+#else
+           "cef_rules_decide",
+#endif
            count, (unsigned long long) b.found, (double) b.decided / count,
            (double) b.rendered / count);
     if (!cg) {
@@ -591,9 +642,14 @@ decide(int argc, char **argv)
     cef_rules_free(b.rs);
     cef_identity_free(b.ident);
     cef_signer_free(b.signer);
+#ifdef CEF_BENCH_DECISION
+    cef_decision_free(b.decision);
+#else
+    free(b.choices);
+#endif
     free(cookies);
     free(lat);
-    free(b.choices);
+    free(vids);
 
     return b.found == count ? 0 : 3;
 }
