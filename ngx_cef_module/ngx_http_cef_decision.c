@@ -93,7 +93,14 @@ ngx_http_cef_decide(ngx_http_request_t *r)
                       ctx->decision_ns / 1000, (uint64_t) clcf->budget);
         d->over_budget = 1;
         d->noffers = 0;
+
+    } else if (ngx_http_cef_rules_send_states(r->main, clcf->rules)
+               != NGX_OK)
+    {
+        return ctx->decision;
     }
+
+    /* states (caps) are sent only for offers that are shown */
 
     ctx->decision = d;
 

@@ -254,5 +254,7 @@ ngx_int_t ngx_http_cef_rules_decision(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules, ngx_http_cef_rules_lookup_pt lookup,
     void *data, ngx_str_t *visitor, ngx_uint_t record, ngx_uint_t render,
     ngx_http_cef_rules_result_t *res);
+ngx_int_t ngx_http_cef_rules_send_states(ngx_http_request_t *r,
+    ngx_http_cef_rules_t *rules);
 
 #endif /* NGX_HTTP_CEF_MODULE_H_INCLUDED_ */

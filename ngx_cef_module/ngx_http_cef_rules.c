@@ -598,9 +598,9 @@ ngx_http_cef_rules_write_states(ngx_http_request_t *r, cef_decision_t *dec)
 /*
  * The decision for r with its rule plugins.  visitor (may be NULL) is the
  * id experiments bucket by; with record, plugins read their per-visitor
- * state from the request's cookies and the updated state is added to the
- * main request's response as Set-Cookie (caps count impressions).  The
- * offers are rendered with render (res->html).
+ * state from the request's cookies (ngx_http_cef_rules_send_states()
+ * then sends the updated state, once the offers are sure to be shown).
+ * The offers are rendered with render (res->html).
  */
 ngx_int_t
 ngx_http_cef_rules_decision(ngx_http_request_t *r,
@@ -700,10 +700,6 @@ ngx_http_cef_rules_decision(ngx_http_request_t *r,
 
     res->log.len = cef_decision_format(dec, (char *) res->log.data, len + 1);
 
-    if (record && ngx_http_cef_rules_write_states(r, dec) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
     if (!render) {
         return NGX_OK;
     }
@@ -738,6 +734,24 @@ ngx_http_cef_rules_decision(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Add the plugin states the last decision with rules changed (caps counting
+ * impressions) to the main request's response as signed cookies.  Call it
+ * right after ngx_http_cef_rules_decision() with record, before anything
+ * else decides in this process, and only if the offers will be shown.
+ */
+ngx_int_t
+ngx_http_cef_rules_send_states(ngx_http_request_t *r,
+    ngx_http_cef_rules_t *rules)
+{
+    if (rules->dec == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_cef_rules_write_states(r, rules->dec);
 }
 
 

@@ -59,6 +59,10 @@ CONF = """
         location = /decision {
             return 200 "$cef_rules_decision";
         }
+        location /budget/ {
+            cef_budget 1us;
+            alias @PREFIX@/html/;
+        }
     }
 """
 
@@ -235,6 +239,31 @@ def test_caps_cookie_round_trips_and_suppresses(nginx):
     assert b"<b>winback offer</b>" in body
     assert caps_cookie(h)[0].startswith("winback:1:")
     assert "invalid \"cef_freqcap\" cookie" in inst.log_text()
+
+
+def test_caps_count_only_what_is_shown(nginx):
+    inst = start(nginx, rules=RULES.replace("    holdout: 50%\n",
+                                            "    strategy: priority\n"))
+    inst.start()
+
+    # over cef_budget the generic page goes out: no impression, no cookie
+    _, h, body = request(inst, "/budget/index.html",
+                         headers={"Cookie": "vid=" + visitor_id(4)})
+    assert b"<h1>default hero</h1>" in body
+    assert caps_cookie(h)[0] is None
+
+    # holdout visitors see nothing, so count nothing
+    inst2 = start(nginx).start()
+    for i in range(30):
+        vid = visitor_id(100 + i)
+        _, h, body = request(inst2, "/index.html",
+                             headers={"Cookie": "vid=" + vid})
+        if bucket("hero", vid) < 5000:
+            assert b"winback offer" not in body
+            assert caps_cookie(h)[0] is None
+        else:
+            assert b"<b>winback offer</b>" in body
+            assert caps_cookie(h)[0].startswith("winback:1:")
 
 
 def test_caps_a_window_from_the_past_has_expired(nginx):
