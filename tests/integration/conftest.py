@@ -14,8 +14,15 @@ Fixtures
                @UPSTREAM@              host:port of the upstream stub
                @PREFIX@                the instance's directory
                @REPO@                  the repository root
+
+CEF_VALGRIND=1 (make test-valgrind) runs every nginx under valgrind memcheck
+in one process (master_process off), with longer timeouts, and fails a test
+whose valgrind log reports an error or a definite leak.  Suppressions:
+tests/valgrind/nginx.supp; more valgrind options in CEF_VALGRIND_OPTS
+(e.g. --track-origins=yes).
 """
 
+import glob
 import os
 import pathlib
 import re
@@ -33,13 +40,23 @@ BUILD = REPO / "build"
 MODULE = BUILD / "ngx_http_cef_module.so"
 NGINX_BIN = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
 
+VALGRIND = os.environ.get("CEF_VALGRIND") == "1"
+VALGRIND_CMD = [
+    "valgrind", "--tool=memcheck", "--quiet", "--num-callers=40",
+    "--leak-check=full", "--show-leak-kinds=definite",
+    "--errors-for-leak-kinds=definite",
+    "--suppressions=%s" % (REPO / "tests" / "valgrind" / "nginx.supp"),
+] + os.environ.get("CEF_VALGRIND_OPTS", "").split()
+# how much longer to wait for nginx under valgrind
+SLOW = 8 if VALGRIND else 1
+
 BAD_LOG = re.compile(r"\[(alert|crit|emerg)\]|AddressSanitizer|"
                      r"LeakSanitizer|runtime error:|UndefinedBehaviorSanitizer")
 
 MAIN_CONF = """\
 load_module {module};
 daemon off;
-master_process on;
+master_process {master};
 worker_processes {workers};
 {user}
 error_log {prefix}/error.log {level};
@@ -108,7 +125,8 @@ class Nginx:
             (self.prefix / d).mkdir(exist_ok=True)
         user = "user root root;" if os.geteuid() == 0 else ""
         self.conf.write_text(MAIN_CONF.format(
-            module=MODULE, workers=workers, user=user, prefix=self.prefix,
+            module=MODULE, master="off" if VALGRIND else "on",
+            workers=workers, user=user, prefix=self.prefix,
             level=level, main=self.expand(main), http=self.expand(snippet)))
 
     def _cmd(self, *extra):
@@ -125,13 +143,17 @@ class Nginx:
     def start(self):
         rc, out = self.test_config()
         assert rc == 0, out
-        self.proc = subprocess.Popen(self._cmd(), stdout=subprocess.DEVNULL,
+        cmd = self._cmd()
+        if VALGRIND:
+            cmd = VALGRIND_CMD + ["--log-file=%s/valgrind-%%p.log"
+                                  % self.prefix] + cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         self.wait_ready()
         return self
 
     def wait_ready(self, timeout=10):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SLOW
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("nginx exited: %s\n%s" % (
@@ -151,6 +173,9 @@ class Nginx:
     def worker_pids(self):
         if self.proc is None:
             return []
+        if VALGRIND:
+            # one process serves (master_process off)
+            return [self.proc.pid] if self.proc.poll() is None else []
         pids = []
         for entry in os.listdir("/proc"):
             if entry.isdigit() and _ppid(int(entry)) == self.proc.pid:
@@ -162,6 +187,8 @@ class Nginx:
         old worker is gone and a full set of new ones is up."""
         if snippet is not None:
             self.write_conf(snippet, **kw)
+        if VALGRIND:
+            return self._reload_single(timeout * SLOW)
         old = set(self.worker_pids())
         os.kill(self.proc.pid, signal.SIGHUP)
         deadline = time.monotonic() + timeout
@@ -172,12 +199,41 @@ class Nginx:
             time.sleep(0.05)
         raise AssertionError("reload did not finish:\n" + self.log_text())
 
+    def _reload_single(self, timeout):
+        """master_process off: the one process re-reads its configuration
+        in place; wait for its "reconfiguring" notice and for it to
+        accept again."""
+        before = self.log_text().count("reconfiguring")
+        os.kill(self.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log_text().count("reconfiguring") > before:
+                time.sleep(0.5)
+                if self._accepts():
+                    return
+            time.sleep(0.05)
+        raise AssertionError("reload did not finish:\n" + self.log_text())
+
+    def valgrind_problems(self):
+        """Valgrind reports with errors or definite leaks, as text."""
+        out = []
+        for path in sorted(glob.glob(str(self.prefix / "valgrind-*.log"))):
+            with open(path, errors="replace") as f:
+                text = f.read()
+            # --quiet: anything but a warning is an error or a leak
+            bad = [line for line in text.splitlines()
+                   if line.split("== ", 1)[-1].strip()
+                   and "Warning:" not in line]
+            if bad:
+                out.append("%s:\n%s" % (path, "\n".join(bad)[-6000:]))
+        return out
+
     def stop(self):
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGQUIT)
         try:
-            self.proc.wait(15)
+            self.proc.wait(15 * SLOW)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
@@ -266,4 +322,6 @@ def nginx(tmp_path, upstream):
             err = inst.proc.stderr.read().decode(errors="replace")
             if BAD_LOG.search(err):
                 problems.append("nginx stderr:\n" + err[-4000:])
+        if VALGRIND:
+            problems.extend(inst.valgrind_problems())
     assert not problems, "\n".join(problems)

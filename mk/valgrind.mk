@@ -1,0 +1,31 @@
+# make test-valgrind: integration tests with every nginx under valgrind
+# memcheck (master_process off, one process), failing any test whose
+# valgrind log reports an error or a definite leak.  Not part of
+# `make test` (about 10-30 s per test).
+#
+#   make test-valgrind
+#   make test-valgrind VALGRIND_TESTS=tests/integration/test_rewrite.py
+#   make test-valgrind CEF_VALGRIND_OPTS=--track-origins=yes
+#
+# The default subset covers identity (cookies, signed keys, link tokens,
+# visitor ids, consent), the store (lookups, a store missing, replaced,
+# deleted or damaged under nginx), rules (loading, reloading, bad files)
+# and the rewrite (streaming, cache, gzip, SSI, budgets, decide API).
+# Tests that need worker processes (a worker killed, reloads under load)
+# skip themselves under valgrind; see conftest.py for the switch and
+# tests/valgrind/nginx.supp for the (commented) suppressions.
+
+VALGRIND_TESTS ?= tests/integration/test_identity.py \
+                  tests/integration/test_rewrite.py \
+                  tests/integration/test_rules_config.py \
+                  tests/integration/test_passthrough.py \
+                  tests/integration/test_faults.py
+CEF_VALGRIND_OPTS ?=
+
+DEB_PKGS += valgrind
+
+.PHONY: test-valgrind
+
+test-valgrind: all
+	CEF_VALGRIND=1 CEF_VALGRIND_OPTS="$(CEF_VALGRIND_OPTS)" \
+	    $(PYTEST) -q -p no:cacheprovider $(VALGRIND_TESTS)
