@@ -73,6 +73,11 @@
 #include "cef_value.h"
 
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+
 #define CEF_PLUGIN_ABI_VERSION   1
 #define CEF_PLUGIN_ENTRY_SYMBOL  "cef_plugin_entry"
 
@@ -419,5 +424,9 @@ typedef struct {
 /* The entry point of an external plugin. */
 typedef const cef_plugin_t *(*cef_plugin_entry_pt)(void);
 
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* CEF_PLUGIN_H */

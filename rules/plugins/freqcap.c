@@ -39,6 +39,8 @@ typedef struct {
     int64_t    per;           /* seconds */
     uint32_t   count;         /* this decision's, from the state */
     int64_t    start;
+    uint32_t  *offers;        /* the campaign's offer indexes */
+    uint32_t   noffers;
 } fc_cap_t;
 
 
@@ -196,13 +198,22 @@ fc_configure(const cef_plugin_rules_t *rules, const cef_conf_t *conf,
         }
 
         for (j = 0; j < rules->noffers; j++) {
-            if (fc->cap_of[j] == i) {
-                break;
-            }
+            cap->noffers += fc->cap_of[j] == i;
         }
 
-        if (j == rules->noffers) {
+        if (cap->noffers == 0) {
             return fc_fail(err, k, "no offer has campaign '%s'", k->value);
+        }
+
+        cap->offers = malloc(cap->noffers * sizeof(uint32_t));
+        if (cap->offers == NULL) {
+            return fc_fail(err, NULL, "out of memory%s", "");
+        }
+
+        for (j = 0, cap->noffers = 0; j < rules->noffers; j++) {
+            if (fc->cap_of[j] == i) {
+                cap->offers[cap->noffers++] = j;
+            }
         }
 
         k = cef_conf_get(c, "max");
@@ -239,6 +250,7 @@ fc_free(void *state)
 
     for (i = 0; i < fc->ncaps; i++) {
         free(fc->caps[i].campaign);
+        free(fc->caps[i].offers);
     }
 
     free(fc);
@@ -318,7 +330,8 @@ static int
 fc_begin(void *state, const cef_plugin_req_t *req, uint8_t *blocked)
 {
     fc_t        *fc = state;
-    uint32_t     i;
+    fc_cap_t    *cap;
+    uint32_t     i, j;
     cef_span_t   s;
 
     for (i = 0; i < fc->ncaps; i++) {
@@ -326,15 +339,19 @@ fc_begin(void *state, const cef_plugin_req_t *req, uint8_t *blocked)
         fc->caps[i].start = 0;
     }
 
-    if (req->state_get(req, &s)) {
-        fc_parse(fc, s, req->now);
+    if (!req->state_get(req, &s)) {
+        return CEF_PLUGIN_OK;            /* no impressions: nothing capped */
     }
 
-    for (i = 0; i < fc->noffers; i++) {
-        if (fc->cap_of[i] != CEF_PLUGIN_NONE
-            && fc->caps[fc->cap_of[i]].count >= fc->caps[fc->cap_of[i]].max)
-        {
-            blocked[i] = 1;
+    fc_parse(fc, s, req->now);
+
+    for (i = 0; i < fc->ncaps; i++) {
+        cap = &fc->caps[i];
+
+        if (cap->count >= cap->max) {
+            for (j = 0; j < cap->noffers; j++) {
+                blocked[cap->offers[j]] = 1;
+            }
         }
     }
 

@@ -3,8 +3,9 @@
  *
  * weighted: a weighted random choice among the matching offers, sticky per
  * visitor: the draw is the visitor's bucket for a salt made of the slot
- * name and the candidate offers, so the same visitor gets the same offer
- * for as long as the same offers match.
+ * name and the candidate offers' names, so the same visitor gets the same
+ * offer for as long as the same offers match (edits elsewhere in the rule
+ * file change nothing).
  *
  *     slots:
  *       hero:
@@ -137,10 +138,16 @@ weighted_select(void *state, const cef_plugin_req_t *req,
     k = snprintf(salt, sizeof(salt), "weighted:%s", w->slot);
     len = k > 0 ? (size_t) k : 0;
 
-    for (i = 0; i < n && len + 12 < sizeof(salt); i++) {
-        k = snprintf(salt + len, sizeof(salt) - len, ":%u",
-                     cands[i].offer->index);
+    /* names, not indexes: editing other parts of the file moves nobody */
+
+    for (i = 0; i < n && len < sizeof(salt) - 1; i++) {
+        k = snprintf(salt + len, sizeof(salt) - len, ":%s",
+                     cands[i].offer->name);
         len += k > 0 ? (size_t) k : 0;
+    }
+
+    if (len > sizeof(salt) - 1) {
+        len = sizeof(salt) - 1;
     }
 
     b = req->bucket(req, salt, len);

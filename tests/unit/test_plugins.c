@@ -546,6 +546,160 @@ test_decision_log_line(void **state)
 }
 
 
+/* Expression functions from a plugin. */
+
+static int
+fn_twice(const cef_value_t *args, uint32_t nargs, int64_t now,
+    cef_value_t *out)
+{
+    (void) nargs;
+    (void) now;
+
+    out->type = CEF_VAL_FLOAT;
+    out->u.f = 2 * (args[0].type == CEF_VAL_INT ? (double) args[0].u.i
+                                                : args[0].u.f);
+    return 1;
+}
+
+
+static int
+fn_pick(const cef_value_t *args, uint32_t nargs, int64_t now,
+    cef_value_t *out)
+{
+    (void) now;
+    (void) nargs;
+
+    *out = args[0].u.b ? args[1] : args[2];
+    return 1;
+}
+
+
+static const cef_plugin_func_t  test_funcs[] = {
+    { "twice", 1, { CEF_VAL_FLOAT }, CEF_VAL_FLOAT, fn_twice },
+    { "pick", 3, { CEF_VAL_BOOL, CEF_VAL_STR, CEF_VAL_STR }, CEF_VAL_STR,
+      fn_pick },
+};
+
+static const cef_plugin_t  func_plugin = {
+    CEF_PLUGIN_ABI_VERSION, "funcs", "functions", 0, NULL, test_funcs, 2,
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL
+};
+
+static const cef_plugin_func_t  len_func[] = {
+    { "len", 1, { CEF_VAL_NIL }, CEF_VAL_FLOAT, fn_twice },
+};
+
+static const cef_plugin_t  len_plugin = {
+    CEF_PLUGIN_ABI_VERSION, "lenny", "redefines len()", 0, NULL, len_func,
+    1, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+};
+
+
+static const char *
+func_error(cef_plugins_t *ps, const char *when)
+{
+    static char          line[512];
+    char                 yaml[512];
+    cef_rules_t         *rs;
+    cef_rules_errors_t   errs;
+
+    snprintf(yaml, sizeof(yaml), "version: 1\noffers: {x: {slot: s, html: "
+             "X}}\nrules:\n  - {name: r, show: x, when: '%s'}\n", when);
+    line[0] = '\0';
+
+    if (cef_rules_load_buffer_with("t.yaml", yaml, strlen(yaml), ps, &rs,
+                                   &errs)
+        == 0)
+    {
+        cef_rules_free(rs);
+    } else {
+        cef_rules_error_format(&errs, 0, line, sizeof(line));
+    }
+
+    cef_rules_errors_free(&errs);
+    return line;
+}
+
+
+static void
+test_expression_functions(void **state)
+{
+    cef_plugins_t        *ps;
+    cef_rules_t          *rs;
+    cef_rules_errors_t    errs;
+    cef_expr_eval_t      *ev;
+    cef_decision_t       *d;
+    cef_persona_t        *p;
+    cef_expr_ctx_t        ctx;
+    cef_decision_input_t  in;
+    char                  err[256];
+    const char           *y = "version: 1\n"
+                              "offers:\n"
+                              "  big: {slot: s, html: 'B {{ profile.n }}'}\n"
+                              "  yes: {slot: t, html: Y}\n"
+                              "rules:\n"
+                              "  - {name: r, show: big, when: "
+                              "'twice(profile.n) > 10'}\n"
+                              "  - {name: q, show: yes, when: "
+                              "'pick(profile.n > 1, \"a\", \"b\") == "
+                              "\"a\"'}\n";
+
+    (void) state;
+
+    ps = cef_plugins_create();
+    assert_int_equal(cef_plugins_add(ps, &func_plugin, NULL, err,
+                                     sizeof(err)), 0);
+    assert_int_equal(cef_plugins_add(ps, &len_plugin, NULL, err,
+                                     sizeof(err)), -1);
+    assert_string_equal(err, "plugin \"lenny\": function len() is built into "
+                        "the rule language");
+
+    assert_string_equal(func_error(ps, "twice() > 1"),
+                        "t.yaml:4:37: in when: twice() takes 1 argument");
+    assert_string_equal(func_error(ps, "twice(1, 2) > 1"),
+                        "t.yaml:4:40: in when: twice() takes 1 argument");
+    assert_string_equal(func_error(ps, "twice(\"x\") > 1"),
+                        "t.yaml:4:37: in when: type error: argument 1 of "
+                        "twice() cannot be a string");
+    assert_string_equal(func_error(ps, "twice(2) == \"4\""),
+                        "t.yaml:4:40: in when: type error: '==' compares "
+                        "a number with a string, which is never true");
+    assert_string_equal(func_error(ps, "twice(2) > 1"), "");
+    assert_string_equal(func_error(NULL, "twice(2) > 1"),
+                        "t.yaml:4:31: in when: unknown function 'twice'");
+
+    assert_int_equal(cef_rules_load_buffer_with("t.yaml", y, strlen(y), ps,
+                                                &rs, &errs), 0);
+    cef_rules_errors_free(&errs);
+
+    ev = cef_rules_eval_create(rs);
+    d = cef_decision_create(rs);
+    p = cef_persona_create();
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.lookup = cef_persona_lookup;
+    ctx.data = p;
+    in.visitor = cef_span_lit("");
+
+    assert_int_equal(cef_decision_make(rs, ev, &ctx, &in, d), 0);
+
+    assert_int_equal(cef_persona_set_num(p, "profile.n", 6), 0);
+    assert_int_equal(cef_decision_make(rs, ev, &ctx, &in, d), 2);
+
+    assert_int_equal(cef_persona_set_num(p, "profile.n", 5), 0);
+    assert_int_equal(cef_decision_make(rs, ev, &ctx, &in, d), 1);
+
+    /* a mistyped value at run time: the call is null, nothing matches */
+    assert_int_equal(cef_persona_set_str(p, "profile.n", "6", 1), 0);
+    assert_int_equal(cef_decision_make(rs, ev, &ctx, &in, d), 0);
+
+    cef_persona_free(p);
+    cef_decision_free(d);
+    cef_expr_eval_free(ev);
+    cef_rules_free(rs);
+    cef_plugins_free(ps);
+}
+
+
 int
 main(void)
 {
@@ -559,6 +713,7 @@ main(void)
         cmocka_unit_test(test_failing_strategy),
         cmocka_unit_test(test_schedule_hours),
         cmocka_unit_test(test_decision_log_line),
+        cmocka_unit_test(test_expression_functions),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
