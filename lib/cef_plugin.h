@@ -14,19 +14,25 @@
  * CEF_PLUGIN_ABI_VERSION changes whenever a struct below changes layout or
  * meaning.  A plugin sets cef_plugin_t.abi_version to the value it was
  * compiled with; the engine refuses a descriptor with any other version
- * (nginx -t fails with "ABI version N, expected M").  Structs are only ever
- * extended at the end, and only with a version bump.
+ * (nginx -t fails: 'plugin "NAME" was built for ABI version N, this module
+ * has version M').  Structs are only ever extended at the end, and only
+ * with a version bump.
  *
  * Process and thread model
  * ------------------------
  * nginx workers are single-threaded processes forked from the master after
  * the configuration was read.  Therefore:
- *   - configuration time: every configure hook runs in the nginx master (or
- *     in cef-rules), once per rule file that uses the plugin, while the
- *     configuration is read (also on every reload, and for `nginx -t`).
- *     State created there is inherited read-only by every worker through
- *     fork(); never open sockets or files that must not be shared across
- *     fork here.
+ *   - configuration time: the configure hooks run in the nginx master (or
+ *     in cef-rules) while the configuration is read (also on every reload,
+ *     and for `nginx -t`): configure once per rule file (with conf NULL
+ *     when the file does not mention the plugin), slot_configure once per
+ *     slot naming the plugin as its strategy.  State created there is
+ *     inherited read-only by every worker through fork(); never open
+ *     sockets or files that must not be shared across fork here.
+ *   - lifetimes: a state lives as long as its rule set; free/slot_free run
+ *     when the rule set is released (in the master, after a reload has
+ *     replaced the configuration; a worker may simply exit without them).
+ *     The plugin's shared object stays loaded at least as long.
  *   - request time: select, begin and end, and expression functions, run
  *     in a worker, for one request at a time, with no locking needed; they
  *     must not block (no I/O), must not keep pointers into a
