@@ -18,6 +18,8 @@
 #   expr      the expression compiler and evaluator
 #   template  offer templates and HTML escaping
 #   identity  signed keys, link tokens, visitor ids, base64url
+#   caps      the frequency-caps cookie: verification, the freqcap
+#             plugin's parser, the decision and the cookie sent back
 #   slot_scanner (mk/fuzz-slot.mk) the streaming slot scanner
 #
 # libcef is rebuilt with coverage instrumentation in $(BUILD)/fuzz/obj
