@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import os
 import re
+import time
 
 from conftest import BUILD
 from cef_fixtures import write_secret
@@ -379,3 +380,29 @@ def test_external_plugin_refusals_at_nginx_t(nginx):
     rc, out = inst.test_config()
     assert rc != 0
     assert "a plugin named \"margin_rank\" is already loaded" in out, out
+
+
+def test_a_failing_strategy_degrades_to_default_content(nginx):
+    rules = RULES.replace("    holdout: 50%\n", "    strategy: failing\n")
+    inst = start(nginx, rules=rules,
+                 conf="    cef_plugin failing %s;\n"
+                 % (FIXTURES / "failing.so") + CONF).start()
+
+    t0 = time.monotonic()
+
+    for vid in [visitor_id(5), "E" + visitor_id(6)[1:], visitor_id(7)] * 4:
+        status, _, body = request(inst, "/index.html",
+                                  headers={"Cookie": "vid=" + vid})
+        assert status == 200
+        assert b"<h1>default hero</h1>" in body      # the failing slot
+        assert b"<i>newsletter</i>" in body          # the others are fine
+        _, _, log = request(inst, "/decision",
+                            headers={"Cookie": "vid=" + vid})
+        assert "hero=-/-/failing:failed" in log.decode()
+
+    errors = [line for line in inst.log_text().splitlines()
+              if "rule plugin \"failing\" failed in select" in line]
+    assert errors and "[error]" in errors[0]
+    # rate-limited: at most one line per second per worker (24 failures)
+    assert len(errors) <= 2 * (int(time.monotonic() - t0) + 2), errors
+    assert set(inst.worker_pids())            # the workers are alive
