@@ -42,6 +42,15 @@ def test_check_accepts_plugins_and_test_passes():
     assert out.splitlines()[-1] == "4 passed, 0 failed"
 
 
+def test_example_rule_file_with_plugins():
+    ex = REPO / "rules" / "examples"
+    assert run("check", ex / "experiments.yaml")[:2] == (0, "")
+    rc, out, _ = run("test", ex / "experiments.yaml",
+                     ex / "experiments.cases.yaml")
+    assert rc == 0, out
+    assert out.splitlines()[-1] == "7 passed, 0 failed"
+
+
 def test_test_shows_variant_and_would_have(tmp_path):
     cases = tmp_path / "c.yaml"
     cases.write_text("now: 2026-11-23T09:00:00Z\n"
