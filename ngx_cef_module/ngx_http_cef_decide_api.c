@@ -78,7 +78,8 @@ ngx_http_cef_decide_handler(ngx_http_request_t *r)
 
 /*
  * {"visitor":ID|null,"profile":ID|null,"key_type":T|null,"consent":BOOL,
- *  "slots":{"hero":{"offer":NAME|null,"html":HTML|null,"variant":V}},
+ *  "slots":{"hero":{"offer":NAME|null,"html":HTML|null,"variant":V,
+ *                   "plugin":P,"would_have":NAME (control only)}},
  *  "decision":{"rules":HASH|null,"over_budget":BOOL,"decision_us":N}}
  */
 
@@ -144,7 +145,21 @@ ngx_http_cef_decide_json(ngx_http_request_t *r)
                                                               : NULL),
                          "html", ngx_http_cef_json_str(offer ? &offer->html
                                                              : NULL),
-                         "variant", offer ? "treatment" : "-");
+                         "variant", d->over_budget
+                                    ? "-" : ngx_http_cef_variant(d, i));
+
+        if (slot && d->slots && !d->over_budget
+            && ((d->slots[i].plugin
+                 && json_object_set_new(slot, "plugin",
+                                        json_string(d->slots[i].plugin)))
+                || (d->slots[i].would_have != CEF_RULES_NONE
+                    && json_object_set_new(slot, "would_have",
+                           json_string(cef_rules_offer(rs,
+                                       d->slots[i].would_have)->name)))))
+        {
+            json_decref(slot);
+            slot = NULL;
+        }
 
         if (slot == NULL || json_object_set_new(jslots, name, slot)) {
             goto failed;

@@ -186,6 +186,8 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
                                                       choices[i].offer)->name;
         offer->name.len = ngx_strlen(offer->name.data);
         offer->html = html[i];
+        offer->variant.data = (u_char *) ngx_http_cef_variant(d, i);
+        offer->variant.len = ngx_strlen(offer->variant.data);
 
         d->noffers++;
     }
@@ -209,4 +211,20 @@ ngx_http_cef_decision_offer(ngx_http_cef_decision_t *d, u_char *slot,
     }
 
     return NULL;
+}
+
+
+/*
+ * The variant of slot i as logs and the API name it: the experiment's arm
+ * ("control" for a holdout), else "treatment" when an offer is shown.
+ */
+
+const char *
+ngx_http_cef_variant(ngx_http_cef_decision_t *d, ngx_uint_t i)
+{
+    if (d->slots && d->slots[i].variant) {
+        return d->slots[i].variant;
+    }
+
+    return d->choices[i].offer == CEF_RULES_NONE ? "-" : "treatment";
 }

@@ -39,9 +39,6 @@ static ngx_int_t ngx_http_cef_output(ngx_http_request_t *r,
 static void *ngx_http_cef_pool_alloc(void *pool, size_t n);
 
 
-static ngx_str_t  ngx_http_cef_treatment = ngx_string("treatment");
-
-
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
@@ -146,6 +143,29 @@ next:
 }
 
 
+static ngx_int_t
+ngx_http_cef_in_control(ngx_http_cef_decision_t *d)
+{
+    ngx_uint_t  i, n;
+
+    if (d->rules == NULL || d->slots == NULL) {
+        return 0;
+    }
+
+    n = cef_rules_nslots(ngx_http_cef_rules_set(d->rules));
+
+    for (i = 0; i < n; i++) {
+        if (d->slots[i].variant
+            && ngx_strcmp(d->slots[i].variant, "control") == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 /* every personalisable main response is counted in exactly one class */
 
 static void
@@ -165,6 +185,9 @@ ngx_http_cef_count_response(ngx_http_cef_identity_t *id,
 
     } else if (d->noffers) {
         m = NGX_HTTP_CEF_M_PERSONALISED;
+
+    } else if (ngx_http_cef_in_control(d)) {
+        m = NGX_HTTP_CEF_M_CONTROL;
 
     } else {
         m = NGX_HTTP_CEF_M_DEFAULT;
@@ -456,8 +479,7 @@ ngx_http_cef_emit(void *data, const cef_slot_event_t *ev)
 
         if (offer) {
             ngx_http_cef_metric(NGX_HTTP_CEF_M_SLOT_FILLED);
-            ngx_http_cef_metric_impression(&offer->name,
-                                           &ngx_http_cef_treatment);
+            ngx_http_cef_metric_impression(&offer->name, &offer->variant);
 
             if (offer->html.len == 0) {
                 return 0;

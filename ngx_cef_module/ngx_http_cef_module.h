@@ -121,6 +121,7 @@ typedef struct {
     ngx_str_t                   slot;
     ngx_str_t                   name;           /* the offer's name */
     ngx_str_t                   html;
+    ngx_str_t                   variant;
 } ngx_http_cef_offer_t;
 
 
@@ -199,6 +200,7 @@ ngx_int_t ngx_http_cef_store_attr(ngx_http_request_t *r,
 ngx_http_cef_decision_t *ngx_http_cef_decide(ngx_http_request_t *r);
 ngx_http_cef_offer_t *ngx_http_cef_decision_offer(ngx_http_cef_decision_t *d,
     u_char *slot, size_t len);
+const char *ngx_http_cef_variant(ngx_http_cef_decision_t *d, ngx_uint_t i);
 
 /* the module's own responses: ngx_http_cef_response.c */
 ngx_int_t ngx_http_cef_send(ngx_http_request_t *r, ngx_buf_t *b, char *type);

@@ -194,8 +194,10 @@ ngx_http_cef_decision_variable(ngx_http_request_t *r,
     for (i = 0; i < n; i++) {
         len += ngx_strlen(cef_rules_slot_name(rs, i)) + 2
                + (d->choices[i].offer == CEF_RULES_NONE ? 1
-                  : ngx_strlen(cef_rules_offer(rs, d->choices[i].offer)->name)
-                    + sizeof("treatment"));
+                  : ngx_strlen(cef_rules_offer(rs, d->choices[i].offer)->name))
+               + (d->slots && d->slots[i].variant
+                  ? ngx_strlen(d->slots[i].variant) : 0)
+               + sizeof("treatment");
     }
 
     p = ngx_pnalloc(r->pool, len + 1);
@@ -208,14 +210,20 @@ ngx_http_cef_decision_variable(ngx_http_request_t *r,
     for (i = 0; i < n; i++) {
         slot = cef_rules_slot_name(rs, i);
 
-        if (d->choices[i].offer == CEF_RULES_NONE || d->over_budget) {
+        if (data == NGX_HTTP_CEF_VAR_VARIANT && !d->over_budget
+            && d->slots && d->slots[i].variant)
+        {
+            /* a holdout shows nothing, but is in the control group */
+            value = d->slots[i].variant;
+
+        } else if (d->choices[i].offer == CEF_RULES_NONE || d->over_budget) {
             value = "-";
 
         } else if (data == NGX_HTTP_CEF_VAR_OFFERS) {
             value = cef_rules_offer(rs, d->choices[i].offer)->name;
 
         } else {
-            value = "treatment";
+            value = ngx_http_cef_variant(d, i);
         }
 
         p = ngx_sprintf(p, "%s%s=%s", i ? "," : "", slot, value);

@@ -129,3 +129,61 @@ def test_metrics_zone_too_small_is_a_config_error(nginx):
     rc, out = nginx.check("cef_metrics_zone m 8k;")
     assert rc != 0 and re.search(r'invalid zone size "8k".*nginx\.conf:\d+',
                                  out), out
+
+
+HOLDOUT_RULES = """
+version: 1
+offers:
+  hello:
+    slot: hero
+    html: '<b>hello</b>'
+rules:
+  - name: everyone
+    show: hello
+slots:
+  hero:
+    holdout: 50%
+"""
+
+
+def test_holdout_is_counted_as_control_and_reported(nginx):
+    import base64
+    import json
+    inst = nginx.prepare(CONF.replace(
+        "cef_key customer $cookie_c signed;",
+        "cef_key customer $cookie_c signed;\n"
+        "        cef_visitor_cookie vid;\n"
+        "        location = /cef/decide { cef_decide; }\n"
+        "        location = /vars { return 200 '$cef_variant'; }"))
+    write_secret(inst.prefix / "store.secret", b"metrics-store-secret")
+    write_secret(inst.prefix / "signing.secret", SIGN)
+    (inst.prefix / "rules.yaml").write_text(HOLDOUT_RULES)
+    (inst.prefix / "html" / "page.html").write_bytes(PAGE)
+    load_store(inst.prefix / "store", inst.prefix / "store.secret")
+    inst.start()
+
+    control = treated = 0
+    for i in range(40):
+        vid = base64.urlsafe_b64encode(b"holdout-vis-%04d" % i).rstrip(b"=")
+        cookie = {"Cookie": "vid=" + vid.decode()}
+        body = request(inst, "/page.html", headers=cookie)[2]
+        d = json.loads(request(inst, "/cef/decide", headers=cookie)[2])
+        variant = request(inst, "/vars", headers=cookie)[2].decode()
+        hero = d["slots"]["hero"]
+        if body == b"<p>default</p>":
+            control += 1
+            assert hero["variant"] == "control" and hero["offer"] is None
+            assert hero["would_have"] == "hello"
+            assert variant == "hero=control"
+        else:
+            treated += 1
+            assert body == b"<p><b>hello</b></p>"
+            assert hero["variant"] == "treatment" and hero["offer"] == "hello"
+            assert variant == "hero=treatment"
+
+    m = metrics(inst)
+    assert control > 5 and treated > 5
+    assert m['cef_responses_total{result="control"}'] == control
+    assert m['cef_responses_total{result="personalised"}'] == treated
+    assert m['cef_impressions_total{offer="hello",variant="treatment"}'] == \
+        treated

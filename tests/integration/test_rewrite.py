@@ -376,9 +376,10 @@ def test_decision_api(shop):
     assert d["profile"] == "p-churn" and d["key_type"] == "customer"
     assert d["slots"]["hero"] == {"offer": "churn-hero",
                                   "html": CHURN.decode(),
-                                  "variant": "treatment"}
+                                  "variant": "treatment",
+                                  "plugin": "priority"}
     assert d["slots"]["footer"] == {"offer": None, "html": None,
-                                    "variant": "-"}
+                                    "variant": "-", "plugin": "priority"}
     assert len(d["decision"]["rules"]) == 64
 
     d = json.loads(request(shop, "/api/decide?slots=footer")[2])
