@@ -21,6 +21,10 @@ VALGRIND_TESTS ?= tests/integration/test_identity.py \
                   tests/integration/test_passthrough.py \
                   tests/integration/test_faults.py
 CEF_VALGRIND_OPTS ?=
+# timing tests that assume nginx's native speed (a store switch seen
+# within a second while four clients hammer)
+VALGRIND_DESELECT ?= \
+    --deselect tests/integration/test_identity.py::test_store_replaced_under_load
 
 DEB_PKGS += valgrind
 
@@ -28,4 +32,4 @@ DEB_PKGS += valgrind
 
 test-valgrind: all
 	CEF_VALGRIND=1 CEF_VALGRIND_OPTS="$(CEF_VALGRIND_OPTS)" \
-	    $(PYTEST) -q -p no:cacheprovider $(VALGRIND_TESTS)
+	    $(PYTEST) -q -p no:cacheprovider $(VALGRIND_DESELECT) $(VALGRIND_TESTS)
