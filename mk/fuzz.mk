@@ -31,6 +31,9 @@
 # the bug.
 
 FUZZ_SMOKE_SECONDS ?= 5
+
+# libFuzzer and the sanitizer runtimes of Debian's clang
+DEB_PKGS += clang libclang-rt-14-dev
 FUZZ_JOBS          ?= 1
 
 FUZZ_FLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fno-omit-frame-pointer \
