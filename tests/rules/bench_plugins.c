@@ -8,7 +8,9 @@
  *
  *   bench_plugins time           median ns per decision (cef_decision_make),
  *                                and with the caps cookie verified and
- *                                re-signed as nginx does per request
+ *                                re-signed as nginx does per request; CPU
+ *                                time of the thread (robust on a busy
+ *                                machine) and wall-clock time
  *   bench_plugins callgrind N    N decisions with callgrind collection on
  *                                (run under valgrind --collect-atstart=no)
  */
@@ -158,6 +160,7 @@ typedef struct {
     char                  cookie[VISITORS][600];
     size_t                cookie_len[VISITORS];
     long                  i;
+    int                   keep;          /* store the new states */
 } bench_t;
 
 
@@ -171,6 +174,8 @@ decide(bench_t *b, int with_cookie)
     cef_span_t             in, out;
     cef_decision_input_t   dip;
     cef_decision_state_t  *st = &b->d->states[0];
+    size_t                 len;
+    char                   buf[600];
 
     dip.visitor.data = b->ids[v];
     dip.visitor.len = 22;
@@ -196,9 +201,17 @@ decide(bench_t *b, int with_cookie)
     shown = cef_decision_make(b->rs, b->ev, &b->ctx, &dip, b->d);
 
     if (with_cookie && st->changed) {
-        b->cookie_len[v] = cef_decision_state_sign(b->signer, "freqcap",
-                                                   st->out, st->out_len,
-                                                   b->cookie[v]);
+        len = cef_decision_state_sign(b->signer, "freqcap", st->out,
+                                      st->out_len, buf);
+
+        /* only the warm-up keeps it: every measured round starts from the
+         * same states (otherwise the caps would soon block most offers,
+         * which makes decisions cheaper) */
+
+        if (b->keep) {
+            memcpy(b->cookie[v], buf, len);
+            b->cookie_len[v] = len;
+        }
     }
 
     return shown;
@@ -206,11 +219,11 @@ decide(bench_t *b, int with_cookie)
 
 
 static double
-now_ns(void)
+now_ns(clockid_t clock)
 {
     struct timespec  ts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
@@ -233,7 +246,7 @@ main(int argc, char **argv)
     profile_t            pr;
     char                *yaml, line[512];
     size_t               len;
-    double               batch[201], t0, sink = 0;
+    double               batch[201], cpu[201], t0, c0, sink = 0;
     long                 i, j, n;
     int                  round;
     cef_span_t           secret = cef_span_lit("bench-signing-secret");
@@ -268,11 +281,16 @@ main(int argc, char **argv)
         snprintf(b.ids[i], sizeof(b.ids[i]), "%022ld", i * 7919);
     }
 
-    /* every visitor has seen a few impressions already */
+    /* every visitor has seen a few impressions already: campaign c2
+     * (max 1) is capped for most, c0 and c1 are not */
+
+    b.keep = 1;
 
     for (i = 0; i < 2 * VISITORS; i++) {
         decide(&b, 1);
     }
+
+    b.keep = 0;
 
     if (strcmp(argv[1], "callgrind") == 0) {
         n = argc > 2 ? atol(argv[2]) : 10000;
@@ -297,20 +315,29 @@ main(int argc, char **argv)
         }
 
         for (j = 0; j < 201; j++) {
-            t0 = now_ns();
+            t0 = now_ns(CLOCK_MONOTONIC);
+            c0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
             for (i = 0; i < 2000; i++) {
                 sink += decide(&b, round);
             }
-            batch[j] = (now_ns() - t0) / 2000;
+            cpu[j] = (now_ns(CLOCK_THREAD_CPUTIME_ID) - c0) / 2000;
+            batch[j] = (now_ns(CLOCK_MONOTONIC) - t0) / 2000;
         }
 
         qsort(batch, 201, sizeof(double), cmp_double);
+        qsort(cpu, 201, sizeof(double), cmp_double);
 
-        printf("%s: median %.0f ns per decision (p5 %.0f, p95 %.0f; goal "
-               "<= 2000 ns)\n",
+        /*
+         * CPU time does not count the time other processes had the CPU, so
+         * it is the figure to compare on a shared machine; wall time is
+         * printed too
+         */
+
+        printf("%s: median %.0f ns CPU per decision (p5 %.0f, p95 %.0f; "
+               "goal <= 2000 ns); wall clock median %.0f ns\n",
                round ? "decision + caps cookie verified and re-signed"
                      : "decision (cef_decision_make)",
-               batch[100], batch[10], batch[190]);
+               cpu[100], cpu[10], cpu[190], batch[100]);
     }
 
     cef_decision_format(b.d, line, sizeof(line));
