@@ -149,7 +149,7 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
     visitor = id->visitor.len ? &id->visitor
               : id->profile_id.len ? &id->profile_id : NULL;
 
-    rc = ngx_http_cef_rules_decision(r->main, clcf->rules,
+    rc = ngx_http_cef_rules_decision(r, clcf->rules,
                                      cef_rules_visitor_lookup, &vis, visitor,
                                      1, 1, &res);
     choices = res.choices;

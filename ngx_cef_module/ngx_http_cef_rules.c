@@ -567,7 +567,7 @@ ngx_http_cef_rules_write_states(ngx_http_request_t *r, cef_decision_t *dec)
         }
 
         p = ngx_pnalloc(r->pool, sizeof("cef_=; Max-Age=; Path=/; HttpOnly; "
-                                        "SameSite=Lax") - 1
+                                        "SameSite=Lax; Secure") - 1
                                  + ngx_strlen(st->plugin) + n
                                  + NGX_TIME_T_LEN);
         if (p == NULL) {
@@ -588,6 +588,11 @@ ngx_http_cef_rules_write_states(ngx_http_request_t *r, cef_decision_t *dec)
         p = ngx_sprintf(p, "cef_%s=%*s; Max-Age=%T; Path=/; HttpOnly; "
                         "SameSite=Lax", st->plugin, n, buf,
                         (time_t) st->max_age);
+#if (NGX_HTTP_SSL)
+        if (r->main->connection->ssl) {
+            p = ngx_cpymem(p, "; Secure", sizeof("; Secure") - 1);
+        }
+#endif
         h->value.len = p - h->value.data;
     }
 
