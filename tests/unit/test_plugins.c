@@ -700,6 +700,94 @@ test_expression_functions(void **state)
 }
 
 
+/* Mutated rule files with every plugin section: no crash, no leak, and a
+ * rule set that loads decides. */
+static void
+test_fuzz_plugin_sections(void **state)
+{
+    static const char   *yaml =
+        "version: 1\n"
+        "offers:\n"
+        "  a: {slot: hero, html: A, value: 100, cost: 10, campaign: winback}\n"
+        "  b: {slot: hero, html: B, value: 40, cost: 1}\n"
+        "  c: {slot: hero, html: C, value: 10, cost: 50}\n"
+        "  s: {slot: side, html: S}\n"
+        "  l: {slot: side, html: L, hours: 9-17}\n"
+        "rules:\n"
+        "  - {name: ra, show: a, priority: 30}\n"
+        "  - {name: rb, show: b, priority: 20}\n"
+        "  - {name: rc, show: [c, s], priority: 10}\n"
+        "  - {name: lunch, show: l, priority: 1}\n"
+        "slots:\n"
+        "  hero:\n"
+        "    holdout: 12.5%\n"
+        "    experiment:\n"
+        "      name: hero-q4\n"
+        "      variants: {x: 40, y: {weight: 60, offers: [b, c]}}\n"
+        "  side:\n"
+        "    strategy: weighted\n"
+        "    weights: {s: 2, l: 1}\n"
+        "plugins:\n"
+        "  freqcap:\n"
+        "    caps: [{campaign: winback, max: 2, per: 1h}]\n";
+    static const char    bytes[] = "\"':{}[]-#|>&*!\n \t%0x9";
+    size_t               len, i, k, cut;
+    char                *buf;
+    unsigned             seed = 11;
+    cef_rules_t         *rs;
+    cef_rules_errors_t   errs;
+    cef_expr_eval_t      *ev;
+    cef_decision_t       *d;
+    cef_expr_ctx_t        ctx;
+    cef_decision_input_t  in;
+    size_t                loaded = 0;
+
+    (void) state;
+
+    assert_string_equal(load_error(yaml), "");
+
+    len = strlen(yaml);
+    buf = malloc(len + 1);
+    assert_non_null(buf);
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.now = NOW;
+    in.visitor = cef_span_lit("fuzz-visitor");
+
+    for (i = 0; i < 3000; i++) {
+        memcpy(buf, yaml, len + 1);
+
+        for (k = 0; k < 1 + i % 3; k++) {
+            seed = seed * 1103515245 + 12345;
+            buf[(seed >> 8) % len] = bytes[(seed >> 20) % (sizeof(bytes) - 1)];
+        }
+
+        seed = seed * 1103515245 + 12345;
+        cut = i % 4 ? len : (seed >> 8) % len;
+
+        if (cef_rules_load_buffer("f.yaml", buf, cut, &rs, &errs) == 0) {
+            ev = cef_rules_eval_create(rs);
+            d = cef_decision_create(rs);
+            assert_non_null(ev);
+            assert_non_null(d);
+            (void) cef_decision_make(rs, ev, &ctx, &in, d);
+            cef_decision_free(d);
+            cef_expr_eval_free(ev);
+            cef_rules_free(rs);
+            loaded++;
+        } else {
+            assert_true(errs.n > 0);
+        }
+
+        cef_rules_errors_free(&errs);
+    }
+
+    printf("  %zu of 3000 mutated files loaded and decided\n", loaded);
+    assert_true(loaded > 50);        /* the mutations also hit the decision */
+
+    free(buf);
+}
+
+
 int
 main(void)
 {
@@ -714,6 +802,7 @@ main(void)
         cmocka_unit_test(test_schedule_hours),
         cmocka_unit_test(test_decision_log_line),
         cmocka_unit_test(test_expression_functions),
+        cmocka_unit_test(test_fuzz_plugin_sections),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
