@@ -333,11 +333,19 @@ def test_external_plugin(nginx):
                         headers={"Cookie": "vid=" + visitor_id(3)})
     assert "hero=boots/cold/margin_rank" in log.decode()
 
-    # a reload loads it again (new configuration, new plugin set)
+
+def test_external_plugin_survives_reload(nginx):
+    """A reload opens the plugin again (new configuration, new plugin set)
+    and closes the old one after the old rule sets are gone."""
+    inst = start(nginx, rules=EXTERNAL, conf=PLUGIN_CONF).start()
     inst.reload()
     _, _, body = request(inst, "/index.html",
                          headers={"Cookie": "vid=" + visitor_id(3)})
     assert b"<b>boots, margin 70</b>" in body
+    inst.reload()
+    _, _, log = request(inst, "/decision",
+                        headers={"Cookie": "vid=" + visitor_id(3)})
+    assert "hero=boots/cold/margin_rank" in log.decode()
 
 
 def test_external_plugin_refusals_at_nginx_t(nginx):
