@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -311,12 +312,15 @@ now(void)
 }
 
 
+static double  last_cpu;     /* user + system seconds of the last run() */
+
 static double
 run(char *const argv[])
 {
-    int     status;
-    pid_t   pid;
-    double  t;
+    int            status;
+    pid_t          pid;
+    double         t;
+    struct rusage  ru;
 
     t = now();
     pid = fork();
@@ -326,12 +330,15 @@ run(char *const argv[])
         _exit(127);
     }
 
-    if (pid < 0 || waitpid(pid, &status, 0) != pid
+    if (pid < 0 || wait4(pid, &status, 0, &ru) != pid
         || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
     {
         fprintf(stderr, "bench: %s %s failed\n", argv[0], argv[1]);
         exit(1);
     }
+
+    last_cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+               + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 
     return now() - t;
 }
@@ -405,7 +412,7 @@ main(int argc, char **argv)
         char *const  apply[] = { (char *) sync, "apply", "--store", store,
                                  "--secret", secret, "--quiet", deltas, NULL };
 
-        double  best = 0, runs[3];
+        double  best = 0, runs[3], cpu = 0;
         int     r;
         double  avg[3] = { 0, 0, 0 };
         FILE   *la;
@@ -427,18 +434,20 @@ main(int argc, char **argv)
             runs[r] = run(load);
             if (best == 0 || runs[r] < best) {
                 best = runs[r];
+                cpu = last_cpu;
             }
         }
 
         printf("load:   %u profiles in %.2f s = %.0f profiles/s "
                "(best of 3: %.2f, %.2f, %.2f s; full replace, incl. "
-               "fsync)\n", n, best, n / best, runs[0], runs[1], runs[2]);
+               "fsync); CPU %.2f s user+sys over 2 threads\n", n, best,
+               n / best, runs[0], runs[1], runs[2], cpu);
 
         t = run(apply);
         printf("apply:  100000 delta records in %.2f s = %.0f records/s "
                "(60%% patch, 25%% upsert, 10%% keys, 5%% delete; "
-               "validated, then applied in batches of 10000)\n",
-               t, 100000 / t);
+               "validated, then applied in batches of 10000); CPU %.2f s\n",
+               t, 100000 / t, last_cpu);
     }
 
     /* bytes on disk, after a fresh load (deltas grow the file a little) */
