@@ -39,7 +39,7 @@ def test_check_accepts_plugins_and_test_passes():
     rc, out, _ = run("test", FIX / "plugins_good.yaml",
                      FIX / "plugins_good.cases.yaml")
     assert rc == 0, out
-    assert out.splitlines()[-1] == "4 passed, 0 failed"
+    assert out.splitlines()[-1] == "5 passed, 0 failed"
 
 
 def test_example_rule_file_with_plugins():
@@ -64,6 +64,29 @@ def test_test_shows_variant_and_would_have(tmp_path):
     assert ("    + got      none (strategy experiment, variant control, "
             "bucket 720, would have shown 'winback' (rule 'churners'))"
             in out.splitlines()), out
+
+
+def test_expect_variant(tmp_path):
+    cases = tmp_path / "v.yaml"
+    cases.write_text("cases:\n"
+                     "  - name: arm\n"
+                     "    visitor_id: v-3\n"
+                     "    expect: {hero: spring}\n"
+                     "    expect_variant: {hero: b, side: none}\n"
+                     "  - name: typo\n"
+                     "    now: 2026-11-23T09:00:00Z\n"
+                     "    expect: {side: newsletter}\n"
+                     "    expect_variant: {heor: a}\n")
+    rc, out, _ = run("test", FIX / "plugins_good.yaml", cases)
+    assert rc == 1
+    assert out.splitlines() == [
+        "FAIL arm (%s:2)" % cases,
+        "  slot hero variant:",
+        "    - expected b",
+        "    + got      a (strategy experiment, variant a, bucket 3695)",
+        "%s:9:22: no offer in the rule file uses slot heor" % cases,
+        "0 passed, 1 failed, and the cases file has problems",
+    ]
 
 
 def test_explain_shows_plugins_and_caps():

@@ -73,7 +73,8 @@ static int
 cef_case_keys(cef_cases_t *cs, yaml_node_t *node)
 {
     static const char  *keys[] = { "name", "now", "profile", "request", "var",
-                                   "visitor", "visitor_id", "expect", NULL };
+                                   "visitor", "visitor_id", "expect",
+                                   "expect_variant", NULL };
     yaml_node_pair_t   *pair;
     yaml_node_t        *k;
     const char         *near, *key;
@@ -282,6 +283,62 @@ cef_run_case(cef_cases_t *cs, cef_rules_t *rs, cef_expr_eval_t *ev,
             }
 
             printf("\n");
+            failed = 1;
+        }
+    }
+
+    /* expect_variant: {SLOT: VARIANT | none} */
+
+    expect = failed < 0 ? NULL : cef_map_get(cs->doc, node, "expect_variant");
+
+    if (expect && expect->type != YAML_MAPPING_NODE) {
+        cef_case_error(cs, expect, "expect_variant: maps slot names to "
+                       "variants (control, treatment, an arm, or none)", "");
+        failed = -1;
+        expect = NULL;
+    }
+
+    for (pair = expect ? expect->data.mapping.pairs.start : NULL;
+         expect && pair < expect->data.mapping.pairs.top; pair++)
+    {
+        k = yaml_document_get_node(cs->doc, pair->key);
+        v = yaml_document_get_node(cs->doc, pair->value);
+
+        if (k->type != YAML_SCALAR_NODE || v->type != YAML_SCALAR_NODE) {
+            cef_case_error(cs, k, "expect_variant: maps slot names to "
+                           "variants", "");
+            failed = -1;
+            break;
+        }
+
+        slot = (const char *) k->data.scalar.value;
+        want = (const char *) v->data.scalar.value;
+
+        for (sid = 0; sid < n; sid++) {
+            if (strcmp(cef_rules_slot_name(rs, sid), slot) == 0) {
+                break;
+            }
+        }
+
+        if (sid == n) {
+            cef_case_error(cs, k, "no offer in the rule file uses slot ",
+                           slot);
+            failed = -1;
+            break;
+        }
+
+        got = d->slots[sid].variant ? d->slots[sid].variant : "none";
+
+        if (strcmp(got, want) != 0) {
+            if (!failed) {
+                printf("FAIL %s (%s:%zu)\n", name, cs->file,
+                       node->start_mark.line + 1);
+            }
+
+            printf("  slot %s variant:\n    - expected %s\n    + got      "
+                   "%s (", slot, want, got);
+            cef_tool_print_plugins(rs, &d->slots[sid], "");
+            printf(")\n");
             failed = 1;
         }
     }
