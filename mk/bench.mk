@@ -6,7 +6,7 @@
 #
 #   make bench           the full run (under 15 minutes on 2 cores)
 #   make bench-quick     a ~1 minute subset (smaller store, short rounds);
-#                        writes bench/results/quick.md
+#                        writes build/bench/quick-results/quick.md
 #   make bench BENCH_ARGS="--rounds 5 --seconds 10"   (bench.py --help)
 #
 # Generated stores are kept in build/bench-data and reused while their
