@@ -17,8 +17,6 @@
 
 static char *ngx_http_cef_parse_cookie(ngx_conf_t *cf, ngx_str_t *value,
     ngx_uint_t first, ngx_uint_t n, ngx_http_cef_cookie_t *cookie);
-static ngx_int_t ngx_http_cef_get_cookie(ngx_http_request_t *r,
-    ngx_str_t *name, ngx_str_t *value);
 static ngx_int_t ngx_http_cef_try_key(ngx_http_request_t *r,
     ngx_http_cef_identity_t *id, ngx_str_t *type, ngx_str_t *value);
 static void ngx_http_cef_link(ngx_http_request_t *r,
@@ -710,7 +708,7 @@ ngx_http_cef_visitor(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_cef_get_cookie(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value)
 {

@@ -178,6 +178,8 @@ char *ngx_http_cef_merge_identity(ngx_conf_t *cf,
     ngx_http_cef_loc_conf_t *prev, ngx_http_cef_loc_conf_t *conf);
 ngx_http_cef_identity_t *ngx_http_cef_identify(ngx_http_request_t *r);
 ngx_int_t ngx_http_cef_set_cookies(ngx_http_request_t *r);
+ngx_int_t ngx_http_cef_get_cookie(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value);
 
 /* store: ngx_http_cef_store.c */
 char *ngx_http_cef_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

@@ -55,8 +55,6 @@ static ngx_int_t ngx_http_cef_rules_html_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_rules_decision_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_cef_rules_cookie(ngx_http_request_t *r,
-    ngx_str_t *name, ngx_str_t *value);
 static int ngx_http_cef_rules_lookup(void *data, const cef_ref_t *ref,
     cef_value_t *out);
 
@@ -511,7 +509,7 @@ ngx_http_cef_rules_read_states(ngx_http_request_t *r, cef_decision_t *dec)
         ngx_memcpy(p, dec->states[i].plugin,
                    ngx_strlen(dec->states[i].plugin));
 
-        if (ngx_http_cef_rules_cookie(r->main, &name, &value) != NGX_OK) {
+        if (ngx_http_cef_get_cookie(r->main, &name, &value) != NGX_OK) {
             continue;
         }
 
@@ -780,26 +778,6 @@ ngx_http_cef_rules_decision_variable(ngx_http_request_t *r,
 
 
 static ngx_int_t
-ngx_http_cef_rules_cookie(ngx_http_request_t *r, ngx_str_t *name,
-    ngx_str_t *value)
-{
-#if (nginx_version >= 1023000)
-
-    return ngx_http_parse_multi_header_lines(r, r->headers_in.cookie, name,
-                                             value)
-           ? NGX_OK : NGX_DECLINED;
-
-#else
-
-    return ngx_http_parse_multi_header_lines(&r->headers_in.cookies, name,
-                                             value) == NGX_DECLINED
-           ? NGX_DECLINED : NGX_OK;
-
-#endif
-}
-
-
-static ngx_int_t
 ngx_http_cef_rules_header(ngx_http_request_t *r, const cef_ref_t *ref,
     ngx_str_t *value)
 {
@@ -884,7 +862,7 @@ ngx_http_cef_rules_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
         name.len = ref->name.len;
         name.data = (u_char *) ref->name.data;
 
-        if (ngx_http_cef_rules_cookie(r, &name, &value) != NGX_OK) {
+        if (ngx_http_cef_get_cookie(r, &name, &value) != NGX_OK) {
             return 0;
         }
         ngx_http_cef_rules_str(out, value.data, value.len);
