@@ -52,7 +52,13 @@ def test_kill_during_load(tmp_path, big_snapshot):
                               str(big_snapshot)],
                              stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(0.02, duration * 0.95))
+        # a busy machine stretches the load: kill at a random point of
+        # the run that is actually under way (its tmp- generation exists)
+        deadline = time.time() + 10 * duration + 5
+        while (p.poll() is None and time.time() < deadline
+               and not [e for e in store.entries() if e.startswith("tmp-")]):
+            time.sleep(0.005)
+        time.sleep(rnd.uniform(0, duration * 0.5))
         p.send_signal(signal.SIGKILL)
         rc = p.wait()
         killed_mid += rc == -signal.SIGKILL
