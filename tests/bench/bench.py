@@ -19,6 +19,7 @@ personalising.  Targets are printed next to the figures, never asserted.
 """
 
 import argparse
+import fcntl
 import http.client
 import json
 import os
@@ -815,6 +816,18 @@ def main():
         need_tools()
         m = machine()
         a.work.mkdir(parents=True, exist_ok=True)
+        # one run at a time: runs share build/bench-data and the work dir
+        lock = open(bl.BUILD / "bench" / ".lock", "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            raise Refuse("another make bench is running (%s)"
+                         % (lock.read().strip() or "?"))
+        lock.seek(0)
+        lock.truncate()
+        lock.write("pid %d since %s" % (os.getpid(), m["date"]))
+        lock.flush()
         a.data.mkdir(parents=True, exist_ok=True)
         a.out.mkdir(parents=True, exist_ok=True)
         signing = a.work / "signing.secret"

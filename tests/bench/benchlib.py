@@ -195,7 +195,11 @@ def wrk(port, path, cookies, seconds, connections=16, cpu=1):
                        timeout=seconds + 60)
     if r.returncode != 0:
         raise RuntimeError("wrk failed (%d): %s" % (r.returncode, r.stderr))
-    return parse_wrk(r.stdout)
+    w = parse_wrk(r.stdout)
+    if w["requests"] == 0 or w["p50"] is None:
+        raise RuntimeError("wrk made no requests to port %d:\n%s%s"
+                           % (port, r.stdout, r.stderr))
+    return w
 
 
 def median(xs):
