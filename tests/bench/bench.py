@@ -172,8 +172,32 @@ def write_rules(work, nrules, plugins_yaml):
 
 # --- scaling ----------------------------------------------------------------
 
+def scan_cost(a):
+    """The body filter's slot scanner over the page, outside nginx."""
+    page = a.work / "page.html"
+    text = wl.make_page()
+    page.write_text(text)
+    r = subprocess.run(["taskset", "-c", "0", str(bl.CEF_BENCH), "scan",
+                        str(page), "20000"], capture_output=True, text=True,
+                       timeout=300, check=True)
+    d = dict(re.findall(r"(\w+) ([\d.]+)", r.stdout))
+    cg = a.work / "callgrind.scan.out"
+    subprocess.run(["valgrind", "--tool=callgrind", "--collect-atstart=no",
+                    "--callgrind-out-file=%s" % cg, str(bl.CEF_BENCH), "scan",
+                    str(page), "200", "callgrind"], capture_output=True,
+                   timeout=300, check=True)
+    m = re.search(r"^summary:\s*(\d+)", cg.read_text(), re.M)
+    res = {"median_ns": float(d["median_ns"]), "p99_ns": float(d["p99_ns"]),
+           "ir": int(m.group(1)) / 200, "bytes": len(text),
+           "lt": text.count("<")}
+    bl.log("slot scanner: %.0f ns, %.0f instructions per %d-byte page "
+           "(%d '<')" % (res["median_ns"], res["ir"], res["bytes"],
+                         res["lt"]))
+    return res
+
+
 def scaling(a, plugins_yaml, signing):
-    res = {"stores": [], "decide": []}
+    res = {"stores": [], "decide": [], "scan": scan_cost(a)}
     rules = {k: write_rules(a.work, k, plugins_yaml) for k in a.rules}
     for n in a.sizes:
         bl.log("store of %d profiles ..." % n)
@@ -653,6 +677,14 @@ def write_report(a, m, note, sc, srv, pngs):
             L.append("| %s | %d | %.0f | %.0f | %.0f | %.2f |"
                      % (fmt_n(r["n"]), r["rules"], r["median_ns"],
                         r["p99_ns"], r["ir"], r["slots"]))
+        sc_ = sc.get("scan")
+        if sc_:
+            L += ["", "The body filter's slot scanner (`cef-bench scan`: "
+                  "`cef_slot_scanner_feed` over the page in one buffer, as "
+                  "nginx reads it): %.0f ns median (p99 %.0f ns), %.0f "
+                  "instructions per %d-byte page, which has %d `<`."
+                  % (sc_["median_ns"], sc_["p99_ns"], sc_["ir"],
+                     sc_["bytes"], sc_["lt"])]
         L += ["", "## Scaling: the store", "",
               "`cef-bench snapshot N` piped into `cef-sync load` (the "
               "serving store's from a file); stores are reused while the "

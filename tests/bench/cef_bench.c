@@ -15,6 +15,11 @@
  *   cef-bench profiles IDS               the reference profiles of the ids
  *                                        in file IDS (one a line) as TSV,
  *                                        for the Lua server's shared dict
+ *   cef-bench scan PAGE COUNT [callgrind]
+ *                                        the slot scanner of the body filter
+ *                                        over PAGE (one buffer, as nginx
+ *                                        reads a small file): ns per page,
+ *                                        events per page
  *   cef-bench decide STORE SECRET SIGNING RULES N COUNT [callgrind]
  *                                        COUNT decisions as nginx makes
  *                                        them for a page: verify a signed
@@ -45,6 +50,7 @@
 #include "cef_rules.h"
 #include "cef_rules_profile.h"
 #include "cef_sign.h"
+#include "cef_slot_scanner.h"
 #include "cef_store.h"
 #include "cef_template.h"
 
@@ -655,6 +661,109 @@ decide(int argc, char **argv)
 }
 
 
+/* --- the slot scanner ----------------------------------------------------- */
+
+static void *
+scan_alloc(void *ctx, size_t n)
+{
+    (void) ctx;
+    return malloc(n);
+}
+
+
+static void
+scan_free(void *ctx, void *p)
+{
+    (void) ctx;
+    free(p);
+}
+
+
+static int
+scan_event(void *ctx, const cef_slot_event_t *ev)
+{
+    uint64_t  *counts = ctx;
+
+    counts[ev->type == CEF_SLOT_SLOT]++;
+    return 0;
+}
+
+
+static int
+scan(int argc, char **argv)
+{
+    long                 len;
+    char                *page;
+    FILE                *f;
+    uint32_t             count, i;
+    uint64_t             counts[2] = { 0, 0 };
+    double              *lat, t;
+    int                  cg;
+    cef_allocator_t      a = { scan_alloc, scan_free, NULL };
+    cef_slot_scanner_t  *sc;
+
+    if (argc < 4) {
+        fprintf(stderr, "usage: cef-bench scan PAGE COUNT [callgrind]\n");
+        return 2;
+    }
+
+    count = (uint32_t) strtoul(argv[3], NULL, 10);
+    cg = argc > 4 && strcmp(argv[4], "callgrind") == 0;
+
+    f = fopen(argv[2], "rb");
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) <= 0) {
+        perror(argv[2]);
+        return 1;
+    }
+    rewind(f);
+    page = malloc((size_t) len);
+    lat = malloc(count * sizeof(double));
+    if (page == NULL || lat == NULL
+        || fread(page, 1, (size_t) len, f) != (size_t) len)
+    {
+        fprintf(stderr, "cef-bench: cannot read %s\n", argv[2]);
+        return 1;
+    }
+    fclose(f);
+
+    sc = cef_slot_scanner_create(&a, 65536);
+    if (sc == NULL) {
+        fprintf(stderr, "cef-bench: out of memory\n");
+        return 1;
+    }
+
+    if (cg) {
+        CALLGRIND_TOGGLE_COLLECT;
+    }
+
+    for (i = 0; i < count; i++) {
+        t = cg ? 0 : now_ns();
+        if (cef_slot_scanner_feed(sc, (const uint8_t *) page, (size_t) len, 1,
+                                  scan_event, counts) != 0)
+        {
+            fprintf(stderr, "cef-bench: scanner failed\n");
+            return 1;
+        }
+        lat[i] = cg ? 0 : now_ns() - t;
+    }
+
+    if (cg) {
+        CALLGRIND_TOGGLE_COLLECT;
+    }
+
+    qsort(lat, count, sizeof(double), cmp_double);
+    printf("pages %u bytes %ld pass_events %.1f slots %.1f median_ns %.0f "
+           "p99_ns %.0f\n", count, len, (double) counts[0] / count,
+           (double) counts[1] / count, lat[count / 2],
+           lat[(size_t) count * 99 / 100]);
+
+    cef_slot_scanner_destroy(sc);
+    free(page);
+    free(lat);
+    return 0;
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -672,12 +781,16 @@ main(int argc, char **argv)
         return gen_profiles(argv[2]) ? 1 : 0;
     }
 
+    if (argc >= 2 && strcmp(argv[1], "scan") == 0) {
+        return scan(argc, argv);
+    }
+
     if (argc >= 2 && strcmp(argv[1], "decide") == 0) {
         return decide(argc, argv);
     }
 
     fprintf(stderr, "usage: cef-bench snapshot N | deltas N SEQ COUNT | "
-            "profiles IDS | decide STORE SECRET SIGNING RULES N COUNT "
-            "[callgrind]\n");
+            "profiles IDS | scan PAGE COUNT [callgrind] | decide STORE SECRET "
+            "SIGNING RULES N COUNT [callgrind]\n");
     return 2;
 }
