@@ -1,7 +1,8 @@
 # make soak: ten minutes of wrk at full rate against a personalising nginx
 # while cef-sync applies deltas every second (tests/soak/soak.py).  Fails
-# on any non-200, worker RSS growth of 5 MB or more after the warm-up, a
-# worker restart, or an error.log line above warn.  Not part of `make test`.
+# on any non-200, worker RSS growth of 5 MB or more after the warm-up (the
+# store file's own growth excused, see soak.py), a worker restart, or an
+# error.log line above warn.  Not part of `make test`.
 #
 #   make soak
 #   make soak SOAK_SECONDS=120 SOAK_WARMUP=30
