@@ -37,9 +37,22 @@ ngx_http_cef_now_ns(void)
 }
 
 
+static void
+ngx_http_cef_decision_end(ngx_http_cef_identity_t *id)
+{
+    if (id->store) {
+        ngx_http_cef_store_end();
+        id->store = 0;
+    }
+
+    id->view_valid = 0;
+}
+
+
 ngx_http_cef_decision_t *
 ngx_http_cef_decide(ngx_http_request_t *r)
 {
+    ngx_int_t                 rc;
     uint64_t                  start;
     ngx_http_cef_ctx_t       *ctx;
     ngx_http_cef_decision_t  *d;
@@ -61,18 +74,25 @@ ngx_http_cef_decide(ngx_http_request_t *r)
 
     start = ngx_http_cef_now_ns();
 
-    id = ngx_http_cef_identify(r);
-    if (id == NULL || !id->consent || clcf->rules == NULL) {
+    id = ngx_http_cef_identify_open(r);
+    if (id == NULL) {
+        return ctx->decision;
+    }
+
+    d = (id->consent && clcf->rules)
+        ? ngx_pcalloc(r->main->pool, sizeof(ngx_http_cef_decision_t)) : NULL;
+
+    if (d == NULL) {
+        ngx_http_cef_decision_end(id);
         ctx->decision_ns = ngx_http_cef_now_ns() - start;
         return ctx->decision;
     }
 
-    d = ngx_pcalloc(r->main->pool, sizeof(ngx_http_cef_decision_t));
-    if (d == NULL) {
-        return ctx->decision;
-    }
+    rc = ngx_http_cef_decide_offers(r, clcf, id, d);
 
-    if (ngx_http_cef_decide_offers(r, clcf, id, d) != NGX_OK) {
+    ngx_http_cef_decision_end(id);
+
+    if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "cef: no decision for this request, serving the "
                       "generic page");
@@ -117,7 +137,6 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
     uint32_t                      i, n;
     ngx_str_t                    *html, *visitor;
     cef_span_t                    key_type;
-    cef_profile_t                 profile;
     const cef_rules_t            *rs;
     cef_rules_visitor_t           vis;
     cef_rules_choice_t           *choices;
@@ -130,16 +149,17 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
     key_type.data = (char *) id->key_type.data;
     key_type.len = id->key_type.len;
 
-    id->store = (ngx_http_cef_store_begin(r) == NGX_OK);
+    /* recognised just now: the session is open and the view valid */
 
-    if (id->store
-        && ngx_http_cef_store_profile(r, id, &profile) == NGX_OK)
-    {
-        cef_rules_visitor_init(&vis, &profile, id->visitor_new, key_type);
-
-    } else {
-        cef_rules_visitor_init(&vis, NULL, id->visitor_new, key_type);
+    if (!id->store && id->profile_id.len) {
+        id->store = (ngx_http_cef_store_begin(r) == NGX_OK);
+        id->view_valid = id->store
+                         && ngx_http_cef_store_profile(r, id, &id->view)
+                            == NGX_OK;
     }
+
+    cef_rules_visitor_init(&vis, id->view_valid ? &id->view : NULL,
+                           id->visitor_new, key_type);
 
     /*
      * experiments bucket by the visitor id, or, with the visitor cookie
@@ -154,11 +174,6 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
                                      1, 1, &res);
     choices = res.choices;
     html = res.html;
-
-    if (id->store) {
-        ngx_http_cef_store_end();
-        id->store = 0;
-    }
 
     if (rc != NGX_OK) {
         return NGX_ERROR;

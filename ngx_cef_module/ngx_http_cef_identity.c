@@ -17,6 +17,8 @@
 
 static char *ngx_http_cef_parse_cookie(ngx_conf_t *cf, ngx_str_t *value,
     ngx_uint_t first, ngx_uint_t n, ngx_http_cef_cookie_t *cookie);
+static ngx_http_cef_identity_t *ngx_http_cef_resolve(ngx_http_request_t *r,
+    ngx_uint_t keep_open);
 static ngx_int_t ngx_http_cef_try_key(ngx_http_request_t *r,
     ngx_http_cef_identity_t *id, ngx_str_t *type, ngx_str_t *value);
 static void ngx_http_cef_link(ngx_http_request_t *r,
@@ -471,6 +473,27 @@ ngx_http_cef_check_secret_file(ngx_conf_t *cf, ngx_str_t *path)
 ngx_http_cef_identity_t *
 ngx_http_cef_identify(ngx_http_request_t *r)
 {
+    return ngx_http_cef_resolve(r, 0);
+}
+
+
+/*
+ * As ngx_http_cef_identify(), but when the visitor is recognised by this
+ * call the store session stays open and id->view is the profile, read in
+ * place, so that the decision needs no second lookup.  The caller ends
+ * the session (ngx_http_cef_store_end()) if id->store is set.
+ */
+
+ngx_http_cef_identity_t *
+ngx_http_cef_identify_open(ngx_http_request_t *r)
+{
+    return ngx_http_cef_resolve(r, 1);
+}
+
+
+static ngx_http_cef_identity_t *
+ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
+{
     ngx_int_t                 rc;
     ngx_str_t                 value, v;
     ngx_uint_t                i;
@@ -567,9 +590,10 @@ ngx_http_cef_identify(ngx_http_request_t *r)
 
     ngx_http_cef_visitor(r, clcf, id);
 
-    if (id->store) {
+    if (id->store && !keep_open) {
         ngx_http_cef_store_end();
         id->store = 0;
+        id->view_valid = 0;
     }
 
     return id;

@@ -107,10 +107,12 @@ typedef struct {
     ngx_str_t                   profile_id;
     ngx_str_t                   link_cookie;    /* a cookie value to set */
     ngx_array_t                *attrs;          /* rendered, on first use */
+    cef_profile_t               view;           /* valid while store is */
 
     unsigned                    consent:1;
     unsigned                    store:1;        /* a store session is open */
     unsigned                    store_failed:1; /* configured, not usable */
+    unsigned                    view_valid:1;
     unsigned                    visitor_new:1;
     unsigned                    cookies_set:1;
 } ngx_http_cef_identity_t;
@@ -177,6 +179,7 @@ char *ngx_http_cef_link_token(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_cef_merge_identity(ngx_conf_t *cf,
     ngx_http_cef_loc_conf_t *prev, ngx_http_cef_loc_conf_t *conf);
 ngx_http_cef_identity_t *ngx_http_cef_identify(ngx_http_request_t *r);
+ngx_http_cef_identity_t *ngx_http_cef_identify_open(ngx_http_request_t *r);
 ngx_int_t ngx_http_cef_set_cookies(ngx_http_request_t *r);
 ngx_int_t ngx_http_cef_get_cookie(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value);

@@ -288,14 +288,15 @@ ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
     ngx_str_t *value, ngx_http_cef_identity_t *id)
 {
     int                        rc;
-    cef_profile_t              p;
+    cef_profile_t             *p;
     ngx_http_cef_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+    p = &id->view;
 
     rc = cef_store_lookup_key(ngx_http_cef_store_handle, cmcf->store_hash,
                               (char *) type->data, type->len,
-                              (char *) value->data, value->len, &p);
+                              (char *) value->data, value->len, p);
 
     if (rc == CEF_STORE_ERROR) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -311,13 +312,14 @@ ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
 
     ngx_http_cef_metric(NGX_HTTP_CEF_M_LOOKUP_HIT);
 
-    id->profile_id.data = ngx_pnalloc(r->main->pool, p.id.len);
+    id->profile_id.data = ngx_pnalloc(r->main->pool, p->id.len);
     if (id->profile_id.data == NULL) {
         return NGX_DECLINED;
     }
 
-    ngx_memcpy(id->profile_id.data, p.id.data, p.id.len);
-    id->profile_id.len = p.id.len;
+    ngx_memcpy(id->profile_id.data, p->id.data, p->id.len);
+    id->profile_id.len = p->id.len;
+    id->view_valid = 1;
 
     return NGX_OK;
 }
