@@ -431,6 +431,12 @@ cef_slot_scanner_feed(cef_slot_scanner_t *sc, const uint8_t *p, size_t len,
 
         case ST_OUT:
             q = memchr(p + i, '<', len - i);
+
+            /* a tag ("<" not followed by "!") cannot start a marker */
+            while (q != NULL && q + 1 < p + len && q[1] != '!') {
+                q = memchr(q + 1, '<', (size_t) (p + len - q - 1));
+            }
+
             if (q == NULL) {
                 i = len;
                 break;
