@@ -330,10 +330,10 @@ def test_kill_apply_twenty_times_nothing_lost_or_doubled(tmp_path):
 
     data = path.read_bytes()
 
-    def feed(p):
+    def feed(p, cut):
         try:
-            p.stdin.write(data)
-            p.stdin.close()
+            p.stdin.write(data[:cut])
+            p.stdin.flush()
         except OSError:
             pass
 
@@ -341,18 +341,25 @@ def test_kill_apply_twenty_times_nothing_lost_or_doubled(tmp_path):
     lasts = []
     for i in range(20):
         # from a pipe, as a feed arrives: batches commit as they fill (a
-        # file would be validated whole first)
+        # file would be validated whole first).  The pipe gets a random
+        # part of the stream (cut anywhere, mid-record too) and stays open,
+        # so the kill always lands during the apply, however fast it is.
         p = subprocess.Popen([CEF_SYNC, "apply", "--quiet", "--batch", "53",
                               "--store", store.dir, "--secret",
                               store.secret, "-"], stdin=subprocess.PIPE,
                              stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-        t = threading.Thread(target=feed, args=(p,))
+        cut = rnd.randint(len(data) // 20, len(data) * 19 // 20)
+        t = threading.Thread(target=feed, args=(p, cut))
         t.start()
         time.sleep(rnd.uniform(0.005, 0.06))
         p.send_signal(signal.SIGKILL)
         p.wait()
         t.join()
+        try:
+            p.stdin.close()
+        except OSError:
+            pass
 
         assert store.verify().returncode == 0
         st = store.stat()
