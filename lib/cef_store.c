@@ -583,14 +583,35 @@ cef_store_gen_refresh(cef_store_gen_t *g, char *err, size_t errlen)
 
 
 static int
+cef_store_dict_entry(MDB_cursor *cur, uint32_t id, MDB_val *v, char *err,
+    size_t errlen)
+{
+    int      rc;
+    MDB_val  k;
+
+    k.mv_data = &id;
+    k.mv_size = sizeof(id);
+
+    rc = mdb_cursor_get(cur, &k, v, MDB_SET_KEY);
+    if (rc != 0) {
+        snprintf(err, errlen, "dictionary entry %u: %s", id,
+                 mdb_strerror(rc));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
 cef_store_load_strs(cef_store_gen_t *g, MDB_dbi dbi, cef_strtab_t *tab,
     cef_span_t **spans, uint32_t want, char *err, size_t errlen)
 {
     int                 rc;
     char               *p;
     size_t              total;
-    uint32_t            id, i, have;
-    MDB_val             k, v;
+    uint32_t            i, have;
+    MDB_val             v;
     MDB_cursor         *cur;
     cef_span_t         *ns;
     cef_store_block_t  *b;
@@ -618,15 +639,8 @@ cef_store_load_strs(cef_store_gen_t *g, MDB_dbi dbi, cef_strtab_t *tab,
     total = 0;
 
     for (i = have; i < want; i++) {
-        id = i;
-        k.mv_data = &id;
-        k.mv_size = sizeof(id);
-
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-        if (rc != 0) {
+        if (cef_store_dict_entry(cur, i, &v, err, errlen) != 0) {
             mdb_cursor_close(cur);
-            snprintf(err, errlen, "dictionary entry %u: %s", i,
-                     mdb_strerror(rc));
             return -1;
         }
 
@@ -645,15 +659,8 @@ cef_store_load_strs(cef_store_gen_t *g, MDB_dbi dbi, cef_strtab_t *tab,
     p = b->data;
 
     for (i = have; i < want; i++) {
-        id = i;
-        k.mv_data = &id;
-        k.mv_size = sizeof(id);
-
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-        if (rc != 0) {
+        if (cef_store_dict_entry(cur, i, &v, err, errlen) != 0) {
             mdb_cursor_close(cur);
-            snprintf(err, errlen, "dictionary entry %u: %s", i,
-                     mdb_strerror(rc));
             return -1;
         }
 
