@@ -15,6 +15,7 @@
 #include "cef_rules_profile.h"
 
 
+static void *ngx_http_cef_decide_read(void *data);
 static ngx_int_t ngx_http_cef_decide_offers(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id,
     ngx_http_cef_decision_t *d);
@@ -52,12 +53,7 @@ ngx_http_cef_decision_end(ngx_http_cef_identity_t *id)
 ngx_http_cef_decision_t *
 ngx_http_cef_decide(ngx_http_request_t *r)
 {
-    ngx_int_t                 rc;
-    uint64_t                  start;
-    ngx_http_cef_ctx_t       *ctx;
-    ngx_http_cef_decision_t  *d;
-    ngx_http_cef_identity_t  *id;
-    ngx_http_cef_loc_conf_t  *clcf;
+    ngx_http_cef_ctx_t  *ctx;
 
     ctx = ngx_http_cef_get_ctx(r->main);
     if (ctx == NULL) {
@@ -69,6 +65,28 @@ ngx_http_cef_decide(ngx_http_request_t *r)
     }
 
     ctx->decision = &ngx_http_cef_no_decision;
+
+    /* the profile is read in place: a store fault means the generic page */
+
+    return ngx_http_cef_store_guard(r, r->connection->log,
+                                    ngx_http_cef_decide_read, r,
+                                    &ngx_http_cef_no_decision);
+}
+
+
+static void *
+ngx_http_cef_decide_read(void *data)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_int_t                 rc;
+    uint64_t                  start;
+    ngx_http_cef_ctx_t       *ctx;
+    ngx_http_cef_decision_t  *d;
+    ngx_http_cef_identity_t  *id;
+    ngx_http_cef_loc_conf_t  *clcf;
+
+    ctx = ngx_http_cef_get_ctx(r->main);
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
 

@@ -200,6 +200,10 @@ ngx_int_t ngx_http_cef_store_profile(ngx_http_request_t *r,
     ngx_http_cef_identity_t *id, cef_profile_t *p);
 ngx_int_t ngx_http_cef_store_attr(ngx_http_request_t *r,
     ngx_http_cef_identity_t *id, ngx_str_t *name, ngx_str_t *out);
+typedef void *(*ngx_http_cef_store_read_pt)(void *data);
+void *ngx_http_cef_store_guard(ngx_http_request_t *r, ngx_log_t *log,
+    ngx_http_cef_store_read_pt read, void *data, void *failed);
+ngx_http_cef_identity_t *ngx_http_cef_identify_guarded(ngx_http_request_t *r);
 
 /* decision: ngx_http_cef_decision.c */
 ngx_http_cef_decision_t *ngx_http_cef_decide(ngx_http_request_t *r);

@@ -8,6 +8,8 @@
 
 #include "ngx_http_cef_module.h"
 
+#include <setjmp.h>
+
 #include "cef_store.h"
 
 
@@ -28,12 +30,28 @@ static ngx_int_t ngx_http_cef_render_attrs(ngx_http_request_t *r,
 static u_char *ngx_http_cef_render_value(ngx_pool_t *pool,
     const cef_value_t *v, size_t *len);
 static void ngx_http_cef_identity_cleanup(void *data);
+static void *ngx_http_cef_store_ready_read(void *data);
+static void *ngx_http_cef_store_info_read(void *data);
+static void *ngx_http_cef_store_attr_read(void *data);
+static void *ngx_http_cef_identify_read(void *data);
+static void ngx_http_cef_store_sigbus(int signo, siginfo_t *si, void *uc);
+static void ngx_http_cef_store_fault(ngx_http_request_t *r, ngx_log_t *log);
 
 
 /* per worker process */
 static cef_store_t  *ngx_http_cef_store_handle;
 static time_t        ngx_http_cef_store_next_try;
 static ngx_uint_t    ngx_http_cef_store_failing;
+
+/*
+ * LMDB maps data.mdb: a page past the end of a file cut short under the
+ * worker raises SIGBUS on first touch.  Store reads run armed
+ * (ngx_http_cef_store_guard()); a SIGBUS then jumps back out of the read,
+ * the handle is dropped and the request goes on without personalisation.
+ */
+static sigjmp_buf       *ngx_http_cef_store_jmp;
+static struct sigaction  ngx_http_cef_store_sigbus_prev;
+static ngx_uint_t        ngx_http_cef_store_sigbus_set;
 
 
 char *
@@ -131,6 +149,7 @@ ngx_http_cef_init_store_conf(ngx_conf_t *cf, ngx_http_cef_main_conf_t *cmcf)
 ngx_int_t
 ngx_http_cef_store_init_process(ngx_cycle_t *cycle)
 {
+    struct sigaction           sa;
     ngx_http_cef_main_conf_t  *cmcf;
 
     cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cef_module);
@@ -143,16 +162,138 @@ ngx_http_cef_store_init_process(ngx_cycle_t *cycle)
     ngx_http_cef_store_next_try = 0;
     ngx_http_cef_store_failing = 0;
 
+    ngx_memzero(&sa, sizeof(struct sigaction));
+    sa.sa_sigaction = ngx_http_cef_store_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+
+    if (sigaction(SIGBUS, &sa, &ngx_http_cef_store_sigbus_prev) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
+                      "cef: sigaction(SIGBUS) failed");
+        return NGX_ERROR;
+    }
+
+    ngx_http_cef_store_sigbus_set = 1;
+
     /* a store that cannot be opened now is retried on later requests */
-    (void) ngx_http_cef_store_ready(cycle->log, cmcf);
+    (void) ngx_http_cef_store_guard(NULL, cycle->log,
+                                    ngx_http_cef_store_ready_read, cmcf,
+                                    NULL);
 
     return NGX_OK;
+}
+
+
+static void *
+ngx_http_cef_store_ready_read(void *data)
+{
+    ngx_http_cef_main_conf_t *cmcf = data;
+
+    (void) ngx_http_cef_store_ready(ngx_cycle->log, cmcf);
+
+    return NULL;
+}
+
+
+/*
+ * Runs read(data) with store faults caught: returns what read returned,
+ * or failed if the store's file faulted under it (the handle is dropped
+ * then and reopened later, see ngx_http_cef_store_ready()).  Nests.
+ */
+
+void *
+ngx_http_cef_store_guard(ngx_http_request_t *r, ngx_log_t *log,
+    ngx_http_cef_store_read_pt read, void *data, void *failed)
+{
+    void        *result;
+    sigjmp_buf   jb, *prev;
+
+    prev = ngx_http_cef_store_jmp;
+    ngx_http_cef_store_jmp = &jb;
+
+    /* no signal mask to save: the handler runs with SA_NODEFER */
+
+    if (sigsetjmp(jb, 0) == 0) {
+        result = read(data);
+
+    } else {
+        ngx_http_cef_store_jmp = prev;
+        ngx_http_cef_store_fault(r, log);
+        result = failed;
+    }
+
+    ngx_http_cef_store_jmp = prev;
+
+    return result;
+}
+
+
+static void
+ngx_http_cef_store_sigbus(int signo, siginfo_t *si, void *uc)
+{
+    if (ngx_http_cef_store_jmp) {
+        siglongjmp(*ngx_http_cef_store_jmp, 1);
+    }
+
+    /* not during a store read: fault again, as if we were not here */
+
+    sigaction(SIGBUS, &ngx_http_cef_store_sigbus_prev, NULL);
+}
+
+
+static void
+ngx_http_cef_store_fault(ngx_http_request_t *r, ngx_log_t *log)
+{
+    sigjmp_buf                 jb, *prev;
+    cef_store_t               *s;
+    ngx_http_cef_ctx_t        *ctx;
+    ngx_http_cef_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_cef_module);
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "cef: store \"%V\" faulted (SIGBUS: its data file is "
+                  "shorter than the database, cut short under nginx?): "
+                  "closed, serving without personalisation, reopening in "
+                  "%d s", &cmcf->store_dir, NGX_HTTP_CEF_STORE_RETRY);
+
+    s = ngx_http_cef_store_handle;
+    ngx_http_cef_store_handle = NULL;
+    ngx_http_cef_store_next_try = ngx_time() + NGX_HTTP_CEF_STORE_RETRY;
+    ngx_http_cef_store_failing = 1;
+
+    ctx = r ? ngx_http_cef_get_ctx(r->main) : NULL;
+
+    if (ctx && ctx->identity) {
+        ctx->identity->store = 0;
+        ctx->identity->view_valid = 0;
+    }
+
+    if (s == NULL) {
+        return;
+    }
+
+    /* closing reads no data page; should it fault, the handle is leaked */
+
+    prev = ngx_http_cef_store_jmp;
+    ngx_http_cef_store_jmp = &jb;
+
+    if (sigsetjmp(jb, 0) == 0) {
+        cef_store_close(s);
+    }
+
+    ngx_http_cef_store_jmp = prev;
 }
 
 
 void
 ngx_http_cef_store_exit_process(ngx_cycle_t *cycle)
 {
+    if (ngx_http_cef_store_sigbus_set) {
+        sigaction(SIGBUS, &ngx_http_cef_store_sigbus_prev, NULL);
+        ngx_http_cef_store_sigbus_set = 0;
+    }
+
     if (ngx_http_cef_store_handle) {
         cef_store_close(ngx_http_cef_store_handle);
         ngx_http_cef_store_handle = NULL;
@@ -244,20 +385,65 @@ ngx_http_cef_store_session(ngx_http_request_t *r)
 }
 
 
+typedef struct {
+    ngx_http_request_t         *r;
+    ngx_http_cef_identity_t    *id;
+    ngx_str_t                  *name;
+    ngx_str_t                  *out;
+    cef_store_info_t           *info;
+    ngx_int_t                   rc;
+} ngx_http_cef_store_read_t;
+
+
 ngx_int_t
 ngx_http_cef_store_info(ngx_http_request_t *r, cef_store_info_t *info)
 {
-    int  rc;
+    ngx_http_cef_store_read_t  rd;
 
-    if (ngx_http_cef_store_session(r) != NGX_OK) {
-        return NGX_DECLINED;
+    rd.r = r;
+    rd.info = info;
+    rd.rc = NGX_DECLINED;
+
+    (void) ngx_http_cef_store_guard(r, r->connection->log,
+                                    ngx_http_cef_store_info_read, &rd, NULL);
+
+    return rd.rc;
+}
+
+
+static void *
+ngx_http_cef_store_info_read(void *data)
+{
+    ngx_http_cef_store_read_t *rd = data;
+
+    if (ngx_http_cef_store_session(rd->r) != NGX_OK) {
+        return NULL;
     }
 
-    rc = cef_store_info(ngx_http_cef_store_handle, info);
+    if (cef_store_info(ngx_http_cef_store_handle, rd->info) == CEF_STORE_OK) {
+        rd->rc = NGX_OK;
+    }
 
     cef_store_end(ngx_http_cef_store_handle);
 
-    return rc == CEF_STORE_OK ? NGX_OK : NGX_DECLINED;
+    return NULL;
+}
+
+
+/* ngx_http_cef_identify() with the store's faults caught */
+
+ngx_http_cef_identity_t *
+ngx_http_cef_identify_guarded(ngx_http_request_t *r)
+{
+    return ngx_http_cef_store_guard(r, r->connection->log,
+                                    ngx_http_cef_identify_read, r, NULL);
+}
+
+
+static void *
+ngx_http_cef_identify_read(void *data)
+{
+    return ngx_http_cef_identify(data);
 }
 
 
@@ -279,7 +465,9 @@ ngx_http_cef_store_begin(ngx_http_request_t *r)
 void
 ngx_http_cef_store_end(void)
 {
-    cef_store_end(ngx_http_cef_store_handle);
+    if (ngx_http_cef_store_handle) {
+        cef_store_end(ngx_http_cef_store_handle);
+    }
 }
 
 
@@ -364,33 +552,25 @@ ngx_int_t
 ngx_http_cef_store_attr(ngx_http_request_t *r, ngx_http_cef_identity_t *id,
     ngx_str_t *name, ngx_str_t *out)
 {
-    ngx_int_t                  rc;
     ngx_uint_t                 i;
-    cef_profile_t              p;
     ngx_http_cef_attr_t       *attr;
-    ngx_http_cef_main_conf_t  *cmcf;
+    ngx_http_cef_store_read_t  rd;
 
     if (id->profile_id.len == 0) {
         return NGX_DECLINED;
     }
 
     if (id->attrs == NULL) {
-        if (ngx_http_cef_store_session(r) != NGX_OK) {
-            return NGX_DECLINED;
-        }
+        rd.r = r;
+        rd.id = id;
+        rd.rc = NGX_DECLINED;
 
-        cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+        (void) ngx_http_cef_store_guard(r, r->connection->log,
+                                        ngx_http_cef_store_attr_read, &rd,
+                                        NULL);
 
-        rc = cef_store_lookup_id(ngx_http_cef_store_handle, cmcf->store_hash,
-                                 (char *) id->profile_id.data,
-                                 id->profile_id.len, &p);
-
-        rc = (rc == CEF_STORE_OK) ? ngx_http_cef_render_attrs(r, id, &p)
-                                  : NGX_DECLINED;
-
-        cef_store_end(ngx_http_cef_store_handle);
-
-        if (rc != NGX_OK) {
+        if (rd.rc != NGX_OK) {
+            id->attrs = NULL;
             return NGX_DECLINED;
         }
     }
@@ -407,6 +587,34 @@ ngx_http_cef_store_attr(ngx_http_request_t *r, ngx_http_cef_identity_t *id,
     }
 
     return NGX_DECLINED;
+}
+
+
+static void *
+ngx_http_cef_store_attr_read(void *data)
+{
+    ngx_http_cef_store_read_t *rd = data;
+
+    int                        rc;
+    cef_profile_t              p;
+    ngx_http_cef_main_conf_t  *cmcf;
+
+    if (ngx_http_cef_store_session(rd->r) != NGX_OK) {
+        return NULL;
+    }
+
+    cmcf = ngx_http_get_module_main_conf(rd->r, ngx_http_cef_module);
+
+    rc = cef_store_lookup_id(ngx_http_cef_store_handle, cmcf->store_hash,
+                             (char *) rd->id->profile_id.data,
+                             rd->id->profile_id.len, &p);
+
+    rd->rc = (rc == CEF_STORE_OK)
+             ? ngx_http_cef_render_attrs(rd->r, rd->id, &p) : NGX_DECLINED;
+
+    cef_store_end(ngx_http_cef_store_handle);
+
+    return NULL;
 }
 
 

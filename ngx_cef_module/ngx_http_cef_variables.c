@@ -102,7 +102,7 @@ ngx_http_cef_identity_variable(ngx_http_request_t *r,
     ngx_str_t                *s;
     ngx_http_cef_identity_t  *id;
 
-    id = ngx_http_cef_identify(r);
+    id = ngx_http_cef_identify_guarded(r);
     if (id == NULL) {
         return NGX_ERROR;
     }
@@ -145,7 +145,7 @@ ngx_http_cef_attr_variable(ngx_http_request_t *r,
     ngx_str_t                 name, value;
     ngx_http_cef_identity_t  *id;
 
-    id = ngx_http_cef_identify(r);
+    id = ngx_http_cef_identify_guarded(r);
     if (id == NULL) {
         return NGX_ERROR;
     }
