@@ -155,8 +155,14 @@ cef_expr_symtab_free(cef_expr_symtab_t *st)
         free(st->refs[i]);
     }
 
+    for (i = 0; i < st->nkeys; i++) {
+        free(st->keys[i]);
+    }
+
     free(st->refs);
     free(st->slots);
+    free(st->keys);
+    free(st->key_slots);
     free(st);
 }
 
@@ -267,6 +273,85 @@ cef_symtab_add(cef_expr_symtab_t *st, cef_ref_kind_t kind, const char *path,
     }
 
     return ref;
+}
+
+
+/*
+ * The dense id of the map entry KEY of reference ref (profile.NAME.KEY),
+ * or -1 when out of memory.
+ */
+static int64_t
+cef_symtab_key(cef_expr_symtab_t *st, uint32_t ref, const char *key,
+    size_t len)
+{
+    char       buf[16], *k, **keys;
+    size_t     blen, klen;
+    uint32_t   h, i, n, *slots;
+
+    blen = (size_t) snprintf(buf, sizeof(buf), "%u:", ref);
+    klen = blen + len;
+
+    if (st->nkeys * 2 >= st->key_nslots) {
+        n = st->key_nslots ? st->key_nslots * 2 : 16;
+        slots = calloc(n, sizeof(uint32_t));
+        if (slots == NULL) {
+            return -1;
+        }
+
+        for (i = 0; i < st->nkeys; i++) {
+            h = cef_expr_hash(st->keys[i], strlen(st->keys[i])) & (n - 1);
+
+            while (slots[h]) {
+                h = (h + 1) & (n - 1);
+            }
+
+            slots[h] = i + 1;
+        }
+
+        free(st->key_slots);
+        st->key_slots = slots;
+        st->key_nslots = n;
+    }
+
+    k = malloc(klen + 1);
+    if (k == NULL) {
+        return -1;
+    }
+
+    memcpy(k, buf, blen);
+    memcpy(k + blen, key, len);
+    k[klen] = '\0';
+
+    h = cef_expr_hash(k, klen) & (st->key_nslots - 1);
+
+    while (st->key_slots[h]) {
+        i = st->key_slots[h] - 1;
+
+        if (strlen(st->keys[i]) == klen && memcmp(st->keys[i], k, klen) == 0)
+        {
+            free(k);
+            return i;
+        }
+
+        h = (h + 1) & (st->key_nslots - 1);
+    }
+
+    if (st->nkeys == st->keys_cap) {
+        n = st->keys_cap ? st->keys_cap * 2 : 16;
+        keys = realloc(st->keys, n * sizeof(char *));
+        if (keys == NULL) {
+            free(k);
+            return -1;
+        }
+
+        st->keys = keys;
+        st->keys_cap = n;
+    }
+
+    st->keys[st->nkeys] = k;
+    st->key_slots[h] = st->nkeys + 1;
+
+    return st->nkeys++;
 }
 
 
@@ -411,6 +496,7 @@ cef_parse_path(cef_parser_t *ps)
     cef_stype_t       type;
     const cef_ref_t  *ref;
     int32_t           n;
+    int64_t           kid;
     int               have_key = 0;
 
     start = ps->tok.start;
@@ -576,6 +662,14 @@ cef_parse_path(cef_parser_t *ps)
     if (have_key) {
         N(n)->u.ref.key.data = seg[2];
         N(n)->u.ref.key.len = segl[2];
+
+        kid = cef_symtab_key(ps->st, ref->id, seg[2], segl[2]);
+        if (kid < 0) {
+            cef_perror(ps, start, "out of memory");
+            return -1;
+        }
+
+        N(n)->u.ref.key_id = (uint32_t) kid;
     }
 
     cef_advance(ps);

@@ -142,6 +142,7 @@ cef_expr_eval_create(const cef_expr_symtab_t *st)
 {
     cef_expr_eval_t  *ev;
     uint32_t          n = st->nrefs ? st->nrefs : 1;
+    uint32_t          nk = st->nkeys ? st->nkeys : 1;
 
     ev = calloc(1, sizeof(cef_expr_eval_t));
     if (ev == NULL) {
@@ -150,13 +151,19 @@ cef_expr_eval_create(const cef_expr_symtab_t *st)
 
     ev->st = st;
     ev->nrefs = st->nrefs;
+    ev->nkeys = st->nkeys;
     ev->seen = calloc(n, sizeof(uint32_t));
     ev->cache = calloc(n, sizeof(cef_val_t));
     ev->raw = calloc(n, sizeof(cef_value_t));
+    ev->seqs = calloc(n, sizeof(cef_seq_t));
+    ev->elems = calloc(CEF_EXPR_ELEMS, sizeof(cef_elem_t));
+    ev->key_seen = calloc(nk, sizeof(uint32_t));
+    ev->key_val = calloc(nk, sizeof(cef_val_t));
     ev->md = pcre2_match_data_create(1, NULL);
 
     if (ev->seen == NULL || ev->cache == NULL || ev->raw == NULL
-        || ev->md == NULL)
+        || ev->seqs == NULL || ev->elems == NULL || ev->key_seen == NULL
+        || ev->key_val == NULL || ev->md == NULL)
     {
         cef_expr_eval_free(ev);
         return NULL;
@@ -181,19 +188,38 @@ cef_expr_eval_free(cef_expr_eval_t *ev)
     free(ev->seen);
     free(ev->cache);
     free(ev->raw);
+    free(ev->seqs);
+    free(ev->elems);
+    free(ev->key_seen);
+    free(ev->key_val);
     free(ev);
 }
 
 
+/*
+ * A new evaluation: everything cached belongs to the previous generation
+ * and is ignored from now on, without clearing it.  Only when the counter
+ * wraps are the tags cleared (once in 2^32 evaluations), so that a tag
+ * left from 2^32 evaluations ago cannot pass for a current one.
+ */
 void
 cef_expr_eval_reset(cef_expr_eval_t *ev, const cef_expr_ctx_t *ctx)
 {
+    uint32_t  i;
+
     ev->ctx = ctx;
     ev->tm_done = 0;
     ev->scratch_used = 0;
+    ev->nelems = 0;
 
     if (++ev->gen == 0) {
         memset(ev->seen, 0, ev->nrefs * sizeof(uint32_t));
+        memset(ev->key_seen, 0, ev->nkeys * sizeof(uint32_t));
+
+        for (i = 0; i < ev->nrefs; i++) {
+            ev->seqs[i].gen = 0;
+        }
+
         ev->gen = 1;
     }
 }
@@ -305,6 +331,7 @@ cef_load_ref(cef_expr_eval_t *ev, uint32_t id, cef_val_t *out)
             && ev->ctx->lookup(ev->ctx->data, ref, v) == 1)
         {
             cef_val_from_value(v, out);
+            out->ref = id;
 
         } else {
             out->t = CEF_V_NULL;
@@ -353,13 +380,6 @@ cef_operand(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
 }
 
 
-static int
-cef_span_eq(cef_span_t a, cef_span_t b)
-{
-    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
-}
-
-
 /* Substring search; memmem() is a GNU extension nginx builds don't see. */
 static int
 cef_find(cef_span_t hay, cef_span_t needle)
@@ -386,19 +406,128 @@ cef_find(cef_span_t hay, cef_span_t needle)
 }
 
 
-static int
-cef_array_has(const cef_value_t *v, cef_span_t s)
+/*
+ * The elements of an array or map reference (v: CEF_V_ARRAY or CEF_V_MAP),
+ * decoded on first use in this evaluation: every later `in`, `contains`
+ * and profile.NAME.KEY reads the decoded spans instead of the encoding.
+ * Decoding stops at a malformed element (the elements before it stay
+ * usable, as with the iterators) and after CEF_EXPR_SEQ_MAX elements or
+ * when elems is full (the rest is then read from the encoding).
+ */
+static const cef_seq_t *
+cef_seq(cef_expr_eval_t *ev, const cef_val_t *v)
 {
-    return cef_value_array_contains(v, s) == 1;
+    cef_seq_t          *q = &ev->seqs[v->ref];
+    const cef_value_t  *cv = v->u.v;
+    cef_elem_t         *e;
+    size_t              pos = 0;
+    uint32_t            max;
+    int                 rc;
+
+    if (q->gen == ev->gen) {
+        return q;
+    }
+
+    q->gen = ev->gen;
+    q->first = ev->nelems;
+    q->n = 0;
+    q->more = 0;
+
+    max = CEF_EXPR_ELEMS - ev->nelems;
+    if (max > CEF_EXPR_SEQ_MAX) {
+        max = CEF_EXPR_SEQ_MAX;
+    }
+
+    e = ev->elems + ev->nelems;
+
+    for ( ;; ) {
+        if (q->n == max) {
+            q->more = pos < cv->u.seq.len;
+            q->rest = pos;
+            break;
+        }
+
+        rc = cv->type == CEF_VAL_STR_ARRAY
+             ? cef_value_array_next(cv, &pos, &e[q->n].s)
+             : cef_value_map_next(cv, &pos, &e[q->n].s, &e[q->n].num);
+
+        if (rc != 1) {
+            break;
+        }
+
+        q->n++;
+    }
+
+    ev->nelems += q->n;
+
+    return q;
 }
 
 
-static int
-cef_map_has(const cef_value_t *v, cef_span_t key, double *num)
+static inline int
+cef_span_eq(cef_span_t a, cef_span_t b)
 {
-    double  d;
+    /* interned strings of one dictionary are one span each: equal
+       pointers settle it without comparing bytes */
 
-    return cef_value_map_get(v, key, num ? num : &d) == 1;
+    return a.len == b.len
+           && (a.data == b.data || a.len == 0
+               || memcmp(a.data, b.data, a.len) == 0);
+}
+
+
+/* 1 (and *num for maps) if the array or map v has the string s. */
+static int
+cef_seq_find(cef_expr_eval_t *ev, const cef_val_t *v, cef_span_t s,
+    double *num)
+{
+    const cef_seq_t   *q;
+    const cef_elem_t  *e, *end;
+    size_t             pos;
+    cef_span_t         k;
+    double             d;
+
+    q = cef_seq(ev, v);
+    e = ev->elems + q->first;
+
+    for (end = e + q->n; e < end; e++) {
+        if (e->s.len == s.len
+            && (s.len == 0 || (e->s.data[0] == s.data[0]
+                               && memcmp(e->s.data, s.data, s.len) == 0)))
+        {
+            if (num) {
+                *num = e->num;
+            }
+            return 1;
+        }
+    }
+
+    if (!q->more) {
+        return 0;
+    }
+
+    pos = q->rest;
+
+    if (v->t == CEF_V_ARRAY) {
+        while (cef_value_array_next(v->u.v, &pos, &k) == 1) {
+            if (cef_span_eq(k, s)) {
+                return 1;
+            }
+        }
+
+        return 0;
+    }
+
+    while (cef_value_map_next(v->u.v, &pos, &k, &d) == 1) {
+        if (cef_span_eq(k, s)) {
+            if (num) {
+                *num = d;
+            }
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -459,10 +588,8 @@ cef_contains(const cef_expr_t *e, cef_expr_eval_t *ev, const cef_val_t *hay,
         return cef_find(hay->u.s, x->u.s);
 
     case CEF_V_ARRAY:
-        return x->t == CEF_V_STR && cef_array_has(hay->u.v, x->u.s);
-
     case CEF_V_MAP:
-        return x->t == CEF_V_STR && cef_map_has(hay->u.v, x->u.s, NULL);
+        return x->t == CEF_V_STR && cef_seq_find(ev, hay, x->u.s, NULL);
 
     case CEF_V_LIST:
         return cef_list_has(e, CEF_NODE(e, hay->u.list)->a, ev, x);
@@ -635,12 +762,24 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
         return;
 
     case CEF_OP_REF_KEY:
+        k = n->u.ref.key_id;
+
+        if (k < ev->nkeys && ev->key_seen[k] == ev->gen) {
+            *out = ev->key_val[k];
+            return;
+        }
+
         cef_load_ref(ev, n->u.ref.ref, &a);
 
-        if (a.t == CEF_V_MAP && cef_map_has(a.u.v, n->u.ref.key, &d)) {
+        if (a.t == CEF_V_MAP && cef_seq_find(ev, &a, n->u.ref.key, &d)) {
             cef_set_num(out, d);
         } else {
             out->t = CEF_V_NULL;
+        }
+
+        if (k < ev->nkeys) {
+            ev->key_val[k] = *out;
+            ev->key_seen[k] = ev->gen;
         }
         return;
 

@@ -135,6 +135,8 @@ typedef struct {
         cef_span_t   str;
         struct {
             uint32_t    ref;
+            uint32_t    key_id;   /* CEF_OP_REF_KEY: dense id of (ref,
+                                     key) in the symbol table's keys */
             cef_span_t  key;
         } ref;
         pcre2_code  *re;
@@ -160,6 +162,14 @@ struct cef_expr_symtab_s {
     uint32_t      nslots;     /* power of two */
     cef_expr_func_lookup_pt  func_lookup;   /* plugin functions */
     void                    *func_data;
+
+    /* distinct profile.NAME.KEY paths, numbered densely from 0, so that
+       each is looked up in its map at most once per evaluation */
+    char        **keys;       /* "ID:KEY", NUL-terminated */
+    uint32_t      nkeys;
+    uint32_t      keys_cap;
+    uint32_t     *key_slots;  /* open addressing: key id + 1, 0 = empty */
+    uint32_t      key_nslots; /* power of two, or 0 */
 };
 
 
@@ -177,6 +187,7 @@ typedef enum {
 
 typedef struct {
     cef_vtype_t  t;
+    uint32_t     ref;        /* CEF_V_ARRAY, CEF_V_MAP: the reference id */
     union {
         int          b;
         double       num;
@@ -190,6 +201,31 @@ typedef struct {
 #define CEF_EXPR_SCRATCH  4096
 #define CEF_EXPR_MAX_NODES  4096
 
+/*
+ * Arrays and maps are decoded at most once per evaluation into elems:
+ * at most CEF_EXPR_SEQ_MAX elements of one value, CEF_EXPR_ELEMS in all.
+ * Elements beyond that are read from the encoding where decoding stopped.
+ */
+#define CEF_EXPR_ELEMS    2048
+#define CEF_EXPR_SEQ_MAX  512
+
+
+/* A decoded array element, or a map key and its value. */
+typedef struct {
+    cef_span_t   s;
+    double       num;
+} cef_elem_t;
+
+
+/* What is decoded of an array or map reference in this evaluation. */
+typedef struct {
+    uint32_t     gen;        /* evaluation it belongs to */
+    uint32_t     first;      /* index in cef_expr_eval_t.elems */
+    uint32_t     n;          /* elements decoded */
+    uint32_t     more;       /* 1: more elements from byte offset rest */
+    size_t       rest;
+} cef_seq_t;
+
 
 struct cef_expr_eval_s {
     const cef_expr_symtab_t  *st;
@@ -199,6 +235,12 @@ struct cef_expr_eval_s {
     uint32_t              *seen;     /* gen when cached */
     cef_val_t             *cache;
     cef_value_t           *raw;      /* arrays and maps the cache points to */
+    cef_seq_t             *seqs;     /* per reference: decoded elements */
+    cef_elem_t            *elems;    /* CEF_EXPR_ELEMS */
+    uint32_t               nelems;   /* used in this evaluation */
+    uint32_t               nkeys;
+    uint32_t              *key_seen; /* gen when key_val was set */
+    cef_val_t             *key_val;  /* per profile.NAME.KEY */
     pcre2_match_data      *md;
     int                    tm_done;
     int                    hour;

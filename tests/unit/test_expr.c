@@ -821,6 +821,286 @@ test_huge_and_random_values(void **state)
 }
 
 
+/* --- the per-evaluation cache of decoded arrays and maps ------------------ */
+
+/* a second visitor: everything the fixture's persona has, different */
+static cef_persona_t *
+make_other_persona(void)
+{
+    cef_persona_t  *p = cef_persona_create();
+    cef_span_t      segs[] = { cef_span_lit("silver") };
+    cef_span_t      keys[] = { cef_span_lit("shoes"), cef_span_lit("hats") };
+    double          nums[] = { 0.1, 5 };
+
+    assert_non_null(p);
+    cef_persona_set_array(p, "profile.segments", segs, 1);
+    cef_persona_set_map(p, "profile.interests", keys, nums, 2);
+    cef_persona_set_num(p, "profile.clv", 10);
+
+    return p;
+}
+
+
+static void
+test_cache_many_readers(void **state)
+{
+    static const struct {
+        const char  *src;
+        int          want;
+    } cases[] = {
+        { "\"gold\" in profile.segments", 1 },
+        { "\"newsletter\" in profile.segments", 1 },
+        { "\"silver\" in profile.segments", 0 },
+        { "\"gol\" in profile.segments", 0 },
+        { "\"golden\" in profile.segments", 0 },
+        { "\"\" in profile.segments", 0 },
+        { "profile.segments contains \"gold\"", 1 },
+        { "\"gold\" not in profile.segments", 0 },
+        { "\"shoes\" in profile.interests", 1 },
+        { "\"hats\" in profile.interests", 0 },
+        { "profile.interests contains \"jackets\"", 1 },
+        { "profile.interests.shoes > 0.5", 1 },
+        { "profile.interests.shoes == 0.9", 1 },
+        { "profile.interests.jackets == 2", 1 },
+        { "profile.interests.hats == null", 1 },
+        { "profile.interests.shoes > 0.5 and \"gold\" in profile.segments",
+          1 },
+        /* wrong types: an array read as a map and the other way round,
+           scalars read as either */
+        { "profile.segments.gold == null", 1 },
+        { "profile.segments.gold > 0", 0 },
+        { "\"gold\" in profile.first_name", 0 },
+        { "\"x\" in profile.clv", 0 },
+        { "profile.clv.x == null", 1 },
+        { "profile.first_name.Ann == null", 1 },
+        { "profile.vip.x == null", 1 },
+        { "1 in profile.segments", 0 },
+        { "profile.clv in profile.interests", 0 },
+        { "len(profile.segments) == 2", 1 },
+        { "len(profile.interests) == 2", 1 },
+    };
+    fixture_t         *f = *state;
+    cef_expr_t        *e[sizeof(cases) / sizeof(cases[0])];
+    cef_expr_eval_t   *ev;
+    size_t             i, round;
+    uint32_t           used;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        e[i] = cef_expr_compile(f->st, cases[i].src, strlen(cases[i].src),
+                                NULL);
+        assert_non_null(e[i]);
+    }
+
+    f->ctx.lookup = counting_lookup;
+    ev = cef_expr_eval_create(f->st);
+    assert_non_null(ev);
+
+    for (round = 0; round < 3; round++) {
+        lookups = 0;
+        cef_expr_eval_reset(ev, &f->ctx);
+
+        /* every expression twice: the second pass reads only the cache */
+
+        for (i = 0; i < 2 * sizeof(cases) / sizeof(cases[0]); i++) {
+            size_t  k = i % (sizeof(cases) / sizeof(cases[0]));
+
+            if (cef_expr_match(e[k], ev) != cases[k].want) {
+                fail_msg("round %zu: '%s': got %d, want %d", round,
+                         cases[k].src, !cases[k].want, cases[k].want);
+            }
+        }
+
+        /* segments, interests, first_name, clv, vip: one lookup each */
+        assert_int_equal(lookups, 5);
+
+        /* each array and map decoded once: 2 segments + 2 interests */
+        assert_int_equal(ev->nelems, 4);
+
+        used = ev->nelems;
+        assert_int_equal(cef_expr_match(e[0], ev), 1);
+        assert_int_equal(ev->nelems, used);
+    }
+
+    cef_expr_eval_free(ev);
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cef_expr_free(e[i]);
+    }
+}
+
+
+/*
+ * One scratch space, visitor after visitor: nothing cached for one
+ * visitor may answer for the next.  Also across the wrap of the
+ * generation counter, when tags from 2^32 evaluations ago would look
+ * current unless they are cleared.
+ */
+static void
+test_cache_reset_between_visitors(void **state)
+{
+    static const struct {
+        const char  *src;
+        int          first;     /* the fixture's persona */
+        int          other;     /* make_other_persona() */
+    } cases[] = {
+        { "\"gold\" in profile.segments", 1, 0 },
+        { "\"silver\" in profile.segments", 0, 1 },
+        { "profile.segments contains \"newsletter\"", 1, 0 },
+        { "\"hats\" in profile.interests", 0, 1 },
+        { "\"jackets\" in profile.interests", 1, 0 },
+        { "profile.interests.shoes > 0.5", 1, 0 },
+        { "profile.interests.shoes < 0.5", 0, 1 },
+        { "profile.interests.hats == 5", 0, 1 },
+        { "profile.interests.jackets == null", 0, 1 },
+        { "profile.clv > 100", 1, 0 },
+        { "len(profile.segments) == 1", 0, 1 },
+        { "profile.first_name == null", 0, 1 },
+    };
+    fixture_t         *f = *state;
+    cef_persona_t     *other;
+    cef_expr_ctx_t     ctx2;
+    cef_expr_t        *e[sizeof(cases) / sizeof(cases[0])];
+    cef_expr_eval_t   *ev;
+    size_t             i, round;
+    int                want, got;
+
+    other = make_other_persona();
+    ctx2 = f->ctx;
+    ctx2.data = other;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        e[i] = cef_expr_compile(f->st, cases[i].src, strlen(cases[i].src),
+                                NULL);
+        assert_non_null(e[i]);
+    }
+
+    ev = cef_expr_eval_create(f->st);
+    assert_non_null(ev);
+
+    for (round = 0; round < 8; round++) {
+        if (round == 4) {
+            /* the next reset makes generation 1; tags of generation 1
+               are left over from the last round's evaluation */
+            ev->gen = 0;
+        }
+
+        if (round == 5) {
+            /* and this one wraps the counter back to 1 */
+            ev->gen = UINT32_MAX;
+        }
+
+        cef_expr_eval_reset(ev, round % 2 ? &ctx2 : &f->ctx);
+
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            want = round % 2 ? cases[i].other : cases[i].first;
+            got = cef_expr_match(e[i], ev);
+
+            if (got != want) {
+                fail_msg("round %zu (%s visitor): '%s': got %d, want %d",
+                         round, round % 2 ? "other" : "first",
+                         cases[i].src, got, want);
+            }
+        }
+    }
+
+    cef_expr_eval_free(ev);
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cef_expr_free(e[i]);
+    }
+
+    cef_persona_free(other);
+}
+
+
+/* arrays and maps larger than what is decoded into the cache */
+static void
+test_cache_huge_values(void **state)
+{
+    static const struct {
+        const char  *src;
+        int          want;
+    } cases[] = {
+        { "\"s0\" in profile.big_a", 1 },
+        { "\"s511\" in profile.big_a", 1 },
+        { "\"s512\" in profile.big_a", 1 },
+        { "\"s2999\" in profile.big_a", 1 },
+        { "\"s3000\" in profile.big_a", 0 },
+        { "\"s0\" in profile.big_b", 1 },
+        { "\"s2999\" in profile.big_b", 1 },
+        { "\"s3000\" in profile.big_b", 0 },
+        { "\"s2999\" in profile.big_c", 1 },
+        { "\"s2999\" in profile.big_d", 1 },
+        { "\"s2999\" in profile.big_e", 1 },
+        { "\"s2999\" in profile.big_map", 1 },
+        { "profile.big_map.s0 == 0", 1 },
+        { "profile.big_map.s2999 == 2999", 1 },
+        { "profile.big_map.s3000 == null", 1 },
+        { "\"gold\" in profile.segments", 1 },
+        { "profile.interests.jackets == 2", 1 },
+        { "len(profile.big_a) == 3000", 1 },
+    };
+    static const char  *arrays[] = { "profile.big_a", "profile.big_b",
+                                     "profile.big_c", "profile.big_d",
+                                     "profile.big_e" };
+    fixture_t         *f = *state;
+    cef_span_t        *items;
+    double            *nums;
+    char             (*names)[16];
+    size_t             i, n = 3000, round;
+    cef_expr_t        *e[sizeof(cases) / sizeof(cases[0])];
+    cef_expr_eval_t   *ev;
+
+    items = calloc(n, sizeof(cef_span_t));
+    nums = calloc(n, sizeof(double));
+    names = calloc(n, 16);
+
+    for (i = 0; i < n; i++) {
+        items[i].len = (size_t) snprintf(names[i], 16, "s%zu", i);
+        items[i].data = names[i];
+        nums[i] = (double) i;
+    }
+
+    /* five arrays of 3000: together more than the cache holds */
+    for (i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++) {
+        assert_int_equal(cef_persona_set_array(f->p, arrays[i], items, n),
+                         0);
+    }
+    assert_int_equal(cef_persona_set_map(f->p, "profile.big_map", items,
+                                         nums, n), 0);
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        e[i] = cef_expr_compile(f->st, cases[i].src, strlen(cases[i].src),
+                                NULL);
+        assert_non_null(e[i]);
+    }
+
+    ev = cef_expr_eval_create(f->st);
+
+    for (round = 0; round < 2; round++) {
+        cef_expr_eval_reset(ev, &f->ctx);
+
+        for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            if (cef_expr_match(e[i], ev) != cases[i].want) {
+                fail_msg("'%s': want %d", cases[i].src, cases[i].want);
+            }
+        }
+
+        assert_true(ev->nelems <= CEF_EXPR_ELEMS);
+    }
+
+    cef_expr_eval_free(ev);
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cef_expr_free(e[i]);
+    }
+
+    free(items);
+    free(nums);
+    free(names);
+}
+
+
 /* random token soup: compile errors or valid expressions, never a crash */
 static void
 test_fuzz_compile(void **state)
@@ -895,6 +1175,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_huge_and_random_values, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fuzz_compile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_many_readers, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cache_reset_between_visitors,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_huge_values, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
