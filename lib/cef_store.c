@@ -928,6 +928,43 @@ cef_store_info(cef_store_t *s, cef_store_info_t *info)
 }
 
 
+int
+cef_store_offsets(cef_store_t *s, cef_store_offsets_t *o)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    memset(o, 0, sizeof(cef_store_offsets_t));
+
+    if (!s->gen->active) {
+        cef_store_seterr(s, "no session is open");
+        return CEF_STORE_ERROR;
+    }
+
+    k.mv_data = (void *) CEF_STORE_META_KAFKA;
+    k.mv_size = sizeof(CEF_STORE_META_KAFKA) - 1;
+
+    rc = mdb_get(s->gen->txn, s->gen->meta, &k, &v);
+
+    if (rc == MDB_NOTFOUND) {
+        return CEF_STORE_NOTFOUND;
+    }
+
+    if (rc != 0) {
+        cef_store_seterr(s, "reading the stream offsets: %s",
+                         mdb_strerror(rc));
+        return CEF_STORE_ERROR;
+    }
+
+    if (cef_store_offsets_decode(v.mv_data, v.mv_size, o) != 0) {
+        cef_store_seterr(s, "the stored stream offsets are malformed");
+        return CEF_STORE_ERROR;
+    }
+
+    return CEF_STORE_OK;
+}
+
+
 const cef_dict_t *
 cef_store_dict(cef_store_t *s)
 {
@@ -1063,6 +1100,88 @@ cef_store_meta_decode(const void *data, size_t len, cef_store_info_t *info)
     }
 
     rc = 0;
+
+done:
+
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+
+int
+cef_store_offsets_decode(const void *data, size_t len, cef_store_offsets_t *o)
+{
+    int                    rc = -1, topic = 0, offsets = 0;
+    size_t                 off = 0;
+    uint32_t               i, j;
+    msgpack_unpacked       u;
+    const msgpack_object  *k, *v, *pk, *pv;
+
+    memset(o, 0, sizeof(cef_store_offsets_t));
+
+    for (i = 0; i < CEF_STORE_PARTITIONS_MAX; i++) {
+        o->next[i] = -1;
+    }
+
+    msgpack_unpacked_init(&u);
+
+    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS
+        || off != len || u.data.type != MSGPACK_OBJECT_MAP)
+    {
+        goto done;
+    }
+
+    for (i = 0; i < u.data.via.map.size; i++) {
+        k = &u.data.via.map.ptr[i].key;
+        v = &u.data.via.map.ptr[i].val;
+
+        if (k->type != MSGPACK_OBJECT_STR) {
+            goto done;
+        }
+
+        if (k->via.str.size == 5 && memcmp(k->via.str.ptr, "topic", 5) == 0)
+        {
+            if (v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0
+                || v->via.str.size > CEF_STORE_TOPIC_MAX)
+            {
+                goto done;
+            }
+            memcpy(o->topic, v->via.str.ptr, v->via.str.size);
+            o->topic[v->via.str.size] = '\0';
+            topic = 1;
+
+        } else if (k->via.str.size == 7
+                   && memcmp(k->via.str.ptr, "offsets", 7) == 0)
+        {
+            if (v->type != MSGPACK_OBJECT_MAP) {
+                goto done;
+            }
+
+            for (j = 0; j < v->via.map.size; j++) {
+                pk = &v->via.map.ptr[j].key;
+                pv = &v->via.map.ptr[j].val;
+
+                if (pk->type != MSGPACK_OBJECT_POSITIVE_INTEGER
+                    || pk->via.u64 >= CEF_STORE_PARTITIONS_MAX
+                    || pv->type != MSGPACK_OBJECT_POSITIVE_INTEGER
+                    || pv->via.u64 > INT64_MAX
+                    || o->next[pk->via.u64] != -1)
+                {
+                    goto done;
+                }
+
+                o->next[pk->via.u64] = (int64_t) pv->via.u64;
+
+                if (pk->via.u64 >= o->partitions) {
+                    o->partitions = (uint32_t) pk->via.u64 + 1;
+                }
+            }
+
+            offsets = 1;
+        }
+    }
+
+    rc = topic && offsets ? 0 : -1;
 
 done:
 

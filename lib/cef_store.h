@@ -56,6 +56,10 @@
 #define CEF_STORE_DB_NAMES   "names"
 #define CEF_STORE_DB_STRS    "strs"
 
+/* Keys of the "meta" database. */
+#define CEF_STORE_META       "meta"
+#define CEF_STORE_META_KAFKA "kafka"
+
 /*
  * The "profiles" database maps groups of four profile numbers
  * (cef_store_group.h) to stored profiles (cef_profile.h); "index" maps
@@ -82,6 +86,24 @@ typedef struct {
     uint32_t  id_bits;          /* bucket bits of "ids" */
     uint64_t  generation;       /* N of DIR/gen-N */
 } cef_store_info_t;
+
+
+/* Limits of the stream offsets (cef_store_offsets_t). */
+#define CEF_STORE_TOPIC_MAX       249     /* Kafka's own limit */
+#define CEF_STORE_PARTITIONS_MAX  1024
+
+/*
+ * Where the store stands in a Kafka topic: for each partition, the offset
+ * of the next record to read.  cef-sync consume stores it in the same
+ * write transaction as the changes those records produced; a snapshot may
+ * carry it in its header, and cef-sync load stores it with the snapshot
+ * (docs/sync.md).
+ */
+typedef struct {
+    char      topic[CEF_STORE_TOPIC_MAX + 1];
+    uint32_t  partitions;     /* next[0 .. partitions - 1] are meaningful */
+    int64_t   next[CEF_STORE_PARTITIONS_MAX];   /* -1: none stored */
+} cef_store_offsets_t;
 
 
 typedef struct cef_store_s  cef_store_t;
@@ -189,6 +211,17 @@ int cef_store_lookup_number(cef_store_t *s, uint32_t number,
 int cef_store_info(cef_store_t *s, cef_store_info_t *info);
 
 /*
+ * The stream offsets stored with the open session's state (see
+ * cef_store_offsets_t).
+ *
+ * @param[in]  s  the handle, with an open session
+ * @param[out] o  the offsets; o->partitions is 0 when none are stored
+ * @return CEF_STORE_OK, CEF_STORE_NOTFOUND if the store holds no offsets,
+ *         or CEF_STORE_ERROR (no session, LMDB error, malformed record).
+ */
+int cef_store_offsets(cef_store_t *s, cef_store_offsets_t *o);
+
+/*
  * The dictionary of the open session's store (for cef_dict_name_id()).
  *
  * @return the dictionary; valid until the handle switches generation (at a
@@ -218,6 +251,17 @@ const char *cef_store_strerror(const cef_store_t *s);
  */
 int cef_store_meta_decode(const void *data, size_t len,
     cef_store_info_t *info);
+
+/*
+ * Decode a stream offsets record (msgpack map {"topic": STR, "offsets":
+ * {PARTITION: NEXT, ...}}, partitions and offsets non-negative integers)
+ * into o.  Partitions not in the record get -1.
+ *
+ * @return 0, or -1 if malformed, or a partition is not below
+ *         CEF_STORE_PARTITIONS_MAX.
+ */
+int cef_store_offsets_decode(const void *data, size_t len,
+    cef_store_offsets_t *o);
 
 /*
  * Resolve DIR/current to the generation directory path and number.

@@ -83,6 +83,12 @@ typedef struct {
     uint64_t                  stream_seq;
     uint64_t                  batch_seq;
     uint32_t                  in_batch;
+
+    /* a snapshot header's stream offsets (load) */
+    cef_store_offsets_t      *koffs;
+
+    /* 1: records come one by one from a stream (cef_store_stream_*) */
+    int                       stream;
 } cef_writer_t;
 
 
@@ -112,12 +118,15 @@ cef_w_err(cef_writer_t *w, const char *fmt, ...)
 static int
 cef_w_bad(cef_writer_t *w, const char *fmt, ...)
 {
-    int      n;
+    int      n = 0;
     va_list  ap;
 
-    n = snprintf(w->err, w->errlen, "record %llu (byte %llu): ",
-                 (unsigned long long) w->rec_no,
-                 (unsigned long long) w->rec_off);
+    /* stream records are named by their caller (topic, partition, offset) */
+    if (w->rec_no > 0) {
+        n = snprintf(w->err, w->errlen, "record %llu (byte %llu): ",
+                     (unsigned long long) w->rec_no,
+                     (unsigned long long) w->rec_off);
+    }
 
     if (n >= 0 && (size_t) n < w->errlen) {
         va_start(ap, fmt);
@@ -356,6 +365,8 @@ cef_w_close(cef_writer_t *w)
     free(w->bval);
     free(w->gbuf);
     free(w->lg);
+    free(w->koffs);
+    w->koffs = NULL;
     w->gbuf = NULL;
     w->lg = NULL;
     w->ents = NULL;
@@ -752,12 +763,176 @@ cef_w_int_field(cef_writer_t *w, const msgpack_object *rec, const char *name,
 }
 
 
+/*
+ * A snapshot header's "kafka": {"topic": T, "offsets": {"0": N, ...}}: the
+ * next offset to read in each partition once the snapshot is loaded.
+ */
+
+static int
+cef_w_check_kafka(cef_writer_t *w, const msgpack_object *k)
+{
+    static const char *const  fields[] = { "topic", "offsets", NULL };
+
+    int                    rc;
+    char                   num[16], *end;
+    uint32_t               i;
+    unsigned long          p;
+    const msgpack_object  *t, *offs, *pk, *pv;
+    cef_store_offsets_t   *o;
+
+    if (k->type != MSGPACK_OBJECT_MAP) {
+        return cef_w_bad(w, "field \"kafka\" must be a map {\"topic\": T, "
+                         "\"offsets\": {PARTITION: OFFSET, ...}}");
+    }
+
+    if ((rc = cef_w_check_fields(w, k, fields)) != 0) {
+        return rc;
+    }
+
+    t = cef_w_field(k, "topic");
+    offs = cef_w_field(k, "offsets");
+
+    if (t == NULL || t->type != MSGPACK_OBJECT_STR || t->via.str.size == 0
+        || t->via.str.size > CEF_STORE_TOPIC_MAX)
+    {
+        return cef_w_bad(w, "kafka.topic must be a string of 1 to %d bytes",
+                         CEF_STORE_TOPIC_MAX);
+    }
+
+    if (offs == NULL || offs->type != MSGPACK_OBJECT_MAP) {
+        return cef_w_bad(w, "kafka.offsets must be a map {PARTITION: "
+                         "OFFSET, ...}");
+    }
+
+    o = malloc(sizeof(cef_store_offsets_t));
+    if (o == NULL) {
+        cef_w_err(w, "out of memory");
+        return CEF_WRITER_ESTORE;
+    }
+
+    free(w->koffs);
+    w->koffs = o;
+    memset(o, 0, sizeof(cef_store_offsets_t));
+    memcpy(o->topic, t->via.str.ptr, t->via.str.size);
+
+    for (i = 0; i < CEF_STORE_PARTITIONS_MAX; i++) {
+        o->next[i] = -1;
+    }
+
+    for (i = 0; i < offs->via.map.size; i++) {
+        pk = &offs->via.map.ptr[i].key;
+        pv = &offs->via.map.ptr[i].val;
+
+        /* partitions are JSON object keys: decimal strings */
+
+        if (pk->type == MSGPACK_OBJECT_STR && pk->via.str.size > 0
+            && pk->via.str.size < sizeof(num)
+            && pk->via.str.ptr[0] >= '0' && pk->via.str.ptr[0] <= '9')
+        {
+            memcpy(num, pk->via.str.ptr, pk->via.str.size);
+            num[pk->via.str.size] = '\0';
+            p = strtoul(num, &end, 10);
+            if (*end != '\0') {
+                p = ULONG_MAX;
+            }
+
+        } else if (pk->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            p = pk->via.u64 < ULONG_MAX ? (unsigned long) pk->via.u64
+                                        : ULONG_MAX;
+
+        } else {
+            p = ULONG_MAX;
+        }
+
+        if (p >= CEF_STORE_PARTITIONS_MAX) {
+            return cef_w_bad(w, "kafka.offsets: a partition must be a number "
+                             "from 0 to %d", CEF_STORE_PARTITIONS_MAX - 1);
+        }
+
+        if (pv->type != MSGPACK_OBJECT_POSITIVE_INTEGER
+            || pv->via.u64 > INT64_MAX)
+        {
+            return cef_w_bad(w, "kafka.offsets.%lu must be a non-negative "
+                             "integer", p);
+        }
+
+        if (o->next[p] != -1) {
+            return cef_w_bad(w, "kafka.offsets.%lu appears twice", p);
+        }
+
+        o->next[p] = (int64_t) pv->via.u64;
+        if (p >= o->partitions) {
+            o->partitions = (uint32_t) p + 1;
+        }
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+/* Store stream offsets in the open transaction ("meta" key "kafka"). */
+
+static int
+cef_w_put_offsets(cef_writer_t *w, const cef_store_offsets_t *o)
+{
+    int              rc;
+    size_t           n;
+    uint32_t         i, count = 0;
+    MDB_val          k, v;
+    msgpack_sbuffer  sb;
+    msgpack_packer   pk;
+
+    for (i = 0; i < o->partitions; i++) {
+        count += o->next[i] >= 0;
+    }
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+
+    n = strlen(o->topic);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str(&pk, 5);
+    msgpack_pack_str_body(&pk, "topic", 5);
+    msgpack_pack_str(&pk, n);
+    msgpack_pack_str_body(&pk, o->topic, n);
+    msgpack_pack_str(&pk, 7);
+    msgpack_pack_str_body(&pk, "offsets", 7);
+    msgpack_pack_map(&pk, count);
+
+    for (i = 0; i < o->partitions; i++) {
+        if (o->next[i] >= 0) {
+            msgpack_pack_uint32(&pk, i);
+            msgpack_pack_uint64(&pk, (uint64_t) o->next[i]);
+        }
+    }
+
+    if (sb.data == NULL) {
+        cef_w_err(w, "out of memory");
+        return CEF_WRITER_ESTORE;
+    }
+
+    k.mv_data = (void *) CEF_STORE_META_KAFKA;
+    k.mv_size = sizeof(CEF_STORE_META_KAFKA) - 1;
+    v.mv_data = sb.data;
+    v.mv_size = sb.size;
+
+    rc = mdb_put(w->txn, w->meta, &k, &v, 0);
+    msgpack_sbuffer_destroy(&sb);
+
+    if (rc != 0) {
+        return cef_w_lmdb(w, "writing the stream offsets", rc);
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
 static int
 cef_w_check_header(cef_writer_t *w, const msgpack_object *rec,
     const char *kind)
 {
     static const char *const  snap[] = { "cef", "version", "id",
-                                         "created_at", NULL };
+                                         "created_at", "kafka", NULL };
     static const char *const  delta[] = { "cef", "version", NULL };
 
     int                    rc;
@@ -809,7 +984,9 @@ cef_w_check_header(cef_writer_t *w, const msgpack_object *rec,
     w->info.snapshot_id[v->via.str.size] = '\0';
     w->info.created_at = created;
 
-    return CEF_WRITER_OK;
+    v = cef_w_field(rec, "kafka");
+
+    return v ? cef_w_check_kafka(w, v) : CEF_WRITER_OK;
 }
 
 
@@ -1831,6 +2008,10 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
     w.info.loaded_at = time(NULL);
     w.info.updated_at = w.info.loaded_at;
 
+    if (w.koffs && (rc = cef_w_put_offsets(&w, w.koffs)) != 0) {
+        goto failed;
+    }
+
     if ((rc = cef_w_put_meta(&w)) != 0 || (rc = cef_w_txn_commit(&w)) != 0) {
         goto failed;
     }
@@ -2729,22 +2910,34 @@ cef_w_delta_record(cef_writer_t *w, const msgpack_object *rec, int dry,
 
     memset(&d, 0, sizeof(d));
 
-    rc = cef_w_int_field(w, rec, "seq", &seq);
-    if (rc != 0) {
-        return rc;
+    /* in a stream, seq is optional and only checked: offsets order records */
+
+    if (w->stream && cef_w_field(rec, "seq") == NULL) {
+        seq = 0;
+
+    } else {
+        rc = cef_w_int_field(w, rec, "seq", &seq);
+        if (rc != 0) {
+            return rc;
+        }
+
+        if (seq <= 0) {
+            return cef_w_bad(w, "seq must be a positive integer");
+        }
     }
 
-    if (seq <= 0) {
-        return cef_w_bad(w, "seq must be a positive integer");
-    }
+    if (w->stream) {
+        /* void */
 
-    if ((uint64_t) seq <= w->stream_seq) {
+    } else if ((uint64_t) seq <= w->stream_seq) {
         return cef_w_bad(w, "seq %lld is not greater than the previous "
                          "record's seq %llu (sequences must increase)",
                          (long long) seq, (unsigned long long) w->stream_seq);
     }
 
-    w->stream_seq = (uint64_t) seq;
+    if (!w->stream) {
+        w->stream_seq = (uint64_t) seq;
+    }
 
     op = cef_w_field(rec, "op");
     if (op == NULL || op->type != MSGPACK_OBJECT_STR) {
@@ -2810,7 +3003,7 @@ cef_w_delta_record(cef_writer_t *w, const msgpack_object *rec, int dry,
         return CEF_WRITER_OK;
     }
 
-    if ((uint64_t) seq <= w->info.last_seq) {
+    if (!w->stream && (uint64_t) seq <= w->info.last_seq) {
         res->skipped++;
         return CEF_WRITER_OK;
     }
@@ -2843,7 +3036,10 @@ cef_w_delta_record(cef_writer_t *w, const msgpack_object *rec, int dry,
 
     res->applied++;
     w->in_batch++;
-    w->batch_seq = (uint64_t) seq;
+
+    if (!w->stream) {
+        w->batch_seq = (uint64_t) seq;
+    }
 
     return CEF_WRITER_OK;
 }
@@ -2984,21 +3180,131 @@ cef_w_load_dict(cef_writer_t *w, MDB_dbi dbi, cef_intern_t *t)
 }
 
 
+/*
+ * Take the write lock and open the current generation for deltas: the
+ * metadata, the secret check, the dictionaries.  Leaves w->txn open.
+ */
+
+static int
+cef_w_open_current(cef_writer_t *w, char *path, size_t size, uint64_t *gen)
+{
+    int           rc;
+    uint8_t       fp[8];
+    MDB_val       k, v;
+    MDB_envinfo   ei;
+
+    if (cef_store_current(w->conf->dir, path, size, gen) != 0) {
+        cef_w_err(w, "no profile store in \"%s\" (create one with "
+                  "cef-sync load)", w->conf->dir);
+        return CEF_WRITER_ESTORE;
+    }
+
+    rc = cef_w_lock(w, 0);
+    if (rc != 0) {
+        return rc;
+    }
+
+    cef_w_cleanup(w);
+
+    /* a load may have switched generations while we waited for the lock */
+
+    if (cef_store_current(w->conf->dir, path, size, gen) != 0) {
+        cef_w_err(w, "no profile store in \"%s\"", w->conf->dir);
+        return CEF_WRITER_ESTORE;
+    }
+
+    if (cef_encoder_init(&w->enc) != 0) {
+        cef_w_err(w, "out of memory");
+        return CEF_WRITER_ESTORE;
+    }
+
+    w->enc_init = 1;
+
+    if ((rc = mdb_env_create(&w->env)) != 0
+        || (rc = mdb_env_set_maxdbs(w->env, 8)) != 0
+        || (rc = mdb_env_open(w->env, path, 0, 0644)) != 0)
+    {
+        return cef_w_lmdb(w, "opening the store", rc);
+    }
+
+    mdb_env_info(w->env, &ei);
+
+    if (w->conf->map_size > ei.me_mapsize) {
+        rc = mdb_env_set_mapsize(w->env, w->conf->map_size);
+        if (rc != 0) {
+            return cef_w_lmdb(w, "growing the map", rc);
+        }
+    }
+
+    rc = cef_w_txn_begin(w, 0);
+    if (rc != 0) {
+        return rc;
+    }
+
+    k.mv_data = (void *) "meta";
+    k.mv_size = 4;
+
+    rc = mdb_get(w->txn, w->meta, &k, &v);
+    if (rc != 0) {
+        return cef_w_lmdb(w, "reading the metadata", rc);
+    }
+
+    if (cef_store_meta_decode(v.mv_data, v.mv_size, &w->info) != 0
+        || w->info.format != CEF_STORE_FORMAT)
+    {
+        cef_w_err(w, "\"%s\": unsupported or malformed store metadata", path);
+        return CEF_WRITER_ESTORE;
+    }
+
+    if (cef_identity_fingerprint(w->conf->ident, fp) != 0
+        || memcmp(fp, w->info.secret_check, 8) != 0)
+    {
+        cef_w_err(w, "the secret is not the one the store was loaded with");
+        return CEF_WRITER_EINPUT;
+    }
+
+    if ((rc = cef_w_load_dict(w, w->names, &w->enc.names)) != 0
+        || (rc = cef_w_load_dict(w, w->strs, &w->enc.strs)) != 0)
+    {
+        return rc;
+    }
+
+    w->kcfg.bits = w->info.key_bits;
+    w->kcfg.rest = CEF_BUCKET_REST_KEYS;
+    w->icfg.bits = w->info.id_bits;
+    w->icfg.rest = CEF_BUCKET_REST_IDS;
+
+    if (w->info.key_bits < CEF_BUCKET_BITS_MIN
+        || w->info.key_bits > CEF_BUCKET_BITS_MAX
+        || w->info.id_bits < CEF_BUCKET_BITS_MIN
+        || w->info.id_bits > CEF_BUCKET_BITS_MAX)
+    {
+        cef_w_err(w, "the store's metadata has a bad index layout");
+        return CEF_WRITER_ESTORE;
+    }
+
+    if (w->enc.names.n != w->info.names || w->enc.strs.n != w->info.strs) {
+        cef_w_err(w, "the store's dictionary does not match its metadata");
+        return CEF_WRITER_ESTORE;
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
 int
 cef_store_apply(const cef_writer_conf_t *conf, cef_input_t *in,
     cef_writer_result_t *res, char *err, size_t errlen)
 {
     int           rc;
     char          path[PATH_MAX];
-    uint8_t       fp[8];
-    uint64_t      gen;
-    MDB_val       k, v;
-    MDB_envinfo   ei;
+    uint64_t      gen = 0;
     struct stat   st;
     cef_writer_t  w;
 
     memset(&w, 0, sizeof(w));
     memset(res, 0, sizeof(cef_writer_result_t));
+    path[0] = '\0';
     w.conf = conf;
     w.in = in;
     w.err = err;
@@ -3006,107 +3312,8 @@ cef_store_apply(const cef_writer_conf_t *conf, cef_input_t *in,
     w.lockfd = -1;
     err[0] = '\0';
 
-    if (cef_store_current(conf->dir, path, sizeof(path), &gen) != 0) {
-        cef_w_err(&w, "no profile store in \"%s\" (create one with "
-                  "cef-sync load)", conf->dir);
-        return CEF_WRITER_ESTORE;
-    }
-
-    rc = cef_w_lock(&w, 0);
+    rc = cef_w_open_current(&w, path, sizeof(path), &gen);
     if (rc != 0) {
-        goto done;
-    }
-
-    cef_w_cleanup(&w);
-
-    /* a load may have switched generations while we waited for the lock */
-
-    if (cef_store_current(conf->dir, path, sizeof(path), &gen) != 0) {
-        cef_w_err(&w, "no profile store in \"%s\"", conf->dir);
-        rc = CEF_WRITER_ESTORE;
-        goto done;
-    }
-
-    if (cef_encoder_init(&w.enc) != 0) {
-        cef_w_err(&w, "out of memory");
-        rc = CEF_WRITER_ESTORE;
-        goto done;
-    }
-
-    w.enc_init = 1;
-
-    if ((rc = mdb_env_create(&w.env)) != 0
-        || (rc = mdb_env_set_maxdbs(w.env, 8)) != 0
-        || (rc = mdb_env_open(w.env, path, 0, 0644)) != 0)
-    {
-        rc = cef_w_lmdb(&w, "opening the store", rc);
-        goto done;
-    }
-
-    mdb_env_info(w.env, &ei);
-
-    if (conf->map_size > ei.me_mapsize) {
-        rc = mdb_env_set_mapsize(w.env, conf->map_size);
-        if (rc != 0) {
-            rc = cef_w_lmdb(&w, "growing the map", rc);
-            goto done;
-        }
-    }
-
-    rc = cef_w_txn_begin(&w, 0);
-    if (rc != 0) {
-        goto done;
-    }
-
-    k.mv_data = (void *) "meta";
-    k.mv_size = 4;
-
-    rc = mdb_get(w.txn, w.meta, &k, &v);
-    if (rc != 0) {
-        rc = cef_w_lmdb(&w, "reading the metadata", rc);
-        goto done;
-    }
-
-    if (cef_store_meta_decode(v.mv_data, v.mv_size, &w.info) != 0
-        || w.info.format != CEF_STORE_FORMAT)
-    {
-        cef_w_err(&w, "\"%s\": unsupported or malformed store metadata", path);
-        rc = CEF_WRITER_ESTORE;
-        goto done;
-    }
-
-    if (cef_identity_fingerprint(conf->ident, fp) != 0
-        || memcmp(fp, w.info.secret_check, 8) != 0)
-    {
-        cef_w_err(&w, "the secret is not the one the store was loaded with");
-        rc = CEF_WRITER_EINPUT;
-        goto done;
-    }
-
-    if ((rc = cef_w_load_dict(&w, w.names, &w.enc.names)) != 0
-        || (rc = cef_w_load_dict(&w, w.strs, &w.enc.strs)) != 0)
-    {
-        goto done;
-    }
-
-    w.kcfg.bits = w.info.key_bits;
-    w.kcfg.rest = CEF_BUCKET_REST_KEYS;
-    w.icfg.bits = w.info.id_bits;
-    w.icfg.rest = CEF_BUCKET_REST_IDS;
-
-    if (w.info.key_bits < CEF_BUCKET_BITS_MIN
-        || w.info.key_bits > CEF_BUCKET_BITS_MAX
-        || w.info.id_bits < CEF_BUCKET_BITS_MIN
-        || w.info.id_bits > CEF_BUCKET_BITS_MAX)
-    {
-        cef_w_err(&w, "the store's metadata has a bad index layout");
-        rc = CEF_WRITER_ESTORE;
-        goto done;
-    }
-
-    if (w.enc.names.n != w.info.names || w.enc.strs.n != w.info.strs) {
-        cef_w_err(&w, "the store's dictionary does not match its metadata");
-        rc = CEF_WRITER_ESTORE;
         goto done;
     }
 
@@ -3145,4 +3352,221 @@ done:
 
     cef_w_close(&w);
     return rc;
+}
+
+
+/* --- streams (cef-sync consume) ------------------------------------------ */
+
+
+struct cef_store_stream_s {
+    cef_writer_t       w;
+    cef_writer_conf_t  conf;
+    char               path[PATH_MAX];
+    char               err[1024];
+    int                broken;
+};
+
+
+int
+cef_store_stream_open(cef_store_stream_t **sp, const cef_writer_conf_t *conf,
+    cef_store_offsets_t *offs, char *err, size_t errlen)
+{
+    int                  rc;
+    uint32_t             i;
+    uint64_t             gen;
+    MDB_val              k, v;
+    cef_store_stream_t  *s;
+
+    *sp = NULL;
+    err[0] = '\0';
+
+    memset(offs, 0, sizeof(cef_store_offsets_t));
+    for (i = 0; i < CEF_STORE_PARTITIONS_MAX; i++) {
+        offs->next[i] = -1;
+    }
+
+    s = calloc(1, sizeof(cef_store_stream_t));
+    if (s == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return CEF_WRITER_ESTORE;
+    }
+
+    s->conf = *conf;
+    s->w.conf = &s->conf;
+    s->w.err = err;
+    s->w.errlen = errlen;
+    s->w.lockfd = -1;
+    s->w.stream = 1;
+
+    rc = cef_w_open_current(&s->w, s->path, sizeof(s->path), &gen);
+    if (rc != 0) {
+        goto failed;
+    }
+
+    k.mv_data = (void *) CEF_STORE_META_KAFKA;
+    k.mv_size = sizeof(CEF_STORE_META_KAFKA) - 1;
+
+    rc = mdb_get(s->w.txn, s->w.meta, &k, &v);
+
+    if (rc == 0) {
+        if (cef_store_offsets_decode(v.mv_data, v.mv_size, offs) != 0) {
+            cef_w_err(&s->w, "the store's stream offsets are malformed");
+            rc = CEF_WRITER_ESTORE;
+            goto failed;
+        }
+
+    } else if (rc != MDB_NOTFOUND) {
+        rc = cef_w_lmdb(&s->w, "reading the stream offsets", rc);
+        goto failed;
+    }
+
+    mdb_txn_abort(s->w.txn);
+    s->w.txn = NULL;
+    s->w.err = s->err;
+    s->w.errlen = sizeof(s->err);
+
+    *sp = s;
+    return CEF_WRITER_OK;
+
+failed:
+
+    cef_w_close(&s->w);
+    free(s);
+    return rc;
+}
+
+
+static void
+cef_stream_use_err(cef_store_stream_t *s, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    s->w.err = err;
+    s->w.errlen = errlen;
+    s->w.rec_no = 0;
+    s->w.rec_off = 0;
+}
+
+
+int
+cef_store_stream_record(cef_store_stream_t *s, const msgpack_object *rec,
+    cef_writer_result_t *res, char *err, size_t errlen)
+{
+    int  rc;
+
+    cef_stream_use_err(s, err, errlen);
+
+    if (s->broken) {
+        snprintf(err, errlen, "the batch was abandoned after a store error");
+        return CEF_WRITER_ESTORE;
+    }
+
+    if (rec->type != MSGPACK_OBJECT_MAP) {
+        snprintf(err, errlen, "a record must be a map");
+        return CEF_WRITER_EINPUT;
+    }
+
+    rc = cef_w_delta_record(&s->w, rec, 0, res);
+
+    if (rc == CEF_WRITER_ESTORE) {
+        s->broken = 1;
+    }
+
+    return rc;
+}
+
+
+int
+cef_store_stream_erase(cef_store_stream_t *s, const char *id, size_t len,
+    cef_writer_result_t *res, char *err, size_t errlen)
+{
+    int             rc;
+    cef_delta_t     d;
+    msgpack_object  o;
+
+    cef_stream_use_err(s, err, errlen);
+
+    if (s->broken) {
+        snprintf(err, errlen, "the batch was abandoned after a store error");
+        return CEF_WRITER_ESTORE;
+    }
+
+    if (len == 0 || len > CEF_PROFILE_ID_MAX) {
+        snprintf(err, errlen, "a tombstone's key (the profile id) must be 1 "
+                 "to %d bytes long", CEF_PROFILE_ID_MAX);
+        return CEF_WRITER_EINPUT;
+    }
+
+    if (s->w.txn == NULL && (rc = cef_w_txn_begin(&s->w, 0)) != 0) {
+        s->broken = 1;
+        return rc;
+    }
+
+    memset(&d, 0, sizeof(d));
+    memset(&o, 0, sizeof(o));
+    o.type = MSGPACK_OBJECT_STR;
+    o.via.str.ptr = id;
+    o.via.str.size = (uint32_t) len;
+    d.id = &o;
+
+    if (cef_w_op_delete(&s->w, &d, res) != 0) {
+        s->broken = 1;
+        return CEF_WRITER_ESTORE;
+    }
+
+    res->applied++;
+    s->w.in_batch++;
+
+    return CEF_WRITER_OK;
+}
+
+
+int
+cef_store_stream_commit(cef_store_stream_t *s, const cef_store_offsets_t *offs,
+    cef_writer_result_t *res, char *err, size_t errlen)
+{
+    int  rc;
+
+    cef_stream_use_err(s, err, errlen);
+
+    if (s->broken) {
+        snprintf(err, errlen, "the batch was abandoned after a store error");
+        return CEF_WRITER_ESTORE;
+    }
+
+    if (s->w.txn == NULL && (rc = cef_w_txn_begin(&s->w, 0)) != 0) {
+        s->broken = 1;
+        return rc;
+    }
+
+    /* the age readers report ($cef_store_age, metrics) starts again here */
+    s->w.info.updated_at = time(NULL);
+
+    if ((offs && (rc = cef_w_put_offsets(&s->w, offs)) != 0)
+        || (rc = cef_w_put_meta(&s->w)) != 0
+        || (rc = cef_w_txn_commit(&s->w)) != 0)
+    {
+        s->broken = 1;
+        return rc;
+    }
+
+    s->w.in_batch = 0;
+    res->batches++;
+    res->profiles = s->w.info.profiles;
+    res->keys = s->w.info.keys;
+
+    return CEF_WRITER_OK;
+}
+
+
+void
+cef_store_stream_close(cef_store_stream_t *s)
+{
+    if (s == NULL) {
+        return;
+    }
+
+    s->w.err = s->err;
+    s->w.errlen = sizeof(s->err);
+    cef_w_close(&s->w);
+    free(s);
 }

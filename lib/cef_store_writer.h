@@ -19,6 +19,8 @@
 #include "cef_input.h"
 #include "cef_store.h"
 
+#include <msgpack.h>
+
 
 /* Return codes, equal to cef-sync's exit codes. */
 #define CEF_WRITER_OK       0
@@ -103,6 +105,74 @@ int cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
  */
 int cef_store_apply(const cef_writer_conf_t *conf, cef_input_t *in,
     cef_writer_result_t *res, char *err, size_t errlen);
+
+
+/*
+ * Streams: records applied one at a time as they arrive (cef-sync consume),
+ * each batch committed with the stream offsets it reached, in the same
+ * transaction.  A stream session holds the write lock until it is closed.
+ * Records are delta records (docs/formats.md) whose "seq" is optional and
+ * not compared with the stored sequence: the stream's offsets order them.
+ */
+
+typedef struct cef_store_stream_s  cef_store_stream_t;
+
+/*
+ * Open the current generation for a stream: waits for (or, with
+ * conf->wait == 0, fails on) another writer, checks the secret, reads the
+ * stored offsets.
+ *
+ * @param[out] sp      the session
+ * @param[in]  conf    dir, ident, map_size (grow the map), wait, notice
+ * @param[out] offs    the stored offsets; offs->partitions is 0 and
+ *                     offs->topic empty when the store holds none
+ * @param[out] err     the message on failure
+ * @return CEF_WRITER_OK, CEF_WRITER_EINPUT (the secret does not match) or
+ *         CEF_WRITER_ESTORE.
+ */
+int cef_store_stream_open(cef_store_stream_t **sp,
+    const cef_writer_conf_t *conf, cef_store_offsets_t *offs, char *err,
+    size_t errlen);
+
+/*
+ * Validate one delta record and apply it in the open batch (a write
+ * transaction begun on demand).
+ *
+ * @return CEF_WRITER_OK; CEF_WRITER_EINPUT if the record is malformed (err
+ *         says why, without naming the record): nothing was changed and
+ *         the batch goes on; CEF_WRITER_ESTORE on a store error (map full,
+ *         a profile too large to store, LMDB): the batch is lost and every
+ *         later call fails; close the session.
+ */
+int cef_store_stream_record(cef_store_stream_t *s, const msgpack_object *rec,
+    cef_writer_result_t *res, char *err, size_t errlen);
+
+/*
+ * A tombstone: erase the profile with this id and all its keys (counted in
+ * res->missing if there is none).
+ *
+ * @return as cef_store_stream_record().
+ */
+int cef_store_stream_erase(cef_store_stream_t *s, const char *id,
+    size_t len, cef_writer_result_t *res, char *err, size_t errlen);
+
+/*
+ * Commit the batch together with offs (may be NULL: unchanged) and the
+ * metadata, whose updated_at becomes now (what readers report as the
+ * store's age).  With no batch open, commits just the offsets.
+ *
+ * @return CEF_WRITER_OK, or CEF_WRITER_ESTORE (nothing of the batch was
+ *         committed; close the session).
+ */
+int cef_store_stream_commit(cef_store_stream_t *s,
+    const cef_store_offsets_t *offs, cef_writer_result_t *res, char *err,
+    size_t errlen);
+
+/*
+ * Close a session: an uncommitted batch is abandoned (as if the process
+ * had died), the write lock released.
+ */
+void cef_store_stream_close(cef_store_stream_t *s);
 
 
 typedef struct {

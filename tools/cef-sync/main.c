@@ -8,6 +8,7 @@
  *   cef-sync stat   --store DIR [--json]
  *   cef-sync get    --store DIR --secret FILE (--key TYPE:VALUE | --id ID)
  *   cef-sync verify --store DIR [--secret FILE]
+ *   cef-sync consume --store DIR --secret FILE --brokers LIST --topic T ...
  *
  * Exit codes: 0 ok, 1 bad input (nothing changed), 2 usage, 3 store error.
  * See docs/cef-sync.md.
@@ -31,41 +32,17 @@
 #include "cef_store.h"
 #include "cef_store_writer.h"
 #include "cef_version.h"
-
-
-#define EXIT_OK      0
-#define EXIT_INPUT   1
-#define EXIT_USAGE   2
-#define EXIT_STORE   3
-
-
-typedef struct {
-    const char  *cmd;
-    const char  *store;
-    const char  *secret;
-    const char  *key;
-    const char  *id;
-    const char  *input;
-    size_t       map_size;
-    uint32_t     batch;
-    int          idle_ms;
-    int          quiet;
-    int          json;
-    int          no_wait;
-
-    /* progress */
-    int              tty;
-    struct timespec  start;
-    struct timespec  last;
-    int              shown;
-} cef_sync_t;
+#include "cef_sync.h"
 
 
 static const char  cef_sync_usage[] =
     "usage:\n"
     "  cef-sync load   --store DIR --secret FILE [options] SNAPSHOT|-\n"
     "  cef-sync apply  --store DIR --secret FILE [options] DELTAS|-\n"
-    "  cef-sync stat   --store DIR [--json]\n"
+    "  cef-sync consume --store DIR --secret FILE --brokers LIST --topic T\n"
+    "                  [--format msgpack|json] [--from-beginning] [--group G]\n"
+    "                  [--on-bad-record=stop|skip] [options]\n"
+    "  cef-sync stat   --store DIR [--json] [--brokers LIST]\n"
     "  cef-sync get    --store DIR --secret FILE (--key TYPE:VALUE | --id ID)\n"
     "  cef-sync verify --store DIR [--secret FILE]\n"
     "\n"
@@ -73,8 +50,14 @@ static const char  cef_sync_usage[] =
     "  --quiet, -q        no progress and no summary\n"
     "  --map-size SIZE    LMDB map size, e.g. 512M, 16G (load: default 16G;\n"
     "                     apply: grow the store's map to SIZE)\n"
-    "  --batch N          apply: records per transaction (default 10000)\n"
+    "  --batch N          apply, consume: records per transaction (default\n"
+    "                     10000)\n"
     "  --idle-ms MS       apply: commit a partial batch after MS idle (200)\n"
+    "  --batch-ms MS      consume: commit a batch at the latest MS after its\n"
+    "                     first record (default 200)\n"
+    "  --refresh-ms MS    consume: look for new partitions every MS (30000)\n"
+    "  --exit-at-end      consume: exit 0 once every partition is caught up\n"
+    "  --brokers LIST     consume, stat: Kafka bootstrap servers host:port,...\n"
     "  --no-wait          fail at once if another cef-sync is writing\n"
     "  --json             stat: JSON output\n"
     "  --help, --version\n"
@@ -98,7 +81,7 @@ cef_sync_usage_error(const char *fmt, ...)
 }
 
 
-static double
+double
 cef_sync_elapsed(const struct timespec *from)
 {
     struct timespec  now;
@@ -152,7 +135,7 @@ cef_sync_progress(void *data, const cef_input_t *in, uint64_t records,
 }
 
 
-static void
+void
 cef_sync_notice(void *data, const char *msg)
 {
     cef_sync_t  *s = data;
@@ -193,7 +176,7 @@ cef_sync_parse_size(const char *arg, size_t *out)
 }
 
 
-static cef_identity_t *
+cef_identity_t *
 cef_sync_identity(cef_sync_t *s)
 {
     char             err[512];
@@ -321,13 +304,17 @@ cef_sync_time(char *buf, size_t size, int64_t t)
 static int
 cef_sync_stat(cef_sync_t *s)
 {
-    char              err[512], path[4096], c[32], l[32], u[32];
-    uint64_t          gen;
-    struct stat       st;
-    json_t           *j;
-    cef_store_t      *store;
-    cef_store_info_t  info;
-    long long         bytes = 0;
+    int                   orc, lag = 0;
+    char                  err[512], path[4096], c[32], l[32], u[32];
+    uint32_t              p, nparts = 0, high_parts = 0;
+    uint64_t              gen;
+    struct stat           st;
+    json_t               *j, *ko, *parts, *po;
+    cef_store_t          *store;
+    cef_store_info_t      info;
+    long long             bytes = 0;
+    static cef_store_offsets_t  offs;
+    static int64_t              high[CEF_STORE_PARTITIONS_MAX];
 
     if (cef_store_open(&store, s->store, err, sizeof(err)) != CEF_STORE_OK) {
         fprintf(stderr, "cef-sync: %s\n", err);
@@ -341,8 +328,37 @@ cef_sync_stat(cef_sync_t *s)
     }
 
     cef_store_info(store, &info);
+    orc = cef_store_offsets(store, &offs);
+    if (orc == CEF_STORE_ERROR) {
+        fprintf(stderr, "cef-sync: %s\n", cef_store_strerror(store));
+    }
     cef_store_end(store);
     cef_store_close(store);
+
+    if (orc == CEF_STORE_ERROR) {
+        return EXIT_STORE;
+    }
+
+    nparts = offs.partitions;
+
+    if (s->brokers) {
+        if (orc != CEF_STORE_OK) {
+            fprintf(stderr, "cef-sync: the store holds no Kafka offsets: "
+                    "no lag to show\n");
+        } else {
+            s->topic = offs.topic;
+            if (cef_sync_kafka_highs(s, high, &high_parts, err, sizeof(err))
+                != 0)
+            {
+                fprintf(stderr, "cef-sync: %s\n", err);
+                return EXIT_INPUT;
+            }
+            lag = 1;
+            if (high_parts > nparts) {
+                nparts = high_parts;
+            }
+        }
+    }
 
     if (cef_store_current(s->store, path, sizeof(path) - 16, &gen) == 0) {
         strcat(path, "/data.mdb");
@@ -371,6 +387,31 @@ cef_sync_stat(cef_sync_t *s)
             fprintf(stderr, "cef-sync: out of memory\n");
             return EXIT_STORE;
         }
+
+        if (orc == CEF_STORE_OK) {
+            parts = json_array();
+            ko = json_pack("{s:s, s:o}", "topic", offs.topic,
+                           "partitions", parts);
+            for (p = 0; p < nparts; p++) {
+                po = json_pack("{s:i}", "partition", (int) p);
+                json_object_set_new(po, "offset", offs.next[p] >= 0
+                                    ? json_integer(offs.next[p])
+                                    : json_null());
+                if (lag) {
+                    json_object_set_new(po, "high", p < high_parts
+                                        ? json_integer(high[p])
+                                        : json_null());
+                    json_object_set_new(po, "lag", p < high_parts
+                                        ? json_integer(high[p]
+                                              - (offs.next[p] >= 0
+                                                 ? offs.next[p] : 0))
+                                        : json_null());
+                }
+                json_array_append_new(parts, po);
+            }
+            json_object_set_new(j, "kafka", ko);
+        }
+
         json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("\n");
         json_decref(j);
@@ -398,6 +439,23 @@ cef_sync_stat(cef_sync_t *s)
         printf(" (%.1f per profile)", (double) bytes / info.profiles);
     }
     printf("\n");
+
+    if (orc == CEF_STORE_OK) {
+        printf("kafka topic  %s\n", offs.topic);
+        for (p = 0; p < nparts; p++) {
+            printf("partition %-3u", p);
+            if (offs.next[p] >= 0) {
+                printf("next offset %lld", (long long) offs.next[p]);
+            } else {
+                printf("next offset -  (from the beginning)");
+            }
+            if (lag && p < high_parts) {
+                printf("  lag %lld", (long long) (high[p]
+                       - (offs.next[p] >= 0 ? offs.next[p] : 0)));
+            }
+            printf("\n");
+        }
+    }
 
     return EXIT_OK;
 }
@@ -607,6 +665,15 @@ main(int argc, char **argv)
         { "quiet",    no_argument,       NULL, 'q' },
         { "json",     no_argument,       NULL, 'j' },
         { "no-wait",  no_argument,       NULL, 'n' },
+        { "brokers",  required_argument, NULL, 'B' },
+        { "topic",    required_argument, NULL, 'T' },
+        { "group",    required_argument, NULL, 'G' },
+        { "format",   required_argument, NULL, 'F' },
+        { "from-beginning", no_argument, NULL, 'f' },
+        { "on-bad-record", required_argument, NULL, 'R' },
+        { "batch-ms", required_argument, NULL, 'M' },
+        { "refresh-ms", required_argument, NULL, 'r' },
+        { "exit-at-end", no_argument,    NULL, 'E' },
         { "help",     no_argument,       NULL, 'h' },
         { "version",  no_argument,       NULL, 'V' },
         { NULL, 0, NULL, 0 }
@@ -614,6 +681,8 @@ main(int argc, char **argv)
 
     memset(&s, 0, sizeof(s));
     s.idle_ms = 200;
+    s.batch_ms = 200;
+    s.refresh_ms = 30000;
 
     if (argc > 1 && (strcmp(argv[1], "--version") == 0)) {
         printf("cef-sync %s\n", cef_version());
@@ -635,7 +704,7 @@ main(int argc, char **argv)
 
     if (strcmp(s.cmd, "load") && strcmp(s.cmd, "apply")
         && strcmp(s.cmd, "stat") && strcmp(s.cmd, "get")
-        && strcmp(s.cmd, "verify"))
+        && strcmp(s.cmd, "verify") && strcmp(s.cmd, "consume"))
     {
         return cef_sync_usage_error("unknown command \"%s\"", s.cmd);
     }
@@ -669,6 +738,52 @@ main(int argc, char **argv)
 
         case 'I':
             s.idle_ms = atoi(optarg);
+            break;
+
+        case 'B': s.brokers = optarg; break;
+        case 'T': s.topic = optarg; break;
+        case 'G': s.group = optarg; break;
+        case 'f': s.from_beginning = 1; break;
+        case 'E': s.exit_at_end = 1; break;
+
+        case 'F':
+            if (strcmp(optarg, "json") == 0) {
+                s.format_json = 1;
+            } else if (strcmp(optarg, "msgpack") == 0) {
+                s.format_json = 0;
+            } else {
+                return cef_sync_usage_error("invalid --format \"%s\" "
+                                            "(msgpack or json)", optarg);
+            }
+            break;
+
+        case 'R':
+            if (strcmp(optarg, "skip") == 0) {
+                s.skip_bad = 1;
+            } else if (strcmp(optarg, "stop") == 0) {
+                s.skip_bad = 0;
+            } else {
+                return cef_sync_usage_error("invalid --on-bad-record \"%s\" "
+                                            "(stop or skip)", optarg);
+            }
+            break;
+
+        case 'M':
+        case 'r':
+            {
+                char  *end;
+                long   v = strtol(optarg, &end, 10);
+
+                if (*end != '\0' || end == optarg || v <= 0
+                    || v > 86400000)
+                {
+                    return cef_sync_usage_error("invalid --%s \"%s\"",
+                                                c == 'M' ? "batch-ms"
+                                                         : "refresh-ms",
+                                                optarg);
+                }
+                *(c == 'M' ? &s.batch_ms : &s.refresh_ms) = (int) v;
+            }
             break;
 
         case 'h':
@@ -705,6 +820,18 @@ main(int argc, char **argv)
     if (optind != argc) {
         return cef_sync_usage_error("%s: unexpected argument \"%s\"", s.cmd,
                                     argv[optind]);
+    }
+
+    if (strcmp(s.cmd, "consume") == 0) {
+        if (s.secret == NULL || s.brokers == NULL || s.topic == NULL) {
+            return cef_sync_usage_error("consume: --secret FILE, --brokers "
+                                        "LIST and --topic T are required");
+        }
+        if (s.topic[0] == '\0' || strlen(s.topic) > CEF_STORE_TOPIC_MAX) {
+            return cef_sync_usage_error("consume: invalid --topic \"%s\"",
+                                        s.topic);
+        }
+        return cef_sync_consume(&s);
     }
 
     if (strcmp(s.cmd, "stat") == 0) {
