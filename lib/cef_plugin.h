@@ -90,6 +90,9 @@ extern "C" {
 /* Return codes of hooks. */
 #define CEF_PLUGIN_OK        0    /* done */
 #define CEF_PLUGIN_ERROR    -1    /* failed: see the hook */
+#define CEF_PLUGIN_FIRST_ONLY  1  /* slot_configure only: configured, and
+                                     this slot's select needs only the
+                                     first candidate (see slot_configure) */
 
 /* "no offer", "no bucket" */
 #define CEF_PLUGIN_NONE      UINT32_MAX
@@ -375,6 +378,15 @@ typedef struct {
      *         A state set before an error is still freed with slot_free
      *         (likewise configure's with free), so a plugin may set it
      *         first and fail half-way.
+     *         A plugin with CEF_PLUGIN_ALL_CANDIDATES may instead return
+     *         CEF_PLUGIN_FIRST_ONLY when this slot's configuration needs
+     *         only the first (highest-priority) candidate: select then
+     *         gets at most one, and the engine stops evaluating the slot's
+     *         rules at its first match, as for a plugin without the flag
+     *         (the experiment plugin does this for a holdout or arms that
+     *         reserve no offers).  Engines before this return code reject
+     *         it as an error, so nginx -t says so rather than deciding
+     *         differently.
      */
     int                     (*slot_configure)(const cef_plugin_rules_t *rules,
                                  uint32_t slot, const cef_conf_t *conf,

@@ -1240,7 +1240,7 @@ cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
     cef_conf_t           conf, *items;
     cef_plugin_error_t   pe;
     uint32_t             sid, n;
-    int                  implied, bad;
+    int                  implied, bad, rc;
     char               **list;
     char                 names[512];
 
@@ -1407,9 +1407,13 @@ cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
 
         memset(&pe, 0, sizeof(pe));
 
-        if (p->slot_configure(pr, sid, &conf, &rs->strategy[sid].state, &pe)
-            != CEF_PLUGIN_OK)
-        {
+        rc = p->slot_configure(pr, sid, &conf, &rs->strategy[sid].state,
+                               &pe);
+
+        if (rc == CEF_PLUGIN_FIRST_ONLY) {
+            rs->strategy[sid].all = 0;
+
+        } else if (rc != CEF_PLUGIN_OK) {
             cef_plugin_err(ld, v, p->name, &pe);
         }
     }

@@ -23,9 +23,13 @@
  *
  * Offers named in an arm's offers: are shown only in the arms naming
  * them, and are preferred there: an arm shows its highest-priority own
- * offer that matched, else the highest-priority offer named by no arm.  Without an experiment the treated visitors' variant is
- * "treatment".  Without a known visitor id nobody is bucketed: the slot
- * behaves as without the experiment (variant NULL).
+ * offer that matched, else the highest-priority offer named by no arm.
+ * Only then does select need every candidate; otherwise every visitor
+ * gets the first candidate (control: as would-have) and slot_configure
+ * asks for that one alone (CEF_PLUGIN_FIRST_ONLY), so that a holdout
+ * costs no extra rule evaluations.  Without an experiment the treated
+ * visitors' variant is "treatment".  Without a known visitor id nobody
+ * is bucketed: the slot behaves as without the experiment (variant NULL).
  */
 
 #include <stdio.h>
@@ -320,7 +324,16 @@ exp_configure(const cef_plugin_rules_t *rules, uint32_t slot,
 
     e->salt_len = strlen(e->salt);
 
-    return CEF_PLUGIN_OK;
+    /* without offers reserved to arms every visitor (control's would-have
+       included) gets the first candidate: the slot needs no other */
+
+    for (i = 0; i < e->noffers; i++) {
+        if (e->only[i]) {
+            return CEF_PLUGIN_OK;
+        }
+    }
+
+    return CEF_PLUGIN_FIRST_ONLY;
 }
 
 

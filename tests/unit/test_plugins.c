@@ -394,6 +394,115 @@ test_experiment_arms(void **state)
 }
 
 
+/*
+ * How many rules a slot costs: a strategy that wants every candidate keeps
+ * its slot open to the last rule; a holdout, or arms that reserve no
+ * offer, need only the first match (the would-have offer of control is
+ * that same first match), so the lower rules of the slot are never
+ * evaluated.  Seen through the lookups: rule rb alone reads profile.y.
+ */
+
+static int  read_y;
+
+static int
+noting_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
+{
+    if (strcmp(ref->path.data, "profile.y") == 0) {
+        read_y++;
+    }
+
+    return cef_persona_lookup(data, ref, out);
+}
+
+
+static void
+test_candidates_wanted(void **state)
+{
+    static const struct {
+        const char  *slots;
+        int          reads_y;       /* rb evaluated */
+        uint32_t     candidates;    /* for a treated visitor */
+        const char  *variant;       /* "control": check the would-have */
+    } cases[] = {
+        { "", 0, 1, NULL },
+        { "  hero: {holdout: 50%}\n", 0, 1, "" },
+        { "  hero: {holdout: 0%}\n", 0, 1, "" },
+        { "  hero: {holdout: 100%}\n", 0, 1, "control" },
+        { "  hero:\n    experiment: {name: x, variants: {p: 50, q: 50}}\n",
+          0, 1, "" },
+        { "  hero:\n    holdout: 10%\n"
+          "    experiment: {name: x, variants: {p: 50, q: 50}}\n", 0, 1,
+          "" },
+        { "  hero:\n    experiment:\n      name: x\n"
+          "      variants: {p: 50, q: {weight: 50, offers: [b]}}\n", 1, 2,
+          "" },
+        { "  hero: {strategy: weighted}\n", 1, 2, NULL },
+        { "  hero: {strategy: priority}\n", 0, 1, NULL },
+    };
+    fx_t         fx;
+    size_t       i;
+    char         yaml[1024];
+    const char  *o;
+
+    (void) state;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(yaml, sizeof(yaml),
+                 "version: 1\n"
+                 "offers:\n"
+                 "  a: {slot: hero, html: A}\n"
+                 "  b: {slot: hero, html: B}\n"
+                 "  s: {slot: side, html: S}\n"
+                 "rules:\n"
+                 "  - {name: ra, when: profile.x == 1, show: a, "
+                 "priority: 30}\n"
+                 "  - {name: rb, when: profile.y == 1, show: b, "
+                 "priority: 20}\n"
+                 "  - {name: rs, when: profile.z == 1, show: s, "
+                 "priority: 10}\n"
+                 "%s%s", cases[i].slots[0] ? "slots:\n" : "",
+                 cases[i].slots);
+
+        fx_load(&fx, yaml);
+        fx.ctx.lookup = noting_lookup;
+        assert_int_equal(cef_persona_set_num(fx.p, "profile.x", 1), 0);
+        assert_int_equal(cef_persona_set_num(fx.p, "profile.y", 1), 0);
+        assert_int_equal(cef_persona_set_num(fx.p, "profile.z", 1), 0);
+
+        read_y = 0;
+        o = fx_decide(&fx, "visitor-1", 0);
+
+        if (read_y != cases[i].reads_y
+            || fx.d->slots[0].candidates != cases[i].candidates)
+        {
+            fail_msg("case %zu (%s): rb evaluated %d times, %u candidates; "
+                     "want %d, %u", i, cases[i].slots, read_y,
+                     fx.d->slots[0].candidates, cases[i].reads_y,
+                     cases[i].candidates);
+        }
+
+        /* what is shown is the same either way */
+
+        if (cases[i].variant && strcmp(cases[i].variant, "control") == 0) {
+            assert_string_equal(o, "-");
+            assert_string_equal(fx.d->slots[0].variant, "control");
+            assert_string_equal(cef_rules_offer(fx.rs,
+                                    fx.d->slots[0].would_have)->name, "a");
+            assert_string_equal(cef_rules_rule(fx.rs,
+                                    fx.d->slots[0].would_have_rule)->name,
+                                "ra");
+        } else if (strstr(cases[i].slots, "weighted") == NULL) {
+            if (strcmp(o, "a") != 0) {
+                assert_string_equal(fx.d->slots[0].variant, "control");
+            }
+        }
+
+        assert_string_equal(fx_decide(&fx, "visitor-1", 1), "s");
+        fx_free(&fx);
+    }
+}
+
+
 /* A strategy that misbehaves: an out-of-range pick, or an error. */
 
 static int
@@ -798,6 +907,7 @@ main(void)
         cmocka_unit_test(test_value),
         cmocka_unit_test(test_experiment_holdout),
         cmocka_unit_test(test_experiment_arms),
+        cmocka_unit_test(test_candidates_wanted),
         cmocka_unit_test(test_failing_strategy),
         cmocka_unit_test(test_schedule_hours),
         cmocka_unit_test(test_decision_log_line),
