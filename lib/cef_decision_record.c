@@ -1,0 +1,988 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef_decision_record: the replayable decision record, written without
+ * allocating (it is made on the request path) and read with jansson.
+ */
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cef_decision_record.h"
+
+
+/* --- from a decision ------------------------------------------------------ */
+
+const char *
+cef_record_variant(const cef_decision_slot_t *ds)
+{
+    if (ds->variant) {
+        return ds->variant;
+    }
+
+    return ds->offer == CEF_RULES_NONE ? "-" : "treatment";
+}
+
+
+void
+cef_record_slots(cef_record_slot_t *out, const cef_rules_t *rs,
+    const cef_decision_slot_t *ds)
+{
+    uint32_t  i, n = cef_rules_nslots(rs);
+
+    for (i = 0; i < n; i++) {
+        out[i].slot = cef_rules_slot_name(rs, i);
+        out[i].offer = ds[i].offer == CEF_RULES_NONE
+                       ? NULL : cef_rules_offer(rs, ds[i].offer)->name;
+        out[i].rule = ds[i].rule == CEF_RULES_NONE
+                      ? NULL : cef_rules_rule(rs, ds[i].rule)->name;
+        out[i].plugin = ds[i].plugin;
+        out[i].variant = cef_record_variant(&ds[i]);
+        out[i].would = ds[i].would_have == CEF_RULES_NONE
+                       ? NULL : cef_rules_offer(rs, ds[i].would_have)->name;
+        out[i].would_rule = ds[i].would_have_rule == CEF_RULES_NONE
+                            ? NULL
+                            : cef_rules_rule(rs, ds[i].would_have_rule)->name;
+        out[i].bucket = ds[i].bucket;
+        out[i].failed = ds[i].failed;
+    }
+}
+
+
+int
+cef_record_wanted(const cef_decision_slot_t *ds, uint32_t nslots)
+{
+    uint32_t  i;
+
+    for (i = 0; i < nslots; i++) {
+        if (ds[i].offer != CEF_RULES_NONE || ds[i].variant
+            || ds[i].would_have != CEF_RULES_NONE)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+int
+cef_record_time_value(cef_ref_kind_t kind, int64_t now, int32_t utc_offset,
+    cef_value_t *out)
+{
+    int64_t  t, days, secs;
+
+    t = now + utc_offset;
+    days = t / 86400;
+    secs = t % 86400;
+
+    if (secs < 0) {
+        secs += 86400;
+        days--;
+    }
+
+    out->type = CEF_VAL_INT;
+
+    switch (kind) {
+    case CEF_REF_TIME_HOUR:
+        out->u.i = secs / 3600;
+        return 1;
+    case CEF_REF_TIME_WEEKDAY:
+        out->u.i = ((days % 7) + 7 + 3) % 7 + 1;       /* 1 = Monday */
+        return 1;
+    case CEF_REF_TIME_NOW:
+        out->u.i = now;
+        return 1;
+    default:
+        out->type = CEF_VAL_NIL;
+        return 0;
+    }
+}
+
+
+/* --- the profile digest --------------------------------------------------- */
+
+#define CEF_FNV64_OFFSET  0xcbf29ce484222325ULL
+#define CEF_FNV64_PRIME   0x100000001b3ULL
+
+
+static uint64_t
+cef_fnv(uint64_t h, const void *data, size_t len)
+{
+    const uint8_t  *p = data;
+    size_t          i;
+
+    for (i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= CEF_FNV64_PRIME;
+    }
+
+    return h;
+}
+
+
+static uint64_t
+cef_fnv_span(uint64_t h, cef_span_t s)
+{
+    uint64_t  n = s.len;
+
+    h = cef_fnv(h, &n, sizeof(n));
+    return cef_fnv(h, s.data, s.len);
+}
+
+
+static uint64_t
+cef_mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+
+    return h;
+}
+
+
+int
+cef_record_profile_digest(const cef_profile_t *p, uint64_t *out)
+{
+    int          rc;
+    size_t       pos = 0, ep;
+    double       num;
+    uint8_t      tag;
+    uint64_t     h, sum = 0;
+    cef_span_t   name, s;
+    cef_value_t  v;
+
+    while ((rc = cef_profile_next(p, &pos, &name, &v)) == 1) {
+        h = cef_fnv_span(CEF_FNV64_OFFSET, name);
+        tag = (uint8_t) v.type;
+        h = cef_fnv(h, &tag, 1);
+
+        switch (v.type) {
+        case CEF_VAL_BOOL:
+            tag = (uint8_t) (v.u.b != 0);
+            h = cef_fnv(h, &tag, 1);
+            break;
+
+        case CEF_VAL_INT:
+            /* 5 and 5.0 are the same number to the rules */
+            num = (double) v.u.i;
+            h = cef_fnv(h, &num, sizeof(num));
+            break;
+
+        case CEF_VAL_FLOAT:
+            num = v.u.f;
+            h = cef_fnv(h, &num, sizeof(num));
+            break;
+
+        case CEF_VAL_STR:
+            h = cef_fnv_span(h, v.u.s);
+            break;
+
+        case CEF_VAL_STR_ARRAY:
+            ep = 0;
+            while ((rc = cef_value_array_next(&v, &ep, &s)) == 1) {
+                h = cef_fnv_span(h, s);
+            }
+            if (rc < 0) {
+                return -1;
+            }
+            break;
+
+        case CEF_VAL_NUM_MAP:
+            ep = 0;
+            while ((rc = cef_value_map_next(&v, &ep, &s, &num)) == 1) {
+                h = cef_fnv_span(h, s);
+                h = cef_fnv(h, &num, sizeof(num));
+            }
+            if (rc < 0) {
+                return -1;
+            }
+            break;
+
+        default:
+            break;
+        }
+
+        /* a sum: the order attributes are stored in does not matter */
+        sum += cef_mix(h);
+    }
+
+    if (rc < 0) {
+        return -1;
+    }
+
+    *out = cef_mix(sum ^ p->nattrs);
+
+    return 0;
+}
+
+
+/* --- writing -------------------------------------------------------------- */
+
+typedef struct {
+    char    *buf;
+    size_t   size;
+    size_t   len;
+} cef_out_t;
+
+
+static void
+cef_put(cef_out_t *o, const char *s, size_t n)
+{
+    if (o->len < o->size) {
+        memcpy(o->buf + o->len, s,
+               o->size - o->len > n ? n : o->size - o->len);
+    }
+
+    o->len += n;
+}
+
+
+static void
+cef_puts(cef_out_t *o, const char *s)
+{
+    cef_put(o, s, strlen(s));
+}
+
+
+static void
+cef_putf(cef_out_t *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+cef_putf(cef_out_t *o, const char *fmt, ...)
+{
+    char     tmp[64];
+    int      n;
+    va_list  ap;
+
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+
+    if (n > 0) {
+        cef_put(o, tmp, (size_t) n < sizeof(tmp) ? (size_t) n
+                                                 : sizeof(tmp) - 1);
+    }
+}
+
+
+/* The length of a valid UTF-8 sequence at p, or 0. */
+static size_t
+cef_utf8_len(const uint8_t *p, size_t n)
+{
+    uint32_t  c;
+    size_t    len, i;
+
+    if (p[0] < 0x80) {
+        return 1;
+    }
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        len = 2;
+        c = p[0] & 0x1f;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        len = 3;
+        c = p[0] & 0x0f;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        len = 4;
+        c = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+
+    if (n < len) {
+        return 0;
+    }
+
+    for (i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+
+    if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff)))
+        || (len == 4 && (c < 0x10000 || c > 0x10ffff)))
+    {
+        return 0;
+    }
+
+    return len;
+}
+
+
+static void
+cef_put_str(cef_out_t *o, const char *s, size_t n)
+{
+    const uint8_t  *p = (const uint8_t *) s, *end = p + n, *run;
+    size_t          l;
+    char            esc[8];
+
+    cef_put(o, "\"", 1);
+
+    while (p < end) {
+        run = p;
+
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+        {
+            p++;
+        }
+
+        cef_put(o, (const char *) run, (size_t) (p - run));
+
+        if (p == end) {
+            break;
+        }
+
+        switch (*p) {
+        case '"':
+            cef_put(o, "\\\"", 2);
+            p++;
+            continue;
+        case '\\':
+            cef_put(o, "\\\\", 2);
+            p++;
+            continue;
+        case '\n':
+            cef_put(o, "\\n", 2);
+            p++;
+            continue;
+        case '\r':
+            cef_put(o, "\\r", 2);
+            p++;
+            continue;
+        case '\t':
+            cef_put(o, "\\t", 2);
+            p++;
+            continue;
+        }
+
+        if (*p < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", *p);
+            cef_put(o, esc, 6);
+            p++;
+            continue;
+        }
+
+        l = cef_utf8_len(p, (size_t) (end - p));
+
+        if (l == 0) {
+            cef_put(o, "\\ufffd", 6);
+            p++;
+            continue;
+        }
+
+        cef_put(o, (const char *) p, l);
+        p += l;
+    }
+
+    cef_put(o, "\"", 1);
+}
+
+
+static void
+cef_put_cstr(cef_out_t *o, const char *s)
+{
+    if (s == NULL) {
+        cef_put(o, "null", 4);
+        return;
+    }
+
+    cef_put_str(o, s, strlen(s));
+}
+
+
+static void
+cef_put_span(cef_out_t *o, cef_span_t s)
+{
+    if (s.len == 0) {
+        cef_put(o, "null", 4);
+        return;
+    }
+
+    cef_put_str(o, s.data, s.len);
+}
+
+
+static void
+cef_put_value(cef_out_t *o, const cef_value_t *v)
+{
+    switch (v->type) {
+    case CEF_VAL_BOOL:
+        cef_puts(o, v->u.b ? "true" : "false");
+        break;
+    case CEF_VAL_INT:
+        cef_putf(o, "%" PRId64, v->u.i);
+        break;
+    case CEF_VAL_FLOAT:
+        if (v->u.f != v->u.f || v->u.f - v->u.f != 0) {
+            cef_puts(o, "null");        /* NaN, infinities: not JSON */
+        } else {
+            cef_putf(o, "%.17g", v->u.f);
+        }
+        break;
+    case CEF_VAL_STR:
+        cef_put_str(o, v->u.s.data, v->u.s.len);
+        break;
+    default:
+        cef_puts(o, "null");
+    }
+}
+
+
+size_t
+cef_record_format(const cef_record_t *rec, char *buf, size_t size)
+{
+    size_t                    i;
+    cef_out_t                 o;
+    const cef_record_slot_t  *s;
+
+    o.buf = buf;
+    o.size = size ? size - 1 : 0;
+    o.len = 0;
+
+    cef_putf(&o, "{\"v\":%u,\"t\":%" PRId64 ",\"tz\":%d,\"rules\":",
+             (unsigned) CEF_RECORD_VERSION, rec->now, (int) rec->utc_offset);
+    cef_put_cstr(&o, rec->rules);
+
+    cef_puts(&o, ",\"snapshot\":");
+    cef_put_cstr(&o, rec->snapshot);
+
+    if (rec->snapshot) {
+        cef_putf(&o, ",\"seq\":%" PRIu64, rec->seq);
+    } else {
+        cef_puts(&o, ",\"seq\":null");
+    }
+
+    cef_puts(&o, ",\"key_type\":");
+    cef_put_span(&o, rec->key_type);
+    cef_puts(&o, ",\"profile\":");
+    cef_put_span(&o, rec->profile);
+    cef_puts(&o, ",\"visitor\":");
+    cef_put_span(&o, rec->visitor);
+
+    if (rec->has_digest) {
+        cef_putf(&o, ",\"ph\":\"%016" PRIx64 "\"", rec->digest);
+    } else {
+        cef_puts(&o, ",\"ph\":null");
+    }
+
+    cef_puts(&o, ",\"in\":{");
+
+    for (i = 0; i < rec->ninputs; i++) {
+        if (i) {
+            cef_put(&o, ",", 1);
+        }
+        cef_put_cstr(&o, rec->inputs[i].path);
+        cef_put(&o, ":", 1);
+        cef_put_value(&o, &rec->inputs[i].v);
+    }
+
+    cef_puts(&o, "},\"state\":{");
+
+    for (i = 0; i < rec->nstates; i++) {
+        if (i) {
+            cef_put(&o, ",", 1);
+        }
+        cef_put_cstr(&o, rec->states[i].plugin);
+        cef_put(&o, ":", 1);
+        cef_put_str(&o, rec->states[i].state.data, rec->states[i].state.len);
+    }
+
+    cef_puts(&o, "},\"slots\":{");
+
+    for (i = 0; i < rec->nslots; i++) {
+        s = &rec->slots[i];
+
+        if (i) {
+            cef_put(&o, ",", 1);
+        }
+
+        cef_put_cstr(&o, s->slot);
+        cef_puts(&o, ":{\"offer\":");
+        cef_put_cstr(&o, s->offer);
+        cef_puts(&o, ",\"rule\":");
+        cef_put_cstr(&o, s->rule);
+        cef_puts(&o, ",\"plugin\":");
+        cef_put_cstr(&o, s->plugin);
+        cef_puts(&o, ",\"variant\":");
+        cef_put_cstr(&o, s->variant ? s->variant : "-");
+
+        if (s->bucket != CEF_RECORD_NONE) {
+            cef_putf(&o, ",\"bucket\":%u", s->bucket);
+        }
+
+        if (s->would) {
+            cef_puts(&o, ",\"would\":");
+            cef_put_cstr(&o, s->would);
+            cef_puts(&o, ",\"would_rule\":");
+            cef_put_cstr(&o, s->would_rule);
+        }
+
+        if (s->failed) {
+            cef_puts(&o, ",\"failed\":true");
+        }
+
+        cef_put(&o, "}", 1);
+    }
+
+    cef_puts(&o, "}}");
+
+    if (size) {
+        buf[o.len < size ? o.len : size - 1] = '\0';
+    }
+
+    return o.len;
+}
+
+
+/* --- reading -------------------------------------------------------------- */
+
+typedef struct {
+    json_t              *root;
+    cef_record_input_t  *inputs;
+    cef_record_state_t  *states;
+    cef_record_slot_t   *slots;
+} cef_record_own_t;
+
+
+void
+cef_record_release(cef_record_t *rec)
+{
+    cef_record_own_t  *own = rec->own;
+
+    if (own) {
+        json_decref(own->root);
+        free(own->inputs);
+        free(own->states);
+        free(own->slots);
+        free(own);
+    }
+
+    memset(rec, 0, sizeof(cef_record_t));
+}
+
+
+static int
+cef_fail(char *err, size_t errlen, const char *fmt, const char *what)
+{
+    if (errlen) {
+        snprintf(err, errlen, fmt, what);
+    }
+
+    return -1;
+}
+
+
+/* a string member or null: 0, or -1 if it is something else */
+static int
+cef_get_str(json_t *obj, const char *key, const char **out, size_t *len)
+{
+    json_t  *j = json_object_get(obj, key);
+
+    *out = NULL;
+
+    if (len) {
+        *len = 0;
+    }
+
+    if (j == NULL || json_is_null(j)) {
+        return 0;
+    }
+
+    if (!json_is_string(j)) {
+        return -1;
+    }
+
+    *out = json_string_value(j);
+
+    if (len) {
+        *len = json_string_length(j);
+    }
+
+    return 0;
+}
+
+
+static int
+cef_get_span(json_t *obj, const char *key, cef_span_t *out)
+{
+    const char  *s;
+    size_t       len;
+
+    if (cef_get_str(obj, key, &s, &len) != 0) {
+        return -1;
+    }
+
+    out->data = s ? s : "";
+    out->len = len;
+
+    return 0;
+}
+
+
+static int
+cef_parse_slots(json_t *j, cef_record_t *rec, cef_record_own_t *own,
+    char *err, size_t errlen)
+{
+    size_t              i = 0;
+    const char         *key;
+    json_t             *v, *b;
+    json_int_t          bucket;
+    cef_record_slot_t  *s;
+
+    if (!json_is_object(j)) {
+        return cef_fail(err, errlen, "\"%s\" is not an object", "slots");
+    }
+
+    own->slots = calloc(json_object_size(j) + 1, sizeof(cef_record_slot_t));
+    if (own->slots == NULL) {
+        return cef_fail(err, errlen, "%s", "out of memory");
+    }
+
+    json_object_foreach(j, key, v) {
+        s = &own->slots[i++];
+        s->slot = key;
+        s->bucket = CEF_RECORD_NONE;
+
+        if (!json_is_object(v)
+            || cef_get_str(v, "offer", &s->offer, NULL) != 0
+            || cef_get_str(v, "rule", &s->rule, NULL) != 0
+            || cef_get_str(v, "plugin", &s->plugin, NULL) != 0
+            || cef_get_str(v, "variant", &s->variant, NULL) != 0
+            || cef_get_str(v, "would", &s->would, NULL) != 0
+            || cef_get_str(v, "would_rule", &s->would_rule, NULL) != 0)
+        {
+            return cef_fail(err, errlen, "slot \"%s\" is malformed", key);
+        }
+
+        if (s->variant == NULL) {
+            s->variant = "-";
+        }
+
+        b = json_object_get(v, "bucket");
+
+        if (b && !json_is_null(b)) {
+            bucket = json_is_integer(b) ? json_integer_value(b) : -1;
+
+            if (bucket < 0 || bucket >= CEF_RECORD_NONE) {
+                return cef_fail(err, errlen, "slot \"%s\" has an invalid "
+                                "bucket", key);
+            }
+
+            s->bucket = (uint32_t) bucket;
+        }
+
+        s->failed = json_is_true(json_object_get(v, "failed"));
+    }
+
+    rec->slots = own->slots;
+    rec->nslots = i;
+
+    return 0;
+}
+
+
+static int
+cef_parse_inputs(json_t *j, cef_record_t *rec, cef_record_own_t *own,
+    char *err, size_t errlen)
+{
+    size_t               i = 0;
+    const char          *key;
+    json_t              *v;
+    cef_record_input_t  *in;
+
+    if (j == NULL) {
+        return 0;
+    }
+
+    if (!json_is_object(j)) {
+        return cef_fail(err, errlen, "\"%s\" is not an object", "in");
+    }
+
+    own->inputs = calloc(json_object_size(j) + 1, sizeof(cef_record_input_t));
+    if (own->inputs == NULL) {
+        return cef_fail(err, errlen, "%s", "out of memory");
+    }
+
+    json_object_foreach(j, key, v) {
+        in = &own->inputs[i++];
+        in->path = key;
+
+        switch (json_typeof(v)) {
+        case JSON_NULL:
+            in->v.type = CEF_VAL_NIL;
+            break;
+        case JSON_TRUE:
+        case JSON_FALSE:
+            in->v.type = CEF_VAL_BOOL;
+            in->v.u.b = json_is_true(v);
+            break;
+        case JSON_INTEGER:
+            in->v.type = CEF_VAL_INT;
+            in->v.u.i = json_integer_value(v);
+            break;
+        case JSON_REAL:
+            in->v.type = CEF_VAL_FLOAT;
+            in->v.u.f = json_real_value(v);
+            break;
+        case JSON_STRING:
+            in->v.type = CEF_VAL_STR;
+            in->v.u.s.data = json_string_value(v);
+            in->v.u.s.len = json_string_length(v);
+            break;
+        default:
+            return cef_fail(err, errlen, "input \"%s\" is not a string, "
+                            "number, boolean or null", key);
+        }
+    }
+
+    rec->inputs = own->inputs;
+    rec->ninputs = i;
+
+    return 0;
+}
+
+
+static int
+cef_parse_states(json_t *j, cef_record_t *rec, cef_record_own_t *own,
+    char *err, size_t errlen)
+{
+    size_t               i = 0;
+    const char          *key;
+    json_t              *v;
+
+    if (j == NULL) {
+        return 0;
+    }
+
+    if (!json_is_object(j)) {
+        return cef_fail(err, errlen, "\"%s\" is not an object", "state");
+    }
+
+    own->states = calloc(json_object_size(j) + 1, sizeof(cef_record_state_t));
+    if (own->states == NULL) {
+        return cef_fail(err, errlen, "%s", "out of memory");
+    }
+
+    json_object_foreach(j, key, v) {
+        if (!json_is_string(v)) {
+            return cef_fail(err, errlen, "state of \"%s\" is not a string",
+                            key);
+        }
+
+        own->states[i].plugin = key;
+        own->states[i].state.data = json_string_value(v);
+        own->states[i].state.len = json_string_length(v);
+        i++;
+    }
+
+    rec->states = own->states;
+    rec->nstates = i;
+
+    return 0;
+}
+
+
+static int
+cef_parse_root(json_t *root, cef_record_t *rec, char *err, size_t errlen)
+{
+    const char        *ph;
+    json_t            *j;
+    cef_record_own_t  *own;
+    char              *end;
+
+    memset(rec, 0, sizeof(cef_record_t));
+
+    own = calloc(1, sizeof(cef_record_own_t));
+    if (own == NULL) {
+        json_decref(root);
+        return cef_fail(err, errlen, "%s", "out of memory");
+    }
+
+    own->root = root;
+    rec->own = own;
+
+    if (!json_is_object(root)) {
+        return cef_fail(err, errlen, "%s", "a record is a JSON object");
+    }
+
+    j = json_object_get(root, "v");
+    if (!json_is_integer(j)) {
+        return cef_fail(err, errlen, "%s", "not a decision record (no "
+                        "\"v\")");
+    }
+
+    if (json_integer_value(j) != CEF_RECORD_VERSION) {
+        return cef_fail(err, errlen, "%s", "a record of an unknown version");
+    }
+
+    rec->version = CEF_RECORD_VERSION;
+
+    j = json_object_get(root, "t");
+    if (!json_is_integer(j)) {
+        return cef_fail(err, errlen, "\"%s\" is missing or not an integer",
+                        "t");
+    }
+
+    rec->now = json_integer_value(j);
+
+    j = json_object_get(root, "tz");
+    if (j && !json_is_integer(j)) {
+        return cef_fail(err, errlen, "\"%s\" is not an integer", "tz");
+    }
+
+    rec->utc_offset = j ? (int32_t) json_integer_value(j) : 0;
+
+    j = json_object_get(root, "seq");
+    if (j && !json_is_null(j) && !json_is_integer(j)) {
+        return cef_fail(err, errlen, "\"%s\" is not an integer", "seq");
+    }
+
+    rec->seq = json_is_integer(j) ? (uint64_t) json_integer_value(j) : 0;
+
+    if (cef_get_str(root, "rules", &rec->rules, NULL) != 0
+        || rec->rules == NULL)
+    {
+        return cef_fail(err, errlen, "\"%s\" is missing or not a string",
+                        "rules");
+    }
+
+    if (cef_get_str(root, "snapshot", &rec->snapshot, NULL) != 0
+        || cef_get_span(root, "key_type", &rec->key_type) != 0
+        || cef_get_span(root, "profile", &rec->profile) != 0
+        || cef_get_span(root, "visitor", &rec->visitor) != 0
+        || cef_get_str(root, "ph", &ph, NULL) != 0)
+    {
+        return cef_fail(err, errlen, "%s", "a member of the wrong type");
+    }
+
+    if (ph) {
+        rec->digest = strtoull(ph, &end, 16);
+
+        if (strlen(ph) != 16 || *end != '\0') {
+            return cef_fail(err, errlen, "\"%s\" is not 16 hex digits", "ph");
+        }
+
+        rec->has_digest = 1;
+    }
+
+    if (cef_parse_inputs(json_object_get(root, "in"), rec, own, err, errlen)
+        != 0
+        || cef_parse_states(json_object_get(root, "state"), rec, own, err,
+                            errlen)
+           != 0)
+    {
+        return -1;
+    }
+
+    j = json_object_get(root, "slots");
+    if (j == NULL) {
+        return cef_fail(err, errlen, "\"%s\" is missing", "slots");
+    }
+
+    return cef_parse_slots(j, rec, own, err, errlen);
+}
+
+
+int
+cef_record_parse(const char *text, size_t len, cef_record_t *rec, char *err,
+    size_t errlen)
+{
+    json_t        *root;
+    json_error_t   jerr;
+
+    memset(rec, 0, sizeof(cef_record_t));
+
+    root = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
+    if (root == NULL) {
+        if (errlen) {
+            snprintf(err, errlen, "invalid JSON at column %d: %s",
+                     jerr.column, jerr.text);
+        }
+        return -1;
+    }
+
+    return cef_parse_root(root, rec, err, errlen);
+}
+
+
+int
+cef_record_from_log_line(const char *line, size_t len, cef_record_t *rec,
+    char *err, size_t errlen)
+{
+    json_t        *root, *d;
+    json_error_t   jerr;
+    const char    *s;
+
+    memset(rec, 0, sizeof(cef_record_t));
+
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'
+                   || line[len - 1] == ' ' || line[len - 1] == '\t'))
+    {
+        len--;
+    }
+
+    while (len && (*line == ' ' || *line == '\t')) {
+        line++;
+        len--;
+    }
+
+    if (len == 0) {
+        return 1;
+    }
+
+    root = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+    if (root == NULL) {
+        if (errlen) {
+            snprintf(err, errlen, "invalid JSON at column %d: %s",
+                     jerr.column, jerr.text);
+        }
+        return -1;
+    }
+
+    if (!json_is_object(root) || json_object_get(root, "v")
+        || (d = json_object_get(root, "decision")) == NULL)
+    {
+        /* a bare record (or nothing we know: parse says what) */
+        return cef_parse_root(root, rec, err, errlen);
+    }
+
+    if (json_is_null(d)) {
+        json_decref(root);
+        return 1;
+    }
+
+    if (json_is_string(d)) {
+        s = json_string_value(d);
+
+        if (json_string_length(d) == 0) {
+            json_decref(root);
+            return 1;
+        }
+
+        if (cef_record_parse(s, json_string_length(d), rec, err, errlen)
+            != 0)
+        {
+            json_decref(root);
+            return -1;
+        }
+
+        json_decref(root);
+        return 0;
+    }
+
+    json_incref(d);
+    json_decref(root);
+
+    return cef_parse_root(d, rec, err, errlen);
+}
