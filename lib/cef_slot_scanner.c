@@ -290,6 +290,39 @@ cef_slot_release_held(cef_slot_scanner_t *sc, cef_slot_emit_pt emit,
 }
 
 
+/*
+ * Where the next marker may start at or after p[i]: the first '<' that is
+ * followed by '!' or is the last byte of the buffer (its next byte is not
+ * known yet), or len.  Both markers start with "<!", and '!' is rare in
+ * HTML while '<' is everywhere, so this looks for '!' and checks the byte
+ * before it: a few memchr calls over a page instead of one per tag.
+ */
+static size_t
+cef_slot_next_bang(const uint8_t *p, size_t i, size_t len)
+{
+    size_t          k;
+    const uint8_t  *q;
+
+    if (i >= len) {
+        return len;
+    }
+
+    /* a '!' at p[i] does not count: the byte before it is decided */
+    for (k = i + 1; k < len; k = (size_t) (q - p) + 1) {
+        q = memchr(p + k, '!', len - k);
+        if (q == NULL) {
+            break;
+        }
+
+        if (q[-1] == '<') {
+            return (size_t) (q - p) - 1;
+        }
+    }
+
+    return p[len - 1] == '<' ? len - 1 : len;
+}
+
+
 static cef_slot_match_e
 cef_slot_open_step(cef_slot_scanner_t *sc, unsigned c)
 {
@@ -400,7 +433,7 @@ cef_slot_scanner_feed(cef_slot_scanner_t *sc, const uint8_t *p, size_t len,
 {
     int                rc;
     size_t             i, run, cstart, end, room, need;
-    const uint8_t     *q, *base;
+    const uint8_t     *base;
     cef_slot_event_t   ev;
     cef_slot_match_e   m;
 
@@ -430,25 +463,32 @@ cef_slot_scanner_feed(cef_slot_scanner_t *sc, const uint8_t *p, size_t len,
         switch (sc->state) {
 
         case ST_OUT:
-            q = memchr(p + i, '<', len - i);
+            i = cef_slot_next_bang(p, i, len);
 
-            /* a tag ("<" not followed by "!") cannot start a marker */
-            while (q != NULL && q + 1 < p + len && q[1] != '!') {
-                q = memchr(q + 1, '<', (size_t) (p + len - q - 1));
-            }
-
-            if (q == NULL) {
-                i = len;
+            if (i == len) {
                 break;
             }
 
-            i = (size_t) (q - p);
             cstart = i++;
             sc->state = ST_OPEN;
             sc->mlen = 1;
             break;
 
         case ST_OPEN:
+            if (sc->mlen == 1 && i == cstart + 1
+                && len - cstart >= CEF_SLOT_PREFIX_LEN
+                && memcmp(p + cstart, cef_slot_open_prefix,
+                          CEF_SLOT_PREFIX_LEN) == 0)
+            {
+                /* the steps of the whole prefix at once */
+                i = cstart + CEF_SLOT_PREFIX_LEN;
+                sc->mlen = CEF_SLOT_PREFIX_LEN;
+                sc->x = 0;
+                sc->dashes = 0;
+                sc->sp = 0;
+                break;
+            }
+
             m = cef_slot_open_step(sc, p[i]);
 
             if (m == M_FAIL) {
@@ -476,12 +516,12 @@ cef_slot_scanner_feed(cef_slot_scanner_t *sc, const uint8_t *p, size_t len,
         case ST_IN:
             if (sc->part == 0) {
                 room = sc->max - sc->def_len;
-                q = memchr(p + i, '<', len - i);
-                end = q ? (size_t) (q - p) : len;
+                end = cef_slot_next_bang(p, i, len);
 
                 if (end - i > room) {
-                    /* p[i + room] is default byte max + 1: the open marker
-                       and the default up to there pass */
+                    /* p[i + room] is default byte max + 1 (it cannot
+                       start a marker): the open marker and the default up
+                       to there pass */
                     i += room;
                     sc->stats.oversized++;
 
@@ -497,10 +537,21 @@ cef_slot_scanner_feed(cef_slot_scanner_t *sc, const uint8_t *p, size_t len,
                 sc->def_len += end - i;
                 i = end;
 
-                if (q != NULL) {
-                    sc->part = 1;
+                if (i < len) {
                     sc->csp = 0;
-                    i++;
+
+                    if (len - i >= CEF_SLOT_PREFIX_LEN
+                        && memcmp(p + i, cef_slot_close_prefix,
+                                  CEF_SLOT_PREFIX_LEN) == 0)
+                    {
+                        /* the steps of the whole prefix at once */
+                        sc->part = CEF_SLOT_PREFIX_LEN;
+                        i += CEF_SLOT_PREFIX_LEN;
+
+                    } else {
+                        sc->part = 1;
+                        i++;
+                    }
                 }
 
                 break;
