@@ -2,7 +2,7 @@
  * Copyright (C) ngx_cef_module developers
  *
  * cef_base64url: RFC 4648 section 5 "base64url" without padding, as used in
- * signed keys, link tokens and visitor ids.  Built on OpenSSL's base64.
+ * signed keys, link tokens and visitor ids.
  */
 
 #ifndef CEF_BASE64URL_H

@@ -93,6 +93,113 @@ test_base64url_round_trip(void **state)
 }
 
 
+/* the reference: OpenSSL's base64 with the alphabet translated */
+static int
+reference_decode(const char *in, size_t len, uint8_t *out, size_t *outlen)
+{
+    int            n, v;
+    size_t         i, rest, full;
+    unsigned char  buf[64 + 4];
+    const char    *abc, *hit;
+
+    abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    if (len > 64 || len % 4 == 1) {
+        return -1;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (in[i] == '\0' || strchr(abc, in[i]) == NULL) {
+            return -1;
+        }
+        buf[i] = (unsigned char) (in[i] == '-' ? '+'
+                                  : in[i] == '_' ? '/' : in[i]);
+    }
+
+    rest = len % 4;
+
+    if (rest) {
+        hit = strchr(abc, in[len - 1]);
+        v = (int) (hit - abc);
+        if (v & (rest == 2 ? 0x0f : 0x03)) {
+            return -1;
+        }
+        for (i = rest; i < 4; i++) {
+            buf[len + i - rest] = '=';
+        }
+    }
+
+    full = len + (rest ? 4 - rest : 0);
+    if (full == 0) {
+        *outlen = 0;
+        return 0;
+    }
+
+    n = EVP_DecodeBlock(out, buf, (int) full);
+    if (n < 0) {
+        return -1;
+    }
+
+    *outlen = (size_t) n - (rest ? 4 - rest : 0);
+    return 0;
+}
+
+
+/* every string of up to 3 characters from a set with each kind of byte,
+   and random longer ones, decode as OpenSSL's base64 does */
+static void
+test_base64url_matches_openssl(void **state)
+{
+    int            r1, r2;
+    size_t         len, i, k, n1, n2, nset;
+    char           in[64];
+    uint8_t        o1[64], o2[64];
+    unsigned int   seed;
+    static const char  set[] =
+        "ABCDQRYZabcdwxyz0189-_=+/ .~\xff\x80\x01\x7f@[`{:";
+
+    (void) state;
+
+    nset = sizeof(set);     /* with the NUL */
+
+    for (k = 0; k < nset * nset * nset + nset * nset + nset + 1; k++) {
+        len = k == 0 ? 0 : k <= nset ? 1 : k <= nset + nset * nset ? 2 : 3;
+        for (i = 0, n1 = k; i < len; i++, n1 /= nset) {
+            in[i] = set[n1 % nset];
+        }
+
+        r1 = cef_base64url_decode(in, len, o1, &n1);
+        r2 = reference_decode(in, len, o2, &n2);
+        assert_int_equal(r1, r2);
+        if (r1 == 0) {
+            assert_int_equal(n1, n2);
+            assert_memory_equal(o1, o2, n1);
+        }
+    }
+
+    seed = 9;
+
+    for (k = 0; k < 200000; k++) {
+        len = (size_t) (rand_r(&seed) % 41);
+        for (i = 0; i < len; i++) {
+            /* mostly the alphabet, now and then anything */
+            in[i] = rand_r(&seed) % 64
+                    ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                      "0123456789-_"[rand_r(&seed) % 64]
+                    : (char) (rand_r(&seed) & 0xff);
+        }
+
+        r1 = cef_base64url_decode(in, len, o1, &n1);
+        r2 = reference_decode(in, len, o2, &n2);
+        assert_int_equal(r1, r2);
+        if (r1 == 0) {
+            assert_int_equal(n1, n2);
+            assert_memory_equal(o1, o2, n1);
+        }
+    }
+}
+
+
 static void
 test_base64url_rejects_non_canonical(void **state)
 {
@@ -303,6 +410,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base64url_round_trip),
         cmocka_unit_test(test_base64url_rejects_non_canonical),
+        cmocka_unit_test(test_base64url_matches_openssl),
         cmocka_unit_test(test_sign_matches_reference_hmac),
         cmocka_unit_test(test_verify_signed_key),
         cmocka_unit_test(test_link_token),
