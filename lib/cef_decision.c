@@ -409,15 +409,22 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
 
 /* --- signed state --------------------------------------------------------- */
 
+/* "cef_" PLUGIN, the signature type of a plugin's state (empty if too
+   long for buf) */
 static cef_span_t
 cef_state_type(const char *plugin, char *buf, size_t size)
 {
     cef_span_t  t;
-    int         n;
+    size_t      n = strlen(plugin);
 
-    n = snprintf(buf, size, "cef_%s", plugin);
     t.data = buf;
-    t.len = n > 0 && (size_t) n < size ? (size_t) n : 0;
+    t.len = 0;
+
+    if (n + 4 < size) {
+        memcpy(buf, "cef_", 4);
+        memcpy(buf + 4, plugin, n + 1);
+        t.len = n + 4;
+    }
 
     return t;
 }

@@ -359,6 +359,31 @@ fc_begin(void *state, const cef_plugin_req_t *req, uint8_t *blocked)
 }
 
 
+/* v in decimal at p (room for 20 bytes); the length written */
+static size_t
+fc_format_int(char *p, int64_t v)
+{
+    char      tmp[20];
+    size_t    n = 0, k = 0;
+    uint64_t  u = v < 0 ? 0 - (uint64_t) v : (uint64_t) v;
+
+    do {
+        tmp[n++] = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    if (v < 0) {
+        p[k++] = '-';
+    }
+
+    while (n) {
+        p[k++] = tmp[--n];
+    }
+
+    return k;
+}
+
+
 static void
 fc_end(void *state, const cef_plugin_req_t *req, const uint32_t *shown,
     uint32_t nslots)
@@ -366,9 +391,8 @@ fc_end(void *state, const cef_plugin_req_t *req, const uint32_t *shown,
     fc_t       *fc = state;
     fc_cap_t   *cap;
     uint32_t    s, i, seen = 0;
-    size_t      len = 0;
-    int         n;
-    char        buf[400];
+    size_t      len = 0, nc, ns, n;
+    char        buf[400], count[20], start[20];
 
     for (s = 0; s < nslots; s++) {
         if (shown[s] != CEF_PLUGIN_NONE && shown[s] < fc->noffers
@@ -396,15 +420,29 @@ fc_end(void *state, const cef_plugin_req_t *req, const uint32_t *shown,
             continue;
         }
 
-        n = snprintf(buf + len, sizeof(buf) - len, "%s%s:%u:%lld",
-                     len ? "~" : "", cap->campaign, cap->count,
-                     (long long) cap->start);
+        /* [~]CAMPAIGN:COUNT:START, by hand: snprintf() was a tenth of
+           the decision */
 
-        if (n < 0 || (size_t) n >= sizeof(buf) - len) {
+        nc = fc_format_int(count, cap->count);
+        ns = fc_format_int(start, cap->start);
+        n = (len ? 1 : 0) + cap->len + 1 + nc + 1 + ns;
+
+        if (n >= sizeof(buf) - len) {
             break;                   /* full: drop the rest */
         }
 
-        len += (size_t) n;
+        if (len) {
+            buf[len++] = '~';
+        }
+
+        memcpy(buf + len, cap->campaign, cap->len);
+        len += cap->len;
+        buf[len++] = ':';
+        memcpy(buf + len, count, nc);
+        len += nc;
+        buf[len++] = ':';
+        memcpy(buf + len, start, ns);
+        len += ns;
     }
 
     (void) req->state_set(req, buf, len, fc->max_per);

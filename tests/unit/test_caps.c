@@ -224,6 +224,126 @@ test_tampered(void **state)
 }
 
 
+/* The state written back, byte for byte, from the state read. */
+static void
+test_state_written(void **state)
+{
+    static const struct {
+        const char  *in;        /* signed state in, "" for none */
+        int64_t      now;
+        const char  *hero;
+        const char  *out;       /* "" if unchanged */
+    } cases[] = {
+        { "", NOW, "wb", "winback:1:1795438800" },
+        { "", 0, "wb", "winback:1:0" },
+        { "", 9, "wb", "winback:1:9" },
+        { "", 10, "wb", "winback:1:10" },
+        { "", -86399, "wb", "winback:1:-86399" },
+        { "winback:1:1795438700", NOW, "wb", "winback:2:1795438700" },
+        { "winback:9:1795438700", NOW, "generic",
+          "winback:9:1795438700~flash:1:1795438800" },
+        { "winback:99999999:1795438700~flash:1:1795438790", NOW,
+          "generic", "" },
+        { "flash:1:1795438799", NOW, "wb",
+          "winback:1:1795438800~flash:1:1795438799" },
+        { "winback:2:1795352400", NOW, "wb", "winback:1:1795438800" },
+    };
+    fx_t                   fx;
+    size_t                 i;
+    cef_decision_state_t  *st;
+    char                   out[CEF_DECISION_STATE_MAX + 1];
+
+    (void) state;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fx_init(&fx);
+        st = &fx.d->states[0];
+        fx.ctx.now = cases[i].now;
+        fx.cookie_len = 0;
+
+        if (cases[i].in[0]) {
+            fx.cookie_len = cef_decision_state_sign(fx.signer, "freqcap",
+                                                    cases[i].in,
+                                                    strlen(cases[i].in),
+                                                    fx.cookie);
+            assert_true(fx.cookie_len > 0);
+        }
+
+        assert_string_equal(request(&fx), cases[i].hero);
+
+        memcpy(out, st->out, st->out_len);
+        out[st->changed ? st->out_len : 0] = '\0';
+
+        if (strcmp(out, cases[i].out) != 0) {
+            fail_msg("case %zu: state '%s' at %lld: wrote '%s', want '%s'",
+                     i, cases[i].in, (long long) cases[i].now, out,
+                     cases[i].out);
+        }
+
+        fx_free(&fx);
+    }
+}
+
+
+/* A state that would not fit keeps the caps that fit, in order. */
+static void
+test_state_full(void **state)
+{
+    char                   y[2048], camp[3][151], want[400];
+    size_t                 i;
+    cef_rules_t           *rs;
+    cef_rules_errors_t     errs;
+    cef_expr_eval_t       *ev;
+    cef_decision_t        *d;
+    cef_expr_ctx_t         ctx;
+    cef_decision_input_t   in;
+
+    (void) state;
+
+    for (i = 0; i < 3; i++) {
+        memset(camp[i], 'a' + (int) i, 150);
+        camp[i][150] = '\0';
+    }
+
+    snprintf(y, sizeof(y),
+             "version: 1\n"
+             "offers:\n"
+             "  x1: {slot: s1, html: X, campaign: %s}\n"
+             "  x2: {slot: s2, html: X, campaign: %s}\n"
+             "  x3: {slot: s3, html: X, campaign: %s}\n"
+             "rules: [{name: r, show: [x1, x2, x3]}]\n"
+             "plugins:\n"
+             "  freqcap:\n"
+             "    caps:\n"
+             "      - {campaign: %s, max: 3, per: 1d}\n"
+             "      - {campaign: %s, max: 3, per: 1d}\n"
+             "      - {campaign: %s, max: 3, per: 1d}\n",
+             camp[0], camp[1], camp[2], camp[0], camp[1], camp[2]);
+
+    assert_int_equal(cef_rules_load_buffer("t.yaml", y, strlen(y), &rs,
+                                           &errs), 0);
+    cef_rules_errors_free(&errs);
+    ev = cef_rules_eval_create(rs);
+    d = cef_decision_create(rs);
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.now = NOW;
+    in.visitor = cef_span_lit("v");
+
+    assert_int_equal(cef_decision_make(rs, ev, &ctx, &in, d), 3);
+    assert_true(d->states[0].changed);
+
+    /* two entries of 163 bytes fit in 400, the third does not */
+    snprintf(want, sizeof(want), "%s:1:%d~%s:1:%d", camp[0], NOW, camp[1],
+             NOW);
+    assert_int_equal(d->states[0].out_len, strlen(want));
+    assert_memory_equal(d->states[0].out, want, strlen(want));
+
+    cef_decision_free(d);
+    cef_expr_eval_free(ev);
+    cef_rules_free(rs);
+}
+
+
 static void
 test_config(void **state)
 {
@@ -257,6 +377,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cap_and_window),
         cmocka_unit_test(test_tampered),
+        cmocka_unit_test(test_state_written),
+        cmocka_unit_test(test_state_full),
         cmocka_unit_test(test_config),
     };
 
