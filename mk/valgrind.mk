@@ -9,8 +9,9 @@
 #
 # The default subset covers identity (cookies, signed keys, link tokens,
 # visitor ids, consent), the store (lookups, a store missing, replaced,
-# deleted or damaged under nginx), rules (loading, reloading, bad files)
-# and the rewrite (streaming, cache, gzip, SSI, budgets, decide API).
+# deleted or damaged under nginx), rules (loading, reloading, bad files),
+# the rewrite (streaming, cache, gzip, SSI, budgets, decide API) and rule
+# plugins (the C ABI, external plugins, experiments, frequency caps).
 # Tests that need worker processes (a worker killed, reloads under load)
 # skip themselves under valgrind; see conftest.py for the switch and
 # tests/valgrind/nginx.supp for the (commented) suppressions.
@@ -19,6 +20,7 @@ VALGRIND_TESTS ?= tests/integration/test_identity.py \
                   tests/integration/test_rewrite.py \
                   tests/integration/test_rules_config.py \
                   tests/integration/test_passthrough.py \
+                  tests/integration/test_plugins.py \
                   tests/integration/test_faults.py
 CEF_VALGRIND_OPTS ?=
 # Not meaningful under valgrind in one process:
@@ -29,12 +31,17 @@ CEF_VALGRIND_OPTS ?=
 #  - reload_applies_a_fixed_file_while_serving: with master_process off a
 #    reload re-reads the configuration but runs no init_process, so the
 #    module keeps the first cycle's per-process state (rules, store); nginx
-#    documents master_process off as a development mode.
+#    documents master_process off as a development mode;
+#  - external_plugin_survives_reload: the same, and worse: Debian's nginx
+#    1.22.1 with master_process off stops answering after a SIGHUP reload
+#    ("1024 worker_connections are not enough", the connection is reset),
+#    with or without this module loaded.
 # (Tests that need a master and workers skip themselves.)
 VALGRIND_DESELECT ?= \
     --deselect tests/integration/test_identity.py::test_store_replaced_under_load \
     --deselect tests/integration/test_rewrite.py::test_ten_megabytes_with_a_slot_at_the_end \
-    --deselect tests/integration/test_rules_config.py::test_reload_applies_a_fixed_file_while_serving
+    --deselect tests/integration/test_rules_config.py::test_reload_applies_a_fixed_file_while_serving \
+    --deselect tests/integration/test_plugins.py::test_external_plugin_survives_reload
 
 DEB_PKGS += valgrind
 
