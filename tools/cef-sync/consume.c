@@ -645,7 +645,8 @@ cef_consume_assign(cef_consume_t *c, int retry, int first)
                 rd_kafka_metadata_destroy(md);
                 return 0;
             }
-            from = "the end (no stored offsets, no --from-beginning)";
+            from = "the end: the store holds no offsets and "
+                   "--from-beginning was not given";
         }
 
         if (start >= 0) {
@@ -907,6 +908,8 @@ cef_sync_consume(cef_sync_t *s)
 
     memset(&c, 0, sizeof(c));
     c.s = s;
+    msgpack_zone_init(&c.zone, 8192);
+    msgpack_sbuffer_init(&c.sbuf);
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = cef_consume_signal;
@@ -932,6 +935,8 @@ cef_sync_consume(cef_sync_t *s)
     if (rc != CEF_WRITER_OK) {
         fprintf(stderr, "cef-sync: %s\n", err);
         cef_identity_free(ident);
+        msgpack_zone_destroy(&c.zone);
+        msgpack_sbuffer_destroy(&c.sbuf);
         return rc == CEF_WRITER_EINPUT ? EXIT_INPUT : EXIT_STORE;
     }
 
@@ -942,9 +947,6 @@ cef_sync_consume(cef_sync_t *s)
         rc = EXIT_INPUT;
         goto done;
     }
-
-    msgpack_zone_init(&c.zone, 8192);
-    msgpack_sbuffer_init(&c.sbuf);
 
     c.rk = cef_consume_client(&c, err, sizeof(err));
     if (c.rk == NULL) {

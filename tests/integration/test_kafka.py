@@ -1,0 +1,383 @@
+"""cef-sync consume against librdkafka's mock cluster (no real broker):
+a topic of delta records keyed by profile id, applied exactly once into the
+store, whatever happens to the consumer or the brokers (docs/sync.md).
+
+The stores are compared with a reference computed in Python from the same
+records (kafka_helpers.Reference); every record sets a per-profile counter,
+so a record applied twice or lost shows."""
+
+import json
+import random
+import signal
+import time
+
+import pytest
+
+from kafka_helpers import (TOPIC, Consumer, KafkaMock, Workload,
+                           caught_up, check_equal, dump, empty_store,
+                           reference, snapshot_of, stored_offsets, wait_for)
+from store_helpers import Store
+
+N_RECORDS = 100000
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    """3 partitions, 100 000 records: upserts, patches, keys, merges,
+    deletes and tombstones, produced once for the tests that only read."""
+    tmp = tmp_path_factory.mktemp("kafka-big")
+    w = Workload(seed=11, partitions=3, ids=4000)
+    while len(w.records) < N_RECORDS:
+        w.generate(N_RECORDS - len(w.records))
+    mock = KafkaMock(tmp)
+    assert mock.produce(w.messages()) == N_RECORDS
+    yield w, mock
+    mock.close()
+
+
+def consume_to_end(store, mock, *extra, timeout=120):
+    c = Consumer(store, mock, "--exit-at-end", *extra)
+    rc = c.wait(timeout)
+    assert rc == 0, c.stderr()
+    return c
+
+
+def test_consume_equals_reference(tmp_path, big):
+    w, mock = big
+    store = empty_store(tmp_path)
+    c = consume_to_end(store, mock, "--from-beginning")
+    tail = check_equal(store, w)
+    assert tail["topic"] == TOPIC
+    assert tail["offsets"] == {str(p): n for p, n in w.counts().items()}
+    assert "consumed %d records" % N_RECORDS in c.stdout()
+    r = store.verify()
+    assert r.returncode == 0, r.stderr
+
+    # stat: per-partition offsets, and with --brokers a lag of 0
+    r = store.run("stat", "--store", store.dir, "--brokers", mock.bootstrap,
+                  "--json")
+    assert r.returncode == 0, r.stderr
+    k = json.loads(r.stdout)["kafka"]
+    assert k["topic"] == TOPIC
+    assert [(p["partition"], p["offset"], p["lag"]) for p in k["partitions"]] \
+        == [(p, w.counts()[p], 0) for p in range(3)]
+    r = store.run("stat", "--store", store.dir)
+    assert "kafka topic  %s" % TOPIC in r.stdout.decode()
+    assert "partition 0  next offset %d" % w.counts()[0] in r.stdout.decode()
+
+    # running again applies nothing: everything is below the stored offsets
+    c = consume_to_end(store, mock)
+    assert "consumed 0 records" in c.stdout()
+    check_equal(store, w)
+
+
+def test_kill9_ten_times(tmp_path, big):
+    """kill -9 at ten points spread over the stream (mid-batch or
+    mid-commit, wherever it lands): after each, the store is exactly the
+    reference at its stored offsets; restarts finish with the full state."""
+    w, mock = big
+    store = empty_store(tmp_path)
+    rnd = random.Random(5)
+    kills = 0
+    for i in range(10):
+        c = Consumer(store, mock, "--from-beginning", "--batch", "500",
+                     "--batch-ms", "20")
+        target = N_RECORDS * (i + 1) // 11 + rnd.randrange(2000)
+        wait_for(lambda: sum(stored_offsets(store).values()) >= target
+                 or not c.alive(), 60, "consumption past %d" % target)
+        time.sleep(rnd.random() * 0.05)
+        if c.alive():
+            c.kill()
+            kills += 1
+        else:
+            assert c.proc.returncode == 0, c.stderr()
+        check_equal(store, w, offsets="stored")
+    assert kills == 10
+    consume_to_end(store, mock)
+    check_equal(store, w)
+    assert store.verify().returncode == 0
+
+
+def test_bootstrap_from_snapshot_with_offsets(tmp_path, big):
+    """A new edge: a snapshot carrying the offsets it corresponds to, then
+    consume from those offsets (no --from-beginning): the records before
+    them are not applied again (the counters would show it)."""
+    w, mock = big
+    counts = w.counts()
+    at = {p: n // 2 + p for p, n in counts.items()}
+    snap = snapshot_of(reference(w, at),
+                       {"topic": TOPIC,
+                        "offsets": {str(p): o for p, o in at.items()}})
+    store = Store(tmp_path)
+    r = store.load(snap)
+    assert r.returncode == 0, r.stderr
+    assert stored_offsets(store) == at
+    check_equal(store, w, offsets=at)
+    c = consume_to_end(store, mock)
+    assert "consumed %d records" % (N_RECORDS - sum(at.values())) \
+        in c.stdout()
+    check_equal(store, w)
+
+
+def test_snapshot_kafka_header_errors(tmp_path):
+    store = Store(tmp_path)
+    import msgpack
+    for kafka, msg in [("x", "field \"kafka\" must be a map"),
+                       ({"topic": "t"}, "kafka.offsets must be a map"),
+                       ({"topic": "t", "offsets": {"a": 1}},
+                        "a partition must be a number"),
+                       ({"topic": "t", "offsets": {"0": -1}},
+                        "must be a non-negative integer"),
+                       ({"topic": "", "offsets": {}}, "kafka.topic"),
+                       ({"topic": "t", "offsets": {}, "x": 1},
+                        "unknown field \"x\"")]:
+        hdr = {"cef": "snapshot", "version": 1, "id": "S", "created_at": 1,
+               "kafka": kafka}
+        r = store.load(msgpack.packb(hdr) + msgpack.packb({"end": True,
+                                                           "count": 0}))
+        assert r.returncode == 1 and msg in r.stderr.decode(), r.stderr
+
+
+def test_default_start_is_the_end(tmp_path):
+    """No stored offsets and no --from-beginning: what is in the topic is
+    taken as already in the snapshot; the end is stored at once, so records
+    produced later, even while no consumer runs, are all applied."""
+    mock = KafkaMock(tmp_path)
+    try:
+        old = Workload(seed=3, ids=300, prefix="old")
+        old.generate(3000)
+        mock.produce(old.messages())
+        store = empty_store(tmp_path)
+        c = consume_to_end(store, mock)
+        assert "consumed 0 records" in c.stdout()
+        assert "(the end: the store holds no offsets" in c.stderr()
+        assert stored_offsets(store) == old.counts()
+
+        new = Workload(seed=4, ids=300, prefix="new")
+        new.generate(3000)
+        mock.produce(new.messages())
+        consume_to_end(store, mock)
+        # the new records' offsets follow the old ones in each partition
+        new.records = [(p, o + old.counts().get(p, 0), k, r)
+                       for p, o, k, r in new.records]
+        check_equal(store, new)
+    finally:
+        mock.close()
+
+
+def test_partition_added_while_consuming(tmp_path):
+    mock = KafkaMock(tmp_path, spare=1)
+    try:
+        w = Workload(seed=7, partitions=3, ids=600)
+        w.generate(6000)
+        mock.produce(w.messages())
+        store = empty_store(tmp_path)
+        c = Consumer(store, mock, "--from-beginning", "--refresh-ms", "300",
+                     "--batch-ms", "50")
+        wait_for(caught_up(store, w.counts()), 60, "the first records")
+
+        assert mock.cmd("add-partition") == "4"
+        # new profiles in the new partition, more changes in the old ones
+        new_ids = ["n%d" % i for i in range(200)]
+        before = len(w.records)
+        w.generate(2000, pool=(3, new_ids))
+        w.generate(2000)
+        mock.produce(w.messages(start=before))
+        wait_for(caught_up(store, w.counts()), 60,
+                 "the records of the new partition")
+        assert c.alive()
+        assert c.kill(signal.SIGTERM) == 0, c.stderr()
+        assert "partition 3: from the beginning (a new partition)" \
+            in c.stderr()
+        check_equal(store, w)
+    finally:
+        mock.close()
+
+
+def test_broker_outage(tmp_path):
+    """All brokers down: the consumer logs and retries, serves nothing new
+    and never exits; when they are back it catches up.  Also started while
+    they are down, and stopped (SIGTERM) during an outage."""
+    mock = KafkaMock(tmp_path)
+    try:
+        w = Workload(seed=9, ids=500)
+        w.generate(4000)
+        mock.produce(w.messages())
+
+        store = empty_store(tmp_path)
+        mock.cmd("down")
+        c = Consumer(store, mock, "--from-beginning", "--batch-ms", "50")
+        time.sleep(3)
+        assert c.alive(), c.stderr()
+        assert stored_offsets(store) == {}
+        mock.cmd("up")
+        wait_for(caught_up(store, w.counts()), 60, "consumption after up")
+
+        mock.cmd("down")
+        time.sleep(3)
+        assert c.alive(), c.stderr()
+        assert "retrying" in c.stderr()
+        mock.cmd("up")
+        before = len(w.records)
+        w.generate(3000)
+        mock.produce(w.messages(start=before))
+        wait_for(caught_up(store, w.counts()), 60, "consumption after 2nd up")
+        check_equal(store, w)
+
+        mock.cmd("down")
+        time.sleep(1)
+        start = time.monotonic()
+        assert c.kill(signal.SIGTERM) == 0, c.stderr()
+        assert time.monotonic() - start < 30
+        mock.cmd("up")
+        check_equal(store, w)
+    finally:
+        mock.close()
+
+
+def test_sigterm_commits_the_open_batch(tmp_path):
+    mock = KafkaMock(tmp_path)
+    try:
+        w = Workload(seed=12, ids=200)
+        w.generate(500)
+        mock.produce(w.messages())
+        store = empty_store(tmp_path)
+        # a batch that neither fills nor ages: only the stop commits it
+        c = Consumer(store, mock, "--from-beginning", "--batch", "1000000",
+                     "--batch-ms", "3600000")
+        wait_for(lambda: "records" in open(c.log).read() or
+                 stored_offsets(store) != {}, 30, "the start")
+        # the offsets stored at the start are the beginning (none)
+        time.sleep(2)
+        assert c.kill(signal.SIGTERM) == 0, c.stderr()
+        check_equal(store, w)
+    finally:
+        mock.close()
+
+
+@pytest.mark.parametrize("mode", ["stop", "skip"])
+def test_malformed_record(tmp_path, mode):
+    import msgpack
+    mock = KafkaMock(tmp_path)
+    try:
+        w = Workload(seed=21, ids=300)
+        w.generate(3000)
+        bad_values = [b"\xc1\x00garbage", b'{"op":"patch","id":"x"}',
+                      msgpack.packb({"op": "rename", "id": "x"}),
+                      msgpack.packb({"op": "patch"})]
+        # bad records spread over partition 1 (keyed like a profile of it)
+        msgs, skip = [], set()
+        part1 = [i for i, r in enumerate(w.records) if r[0] == 1]
+        bad_at = {part1[k]: k for k in (100, 400, 401, 900)[:len(bad_values)]}
+        offsets = {}
+        recs = []
+        for i, (p, _, pid, rec) in enumerate(w.records):
+            if i in bad_at:
+                o = offsets.get(p, 0)
+                offsets[p] = o + 1
+                recs.append((p, o, pid, "BAD"))
+                msgs.append((p, pid.encode(),
+                             bad_values[list(bad_at).index(i)]))
+                skip.add((p, o))
+            o = offsets.get(p, 0)
+            offsets[p] = o + 1
+            recs.append((p, o, pid, rec))
+            msgs.append((p, pid.encode(), None if rec is None
+                         else msgpack.packb(rec)))
+        w.records = [r for r in recs]
+        w.next_offset = offsets
+        first_bad = min(o for p, o in skip)
+        mock.produce(msgs)
+        store = empty_store(tmp_path)
+
+        if mode == "stop":
+            for _ in range(2):      # a restart stops at the same record
+                c = Consumer(store, mock, "--from-beginning", "--exit-at-end")
+                assert c.wait(60) == 1
+                err = c.stderr()
+                assert ('topic "%s" partition 1 offset %d: bad record: '
+                        'malformed msgpack' % (TOPIC, first_bad)) in err, err
+                assert stored_offsets(store)[1] == first_bad
+                # nothing before it is lost
+                check_equal(store, _only_good(w), offsets="stored")
+            r = store.run("stat", "--store", store.dir, "--brokers",
+                          mock.bootstrap, "--json")
+            lag = {p["partition"]: p["lag"]
+                   for p in json.loads(r.stdout)["kafka"]["partitions"]}
+            assert lag[1] == offsets[1] - first_bad
+        else:
+            c = Consumer(store, mock, "--from-beginning", "--exit-at-end",
+                         "--on-bad-record=skip")
+            assert c.wait(60) == 0, c.stderr()
+            err = c.stderr()
+            assert err.count("bad record skipped") == len(bad_values), err
+            assert "unknown op \"rename\"" in err
+            assert "field \"id\" is missing" in err
+            assert "4 bad records skipped" in c.stdout()
+            check_equal(store, _only_good(w))
+    finally:
+        mock.close()
+
+
+def _only_good(w):
+    w.records = [r for r in w.records if r[3] != "BAD"]
+    return w
+
+
+def test_json_format_and_group_offsets(tmp_path):
+    mock = KafkaMock(tmp_path)
+    try:
+        w = Workload(seed=31, ids=300)
+        w.generate(3000)
+        mock.produce(w.messages(fmt="json"))
+        store = empty_store(tmp_path)
+        consume_to_end(store, mock, "--from-beginning", "--format", "json",
+                       "--group", "edge-7")
+        check_equal(store, w)
+        # --group: committed to Kafka for lag monitoring
+        assert wait_for(lambda: mock.committed("edge-7") == w.counts(), 20,
+                        "the group's committed offsets")
+    finally:
+        mock.close()
+
+
+def test_store_age_advances_with_each_commit(tmp_path):
+    mock = KafkaMock(tmp_path)
+    try:
+        store = empty_store(tmp_path)
+        t0 = store.stat()["updated_at"]
+        time.sleep(1.2)
+        w = Workload(seed=41, ids=10)
+        w.generate(20)
+        mock.produce(w.messages())
+        consume_to_end(store, mock, "--from-beginning")
+        t1 = store.stat()["updated_at"]
+        assert t1 > t0
+    finally:
+        mock.close()
+
+
+def test_usage(tmp_path):
+    store = empty_store(tmp_path)
+    for args, msg in [([], "--secret FILE, --brokers LIST and --topic T are "
+                       "required"),
+                      (["--brokers", "x", "--topic", "t", "--format", "xml"],
+                       "invalid --format"),
+                      (["--brokers", "x", "--topic", "t",
+                        "--on-bad-record=ignore"], "invalid --on-bad-record"),
+                      (["--brokers", "x", "--topic", "t", "--batch-ms", "0"],
+                       "invalid --batch-ms")]:
+        r = store.run("consume", "--store", store.dir, "--secret",
+                      store.secret, *args)
+        assert r.returncode == 2 and msg in r.stderr.decode(), r.stderr
+
+
+def test_store_offsets_of_another_topic(tmp_path):
+    mock = KafkaMock(tmp_path)
+    try:
+        store = empty_store(tmp_path, {"topic": "other", "offsets": {"0": 5}})
+        c = Consumer(store, mock)
+        assert c.wait(30) == 1
+        assert 'the store holds offsets of topic "other"' in c.stderr()
+    finally:
+        mock.close()
