@@ -53,7 +53,9 @@ ngx_http_cef_decision_end(ngx_http_cef_identity_t *id)
 ngx_http_cef_decision_t *
 ngx_http_cef_decide(ngx_http_request_t *r)
 {
-    ngx_http_cef_ctx_t  *ctx;
+    ngx_http_cef_ctx_t        *ctx;
+    ngx_http_cef_decision_t   *d;
+    ngx_http_cef_main_conf_t  *cmcf;
 
     ctx = ngx_http_cef_get_ctx(r->main);
     if (ctx == NULL) {
@@ -68,9 +70,20 @@ ngx_http_cef_decide(ngx_http_request_t *r)
 
     /* the profile is read in place: a store fault means the generic page */
 
-    return ngx_http_cef_store_guard(r, r->connection->log,
-                                    ngx_http_cef_decide_read, r,
-                                    &ngx_http_cef_no_decision);
+    d = ngx_http_cef_store_guard(r, r->connection->log,
+                                 ngx_http_cef_decide_read, r,
+                                 &ngx_http_cef_no_decision);
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+
+    if (cmcf->record && d != &ngx_http_cef_no_decision
+        && ngx_http_cef_record_make(r, d) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cef: could not make the decision record");
+    }
+
+    return d;
 }
 
 
@@ -159,10 +172,16 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
     cef_rules_visitor_t           vis;
     cef_rules_choice_t           *choices;
     ngx_http_cef_offer_t         *offer;
+    ngx_http_cef_main_conf_t     *cmcf;
     ngx_http_cef_rules_result_t   res;
 
     rs = ngx_http_cef_rules_set(clcf->rules);
     n = cef_rules_nslots(rs);
+
+    /* what the rules glue takes as time.now, for the record */
+    d->now = ngx_time();
+    d->utc_offset = ngx_cached_time->gmtoff * 60;
+    d->record_conf = clcf->record;
 
     key_type.data = (char *) id->key_type.data;
     key_type.len = id->key_type.len;
@@ -195,6 +214,14 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
 
     if (rc != NGX_OK) {
         return NGX_ERROR;
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+
+    if (cmcf->record && id->view_valid
+        && cef_record_profile_digest(&id->view, &d->digest) == 0)
+    {
+        d->has_digest = 1;
     }
 
     d->rules = clcf->rules;

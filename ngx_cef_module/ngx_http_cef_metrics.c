@@ -375,7 +375,7 @@ ngx_http_cef_metrics_store(ngx_http_request_t *r, u_char *p, u_char *last)
                      "cef_store_age_seconds %T\n"
                      "# TYPE cef_store_info gauge\n"
                      "cef_store_info{snapshot=\"",
-                     ngx_time() - (time_t) info.updated_at);
+                     ngx_http_cef_store_age(&info));
     p = ngx_http_cef_label(p, last, info.snapshot_id);
 
     return ngx_slprintf(p, last,
@@ -438,4 +438,17 @@ ngx_http_cef_label(u_char *p, u_char *last, const char *s)
     }
 
     return p;
+}
+
+
+/* seconds since the store's last load or applied delta batch */
+
+time_t
+ngx_http_cef_store_age(cef_store_info_t *info)
+{
+    time_t  age;
+
+    age = ngx_time() - (time_t) info->updated_at;
+
+    return age > 0 ? age : 0;
 }

@@ -97,6 +97,13 @@ static ngx_command_t  ngx_http_cef_commands[] = {
       0,
       NULL },
 
+    { ngx_string("cef_explain"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_cef_explain,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("cef_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_cef_metrics_location,
@@ -219,6 +226,7 @@ ngx_http_cef_create_main_conf(ngx_conf_t *cf)
      *     cmcf->store_secret = { 0, NULL };
      *     cmcf->store_hash = NULL;
      *     cmcf->plugins = NULL;
+     *     cmcf->record = 0;
      */
 
     return cmcf;
@@ -231,6 +239,7 @@ ngx_http_cef_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_cef_main_conf_t *cmcf = conf;
 
     cmcf->loaded_at = ngx_time();
+    cmcf->record = ngx_http_cef_record_used(cf);
 
     return ngx_http_cef_init_store_conf(cf, cmcf);
 }
@@ -258,6 +267,7 @@ ngx_http_cef_create_loc_conf(ngx_conf_t *cf)
      *     conf->link_cookie = NULL;
      *     conf->consent = NULL;
      *     conf->statuses = NULL;
+     *     conf->record = NULL;
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -299,6 +309,10 @@ ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              ngx_http_html_default_types)
         != NGX_OK)
     {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_cef_merge_record(cf, prev, conf) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 

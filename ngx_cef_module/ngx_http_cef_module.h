@@ -17,6 +17,7 @@
 #include "cef_slot_scanner.h"
 #include "cef_profile.h"
 #include "cef_store.h"
+#include "cef_decision_record.h"
 
 
 #define NGX_HTTP_CEF_CACHE_PRIVATE   0
@@ -75,10 +76,25 @@ typedef struct {
     cef_identity_t             *store_hash;     /* keyed with store_secret */
     cef_plugins_t              *plugins;        /* cef_plugin; NULL: the
                                                    built-in ones */
+    ngx_flag_t                  record;         /* $cef_decision is used:
+                                                   capture at decision time */
 } ngx_http_cef_main_conf_t;
 
 
 typedef struct ngx_http_cef_rules_s  ngx_http_cef_rules_t;
+
+
+/*
+ * What a rule set needs to be recorded ($cef_decision) or explained
+ * (cef_explain), worked out at configuration time: an nginx variable index
+ * per var.* reference, and the rule plugins that keep per-visitor state.
+ */
+typedef struct {
+    const cef_rules_t          *rs;
+    ngx_int_t                  *var_index;      /* per reference id */
+    ngx_str_t                  *plugins;        /* stateful plugin names */
+    ngx_uint_t                  nplugins;
+} ngx_http_cef_record_conf_t;
 
 
 typedef struct {
@@ -97,6 +113,8 @@ typedef struct {
     ngx_http_complex_value_t   *link_token;
     ngx_http_cef_cookie_t      *link_cookie;
     ngx_http_complex_value_t   *consent;
+
+    ngx_http_cef_record_conf_t *record;         /* with rules */
 } ngx_http_cef_loc_conf_t;
 
 
@@ -135,8 +153,18 @@ typedef struct {
     cef_decision_slot_t        *slots;          /* per slot: plugin, variant,
                                                    bucket, would-have */
     ngx_str_t                   log;            /* cef_decision_format() */
+
+    /* for the record ($cef_decision) */
+    ngx_http_cef_record_conf_t *record_conf;
+    time_t                      now;            /* the rules' time.now */
+    ngx_int_t                   utc_offset;     /* seconds */
+    uint64_t                    digest;         /* of the profile */
+    ngx_str_t                   record;         /* made, or empty */
+
     unsigned                    over_budget:1;
     unsigned                    failed:1;
+    unsigned                    has_digest:1;
+    unsigned                    recorded:1;     /* record is made */
 } ngx_http_cef_decision_t;
 
 
@@ -228,6 +256,22 @@ void ngx_http_cef_metric_decision(uint64_t ns);
 void ngx_http_cef_metric_impression(ngx_str_t *offer, ngx_str_t *variant);
 ngx_int_t ngx_http_cef_store_info(ngx_http_request_t *r,
     cef_store_info_t *info);
+time_t ngx_http_cef_store_age(cef_store_info_t *info);
+
+/* the decision record and request inputs: ngx_http_cef_record.c */
+ngx_int_t ngx_http_cef_record_used(ngx_conf_t *cf);
+char *ngx_http_cef_merge_record(ngx_conf_t *cf,
+    ngx_http_cef_loc_conf_t *prev, ngx_http_cef_loc_conf_t *conf);
+int ngx_http_cef_request_input(ngx_http_request_t *r,
+    ngx_http_cef_record_conf_t *rc, const cef_ref_t *ref, cef_value_t *out);
+ngx_uint_t ngx_http_cef_read_states(ngx_http_request_t *r,
+    ngx_http_cef_record_conf_t *rc, cef_signer_t *signer,
+    cef_record_state_t *out);
+ngx_int_t ngx_http_cef_record_make(ngx_http_request_t *r,
+    ngx_http_cef_decision_t *d);
+
+/* cef_explain: ngx_http_cef_explain.c */
+char *ngx_http_cef_explain(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 /* variables: ngx_http_cef_variables.c */
 ngx_int_t ngx_http_cef_add_variables(ngx_conf_t *cf);

@@ -3,7 +3,10 @@
  *
  * $cef_visitor, $cef_visitor_new, $cef_profile, $cef_key_type,
  * $cef_consent and $cef_attr_NAME.  Reading any of them resolves the
- * visitor (once per main request).
+ * visitor (once per main request).  $cef_offers, $cef_variant and
+ * $cef_decision_us decide; $cef_decision (the decision record) only
+ * reports a decision the request made; $cef_store_age reads the store's
+ * metadata.
  */
 
 
@@ -28,6 +31,10 @@ static ngx_int_t ngx_http_cef_decision_variable(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cef_decision_us_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_attr_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cef_record_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cef_store_age_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
@@ -55,6 +62,12 @@ static ngx_http_variable_t  ngx_http_cef_vars[] = {
       NGX_HTTP_CEF_VAR_VARIANT, 0, 0 },
 
     { ngx_string("cef_decision_us"), NULL, ngx_http_cef_decision_us_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cef_decision"), NULL, ngx_http_cef_record_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cef_store_age"), NULL, ngx_http_cef_store_age_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cef_attr_"), NULL, ngx_http_cef_attr_variable,
@@ -256,6 +269,69 @@ ngx_http_cef_decision_us_variable(ngx_http_request_t *r,
     ngx_http_cef_set_value(v, p, ngx_sprintf(p, "%uL.%03uL", ns / 1000,
                                              ns % 1000)
                                  - p);
+    v->no_cacheable = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The record of the decision this request made (docs/observability.md),
+ * empty if it made none, or one that shows nothing outside an experiment.
+ * Reading it never makes a decision: a request that was not personalised
+ * (an image, a page of another type) logs nothing.
+ */
+
+static ngx_int_t
+ngx_http_cef_record_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_cef_ctx_t       *ctx;
+    ngx_http_cef_decision_t  *d;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_cef_module);
+    d = ctx ? ctx->decision : NULL;
+
+    if (d && !d->recorded && ngx_http_cef_record_make(r, d) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (d == NULL || d->record.len == 0) {
+        ngx_http_cef_set_value(v, (u_char *) "", 0);
+
+    } else {
+        ngx_http_cef_set_value(v, d->record.data, d->record.len);
+    }
+
+    v->no_cacheable = 1;
+
+    return NGX_OK;
+}
+
+
+/* seconds since the store's last full load or applied delta batch */
+
+static ngx_int_t
+ngx_http_cef_store_age_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char            *p;
+    time_t             age;
+    cef_store_info_t   info;
+
+    if (ngx_http_cef_store_info(r, &info) != NGX_OK) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    age = ngx_http_cef_store_age(&info);
+
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_cef_set_value(v, p, ngx_sprintf(p, "%T", age) - p);
     v->no_cacheable = 1;
 
     return NGX_OK;

@@ -9,11 +9,14 @@
  *                           --store DIR --secret FILE --key TYPE:VALUE)
  *                     [--set PATH=VALUE]... [--now TIME]
  *                     [--visitor ID] [--state PLUGIN=STATE]...
+ *   cef-rules replay --rules FILE [--store DIR --secret FILE]
+ *                    (--decision RECORD | --log FILE|-)
  *
  *   --plugin NAME=PATH, anywhere after the command and repeatable, loads an
  *   external rule plugin as `cef_plugin NAME PATH;` does in nginx.
  *
- * Exit codes: 0 fine, 1 problems found (or a case mismatch), 2 usage.
+ * Exit codes: 0 fine, 1 problems found (or a case mismatch, or a replay
+ * that differs), 2 usage (or a record that cannot be replayed).
  */
 
 #include <stdio.h>
@@ -35,9 +38,15 @@ cef_tool_usage(void)
         "\n"
         "              | --store DIR --secret FILE --key TYPE:VALUE\n"
         "         [--visitor ID] [--state PLUGIN=STATE]...\n"
+        "       cef-rules replay --rules FILE [--store DIR --secret FILE]\n"
+        "         (--decision RECORD | --log FILE | --log -)\n"
         "       cef-rules --version\n"
         "  any command: --plugin NAME=PATH loads an external rule plugin\n");
 }
+
+
+/* replay.c */
+int cef_tool_replay(int argc, char **argv);
 
 
 static cef_plugins_t  *cef_tool_plugins;
@@ -214,6 +223,10 @@ cef_tool_main(int argc, char **argv)
 
     if (strcmp(argv[1], "explain") == 0) {
         return cef_tool_explain(argc - 2, argv + 2);
+    }
+
+    if (strcmp(argv[1], "replay") == 0) {
+        return cef_tool_replay(argc - 2, argv + 2);
     }
 
     fprintf(stderr, "cef-rules: unknown command '%s'\n", argv[1]);

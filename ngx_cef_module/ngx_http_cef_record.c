@@ -1,0 +1,478 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * The decision record, $cef_decision (lib/cef_decision_record.h,
+ * docs/observability.md): the decision of a request with everything a
+ * replay needs that the store does not hold — the request inputs the rule
+ * set reads, the time, the visitor id experiments bucketed by, the plugins'
+ * per-visitor state, the store's snapshot and sequence and a digest of the
+ * profile.
+ *
+ * When the configuration uses $cef_decision, the record is made right
+ * after the decision (the profile digest inside its store session);
+ * otherwise nothing of it is done on the request path.
+ */
+
+
+#include "ngx_http_cef_module.h"
+
+
+static ngx_str_t  ngx_http_cef_record_var = ngx_string("cef_decision");
+
+
+/* Is $cef_decision used anywhere (log_format, access_log if=, map...)? */
+
+ngx_int_t
+ngx_http_cef_record_used(ngx_conf_t *cf)
+{
+    ngx_uint_t                  i;
+    ngx_http_variable_t        *v;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    v = cmcf->variables.elts;
+
+    for (i = 0; i < cmcf->variables.nelts; i++) {
+        if (v[i].name.len == ngx_http_cef_record_var.len
+            && ngx_strncasecmp(v[i].name.data, ngx_http_cef_record_var.data,
+                               v[i].name.len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Per rule set: the index of every var.* variable (rules.c resolves its
+ * own; these are the same variables) and the stateful plugins' names.
+ */
+
+char *
+ngx_http_cef_merge_record(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
+    ngx_http_cef_loc_conf_t *conf)
+{
+    u_char                      *p;
+    uint32_t                     i, n;
+    ngx_str_t                    name;
+    cef_decision_t              *dec;
+    const cef_rules_t           *rs;
+    const cef_ref_t             *ref;
+    const cef_expr_symtab_t     *st;
+    ngx_http_cef_record_conf_t  *rc;
+
+    if (conf->rules == NULL) {
+        conf->record = NULL;
+        return NGX_CONF_OK;
+    }
+
+    rs = ngx_http_cef_rules_set(conf->rules);
+
+    if (prev->record && prev->record->rs == rs) {
+        conf->record = prev->record;
+        return NGX_CONF_OK;
+    }
+
+    rc = ngx_pcalloc(cf->pool, sizeof(ngx_http_cef_record_conf_t));
+    if (rc == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rc->rs = rs;
+
+    st = cef_rules_symtab(rs);
+    n = cef_expr_symtab_count(st);
+
+    rc->var_index = ngx_palloc(cf->pool, (n + 1) * sizeof(ngx_int_t));
+    if (rc->var_index == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        ref = cef_expr_symtab_ref(st, i);
+        rc->var_index[i] = NGX_ERROR;
+
+        if (ref->kind != CEF_REF_VAR) {
+            continue;
+        }
+
+        p = ngx_pnalloc(cf->pool, ref->name.len);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        name.len = ref->name.len;
+        name.data = p;
+        ngx_strlow(p, (u_char *) ref->name.data, name.len);
+
+        rc->var_index[i] = ngx_http_get_variable_index(cf, &name);
+        if (rc->var_index[i] == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* the plugins that keep state are those a decision has states for */
+
+    dec = cef_decision_create(rs);
+    if (dec == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rc->plugins = ngx_pcalloc(cf->pool,
+                              (dec->nstates + 1) * sizeof(ngx_str_t));
+    if (rc->plugins == NULL) {
+        cef_decision_free(dec);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < dec->nstates; i++) {
+        name.len = ngx_strlen(dec->states[i].plugin);
+        name.data = ngx_pnalloc(cf->pool, name.len + 1);
+        if (name.data == NULL) {
+            cef_decision_free(dec);
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(name.data, dec->states[i].plugin, name.len + 1);
+        rc->plugins[rc->nplugins++] = name;
+    }
+
+    cef_decision_free(dec);
+
+    conf->record = rc;
+
+    return NGX_CONF_OK;
+}
+
+
+/* --- request inputs ------------------------------------------------------- */
+
+static ngx_int_t
+ngx_http_cef_header_in(ngx_http_request_t *r, const cef_ref_t *ref,
+    ngx_str_t *value)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == ref->name.len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) ref->name.data,
+                               ref->name.len) == 0)
+        {
+            *value = h[i].value;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The value of a request.* or var.* reference for r, as the rules glue
+ * reads it (ngx_http_cef_rules.c): strings, or 0 for null.  A variable
+ * already evaluated for this request keeps the value it had then.
+ */
+
+int
+ngx_http_cef_request_input(ngx_http_request_t *r,
+    ngx_http_cef_record_conf_t *rc, const cef_ref_t *ref, cef_value_t *out)
+{
+    ngx_str_t                   name, value;
+    ngx_http_variable_value_t  *vv;
+
+    switch (ref->kind) {
+
+    case CEF_REF_REQUEST_PATH:
+        value = r->uri;
+        break;
+
+    case CEF_REF_REQUEST_METHOD:
+        value = r->method_name;
+        break;
+
+    case CEF_REF_REQUEST_HOST:
+        value = r->headers_in.server;
+        if (value.len == 0) {
+            return 0;
+        }
+        break;
+
+    case CEF_REF_REQUEST_ARG:
+        if (ngx_http_arg(r, (u_char *) ref->name.data, ref->name.len, &value)
+            != NGX_OK)
+        {
+            return 0;
+        }
+        break;
+
+    case CEF_REF_REQUEST_COOKIE:
+        name.len = ref->name.len;
+        name.data = (u_char *) ref->name.data;
+
+        if (ngx_http_cef_get_cookie(r, &name, &value) != NGX_OK) {
+            return 0;
+        }
+        break;
+
+    case CEF_REF_REQUEST_HEADER:
+        if (ngx_http_cef_header_in(r, ref, &value) != NGX_OK) {
+            return 0;
+        }
+        break;
+
+    case CEF_REF_VAR:
+        if (rc->var_index[ref->id] == NGX_ERROR) {
+            return 0;
+        }
+
+        vv = ngx_http_get_indexed_variable(r, rc->var_index[ref->id]);
+        if (vv == NULL || vv->not_found) {
+            return 0;
+        }
+
+        value.data = vv->data;
+        value.len = vv->len;
+        break;
+
+    default:
+        return 0;
+    }
+
+    out->type = CEF_VAL_STR;
+    out->u.s.data = (const char *) value.data;
+    out->u.s.len = value.len;
+
+    return 1;
+}
+
+
+/*
+ * The verified per-visitor states of the rule set's plugins, from their
+ * "cef_PLUGIN" cookies (as ngx_http_cef_rules.c reads them).  out has room
+ * for rc->nplugins entries.
+ *
+ * @return the number of states found.
+ */
+
+ngx_uint_t
+ngx_http_cef_read_states(ngx_http_request_t *r,
+    ngx_http_cef_record_conf_t *rc, cef_signer_t *signer,
+    cef_record_state_t *out)
+{
+    u_char      *p;
+    ngx_str_t    name, value;
+    ngx_uint_t   i, n;
+    cef_span_t   in, st;
+
+    if (signer == NULL) {
+        return 0;
+    }
+
+    n = 0;
+
+    for (i = 0; i < rc->nplugins; i++) {
+        name.len = sizeof("cef_") - 1 + rc->plugins[i].len;
+        name.data = ngx_pnalloc(r->pool, name.len);
+        if (name.data == NULL) {
+            return n;
+        }
+
+        p = ngx_cpymem(name.data, "cef_", sizeof("cef_") - 1);
+        ngx_memcpy(p, rc->plugins[i].data, rc->plugins[i].len);
+
+        if (ngx_http_cef_get_cookie(r->main, &name, &value) != NGX_OK) {
+            continue;
+        }
+
+        in.data = (const char *) value.data;
+        in.len = value.len;
+
+        if (cef_decision_state_verify(signer,
+                                      (const char *) rc->plugins[i].data,
+                                      in, &st)
+            != 0)
+        {
+            continue;
+        }
+
+        out[n].plugin = (const char *) rc->plugins[i].data;
+        out[n].state = st;
+        n++;
+    }
+
+    return n;
+}
+
+
+/* --- the record ----------------------------------------------------------- */
+
+ngx_int_t
+ngx_http_cef_record_make(ngx_http_request_t *r, ngx_http_cef_decision_t *d)
+{
+    size_t                       len;
+    u_char                      *p;
+    uint32_t                     i, n, nrefs;
+    ngx_pool_t                  *pool;
+    cef_record_t                 rec;
+    const cef_ref_t             *ref;
+    cef_store_info_t             info;
+    cef_record_slot_t           *slots;
+    cef_record_input_t          *in;
+    cef_record_state_t          *states;
+    const cef_rules_t           *rs;
+    ngx_http_cef_ctx_t          *ctx;
+    ngx_http_cef_identity_t     *id;
+    ngx_http_cef_loc_conf_t     *clcf;
+    ngx_http_cef_record_conf_t  *rc;
+    const cef_expr_symtab_t     *st;
+
+    /* the shared "no decision" has no rules: it is never written to */
+
+    if (d->recorded || d->rules == NULL) {
+        return NGX_OK;
+    }
+
+    d->recorded = 1;
+
+    if (d->slots == NULL || d->record_conf == NULL || d->failed
+        || d->over_budget)
+    {
+        return NGX_OK;
+    }
+
+    rc = d->record_conf;
+    rs = rc->rs;
+    n = cef_rules_nslots(rs);
+
+    if (!cef_record_wanted(d->slots, n)) {
+        return NGX_OK;
+    }
+
+    pool = r->main->pool;
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_cef_module);
+    id = ctx ? ctx->identity : NULL;
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+
+    st = cef_rules_symtab(rs);
+    nrefs = cef_expr_symtab_count(st);
+
+    slots = ngx_palloc(pool, (n + 1) * sizeof(cef_record_slot_t));
+    in = ngx_palloc(pool, (nrefs + 1) * sizeof(cef_record_input_t));
+    states = ngx_palloc(pool, (rc->nplugins + 1)
+                              * sizeof(cef_record_state_t));
+    if (slots == NULL || in == NULL || states == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&rec, sizeof(cef_record_t));
+
+    cef_record_slots(slots, rs, d->slots);
+    rec.slots = slots;
+    rec.nslots = n;
+
+    rec.now = d->now;
+    rec.utc_offset = (int32_t) d->utc_offset;
+    rec.rules = cef_rules_hash(rs);
+    rec.digest = d->digest;
+    rec.has_digest = d->has_digest;
+
+    if (id) {
+        rec.key_type.data = (const char *) id->key_type.data;
+        rec.key_type.len = id->key_type.len;
+        rec.profile.data = (const char *) id->profile_id.data;
+        rec.profile.len = id->profile_id.len;
+        rec.visitor.data = (const char *) id->visitor.data;
+        rec.visitor.len = id->visitor.len;
+    }
+
+    /* every path the rule set reads but profile.*: the store has those */
+
+    for (i = 0; i < nrefs; i++) {
+        ref = cef_expr_symtab_ref(st, i);
+        in[rec.ninputs].path = ref->path.data;
+        in[rec.ninputs].v.type = CEF_VAL_NIL;
+
+        switch (ref->kind) {
+
+        case CEF_REF_PROFILE:
+            continue;
+
+        case CEF_REF_VISITOR_NEW:
+            in[rec.ninputs].v.type = CEF_VAL_BOOL;
+            in[rec.ninputs].v.u.b = id && id->visitor_new;
+            break;
+
+        case CEF_REF_VISITOR_KEY_TYPE:
+            if (id && id->key_type.len) {
+                in[rec.ninputs].v.type = CEF_VAL_STR;
+                in[rec.ninputs].v.u.s.data = (const char *) id->key_type.data;
+                in[rec.ninputs].v.u.s.len = id->key_type.len;
+            }
+            break;
+
+        case CEF_REF_TIME_HOUR:
+        case CEF_REF_TIME_WEEKDAY:
+        case CEF_REF_TIME_NOW:
+            (void) cef_record_time_value(ref->kind, rec.now, rec.utc_offset,
+                                         &in[rec.ninputs].v);
+            break;
+
+        default:
+            (void) ngx_http_cef_request_input(r, rc, ref, &in[rec.ninputs].v);
+        }
+
+        rec.ninputs++;
+    }
+
+    rec.inputs = in;
+
+    rec.nstates = ngx_http_cef_read_states(r, rc,
+                                           clcf->signing
+                                           ? clcf->signing->signer : NULL,
+                                           states);
+    rec.states = states;
+
+    /* a separate store session, just after the decision's */
+
+    if (ngx_http_cef_store_info(r, &info) == NGX_OK) {
+        len = ngx_strlen(info.snapshot_id);
+        p = ngx_pnalloc(pool, len + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(p, info.snapshot_id, len + 1);
+        rec.snapshot = (const char *) p;
+        rec.seq = info.last_seq;
+    }
+
+    len = cef_record_format(&rec, NULL, 0);
+
+    d->record.data = ngx_pnalloc(pool, len + 1);
+    if (d->record.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    d->record.len = cef_record_format(&rec, (char *) d->record.data, len + 1);
+
+    return NGX_OK;
+}
