@@ -404,6 +404,121 @@ test_visitor_ids(void **state)
 }
 
 
+
+/* nginx 1.22's ngx_http_parse_multi_header_lines() for one header line,
+   transcribed: h is NUL-terminated after len bytes, as nginx's are */
+static int
+reference_cookie(const char *h, size_t len, const char *name, size_t nlen,
+    cef_span_t *value)
+{
+    size_t       k;
+    const char  *start, *last, *end;
+    int          c1, c2;
+    char         ch;
+
+    if (nlen > len) {
+        return 0;
+    }
+
+    start = h;
+    end = h + len;
+
+    while (start < end) {
+
+        /* ngx_strncasecmp(start, name, nlen) */
+        for (k = 0; k < nlen; k++) {
+            c1 = (unsigned char) start[k];
+            c2 = (unsigned char) name[k];
+            c1 = (c1 >= 'A' && c1 <= 'Z') ? (c1 | 0x20) : c1;
+            c2 = (c2 >= 'A' && c2 <= 'Z') ? (c2 | 0x20) : c2;
+            if (c1 != c2 || c1 == 0) {
+                break;
+            }
+        }
+
+        if (k != nlen) {
+            goto skip;
+        }
+
+        for (start += nlen; start < end && *start == ' '; start++) {
+            /* void */
+        }
+
+        if (start == end || *start++ != '=') {
+            goto skip;
+        }
+
+        while (start < end && *start == ' ') { start++; }
+
+        for (last = start; last < end && *last != ';'; last++) {
+            /* void */
+        }
+
+        value->len = (size_t) (last - start);
+        value->data = start;
+
+        return 1;
+
+    skip:
+
+        while (start < end) {
+            ch = *start++;
+            if (ch == ';' || ch == ',') {
+                break;
+            }
+        }
+
+        while (start < end && *start == ' ') { start++; }
+    }
+
+    return 0;
+}
+
+
+static void
+test_cookie_find_matches_nginx(void **state)
+{
+    int           r1, r2;
+    char          h[40];
+    size_t        len, i, k, nlen;
+    unsigned int  seed;
+    cef_span_t    v1, v2;
+    static const char  *names[] = { "a", "ab", "vid", "A", "aB", "b" };
+    static const char   abc[] = "aAbBvidx= ;,";
+
+    (void) state;
+
+    assert_int_equal(cef_cookie_find(S("c=1.x; vid=abc; s=2").data, 19,
+                                     "vid", 3, &v1), 1);
+    assert_int_equal(v1.len, 3);
+    assert_memory_equal(v1.data, "abc", 3);
+    assert_int_equal(cef_cookie_find("xvid=1", 6, "vid", 3, &v1), 0);
+    assert_int_equal(cef_cookie_find("vidx=1; VID = 2 ", 16, "vid", 3, &v1),
+                     1);
+    assert_int_equal(v1.len, 2);
+    assert_memory_equal(v1.data, "2 ", 2);
+
+    seed = 5;
+
+    for (k = 0; k < 300000; k++) {
+        len = (size_t) (rand_r(&seed) % 24);
+        for (i = 0; i < len; i++) {
+            h[i] = abc[rand_r(&seed) % (sizeof(abc) - 1)];
+        }
+        h[len] = '\0';
+
+        nlen = strlen(names[k % 6]);
+
+        r1 = cef_cookie_find(h, len, names[k % 6], nlen, &v1);
+        r2 = reference_cookie(h, len, names[k % 6], nlen, &v2);
+        assert_int_equal(r1, r2);
+        if (r1) {
+            assert_ptr_equal(v1.data, v2.data);
+            assert_int_equal(v1.len, v2.len);
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -416,6 +531,7 @@ main(void)
         cmocka_unit_test(test_link_token),
         cmocka_unit_test(test_signer_from_file),
         cmocka_unit_test(test_visitor_ids),
+        cmocka_unit_test(test_cookie_find_matches_nginx),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
