@@ -1634,6 +1634,19 @@ cef_expr_free(cef_expr_t *e)
 }
 
 
+void
+cef_expr_refs(const cef_expr_t *e, cef_expr_ref_pt fn, void *data)
+{
+    uint32_t  i;
+
+    for (i = 0; i < e->nnodes; i++) {
+        if (e->nodes[i].op == CEF_OP_REF || e->nodes[i].op == CEF_OP_REF_KEY) {
+            fn(data, e->nodes[i].u.ref.ref, e->nodes[i].start);
+        }
+    }
+}
+
+
 const char *
 cef_expr_source(const cef_expr_t *e)
 {

@@ -193,6 +193,16 @@ void cef_expr_free(cef_expr_t *e);
 /* The source text the expression was compiled from (NUL-terminated). */
 const char *cef_expr_source(const cef_expr_t *e);
 
+/*
+ * Visit the paths of an expression (for messages about a reference found
+ * after compiling, e.g. an unknown nginx variable): fn is called once per
+ * path as written, with the reference id and the byte offset of the path
+ * in the source text, in no particular order.
+ */
+typedef void (*cef_expr_ref_pt)(void *data, uint32_t ref, size_t offset);
+
+void cef_expr_refs(const cef_expr_t *e, cef_expr_ref_pt fn, void *data);
+
 
 /*
  * Create evaluation scratch space for expressions of one symbol table: a

@@ -61,6 +61,7 @@ cef_rules_free(cef_rules_t *rs)
     free(rs->order);
     free(rs->plan);
     free(rs->plan_offers);
+    free(rs->ref_pos);
     cef_expr_symtab_free(rs->st);
     free(rs);
 }
@@ -119,6 +120,21 @@ const cef_expr_symtab_t *
 cef_rules_symtab(const cef_rules_t *rs)
 {
     return rs->st;
+}
+
+
+int
+cef_rules_ref_position(const cef_rules_t *rs, uint32_t ref, uint32_t *line,
+    uint32_t *col)
+{
+    if (ref >= rs->nref_pos || rs->ref_pos[2 * ref] == 0) {
+        return 0;
+    }
+
+    *line = rs->ref_pos[2 * ref];
+    *col = rs->ref_pos[2 * ref + 1];
+
+    return 1;
 }
 
 

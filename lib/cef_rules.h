@@ -147,6 +147,18 @@ const char *cef_rules_slot_name(const cef_rules_t *rs, uint32_t i);
 /* The symbol table of every path the rule set uses (see cef_expr.h). */
 const cef_expr_symtab_t *cef_rules_symtab(const cef_rules_t *rs);
 
+/*
+ * Where a reference (an id of cef_rules_symtab()) is first written in the
+ * rule file: for problems found after loading, such as a var.NAME that
+ * names no nginx variable, reported as FILE:LINE:COL like load errors.
+ *
+ * @param[out] line, col  1-based, as in cef_rules_error_t
+ * @return 1, or 0 if the reference is not written in a when: or an html:
+ *         (a path a plugin compiled from its configuration).
+ */
+int cef_rules_ref_position(const cef_rules_t *rs, uint32_t ref,
+    uint32_t *line, uint32_t *col);
+
 /* 1 if the offer's schedule includes time now (unix seconds). */
 int cef_rules_offer_active(const cef_offer_t *offer, int64_t now);
 

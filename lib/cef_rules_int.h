@@ -49,6 +49,9 @@ struct cef_rules_s {
     cef_plan_rule_t    *plan;
     cef_plan_offer_t   *plan_offers;
     cef_expr_symtab_t  *st;
+    uint32_t           *ref_pos;    /* per reference: line, col of its
+                                       first use; 0, 0 if none */
+    uint32_t            nref_pos;   /* references with room in ref_pos */
     char                hash[65];
 
     cef_plugin_offer_t *poffers;    /* the offers as plugins see them */

@@ -432,6 +432,50 @@ cef_value_pos(cef_loader_t *ld, yaml_node_t *n, size_t off, size_t *line,
 }
 
 
+/* Remember where each reference of an expression is first written. */
+
+typedef struct {
+    cef_loader_t  *ld;
+    yaml_node_t   *n;
+} cef_ref_site_t;
+
+
+static void
+cef_ref_site(void *data, uint32_t ref, size_t offset)
+{
+    cef_ref_site_t  *rsite = data;
+    cef_rules_t     *rs = rsite->ld->rs;
+    uint32_t        *pos, n;
+    size_t           line, col;
+
+    if (ref >= rs->nref_pos) {
+        n = rs->nref_pos ? rs->nref_pos : 16;
+        while (n <= ref) {
+            n *= 2;
+        }
+
+        pos = realloc(rs->ref_pos, 2 * (size_t) n * sizeof(uint32_t));
+        if (pos == NULL) {
+            return;                     /* positions are a courtesy */
+        }
+
+        memset(pos + 2 * rs->nref_pos, 0,
+               2 * (size_t) (n - rs->nref_pos) * sizeof(uint32_t));
+        rs->ref_pos = pos;
+        rs->nref_pos = n;
+    }
+
+    cef_value_pos(rsite->ld, rsite->n, offset, &line, &col);
+
+    pos = &rs->ref_pos[2 * ref];
+
+    if (pos[0] == 0 || line < pos[0] || (line == pos[0] && col < pos[1])) {
+        pos[0] = (uint32_t) line;
+        pos[1] = (uint32_t) col;
+    }
+}
+
+
 static void
 cef_value_err(cef_loader_t *ld, yaml_node_t *n, size_t off,
     const char *what, const char *msg)
@@ -576,6 +620,7 @@ cef_load_offer(cef_loader_t *ld, yaml_node_t *key, yaml_node_t *val)
     const char        *name, *kw, *s;
     unsigned           seen = 0;
     cef_expr_error_t   err;
+    cef_ref_site_t     site;
     char               what[300];
 
     if (key->type != YAML_SCALAR_NODE) {
@@ -664,6 +709,11 @@ cef_load_offer(cef_loader_t *ld, yaml_node_t *key, yaml_node_t *val)
                                            &err);
             if (o->html == NULL) {
                 cef_value_err(ld, v, err.offset, "in html", err.msg);
+
+            } else {
+                site.ld = ld;
+                site.n = v;
+                cef_template_refs(o->html, cef_ref_site, &site);
             }
 
         } else if (strcmp(kw, "value") == 0) {
@@ -805,6 +855,7 @@ cef_load_rule(cef_loader_t *ld, yaml_node_t *node, uint32_t *offers)
     unsigned           seen = 0;
     double             prio;
     cef_expr_error_t   err;
+    cef_ref_site_t     site;
     char               where[64];
 
     r = &rs->rules[rs->nrules];
@@ -867,6 +918,11 @@ cef_load_rule(cef_loader_t *ld, yaml_node_t *node, uint32_t *offers)
                                                  v->data.scalar.length, &err);
             if (r->when == NULL) {
                 cef_value_err(ld, v, err.offset, "in when", err.msg);
+
+            } else {
+                site.ld = ld;
+                site.n = v;
+                cef_expr_refs(r->when, cef_ref_site, &site);
             }
 
         } else if (strcmp(kw, "show") == 0) {

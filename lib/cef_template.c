@@ -17,6 +17,7 @@ typedef struct {
     cef_span_t   lit;        /* literal text before the placeholder */
     cef_expr_t  *path;       /* NULL for the trailing literal part */
     cef_span_t   def;        /* default text (unescaped) */
+    size_t       at;         /* offset of the path in the source */
 } cef_tpl_part_t;
 
 
@@ -89,6 +90,7 @@ cef_tpl_placeholder(cef_expr_symtab_t *st, cef_tpl_part_t *part,
 
     pstart = tok.start;
     pend = tok.end;
+    part->at = base + pstart;
 
     part->path = cef_expr_compile_path(st, inner + pstart, pend - pstart,
                                        &perr);
@@ -246,6 +248,40 @@ cef_template_compile(cef_expr_symtab_t *st, const char *src, size_t len,
 nomem:
     cef_tpl_error(err, 0, "out of memory", "");
     return NULL;
+}
+
+
+typedef struct {
+    cef_expr_ref_pt   fn;
+    void             *data;
+    size_t            at;
+} cef_tpl_refs_t;
+
+
+static void
+cef_tpl_ref(void *data, uint32_t ref, size_t offset)
+{
+    cef_tpl_refs_t  *tr = data;
+
+    tr->fn(tr->data, ref, tr->at + offset);
+}
+
+
+void
+cef_template_refs(const cef_template_t *t, cef_expr_ref_pt fn, void *data)
+{
+    size_t          i;
+    cef_tpl_refs_t  tr;
+
+    tr.fn = fn;
+    tr.data = data;
+
+    for (i = 0; i < t->nparts; i++) {
+        if (t->parts[i].path) {
+            tr.at = t->parts[i].at;
+            cef_expr_refs(t->parts[i].path, cef_tpl_ref, &tr);
+        }
+    }
 }
 
 

@@ -44,6 +44,13 @@ int cef_template_is_static(const cef_template_t *t);
 size_t cef_template_placeholders(const cef_template_t *t);
 
 /*
+ * Visit the placeholders' paths as cef_expr_refs() does; offsets are into
+ * the template's source text.
+ */
+void cef_template_refs(const cef_template_t *t, cef_expr_ref_pt fn,
+    void *data);
+
+/*
  * Render a template with the inputs ev was last reset to.
  *
  * Placeholder values are formatted as: strings as they are, integral

@@ -57,6 +57,12 @@ static ngx_int_t ngx_http_cef_rules_decision_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static int ngx_http_cef_rules_lookup(void *data, const cef_ref_t *ref,
     cef_value_t *out);
+static ngx_int_t ngx_http_cef_rules_var_index(ngx_conf_t *cf,
+    ngx_http_cef_rules_t *rules, const cef_ref_t *ref);
+static ngx_int_t ngx_http_cef_rules_unknown_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cef_rules_check_vars(ngx_shm_zone_t *zone,
+    void *data);
 
 
 static ngx_http_variable_t  ngx_http_cef_rules_vars[] = {
@@ -89,12 +95,38 @@ static ngx_array_t  *ngx_http_cef_rules_loaded;
 static ngx_pool_t   *ngx_http_cef_rules_loaded_pool;
 
 
+/*
+ * var.NAME that nginx did not know yet when the file was compiled: a map,
+ * geo or set later in the configuration may still define it.  nginx
+ * resolves variables after the whole http{} block was read and would
+ * report an unknown one without the rule file's position, so each such
+ * name gets a placeholder handler (which a later definition replaces) and
+ * is checked once every variable is resolved: in the init of a small
+ * shared zone, which nginx runs after the configuration is read, for
+ * nginx -t as for a start or reload.  A placeholder still in place is an
+ * unknown variable, reported as FILE:LINE:COL.
+ */
+typedef struct {
+    ngx_str_t                   file;
+    ngx_str_t                   name;
+    ngx_uint_t                  line;     /* 0: no position */
+    ngx_uint_t                  col;
+    ngx_int_t                   index;
+    ngx_http_core_main_conf_t  *cmcf;
+} ngx_http_cef_rules_var_t;
+
+
+static ngx_array_t  *ngx_http_cef_rules_pending;   /* of the conf being
+                                                      read */
+
+
 static void
 ngx_http_cef_rules_forget(void *data)
 {
     if (ngx_http_cef_rules_loaded_pool == data) {
         ngx_http_cef_rules_loaded = NULL;
         ngx_http_cef_rules_loaded_pool = NULL;
+        ngx_http_cef_rules_pending = NULL;
     }
 }
 
@@ -102,9 +134,7 @@ ngx_http_cef_rules_forget(void *data)
 static ngx_http_cef_rules_t *
 ngx_http_cef_rules_compile(ngx_conf_t *cf, ngx_str_t *path)
 {
-    u_char                    *p;
     uint32_t                   i, n;
-    ngx_str_t                  name;
     ngx_uint_t                 k;
     cef_rules_t               *rs;
     const cef_ref_t           *ref;
@@ -139,6 +169,7 @@ ngx_http_cef_rules_compile(ngx_conf_t *cf, ngx_str_t *path)
         }
 
         ngx_http_cef_rules_loaded_pool = cf->pool;
+        ngx_http_cef_rules_pending = NULL;
         cln->handler = ngx_http_cef_rules_forget;
         cln->data = cf->pool;
     }
@@ -198,16 +229,7 @@ ngx_http_cef_rules_compile(ngx_conf_t *cf, ngx_str_t *path)
             continue;
         }
 
-        p = ngx_pnalloc(cf->pool, ref->name.len);
-        if (p == NULL) {
-            return NULL;
-        }
-
-        name.len = ref->name.len;
-        name.data = p;
-        ngx_strlow(p, (u_char *) ref->name.data, name.len);
-
-        rules->var_index[i] = ngx_http_get_variable_index(cf, &name);
+        rules->var_index[i] = ngx_http_cef_rules_var_index(cf, rules, ref);
         if (rules->var_index[i] == NGX_ERROR) {
             return NULL;
         }
@@ -221,6 +243,159 @@ ngx_http_cef_rules_compile(ngx_conf_t *cf, ngx_str_t *path)
     *loaded = rules;
 
     return rules;
+}
+
+
+/*
+ * The index of the nginx variable of var.NAME; a name nginx does not know
+ * yet is remembered for ngx_http_cef_rules_check_vars().
+ */
+static ngx_int_t
+ngx_http_cef_rules_var_index(ngx_conf_t *cf, ngx_http_cef_rules_t *rules,
+    const cef_ref_t *ref)
+{
+    u_char                     *p;
+    uint32_t                    line, col;
+    ngx_str_t                   name, zname;
+    ngx_int_t                   index;
+    ngx_uint_t                  k;
+    ngx_hash_key_t             *key;
+    ngx_shm_zone_t             *zone;
+    ngx_http_variable_t        *v, *pv;
+    ngx_http_cef_rules_var_t   *pending;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    p = ngx_pnalloc(cf->pool, ref->name.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    name.len = ref->name.len;
+    name.data = p;
+    ngx_strlow(p, (u_char *) ref->name.data, name.len);
+
+    index = ngx_http_get_variable_index(cf, &name);
+    if (index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    /* defined by now, or one of the prefix variables ($arg_, $http_...) */
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    key = cmcf->variables_keys->keys.elts;
+
+    for (k = 0; k < cmcf->variables_keys->keys.nelts; k++) {
+        if (key[k].key.len == name.len
+            && ngx_strncmp(key[k].key.data, name.data, name.len) == 0)
+        {
+            return index;
+        }
+    }
+
+    pv = cmcf->prefix_variables.elts;
+
+    for (k = 0; k < cmcf->prefix_variables.nelts; k++) {
+        if (name.len >= pv[k].name.len
+            && ngx_strncmp(name.data, pv[k].name.data, pv[k].name.len) == 0)
+        {
+            return index;
+        }
+    }
+
+    /* not yet: a placeholder, replaced if the name is defined later */
+
+    v = cmcf->variables.elts;
+
+    if (v[index].get_handler == NULL) {
+        v[index].get_handler = ngx_http_cef_rules_unknown_variable;
+    }
+
+    if (ngx_http_cef_rules_pending == NULL) {
+        ngx_http_cef_rules_pending = ngx_array_create(cf->pool, 4,
+                                             sizeof(ngx_http_cef_rules_var_t));
+        if (ngx_http_cef_rules_pending == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_str_set(&zname, "cef_rules_variables");
+
+        zone = ngx_shared_memory_add(cf, &zname, 8 * ngx_pagesize,
+                                     &ngx_http_cef_rules_pending);
+        if (zone == NULL) {
+            return NGX_ERROR;
+        }
+
+        zone->init = ngx_http_cef_rules_check_vars;
+        zone->data = ngx_http_cef_rules_pending;
+        zone->noreuse = 1;
+    }
+
+    pending = ngx_array_push(ngx_http_cef_rules_pending);
+    if (pending == NULL) {
+        return NGX_ERROR;
+    }
+
+    pending->file = rules->path;
+    pending->name = name;
+    pending->line = 0;
+    pending->col = 0;
+    pending->index = index;
+    pending->cmcf = cmcf;
+
+    if (cef_rules_ref_position(rules->rs, ref->id, &line, &col)) {
+        pending->line = line;
+        pending->col = col;
+    }
+
+    return index;
+}
+
+
+static ngx_int_t
+ngx_http_cef_rules_unknown_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    v->not_found = 1;
+    return NGX_OK;
+}
+
+
+/* After nginx resolved every variable: report the unknown var.NAMEs. */
+static ngx_int_t
+ngx_http_cef_rules_check_vars(ngx_shm_zone_t *zone, void *data)
+{
+    ngx_array_t               *pending = zone->data;
+    ngx_uint_t                 i, bad = 0;
+    ngx_http_variable_t       *v;
+    ngx_http_cef_rules_var_t  *pv;
+
+    pv = pending->elts;
+
+    for (i = 0; i < pending->nelts; i++) {
+        v = pv[i].cmcf->variables.elts;
+
+        if (v[pv[i].index].get_handler
+            != ngx_http_cef_rules_unknown_variable)
+        {
+            continue;
+        }
+
+        bad++;
+
+        if (pv[i].line) {
+            ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0,
+                          "cef_rules: %V:%ui:%ui: unknown nginx variable "
+                          "\"%V\"", &pv[i].file, pv[i].line, pv[i].col,
+                          &pv[i].name);
+        } else {
+            ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0,
+                          "cef_rules: %V: unknown nginx variable \"%V\"",
+                          &pv[i].file, &pv[i].name);
+        }
+    }
+
+    return bad ? NGX_ERROR : NGX_OK;
 }
 
 

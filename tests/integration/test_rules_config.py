@@ -139,7 +139,78 @@ def test_missing_file_and_unknown_variable(nginx):
     inst.expect_bad_log = True
     rc, out = inst.test_config()
     assert rc != 0
-    assert 'unknown "no_such_variable" variable' in out, out
+    path = re.escape(str(inst.prefix / "rules.yaml"))
+    assert re.search(r"\[emerg\].*cef_rules: %s:8:11: unknown nginx "
+                     r'variable "no_such_variable"' % path, out), out
+    assert 'unknown "no_such_variable" variable' not in out, out
+
+
+UNKNOWN_VARS = """\
+version: 1
+offers:
+  a:
+    slot: hero
+    html: '<p>{{ var.later }} {{ var.NoSuchThing | default("x") }}</p>'
+rules:
+  - name: one
+    when: var.later == "x" or var.arg_q == "y" or var.http_x_a == "z"
+    show: a
+  - name: two
+    when: >-
+      var.host == "h" and var.also_missing != ""
+    show: a
+"""
+
+
+def test_unknown_variables_are_reported_at_their_position(nginx):
+    """Every var.NAME that no nginx variable (defined anywhere in the
+    configuration, or a prefix variable such as $arg_*) answers is
+    reported at its first use: FILE:LINE:COL, as load errors."""
+    inst = nginx.prepare("""
+        cef_rules @PREFIX@/vars.yaml;
+        server {
+            listen 127.0.0.1:@PORT@;
+            location / { return 200 "$cef_rules_offers\\n"; }
+        }
+        map $http_x_later $later { default ""; ~(.+) $1; }
+    """)
+    (inst.prefix / "vars.yaml").write_text(UNKNOWN_VARS)
+    inst.expect_bad_log = True
+    rc, out = inst.test_config()
+    assert rc != 0
+    path = re.escape(str(inst.prefix / "vars.yaml"))
+    found = re.findall(r"cef_rules: %s:(\d+):(\d+): unknown nginx variable "
+                       r'"([^"]+)"' % path, out)
+    # var.later is defined by the map that follows; arg_ and http_ are
+    # prefix variables; host is nginx's own; a folded scalar's position
+    # is its start (docs/rules.md)
+    assert sorted(found) == [("11", "11", "also_missing"),
+                             ("5", "34", "nosuchthing")], out
+
+
+def test_variables_defined_after_the_rules_are_found(nginx):
+    """A map later in the configuration than cef_rules defines var.later
+    in time: it is not reported and answers at request time."""
+    inst = nginx.prepare("""
+        cef_rules @PREFIX@/vars.yaml;
+        server {
+            listen 127.0.0.1:@PORT@;
+            location / { return 200 "$cef_rules_offers\\n"; }
+        }
+        map $http_x_later $later { default ""; ~(.+) $1; }
+    """)
+    (inst.prefix / "vars.yaml").write_text("""\
+version: 1
+offers:
+  a: {slot: hero, html: A}
+rules:
+  - {name: one, when: var.later == "x" and var.arg_q == "y", show: a}
+""")
+    inst.start()
+    assert request(inst, "/?q=y", headers={"X-Later": "x"})[2] == \
+        b"hero=a\n"
+    assert request(inst, "/?q=y", headers={"X-Later": "no"})[2] == \
+        b"hero=-\n"
 
 
 def test_directive_is_checked(nginx):

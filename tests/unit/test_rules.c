@@ -522,6 +522,85 @@ test_many_rules(void **state)
 }
 
 
+/* Where each path is first written, for problems found after loading. */
+static void
+test_ref_positions(void **state)
+{
+    static const char  *y =
+        "version: 1\n"
+        "offers:\n"
+        "  a:\n"
+        "    slot: hero\n"
+        "    html: '<p>{{ var.zz }} {{ profile.first_name }}</p>'\n"
+        "rules:\n"
+        "  - name: one\n"
+        "    when: var.geo == \"DE\" and profile.clv > 1\n"
+        "    show: a\n"
+        "  - name: two\n"
+        "    when: |\n"
+        "      profile.clv > 2 and\n"
+        "        var.zz == \"x\"\n"
+        "    show: a\n"
+        "slots:\n"
+        "  hero:\n"
+        "    strategy: value\n"
+        "    p: profile.only_in_plugin\n";
+    static const struct {
+        const char  *path;
+        uint32_t     line, col;    /* 0: no position */
+    } cases[] = {
+        { "var.zz", 5, 18 },
+        { "profile.first_name", 5, 31 },
+        { "var.geo", 8, 11 },
+        { "profile.clv", 8, 31 },
+        { "profile.only_in_plugin", 0, 0 },
+    };
+    cef_rules_t               *rs;
+    cef_rules_errors_t         errs;
+    const cef_expr_symtab_t   *st;
+    const cef_ref_t           *ref;
+    uint32_t                   i, k, line, col;
+    int                        found;
+
+    (void) state;
+
+    assert_int_equal(cef_rules_load_buffer("t.yaml", y, strlen(y), &rs,
+                                           &errs), 0);
+    cef_rules_errors_free(&errs);
+    st = cef_rules_symtab(rs);
+
+    for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        found = 0;
+
+        for (i = 0; i < cef_expr_symtab_count(st); i++) {
+            ref = cef_expr_symtab_ref(st, i);
+
+            if (strcmp(ref->path.data, cases[k].path) != 0) {
+                continue;
+            }
+
+            found = 1;
+            line = col = 0;
+
+            if (cef_rules_ref_position(rs, i, &line, &col)
+                != (cases[k].line != 0)
+                || line != cases[k].line || col != cases[k].col)
+            {
+                fail_msg("%s: at %u:%u, want %u:%u", cases[k].path, line,
+                         col, cases[k].line, cases[k].col);
+            }
+        }
+
+        if (!found) {
+            fail_msg("%s: no such reference", cases[k].path);
+        }
+    }
+
+    assert_int_equal(cef_rules_ref_position(rs, 10000, &line, &col), 0);
+    cef_rules_free(rs);
+}
+
+
 /* mutated and truncated copies of a good file: errors, never a crash */
 static void
 test_fuzz_loader(void **state)
@@ -573,6 +652,7 @@ main(void)
         cmocka_unit_test(test_every_problem_is_reported),
         cmocka_unit_test(test_file_limits),
         cmocka_unit_test(test_many_rules),
+        cmocka_unit_test(test_ref_positions),
         cmocka_unit_test(test_fuzz_loader),
     };
 
