@@ -12,7 +12,10 @@
 # Targets (tests/fuzz/fuzz_*.c), seeds in tests/fuzz/corpus/NAME/, a
 # dictionary in tests/fuzz/NAME.dict where one helps:
 #   input     snapshot/delta stream reader, msgpack and NDJSON
-#   store     a whole cef-sync load or apply into a store on tmpfs
+#   store     what cef-sync makes of a stream: every record's values
+#             through the writer's encoder and back through the reader's
+#             decoder; one input in CEF_FUZZ_STORE_EVERY (64; the smoke: 1)
+#             also as a whole load or apply into a store on tmpfs
 #   profile   the stored-profile decoder on arbitrary bytes
 #   rules     the rule-file loader, then decisions and offer rendering
 #   expr      the expression compiler and evaluator
@@ -47,6 +50,8 @@ FUZZ_OBJS   := $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRCS) $(PLUGIN_SRCS))
 # run options; leaks are checked (LeakSanitizer) and every input is bounded
 FUZZ_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
                UBSAN_OPTIONS=print_stacktrace=1
+# the smoke puts every store input through a whole load or apply
+FUZZ_SMOKE_ENV := $(FUZZ_ENV) CEF_FUZZ_STORE_EVERY=1
 FUZZ_RUN    := -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
                -artifact_prefix=$(BUILD)/fuzz/
 fuzz_maxlen  = $(if $(filter store input rules,$(1)),-max_len=16384, \
@@ -81,18 +86,23 @@ $(addprefix fuzz-,$(FUZZ_NAMES)): fuzz-%: $(BUILD)/fuzz/fuzz_%
 fuzz: $(addprefix fuzz-,$(FUZZ_NAMES)) fuzz-slot-scanner
 
 # The committed corpus is read, never written: new inputs go to a scratch
-# directory that is emptied first.
+# directory that is emptied first.  One result line per target
+# ("fuzz-smoke: NAME ..."), then a summary; .ci/run repeats them.
 fuzz-smoke: fuzz-build
-	@set -e; for n in $(FUZZ_NAMES) slot_scanner; do \
+	@set -e; t0=$$(date +%s); for n in $(FUZZ_NAMES) slot_scanner; do \
 	    d=$(BUILD)/fuzz/smoke-$$n; rm -rf $$d; mkdir -p $$d; \
 	    case $$n in slot_scanner) o="-max_len=2048 -dict=$(FUZZ_SLOT_DICT)";; \
 	        store|input|rules) o=-max_len=16384;; *) o=-max_len=4096;; esac; \
 	    [ -f tests/fuzz/$$n.dict ] && o="$$o -dict=tests/fuzz/$$n.dict"; \
-	    echo "== fuzz_$$n ($(FUZZ_SMOKE_SECONDS) s)"; \
-	    $(FUZZ_ENV) $(BUILD)/fuzz/fuzz_$$n $(FUZZ_RUN) $$o \
+	    $(FUZZ_SMOKE_ENV) $(BUILD)/fuzz/fuzz_$$n $(FUZZ_RUN) $$o \
 	        -max_total_time=$(FUZZ_SMOKE_SECONDS) $$d \
 	        tests/fuzz/corpus/$$n > $(BUILD)/fuzz/smoke-$$n.log 2>&1 \
-	    || { tail -40 $(BUILD)/fuzz/smoke-$$n.log; exit 1; }; \
-	    grep -E '^stat::number_of_executed_units' \
-	        $(BUILD)/fuzz/smoke-$$n.log || true; \
-	done
+	    || { tail -40 $(BUILD)/fuzz/smoke-$$n.log; \
+	         echo "fuzz-smoke: $$n FAILED (log: $(BUILD)/fuzz/smoke-$$n.log)"; \
+	         exit 1; }; \
+	    echo "fuzz-smoke: $$n ok: $$(ls tests/fuzz/corpus/$$n | wc -l) committed" \
+	         "inputs replayed, $$(sed -n 's/^stat::number_of_executed_units: *//p' \
+	         $(BUILD)/fuzz/smoke-$$n.log) executions in $(FUZZ_SMOKE_SECONDS) s"; \
+	done; \
+	echo "fuzz-smoke: all $(words $(FUZZ_NAMES) slot_scanner) targets ok" \
+	     "in $$(( $$(date +%s) - t0 )) s"
