@@ -207,9 +207,12 @@ def test_broker_outage(tmp_path):
         store = empty_store(tmp_path)
         mock.cmd("down")
         c = Consumer(store, mock, "--from-beginning", "--batch-ms", "50")
-        time.sleep(3)
+        # longer than one metadata request's timeout (5 s): it retries
+        wait_for(lambda: "cannot get the partitions of topic" in c.stderr(),
+                 30, "a retry")
         assert c.alive(), c.stderr()
-        assert stored_offsets(store) == {}
+        assert "from the beginning" not in c.stderr()
+        assert "kafka" not in store.stat()
         mock.cmd("up")
         wait_for(caught_up(store, w.counts()), 60, "consumption after up")
 

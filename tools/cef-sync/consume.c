@@ -99,7 +99,11 @@ cef_consume_log(cef_consume_t *c, const char *fmt, ...)
 }
 
 
-/* librdkafka's own warnings and errors; its debug chatter is dropped */
+/*
+ * librdkafka's own warnings and errors; its debug chatter is dropped, and
+ * so are connection failures ("FAIL"), which also come, rate-limited,
+ * through cef_consume_error().
+ */
 
 static void
 cef_consume_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
@@ -107,7 +111,7 @@ cef_consume_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
 {
     (void) rk;
 
-    if (level <= 4) {
+    if (level <= 4 && strcmp(fac, "FAIL") != 0) {
         fprintf(stderr, "cef-sync: kafka: %s: %s\n", fac, buf);
     }
 }
@@ -603,7 +607,7 @@ cef_consume_high(cef_consume_t *c, int32_t p, int64_t *high)
 static int
 cef_consume_assign(cef_consume_t *c, int retry, int first)
 {
-    int                                i, persist = 0, added = 0;
+    int                                i, added = 0;
     int32_t                            p;
     int64_t                            start;
     const char                        *from;
@@ -612,11 +616,12 @@ cef_consume_assign(cef_consume_t *c, int retry, int first)
     const struct rd_kafka_metadata    *md;
     const struct rd_kafka_metadata_partition  *mp;
 
+    /* a failed refresh waits for the next interval too */
+    clock_gettime(CLOCK_MONOTONIC, &c->refreshed);
+
     if (cef_consume_metadata(c, &md, retry) != 0) {
         return cef_consume_stop || !retry ? 0 : -1;
     }
-
-    clock_gettime(CLOCK_MONOTONIC, &c->refreshed);
     l = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
 
     for (i = 0; i < md->topics[0].partition_cnt; i++) {
@@ -655,7 +660,6 @@ cef_consume_assign(cef_consume_t *c, int retry, int first)
 
         if (start >= 0) {
             c->offs.next[p] = start;
-            persist |= c->offs.topic[0] == '\0';
         }
 
         if ((uint32_t) p >= c->offs.partitions) {
@@ -696,8 +700,11 @@ cef_consume_assign(cef_consume_t *c, int retry, int first)
 
     rd_kafka_topic_partition_list_destroy(l);
 
-    /* from now on the store holds offsets for this topic */
-    if (c->offs.topic[0] == '\0' && (persist || first)) {
+    /*
+     * From now on the store holds offsets for this topic: partitions that
+     * appear later are new, read from their beginning.
+     */
+    if (c->offs.topic[0] == '\0' && added) {
         snprintf(c->offs.topic, sizeof(c->offs.topic), "%s", c->s->topic);
         if (cef_consume_commit(c) != EXIT_OK) {
             return -1;
