@@ -31,6 +31,19 @@
 #include "cef_value.h"
 
 
+/*
+ * Limits of one `matches` (PCRE2 match context): backtracking steps
+ * (match limit), nesting depth of backtracking (depth limit, the
+ * interpreter only) and KiB of backtracking memory (heap limit, the
+ * interpreter only); the JIT also stops where its 32 KiB stack ends.  A
+ * regex and a (visitor-controlled) subject that hit a limit make the
+ * comparison false (docs/rules.md), in microseconds, never a hang.
+ */
+#define CEF_EXPR_MATCH_LIMIT  100000
+#define CEF_EXPR_DEPTH_LIMIT  10000
+#define CEF_EXPR_HEAP_LIMIT   2048
+
+
 /* What a path in an expression refers to. */
 typedef enum {
     CEF_REF_PROFILE = 0,       /* profile.NAME (and profile.NAME.KEY) */

@@ -160,14 +160,23 @@ cef_expr_eval_create(const cef_expr_symtab_t *st)
     ev->key_seen = calloc(nk, sizeof(uint32_t));
     ev->key_val = calloc(nk, sizeof(cef_val_t));
     ev->md = pcre2_match_data_create(1, NULL);
+    ev->mctx = pcre2_match_context_create(NULL);
 
     if (ev->seen == NULL || ev->cache == NULL || ev->raw == NULL
         || ev->seqs == NULL || ev->elems == NULL || ev->key_seen == NULL
-        || ev->key_val == NULL || ev->md == NULL)
+        || ev->key_val == NULL || ev->md == NULL || ev->mctx == NULL)
     {
         cef_expr_eval_free(ev);
         return NULL;
     }
+
+    /* `matches` runs on what visitors send (arguments, headers, cookies):
+       a pathological regex and subject must cost microseconds, not the
+       worker */
+
+    (void) pcre2_set_match_limit(ev->mctx, CEF_EXPR_MATCH_LIMIT);
+    (void) pcre2_set_depth_limit(ev->mctx, CEF_EXPR_DEPTH_LIMIT);
+    (void) pcre2_set_heap_limit(ev->mctx, CEF_EXPR_HEAP_LIMIT);
 
     ev->gen = 1;
     return ev;
@@ -183,6 +192,10 @@ cef_expr_eval_free(cef_expr_eval_t *ev)
 
     if (ev->md) {
         pcre2_match_data_free(ev->md);
+    }
+
+    if (ev->mctx) {
+        pcre2_match_context_free(ev->mctx);
     }
 
     free(ev->seen);
@@ -929,15 +942,32 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
         /* the JIT entry skips pcre2_match()'s checks: the subject is a
            valid span and PCRE2_MATCH_INVALID_UTF copes with any bytes */
 
+        rc = PCRE2_ERROR_JIT_STACKLIMIT;
+
         if (n->jit) {
             rc = pcre2_jit_match(n->u.re,
                                  (PCRE2_SPTR) (a.u.s.len ? a.u.s.data : ""),
-                                 a.u.s.len, 0, 0, ev->md, NULL);
-        } else {
+                                 a.u.s.len, 0, 0, ev->md, ev->mctx);
+        }
+
+        /* not JIT-compiled, or the JIT's 32 KiB stack was too small for a
+           long subject: the interpreter, within the depth and heap
+           limits */
+
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
             rc = pcre2_match(n->u.re,
                              (PCRE2_SPTR) (a.u.s.len ? a.u.s.data : ""),
-                             a.u.s.len, 0, 0, ev->md, NULL);
+                             a.u.s.len, 0, PCRE2_NO_JIT, ev->md, ev->mctx);
         }
+
+        /* a limit reached is no match, like any other failure */
+
+        if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT
+            || rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT)
+        {
+            ev->limited++;
+        }
+
         cef_set_bool(out, rc >= 0);
         return;
 

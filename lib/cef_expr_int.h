@@ -242,6 +242,8 @@ struct cef_expr_eval_s {
     uint32_t              *key_seen; /* gen when key_val was set */
     cef_val_t             *key_val;  /* per profile.NAME.KEY */
     pcre2_match_data      *md;
+    pcre2_match_context   *mctx;     /* the CEF_EXPR_*_LIMITs */
+    uint64_t               limited;  /* matches stopped by a limit */
     int                    tm_done;
     int                    hour;
     int                    weekday;

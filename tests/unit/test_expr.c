@@ -1101,6 +1101,95 @@ test_cache_huge_values(void **state)
 }
 
 
+/*
+ * `matches` on what a visitor sends: catastrophic backtracking stops at
+ * the match limit and the comparison is false; ordinary regexes over long
+ * subjects are unaffected.  Each case runs JIT-compiled and interpreted.
+ */
+static void
+test_regex_limits(void **state)
+{
+    static const struct {
+        const char  *re;
+        const char  *unit;       /* the subject: unit * times + tail */
+        int          times;
+        const char  *tail;
+        int          want;
+        int          limited;    /* a limit stopped it */
+    } cases[] = {
+        /* the first branch backtracks 2^N ways before the second matches:
+           2^20 steps are within PCRE2's default limit (10 000 000), so
+           without ours this would be true */
+        { "^(a+)+b|a+c", "a", 20, "c", 0, 1 },
+        { "^(a+)+b|a+c", "a", 5, "c", 1, 0 },
+        { "^(\\\\w+\\\\s?)*$", "word ", 200, "!", 0, 1 },
+        { "^(\\\\w+\\\\s?)*$", "word ", 200, "", 1, 0 },
+        /* the JIT's stack is too small for 3000 repeats: the
+           interpreter answers, and stops at the depth limit */
+        { "(?:a|b)*c", "ab", 3000, "c", 1, 0 },
+        { "(?:a|b)*c", "ab", 20000, "c", 0, 1 },
+        { "^/(sale|outlet)/", "x", 8000, "", 0, 0 },
+        { "(?i)MOZILLA", "Mozilla/5.0 ", 100, "", 1, 0 },
+    };
+    fixture_t         *f = *state;
+    cef_expr_t        *e;
+    cef_expr_eval_t   *ev;
+    char              *subject, src[128];
+    size_t             i, len, ul;
+    uint32_t           k;
+    uint64_t           before;
+    int                t, jit, got;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ul = strlen(cases[i].unit);
+        len = ul * (size_t) cases[i].times + strlen(cases[i].tail);
+        subject = malloc(len + 1);
+        assert_non_null(subject);
+
+        for (t = 0; t < cases[i].times; t++) {
+            memcpy(subject + ul * (size_t) t, cases[i].unit, ul);
+        }
+        memcpy(subject + ul * (size_t) cases[i].times, cases[i].tail,
+               strlen(cases[i].tail) + 1);
+
+        assert_int_equal(cef_persona_set_str(f->p, "request.arg.q", subject,
+                                             len), 0);
+
+        snprintf(src, sizeof(src), "request.arg.q matches \"%s\"",
+                 cases[i].re);
+        e = cef_expr_compile(f->st, src, strlen(src), NULL);
+        assert_non_null(e);
+        ev = cef_expr_eval_create(f->st);
+        assert_non_null(ev);
+
+        for (jit = 1; jit >= 0; jit--) {
+            for (k = 0; k < e->nnodes; k++) {
+                if (e->nodes[k].op == CEF_OP_MATCHES && !jit) {
+                    e->nodes[k].jit = 0;      /* the interpreter */
+                }
+            }
+
+            before = ev->limited;
+            cef_expr_eval_reset(ev, &f->ctx);
+            got = cef_expr_match(e, ev);
+
+            if (got != cases[i].want
+                || (ev->limited != before) != cases[i].limited)
+            {
+                fail_msg("%s on %zu bytes (%s): got %d%s, want %d%s",
+                         cases[i].re, len, jit ? "jit" : "interpreter", got,
+                         ev->limited != before ? " (limited)" : "",
+                         cases[i].want, cases[i].limited ? " (limited)" : "");
+            }
+        }
+
+        cef_expr_eval_free(ev);
+        cef_expr_free(e);
+        free(subject);
+    }
+}
+
+
 /* random token soup: compile errors or valid expressions, never a crash */
 static void
 test_fuzz_compile(void **state)
@@ -1181,6 +1270,7 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_huge_values, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_regex_limits, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
