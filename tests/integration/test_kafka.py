@@ -384,3 +384,43 @@ def test_store_offsets_of_another_topic(tmp_path):
         assert 'the store holds offsets of topic "other"' in c.stderr()
     finally:
         mock.close()
+
+
+def test_nginx_store_age_follows_consume(tmp_path, nginx):
+    """The module's $cef_store_age (the metrics' cef_store_age_seconds)
+    counts from the last consume commit, seen by the workers while consume
+    keeps the store open for writing."""
+    import re
+    from client import request
+
+    mock = KafkaMock(tmp_path)
+    try:
+        store = empty_store(tmp_path)
+        inst = nginx.start("""
+    cef_store %s;
+    cef_store_secret %s;
+    server {
+        listen 127.0.0.1:@PORT@;
+        location = /age { return 200 "[$cef_store_age]"; }
+    }
+""" % (store.dir, store.secret))
+
+        def age():
+            body = request(inst, "/age")[2].decode()
+            m = re.fullmatch(r"\[(\d+)\]", body)
+            assert m, body
+            return int(m.group(1))
+
+        c = Consumer(store, mock, "--from-beginning")
+        wait_for(lambda: "kafka" in store.stat(), 30, "the start")
+        wait_for(lambda: age() >= 3, 30, "an age of 3 s", interval=0.2)
+        w = Workload(seed=51, ids=20)
+        w.generate(50)
+        mock.produce(w.messages())
+        wait_for(caught_up(store, w.counts()), 30, "the records")
+        # workers see the commit at their next session
+        wait_for(lambda: age() <= 1, 10, "the age to restart", interval=0.1)
+        assert c.kill(signal.SIGTERM) == 0, c.stderr()
+        check_equal(store, w)
+    finally:
+        mock.close()
