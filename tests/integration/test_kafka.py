@@ -8,6 +8,7 @@ so a record applied twice or lost shows."""
 
 import json
 import random
+import re
 import signal
 import time
 
@@ -238,24 +239,29 @@ def test_broker_outage(tmp_path):
         mock.close()
 
 
-def test_sigterm_commits_the_open_batch(tmp_path):
-    mock = KafkaMock(tmp_path)
-    try:
-        w = Workload(seed=12, ids=200)
-        w.generate(500)
-        mock.produce(w.messages())
-        store = empty_store(tmp_path)
-        # a batch that neither fills nor ages: only the stop commits it
+def test_sigterm_commits_the_open_batch(tmp_path, big):
+    """SIGTERM in the middle of a backlog, with a batch that neither fills
+    nor ages: what was applied is committed, offsets included (the summary's
+    count equals the stored offsets), and the store is the reference at
+    them.  Stopped at a different point until one lands mid-stream."""
+    w, mock = big
+    interrupted = 0
+    for attempt in range(6):
+        (tmp_path / ("s%d" % attempt)).mkdir()
+        store = empty_store(tmp_path / ("s%d" % attempt))
         c = Consumer(store, mock, "--from-beginning", "--batch", "1000000",
                      "--batch-ms", "3600000")
-        wait_for(lambda: "records" in open(c.log).read() or
-                 stored_offsets(store) != {}, 30, "the start")
-        # the offsets stored at the start are the beginning (none)
-        time.sleep(2)
+        wait_for(lambda: "partition 2: from" in c.stderr(), 30, "the start")
+        time.sleep(0.02 * attempt)
         assert c.kill(signal.SIGTERM) == 0, c.stderr()
-        check_equal(store, w)
-    finally:
-        mock.close()
+        n = int(re.search(r"consumed (\d+) records", c.stdout()).group(1))
+        assert sum(stored_offsets(store).values()) == n
+        check_equal(store, w, offsets="stored")
+        if 0 < n < N_RECORDS:
+            interrupted += 1
+            if interrupted == 2:
+                break
+    assert interrupted, "no SIGTERM landed while records were being applied"
 
 
 @pytest.mark.parametrize("mode", ["stop", "skip"])
