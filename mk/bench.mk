@@ -8,6 +8,13 @@
 #   make bench-quick     a ~1 minute subset (smaller store, short rounds);
 #                        writes build/bench/quick-results/quick.md
 #   make bench BENCH_ARGS="--rounds 5 --seconds 10"   (bench.py --help)
+#   make bench-cost      what one response costs, steady on a busy machine:
+#                        callgrind instructions per request and the
+#                        worker's CPU time per request for plain, sendfile
+#                        off, sub_filter, the body filter alone and the
+#                        personalising server (tests/bench/serving_cost.py;
+#                        BENCH_COST_ARGS="--module A.so --module B.so"
+#                        compares two builds)
 #
 # Generated stores are kept in build/bench-data and reused while their
 # parameters match.
@@ -18,7 +25,9 @@ DEB_PKGS += libnginx-mod-http-lua lua-resty-core gnuplot-nox valgrind \
 CEF_BENCH  := $(BUILD)/bench/cef-bench
 BENCH_ARGS ?=
 
-.PHONY: bench bench-quick
+BENCH_COST_ARGS ?=
+
+.PHONY: bench bench-quick bench-cost
 
 $(CEF_BENCH): tests/bench/cef_bench.c $(LIB_HDRS) $(BUILD)/libcef.a
 	@mkdir -p $(dir $@)
@@ -31,3 +40,7 @@ bench: deps
 bench-quick: deps
 	$(MAKE) all $(CEF_BENCH)
 	$(PYTHON) tests/bench/bench.py --quick $(BENCH_ARGS)
+
+bench-cost: deps
+	$(MAKE) all $(CEF_BENCH)
+	$(PYTHON) tests/bench/serving_cost.py $(BENCH_COST_ARGS)

@@ -42,7 +42,10 @@ SIGNING = b"bench-signing-secret"
 SERVERS = [(1, "plain static"), (2, "sub_filter, 3 fixed substitutions"),
            (3, "OpenResty-style Lua"), (4, "module loaded, cef off"),
            (5, "module personalising"),
-           (6, "plain static, sendfile off (reference)")]
+           (6, "plain static, sendfile off (reference)"),
+           (7, "sub_filter, a pattern that never matches (reference)"),
+           (8, "module's body filter alone: cef on, no rules or keys "
+               "(reference)")]
 # holdout and frequency caps for server 5's rule file, once the plugins of
 # issue 6 exist (checked with cef-rules check before use; see plugins())
 PLUGINS_YAML = """plugins:
@@ -273,9 +276,12 @@ def check_sample(ports, cookies, page, holdout_slots):
                 raise Refuse("server %d answered %d to a sample request "
                              "(Cookie: %s)" % (sid, status, cookie))
             bodies[sid] = body
-        for sid in (1, 4, 6):
+        for sid in (1, 4, 6, 7):
             if bodies[sid] != page:
                 raise Refuse("server %d changed the page" % sid)
+        if bodies[8] != wl.strip_markers(page):
+            raise Refuse("server 8 (cef on, no rules) did not send the page "
+                         "with every slot at its default")
         if bodies[2] != fixed:
             raise Refuse("server 2 (sub_filter) did not make its 3 "
                          "substitutions")
@@ -384,6 +390,16 @@ def under_sync(a, procs, ports, cookies_file, st, idle, idle1):
     return out
 
 
+def worker_cpu(pid):
+    """(user, system) CPU seconds of a process, or None."""
+    try:
+        f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(f[11]) / tck, int(f[12]) / tck
+
+
 def worker_pid(master):
     r = subprocess.run(["ps", "--ppid", str(master.pid), "-o", "pid="],
                        capture_output=True, text=True)
@@ -469,7 +485,8 @@ def serving(a, procs, plugins_yaml, signing):
     lua_dir.mkdir(exist_ok=True)
     shutil.copy(bl.REPO / "tests/bench/cefbench.lua", lua_dir)
 
-    ports = dict(zip(range(1, 7), bl.free_ports(6)))
+    ports = dict(zip([sid for sid, _ in SERVERS],
+                     bl.free_ports(len(SERVERS))))
     conf = wl.nginx_conf(
         module=bl.BUILD / "ngx_http_cef_module.so",
         common=bl.nginx_common(work), temp_paths=bl.nginx_temp_paths(work),
@@ -499,16 +516,25 @@ def serving(a, procs, plugins_yaml, signing):
     for sid in ports:
         bl.wrk(ports[sid], "/index.html", cookies_file, 1, a.connections)
 
+    # the worker's CPU time per request: other work on the machine takes
+    # wall-clock time from the worker but adds little to its CPU time
+    pid = worker_pid(master)
     runs = {sid: [] for sid in ports}
     for r in range(a.rounds):
         for sid in ports:
+            c0 = worker_cpu(pid)
             w = bl.wrk(ports[sid], "/index.html", cookies_file, a.seconds,
                        a.connections)
+            c1 = worker_cpu(pid)
+            if c0 and c1 and w["requests"]:
+                w["cpu_user"] = 1e6 * (c1[0] - c0[0]) / w["requests"]
+                w["cpu_sys"] = 1e6 * (c1[1] - c0[1]) / w["requests"]
             runs[sid].append(w)
             bl.log("  round %d server %d: %8.0f req/s  p50 %6.0f us  "
-                   "p99 %6.0f us  non-2xx %d" % (r + 1, sid, w["rps"],
-                                                 w["p50"], w["p99"],
-                                                 w["non2xx"]))
+                   "p99 %6.0f us  non-2xx %d  worker CPU %s us/req"
+                   % (r + 1, sid, w["rps"], w["p50"], w["p99"], w["non2xx"],
+                      "%.2f + %.2f" % (w["cpu_user"], w["cpu_sys"])
+                      if "cpu_user" in w else "?"))
     bad = [(sid, sum(w["non2xx"] + w["errors"] for w in runs[sid]))
            for sid in ports]
     bad = [x for x in bad if x[1]]
@@ -560,22 +586,33 @@ def fmt_n(n):
             else str(n))
 
 
+def served(srv):
+    """The servers of SERVERS that this run measured (a --replot of an
+    older run may have fewer)."""
+    return [(sid, name) for sid, name in SERVERS if srv["runs"].get(sid)]
+
+
 def serving_table(srv):
     runs = srv["runs"]
     base = bl.median([w["rps"] for w in runs[1]])
     rows, summary = [], {}
-    for sid, name in SERVERS:
+    for sid, name in served(srv):
         ws = runs[sid]
         # the ratio of each round to plain static of the same round
         ratio = bl.median([w["rps"] / p["rps"] for w, p in zip(ws, runs[1])])
         rps = bl.median([w["rps"] for w in ws])
+        cpu = [w["cpu_user"] + w["cpu_sys"] for w in ws if "cpu_user" in w]
         summary[sid] = {"rps": rps, "ratio": ratio,
+                        "cpu": bl.median(cpu) if cpu else None,
+                        "cpu_user": bl.median([w["cpu_user"] for w in ws
+                                               if "cpu_user" in w])
+                        if cpu else None,
                         "p50": bl.median([w["p50"] for w in ws]),
                         "p99": bl.median([w["p99"] for w in ws]),
                         "spread": (min(w["rps"] for w in ws),
                                    max(w["rps"] for w in ws))}
     lua = summary[3]["rps"]
-    targets = {1: "—", 6: "—",
+    targets = {1: "—", 6: "—", 7: "—", 8: "—",
                2: "—",
                3: "—",
                4: "≥ 0.99 × plain: %s" % met(summary[4]["ratio"] >= 0.99),
@@ -584,19 +621,31 @@ def serving_table(srv):
                      summary[5]["rps"] / lua,
                      met(summary[5]["rps"] >= 1.8 * lua))}
     rows.append("| server | req/s (median) | min – max | p50 µs | p99 µs | "
-                "× plain | target |")
-    rows.append("|---|---:|---:|---:|---:|---:|---|")
-    for sid, name in SERVERS:
+                "× plain | worker CPU µs / req (user) | target |")
+    rows.append("|---|---:|---:|---:|---:|---:|---:|---|")
+    for sid, name in served(srv):
         s = summary[sid]
-        rows.append("| %d %s | %.0f | %.0f – %.0f | %.0f | %.0f | %.3f | %s |"
+        rows.append("| %d %s | %.0f | %.0f – %.0f | %.0f | %.0f | %.3f | %s "
+                    "| %s |"
                     % (sid, name, s["rps"], s["spread"][0], s["spread"][1],
-                       s["p50"], s["p99"], s["ratio"], targets[sid]))
+                       s["p50"], s["p99"], s["ratio"],
+                       "%.1f (%.1f)" % (s["cpu"], s["cpu_user"])
+                       if s["cpu"] is not None else "—", targets[sid]))
     rows.append("")
     rows.append("Added cost per request against plain static (1e6/req/s − "
                 "1e6/req/s plain): " + ", ".join(
                     "(%d) %.1f µs" % (sid, 1e6 / summary[sid]["rps"]
                                       - 1e6 / base)
-                    for sid in (2, 3, 4, 5)) + ".")
+                    for sid, _ in served(srv) if sid != 1) + ".")
+    if summary[1]["cpu"] is not None:
+        rows.append("")
+        rows.append("Added worker CPU time per request against plain static "
+                    "(steadier than req/s on a shared machine): " + ", ".join(
+                        "(%d) %.1f µs" % (sid, summary[sid]["cpu"]
+                                          - summary[1]["cpu"])
+                        for sid, _ in served(srv)
+                        if sid != 1 and summary[sid]["cpu"] is not None)
+                    + ".")
     return rows, summary
 
 
@@ -617,14 +666,18 @@ def write_report(a, m, note, sc, srv, pngs):
     if srv:
         rows, s = serving_table(srv)
         st = srv["store"]
-        L += ["## Serving: one nginx, five servers, interleaved rounds", "",
+        L += ["## Serving: one nginx, %d servers, interleaved rounds"
+              % len(served(srv)), "",
               "%s-byte page with 3 slots, %d visitors (signed customer "
               "cookie + visitor cookie, rotated by wrk), a store of %s "
-              "reference profiles, 100 rules; %d rounds of 1 2 3 4 5 6, %d s "
+              "reference profiles, 100 rules; %d rounds of %s, %d s "
               "each. × plain is the median over rounds of each round's "
-              "ratio to plain static in the same round."
+              "ratio to plain static in the same round; worker CPU is the "
+              "nginx worker's user + system time (user alone in brackets) "
+              "divided by the requests wrk made, median over rounds."
               % (wl.PAGE_SIZE, a.visitors, fmt_n(st["n"]), a.rounds,
-                 a.seconds), ""] + rows
+                 " ".join(str(sid) for sid, _ in served(srv)), a.seconds),
+              ""] + rows
         smp = srv["sample"]
         L += ["", "Body check before the rounds: %d visitors on every "
               "server, all 200 with the expected body; server 5 filled all "
@@ -743,17 +796,18 @@ def plots(a, sc, srv):
     if srv:
         rows, s = serving_table(srv)
         short = {1: "1 plain", 2: "2 sub_filter", 3: "3 Lua",
-                 4: "4 cef off", 5: "5 cef on", 6: "6 no sendfile"}
+                 4: "4 cef off", 5: "5 cef on", 6: "6 no sendfile",
+                 7: "7 sub, no match", 8: "8 cef body only"}
         with open(d / "serving.dat", "w") as f:
-            for sid, name in SERVERS:
+            for sid, name in served(srv):
                 f.write('%d "%s" %.0f %.3f %.0f\n'
                         % (sid, short[sid], s[sid]["rps"], s[sid]["ratio"],
                            s[sid]["p99"]))
         top = max(s[sid]["rps"] for sid in s) * 1.25
         png = a.out / (a.prefix + "serving.png")
-        gnuplot(term + """
+        gnuplot(term.replace("900,560", "1100,560") + """
 set output '%s'
-set title "Serving the 12 KB page with 3 slots: req/s (median of rounds), 1 nginx worker\\n1 plain static, 2 sub_filter, 3 OpenResty Lua, 4 module with cef off, 5 module personalising, 6 plain without sendfile"
+set title "Serving the 12 KB page with 3 slots: req/s (median of rounds), 1 nginx worker\\n1 plain static, 2 sub_filter, 3 OpenResty Lua, 4 module with cef off, 5 module personalising\\nreferences: 6 plain without sendfile, 7 sub_filter matching nothing, 8 the module's body filter without a decision"
 set style fill solid 0.6 border -1
 set boxwidth 0.6
 set yrange [0:%.0f]

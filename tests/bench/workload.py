@@ -1,6 +1,6 @@
 """The workload of `make bench`: the shop page, the generated rule files
 (YAML for the module, the same rules as a Lua table for the OpenResty-style
-server), and the nginx configuration of the five servers.
+server), and the nginx configuration of the servers.
 
 The rules read only profile attributes that `cef-bench snapshot` writes
 (tests/bench/cef_bench.c): segments, clv, churn_risk, orders, lifecycle,
@@ -34,6 +34,14 @@ CATS = ["sports", "outdoor", "books", "electronics", "fashion", "home",
 STAGES = ["new", "active", "at_risk", "lapsed", "vip"]
 
 PAGE_SIZE = 12 * 1024
+
+
+def strip_markers(page):
+    """The page as the module sends it when every slot keeps its default."""
+    out = page
+    for s in SLOTS:
+        out = out.replace("<!--cef:slot %s-->" % s, "", 1)
+    return out.replace("<!--/cef:slot-->", "")
 
 
 def make_page():
@@ -204,6 +212,28 @@ http {
             access_by_lua_block { require("cefbench").decide() }
             header_filter_by_lua_block { require("cefbench").header() }
             body_filter_by_lua_block { require("cefbench").body() }
+        }
+    }
+
+    # 7 (a reference): sub_filter with a pattern that never matches: what
+    #   any body filter costs (the page in memory, chunked output) plus
+    #   sub_filter's scan of every byte
+    server {
+        listen 127.0.0.1:%(port7)d;
+        root %(work)s/html;
+        location / {
+            sub_filter '<!--never-in-the-page-->' 'x';
+        }
+    }
+
+    # 8 (a reference): the module's body filter alone: cef on without rules
+    #   or identity keys, so the slots get their defaults; the scanner, the
+    #   output buffers and chunked encoding without a decision
+    server {
+        listen 127.0.0.1:%(port8)d;
+        root %(work)s/html;
+        location / {
+            cef on;
         }
     }
 
