@@ -417,12 +417,14 @@ static ngx_int_t
 ngx_http_cef_scan(ngx_http_request_t *r, ngx_http_cef_ctx_t *ctx,
     ngx_buf_t *in)
 {
-    int          rc, last;
-    ngx_buf_t   *b;
+    int            rc, last;
+    ngx_buf_t     *b;
+    ngx_chain_t  **before;
 
     last = in->last_buf || in->last_in_chain;
 
     ctx->in = in;
+    before = ctx->last_out;
 
     if (ngx_buf_in_memory(in) || last) {
         rc = cef_slot_scanner_feed(ctx->scanner,
@@ -435,14 +437,24 @@ ngx_http_cef_scan(ngx_http_request_t *r, ngx_http_cef_ctx_t *ctx,
         }
     }
 
-    /* the input's flags, and its shadow, go on the last buffer made of it */
+    /*
+     * The input's flags, and its shadow, go on the last buffer made during
+     * this feed, or on an empty one if the feed made none (all held).
+     */
 
-    b = ngx_http_cef_out_buf(ctx);
-    if (b == NULL) {
-        return NGX_ERROR;
+    if (ctx->last_out != before) {
+        b = ((ngx_chain_t *) ((u_char *) ctx->last_out
+                              - offsetof(ngx_chain_t, next)))->buf;
+
+    } else {
+        b = ngx_http_cef_out_buf(ctx);
+        if (b == NULL) {
+            return NGX_ERROR;
+        }
+
+        b->sync = 1;
     }
 
-    b->sync = 1;
     b->flush = in->flush;
     b->last_buf = in->last_buf;
     b->last_in_chain = in->last_in_chain;
@@ -547,16 +559,18 @@ ngx_http_cef_out_buf(ngx_http_cef_ctx_t *ctx)
         ngx_memzero(b, sizeof(ngx_buf_t));
 
     } else {
-        b = ngx_calloc_buf(ctx->request->pool);
-        if (b == NULL) {
-            return NULL;
-        }
-
-        cl = ngx_alloc_chain_link(ctx->request->pool);
+        /* one allocation for both: a response makes one per slot and per
+           stretch between slots.  The link is never given to
+           ngx_free_chain(): the output goes out through next filters that
+           copy the chain */
+        cl = ngx_palloc(ctx->request->pool,
+                        sizeof(ngx_chain_t) + sizeof(ngx_buf_t));
         if (cl == NULL) {
             return NULL;
         }
 
+        b = (ngx_buf_t *) (cl + 1);
+        ngx_memzero(b, sizeof(ngx_buf_t));
         cl->buf = b;
     }
 
