@@ -159,6 +159,13 @@ cef_expr_symtab_free(cef_expr_symtab_t *st)
         free(st->keys[i]);
     }
 
+    for (i = 0; i < st->nmemos; i++) {
+        free((char *) st->memos[i].data);
+    }
+
+    free(st->memos);
+    free(st->memo_slots);
+
     free(st->refs);
     free(st->slots);
     free(st->keys);
@@ -352,6 +359,238 @@ cef_symtab_key(cef_expr_symtab_t *st, uint32_t ref, const char *key,
     st->key_slots[h] = st->nkeys + 1;
 
     return st->nkeys++;
+}
+
+
+/*
+ * Comparisons shared between expressions.  Within one evaluation every
+ * comparison is a pure function of the inputs (references are read once,
+ * time is fixed, plugin functions are pure by contract), so equal
+ * comparisons need to be evaluated once: each gets a memo id from its
+ * canonical form (operator, literal values, reference and key ids,
+ * recursively), and the evaluator keeps its result for the evaluation.
+ * Rule files repeat comparisons ("vip" in profile.segments,
+ * profile.lifecycle == "new") across many rules.
+ */
+
+typedef struct {
+    char      *p;
+    size_t     len;
+    size_t     cap;
+    int        failed;
+} cef_keybuf_t;
+
+
+static void
+cef_kb_put(cef_keybuf_t *kb, const void *p, size_t n)
+{
+    char    *q;
+    size_t   cap;
+
+    if (kb->failed) {
+        return;
+    }
+
+    if (kb->len + n > kb->cap) {
+        cap = kb->cap ? kb->cap * 2 : 256;
+        while (cap < kb->len + n) {
+            cap *= 2;
+        }
+
+        q = realloc(kb->p, cap);
+        if (q == NULL) {
+            kb->failed = 1;
+            return;
+        }
+
+        kb->p = q;
+        kb->cap = cap;
+    }
+
+    memcpy(kb->p + kb->len, p, n);
+    kb->len += n;
+}
+
+
+static void
+cef_memo_form(const cef_expr_t *e, int32_t i, cef_keybuf_t *kb)
+{
+    const cef_node_t  *n = &e->nodes[i];
+    uint32_t           u;
+    int32_t            c;
+    uint8_t            b[2];
+
+    b[0] = n->op;
+    b[1] = '(';
+    cef_kb_put(kb, b, 2);
+
+    switch ((cef_op_t) n->op) {
+    case CEF_OP_BOOL:
+        cef_kb_put(kb, &n->u.b, sizeof(n->u.b));
+        break;
+    case CEF_OP_NUM:
+        cef_kb_put(kb, &n->u.num, sizeof(n->u.num));
+        break;
+    case CEF_OP_STR:
+        u = (uint32_t) n->u.str.len;
+        cef_kb_put(kb, &u, sizeof(u));
+        cef_kb_put(kb, n->u.str.data, n->u.str.len);
+        break;
+    case CEF_OP_REF:
+        cef_kb_put(kb, &n->u.ref.ref, sizeof(uint32_t));
+        break;
+    case CEF_OP_REF_KEY:
+        cef_kb_put(kb, &n->u.ref.key_id, sizeof(uint32_t));
+        break;
+    case CEF_OP_CALL:
+        cef_kb_put(kb, &n->u.fn, sizeof(n->u.fn));
+        break;
+    default:
+        break;
+    }
+
+    if (n->op == CEF_OP_LIST || n->op == CEF_OP_CALL) {
+        for (c = n->a; c >= 0; c = e->nodes[c].next) {
+            cef_memo_form(e, c, kb);
+        }
+
+    } else {
+        if (n->a >= 0) {
+            cef_memo_form(e, n->a, kb);
+        }
+
+        if (n->b >= 0) {
+            cef_memo_form(e, n->b, kb);
+        }
+    }
+
+    b[0] = ')';
+    cef_kb_put(kb, b, 1);
+}
+
+
+/* The memo id of a canonical form, or -1 when out of memory. */
+static int64_t
+cef_symtab_memo(cef_expr_symtab_t *st, const char *form, size_t len)
+{
+    char        *k;
+    uint32_t     h, i, n, *slots;
+    cef_span_t  *memos;
+
+    if (st->nmemos * 2 >= st->memo_nslots) {
+        n = st->memo_nslots ? st->memo_nslots * 2 : 64;
+        slots = calloc(n, sizeof(uint32_t));
+        if (slots == NULL) {
+            return -1;
+        }
+
+        for (i = 0; i < st->nmemos; i++) {
+            h = cef_expr_hash(st->memos[i].data, st->memos[i].len) & (n - 1);
+
+            while (slots[h]) {
+                h = (h + 1) & (n - 1);
+            }
+
+            slots[h] = i + 1;
+        }
+
+        free(st->memo_slots);
+        st->memo_slots = slots;
+        st->memo_nslots = n;
+    }
+
+    h = cef_expr_hash(form, len) & (st->memo_nslots - 1);
+
+    while (st->memo_slots[h]) {
+        i = st->memo_slots[h] - 1;
+
+        if (st->memos[i].len == len && memcmp(st->memos[i].data, form, len)
+                                       == 0)
+        {
+            return i;
+        }
+
+        h = (h + 1) & (st->memo_nslots - 1);
+    }
+
+    if (st->nmemos == st->memos_cap) {
+        n = st->memos_cap ? st->memos_cap * 2 : 32;
+        memos = realloc(st->memos, n * sizeof(cef_span_t));
+        if (memos == NULL) {
+            return -1;
+        }
+
+        st->memos = memos;
+        st->memos_cap = n;
+    }
+
+    k = malloc(len ? len : 1);
+    if (k == NULL) {
+        return -1;
+    }
+
+    memcpy(k, form, len);
+    st->memos[st->nmemos].data = k;
+    st->memos[st->nmemos].len = len;
+    st->memo_slots[h] = st->nmemos + 1;
+
+    return st->nmemos++;
+}
+
+
+static int
+cef_is_leaf(const cef_node_t *n)
+{
+    return n->op == CEF_OP_REF || n->op == CEF_OP_NUM;
+}
+
+
+/*
+ * Give the comparisons of e their memo ids; those between a reference and
+ * a number (or two) are cheaper to redo than to look up, and keep none.
+ */
+static int
+cef_memoise(cef_expr_symtab_t *st, cef_expr_t *e)
+{
+    uint32_t       i;
+    int64_t        id;
+    cef_node_t    *n;
+    cef_keybuf_t   kb;
+
+    memset(&kb, 0, sizeof(kb));
+
+    for (i = 0; i < e->nnodes; i++) {
+        n = &e->nodes[i];
+
+        if (n->op < CEF_OP_EQ || n->op > CEF_OP_MATCHES) {
+            continue;
+        }
+
+        if (n->op >= CEF_OP_LT && n->op <= CEF_OP_GE
+            && cef_is_leaf(&e->nodes[n->a]) && cef_is_leaf(&e->nodes[n->b]))
+        {
+            continue;
+        }
+
+        kb.len = 0;
+        cef_memo_form(e, (int32_t) i, &kb);
+
+        if (kb.failed) {
+            free(kb.p);
+            return -1;
+        }
+
+        id = cef_symtab_memo(st, kb.p, kb.len);
+        if (id < 0) {
+            free(kb.p);
+            return -1;
+        }
+
+        n->memo = (uint32_t) id + 1;
+    }
+
+    free(kb.p);
+    return 0;
 }
 
 
@@ -1575,6 +1814,11 @@ cef_compile(cef_expr_symtab_t *st, const char *src, size_t len,
         }
         cef_expr_free(e);
         return NULL;
+    }
+
+    if (cef_memoise(st, e) != 0) {
+        cef_expr_free(e);
+        goto nomem;
     }
 
     return e;

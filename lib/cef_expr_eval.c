@@ -143,6 +143,7 @@ cef_expr_eval_create(const cef_expr_symtab_t *st)
     cef_expr_eval_t  *ev;
     uint32_t          n = st->nrefs ? st->nrefs : 1;
     uint32_t          nk = st->nkeys ? st->nkeys : 1;
+    uint32_t          nm = st->nmemos ? st->nmemos : 1;
 
     ev = calloc(1, sizeof(cef_expr_eval_t));
     if (ev == NULL) {
@@ -159,12 +160,16 @@ cef_expr_eval_create(const cef_expr_symtab_t *st)
     ev->elems = calloc(CEF_EXPR_ELEMS, sizeof(cef_elem_t));
     ev->key_seen = calloc(nk, sizeof(uint32_t));
     ev->key_val = calloc(nk, sizeof(cef_val_t));
+    ev->nmemos = st->nmemos;
+    ev->memo_seen = calloc(nm, sizeof(uint32_t));
+    ev->memo_val = calloc(nm, 1);
     ev->md = pcre2_match_data_create(1, NULL);
     ev->mctx = pcre2_match_context_create(NULL);
 
     if (ev->seen == NULL || ev->cache == NULL || ev->raw == NULL
         || ev->seqs == NULL || ev->elems == NULL || ev->key_seen == NULL
-        || ev->key_val == NULL || ev->md == NULL || ev->mctx == NULL)
+        || ev->key_val == NULL || ev->memo_seen == NULL
+        || ev->memo_val == NULL || ev->md == NULL || ev->mctx == NULL)
     {
         cef_expr_eval_free(ev);
         return NULL;
@@ -205,6 +210,8 @@ cef_expr_eval_free(cef_expr_eval_t *ev)
     free(ev->elems);
     free(ev->key_seen);
     free(ev->key_val);
+    free(ev->memo_seen);
+    free(ev->memo_val);
     free(ev);
 }
 
@@ -228,6 +235,7 @@ cef_expr_eval_reset(cef_expr_eval_t *ev, const cef_expr_ctx_t *ctx)
     if (++ev->gen == 0) {
         memset(ev->seen, 0, ev->nrefs * sizeof(uint32_t));
         memset(ev->key_seen, 0, ev->nkeys * sizeof(uint32_t));
+        memset(ev->memo_seen, 0, ev->nmemos * sizeof(uint32_t));
 
         for (i = 0; i < ev->nrefs; i++) {
             ev->seqs[i].gen = 0;
@@ -1068,11 +1076,39 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
  * comparisons are answered without building values; everything else
  * goes through cef_eval().
  */
+static int cef_test_node(const cef_expr_t *e, const cef_node_t *n,
+    int32_t i, cef_expr_eval_t *ev);
+
+
 static int
 cef_test(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev)
 {
     const cef_node_t  *n = CEF_NODE(e, i);
-    cef_val_t          a, b;
+    uint32_t           m;
+    int                r;
+
+    m = n->memo - 1;
+
+    if (m < ev->nmemos) {
+        if (ev->memo_seen[m] == ev->gen) {
+            return ev->memo_val[m];
+        }
+
+        r = cef_test_node(e, n, i, ev);
+        ev->memo_val[m] = (uint8_t) r;
+        ev->memo_seen[m] = ev->gen;
+        return r;
+    }
+
+    return cef_test_node(e, n, i, ev);
+}
+
+
+static int
+cef_test_node(const cef_expr_t *e, const cef_node_t *n, int32_t i,
+    cef_expr_eval_t *ev)
+{
+    cef_val_t  a, b;
 
     switch ((cef_op_t) n->op) {
 

@@ -124,6 +124,10 @@ typedef struct {
     uint8_t          op;
     uint8_t          type;     /* cef_stype_t */
     uint8_t          jit;      /* CEF_OP_MATCHES: the regex is JIT-compiled */
+    uint32_t         memo;     /* comparisons: 1 + the id of the result
+                                  in the symbol table's memos, shared by
+                                  equal comparisons of every expression;
+                                  0: not memoised (cheap) */
     int32_t          a;        /* operand node indexes, -1 if none */
     int32_t          b;
     int32_t          next;     /* next list element, -1 at the end */
@@ -170,6 +174,14 @@ struct cef_expr_symtab_s {
     uint32_t      keys_cap;
     uint32_t     *key_slots;  /* open addressing: key id + 1, 0 = empty */
     uint32_t      key_nslots; /* power of two, or 0 */
+
+    /* distinct comparisons (canonical forms), so that a comparison that
+       several rules make is evaluated once per evaluation */
+    cef_span_t   *memos;      /* canonical forms, malloc'd */
+    uint32_t      nmemos;
+    uint32_t      memos_cap;
+    uint32_t     *memo_slots; /* open addressing: memo id + 1, 0 = empty */
+    uint32_t      memo_nslots;
 };
 
 
@@ -241,6 +253,9 @@ struct cef_expr_eval_s {
     uint32_t               nkeys;
     uint32_t              *key_seen; /* gen when key_val was set */
     cef_val_t             *key_val;  /* per profile.NAME.KEY */
+    uint32_t               nmemos;
+    uint32_t              *memo_seen;/* gen when memo_val was set */
+    uint8_t               *memo_val; /* per memoised comparison: 0, 1 */
     pcre2_match_data      *md;
     pcre2_match_context   *mctx;     /* the CEF_EXPR_*_LIMITs */
     uint64_t               limited;  /* matches stopped by a limit */

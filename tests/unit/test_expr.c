@@ -1013,6 +1013,97 @@ test_cache_reset_between_visitors(void **state)
 }
 
 
+/*
+ * Comparisons that several expressions make are evaluated once per
+ * evaluation and shared; each evaluation (each visitor) starts afresh.
+ */
+static void
+test_shared_comparisons(void **state)
+{
+    static const struct {
+        const char  *src;
+        int          first;     /* the fixture's persona */
+        int          other;     /* make_other_persona() */
+    } cases[] = {
+        { "\"gold\" in profile.segments", 1, 0 },
+        { "\"gold\" in profile.segments and profile.clv > 100", 1, 0 },
+        { "not (\"gold\" in profile.segments) or profile.clv > 1000", 0, 1 },
+        { "profile.clv > 100 or \"gold\"  in  profile.segments", 1, 0 },
+        { "\"silver\" in profile.segments", 0, 1 },
+        { "profile.interests.shoes < 0.5 and \"silver\" in profile.segments",
+          0, 1 },
+        { "request.path matches \"^/products/\"", 1, 1 },
+        { "request.path matches \"^/products/\" and profile.clv < 100", 0,
+          1 },
+        { "request.path matches \"^/products/\" and \"gold\" in "
+          "profile.segments", 1, 0 },
+        { "profile.first_name == \"Ann\"", 1, 0 },
+        { "profile.first_name == \"Ann\" or profile.first_name == null", 1,
+          1 },
+        { "profile.first_name != \"Ann\"", 0, 0 },
+        { "[\"a\", \"b\"] contains \"b\"", 1, 1 },
+        { "[\"a\", \"b\"] contains \"c\"", 0, 0 },
+        { "1 + 2 == 3", 1, 1 },
+        { "1 + 2 == 3.5", 0, 0 },
+    };
+    fixture_t         *f = *state;
+    cef_persona_t     *other;
+    cef_expr_ctx_t     ctx2;
+    cef_expr_t        *e[sizeof(cases) / sizeof(cases[0])];
+    cef_expr_eval_t   *ev;
+    size_t             i, round;
+    int                want, got;
+
+    other = make_other_persona();
+    cef_persona_set_str(other, "request.path", "/products/x", 11);
+    ctx2 = f->ctx;
+    ctx2.data = other;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        e[i] = cef_expr_compile(f->st, cases[i].src, strlen(cases[i].src),
+                                NULL);
+        assert_non_null(e[i]);
+    }
+
+    /* in gold, in silver, the regex, == "Ann", != "Ann", == null,
+       contains "b", contains "c", == 3, == 3.5, interests.shoes < 0.5
+       (a map entry is a step more than a reference); profile.clv
+       compared with a number is cheaper to redo */
+    assert_int_equal(f->st->nmemos, 11);
+
+    ev = cef_expr_eval_create(f->st);
+    assert_non_null(ev);
+
+    for (round = 0; round < 6; round++) {
+        cef_expr_eval_reset(ev, round % 2 ? &ctx2 : &f->ctx);
+
+        /* forwards, then backwards: whichever expression comes first
+           computes a shared comparison */
+
+        for (i = 0; i < 2 * sizeof(cases) / sizeof(cases[0]); i++) {
+            size_t  k = i < sizeof(cases) / sizeof(cases[0])
+                        ? i : 2 * sizeof(cases) / sizeof(cases[0]) - 1 - i;
+
+            want = round % 2 ? cases[k].other : cases[k].first;
+            got = cef_expr_match(e[k], ev);
+
+            if (got != want) {
+                fail_msg("round %zu: '%s': got %d, want %d", round,
+                         cases[k].src, got, want);
+            }
+        }
+    }
+
+    cef_expr_eval_free(ev);
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cef_expr_free(e[i]);
+    }
+
+    cef_persona_free(other);
+}
+
+
 /* arrays and maps larger than what is decoded into the cache */
 static void
 test_cache_huge_values(void **state)
@@ -1271,6 +1362,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cache_huge_values, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_regex_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_comparisons, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
