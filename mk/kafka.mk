@@ -3,7 +3,7 @@
 #
 #   make bench-kafka    consume-and-apply rate from the mock cluster, and
 #                       produce -> visible-in-store delay at 5000 records/s
-#   make bench-kafka BENCH_KAFKA_N=500000
+#   make bench-kafka BENCH_KAFKA_N=200000
 
 DEB_PKGS += librdkafka-dev
 

@@ -25,7 +25,9 @@ N_RECORDS = 100000
 @pytest.fixture(scope="module")
 def big(tmp_path_factory):
     """3 partitions, 100 000 records: upserts, patches, keys, merges,
-    deletes and tombstones, produced once for the tests that only read."""
+    deletes and tombstones, produced once for the tests that only read.
+    (The mock cluster keeps ~5 MB per partition, ~55 000 such records;
+    more would drop the oldest, and the equality tests would fail.)"""
     tmp = tmp_path_factory.mktemp("kafka-big")
     w = Workload(seed=11, partitions=3, ids=4000)
     while len(w.records) < N_RECORDS:

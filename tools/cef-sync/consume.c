@@ -61,6 +61,7 @@ typedef struct {
     uint64_t              tombstones;
     uint64_t              bad;         /* skipped with --on-bad-record=skip */
     uint64_t              duplicates;  /* offsets already applied */
+    double                slowest;     /* the slowest commit, seconds */
     struct timespec       first;       /* the first record */
     int                   got_first;
 
@@ -468,10 +469,19 @@ cef_consume_commit(cef_consume_t *c)
 {
     int                                rc;
     char                               err[1024];
+    double                             t;
     uint32_t                           p;
+    struct timespec                    start;
     rd_kafka_topic_partition_list_t   *l;
 
+    clock_gettime(CLOCK_MONOTONIC, &start);
     rc = cef_store_stream_commit(c->st, &c->offs, &c->res, err, sizeof(err));
+
+    t = cef_sync_elapsed(&start);
+    if (t > c->slowest) {
+        c->slowest = t;
+    }
+
     if (rc != CEF_WRITER_OK) {
         cef_consume_log(c, "committing a batch: %s", err);
         return EXIT_STORE;
@@ -983,13 +993,14 @@ cef_sync_consume(cef_sync_t *s)
     if (!s->quiet) {
         printf("consumed %llu records (%llu applied, %llu tombstones, %llu "
                "for unknown profiles, %llu bad records skipped) in %llu "
-               "batches, %.2fs (%.0f records/s); %llu profiles, %llu keys\n",
+               "batches (slowest commit %.0f ms), %.2fs (%.0f records/s); "
+               "%llu profiles, %llu keys\n",
                (unsigned long long) c.records,
                (unsigned long long) c.res.applied - c.tombstones,
                (unsigned long long) c.tombstones,
                (unsigned long long) c.res.missing,
                (unsigned long long) c.bad,
-               (unsigned long long) c.res.batches, t,
+               (unsigned long long) c.res.batches, c.slowest * 1000, t,
                t > 0 ? c.records / t : 0.0,
                (unsigned long long) c.res.profiles,
                (unsigned long long) c.res.keys);
