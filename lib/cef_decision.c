@@ -291,6 +291,32 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
     end = rs->plan + rs->nrules;
 
     for (pr = rs->plan; pr < end && open; pr++) {
+
+        if (pr->simple) {
+            s = pr->slot;
+
+            if (ncands[s] == CEF_RULES_NONE || blocked[pr->offer]
+                || (pr->when && !cef_expr_match(pr->when, ev)))
+            {
+                continue;
+            }
+
+            c = &cands[s * CEF_DECISION_MAX_CANDIDATES + ncands[s]++];
+            c->offer = &rs->poffers[pr->offer];
+            c->rule = pr->rule;
+            c->priority = rs->rules[pr->rule].priority;
+
+            if (!rs->strategy[s].all
+                || ncands[s] == CEF_DECISION_MAX_CANDIDATES)
+            {
+                d->shown[s] = ncands[s];
+                ncands[s] = CEF_RULES_NONE;
+                open--;
+            }
+
+            continue;
+        }
+
         po = rs->plan_offers + pr->first;
         pe = po + pr->n;
 

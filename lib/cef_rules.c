@@ -197,6 +197,14 @@ cef_rules_plan(cef_rules_t *rs)
             rs->plan_offers[k].slot = o->slot_id;
             rs->plan_offers[k].offer = r->offers[j];
         }
+
+        if (r->noffers == 1) {
+            o = &rs->offers[r->offers[0]];
+            rs->plan[i].simple = o->starts == INT64_MIN
+                                 && o->ends == INT64_MAX;
+            rs->plan[i].slot = o->slot_id;
+            rs->plan[i].offer = r->offers[0];
+        }
     }
 
     return 0;
@@ -222,6 +230,20 @@ cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
     end = rs->plan + rs->nrules;
 
     for (pr = rs->plan; pr < end && decided < nslots; pr++) {
+
+        if (pr->simple) {
+            if (choices[pr->slot].offer != CEF_RULES_NONE
+                || (pr->when && !cef_expr_match(pr->when, ev)))
+            {
+                continue;
+            }
+
+            choices[pr->slot].offer = pr->offer;
+            choices[pr->slot].rule = pr->rule;
+            decided++;
+            continue;
+        }
+
         po = rs->plan_offers + pr->first;
         pe = po + pr->n;
 

@@ -26,6 +26,11 @@ typedef struct {
     uint32_t            rule;
     uint32_t            first;      /* index in plan_offers */
     uint32_t            n;
+    uint32_t            simple;     /* one offer, no schedule: the common
+                                       case, decided from slot and offer
+                                       without reading plan_offers */
+    uint32_t            slot;       /* simple: its slot and offer */
+    uint32_t            offer;
 } cef_plan_rule_t;
 
 

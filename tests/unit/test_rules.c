@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "cef_decision.h"
 #include "cef_rules.h"
 #include "cef_rules_persona.h"
 
@@ -601,6 +602,205 @@ test_ref_positions(void **state)
 }
 
 
+/*
+ * Random rule sets decided three ways: cef_rules_decide(), the plugin
+ * loop cef_decision_make() with the default strategy, and the definition
+ * (docs/rules.md, "The decision") written out naively here.  Conditions
+ * are comparisons of profile.vN with 1, repeated across rules, so that
+ * shared comparisons and skipped rules are exercised.
+ */
+#define DT_OFFERS  12
+#define DT_RULES   40
+#define DT_SLOTS   4
+#define DT_VARS    6
+
+static void
+test_decide_matches_definition(void **state)
+{
+    char                  *y;
+    size_t                 len, cap = 65536;
+    unsigned               seed = 7;
+    int                    round, i, j, k, nshow, var[DT_RULES][2], op[DT_RULES];
+    int                    show[DT_RULES][2], prio[DT_RULES], sched[DT_OFFERS];
+    int                    vals[DT_VARS], truth, order[DT_RULES], tmp;
+    uint32_t               want[DT_SLOTS], s, slot_of[DT_OFFERS];
+    cef_rules_t           *rs;
+    cef_rules_errors_t     errs;
+    cef_expr_eval_t       *ev;
+    cef_decision_t        *d;
+    cef_persona_t         *p;
+    cef_expr_ctx_t         ctx;
+    cef_rules_choice_t     choices[DT_SLOTS];
+    cef_decision_input_t   in;
+    char                   path[32], line[512];
+
+    (void) state;
+
+#define RND(n)  (seed = seed * 1103515245 + 12345, (int) ((seed >> 16) % (n)))
+
+    y = malloc(cap);
+    assert_non_null(y);
+
+    for (round = 0; round < 300; round++) {
+        len = (size_t) snprintf(y, cap, "version: 1\noffers:\n");
+
+        for (i = 0; i < DT_OFFERS; i++) {
+            slot_of[i] = (uint32_t) (i % DT_SLOTS);
+            sched[i] = RND(4) == 0;     /* a schedule excluding NOW */
+            len += (size_t) snprintf(y + len, cap - len,
+                                     "  o%d: {slot: s%d, html: x%s}\n", i,
+                                     i % DT_SLOTS,
+                                     sched[i] ? ", starts: 2027-01-01" : "");
+        }
+
+        len += (size_t) snprintf(y + len, cap - len, "rules:\n");
+
+        for (i = 0; i < DT_RULES; i++) {
+            var[i][0] = RND(DT_VARS);
+            var[i][1] = RND(DT_VARS);
+            op[i] = RND(4);             /* none, one, and, or */
+            prio[i] = RND(5);
+            nshow = 1 + (RND(3) == 0);
+            show[i][0] = RND(DT_OFFERS);
+            show[i][1] = -1;
+
+            if (nshow == 2) {
+                show[i][1] = RND(DT_OFFERS);
+                if (slot_of[show[i][1]] == slot_of[show[i][0]]) {
+                    show[i][1] = -1;
+                }
+            }
+
+            len += (size_t) snprintf(y + len, cap - len,
+                                     "  - name: r%d\n    priority: %d\n", i,
+                                     prio[i]);
+
+            if (op[i] == 1) {
+                len += (size_t) snprintf(y + len, cap - len,
+                                         "    when: profile.v%d == 1\n",
+                                         var[i][0]);
+            } else if (op[i] >= 2) {
+                len += (size_t) snprintf(y + len, cap - len,
+                                         "    when: profile.v%d == 1 %s "
+                                         "\"x\" in profile.seg%d\n",
+                                         var[i][0], op[i] == 2 ? "and" : "or",
+                                         var[i][1]);
+            }
+
+            if (show[i][1] >= 0) {
+                len += (size_t) snprintf(y + len, cap - len,
+                                         "    show: [o%d, o%d]\n", show[i][0],
+                                         show[i][1]);
+            } else {
+                len += (size_t) snprintf(y + len, cap - len,
+                                         "    show: o%d\n", show[i][0]);
+            }
+        }
+
+        if (cef_rules_load_buffer("d.yaml", y, len, &rs, &errs) != 0) {
+            cef_rules_error_format(&errs, 0, line, sizeof(line));
+            fail_msg("round %d: %s", round, line);
+        }
+        cef_rules_errors_free(&errs);
+
+        /* the visitor: profile.vN == 1 and "x" in profile.segN */
+
+        p = cef_persona_create();
+        for (i = 0; i < DT_VARS; i++) {
+            cef_span_t  x = cef_span_lit("x"), z = cef_span_lit("z");
+
+            vals[i] = RND(3) == 0;
+            snprintf(path, sizeof(path), "profile.v%d", i);
+            cef_persona_set_num(p, path, vals[i] ? 1 : 0);
+            snprintf(path, sizeof(path), "profile.seg%d", i);
+            cef_persona_set_array(p, path, (i + round) % 2 ? &x : &z, 1);
+        }
+
+        /* the definition: by priority, then file order; a rule fills each
+           still open slot of its offers in schedule */
+
+        for (i = 0; i < DT_RULES; i++) {
+            order[i] = i;
+        }
+        for (i = 1; i < DT_RULES; i++) {
+            for (j = i; j > 0 && prio[order[j - 1]] < prio[order[j]]; j--) {
+                tmp = order[j];
+                order[j] = order[j - 1];
+                order[j - 1] = tmp;
+            }
+        }
+
+        for (s = 0; s < DT_SLOTS; s++) {
+            want[s] = CEF_RULES_NONE;
+        }
+
+        for (k = 0; k < DT_RULES; k++) {
+            i = order[k];
+            truth = op[i] == 0 ? 1
+                    : op[i] == 1 ? vals[var[i][0]]
+                    : op[i] == 2 ? vals[var[i][0]] && (var[i][1] + round) % 2
+                    : vals[var[i][0]] || (var[i][1] + round) % 2;
+
+            if (!truth) {
+                continue;
+            }
+
+            for (j = 0; j < 2; j++) {
+                if (show[i][j] >= 0 && !sched[show[i][j]]
+                    && want[slot_of[show[i][j]]] == CEF_RULES_NONE)
+                {
+                    want[slot_of[show[i][j]]] = (uint32_t) show[i][j];
+                }
+            }
+        }
+
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.lookup = cef_persona_lookup;
+        ctx.data = p;
+        ctx.now = NOW;
+        in.visitor = cef_span_lit("v");
+
+        ev = cef_rules_eval_create(rs);
+        d = cef_decision_create(rs);
+        assert_non_null(ev);
+        assert_non_null(d);
+
+        (void) cef_rules_decide(rs, ev, &ctx, choices);
+        (void) cef_decision_make(rs, ev, &ctx, &in, d);
+
+        for (s = 0; s < DT_SLOTS; s++) {
+            uint32_t  o = cef_rules_slot_name(rs, s)[1] - '0';
+            uint32_t  got = choices[s].offer, got2 = d->choices[s].offer;
+
+            /* slot ids follow first appearance: s0..s3 in order */
+            assert_int_equal(o, s);
+
+            if (got != CEF_RULES_NONE) {
+                got = (uint32_t) atoi(cef_rules_offer(rs, got)->name + 1);
+            }
+            if (got2 != CEF_RULES_NONE) {
+                got2 = (uint32_t) atoi(cef_rules_offer(rs, got2)->name + 1);
+            }
+
+            if (got != want[s] || got2 != want[s]) {
+                fail_msg("round %d slot s%u: decide %d, decision %d, "
+                         "definition %d", round, s, (int) got, (int) got2,
+                         (int) want[s]);
+            }
+        }
+
+        cef_decision_free(d);
+        cef_expr_eval_free(ev);
+        cef_persona_free(p);
+        cef_rules_free(rs);
+    }
+
+#undef RND
+
+    free(y);
+}
+
+
 /* mutated and truncated copies of a good file: errors, never a crash */
 static void
 test_fuzz_loader(void **state)
@@ -653,6 +853,7 @@ main(void)
         cmocka_unit_test(test_file_limits),
         cmocka_unit_test(test_many_rules),
         cmocka_unit_test(test_ref_positions),
+        cmocka_unit_test(test_decide_matches_definition),
         cmocka_unit_test(test_fuzz_loader),
     };
 
