@@ -632,6 +632,7 @@ cef_consume_assign(cef_consume_t *c, int retry, int first)
     if (cef_consume_metadata(c, &md, retry) != 0) {
         return cef_consume_stop || !retry ? 0 : -1;
     }
+
     l = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
 
     for (i = 0; i < md->topics[0].partition_cnt; i++) {
