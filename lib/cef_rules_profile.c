@@ -65,9 +65,8 @@ static void
 cef_rules_visitor_index(cef_rules_visitor_t *vis)
 {
     const cef_profile_t  *p = vis->profile;
-    size_t                pos = 0, at;
+    size_t                pos = 0;
     uint64_t              attr;
-    cef_value_t           v;
 
     vis->nindex = 0;
     vis->partial = 0;
@@ -86,17 +85,14 @@ cef_rules_visitor_index(cef_rules_visitor_t *vis)
             return;
         }
 
-        at = pos;
-
         if (cef_value_decode(p->attrs, p->attrs_len, &pos, &p->dict->strs,
-                             &v) != 0)
+                             &vis->values[vis->nindex]) != 0)
         {
             vis->indexed = 2;
             return;
         }
 
-        vis->index[vis->nindex].attr = (uint32_t) attr;
-        vis->index[vis->nindex].offset = (uint32_t) at;
+        vis->attrs[vis->nindex] = (uint32_t) attr;
         vis->nindex++;
     }
 }
@@ -108,7 +104,6 @@ cef_rules_visitor_attr(cef_rules_visitor_t *vis, uint32_t attr,
 {
     const cef_profile_t  *p = vis->profile;
     uint32_t              lo, hi, mid;
-    size_t                pos;
 
     if (!vis->indexed) {
         cef_rules_visitor_index(vis);
@@ -124,23 +119,22 @@ cef_rules_visitor_attr(cef_rules_visitor_t *vis, uint32_t attr,
     while (lo < hi) {
         mid = lo + (hi - lo) / 2;
 
-        if (vis->index[mid].attr < attr) {
+        if (vis->attrs[mid] < attr) {
             lo = mid + 1;
         } else {
             hi = mid;
         }
     }
 
-    if (lo < vis->nindex && vis->index[lo].attr == attr) {
-        pos = vis->index[lo].offset;
-        return cef_value_decode(p->attrs, p->attrs_len, &pos, &p->dict->strs,
-                                out) == 0;
+    if (lo < vis->nindex && vis->attrs[lo] == attr) {
+        *out = vis->values[lo];
+        return 1;
     }
 
     /* beyond the index: the profile's own (linear) lookup */
 
     if (vis->partial && (vis->nindex == 0
-                         || attr > vis->index[vis->nindex - 1].attr))
+                         || attr > vis->attrs[vis->nindex - 1]))
     {
         return cef_profile_get_attr(p, attr, out) == 1;
     }

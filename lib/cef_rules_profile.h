@@ -27,19 +27,18 @@ typedef struct {
     cef_span_t            key_type;     /* empty if not recognised (null) */
 
     /*
-     * Where the first CEF_RULES_VISITOR_INDEX attributes start, built by
-     * the first profile lookup in one pass over the profile, so that each
-     * further lookup decodes one value.  Zeroed (or set up by
-     * cef_rules_visitor_init()) before the first lookup; stale once
-     * profile changes: call cef_rules_visitor_init() again.
+     * The first CEF_RULES_VISITOR_INDEX attributes, decoded by the first
+     * profile lookup in one pass over the profile (which has to decode
+     * them to find where each starts), so that further lookups decode
+     * nothing.  Zeroed (or set up by cef_rules_visitor_init()) before the
+     * first lookup; stale once profile changes: call
+     * cef_rules_visitor_init() again.
      */
     uint32_t              nindex;       /* entries, once built */
     uint8_t               indexed;      /* 0: not built yet; 2: malformed */
     uint8_t               partial;      /* more attributes than entries */
-    struct {
-        uint32_t          attr;
-        uint32_t          offset;       /* of the value in profile->attrs */
-    }                     index[CEF_RULES_VISITOR_INDEX];
+    uint32_t              attrs[CEF_RULES_VISITOR_INDEX];  /* ascending */
+    cef_value_t           values[CEF_RULES_VISITOR_INDEX];
 } cef_rules_visitor_t;
 
 
