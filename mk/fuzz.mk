@@ -8,6 +8,10 @@
 #                                   target FUZZ_SMOKE_SECONDS (5): for CI
 #   make fuzz-expr                  one target (fuzz-NAME for each
 #                                   tests/fuzz/fuzz_NAME.c)
+#   make fuzz-long                  each target to FUZZ_RUNS (10 million)
+#                                   executions, one after the other, at
+#                                   nice 19; one summary line per target
+#   make fuzz-long FUZZ_LONG="store rules" FUZZ_RUNS=1000000
 #
 # Targets (tests/fuzz/fuzz_*.c), seeds in tests/fuzz/corpus/NAME/, a
 # dictionary in tests/fuzz/NAME.dict where one helps:
@@ -34,6 +38,7 @@
 # the bug.
 
 FUZZ_SMOKE_SECONDS ?= 5
+FUZZ_RUNS          ?= 10000000
 
 # libFuzzer and the sanitizer runtimes of Debian's clang
 DEB_PKGS += clang libclang-rt-14-dev
@@ -59,7 +64,16 @@ fuzz_maxlen  = $(if $(filter store input rules,$(1)),-max_len=16384, \
 fuzz_dict    = $(if $(wildcard tests/fuzz/$(1).dict), \
                  -dict=tests/fuzz/$(1).dict)
 
-.PHONY: fuzz fuzz-build fuzz-smoke $(addprefix fuzz-,$(FUZZ_NAMES))
+FUZZ_LONG   ?= $(FUZZ_NAMES) slot_scanner
+# (shell) the options of target $$n, as fuzz-NAME and fuzz-slot-scanner
+FUZZ_SH_OPTS = case $$n in \
+                 slot_scanner) o="-max_len=2048 -dict=$(FUZZ_SLOT_DICT)";; \
+                 store|input|rules) o=-max_len=16384;; \
+                 *) o=-max_len=4096;; esac; \
+               [ -f tests/fuzz/$$n.dict ] && o="$$o -dict=tests/fuzz/$$n.dict"
+
+.PHONY: fuzz fuzz-build fuzz-smoke fuzz-long \
+        $(addprefix fuzz-,$(FUZZ_NAMES))
 
 $(BUILD)/fuzz/obj/%.o: %.c $(LIB_HDRS)
 	@mkdir -p $(dir $@)
@@ -91,9 +105,7 @@ fuzz: $(addprefix fuzz-,$(FUZZ_NAMES)) fuzz-slot-scanner
 fuzz-smoke: fuzz-build
 	@set -e; t0=$$(date +%s); for n in $(FUZZ_NAMES) slot_scanner; do \
 	    d=$(BUILD)/fuzz/smoke-$$n; rm -rf $$d; mkdir -p $$d; \
-	    case $$n in slot_scanner) o="-max_len=2048 -dict=$(FUZZ_SLOT_DICT)";; \
-	        store|input|rules) o=-max_len=16384;; *) o=-max_len=4096;; esac; \
-	    [ -f tests/fuzz/$$n.dict ] && o="$$o -dict=tests/fuzz/$$n.dict"; \
+	    $(FUZZ_SH_OPTS); \
 	    $(FUZZ_SMOKE_ENV) $(BUILD)/fuzz/fuzz_$$n $(FUZZ_RUN) $$o \
 	        -max_total_time=$(FUZZ_SMOKE_SECONDS) $$d \
 	        tests/fuzz/corpus/$$n > $(BUILD)/fuzz/smoke-$$n.log 2>&1 \
@@ -106,3 +118,23 @@ fuzz-smoke: fuzz-build
 	done; \
 	echo "fuzz-smoke: all $(words $(FUZZ_NAMES) slot_scanner) targets ok" \
 	     "in $$(( $$(date +%s) - t0 )) s"
+
+# The closing-note runs: each target in turn (never two at once) until
+# FUZZ_RUNS executions, growing $(BUILD)/fuzz/corpus-NAME; the log is
+# $(BUILD)/fuzz/long-NAME.log.  About 15-60 minutes per target on one
+# idle core (docs/SECURITY.md, "Fuzzing").
+fuzz-long: fuzz-build
+	@set -e; for n in $(FUZZ_LONG); do \
+	    c=$(BUILD)/fuzz/corpus-$$n; l=$(BUILD)/fuzz/long-$$n.log; \
+	    mkdir -p $$c; t0=$$(date +%s); $(FUZZ_SH_OPTS); \
+	    $(FUZZ_ENV) nice -n 19 $(BUILD)/fuzz/fuzz_$$n $(FUZZ_RUN) \
+	        -runs=$(FUZZ_RUNS) $$o $$c \
+	        tests/fuzz/corpus/$$n > $$l 2>&1 \
+	    || { tail -40 $$l; echo "fuzz-long: $$n FAILED (log: $$l)"; \
+	         exit 1; }; \
+	    t=$$(( $$(date +%s) - t0 )); \
+	    e=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$l); \
+	    echo "fuzz-long: $$n: $$e executions in $$t s" \
+	         "($$(( e / (t ? t : 1) ))/s), corpus $$(ls $$c | wc -l) files"; \
+	    grep '^fuzz_store: ' $$l || true; \
+	done
