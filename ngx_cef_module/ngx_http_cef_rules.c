@@ -796,6 +796,7 @@ ngx_http_cef_rules_decision(ngx_http_request_t *r,
     ngx_http_cef_rules_req_t  *req;
 
     static time_t              logged;
+    static u_char              scratch[4096];
 
     if (rules->ev == NULL) {
         rules->ev = cef_rules_eval_create(rules->rs);
@@ -870,13 +871,20 @@ ngx_http_cef_rules_decision(ngx_http_request_t *r,
                       "gets its default content", dec->error, dec->errors);
     }
 
-    len = cef_decision_format(dec, NULL, 0);
+    len = cef_decision_format(dec, (char *) scratch, sizeof(scratch));
     res->log.data = ngx_pnalloc(r->pool, len + 1);
     if (res->log.data == NULL) {
         return NGX_ERROR;
     }
 
-    res->log.len = cef_decision_format(dec, (char *) res->log.data, len + 1);
+    if (len < sizeof(scratch)) {
+        ngx_memcpy(res->log.data, scratch, len + 1);
+        res->log.len = len;
+
+    } else {
+        res->log.len = cef_decision_format(dec, (char *) res->log.data,
+                                           len + 1);
+    }
 
     if (!render) {
         return NGX_OK;
@@ -896,13 +904,24 @@ ngx_http_cef_rules_decision(ngx_http_request_t *r,
 
         o = cef_rules_offer(rules->rs, res->choices[i].offer);
 
+        /* once into a scratch buffer (a worker renders one offer at a
+           time), a second time only for an offer larger than that */
+
         rules->busy = 1;
-        len = cef_template_render(o->html, rules->ev, NULL, 0);
+        len = cef_template_render(o->html, rules->ev, (char *) scratch,
+                                  sizeof(scratch));
         rules->busy = 0;
 
         out[i].data = ngx_pnalloc(r->pool, len ? len : 1);
         if (out[i].data == NULL) {
             return NGX_ERROR;
+        }
+
+        out[i].len = len;
+
+        if (len <= sizeof(scratch)) {
+            ngx_memcpy(out[i].data, scratch, len);
+            continue;
         }
 
         rules->busy = 1;

@@ -730,6 +730,125 @@ func_error(cef_plugins_t *ps, const char *when)
 }
 
 
+/* The log line as it was defined with snprintf(), to compare with. */
+static size_t
+ref_format(const cef_decision_t *d, char *buf, size_t size)
+{
+    const cef_decision_slot_t  *ds;
+    size_t                      len = 0;
+    uint32_t                    s;
+    int                         n;
+
+#define REF_PUT(...)                                                         \
+    n = snprintf(len < size ? buf + len : NULL, len < size ? size - len : 0, \
+                 __VA_ARGS__);                                               \
+    len += n > 0 ? (size_t) n : 0
+
+    if (size) {
+        buf[0] = '\0';
+    }
+
+    REF_PUT("rules=%.12s", d->hash);
+
+    for (s = 0; s < d->nslots; s++) {
+        ds = &d->slots[s];
+
+        REF_PUT(" %s=%s/%s/%s", cef_rules_slot_name(d->rs, s),
+                ds->offer == CEF_RULES_NONE
+                ? "-" : cef_rules_offer(d->rs, ds->offer)->name,
+                ds->rule == CEF_RULES_NONE
+                ? "-" : cef_rules_rule(d->rs, ds->rule)->name,
+                ds->plugin);
+
+        if (ds->variant) {
+            REF_PUT(":%s", ds->variant);
+        }
+        if (ds->bucket != CEF_RULES_NONE) {
+            REF_PUT(":%u", ds->bucket);
+        }
+        if (ds->would_have != CEF_RULES_NONE) {
+            REF_PUT(":would=%s", cef_rules_offer(d->rs, ds->would_have)->name);
+        }
+        if (ds->failed) {
+            REF_PUT(":failed");
+        }
+    }
+
+#undef REF_PUT
+
+    return len;
+}
+
+
+/* cef_decision_format() against that definition, whole and truncated */
+static void
+test_decision_log_line_exact(void **state)
+{
+    static const char  *slots[] = {
+        "",
+        "slots:\n  hero: {holdout: 100%}\n",
+        "slots:\n  hero: {holdout: 30%}\n",
+        "slots:\n  hero:\n    holdout: 20%\n"
+        "    experiment: {name: e, variants: {p: 50, q: 50}}\n",
+        "slots:\n  hero: {strategy: weighted}\n",
+        "slots:\n  hero: {strategy: bad}\n",
+    };
+    static const char  *visitors[] = { "v1", "v2", "e-fails", "v0", NULL,
+                                       "x-123456789" };
+    fx_t                fx;
+    cef_plugins_t      *ps;
+    cef_rules_errors_t  errs;
+    char                yaml[1024], want[512], got[512];
+    size_t              i, j, k, n, m;
+    char                err[256];
+
+    (void) state;
+
+    ps = cef_plugins_create();
+    assert_non_null(ps);
+    assert_int_equal(cef_plugins_add(ps, &bad_plugin, "bad", err,
+                                     sizeof(err)), 0);
+
+    for (i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+        snprintf(yaml, sizeof(yaml), "%s%s", OFFERS, slots[i]);
+        memset(&fx, 0, sizeof(fx));
+        assert_int_equal(cef_rules_load_buffer_with("t.yaml", yaml,
+                                                    strlen(yaml), ps,
+                                                    &fx.rs, &errs), 0);
+        cef_rules_errors_free(&errs);
+        fx.p = cef_persona_create();
+        fx.ev = cef_rules_eval_create(fx.rs);
+        fx.d = cef_decision_create(fx.rs);
+        fx.ctx.lookup = cef_persona_lookup;
+        fx.ctx.data = fx.p;
+        fx.ctx.now = NOW;
+
+        for (j = 0; j < sizeof(visitors) / sizeof(visitors[0]); j++) {
+            (void) fx_decide(&fx, visitors[j], 0);
+
+            n = ref_format(fx.d, want, sizeof(want));
+            assert_true(n < sizeof(want));
+            assert_int_equal(cef_decision_format(fx.d, got, sizeof(got)), n);
+            assert_string_equal(got, want);
+            assert_int_equal(cef_decision_format(fx.d, NULL, 0), n);
+
+            for (k = 1; k <= n + 1; k++) {
+                memset(got, 'X', sizeof(got));
+                m = cef_decision_format(fx.d, got, k);
+                assert_int_equal(m, n);
+                assert_int_equal(strlen(got), k - 1 < n ? k - 1 : n);
+                assert_memory_equal(got, want, strlen(got));
+                assert_int_equal(got[k], 'X');     /* nothing past size */
+            }
+        }
+
+        fx_free(&fx);
+    }
+
+    cef_plugins_free(ps);
+}
+
+
 static void
 test_expression_functions(void **state)
 {
@@ -911,6 +1030,7 @@ main(void)
         cmocka_unit_test(test_failing_strategy),
         cmocka_unit_test(test_schedule_hours),
         cmocka_unit_test(test_decision_log_line),
+        cmocka_unit_test(test_decision_log_line_exact),
         cmocka_unit_test(test_expression_functions),
         cmocka_unit_test(test_fuzz_plugin_sections),
     };
