@@ -432,3 +432,33 @@ def test_nginx_store_age_follows_consume(tmp_path, nginx):
         check_equal(store, w)
     finally:
         mock.close()
+
+
+def test_stored_offset_no_longer_in_the_topic(tmp_path):
+    """Retention deleted records the store never read (the mock keeps ~5 MB
+    per partition), or the topic was recreated (an offset past its end):
+    consume says so, naming the partition and offset, and goes on from the
+    earliest record there is."""
+    mock = KafkaMock(tmp_path, partitions=1)
+    try:
+        w = Workload(seed=61, partitions=1, ids=2000)
+        w.generate(90000)
+        mock.produce(w.messages())
+        end = w.counts()[0]
+        for stored in (5, 10 ** 9):
+            d = tmp_path / ("s%d" % stored)
+            d.mkdir()
+            store = empty_store(d, {"topic": TOPIC, "offsets": {"0": stored}})
+            c = consume_to_end(store, mock)
+            assert ('partition 0: offset %d is not in the topic any more'
+                    % stored) in c.stderr(), c.stderr()
+            n = int(re.search(r"consumed (\d+) records", c.stdout()).group(1))
+            assert 0 < n < end          # the oldest records are gone
+            low = end - n
+            assert stored_offsets(store) == {0: end}
+            kept = Workload(seed=61, partitions=1, ids=2000)
+            kept.records = [r for r in w.records if r[1] >= low]
+            kept.keys_used = w.keys_used
+            check_equal(store, kept)
+    finally:
+        mock.close()

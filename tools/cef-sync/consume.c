@@ -182,7 +182,8 @@ cef_consume_client(cef_consume_t *c, char *err, size_t errlen)
         { "enable.auto.commit", "false" },
         { "enable.auto.offset.store", "false" },
         { "enable.partition.eof", "true" },
-        { "auto.offset.reset", "earliest" },
+        /* an offset the topic no longer has: cef_consume_reset() */
+        { "auto.offset.reset", "error" },
         { "fetch.wait.max.ms", "50" },
         { "reconnect.backoff.ms", "100" },
         { "reconnect.backoff.max.ms", "10000" },
@@ -571,18 +572,21 @@ cef_consume_metadata(cef_consume_t *c, const struct rd_kafka_metadata **mdp,
 }
 
 
-/* The high watermark of a partition, retried like the metadata. */
+/*
+ * The low and high watermarks of a partition (its first offset and the
+ * offset after its last record), retried like the metadata.
+ */
 
 static int
-cef_consume_high(cef_consume_t *c, int32_t p, int64_t *high)
+cef_consume_watermarks(cef_consume_t *c, int32_t p, int64_t *low,
+    int64_t *high)
 {
     int                   backoff = 500;
-    int64_t               lo;
     char                  msg[512];
     rd_kafka_resp_err_t   e;
 
     for ( ;; ) {
-        e = rd_kafka_query_watermark_offsets(c->rk, c->s->topic, p, &lo, high,
+        e = rd_kafka_query_watermark_offsets(c->rk, c->s->topic, p, low, high,
                                              5000);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
             return 0;
@@ -592,13 +596,31 @@ cef_consume_high(cef_consume_t *c, int32_t p, int64_t *high)
             return -1;
         }
 
-        snprintf(msg, sizeof(msg), "cannot get the end of partition %d of "
-                 "\"%s\": %s", (int) p, c->s->topic, rd_kafka_err2str(e));
+        snprintf(msg, sizeof(msg), "cannot get the offsets of partition %d "
+                 "of \"%s\": %s", (int) p, c->s->topic, rd_kafka_err2str(e));
         cef_consume_error(c, e, msg);
         cef_consume_sleep(backoff);
         backoff = backoff * 2 > CEF_CONSUME_BACKOFF ? CEF_CONSUME_BACKOFF
                                                      : backoff * 2;
     }
+}
+
+
+static int
+cef_consume_high(cef_consume_t *c, int32_t p, int64_t *high)
+{
+    int64_t  low;
+
+    return cef_consume_watermarks(c, p, &low, high);
+}
+
+
+static int
+cef_consume_low(cef_consume_t *c, int32_t p, int64_t *low)
+{
+    int64_t  high;
+
+    return cef_consume_watermarks(c, p, low, &high);
 }
 
 
@@ -815,6 +837,65 @@ cef_consume_message(cef_consume_t *c, rd_kafka_message_t *m)
 }
 
 
+/*
+ * The stored offset of a partition is not in the topic any more: retention
+ * deleted records this store never saw (the edge was away longer than the
+ * topic keeps them), or the topic was recreated.  The store has missed
+ * changes: say so loudly, and go on from the earliest record there is (a
+ * fresh snapshot with offsets repairs the store).
+ */
+
+static int
+cef_consume_reset(cef_consume_t *c, rd_kafka_message_t *m)
+{
+    int32_t                            p = m->partition;
+    int64_t                            low;
+    rd_kafka_error_t                  *ke;
+    rd_kafka_topic_partition_list_t   *l;
+
+    if (p < 0 || p >= CEF_STORE_PARTITIONS_MAX || !c->assigned[p]) {
+        return EXIT_OK;
+    }
+
+    cef_consume_log(c, "topic \"%s\" partition %d: offset %lld is not in "
+                    "the topic any more (%s): records were deleted before "
+                    "this store read them; going on from the earliest "
+                    "record; load a fresh snapshot to repair the store",
+                    c->s->topic, (int) p, (long long) c->offs.next[p],
+                    rd_kafka_message_errstr(m));
+
+    if (cef_consume_low(c, p, &low) != 0) {
+        return EXIT_OK;     /* stopping */
+    }
+
+    /* below it is not a duplicate any more (an offset past the end) */
+    c->offs.next[p] = low;
+    c->at_end[p] = 0;
+
+    /* the fetcher stopped at the error: assign the partition again */
+    l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, c->s->topic, p);
+
+    ke = rd_kafka_incremental_unassign(c->rk, l);
+    if (ke == NULL) {
+        l->elems[0].offset = low;
+        ke = rd_kafka_incremental_assign(c->rk, l);
+    }
+
+    rd_kafka_topic_partition_list_destroy(l);
+
+    if (ke) {
+        cef_consume_log(c, "kafka: assigning partition %d again: %s", (int) p,
+                        rd_kafka_error_string(ke));
+        rd_kafka_error_destroy(ke);
+        return EXIT_STORE;
+    }
+
+    /* store where it goes on from (with the batch in progress, if any) */
+    return cef_consume_commit(c);
+}
+
+
 static int
 cef_consume_all_at_end(cef_consume_t *c)
 {
@@ -866,6 +947,13 @@ cef_consume_loop(cef_consume_t *c)
                 c->at_end[m->partition] = 1;
             }
             idle = 1;
+
+        } else if (m && m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+            rc = cef_consume_reset(c, m);
+            if (rc != EXIT_OK) {
+                rd_kafka_message_destroy(m);
+                return rc;
+            }
 
         } else if (m && m->err) {
             cef_consume_error(c, m->err, rd_kafka_message_errstr(m));
