@@ -24,11 +24,13 @@ TOPIC = "cef.profiles"
 class KafkaMock:
     """A mock cluster (3 brokers) with one topic; commands on its stdin."""
 
-    def __init__(self, tmp_path, partitions=3, spare=0, brokers=3):
+    def __init__(self, tmp_path, partitions=3, spare=0, brokers=3,
+                 proxy=False):
         self.tmp = tmp_path
         self.partitions = partitions
         self.proc = subprocess.Popen(
-            [MOCK, "--brokers", str(brokers), "--partitions",
+            [MOCK] + (["--proxy"] if proxy else []) +
+            ["--brokers", str(brokers), "--partitions",
              str(partitions), "--spare", str(spare), "--topic", TOPIC],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=open(os.path.join(str(tmp_path), "mock.log"), "ab"),

@@ -6,6 +6,7 @@
  * by commands on stdin.
  *
  *   cef-kafka-mock [--brokers N] [--topic T] [--partitions P] [--spare S]
+ *                  [--proxy]
  *
  * It prints "bootstrap HOST:PORT,..." and then answers each command line
  * with one line, "ok ..." or "error ...":
@@ -16,18 +17,28 @@
  *                             CLOCK_REALTIME of the produce call); answers
  *                             "ok N" once all are acknowledged
  *   add-partition             make the next spare partition available
+ *   grow P                    (--proxy) the topic now has P partitions
  *   down | up                 take every broker down (connections are
  *                             closed and refused) or bring them back
  *   committed GROUP           "ok P:OFFSET ..." committed by GROUP
  *   quit
  *
- * librdkafka 2.0's mock cluster cannot grow a topic (no CreatePartitions),
- * so --spare S creates S more partitions without a leader: the brokers
- * list them but nothing can be produced to or fetched from them, and
- * cef-sync leaves a partition without a leader for a later refresh.
- * "add-partition" gives the next one a leader: to the consumer it is a
- * partition that was not there at the last refresh, as after
- * CreatePartitions.
+ * librdkafka 2.0's mock cluster cannot grow a topic (no CreatePartitions).
+ * Two ways around it:
+ *
+ *   --proxy: the bootstrap address printed is a TCP relay to the cluster.
+ *   "grow P" starts a new cluster whose topic has P partitions, produces
+ *   every record produced so far into it again (same partitions, same
+ *   order, so the same offsets), points the relay at it and shuts the old
+ *   one down.  Clients lose their connections, bootstrap again through
+ *   the relay and learn the brokers' new addresses from the metadata; the
+ *   topic then has P partitions, as after CreatePartitions (and a restart
+ *   of every broker).
+ *
+ *   --spare S creates S more partitions without a leader: the brokers
+ *   list them but nothing can be produced to or fetched from them, and
+ *   cef-sync leaves a partition without a leader for a later refresh.
+ *   "add-partition" gives the next one a leader.
  *
  * FILE holds records back to back, little-endian:
  *   int32 partition, int32 key length (-1: null), key,
@@ -35,16 +46,22 @@
  */
 
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
 
+static rd_kafka_t               *handle;   /* the cluster's own */
 static rd_kafka_mock_cluster_t  *mc;
 static rd_kafka_t               *prod;
 static const char               *topic = "cef.profiles";
@@ -52,6 +69,23 @@ static int                       nbrokers = 3, partitions = 3, spare = 0;
 static int                       added = 0;
 static FILE                     *dlog;
 static long                      delivered, failed;
+
+/* every record produced, for "grow" */
+typedef struct {
+    int32_t   part, klen, vlen;
+    char     *key, *val;
+} rec_t;
+
+static rec_t                    *hist;
+static size_t                    nhist, hcap;
+
+/* --proxy: a TCP relay from one port to the cluster's first broker */
+#define PROXY_PAIRS  256
+
+static int                       proxy_lfd = -1;
+static int                       proxy_port, proxy_target;
+static int                       proxy_gen;
+static pthread_mutex_t           proxy_mu = PTHREAD_MUTEX_INITIALIZER;
 
 
 static void
@@ -181,8 +215,16 @@ produce(const char *file, double rate, const char *logname)
             rd_kafka_poll(prod, 10);
         }
 
-        free(key);
-        free(val);
+        if (nhist == hcap) {
+            hcap = hcap ? hcap * 2 : 65536;
+            hist = realloc(hist, hcap * sizeof(rec_t));
+        }
+        hist[nhist].part = part;
+        hist[nhist].klen = klen;
+        hist[nhist].vlen = vlen;
+        hist[nhist].key = key;
+        hist[nhist].val = val;
+        nhist++;
 
         if (e) {
             printf("error produce: %s\n", rd_kafka_err2str(e));
@@ -256,15 +298,276 @@ committed(const char *group)
 }
 
 
+static int
+first_port(const char *bootstraps)
+{
+    const char  *colon = strchr(bootstraps, ':');
+
+    return colon ? atoi(colon + 1) : 0;
+}
+
+
+static void *
+proxy_main(void *arg)
+{
+    int            fd, up, i, j, n, gen, target, pairs[PROXY_PAIRS][3];
+    int            npairs = 0;
+    char           buf[65536];
+    ssize_t        r, w, off;
+    struct pollfd  pf[1 + 2 * PROXY_PAIRS];
+    struct sockaddr_in  sa;
+
+    (void) arg;
+
+    for ( ;; ) {
+        pthread_mutex_lock(&proxy_mu);
+        gen = proxy_gen;
+        target = proxy_target;
+        pthread_mutex_unlock(&proxy_mu);
+
+        /* a switch drops every relayed connection */
+        for (i = npairs - 1; i >= 0; i--) {
+            if (pairs[i][2] != gen) {
+                close(pairs[i][0]);
+                close(pairs[i][1]);
+                memcpy(pairs[i], pairs[--npairs], sizeof(pairs[0]));
+            }
+        }
+
+        pf[0].fd = proxy_lfd;
+        pf[0].events = POLLIN;
+        for (i = 0; i < npairs; i++) {
+            pf[1 + 2 * i].fd = pairs[i][0];
+            pf[2 + 2 * i].fd = pairs[i][1];
+            pf[1 + 2 * i].events = pf[2 + 2 * i].events = POLLIN;
+        }
+
+        n = poll(pf, 1 + 2 * npairs, 50);
+        if (n <= 0) {
+            continue;
+        }
+
+        for (i = npairs - 1; i >= 0; i--) {
+            for (j = 0; j < 2; j++) {
+                if (!(pf[1 + 2 * i + j].revents & (POLLIN|POLLHUP|POLLERR))) {
+                    continue;
+                }
+
+                r = read(pairs[i][j], buf, sizeof(buf));
+                for (off = 0; r > 0 && off < r; off += w) {
+                    w = write(pairs[i][1 - j], buf + off, r - off);
+                    if (w <= 0) {
+                        r = -1;
+                    }
+                }
+
+                if (r <= 0) {
+                    close(pairs[i][0]);
+                    close(pairs[i][1]);
+                    memcpy(pairs[i], pairs[--npairs], sizeof(pairs[0]));
+                    break;
+                }
+            }
+        }
+
+        if (pf[0].revents & POLLIN) {
+            fd = accept(proxy_lfd, NULL, NULL);
+            if (fd < 0) {
+                continue;
+            }
+
+            up = socket(AF_INET, SOCK_STREAM, 0);
+            memset(&sa, 0, sizeof(sa));
+            sa.sin_family = AF_INET;
+            sa.sin_port = htons((uint16_t) target);
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+
+            if (npairs == PROXY_PAIRS
+                || connect(up, (struct sockaddr *) &sa, sizeof(sa)) != 0)
+            {
+                close(fd);
+                close(up);
+                continue;
+            }
+
+            pairs[npairs][0] = fd;
+            pairs[npairs][1] = up;
+            pairs[npairs][2] = gen;
+            npairs++;
+        }
+    }
+
+    return NULL;
+}
+
+
+static int
+proxy_start(void)
+{
+    int                 one = 1;
+    pthread_t           tid;
+    socklen_t           len;
+    struct sockaddr_in  sa;
+
+    proxy_lfd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(proxy_lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+
+    len = sizeof(sa);
+    if (bind(proxy_lfd, (struct sockaddr *) &sa, sizeof(sa)) != 0
+        || listen(proxy_lfd, 64) != 0
+        || getsockname(proxy_lfd, (struct sockaddr *) &sa, &len) != 0)
+    {
+        return -1;
+    }
+
+    proxy_port = ntohs(sa.sin_port);
+    proxy_target = first_port(rd_kafka_mock_cluster_bootstraps(mc));
+
+    return pthread_create(&tid, NULL, proxy_main, NULL);
+}
+
+
+/* A cluster with the topic, and a producer to it. */
+
+static int
+cluster_start(int nparts, rd_kafka_t **hp, rd_kafka_mock_cluster_t **mcp,
+    rd_kafka_t **pp)
+{
+    int               i;
+    char              err[512];
+    rd_kafka_conf_t  *conf;
+
+    conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
+    *hp = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (*hp == NULL) {
+        fprintf(stderr, "cef-kafka-mock: %s\n", err);
+        return -1;
+    }
+
+    *mcp = rd_kafka_mock_cluster_new(*hp, nbrokers);
+    if (*mcp == NULL) {
+        fprintf(stderr, "cef-kafka-mock: cannot start the mock cluster\n");
+        return -1;
+    }
+
+    if (rd_kafka_mock_topic_create(*mcp, topic, nparts, 1)) {
+        fprintf(stderr, "cef-kafka-mock: cannot create the topic\n");
+        return -1;
+    }
+
+    for (i = partitions; i < nparts; i++) {
+        if (spare) {
+            rd_kafka_mock_partition_set_leader(*mcp, topic, i, -1);
+        }
+    }
+
+    conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers",
+                          rd_kafka_mock_cluster_bootstraps(*mcp), err,
+                          sizeof(err))
+        || rd_kafka_conf_set(conf, "enable.idempotence", "true", err,
+                             sizeof(err))
+        || rd_kafka_conf_set(conf, "linger.ms", "1", err, sizeof(err))
+        || rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000",
+                             err, sizeof(err)))
+    {
+        fprintf(stderr, "cef-kafka-mock: %s\n", err);
+        return -1;
+    }
+
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+
+    *pp = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (*pp == NULL) {
+        fprintf(stderr, "cef-kafka-mock: %s\n", err);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static void
+grow(int nparts)
+{
+    size_t                    i;
+    rd_kafka_t               *h, *p;
+    rd_kafka_mock_cluster_t  *m;
+    rd_kafka_resp_err_t       e;
+
+    if (proxy_lfd < 0 || nparts <= partitions) {
+        printf("error grow needs --proxy and more partitions\n");
+        return;
+    }
+
+    if (cluster_start(nparts, &h, &m, &p) != 0) {
+        printf("error cannot start a new cluster\n");
+        return;
+    }
+
+    delivered = failed = 0;
+
+    for (i = 0; i < nhist; i++) {
+        do {
+            e = rd_kafka_producev(p,
+                                  RD_KAFKA_V_TOPIC(topic),
+                                  RD_KAFKA_V_PARTITION(hist[i].part),
+                                  RD_KAFKA_V_KEY(hist[i].key, hist[i].klen < 0
+                                                 ? 0 : hist[i].klen),
+                                  RD_KAFKA_V_VALUE(hist[i].val, hist[i].vlen < 0
+                                                   ? 0 : hist[i].vlen),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_OPAQUE(NULL),
+                                  RD_KAFKA_V_END);
+            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                rd_kafka_poll(p, 10);
+            }
+        } while (e == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+        rd_kafka_poll(p, 0);
+    }
+
+    while (rd_kafka_outq_len(p) > 0) {
+        rd_kafka_poll(p, 50);
+    }
+
+    if (failed) {
+        printf("error %ld records were not delivered again\n", failed);
+        return;
+    }
+
+    pthread_mutex_lock(&proxy_mu);
+    proxy_target = first_port(rd_kafka_mock_cluster_bootstraps(m));
+    proxy_gen++;
+    pthread_mutex_unlock(&proxy_mu);
+
+    rd_kafka_destroy(prod);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(handle);
+
+    handle = h;
+    mc = m;
+    prod = p;
+    partitions = nparts;
+
+    printf("ok %d\n", nparts);
+}
+
+
 int
 main(int argc, char **argv)
 {
-    int               i;
-    char              err[512], line[4096], *arg, *arg2, *arg3;
-    rd_kafka_t       *rk;
-    rd_kafka_conf_t  *conf;
+    int    i, use_proxy = 0;
+    char   line[4096], *arg, *arg2, *arg3;
 
-    for (i = 1; i + 1 < argc; i += 2) {
+    for (i = 1; i < argc && strcmp(argv[i], "--proxy") == 0; i++) {
+        use_proxy = 1;
+    }
+
+    for ( ; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--brokers") == 0) {
             nbrokers = atoi(argv[i + 1]);
         } else if (strcmp(argv[i], "--partitions") == 0) {
@@ -274,60 +577,28 @@ main(int argc, char **argv)
         } else if (strcmp(argv[i], "--topic") == 0) {
             topic = argv[i + 1];
         } else {
-            fprintf(stderr, "usage: cef-kafka-mock [--brokers N] [--topic T] "
-                    "[--partitions P] [--spare S]\n");
+            fprintf(stderr, "usage: cef-kafka-mock [--proxy] [--brokers N] "
+                    "[--topic T] [--partitions P] [--spare S]\n");
             return 2;
         }
     }
 
-    /* the cluster's own handle, for librdkafka's book keeping */
-    conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (rk == NULL) {
-        fprintf(stderr, "cef-kafka-mock: %s\n", err);
+    if (cluster_start(partitions + spare, &handle, &mc, &prod) != 0) {
         return 1;
     }
 
-    mc = rd_kafka_mock_cluster_new(rk, nbrokers);
-    if (mc == NULL) {
-        fprintf(stderr, "cef-kafka-mock: cannot start the mock cluster\n");
-        return 1;
-    }
-
-    if (rd_kafka_mock_topic_create(mc, topic, partitions + spare, 1)) {
-        fprintf(stderr, "cef-kafka-mock: cannot create the topic\n");
-        return 1;
-    }
-
-    for (i = partitions; i < partitions + spare; i++) {
-        rd_kafka_mock_partition_set_leader(mc, topic, i, -1);
-    }
-
-    conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers",
-                          rd_kafka_mock_cluster_bootstraps(mc), err,
-                          sizeof(err))
-        || rd_kafka_conf_set(conf, "enable.idempotence", "true", err,
-                             sizeof(err))
-        || rd_kafka_conf_set(conf, "linger.ms", "1", err, sizeof(err))
-        || rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000",
-                             err, sizeof(err)))
-    {
-        fprintf(stderr, "cef-kafka-mock: %s\n", err);
-        return 1;
-    }
-
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-
-    prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (prod == NULL) {
-        fprintf(stderr, "cef-kafka-mock: %s\n", err);
+    if (use_proxy && proxy_start() != 0) {
+        fprintf(stderr, "cef-kafka-mock: cannot start the relay: %s\n",
+                strerror(errno));
         return 1;
     }
 
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("bootstrap %s\n", rd_kafka_mock_cluster_bootstraps(mc));
+    if (use_proxy) {
+        printf("bootstrap 127.0.0.1:%d\n", proxy_port);
+    } else {
+        printf("bootstrap %s\n", rd_kafka_mock_cluster_bootstraps(mc));
+    }
 
     while (fgets(line, sizeof(line), stdin)) {
         line[strcspn(line, "\r\n")] = '\0';
@@ -347,6 +618,9 @@ main(int argc, char **argv)
 
         if (strcmp(line, "produce") == 0 && arg) {
             produce(arg, arg2 ? atof(arg2) : 0, arg3);
+
+        } else if (strcmp(line, "grow") == 0 && arg) {
+            grow(atoi(arg));
 
         } else if (strcmp(line, "add-partition") == 0) {
             if (added == spare) {
@@ -382,7 +656,7 @@ main(int argc, char **argv)
 
     rd_kafka_destroy(prod);
     rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(rk);
+    rd_kafka_destroy(handle);
 
     return 0;
 }
