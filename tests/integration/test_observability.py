@@ -498,6 +498,11 @@ def test_explain_says_why_a_rule_failed(shop):
     assert [s["source"] for s in ex["identity"]["steps"]] == \
         ["store", "cef_key", "visitor_cookie"]
 
+    # what the visitor was shown, by the page's own decision
+    decided = json.loads(request(shop, "/cef/decide",
+                                 headers=customer("1002", vid_of(20)))[2])
+    assert decided["slots"]["hero"]["offer"] == hero["offer"]
+
 
 def test_explain_identity_steps_of_anonymous_and_forged(shop):
     forged = explain(shop, headers={"Cookie": "shop_customer=1001.AAAA"})
