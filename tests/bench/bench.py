@@ -443,8 +443,9 @@ GROUPS = [
      r"|expr_|decision_|plugin_|bucket_hash))"),
     ("module: store (lookups, buckets) and liblmdb",
      r"^(cef_store_|cef_bucket_|cef_profile_|mdb_)|liblmdb"),
-    ("module: identity (HMAC, signatures) and libcrypto",
-     r"^(cef_(identity|sign|base64|visitor))|libcrypto|SHA256|HMAC|EVP_"),
+    ("module: identity (HMAC, signatures, cookies) and libcrypto",
+     r"^(cef_(identity|sign|base64|visitor|cookie))|libcrypto|SHA256|HMAC"
+     r"|EVP_"),
     ("module: other", r"ngx_http_cef|^cef_"),
     ("Lua (LuaJIT, lua-nginx-module)", r"luajit|ngx_http_lua|lj_"),
     ("nginx core and other modules", r"^nginx$|^ngx_"),
