@@ -7,6 +7,7 @@ records (kafka_helpers.Reference); every record sets a per-profile counter,
 so a record applied twice or lost shows."""
 
 import json
+import os
 import random
 import re
 import signal
@@ -275,11 +276,21 @@ def test_broker_outage(tmp_path):
         mock.close()
 
 
+def cpu_seconds(c):
+    """CPU time the process has used (all its threads), from /proc."""
+    try:
+        with open("/proc/%d/stat" % c.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def test_sigterm_commits_the_open_batch(tmp_path, big):
     """SIGTERM in the middle of a backlog, with a batch that neither fills
     nor ages: what was applied is committed, offsets included (the summary's
     count equals the stored offsets), and the store is the reference at
-    them.  Stopped at a different point until one lands mid-stream."""
+    them.  Stopped at later points until two land mid-stream."""
     w, mock = big
     interrupted = 0
     for attempt in range(6):
@@ -288,7 +299,11 @@ def test_sigterm_commits_the_open_batch(tmp_path, big):
         c = Consumer(store, mock, "--from-beginning", "--batch", "1000000",
                      "--batch-ms", "3600000")
         wait_for(lambda: "partition 2: from" in c.stderr(), 30, "the start")
-        time.sleep(0.02 * attempt)
+        # applying 100 000 records takes about a CPU second: stop it after
+        # a few tens of milliseconds of work past its start-up
+        cpu0 = cpu_seconds(c)
+        wait_for(lambda: cpu_seconds(c) >= cpu0 + 0.03 * (attempt + 1)
+                 or not c.alive(), 30, "some work")
         assert c.kill(signal.SIGTERM) == 0, c.stderr()
         n = int(re.search(r"consumed (\d+) records", c.stdout()).group(1))
         assert sum(stored_offsets(store).values()) == n
