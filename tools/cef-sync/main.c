@@ -49,7 +49,7 @@ static const char  cef_sync_usage[] =
     "options:\n"
     "  --quiet, -q        no progress and no summary\n"
     "  --map-size SIZE    LMDB map size, e.g. 512M, 16G (load: default 16G;\n"
-    "                     apply: grow the store's map to SIZE)\n"
+    "                     apply, consume: grow the store's map to SIZE)\n"
     "  --batch N          apply, consume: records per transaction (default\n"
     "                     10000)\n"
     "  --idle-ms MS       apply: commit a partial batch after MS idle (200)\n"
