@@ -324,11 +324,15 @@ def test_malformed_record(tmp_path, mode):
         w.generate(3000)
         bad_values = [b"\xc1\x00garbage", b'{"op":"patch","id":"x"}',
                       msgpack.packb({"op": "rename", "id": "x"}),
-                      msgpack.packb({"op": "patch"})]
+                      msgpack.packb({"op": "patch"}),
+                      # an array claiming 2^32-1 elements in 5 bytes
+                      b"\x81\xa2op\xdd\xff\xff\xff\xff",
+                      msgpack.packb({"op": "patch", "id": "x",
+                                     "set": {"a": "x" * 70000}})]
         # bad records spread over partition 1 (keyed like a profile of it)
         msgs, skip = [], set()
         part1 = [i for i, r in enumerate(w.records) if r[0] == 1]
-        bad_at = {part1[k]: k for k in (100, 400, 401, 900)[:len(bad_values)]}
+        bad_at = {part1[k]: k for k in (100, 400, 401, 600, 700, 900)}
         offsets = {}
         recs = []
         for i, (p, _, pid, rec) in enumerate(w.records):
@@ -373,7 +377,8 @@ def test_malformed_record(tmp_path, mode):
             assert err.count("bad record skipped") == len(bad_values), err
             assert "unknown op \"rename\"" in err
             assert "field \"id\" is missing" in err
-            assert "4 bad records skipped" in c.stdout()
+            assert "record is larger than 65536 bytes" in err
+            assert "%d bad records skipped" % len(bad_values) in c.stdout()
             check_equal(store, _only_good(w))
     finally:
         mock.close()
@@ -509,5 +514,34 @@ def test_stored_offset_no_longer_in_the_topic(tmp_path):
             kept.records = [r for r in w.records if r[1] >= low]
             kept.keys_used = w.keys_used
             check_equal(store, kept)
+    finally:
+        mock.close()
+
+
+def test_map_full_then_grown(tmp_path):
+    """A store error (the LMDB map is full) abandons the batch with its
+    offsets and exits 3; run again with a larger --map-size, every record
+    still takes effect once."""
+    import msgpack
+    mock = KafkaMock(tmp_path)
+    try:
+        w = Workload(seed=71, ids=3000)
+        w.generate(20000)
+        mock.produce(w.messages())
+        store = Store(tmp_path)
+        hdr = {"cef": "snapshot", "version": 1, "id": "S0", "created_at": 1}
+        r = store.load(msgpack.packb(hdr) + msgpack.packb({"end": True,
+                                                           "count": 0}),
+                       "--map-size", "256K")
+        assert r.returncode == 0, r.stderr
+        c = Consumer(store, mock, "--from-beginning", "--exit-at-end")
+        assert c.wait(60) == 3
+        assert "the store's map is full" in c.stderr(), c.stderr()
+        assert "(the batch is not committed)" in c.stderr()
+        check_equal(store, w, offsets="stored")
+        assert sum(stored_offsets(store).values()) < len(w.records)
+
+        c = consume_to_end(store, mock, "--map-size", "64M")
+        check_equal(store, w)
     finally:
         mock.close()
