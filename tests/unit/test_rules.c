@@ -620,7 +620,8 @@ test_decide_matches_definition(void **state)
     char                  *y;
     size_t                 len, cap = 65536;
     unsigned               seed = 7;
-    int                    round, i, j, k, nshow, var[DT_RULES][2], op[DT_RULES];
+    int                    round, i, j, k, nshow, op[DT_RULES];
+    int                    var[DT_RULES][2];
     int                    show[DT_RULES][2], prio[DT_RULES], sched[DT_OFFERS];
     int                    vals[DT_VARS], truth, order[DT_RULES], tmp;
     uint32_t               want[DT_SLOTS], s, slot_of[DT_OFFERS];
