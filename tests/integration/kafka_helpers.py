@@ -328,6 +328,19 @@ def check_equal(store, workload, offsets=None, skip=()):
     return tail
 
 
+RUNNING = []     # consumers started, killed by kill_leftovers()
+
+
+def kill_leftovers():
+    """Kill the consumers a failed test left running (consume never exits
+    by itself)."""
+    while RUNNING:
+        c = RUNNING.pop()
+        if c.proc.poll() is None:
+            c.proc.kill()
+            c.proc.wait()
+
+
 class Consumer:
     """cef-sync consume as a background process."""
 
@@ -342,6 +355,7 @@ class Consumer:
              store.secret, "--brokers", mock.bootstrap, "--topic", topic]
             + list(extra),
             stdout=open(self.out, "wb"), stderr=open(self.log, "wb"))
+        RUNNING.append(self)
 
     def stderr(self):
         with open(self.log) as f:

@@ -16,11 +16,18 @@ import time
 import pytest
 
 from kafka_helpers import (TOPIC, Consumer, KafkaMock, Workload,
-                           caught_up, check_equal, dump, empty_store,
-                           reference, snapshot_of, stored_offsets, wait_for)
+                           caught_up, check_equal, empty_store,
+                           kill_leftovers, reference, snapshot_of,
+                           stored_offsets, wait_for)
 from store_helpers import Store
 
 N_RECORDS = 100000
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_consumers():
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture(scope="module")
