@@ -313,6 +313,22 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
         goto done;
     }
 
+    /* the stream offsets, if any, decode (cef-sync consume reads them) */
+
+    k.mv_data = (void *) CEF_STORE_META_KAFKA;
+    k.mv_size = sizeof(CEF_STORE_META_KAFKA) - 1;
+
+    if (mdb_get(txn, meta, &k, &d) == 0) {
+        cef_store_offsets_t  *o = malloc(sizeof(cef_store_offsets_t));
+
+        if (o && cef_store_offsets_decode(d.mv_data, d.mv_size, o) != 0) {
+            cef_verify_problem(&v, "the stream offsets (meta \"%s\") are "
+                               "malformed", CEF_STORE_META_KAFKA);
+        }
+
+        free(o);
+    }
+
     dict.names = enc.names.tab;
     dict.strs = enc.strs.tab;
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <lmdb.h>
 #include <msgpack.h>
 
 #include "cef_identity.h"
@@ -400,6 +401,53 @@ test_stream_wrong_secret(void **state)
 
 
 static void
+verify_msg(void *data, const char *msg)
+{
+    snprintf(data, 512, "%s", msg);
+}
+
+
+/* verify checks that stored offsets decode */
+
+static void
+test_verify_offsets(void **state)
+{
+    char                 path[1024], msg[512] = "";
+    uint64_t             gen;
+    MDB_env             *env;
+    MDB_txn             *txn;
+    MDB_dbi              meta;
+    MDB_val              k, v;
+    cef_verify_result_t  res;
+
+    (void) state;
+
+    assert_int_equal(load(SNAP(",\"kafka\":{\"topic\":\"t\","
+                               "\"offsets\":{\"0\":1}}")), CEF_WRITER_OK);
+    assert_int_equal(cef_store_verify(store, ident, verify_msg, msg, &res,
+                                      err, sizeof(err)), CEF_WRITER_OK);
+
+    assert_int_equal(cef_store_current(store, path, sizeof(path), &gen), 0);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, path, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, CEF_STORE_DB_META, 0, &meta), 0);
+    k.mv_data = (void *) CEF_STORE_META_KAFKA;
+    k.mv_size = strlen(CEF_STORE_META_KAFKA);
+    v.mv_data = (void *) "\x81\xa5topic\x01";
+    v.mv_size = 8;
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    assert_int_equal(cef_store_verify(store, ident, verify_msg, msg, &res,
+                                      err, sizeof(err)), CEF_WRITER_ESTORE);
+    assert_non_null(strstr(msg, "stream offsets"));
+}
+
+
+static void
 test_offsets_decode(void **state)
 {
     msgpack_sbuffer             sb;
@@ -474,6 +522,7 @@ main(void)
         cmocka_unit_test(test_snapshot_offsets),
         cmocka_unit_test(test_stream_batches),
         cmocka_unit_test(test_stream_wrong_secret),
+        cmocka_unit_test(test_verify_offsets),
         cmocka_unit_test(test_offsets_decode),
     };
 
