@@ -539,6 +539,15 @@ def test_explain_key_argument_only_in_the_explain_location(shop):
     ex = explain(shop, "/cef/explain?key=email:greta%40example.com")
     assert ex["identity"]["profile"] == "p-gold"
 
+    # &visitor= buckets as that visitor's page did (its logged record)
+    request(shop, "/page.html", headers=customer("1001", vid_of(30)))
+    logged = records(wait_for_lines(shop, 1))[0][1]
+    ex = explain(shop, "/cef/explain?key=customer:1001&visitor=" + vid_of(30))
+    assert ex["bucket_by"] == vid_of(30) == logged["visitor"]
+    assert ex["slots"]["side"]["bucket"] == logged["slots"]["side"]["bucket"]
+    assert ex["slots"]["side"]["variant"] == \
+        logged["slots"]["side"]["variant"]
+
     ex = explain(shop, "/cef/explain?key=customer:9999")
     assert ex["identity"]["profile"] is None
     assert ex["identity"]["steps"][1]["result"] == "not found"
