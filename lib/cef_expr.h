@@ -219,9 +219,15 @@ void cef_expr_refs(const cef_expr_t *e, cef_expr_ref_pt fn, void *data);
 
 /*
  * Create evaluation scratch space for expressions of one symbol table: a
- * per-reference value cache, PCRE2 match data and a small string buffer.
- * One per thread (an nginx worker needs one); never shared concurrently.
- * Create it after the last expression was compiled against st.
+ * per-reference value cache, arrays and maps decoded once per evaluation
+ * (CEF_EXPR_ELEMS elements in all), a cache of profile.NAME.KEY values
+ * and of the results of comparisons that several expressions share,
+ * PCRE2 match data with the CEF_EXPR_*_LIMITs, and a small string buffer.
+ * It allocates nothing after this call; cef_expr_eval_reset() invalidates
+ * the caches by bumping a generation counter.  One per thread (an nginx
+ * worker needs one); never shared concurrently.  Create it after the
+ * last expression was compiled against st (expressions compiled later
+ * are evaluated correctly, without those caches).
  *
  * @return the scratch space, or NULL when out of memory.
  */

@@ -1071,15 +1071,16 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
 }
 
 
-/*
- * "Is node i true?", the question a condition asks: and/or and numeric
- * comparisons are answered without building values; everything else
- * goes through cef_eval().
- */
 static int cef_test_node(const cef_expr_t *e, const cef_node_t *n,
     int32_t i, cef_expr_eval_t *ev);
 
 
+/*
+ * "Is node i true?", the question a condition asks: and/or and numeric
+ * comparisons are answered without building values; everything else
+ * goes through cef_eval().  A memoised comparison (cef_expr.c) is
+ * answered from the evaluation's memo after its first evaluation.
+ */
 static int
 cef_test(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev)
 {
