@@ -5,13 +5,14 @@
  * these run after the copy filter and before SSI, sub and gzip: the body
  * arrives in memory and uncompressed.
  *
- * The body filter feeds each buffer to the slot scanner.  Bytes outside
- * slots go out in buffers that point into the input buffer (never written
- * to); the last output buffer made from an input buffer carries it as its
- * shadow, and the input is marked consumed only once that one is sent, as
- * nginx's sub filter does.  Bytes the scanner had to hold across a buffer
- * boundary, and slot defaults, are copied into the request pool; offers
- * point into the decision's rendered HTML.
+ * The body filter feeds each buffer to the slot scanner.  Long stretches
+ * of bytes outside slots go out in buffers that point into the input
+ * buffer (never written to); the last output buffer made from an input
+ * buffer carries it as its shadow, and the input is marked consumed only
+ * once that one is sent, as nginx's sub filter does.  Short pieces
+ * (offers, defaults, short stretches) are copied, several into one
+ * buffer; so are bytes the scanner had to hold across a buffer boundary.
+ * Long offers point into the decision's rendered HTML.
  */
 
 
@@ -19,6 +20,17 @@
 
 
 #define NGX_HTTP_CEF_BUFFERED  0x08
+
+/*
+ * Pieces of output up to NGX_HTTP_CEF_SMALL bytes (offers, slot defaults,
+ * the stretches between slots that are close together) are copied into
+ * buffers of NGX_HTTP_CEF_JOIN bytes instead of each getting a buffer of
+ * its own: every buffer is one more iovec for writev() and one more
+ * chain link in each filter after this one, and on loopback TCP an iovec
+ * costs the kernel about as much as copying half a kilobyte.
+ */
+#define NGX_HTTP_CEF_SMALL     512
+#define NGX_HTTP_CEF_JOIN      1024
 
 
 static ngx_int_t ngx_http_cef_header_filter(ngx_http_request_t *r);
@@ -33,6 +45,8 @@ static ngx_int_t ngx_http_cef_rewrite_headers(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cef_scan(ngx_http_request_t *r,
     ngx_http_cef_ctx_t *ctx, ngx_buf_t *in);
 static int ngx_http_cef_emit(void *data, const cef_slot_event_t *ev);
+static int ngx_http_cef_put(ngx_http_cef_ctx_t *ctx, const u_char *p,
+    size_t len, ngx_uint_t held);
 static ngx_buf_t *ngx_http_cef_out_buf(ngx_http_cef_ctx_t *ctx);
 static ngx_int_t ngx_http_cef_output(ngx_http_request_t *r,
     ngx_http_cef_ctx_t *ctx);
@@ -472,29 +486,69 @@ ngx_http_cef_emit(void *data, const cef_slot_event_t *ev)
 {
     ngx_http_cef_ctx_t *ctx = data;
 
-    u_char                *p;
-    size_t                 len;
-    ngx_buf_t             *b;
-    const uint8_t         *bytes;
     ngx_http_cef_offer_t  *offer;
 
     if (ev->type == CEF_SLOT_PASS) {
-        bytes = ev->data;
-        len = ev->len;
+        return ngx_http_cef_put(ctx, ev->data, ev->len, ev->held);
+    }
 
-    } else {
-        offer = ctx->filling
-                ? ngx_http_cef_decision_offer(ctx->filling,
-                                              (u_char *) ev->name.data,
-                                              ev->name.len)
-                : NULL;
+    offer = ctx->filling
+            ? ngx_http_cef_decision_offer(ctx->filling,
+                                          (u_char *) ev->name.data,
+                                          ev->name.len)
+            : NULL;
 
-        if (offer) {
-            ngx_http_cef_metric(NGX_HTTP_CEF_M_SLOT_FILLED);
-            ngx_http_cef_metric_impression(&offer->name, &offer->variant);
+    if (offer) {
+        ngx_http_cef_metric(NGX_HTTP_CEF_M_SLOT_FILLED);
+        ngx_http_cef_metric_impression(&offer->name, &offer->variant);
 
-            if (offer->html.len == 0) {
-                return 0;
+        /* the decision's HTML lives as long as the request */
+        return ngx_http_cef_put(ctx, offer->html.data, offer->html.len, 0);
+    }
+
+    ngx_http_cef_metric(NGX_HTTP_CEF_M_SLOT_DEFAULT);
+
+    return ngx_http_cef_put(ctx, ev->def, ev->def_len, ev->held);
+}
+
+
+/*
+ * Send len bytes at p: copied if short (appended to the last output
+ * buffer when that is a buffer of copies with room that no input's
+ * shadow or flags ride on yet) or held (scanner memory, valid only until
+ * the next feed), else pointed to.
+ */
+
+static int
+ngx_http_cef_put(ngx_http_cef_ctx_t *ctx, const u_char *p, size_t len,
+    ngx_uint_t held)
+{
+    u_char     *m;
+    ngx_buf_t  *b;
+
+    if (len == 0) {
+        return 0;
+    }
+
+    if (len <= NGX_HTTP_CEF_SMALL) {
+        b = NULL;
+
+        if (ctx->last_out != &ctx->out) {
+            b = ((ngx_chain_t *) ((u_char *) ctx->last_out
+                                  - offsetof(ngx_chain_t, next)))->buf;
+
+            if (b->end == NULL || (size_t) (b->end - b->last) < len
+                || b->shadow || b->sync || b->flush || b->last_buf
+                || b->last_in_chain)
+            {
+                b = NULL;
+            }
+        }
+
+        if (b == NULL) {
+            m = ngx_pnalloc(ctx->request->pool, NGX_HTTP_CEF_JOIN);
+            if (m == NULL) {
+                return -1;
             }
 
             b = ngx_http_cef_out_buf(ctx);
@@ -502,20 +556,15 @@ ngx_http_cef_emit(void *data, const cef_slot_event_t *ev)
                 return -1;
             }
 
-            b->memory = 1;
-            b->pos = offer->html.data;
-            b->last = offer->html.data + offer->html.len;
-
-            return 0;
+            b->temporary = 1;
+            b->start = m;
+            b->pos = m;
+            b->last = m;
+            b->end = m + NGX_HTTP_CEF_JOIN;
         }
 
-        ngx_http_cef_metric(NGX_HTTP_CEF_M_SLOT_DEFAULT);
+        b->last = ngx_cpymem(b->last, p, len);
 
-        bytes = ev->def;
-        len = ev->def_len;
-    }
-
-    if (len == 0) {
         return 0;
     }
 
@@ -524,22 +573,21 @@ ngx_http_cef_emit(void *data, const cef_slot_event_t *ev)
         return -1;
     }
 
-    if (ev->held) {
-        /* scanner memory: valid only until the next feed */
-        p = ngx_pnalloc(ctx->request->pool, len);
-        if (p == NULL) {
+    if (held) {
+        m = ngx_pnalloc(ctx->request->pool, len);
+        if (m == NULL) {
             return -1;
         }
 
-        ngx_memcpy(p, bytes, len);
+        ngx_memcpy(m, p, len);
         b->temporary = 1;
-        b->pos = p;
-        b->last = p + len;
+        b->pos = m;
+        b->last = m + len;
 
     } else {
         b->memory = 1;
-        b->pos = (u_char *) bytes;
-        b->last = (u_char *) bytes + len;
+        b->pos = (u_char *) p;
+        b->last = (u_char *) p + len;
     }
 
     return 0;
