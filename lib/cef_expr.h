@@ -226,8 +226,8 @@ void cef_expr_refs(const cef_expr_t *e, cef_expr_ref_pt fn, void *data);
  * It allocates nothing after this call; cef_expr_eval_reset() invalidates
  * the caches by bumping a generation counter.  One per thread (an nginx
  * worker needs one); never shared concurrently.  Create it after the
- * last expression was compiled against st (expressions compiled later
- * are evaluated correctly, without those caches).
+ * last expression was compiled against st: references added later read
+ * as null, and later map keys and comparisons go without the caches.
  *
  * @return the scratch space, or NULL when out of memory.
  */
