@@ -366,6 +366,7 @@ cef_render_value(const cef_tpl_part_t *part, const cef_value_t *v, char *buf,
 {
     char        num[64];
     size_t      pos = 0;
+    uint64_t    u;
     cef_span_t  s;
     int         n, first = 1, rc;
 
@@ -377,8 +378,20 @@ cef_render_value(const cef_tpl_part_t *part, const cef_value_t *v, char *buf,
                                         at < size ? size - at : 0);
 
     case CEF_VAL_INT:
-        n = snprintf(num, sizeof(num), "%lld", (long long) v->u.i);
-        return cef_put(buf, size, at, num, (size_t) n);
+        /* by hand: placeholders are rendered per response */
+        u = v->u.i < 0 ? 0 - (uint64_t) v->u.i : (uint64_t) v->u.i;
+        n = (int) sizeof(num);
+
+        do {
+            num[--n] = (char) ('0' + u % 10);
+            u /= 10;
+        } while (u);
+
+        if (v->u.i < 0) {
+            num[--n] = '-';
+        }
+
+        return cef_put(buf, size, at, num + n, sizeof(num) - (size_t) n);
 
     case CEF_VAL_FLOAT:
         if (!isfinite(v->u.f)) {

@@ -37,6 +37,11 @@ test_render(void **state)
           "&#39;</p>" },
         { "{{ profile.nick | default(\"<b>&'\") }}", "&lt;b&gt;&amp;&#39;" },
         { "{{ profile.clv }} / {{ profile.score }}", "620 / 0.25" },
+        { "{{ profile.n0 }} {{ profile.n9 }} {{ profile.n10 }}", "0 9 10" },
+        { "{{ profile.neg }} {{ profile.negone }}", "-42 -1" },
+        { "{{ profile.big }} {{ profile.negbig }}",
+          "9007199254740992 -9007199254740992" },
+        { "{{ profile.bigger }}", "9.00719925474099e+15" },
         { "{{ profile.vip }}", "true" },
         { "{{ profile.segments }}", "gold, a&lt;b" },
         { "{{ profile.interests | default(\"-\") }}", "-" },
@@ -65,6 +70,14 @@ test_render(void **state)
                         "<script>alert(\"x\")</script> & '", 31);
     cef_persona_set_num(p, "profile.clv", 620);
     cef_persona_set_num(p, "profile.score", 0.25);
+    cef_persona_set_num(p, "profile.n0", 0);
+    cef_persona_set_num(p, "profile.n9", 9);
+    cef_persona_set_num(p, "profile.n10", 10);
+    cef_persona_set_num(p, "profile.neg", -42);
+    cef_persona_set_num(p, "profile.negone", -1);
+    cef_persona_set_num(p, "profile.big", 9007199254740992.0);
+    cef_persona_set_num(p, "profile.negbig", -9007199254740992.0);
+    cef_persona_set_num(p, "profile.bigger", 9007199254740994.0);
     cef_persona_set_bool(p, "profile.vip", 1);
     cef_persona_set_array(p, "profile.segments", segs, 2);
     cef_persona_set_map(p, "profile.interests", keys, nums, 1);
