@@ -248,6 +248,27 @@ def test_fifty_slots(shop, upstream):
     assert body == b"".join(b"<i>%d</i>" % i + GOLD for i in range(50))
 
 
+def test_short_and_long_pieces(shop, upstream):
+    """The filter copies short pieces (up to 512 bytes) several into one
+    buffer and points to long ones: defaults, stretches and offers of
+    every size around that limit, split into pieces of every kind of
+    size, come out in order."""
+    parts, want = [], []
+    for i, n in enumerate((0, 1, 100, 511, 512, 513, 900, 2000, 30, 5000)):
+        text = (b"<b>%d</b>" % i) * (n // 8 + 1)
+        default = (b"d%d-" % i) * (n // 4)
+        parts.append(text + b"<!--cef:slot nope-->" + default
+                     + b"<!--/cef:slot--><!--cef:slot hero-->x"
+                     b"<!--/cef:slot-->")
+        want.append(text + default + GOLD)
+    page = b"".join(parts)
+    upstream.set_body("pieces", page)
+    for chunk in (1, 7, 300, 512, 513, 4000, len(page)):
+        status, _, body = request(shop, "/up/body/pieces?chunk=%d" % chunk,
+                                  headers=gold_cookie())
+        assert (status, body) == (200, b"".join(want)), chunk
+
+
 def test_ten_megabytes_with_a_slot_at_the_end(shop, upstream):
     filler = (b"<p>" + b"lorem ipsum <!-- c --> " * 40 + b"</p>\n") * 11500
     page = filler + b"<!--cef:slot hero-->end<!--/cef:slot-->"
