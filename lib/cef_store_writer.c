@@ -280,6 +280,11 @@ cef_w_lock(cef_writer_t *w, int create)
                 cef_w_err(w, "cannot lock \"%s\": %s", path, strerror(errno));
                 return CEF_WRITER_ESTORE;
             }
+
+            if (w->conf->cancel && *w->conf->cancel) {
+                cef_w_err(w, "stopped while waiting for the write lock");
+                return CEF_WRITER_ESTORE;
+            }
         }
     }
 

@@ -12,6 +12,7 @@
 #ifndef CEF_STORE_WRITER_H
 #define CEF_STORE_WRITER_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,13 @@ typedef struct {
 
     /* 1: wait for another writer to finish; 0: fail at once */
     int              wait;
+
+    /*
+     * While waiting: give up (CEF_WRITER_ESTORE) when a signal interrupts
+     * the wait and *cancel is then nonzero (a handler installed without
+     * SA_RESTART sets it).  NULL: wait through signals.
+     */
+    volatile sig_atomic_t  *cancel;
 
     /* apply: records per transaction (0 = 10000) */
     uint32_t         batch;

@@ -551,3 +551,30 @@ def test_map_full_then_grown(tmp_path):
         check_equal(store, w)
     finally:
         mock.close()
+
+
+def test_waits_for_the_write_lock_and_stops_on_sigterm(tmp_path):
+    """Another cef-sync writing (an apply reading a pipe) holds the store's
+    lock: consume waits, says so, and still stops at once on SIGTERM."""
+    import subprocess
+    from store_helpers import CEF_SYNC
+    mock = KafkaMock(tmp_path)
+    try:
+        store = empty_store(tmp_path)
+        apply = subprocess.Popen([CEF_SYNC, "apply", "--store", store.dir,
+                                  "--secret", store.secret, "-"],
+                                 stdin=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+        apply.stdin.write(b'{"cef":"delta","version":1}\n')
+        apply.stdin.flush()
+        wait_for(lambda: open(store.dir + "/write.lock").read().strip()
+                 == str(apply.pid), 30, "the apply to hold the lock")
+        c = Consumer(store, mock, "--from-beginning")
+        wait_for(lambda: "waiting for another cef-sync (pid %d)" % apply.pid
+                 in c.stderr(), 30, "the consumer to wait")
+        assert c.kill(signal.SIGTERM) == 0, c.stderr()
+        assert "stopped while waiting for the write lock" in c.stderr()
+        apply.stdin.close()
+        assert apply.wait(30) == 0
+    finally:
+        mock.close()

@@ -1039,10 +1039,21 @@ cef_sync_consume(cef_sync_t *s)
     conf.ident = ident;
     conf.map_size = s->map_size;
     conf.wait = !s->no_wait;
+    conf.cancel = &cef_consume_stop;
     conf.notice = cef_sync_notice;
     conf.data = s;
 
     rc = cef_store_stream_open(&c.st, &conf, &c.offs, err, sizeof(err));
+
+    if (rc != CEF_WRITER_OK && cef_consume_stop) {
+        /* asked to stop before it began: not a failure */
+        fprintf(stderr, "cef-sync: %s\n", err);
+        cef_identity_free(ident);
+        msgpack_zone_destroy(&c.zone);
+        msgpack_sbuffer_destroy(&c.sbuf);
+        return EXIT_OK;
+    }
+
     if (rc != CEF_WRITER_OK) {
         fprintf(stderr, "cef-sync: %s\n", err);
         cef_identity_free(ident);
