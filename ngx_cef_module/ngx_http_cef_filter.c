@@ -47,7 +47,8 @@ static ngx_int_t ngx_http_cef_scan(ngx_http_request_t *r,
 static int ngx_http_cef_emit(void *data, const cef_slot_event_t *ev);
 static int ngx_http_cef_put(ngx_http_cef_ctx_t *ctx, const u_char *p,
     size_t len, ngx_uint_t held);
-static ngx_buf_t *ngx_http_cef_out_buf(ngx_http_cef_ctx_t *ctx);
+static ngx_buf_t *ngx_http_cef_out_buf(ngx_http_cef_ctx_t *ctx,
+    ngx_uint_t join);
 static ngx_int_t ngx_http_cef_output(ngx_http_request_t *r,
     ngx_http_cef_ctx_t *ctx);
 static void *ngx_http_cef_pool_alloc(void *pool, size_t n);
@@ -461,7 +462,7 @@ ngx_http_cef_scan(ngx_http_request_t *r, ngx_http_cef_ctx_t *ctx,
                               - offsetof(ngx_chain_t, next)))->buf;
 
     } else {
-        b = ngx_http_cef_out_buf(ctx);
+        b = ngx_http_cef_out_buf(ctx, 0);
         if (b == NULL) {
             return NGX_ERROR;
         }
@@ -546,21 +547,10 @@ ngx_http_cef_put(ngx_http_cef_ctx_t *ctx, const u_char *p, size_t len,
         }
 
         if (b == NULL) {
-            m = ngx_pnalloc(ctx->request->pool, NGX_HTTP_CEF_JOIN);
-            if (m == NULL) {
-                return -1;
-            }
-
-            b = ngx_http_cef_out_buf(ctx);
+            b = ngx_http_cef_out_buf(ctx, 1);
             if (b == NULL) {
                 return -1;
             }
-
-            b->temporary = 1;
-            b->start = m;
-            b->pos = m;
-            b->last = m;
-            b->end = m + NGX_HTTP_CEF_JOIN;
         }
 
         b->last = ngx_cpymem(b->last, p, len);
@@ -568,7 +558,7 @@ ngx_http_cef_put(ngx_http_cef_ctx_t *ctx, const u_char *p, size_t len,
         return 0;
     }
 
-    b = ngx_http_cef_out_buf(ctx);
+    b = ngx_http_cef_out_buf(ctx, 0);
     if (b == NULL) {
         return -1;
     }
@@ -594,16 +584,32 @@ ngx_http_cef_put(ngx_http_cef_ctx_t *ctx, const u_char *p, size_t len,
 }
 
 
-static ngx_buf_t *
-ngx_http_cef_out_buf(ngx_http_cef_ctx_t *ctx)
-{
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
+/*
+ * A new output buffer at the end of ctx->out: with join set, an empty
+ * buffer of NGX_HTTP_CEF_JOIN bytes for copies.  Sent buffers are reused
+ * (ctx->free), a buffer for copies with its memory, so that a long body
+ * fed in many small pieces does not grow the pool with each one.
+ */
 
-    if (ctx->free) {
-        cl = ctx->free;
-        ctx->free = cl->next;
+static ngx_buf_t *
+ngx_http_cef_out_buf(ngx_http_cef_ctx_t *ctx, ngx_uint_t join)
+{
+    u_char        *start, *end;
+    ngx_buf_t     *b;
+    ngx_chain_t   *cl, **ll;
+
+    for (ll = &ctx->free; *ll; ll = &(*ll)->next) {
+        if (((*ll)->buf->start != NULL) == (join != 0)) {
+            break;
+        }
+    }
+
+    if (*ll) {
+        cl = *ll;
+        *ll = cl->next;
         b = cl->buf;
+        start = b->start;
+        end = b->end;
         ngx_memzero(b, sizeof(ngx_buf_t));
 
     } else {
@@ -620,6 +626,26 @@ ngx_http_cef_out_buf(ngx_http_cef_ctx_t *ctx)
         b = (ngx_buf_t *) (cl + 1);
         ngx_memzero(b, sizeof(ngx_buf_t));
         cl->buf = b;
+
+        start = NULL;
+        end = NULL;
+
+        if (join) {
+            start = ngx_pnalloc(ctx->request->pool, NGX_HTTP_CEF_JOIN);
+            if (start == NULL) {
+                return NULL;
+            }
+
+            end = start + NGX_HTTP_CEF_JOIN;
+        }
+    }
+
+    if (join) {
+        b->temporary = 1;
+        b->start = start;
+        b->pos = start;
+        b->last = start;
+        b->end = end;
     }
 
     b->tag = (ngx_buf_tag_t) &ngx_http_cef_module;

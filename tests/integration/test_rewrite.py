@@ -269,6 +269,27 @@ def test_short_and_long_pieces(shop, upstream):
         assert (status, body) == (200, b"".join(want)), chunk
 
 
+def test_many_short_slots_streamed_in_bounded_memory(shop, upstream):
+    """Short pieces are copied into buffers that are reused once sent: a
+    long body of short slots, streamed, does not grow the worker by the
+    size of its copies."""
+    unit = b"<i>%d</i><!--cef:slot hero-->d<!--/cef:slot-->"
+    page = b"".join(unit % (i % 1000) for i in range(160000))
+    want = b"".join(b"<i>%d</i>" % (i % 1000) + GOLD for i in range(160000))
+    assert len(want) > 8 * 1024 * 1024
+    upstream.set_body("short-slots", page)
+    before = shop.memory_kb("VmHWM")
+    status, _, body = request(shop, "/up/body/short-slots?chunk=4096",
+                              headers=gold_cookie())
+    assert status == 200
+    assert body == want
+    after = shop.memory_kb("VmHWM")
+    growth = max(after[p] - before.get(p, after[p]) for p in after)
+    print("worker VmHWM growth for %d kB of short pieces: %d kB"
+          % (len(want) // 1024, growth))
+    assert growth < 4 * 1024
+
+
 def test_ten_megabytes_with_a_slot_at_the_end(shop, upstream):
     filler = (b"<p>" + b"lorem ipsum <!-- c --> " * 40 + b"</p>\n") * 11500
     page = filler + b"<!--cef:slot hero-->end<!--/cef:slot-->"
