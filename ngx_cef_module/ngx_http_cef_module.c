@@ -19,6 +19,7 @@ static char *ngx_http_cef_budget(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cef_statuses(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static ngx_int_t ngx_http_cef_postconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_cef_init_process(ngx_cycle_t *cycle);
 static void ngx_http_cef_exit_process(ngx_cycle_t *cycle);
 
@@ -173,7 +174,7 @@ static ngx_command_t  ngx_http_cef_commands[] = {
 
 static ngx_http_module_t  ngx_http_cef_module_ctx = {
     ngx_http_cef_preconfiguration,         /* preconfiguration */
-    ngx_http_cef_filter_init,              /* postconfiguration */
+    ngx_http_cef_postconfiguration,        /* postconfiguration */
 
     ngx_http_cef_create_main_conf,         /* create main configuration */
     ngx_http_cef_init_main_conf,           /* init main configuration */
@@ -407,6 +408,17 @@ ngx_http_cef_budget(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->budget = (ngx_uint_t) n;
 
     return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cef_postconfiguration(ngx_conf_t *cf)
+{
+    if (ngx_http_cef_rules_check_variables(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_cef_filter_init(cf);
 }
 
 

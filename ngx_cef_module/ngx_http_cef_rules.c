@@ -59,10 +59,8 @@ static int ngx_http_cef_rules_lookup(void *data, const cef_ref_t *ref,
     cef_value_t *out);
 static ngx_int_t ngx_http_cef_rules_var_index(ngx_conf_t *cf,
     ngx_http_cef_rules_t *rules, const cef_ref_t *ref);
-static ngx_int_t ngx_http_cef_rules_unknown_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_cef_rules_check_vars(ngx_shm_zone_t *zone,
-    void *data);
+static ngx_uint_t ngx_http_cef_rules_var_known(
+    ngx_http_core_main_conf_t *cmcf, ngx_str_t *name);
 
 
 static ngx_http_variable_t  ngx_http_cef_rules_vars[] = {
@@ -99,20 +97,15 @@ static ngx_pool_t   *ngx_http_cef_rules_loaded_pool;
  * var.NAME that nginx did not know yet when the file was compiled: a map,
  * geo or set later in the configuration may still define it.  nginx
  * resolves variables after the whole http{} block was read and would
- * report an unknown one without the rule file's position, so each such
- * name gets a placeholder handler (which a later definition replaces) and
- * is checked once every variable is resolved: in the init of a small
- * shared zone, which nginx runs after the configuration is read, for
- * nginx -t as for a start or reload.  A placeholder still in place is an
- * unknown variable, reported as FILE:LINE:COL.
+ * report an unknown one without the rule file's position, so such names
+ * are checked first, from the module's postconfiguration
+ * (ngx_http_cef_rules_check_variables()), and reported as FILE:LINE:COL.
  */
 typedef struct {
     ngx_str_t                   file;
     ngx_str_t                   name;
     ngx_uint_t                  line;     /* 0: no position */
     ngx_uint_t                  col;
-    ngx_int_t                   index;
-    ngx_http_core_main_conf_t  *cmcf;
 } ngx_http_cef_rules_var_t;
 
 
@@ -256,12 +249,8 @@ ngx_http_cef_rules_var_index(ngx_conf_t *cf, ngx_http_cef_rules_t *rules,
 {
     u_char                     *p;
     uint32_t                    line, col;
-    ngx_str_t                   name, zname;
+    ngx_str_t                   name;
     ngx_int_t                   index;
-    ngx_uint_t                  k;
-    ngx_hash_key_t             *key;
-    ngx_shm_zone_t             *zone;
-    ngx_http_variable_t        *v, *pv;
     ngx_http_cef_rules_var_t   *pending;
     ngx_http_core_main_conf_t  *cmcf;
 
@@ -279,37 +268,13 @@ ngx_http_cef_rules_var_index(ngx_conf_t *cf, ngx_http_cef_rules_t *rules,
         return NGX_ERROR;
     }
 
-    /* defined by now, or one of the prefix variables ($arg_, $http_...) */
-
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-    key = cmcf->variables_keys->keys.elts;
-
-    for (k = 0; k < cmcf->variables_keys->keys.nelts; k++) {
-        if (key[k].key.len == name.len
-            && ngx_strncmp(key[k].key.data, name.data, name.len) == 0)
-        {
-            return index;
-        }
+    if (ngx_http_cef_rules_var_known(cmcf, &name)) {
+        return index;
     }
 
-    pv = cmcf->prefix_variables.elts;
-
-    for (k = 0; k < cmcf->prefix_variables.nelts; k++) {
-        if (name.len >= pv[k].name.len
-            && ngx_strncmp(name.data, pv[k].name.data, pv[k].name.len) == 0)
-        {
-            return index;
-        }
-    }
-
-    /* not yet: a placeholder, replaced if the name is defined later */
-
-    v = cmcf->variables.elts;
-
-    if (v[index].get_handler == NULL) {
-        v[index].get_handler = ngx_http_cef_rules_unknown_variable;
-    }
+    /* not yet: checked once the http{} block is read */
 
     if (ngx_http_cef_rules_pending == NULL) {
         ngx_http_cef_rules_pending = ngx_array_create(cf->pool, 4,
@@ -317,18 +282,6 @@ ngx_http_cef_rules_var_index(ngx_conf_t *cf, ngx_http_cef_rules_t *rules,
         if (ngx_http_cef_rules_pending == NULL) {
             return NGX_ERROR;
         }
-
-        ngx_str_set(&zname, "cef_rules_variables");
-
-        zone = ngx_shared_memory_add(cf, &zname, 8 * ngx_pagesize,
-                                     &ngx_http_cef_rules_pending);
-        if (zone == NULL) {
-            return NGX_ERROR;
-        }
-
-        zone->init = ngx_http_cef_rules_check_vars;
-        zone->data = ngx_http_cef_rules_pending;
-        zone->noreuse = 1;
     }
 
     pending = ngx_array_push(ngx_http_cef_rules_pending);
@@ -340,8 +293,6 @@ ngx_http_cef_rules_var_index(ngx_conf_t *cf, ngx_http_cef_rules_t *rules,
     pending->name = name;
     pending->line = 0;
     pending->col = 0;
-    pending->index = index;
-    pending->cmcf = cmcf;
 
     if (cef_rules_ref_position(rules->rs, ref->id, &line, &col)) {
         pending->line = line;
@@ -352,44 +303,77 @@ ngx_http_cef_rules_var_index(ngx_conf_t *cf, ngx_http_cef_rules_t *rules,
 }
 
 
-static ngx_int_t
-ngx_http_cef_rules_unknown_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
+/* Defined by now, or one of the prefix variables ($arg_, $http_...)? */
+
+static ngx_uint_t
+ngx_http_cef_rules_var_known(ngx_http_core_main_conf_t *cmcf,
+    ngx_str_t *name)
 {
-    v->not_found = 1;
-    return NGX_OK;
+    ngx_uint_t            k;
+    ngx_hash_key_t       *key;
+    ngx_http_variable_t  *pv;
+
+    key = cmcf->variables_keys->keys.elts;
+
+    for (k = 0; k < cmcf->variables_keys->keys.nelts; k++) {
+        if (key[k].key.len == name->len
+            && ngx_strncmp(key[k].key.data, name->data, name->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    pv = cmcf->prefix_variables.elts;
+
+    for (k = 0; k < cmcf->prefix_variables.nelts; k++) {
+        if (name->len >= pv[k].name.len
+            && ngx_strncmp(name->data, pv[k].name.data, pv[k].name.len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
-/* After nginx resolved every variable: report the unknown var.NAMEs. */
-static ngx_int_t
-ngx_http_cef_rules_check_vars(ngx_shm_zone_t *zone, void *data)
+/*
+ * Postconfiguration, before nginx resolves its variables: the var.NAMEs
+ * still unknown, reported with their place in the rule file.
+ */
+
+ngx_int_t
+ngx_http_cef_rules_check_variables(ngx_conf_t *cf)
 {
-    ngx_array_t               *pending = zone->data;
-    ngx_uint_t                 i, bad = 0;
-    ngx_http_variable_t       *v;
-    ngx_http_cef_rules_var_t  *pv;
+    ngx_uint_t                  i, bad;
+    ngx_http_cef_rules_var_t   *pv;
+    ngx_http_core_main_conf_t  *cmcf;
 
-    pv = pending->elts;
+    if (ngx_http_cef_rules_pending == NULL
+        || ngx_http_cef_rules_loaded_pool != cf->pool)
+    {
+        return NGX_OK;
+    }
 
-    for (i = 0; i < pending->nelts; i++) {
-        v = pv[i].cmcf->variables.elts;
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-        if (v[pv[i].index].get_handler
-            != ngx_http_cef_rules_unknown_variable)
-        {
+    bad = 0;
+    pv = ngx_http_cef_rules_pending->elts;
+
+    for (i = 0; i < ngx_http_cef_rules_pending->nelts; i++) {
+        if (ngx_http_cef_rules_var_known(cmcf, &pv[i].name)) {
             continue;
         }
 
         bad++;
 
         if (pv[i].line) {
-            ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0,
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "cef_rules: %V:%ui:%ui: unknown nginx variable "
                           "\"%V\"", &pv[i].file, pv[i].line, pv[i].col,
                           &pv[i].name);
         } else {
-            ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0,
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "cef_rules: %V: unknown nginx variable \"%V\"",
                           &pv[i].file, &pv[i].name);
         }
