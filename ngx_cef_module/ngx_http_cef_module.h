@@ -302,6 +302,8 @@ typedef struct {
 
 char *ngx_http_cef_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_cef_rules_check_variables(ngx_conf_t *cf);
+int ngx_http_cef_request_value(ngx_http_request_t *r, ngx_int_t *var_index,
+    const cef_ref_t *ref, cef_value_t *out);
 const cef_rules_t *ngx_http_cef_rules_set(ngx_http_cef_rules_t *rules);
 ngx_int_t ngx_http_cef_rules_decide(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules, ngx_http_cef_rules_lookup_pt lookup,

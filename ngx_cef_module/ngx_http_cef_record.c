@@ -150,118 +150,13 @@ ngx_http_cef_merge_record(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
 
 /* --- request inputs ------------------------------------------------------- */
 
-static ngx_int_t
-ngx_http_cef_header_in(ngx_http_request_t *r, const cef_ref_t *ref,
-    ngx_str_t *value)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == ref->name.len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) ref->name.data,
-                               ref->name.len) == 0)
-        {
-            *value = h[i].value;
-            return NGX_OK;
-        }
-    }
-
-    return NGX_DECLINED;
-}
-
-
-/*
- * The value of a request.* or var.* reference for r, as the rules glue
- * reads it (ngx_http_cef_rules.c): strings, or 0 for null.  A variable
- * already evaluated for this request keeps the value it had then.
- */
+/* The value of a request.* or var.* reference, as the rules read it. */
 
 int
 ngx_http_cef_request_input(ngx_http_request_t *r,
     ngx_http_cef_record_conf_t *rc, const cef_ref_t *ref, cef_value_t *out)
 {
-    ngx_str_t                   name, value;
-    ngx_http_variable_value_t  *vv;
-
-    switch (ref->kind) {
-
-    case CEF_REF_REQUEST_PATH:
-        value = r->uri;
-        break;
-
-    case CEF_REF_REQUEST_METHOD:
-        value = r->method_name;
-        break;
-
-    case CEF_REF_REQUEST_HOST:
-        value = r->headers_in.server;
-        if (value.len == 0) {
-            return 0;
-        }
-        break;
-
-    case CEF_REF_REQUEST_ARG:
-        if (ngx_http_arg(r, (u_char *) ref->name.data, ref->name.len, &value)
-            != NGX_OK)
-        {
-            return 0;
-        }
-        break;
-
-    case CEF_REF_REQUEST_COOKIE:
-        name.len = ref->name.len;
-        name.data = (u_char *) ref->name.data;
-
-        if (ngx_http_cef_get_cookie(r, &name, &value) != NGX_OK) {
-            return 0;
-        }
-        break;
-
-    case CEF_REF_REQUEST_HEADER:
-        if (ngx_http_cef_header_in(r, ref, &value) != NGX_OK) {
-            return 0;
-        }
-        break;
-
-    case CEF_REF_VAR:
-        if (rc->var_index[ref->id] == NGX_ERROR) {
-            return 0;
-        }
-
-        vv = ngx_http_get_indexed_variable(r, rc->var_index[ref->id]);
-        if (vv == NULL || vv->not_found) {
-            return 0;
-        }
-
-        value.data = vv->data;
-        value.len = vv->len;
-        break;
-
-    default:
-        return 0;
-    }
-
-    out->type = CEF_VAL_STR;
-    out->u.s.data = (const char *) value.data;
-    out->u.s.len = value.len;
-
-    return 1;
+    return ngx_http_cef_request_value(r, rc->var_index, ref, out);
 }
 
 

@@ -991,41 +991,36 @@ ngx_http_cef_rules_header(ngx_http_request_t *r, const cef_ref_t *ref,
 }
 
 
-static void
-ngx_http_cef_rules_str(cef_value_t *out, u_char *data, size_t len)
+/*
+ * The value of a request.* or var.* reference for r, a string (1) or null
+ * (0); var_index: the nginx variable of each reference id.  A variable
+ * already evaluated for this request keeps the value it had then.  Other
+ * references (profile.*, visitor.*, time.*) are null here.
+ */
+
+int
+ngx_http_cef_request_value(ngx_http_request_t *r, ngx_int_t *var_index,
+    const cef_ref_t *ref, cef_value_t *out)
 {
-    out->type = CEF_VAL_STR;
-    out->u.s.data = (const char *) data;
-    out->u.s.len = len;
-}
-
-
-static int
-ngx_http_cef_rules_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
-{
-    ngx_http_cef_rules_req_t   *req = data;
-    ngx_http_request_t         *r = req->r;
-
     ngx_str_t                   name, value;
     ngx_http_variable_value_t  *vv;
 
     switch (ref->kind) {
 
     case CEF_REF_REQUEST_PATH:
-        ngx_http_cef_rules_str(out, r->uri.data, r->uri.len);
-        return 1;
+        value = r->uri;
+        break;
 
     case CEF_REF_REQUEST_METHOD:
-        ngx_http_cef_rules_str(out, r->method_name.data, r->method_name.len);
-        return 1;
+        value = r->method_name;
+        break;
 
     case CEF_REF_REQUEST_HOST:
-        if (r->headers_in.server.len == 0) {
+        value = r->headers_in.server;
+        if (value.len == 0) {
             return 0;
         }
-        ngx_http_cef_rules_str(out, r->headers_in.server.data,
-                               r->headers_in.server.len);
-        return 1;
+        break;
 
     case CEF_REF_REQUEST_ARG:
         if (ngx_http_arg(r, (u_char *) ref->name.data, ref->name.len, &value)
@@ -1033,8 +1028,7 @@ ngx_http_cef_rules_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
         {
             return 0;
         }
-        ngx_http_cef_rules_str(out, value.data, value.len);
-        return 1;
+        break;
 
     case CEF_REF_REQUEST_COOKIE:
         name.len = ref->name.len;
@@ -1043,27 +1037,56 @@ ngx_http_cef_rules_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
         if (ngx_http_cef_get_cookie(r, &name, &value) != NGX_OK) {
             return 0;
         }
-        ngx_http_cef_rules_str(out, value.data, value.len);
-        return 1;
+        break;
 
     case CEF_REF_REQUEST_HEADER:
         if (ngx_http_cef_rules_header(r, ref, &value) != NGX_OK) {
             return 0;
         }
-        ngx_http_cef_rules_str(out, value.data, value.len);
-        return 1;
+        break;
 
     case CEF_REF_VAR:
-        if (req->rules->var_index[ref->id] == NGX_ERROR) {
+        if (var_index[ref->id] == NGX_ERROR) {
             return 0;
         }
 
-        vv = ngx_http_get_indexed_variable(r, req->rules->var_index[ref->id]);
+        vv = ngx_http_get_indexed_variable(r, var_index[ref->id]);
         if (vv == NULL || vv->not_found) {
             return 0;
         }
-        ngx_http_cef_rules_str(out, vv->data, vv->len);
-        return 1;
+
+        value.data = vv->data;
+        value.len = vv->len;
+        break;
+
+    default:
+        return 0;
+    }
+
+    out->type = CEF_VAL_STR;
+    out->u.s.data = (const char *) value.data;
+    out->u.s.len = value.len;
+
+    return 1;
+}
+
+
+static int
+ngx_http_cef_rules_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
+{
+    ngx_http_cef_rules_req_t  *req = data;
+
+    switch (ref->kind) {
+
+    case CEF_REF_REQUEST_PATH:
+    case CEF_REF_REQUEST_METHOD:
+    case CEF_REF_REQUEST_HOST:
+    case CEF_REF_REQUEST_ARG:
+    case CEF_REF_REQUEST_COOKIE:
+    case CEF_REF_REQUEST_HEADER:
+    case CEF_REF_VAR:
+        return ngx_http_cef_request_value(req->r, req->rules->var_index, ref,
+                                          out);
 
     default:
         /* profile.* and visitor.*: the caller's */
