@@ -702,7 +702,7 @@ cef_input_detect(cef_input_t *in, char *err, size_t errlen)
 }
 
 
-static int
+int
 cef_input_json_pack(msgpack_packer *pk, json_t *j)
 {
     size_t       i, n;

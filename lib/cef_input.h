@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <msgpack.h>
 
 
@@ -136,6 +137,14 @@ cef_input_format_t cef_input_format(const cef_input_t *in);
  *         timeout.
  */
 int cef_input_wait(cef_input_t *in, int timeout_ms);
+
+/*
+ * Pack a JSON value as msgpack, as NDJSON records are read: integers stay
+ * integers, reals become doubles.
+ *
+ * @return 0, or -1 when the packer fails.
+ */
+int cef_input_json_pack(msgpack_packer *pk, json_t *j);
 
 
 #endif /* CEF_INPUT_H */

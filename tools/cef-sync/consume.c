@@ -336,59 +336,6 @@ cef_consume_mp_check(const uint8_t *p, size_t len, size_t pos, int depth)
 }
 
 
-static int
-cef_consume_json_pack(msgpack_packer *pk, json_t *j)
-{
-    size_t       i, n;
-    const char  *key;
-    json_t      *v;
-
-    switch (json_typeof(j)) {
-
-    case JSON_OBJECT:
-        msgpack_pack_map(pk, json_object_size(j));
-        json_object_foreach(j, key, v) {
-            n = strlen(key);
-            msgpack_pack_str(pk, n);
-            msgpack_pack_str_body(pk, key, n);
-            if (cef_consume_json_pack(pk, v) != 0) {
-                return -1;
-            }
-        }
-        return 0;
-
-    case JSON_ARRAY:
-        msgpack_pack_array(pk, json_array_size(j));
-        json_array_foreach(j, i, v) {
-            if (cef_consume_json_pack(pk, v) != 0) {
-                return -1;
-            }
-        }
-        return 0;
-
-    case JSON_STRING:
-        n = json_string_length(j);
-        msgpack_pack_str(pk, n);
-        return msgpack_pack_str_body(pk, json_string_value(j), n);
-
-    case JSON_INTEGER:
-        return msgpack_pack_int64(pk, json_integer_value(j));
-
-    case JSON_REAL:
-        return msgpack_pack_double(pk, json_real_value(j));
-
-    case JSON_TRUE:
-        return msgpack_pack_true(pk);
-
-    case JSON_FALSE:
-        return msgpack_pack_false(pk);
-
-    default:
-        return msgpack_pack_nil(pk);
-    }
-}
-
-
 /* A message's value as one record: 0, or -1 with the reason in err. */
 
 static int
@@ -426,7 +373,7 @@ cef_consume_decode(cef_consume_t *c, const void *data, size_t len,
         msgpack_sbuffer_clear(&c->sbuf);
         msgpack_packer_init(&pk, &c->sbuf, msgpack_sbuffer_write);
 
-        if (cef_consume_json_pack(&pk, j) != 0) {
+        if (cef_input_json_pack(&pk, j) != 0) {
             json_decref(j);
             snprintf(err, errlen, "out of memory");
             return -1;
