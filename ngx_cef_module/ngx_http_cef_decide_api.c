@@ -34,10 +34,8 @@ static ngx_int_t
 ngx_http_cef_decide_handler(ngx_http_request_t *r)
 {
     char         *text;
-    size_t        len;
     json_t       *json;
     ngx_int_t     rc;
-    ngx_buf_t    *b;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -60,19 +58,7 @@ ngx_http_cef_decide_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    len = ngx_strlen(text);
-
-    b = ngx_create_temp_buf(r->pool, len + 1);
-    if (b == NULL) {
-        free(text);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->last = ngx_cpymem(b->last, text, len);
-    *b->last++ = '\n';
-    free(text);
-
-    return ngx_http_cef_send(r, b, "application/json");
+    return ngx_http_cef_send_json(r, text);
 }
 
 

@@ -66,10 +66,8 @@ ngx_http_cef_explain_handler(ngx_http_request_t *r)
 {
     u_char                  *dst, *src;
     char                    *text;
-    size_t                   len;
     ngx_int_t                rc;
     ngx_str_t                arg;
-    ngx_buf_t               *b;
     ngx_http_cef_explain_t   ex;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -145,19 +143,7 @@ ngx_http_cef_explain_handler(ngx_http_request_t *r)
                                      : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    len = ngx_strlen(text);
-
-    b = ngx_create_temp_buf(r->pool, len + 1);
-    if (b == NULL) {
-        free(text);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->last = ngx_cpymem(b->last, text, len);
-    *b->last++ = '\n';
-    free(text);
-
-    return ngx_http_cef_send(r, b, "application/json");
+    return ngx_http_cef_send_json(r, text);
 }
 
 

@@ -241,6 +241,7 @@ const char *ngx_http_cef_variant(ngx_http_cef_decision_t *d, ngx_uint_t i);
 
 /* the module's own responses: ngx_http_cef_response.c */
 ngx_int_t ngx_http_cef_send(ngx_http_request_t *r, ngx_buf_t *b, char *type);
+ngx_int_t ngx_http_cef_send_json(ngx_http_request_t *r, char *text);
 
 /* the JSON decision API: ngx_http_cef_decide_api.c */
 char *ngx_http_cef_decide_api(ngx_conf_t *cf, ngx_command_t *cmd,

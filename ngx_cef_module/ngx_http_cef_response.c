@@ -41,3 +41,27 @@ ngx_http_cef_send(ngx_http_request_t *r, ngx_buf_t *b, char *type)
 
     return ngx_http_output_filter(r, &out);
 }
+
+
+/* text: a JSON document from json_dumps(), freed here */
+
+ngx_int_t
+ngx_http_cef_send_json(ngx_http_request_t *r, char *text)
+{
+    size_t      len;
+    ngx_buf_t  *b;
+
+    len = ngx_strlen(text);
+
+    b = ngx_create_temp_buf(r->pool, len + 1);
+    if (b == NULL) {
+        free(text);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, text, len);
+    *b->last++ = '\n';
+    free(text);
+
+    return ngx_http_cef_send(r, b, "application/json");
+}
