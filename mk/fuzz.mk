@@ -27,6 +27,8 @@
 #   identity  signed keys, link tokens, visitor ids, base64url
 #   caps      the frequency-caps cookie: verification, the freqcap
 #             plugin's parser, the decision and the cookie sent back
+#   record    the decision record cef-rules replay reads from log lines:
+#             parse, format, parse again
 #   slot_scanner (mk/fuzz-slot.mk) the streaming slot scanner
 #
 # libcef is rebuilt with coverage instrumentation in $(BUILD)/fuzz/obj
@@ -35,7 +37,8 @@
 # New inputs go to $(BUILD)/fuzz/corpus-NAME, crashes to
 # $(BUILD)/fuzz/crash-*.  A crash becomes a regression test by committing
 # the input to tests/fuzz/corpus/NAME/ (fuzz-smoke replays it) and fixing
-# the bug.
+# the bug; one whose fix belongs to another component waits in
+# tests/fuzz/crashes-pending/ (not replayed; its README says why).
 
 FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_RUNS          ?= 10000000
