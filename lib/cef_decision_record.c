@@ -841,11 +841,21 @@ cef_parse_root(json_t *root, cef_record_t *rec, char *err, size_t errlen)
         return cef_fail(err, errlen, "\"%s\" is not an integer", "tz");
     }
 
+    if (j && (json_integer_value(j) < -86400
+              || json_integer_value(j) > 86400))
+    {
+        return cef_fail(err, errlen, "\"%s\" is not a UTC offset in seconds",
+                        "tz");
+    }
+
     rec->utc_offset = j ? (int32_t) json_integer_value(j) : 0;
 
     j = json_object_get(root, "seq");
-    if (j && !json_is_null(j) && !json_is_integer(j)) {
-        return cef_fail(err, errlen, "\"%s\" is not an integer", "seq");
+    if (j && !json_is_null(j)
+        && !(json_is_integer(j) && json_integer_value(j) >= 0))
+    {
+        return cef_fail(err, errlen, "\"%s\" is not a non-negative integer",
+                        "seq");
     }
 
     rec->seq = json_is_integer(j) ? (uint64_t) json_integer_value(j) : 0;
