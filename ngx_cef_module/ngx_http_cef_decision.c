@@ -227,7 +227,6 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
     d->rules = clcf->rules;
     d->choices = choices;
     d->slots = res.slots;
-    d->log = res.log;
     d->offers = ngx_pcalloc(r->main->pool, n * sizeof(ngx_http_cef_offer_t));
     if (n && d->offers == NULL) {
         return NGX_ERROR;

@@ -152,7 +152,8 @@ typedef struct {
     ngx_uint_t                  noffers;
     cef_decision_slot_t        *slots;          /* per slot: plugin, variant,
                                                    bucket, would-have */
-    ngx_str_t                   log;            /* cef_decision_format() */
+    ngx_str_t                   log;            /* cef_decision_format(),
+                                                   made when read */
 
     /* for the record ($cef_decision) */
     ngx_http_cef_record_conf_t *record_conf;
@@ -298,7 +299,6 @@ typedef struct {
     cef_rules_choice_t         *choices;        /* the offers shown */
     cef_decision_slot_t        *slots;
     ngx_str_t                  *html;           /* when asked for */
-    ngx_str_t                   log;
 } ngx_http_cef_rules_result_t;
 
 char *ngx_http_cef_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

@@ -855,20 +855,7 @@ ngx_http_cef_rules_decision(ngx_http_request_t *r,
                       "gets its default content", dec->error, dec->errors);
     }
 
-    len = cef_decision_format(dec, (char *) scratch, sizeof(scratch));
-    res->log.data = ngx_pnalloc(r->pool, len + 1);
-    if (res->log.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (len < sizeof(scratch)) {
-        ngx_memcpy(res->log.data, scratch, len + 1);
-        res->log.len = len;
-
-    } else {
-        res->log.len = cef_decision_format(dec, (char *) res->log.data,
-                                           len + 1);
-    }
+    /* the log line is formatted from res->slots when it is read */
 
     if (!render) {
         return NGX_OK;
@@ -943,7 +930,28 @@ ngx_http_cef_rules_decision_variable(ngx_http_request_t *r,
 {
     ngx_http_cef_decision_t  *d;
 
+    size_t                    len;
+    cef_decision_t            view;
+
     d = ngx_http_cef_decide(r);
+
+    if (d->log.data == NULL && d->rules && d->slots) {
+        ngx_memzero(&view, sizeof(cef_decision_t));
+        view.rs = d->rules->rs;
+        view.hash = cef_rules_hash(view.rs);
+        view.nslots = cef_rules_nslots(view.rs);
+        view.slots = d->slots;
+
+        len = cef_decision_format(&view, NULL, 0);
+
+        d->log.data = ngx_pnalloc(r->pool, len + 1);
+        if (d->log.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        d->log.len = cef_decision_format(&view, (char *) d->log.data,
+                                         len + 1);
+    }
 
     v->len = d->log.len;
     v->data = d->log.data ? d->log.data : (u_char *) "";
