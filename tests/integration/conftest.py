@@ -158,10 +158,21 @@ class Nginx:
             if self.proc.poll() is not None:
                 raise AssertionError("nginx exited: %s\n%s" % (
                     self.proc.returncode, self.log_text()))
-            if len(self.worker_pids()) >= 1 and self._accepts():
+            # the pid file comes after nginx installed its signal handlers
+            # (a reload sent before them would kill it), the listening
+            # sockets before both
+            if (self._pid_written() and len(self.worker_pids()) >= 1
+                    and self._accepts()):
                 return
             time.sleep(0.02)
         raise AssertionError("nginx did not come up:\n" + self.log_text())
+
+    def _pid_written(self):
+        try:
+            text = (self.prefix / "nginx.pid").read_text().strip()
+        except OSError:
+            return False
+        return text == str(self.proc.pid)
 
     def _accepts(self):
         try:
