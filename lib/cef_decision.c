@@ -218,6 +218,37 @@ cef_decision_fail(cef_decision_t *d, const char *plugin, const char *what)
 
 /* --- the decision --------------------------------------------------------- */
 
+/*
+ * Add a candidate to slot s; the slot closes at its first unless its
+ * strategy wants them all (closed: d->shown keeps the count meanwhile).
+ *
+ * @return 1 if the slot closed.
+ */
+
+static inline uint32_t
+cef_decision_add(const cef_rules_t *rs, cef_decision_t *d, uint32_t s,
+    uint32_t offer, uint32_t rule)
+{
+    uint32_t           *ncands = d->ncands;
+    cef_plugin_cand_t  *c;
+
+    c = &((cef_plugin_cand_t *) d->cands)[s * CEF_DECISION_MAX_CANDIDATES
+                                          + ncands[s]++];
+    c->offer = &rs->poffers[offer];
+    c->rule = rule;
+    c->priority = rs->rules[rule].priority;
+
+    if (rs->strategy[s].all && ncands[s] < CEF_DECISION_MAX_CANDIDATES) {
+        return 0;
+    }
+
+    d->shown[s] = ncands[s];
+    ncands[s] = CEF_RULES_NONE;
+
+    return 1;
+}
+
+
 uint32_t
 cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
     const cef_expr_ctx_t *ctx, const cef_decision_input_t *in,
@@ -301,19 +332,7 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
                 continue;
             }
 
-            c = &cands[s * CEF_DECISION_MAX_CANDIDATES + ncands[s]++];
-            c->offer = &rs->poffers[pr->offer];
-            c->rule = pr->rule;
-            c->priority = rs->rules[pr->rule].priority;
-
-            if (!rs->strategy[s].all
-                || ncands[s] == CEF_DECISION_MAX_CANDIDATES)
-            {
-                d->shown[s] = ncands[s];
-                ncands[s] = CEF_RULES_NONE;
-                open--;
-            }
-
+            open -= cef_decision_add(rs, d, s, pr->offer, pr->rule);
             continue;
         }
 
@@ -341,19 +360,7 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
                 continue;
             }
 
-            c = &cands[s * CEF_DECISION_MAX_CANDIDATES + ncands[s]++];
-            c->offer = &rs->poffers[po->offer];
-            c->rule = pr->rule;
-            c->priority = rs->rules[pr->rule].priority;
-
-            if (!rs->strategy[s].all
-                || ncands[s] == CEF_DECISION_MAX_CANDIDATES)
-            {
-                /* closed: remember the count in d->shown meanwhile */
-                d->shown[s] = ncands[s];
-                ncands[s] = CEF_RULES_NONE;
-                open--;
-            }
+            open -= cef_decision_add(rs, d, s, po->offer, pr->rule);
         }
     }
 
