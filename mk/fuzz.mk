@@ -29,6 +29,9 @@
 #             plugin's parser, the decision and the cookie sent back
 #   record    the decision record cef-rules replay reads from log lines:
 #             parse, format, parse again
+#   consume   cef-sync consume's decoding of Kafka message values
+#             (tools/cef-sync/decode.c); one input in CEF_FUZZ_STORE_EVERY
+#             also through a stream session into a store on tmpfs
 #   slot_scanner (mk/fuzz-slot.mk) the streaming slot scanner
 #
 # libcef is rebuilt with coverage instrumentation in $(BUILD)/fuzz/obj
@@ -89,8 +92,15 @@ $(BUILD)/fuzz/libcef.a: $(FUZZ_OBJS)
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h \
                       $(BUILD)/fuzz/libcef.a
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined \
-	    -Itests/fuzz $< $(BUILD)/fuzz/libcef.a $(PKG_LIBS) -ldl -lpthread \
-	    -o $@
+	    -Itests/fuzz $(FUZZ_TARGET_FLAGS) $< $(FUZZ_TARGET_OBJS) \
+	    $(BUILD)/fuzz/libcef.a $(PKG_LIBS) -ldl -lpthread -o $@
+
+# cef-sync's message decoder is a tool's file, not libcef's
+$(BUILD)/fuzz/fuzz_consume: FUZZ_TARGET_FLAGS = -Itools/cef-sync
+$(BUILD)/fuzz/fuzz_consume: FUZZ_TARGET_OBJS = \
+    $(BUILD)/fuzz/obj/tools/cef-sync/decode.o
+$(BUILD)/fuzz/fuzz_consume: $(BUILD)/fuzz/obj/tools/cef-sync/decode.o \
+                            tools/cef-sync/cef_sync_decode.h
 
 fuzz-build: $(FUZZ_BINS) $(FUZZ_SLOT) $(FUZZ_SLOT_DICT)
 

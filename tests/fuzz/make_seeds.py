@@ -9,6 +9,7 @@ rewrites only the seed-* files.
 import base64
 import hashlib
 import hmac
+import json
 import os
 import struct
 
@@ -179,3 +180,47 @@ put("identity", "link-token", b"\x04" +
     (b64(payload) + "." + sig(b"first-secret", payload)).encode())
 put("identity", "visitor-id", b"\x00" + b64(bytes(range(16))).encode())
 put("identity", "dots", b"\x08a.b.c..")
+
+
+# fuzz_consume.c: byte 0 flags (bit 0 JSON, bit 1 commit), then messages,
+# each a 2-byte big-endian length and the value; length 0 is a tombstone
+# followed by a 1-byte key length and the key
+MESSAGES = [
+    {"op": "upsert", "id": "c-1003",
+     "keys": [["email", "cy@example.com"], ["device", "d-9"]],
+     "attrs": {"first_name": "Cy", "segments": ["new"], "clv": 12.5,
+               "interests": {"garden": 0.7}, "vip": False}},
+    {"op": "patch", "id": "c-1001", "set": {"clv": 1300.0},
+     "unset": ["nps"]},
+    {"op": "keys", "id": "c-1002", "add": [["crm", "1002"]],
+     "remove": [["email", "bob@example.com"]]},
+    {"op": "merge", "from": "c-1002", "into": "c-1001"},
+    {"op": "delete", "id": "c-1001"},
+    {"seq": 7, "op": "patch", "id": "c-0999", "set": {"x": 1}},
+]
+
+
+def consume_input(flags, values):
+    out = bytes([flags])
+    for v in values:
+        if isinstance(v, tuple):        # a tombstone: ("tomb", key)
+            out += b"\x00\x00" + bytes([len(v[1])]) + v[1]
+        else:
+            out += struct.pack(">H", len(v)) + v
+    return out
+
+
+for i, m in enumerate(MESSAGES):
+    put("consume", "mp-%02d" % i, consume_input(2, [msgpack.packb(m)]))
+    put("consume", "json-%02d" % i,
+        consume_input(3, [json.dumps(m).encode()]))
+put("consume", "mp-batch", consume_input(
+    2, [msgpack.packb(m) for m in MESSAGES[:4]] + [("tomb", b"c-1003")]))
+put("consume", "json-batch-abandoned", consume_input(
+    1, [json.dumps(m).encode() for m in MESSAGES[:5]]))
+put("consume", "mp-bad", consume_input(2, [
+    b"\xdd\xff\xff\xff\xff", b"\x81\xa2op\xa6rename", msgpack.packb([1, 2]),
+    b'{"op":"delete","id":"c-1001"}', b"\xc1"]))
+put("consume", "json-bad", consume_input(3, [
+    b'{"op":"delete","id":"c-1001","id":"x"}', b"[1]", b'{"op":',
+    b"[" * 40 + b"]" * 40]))

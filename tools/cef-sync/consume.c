@@ -23,16 +23,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <msgpack.h>
 
-#include "cef_input.h"
 #include "cef_store_writer.h"
 #include "cef_sync.h"
+#include "cef_sync_decode.h"
 
 
-#define CEF_CONSUME_DEPTH     32       /* msgpack nesting a record may use */
 #define CEF_CONSUME_POLL_MS   100
 #define CEF_CONSUME_IDLE_MS   10       /* no record this long: commit */
 #define CEF_CONSUME_BACKOFF   30000    /* longest wait between retries, ms */
@@ -53,8 +51,7 @@ typedef struct {
     struct timespec       batch_start;
     struct timespec       refreshed;
 
-    msgpack_zone          zone;
-    msgpack_sbuffer       sbuf;
+    cef_sync_decoder_t    dec;
 
     cef_writer_result_t   res;
     uint64_t              records;     /* messages taken from the topic */
@@ -218,194 +215,6 @@ cef_consume_client(cef_consume_t *c, char *err, size_t errlen)
     rd_kafka_poll_set_consumer(rk);
 
     return rk;
-}
-
-
-/* --- decoding a message's value ------------------------------------------ */
-
-
-static uint64_t
-cef_consume_be(const uint8_t *p, size_t n)
-{
-    uint64_t  v = 0;
-
-    while (n--) {
-        v = (v << 8) | *p++;
-    }
-
-    return v;
-}
-
-
-/*
- * Check a msgpack value's structure before msgpack-c parses it: msgpack-c
- * allocates a container's elements when it reads the header, so a header
- * claiming 2^32 elements would ask for ~100 GB.  Returns the end offset,
- * or 0 if malformed.
- */
-
-static size_t
-cef_consume_mp_check(const uint8_t *p, size_t len, size_t pos, int depth)
-{
-    uint8_t   c;
-    uint64_t  n, i, skip = 0;
-    size_t    hl = 0;
-
-    if (pos >= len || depth > CEF_CONSUME_DEPTH) {
-        return 0;
-    }
-
-    c = p[pos];
-
-#define CEF_BE(off, bytes)                                                   \
-    (pos + 1 + (off) + (bytes) > len ? (uint64_t) -1                         \
-     : cef_consume_be(p + pos + 1 + (off), bytes))
-
-    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
-        return pos + 1;
-    }
-
-    if ((c >= 0x80 && c <= 0x9f) || c == 0xdc || c == 0xdd || c == 0xde
-        || c == 0xdf)
-    {
-        if (c <= 0x8f) {
-            n = 2 * (uint64_t) (c & 0x0f); hl = 1;
-        } else if (c <= 0x9f) {
-            n = c & 0x0f; hl = 1;
-        } else if (c == 0xdc) {
-            n = CEF_BE(0, 2); hl = 3;
-        } else if (c == 0xdd) {
-            n = CEF_BE(0, 4); hl = 5;
-        } else if (c == 0xde) {
-            n = CEF_BE(0, 2); n = n == (uint64_t) -1 ? n : 2 * n; hl = 3;
-        } else {
-            n = CEF_BE(0, 4); n = n == (uint64_t) -1 ? n : 2 * n; hl = 5;
-        }
-
-        /* every element takes at least one byte */
-        if (n == (uint64_t) -1 || n > len - pos) {
-            return 0;
-        }
-
-        pos += hl;
-        for (i = 0; i < n; i++) {
-            pos = cef_consume_mp_check(p, len, pos, depth + 1);
-            if (pos == 0) {
-                return 0;
-            }
-        }
-
-        return pos;
-    }
-
-    if (c >= 0xa0 && c <= 0xbf) {
-        hl = 1; skip = c & 0x1f;
-    } else if (c == 0xd9 || c == 0xc4) {
-        hl = 2; skip = CEF_BE(0, 1);
-    } else if (c == 0xda || c == 0xc5) {
-        hl = 3; skip = CEF_BE(0, 2);
-    } else if (c == 0xdb || c == 0xc6) {
-        hl = 5; skip = CEF_BE(0, 4);
-    } else if (c == 0xc7) {
-        hl = 3; skip = CEF_BE(0, 1);
-    } else if (c == 0xc8) {
-        hl = 4; skip = CEF_BE(0, 2);
-    } else if (c == 0xc9) {
-        hl = 6; skip = CEF_BE(0, 4);
-    } else if (c >= 0xd4 && c <= 0xd8) {
-        hl = 2; skip = (uint64_t) 1 << (c - 0xd4);
-    } else if (c == 0xca) {
-        hl = 1; skip = 4;
-    } else if (c == 0xcb) {
-        hl = 1; skip = 8;
-    } else if (c >= 0xcc && c <= 0xcf) {
-        hl = 1; skip = (uint64_t) 1 << (c - 0xcc);
-    } else if (c >= 0xd0 && c <= 0xd3) {
-        hl = 1; skip = (uint64_t) 1 << (c - 0xd0);
-    } else {
-        return 0;   /* 0xc1 */
-    }
-
-#undef CEF_BE
-
-    if (skip == (uint64_t) -1 || hl > len - pos || skip > len - pos - hl) {
-        return 0;
-    }
-
-    return pos + hl + (size_t) skip;
-}
-
-
-/* A message's value as one record: 0, or -1 with the reason in err. */
-
-static int
-cef_consume_decode(cef_consume_t *c, const void *data, size_t len,
-    msgpack_object *rec, char *err, size_t errlen)
-{
-    size_t                  off = 0;
-    json_t                 *j;
-    json_error_t            jerr;
-    msgpack_packer          pk;
-    msgpack_unpack_return   rc;
-
-    if (len > CEF_INPUT_RECORD_MAX) {
-        snprintf(err, errlen, "record is larger than %d bytes",
-                 CEF_INPUT_RECORD_MAX);
-        return -1;
-    }
-
-    msgpack_zone_clear(&c->zone);
-
-    if (c->s->format_json) {
-        j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (j == NULL) {
-            snprintf(err, errlen, "malformed JSON at column %d: %s",
-                     jerr.column, jerr.text);
-            return -1;
-        }
-
-        if (!json_is_object(j)) {
-            json_decref(j);
-            snprintf(err, errlen, "not a JSON object");
-            return -1;
-        }
-
-        msgpack_sbuffer_clear(&c->sbuf);
-        msgpack_packer_init(&pk, &c->sbuf, msgpack_sbuffer_write);
-
-        if (cef_input_json_pack(&pk, j) != 0) {
-            json_decref(j);
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-
-        json_decref(j);
-        data = c->sbuf.data;
-        len = c->sbuf.size;
-
-    } else if (len > 0 && *(const char *) data == '{') {
-        snprintf(err, errlen, "malformed msgpack (the value looks like JSON: "
-                 "--format json?)");
-        return -1;
-
-    } else if (cef_consume_mp_check(data, len, 0, 0) != len) {
-        snprintf(err, errlen, "malformed msgpack");
-        return -1;
-    }
-
-    rc = msgpack_unpack(data, len, &off, &c->zone, rec);
-
-    if (rc != MSGPACK_UNPACK_SUCCESS || off != len) {
-        snprintf(err, errlen, "malformed msgpack");
-        return -1;
-    }
-
-    if (rec->type != MSGPACK_OBJECT_MAP) {
-        snprintf(err, errlen, "not a msgpack map");
-        return -1;
-    }
-
-    return 0;
 }
 
 
@@ -741,7 +550,7 @@ cef_consume_message(cef_consume_t *c, rd_kafka_message_t *m)
             c->tombstones += rc == CEF_WRITER_OK;
         }
 
-    } else if (cef_consume_decode(c, m->payload, m->len, &rec, err,
+    } else if (cef_sync_decode(&c->dec, m->payload, m->len, &rec, err,
                                   sizeof(err)) != 0)
     {
         rc = CEF_WRITER_EINPUT;
@@ -966,8 +775,10 @@ cef_sync_consume(cef_sync_t *s)
 
     memset(&c, 0, sizeof(c));
     c.s = s;
-    msgpack_zone_init(&c.zone, 8192);
-    msgpack_sbuffer_init(&c.sbuf);
+    if (cef_sync_decoder_init(&c.dec, s->format_json) != 0) {
+        fprintf(stderr, "cef-sync: out of memory\n");
+        return EXIT_STORE;
+    }
 
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = cef_consume_signal;
@@ -996,16 +807,14 @@ cef_sync_consume(cef_sync_t *s)
         /* asked to stop before it began: not a failure */
         fprintf(stderr, "cef-sync: %s\n", err);
         cef_identity_free(ident);
-        msgpack_zone_destroy(&c.zone);
-        msgpack_sbuffer_destroy(&c.sbuf);
+        cef_sync_decoder_free(&c.dec);
         return EXIT_OK;
     }
 
     if (rc != CEF_WRITER_OK) {
         fprintf(stderr, "cef-sync: %s\n", err);
         cef_identity_free(ident);
-        msgpack_zone_destroy(&c.zone);
-        msgpack_sbuffer_destroy(&c.sbuf);
+        cef_sync_decoder_free(&c.dec);
         return rc == CEF_WRITER_EINPUT ? EXIT_INPUT : EXIT_STORE;
     }
 
@@ -1061,8 +870,7 @@ done:
         rd_kafka_destroy(c.rk);
     }
 
-    msgpack_zone_destroy(&c.zone);
-    msgpack_sbuffer_destroy(&c.sbuf);
+    cef_sync_decoder_free(&c.dec);
     cef_store_stream_close(c.st);
     cef_identity_free(ident);
 
