@@ -21,6 +21,10 @@
 #define CEF_INPUT_QUEUE  1024
 #define CEF_INPUT_WAKE   64      /* wake the other side in batches */
 
+/* how deep msgpack-c reads containers (MSGPACK_EMBED_STACK_SIZE) */
+#define CEF_INPUT_DEPTH_MAX  32
+#define CEF_INPUT_TOO_DEEP   -2
+
 
 /*
  * msgpack-c allocates an array's or a map's elements when it reads the
@@ -31,7 +35,7 @@
  * hold, before msgpack-c sees it.  It only checks; msgpack-c parses.
  */
 
-#define CEF_GUARD_DEPTH  64
+#define CEF_GUARD_DEPTH  CEF_INPUT_DEPTH_MAX
 
 typedef struct {
     uint8_t    hdr[9];         /* a header being read */
@@ -43,6 +47,7 @@ typedef struct {
     uint64_t   records;        /* top-level objects started */
     uint64_t   start;          /* offset of the current top-level object */
     uint64_t   pos;            /* bytes fed */
+    uint64_t   max_items;      /* 0: CEF_INPUT_RECORD_MAX */
 } cef_guard_t;
 
 
@@ -261,7 +266,9 @@ cef_guard_feed(cef_guard_t *g, const uint8_t *p, size_t n,
             continue;
         }
 
-        if (items > CEF_INPUT_RECORD_MAX || g->depth == CEF_GUARD_DEPTH) {
+        if (items > (g->max_items ? g->max_items : CEF_INPUT_RECORD_MAX)
+            || g->depth == CEF_GUARD_DEPTH)
+        {
             *bad_record = g->records;
             *bad_offset = g->start;
             return -1;
@@ -293,6 +300,21 @@ cef_input_guard(cef_input_t *in, const uint8_t *p, size_t n, char *err,
              "nests deeper than %d)", (unsigned long long) rec,
              (unsigned long long) off, CEF_GUARD_DEPTH);
     return -1;
+}
+
+
+int
+cef_input_msgpack_check(const void *data, size_t len)
+{
+    uint64_t     rec, off;
+    cef_guard_t  g;
+
+    memset(&g, 0, sizeof(cef_guard_t));
+
+    /* every element takes at least one byte */
+    g.max_items = len ? len : 1;
+
+    return cef_guard_feed(&g, data, len, &rec, &off);
 }
 
 
@@ -702,12 +724,24 @@ cef_input_detect(cef_input_t *in, char *err, size_t errlen)
 }
 
 
-int
-cef_input_json_pack(msgpack_packer *pk, json_t *j)
+/*
+ * Returns 0, -1 when the packer fails, or CEF_INPUT_TOO_DEEP: msgpack-c
+ * would refuse to read the result back.
+ */
+
+static int
+cef_input_json_pack(msgpack_packer *pk, json_t *j, int depth)
 {
+    int          rc;
     size_t       i, n;
     const char  *key;
     json_t      *v;
+
+    if ((json_is_object(j) || json_is_array(j))
+        && depth == CEF_INPUT_DEPTH_MAX)
+    {
+        return CEF_INPUT_TOO_DEEP;
+    }
 
     switch (json_typeof(j)) {
 
@@ -717,8 +751,8 @@ cef_input_json_pack(msgpack_packer *pk, json_t *j)
             n = strlen(key);
             msgpack_pack_str(pk, n);
             msgpack_pack_str_body(pk, key, n);
-            if (cef_input_json_pack(pk, v) != 0) {
-                return -1;
+            if ((rc = cef_input_json_pack(pk, v, depth + 1)) != 0) {
+                return rc;
             }
         }
         return 0;
@@ -726,8 +760,8 @@ cef_input_json_pack(msgpack_packer *pk, json_t *j)
     case JSON_ARRAY:
         msgpack_pack_array(pk, json_array_size(j));
         json_array_foreach(j, i, v) {
-            if (cef_input_json_pack(pk, v) != 0) {
-                return -1;
+            if ((rc = cef_input_json_pack(pk, v, depth + 1)) != 0) {
+                return rc;
             }
         }
         return 0;
@@ -758,15 +792,56 @@ cef_input_json_pack(msgpack_packer *pk, json_t *j)
 }
 
 
+int
+cef_input_json_record(const char *s, size_t len, msgpack_sbuffer *sb,
+    char *err, size_t errlen)
+{
+    int             rc;
+    json_t         *j;
+    json_error_t    jerr;
+    msgpack_packer  pk;
+
+    j = json_loadb(s, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL) {
+        snprintf(err, errlen, "malformed JSON at column %d: %s", jerr.column,
+                 jerr.text);
+        return -1;
+    }
+
+    if (!json_is_object(j)) {
+        json_decref(j);
+        snprintf(err, errlen, "not a JSON object");
+        return -1;
+    }
+
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+
+    rc = cef_input_json_pack(&pk, j, 0);
+    json_decref(j);
+
+    if (rc == CEF_INPUT_TOO_DEEP) {
+        snprintf(err, errlen, "arrays and objects nest deeper than %d",
+                 CEF_INPUT_DEPTH_MAX);
+        return -1;
+    }
+
+    if (rc != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    return 0;
+}
+
+
 static int
 cef_input_next_json(cef_input_t *in, const msgpack_object **obj, char *err,
     size_t errlen)
 {
     char            *nl, *s;
+    char             msg[512];
     size_t           len, i, off;
-    json_t          *j;
-    json_error_t     jerr;
-    msgpack_packer   pk;
 
     for ( ;; ) {
         nl = memchr(in->line + in->lpos, '\n', in->llen - in->lpos);
@@ -826,35 +901,13 @@ cef_input_next_json(cef_input_t *in, const msgpack_object **obj, char *err,
             return -1;
         }
 
-        j = json_loadb(s, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (j == NULL) {
-            snprintf(err, errlen, "record %llu (line %llu, byte %llu): "
-                     "malformed JSON at column %d: %s",
+        if (cef_input_json_record(s, len, &in->sbuf, msg, sizeof(msg)) != 0) {
+            snprintf(err, errlen, "record %llu (line %llu, byte %llu): %s",
                      (unsigned long long) in->record,
                      (unsigned long long) in->lineno,
-                     (unsigned long long) off, jerr.column, jerr.text);
+                     (unsigned long long) off, msg);
             return -1;
         }
-
-        if (!json_is_object(j)) {
-            json_decref(j);
-            snprintf(err, errlen, "record %llu (line %llu, byte %llu): "
-                     "not a JSON object", (unsigned long long) in->record,
-                     (unsigned long long) in->lineno,
-                     (unsigned long long) off);
-            return -1;
-        }
-
-        msgpack_sbuffer_clear(&in->sbuf);
-        msgpack_packer_init(&pk, &in->sbuf, msgpack_sbuffer_write);
-
-        if (cef_input_json_pack(&pk, j) != 0) {
-            json_decref(j);
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-
-        json_decref(j);
 
         off = 0;
         if (msgpack_unpack_next(&in->result, in->sbuf.data, in->sbuf.size,

@@ -139,12 +139,31 @@ cef_input_format_t cef_input_format(const cef_input_t *in);
 int cef_input_wait(cef_input_t *in, int timeout_ms);
 
 /*
- * Pack a JSON value as msgpack, as NDJSON records are read: integers stay
- * integers, reals become doubles.
+ * Check one whole msgpack value (a message, not a stream) before msgpack-c
+ * reads it, as the reader checks its streams: msgpack-c allocates a
+ * container's elements when it reads the header, so a header claiming
+ * 2^32 elements would ask for ~100 GB.  A container may claim at most len
+ * elements; 32 containers may nest (as deep as msgpack-c reads).  Bytes that are not msgpack at all are left
+ * for msgpack-c to report.
  *
- * @return 0, or -1 when the packer fails.
+ * @return 0, or -1 if a container claims too much.
  */
-int cef_input_json_pack(msgpack_packer *pk, json_t *j);
+int cef_input_msgpack_check(const void *data, size_t len);
+
+/*
+ * One JSON object as a record, packed as NDJSON records are read: integers
+ * stay integers, reals become doubles; a repeated key is malformed.
+ *
+ * @param[in]  s       the JSON text
+ * @param[in]  len     its length
+ * @param[out] sb      the record as msgpack (cleared first)
+ * @param[out] err     on -1: "malformed JSON at column C: ...", "not a
+ *                     JSON object", "arrays and objects nest deeper than
+ *                     32" (msgpack-c reads no deeper) or "out of memory"
+ * @return 0 or -1.
+ */
+int cef_input_json_record(const char *s, size_t len, msgpack_sbuffer *sb,
+    char *err, size_t errlen);
 
 
 #endif /* CEF_INPUT_H */

@@ -153,6 +153,80 @@ test_msgpack_limits(void **state)
 }
 
 
+/* one whole value, as cef-sync consume checks a Kafka message */
+static void
+test_msgpack_check_one_value(void **state)
+{
+    int              i;
+    char             deep[80];
+    msgpack_sbuffer  sb;
+    msgpack_packer   pk;
+
+    (void) state;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_rec(&pk, 1);
+    assert_int_equal(cef_input_msgpack_check(sb.data, sb.size), 0);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* 2^32 - 1 elements; more elements than bytes; exactly as many */
+    assert_int_equal(cef_input_msgpack_check("\xdd\xff\xff\xff\xff\x01", 6),
+                     -1);
+    assert_int_equal(cef_input_msgpack_check("\x81\xa1" "a\xdc\x00\x09"
+                                             "\x01\x02", 8), -1);
+    assert_int_equal(cef_input_msgpack_check("\x93\x01\x02\x03", 4), 0);
+
+    /* 32 open containers are the limit, as in msgpack-c */
+    for (i = 0; i < 33; i++) {
+        deep[i] = (char) 0x91;
+    }
+    deep[33] = 0x01;
+    assert_int_equal(cef_input_msgpack_check(deep, 32), 0);
+    assert_int_equal(cef_input_msgpack_check(deep, 34), -1);
+
+    /* bytes that are not msgpack are msgpack-c's to report */
+    assert_int_equal(cef_input_msgpack_check("\xc1", 1), 0);
+    assert_int_equal(cef_input_msgpack_check("", 0), 0);
+}
+
+
+/* msgpack-c reads 32 nested containers: a deeper JSON record is refused
+ * as such, not reported as out of memory */
+static void
+test_ndjson_depth(void **state)
+{
+    int                    n, depth;
+    char                   line[256];
+    cef_input_t           *in;
+    const msgpack_object  *o;
+
+    (void) state;
+
+    for (depth = 32; depth <= 33; depth++) {
+        n = snprintf(line, sizeof(line), "{\"a\":");
+        memset(line + n, '[', depth - 1);
+        n += depth - 1;
+        memset(line + n, ']', depth - 1);
+        n += depth - 1;
+        line[n++] = '}';
+        line[n] = '\0';
+
+        in = cef_input_open_mem(line, n);
+        if (depth == 32) {
+            assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), 1);
+            assert_int_equal(o->via.map.ptr[0].val.type,
+                             MSGPACK_OBJECT_ARRAY);
+        } else {
+            assert_int_equal(cef_input_next(in, &o, err, sizeof(err)), -1);
+            assert_non_null(strstr(err, "record 1 (line 1, byte 0): arrays "
+                                   "and objects nest deeper than 32"));
+        }
+        cef_input_close(in);
+    }
+}
+
+
 static void
 test_ndjson(void **state)
 {
@@ -327,7 +401,9 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_msgpack_stream),
         cmocka_unit_test(test_msgpack_limits),
+        cmocka_unit_test(test_msgpack_check_one_value),
         cmocka_unit_test(test_ndjson),
+        cmocka_unit_test(test_ndjson_depth),
         cmocka_unit_test(test_fd_and_pipe),
         cmocka_unit_test(test_threaded),
     };

@@ -15,10 +15,6 @@
 #include <msgpack.h>
 
 
-/* the msgpack nesting a record may use */
-#define CEF_SYNC_DECODE_DEPTH  32
-
-
 typedef struct {
     int              json;     /* values are JSON objects, not msgpack */
     msgpack_zone     zone;     /* the last record decoded */
@@ -38,17 +34,5 @@ void cef_sync_decoder_free(cef_sync_decoder_t *d);
  */
 int cef_sync_decode(cef_sync_decoder_t *d, const void *data, size_t len,
     msgpack_object *rec, char *err, size_t errlen);
-
-/*
- * Check the structure of the msgpack value at p[0] before msgpack-c reads
- * it: msgpack-c allocates a container's elements when it reads the
- * header, so a header claiming 2^32 elements would ask for ~100 GB.
- * Nesting deeper than CEF_SYNC_DECODE_DEPTH is malformed.
- *
- * @return the offset just past the value, or 0 if it is malformed or
- *         goes past len.
- */
-size_t cef_sync_msgpack_check(const uint8_t *p, size_t len);
-
 
 #endif /* CEF_SYNC_DECODE_H */
