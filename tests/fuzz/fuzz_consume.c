@@ -30,7 +30,6 @@
  * layer.
  */
 
-#include <ftw.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +44,7 @@
 #include "cef_store_writer.h"
 #include "cef_sync_decode.h"
 #include "fuzz_common.h"
+#include "fuzz_store_fixture.h"
 
 
 #define FUZZ_MESSAGES  8
@@ -60,22 +60,9 @@ typedef struct {
 } message_t;
 
 
-static const char  base_snapshot[] =
-    "{\"cef\":\"snapshot\",\"version\":1,\"id\":\"s1\",\"created_at\":1}\n"
-    "{\"id\":\"c-1001\",\"keys\":[[\"email\",\"ann@example.com\"],"
-    "[\"crm\",\"1001\"]],\"attrs\":{\"first_name\":\"Ann\","
-    "\"segments\":[\"vip\",\"newsletter\"],\"clv\":1234.5,\"nps\":9,"
-    "\"interests\":{\"shoes\":0.8},\"vip\":true}}\n"
-    "{\"id\":\"c-1002\",\"keys\":[[\"email\",\"bob@example.com\"]],"
-    "\"attrs\":{\"first_name\":\"Bob\",\"lifecycle\":\"new\"}}\n"
-    "{\"end\":true,\"count\":2}\n";
-
 static const char  *base_keys[] = { "ann@example.com", "bob@example.com" };
 
 
-static char                 top[256], dir[300];
-static cef_identity_t      *ident;
-static unsigned             every = 64;
 static cef_verify_result_t  base_v;
 static uint8_t             *base_blob[2];
 static size_t               base_len[2];
@@ -186,37 +173,6 @@ decode(int json, const message_t *m, msgpack_object *rec)
 
 
 /* --- the stream session ------------------------------------------------- */
-
-
-static void
-conf_init(cef_writer_conf_t *conf)
-{
-    memset(conf, 0, sizeof(*conf));
-    conf->dir = dir;
-    conf->ident = ident;
-    conf->map_size = 64 << 20;
-}
-
-
-static void
-load_base(void)
-{
-    int                   rc;
-    cef_input_t          *in;
-    cef_writer_conf_t     conf;
-    cef_writer_result_t   res;
-    char                  err[512];
-
-    conf_init(&conf);
-    in = cef_input_open_mem(base_snapshot, sizeof(base_snapshot) - 1);
-    CHECK(in != NULL);
-    rc = cef_store_load(&conf, in, &res, err, sizeof(err));
-    cef_input_close(in);
-    if (rc != CEF_WRITER_OK) {
-        fprintf(stderr, "fuzz_consume: loading the base store: %s\n", err);
-        abort();
-    }
-}
 
 
 static void
@@ -387,18 +343,6 @@ session(int json, int commit, const message_t *msgs, size_t n)
 /* --- set-up ------------------------------------------------------------- */
 
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st;
-    (void) flag;
-    (void) ftw;
-    (void) remove(path);
-
-    return 0;
-}
-
-
 static void
 report(void)
 {
@@ -410,55 +354,20 @@ report(void)
             (unsigned long long) n_commits, (unsigned long long) n_applied,
             every);
 
-    if (top[0]) {
-        (void) nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    }
+    fuzz_store_remove();
 }
 
 
 static void
 init(void)
 {
-    const char  *base, *e;
-    char         err[256];
-
-    e = getenv("CEF_FUZZ_STORE_EVERY");
-    if (e != NULL && atoi(e) > 0) {
-        every = (unsigned) atoi(e);
-    }
-
-    base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-    snprintf(top, sizeof(top), "%s/cef-fuzz-consume-XXXXXX",
-             base ? base : "/tmp");
-    CHECK(mkdtemp(top) != NULL);
-    snprintf(dir, sizeof(dir), "%s/store", top);
-    atexit(report);
-
-    ident = cef_identity_create((const uint8_t *) "fuzz-secret", 11, err,
-                                sizeof(err));
-    CHECK(ident != NULL);
-
     CHECK(cef_sync_decoder_init(&dec[0], 0) == 0);
     CHECK(cef_sync_decoder_init(&dec[1], 1) == 0);
 
-    load_base();
+    fuzz_store_setup("consume", report);
     verify(&base_v);
     CHECK(base_v.profiles == 2);
     base_profiles(1);
-}
-
-
-/* FNV-1a: which inputs also go through a stream session */
-static uint32_t
-hash(const uint8_t *p, size_t n)
-{
-    uint32_t  h = 2166136261u;
-
-    while (n--) {
-        h = (h ^ *p++) * 16777619u;
-    }
-
-    return h;
 }
 
 
@@ -510,7 +419,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n = split(data + 1, size - 1, msgs);
     n_messages += n;
 
-    if (hash(data, size) % every == 0) {
+    if (fuzz_store_chosen(data, size)) {
         session(json, data[0] & 2, msgs, n);
         return 0;
     }

@@ -32,7 +32,6 @@
  * layer.
  */
 
-#include <ftw.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,25 +46,12 @@
 #include "cef_store_encode.h"
 #include "cef_store_writer.h"
 #include "fuzz_common.h"
+#include "fuzz_store_fixture.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
-static const char  base_snapshot[] =
-    "{\"cef\":\"snapshot\",\"version\":1,\"id\":\"s1\",\"created_at\":1}\n"
-    "{\"id\":\"c-1001\",\"keys\":[[\"email\",\"ann@example.com\"],"
-    "[\"crm\",\"1001\"]],\"attrs\":{\"first_name\":\"Ann\","
-    "\"segments\":[\"vip\",\"newsletter\"],\"clv\":1234.5,\"nps\":9,"
-    "\"interests\":{\"shoes\":0.8},\"vip\":true}}\n"
-    "{\"id\":\"c-1002\",\"keys\":[[\"email\",\"bob@example.com\"]],"
-    "\"attrs\":{\"first_name\":\"Bob\",\"lifecycle\":\"new\"}}\n"
-    "{\"end\":true,\"count\":2}\n";
-
-
-static char                 top[256], dir[300];
-static cef_identity_t      *ident;
-static unsigned             every = 64;
 static cef_verify_result_t  base_v;
 static uint64_t             base_seq;
 static uint64_t             n_inputs, n_records, n_profiles, n_loads,
@@ -373,17 +359,6 @@ roundtrip(const uint8_t *data, size_t size)
 
 
 static void
-conf_init(cef_writer_conf_t *conf)
-{
-    memset(conf, 0, sizeof(*conf));
-    conf->dir = dir;
-    conf->ident = ident;
-    conf->map_size = 64 << 20;
-    conf->batch = 2;
-}
-
-
-static void
 verify(cef_verify_result_t *v, uint64_t *last_seq)
 {
     char                err[512];
@@ -406,27 +381,6 @@ verify(cef_verify_result_t *v, uint64_t *last_seq)
     *last_seq = info.last_seq;
     cef_store_end(s);
     cef_store_close(s);
-}
-
-
-static void
-load_base(void)
-{
-    int                   rc;
-    cef_input_t          *in;
-    cef_writer_conf_t     conf;
-    cef_writer_result_t   res;
-    char                  err[512];
-
-    conf_init(&conf);
-    in = cef_input_open_mem(base_snapshot, sizeof(base_snapshot) - 1);
-    CHECK(in != NULL);
-    rc = cef_store_load(&conf, in, &res, err, sizeof(err));
-    cef_input_close(in);
-    if (rc != CEF_WRITER_OK) {
-        fprintf(stderr, "fuzz_store: loading the base store: %s\n", err);
-        abort();
-    }
 }
 
 
@@ -497,18 +451,6 @@ whole(int apply, const uint8_t *data, size_t size)
 /* --- set-up ----------------------------------------------------------- */
 
 
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st;
-    (void) flag;
-    (void) ftw;
-    (void) remove(path);
-
-    return 0;
-}
-
-
 static void
 report(void)
 {
@@ -519,51 +461,16 @@ report(void)
             (unsigned long long) n_profiles, (unsigned long long) n_loads,
             (unsigned long long) n_applies, every);
 
-    if (top[0]) {
-        (void) nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    }
+    fuzz_store_remove();
 }
 
 
 static void
 init(void)
 {
-    const char  *base, *e;
-    char         err[256];
-
-    e = getenv("CEF_FUZZ_STORE_EVERY");
-    if (e != NULL && atoi(e) > 0) {
-        every = (unsigned) atoi(e);
-    }
-
-    base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
-    snprintf(top, sizeof(top), "%s/cef-fuzz-store-XXXXXX",
-             base ? base : "/tmp");
-    CHECK(mkdtemp(top) != NULL);
-    snprintf(dir, sizeof(dir), "%s/store", top);
-    atexit(report);
-
-    ident = cef_identity_create((const uint8_t *) "fuzz-secret", 11, err,
-                                sizeof(err));
-    CHECK(ident != NULL);
-
-    load_base();
+    fuzz_store_setup("store", report);
     verify(&base_v, &base_seq);
     CHECK(base_v.profiles == 2);
-}
-
-
-/* FNV-1a: which inputs also go through a whole load or apply */
-static uint32_t
-hash(const uint8_t *p, size_t n)
-{
-    uint32_t  h = 2166136261u;
-
-    while (n--) {
-        h = (h ^ *p++) * 16777619u;
-    }
-
-    return h;
 }
 
 
@@ -582,7 +489,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     roundtrip(data + 1, size - 1);
 
-    if (hash(data, size) % every == 0) {
+    if (fuzz_store_chosen(data, size)) {
         whole(data[0] & 1, data + 1, size - 1);
     }
 
