@@ -1033,6 +1033,44 @@ cef_w_add_hint(uint16_t *hints, uint32_t *n, uint16_t b)
 }
 
 
+/* The hash of a [TYPE, VALUE] key the record check has passed. */
+
+static int
+cef_w_hash_pair(cef_writer_t *w, const msgpack_object *pair, uint8_t *h)
+{
+    const msgpack_object  *t, *v;
+
+    t = &pair->via.array.ptr[0];
+    v = &pair->via.array.ptr[1];
+
+    return cef_w_hash(w, t->via.str.ptr, t->via.str.size, v->via.str.ptr,
+                      v->via.str.size, h);
+}
+
+
+/*
+ * The profile just encoded (w->enc.blob, with nhints hints) must leave room
+ * for CEF_PROFILE_HINTS_MAX hints, so that no later keys or merge op can
+ * take it past CEF_GROUP_MAX.  Returns CEF_WRITER_EINPUT with the message.
+ */
+
+static int
+cef_w_check_room(cef_writer_t *w, uint32_t nhints)
+{
+    size_t  n;
+
+    n = w->enc.blob.size - 2 * (size_t) nhints + 2 * CEF_PROFILE_HINTS_MAX;
+
+    if (n > CEF_GROUP_MAX) {
+        return cef_w_bad(w, "the profile would take %zu bytes encoded, "
+                         "more than %d", w->enc.blob.size,
+                         CEF_GROUP_MAX - 2 * CEF_PROFILE_HINTS_MAX);
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
 static int
 cef_w_encode_attrs(cef_writer_t *w, const msgpack_object *attrs)
 {
@@ -1455,6 +1493,10 @@ cef_w_load_profile(cef_writer_t *w, const msgpack_object *rec,
     {
         cef_w_err(w, "out of memory");
         return CEF_WRITER_ESTORE;
+    }
+
+    if ((rc = cef_w_check_room(w, nhints)) != 0) {
+        return rc;
     }
 
     rc = cef_w_load_group_add(w, number, (uint8_t *) w->enc.blob.data,
@@ -2457,11 +2499,23 @@ malformed:
 
 
 static int
-cef_w_put_profile(cef_writer_t *w, uint32_t number, const uint16_t *hints,
-    uint32_t nhints, const char *id, size_t idlen)
+cef_w_encode(cef_writer_t *w, const uint16_t *hints, uint32_t nhints,
+    const char *id, size_t idlen)
 {
     if (cef_encode_profile(&w->enc, hints, nhints, id, idlen) != 0) {
         cef_w_err(w, "out of memory");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+cef_w_put_profile(cef_writer_t *w, uint32_t number, const uint16_t *hints,
+    uint32_t nhints, const char *id, size_t idlen)
+{
+    if (cef_w_encode(w, hints, nhints, id, idlen) != 0) {
         return -1;
     }
 
@@ -2551,6 +2605,66 @@ cef_w_prune_hints(cef_writer_t *w, uint16_t *hints, uint32_t *n,
 }
 
 
+/*
+ * Limits a delta record can reach only against the stored state, checked
+ * before the record writes anything so that a stream can refuse it alone
+ * (cef_store_stream_record()): a profile's room (cef_w_check_room()) and
+ * the hint buckets its keys fill, at most CEF_PROFILE_HINTS_MAX.  They
+ * return CEF_WRITER_EINPUT with the message set.
+ */
+
+/* The hint buckets the keys in hs fill, at most limit + 1. */
+
+static uint32_t
+cef_w_count_buckets(const cef_hashes_t *hs, uint32_t limit)
+{
+    uint16_t  seen[CEF_PROFILE_HINTS_MAX + 1];
+    uint32_t  i, n = 0;
+
+    for (i = 0; i < hs->n && n <= limit; i++) {
+        cef_w_add_hint(seen, &n, cef_w_bucket(hs->h + (size_t) i
+                                                      * CEF_HASH_LEN));
+    }
+
+    return n;
+}
+
+
+/* Remove from hs the keys equal to h (as the index stores them). */
+
+static void
+cef_w_hashes_remove(cef_writer_t *w, cef_hashes_t *hs, const uint8_t *h)
+{
+    size_t    len = 2 + w->kcfg.rest;
+    uint32_t  i;
+
+    for (i = 0; i < hs->n; i++) {
+        if (memcmp(hs->h + (size_t) i * CEF_HASH_LEN, h, len) == 0) {
+            memmove(hs->h + (size_t) i * CEF_HASH_LEN,
+                    hs->h + (size_t) (i + 1) * CEF_HASH_LEN,
+                    (size_t) (hs->n - i - 1) * CEF_HASH_LEN);
+            hs->n--;
+            i--;
+        }
+    }
+}
+
+
+static int
+cef_w_check_buckets(cef_writer_t *w, const cef_hashes_t *keys)
+{
+    if (cef_w_count_buckets(keys, CEF_PROFILE_HINTS_MAX)
+        > CEF_PROFILE_HINTS_MAX)
+    {
+        return cef_w_bad(w, "the profile's keys would fill more than %d "
+                         "index buckets (too many keys)",
+                         CEF_PROFILE_HINTS_MAX);
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
 typedef struct {
     const msgpack_object  *id, *from, *into, *keys, *attrs, *set, *unset,
                           *add, *remove;
@@ -2561,18 +2675,43 @@ static int
 cef_w_op_upsert(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
 {
     int            rc;
-    uint8_t        idh[CEF_HASH_LEN], h[CEF_HASH_LEN];
+    uint8_t        idh[CEF_HASH_LEN], h[CEF_WRITER_KEYS_MAX][CEF_HASH_LEN];
     uint16_t       hints[CEF_WRITER_KEYS_MAX];
-    uint32_t       i, nhints, number;
+    uint32_t       i, nkeys, nhints, number;
     cef_stored_t   st;
     cef_hashes_t   hs = { NULL, 0, 0 };
-    const msgpack_object  *t, *v;
 
     (void) res;
 
     rc = cef_w_find(w, d->id, idh, &number, &st);
     if (rc < 0) {
         return -1;
+    }
+
+    /* the new profile first: nothing is written if it is too large */
+
+    nkeys = d->keys->via.array.size;
+    nhints = 0;
+
+    for (i = 0; i < nkeys; i++) {
+        if (cef_w_hash_pair(w, &d->keys->via.array.ptr[i], h[i]) != 0) {
+            return -1;
+        }
+
+        cef_w_add_hint(hints, &nhints, cef_w_bucket(h[i]));
+    }
+
+    cef_encode_begin(&w->enc);
+
+    if (cef_w_encode_attrs(w, d->attrs) != 0
+        || cef_w_encode(w, hints, nhints, d->id->via.str.ptr,
+                        d->id->via.str.size) != 0)
+    {
+        return -1;
+    }
+
+    if (cef_w_check_room(w, nhints) != CEF_WRITER_OK) {
+        return CEF_WRITER_EINPUT;
     }
 
     if (rc == 0) {
@@ -2604,19 +2743,8 @@ cef_w_op_upsert(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
         w->info.profiles++;
     }
 
-    nhints = 0;
-
-    for (i = 0; i < d->keys->via.array.size; i++) {
-        t = &d->keys->via.array.ptr[i].via.array.ptr[0];
-        v = &d->keys->via.array.ptr[i].via.array.ptr[1];
-
-        if (cef_w_hash(w, t->via.str.ptr, t->via.str.size, v->via.str.ptr,
-                       v->via.str.size, h) != 0)
-        {
-            goto failed;
-        }
-
-        rc = cef_w_index_put(w, h, number);
+    for (i = 0; i < nkeys; i++) {
+        rc = cef_w_index_put(w, h[i], number);
         if (rc < 0) {
             goto failed;
         }
@@ -2624,15 +2752,10 @@ cef_w_op_upsert(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
         if (rc == 0) {
             w->info.keys++;
         }
-
-        cef_w_add_hint(hints, &nhints, cef_w_bucket(h));
     }
 
-    cef_encode_begin(&w->enc);
-
-    if (cef_w_encode_attrs(w, d->attrs) != 0
-        || cef_w_put_profile(w, number, hints, nhints, d->id->via.str.ptr,
-                             d->id->via.str.size) != 0)
+    if (cef_w_prof_put(w, number, (uint8_t *) w->enc.blob.data,
+                       w->enc.blob.size) != 0)
     {
         goto failed;
     }
@@ -2679,7 +2802,16 @@ cef_w_op_patch(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
         }
     }
 
-    return cef_w_put_profile(w, number, st.hints, st.nhints, st.id, st.idlen);
+    if (cef_w_encode(w, st.hints, st.nhints, st.id, st.idlen) != 0) {
+        return -1;
+    }
+
+    if (cef_w_check_room(w, st.nhints) != CEF_WRITER_OK) {
+        return CEF_WRITER_EINPUT;
+    }
+
+    return cef_w_prof_put(w, number, (uint8_t *) w->enc.blob.data,
+                          w->enc.blob.size);
 }
 
 
@@ -2730,15 +2862,63 @@ failed:
 }
 
 
+/*
+ * A keys op that may take a profile past CEF_PROFILE_HINTS_MAX buckets:
+ * count the buckets its keys fill afterwards, before anything is written.
+ */
+
+static int
+cef_w_keys_fit(cef_writer_t *w, cef_delta_t *d, const cef_stored_t *st,
+    uint32_t number)
+{
+    int                    rc = CEF_WRITER_OK, add;
+    uint8_t                h[CEF_HASH_LEN];
+    uint32_t               i;
+    cef_hashes_t           hs = { NULL, 0, 0 };
+    const msgpack_object  *list;
+
+    if (cef_w_profile_keys(w, st, number, &hs) != 0) {
+        free(hs.h);
+        return -1;
+    }
+
+    for (add = 0; add <= 1; add++) {
+        list = add ? d->add : d->remove;
+
+        for (i = 0; list && i < list->via.array.size; i++) {
+            if (cef_w_hash_pair(w, &list->via.array.ptr[i], h) != 0) {
+                rc = -1;
+                goto done;
+            }
+
+            if (!add) {
+                cef_w_hashes_remove(w, &hs, h);
+
+            } else if (cef_w_hashes_add(&hs, h) != 0) {
+                cef_w_err(w, "out of memory");
+                rc = -1;
+                goto done;
+            }
+        }
+    }
+
+    rc = cef_w_check_buckets(w, &hs);
+
+done:
+
+    free(hs.h);
+    return rc;
+}
+
+
 static int
 cef_w_op_keys(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
 {
     int                    rc;
     uint8_t                idh[CEF_HASH_LEN], h[CEF_HASH_LEN];
     uint16_t               hints[CEF_PROFILE_HINTS_MAX + CEF_WRITER_KEYS_MAX];
-    uint32_t               i, nhints, number;
+    uint32_t               i, nhints, nadd, number;
     cef_stored_t           st;
-    const msgpack_object  *t, *v;
 
     rc = cef_w_find(w, d->id, idh, &number, &st);
     if (rc != 0) {
@@ -2751,13 +2931,17 @@ cef_w_op_keys(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
     nhints = st.nhints;
     memcpy(hints, st.hints, nhints * sizeof(uint16_t));
 
-    for (i = 0; d->remove && i < d->remove->via.array.size; i++) {
-        t = &d->remove->via.array.ptr[i].via.array.ptr[0];
-        v = &d->remove->via.array.ptr[i].via.array.ptr[1];
+    nadd = d->add ? d->add->via.array.size : 0;
 
-        if (cef_w_hash(w, t->via.str.ptr, t->via.str.size, v->via.str.ptr,
-                       v->via.str.size, h) != 0)
-        {
+    if (nhints + nadd > CEF_PROFILE_HINTS_MAX) {
+        rc = cef_w_keys_fit(w, d, &st, number);
+        if (rc != CEF_WRITER_OK) {
+            return rc;
+        }
+    }
+
+    for (i = 0; d->remove && i < d->remove->via.array.size; i++) {
+        if (cef_w_hash_pair(w, &d->remove->via.array.ptr[i], h) != 0) {
             return -1;
         }
 
@@ -2772,12 +2956,7 @@ cef_w_op_keys(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
     }
 
     for (i = 0; d->add && i < d->add->via.array.size; i++) {
-        t = &d->add->via.array.ptr[i].via.array.ptr[0];
-        v = &d->add->via.array.ptr[i].via.array.ptr[1];
-
-        if (cef_w_hash(w, t->via.str.ptr, t->via.str.size, v->via.str.ptr,
-                       v->via.str.size, h) != 0)
-        {
+        if (cef_w_hash_pair(w, &d->add->via.array.ptr[i], h) != 0) {
             return -1;
         }
 
@@ -2804,6 +2983,43 @@ cef_w_op_keys(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
     }
 
     return cef_w_put_profile(w, number, hints, nhints, st.id, st.idlen);
+}
+
+
+/*
+ * A merge that may take "into" past CEF_PROFILE_HINTS_MAX buckets: count
+ * the buckets of both profiles' keys, before anything is written.
+ */
+
+static int
+cef_w_merge_fits(cef_writer_t *w, const cef_stored_t *ist, uint32_t into,
+    const cef_hashes_t *from_keys)
+{
+    int           rc = CEF_WRITER_OK;
+    uint32_t      i;
+    cef_hashes_t  hs = { NULL, 0, 0 };
+
+    if (cef_w_profile_keys(w, ist, into, &hs) != 0) {
+        rc = -1;
+        goto done;
+    }
+
+    for (i = 0; i < from_keys->n; i++) {
+        if (cef_w_hashes_add(&hs, from_keys->h + (size_t) i * CEF_HASH_LEN)
+            != 0)
+        {
+            cef_w_err(w, "out of memory");
+            rc = -1;
+            goto done;
+        }
+    }
+
+    rc = cef_w_check_buckets(w, &hs);
+
+done:
+
+    free(hs.h);
+    return rc;
 }
 
 
@@ -2844,6 +3060,14 @@ cef_w_op_merge(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
 
     nhints = ist.nhints;
     memcpy(hints, ist.hints, nhints * sizeof(uint16_t));
+
+    if (nhints + hs.n > CEF_PROFILE_HINTS_MAX) {
+        rc = cef_w_merge_fits(w, &ist, into, &hs);
+        if (rc != CEF_WRITER_OK) {
+            free(hs.h);
+            return rc;
+        }
+    }
 
     for (i = 0; i < hs.n; i++) {
         h = hs.h + (size_t) i * CEF_HASH_LEN;
@@ -3026,6 +3250,15 @@ cef_w_delta_record(cef_writer_t *w, const msgpack_object *rec, int dry,
     case 'd': rc = cef_w_op_delete(w, &d, res); break;
     case 'k': rc = cef_w_op_keys(w, &d, res); break;
     default:  rc = cef_w_op_merge(w, &d, res); break;
+    }
+
+    if (rc == CEF_WRITER_EINPUT) {
+        /*
+         * Over a limit of the stored state, found before the record wrote
+         * anything: a stream refuses it alone; an apply stops (its earlier
+         * batches are committed, so that is not "nothing changed").
+         */
+        return w->stream ? CEF_WRITER_EINPUT : CEF_WRITER_ESTORE;
     }
 
     if (rc != 0) {
@@ -3545,6 +3778,11 @@ cef_store_stream_commit(cef_store_stream_t *s, const cef_store_offsets_t *offs,
 
     /* the age readers report ($cef_store_age, metrics) starts again here */
     s->w.info.updated_at = time(NULL);
+
+    /* offsets as a session without any opens them: none to store */
+    if (offs && offs->topic[0] == '\0') {
+        offs = NULL;
+    }
 
     if ((offs && (rc = cef_w_put_offsets(&s->w, offs)) != 0)
         || (rc = cef_w_put_meta(&s->w)) != 0

@@ -146,9 +146,10 @@ int cef_store_stream_open(cef_store_stream_t **sp,
  * Validate one delta record and apply it in the open batch (a write
  * transaction begun on demand).
  *
- * @return CEF_WRITER_OK; CEF_WRITER_EINPUT if the record is malformed (err
- *         says why, without naming the record): nothing was changed and
- *         the batch goes on; CEF_WRITER_ESTORE on a store error (map full,
+ * @return CEF_WRITER_OK; CEF_WRITER_EINPUT if the record is malformed or
+ *         over a limit of the stored state (a profile too large to store,
+ *         keys in too many index buckets; err says why, without naming the
+ *         record): nothing was changed and the batch goes on; CEF_WRITER_ESTORE on a store error (map full,
  *         a profile too large to store, LMDB): the batch is lost and every
  *         later call fails; close the session.
  */
@@ -165,9 +166,10 @@ int cef_store_stream_erase(cef_store_stream_t *s, const char *id,
     size_t len, cef_writer_result_t *res, char *err, size_t errlen);
 
 /*
- * Commit the batch together with offs (may be NULL: unchanged) and the
- * metadata, whose updated_at becomes now (what readers report as the
- * store's age).  With no batch open, commits just the offsets.
+ * Commit the batch together with offs (NULL, or an empty topic: the
+ * stored offsets stay) and the metadata, whose updated_at becomes now
+ * (what readers report as the store's age).  With no batch open, commits
+ * just the offsets.
  *
  * @return CEF_WRITER_OK, or CEF_WRITER_ESTORE (nothing of the batch was
  *         committed; close the session).

@@ -368,6 +368,170 @@ test_stream_batches(void **state)
 }
 
 
+/* a record of ops on p1 (and p3), with n distinct generated strings */
+static const char *
+big_record(char *buf, size_t size, const char *what, int round, int n)
+{
+    int     i;
+    size_t  len;
+
+    if (strcmp(what, "set") == 0) {
+        len = (size_t) snprintf(buf, size, "{\"op\":\"patch\",\"id\":\"p1\","
+                                "\"set\":{\"a%d\":[", round);
+        for (i = 0; i < n; i++) {
+            len += (size_t) snprintf(buf + len, size - len, "%s\"s%d-%d\"",
+                                     i ? "," : "", round, i);
+        }
+        snprintf(buf + len, size - len, "]}}");
+
+    } else {
+        /* "add" keys to p1, or "upsert" p3 with them */
+        len = (size_t) snprintf(buf, size, strcmp(what, "add") == 0
+                                ? "{\"op\":\"keys\",\"id\":\"p1\",\"add\":["
+                                : "{\"op\":\"upsert\",\"id\":\"p3\","
+                                  "\"attrs\":{},\"keys\":[");
+        for (i = 0; i < n; i++) {
+            len += (size_t) snprintf(buf + len, size - len,
+                                     "%s[\"device\",\"d%d-%d\"]",
+                                     i ? "," : "", round, i);
+        }
+        snprintf(buf + len, size - len, "]}");
+    }
+
+    return buf;
+}
+
+
+/* Records of big_record() until one is refused: its round, or -1. */
+static int
+until_refused(cef_store_stream_t *s, msgpack_zone *z, msgpack_sbuffer *sb,
+    char *buf, const char *what, int n, int rounds)
+{
+    int                  rc, round;
+    msgpack_object       r;
+    cef_writer_result_t  res;
+
+    memset(&res, 0, sizeof(res));
+
+    for (round = 0; round < rounds; round++) {
+        r = rec(z, sb, big_record(buf, 65536, what, round, n));
+        rc = cef_store_stream_record(s, &r, &res, err, sizeof(err));
+        if (rc == CEF_WRITER_EINPUT) {
+            return round;
+        }
+        assert_int_equal(rc, CEF_WRITER_OK);
+    }
+
+    return -1;
+}
+
+
+static int
+has_key(const char *id, const char *value)
+{
+    int             found;
+    cef_store_t    *s;
+    cef_profile_t   p;
+
+    assert_int_equal(cef_store_open(&s, store, err, sizeof(err)),
+                     CEF_STORE_OK);
+    assert_int_equal(cef_store_begin(s), CEF_STORE_OK);
+    found = cef_store_lookup_key(s, ident, "device", 6, value, strlen(value),
+                                 &p) == CEF_STORE_OK
+            && p.id.len == strlen(id) && memcmp(p.id.data, id, p.id.len) == 0;
+    cef_store_end(s);
+    cef_store_close(s);
+
+    return found;
+}
+
+
+static void
+print_problem(void *data, const char *msg)
+{
+    (void) data;
+    fprintf(stderr, "problem: %s\n", msg);
+}
+
+
+/*
+ * Records over a limit of the stored state (a profile too large to store,
+ * keys in too many index buckets) are bad records in a stream: refused
+ * alone, before they write anything, and the batch goes on.
+ */
+static void
+test_stream_limits(void **state)
+{
+    int                         refused;
+    char                       *buf;
+    msgpack_zone                z;
+    msgpack_sbuffer             sb;
+    msgpack_object              r;
+    cef_writer_result_t         res;
+    cef_store_stream_t         *s;
+    cef_verify_result_t         v;
+    static cef_store_offsets_t  o;
+    static look_t               l;
+
+    (void) state;
+
+    buf = malloc(65536);
+    assert_non_null(buf);
+    msgpack_zone_init(&z, 4096);
+    msgpack_sbuffer_init(&sb);
+    memset(&res, 0, sizeof(res));
+
+    assert_int_equal(load(SNAP("")), CEF_WRITER_OK);
+    s = stream_open(&o);
+
+    /* patches growing p1 until one would not fit */
+    refused = until_refused(s, &z, &sb, buf, "set", 1000, 100);
+    assert_true(refused > 0);
+    assert_non_null(strstr(err, "the profile would take"));
+
+    /* the batch goes on */
+    r = rec(&z, &sb, "{\"op\":\"patch\",\"id\":\"p1\",\"set\":{\"n\":7}}");
+    assert_int_equal(cef_store_stream_record(s, &r, &res, err, sizeof(err)),
+                     CEF_WRITER_OK);
+
+    /* keys added to p1 until they would fill too many buckets */
+    refused = until_refused(s, &z, &sb, buf, "add", 64, 20);
+    assert_true(refused >= 3);
+    assert_non_null(strstr(err, "index buckets"));
+
+    /* a merge of another 64 keys into p1 is refused the same way */
+    r = rec(&z, &sb, big_record(buf, 65536, "upsert", 99, 64));
+    assert_int_equal(cef_store_stream_record(s, &r, &res, err, sizeof(err)),
+                     CEF_WRITER_OK);
+    r = rec(&z, &sb, "{\"op\":\"merge\",\"from\":\"p3\",\"into\":\"p1\"}");
+    assert_int_equal(cef_store_stream_record(s, &r, &res, err, sizeof(err)),
+                     CEF_WRITER_EINPUT);
+    assert_non_null(strstr(err, "index buckets"));
+
+    /* o is as the session opened it, without a topic: no offsets written */
+    assert_int_equal(cef_store_stream_commit(s, &o, &res, err, sizeof(err)),
+                     CEF_WRITER_OK);
+    cef_store_stream_close(s);
+
+    /* what was refused left nothing; the rest is there */
+    assert_int_equal(cef_store_verify(store, ident, print_problem, NULL, &v,
+                                      err, sizeof(err)), CEF_WRITER_OK);
+    assert_int_equal(v.problems, 0);
+    look("p1", &l);
+    assert_int_equal(l.n, 7);
+    assert_int_equal(l.info.profiles, 2);
+    assert_true(has_key("p1", "d0-0"));
+    assert_true(has_key("p1", "d0-63"));
+    snprintf(buf, 64, "d%d-0", refused);
+    assert_false(has_key("p1", buf));
+    assert_true(has_key("p3", "d99-0"));
+
+    msgpack_zone_destroy(&z);
+    msgpack_sbuffer_destroy(&sb);
+    free(buf);
+}
+
+
 static void
 test_stream_wrong_secret(void **state)
 {
@@ -521,6 +685,7 @@ main(void)
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_snapshot_offsets),
         cmocka_unit_test(test_stream_batches),
+        cmocka_unit_test(test_stream_limits),
         cmocka_unit_test(test_stream_wrong_secret),
         cmocka_unit_test(test_verify_offsets),
         cmocka_unit_test(test_offsets_decode),
