@@ -7,21 +7,32 @@
 #   make test-valgrind VALGRIND_TESTS=tests/integration/test_rewrite.py
 #   make test-valgrind CEF_VALGRIND_OPTS=--track-origins=yes
 #
-# The default subset covers identity (cookies, signed keys, link tokens,
-# visitor ids, consent), the store (lookups, a store missing, replaced,
-# deleted or damaged under nginx), rules (loading, reloading, bad files),
-# the rewrite (streaming, cache, gzip, SSI, budgets, decide API) and rule
-# plugins (the C ABI, external plugins, experiments, frequency caps).
+# The default subset covers every suite that runs nginx with the module:
+# identity (cookies, signed keys, link tokens, visitor ids, consent, their
+# configuration), the module's directives, the store (lookups, a store
+# missing, replaced, deleted or damaged under nginx), rules (loading,
+# reloading, bad files), the rewrite (streaming, cache, gzip, SSI, budgets,
+# decide API), rule plugins (the C ABI, external plugins, experiments,
+# frequency caps), metrics and observability (decision records, explain,
+# store age).  Left out: the tool suites (test_store_*.py, test_kafka.py,
+# test_rules_tool.py, test_plugins_tool.py: cef-sync and cef-rules, whose
+# lib/ code the unit tests run under ASan+UBSan) and test_demo.py;
+# test_kafka.py's one nginx test reads $cef_store_age as test_observability
+# does.
 # Tests that need worker processes (a worker killed, reloads under load)
 # skip themselves under valgrind; see conftest.py for the switch and
 # tests/valgrind/nginx.supp for the (commented) suppressions.
 
 VALGRIND_TESTS ?= tests/integration/test_identity.py \
+                  tests/integration/test_identity_config.py \
+                  tests/integration/test_module_config.py \
                   tests/integration/test_rewrite.py \
                   tests/integration/test_rules_config.py \
                   tests/integration/test_passthrough.py \
                   tests/integration/test_plugins.py \
-                  tests/integration/test_faults.py
+                  tests/integration/test_faults.py \
+                  tests/integration/test_metrics.py \
+                  tests/integration/test_observability.py
 CEF_VALGRIND_OPTS ?=
 # Not meaningful under valgrind in one process:
 #  - store_replaced_under_load assumes native speed (a store switch seen
@@ -36,12 +47,16 @@ CEF_VALGRIND_OPTS ?=
 #    1.22.1 with master_process off stops answering after a SIGHUP reload
 #    ("1024 worker_connections are not enough", the connection is reset),
 #    with or without this module loaded.
+#  - reload_keeps_serving and counters_add_up_across_workers_and_survive_
+#    reload: the same reload; the second also needs two workers.
 # (Tests that need a master and workers skip themselves.)
 VALGRIND_DESELECT ?= \
     --deselect tests/integration/test_identity.py::test_store_replaced_under_load \
     --deselect tests/integration/test_rewrite.py::test_ten_megabytes_with_a_slot_at_the_end \
     --deselect tests/integration/test_rules_config.py::test_reload_applies_a_fixed_file_while_serving \
-    --deselect tests/integration/test_plugins.py::test_external_plugin_survives_reload
+    --deselect tests/integration/test_plugins.py::test_external_plugin_survives_reload \
+    --deselect tests/integration/test_module_config.py::test_reload_keeps_serving \
+    --deselect tests/integration/test_metrics.py::test_counters_add_up_across_workers_and_survive_reload
 
 DEB_PKGS += valgrind
 
