@@ -2650,18 +2650,70 @@ cef_w_hashes_remove(cef_writer_t *w, cef_hashes_t *hs, const uint8_t *h)
 }
 
 
+/*
+ * An op that may take a profile past CEF_PROFILE_HINTS_MAX buckets (keys,
+ * merge): count the buckets its keys fill afterwards, before anything is
+ * written.  Its keys now, less the remove list, plus the add list and the
+ * keys in more (a merged profile's).
+ */
+
 static int
-cef_w_check_buckets(cef_writer_t *w, const cef_hashes_t *keys)
+cef_w_keys_fit(cef_writer_t *w, const cef_stored_t *st, uint32_t number,
+    const msgpack_object *remove, const msgpack_object *add,
+    const cef_hashes_t *more)
 {
-    if (cef_w_count_buckets(keys, CEF_PROFILE_HINTS_MAX)
-        > CEF_PROFILE_HINTS_MAX)
-    {
-        return cef_w_bad(w, "the profile's keys would fill more than %d "
-                         "index buckets (too many keys)",
-                         CEF_PROFILE_HINTS_MAX);
+    int           rc = CEF_WRITER_OK;
+    uint8_t       h[CEF_HASH_LEN];
+    uint32_t      i;
+    cef_hashes_t  hs = { NULL, 0, 0 };
+
+    if (cef_w_profile_keys(w, st, number, &hs) != 0) {
+        rc = -1;
+        goto done;
     }
 
-    return CEF_WRITER_OK;
+    for (i = 0; remove && i < remove->via.array.size; i++) {
+        if (cef_w_hash_pair(w, &remove->via.array.ptr[i], h) != 0) {
+            rc = -1;
+            goto done;
+        }
+        cef_w_hashes_remove(w, &hs, h);
+    }
+
+    for (i = 0; add && i < add->via.array.size; i++) {
+        if (cef_w_hash_pair(w, &add->via.array.ptr[i], h) != 0) {
+            rc = -1;
+            goto done;
+        }
+        if (cef_w_hashes_add(&hs, h) != 0) {
+            goto oom;
+        }
+    }
+
+    for (i = 0; more && i < more->n; i++) {
+        if (cef_w_hashes_add(&hs, more->h + (size_t) i * CEF_HASH_LEN) != 0) {
+            goto oom;
+        }
+    }
+
+    if (cef_w_count_buckets(&hs, CEF_PROFILE_HINTS_MAX)
+        > CEF_PROFILE_HINTS_MAX)
+    {
+        rc = cef_w_bad(w, "the profile's keys would fill more than %d "
+                       "index buckets (too many keys)",
+                       CEF_PROFILE_HINTS_MAX);
+    }
+
+done:
+
+    free(hs.h);
+    return rc;
+
+oom:
+
+    free(hs.h);
+    cef_w_err(w, "out of memory");
+    return -1;
 }
 
 
@@ -2862,55 +2914,6 @@ failed:
 }
 
 
-/*
- * A keys op that may take a profile past CEF_PROFILE_HINTS_MAX buckets:
- * count the buckets its keys fill afterwards, before anything is written.
- */
-
-static int
-cef_w_keys_fit(cef_writer_t *w, cef_delta_t *d, const cef_stored_t *st,
-    uint32_t number)
-{
-    int                    rc = CEF_WRITER_OK, add;
-    uint8_t                h[CEF_HASH_LEN];
-    uint32_t               i;
-    cef_hashes_t           hs = { NULL, 0, 0 };
-    const msgpack_object  *list;
-
-    if (cef_w_profile_keys(w, st, number, &hs) != 0) {
-        free(hs.h);
-        return -1;
-    }
-
-    for (add = 0; add <= 1; add++) {
-        list = add ? d->add : d->remove;
-
-        for (i = 0; list && i < list->via.array.size; i++) {
-            if (cef_w_hash_pair(w, &list->via.array.ptr[i], h) != 0) {
-                rc = -1;
-                goto done;
-            }
-
-            if (!add) {
-                cef_w_hashes_remove(w, &hs, h);
-
-            } else if (cef_w_hashes_add(&hs, h) != 0) {
-                cef_w_err(w, "out of memory");
-                rc = -1;
-                goto done;
-            }
-        }
-    }
-
-    rc = cef_w_check_buckets(w, &hs);
-
-done:
-
-    free(hs.h);
-    return rc;
-}
-
-
 static int
 cef_w_op_keys(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
 {
@@ -2934,7 +2937,7 @@ cef_w_op_keys(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
     nadd = d->add ? d->add->via.array.size : 0;
 
     if (nhints + nadd > CEF_PROFILE_HINTS_MAX) {
-        rc = cef_w_keys_fit(w, d, &st, number);
+        rc = cef_w_keys_fit(w, &st, number, d->remove, d->add, NULL);
         if (rc != CEF_WRITER_OK) {
             return rc;
         }
@@ -2986,43 +2989,6 @@ cef_w_op_keys(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
 }
 
 
-/*
- * A merge that may take "into" past CEF_PROFILE_HINTS_MAX buckets: count
- * the buckets of both profiles' keys, before anything is written.
- */
-
-static int
-cef_w_merge_fits(cef_writer_t *w, const cef_stored_t *ist, uint32_t into,
-    const cef_hashes_t *from_keys)
-{
-    int           rc = CEF_WRITER_OK;
-    uint32_t      i;
-    cef_hashes_t  hs = { NULL, 0, 0 };
-
-    if (cef_w_profile_keys(w, ist, into, &hs) != 0) {
-        rc = -1;
-        goto done;
-    }
-
-    for (i = 0; i < from_keys->n; i++) {
-        if (cef_w_hashes_add(&hs, from_keys->h + (size_t) i * CEF_HASH_LEN)
-            != 0)
-        {
-            cef_w_err(w, "out of memory");
-            rc = -1;
-            goto done;
-        }
-    }
-
-    rc = cef_w_check_buckets(w, &hs);
-
-done:
-
-    free(hs.h);
-    return rc;
-}
-
-
 static int
 cef_w_op_merge(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
 {
@@ -3062,7 +3028,7 @@ cef_w_op_merge(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
     memcpy(hints, ist.hints, nhints * sizeof(uint16_t));
 
     if (nhints + hs.n > CEF_PROFILE_HINTS_MAX) {
-        rc = cef_w_merge_fits(w, &ist, into, &hs);
+        rc = cef_w_keys_fit(w, &ist, into, NULL, NULL, &hs);
         if (rc != CEF_WRITER_OK) {
             free(hs.h);
             return rc;
