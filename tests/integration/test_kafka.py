@@ -176,33 +176,44 @@ def test_default_start_is_the_end(tmp_path):
         mock.close()
 
 
+def _new_partition_read_from_its_beginning(tmp_path, mock, seed, command,
+                                           timeout):
+    """Consume 3 partitions, run the mock command that makes a fourth,
+    produce into all four; the consumer reads the new one from its
+    beginning.  Returns the store and the workload, checked equal."""
+    w = Workload(seed=seed, partitions=3, ids=600)
+    w.generate(6000)
+    mock.produce(w.messages())
+    store = empty_store(tmp_path)
+    c = Consumer(store, mock, "--from-beginning", "--refresh-ms", "300",
+                 "--batch-ms", "50")
+    wait_for(caught_up(store, w.counts()), 60, "the first records")
+
+    assert mock.cmd(command) == "4"
+    # new profiles in the new partition, more changes in the old ones
+    new_ids = ["n%d" % i for i in range(200)]
+    before = len(w.records)
+    w.generate(2000, pool=(3, new_ids))
+    w.generate(2000)
+    mock.produce(w.messages(start=before))
+    wait_for(caught_up(store, w.counts()), timeout,
+             "the records of the new partition")
+    assert c.alive()
+    assert c.kill(signal.SIGTERM) == 0, c.stderr()
+    assert "partition 3: from the beginning (a new partition)" \
+        in c.stderr()
+    check_equal(store, w)
+    return store, w
+
+
 def test_partition_added_while_consuming(tmp_path):
     """The topic grows from 3 to 4 partitions (a new cluster behind the
     bootstrap relay, see cef_kafka_mock.c): the consumer takes the new
     partition from its beginning at its next refresh."""
     mock = KafkaMock(tmp_path, proxy=True)
     try:
-        w = Workload(seed=8, partitions=3, ids=600)
-        w.generate(6000)
-        mock.produce(w.messages())
-        store = empty_store(tmp_path)
-        c = Consumer(store, mock, "--from-beginning", "--refresh-ms", "300",
-                     "--batch-ms", "50")
-        wait_for(caught_up(store, w.counts()), 60, "the first records")
-
-        assert mock.cmd("grow 4") == "4"
-        new_ids = ["n%d" % i for i in range(200)]
-        before = len(w.records)
-        w.generate(2000, pool=(3, new_ids))
-        w.generate(2000)
-        mock.produce(w.messages(start=before))
-        wait_for(caught_up(store, w.counts()), 90,
-                 "the records of the new partition")
-        assert c.alive()
-        assert c.kill(signal.SIGTERM) == 0, c.stderr()
-        assert "partition 3: from the beginning (a new partition)" \
-            in c.stderr()
-        check_equal(store, w)
+        store, w = _new_partition_read_from_its_beginning(
+            tmp_path, mock, 8, "grow 4", 90)
         assert stored_offsets(store) == w.counts()
     finally:
         mock.close()
@@ -213,28 +224,8 @@ def test_partition_without_leader_taken_later(tmp_path):
     refresh, then read from its beginning."""
     mock = KafkaMock(tmp_path, spare=1)
     try:
-        w = Workload(seed=7, partitions=3, ids=600)
-        w.generate(6000)
-        mock.produce(w.messages())
-        store = empty_store(tmp_path)
-        c = Consumer(store, mock, "--from-beginning", "--refresh-ms", "300",
-                     "--batch-ms", "50")
-        wait_for(caught_up(store, w.counts()), 60, "the first records")
-
-        assert mock.cmd("add-partition") == "4"
-        # new profiles in the new partition, more changes in the old ones
-        new_ids = ["n%d" % i for i in range(200)]
-        before = len(w.records)
-        w.generate(2000, pool=(3, new_ids))
-        w.generate(2000)
-        mock.produce(w.messages(start=before))
-        wait_for(caught_up(store, w.counts()), 60,
-                 "the records of the new partition")
-        assert c.alive()
-        assert c.kill(signal.SIGTERM) == 0, c.stderr()
-        assert "partition 3: from the beginning (a new partition)" \
-            in c.stderr()
-        check_equal(store, w)
+        _new_partition_read_from_its_beginning(tmp_path, mock, 7,
+                                               "add-partition", 60)
     finally:
         mock.close()
 
