@@ -8,6 +8,7 @@
 
 #include "ngx_http_cef_module.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 
 #include "cef_store.h"
@@ -80,11 +81,14 @@ static ngx_uint_t        ngx_http_cef_store_in_lib;
 static struct sigaction  ngx_http_cef_store_sigbus_prev;
 static struct sigaction  ngx_http_cef_store_sigsegv_prev;
 static ngx_uint_t        ngx_http_cef_store_signals_set;
+static pthread_t         ngx_http_cef_store_thread;
 
 #define ngx_http_cef_store_call(rc, call)                                   \
-    ngx_http_cef_store_in_lib++;                                             \
-    rc = call;                                                               \
-    ngx_http_cef_store_in_lib--
+    do {                                                                     \
+        ngx_http_cef_store_in_lib++;                                         \
+        rc = call;                                                           \
+        ngx_http_cef_store_in_lib--;                                         \
+    } while (0)
 
 
 char *
@@ -212,6 +216,7 @@ ngx_http_cef_store_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_cef_store_signals_set = 1;
+    ngx_http_cef_store_thread = pthread_self();
 
     /* a store that cannot be opened now is retried on later requests */
     (void) ngx_http_cef_store_guard(NULL, cycle->log,
@@ -275,8 +280,11 @@ ngx_http_cef_store_guard(ngx_http_request_t *r, ngx_log_t *log,
 static void
 ngx_http_cef_store_signal(int signo, siginfo_t *si, void *uc)
 {
+    /* a fault in a thread pool's thread is none of ours */
+
     if (ngx_http_cef_store_jmp
-        && (signo == SIGBUS || ngx_http_cef_store_in_lib))
+        && (signo == SIGBUS || ngx_http_cef_store_in_lib)
+        && pthread_equal(pthread_self(), ngx_http_cef_store_thread))
     {
         siglongjmp(*ngx_http_cef_store_jmp, signo);
     }
@@ -331,9 +339,10 @@ ngx_http_cef_store_fault(ngx_http_request_t *r, ngx_log_t *log, int signo)
         ngx_http_cef_store_jmp = &jb;
 
         if (sigsetjmp(jb, 0) == 0) {
-            gen = cef_store_fault(s, why);
+            ngx_http_cef_store_call(gen, cef_store_fault(s, why));
 
         } else {
+            ngx_http_cef_store_in_lib = 0;
             ngx_http_cef_store_handle = NULL;
             ngx_http_cef_store_next_try = ngx_time()
                                           + NGX_HTTP_CEF_STORE_RETRY;
