@@ -252,3 +252,41 @@ def test_unopenable_generation_is_logged_once_and_shown(shop):
              == newest, what="serving the newest")
     assert metrics(shop)['cef_store_generation{state="newest"}'] == newest
     assert shop.worker_pids() == pids, "a worker died"
+
+
+@needs_master
+def test_unreadable_generation_is_logged_once_and_shown(shop):
+    """cef-sync run so that the new generation is closed to the worker user
+    (here: its directory chmod 0700, owned by root): each worker keeps the
+    old generation, logs once at error that it cannot switch and why, the
+    metrics show it behind, and once the permissions are fixed it switches
+    by itself."""
+    assert os.geteuid() == 0, "needs root to run workers as another user"
+    served_by_every_worker(shop, lambda f: f["name"] == "Greta", "profiles")
+    pids = shop.worker_pids()
+    old = gen_number(generation(shop))
+
+    load(shop, "Second")
+    new = generation(shop)
+    mode = os.stat(new).st_mode & 0o7777
+    os.chmod(new, 0o700)
+
+    for _ in range(40):
+        assert who(shop)["name"] == "Greta"
+        time.sleep(0.05)
+
+    lines = error_lines(shop, r"cannot switch to generation %d, still "
+                        r"serving generation %d: .*Permission denied"
+                        % (gen_number(new), old))
+    assert per_worker(lines) == {pid: 1 for pid in pids}, lines
+    m = metrics(shop)
+    assert m['cef_store_generation{state="serving"}'] == old
+    assert m['cef_store_generation{state="newest"}'] == gen_number(new)
+
+    os.chmod(new, mode)
+    served_by_every_worker(shop, lambda f: f["name"] == "Second",
+                           "switch once readable")
+    wait_for(lambda: metrics(shop)['cef_store_generation{state="serving"}']
+             == gen_number(new), what="serving the newest")
+    assert shop.worker_pids() == pids, "a worker died"
+    assert len(error_lines(shop, r"cannot switch")) == len(pids)
