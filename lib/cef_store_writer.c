@@ -2122,7 +2122,9 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
                                      : CEF_WRITER_MAP_SIZE_DEFAULT)) != 0
         || (rc = mdb_env_open(w.env, w.tmp, MDB_NOSYNC, 0664)) != 0)
     {
-        rc = cef_w_lmdb(&w, "creating the new generation", rc);
+        rc = cef_w_lmdb(&w, rc == ENOMEM ? "creating the new generation "
+                        "(a --map-size larger than the address space?)"
+                        : "creating the new generation", rc);
         goto failed;
     }
 
@@ -3573,7 +3575,9 @@ cef_w_open_current(cef_writer_t *w, char *path, size_t size, uint64_t *gen)
     if (w->conf->map_size > ei.me_mapsize) {
         rc = mdb_env_set_mapsize(w->env, w->conf->map_size);
         if (rc != 0) {
-            return cef_w_lmdb(w, "growing the map", rc);
+            return cef_w_lmdb(w, rc == ENOMEM ? "growing the map (a --map-size "
+                              "larger than the address space?)"
+                              : "growing the map", rc);
         }
     }
 
