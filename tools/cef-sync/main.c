@@ -226,13 +226,12 @@ invalid:
 }
 
 
-/* A group name, or a number. */
+/* --group: a group name, or a number; 0, or EXIT_USAGE with the message */
 
 static int
 cef_sync_parse_group(const char *arg, gid_t *gid)
 {
-    char          *end;
-    unsigned long  v;
+    uint64_t       n;
     struct group  *gr;
 
     gr = getgrnam(arg);
@@ -241,15 +240,15 @@ cef_sync_parse_group(const char *arg, gid_t *gid)
         return 0;
     }
 
-    errno = 0;
-    v = strtoul(arg, &end, 10);
-    if (errno || end == arg || *end != '\0' || arg[0] == '-'
-        || v != (unsigned long) (gid_t) v)
-    {
-        return -1;
+    if (*arg < '0' || *arg > '9') {
+        return cef_sync_usage_error("--group: unknown group \"%s\"", arg);
     }
 
-    *gid = (gid_t) v;
+    if (cef_sync_number("group", arg, 0, 0, (gid_t) -1 - 1, &n) != 0) {
+        return EXIT_USAGE;
+    }
+
+    *gid = (gid_t) n;
     return 0;
 }
 
@@ -839,8 +838,7 @@ main(int argc, char **argv)
 
         case 'g':
             if (cef_sync_parse_group(optarg, &s.group) != 0) {
-                return cef_sync_usage_error("--group: unknown group \"%s\"",
-                                            optarg);
+                return EXIT_USAGE;
             }
             s.set_group = 1;
             break;
