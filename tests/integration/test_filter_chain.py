@@ -87,6 +87,11 @@ CONF = """
             ssi on;
             proxy_pass http://stub/;
         }
+        location /ssi-up-404/ {
+            ssi on;
+            proxy_pass http://stub/;
+            cef_statuses 200 404;
+        }
         location /up/ {
             proxy_pass http://stub/;
             proxy_buffering off;
@@ -216,30 +221,28 @@ def test_slice_of_five_bytes(shop):
     assert (status, body) == (206, PAGE[12:41])
 
 
-@pytest.mark.parametrize("first, last", [(64, 199), (130, 140), (5, 20),
-                                         (0, 63), (300, None)])
-def test_slice_range_is_never_a_truncated_200(shop, first, last):
-    """A Range request through slices gets either the whole personalised
-    page (200) or exactly the requested bytes of the upstream's page (206),
-    never part of a page labelled as the whole."""
+@pytest.mark.parametrize("first, last, want", [
+    (5, 20, 200), (0, 63, 200), (64, 199, 206), (130, 140, 206),
+    (300, None, 206)])
+def test_slice_range_is_never_a_truncated_200(shop, first, last, want):
+    """A Range request through slices gets the whole personalised page (200)
+    when its range starts in the first slice, else exactly the requested
+    bytes of the upstream's page (206), never part of a page labelled as
+    the whole."""
     spec = "bytes=%d-%s" % (first, "" if last is None else last)
     status, headers, body = request(shop, "/slice" + SLICED,
                                     headers=dict(gold(), Range=spec))
-    if status == 200:
+    assert status == want
+    if want == 200:
         assert body == GOLD
+        assert headers["cache-control"] == "private"
+        assert "content-range" not in headers
     else:
         end = len(PAGE) - 1 if last is None else last
-        assert status == 206
         assert body == PAGE[first:end + 1]
         assert headers["content-range"] == "bytes %d-%d/%d" % (
             first, end, len(PAGE))
         assert "private" not in headers.get("cache-control", "")
-
-
-def test_slice_range_beyond_the_first_slice_is_the_upstreams_bytes(shop):
-    status, headers, body = request(shop, "/slice" + SLICED,
-                                    headers=dict(gold(), Range="bytes=64-199"))
-    assert (status, body) == (206, PAGE[64:200])
 
 
 def test_slice_without_cef_is_untouched(shop):
@@ -275,6 +278,16 @@ def test_ssi_include_in_a_404_page_is_not_personalised(shop, upstream):
                                     headers=gold())
     assert (status, body) == (404, b"top " + PAGE + b" bottom")
     assert "private" not in headers.get("cache-control", "")
+
+
+def test_ssi_include_in_a_personalised_404_page(shop, upstream):
+    """cef_statuses 200 404: the 404 page is personalised, and so is its
+    include."""
+    upstream.set_body("chain-404", INCLUDE)
+    status, headers, body = request(
+        shop, "/ssi-up-404/body/chain-404?status=404", headers=gold())
+    assert (status, body) == (404, b"top " + GOLD + b" bottom")
+    assert headers["cache-control"] == "private"
 
 
 def test_ssi_include_in_a_personalised_page_makes_it_private(shop):
