@@ -348,8 +348,11 @@ def test_aborted_upstream_closes_the_client_connection(shop, where,
     cut = CUTS[where]
     path = "/body/chain-page?abort=%d&chunk=%d" % (cut, cut)
     for loc in ("off", location):
+        t0 = time.monotonic()
         raw, closed = read_until_eof(shop.port(), "/%s%s" % (loc, path),
                                      gold(), 20)
+        print("%s, %s: closed after %.3f s" % (where, loc,
+                                               time.monotonic() - t0))
         assert raw.startswith(b"HTTP/1.1 200"), raw[:100]
         assert closed, "%s: connection still open after 20 s" % loc
         head, _, body = raw.partition(b"\r\n\r\n")
