@@ -1,6 +1,8 @@
 """`make demo`'s script serves the demo shop through the module, its personas
 are recognised as printed, and Ctrl-C stops it."""
 
+import os
+import pwd
 import re
 import shlex
 import signal
@@ -49,6 +51,25 @@ def hero(port, argv):
     return m.group(1).decode(), headers
 
 
+def children(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == pid:
+                out.append(int(entry))
+    return out
+
+
+def worker_uid(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1))
+
+
 def test_demo_serves_the_shop_and_its_personas():
     port = free_port()
     proc = subprocess.Popen([str(REPO / "examples/demo/run")],
@@ -67,6 +88,10 @@ def test_demo_serves_the_shop_and_its_personas():
                 assert time.monotonic() < deadline, "demo did not come up"
                 time.sleep(0.05)
         assert status == 200
+        if os.geteuid() == 0:
+            # run as root, the demo's workers are Debian's www-data
+            uids = {worker_uid(pid) for pid in children(proc.pid)}
+            assert uids == {pwd.getpwnam("www-data").pw_uid}, uids
         assert b"Nordhaus Outdoor" in body
         assert b"Welcome! 10% off" in body     # a new visitor's hero
         assert b"<!--cef:slot" not in body
@@ -106,3 +131,4 @@ def test_demo_serves_the_shop_and_its_personas():
         out = proc.communicate(timeout=15)[0].decode(errors="replace")
     assert proc.returncode == 0, out
     assert "[emerg]" not in out and "[alert]" not in out, out
+    assert "warning" not in out, out        # cef-sync's permission check
