@@ -188,6 +188,9 @@ typedef struct {
     size_t                      unchanged;      /* slots counted unchanged */
     off_t                       bytes_seen;
     unsigned                    filtering:1;
+    unsigned                    slice:1;        /* a page in slices: the
+                                                   scanner is the main
+                                                   request's */
 } ngx_http_cef_ctx_t;
 
 
