@@ -618,7 +618,7 @@ CLEAN_CONF = """
         cef_link_token $arg_cef;
 
         location / {
-            proxy_pass http://shop;
+            proxy_pass http://shop$cef_request_uri;
             proxy_cache pages;
             proxy_cache_valid 200 1m;
             proxy_cache_key $scheme$proxy_host$cef_request_uri;
@@ -628,7 +628,8 @@ CLEAN_CONF = """
 """
 
 
-def test_documented_log_format_and_cache_key_leave_the_token_out(nginx):
+def test_documented_log_format_and_cache_key_leave_the_token_out(nginx,
+                                                                  upstream):
     inst = nginx.prepare(CLEAN_CONF)
     write_secret(inst.prefix / "store.secret", STORE_SECRET)
     write_secret(inst.prefix / "signing.secret", SIGN_NEW)
@@ -637,14 +638,15 @@ def test_documented_log_format_and_cache_key_leave_the_token_out(nginx):
 
     tokens = [link_token(SIGN_NEW, STORE_SECRET, "email", "greta@example.com",
                          int(time.time()) + 3600 + i) for i in range(4)]
-    uris = ["/gen?size=300&cef=" + tokens[0],
-            "/gen?size=300&cef=" + tokens[1],
-            "/gen?cef=%s&size=300" % tokens[2],
-            "/gen?size=300&cef=%s&seed=0" % tokens[3]]
+    fetched = upstream.hits.get("/gen?size=317", 0)
+    uris = ["/gen?size=317&cef=" + tokens[0],
+            "/gen?size=317&cef=" + tokens[1],
+            "/gen?cef=%s&size=317" % tokens[2],
+            "/gen?size=317&cef=%s&seed=0" % tokens[3]]
     for uri in uris:
         status, _, _ = get(inst, uri)
         assert status == 200
-    status, _, _ = get(inst, "/gen?size=300")
+    status, _, _ = get(inst, "/gen?size=317")
 
     deadline = time.monotonic() + 5
     while True:
@@ -657,8 +659,8 @@ def test_documented_log_format_and_cache_key_leave_the_token_out(nginx):
     for t in tokens:
         assert t not in text
     assert [l.split('"')[1] for l in lines] == [
-        "GET /gen?size=300", "GET /gen?size=300", "GET /gen?size=300",
-        "GET /gen?size=300&seed=0", "GET /gen?size=300"]
+        "GET /gen?size=317", "GET /gen?size=317", "GET /gen?size=317",
+        "GET /gen?size=317&seed=0", "GET /gen?size=317"]
     assert text.count("profile=p-gold") == 4
     # one cache entry for the page, whatever token came with it
     assert [l.rsplit("cache=", 1)[1] for l in lines] == [
@@ -667,3 +669,6 @@ def test_documented_log_format_and_cache_key_leave_the_token_out(nginx):
                       if p.is_file())
     for t in tokens:
         assert t.encode() not in cached
+    # nor does the upstream see one
+    assert upstream.hits.get("/gen?size=317") == fetched + 1
+    assert not [p for p in upstream.hits if "cef=" in p]
