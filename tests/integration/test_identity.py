@@ -3,6 +3,7 @@ and the store coming and going under a running nginx."""
 
 import base64
 import concurrent.futures
+import json
 import re
 import threading
 import time
@@ -408,6 +409,10 @@ CROSS_CONF = """
             cef on;
             cef_rules @PREFIX@/rules.yaml;
         }
+        location = /cef/explain {
+            cef_rules @PREFIX@/rules.yaml;
+            cef_explain;
+        }
     }
 """
 
@@ -473,6 +478,19 @@ def test_signed_key_is_not_a_link_token(cross):
     for token in forged:
         assert who(cross, "/who?t=" + token) == "", token
         assert who(cross, cef_id=token) == "", token
+
+
+def test_explain_shows_no_address_for_a_link_token(cross):
+    token = link_token(SIGN_NEW, STORE_SECRET, "email", "greta@example.com",
+                       4102444800)
+    status, _, body = get(cross, "/cef/explain?t=" + token)
+    assert status == 200
+    steps = [s for s in json.loads(body)["identity"]["steps"]
+             if s["source"] == "link_token"]
+    assert steps == [{"source": "link_token", "signature": "ok",
+                      "key_type": "email", "result": "found",
+                      "profile": "p-gold"}]
+    assert b"greta@" not in body.replace(b"Greta", b"")
 
 
 def test_link_token_is_not_a_signed_key(cross):
