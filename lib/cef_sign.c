@@ -156,11 +156,15 @@ cef_signer_count(const cef_signer_t *s)
 
 /* --- messages ------------------------------------------------------------ */
 
-static const cef_span_t  cef_sign_key_label = cef_span_lit("cef-signed-key-v2");
+#define cef_sign_label(s)  { s, sizeof(s) - 1 }
+
+/* the purpose labels: no message of one purpose is one of another */
+static const cef_span_t  cef_sign_key_label =
+    cef_sign_label("cef-signed-key-v2");
 static const cef_span_t  cef_sign_state_label =
-    cef_span_lit("cef-plugin-state-v2");
+    cef_sign_label("cef-plugin-state-v2");
 static const cef_span_t  cef_sign_link_label =
-    cef_span_lit("cef-link-token-v2");
+    cef_sign_label("cef-link-token-v2");
 
 /* the longest message: a label, a type and a value, length-prefixed */
 #define CEF_SIGN_MSG_MAX  (3 * 2 + 32 + CEF_SIGN_MAX_TYPE + CEF_SIGN_MAX_VALUE)

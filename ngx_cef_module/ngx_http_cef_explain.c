@@ -184,18 +184,16 @@ ngx_http_cef_explain_step(ngx_http_cef_explain_t *ex, const char *source)
 }
 
 
-/* look a key up in the open session, noting the outcome in step */
-
 /*
- * A link token names the visitor by the store key only (key, with value
- * NULL): the step shows the type, never an address.
+ * Look a key up in the open session, noting the outcome in step.  A link
+ * token names the visitor by the store key only (key, with value NULL):
+ * the step shows the type, never an address.
  */
 
 static ngx_int_t
 ngx_http_cef_explain_try(ngx_http_cef_explain_t *ex, json_t *step,
     ngx_str_t *type, ngx_str_t *value, const uint8_t *key)
 {
-    ngx_int_t    rc;
     const char  *result;
 
     if (json_object_set_new(step, "key_type", ngx_http_cef_explain_str(type))
@@ -206,17 +204,13 @@ ngx_http_cef_explain_try(ngx_http_cef_explain_t *ex, json_t *step,
         return NGX_ERROR;
     }
 
-    rc = NGX_DECLINED;
-
-    if (ex->store) {
-        rc = value ? ngx_http_cef_store_find(ex->r, type, value, &ex->id)
-                   : ngx_http_cef_store_find_key(ex->r, key, &ex->id);
-    }
-
     if (!ex->store) {
         result = "no store";
 
-    } else if (rc == NGX_OK) {
+    } else if ((value ? ngx_http_cef_store_find(ex->r, type, value, &ex->id)
+                      : ngx_http_cef_store_find_key(ex->r, key, &ex->id))
+               == NGX_OK)
+    {
         ex->id.key_type = *type;
         result = "found";
 
