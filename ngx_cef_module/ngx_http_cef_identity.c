@@ -668,9 +668,11 @@ ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
                                             &value, &plain, &legacy)
                     != CEF_SIGN_OK)
                 {
+                    /* not the value: it may be an address */
                     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                                   "cef: client sent an invalid signed "
-                                  "\"%V\" key \"%V\"", &key[i].type, &value);
+                                  "\"%V\" key (%uz bytes)", &key[i].type,
+                                  value.len);
                     continue;
                 }
 
