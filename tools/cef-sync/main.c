@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,12 +36,16 @@
 #include "cef_sync.h"
 
 
+#define CEF_SYNC_MS_MAX  86400000     /* a day: the longest interval option */
+
+
 static const char  cef_sync_usage[] =
     "usage:\n"
     "  cef-sync load   --store DIR --secret FILE [options] SNAPSHOT|-\n"
     "  cef-sync apply  --store DIR --secret FILE [options] DELTAS|-\n"
     "  cef-sync consume --store DIR --secret FILE --brokers LIST --topic T\n"
-    "                  [--format msgpack|json] [--from-beginning] [--group G]\n"
+    "                  [--format msgpack|json] [--from-beginning]\n"
+    "                  [--kafka-group G]\n"
     "                  [--on-bad-record=stop|skip] [options]\n"
     "  cef-sync stat   --store DIR [--json] [--brokers LIST]\n"
     "  cef-sync get    --store DIR --secret FILE (--key TYPE:VALUE | --id ID)\n"
@@ -52,7 +57,8 @@ static const char  cef_sync_usage[] =
     "                     apply, consume: grow the store's map to SIZE)\n"
     "  --batch N          apply, consume: records per transaction (default\n"
     "                     10000)\n"
-    "  --idle-ms MS       apply: commit a partial batch after MS idle (200)\n"
+    "  --idle-ms MS       apply: commit a partial batch after MS idle (200;\n"
+    "                     0: never)\n"
     "  --batch-ms MS      consume: commit a batch at the latest MS after its\n"
     "                     first record (default 200)\n"
     "  --refresh-ms MS    consume: look for new partitions every MS (30000)\n"
@@ -63,7 +69,13 @@ static const char  cef_sync_usage[] =
     "  --format F         consume: msgpack (default) or json\n"
     "  --from-beginning   consume: a store without offsets starts at the\n"
     "                     beginning of the topic (default: at its end)\n"
-    "  --group G          consume: also commit offsets to Kafka as group G\n"
+    "  --kafka-group G    consume: also commit offsets to Kafka as group G\n"
+    "  --group G          load, apply, consume: the store directory's group:\n"
+    "                     made setgid, and every file written group-\n"
+    "                     writable, so nginx workers in group G can use it\n"
+    "  --nginx-user NAME  load: the user nginx workers run as, to check\n"
+    "                     they can use the new generation (default: the\n"
+    "                     user directive of /etc/nginx/nginx.conf)\n"
     "  --on-bad-record=stop|skip  consume: stop at a bad record (default)\n"
     "                     or log and skip it\n"
     "  --no-wait          fail at once if another cef-sync is writing\n"
@@ -154,32 +166,89 @@ cef_sync_notice(void *data, const char *msg)
 }
 
 
+/*
+ * The one parser of cef-sync's numeric options: digits only (no sign, no
+ * blank, no base prefix), then, for a size, one K, M, G or T (powers of
+ * 1024); the value must lie in [min, max].  0, or the usage error naming
+ * the option.
+ */
+
 static int
-cef_sync_parse_size(const char *arg, size_t *out)
+cef_sync_number(const char *opt, const char *arg, int size, uint64_t min,
+    uint64_t max, uint64_t *out)
 {
+    int                  shift = 0;
     char                *end;
     unsigned long long   v;
+
+    if (*arg < '0' || *arg > '9') {
+        goto invalid;
+    }
 
     errno = 0;
     v = strtoull(arg, &end, 10);
 
-    if (errno || end == arg) {
-        return -1;
+    if (size) {
+        switch (*end) {
+        case 'k': case 'K': shift = 10; end++; break;
+        case 'm': case 'M': shift = 20; end++; break;
+        case 'g': case 'G': shift = 30; end++; break;
+        case 't': case 'T': shift = 40; end++; break;
+        default: break;
+        }
     }
 
-    switch (*end) {
-    case 'k': case 'K': v <<= 10; end++; break;
-    case 'm': case 'M': v <<= 20; end++; break;
-    case 'g': case 'G': v <<= 30; end++; break;
-    case 't': case 'T': v <<= 40; end++; break;
-    default: break;
+    if (*end != '\0') {
+        goto invalid;
     }
 
-    if (*end != '\0' || v == 0) {
-        return -1;
+    if (errno == ERANGE || v > (max >> shift)) {
+        return cef_sync_usage_error("invalid --%s \"%s\": at most %llu%s",
+                                    opt, arg, (unsigned long long) max,
+                                    size ? " bytes" : "");
     }
 
-    *out = (size_t) v;
+    if ((v << shift) < min) {
+        return cef_sync_usage_error("invalid --%s \"%s\": at least %llu%s",
+                                    opt, arg, (unsigned long long) min,
+                                    size ? " byte" : "");
+    }
+
+    *out = v << shift;
+    return 0;
+
+invalid:
+
+    return cef_sync_usage_error("invalid --%s \"%s\": expected %s", opt, arg,
+                                size ? "a number of bytes, optionally with "
+                                       "K, M, G or T (e.g. 512M)"
+                                     : "a whole number");
+}
+
+
+/* --group: a group name, or a number; 0, or EXIT_USAGE with the message */
+
+static int
+cef_sync_parse_group(const char *arg, gid_t *gid)
+{
+    uint64_t       n;
+    struct group  *gr;
+
+    gr = getgrnam(arg);
+    if (gr != NULL) {
+        *gid = gr->gr_gid;
+        return 0;
+    }
+
+    if (*arg < '0' || *arg > '9') {
+        return cef_sync_usage_error("--group: unknown group \"%s\"", arg);
+    }
+
+    if (cef_sync_number("group", arg, 0, 0, (gid_t) -1 - 1, &n) != 0) {
+        return EXIT_USAGE;
+    }
+
+    *gid = (gid_t) n;
     return 0;
 }
 
@@ -240,6 +309,8 @@ cef_sync_write(cef_sync_t *s, int load)
     conf.ident = ident;
     conf.map_size = s->map_size;
     conf.wait = !s->no_wait;
+    conf.set_group = s->set_group;
+    conf.group = s->group;
     conf.batch = s->batch;
     conf.idle_ms = s->idle_ms;
     conf.progress = cef_sync_progress;
@@ -281,6 +352,10 @@ cef_sync_write(cef_sync_t *s, int load)
                (unsigned long long) res.last_seq,
                (unsigned long long) res.profiles,
                (unsigned long long) res.keys);
+    }
+
+    if (rc == CEF_WRITER_OK && load) {
+        cef_sync_check_access(s);
     }
 
     cef_input_close(in);
@@ -660,6 +735,7 @@ int
 main(int argc, char **argv)
 {
     int         c;
+    uint64_t    n;
     cef_sync_t  s;
 
     static const struct option  opts[] = {
@@ -675,7 +751,9 @@ main(int argc, char **argv)
         { "no-wait",  no_argument,       NULL, 'n' },
         { "brokers",  required_argument, NULL, 'B' },
         { "topic",    required_argument, NULL, 'T' },
-        { "group",    required_argument, NULL, 'G' },
+        { "kafka-group", required_argument, NULL, 'G' },
+        { "group",    required_argument, NULL, 'g' },
+        { "nginx-user", required_argument, NULL, 'U' },
         { "format",   required_argument, NULL, 'F' },
         { "from-beginning", no_argument, NULL, 'f' },
         { "on-bad-record", required_argument, NULL, 'R' },
@@ -731,26 +809,39 @@ main(int argc, char **argv)
         case 'n': s.no_wait = 1; break;
 
         case 'm':
-            if (cef_sync_parse_size(optarg, &s.map_size) != 0) {
-                return cef_sync_usage_error("invalid --map-size \"%s\"",
-                                            optarg);
+            if (cef_sync_number("map-size", optarg, 1, 1, SIZE_MAX, &n)) {
+                return EXIT_USAGE;
             }
+            s.map_size = (size_t) n;
             break;
 
         case 'b':
-            s.batch = (uint32_t) strtoul(optarg, NULL, 10);
-            if (s.batch == 0) {
-                return cef_sync_usage_error("invalid --batch \"%s\"", optarg);
+            if (cef_sync_number("batch", optarg, 0, 1, UINT32_MAX, &n)) {
+                return EXIT_USAGE;
             }
+            s.batch = (uint32_t) n;
             break;
 
         case 'I':
-            s.idle_ms = atoi(optarg);
+            if (cef_sync_number("idle-ms", optarg, 0, 0, CEF_SYNC_MS_MAX,
+                                &n))
+            {
+                return EXIT_USAGE;
+            }
+            s.idle_ms = (int) n;
             break;
 
         case 'B': s.brokers = optarg; break;
         case 'T': s.topic = optarg; break;
-        case 'G': s.group = optarg; break;
+        case 'G': s.kafka_group = optarg; break;
+        case 'U': s.nginx_user = optarg; break;
+
+        case 'g':
+            if (cef_sync_parse_group(optarg, &s.group) != 0) {
+                return EXIT_USAGE;
+            }
+            s.set_group = 1;
+            break;
         case 'f': s.from_beginning = 1; break;
         case 'E': s.exit_at_end = 1; break;
 
@@ -778,20 +869,12 @@ main(int argc, char **argv)
 
         case 'M':
         case 'r':
+            if (cef_sync_number(c == 'M' ? "batch-ms" : "refresh-ms", optarg,
+                                0, 1, CEF_SYNC_MS_MAX, &n))
             {
-                char  *end;
-                long   v = strtol(optarg, &end, 10);
-
-                if (*end != '\0' || end == optarg || v <= 0
-                    || v > 86400000)
-                {
-                    return cef_sync_usage_error("invalid --%s \"%s\"",
-                                                c == 'M' ? "batch-ms"
-                                                         : "refresh-ms",
-                                                optarg);
-                }
-                *(c == 'M' ? &s.batch_ms : &s.refresh_ms) = (int) v;
+                return EXIT_USAGE;
             }
+            *(c == 'M' ? &s.batch_ms : &s.refresh_ms) = (int) n;
             break;
 
         case 'h':
