@@ -442,39 +442,20 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
 
 /* --- signed state --------------------------------------------------------- */
 
-/* "cef_" PLUGIN, the signature type of a plugin's state (empty if too
-   long for buf) */
-static cef_span_t
-cef_state_type(const char *plugin, char *buf, size_t size)
-{
-    cef_span_t  t;
-    size_t      n = strlen(plugin);
-
-    t.data = buf;
-    t.len = 0;
-
-    if (n + 4 < size) {
-        memcpy(buf, "cef_", 4);
-        memcpy(buf + 4, plugin, n + 1);
-        t.len = n + 4;
-    }
-
-    return t;
-}
-
-
 int
 cef_decision_state_verify(cef_signer_t *s, const char *plugin,
     cef_span_t value, cef_span_t *out)
 {
-    char  type[80];
+    cef_span_t  name;
 
     if (s == NULL) {
         return -1;
     }
 
-    return cef_sign_verify(s, cef_state_type(plugin, type, sizeof(type)),
-                           value, out) == CEF_SIGN_OK ? 0 : -1;
+    name.data = plugin;
+    name.len = strlen(plugin);
+
+    return cef_sign_verify_state(s, name, value, out) == CEF_SIGN_OK ? 0 : -1;
 }
 
 
@@ -482,16 +463,15 @@ size_t
 cef_decision_state_sign(cef_signer_t *s, const char *plugin,
     const char *state, size_t len, char *buf)
 {
-    cef_span_t  v;
-    char        type[80];
+    cef_span_t  name, v;
 
+    name.data = plugin;
+    name.len = strlen(plugin);
     v.data = state;
     v.len = len;
 
     if (s == NULL
-        || cef_sign(s, cef_state_type(plugin, type, sizeof(type)), v,
-                    buf + len + 1)
-           != CEF_SIGN_OK)
+        || cef_sign_state(s, name, v, buf + len + 1) != CEF_SIGN_OK)
     {
         return 0;
     }

@@ -120,8 +120,8 @@ uint32_t cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
     cef_decision_t *d);
 
 /*
- * Verify a plugin state cookie "STATE.SIG" (SIG: cef_sign() of type
- * "cef_" PLUGIN over STATE).
+ * Verify a plugin state cookie "STATE.SIG" (cef_sign_verify_state(): a
+ * signature of its own purpose, never a signed key's or a link token's).
  *
  * @param[out] out   STATE, pointing into value
  * @return 0 if genuine, -1 otherwise (tampered, malformed, other plugin's).
@@ -133,7 +133,8 @@ int cef_decision_state_verify(cef_signer_t *s, const char *plugin,
  * Sign a plugin state for a cookie: "STATE.SIG".
  *
  * @param[out] buf   at least len + 1 + CEF_SIGN_SIG_LEN bytes
- * @return the length written, or 0 on an OpenSSL failure.
+ * @return the length written, or 0 on an OpenSSL failure (or a plugin
+ *         name longer than CEF_SIGN_MAX_TYPE).
  */
 size_t cef_decision_state_sign(cef_signer_t *s, const char *plugin,
     const char *state, size_t len, char *buf);

@@ -330,6 +330,15 @@ cef_identity_hash(cef_identity_t *id, const char *type, size_t tlen,
 
 
 int
+cef_identity_hmac(cef_identity_t *id, const void *msg, size_t len,
+    uint8_t out[CEF_IDENTITY_HASH_LEN])
+{
+    return cef_identity_mac(id, msg, len, "", 0, NULL, 0, out,
+                            CEF_IDENTITY_HASH_LEN);
+}
+
+
+int
 cef_identity_fingerprint(cef_identity_t *id, uint8_t out[8])
 {
     static const char  label[] = "cef-store-secret-check";

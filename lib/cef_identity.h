@@ -87,6 +87,16 @@ int cef_identity_hash(cef_identity_t *id, const char *type, size_t tlen,
     const char *value, size_t vlen, uint8_t out[CEF_IDENTITY_HASH_LEN]);
 
 /*
+ * HMAC-SHA256 of a whole message, cut to CEF_IDENTITY_HASH_LEN bytes: the
+ * primitive under cef_sign's signatures.  Same cost and thread rules as
+ * cef_identity_hash().
+ *
+ * @return 0 on success, -1 on an OpenSSL failure.
+ */
+int cef_identity_hmac(cef_identity_t *id, const void *msg, size_t len,
+    uint8_t out[CEF_IDENTITY_HASH_LEN]);
+
+/*
  * A fingerprint of the secret (HMAC of a fixed label), stored by cef-sync
  * so that a store and a secret that do not belong together are detected.
  * It does not reveal the secret.

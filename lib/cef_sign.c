@@ -154,49 +154,61 @@ cef_signer_count(const cef_signer_t *s)
 }
 
 
-cef_sign_rc_t
-cef_sign(cef_signer_t *s, cef_span_t type, cef_span_t value,
-    char sig[CEF_SIGN_SIG_LEN])
+/* --- messages ------------------------------------------------------------ */
+
+#define cef_sign_label(s)  { s, sizeof(s) - 1 }
+
+/* the purpose labels: no message of one purpose is one of another */
+static const cef_span_t  cef_sign_key_label =
+    cef_sign_label("cef-signed-key-v2");
+static const cef_span_t  cef_sign_state_label =
+    cef_sign_label("cef-plugin-state-v2");
+static const cef_span_t  cef_sign_link_label =
+    cef_sign_label("cef-link-token-v2");
+
+/* the longest message: a label, a type and a value, length-prefixed */
+#define CEF_SIGN_MSG_MAX  (3 * 2 + 32 + CEF_SIGN_MAX_TYPE + CEF_SIGN_MAX_VALUE)
+
+
+static uint8_t *
+cef_sign_lp(uint8_t *p, const void *data, size_t len)
 {
-    uint8_t  mac[CEF_IDENTITY_HASH_LEN];
+    *p++ = (uint8_t) (len >> 8);
+    *p++ = (uint8_t) len;
+    memcpy(p, data, len);
 
-    if (cef_identity_hash(s->secret[0], type.data, type.len, value.data,
-                          value.len, mac)
-        != 0)
-    {
-        return CEF_SIGN_ERROR;
-    }
+    return p + len;
+}
 
-    cef_base64url_encode(mac, sizeof(mac), sig);
 
-    return CEF_SIGN_OK;
+/* LP(label) LP(name) LP(value), the message of a signed key or state */
+static size_t
+cef_sign_msg(uint8_t *msg, cef_span_t label, cef_span_t name,
+    cef_span_t value)
+{
+    uint8_t  *p;
+
+    p = cef_sign_lp(msg, label.data, label.len);
+    p = cef_sign_lp(p, name.data, name.len);
+    p = cef_sign_lp(p, value.data, value.len);
+
+    return (size_t) (p - msg);
 }
 
 
 static cef_sign_rc_t
-cef_sign_check(cef_signer_t *s, cef_span_t type, cef_span_t value,
-    cef_span_t sig)
+cef_sign_mac_check(cef_signer_t *s, const uint8_t *msg, size_t len,
+    const uint8_t want[CEF_SIGN_MAC_LEN])
 {
-    size_t   i, n;
-    uint8_t  want[cef_base64url_decoded_max(CEF_SIGN_SIG_LEN)];
+    size_t   i;
     uint8_t  mac[CEF_IDENTITY_HASH_LEN];
 
-    if (sig.len != CEF_SIGN_SIG_LEN
-        || cef_base64url_decode(sig.data, sig.len, want, &n) != 0
-        || n != CEF_IDENTITY_HASH_LEN)
-    {
-        return CEF_SIGN_MALFORMED;
-    }
-
     for (i = 0; i < s->n; i++) {
-        if (cef_identity_hash(s->secret[i], type.data, type.len, value.data,
-                              value.len, mac)
-            != 0)
-        {
+        if (cef_identity_hmac(s->secret[i], msg, len, mac) != 0) {
             return CEF_SIGN_ERROR;
         }
 
-        if (CRYPTO_memcmp(mac, want, CEF_IDENTITY_HASH_LEN) == 0) {
+        if (CRYPTO_memcmp(mac, want, CEF_SIGN_MAC_LEN) == 0) {
             return CEF_SIGN_OK;
         }
     }
@@ -205,12 +217,41 @@ cef_sign_check(cef_signer_t *s, cef_span_t type, cef_span_t value,
 }
 
 
-cef_sign_rc_t
-cef_sign_verify(cef_signer_t *s, cef_span_t type, cef_span_t signed_value,
-    cef_span_t *value)
+/* --- VALUE.SIG: signed keys and plugin states ---------------------------- */
+
+static cef_sign_rc_t
+cef_sign_dotted(cef_signer_t *s, cef_span_t label, cef_span_t name,
+    cef_span_t value, char sig[CEF_SIGN_SIG_LEN])
 {
-    cef_span_t   v, sig;
+    size_t   len;
+    uint8_t  msg[CEF_SIGN_MSG_MAX], mac[CEF_IDENTITY_HASH_LEN];
+
+    if (name.len == 0 || name.len > CEF_SIGN_MAX_TYPE
+        || value.len == 0 || value.len > CEF_SIGN_MAX_VALUE)
+    {
+        return CEF_SIGN_MALFORMED;
+    }
+
+    len = cef_sign_msg(msg, label, name, value);
+
+    if (cef_identity_hmac(s->secret[0], msg, len, mac) != 0) {
+        return CEF_SIGN_ERROR;
+    }
+
+    cef_base64url_encode(mac, CEF_SIGN_MAC_LEN, sig);
+
+    return CEF_SIGN_OK;
+}
+
+
+/* split "VALUE.SIG" and decode SIG */
+static cef_sign_rc_t
+cef_sign_split(cef_span_t signed_value, cef_span_t *value,
+    uint8_t want[CEF_SIGN_MAC_LEN])
+{
+    size_t       n;
     const char  *dot;
+    uint8_t      raw[cef_base64url_decoded_max(CEF_SIGN_SIG_LEN)];
 
     if (signed_value.len <= CEF_SIGN_SIG_LEN + 1
         || signed_value.len > CEF_SIGN_MAX_VALUE + 1 + CEF_SIGN_SIG_LEN)
@@ -223,58 +264,182 @@ cef_sign_verify(cef_signer_t *s, cef_span_t type, cef_span_t signed_value,
         return CEF_SIGN_MALFORMED;
     }
 
-    v.data = signed_value.data;
-    v.len = (size_t) (dot - signed_value.data);
-    sig.data = dot + 1;
-    sig.len = CEF_SIGN_SIG_LEN;
-
-    switch (cef_sign_check(s, type, v, sig)) {
-    case CEF_SIGN_OK:
-        *value = v;
-        return CEF_SIGN_OK;
-    case CEF_SIGN_MALFORMED:
-        return CEF_SIGN_MALFORMED;
-    case CEF_SIGN_ERROR:
-        return CEF_SIGN_ERROR;
-    default:
-        return CEF_SIGN_BAD;
-    }
-}
-
-
-cef_sign_rc_t
-cef_link_token_make(cef_signer_t *s, cef_span_t type, cef_span_t value,
-    int64_t expires, char *out, size_t *outlen)
-{
-    int         n;
-    char        payload[CEF_SIGN_MAX_VALUE + 64 + 32];
-    size_t      len;
-    cef_span_t  rest;
-
-    if (type.len == 0 || type.len > 64 || memchr(type.data, ':', type.len)
-        || value.len == 0 || value.len > CEF_SIGN_MAX_VALUE)
+    if (cef_base64url_decode(dot + 1, CEF_SIGN_SIG_LEN, raw, &n) != 0
+        || n != CEF_SIGN_MAC_LEN)
     {
         return CEF_SIGN_MALFORMED;
     }
 
-    n = snprintf(payload, sizeof(payload), "%.*s:%.*s:%lld",
-                 (int) type.len, type.data, (int) value.len, value.data,
-                 (long long) expires);
-    if (n < 0 || (size_t) n >= sizeof(payload)) {
+    memcpy(want, raw, CEF_SIGN_MAC_LEN);
+    value->data = signed_value.data;
+    value->len = (size_t) (dot - signed_value.data);
+
+    return CEF_SIGN_OK;
+}
+
+
+static cef_sign_rc_t
+cef_sign_dotted_verify(cef_signer_t *s, cef_span_t label, cef_span_t name,
+    cef_span_t signed_value, cef_span_t *value)
+{
+    size_t         len;
+    uint8_t        msg[CEF_SIGN_MSG_MAX], want[CEF_SIGN_MAC_LEN];
+    cef_span_t     v;
+    cef_sign_rc_t  rc;
+
+    rc = cef_sign_split(signed_value, &v, want);
+    if (rc != CEF_SIGN_OK) {
+        return rc;
+    }
+
+    if (name.len == 0 || name.len > CEF_SIGN_MAX_TYPE) {
         return CEF_SIGN_MALFORMED;
     }
 
-    rest.data = payload + type.len + 1;
-    rest.len = (size_t) n - type.len - 1;
+    len = cef_sign_msg(msg, label, name, v);
 
-    len = cef_base64url_encode((const uint8_t *) payload, (size_t) n, out);
-    out[len++] = '.';
+    rc = cef_sign_mac_check(s, msg, len, want);
+    if (rc == CEF_SIGN_OK) {
+        *value = v;
+    }
 
-    if (cef_sign(s, type, rest, out + len) != CEF_SIGN_OK) {
+    return rc;
+}
+
+
+cef_sign_rc_t
+cef_sign(cef_signer_t *s, cef_span_t type, cef_span_t value,
+    char sig[CEF_SIGN_SIG_LEN])
+{
+    return cef_sign_dotted(s, cef_sign_key_label, type, value, sig);
+}
+
+
+cef_sign_rc_t
+cef_sign_verify(cef_signer_t *s, cef_span_t type, cef_span_t signed_value,
+    cef_span_t *value)
+{
+    return cef_sign_dotted_verify(s, cef_sign_key_label, type, signed_value,
+                                  value);
+}
+
+
+cef_sign_rc_t
+cef_sign_state(cef_signer_t *s, cef_span_t plugin, cef_span_t state,
+    char sig[CEF_SIGN_SIG_LEN])
+{
+    return cef_sign_dotted(s, cef_sign_state_label, plugin, state, sig);
+}
+
+
+cef_sign_rc_t
+cef_sign_verify_state(cef_signer_t *s, cef_span_t plugin,
+    cef_span_t signed_state, cef_span_t *state)
+{
+    return cef_sign_dotted_verify(s, cef_sign_state_label, plugin,
+                                  signed_state, state);
+}
+
+
+cef_sign_rc_t
+cef_sign_verify_legacy(cef_signer_t *s, cef_span_t type,
+    cef_span_t signed_value, cef_span_t *value)
+{
+    size_t         i;
+    uint8_t        want[CEF_SIGN_MAC_LEN], mac[CEF_IDENTITY_HASH_LEN];
+    cef_span_t     v;
+    cef_sign_rc_t  rc;
+
+    rc = cef_sign_split(signed_value, &v, want);
+    if (rc != CEF_SIGN_OK) {
+        return rc;
+    }
+
+    for (i = 0; i < s->n; i++) {
+        if (cef_identity_hash(s->secret[i], type.data, type.len, v.data,
+                              v.len, mac)
+            != 0)
+        {
+            return CEF_SIGN_ERROR;
+        }
+
+        if (CRYPTO_memcmp(mac, want, CEF_SIGN_MAC_LEN) == 0) {
+            *value = v;
+            return CEF_SIGN_OK;
+        }
+    }
+
+    return CEF_SIGN_BAD;
+}
+
+
+/* --- link tokens ---------------------------------------------------------- */
+
+static int
+cef_sign_type_ok(cef_span_t type)
+{
+    size_t  i;
+    char    c;
+
+    if (type.len == 0 || type.len > CEF_SIGN_MAX_TYPE) {
+        return 0;
+    }
+
+    for (i = 0; i < type.len; i++) {
+        c = type.data[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'
+              || c == '-'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* LP(label) BODY, BODY = LP(TYPE) LP(KEY) LP(EXPIRES); the BODY's length */
+static size_t
+cef_link_msg(uint8_t *msg, cef_span_t type, const uint8_t *key,
+    int64_t expires)
+{
+    int       i;
+    uint8_t  *p, be[8];
+
+    for (i = 0; i < 8; i++) {
+        be[i] = (uint8_t) ((uint64_t) expires >> (56 - 8 * i));
+    }
+
+    p = cef_sign_lp(msg, cef_sign_link_label.data, cef_sign_link_label.len);
+    p = cef_sign_lp(p, type.data, type.len);
+    p = cef_sign_lp(p, key, CEF_IDENTITY_HASH_LEN);
+    p = cef_sign_lp(p, be, sizeof(be));
+
+    return (size_t) (p - msg) - 2 - cef_sign_link_label.len;
+}
+
+
+cef_sign_rc_t
+cef_link_token_make(cef_signer_t *s, cef_span_t type, const uint8_t *key,
+    int64_t expires, char *out, size_t *outlen)
+{
+    size_t    body, head;
+    uint8_t   msg[2 + 32 + CEF_LINK_TOKEN_RAW];
+
+    if (!cef_sign_type_ok(type)) {
+        return CEF_SIGN_MALFORMED;
+    }
+
+    head = 2 + cef_sign_link_label.len;
+    body = cef_link_msg(msg, type, key, expires);
+
+    if (cef_identity_hmac(s->secret[0], msg, head + body, msg + head + body)
+        != 0)
+    {
         return CEF_SIGN_ERROR;
     }
 
-    *outlen = len + CEF_SIGN_SIG_LEN;
+    *outlen = cef_base64url_encode(msg + head, body + CEF_SIGN_MAC_LEN, out);
 
     return CEF_SIGN_OK;
 }
@@ -284,74 +449,63 @@ cef_sign_rc_t
 cef_link_token_parse(cef_signer_t *s, cef_span_t token, int64_t now,
     uint8_t *buf, cef_link_t *link)
 {
-    char           *p, *colon, *last;
-    size_t          n, plen, i;
-    int64_t         expires;
-    cef_span_t      payload, sig, type, rest;
-    cef_sign_rc_t   rc;
+    int            i;
+    size_t         n, tlen, head;
+    int64_t        expires;
+    uint8_t       *p, msg[2 + 32 + CEF_LINK_TOKEN_RAW];
+    cef_sign_rc_t  rc;
 
-    if (token.len <= CEF_SIGN_SIG_LEN + 1 || token.len > CEF_LINK_TOKEN_MAX
-        || token.data[token.len - CEF_SIGN_SIG_LEN - 1] != '.')
+    /* the shortest: a 1-byte type */
+    if (token.len < ((2 + 1 + 2 + 16 + 2 + 8 + CEF_SIGN_MAC_LEN) * 4 + 2) / 3
+        || token.len > CEF_LINK_TOKEN_MAX
+        || cef_base64url_decode(token.data, token.len, buf, &n) != 0)
     {
         return CEF_SIGN_MALFORMED;
     }
 
-    payload.data = token.data;
-    payload.len = token.len - CEF_SIGN_SIG_LEN - 1;
-    sig.data = token.data + payload.len + 1;
-    sig.len = CEF_SIGN_SIG_LEN;
+    tlen = (size_t) buf[0] << 8 | buf[1];
 
-    if (cef_base64url_decode(payload.data, payload.len, buf, &plen) != 0) {
+    if (n != 2 + tlen + 2 + 16 + 2 + 8 + CEF_SIGN_MAC_LEN) {
         return CEF_SIGN_MALFORMED;
     }
 
-    p = (char *) buf;
-    colon = memchr(p, ':', plen);
-    last = NULL;
+    p = buf + 2 + tlen;
 
-    for (i = plen; i > 0; i--) {
-        if (p[i - 1] == ':') {
-            last = p + i - 1;
-            break;
-        }
-    }
-
-    if (colon == NULL || colon == p || last == colon
-        || last + 1 == p + plen || (size_t) (p + plen - last - 1) > 18)
+    if (p[0] != 0 || p[1] != CEF_IDENTITY_HASH_LEN
+        || p[2 + 16] != 0 || p[2 + 16 + 1] != 8)
     {
         return CEF_SIGN_MALFORMED;
     }
 
-    expires = 0;
-    for (n = 1; last + n < p + plen; n++) {
-        if (last[n] < '0' || last[n] > '9') {
-            return CEF_SIGN_MALFORMED;
-        }
-        expires = expires * 10 + (last[n] - '0');
+    link->type.data = (const char *) buf + 2;
+    link->type.len = tlen;
+
+    if (!cef_sign_type_ok(link->type)) {
+        return CEF_SIGN_MALFORMED;
     }
 
-    type.data = p;
-    type.len = (size_t) (colon - p);
-    rest.data = colon + 1;
-    rest.len = plen - type.len - 1;
+    head = 2 + cef_sign_link_label.len;
+    cef_sign_lp(msg, cef_sign_link_label.data, cef_sign_link_label.len);
+    memcpy(msg + head, buf, n - CEF_SIGN_MAC_LEN);
 
-    rc = cef_sign_check(s, type, rest, sig);
+    rc = cef_sign_mac_check(s, msg, head + n - CEF_SIGN_MAC_LEN,
+                            buf + n - CEF_SIGN_MAC_LEN);
     if (rc != CEF_SIGN_OK) {
         return rc;
+    }
+
+    p += 2 + 16 + 2;
+    expires = 0;
+    for (i = 0; i < 8; i++) {
+        expires = (int64_t) ((uint64_t) expires << 8 | p[i]);
     }
 
     if (expires <= now) {
         return CEF_SIGN_EXPIRED;
     }
 
-    link->type = type;
-    link->value.data = colon + 1;
-    link->value.len = (size_t) (last - colon - 1);
+    link->key = buf + 2 + tlen + 2;
     link->expires = expires;
-
-    if (link->value.len == 0) {
-        return CEF_SIGN_MALFORMED;
-    }
 
     return CEF_SIGN_OK;
 }

@@ -1,19 +1,35 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_sign: signed identity keys and link tokens.
+ * cef_sign: signed identity keys, link tokens and plugin-state cookies.
  *
  * A signing secret file holds one secret per line.  The first signs; all
  * verify, so a secret can be rotated without a flag day: add the new one as
  * the first line, keep the old one below until every signed value issued
  * with it has expired, then remove it.
  *
- *   signature    SIG = base64url(HMAC-SHA256(secret, TYPE ":" VALUE)[0:16])
- *   signed key   VALUE "." SIG
- *   link token   base64url(TYPE ":" VALUE ":" EXPIRY_UNIX) "." SIG
- *                with SIG over TYPE ":" VALUE ":" EXPIRY_UNIX
+ * Each kind of signed value signs its own message: a purpose label and the
+ * fields, every one prefixed with its length, so that no signature made for
+ * one purpose (or one split of the fields) verifies for another:
  *
- * Signatures are compared in constant time.
+ *   LP(x)           len(x) as 2 bytes, big-endian, then x
+ *   MAC(m)          HMAC-SHA256(secret, m), first 16 bytes
+ *   SIG(m)          base64url(MAC(m)), 22 characters
+ *
+ *   signed key      VALUE "." SIG(LP("cef-signed-key-v2") LP(TYPE) LP(VALUE))
+ *   plugin state    STATE "." SIG(LP("cef-plugin-state-v2") LP(PLUGIN)
+ *                                 LP(STATE))
+ *   link token      base64url(BODY MAC(LP("cef-link-token-v2") BODY))
+ *                   BODY = LP(TYPE) LP(KEY) LP(EXPIRES)
+ *
+ * A link token names the visitor by KEY, the store's key of the identity
+ * (cef_identity.h: HMAC-SHA256(store secret, TYPE ":" VALUE), 16 bytes),
+ * never by the value itself: an address in a link does not reach URLs,
+ * Referer headers or logs.  EXPIRES is unix seconds, 8 bytes big-endian.
+ *
+ * Signed keys of the format before these labels (SIG over TYPE ":" VALUE)
+ * verify only through cef_sign_verify_legacy(), for a transition the
+ * caller bounds.  Signatures are compared in constant time.
  */
 
 #ifndef CEF_SIGN_H
@@ -26,10 +42,13 @@
 
 
 #define CEF_SIGN_SIG_LEN       22     /* base64url of 16 bytes */
+#define CEF_SIGN_MAC_LEN       16
 #define CEF_SIGN_MAX_SECRETS   16
-#define CEF_SIGN_MAX_VALUE     512    /* longest VALUE accepted */
-#define CEF_LINK_TOKEN_MAX     (((CEF_SIGN_MAX_VALUE + 64) * 4 + 2) / 3 \
-                                + 1 + CEF_SIGN_SIG_LEN)
+#define CEF_SIGN_MAX_TYPE      64     /* longest TYPE or PLUGIN */
+#define CEF_SIGN_MAX_VALUE     512    /* longest VALUE or STATE */
+#define CEF_LINK_TOKEN_RAW     (2 + CEF_SIGN_MAX_TYPE + 2 + 16 + 2 + 8 \
+                                + CEF_SIGN_MAC_LEN)
+#define CEF_LINK_TOKEN_MAX     ((CEF_LINK_TOKEN_RAW * 4 + 2) / 3)
 
 typedef enum {
     CEF_SIGN_OK = 0,
@@ -66,10 +85,11 @@ void cef_signer_free(cef_signer_t *s);
 size_t cef_signer_count(const cef_signer_t *s);
 
 /*
- * Sign TYPE ":" VALUE with the first secret.
+ * Sign a key: the SIG of "VALUE.SIG" with the first secret.
  *
  * @param[out] sig  CEF_SIGN_SIG_LEN characters, no NUL
- * @return CEF_SIGN_OK or CEF_SIGN_ERROR.
+ * @return CEF_SIGN_OK, CEF_SIGN_MALFORMED (an empty or overlong type or
+ *         value) or CEF_SIGN_ERROR.
  */
 cef_sign_rc_t cef_sign(cef_signer_t *s, cef_span_t type, cef_span_t value,
     char sig[CEF_SIGN_SIG_LEN]);
@@ -85,31 +105,61 @@ cef_sign_rc_t cef_sign(cef_signer_t *s, cef_span_t type, cef_span_t value,
 cef_sign_rc_t cef_sign_verify(cef_signer_t *s, cef_span_t type,
     cef_span_t signed_value, cef_span_t *value);
 
+/*
+ * As cef_sign_verify(), for a key signed in the format before purpose
+ * labels: SIG over TYPE ":" VALUE.  That message is ambiguous (the same
+ * bytes for another split of TYPE and VALUE, and for the old link tokens
+ * and plugin states), so the caller allows it only for a bounded
+ * transition (cef_signing_secret legacy_keys_until=).
+ */
+cef_sign_rc_t cef_sign_verify_legacy(cef_signer_t *s, cef_span_t type,
+    cef_span_t signed_value, cef_span_t *value);
+
+/*
+ * Sign a plugin's state for its cookie: the SIG of "STATE.SIG".
+ *
+ * @param[in]  plugin  the plugin's name
+ * @return as cef_sign().
+ */
+cef_sign_rc_t cef_sign_state(cef_signer_t *s, cef_span_t plugin,
+    cef_span_t state, char sig[CEF_SIGN_SIG_LEN]);
+
+/*
+ * Verify a plugin-state cookie "STATE.SIG".
+ *
+ * @return as cef_sign_verify(); on CEF_SIGN_OK *state is the STATE part.
+ */
+cef_sign_rc_t cef_sign_verify_state(cef_signer_t *s, cef_span_t plugin,
+    cef_span_t signed_state, cef_span_t *state);
+
 
 typedef struct {
-    cef_span_t  type;      /* point into the caller's buffer */
-    cef_span_t  value;
-    int64_t     expires;   /* unix seconds */
+    cef_span_t      type;      /* points into the caller's buffer */
+    const uint8_t  *key;       /* the store key, CEF_IDENTITY_HASH_LEN
+                                  bytes in the caller's buffer */
+    int64_t         expires;   /* unix seconds */
 } cef_link_t;
 
 /*
  * Make a link token.
  *
+ * @param[in]  type    the key type, [a-z0-9_-], 1 to CEF_SIGN_MAX_TYPE
+ * @param[in]  key     the store key of (type, value): cef_identity_hash()
+ *                     keyed with the store secret
  * @param[out] out     at least CEF_LINK_TOKEN_MAX characters
  * @param[out] outlen  characters written (no NUL)
- * @return CEF_SIGN_OK, CEF_SIGN_MALFORMED (empty or overlong type or
- *         value, or a type holding ':') or CEF_SIGN_ERROR.
+ * @return CEF_SIGN_OK, CEF_SIGN_MALFORMED (a bad type) or CEF_SIGN_ERROR.
  */
 cef_sign_rc_t cef_link_token_make(cef_signer_t *s, cef_span_t type,
-    cef_span_t value, int64_t expires, char *out, size_t *outlen);
+    const uint8_t *key, int64_t expires, char *out, size_t *outlen);
 
 /*
  * Check a link token and decode it.
  *
  * @param[in]  token   the token
  * @param[in]  now     the current time, unix seconds
- * @param[out] buf     scratch for the decoded payload, at least
- *                     CEF_LINK_TOKEN_MAX bytes; link's spans point into it
+ * @param[out] buf     scratch for the decoded token, at least
+ *                     CEF_LINK_TOKEN_MAX bytes; link points into it
  * @param[out] link    the identity, on CEF_SIGN_OK
  * @return CEF_SIGN_OK, CEF_SIGN_MALFORMED, CEF_SIGN_BAD, CEF_SIGN_EXPIRED
  *         or CEF_SIGN_ERROR.  The signature is checked before the expiry,

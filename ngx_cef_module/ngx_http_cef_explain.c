@@ -184,17 +184,22 @@ ngx_http_cef_explain_step(ngx_http_cef_explain_t *ex, const char *source)
 }
 
 
-/* look a key up in the open session, noting the outcome in step */
+/*
+ * Look a key up in the open session, noting the outcome in step.  A link
+ * token names the visitor by the store key only (key, with value NULL):
+ * the step shows the type, never an address.
+ */
 
 static ngx_int_t
 ngx_http_cef_explain_try(ngx_http_cef_explain_t *ex, json_t *step,
-    ngx_str_t *type, ngx_str_t *value)
+    ngx_str_t *type, ngx_str_t *value, const uint8_t *key)
 {
     const char  *result;
 
     if (json_object_set_new(step, "key_type", ngx_http_cef_explain_str(type))
-        || json_object_set_new(step, "value",
-                               ngx_http_cef_explain_str(value)))
+        || (value
+            && json_object_set_new(step, "value",
+                                   ngx_http_cef_explain_str(value))))
     {
         return NGX_ERROR;
     }
@@ -202,7 +207,8 @@ ngx_http_cef_explain_try(ngx_http_cef_explain_t *ex, json_t *step,
     if (!ex->store) {
         result = "no store";
 
-    } else if (ngx_http_cef_store_find(ex->r, type, value, &ex->id)
+    } else if ((value ? ngx_http_cef_store_find(ex->r, type, value, &ex->id)
+                      : ngx_http_cef_store_find_key(ex->r, key, &ex->id))
                == NGX_OK)
     {
         ex->id.key_type = *type;
@@ -232,7 +238,7 @@ ngx_http_cef_explain_link(ngx_http_cef_explain_t *ex, json_t *step,
     ngx_str_t *token)
 {
     u_char         *buf;
-    ngx_str_t       type, value;
+    ngx_str_t       type;
     cef_link_t      link;
     cef_sign_rc_t   rc;
 
@@ -259,10 +265,8 @@ ngx_http_cef_explain_link(ngx_http_cef_explain_t *ex, json_t *step,
 
     type.data = (u_char *) link.type.data;
     type.len = link.type.len;
-    value.data = (u_char *) link.value.data;
-    value.len = link.value.len;
 
-    return ngx_http_cef_explain_try(ex, step, &type, &value);
+    return ngx_http_cef_explain_try(ex, step, &type, NULL, link.key);
 }
 
 
@@ -270,9 +274,8 @@ static ngx_int_t
 ngx_http_cef_explain_keys(ngx_http_cef_explain_t *ex)
 {
     json_t                   *step;
-    ngx_str_t                 value;
-    ngx_uint_t                i;
-    cef_span_t                type, plain;
+    ngx_str_t                 value, plain;
+    ngx_uint_t                i, legacy;
     ngx_http_cef_key_t       *key;
     ngx_http_cef_loc_conf_t  *clcf = ex->clcf;
 
@@ -310,13 +313,8 @@ ngx_http_cef_explain_keys(ngx_http_cef_explain_t *ex)
         }
 
         if (key[i].is_signed) {
-            type.data = (char *) key[i].type.data;
-            type.len = key[i].type.len;
-
-            if (cef_sign_verify(clcf->signing->signer, type,
-                                (cef_span_t) { (char *) value.data,
-                                               value.len },
-                                &plain)
+            if (ngx_http_cef_verify_key(clcf->signing, &key[i].type, &value,
+                                        &plain, &legacy)
                 != CEF_SIGN_OK)
             {
                 if (json_object_set_new(step, "sent",
@@ -331,15 +329,16 @@ ngx_http_cef_explain_keys(ngx_http_cef_explain_t *ex)
                 continue;
             }
 
-            if (json_object_set_new(step, "signature", json_string("ok"))) {
+            if (json_object_set_new(step, "signature",
+                                    json_string(legacy ? "legacy" : "ok")))
+            {
                 return NGX_ERROR;
             }
 
-            value.data = (u_char *) plain.data;
-            value.len = plain.len;
+            value = plain;
         }
 
-        if (ngx_http_cef_explain_try(ex, step, &key[i].type, &value)
+        if (ngx_http_cef_explain_try(ex, step, &key[i].type, &value, NULL)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -386,7 +385,7 @@ ngx_http_cef_explain_visitor(ngx_http_cef_explain_t *ex)
                        ? NGX_ERROR : NGX_OK;
             }
 
-            return ngx_http_cef_explain_try(ex, step, &visitor, &v);
+            return ngx_http_cef_explain_try(ex, step, &visitor, &v, NULL);
         }
 
         result = "invalid: a new visitor id would be issued";
@@ -498,7 +497,7 @@ ngx_http_cef_explain_identity(ngx_http_cef_explain_t *ex)
         value.data = colon + 1;
         value.len = ex->key.data + ex->key.len - value.data;
 
-        if (ngx_http_cef_explain_try(ex, step, &type, &value) != NGX_OK) {
+        if (ngx_http_cef_explain_try(ex, step, &type, &value, NULL) != NGX_OK) {
             return NGX_ERROR;
         }
 

@@ -9,14 +9,17 @@
 
 #include "ngx_http_cef_module.h"
 
+#include "cef_expr.h"
 #include "cef_visitor.h"
 
 
 #define NGX_HTTP_CEF_MAX_KEY_VALUE  CEF_SIGN_MAX_VALUE
+#define NGX_HTTP_CEF_LEGACY_MAX     (366 * 86400)
 
 
 static char *ngx_http_cef_parse_cookie(ngx_conf_t *cf, ngx_str_t *value,
-    ngx_uint_t first, ngx_uint_t n, ngx_http_cef_cookie_t *cookie);
+    ngx_uint_t first, ngx_uint_t n, ngx_uint_t httponly,
+    ngx_http_cef_cookie_t *cookie);
 static ngx_http_cef_identity_t *ngx_http_cef_resolve(ngx_http_request_t *r,
     ngx_uint_t keep_open);
 static ngx_int_t ngx_http_cef_try_key(ngx_http_request_t *r,
@@ -31,6 +34,8 @@ static ngx_int_t ngx_http_cef_has_consent(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cef_add_cookie(ngx_http_request_t *r,
     ngx_http_cef_cookie_t *cookie, ngx_str_t *value);
 static void ngx_http_cef_signing_cleanup(void *data);
+static char *ngx_http_cef_legacy_until(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_cef_signing_t *signing);
 
 
 static ngx_str_t  ngx_http_cef_visitor_type = ngx_string("visitor");
@@ -66,30 +71,30 @@ ngx_http_cef_visitor_cookie(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->visitor_cookie->name = value[1];
     clcf->visitor_cookie->max_age = 365 * 86400;
 
-    return ngx_http_cef_parse_cookie(cf, value, 2, cf->args->nelts,
+    return ngx_http_cef_parse_cookie(cf, value, 2, cf->args->nelts, 0,
                                      clcf->visitor_cookie);
 }
 
 
 /*
- * [max_age=TIME] [domain=D] [path=P] [secure] [httponly]
- * [samesite=lax|strict|none], rendered once into the attributes string.
+ * [max_age=TIME] [domain=D] [path=P] [secure] [httponly[=on|off]]
+ * [samesite=lax|strict|none], rendered once into the attributes string;
+ * httponly gives the default.
  */
 
 static char *
 ngx_http_cef_parse_cookie(ngx_conf_t *cf, ngx_str_t *value, ngx_uint_t first,
-    ngx_uint_t n, ngx_http_cef_cookie_t *cookie)
+    ngx_uint_t n, ngx_uint_t httponly, ngx_http_cef_cookie_t *cookie)
 {
     u_char      *p;
     time_t       max_age;
     ngx_str_t    domain, path, samesite, s;
-    ngx_uint_t   i, secure, httponly;
+    ngx_uint_t   i, secure;
 
     ngx_str_set(&path, "/");
     ngx_str_set(&samesite, "Lax");
     ngx_str_null(&domain);
     secure = 0;
-    httponly = 0;
     max_age = cookie->max_age;
 
     for (p = cookie->name.data; p < cookie->name.data + cookie->name.len; p++)
@@ -135,8 +140,15 @@ ngx_http_cef_parse_cookie(ngx_conf_t *cf, ngx_str_t *value, ngx_uint_t first,
             continue;
         }
 
-        if (ngx_strcmp(value[i].data, "httponly") == 0) {
+        if (ngx_strcmp(value[i].data, "httponly") == 0
+            || ngx_strcmp(value[i].data, "httponly=on") == 0)
+        {
             httponly = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "httponly=off") == 0) {
+            httponly = 0;
             continue;
         }
 
@@ -300,6 +312,12 @@ ngx_http_cef_signing_secret(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (cf->args->nelts == 3
+        && ngx_http_cef_legacy_until(cf, &value[2], signing) != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     signing->path = value[1];
     signing->signer = cef_signer_create_from_file((char *) value[1].data,
                                                   err, sizeof(err));
@@ -321,6 +339,93 @@ static void
 ngx_http_cef_signing_cleanup(void *data)
 {
     cef_signer_free(data);
+}
+
+
+/*
+ * legacy_keys_until=DATE: until then, signed keys of the format before
+ * purpose labels verify too.  That format is ambiguous (a signed key, a
+ * link token and a plugin state could stand for one another), so the
+ * transition is at most a year.
+ */
+
+static char *
+ngx_http_cef_legacy_until(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_cef_signing_t *signing)
+{
+    int64_t  until;
+
+    if (value->len <= sizeof("legacy_keys_until=") - 1
+        || ngx_strncmp(value->data, "legacy_keys_until=",
+                       sizeof("legacy_keys_until=") - 1) != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", value);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cef_expr_parse_time((char *) value->data
+                            + sizeof("legacy_keys_until=") - 1,
+                            value->len - (sizeof("legacy_keys_until=") - 1),
+                            &until)
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid date in \"%V\" (use YYYY-MM-DD)", value);
+        return NGX_CONF_ERROR;
+    }
+
+    if (until > (int64_t) ngx_time() + NGX_HTTP_CEF_LEGACY_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" is more than a year ahead: reissue the "
+                           "signed keys sooner", value);
+        return NGX_CONF_ERROR;
+    }
+
+    if (until <= (int64_t) ngx_time()) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"%V\" has passed: signed keys of the old "
+                           "format are refused", value);
+    }
+
+    signing->legacy_until = (time_t) until;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * A signed key "VALUE.SIG": the format with purpose labels, or until
+ * legacy_keys_until= the one before.  *legacy says which verified.
+ */
+
+cef_sign_rc_t
+ngx_http_cef_verify_key(ngx_http_cef_signing_t *signing, ngx_str_t *type,
+    ngx_str_t *value, ngx_str_t *plain, ngx_uint_t *legacy)
+{
+    cef_span_t     t, v, out;
+    cef_sign_rc_t  rc;
+
+    t.data = (char *) type->data;
+    t.len = type->len;
+    v.data = (char *) value->data;
+    v.len = value->len;
+
+    *legacy = 0;
+
+    rc = cef_sign_verify(signing->signer, t, v, &out);
+
+    if (rc == CEF_SIGN_BAD && ngx_time() < signing->legacy_until) {
+        rc = cef_sign_verify_legacy(signing->signer, t, v, &out);
+        *legacy = (rc == CEF_SIGN_OK);
+    }
+
+    if (rc == CEF_SIGN_OK) {
+        plain->data = (u_char *) out.data;
+        plain->len = out.len;
+    }
+
+    return rc;
 }
 
 
@@ -379,7 +484,10 @@ ngx_http_cef_link_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    return ngx_http_cef_parse_cookie(cf, value, 2, n, clcf->link_cookie);
+    /* HttpOnly by default: no script needs the token, and none may steal
+       it */
+
+    return ngx_http_cef_parse_cookie(cf, value, 2, n, 1, clcf->link_cookie);
 }
 
 
@@ -495,9 +603,8 @@ static ngx_http_cef_identity_t *
 ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
 {
     ngx_int_t                 rc;
-    ngx_str_t                 value, v;
-    ngx_uint_t                i;
-    cef_span_t                type, plain;
+    ngx_str_t                 value, v, plain;
+    ngx_uint_t                i, legacy;
     ngx_http_cef_ctx_t       *ctx;
     ngx_http_cef_key_t       *key;
     ngx_http_cef_identity_t  *id;
@@ -557,23 +664,19 @@ ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
             }
 
             if (key[i].is_signed) {
-                type.data = (char *) key[i].type.data;
-                type.len = key[i].type.len;
-
-                if (cef_sign_verify(clcf->signing->signer, type,
-                                    (cef_span_t) { (char *) value.data,
-                                                   value.len },
-                                    &plain)
+                if (ngx_http_cef_verify_key(clcf->signing, &key[i].type,
+                                            &value, &plain, &legacy)
                     != CEF_SIGN_OK)
                 {
+                    /* not the value: it may be an address */
                     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                                   "cef: client sent an invalid signed "
-                                  "\"%V\" key \"%V\"", &key[i].type, &value);
+                                  "\"%V\" key (%uz bytes)", &key[i].type,
+                                  value.len);
                     continue;
                 }
 
-                value.data = (u_char *) plain.data;
-                value.len = plain.len;
+                value = plain;
             }
 
             if (ngx_http_cef_try_key(r, id, &key[i].type, &value) == NGX_OK) {
@@ -646,7 +749,6 @@ ngx_http_cef_link(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
 {
     u_char          *buf;
     size_t           len;
-    ngx_str_t        type, value;
     cef_link_t       link;
     cef_signer_t    *signer;
     cef_sign_rc_t    rc;
@@ -670,14 +772,9 @@ ngx_http_cef_link(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
         return;
     }
 
-    type.data = (u_char *) link.type.data;
-    type.len = link.type.len;
-    value.data = (u_char *) link.value.data;
-    value.len = link.value.len;
-
     if (from_url) {
         /* remember the visitor: a fresh token with the cookie's lifetime */
-        if (cef_link_token_make(signer, link.type, link.value,
+        if (cef_link_token_make(signer, link.type, link.key,
                                 ngx_time() + clcf->link_cookie->max_age,
                                 (char *) buf + CEF_LINK_TOKEN_MAX, &len)
             == CEF_SIGN_OK)
@@ -687,7 +784,10 @@ ngx_http_cef_link(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
         }
     }
 
-    (void) ngx_http_cef_try_key(r, id, &type, &value);
+    if (id->store && ngx_http_cef_store_find_key(r, link.key, id) == NGX_OK) {
+        id->key_type.data = (u_char *) link.type.data;
+        id->key_type.len = link.type.len;
+    }
 }
 
 

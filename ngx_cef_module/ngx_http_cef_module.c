@@ -134,7 +134,7 @@ static ngx_command_t  ngx_http_cef_commands[] = {
       NULL },
 
     { ngx_string("cef_signing_secret"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_cef_signing_secret,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,

@@ -45,6 +45,8 @@ typedef struct {
 typedef struct {
     ngx_str_t                   path;
     cef_signer_t               *signer;
+    time_t                      legacy_until;   /* legacy_keys_until=;
+                                                   0: none */
 } ngx_http_cef_signing_t;
 
 
@@ -208,6 +210,8 @@ char *ngx_http_cef_visitor_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_cef_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_cef_signing_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+cef_sign_rc_t ngx_http_cef_verify_key(ngx_http_cef_signing_t *signing,
+    ngx_str_t *type, ngx_str_t *value, ngx_str_t *plain, ngx_uint_t *legacy);
 char *ngx_http_cef_link_token(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_cef_merge_identity(ngx_conf_t *cf,
@@ -230,6 +234,8 @@ ngx_int_t ngx_http_cef_store_begin(ngx_http_request_t *r);
 void ngx_http_cef_store_end(void);
 ngx_int_t ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
     ngx_str_t *value, ngx_http_cef_identity_t *id);
+ngx_int_t ngx_http_cef_store_find_key(ngx_http_request_t *r,
+    const uint8_t *key, ngx_http_cef_identity_t *id);
 ngx_int_t ngx_http_cef_store_profile(ngx_http_request_t *r,
     ngx_http_cef_identity_t *id, cef_profile_t *p);
 ngx_int_t ngx_http_cef_store_attr(ngx_http_request_t *r,

@@ -695,17 +695,36 @@ ngx_int_t
 ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
     ngx_str_t *value, ngx_http_cef_identity_t *id)
 {
-    int                        rc;
-    cef_profile_t             *p;
+    uint8_t                    key[CEF_IDENTITY_HASH_LEN];
     ngx_http_cef_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+
+    if (type->len == 0
+        || cef_identity_hash(cmcf->store_hash, (char *) type->data, type->len,
+                             (char *) value->data, value->len, key)
+           != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_cef_store_find_key(r, key, id);
+}
+
+
+/* by the store key itself, as a link token carries it */
+
+ngx_int_t
+ngx_http_cef_store_find_key(ngx_http_request_t *r, const uint8_t *key,
+    ngx_http_cef_identity_t *id)
+{
+    int             rc;
+    cef_profile_t  *p;
+
     p = &id->view;
 
     ngx_http_cef_store_call(rc,
-        cef_store_lookup_key(ngx_http_cef_store_handle, cmcf->store_hash,
-                             (char *) type->data, type->len,
-                             (char *) value->data, value->len, p));
+        cef_store_lookup_hash(ngx_http_cef_store_handle, key, p));
 
     if (rc == CEF_STORE_ERROR) {
         ngx_http_cef_store_log_fault(r->connection->log,

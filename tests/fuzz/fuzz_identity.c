@@ -2,7 +2,8 @@
  * Copyright (C) ngx_cef_module developers
  *
  * libFuzzer target: what a visitor sends to identify themselves — signed
- * keys (cef_sign_verify), link tokens (cef_link_token_parse), visitor ids
+ * keys (cef_sign_verify, cef_sign_verify_legacy), plugin-state cookies
+ * (cef_sign_verify_state), link tokens (cef_link_token_parse), visitor ids
  * (cef_visitor_id_valid) and the base64url they are made of.
  *
  * Byte 0 picks the secret set and the key type; the rest is the value as
@@ -15,7 +16,10 @@
  *     itself produced (the input signed here verifies, under every secret
  *     set that holds the signing secret, and with no other), and the spans
  *     returned lie inside the input or the scratch buffer;
- *   - a token made from the input parses back to the same identity.
+ *   - what is signed for one purpose verifies for no other: the input
+ *     signed as a key is no state and no token, signed as a state no key;
+ *   - a token made from the input's store key parses back to the same
+ *     identity, and is neither a key nor a state.
  */
 
 #include <stddef.h>
@@ -24,6 +28,7 @@
 #include <string.h>
 
 #include "cef_base64url.h"
+#include "cef_identity.h"
 #include "cef_sign.h"
 #include "cef_visitor.h"
 #include "fuzz_common.h"
@@ -32,7 +37,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
-static cef_signer_t  *signers[3];
+static cef_signer_t    *signers[3];
+static cef_identity_t  *store;
 
 
 static void
@@ -47,7 +53,9 @@ init_signers(void)
     signers[0] = cef_signer_create(a, 2, err, sizeof(err));
     signers[1] = cef_signer_create(b, 1, err, sizeof(err));
     signers[2] = cef_signer_create(c, 1, err, sizeof(err));
-    CHECK(signers[0] && signers[1] && signers[2]);
+    store = cef_identity_create((const uint8_t *) "store-secret", 12, err,
+                                sizeof(err));
+    CHECK(signers[0] && signers[1] && signers[2] && store);
 }
 
 
@@ -129,9 +137,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
               && len == 16);
     }
 
-    /* the input as a signed key */
+    /* the input as a signed key, an old signed key, a plugin state */
 
     rc = cef_sign_verify(s, type, in, &val);
+    CHECK(rc == CEF_SIGN_OK || rc == CEF_SIGN_MALFORMED
+          || rc == CEF_SIGN_BAD);
+    if (rc == CEF_SIGN_OK) {
+        CHECK(inside(val, in.data, in.len));
+    }
+
+    rc = cef_sign_verify_legacy(s, type, in, &val);
+    CHECK(rc == CEF_SIGN_OK || rc == CEF_SIGN_MALFORMED
+          || rc == CEF_SIGN_BAD);
+    if (rc == CEF_SIGN_OK) {
+        CHECK(inside(val, in.data, in.len));
+    }
+
+    rc = cef_sign_verify_state(s, type, in, &val);
     CHECK(rc == CEF_SIGN_OK || rc == CEF_SIGN_MALFORMED
           || rc == CEF_SIGN_BAD);
     if (rc == CEF_SIGN_OK) {
@@ -146,11 +168,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
           || rc == CEF_SIGN_BAD || rc == CEF_SIGN_EXPIRED);
     if (rc == CEF_SIGN_OK) {
         CHECK(inside(link.type, buf, sizeof(buf)));
-        CHECK(inside(link.value, buf, sizeof(buf)));
+        CHECK(link.key >= buf
+              && link.key + CEF_IDENTITY_HASH_LEN <= buf + sizeof(buf));
         CHECK(link.expires >= 1767225600);
     }
 
-    /* the input as a value to sign: what is signed verifies */
+    /* the input as a value to sign: what is signed verifies, for its own
+       purpose only */
 
     if (in.len > 0 && in.len <= CEF_SIGN_MAX_VALUE && type.len > 0) {
         CHECK(cef_sign(s, type, in, sig) == CEF_SIGN_OK);
@@ -177,18 +201,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(cef_sign_verify(signers[0], type, val, &val)
               == (s == signers[2] ? CEF_SIGN_BAD : CEF_SIGN_OK));
 
+        /* a key is no state, no old key, no token */
+        val.data = key;
+        val.len = in.len + 1 + CEF_SIGN_SIG_LEN;
+        CHECK(cef_sign_verify_state(s, type, val, &val) == CEF_SIGN_BAD);
+        CHECK(cef_sign_verify_legacy(s, type, val, &val) == CEF_SIGN_BAD);
+        CHECK(cef_link_token_parse(s, val, 0, buf, &link) != CEF_SIGN_OK);
+
+        /* a state is no key */
+        CHECK(cef_sign_state(s, type, in, sig) == CEF_SIGN_OK);
+        memcpy(key + in.len + 1, sig, CEF_SIGN_SIG_LEN);
+        CHECK(cef_sign_verify_state(s, type, val, &val) == CEF_SIGN_OK);
+        val.data = key;
+        val.len = in.len + 1 + CEF_SIGN_SIG_LEN;
+        CHECK(cef_sign_verify(s, type, val, &val) == CEF_SIGN_BAD);
+
         free(key);
 
-        /*
-         * and a link token made of it parses back.  Not for values with a
-         * NUL: cef_link_token_make() formats with "%.*s", which stops at
-         * the NUL, so the token carries (and signs) the value cut there.
-         * Link tokens are minted by the shop, not parsed from visitors, so
-         * this is a limitation (reported), not a hole.
-         */
+        /* and a link token of the input's store key parses back, and is
+           neither a key nor a state */
 
-        rc = cef_link_token_make(s, type, in, 4102444800, tok, &tlen);
-        if (rc == CEF_SIGN_OK && memchr(in.data, '\0', in.len) == NULL) {
+        CHECK(cef_identity_hash(store, type.data, type.len, in.data, in.len,
+                                raw) == 0);
+        rc = cef_link_token_make(s, type, raw, 4102444800, tok, &tlen);
+        if (rc == CEF_SIGN_OK) {
             CHECK(tlen <= CEF_LINK_TOKEN_MAX);
             val.data = tok;
             val.len = tlen;
@@ -196,13 +232,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                   == CEF_SIGN_OK);
             CHECK(link.type.len == type.len
                   && memcmp(link.type.data, type.data, type.len) == 0);
-            CHECK(link.value.len == in.len
-                  && memcmp(link.value.data, in.data, in.len) == 0);
+            CHECK(memcmp(link.key, raw, CEF_IDENTITY_HASH_LEN) == 0);
             CHECK(link.expires == 4102444800);
             CHECK(cef_link_token_parse(s, val, 4102444801, buf, &link)
                   == CEF_SIGN_EXPIRED);
-        } else if (rc != CEF_SIGN_OK) {
-            CHECK(rc == CEF_SIGN_MALFORMED);
+            CHECK(cef_sign_verify(s, type, val, &val) != CEF_SIGN_OK);
+            val.data = tok;
+            val.len = tlen;
+            CHECK(cef_sign_verify_state(s, type, val, &val) != CEF_SIGN_OK);
+        } else {
+            CHECK(rc == CEF_SIGN_MALFORMED && type.data[1] == ':');
         }
     }
 

@@ -166,18 +166,40 @@ def b64(b):
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
-def sig(secret, msg):
-    return b64(hmac.new(secret, msg, hashlib.sha256).digest()[:16])
+def lp(b):
+    return struct.pack(">H", len(b)) + b
+
+
+def mac(secret, label, *fields):
+    return hmac.new(secret, lp(label) + b"".join(lp(f) for f in fields),
+                    hashlib.sha256).digest()[:16]
+
+
+def sig(secret, label, *fields):
+    return b64(mac(secret, label, *fields))
 
 
 # byte 0: signer (mode % 3) and key type ((mode >> 2) % 4), fuzz_identity.c
+# (0x06: the first secret and "email"); the formats: lib/cef_sign.h
 put("identity", "signed-key", b"\x00" +
-    ("1001." + sig(b"first-secret", b"customer:1001")).encode())
+    ("1001." + sig(b"first-secret", b"cef-signed-key-v2", b"customer",
+                   b"1001")).encode())
 put("identity", "signed-key-old", b"\x01" +
-    ("1001." + sig(b"old-secret", b"customer:1001")).encode())
-payload = b"email:ann@example.com:4102444800"
-put("identity", "link-token", b"\x04" +
-    (b64(payload) + "." + sig(b"first-secret", payload)).encode())
+    ("1001." + sig(b"old-secret", b"cef-signed-key-v2", b"customer",
+                   b"1001")).encode())
+put("identity", "signed-key-legacy", b"\x00" +
+    ("1001." + b64(hmac.new(b"first-secret", b"customer:1001",
+                            hashlib.sha256).digest()[:16])).encode())
+put("identity", "plugin-state", b"\x00" +
+    ("winback:1:4102444800." + sig(b"first-secret", b"cef-plugin-state-v2",
+                                   b"customer", b"winback:1:4102444800"))
+    .encode())
+store_key = hmac.new(b"store-secret", b"email:ann@example.com",
+                     hashlib.sha256).digest()[:16]
+body = lp(b"email") + lp(store_key) + lp(struct.pack(">q", 4102444800))
+put("identity", "link-token", b"\x06" +
+    b64(body + mac(b"first-secret", b"cef-link-token-v2", b"email",
+                   store_key, struct.pack(">q", 4102444800))).encode())
 put("identity", "visitor-id", b"\x00" + b64(bytes(range(16))).encode())
 put("identity", "dots", b"\x08a.b.c..")
 

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import os
+import struct
 import subprocess
 import time
 
@@ -47,17 +48,61 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+# Signatures (docs/directives.md, "Signed values"): every signed message is
+# a purpose label and the fields, each prefixed with its length (2 bytes,
+# big-endian), so that no value signed for one purpose verifies for another.
+KEY_LABEL = b"cef-signed-key-v2"
+LINK_LABEL = b"cef-link-token-v2"
+STATE_LABEL = b"cef-plugin-state-v2"
+
+
+def lp(data):
+    return struct.pack(">H", len(data)) + data
+
+
+def mac16(secret, label, *fields):
+    msg = lp(label) + b"".join(lp(f) for f in fields)
+    return hmac.new(secret, msg, hashlib.sha256).digest()[:16]
+
+
 def sign(secret, key_type, value):
-    mac = hmac.new(secret, ("%s:%s" % (key_type, value)).encode(),
-                   hashlib.sha256).digest()[:16]
-    return b64url(mac)
+    return b64url(mac16(secret, KEY_LABEL, key_type.encode(), value.encode()))
 
 
 def signed(secret, key_type, value):
     return "%s.%s" % (value, sign(secret, key_type, value))
 
 
-def link_token(secret, key_type, value, expires):
+def state_cookie(secret, plugin, state):
+    return "%s.%s" % (state, b64url(mac16(secret, STATE_LABEL,
+                                          plugin.encode(), state.encode())))
+
+
+def store_key(store_secret, key_type, value):
+    """The store's key of an identity: what cef-sync indexes profiles by."""
+    return hmac.new(store_secret, ("%s:%s" % (key_type, value)).encode(),
+                    hashlib.sha256).digest()[:16]
+
+
+def link_token(secret, store_secret, key_type, value, expires):
+    body = (lp(key_type.encode()) + lp(store_key(store_secret, key_type, value))
+            + lp(struct.pack(">q", expires)))
+    mac = hmac.new(secret, lp(LINK_LABEL) + body, hashlib.sha256).digest()
+    return b64url(body + mac[:16])
+
+
+# the format before domain separation (cef_signing_secret legacy_keys_until=)
+def legacy_sign(secret, key_type, value):
+    mac = hmac.new(secret, ("%s:%s" % (key_type, value)).encode(),
+                   hashlib.sha256).digest()[:16]
+    return b64url(mac)
+
+
+def legacy_signed(secret, key_type, value):
+    return "%s.%s" % (value, legacy_sign(secret, key_type, value))
+
+
+def legacy_link_token(secret, key_type, value, expires):
     payload = "%s:%s:%d" % (key_type, value, expires)
     mac = hmac.new(secret, payload.encode(), hashlib.sha256).digest()[:16]
     return "%s.%s" % (b64url(payload.encode()), b64url(mac))

@@ -44,6 +44,16 @@ def server(body):
     (server("cef_visitor_cookie v;id;"), r'invalid cookie name|unknown'),
     (server("cef_visitor_cookie off secure;"),
      r'takes no parameters after "off"'),
+    (server("cef_link_token $arg_t httponly=maybe;"),
+     r'invalid parameter "httponly=maybe"'),
+    (server("cef_signing_secret %(d)s/ok.secret legacy_keys_until=soon;"),
+     r'invalid date in "legacy_keys_until=soon"'),
+    (server("cef_signing_secret %(d)s/ok.secret legacy_keys_until=2027-02-30;"),
+     r'invalid date in "legacy_keys_until=2027-02-30"'),
+    (server("cef_signing_secret %(d)s/ok.secret legacy_keys_until=2999-01-01;"),
+     r'"legacy_keys_until=2999-01-01" is more than a year ahead'),
+    (server("cef_signing_secret %(d)s/ok.secret until=2027-01-01;"),
+     r'invalid parameter "until=2027-01-01"'),
 ])
 def test_config_errors(nginx, secrets, snippet, message):
     rc, out = nginx.check(snippet % {"d": secrets})

@@ -7,13 +7,12 @@ cef_plugin (plus every way loading one fails)."""
 
 import base64
 import hashlib
-import hmac
 import os
 import re
 import time
 
 from conftest import BUILD
-from cef_fixtures import write_secret
+from cef_fixtures import state_cookie, write_secret
 from client import request
 
 SIGN = b"plugins-signing-secret"
@@ -93,9 +92,7 @@ def visitor_id(i):
 
 
 def caps_sig(state):
-    mac = hmac.new(SIGN, b"cef_freqcap:" + state.encode(),
-                   hashlib.sha256).digest()[:16]
-    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    return state_cookie(SIGN, "freqcap", state).rsplit(".", 1)[1]
 
 
 def start(nginx, rules=RULES, conf=CONF):

@@ -27,9 +27,6 @@ Prints the figures: requests, req/s, latency, RSS per worker over time,
 delta batches and records applied.
 """
 
-import base64
-import hashlib
-import hmac
 import os
 import pathlib
 import re
@@ -45,6 +42,7 @@ import urllib.request
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
+import cef_fixtures as fixtures  # noqa: E402
 from store_helpers import deltas, snapshot  # noqa: E402
 
 BUILD = REPO / "build"
@@ -137,14 +135,8 @@ PAGE = ("<html><body>\n<!--cef:slot hero--><h1>Autumn</h1><!--/cef:slot-->\n"
         + "</body></html>\n")
 
 
-def b64url(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
 def signed(key_type, value):
-    mac = hmac.new(SIGNING, ("%s:%s" % (key_type, value)).encode(),
-                   hashlib.sha256).digest()[:16]
-    return "%s.%s" % (value, b64url(mac))
+    return fixtures.signed(SIGNING, key_type, value)
 
 
 def free_port():

@@ -33,8 +33,8 @@ write_file(const char *path, const char *data, size_t len)
 static void
 test_hash_is_hmac(void **state)
 {
-    uint8_t          out[16], ref[32], key[100];
-    unsigned int     n;
+    uint8_t          out[16], ref[32], key[100], msg[200];
+    unsigned int     n, mlen;
     char             err[256];
     cef_identity_t  *id;
     size_t           klen;
@@ -57,6 +57,14 @@ test_hash_is_hmac(void **state)
         HMAC(EVP_sha256(), key, (int) klen, (const unsigned char *) ":p1", 3,
              ref, &n);
         assert_memory_equal(out, ref, 16);
+
+        /* a whole message (cef_sign's), of one and of several blocks */
+        for (n = 0; n < sizeof(msg); n += 37) {
+            memset(msg, (int) n, sizeof(msg));
+            assert_int_equal(cef_identity_hmac(id, msg, n, out), 0);
+            HMAC(EVP_sha256(), key, (int) klen, msg, n, ref, &mlen);
+            assert_memory_equal(out, ref, 16);
+        }
 
         cef_identity_free(id);
     }

@@ -1,7 +1,8 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * base64url, signed keys, link tokens and visitor ids.
+ * base64url, signed keys, plugin states, link tokens (each signing its own
+ * message: none verifies as another) and visitor ids.
  */
 
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <openssl/hmac.h>
 
 #include "cef_base64url.h"
+#include "cef_identity.h"
 #include "cef_sign.h"
 #include "cef_visitor.h"
 
@@ -39,19 +41,14 @@ signer_of(const char *a, const char *b)
 }
 
 
-/* the reference: OpenSSL's one-shot HMAC, base64url by hand */
+/* base64url of 16 bytes, by hand */
 static void
-reference_sig(const char *secret, const char *msg, char out[23])
+reference_b64(const unsigned char mac[16], char out[23])
 {
     static const char  abc[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     int            i, j;
     uint32_t       acc;
-    unsigned int   len;
-    unsigned char  mac[32];
-
-    HMAC(EVP_sha256(), secret, (int) strlen(secret),
-         (const unsigned char *) msg, strlen(msg), mac, &len);
 
     for (i = 0, j = 0; i < 15; i += 3) {
         acc = (uint32_t) mac[i] << 16 | (uint32_t) mac[i + 1] << 8
@@ -64,6 +61,48 @@ reference_sig(const char *secret, const char *msg, char out[23])
     out[j++] = abc[mac[15] >> 2];
     out[j++] = abc[(mac[15] & 3) << 4];
     out[j] = '\0';
+}
+
+
+/* append LP(x): two length bytes, big-endian, then x */
+static size_t
+lp(unsigned char *msg, size_t at, const void *x, size_t len)
+{
+    msg[at] = (unsigned char) (len >> 8);
+    msg[at + 1] = (unsigned char) len;
+    memcpy(msg + at + 2, x, len);
+    return at + 2 + len;
+}
+
+
+/* the reference: OpenSSL's one-shot HMAC of LP(label) LP(a) LP(b) */
+static void
+reference_sig(const char *secret, const char *label, const char *a,
+    const char *b, char out[23])
+{
+    size_t         n;
+    unsigned int   len;
+    unsigned char  msg[1024], mac[32];
+
+    n = lp(msg, 0, label, strlen(label));
+    n = lp(msg, n, a, strlen(a));
+    n = lp(msg, n, b, strlen(b));
+
+    HMAC(EVP_sha256(), secret, (int) strlen(secret), msg, n, mac, &len);
+    reference_b64(mac, out);
+}
+
+
+/* the format before purpose labels: HMAC of TYPE ":" VALUE */
+static void
+legacy_sig(const char *secret, const char *msg, char out[23])
+{
+    unsigned int   len;
+    unsigned char  mac[32];
+
+    HMAC(EVP_sha256(), secret, (int) strlen(secret),
+         (const unsigned char *) msg, strlen(msg), mac, &len);
+    reference_b64(mac, out);
 }
 
 
@@ -238,8 +277,19 @@ test_sign_matches_reference_hmac(void **state)
     assert_non_null(s);
 
     assert_int_equal(cef_sign(s, S("customer"), S("1001"), sig), CEF_SIGN_OK);
-    reference_sig("topsecret", "customer:1001", want);
+    reference_sig("topsecret", "cef-signed-key-v2", "customer", "1001", want);
     assert_memory_equal(sig, want, CEF_SIGN_SIG_LEN);
+
+    assert_int_equal(cef_sign_state(s, S("freqcap"), S("winback:1:17"), sig),
+                     CEF_SIGN_OK);
+    reference_sig("topsecret", "cef-plugin-state-v2", "freqcap",
+                  "winback:1:17", want);
+    assert_memory_equal(sig, want, CEF_SIGN_SIG_LEN);
+
+    /* empty and overlong names and values are not signed */
+    assert_int_equal(cef_sign(s, S(""), S("1001"), sig), CEF_SIGN_MALFORMED);
+    assert_int_equal(cef_sign(s, S("customer"), S(""), sig),
+                     CEF_SIGN_MALFORMED);
 
     cef_signer_free(s);
 }
@@ -301,53 +351,276 @@ test_verify_signed_key(void **state)
 }
 
 
+/* the store key of (type, value) under the store secret "store" */
+static void
+store_key(const char *type, const char *value,
+    uint8_t key[CEF_IDENTITY_HASH_LEN])
+{
+    cef_identity_t  *id;
+
+    id = cef_identity_create((const uint8_t *) "store", 5, NULL, 0);
+    assert_non_null(id);
+    assert_int_equal(cef_identity_hash(id, type, strlen(type), value,
+                                       strlen(value), key), 0);
+    cef_identity_free(id);
+}
+
+
 static void
 test_link_token(void **state)
 {
-    char           tok[CEF_LINK_TOKEN_MAX];
-    size_t         len;
-    uint8_t        buf[CEF_LINK_TOKEN_MAX];
+    char           tok[CEF_LINK_TOKEN_MAX + 1];
+    size_t         len, n, at;
+    uint8_t        buf[CEF_LINK_TOKEN_MAX], key[CEF_IDENTITY_HASH_LEN];
+    uint8_t        raw[CEF_LINK_TOKEN_MAX], want[64];
+    unsigned int   mlen;
+    unsigned char  msg[256], mac[32];
     cef_link_t     link;
     cef_signer_t  *s;
+    static const uint8_t  expires[8] = { 0, 0, 0, 0, 0x77, 0x35, 0x94, 0 };
 
     (void) state;
 
     s = signer_of("k1", NULL);
+    store_key("email", "ann@example.com", key);
 
-    assert_int_equal(cef_link_token_make(s, S("email"), S("ann@example.com"),
-                                         2000000000, tok, &len),
+    assert_int_equal(cef_link_token_make(s, S("email"), key, 2000000000, tok,
+                                         &len),
                      CEF_SIGN_OK);
+    assert_true(len <= CEF_LINK_TOKEN_MAX);
     assert_int_equal(cef_link_token_parse(s, (cef_span_t) { tok, len },
                                           1900000000, buf, &link),
                      CEF_SIGN_OK);
     assert_int_equal(link.type.len, 5);
     assert_memory_equal(link.type.data, "email", 5);
-    assert_int_equal(link.value.len, 15);
-    assert_memory_equal(link.value.data, "ann@example.com", 15);
+    assert_memory_equal(link.key, key, CEF_IDENTITY_HASH_LEN);
     assert_int_equal(link.expires, 2000000000);
+
+    /* the documented bytes: LP(TYPE) LP(KEY) LP(EXPIRES) MAC, and the MAC
+       over LP("cef-link-token-v2") and them; no address anywhere */
+    assert_int_equal(cef_base64url_decode(tok, len, raw, &n), 0);
+    at = lp(want, 0, "email", 5);
+    at = lp(want, at, key, CEF_IDENTITY_HASH_LEN);
+    at = lp(want, at, expires, 8);
+    assert_int_equal(n, at + 16);
+    assert_memory_equal(raw, want, at);
+    lp(msg, 0, "cef-link-token-v2", 17);
+    memcpy(msg + 19, want, at);
+    HMAC(EVP_sha256(), "k1", 2, msg, 19 + at, mac, &mlen);
+    assert_memory_equal(raw + at, mac, 16);
+    tok[len] = '\0';
+    assert_null(strstr(tok, "ann"));
 
     /* expired */
     assert_int_equal(cef_link_token_parse(s, (cef_span_t) { tok, len },
                                           2000000000, buf, &link),
                      CEF_SIGN_EXPIRED);
 
-    /* tampered payload: the signature no longer matches */
-    tok[2] ^= 1;
-    assert_true(cef_link_token_parse(s, (cef_span_t) { tok, len },
-                                     1900000000, buf, &link)
-                != CEF_SIGN_OK);
-    tok[2] ^= 1;
+    /* tampered type, key or expiry: the signature no longer matches */
+    for (at = 0; at < n - 16; at++) {
+        raw[at] ^= 0x01;
+        len = cef_base64url_encode(raw, n, tok);
+        assert_true(cef_link_token_parse(s, (cef_span_t) { tok, len },
+                                         1900000000, buf, &link)
+                    != CEF_SIGN_OK);
+        raw[at] ^= 0x01;
+    }
 
     /* tampered signature */
-    tok[len - 3] = tok[len - 3] == 'A' ? 'B' : 'A';
+    raw[n - 1] ^= 0x80;
+    len = cef_base64url_encode(raw, n, tok);
     assert_int_equal(cef_link_token_parse(s, (cef_span_t) { tok, len },
                                           1900000000, buf, &link),
                      CEF_SIGN_BAD);
 
+    /* another secret */
+    cef_signer_free(s);
+    s = signer_of("k2", NULL);
+    raw[n - 1] ^= 0x80;
+    len = cef_base64url_encode(raw, n, tok);
+    assert_int_equal(cef_link_token_parse(s, (cef_span_t) { tok, len },
+                                          1900000000, buf, &link),
+                     CEF_SIGN_BAD);
+
+    /* truncated, extended, garbage */
+    assert_int_equal(cef_link_token_parse(s, (cef_span_t) { tok, len - 1 },
+                                          0, buf, &link),
+                     CEF_SIGN_MALFORMED);
+    raw[n] = 0;
+    len = cef_base64url_encode(raw, n + 1, tok);
+    assert_int_equal(cef_link_token_parse(s, (cef_span_t) { tok, len },
+                                          0, buf, &link),
+                     CEF_SIGN_MALFORMED);
     assert_int_equal(cef_link_token_parse(s, S("garbage"), 0, buf, &link),
                      CEF_SIGN_MALFORMED);
-    assert_int_equal(cef_link_token_make(s, S("a:b"), S("x"), 1, tok, &len),
+
+    /* types as cef_key takes them */
+    assert_int_equal(cef_link_token_make(s, S("a:b"), key, 1, tok, &len),
                      CEF_SIGN_MALFORMED);
+    assert_int_equal(cef_link_token_make(s, S("Email"), key, 1, tok, &len),
+                     CEF_SIGN_MALFORMED);
+    assert_int_equal(cef_link_token_make(s, S(""), key, 1, tok, &len),
+                     CEF_SIGN_MALFORMED);
+
+    cef_signer_free(s);
+}
+
+
+/*
+ * Every signed value, presented where another kind is expected, fails:
+ * keys as tokens and states, tokens as keys and states, states as keys
+ * and tokens, with the names that could line up ("freqcap" as both a key
+ * type and a plugin, "cef_freqcap" the old state type) and the bytes
+ * moved between the two shapes (VALUE.SIG and one base64url blob).
+ */
+static void
+test_cross_use_fails(void **state)
+{
+    static const cef_span_t  names[] = { cef_span_lit("email"),
+                                         cef_span_lit("freqcap"),
+                                         cef_span_lit("cef_freqcap") };
+    char           sig[CEF_SIGN_SIG_LEN], tok[CEF_LINK_TOKEN_MAX];
+    char           forged[8][CEF_LINK_TOKEN_MAX + 600];
+    size_t         i, j, k, len, n, nf;
+    uint8_t        buf[CEF_LINK_TOKEN_MAX], key[CEF_IDENTITY_HASH_LEN];
+    uint8_t        raw[CEF_LINK_TOKEN_MAX + 16], mac[16];
+    cef_span_t     v;
+    cef_link_t     link;
+    cef_signer_t  *s;
+    const char    *value = "greta@example.com:4102444800";
+
+    (void) state;
+
+    s = signer_of("secret", NULL);
+    store_key("email", "greta@example.com", key);
+
+    for (i = 0; i < 3; i++) {
+        nf = 0;
+
+        /* 0: a signed key of this name and value, 1: its MAC on a token's
+           body, 2: in the old token shape; 3-4: the same for a state;
+           5: a genuine token, 6-7: its MAC in a key's shape */
+        assert_int_equal(cef_sign(s, names[i],
+                                  (cef_span_t) { value, strlen(value) }, sig),
+                         CEF_SIGN_OK);
+        snprintf(forged[nf++], sizeof(forged[0]), "%s.%.22s", value, sig);
+        assert_int_equal(cef_base64url_decode(sig, CEF_SIGN_SIG_LEN, mac, &n),
+                         0);
+
+        assert_int_equal(cef_link_token_make(s, names[i], key, 4102444800,
+                                             tok, &len),
+                         CEF_SIGN_OK);
+        assert_int_equal(cef_base64url_decode(tok, len, raw, &n), 0);
+        memcpy(raw + n - 16, mac, 16);
+        cef_base64url_encode(raw, n, forged[nf]);
+        forged[nf++][cef_base64url_encoded_len(n)] = '\0';
+        snprintf((char *) raw, sizeof(raw), "email:%s", value);
+        k = cef_base64url_encode(raw, strlen((char *) raw), forged[nf]);
+        forged[nf][k++] = '.';
+        memcpy(forged[nf] + k, sig, CEF_SIGN_SIG_LEN);
+        forged[nf++][k + CEF_SIGN_SIG_LEN] = '\0';
+
+        assert_int_equal(cef_sign_state(s, names[i],
+                                        (cef_span_t) { value, strlen(value) },
+                                        sig),
+                         CEF_SIGN_OK);
+        snprintf(forged[nf++], sizeof(forged[0]), "%s.%.22s", value, sig);
+        assert_int_equal(cef_base64url_decode(sig, CEF_SIGN_SIG_LEN, mac, &n),
+                         0);
+        assert_int_equal(cef_base64url_decode(tok, len, raw, &n), 0);
+        memcpy(raw + n - 16, mac, 16);
+        cef_base64url_encode(raw, n, forged[nf]);
+        forged[nf++][cef_base64url_encoded_len(n)] = '\0';
+
+        memcpy(forged[nf], tok, len);
+        forged[nf++][len] = '\0';
+        assert_int_equal(cef_base64url_decode(tok, len, raw, &n), 0);
+        k = cef_base64url_encode(raw, n - 16, forged[nf]);
+        forged[nf][k++] = '.';
+        cef_base64url_encode(raw + n - 16, 16, forged[nf] + k);
+        forged[nf++][k + CEF_SIGN_SIG_LEN] = '\0';
+        snprintf(forged[nf], sizeof(forged[0]), "%s.", value);
+        k = strlen(forged[nf]);
+        cef_base64url_encode(raw + n - 16, 16, forged[nf] + k);
+        forged[nf++][k + CEF_SIGN_SIG_LEN] = '\0';
+
+        for (j = 0; j < nf; j++) {
+            cef_span_t  f = { forged[j], strlen(forged[j]) };
+
+            for (k = 0; k < 3; k++) {
+                if (j != 0 || k != i) {
+                    assert_int_not_equal(cef_sign_verify(s, names[k], f, &v),
+                                         CEF_SIGN_OK);
+                }
+                if (j != 3 || k != i) {
+                    assert_int_not_equal(cef_sign_verify_state(s, names[k], f,
+                                                               &v),
+                                         CEF_SIGN_OK);
+                }
+            }
+
+            if (j != 5) {
+                assert_int_not_equal(cef_link_token_parse(s, f, 0, buf,
+                                                          &link),
+                                     CEF_SIGN_OK);
+            }
+        }
+
+        /* and the genuine ones are genuine */
+        assert_int_equal(cef_sign_verify(s, names[i],
+                                         (cef_span_t) { forged[0],
+                                                        strlen(forged[0]) },
+                                         &v),
+                         CEF_SIGN_OK);
+        assert_int_equal(cef_sign_verify_state(s, names[i],
+                                               (cef_span_t) { forged[3],
+                                                         strlen(forged[3]) },
+                                               &v),
+                         CEF_SIGN_OK);
+        assert_int_equal(cef_link_token_parse(s, (cef_span_t) { tok, len },
+                                              0, buf, &link),
+                         CEF_SIGN_OK);
+    }
+
+    cef_signer_free(s);
+}
+
+
+/* the format before purpose labels verifies only through the legacy call */
+static void
+test_legacy_signed_keys(void **state)
+{
+    char           buf[128], want[23], sig[CEF_SIGN_SIG_LEN];
+    cef_span_t     v;
+    cef_signer_t  *s;
+
+    (void) state;
+
+    s = signer_of("new", "old");
+
+    legacy_sig("old", "customer:1001", want);
+    snprintf(buf, sizeof(buf), "1001.%s", want);
+    assert_int_equal(cef_sign_verify(s, S("customer"),
+                                     (cef_span_t) { buf, strlen(buf) }, &v),
+                     CEF_SIGN_BAD);
+    assert_int_equal(cef_sign_verify_legacy(s, S("customer"),
+                                            (cef_span_t) { buf, strlen(buf) },
+                                            &v),
+                     CEF_SIGN_OK);
+    assert_int_equal(v.len, 4);
+    assert_memory_equal(v.data, "1001", 4);
+    assert_int_equal(cef_sign_verify_state(s, S("customer"),
+                                           (cef_span_t) { buf, strlen(buf) },
+                                           &v),
+                     CEF_SIGN_BAD);
+
+    /* a key of today's format is no legacy key */
+    assert_int_equal(cef_sign(s, S("customer"), S("1001"), sig), CEF_SIGN_OK);
+    snprintf(buf, sizeof(buf), "1001.%.22s", sig);
+    assert_int_equal(cef_sign_verify_legacy(s, S("customer"),
+                                            (cef_span_t) { buf, strlen(buf) },
+                                            &v),
+                     CEF_SIGN_BAD);
 
     cef_signer_free(s);
 }
@@ -529,6 +802,8 @@ main(void)
         cmocka_unit_test(test_sign_matches_reference_hmac),
         cmocka_unit_test(test_verify_signed_key),
         cmocka_unit_test(test_link_token),
+        cmocka_unit_test(test_cross_use_fails),
+        cmocka_unit_test(test_legacy_signed_keys),
         cmocka_unit_test(test_signer_from_file),
         cmocka_unit_test(test_visitor_ids),
         cmocka_unit_test(test_cookie_find_matches_nginx),
