@@ -197,6 +197,10 @@ def test_demo_serves_the_shop_and_its_personas():
     assert proc.returncode == 0, out
     assert not re.search(r"\[(error|crit|alert|emerg)\]", out), out
     assert "warning" not in out, out        # cef-sync's permission check
+    # the access log (the demo's stdout) never holds the e-mail link token
+    token = re.search(r"[?&]cef=([^&\s\"']+)",
+                      " ".join(personas["churn-risk 1002"])).group(1)
+    assert "cef=" not in out and token not in out, out
 
 
 @pytest.mark.parametrize("days", [365, 365 + 182])
