@@ -236,10 +236,12 @@ ngx_http_cef_hide_conditionals(ngx_http_request_t *r)
         return NGX_DECLINED;     /* hidden before an internal redirect */
     }
 
+    /* out of memory: the request goes on as it came (fail open) */
+
     if (ngx_list_init(&list, r->pool, 20, sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DECLINED;
     }
 
     for (part = &r->headers_in.headers.part; part; part = part->next) {
@@ -252,7 +254,7 @@ ngx_http_cef_hide_conditionals(ngx_http_request_t *r)
 
             copy = ngx_list_push(&list);
             if (copy == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                return NGX_DECLINED;
             }
 
             *copy = h[i];

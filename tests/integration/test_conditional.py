@@ -83,6 +83,11 @@ CONF = """
             add_header Cache-Control "no-transform, s-maxage=600" always;
             add_header Cache-Control "max-age=30, public";
         }
+        location /quoted-cc/ {
+            proxy_pass http://stub/;
+            add_header Cache-Control
+                'no-cache="Set-Cookie, X-A", Public, max-age=5, no-cache';
+        }
         location /nostore-expires/ {
             proxy_pass http://stub/;
             cef_cache_control no-store;
@@ -321,6 +326,8 @@ def test_proxy_cache_revalidate_serves_each_visitor_their_page(shop,
     ("/static-expires/page.html", "private, max-age=3600"),
     ("/up-cc/body/page" + UPSTREAM_QUERY,
      "private, no-transform, max-age=30"),
+    ("/quoted-cc/body/page" + UPSTREAM_QUERY,
+     'private, no-cache="Set-Cookie, X-A", max-age=5'),
     ("/nostore-expires/body/page" + UPSTREAM_QUERY,
      "private, no-store, max-age=3600"),
 ])
