@@ -277,7 +277,9 @@ ngx_http_cef_hide_conditionals(ngx_http_request_t *r)
 void
 ngx_http_cef_own_conditionals(ngx_http_request_t *r)
 {
-    if (r->headers_in.if_none_match || r->headers_in.if_modified_since) {
+    if ((r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))
+        && (r->headers_in.if_none_match || r->headers_in.if_modified_since))
+    {
         r->disable_not_modified = 0;
     }
 }
