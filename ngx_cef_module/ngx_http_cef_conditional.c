@@ -207,7 +207,7 @@ static ngx_int_t
 ngx_http_cef_hide_conditionals(ngx_http_request_t *r)
 {
     ngx_uint_t                i, n;
-    ngx_list_t                list;
+    ngx_list_t                old;
     ngx_list_part_t          *part;
     ngx_table_elt_t          *h, *copy;
     ngx_http_cef_loc_conf_t  *clcf;
@@ -236,15 +236,23 @@ ngx_http_cef_hide_conditionals(ngx_http_request_t *r)
         return NGX_DECLINED;     /* hidden before an internal redirect */
     }
 
-    /* out of memory: the request goes on as it came (fail open) */
+    /*
+     * The list is rebuilt in place (its "last" points into itself); the
+     * old elements stay where they are, for the pointers to them.  Out of
+     * memory, the request goes on as it came (fail open).
+     */
 
-    if (ngx_list_init(&list, r->pool, 20, sizeof(ngx_table_elt_t))
+    old = r->headers_in.headers;
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool, 20,
+                      sizeof(ngx_table_elt_t))
         != NGX_OK)
     {
+        r->headers_in.headers = old;
         return NGX_DECLINED;
     }
 
-    for (part = &r->headers_in.headers.part; part; part = part->next) {
+    for (part = &old.part; part; part = part->next) {
         h = part->elts;
 
         for (i = 0; i < part->nelts; i++) {
@@ -252,16 +260,15 @@ ngx_http_cef_hide_conditionals(ngx_http_request_t *r)
                 continue;
             }
 
-            copy = ngx_list_push(&list);
+            copy = ngx_list_push(&r->headers_in.headers);
             if (copy == NULL) {
+                r->headers_in.headers = old;
                 return NGX_DECLINED;
             }
 
             *copy = h[i];
         }
     }
-
-    r->headers_in.headers = list;
 
     return NGX_DECLINED;
 }
