@@ -45,6 +45,7 @@ static ngx_int_t ngx_http_cef_merge_cache_control(ngx_http_request_t *r,
     ngx_http_cef_ctx_t *ctx);
 static ngx_int_t ngx_http_cef_header_filter_postconf(ngx_conf_t *cf);
 static ngx_int_t ngx_http_cef_cache_control_postconf(ngx_conf_t *cf);
+static void ngx_http_cef_etag_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_http_module_t  ngx_http_cef_header_filter_module_ctx = {
@@ -72,7 +73,7 @@ ngx_module_t  ngx_http_cef_header_filter_module = {
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_cef_etag_exit_process,        /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -179,6 +180,19 @@ ngx_http_cef_cache_control_postconf(ngx_conf_t *cf)
     ngx_http_top_header_filter = ngx_http_cef_cache_control_filter;
 
     return NGX_OK;
+}
+
+
+/* the .so is unloaded at exit: what only it points to would be lost */
+
+static void
+ngx_http_cef_etag_exit_process(ngx_cycle_t *cycle)
+{
+    EVP_MD_CTX_free(ngx_http_cef_etag_ctx);
+    EVP_MD_free(ngx_http_cef_etag_md);
+
+    ngx_http_cef_etag_ctx = NULL;
+    ngx_http_cef_etag_md = NULL;
 }
 
 

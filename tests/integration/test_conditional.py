@@ -321,6 +321,23 @@ def test_proxy_cache_revalidate_serves_each_visitor_their_page(shop,
     assert upstream.hit_count(upstream_path) == hits + 3
 
 
+def test_the_policy_replaces_the_upstreams_expires(shop):
+    path = ("/up/body/page" + UPSTREAM_QUERY
+            + "&exp=Fri,%2001%20Jan%202100%2000:00:00%20GMT")
+    status, headers, body = get(shop, path, GRETA)
+    assert (status, body) == (200, BODIES["greta"])
+    assert single(headers, "cache-control") == "private"
+    assert "expires" not in headers
+    status, headers, _ = get(shop, path, GRETA, If_None_Match=headers["etag"])
+    assert status == 304
+    assert (headers["cache-control"], headers.get("expires")) == \
+        ("private", None)
+    # a generic page keeps the upstream's policy whole
+    headers = get(shop, path, ANON)[1]
+    assert (headers["cache-control"], headers["expires"]) == \
+        ("public, max-age=60", "Fri, 01 Jan 2100 00:00:00 GMT")
+
+
 @pytest.mark.parametrize("path,policy", [
     ("/static-cc/page.html", "private, max-age=60"),
     ("/static-expires/page.html", "private, max-age=3600"),

@@ -14,8 +14,9 @@ GET /gen?size=N[&seed=S][&chunk=K][&chunked=1][&delay=MS][&gzip=1]
 GET /body/NAME[?split=A,B,...][&chunked=1][&chunk=K][&gzip=1]
     a body the test registered with Upstream.set_body(), written in pieces
     cut at the given offsets (or every K bytes), each its own TCP segment.
-    [&etag=E][&lm=1][&cc=C][&xae=V] add an ETag E, a fixed Last-Modified,
-    Cache-Control C or X-Accel-Expires V; with etag or lm the stub answers
+    [&etag=E][&lm=1][&cc=C][&exp=D][&xae=V] add an ETag E, a fixed
+    Last-Modified, Cache-Control C, Expires D or X-Accel-Expires V; with
+    etag or lm the stub answers
     a matching If-None-Match / If-Modified-Since itself with 304.
 
 Upstream.last_headers(path) is the request headers of the last request for
@@ -141,7 +142,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """Add the validators q asks for; True: the request's conditional
         matches them (the answer is 304)."""
         for name, key in (("ETag", "etag"), ("Cache-Control", "cc"),
-                          ("X-Accel-Expires", "xae")):
+                          ("Expires", "exp"), ("X-Accel-Expires", "xae")):
             if q.get(key):
                 headers[name] = q[key]
         if q.get("lm") == "1":
