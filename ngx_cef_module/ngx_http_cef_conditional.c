@@ -119,8 +119,8 @@ static EVP_MD      *ngx_http_cef_etag_md;
 
 /*
  * The key of the ETag digest: HMAC(cef_store_secret, label), made once at
- * configuration time.  Without a store no profile value can reach a page,
- * and the digest goes unkeyed.
+ * configuration time.  Without a store no profile value can reach a page
+ * (only the request's own values, var.*), and the digest goes unkeyed.
  */
 
 static ngx_int_t
