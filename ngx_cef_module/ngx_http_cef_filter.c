@@ -63,11 +63,24 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 ngx_int_t
 ngx_http_cef_filter_init(ngx_conf_t *cf)
 {
-    ngx_http_next_header_filter = ngx_http_top_header_filter;
-    ngx_http_top_header_filter = ngx_http_cef_header_filter;
-
     ngx_http_next_body_filter = ngx_http_top_body_filter;
     ngx_http_top_body_filter = ngx_http_cef_body_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The header filter is hooked in from ngx_http_cef_header_filter_module,
+ * which sits above nginx's not_modified filter: see
+ * ngx_http_cef_conditional.c.
+ */
+
+ngx_int_t
+ngx_http_cef_header_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_cef_header_filter;
 
     return NGX_OK;
 }
@@ -106,6 +119,10 @@ ngx_http_cef_header_filter(ngx_http_request_t *r)
         goto next;
     }
 
+    if (r == r->main) {
+        ngx_http_cef_own_conditionals(r);
+    }
+
     rc = ngx_http_cef_should_filter(r, clcf);
 
     if (rc != NGX_OK) {
@@ -123,6 +140,22 @@ ngx_http_cef_header_filter(ngx_http_request_t *r)
     /* fail open: whatever goes wrong, the visitor gets the generic page */
 
     ctx->filling = ngx_http_cef_decide(r);
+
+    /* a HEAD gets the headers its GET would get, and no body filter */
+
+    if (r->header_only || r->method == NGX_HTTP_HEAD) {
+        if (r != r->main) {
+            goto next;
+        }
+
+        ngx_http_cef_metric(NGX_HTTP_CEF_M_SKIP_HEAD);
+
+        if (ngx_http_cef_rewrite_headers(r, clcf, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        goto next;
+    }
 
     if (r == r->main) {
         ngx_http_cef_count_response(ngx_http_cef_get_ctx(r)->identity,
@@ -273,10 +306,7 @@ ngx_http_cef_should_filter(ngx_http_request_t *r,
         return NGX_HTTP_CEF_M_SKIP_TYPE;
     }
 
-    if (r->header_only
-        || r->method == NGX_HTTP_HEAD
-        || r->headers_out.content_length_n == 0)
-    {
+    if (r->headers_out.content_length_n == 0) {
         return NGX_HTTP_CEF_M_SKIP_HEAD;
     }
 
@@ -305,8 +335,10 @@ ngx_http_cef_should_filter(ngx_http_request_t *r,
 
 
 /*
- * The markers are always removed, so the length changes; a personalised
- * page must never be stored by a shared cache downstream.
+ * The markers are always removed, so the length changes; the validators
+ * name this visitor's rendering; a personalised page must never be stored
+ * by a shared cache downstream.  Made before nginx's not_modified filter
+ * runs, so a 304 carries the same headers as the 200 it stands for.
  */
 
 static ngx_int_t
@@ -314,11 +346,16 @@ ngx_http_cef_rewrite_headers(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_ctx_t *ctx)
 {
     ngx_http_cef_identity_t  *id;
+#if (nginx_version < 1023000)
+    ngx_table_elt_t         **ccp;
+#endif
 
     ngx_http_clear_content_length(r);
-    ngx_http_clear_last_modified(r);
     ngx_http_clear_accept_ranges(r);
-    ngx_http_weak_etag(r);
+
+    if (ngx_http_cef_set_validators(r, ctx->filling) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     id = ctx->identity;
 
@@ -330,7 +367,22 @@ ngx_http_cef_rewrite_headers(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    return ngx_http_cef_set_cache_control(r, clcf->cache_control);
+    if (ngx_http_cef_set_cache_control(r, clcf->cache_control) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* for the merge with add_header and expires, which run after us */
+
+#if (nginx_version >= 1023000)
+    ctx->cache_control = r->headers_out.cache_control;
+#else
+    ccp = r->headers_out.cache_control.elts;
+    ctx->cache_control = ccp[0];
+#endif
+
+    ctx->cache_policy = ctx->cache_control->value;
+
+    return NGX_OK;
 }
 
 
@@ -344,6 +396,13 @@ ngx_http_cef_set_cache_control(ngx_http_request_t *r, ngx_uint_t value)
     ngx_uint_t        i;
     ngx_table_elt_t **ccp;
 #endif
+
+    /* the policy replaces the upstream's, Expires included */
+
+    if (r->headers_out.expires) {
+        r->headers_out.expires->hash = 0;
+        r->headers_out.expires = NULL;
+    }
 
 #if (nginx_version >= 1023000)
 

@@ -82,6 +82,8 @@ typedef struct {
                                                    built-in ones */
     ngx_flag_t                  record;         /* $cef_decision is used:
                                                    capture at decision time */
+    u_char                      etag_key[CEF_IDENTITY_HASH_LEN];
+    ngx_flag_t                  etag_keyed;     /* with cef_store_secret */
 } ngx_http_cef_main_conf_t;
 
 
@@ -176,6 +178,8 @@ typedef struct {
 typedef struct {
     ngx_http_cef_identity_t    *identity;       /* main request only */
     ngx_http_cef_decision_t    *decision;       /* main request only */
+    ngx_table_elt_t            *cache_control;  /* ours, for the merge */
+    ngx_str_t                   cache_policy;   /* its value as we set it */
 
     cef_slot_scanner_t         *scanner;
     ngx_http_cef_decision_t    *filling;        /* the decision being applied */
@@ -200,9 +204,15 @@ extern ngx_module_t  ngx_http_cef_module;
 
 
 ngx_int_t ngx_http_cef_filter_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_cef_header_filter_init(ngx_conf_t *cf);
 ngx_http_cef_ctx_t *ngx_http_cef_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_cef_set_cache_control(ngx_http_request_t *r,
     ngx_uint_t value);
+
+/* validators and Cache-Control: ngx_http_cef_conditional.c */
+void ngx_http_cef_own_conditionals(ngx_http_request_t *r);
+ngx_int_t ngx_http_cef_set_validators(ngx_http_request_t *r,
+    ngx_http_cef_decision_t *d);
 
 /* identity: ngx_http_cef_identity.c */
 char *ngx_http_cef_visitor_cookie(ngx_conf_t *cf, ngx_command_t *cmd,

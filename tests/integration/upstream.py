@@ -19,6 +19,13 @@ GET /body/NAME[?split=A,B,...][&chunked=1][&chunk=K][&gzip=1][&abort=N]
     (the response announced the whole body).  ranges=1: a "Range:
     bytes=A-B" request gets 206 Partial Content with those bytes, as the
     slice module needs.
+    [&etag=E][&lm=1][&cc=C][&exp=D][&xae=V] add an ETag E, a fixed
+    Last-Modified, Cache-Control C, Expires D or X-Accel-Expires V; with
+    etag or lm the stub answers
+    a matching If-None-Match / If-Modified-Since itself with 304.
+
+Upstream.last_headers(path) is the request headers of the last request for
+path (lower-case names).
 """
 
 import gzip
@@ -54,6 +61,7 @@ class Upstream:
         self.gates = {}
         self.bodies = {}
         self.hits = {}
+        self.seen = {}
         self.lock = threading.Lock()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
                                                       _Handler)
@@ -74,6 +82,10 @@ class Upstream:
     def hit_count(self, path):
         with self.lock:
             return self.hits.get(path, 0)
+
+    def last_headers(self, path):
+        with self.lock:
+            return dict(self.seen.get(path, {}))
 
     def close(self):
         for g in list(self.gates.values()):
@@ -97,6 +109,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         q = dict(urllib.parse.parse_qsl(url.query))
         with stub.lock:
             stub.hits[self.path] = stub.hits.get(self.path, 0) + 1
+            stub.seen[self.path] = {k.lower(): v
+                                    for k, v in self.headers.items()}
 
         if url.path.startswith("/body/"):
             body, ctype = stub.bodies[url.path[6:]]
@@ -106,6 +120,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 headers["Content-Encoding"] = "gzip"
             cuts = [int(x) for x in q["split"].split(",")] \
                 if q.get("split") else None
+            if self._validators(q, headers):
+                return self._send(b"", ctype, headers, True, 304)
             status = int(q.get("status", "200"))
             if q.get("ranges") == "1":
                 status, body = self._range(body, headers, status)
@@ -138,15 +154,38 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         headers["Content-Range"] = "bytes %d-%d/%d" % (first, last, len(body))
         return 206, body[first:last + 1]
 
+    LAST_MODIFIED = "Tue, 01 Sep 2026 10:00:00 GMT"
+
+    def _validators(self, q, headers):
+        """Add the validators q asks for; True: the request's conditional
+        matches them (the answer is 304)."""
+        for name, key in (("ETag", "etag"), ("Cache-Control", "cc"),
+                          ("Expires", "exp"), ("X-Accel-Expires", "xae")):
+            if q.get(key):
+                headers[name] = q[key]
+        if q.get("lm") == "1":
+            headers["Last-Modified"] = self.LAST_MODIFIED
+        inm = self.headers.get("If-None-Match")
+        if inm is not None and q.get("etag"):
+            tags = [t.strip() for t in inm.split(",")]
+            strip = (lambda t: t[2:] if t.startswith("W/") else t)
+            return strip(q["etag"]) in [strip(t) for t in tags]
+        ims = self.headers.get("If-Modified-Since")
+        return inm is None and ims is not None and q.get("lm") == "1" \
+            and ims == self.LAST_MODIFIED
+
     def _send(self, body, ctype, headers, head, status=200, chunk=0,
               chunked=False, delay=0.0, gate=None, gate_at=0, cuts=None,
               abort=-1):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.send_response(status)
-        self.send_header("Content-Type", ctype)
+        if status != 304:
+            self.send_header("Content-Type", ctype)
         for k, v in headers.items():
             self.send_header(k, v)
-        if chunked:
+        if status == 304:
+            pass
+        elif chunked:
             self.send_header("Transfer-Encoding", "chunked")
         else:
             self.send_header("Content-Length", str(len(body)))
