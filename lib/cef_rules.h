@@ -22,6 +22,7 @@
 
 #define CEF_RULES_MAX_FILE    (16 * 1024 * 1024)
 #define CEF_RULES_MAX_ERRORS  100
+#define CEF_RULES_MAX_DEPTH   64      /* nesting of YAML collections */
 #define CEF_RULES_NONE        UINT32_MAX
 
 

@@ -40,6 +40,7 @@ typedef struct {
     cef_names_t          slot_names;
     const char         **offer_list;   /* NULL-terminated, for hints */
     int                  full;
+    int                  doc_ok;       /* the root is a mapping */
 
     const cef_plugins_t *ps;
     const char          *offer_keys[32];  /* base keys + plugins' keys */
@@ -487,6 +488,314 @@ cef_value_err(cef_loader_t *ld, yaml_node_t *n, size_t off,
 }
 
 
+/* --- the document, built from libyaml's events --------------------------- */
+
+/*
+ * yaml_parser_load() cannot be stopped early: it reads every level of a
+ * `[[[[...` before we see the first, and libyaml's scanner spends time
+ * proportional to the open flow levels on every token (100 000 levels took
+ * 19 s).  The document is built here from the event stream instead, which
+ * stops at the first level too deep and at a second document; an alias may
+ * only stand for a scalar, so no walk of the tree can loop or grow
+ * exponentially.
+ */
+
+typedef struct {
+    char      *name;
+    int        node;
+} cef_anchor_t;
+
+
+typedef struct {
+    int        node;
+    int        key;           /* mappings: the pending key, 0 if none */
+} cef_open_t;
+
+
+typedef struct {
+    cef_loader_t   *ld;
+    yaml_parser_t  *parser;
+    cef_open_t      open[CEF_RULES_MAX_DEPTH];
+    int             depth;
+    int             docs;
+    cef_anchor_t   *anchors;
+    size_t          nanchors;
+    size_t          cap;
+} cef_yaml_t;
+
+
+static void
+cef_yaml_err(cef_yaml_t *y, yaml_mark_t *m, const char *msg, const char *arg)
+{
+    cef_err_at(y->ld, m->line + 1, m->column + 1, msg, arg);
+}
+
+
+static int
+cef_yaml_anchor(cef_yaml_t *y, yaml_char_t *anchor, int node)
+{
+    cef_anchor_t  *a;
+
+    if (anchor == NULL) {
+        return 0;
+    }
+
+    if (y->nanchors == y->cap) {
+        y->cap = y->cap ? 2 * y->cap : 16;
+        a = realloc(y->anchors, y->cap * sizeof(cef_anchor_t));
+        if (a == NULL) {
+            return -1;
+        }
+        y->anchors = a;
+    }
+
+    /* a later anchor of the same name hides the earlier one */
+    y->anchors[y->nanchors].name = (char *) anchor;
+    y->anchors[y->nanchors].node = node;
+    y->nanchors++;
+
+    return 0;
+}
+
+
+static int
+cef_yaml_alias(cef_yaml_t *y, yaml_event_t *ev)
+{
+    const char   *name = (const char *) ev->data.alias.anchor;
+    yaml_node_t  *n;
+    size_t        i;
+
+    for (i = y->nanchors; i > 0; i--) {
+        if (strcmp(y->anchors[i - 1].name, name) == 0) {
+            n = cef_node(y->ld, y->anchors[i - 1].node);
+            if (n->type != YAML_SCALAR_NODE) {
+                cef_yaml_err(y, &ev->start_mark, "an alias may only stand "
+                             "for a scalar, not %s", cef_kind(n));
+                return 0;
+            }
+            return y->anchors[i - 1].node;
+        }
+    }
+
+    cef_yaml_err(y, &ev->start_mark, "undefined alias '%s'", name);
+    return 0;
+}
+
+
+/* Hang node under the innermost open collection. */
+static int
+cef_yaml_attach(cef_yaml_t *y, int node)
+{
+    cef_open_t   *o;
+    yaml_node_t  *parent;
+    int           ok;
+
+    if (y->depth == 0) {
+        return 1;                       /* the root */
+    }
+
+    o = &y->open[y->depth - 1];
+    parent = cef_node(y->ld, o->node);
+
+    if (parent->type == YAML_SEQUENCE_NODE) {
+        return yaml_document_append_sequence_item(&y->ld->doc, o->node, node);
+    }
+
+    if (o->key == 0) {
+        o->key = node;
+        return 1;
+    }
+
+    ok = yaml_document_append_mapping_pair(&y->ld->doc, o->node, o->key,
+                                           node);
+    o->key = 0;
+
+    return ok;
+}
+
+
+static int
+cef_yaml_node(cef_yaml_t *y, yaml_event_t *ev)
+{
+    yaml_node_t  *n;
+    yaml_char_t  *anchor;
+    int           id;
+
+    switch (ev->type) {
+
+    case YAML_SCALAR_EVENT:
+        id = yaml_document_add_scalar(&y->ld->doc, ev->data.scalar.tag,
+                                      ev->data.scalar.value,
+                                      (int) ev->data.scalar.length,
+                                      ev->data.scalar.style);
+        anchor = ev->data.scalar.anchor;
+        break;
+
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT:
+        if (y->depth == CEF_RULES_MAX_DEPTH) {
+            cef_err_at(y->ld, ev->start_mark.line + 1,
+                       ev->start_mark.column + 1, "nested deeper than %d levels",
+                       CEF_RULES_MAX_DEPTH);
+            return 0;
+        }
+
+        if (ev->type == YAML_SEQUENCE_START_EVENT) {
+            id = yaml_document_add_sequence(&y->ld->doc,
+                                            ev->data.sequence_start.tag,
+                                            ev->data.sequence_start.style);
+            anchor = ev->data.sequence_start.anchor;
+        } else {
+            id = yaml_document_add_mapping(&y->ld->doc,
+                                           ev->data.mapping_start.tag,
+                                           ev->data.mapping_start.style);
+            anchor = ev->data.mapping_start.anchor;
+        }
+        break;
+
+    default:
+        id = cef_yaml_alias(y, ev);
+        return id && cef_yaml_attach(y, id);
+    }
+
+    if (id == 0) {
+        cef_yaml_err(y, &ev->start_mark, "out of memory%s", "");
+        return 0;
+    }
+
+    n = cef_node(y->ld, id);
+    n->start_mark = ev->start_mark;
+    n->end_mark = ev->end_mark;
+
+    if (cef_yaml_anchor(y, anchor, id) != 0 || !cef_yaml_attach(y, id)) {
+        cef_yaml_err(y, &ev->start_mark, "out of memory%s", "");
+        return 0;
+    }
+
+    if (ev->type != YAML_SCALAR_EVENT) {
+        y->open[y->depth].node = id;
+        y->open[y->depth].key = 0;
+        y->depth++;
+    }
+
+    return 1;
+}
+
+
+/*
+ * Parse the whole stream into ld->doc: 0, or -1 with the problem reported.
+ * Anchor names point into the events, which are kept until the end.
+ */
+static int
+cef_yaml_load(cef_loader_t *ld, yaml_parser_t *parser)
+{
+    cef_yaml_t     y;
+    yaml_event_t   ev, *kept = NULL, *k;
+    size_t         nkept = 0, i;
+    const char    *ctx;
+    int            rc = -1, done = 0, keep;
+
+    memset(&y, 0, sizeof(y));
+    y.ld = ld;
+    y.parser = parser;
+
+    if (!yaml_document_initialize(&ld->doc, NULL, NULL, NULL, 1, 1)) {
+        cef_err_at(ld, 0, 0, "out of memory");
+        return -1;
+    }
+
+    while (!done) {
+        if (!yaml_parser_parse(parser, &ev)) {
+            ctx = parser->context ? parser->context : "";
+            cef_err_at(ld, parser->problem_mark.line + 1,
+                       parser->problem_mark.column + 1, "invalid YAML: %s%s%s",
+                       parser->problem ? parser->problem : "syntax error",
+                       *ctx ? " " : "", ctx);
+            goto out;
+        }
+
+        keep = 0;
+
+        switch (ev.type) {
+
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
+
+        case YAML_DOCUMENT_START_EVENT:
+            if (++y.docs > 1) {
+                cef_yaml_err(&y, &ev.start_mark, "a rule file holds one YAML "
+                             "document; a second one starts here%s", "");
+                yaml_event_delete(&ev);
+                goto out;
+            }
+            break;
+
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            cef_node(ld, y.open[--y.depth].node)->end_mark = ev.end_mark;
+            break;
+
+        case YAML_SCALAR_EVENT:
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+        case YAML_ALIAS_EVENT:
+            if (!cef_yaml_node(&y, &ev)) {
+                yaml_event_delete(&ev);
+                goto out;
+            }
+            keep = ev.type != YAML_ALIAS_EVENT;
+            break;
+
+        default:
+            break;
+        }
+
+        if (!keep) {
+            yaml_event_delete(&ev);
+            continue;
+        }
+
+        /* anchors live in their events; most events have none */
+
+        if ((ev.type == YAML_SCALAR_EVENT && ev.data.scalar.anchor == NULL)
+            || (ev.type == YAML_SEQUENCE_START_EVENT
+                && ev.data.sequence_start.anchor == NULL)
+            || (ev.type == YAML_MAPPING_START_EVENT
+                && ev.data.mapping_start.anchor == NULL))
+        {
+            yaml_event_delete(&ev);
+            continue;
+        }
+
+        if (nkept % 16 == 0) {
+            k = realloc(kept, (nkept + 16) * sizeof(yaml_event_t));
+            if (k == NULL) {
+                yaml_event_delete(&ev);
+                cef_err_at(ld, 0, 0, "out of memory");
+                goto out;
+            }
+            kept = k;
+        }
+
+        kept[nkept++] = ev;
+    }
+
+    rc = 0;
+
+out:
+
+    for (i = 0; i < nkept; i++) {
+        yaml_event_delete(&kept[i]);
+    }
+
+    free(kept);
+    free(y.anchors);
+
+    return rc;
+}
+
+
 /* --- offers --------------------------------------------------------------- */
 
 static int
@@ -804,7 +1113,8 @@ cef_rule_show(cef_loader_t *ld, cef_rule_t *r, yaml_node_t *item,
     name = cef_scalar(item);
 
     if (!cef_names_find(&ld->offer_names, name, &idx)) {
-        near = ld->offer_list
+        /* a hint costs a pass over every offer: only while errors count */
+        near = ld->offer_list && !ld->full
                ? cef_expr_nearest(name, item->data.scalar.length,
                                   ld->offer_list)
                : NULL;
@@ -1239,7 +1549,7 @@ cef_plugin_offers(cef_loader_t *ld)
     for (i = 0; i < rs->noffers; i++) {
         po = &rs->poffers[i];
         po->name = rs->offers[i].name;
-        po->slot = rs->offers[i].slot;
+        po->slot = rs->offers[i].slot ? rs->offers[i].slot : "";
         po->campaign = rs->offers[i].campaign;
         po->index = i;
         po->slot_id = rs->offers[i].slot_id;
@@ -1322,8 +1632,8 @@ cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
 
         if (!cef_names_find(&ld->slot_names, name, &sid)) {
             near = NULL;
-            list = calloc(rs->nslots + 1, sizeof(char *));
-            if (list) {
+            list = ld->full ? NULL : calloc(rs->nslots + 1, sizeof(char *));
+            if (list && rs->nslots) {
                 memcpy(list, rs->slots, rs->nslots * sizeof(char *));
                 near = cef_expr_nearest(name, k->data.scalar.length,
                                         (const char *const *) list);
@@ -1489,6 +1799,7 @@ cef_load_plugins(cef_loader_t *ld)
     cef_plugin_rules_t   pr;
     uint32_t             i;
     void                *state;
+    size_t               nerrs = ld->errs->n;
     char                 names[512];
     yaml_node_t         *confs[CEF_PLUGINS_MAX];
 
@@ -1543,7 +1854,7 @@ cef_load_plugins(cef_loader_t *ld)
         }
     }
 
-    if (ld->errs->n) {
+    if (ld->errs->n > nerrs) {
         return;
     }
 
@@ -1692,6 +2003,8 @@ cef_load_document(cef_loader_t *ld)
         return;
     }
 
+    ld->doc_ok = 1;
+
     for (pair = root->data.mapping.pairs.start;
          pair < root->data.mapping.pairs.top; pair++)
     {
@@ -1779,8 +2092,6 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
     cef_rules_t    *rs;
     yaml_parser_t   parser;
     uint32_t        i, j, k, *tmp;
-    const char     *ctx;
-    int             dup = 0;
 
     *out = NULL;
     memset(errs, 0, sizeof(*errs));
@@ -1834,12 +2145,8 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
 
     yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
 
-    if (!yaml_parser_load(&parser, &ld.doc)) {
-        ctx = parser.context ? parser.context : "";
-        cef_err_at(&ld, parser.problem_mark.line + 1,
-                   parser.problem_mark.column + 1, "invalid YAML: %s%s%s",
-                   parser.problem ? parser.problem : "syntax error",
-                   *ctx ? " " : "", ctx);
+    if (cef_yaml_load(&ld, &parser) != 0) {
+        yaml_document_delete(&ld.doc);
         yaml_parser_delete(&parser);
         cef_rules_free(rs);
         return -1;
@@ -1849,21 +2156,33 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
 
     /* strings point into the document: keep it until the rule set dies */
 
-    if (errs->n == 0) {
-        for (i = 0; i < rs->noffers; i++) {
-            rs->offers[i].name = cef_strdup(rs->offers[i].name);
+    for (i = 0; i < rs->noffers; i++) {
+        rs->offers[i].name = cef_strdup(rs->offers[i].name);
+        if (rs->offers[i].slot_id != CEF_RULES_NONE) {
             rs->offers[i].slot = rs->slots[rs->offers[i].slot_id];
-            if (rs->offers[i].campaign) {
-                rs->offers[i].campaign = cef_strdup(rs->offers[i].campaign);
-            }
         }
+        if (rs->offers[i].campaign) {
+            rs->offers[i].campaign = cef_strdup(rs->offers[i].campaign);
+        }
+    }
 
-        for (i = 0; i < rs->nrules; i++) {
+    for (i = 0; i < rs->nrules; i++) {
+        if (rs->rules[i].name) {
             rs->rules[i].name = cef_strdup(rs->rules[i].name);
         }
+    }
 
-        dup = 1;
+    /*
+     * slots: and plugins: are configured even when offers or rules have
+     * problems, so that one run reports all of them; the document is still
+     * alive for the plugins' configuration.
+     */
 
+    if (ld.doc_ok) {
+        cef_load_plugins(&ld);
+    }
+
+    if (errs->n == 0) {
         rs->order = malloc((rs->nrules + 1) * sizeof(uint32_t));
         tmp = malloc((rs->nrules + 1) * sizeof(uint32_t));
 
@@ -1883,23 +2202,6 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
 
         free(tmp);
         cef_rules_sha256(buf, len, rs->hash);
-
-        /* plugins see the final names; the document is still alive */
-
-        if (errs->n == 0) {
-            cef_load_plugins(&ld);
-        }
-    }
-
-    if (errs->n && !dup) {
-        /* names still point into the document; don't free them */
-        for (i = 0; i < rs->noffers; i++) {
-            rs->offers[i].name = NULL;
-            rs->offers[i].campaign = NULL;
-        }
-        for (i = 0; i < rs->nrules; i++) {
-            rs->rules[i].name = NULL;
-        }
     }
 
     yaml_document_delete(&ld.doc);
@@ -1952,7 +2254,10 @@ cef_rules_load_file_with(const char *path, const cef_plugins_t *ps,
     memset(&ld, 0, sizeof(ld));
     ld.errs = errs;
 
-    fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: opening a FIFO would wait for a writer, hanging nginx -t
+       and a reloading master; it is refused by the check below instead */
+
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
         cef_err_at(&ld, 0, 0, "cannot open: %s", strerror(errno));
         return -1;

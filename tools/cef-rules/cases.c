@@ -17,6 +17,7 @@
  * Only the slots listed under expect: are checked; `none` expects no offer.
  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,9 +380,10 @@ cef_tool_test(int argc, char **argv)
         return CEF_EXIT_PROBLEM;
     }
 
-    fp = fopen(argv[1], "rb");
+    fp = cef_tool_fopen(argv[1]);
     if (fp == NULL) {
-        printf("%s: cannot open\n", argv[1]);
+        printf("%s: cannot open: %s\n", argv[1],
+               errno == EINVAL ? "not a regular file" : strerror(errno));
         cef_rules_free(rs);
         return CEF_EXIT_PROBLEM;
     }

@@ -8,6 +8,7 @@
 #define CEF_RULES_TOOL_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 #include <yaml.h>
@@ -26,6 +27,7 @@
 /* main.c */
 void cef_tool_usage(void);
 cef_rules_t *cef_tool_load(const char *path);
+FILE *cef_tool_fopen(const char *path);
 /*
  * SEP "strategy S, variant V, bucket B, would have shown 'O' (rule 'R')",
  * or nothing for a rule set without plugins (output as before them).

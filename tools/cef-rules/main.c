@@ -19,8 +19,12 @@
  * that differs), 2 usage (or a record that cannot be replayed).
  */
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cef_rules_tool.h"
 #include "cef_version.h"
@@ -50,6 +54,40 @@ int cef_tool_replay(int argc, char **argv);
 
 
 static cef_plugins_t  *cef_tool_plugins;
+
+
+/*
+ * fopen(path, "rb") for a regular file only: a FIFO would block the open
+ * until some writer came along.  NULL with errno set (EINVAL: not a
+ * regular file).
+ */
+FILE *
+cef_tool_fopen(const char *path)
+{
+    struct stat  sb;
+    FILE        *fp;
+    int          fd;
+
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        return NULL;
+    }
+
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)
+        || fcntl(fd, F_SETFL, 0) != 0)
+    {
+        close(fd);
+        errno = EINVAL;
+        return NULL;
+    }
+
+    fp = fdopen(fd, "rb");
+    if (fp == NULL) {
+        close(fd);
+    }
+
+    return fp;
+}
 
 
 /* Load a rule file, printing its problems; NULL if it has any. */
