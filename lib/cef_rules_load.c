@@ -52,8 +52,19 @@ typedef struct {
         yaml_node_t     *val;
     }                   *extra;          /* plugin keys of offers */
     uint32_t             nextra;
+    uint32_t            *slot_rule;      /* cef_rule_show() */
+    uint32_t            *slot_offer;
     void               **allocs;         /* cef_conf_t arrays */
     uint32_t             nallocs;
+
+    struct {                             /* cef_value_index() */
+        yaml_node_t     *node;
+        size_t           verbatim;       /* quoted, plain: bytes of the
+                                            value written as is */
+        size_t           indent;         /* literal: the content's indent */
+        size_t          *nl;             /* literal: offsets of newlines */
+        size_t           nnl;
+    }                    pos;
 } cef_loader_t;
 
 
@@ -135,6 +146,30 @@ cef_rules_errors_free(cef_rules_errors_t *errs)
     errs->file = NULL;
     errs->v = NULL;
     errs->n = 0;
+}
+
+
+/*
+ * Room for element n of an array that grows by doubling (16, 32, 64...):
+ * growing by a constant step copied the array over and over.  0, or -1
+ * when out of memory (*pv unchanged).
+ */
+static int
+cef_grow(void *pv, size_t n, size_t size)
+{
+    void  **v = pv, *p;
+
+    if (n != 0 && (n < 16 || (n & (n - 1)) != 0)) {
+        return 0;
+    }
+
+    p = realloc(*v, (n ? 2 * n : 16) * size);
+    if (p == NULL) {
+        return -1;
+    }
+
+    *v = p;
+    return 0;
 }
 
 
@@ -365,6 +400,83 @@ cef_valid_name(const char *s)
 
 
 /*
+ * What cef_value_pos() needs of a scalar, computed once per scalar: a
+ * template with 400 000 placeholders asks 400 000 times, and comparing the
+ * value with the file from its start each time was quadratic (85 s).
+ */
+static int
+cef_value_index(cef_loader_t *ld, yaml_node_t *n)
+{
+    const char  *val = cef_scalar(n), *raw = ld->buf;
+    size_t       len = n->data.scalar.length, start = n->start_mark.index;
+    size_t       q, i, k, *nl;
+
+    if (ld->pos.node == n) {
+        return 0;
+    }
+
+    free(ld->pos.nl);
+    memset(&ld->pos, 0, sizeof(ld->pos));
+
+    switch (n->data.scalar.style) {
+
+    case YAML_PLAIN_SCALAR_STYLE:
+    case YAML_SINGLE_QUOTED_SCALAR_STYLE:
+    case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
+        q = n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? 0 : 1;
+
+        for (i = 0; i < len && start + q + i < ld->len
+                    && raw[start + q + i] == val[i] && val[i] != '\n'; i++)
+        {
+            /* void */
+        }
+
+        ld->pos.verbatim = i;
+        break;
+
+    case YAML_LITERAL_SCALAR_STYLE:
+        /* the content starts on the line after the indicator */
+        i = start;
+        while (i < ld->len && raw[i] != '\n') {
+            i++;
+        }
+        i++;
+        while (i + ld->pos.indent < ld->len
+               && raw[i + ld->pos.indent] == ' ')
+        {
+            ld->pos.indent++;
+        }
+
+        for (i = 0, k = 0; i < len; i++) {
+            k += val[i] == '\n';
+        }
+
+        nl = malloc((k + 1) * sizeof(size_t));
+        if (nl == NULL) {
+            return -1;
+        }
+
+        for (i = 0, k = 0; i < len; i++) {
+            if (val[i] == '\n') {
+                nl[k++] = i;
+            }
+        }
+
+        ld->pos.nl = nl;
+        ld->pos.nnl = k;
+        break;
+
+    default:
+        break;
+    }
+
+    ld->pos.node = n;
+
+    return 0;
+}
+
+
+/*
  * Map a byte offset inside a scalar's value to a line and column of the
  * file.  Exact when the value appears verbatim in the file up to the
  * offset (plain and quoted scalars without escapes on one line) and for
@@ -374,14 +486,12 @@ static void
 cef_value_pos(cef_loader_t *ld, yaml_node_t *n, size_t off, size_t *line,
     size_t *col)
 {
-    const char  *val = cef_scalar(n);
-    size_t       start = n->start_mark.index, q, i, ln, lc, indent;
-    const char  *raw = ld->buf;
+    size_t  lo, hi, mid;
 
     *line = n->start_mark.line + 1;
     *col = n->start_mark.column + 1;
 
-    if (off > n->data.scalar.length) {
+    if (off > n->data.scalar.length || cef_value_index(ld, n) != 0) {
         return;
     }
 
@@ -390,41 +500,26 @@ cef_value_pos(cef_loader_t *ld, yaml_node_t *n, size_t off, size_t *line,
     case YAML_PLAIN_SCALAR_STYLE:
     case YAML_SINGLE_QUOTED_SCALAR_STYLE:
     case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
-        q = n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? 0 : 1;
-
-        if (start + q + off <= ld->len
-            && memcmp(raw + start + q, val, off) == 0
-            && memchr(val, '\n', off) == NULL)
-        {
-            *col += q + off;
+        if (off <= ld->pos.verbatim) {
+            *col += (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) + off;
         }
         return;
 
     case YAML_LITERAL_SCALAR_STYLE:
-        /* the content starts on the line after the indicator */
-        i = start;
-        while (i < ld->len && raw[i] != '\n') {
-            i++;
-        }
-        i++;
-        indent = 0;
-        while (i + indent < ld->len && raw[i + indent] == ' ') {
-            indent++;
-        }
-
-        ln = 0;
-        lc = 0;
-        for (i = 0; i < off; i++) {
-            if (val[i] == '\n') {
-                ln++;
-                lc = 0;
+        /* lo: the number of newlines before off */
+        lo = 0;
+        hi = ld->pos.nnl;
+        while (lo < hi) {
+            mid = lo + (hi - lo) / 2;
+            if (ld->pos.nl[mid] < off) {
+                lo = mid + 1;
             } else {
-                lc++;
+                hi = mid;
             }
         }
 
-        *line += 1 + ln;
-        *col = indent + lc + 1;
+        *line += 1 + lo;
+        *col = ld->pos.indent + (lo ? off - ld->pos.nl[lo - 1] - 1 : off) + 1;
         return;
 
     default:
@@ -690,7 +785,7 @@ static int
 cef_yaml_load(cef_loader_t *ld, yaml_parser_t *parser)
 {
     cef_yaml_t     y;
-    yaml_event_t   ev, *kept = NULL, *k;
+    yaml_event_t   ev, *kept = NULL;
     size_t         nkept = 0, i;
     const char    *ctx;
     int            rc = -1, done = 0, keep;
@@ -768,14 +863,10 @@ cef_yaml_load(cef_loader_t *ld, yaml_parser_t *parser)
             continue;
         }
 
-        if (nkept % 16 == 0) {
-            k = realloc(kept, (nkept + 16) * sizeof(yaml_event_t));
-            if (k == NULL) {
-                yaml_event_delete(&ev);
-                cef_err_at(ld, 0, 0, "out of memory");
-                goto out;
-            }
-            kept = k;
+        if (cef_grow(&kept, nkept, sizeof(yaml_event_t)) != 0) {
+            yaml_event_delete(&ev);
+            cef_err_at(ld, 0, 0, "out of memory");
+            goto out;
         }
 
         kept[nkept++] = ev;
@@ -847,18 +938,13 @@ cef_slot_id(cef_loader_t *ld, yaml_node_t *v, const char *slot,
     uint32_t *id)
 {
     cef_rules_t  *rs = ld->rs;
-    char        **slots;
 
     if (cef_names_find(&ld->slot_names, slot, id)) {
         return 0;
     }
 
-    if (rs->nslots % 16 == 0) {
-        slots = realloc(rs->slots, (rs->nslots + 16) * sizeof(char *));
-        if (slots == NULL) {
-            goto nomem;
-        }
-        rs->slots = slots;
+    if (cef_grow(&rs->slots, rs->nslots, sizeof(char *)) != 0) {
+        goto nomem;
     }
 
     rs->slots[rs->nslots] = cef_strdup(slot);
@@ -901,15 +987,9 @@ static void
 cef_add_extra(cef_loader_t *ld, uint32_t offer, yaml_node_t *k,
     yaml_node_t *v)
 {
-    void  *p;
-
-    if (ld->nextra % 16 == 0) {
-        p = realloc(ld->extra, (ld->nextra + 16) * sizeof(*ld->extra));
-        if (p == NULL) {
-            cef_err(ld, k, "out of memory");
-            return;
-        }
-        ld->extra = p;
+    if (cef_grow(&ld->extra, ld->nextra, sizeof(*ld->extra)) != 0) {
+        cef_err(ld, k, "out of memory");
+        return;
     }
 
     ld->extra[ld->nextra].offer = offer;
@@ -1102,7 +1182,7 @@ cef_rule_show(cef_loader_t *ld, cef_rule_t *r, yaml_node_t *item,
     uint32_t *offers)
 {
     const char  *name, *near;
-    uint32_t     idx, i;
+    uint32_t     idx, rule, other;
     cef_offer_t  *o;
 
     if (item->type != YAML_SCALAR_NODE) {
@@ -1131,22 +1211,28 @@ cef_rule_show(cef_loader_t *ld, cef_rule_t *r, yaml_node_t *item,
 
     o = &ld->rs->offers[idx];
 
-    for (i = 0; i < r->noffers; i++) {
-        if (offers[i] == idx) {
-            cef_err(ld, item, "rule '%s' shows offer '%s' twice",
-                    r->name ? r->name : "", name);
+    /* per slot, the rule (its number) that last showed an offer for it */
+
+    if (o->slot_id != CEF_RULES_NONE && ld->slot_rule) {
+        rule = ld->rs->nrules;
+
+        if (ld->slot_rule[o->slot_id] == rule) {
+            other = ld->slot_offer[o->slot_id];
+
+            if (other == idx) {
+                cef_err(ld, item, "rule '%s' shows offer '%s' twice",
+                        r->name ? r->name : "", name);
+            } else {
+                cef_err(ld, item, "rule '%s' shows two offers for slot '%s' "
+                        "('%s' and '%s'); write two rules",
+                        r->name ? r->name : "", o->slot,
+                        ld->rs->offers[other].name, name);
+            }
             return;
         }
 
-        if (o->slot_id != CEF_RULES_NONE
-            && ld->rs->offers[offers[i]].slot_id == o->slot_id)
-        {
-            cef_err(ld, item, "rule '%s' shows two offers for slot '%s' "
-                    "('%s' and '%s'); write two rules",
-                    r->name ? r->name : "", o->slot,
-                    ld->rs->offers[offers[i]].name, name);
-            return;
-        }
+        ld->slot_rule[o->slot_id] = rule;
+        ld->slot_offer[o->slot_id] = idx;
     }
 
     offers[r->noffers++] = idx;
@@ -1328,7 +1414,11 @@ cef_load_rules(cef_loader_t *ld, yaml_node_t *rules)
 
     rs->rules = calloc(count ? count : 1, sizeof(cef_rule_t));
     rs->rule_offers = calloc(noffers ? noffers : 1, sizeof(uint32_t));
-    if (rs->rules == NULL || rs->rule_offers == NULL) {
+    ld->slot_rule = calloc(rs->nslots + 1, sizeof(uint32_t));
+    ld->slot_offer = calloc(rs->nslots + 1, sizeof(uint32_t));
+    if (rs->rules == NULL || rs->rule_offers == NULL || ld->slot_rule == NULL
+        || ld->slot_offer == NULL)
+    {
         cef_err(ld, rules, "out of memory");
         return;
     }
@@ -1349,14 +1439,9 @@ static cef_conf_t *
 cef_conf_alloc(cef_loader_t *ld, size_t n)
 {
     cef_conf_t  *c;
-    void        *p;
 
-    if (ld->nallocs % 16 == 0) {
-        p = realloc(ld->allocs, (ld->nallocs + 16) * sizeof(void *));
-        if (p == NULL) {
-            return NULL;
-        }
-        ld->allocs = p;
+    if (cef_grow(&ld->allocs, ld->nallocs, sizeof(void *)) != 0) {
+        return NULL;
     }
 
     c = calloc(n ? n : 1, sizeof(cef_conf_t));
@@ -1452,7 +1537,7 @@ cef_host_compile(const cef_plugin_rules_t *pr, const char *src, uint32_t *id,
 {
     cef_loader_t      *ld = pr->host;
     cef_rules_t       *rs = ld->rs;
-    cef_expr_t        *e, **v;
+    cef_expr_t        *e;
     cef_expr_error_t   ee;
 
     e = cef_expr_compile(rs->st, src, strlen(src), &ee);
@@ -1462,14 +1547,10 @@ cef_host_compile(const cef_plugin_rules_t *pr, const char *src, uint32_t *id,
         return CEF_PLUGIN_ERROR;
     }
 
-    if (rs->npexprs % 8 == 0) {
-        v = realloc(rs->pexprs, (rs->npexprs + 8) * sizeof(cef_expr_t *));
-        if (v == NULL) {
-            cef_expr_free(e);
-            snprintf(err, errlen, "out of memory");
-            return CEF_PLUGIN_ERROR;
-        }
-        rs->pexprs = v;
+    if (cef_grow(&rs->pexprs, rs->npexprs, sizeof(cef_expr_t *)) != 0) {
+        cef_expr_free(e);
+        snprintf(err, errlen, "out of memory");
+        return CEF_PLUGIN_ERROR;
     }
 
     rs->pexprs[rs->npexprs] = e;
@@ -1539,14 +1620,16 @@ cef_plugin_offers(cef_loader_t *ld)
     cef_rules_t         *rs = ld->rs;
     cef_plugin_offer_t  *po;
     cef_conf_t          *extra;
-    uint32_t             i, j, n;
+    uint32_t             i, j, e, n;
 
     rs->poffers = calloc(rs->noffers + 1, sizeof(cef_plugin_offer_t));
     if (rs->poffers == NULL) {
         return -1;
     }
 
-    for (i = 0; i < rs->noffers; i++) {
+    /* ld->extra is in offer order: cef_load_offer() appends */
+
+    for (i = 0, e = 0; i < rs->noffers; i++) {
         po = &rs->poffers[i];
         po->name = rs->offers[i].name;
         po->slot = rs->offers[i].slot ? rs->offers[i].slot : "";
@@ -1558,8 +1641,8 @@ cef_plugin_offers(cef_loader_t *ld)
         po->starts = rs->offers[i].starts;
         po->ends = rs->offers[i].ends;
 
-        for (j = 0, n = 0; j < ld->nextra; j++) {
-            n += ld->extra[j].offer == i;
+        for (n = 0; e + n < ld->nextra && ld->extra[e + n].offer == i; n++) {
+            /* void */
         }
 
         if (n == 0) {
@@ -1577,17 +1660,17 @@ cef_plugin_offers(cef_loader_t *ld)
             return -1;
         }
 
-        for (j = 0; j < ld->nextra; j++) {
-            if (ld->extra[j].offer == i
-                && cef_conf_build(ld, ld->extra[j].val,
-                                  cef_scalar(ld->extra[j].key),
-                                  (cef_conf_t *) &extra->items[extra->n++])
-                   != 0)
+        for (j = e; j < e + n; j++) {
+            if (cef_conf_build(ld, ld->extra[j].val,
+                               cef_scalar(ld->extra[j].key),
+                               (cef_conf_t *) &extra->items[extra->n++])
+                != 0)
             {
                 return -1;
             }
         }
 
+        e += n;
         po->extra = extra;
     }
 
@@ -2211,6 +2294,9 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
     cef_names_free(&ld.slot_names);
     free(ld.offer_list);
     free(ld.extra);
+    free(ld.pos.nl);
+    free(ld.slot_rule);
+    free(ld.slot_offer);
 
     for (i = 0; i < ld.nallocs; i++) {
         free(ld.allocs[i]);
