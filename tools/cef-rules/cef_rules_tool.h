@@ -35,6 +35,19 @@ FILE *cef_tool_fopen(const char *path);
 void cef_tool_print_plugins(const cef_rules_t *rs,
     const cef_decision_slot_t *ds, const char *sep);
 
+/* nginxvars.c: the nginx variables check can verify var.NAMEs against */
+typedef struct cef_tool_vars_s  cef_tool_vars_t;
+cef_tool_vars_t *cef_tool_vars_create(void);
+void cef_tool_vars_free(cef_tool_vars_t *vs);
+/* NAME,NAME,... ($ optional) */
+int cef_tool_vars_add_list(cef_tool_vars_t *vs, const char *list);
+/* the variables an nginx configuration defines; 0, or -1 with err */
+int cef_tool_vars_read_conf(cef_tool_vars_t *vs, const char *path, char *err,
+    size_t size);
+/* 1 if nginx knows the (lower-cased) name: built in, a prefix variable,
+   or added to vs (which may be NULL) */
+int cef_tool_vars_known(cef_tool_vars_t *vs, const char *name);
+
 /* inputs.c: personas from YAML, JSON and --set */
 int cef_tool_persona_yaml(cef_persona_t *p, yaml_document_t *doc,
     yaml_node_t *node, const char *file, char *err, size_t size);
