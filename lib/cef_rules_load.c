@@ -609,7 +609,6 @@ typedef struct {
 
 typedef struct {
     cef_loader_t   *ld;
-    yaml_parser_t  *parser;
     cef_open_t      open[CEF_RULES_MAX_DEPTH];
     int             depth;
     int             docs;
@@ -750,7 +749,14 @@ cef_yaml_node(cef_yaml_t *y, yaml_event_t *ev)
 
     default:
         id = cef_yaml_alias(y, ev);
-        return id && cef_yaml_attach(y, id);
+        if (id == 0) {
+            return 0;
+        }
+        if (!cef_yaml_attach(y, id)) {
+            cef_yaml_err(y, &ev->start_mark, "out of memory%s", "");
+            return 0;
+        }
+        return 1;
     }
 
     if (id == 0) {
@@ -792,7 +798,6 @@ cef_yaml_load(cef_loader_t *ld, yaml_parser_t *parser)
 
     memset(&y, 0, sizeof(y));
     y.ld = ld;
-    y.parser = parser;
 
     if (!yaml_document_initialize(&ld->doc, NULL, NULL, NULL, 1, 1)) {
         cef_err_at(ld, 0, 0, "out of memory");
@@ -2349,7 +2354,9 @@ cef_rules_load_file_with(const char *path, const cef_plugins_t *ps,
         return -1;
     }
 
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)
+        || fcntl(fd, F_SETFL, 0) != 0)
+    {
         cef_err_at(&ld, 0, 0, "not a regular file");
         close(fd);
         return -1;
