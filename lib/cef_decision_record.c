@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "cef_decision_record.h"
+#include "cef_text.h"
 
 
 /* --- from a decision ------------------------------------------------------ */
@@ -275,51 +276,6 @@ cef_putf(cef_out_t *o, const char *fmt, ...)
 }
 
 
-/* The length of a valid UTF-8 sequence at p, or 0. */
-static size_t
-cef_utf8_len(const uint8_t *p, size_t n)
-{
-    uint32_t  c;
-    size_t    len, i;
-
-    if (p[0] < 0x80) {
-        return 1;
-    }
-
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        len = 2;
-        c = p[0] & 0x1f;
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        len = 3;
-        c = p[0] & 0x0f;
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        len = 4;
-        c = p[0] & 0x07;
-    } else {
-        return 0;
-    }
-
-    if (n < len) {
-        return 0;
-    }
-
-    for (i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        c = (c << 6) | (p[i] & 0x3f);
-    }
-
-    if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff)))
-        || (len == 4 && (c < 0x10000 || c > 0x10ffff)))
-    {
-        return 0;
-    }
-
-    return len;
-}
-
-
 static void
 cef_put_str(cef_out_t *o, const char *s, size_t n)
 {
@@ -332,7 +288,7 @@ cef_put_str(cef_out_t *o, const char *s, size_t n)
     while (p < end) {
         run = p;
 
-        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+        while (p < end && *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
         {
             p++;
         }
@@ -366,14 +322,15 @@ cef_put_str(cef_out_t *o, const char *s, size_t n)
             continue;
         }
 
-        if (*p < 0x20) {
+        /* DEL too: a record may be placed into a header line */
+        if (*p < 0x20 || *p == 0x7f) {
             snprintf(esc, sizeof(esc), "\\u%04x", *p);
             cef_put(o, esc, 6);
             p++;
             continue;
         }
 
-        l = cef_utf8_len(p, (size_t) (end - p));
+        l = cef_text_utf8_len(p, (size_t) (end - p));
 
         if (l == 0) {
             cef_put(o, "\\ufffd", 6);

@@ -49,6 +49,7 @@ typedef struct {
     uint64_t                  rec_off;
 
     int                       lockfd;
+    int                       shared;      /* DIR is setgid: see group */
     char                      tmp[PATH_MAX];
 
     MDB_env                  *env;
@@ -228,6 +229,98 @@ cef_w_rmtree(const char *path)
 }
 
 
+/*
+ * Group sharing (conf->set_group): give DIR to the group and make it setgid
+ * when asked, then note whether DIR is setgid.  Entries made in a setgid
+ * directory inherit its group from the kernel; cef_w_share() adds the
+ * group write bit the umask took away.
+ */
+
+static int
+cef_w_share_dir(cef_writer_t *w)
+{
+    struct stat  st;
+
+    if (w->conf->set_group
+        && (chown(w->conf->dir, (uid_t) -1, w->conf->group) != 0
+            || chmod(w->conf->dir, 02775) != 0))
+    {
+        cef_w_err(w, "cannot give store directory \"%s\" to group %lu: %s",
+                  w->conf->dir, (unsigned long) w->conf->group,
+                  strerror(errno));
+        return CEF_WRITER_ESTORE;
+    }
+
+    if (stat(w->conf->dir, &st) != 0) {
+        cef_w_err(w, "cannot stat store directory \"%s\": %s",
+                  w->conf->dir, strerror(errno));
+        return CEF_WRITER_ESTORE;
+    }
+
+    w->shared = (st.st_mode & S_ISGID) != 0;
+
+    return CEF_WRITER_OK;
+}
+
+
+/*
+ * Add the bits of mode that path lacks.  Only when some are missing: a
+ * writer running as another member of the group (consume as user cef) may
+ * not chmod root's files, and need not.
+ */
+
+static int
+cef_w_share_path(cef_writer_t *w, const char *path, mode_t mode)
+{
+    struct stat  st;
+
+    if (stat(path, &st) != 0
+        || ((st.st_mode & mode) != mode
+            && chmod(path, (st.st_mode & 07777) | mode) != 0))
+    {
+        cef_w_err(w, "cannot make \"%s\" group-writable: %s", path,
+                  strerror(errno));
+        return CEF_WRITER_ESTORE;
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
+/* A generation directory and its LMDB files, group-writable if shared. */
+
+static int
+cef_w_share(cef_writer_t *w, const char *gen)
+{
+    static const char  *files[] = { "data.mdb", "lock.mdb" };
+    char                path[PATH_MAX];
+    size_t              i;
+
+    if (!w->shared) {
+        return CEF_WRITER_OK;
+    }
+
+    if (cef_w_share_path(w, gen, 02775) != CEF_WRITER_OK) {
+        return CEF_WRITER_ESTORE;
+    }
+
+    for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        if ((size_t) snprintf(path, sizeof(path), "%s/%s", gen, files[i])
+            >= sizeof(path))
+        {
+            cef_w_err(w, "path too long: \"%s\"", gen);
+            return CEF_WRITER_ESTORE;
+        }
+
+        if (cef_w_share_path(w, path, 0664) != CEF_WRITER_OK) {
+            return CEF_WRITER_ESTORE;
+        }
+    }
+
+    return CEF_WRITER_OK;
+}
+
+
 static int
 cef_w_lock(cef_writer_t *w, int create)
 {
@@ -240,6 +333,10 @@ cef_w_lock(cef_writer_t *w, int create)
         return CEF_WRITER_ESTORE;
     }
 
+    if (cef_w_share_dir(w) != CEF_WRITER_OK) {
+        return CEF_WRITER_ESTORE;
+    }
+
     if (cef_w_path(w, path, CEF_STORE_LOCK) != 0) {
         return CEF_WRITER_ESTORE;
     }
@@ -248,6 +345,10 @@ cef_w_lock(cef_writer_t *w, int create)
     if (w->lockfd < 0) {
         cef_w_err(w, "cannot open lock file \"%s\": %s", path,
                   strerror(errno));
+        return CEF_WRITER_ESTORE;
+    }
+
+    if (w->shared && cef_w_share_path(w, path, 0664) != CEF_WRITER_OK) {
         return CEF_WRITER_ESTORE;
     }
 
@@ -2003,6 +2104,11 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
         goto failed;
     }
 
+    rc = cef_w_share(&w, w.tmp);
+    if (rc != CEF_WRITER_OK) {
+        goto failed;
+    }
+
     rc = cef_w_txn_begin(&w, MDB_CREATE);
     if (rc != 0) {
         goto failed;
@@ -3429,6 +3535,10 @@ cef_w_open_current(cef_writer_t *w, char *path, size_t size, uint64_t *gen)
         || (rc = mdb_env_open(w->env, path, 0, 0644)) != 0)
     {
         return cef_w_lmdb(w, "opening the store", rc);
+    }
+
+    if (cef_w_share(w, path) != CEF_WRITER_OK) {
+        return CEF_WRITER_ESTORE;
     }
 
     mdb_env_info(w->env, &ei);

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cef_identity.h"
 #include "cef_input.h"
@@ -45,6 +46,17 @@ typedef struct {
 
     /* 1: wait for another writer to finish; 0: fail at once */
     int              wait;
+
+    /*
+     * Group sharing with the nginx workers.  set_group: make DIR owned by
+     * group and setgid (mode 2775) before writing.  Whenever DIR is setgid
+     * (set so here, or by the operator), everything the writer creates is
+     * group-readable and -writable (directories 2775, files 0664, whatever
+     * the umask), so workers in that group can map the store and write its
+     * lock.mdb.  0: leave DIR's group and mode as they are.
+     */
+    int              set_group;
+    gid_t            group;
 
     /*
      * While waiting: give up (CEF_WRITER_ESTORE) when a signal interrupts

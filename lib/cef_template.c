@@ -11,6 +11,7 @@
 
 #include "cef_template.h"
 #include "cef_expr_int.h"
+#include "cef_text.h"
 
 
 typedef struct {
@@ -332,15 +333,18 @@ cef_put(char *buf, size_t size, size_t at, const char *s, size_t n)
 size_t
 cef_template_escape(const char *src, size_t len, char *buf, size_t size)
 {
-    size_t       i, at = 0, run = 0;
-    const char  *ent;
+    size_t          i, at = 0, run = 0, l;
+    const char     *ent;
+    const uint8_t  *p = (const uint8_t *) src;
 
     /* an absent default is (NULL, 0): NULL + 0 below would be undefined */
     if (len == 0) {
         return 0;
     }
 
-    for (i = 0; i < len; i++) {
+    for (i = 0; i < len; i += l) {
+        l = 1;
+
         switch (src[i]) {
         case '&':  ent = "&amp;"; break;
         case '<':  ent = "&lt;"; break;
@@ -348,7 +352,18 @@ cef_template_escape(const char *src, size_t len, char *buf, size_t size)
         case '"':  ent = "&quot;"; break;
         case '\'': ent = "&#39;"; break;
         default:
-            continue;
+            if (p[i] < 0x80) {
+                continue;
+            }
+
+            l = cef_text_utf8_len(p + i, len - i);
+            if (l) {
+                continue;
+            }
+
+            /* the page and the decision API's JSON show the same text */
+            l = 1;
+            ent = "\xef\xbf\xbd";    /* U+FFFD */
         }
 
         at = cef_put(buf, size, at, src + run, i - run);

@@ -57,7 +57,7 @@ void cef_template_refs(const cef_template_t *t, cef_expr_ref_pt fn,
  * numbers without a fraction, other numbers with up to 15 significant
  * digits, booleans as true/false, string arrays joined with ", ".  Null,
  * maps and anything undecodable render as the default (or nothing).  The
- * result is HTML-escaped (& < > " ').
+ * values are escaped as by cef_template_escape().
  *
  * @param[out] buf   receives at most size bytes (not NUL-terminated)
  * @return the full length of the rendering; if it is larger than size,
@@ -68,7 +68,10 @@ size_t cef_template_render(const cef_template_t *t, cef_expr_eval_t *ev,
     char *buf, size_t size);
 
 /*
- * HTML-escape src into buf (& < > " ' become entities).
+ * HTML-escape src into buf: & < > " ' become entities, and each byte that
+ * starts no valid UTF-8 sequence (cef_text_utf8_len()) becomes U+FFFD, so
+ * the result is valid UTF-8 whatever the profile holds: the page and the
+ * decision API's JSON carry the same bytes.
  *
  * @return the full escaped length (as cef_template_render()).
  */

@@ -227,7 +227,11 @@ ngx_http_cef_json_str(ngx_str_t *s)
         return json_null();
     }
 
-    /* jansson refuses invalid UTF-8 (a profile value could hold some) */
+    /*
+     * jansson refuses invalid UTF-8.  Offer HTML holds none: the template
+     * escaping wrote U+FFFD for it, on the page as here.  A profile id
+     * from the store may, and is then null.
+     */
     j = json_stringn((const char *) s->data, s->len);
 
     return j ? j : json_null();

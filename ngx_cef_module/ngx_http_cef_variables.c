@@ -12,6 +12,8 @@
 
 #include "ngx_http_cef_module.h"
 
+#include "cef_text.h"
+
 
 typedef enum {
     NGX_HTTP_CEF_VAR_VISITOR = 0,
@@ -24,6 +26,8 @@ typedef enum {
 } ngx_http_cef_var_e;
 
 
+static ngx_int_t ngx_http_cef_set_safe_value(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, u_char *data, size_t len);
 static ngx_int_t ngx_http_cef_identity_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_decision_variable(ngx_http_request_t *r,
@@ -108,6 +112,39 @@ ngx_http_cef_set_value(ngx_http_variable_value_t *v, u_char *data,
 }
 
 
+/*
+ * Values that carry profile data (written by the CDP, untrusted for form)
+ * or what a client sent end up in add_header, proxy_set_header and logs: a
+ * CR, LF or NUL there would start a header of its own.  Control bytes, DEL
+ * and "\" are written as "\xHH" here, once for every such variable; the
+ * common value needs no copy.
+ */
+
+static ngx_int_t
+ngx_http_cef_set_safe_value(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, u_char *data, size_t len)
+{
+    u_char  *p;
+    size_t   n;
+
+    n = cef_text_escape_ctl((const char *) data, len, NULL, 0);
+
+    if (n != len) {
+        p = ngx_pnalloc(r->pool, n);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        (void) cef_text_escape_ctl((const char *) data, len, (char *) p, n);
+        data = p;
+    }
+
+    ngx_http_cef_set_value(v, data, n);
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_cef_identity_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
@@ -143,9 +180,7 @@ ngx_http_cef_identity_variable(ngx_http_request_t *r,
         break;
     }
 
-    ngx_http_cef_set_value(v, s->data, s->len);
-
-    return NGX_OK;
+    return ngx_http_cef_set_safe_value(r, v, s->data, s->len);
 }
 
 
@@ -171,9 +206,7 @@ ngx_http_cef_attr_variable(ngx_http_request_t *r,
         ngx_str_null(&value);
     }
 
-    ngx_http_cef_set_value(v, value.data, value.len);
-
-    return NGX_OK;
+    return ngx_http_cef_set_safe_value(r, v, value.data, value.len);
 }
 
 
@@ -242,9 +275,8 @@ ngx_http_cef_decision_variable(ngx_http_request_t *r,
         p = ngx_sprintf(p, "%s%s=%s", i ? "," : "", slot, value);
     }
 
-    ngx_http_cef_set_value(v, v->data, p - v->data);
-
-    return NGX_OK;
+    /* a third-party plugin names its variants */
+    return ngx_http_cef_set_safe_value(r, v, v->data, p - v->data);
 }
 
 

@@ -9,7 +9,7 @@
  * on the buffer; a truncated rendering is a prefix of the full one;
  * nothing is written past size; a static template renders as itself.
  * cef_template_escape() gets the same checks on the raw input, and its
- * output must hold no raw < > " '.
+ * output must hold no raw < > " ' and be valid UTF-8.
  */
 
 #include <stddef.h>
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cef_template.h"
+#include "cef_text.h"
 #include "fuzz_common.h"
 
 
@@ -30,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void
 check_escape(const char *src, size_t len)
 {
-    size_t   n, m, i;
+    size_t   n, m, i, l;
     char    *full, *part;
 
     n = cef_template_escape(src, len, NULL, 0);
@@ -47,6 +48,11 @@ check_escape(const char *src, size_t len)
     for (i = 0; i < n; i++) {
         CHECK(full[i] != '<' && full[i] != '>' && full[i] != '"'
               && full[i] != '\'');
+    }
+
+    for (i = 0; i < n; i += l) {
+        l = cef_text_utf8_len((const uint8_t *) full + i, n - i);
+        CHECK(l != 0);
     }
 
     m = n / 2;

@@ -23,6 +23,7 @@ tests/valgrind/nginx.supp; more valgrind options in CEF_VALGRIND_OPTS
 """
 
 import glob
+import grp
 import os
 import pathlib
 import re
@@ -49,6 +50,11 @@ VALGRIND_CMD = [
 ] + os.environ.get("CEF_VALGRIND_OPTS", "").split()
 # how much longer to wait for nginx under valgrind
 SLOW = 8 if VALGRIND else 1
+
+# Workers run as Debian runs them, unprivileged; the store's group is the
+# one docs/store.md's recipe sets up (WORKER_USER is a member of it).
+WORKER_USER = "www-data"
+STORE_GROUP = "cef"
 
 BAD_LOG = re.compile(r"\[(alert|crit|emerg)\]|AddressSanitizer|"
                      r"LeakSanitizer|runtime error:|UndefinedBehaviorSanitizer")
@@ -123,7 +129,7 @@ class Nginx:
     def write_conf(self, snippet, level="info", workers=2, main=""):
         for d in ("tmp", "html", "logs"):
             (self.prefix / d).mkdir(exist_ok=True)
-        user = "user root root;" if os.geteuid() == 0 else ""
+        user = "user %s;" % WORKER_USER if os.geteuid() == 0 else ""
         self.conf.write_text(MAIN_CONF.format(
             module=MODULE, master="off" if VALGRIND else "on",
             workers=workers, user=user, prefix=self.prefix,
@@ -310,10 +316,52 @@ class NginxFactory:
         return self._new(snippet, level, workers, main).start()
 
 
+def pytest_configure(config):
+    # Test directories live under build/, not in /tmp/pytest-of-USER: the
+    # workers (www-data) must pass through every directory above them, and
+    # every pytest run on the machine resets /tmp/pytest-of-USER to 0700.
+    if config.option.basetemp is None and os.geteuid() == 0:
+        config.option.basetemp = str(BUILD / "pytest-tmp")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def built_module():
     assert MODULE.exists(), "build the module first: make all"
     return MODULE
+
+
+@pytest.fixture(scope="session")
+def store_gid():
+    """The store group of docs/store.md's recipe, with the worker user in
+    it (as the Debian package sets it up); None when not root."""
+    if os.geteuid() != 0:
+        return None
+    if subprocess.run(["getent", "group", STORE_GROUP],
+                      capture_output=True).returncode != 0:
+        subprocess.run(["groupadd", "--system", STORE_GROUP], check=True)
+    members = subprocess.run(["id", "-nG", WORKER_USER], capture_output=True,
+                             text=True, check=True).stdout.split()
+    if STORE_GROUP not in members:
+        subprocess.run(["usermod", "-aG", STORE_GROUP, WORKER_USER],
+                       check=True)
+    return grp.getgrnam(STORE_GROUP).gr_gid
+
+
+@pytest.fixture(autouse=True)
+def shared_tmp_path(tmp_path, store_gid):
+    """tmp_path plays /var/lib/cef: group STORE_GROUP, setgid, 2775, so a
+    store cef-sync creates in it is the workers' (cef-sync keeps a setgid
+    store directory group-writable); the directories above it only let
+    the workers pass (o+x)."""
+    if store_gid is None:
+        return tmp_path
+    os.chown(tmp_path, -1, store_gid)
+    os.chmod(tmp_path, 0o2775)
+    for parent in tmp_path.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(parent, (mode & 0o7777) | 0o001)
+    return tmp_path
 
 
 @pytest.fixture(scope="session")

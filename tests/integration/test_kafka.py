@@ -394,9 +394,9 @@ def test_json_format_and_group_offsets(tmp_path):
         mock.produce(w.messages(fmt="json"))
         store = empty_store(tmp_path)
         consume_to_end(store, mock, "--from-beginning", "--format", "json",
-                       "--group", "edge-7")
+                       "--kafka-group", "edge-7")
         check_equal(store, w)
-        # --group: committed to Kafka for lag monitoring
+        # --kafka-group: committed to Kafka for lag monitoring
         assert wait_for(lambda: mock.committed("edge-7") == w.counts(), 20,
                         "the group's committed offsets")
     finally:

@@ -631,3 +631,42 @@ def test_store_age_is_empty_without_a_store(nginx):
     }
 """)
     assert store_age(inst) is None
+
+
+# --- the decision API renders what the page renders --------------------------
+
+def test_decide_html_is_the_pages_slot_for_a_value_not_utf8(nginx):
+    import msgpack
+    from cef_fixtures import cef_sync
+
+    inst = nginx.prepare(CONF)
+    write_secret(inst.prefix / "store.secret", STORE_SECRET)
+    write_secret(inst.prefix / "signing.secret", SIGN)
+    (inst.prefix / "rules.yaml").write_text(RULES)
+    (inst.prefix / "html" / "page.html").write_bytes(PAGE)
+    # a stray continuation byte, a cut sequence, an encoded surrogate, a
+    # Latin-1 byte, next to valid UTF-8 and HTML to escape
+    name = b"\xc3\xa9 J\xfcrgen <&> \x80|\xe2\x82|\xed\xa0\x80|\xf0\x9f\x8c\xb2"
+    snap = inst.prefix / "latin1.msgpack"
+    snap.write_bytes(b"".join([
+        msgpack.packb({"cef": "snapshot", "version": 1, "id": "latin1",
+                       "created_at": int(time.time())}),
+        msgpack.packb({"id": "p-latin1", "keys": [["customer", "1009"]],
+                       "attrs": {"first_name": name, "segments": ["gold"]}},
+                      use_bin_type=False),
+        msgpack.packb({"end": True, "count": 1})]))
+    cef_sync("load", "--quiet", "--store", inst.prefix / "store", "--secret",
+             inst.prefix / "store.secret", snap)
+    inst.start()
+
+    page = request(inst, "/page.html", headers=customer("1009"))[2]
+    slot = re.search(rb"<body>(<b>gold .*?</b>)", page, re.S).group(1)
+    decided = json.loads(request(inst, "/cef/decide",
+                                 headers=customer("1009"))[2])
+    hero = decided["slots"]["hero"]
+    assert hero["offer"] == "gold-hero"
+    assert hero["html"] is not None
+    assert hero["html"].encode() == slot
+    # escaped, and each byte that starts no UTF-8 sequence is U+FFFD
+    assert slot == ("<b>gold \u00e9 J\ufffdrgen &lt;&amp;&gt; \ufffd|"
+                    "\ufffd\ufffd|\ufffd\ufffd\ufffd|\U0001f332</b>").encode()

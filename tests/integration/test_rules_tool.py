@@ -116,9 +116,9 @@ def test_explain_says_why(tmp_path):
                        "--set", "var.geoip2_country_code=DE",
                        "--now", "2026-11-23T12:30:00Z")
     assert rc == 0, err
-    assert ("no    'win back high-value churners' (priority 90, line 68): "
+    assert ("no    'win back high-value churners' (priority 90, line 76): "
             "profile.clv >= 500 is false (profile.clv is 320)") in out
-    assert "MATCH 'gold tier' (priority 50, line 78)" in out
+    assert "MATCH 'gold tier' (priority 50, line 86)" in out
     assert "hero -> gold-perks: chosen" in out
     assert ("topbar -> dach-shipping: slot already taken by rule "
             "'lunch flash sale'") in out
@@ -158,7 +158,7 @@ def test_explain_reads_a_visitor_from_the_store(tmp_path):
     assert "profile.churn_risk = 0.85" in out
     assert 'profile.segments = ["silver"]' in out
     assert 'visitor.key_type = "customer"' in out
-    assert ("MATCH 'win back high-value churners' (priority 90, line 68): "
+    assert ("MATCH 'win back high-value churners' (priority 90, line 76): "
             "profile.churn_risk >= 0.7 and profile.clv >= 500 is true") in out
     assert "hero: winback10 (rule 'win back high-value churners')" in out
     assert "We miss you, Chris! 10% off" in out

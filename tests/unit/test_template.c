@@ -210,11 +210,45 @@ test_compile_errors(void **state)
 }
 
 
+/* bytes that start no UTF-8 sequence become U+FFFD, one per byte */
+static void
+test_escape_not_utf8(void **state)
+{
+    static const struct {
+        const char  *src;
+        const char  *want;
+    } cases[] = {
+        { "J\xfcrgen", "J\xef\xbf\xbdrgen" },
+        { "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8c\xb2",
+          "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8c\xb2" },
+        { "\x80<", "\xef\xbf\xbd&lt;" },
+        { "a\xe2\x82", "a\xef\xbf\xbd\xef\xbf\xbd" },
+        { "\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+        { "\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd" },
+        { "\xf4\x90\x80\x80",
+          "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+    };
+    char    buf[64];
+    size_t  i, n, len;
+
+    (void) state;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        len = strlen(cases[i].src);
+        n = cef_template_escape(cases[i].src, len, buf, sizeof(buf));
+        assert_int_equal(n, strlen(cases[i].want));
+        assert_memory_equal(buf, cases[i].want, n);
+        assert_int_equal(cef_template_escape(cases[i].src, len, NULL, 0), n);
+    }
+}
+
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_escape_not_utf8),
         cmocka_unit_test(test_truncation_reports_length),
         cmocka_unit_test(test_compile_errors),
     };

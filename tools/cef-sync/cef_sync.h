@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "cef_identity.h"
@@ -35,10 +36,16 @@ typedef struct {
     int          json;
     int          no_wait;
 
+    /* load, apply, consume: the store's file group (--group) */
+    int          set_group;
+    gid_t        group;
+    /* load: who the nginx workers run as (--nginx-user) */
+    const char  *nginx_user;
+
     /* consume (and stat --brokers) */
     const char  *brokers;
     const char  *topic;
-    const char  *group;
+    const char  *kafka_group;
     int          format_json;
     int          from_beginning;
     int          skip_bad;
@@ -57,6 +64,12 @@ typedef struct {
 cef_identity_t *cef_sync_identity(cef_sync_t *s);
 double cef_sync_elapsed(const struct timespec *from);
 void cef_sync_notice(void *data, const char *msg);
+
+/*
+ * access.c: after a load, warn (with the fix) when the nginx workers
+ * cannot read the new generation or write its lock.mdb.
+ */
+void cef_sync_check_access(cef_sync_t *s);
 
 /* consume.c */
 int cef_sync_consume(cef_sync_t *s);

@@ -10,7 +10,7 @@
  * committed in one LMDB transaction together with the next offset of every
  * partition, so a crash at any point loses only an uncommitted batch, which
  * is read again from those offsets: every record takes effect once.
- * Kafka's own committed offsets (--group) are written afterwards, for lag
+ * Kafka's own committed offsets (--kafka-group) are written afterwards, for lag
  * monitoring only, and never read.
  */
 
@@ -185,7 +185,7 @@ cef_consume_client(cef_consume_t *c, char *err, size_t errlen)
         { "reconnect.backoff.ms", "100" },
         { "reconnect.backoff.max.ms", "10000" },
         { "topic.metadata.refresh.interval.ms", "60000" },
-        { "group.id", c->s->group ? c->s->group : "cef-sync" },
+        { "group.id", c->s->kafka_group ? c->s->kafka_group : "cef-sync" },
     };
 
     conf = rd_kafka_conf_new();
@@ -246,7 +246,7 @@ cef_consume_commit(cef_consume_t *c)
 
     c->in_batch = 0;
 
-    if (c->s->group == NULL || c->rk == NULL) {
+    if (c->s->kafka_group == NULL || c->rk == NULL) {
         return EXIT_OK;
     }
 
@@ -797,6 +797,8 @@ cef_sync_consume(cef_sync_t *s)
     conf.ident = ident;
     conf.map_size = s->map_size;
     conf.wait = !s->no_wait;
+    conf.set_group = s->set_group;
+    conf.group = s->group;
     conf.cancel = &cef_consume_stop;
     conf.notice = cef_sync_notice;
     conf.data = s;

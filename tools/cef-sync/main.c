@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,8 @@ static const char  cef_sync_usage[] =
     "  cef-sync load   --store DIR --secret FILE [options] SNAPSHOT|-\n"
     "  cef-sync apply  --store DIR --secret FILE [options] DELTAS|-\n"
     "  cef-sync consume --store DIR --secret FILE --brokers LIST --topic T\n"
-    "                  [--format msgpack|json] [--from-beginning] [--group G]\n"
+    "                  [--format msgpack|json] [--from-beginning]\n"
+    "                  [--kafka-group G]\n"
     "                  [--on-bad-record=stop|skip] [options]\n"
     "  cef-sync stat   --store DIR [--json] [--brokers LIST]\n"
     "  cef-sync get    --store DIR --secret FILE (--key TYPE:VALUE | --id ID)\n"
@@ -63,7 +65,13 @@ static const char  cef_sync_usage[] =
     "  --format F         consume: msgpack (default) or json\n"
     "  --from-beginning   consume: a store without offsets starts at the\n"
     "                     beginning of the topic (default: at its end)\n"
-    "  --group G          consume: also commit offsets to Kafka as group G\n"
+    "  --kafka-group G    consume: also commit offsets to Kafka as group G\n"
+    "  --group G          load, apply, consume: the store directory's group:\n"
+    "                     made setgid, and every file written group-\n"
+    "                     writable, so nginx workers in group G can use it\n"
+    "  --nginx-user NAME  load: the user nginx workers run as, to check\n"
+    "                     they can use the new generation (default: the\n"
+    "                     user directive of /etc/nginx/nginx.conf)\n"
     "  --on-bad-record=stop|skip  consume: stop at a bad record (default)\n"
     "                     or log and skip it\n"
     "  --no-wait          fail at once if another cef-sync is writing\n"
@@ -184,6 +192,34 @@ cef_sync_parse_size(const char *arg, size_t *out)
 }
 
 
+/* A group name, or a number. */
+
+static int
+cef_sync_parse_group(const char *arg, gid_t *gid)
+{
+    char          *end;
+    unsigned long  v;
+    struct group  *gr;
+
+    gr = getgrnam(arg);
+    if (gr != NULL) {
+        *gid = gr->gr_gid;
+        return 0;
+    }
+
+    errno = 0;
+    v = strtoul(arg, &end, 10);
+    if (errno || end == arg || *end != '\0' || arg[0] == '-'
+        || v != (unsigned long) (gid_t) v)
+    {
+        return -1;
+    }
+
+    *gid = (gid_t) v;
+    return 0;
+}
+
+
 cef_identity_t *
 cef_sync_identity(cef_sync_t *s)
 {
@@ -240,6 +276,8 @@ cef_sync_write(cef_sync_t *s, int load)
     conf.ident = ident;
     conf.map_size = s->map_size;
     conf.wait = !s->no_wait;
+    conf.set_group = s->set_group;
+    conf.group = s->group;
     conf.batch = s->batch;
     conf.idle_ms = s->idle_ms;
     conf.progress = cef_sync_progress;
@@ -281,6 +319,10 @@ cef_sync_write(cef_sync_t *s, int load)
                (unsigned long long) res.last_seq,
                (unsigned long long) res.profiles,
                (unsigned long long) res.keys);
+    }
+
+    if (rc == CEF_WRITER_OK && load) {
+        cef_sync_check_access(s);
     }
 
     cef_input_close(in);
@@ -675,7 +717,9 @@ main(int argc, char **argv)
         { "no-wait",  no_argument,       NULL, 'n' },
         { "brokers",  required_argument, NULL, 'B' },
         { "topic",    required_argument, NULL, 'T' },
-        { "group",    required_argument, NULL, 'G' },
+        { "kafka-group", required_argument, NULL, 'G' },
+        { "group",    required_argument, NULL, 'g' },
+        { "nginx-user", required_argument, NULL, 'U' },
         { "format",   required_argument, NULL, 'F' },
         { "from-beginning", no_argument, NULL, 'f' },
         { "on-bad-record", required_argument, NULL, 'R' },
@@ -750,7 +794,16 @@ main(int argc, char **argv)
 
         case 'B': s.brokers = optarg; break;
         case 'T': s.topic = optarg; break;
-        case 'G': s.group = optarg; break;
+        case 'G': s.kafka_group = optarg; break;
+        case 'U': s.nginx_user = optarg; break;
+
+        case 'g':
+            if (cef_sync_parse_group(optarg, &s.group) != 0) {
+                return cef_sync_usage_error("--group: unknown group \"%s\"",
+                                            optarg);
+            }
+            s.set_group = 1;
+            break;
         case 'f': s.from_beginning = 1; break;
         case 'E': s.exit_at_end = 1; break;
 

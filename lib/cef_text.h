@@ -1,0 +1,45 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef_text: judgements on bytes that come from outside (profile values
+ * written by the CDP, keys and headers sent by the client) before they are
+ * placed into HTML, JSON or a header line.  Plain C11, no nginx types.
+ */
+
+#ifndef CEF_TEXT_H
+#define CEF_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+/*
+ * The length of the valid UTF-8 sequence at p: 1 to 4, or 0 if p does not
+ * start one (a stray continuation byte, an overlong form, a surrogate, a
+ * code point above U+10FFFF, or a sequence cut short by n).
+ *
+ * @param[in]  p   the bytes; p[0] must exist (n >= 1)
+ * @param[in]  n   bytes available at p
+ */
+size_t cef_text_utf8_len(const uint8_t *p, size_t n);
+
+/*
+ * Escape a value for a header line or a log: every C0 control byte
+ * (0x00-0x1F, CR, LF and NUL among them), DEL (0x7F) and the backslash
+ * are written as "\xHH" (upper-case hex), so the result never breaks a
+ * header line and the original can be recovered.  Every other byte,
+ * including UTF-8 sequences, is copied.
+ *
+ * @param[in]  src   the value
+ * @param[in]  len   its length (src may be NULL when len is 0)
+ * @param[out] buf   receives at most size bytes (not NUL-terminated); may
+ *                   be NULL when size is 0
+ * @return the full escaped length; it equals len exactly when nothing
+ *         needed escaping, and when it is larger than size the output was
+ *         truncated (retry with a buffer of that length).
+ */
+size_t cef_text_escape_ctl(const char *src, size_t len, char *buf,
+    size_t size);
+
+
+#endif /* CEF_TEXT_H */
