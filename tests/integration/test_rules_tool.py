@@ -353,3 +353,17 @@ server {
     rc, _, err = run("check", "--nginx-conf", tmp_path / "missing.conf", f)
     assert rc == 2
     assert "missing.conf: cannot open" in err
+
+
+def test_test_rejects_a_cases_file_with_a_second_document(tmp_path):
+    """The cases of a second document were never run: 1 passed, 0 failed."""
+    cases = tmp_path / "two.cases.yaml"
+    cases.write_text("cases:\n  - name: nobody\n    expect: {hero: fallback}\n"
+                     "---\ncases:\n  - name: wrong\n"
+                     "    expect: {hero: gold-perks}\n")
+    rc, out, _ = run("test", FIX / "good.yaml", cases)
+    assert (rc, out) == (1, "%s:4:1: a cases file holds one YAML document; "
+                            "a second one starts here\n" % cases)
+    rc, _, err = run("explain", FIX / "good.yaml", "--case", cases, "nobody")
+    assert rc == 2
+    assert "%s:4:1: a cases file holds one YAML document" % cases in err

@@ -369,6 +369,7 @@ cef_tool_test(int argc, char **argv)
     FILE              *fp;
     size_t             i = 0, passed = 0, failed = 0;
     int                rc, broken = 0;
+    char               err[512];
 
     if (argc != 2) {
         cef_tool_usage();
@@ -391,10 +392,8 @@ cef_tool_test(int argc, char **argv)
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, fp);
 
-    if (!yaml_parser_load(&parser, &doc)) {
-        printf("%s:%zu:%zu: invalid YAML: %s\n", argv[1],
-               parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-               parser.problem ? parser.problem : "syntax error");
+    if (cef_tool_yaml_load(&parser, &doc, err, sizeof(err)) != 0) {
+        printf("%s:%s\n", argv[1], err);
         yaml_parser_delete(&parser);
         fclose(fp);
         cef_rules_free(rs);

@@ -56,6 +56,12 @@ int cef_tool_persona_json(cef_persona_t *p, const char *prefix, json_t *obj,
 int cef_tool_persona_assign(cef_persona_t *p, const char *assignment,
     char *err, size_t size);
 int cef_tool_parse_now(const char *s, int64_t *now);
+/*
+ * yaml_parser_load() of a file that must hold exactly one document: 0, or
+ * -1 with "LINE:COL: message" in err (and nothing to delete).
+ */
+int cef_tool_yaml_load(yaml_parser_t *parser, yaml_document_t *doc,
+    char *err, size_t size);
 
 /* cases.c */
 int cef_tool_test(int argc, char **argv);

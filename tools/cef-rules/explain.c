@@ -87,9 +87,8 @@ cef_explain_case(cef_persona_t *p, const char *file, const char *name,
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, fp);
 
-    if (!yaml_parser_load(&parser, &doc)) {
-        fprintf(stderr, "%s:%zu:%zu: invalid YAML\n", file,
-                parser.problem_mark.line + 1, parser.problem_mark.column + 1);
+    if (cef_tool_yaml_load(&parser, &doc, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s:%s\n", file, err);
         goto done;
     }
 
