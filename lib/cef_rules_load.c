@@ -150,26 +150,18 @@ cef_rules_errors_free(cef_rules_errors_t *errs)
 
 
 /*
- * Room for element n of an array that grows by doubling (16, 32, 64...):
- * growing by a constant step copied the array over and over.  0, or -1
- * when out of memory (*pv unchanged).
+ * v with room for element n, for an array that grows by doubling (16, 32,
+ * 64...): growing by a constant step copied the array over and over.  NULL
+ * when out of memory (v is still valid).
  */
-static int
-cef_grow(void *pv, size_t n, size_t size)
+static void *
+cef_grow(void *v, size_t n, size_t size)
 {
-    void  **v = pv, *p;
-
     if (n != 0 && (n < 16 || (n & (n - 1)) != 0)) {
-        return 0;
+        return v;
     }
 
-    p = realloc(*v, (n ? 2 * n : 16) * size);
-    if (p == NULL) {
-        return -1;
-    }
-
-    *v = p;
-    return 0;
+    return realloc(v, (n ? 2 * n : 16) * size);
 }
 
 
@@ -791,7 +783,7 @@ static int
 cef_yaml_load(cef_loader_t *ld, yaml_parser_t *parser)
 {
     cef_yaml_t     y;
-    yaml_event_t   ev, *kept = NULL;
+    yaml_event_t   ev, *kept = NULL, *grown;
     size_t         nkept = 0, i;
     const char    *ctx;
     int            rc = -1, done = 0, keep;
@@ -868,11 +860,13 @@ cef_yaml_load(cef_loader_t *ld, yaml_parser_t *parser)
             continue;
         }
 
-        if (cef_grow(&kept, nkept, sizeof(yaml_event_t)) != 0) {
+        grown = cef_grow(kept, nkept, sizeof(yaml_event_t));
+        if (grown == NULL) {
             yaml_event_delete(&ev);
             cef_err_at(ld, 0, 0, "out of memory");
             goto out;
         }
+        kept = grown;
 
         kept[nkept++] = ev;
     }
@@ -943,14 +937,17 @@ cef_slot_id(cef_loader_t *ld, yaml_node_t *v, const char *slot,
     uint32_t *id)
 {
     cef_rules_t  *rs = ld->rs;
+    char        **slots;
 
     if (cef_names_find(&ld->slot_names, slot, id)) {
         return 0;
     }
 
-    if (cef_grow(&rs->slots, rs->nslots, sizeof(char *)) != 0) {
+    slots = cef_grow(rs->slots, rs->nslots, sizeof(char *));
+    if (slots == NULL) {
         goto nomem;
     }
+    rs->slots = slots;
 
     rs->slots[rs->nslots] = cef_strdup(slot);
     if (rs->slots[rs->nslots] == NULL
@@ -992,10 +989,14 @@ static void
 cef_add_extra(cef_loader_t *ld, uint32_t offer, yaml_node_t *k,
     yaml_node_t *v)
 {
-    if (cef_grow(&ld->extra, ld->nextra, sizeof(*ld->extra)) != 0) {
+    void  *p;
+
+    p = cef_grow(ld->extra, ld->nextra, sizeof(*ld->extra));
+    if (p == NULL) {
         cef_err(ld, k, "out of memory");
         return;
     }
+    ld->extra = p;
 
     ld->extra[ld->nextra].offer = offer;
     ld->extra[ld->nextra].key = k;
@@ -1444,10 +1445,13 @@ static cef_conf_t *
 cef_conf_alloc(cef_loader_t *ld, size_t n)
 {
     cef_conf_t  *c;
+    void        *p;
 
-    if (cef_grow(&ld->allocs, ld->nallocs, sizeof(void *)) != 0) {
+    p = cef_grow(ld->allocs, ld->nallocs, sizeof(void *));
+    if (p == NULL) {
         return NULL;
     }
+    ld->allocs = p;
 
     c = calloc(n ? n : 1, sizeof(cef_conf_t));
     if (c) {
@@ -1542,7 +1546,7 @@ cef_host_compile(const cef_plugin_rules_t *pr, const char *src, uint32_t *id,
 {
     cef_loader_t      *ld = pr->host;
     cef_rules_t       *rs = ld->rs;
-    cef_expr_t        *e;
+    cef_expr_t        *e, **v;
     cef_expr_error_t   ee;
 
     e = cef_expr_compile(rs->st, src, strlen(src), &ee);
@@ -1552,11 +1556,13 @@ cef_host_compile(const cef_plugin_rules_t *pr, const char *src, uint32_t *id,
         return CEF_PLUGIN_ERROR;
     }
 
-    if (cef_grow(&rs->pexprs, rs->npexprs, sizeof(cef_expr_t *)) != 0) {
+    v = cef_grow(rs->pexprs, rs->npexprs, sizeof(cef_expr_t *));
+    if (v == NULL) {
         cef_expr_free(e);
         snprintf(err, errlen, "out of memory");
         return CEF_PLUGIN_ERROR;
     }
+    rs->pexprs = v;
 
     rs->pexprs[rs->npexprs] = e;
     *id = rs->npexprs++;
