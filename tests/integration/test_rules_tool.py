@@ -367,3 +367,13 @@ def test_test_rejects_a_cases_file_with_a_second_document(tmp_path):
     rc, _, err = run("explain", FIX / "good.yaml", "--case", cases, "nobody")
     assert rc == 2
     assert "%s:4:1: a cases file holds one YAML document" % cases in err
+
+
+def test_a_fifo_as_plugin_is_refused_at_once(tmp_path):
+    """dlopen() of a FIFO waits for a writer, as open() does."""
+    fifo = tmp_path / "plugin.so"
+    os.mkfifo(fifo)
+    rc, _, err = run("check", "--plugin", "x=%s" % fifo, FIX / "good.yaml")
+    assert rc == 1
+    assert err == ('cef-rules: --plugin: cannot load "%s": not a regular '
+                   'file\n' % fifo)
