@@ -58,6 +58,7 @@ typedef struct {
     cef_bucket_cfg_t    kcfg, icfg;
     int                 active;
     size_t              txnid;          /* of the last metadata refresh */
+    char                damaged[256];   /* why this generation is unusable */
     dev_t               dev;
     ino_t               ino;
     cef_store_info_t    info;
@@ -76,6 +77,14 @@ typedef struct {
 struct cef_store_s {
     char              *dir;
     cef_store_gen_t   *gen;
+    cef_store_gen_t   *opening;        /* a newer generation being opened */
+    uint64_t           newest;         /* N that DIR/current named */
+    uint64_t           failed;         /* newest, if it could not be opened */
+    dev_t              bad_dev;        /* a generation that faulted when */
+    ino_t              bad_ino;        /*  opened: never opened again */
+    dev_t              try_dev;        /* the one being opened */
+    ino_t              try_ino;
+    char               switch_err[256];
     int                caching;
     unsigned           check_ms;
     struct timespec    checked;
@@ -88,6 +97,9 @@ static int cef_store_gen_open(cef_store_gen_t **gp, const char *dir,
     char *err, size_t errlen);
 static void cef_store_gen_close(cef_store_gen_t *g);
 static int cef_store_gen_begin(cef_store_gen_t *g, char *err, size_t errlen);
+static int cef_store_gen_check_size(cef_store_gen_t *g, char *err,
+    size_t errlen);
+static void cef_store_gen_damage(cef_store_gen_t *g, const char *why);
 static int cef_store_gen_refresh(cef_store_gen_t *g, char *err,
     size_t errlen);
 static int cef_store_load_strs(cef_store_gen_t *g, MDB_dbi dbi,
@@ -248,6 +260,7 @@ cef_store_open(cef_store_t **sp, const char *dir, char *err, size_t errlen)
     }
 
     clock_gettime(CLOCK_MONOTONIC_COARSE, &s->checked);
+    s->newest = s->gen->info.generation;
 
     *sp = s;
     return CEF_STORE_OK;
@@ -293,11 +306,16 @@ cef_store_gen_open(cef_store_gen_t **gp, const char *dir, char *err,
     MDB_txn          *txn;
     cef_store_gen_t  *g;
 
+    *gp = NULL;
+
     g = calloc(1, sizeof(cef_store_gen_t));
     if (g == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+
+    /* a fault in LMDB below must find what to release (cef_store_fault()) */
+    *gp = g;
 
     /*
      * A writer may switch "current" and delete the old generation between
@@ -347,6 +365,11 @@ cef_store_gen_open(cef_store_gen_t **gp, const char *dir, char *err,
 
     g->dev = st.st_dev;
     g->ino = st.st_ino;
+    g->info.generation = gen;
+
+    if (cef_store_gen_check_size(g, err, errlen) != 0) {
+        goto failed;
+    }
 
     /* stale reader slots of crashed processes pin old pages */
     mdb_reader_check(g->env, &dead);
@@ -390,7 +413,6 @@ cef_store_gen_open(cef_store_gen_t **gp, const char *dir, char *err,
         goto failed;
     }
 
-    g->info.generation = gen;
     g->epoch = 1;
     g->caching = 1;
     cef_store_cache_init(&g->cindex, (uint64_t) 1 << g->info.key_bits);
@@ -400,11 +422,11 @@ cef_store_gen_open(cef_store_gen_t **gp, const char *dir, char *err,
     mdb_txn_reset(g->txn);
     g->active = 0;
 
-    *gp = g;
     return 0;
 
 failed:
 
+    *gp = NULL;
     cef_store_gen_close(g);
     return -1;
 }
@@ -442,10 +464,80 @@ cef_store_gen_close(cef_store_gen_t *g)
 }
 
 
+/*
+ * LMDB trusts its meta pages: a meta page naming pages the data file does
+ * not have (a damaged or overwritten file) would have us map a size read
+ * from the same garbage, and a failed remap leaves the environment
+ * pointing into unmapped memory.  The writer only commits a meta page
+ * after the pages it names are written, so the file always holds them.
+ */
+
+static int
+cef_store_gen_check_size(cef_store_gen_t *g, char *err, size_t errlen)
+{
+    int           fd;
+    MDB_stat      ms;
+    struct stat   st;
+    MDB_envinfo   ei;
+
+    if (mdb_env_info(g->env, &ei) != 0
+        || mdb_env_stat(g->env, &ms) != 0
+        || mdb_env_get_fd(g->env, &fd) != 0
+        || fstat(fd, &st) != 0)
+    {
+        snprintf(err, errlen, "generation %llu: cannot check its data file",
+                 (unsigned long long) g->info.generation);
+        return -1;
+    }
+
+    if (ei.me_last_pgno >= (size_t) st.st_size / ms.ms_psize) {
+        snprintf(err, errlen, "generation %llu is damaged: its meta page "
+                 "names page %zu, the data file has %zu",
+                 (unsigned long long) g->info.generation, ei.me_last_pgno,
+                 (size_t) st.st_size / ms.ms_psize);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Give up a generation for good: sessions on it fail (no LMDB call is made
+ * on it again) until a newer generation is opened.  Releasing the
+ * environment reads no data page.
+ */
+
+static void
+cef_store_gen_damage(cef_store_gen_t *g, const char *why)
+{
+    if (g->damaged[0] == '\0') {
+        snprintf(g->damaged, sizeof(g->damaged), "%s", why);
+    }
+
+    g->active = 0;
+
+    if (g->txn) {
+        mdb_txn_abort(g->txn);
+        g->txn = NULL;
+    }
+
+    if (g->env) {
+        mdb_env_close(g->env);
+        g->env = NULL;
+    }
+}
+
+
 static int
 cef_store_gen_begin(cef_store_gen_t *g, char *err, size_t errlen)
 {
     int  rc, dead, retried_full = 0, retried_size = 0;
+
+    if (g->damaged[0]) {
+        snprintf(err, errlen, "%s", g->damaged);
+        return -1;
+    }
 
 again:
 
@@ -467,10 +559,23 @@ again:
             g->txn = NULL;
         }
         g->epoch++;      /* the map moves: cached pointers die */
+
+        if (cef_store_gen_check_size(g, err, errlen) != 0) {
+            cef_store_gen_damage(g, err);
+            return -1;
+        }
+
         rc = mdb_env_set_mapsize(g->env, 0);
         if (rc == 0) {
             goto again;
         }
+
+        /* LMDB keeps no map then: the environment is unusable */
+        snprintf(err, errlen, "generation %llu: cannot map its grown data "
+                 "file: %s", (unsigned long long) g->info.generation,
+                 mdb_strerror(rc));
+        cef_store_gen_damage(g, err);
+        return -1;
     }
 
     if (rc == MDB_READERS_FULL && !retried_full) {
@@ -683,6 +788,7 @@ static void
 cef_store_check_replaced(cef_store_t *s)
 {
     char              path[PATH_MAX], err[256];
+    uint64_t          newest;
     struct stat       st;
     struct timespec   now;
     cef_store_gen_t  *g;
@@ -708,18 +814,75 @@ cef_store_check_replaced(cef_store_t *s)
     }
 
     if (st.st_dev == s->gen->dev && st.st_ino == s->gen->ino) {
+        s->newest = s->gen->info.generation;
+        s->failed = 0;
+        return;
+    }
+
+    if (cef_store_current(s->dir, path, sizeof(path), &newest) == 0) {
+        s->newest = newest;
+    }
+
+    if (st.st_dev == s->bad_dev && st.st_ino == s->bad_ino) {
         return;
     }
 
     /* open the new generation first; keep the old one if that fails */
 
-    if (cef_store_gen_open(&g, s->dir, err, sizeof(err)) != 0) {
+    s->try_dev = st.st_dev;
+    s->try_ino = st.st_ino;
+
+    if (cef_store_gen_open(&s->opening, s->dir, err, sizeof(err)) != 0) {
+        s->failed = s->newest;
+        snprintf(s->switch_err, sizeof(s->switch_err), "%s", err);
         return;
     }
+
+    g = s->opening;
+    s->opening = NULL;
 
     g->caching = s->caching;
     cef_store_gen_close(s->gen);
     s->gen = g;
+    s->newest = g->info.generation;
+    s->failed = 0;
+}
+
+
+uint64_t
+cef_store_fault(cef_store_t *s, const char *why)
+{
+    cef_store_gen_t  *g;
+
+    if (s->opening == NULL) {
+        cef_store_gen_damage(s->gen, why);
+        return s->gen->info.generation;
+    }
+
+    /* the newer generation faulted while being opened */
+
+    g = s->opening;
+    s->opening = NULL;
+    s->failed = s->newest;
+    s->bad_dev = s->try_dev;
+    s->bad_ino = s->try_ino;
+    snprintf(s->switch_err, sizeof(s->switch_err), "%s", why);
+
+    cef_store_gen_damage(g, why);
+    cef_store_gen_close(g);
+
+    return s->failed;
+}
+
+
+void
+cef_store_generations(const cef_store_t *s, cef_store_gens_t *gens)
+{
+    gens->serving = s->gen->info.generation;
+    gens->newest = s->newest;
+    gens->failed = s->failed;
+    gens->error = s->failed ? s->switch_err : "";
+    gens->damaged = s->gen->damaged[0] ? s->gen->damaged : NULL;
 }
 
 

@@ -150,9 +150,13 @@ void cef_store_set_caching(cef_store_t *s, int on);
  * Also, at most once per check interval, detects that a full load replaced
  * the store (the inode behind DIR/current changed) and switches to the new
  * generation: the new one is opened first; if that fails the handle keeps
- * the old one and reports nothing (the next check retries).  Adopts a map
- * grown by the writer (MDB_MAP_RESIZED) and, on MDB_READERS_FULL, clears
- * stale reader slots and retries once.
+ * the old one, records why (cef_store_generations()) and the next check
+ * retries.  Adopts a map grown by the writer (MDB_MAP_RESIZED) and, on
+ * MDB_READERS_FULL, clears stale reader slots and retries once.
+ *
+ * A generation whose meta page names more pages than its data file holds
+ * (the file was damaged or cut short) is given up for good: every session
+ * on it fails, without calling LMDB, until a newer generation is opened.
  *
  * @return CEF_STORE_OK, or CEF_STORE_ERROR (no session is open then).
  */
@@ -237,6 +241,36 @@ const cef_dict_t *cef_store_dict(cef_store_t *s);
  *         CEF_STORE_ERROR.
  */
 int cef_store_check_secret(cef_store_t *s, cef_identity_t *ident);
+
+/* Which generation a handle serves, and whether it is behind. */
+typedef struct {
+    uint64_t     serving;   /* N of the generation sessions read */
+    uint64_t     newest;    /* N that DIR/current named at the last check */
+    uint64_t     failed;    /* newest, if it could not be opened; else 0 */
+    const char  *error;     /* why failed could not be opened, or "" */
+    const char  *damaged;   /* why serving is given up, or NULL */
+} cef_store_gens_t;
+
+/*
+ * What the handle serves and what the last check found on disk.  Makes no
+ * system call and touches no page of the store.  The strings are valid
+ * until the next call on the handle.
+ */
+void cef_store_generations(const cef_store_t *s, cef_store_gens_t *gens);
+
+/*
+ * Report that reading the store faulted (SIGBUS or SIGSEGV caught by the
+ * caller while it was inside a call on this handle; the call was left with
+ * siglongjmp()).  If a newer generation was being opened, that generation
+ * is given up (it is not tried again; cef_store_generations() reports it
+ * as failed); otherwise the serving one is (see cef_store_begin()).  Its
+ * LMDB environment is released without reading a data page.
+ *
+ * @param[in] s    the handle
+ * @param[in] why  the message to record
+ * @return the generation given up.
+ */
+uint64_t cef_store_fault(cef_store_t *s, const char *why);
 
 /* The message of the last CEF_STORE_ERROR. */
 const char *cef_store_strerror(const cef_store_t *s);

@@ -5,6 +5,11 @@
  * in atomically, and delta streams applied in batches (docs/store.md).
  */
 
+/* fallocate(2), also when nginx's build compiles this file */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +20,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -139,10 +145,50 @@ cef_w_bad(cef_writer_t *w, const char *fmt, ...)
 }
 
 
+/*
+ * LMDB reports a short write as EIO ("short write, filesystem full?" in
+ * mdb.c), and a filesystem near full cuts writes short while it still has
+ * a little room (ext4 with 1 KB blocks, measured: 62 KB of 16 MB free).
+ * A short write while the filesystem has less room than one of LMDB's
+ * writes (MDB_COMMIT_PAGES, 64 pages) is a full disk.
+ */
+
+#define CEF_W_LMDB_WRITE_PAGES  64
+
+static int
+cef_w_write_errno(cef_writer_t *w, int rc)
+{
+    const char      *dir;
+    MDB_stat         ms;
+    struct statvfs   sv;
+
+    if (rc != EIO || w->env == NULL || mdb_env_get_path(w->env, &dir) != 0
+        || mdb_env_stat(w->env, &ms) != 0 || statvfs(dir, &sv) != 0)
+    {
+        return rc;
+    }
+
+    return (uint64_t) sv.f_bavail * sv.f_frsize
+           < (uint64_t) CEF_W_LMDB_WRITE_PAGES * ms.ms_psize ? ENOSPC : rc;
+}
+
+
+/* What an operator can do about a write that failed with rc, or "". */
+
+static const char *
+cef_w_write_hint(int rc)
+{
+    return rc == ENOSPC || rc == EIO || rc == EFBIG || rc == EDQUOT
+           ? " (disk full, or over a file size or quota limit?)" : "";
+}
+
+
 static int
 cef_w_lmdb(cef_writer_t *w, const char *what, int rc)
 {
     char  where[64] = "";
+
+    rc = cef_w_write_errno(w, rc);
 
     if (w->rec_no > 0) {
         snprintf(where, sizeof(where), "record %llu (byte %llu): ",
@@ -154,12 +200,9 @@ cef_w_lmdb(cef_writer_t *w, const char *what, int rc)
         cef_w_err(w, "%s%s: the store's map is full (LMDB map size); run "
                   "again with a larger --map-size", where, what);
 
-    } else if (rc == ENOSPC || rc == EIO || rc == EFBIG || rc == EDQUOT) {
-        cef_w_err(w, "%s%s: %s (disk full, or over a file size or quota "
-                  "limit?)", where, what, mdb_strerror(rc));
-
     } else {
-        cef_w_err(w, "%s%s: %s", where, what, mdb_strerror(rc));
+        cef_w_err(w, "%s%s: %s%s", where, what, mdb_strerror(rc),
+                  cef_w_write_hint(rc));
     }
 
     return CEF_WRITER_ESTORE;
@@ -226,6 +269,66 @@ cef_w_rmtree(const char *path)
     closedir(d);
 
     return rmdir(path);
+}
+
+
+/*
+ * LMDB's lock.mdb holds the reader table, which every reader (each nginx
+ * worker, cef-sync get) writes through a shared map.  LMDB makes it with
+ * ftruncate(), so its pages are holes, and touching a hole through a map
+ * on a full disk is SIGBUS: at once for the writer's first page, later
+ * for the worker that takes the 62nd slot.  Allocate the whole file, so
+ * that a full disk is an error here and never a signal there.
+ *
+ * size > 0: a new generation that nobody else has open: grow the file to
+ * size (LMDB 0.9: 128 bytes of header and 64 per reader; a larger file
+ * only gives more slots).  posix_fallocate() may fall back to writing
+ * zeros, which only the file's sole user may do.  size 0: the file in use
+ * by readers: fill its holes with fallocate(2), which never writes.
+ */
+
+#define CEF_W_LOCK_SIZE  ((off_t) CEF_WRITER_MAX_READERS * 64 + 128)
+
+static int
+cef_w_reserve_lock(cef_writer_t *w, const char *dir, off_t size, mode_t mode)
+{
+    int          fd, rc;
+    char         path[PATH_MAX];
+    struct stat  st;
+
+    if ((size_t) snprintf(path, sizeof(path), "%s/lock.mdb", dir)
+        >= sizeof(path))
+    {
+        cef_w_err(w, "path too long: \"%s/lock.mdb\"", dir);
+        return CEF_WRITER_ESTORE;
+    }
+
+    fd = open(path, O_RDWR|O_CREAT|O_CLOEXEC, mode);
+
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        rc = errno;
+
+    } else if (size > 0) {
+        rc = posix_fallocate(fd, 0, size > st.st_size ? size : st.st_size);
+
+    } else if (st.st_size > 0 && fallocate(fd, 0, 0, st.st_size) != 0) {
+        rc = errno == EOPNOTSUPP ? 0 : errno;
+
+    } else {
+        rc = 0;
+    }
+
+    if (fd >= 0) {
+        close(fd);
+    }
+
+    if (rc != 0) {
+        snprintf(path + strlen(path), sizeof(path) - strlen(path),
+                 ": allocating the reader table");
+        return cef_w_lmdb(w, path, rc);
+    }
+
+    return CEF_WRITER_OK;
 }
 
 
@@ -328,8 +431,8 @@ cef_w_lock(cef_writer_t *w, int create)
     ssize_t  n;
 
     if (create && mkdir(w->conf->dir, 0755) != 0 && errno != EEXIST) {
-        cef_w_err(w, "cannot create store directory \"%s\": %s",
-                  w->conf->dir, strerror(errno));
+        cef_w_err(w, "cannot create store directory \"%s\": %s%s",
+                  w->conf->dir, strerror(errno), cef_w_write_hint(errno));
         return CEF_WRITER_ESTORE;
     }
 
@@ -343,8 +446,8 @@ cef_w_lock(cef_writer_t *w, int create)
 
     w->lockfd = open(path, O_RDWR|O_CREAT|O_CLOEXEC, 0644);
     if (w->lockfd < 0) {
-        cef_w_err(w, "cannot open lock file \"%s\": %s", path,
-                  strerror(errno));
+        cef_w_err(w, "cannot open lock file \"%s\": %s%s", path,
+                  strerror(errno), cef_w_write_hint(errno));
         return CEF_WRITER_ESTORE;
     }
 
@@ -1987,6 +2090,7 @@ cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
 static int
 cef_w_switch(cef_writer_t *w, uint64_t gen, const char *oldpath)
 {
+    int   e;
     char  name[64], path[PATH_MAX], link[PATH_MAX], tmplink[PATH_MAX];
 
     snprintf(name, sizeof(name), "gen-%llu", (unsigned long long) gen);
@@ -1999,8 +2103,9 @@ cef_w_switch(cef_writer_t *w, uint64_t gen, const char *oldpath)
     }
 
     if (cef_w_fsync_dir(w->tmp) != 0 || rename(w->tmp, path) != 0) {
-        cef_w_err(w, "cannot move \"%s\" to \"%s\": %s", w->tmp, path,
-                  strerror(errno));
+        e = errno;
+        cef_w_err(w, "cannot move \"%s\" to \"%s\": %s%s", w->tmp, path,
+                  strerror(e), cef_w_write_hint(e));
         return CEF_WRITER_ESTORE;
     }
 
@@ -2009,12 +2114,24 @@ cef_w_switch(cef_writer_t *w, uint64_t gen, const char *oldpath)
 
     if (symlink(name, tmplink) != 0
         || cef_w_fsync_dir(w->conf->dir) != 0
-        || rename(tmplink, link) != 0
-        || cef_w_fsync_dir(w->conf->dir) != 0)
+        || rename(tmplink, link) != 0)
     {
-        cef_w_err(w, "cannot switch \"%s\" to \"%s\": %s", link, name,
-                  strerror(errno));
+        e = errno;
+        cef_w_err(w, "cannot switch \"%s\" to \"%s\": %s%s", link, name,
+                  strerror(e), cef_w_write_hint(e));
+        unlink(tmplink);
         cef_w_rmtree(path);
+        return CEF_WRITER_ESTORE;
+    }
+
+    /*
+     * Switched: readers may be on the new generation already, so it
+     * stays; so does the old one, which a crash could bring back.
+     */
+
+    if (cef_w_fsync_dir(w->conf->dir) != 0) {
+        cef_w_err(w, "switched \"%s\" to \"%s\", but cannot sync \"%s\": "
+                  "%s", link, name, w->conf->dir, strerror(errno));
         return CEF_WRITER_ESTORE;
     }
 
@@ -2073,7 +2190,8 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
     }
 
     if (mkdir(w.tmp, 0755) != 0) {
-        cef_w_err(&w, "cannot create \"%s\": %s", w.tmp, strerror(errno));
+        cef_w_err(&w, "cannot create \"%s\": %s%s", w.tmp, strerror(errno),
+                  cef_w_write_hint(errno));
         w.tmp[0] = '\0';
         rc = CEF_WRITER_ESTORE;
         goto failed;
@@ -2092,6 +2210,11 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
      * generation's life: room for many nginx workers and tools.
      */
 
+    rc = cef_w_reserve_lock(&w, w.tmp, CEF_W_LOCK_SIZE, 0664);
+    if (rc != 0) {
+        goto failed;
+    }
+
     if ((rc = mdb_env_create(&w.env)) != 0
         || (rc = mdb_env_set_maxdbs(w.env, 8)) != 0
         || (rc = mdb_env_set_maxreaders(w.env, CEF_WRITER_MAX_READERS)) != 0
@@ -2100,7 +2223,16 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
                                      : CEF_WRITER_MAP_SIZE_DEFAULT)) != 0
         || (rc = mdb_env_open(w.env, w.tmp, MDB_NOSYNC, 0664)) != 0)
     {
-        rc = cef_w_lmdb(&w, "creating the new generation", rc);
+        rc = cef_w_lmdb(&w, rc == ENOMEM ? "creating the new generation "
+                        "(a --map-size larger than the address space?)"
+                        : "creating the new generation", rc);
+        goto failed;
+    }
+
+    /* in case this LMDB's reader table is larger than CEF_W_LOCK_SIZE */
+
+    rc = cef_w_reserve_lock(&w, w.tmp, 0, 0664);
+    if (rc != 0) {
         goto failed;
     }
 
@@ -3537,6 +3669,13 @@ cef_w_open_current(cef_writer_t *w, char *path, size_t size, uint64_t *gen)
         return cef_w_lmdb(w, "opening the store", rc);
     }
 
+    /* generations made before lock.mdb was allocated in full */
+
+    rc = cef_w_reserve_lock(w, path, 0, 0644);
+    if (rc != 0) {
+        return rc;
+    }
+
     if (cef_w_share(w, path) != CEF_WRITER_OK) {
         return CEF_WRITER_ESTORE;
     }
@@ -3546,7 +3685,9 @@ cef_w_open_current(cef_writer_t *w, char *path, size_t size, uint64_t *gen)
     if (w->conf->map_size > ei.me_mapsize) {
         rc = mdb_env_set_mapsize(w->env, w->conf->map_size);
         if (rc != 0) {
-            return cef_w_lmdb(w, "growing the map", rc);
+            return cef_w_lmdb(w, rc == ENOMEM ? "growing the map (a --map-size "
+                              "larger than the address space?)"
+                              : "growing the map", rc);
         }
     }
 

@@ -12,7 +12,8 @@
 # configuration), the module's directives, the store (lookups, a store
 # missing, replaced, deleted or damaged under nginx), rules (loading,
 # reloading, bad files), the rewrite (streaming, cache, gzip, SSI, budgets,
-# decide API), rule plugins (the C ABI, external plugins, experiments,
+# decide API, with the addition and slice filters), rule plugins (the C
+# ABI, external plugins, experiments,
 # frequency caps), metrics and observability (decision records, explain,
 # store age).  Left out: the tool suites (test_store_*.py, test_kafka.py,
 # test_rules_tool.py, test_plugins_tool.py: cef-sync and cef-rules, whose
@@ -27,6 +28,7 @@ VALGRIND_TESTS ?= tests/integration/test_identity.py \
                   tests/integration/test_identity_config.py \
                   tests/integration/test_module_config.py \
                   tests/integration/test_rewrite.py \
+                  tests/integration/test_filter_chain.py \
                   tests/integration/test_rules_config.py \
                   tests/integration/test_passthrough.py \
                   tests/integration/test_plugins.py \

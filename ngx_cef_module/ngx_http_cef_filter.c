@@ -19,8 +19,6 @@
 #include "ngx_http_cef_module.h"
 
 
-#define NGX_HTTP_CEF_BUFFERED  0x08
-
 /*
  * Pieces of output up to NGX_HTTP_CEF_SMALL bytes (offers, slot defaults,
  * the stretches between slots that are close together) are copied into
@@ -42,6 +40,10 @@ static void ngx_http_cef_count_response(ngx_http_cef_identity_t *id,
     ngx_http_cef_decision_t *d);
 static ngx_int_t ngx_http_cef_rewrite_headers(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_ctx_t *ctx);
+static ngx_uint_t ngx_http_cef_next_slice(ngx_http_request_t *r);
+static cef_slot_scanner_t *ngx_http_cef_scanner(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf);
+static ngx_uint_t ngx_http_cef_last(ngx_http_cef_ctx_t *ctx, ngx_buf_t *b);
 static ngx_int_t ngx_http_cef_scan(ngx_http_request_t *r,
     ngx_http_cef_ctx_t *ctx, ngx_buf_t *in);
 static int ngx_http_cef_emit(void *data, const cef_slot_event_t *ev);
@@ -95,7 +97,6 @@ static ngx_int_t
 ngx_http_cef_header_filter(ngx_http_request_t *r)
 {
     ngx_int_t                 rc;
-    cef_allocator_t           a;
     ngx_http_cef_ctx_t       *ctx;
     ngx_http_cef_loc_conf_t  *clcf;
 
@@ -128,11 +129,7 @@ ngx_http_cef_header_filter(ngx_http_request_t *r)
                                     ctx->filling);
     }
 
-    a.alloc = ngx_http_cef_pool_alloc;
-    a.free = NULL;
-    a.ctx = r->pool;
-
-    ctx->scanner = cef_slot_scanner_create(&a, clcf->slot_max_size);
+    ctx->scanner = ngx_http_cef_scanner(r, clcf);
     if (ctx->scanner == NULL) {
         goto next;
     }
@@ -140,6 +137,12 @@ ngx_http_cef_header_filter(ngx_http_request_t *r)
     ctx->request = r;
     ctx->last_out = &ctx->out;
     ctx->filtering = 1;
+    ctx->slice = r->subrequest_ranges;
+
+    if (r != r->main) {
+        /* the main response is rewritten whole: no slice is cut to a range */
+        r->allow_ranges = 0;
+    }
 
     r->filter_need_in_memory = 1;
 
@@ -234,11 +237,37 @@ ngx_http_cef_status_wanted(ngx_http_request_t *r,
 }
 
 
+/*
+ * A subrequest (an SSI include, an addition, a slice) is part of the main
+ * request's response: it is personalised only if the main response is, so
+ * that what the status, location and type of the main response decided
+ * (and its Cache-Control: private) holds for every part of it.
+ *
+ * The slice module sets subrequest_ranges on a response it delivers in
+ * slices and content_offset to where its body starts in the page: a main
+ * response that does not start at the page's first byte (a Range request
+ * beyond the first slice) cannot be rewritten and goes out as the range
+ * filter cuts it, unpersonalised.
+ */
+
 static ngx_int_t
 ngx_http_cef_should_filter(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf)
 {
-    ngx_table_elt_t  *ce;
+    ngx_table_elt_t     *ce;
+    ngx_http_cef_ctx_t  *mctx;
+
+    if (r != r->main) {
+        mctx = ngx_http_get_module_ctx(r->main, ngx_http_cef_module);
+
+        if (mctx == NULL || !mctx->filtering) {
+            return NGX_HTTP_CEF_M_SKIP_STATUS;
+        }
+
+        if (ngx_http_cef_next_slice(r)) {
+            return NGX_OK;
+        }
+    }
 
     if (ngx_http_test_content_type(r, &clcf->types) == NULL) {
         return NGX_HTTP_CEF_M_SKIP_TYPE;
@@ -251,7 +280,10 @@ ngx_http_cef_should_filter(ngx_http_request_t *r,
         return NGX_HTTP_CEF_M_SKIP_HEAD;
     }
 
-    if (r == r->main && !ngx_http_cef_status_wanted(r, clcf)) {
+    if (r == r->main
+        && (!ngx_http_cef_status_wanted(r, clcf)
+            || (r->subrequest_ranges && r->headers_out.content_offset)))
+    {
         return NGX_HTTP_CEF_M_SKIP_STATUS;
     }
 
@@ -376,6 +408,37 @@ ngx_http_cef_set_cache_control(ngx_http_request_t *r, ngx_uint_t value)
 }
 
 
+/*
+ * A subrequest of the slice module: the next slice of the main request's
+ * page, whose scan it goes on with.
+ */
+
+static ngx_uint_t
+ngx_http_cef_next_slice(ngx_http_request_t *r)
+{
+    return r != r->main && r->subrequest_ranges;
+}
+
+
+static cef_slot_scanner_t *
+ngx_http_cef_scanner(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
+{
+    cef_allocator_t      a;
+    ngx_http_cef_ctx_t  *mctx;
+
+    if (ngx_http_cef_next_slice(r)) {
+        mctx = ngx_http_get_module_ctx(r->main, ngx_http_cef_module);
+        return mctx->scanner;
+    }
+
+    a.alloc = ngx_http_cef_pool_alloc;
+    a.free = NULL;
+    a.ctx = r->pool;
+
+    return cef_slot_scanner_create(&a, clcf->slot_max_size);
+}
+
+
 static void *
 ngx_http_cef_pool_alloc(void *pool, size_t n)
 {
@@ -408,7 +471,7 @@ ngx_http_cef_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             return NGX_ERROR;
         }
 
-        if (cl->buf->last_buf || cl->buf->last_in_chain) {
+        if (ngx_http_cef_last(ctx, cl->buf)) {
             ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "cef filter: %O body bytes passed",
                            ctx->bytes_seen);
@@ -428,6 +491,20 @@ ngx_http_cef_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 }
 
 
+/*
+ * The end of the page: a subrequest's (an SSI include's) last buffer ends
+ * a page of its own; a page in slices goes on after the last buffer of
+ * each slice (the slice module makes the main request's last_in_chain)
+ * and ends with the main request's last_buf.
+ */
+
+static ngx_uint_t
+ngx_http_cef_last(ngx_http_cef_ctx_t *ctx, ngx_buf_t *b)
+{
+    return b->last_buf || (b->last_in_chain && !ctx->slice);
+}
+
+
 static ngx_int_t
 ngx_http_cef_scan(ngx_http_request_t *r, ngx_http_cef_ctx_t *ctx,
     ngx_buf_t *in)
@@ -436,7 +513,7 @@ ngx_http_cef_scan(ngx_http_request_t *r, ngx_http_cef_ctx_t *ctx,
     ngx_buf_t     *b;
     ngx_chain_t  **before;
 
-    last = in->last_buf || in->last_in_chain;
+    last = ngx_http_cef_last(ctx, in);
 
     ctx->in = in;
     before = ctx->last_out;
@@ -658,25 +735,32 @@ ngx_http_cef_out_buf(ngx_http_cef_ctx_t *ctx, ngx_uint_t join)
 }
 
 
+/*
+ * A filter after this one may call the chain again from inside the call
+ * below (the addition filter sends its last buffer so): the chain being
+ * sent is taken off ctx->out first, and put on busy in the order sent.
+ *
+ * r->buffered is never set for the bytes the scanner holds: only more
+ * input or the last buffer releases them, and a request marked buffered
+ * whose upstream has died waits for them until send_timeout.
+ */
+
 static ngx_int_t
 ngx_http_cef_output(ngx_http_request_t *r, ngx_http_cef_ctx_t *ctx)
 {
     ngx_int_t     rc;
     ngx_buf_t    *b;
-    ngx_chain_t  *cl;
+    ngx_chain_t  *cl, *out, **ll;
 
-    rc = ngx_http_next_body_filter(r, ctx->out);
-
-    if (ctx->busy == NULL) {
-        ctx->busy = ctx->out;
-
-    } else {
-        for (cl = ctx->busy; cl->next; cl = cl->next) { /* void */ }
-        cl->next = ctx->out;
-    }
+    out = ctx->out;
 
     ctx->out = NULL;
     ctx->last_out = &ctx->out;
+
+    for (ll = &ctx->busy; *ll; ll = &(*ll)->next) { /* void */ }
+    *ll = out;
+
+    rc = ngx_http_next_body_filter(r, out);
 
     while (ctx->busy) {
 
@@ -695,13 +779,6 @@ ngx_http_cef_output(ngx_http_request_t *r, ngx_http_cef_ctx_t *ctx)
 
         cl->next = ctx->free;
         ctx->free = cl;
-    }
-
-    if (cef_slot_scanner_held(ctx->scanner)) {
-        r->buffered |= NGX_HTTP_CEF_BUFFERED;
-
-    } else {
-        r->buffered &= ~NGX_HTTP_CEF_BUFFERED;
     }
 
     return rc;

@@ -49,6 +49,8 @@ static ngx_int_t ngx_http_cef_metrics_init_zone(ngx_shm_zone_t *shm_zone,
 static ngx_int_t ngx_http_cef_metrics_handler(ngx_http_request_t *r);
 static u_char *ngx_http_cef_metrics_store(ngx_http_request_t *r, u_char *p,
     u_char *last);
+static u_char *ngx_http_cef_metrics_store_info(u_char *p, u_char *last,
+    cef_store_info_t *info);
 static u_char *ngx_http_cef_metrics_rules(ngx_http_request_t *r, u_char *p,
     u_char *last);
 static u_char *ngx_http_cef_label(u_char *p, u_char *last, const char *s);
@@ -78,6 +80,8 @@ static struct {
     { "cef_slots_total", "result=\"filled\"" },
     { "cef_slots_total", "result=\"default\"" },
     { "cef_slots_total", "result=\"unchanged\"" },
+    { "cef_store_faults_total", "log=\"written\"" },
+    { "cef_store_faults_total", "log=\"suppressed\"" },
 };
 
 
@@ -362,21 +366,43 @@ ngx_http_cef_metrics_handler(ngx_http_request_t *r)
 static u_char *
 ngx_http_cef_metrics_store(ngx_http_request_t *r, u_char *p, u_char *last)
 {
-    cef_store_info_t  info;
+    uint64_t                   serving, newest;
+    cef_store_info_t           info;
+    ngx_http_cef_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
 
     if (ngx_http_cef_store_info(r, &info) != NGX_OK) {
-        return ngx_slprintf(p, last, "# TYPE cef_store_up gauge\n"
-                            "cef_store_up 0\n");
+        p = ngx_slprintf(p, last, "# TYPE cef_store_up gauge\n"
+                         "cef_store_up 0\n");
+
+    } else {
+        p = ngx_http_cef_metrics_store_info(p, last, &info);
     }
 
+    /* after the session: it is what checks for a newer generation */
+
+    ngx_http_cef_store_generations(cmcf, &serving, &newest);
+
+    return ngx_slprintf(p, last, "# TYPE cef_store_generation gauge\n"
+                        "cef_store_generation{state=\"serving\"} %uL\n"
+                        "cef_store_generation{state=\"newest\"} %uL\n",
+                        serving, newest);
+}
+
+
+static u_char *
+ngx_http_cef_metrics_store_info(u_char *p, u_char *last,
+    cef_store_info_t *info)
+{
     p = ngx_slprintf(p, last,
                      "# TYPE cef_store_up gauge\ncef_store_up 1\n"
                      "# TYPE cef_store_age_seconds gauge\n"
                      "cef_store_age_seconds %T\n"
                      "# TYPE cef_store_info gauge\n"
                      "cef_store_info{snapshot=\"",
-                     ngx_http_cef_store_age(&info));
-    p = ngx_http_cef_label(p, last, info.snapshot_id);
+                     ngx_http_cef_store_age(info));
+    p = ngx_http_cef_label(p, last, info->snapshot_id);
 
     return ngx_slprintf(p, last,
                         "\",generation=\"%uL\",last_seq=\"%uL\"} 1\n"
@@ -386,8 +412,8 @@ ngx_http_cef_metrics_store(ngx_http_request_t *r, u_char *p, u_char *last)
                         "cef_store_profiles %uL\n"
                         "# TYPE cef_store_keys gauge\n"
                         "cef_store_keys %uL\n",
-                        info.generation, info.last_seq, info.loaded_at,
-                        info.profiles, info.keys);
+                        info->generation, info->last_seq, info->loaded_at,
+                        info->profiles, info->keys);
 }
 
 

@@ -64,6 +64,8 @@ typedef enum {
     NGX_HTTP_CEF_M_SLOT_FILLED,
     NGX_HTTP_CEF_M_SLOT_DEFAULT,
     NGX_HTTP_CEF_M_SLOT_UNCHANGED,
+    NGX_HTTP_CEF_M_STORE_FAULT_LOGGED,
+    NGX_HTTP_CEF_M_STORE_FAULT_SUPPRESSED,
     NGX_HTTP_CEF_M_MAX
 } ngx_http_cef_metric_e;
 
@@ -186,6 +188,9 @@ typedef struct {
     size_t                      unchanged;      /* slots counted unchanged */
     off_t                       bytes_seen;
     unsigned                    filtering:1;
+    unsigned                    slice:1;        /* a page in slices: the
+                                                   scanner is the main
+                                                   request's */
 } ngx_http_cef_ctx_t;
 
 
@@ -258,6 +263,8 @@ void ngx_http_cef_metric_decision(uint64_t ns);
 void ngx_http_cef_metric_impression(ngx_str_t *offer, ngx_str_t *variant);
 ngx_int_t ngx_http_cef_store_info(ngx_http_request_t *r,
     cef_store_info_t *info);
+void ngx_http_cef_store_generations(ngx_http_cef_main_conf_t *cmcf,
+    uint64_t *serving, uint64_t *newest);
 time_t ngx_http_cef_store_age(cef_store_info_t *info);
 
 /* the decision record and request inputs: ngx_http_cef_record.c */

@@ -8,12 +8,24 @@
 
 #include "ngx_http_cef_module.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 
 #include "cef_store.h"
 
 
 #define NGX_HTTP_CEF_STORE_RETRY  1      /* seconds between open attempts */
+
+
+/* the faults logged once per generation and worker */
+typedef enum {
+    NGX_HTTP_CEF_FAULT_DAMAGED = 0,
+    NGX_HTTP_CEF_FAULT_SESSION,
+    NGX_HTTP_CEF_FAULT_LOOKUP,
+    NGX_HTTP_CEF_FAULT_PROFILE,
+    NGX_HTTP_CEF_FAULT_MALFORMED,
+    NGX_HTTP_CEF_FAULT_MAX
+} ngx_http_cef_fault_e;
 
 
 typedef struct {
@@ -34,24 +46,49 @@ static void *ngx_http_cef_store_ready_read(void *data);
 static void *ngx_http_cef_store_info_read(void *data);
 static void *ngx_http_cef_store_attr_read(void *data);
 static void *ngx_http_cef_identify_read(void *data);
-static void ngx_http_cef_store_sigbus(int signo, siginfo_t *si, void *uc);
-static void ngx_http_cef_store_fault(ngx_http_request_t *r, ngx_log_t *log);
+static void ngx_http_cef_store_signal(int signo, siginfo_t *si, void *uc);
+static void ngx_http_cef_store_fault(ngx_http_request_t *r, ngx_log_t *log,
+    int signo);
+static uint64_t ngx_http_cef_store_gen(void);
+static void ngx_http_cef_store_log_fault(ngx_log_t *log,
+    ngx_http_cef_fault_e fault, uint64_t gen, const char *fmt, ...);
+static void ngx_http_cef_store_check_switch(ngx_log_t *log,
+    ngx_http_cef_main_conf_t *cmcf);
 
 
 /* per worker process */
 static cef_store_t  *ngx_http_cef_store_handle;
 static time_t        ngx_http_cef_store_next_try;
 static ngx_uint_t    ngx_http_cef_store_failing;
+static uint64_t      ngx_http_cef_store_bad_gen;    /* faulted unopened */
+static uint64_t      ngx_http_cef_store_logged[NGX_HTTP_CEF_FAULT_MAX];
+static uint64_t      ngx_http_cef_store_switch_logged;
 
 /*
- * LMDB maps data.mdb: a page past the end of a file cut short under the
- * worker raises SIGBUS on first touch.  Store reads run armed
- * (ngx_http_cef_store_guard()); a SIGBUS then jumps back out of the read,
- * the handle is dropped and the request goes on without personalisation.
+ * LMDB maps data.mdb and trusts what it finds there: a page past the end
+ * of a file cut short under the worker raises SIGBUS on first touch, and
+ * garbage written over pages in use can send LMDB's page walk (node
+ * offsets and sizes are not checked) outside the map: SIGSEGV.  No check
+ * made before a read can exclude that, since the file can change under a
+ * live mapping at any moment.  So store reads run armed
+ * (ngx_http_cef_store_guard()): a SIGBUS there, or a SIGSEGV while a call
+ * into cef_store (and so LMDB) is running, jumps back out of the read, the
+ * generation is given up and the request goes on without personalisation.
+ * A SIGSEGV anywhere else is left alone: that is a bug to crash on.
  */
 static sigjmp_buf       *ngx_http_cef_store_jmp;
+static ngx_uint_t        ngx_http_cef_store_in_lib;
 static struct sigaction  ngx_http_cef_store_sigbus_prev;
-static ngx_uint_t        ngx_http_cef_store_sigbus_set;
+static struct sigaction  ngx_http_cef_store_sigsegv_prev;
+static ngx_uint_t        ngx_http_cef_store_signals_set;
+static pthread_t         ngx_http_cef_store_thread;
+
+#define ngx_http_cef_store_call(rc, call)                                   \
+    do {                                                                     \
+        ngx_http_cef_store_in_lib++;                                         \
+        rc = call;                                                           \
+        ngx_http_cef_store_in_lib--;                                         \
+    } while (0)
 
 
 char *
@@ -161,19 +198,25 @@ ngx_http_cef_store_init_process(ngx_cycle_t *cycle)
     ngx_http_cef_store_handle = NULL;
     ngx_http_cef_store_next_try = 0;
     ngx_http_cef_store_failing = 0;
+    ngx_http_cef_store_bad_gen = 0;
+    ngx_http_cef_store_switch_logged = 0;
+    ngx_memzero(ngx_http_cef_store_logged, sizeof(ngx_http_cef_store_logged));
 
     ngx_memzero(&sa, sizeof(struct sigaction));
-    sa.sa_sigaction = ngx_http_cef_store_sigbus;
+    sa.sa_sigaction = ngx_http_cef_store_signal;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
 
-    if (sigaction(SIGBUS, &sa, &ngx_http_cef_store_sigbus_prev) == -1) {
+    if (sigaction(SIGBUS, &sa, &ngx_http_cef_store_sigbus_prev) == -1
+        || sigaction(SIGSEGV, &sa, &ngx_http_cef_store_sigsegv_prev) == -1)
+    {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, ngx_errno,
-                      "cef: sigaction(SIGBUS) failed");
+                      "cef: sigaction() failed");
         return NGX_ERROR;
     }
 
-    ngx_http_cef_store_sigbus_set = 1;
+    ngx_http_cef_store_signals_set = 1;
+    ngx_http_cef_store_thread = pthread_self();
 
     /* a store that cannot be opened now is retried on later requests */
     (void) ngx_http_cef_store_guard(NULL, cycle->log,
@@ -205,20 +248,26 @@ void *
 ngx_http_cef_store_guard(ngx_http_request_t *r, ngx_log_t *log,
     ngx_http_cef_store_read_pt read, void *data, void *failed)
 {
+    int          signo;
     void        *result;
     sigjmp_buf   jb, *prev;
+    ngx_uint_t   in_lib;
 
     prev = ngx_http_cef_store_jmp;
+    in_lib = ngx_http_cef_store_in_lib;
     ngx_http_cef_store_jmp = &jb;
 
     /* no signal mask to save: the handler runs with SA_NODEFER */
 
-    if (sigsetjmp(jb, 0) == 0) {
+    signo = sigsetjmp(jb, 0);
+
+    if (signo == 0) {
         result = read(data);
 
     } else {
         ngx_http_cef_store_jmp = prev;
-        ngx_http_cef_store_fault(r, log);
+        ngx_http_cef_store_in_lib = in_lib;
+        ngx_http_cef_store_fault(r, log, signo);
         result = failed;
     }
 
@@ -229,21 +278,38 @@ ngx_http_cef_store_guard(ngx_http_request_t *r, ngx_log_t *log,
 
 
 static void
-ngx_http_cef_store_sigbus(int signo, siginfo_t *si, void *uc)
+ngx_http_cef_store_signal(int signo, siginfo_t *si, void *uc)
 {
-    if (ngx_http_cef_store_jmp) {
-        siglongjmp(*ngx_http_cef_store_jmp, 1);
+    /* a fault in a thread pool's thread is none of ours */
+
+    if (ngx_http_cef_store_jmp
+        && (signo == SIGBUS || ngx_http_cef_store_in_lib)
+        && pthread_equal(pthread_self(), ngx_http_cef_store_thread))
+    {
+        siglongjmp(*ngx_http_cef_store_jmp, signo);
     }
 
     /* not during a store read: fault again, as if we were not here */
 
-    sigaction(SIGBUS, &ngx_http_cef_store_sigbus_prev, NULL);
+    sigaction(signo, signo == SIGBUS ? &ngx_http_cef_store_sigbus_prev
+                                     : &ngx_http_cef_store_sigsegv_prev,
+              NULL);
 }
 
 
+/*
+ * The generation the fault was in is given up: the handle stays, and
+ * switches when a new generation appears.  A fault while no handle was
+ * open yet (in cef_store_open()) leaves no handle to keep that in: that
+ * generation is then not opened again.
+ */
+
 static void
-ngx_http_cef_store_fault(ngx_http_request_t *r, ngx_log_t *log)
+ngx_http_cef_store_fault(ngx_http_request_t *r, ngx_log_t *log, int signo)
 {
+    char                       path[PATH_MAX];
+    uint64_t                   gen;
+    const char                *why;
     sigjmp_buf                 jb, *prev;
     cef_store_t               *s;
     ngx_http_cef_ctx_t        *ctx;
@@ -251,16 +317,10 @@ ngx_http_cef_store_fault(ngx_http_request_t *r, ngx_log_t *log)
 
     cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_cef_module);
 
-    ngx_log_error(NGX_LOG_ERR, log, 0,
-                  "cef: store \"%V\" faulted (SIGBUS: its data file is "
-                  "shorter than the database, cut short under nginx?): "
-                  "closed, serving without personalisation, reopening in "
-                  "%d s", &cmcf->store_dir, NGX_HTTP_CEF_STORE_RETRY);
-
-    s = ngx_http_cef_store_handle;
-    ngx_http_cef_store_handle = NULL;
-    ngx_http_cef_store_next_try = ngx_time() + NGX_HTTP_CEF_STORE_RETRY;
-    ngx_http_cef_store_failing = 1;
+    why = (signo == SIGBUS)
+          ? "faulted (SIGBUS: its data file is shorter than the database, "
+            "cut short under nginx?)"
+          : "faulted (SIGSEGV: its data file is damaged)";
 
     ctx = r ? ngx_http_cef_get_ctx(r->main) : NULL;
 
@@ -269,29 +329,153 @@ ngx_http_cef_store_fault(ngx_http_request_t *r, ngx_log_t *log)
         ctx->identity->view_valid = 0;
     }
 
-    if (s == NULL) {
+    s = ngx_http_cef_store_handle;
+    gen = 0;
+
+    if (s) {
+        /* releasing reads no data page; should it fault, drop the handle */
+
+        prev = ngx_http_cef_store_jmp;
+        ngx_http_cef_store_jmp = &jb;
+
+        if (sigsetjmp(jb, 0) == 0) {
+            ngx_http_cef_store_call(gen, cef_store_fault(s, why));
+
+        } else {
+            ngx_http_cef_store_in_lib = 0;
+            ngx_http_cef_store_handle = NULL;
+            ngx_http_cef_store_next_try = ngx_time()
+                                          + NGX_HTTP_CEF_STORE_RETRY;
+        }
+
+        ngx_http_cef_store_jmp = prev;
+    }
+
+    if (ngx_http_cef_store_handle == NULL) {
+        if (cef_store_current((char *) cmcf->store_dir.data, path,
+                              sizeof(path), &gen) != 0)
+        {
+            gen = 0;
+        }
+        ngx_http_cef_store_bad_gen = gen;
+        ngx_http_cef_store_failing = 1;
+    }
+
+    ngx_http_cef_store_log_fault(log, NGX_HTTP_CEF_FAULT_DAMAGED, gen,
+                                 "cef: store \"%V\": generation %uL %s: "
+                                 "serving without personalisation until a "
+                                 "new generation is loaded",
+                                 &cmcf->store_dir, gen, why);
+}
+
+
+/* the generation the handle serves, or 0 */
+
+static uint64_t
+ngx_http_cef_store_gen(void)
+{
+    cef_store_gens_t  gens;
+
+    if (ngx_http_cef_store_handle == NULL) {
+        return 0;
+    }
+
+    cef_store_generations(ngx_http_cef_store_handle, &gens);
+
+    return gens.serving;
+}
+
+
+/*
+ * A fault is logged once per kind, generation and worker: a damaged
+ * generation would otherwise log a line per request.  The metric counts
+ * both.
+ */
+
+static void
+ngx_http_cef_store_log_fault(ngx_log_t *log, ngx_http_cef_fault_e fault,
+    uint64_t gen, const char *fmt, ...)
+{
+    u_char   *p, buf[NGX_MAX_ERROR_STR];
+    va_list   args;
+
+    if (ngx_http_cef_store_logged[fault] == gen + 1) {
+        ngx_http_cef_metric(NGX_HTTP_CEF_M_STORE_FAULT_SUPPRESSED);
         return;
     }
 
-    /* closing reads no data page; should it fault, the handle is leaked */
+    ngx_http_cef_store_logged[fault] = gen + 1;
+    ngx_http_cef_metric(NGX_HTTP_CEF_M_STORE_FAULT_LOGGED);
 
-    prev = ngx_http_cef_store_jmp;
-    ngx_http_cef_store_jmp = &jb;
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    va_end(args);
 
-    if (sigsetjmp(jb, 0) == 0) {
-        cef_store_close(s);
+    ngx_log_error(NGX_LOG_ERR, log, 0, "%*s", p - buf, buf);
+}
+
+
+/* a newer generation that cannot be opened: said once per generation */
+
+static void
+ngx_http_cef_store_check_switch(ngx_log_t *log,
+    ngx_http_cef_main_conf_t *cmcf)
+{
+    cef_store_gens_t  gens;
+
+    cef_store_generations(ngx_http_cef_store_handle, &gens);
+
+    if (gens.failed == 0 || gens.failed == ngx_http_cef_store_switch_logged) {
+        return;
     }
 
-    ngx_http_cef_store_jmp = prev;
+    ngx_http_cef_store_switch_logged = gens.failed;
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "cef: store \"%V\": cannot switch to generation %uL, "
+                  "still serving generation %uL: %s",
+                  &cmcf->store_dir, gens.failed, gens.serving, gens.error);
+}
+
+
+/*
+ * The generation this worker serves and the newest on disk (0: none), for
+ * the metrics.
+ */
+
+void
+ngx_http_cef_store_generations(ngx_http_cef_main_conf_t *cmcf,
+    uint64_t *serving, uint64_t *newest)
+{
+    char              path[PATH_MAX];
+    cef_store_gens_t  gens;
+
+    *serving = 0;
+    *newest = 0;
+
+    if (ngx_http_cef_store_handle) {
+        cef_store_generations(ngx_http_cef_store_handle, &gens);
+        *serving = gens.damaged ? 0 : gens.serving;
+        *newest = gens.newest;
+        return;
+    }
+
+    if (cmcf->store_dir.data
+        && cef_store_current((char *) cmcf->store_dir.data, path,
+                             sizeof(path), newest) != 0)
+    {
+        *newest = 0;
+    }
 }
 
 
 void
 ngx_http_cef_store_exit_process(ngx_cycle_t *cycle)
 {
-    if (ngx_http_cef_store_sigbus_set) {
+    if (ngx_http_cef_store_signals_set) {
         sigaction(SIGBUS, &ngx_http_cef_store_sigbus_prev, NULL);
-        ngx_http_cef_store_sigbus_set = 0;
+        sigaction(SIGSEGV, &ngx_http_cef_store_sigsegv_prev, NULL);
+        ngx_http_cef_store_signals_set = 0;
     }
 
     if (ngx_http_cef_store_handle) {
@@ -309,7 +493,9 @@ ngx_http_cef_store_exit_process(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_http_cef_store_ready(ngx_log_t *log, ngx_http_cef_main_conf_t *cmcf)
 {
-    char          err[512];
+    int           rc;
+    char          err[512], path[PATH_MAX];
+    uint64_t      gen;
     cef_store_t  *s;
 
     if (ngx_http_cef_store_handle) {
@@ -322,9 +508,19 @@ ngx_http_cef_store_ready(ngx_log_t *log, ngx_http_cef_main_conf_t *cmcf)
 
     ngx_http_cef_store_next_try = ngx_time() + NGX_HTTP_CEF_STORE_RETRY;
 
-    if (cef_store_open(&s, (char *) cmcf->store_dir.data, err, sizeof(err))
-        != CEF_STORE_OK)
+    if (ngx_http_cef_store_bad_gen
+        && cef_store_current((char *) cmcf->store_dir.data, path,
+                             sizeof(path), &gen) == 0
+        && gen == ngx_http_cef_store_bad_gen)
     {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_cef_store_call(rc, cef_store_open(&s,
+                                               (char *) cmcf->store_dir.data,
+                                               err, sizeof(err)));
+
+    if (rc != CEF_STORE_OK) {
         if (!ngx_http_cef_store_failing) {
             ngx_log_error(NGX_LOG_ERR, log, 0,
                           "cef: store \"%V\" is not available, serving "
@@ -335,7 +531,12 @@ ngx_http_cef_store_ready(ngx_log_t *log, ngx_http_cef_main_conf_t *cmcf)
         return NGX_DECLINED;
     }
 
-    if (cef_store_begin(s) == CEF_STORE_OK) {
+    ngx_http_cef_store_bad_gen = 0;
+    ngx_http_cef_store_handle = s;
+
+    ngx_http_cef_store_call(rc, cef_store_begin(s));
+
+    if (rc == CEF_STORE_OK) {
         if (cef_store_check_secret(s, cmcf->store_hash) == CEF_STORE_NOTFOUND)
         {
             ngx_log_error(NGX_LOG_WARN, log, 0,
@@ -353,8 +554,6 @@ ngx_http_cef_store_ready(ngx_log_t *log, ngx_http_cef_main_conf_t *cmcf)
         ngx_http_cef_store_failing = 0;
     }
 
-    ngx_http_cef_store_handle = s;
-
     return NGX_OK;
 }
 
@@ -362,6 +561,8 @@ ngx_http_cef_store_ready(ngx_log_t *log, ngx_http_cef_main_conf_t *cmcf)
 static ngx_int_t
 ngx_http_cef_store_session(ngx_http_request_t *r)
 {
+    int                        rc;
+    cef_store_gens_t           gens;
     ngx_http_cef_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
@@ -374,12 +575,31 @@ ngx_http_cef_store_session(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    if (cef_store_begin(ngx_http_cef_store_handle) != CEF_STORE_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "cef: store \"%V\": %s", &cmcf->store_dir,
-                      cef_store_strerror(ngx_http_cef_store_handle));
+    ngx_http_cef_store_call(rc, cef_store_begin(ngx_http_cef_store_handle));
+
+    ngx_http_cef_store_check_switch(r->connection->log, cmcf);
+
+    if (rc == CEF_STORE_OK) {
+        return NGX_OK;
+    }
+
+    cef_store_generations(ngx_http_cef_store_handle, &gens);
+
+    if (gens.damaged) {
+        ngx_http_cef_store_log_fault(r->connection->log,
+                                     NGX_HTTP_CEF_FAULT_DAMAGED, gens.serving,
+                                     "cef: store \"%V\": %s: serving without "
+                                     "personalisation until a new generation "
+                                     "is loaded", &cmcf->store_dir,
+                                     gens.damaged);
         return NGX_ERROR;
     }
+
+    ngx_http_cef_store_log_fault(r->connection->log,
+                             NGX_HTTP_CEF_FAULT_SESSION, gens.serving,
+                             "cef: store \"%V\": %s", &cmcf->store_dir,
+                             cef_store_strerror(ngx_http_cef_store_handle));
+    return NGX_ERROR;
 
     return NGX_OK;
 }
@@ -482,14 +702,17 @@ ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
     p = &id->view;
 
-    rc = cef_store_lookup_key(ngx_http_cef_store_handle, cmcf->store_hash,
-                              (char *) type->data, type->len,
-                              (char *) value->data, value->len, p);
+    ngx_http_cef_store_call(rc,
+        cef_store_lookup_key(ngx_http_cef_store_handle, cmcf->store_hash,
+                             (char *) type->data, type->len,
+                             (char *) value->data, value->len, p));
 
     if (rc == CEF_STORE_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "cef: store lookup failed: %s",
-                      cef_store_strerror(ngx_http_cef_store_handle));
+        ngx_http_cef_store_log_fault(r->connection->log,
+                             NGX_HTTP_CEF_FAULT_LOOKUP,
+                             ngx_http_cef_store_gen(),
+                             "cef: store lookup failed: %s",
+                             cef_store_strerror(ngx_http_cef_store_handle));
         return NGX_DECLINED;
     }
 
@@ -528,15 +751,18 @@ ngx_http_cef_store_profile(ngx_http_request_t *r, ngx_http_cef_identity_t *id,
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
 
-    rc = cef_store_lookup_id(ngx_http_cef_store_handle, cmcf->store_hash,
-                             (char *) id->profile_id.data, id->profile_id.len,
-                             p);
+    ngx_http_cef_store_call(rc,
+        cef_store_lookup_id(ngx_http_cef_store_handle, cmcf->store_hash,
+                            (char *) id->profile_id.data,
+                            id->profile_id.len, p));
 
     if (rc == CEF_STORE_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "cef: store lookup of profile \"%V\" failed: %s",
-                      &id->profile_id,
-                      cef_store_strerror(ngx_http_cef_store_handle));
+        ngx_http_cef_store_log_fault(r->connection->log,
+                             NGX_HTTP_CEF_FAULT_PROFILE,
+                             ngx_http_cef_store_gen(),
+                             "cef: store lookup of profile \"%V\" failed: "
+                             "%s", &id->profile_id,
+                             cef_store_strerror(ngx_http_cef_store_handle));
     }
 
     return rc == CEF_STORE_OK ? NGX_OK : NGX_DECLINED;
@@ -605,9 +831,10 @@ ngx_http_cef_store_attr_read(void *data)
 
     cmcf = ngx_http_get_module_main_conf(rd->r, ngx_http_cef_module);
 
-    rc = cef_store_lookup_id(ngx_http_cef_store_handle, cmcf->store_hash,
-                             (char *) rd->id->profile_id.data,
-                             rd->id->profile_id.len, &p);
+    ngx_http_cef_store_call(rc,
+        cef_store_lookup_id(ngx_http_cef_store_handle, cmcf->store_hash,
+                            (char *) rd->id->profile_id.data,
+                            rd->id->profile_id.len, &p));
 
     rd->rc = (rc == CEF_STORE_OK)
              ? ngx_http_cef_render_attrs(rd->r, rd->id, &p) : NGX_DECLINED;
@@ -657,9 +884,11 @@ ngx_http_cef_render_attrs(ngx_http_request_t *r, ngx_http_cef_identity_t *id,
     }
 
     if (rc < 0) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "cef: profile \"%V\" is malformed in the store",
-                      &id->profile_id);
+        ngx_http_cef_store_log_fault(r->connection->log,
+                                     NGX_HTTP_CEF_FAULT_MALFORMED,
+                                     ngx_http_cef_store_gen(),
+                                     "cef: profile \"%V\" is malformed in "
+                                     "the store", &id->profile_id);
         id->attrs->nelts = 0;
     }
 

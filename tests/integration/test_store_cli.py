@@ -160,6 +160,52 @@ def test_exit_codes_and_usage(store, tmp_path):
     assert r.returncode == 1 and b"secret" in r.stderr
 
 
+# every numeric option, each with its meaningless values: one parser
+_NUMERIC = [
+    ("load", "--map-size", ["-1", "0", "+1M", " 1M", "1M ", "1MB", "1.5G",
+                            "0x10", "", "M", "18446744073709551616",
+                            "16777216T", "-0"]),
+    ("apply", "--batch", ["-1", "0", "1x", "+2", "", "4294967296", " 7"]),
+    ("apply", "--idle-ms", ["-1", "abc", "10ms", "86400001", "", "1e3"]),
+    ("consume", "--batch-ms", ["-1", "0", "5s", "86400001", ""]),
+    ("consume", "--refresh-ms", ["-5", "0", "1k", "99999999999999999999"]),
+]
+
+
+@pytest.mark.parametrize("cmd,opt,bad", [(c, o, b) for c, o, bads in _NUMERIC
+                                         for b in bads])
+def test_numeric_options_parse_strictly(store, cmd, opt, bad):
+    if cmd != "load":
+        assert store.load(snapshot(2)).returncode == 0
+    before = store.entries() if cmd != "load" else None
+    args = [cmd, "--store", store.dir, "--secret", store.secret, opt, bad]
+    if cmd == "consume":
+        args += ["--brokers", "127.0.0.1:1", "--topic", "t"]
+    else:
+        args += ["-"]
+    r = store.run(*args, input=snapshot(2) if cmd == "load" else deltas([]))
+    err = r.stderr.decode()
+    assert r.returncode == 2, err
+    assert err.startswith("cef-sync: invalid %s \"%s\": " % (opt, bad)), err
+    assert "usage:" in err
+    if cmd == "load":
+        assert not os.path.exists(store.dir)
+    else:
+        assert store.entries() == before
+
+
+def test_numeric_options_accept_their_range(store):
+    r = store.load(snapshot(2), "--map-size", "1048576")
+    assert r.returncode == 0, r.stderr
+    for size in ("64k", "64K", "1m", "1G", "1T"):
+        r = store.load(snapshot(2), "--map-size", size)
+        assert r.returncode == 0, (size, r.stderr)
+    r = store.apply(deltas([]), "--batch", "4294967295", "--idle-ms", "0")
+    assert r.returncode == 0, r.stderr
+    r = store.apply(deltas([]), "--batch", "1", "--idle-ms", "86400000")
+    assert r.returncode == 0, r.stderr
+
+
 def _bad_snapshots():
     big = profile(1)
     big["attrs"]["blob"] = "x" * 70000

@@ -11,9 +11,14 @@ GET /gen?size=N[&seed=S][&chunk=K][&chunked=1][&delay=MS][&gzip=1]
     sends it gzip-encoded with Content-Encoding: gzip; with a gate, the
     first BYTES bytes are sent, then the response waits until the test
     opens the gate.
-GET /body/NAME[?split=A,B,...][&chunked=1][&chunk=K][&gzip=1]
+GET /body/NAME[?split=A,B,...][&chunked=1][&chunk=K][&gzip=1][&abort=N]
+         [&ranges=1]
     a body the test registered with Upstream.set_body(), written in pieces
     cut at the given offsets (or every K bytes), each its own TCP segment.
+    abort=N: after N bytes of the body the upstream closes the connection
+    (the response announced the whole body).  ranges=1: a "Range:
+    bytes=A-B" request gets 206 Partial Content with those bytes, as the
+    slice module needs.
 """
 
 import gzip
@@ -101,11 +106,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 headers["Content-Encoding"] = "gzip"
             cuts = [int(x) for x in q["split"].split(",")] \
                 if q.get("split") else None
-            return self._send(body, ctype, headers, head,
-                              int(q.get("status", "200")),
+            status = int(q.get("status", "200"))
+            if q.get("ranges") == "1":
+                status, body = self._range(body, headers, status)
+            return self._send(body, ctype, headers, head, status,
                               int(q.get("chunk", "0")),
                               q.get("chunked") == "1", cuts=cuts,
-                              delay=int(q.get("delay", "0")) / 1000)
+                              delay=int(q.get("delay", "0")) / 1000,
+                              abort=int(q.get("abort", "-1")))
 
         if url.path != "/gen":
             return self._send(b"not found\n", "text/plain", {}, head, 404)
@@ -120,8 +128,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                    q.get("chunked") == "1", int(q.get("delay", "0")) / 1000,
                    q.get("gate"), int(q.get("gate_at", "0")))
 
+    def _range(self, body, headers, status):
+        spec = self.headers.get("Range", "")
+        if status != 200 or not spec.startswith("bytes="):
+            return status, body
+        first, _, last = spec[6:].partition("-")
+        first = int(first)
+        last = min(int(last), len(body) - 1) if last else len(body) - 1
+        headers["Content-Range"] = "bytes %d-%d/%d" % (first, last, len(body))
+        return 206, body[first:last + 1]
+
     def _send(self, body, ctype, headers, head, status=200, chunk=0,
-              chunked=False, delay=0.0, gate=None, gate_at=0, cuts=None):
+              chunked=False, delay=0.0, gate=None, gate_at=0, cuts=None,
+              abort=-1):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -139,6 +158,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         sent = 0
         try:
             while sent < len(body):
+                if sent == abort:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if gate and sent >= gate_at:
                     self.server.stub.gate(gate).wait(30)
                     gate = None
@@ -148,6 +171,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     end = min(later) if later else len(body)
                 if gate and sent < gate_at < end:
                     end = gate_at
+                if sent < abort < end:
+                    end = abort
                 piece = body[sent:end]
                 if chunked:
                     piece = b"%x\r\n%s\r\n" % (len(piece), piece)

@@ -719,6 +719,154 @@ test_map_resized(void **state)
 }
 
 
+/* Overwrite len bytes at off of generation gen's data.mdb, in place. */
+
+static void
+scribble(int gen, off_t off, size_t len, unsigned seed, int random)
+{
+    int       fd;
+    char      path[700];
+    size_t    i;
+    uint8_t  *buf;
+
+    buf = malloc(len);
+    assert_non_null(buf);
+    srand(seed);
+    for (i = 0; i < len; i++) {
+        buf[i] = random ? (uint8_t) rand() : 0xff;
+    }
+
+    snprintf(path, sizeof(path), "%s/gen-%d/data.mdb", store, gen);
+    fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, buf, len, off), (ssize_t) len);
+    close(fd);
+    free(buf);
+}
+
+
+static void
+test_meta_pages_overwritten_under_reader(void **state)
+{
+    unsigned          seed;
+    cef_profile_t     p;
+    cef_store_t      *s;
+    cef_store_gens_t  g;
+
+    (void) state;
+
+    for (seed = 1; seed <= 5; seed++) {
+        rm_rf(store);
+        assert_int_equal(run(1, SNAP_A, 512 * 1024), CEF_WRITER_OK);
+
+        s = reader();
+        assert_int_equal(cef_store_begin(s), CEF_STORE_OK);
+        assert_int_equal(lookup(s, "email", "bob@example.com", &p),
+                         CEF_STORE_OK);
+        cef_store_end(s);
+
+        /* both meta pages: the remap it asked for used to crash */
+        scribble(1, 0, 8192, seed, 1);
+
+        assert_int_equal(cef_store_begin(s), CEF_STORE_ERROR);
+        assert_int_equal(cef_store_begin(s), CEF_STORE_ERROR);
+        assert_non_null(strstr(cef_store_strerror(s),
+                               "generation 1 is damaged"));
+        cef_store_generations(s, &g);
+        assert_int_equal(g.serving, 1);
+        assert_non_null(g.damaged);
+        assert_int_equal(lookup(s, "email", "bob@example.com", &p),
+                         CEF_STORE_ERROR);
+
+        /* a good load is picked up */
+        assert_int_equal(run(1, SNAP_HEAD("B") P2 "{\"end\":true,"
+                             "\"count\":1}\n", 0), CEF_WRITER_OK);
+        assert_int_equal(cef_store_begin(s), CEF_STORE_OK);
+        assert_int_equal(lookup(s, "email", "bob@example.com", &p),
+                         CEF_STORE_OK);
+        cef_store_end(s);
+        cef_store_generations(s, &g);
+        assert_int_equal(g.serving, 2);
+        assert_null(g.damaged);
+        cef_store_close(s);
+    }
+}
+
+
+static void
+test_new_generation_that_cannot_be_opened(void **state)
+{
+    cef_profile_t     p;
+    cef_store_t      *s;
+    cef_store_gens_t  g;
+
+    (void) state;
+
+    assert_int_equal(run(1, SNAP_A, 0), CEF_WRITER_OK);
+    s = reader();
+    cef_store_generations(s, &g);
+    assert_int_equal(g.serving, 1);
+    assert_int_equal(g.newest, 1);
+    assert_int_equal(g.failed, 0);
+
+    assert_int_equal(run(1, SNAP_HEAD("B") P1 "{\"end\":true,\"count\":1}\n",
+                         0), CEF_WRITER_OK);
+    scribble(2, 0, 8192, 0, 0);
+
+    /* the old generation goes on serving; why not the new one is kept */
+    assert_int_equal(cef_store_begin(s), CEF_STORE_OK);
+    assert_int_equal(lookup(s, "email", "bob@example.com", &p), CEF_STORE_OK);
+    cef_store_end(s);
+    cef_store_generations(s, &g);
+    assert_int_equal(g.serving, 1);
+    assert_int_equal(g.newest, 2);
+    assert_int_equal(g.failed, 2);
+    assert_non_null(strstr(g.error, "gen-2"));
+    assert_null(g.damaged);
+
+    assert_int_equal(run(1, SNAP_HEAD("C") P1 "{\"end\":true,\"count\":1}\n",
+                         0), CEF_WRITER_OK);
+    assert_int_equal(cef_store_begin(s), CEF_STORE_OK);
+    cef_store_end(s);
+    cef_store_generations(s, &g);
+    assert_int_equal(g.serving, 3);
+    assert_int_equal(g.newest, 3);
+    assert_int_equal(g.failed, 0);
+    assert_string_equal(g.error, "");
+    cef_store_close(s);
+}
+
+
+static void
+test_fault_gives_up_the_generation(void **state)
+{
+    cef_store_t      *s;
+    cef_store_gens_t  g;
+
+    (void) state;
+
+    assert_int_equal(run(1, SNAP_A, 0), CEF_WRITER_OK);
+    s = reader();
+    assert_int_equal(cef_store_begin(s), CEF_STORE_OK);
+
+    /* as the module does after a SIGBUS inside a session */
+    assert_int_equal(cef_store_fault(s, "faulted (SIGBUS)"), 1);
+    cef_store_end(s);
+    assert_int_equal(cef_store_begin(s), CEF_STORE_ERROR);
+    assert_string_equal(cef_store_strerror(s), "faulted (SIGBUS)");
+    cef_store_generations(s, &g);
+    assert_string_equal(g.damaged, "faulted (SIGBUS)");
+
+    assert_int_equal(run(1, SNAP_A, 0), CEF_WRITER_OK);
+    assert_int_equal(cef_store_begin(s), CEF_STORE_OK);
+    cef_store_end(s);
+    cef_store_generations(s, &g);
+    assert_int_equal(g.serving, 2);
+    assert_null(g.damaged);
+    cef_store_close(s);
+}
+
+
 static void
 test_two_writers(void **state)
 {
@@ -877,6 +1025,11 @@ main(void)
         cmocka_unit_test_setup(test_reader_sees_new_dictionary_entries,
                                fresh),
         cmocka_unit_test_setup(test_map_resized, fresh),
+        cmocka_unit_test_setup(test_meta_pages_overwritten_under_reader,
+                               fresh),
+        cmocka_unit_test_setup(test_new_generation_that_cannot_be_opened,
+                               fresh),
+        cmocka_unit_test_setup(test_fault_gives_up_the_generation, fresh),
         cmocka_unit_test_setup(test_two_writers, fresh),
         cmocka_unit_test_setup(test_mutations, fresh),
     };

@@ -36,6 +36,9 @@
 #include "cef_sync.h"
 
 
+#define CEF_SYNC_MS_MAX  86400000     /* a day: the longest interval option */
+
+
 static const char  cef_sync_usage[] =
     "usage:\n"
     "  cef-sync load   --store DIR --secret FILE [options] SNAPSHOT|-\n"
@@ -54,7 +57,8 @@ static const char  cef_sync_usage[] =
     "                     apply, consume: grow the store's map to SIZE)\n"
     "  --batch N          apply, consume: records per transaction (default\n"
     "                     10000)\n"
-    "  --idle-ms MS       apply: commit a partial batch after MS idle (200)\n"
+    "  --idle-ms MS       apply: commit a partial batch after MS idle (200;\n"
+    "                     0: never)\n"
     "  --batch-ms MS      consume: commit a batch at the latest MS after its\n"
     "                     first record (default 200)\n"
     "  --refresh-ms MS    consume: look for new partitions every MS (30000)\n"
@@ -162,43 +166,72 @@ cef_sync_notice(void *data, const char *msg)
 }
 
 
+/*
+ * The one parser of cef-sync's numeric options: digits only (no sign, no
+ * blank, no base prefix), then, for a size, one K, M, G or T (powers of
+ * 1024); the value must lie in [min, max].  0, or the usage error naming
+ * the option.
+ */
+
 static int
-cef_sync_parse_size(const char *arg, size_t *out)
+cef_sync_number(const char *opt, const char *arg, int size, uint64_t min,
+    uint64_t max, uint64_t *out)
 {
+    int                  shift = 0;
     char                *end;
     unsigned long long   v;
+
+    if (*arg < '0' || *arg > '9') {
+        goto invalid;
+    }
 
     errno = 0;
     v = strtoull(arg, &end, 10);
 
-    if (errno || end == arg) {
-        return -1;
+    if (size) {
+        switch (*end) {
+        case 'k': case 'K': shift = 10; end++; break;
+        case 'm': case 'M': shift = 20; end++; break;
+        case 'g': case 'G': shift = 30; end++; break;
+        case 't': case 'T': shift = 40; end++; break;
+        default: break;
+        }
     }
 
-    switch (*end) {
-    case 'k': case 'K': v <<= 10; end++; break;
-    case 'm': case 'M': v <<= 20; end++; break;
-    case 'g': case 'G': v <<= 30; end++; break;
-    case 't': case 'T': v <<= 40; end++; break;
-    default: break;
+    if (*end != '\0') {
+        goto invalid;
     }
 
-    if (*end != '\0' || v == 0) {
-        return -1;
+    if (errno == ERANGE || v > (max >> shift)) {
+        return cef_sync_usage_error("invalid --%s \"%s\": at most %llu%s",
+                                    opt, arg, (unsigned long long) max,
+                                    size ? " bytes" : "");
     }
 
-    *out = (size_t) v;
+    if ((v << shift) < min) {
+        return cef_sync_usage_error("invalid --%s \"%s\": at least %llu%s",
+                                    opt, arg, (unsigned long long) min,
+                                    size ? " byte" : "");
+    }
+
+    *out = v << shift;
     return 0;
+
+invalid:
+
+    return cef_sync_usage_error("invalid --%s \"%s\": expected %s", opt, arg,
+                                size ? "a number of bytes, optionally with "
+                                       "K, M, G or T (e.g. 512M)"
+                                     : "a whole number");
 }
 
 
-/* A group name, or a number. */
+/* --group: a group name, or a number; 0, or EXIT_USAGE with the message */
 
 static int
 cef_sync_parse_group(const char *arg, gid_t *gid)
 {
-    char          *end;
-    unsigned long  v;
+    uint64_t       n;
     struct group  *gr;
 
     gr = getgrnam(arg);
@@ -207,15 +240,15 @@ cef_sync_parse_group(const char *arg, gid_t *gid)
         return 0;
     }
 
-    errno = 0;
-    v = strtoul(arg, &end, 10);
-    if (errno || end == arg || *end != '\0' || arg[0] == '-'
-        || v != (unsigned long) (gid_t) v)
-    {
-        return -1;
+    if (*arg < '0' || *arg > '9') {
+        return cef_sync_usage_error("--group: unknown group \"%s\"", arg);
     }
 
-    *gid = (gid_t) v;
+    if (cef_sync_number("group", arg, 0, 0, (gid_t) -1 - 1, &n) != 0) {
+        return EXIT_USAGE;
+    }
+
+    *gid = (gid_t) n;
     return 0;
 }
 
@@ -702,6 +735,7 @@ int
 main(int argc, char **argv)
 {
     int         c;
+    uint64_t    n;
     cef_sync_t  s;
 
     static const struct option  opts[] = {
@@ -775,21 +809,26 @@ main(int argc, char **argv)
         case 'n': s.no_wait = 1; break;
 
         case 'm':
-            if (cef_sync_parse_size(optarg, &s.map_size) != 0) {
-                return cef_sync_usage_error("invalid --map-size \"%s\"",
-                                            optarg);
+            if (cef_sync_number("map-size", optarg, 1, 1, SIZE_MAX, &n)) {
+                return EXIT_USAGE;
             }
+            s.map_size = (size_t) n;
             break;
 
         case 'b':
-            s.batch = (uint32_t) strtoul(optarg, NULL, 10);
-            if (s.batch == 0) {
-                return cef_sync_usage_error("invalid --batch \"%s\"", optarg);
+            if (cef_sync_number("batch", optarg, 0, 1, UINT32_MAX, &n)) {
+                return EXIT_USAGE;
             }
+            s.batch = (uint32_t) n;
             break;
 
         case 'I':
-            s.idle_ms = atoi(optarg);
+            if (cef_sync_number("idle-ms", optarg, 0, 0, CEF_SYNC_MS_MAX,
+                                &n))
+            {
+                return EXIT_USAGE;
+            }
+            s.idle_ms = (int) n;
             break;
 
         case 'B': s.brokers = optarg; break;
@@ -799,8 +838,7 @@ main(int argc, char **argv)
 
         case 'g':
             if (cef_sync_parse_group(optarg, &s.group) != 0) {
-                return cef_sync_usage_error("--group: unknown group \"%s\"",
-                                            optarg);
+                return EXIT_USAGE;
             }
             s.set_group = 1;
             break;
@@ -831,20 +869,12 @@ main(int argc, char **argv)
 
         case 'M':
         case 'r':
+            if (cef_sync_number(c == 'M' ? "batch-ms" : "refresh-ms", optarg,
+                                0, 1, CEF_SYNC_MS_MAX, &n))
             {
-                char  *end;
-                long   v = strtol(optarg, &end, 10);
-
-                if (*end != '\0' || end == optarg || v <= 0
-                    || v > 86400000)
-                {
-                    return cef_sync_usage_error("invalid --%s \"%s\"",
-                                                c == 'M' ? "batch-ms"
-                                                         : "refresh-ms",
-                                                optarg);
-                }
-                *(c == 'M' ? &s.batch_ms : &s.refresh_ms) = (int) v;
+                return EXIT_USAGE;
             }
+            *(c == 'M' ? &s.batch_ms : &s.refresh_ms) = (int) n;
             break;
 
         case 'h':
