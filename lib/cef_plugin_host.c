@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cef_plugin_host.h"
 
@@ -229,6 +230,7 @@ cef_plugins_load(cef_plugins_t *ps, const char *name, const char *path,
     char *err, size_t errlen)
 {
     void                *dl;
+    struct stat          sb;
     const cef_plugin_t  *p;
     cef_plugin_entry_pt  entry;
     const char          *e;
@@ -236,6 +238,13 @@ cef_plugins_load(cef_plugins_t *ps, const char *name, const char *path,
     if (cef_plugins_find(ps, name)) {
         snprintf(err, errlen, "a plugin named \"%s\" is already loaded",
                  name);
+        return -1;
+    }
+
+    /* dlopen() of a FIFO would wait for a writer, hanging nginx -t */
+
+    if (strchr(path, '/') && stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "cannot load \"%s\": not a regular file", path);
         return -1;
     }
 

@@ -22,6 +22,7 @@
 
 #define CEF_RULES_MAX_FILE    (16 * 1024 * 1024)
 #define CEF_RULES_MAX_ERRORS  100
+#define CEF_RULES_MAX_DEPTH   64      /* YAML collections nested */
 #define CEF_RULES_NONE        UINT32_MAX
 
 
@@ -80,18 +81,25 @@ typedef struct {
 /*
  * Load and compile a rule file.
  *
- * @param[in]  path   the file; at most CEF_RULES_MAX_FILE bytes
+ * @param[in]  path   the file: a regular file (anything else, a FIFO
+ *                    above all, is refused without waiting on it) of at
+ *                    most CEF_RULES_MAX_FILE bytes
  * @param[out] rs     the rule set on success
  * @param[out] errs   on failure, every problem found (up to
  *                    CEF_RULES_MAX_ERRORS) with its line and column;
  *                    release with cef_rules_errors_free() in any case.
- *                    Problems reported: unreadable or oversized file,
- *                    invalid YAML, unknown keys (with the nearest valid
+ *                    Problems reported: unreadable, oversized or not
+ *                    regular file, invalid YAML, a second YAML document,
+ *                    nesting deeper than CEF_RULES_MAX_DEPTH, an alias to
+ *                    a collection, unknown keys (with the nearest valid
  *                    key), wrong value types, missing slot/html/name/show,
  *                    duplicate offer or rule names, rules showing unknown
  *                    offers or two offers for one slot, expression syntax
  *                    and type errors, invalid regexes, invalid templates,
- *                    bad dates, ends before starts, an unsupported version.
+ *                    bad dates, ends before starts, an unsupported version;
+ *                    slots: and plugins: problems are reported alongside
+ *                    the others, not only once they are fixed.
+ *                    Compiling takes time linear in the file's size.
  * @return 0 on success, -1 on failure (*rs is NULL).
  */
 int cef_rules_load_file(const char *path, cef_rules_t **rs,

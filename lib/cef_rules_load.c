@@ -40,6 +40,7 @@ typedef struct {
     cef_names_t          slot_names;
     const char         **offer_list;   /* NULL-terminated, for hints */
     int                  full;
+    int                  doc_ok;       /* the root is a mapping */
 
     const cef_plugins_t *ps;
     const char          *offer_keys[32];  /* base keys + plugins' keys */
@@ -51,8 +52,19 @@ typedef struct {
         yaml_node_t     *val;
     }                   *extra;          /* plugin keys of offers */
     uint32_t             nextra;
+    uint32_t            *slot_rule;      /* cef_rule_show() */
+    uint32_t            *slot_offer;
     void               **allocs;         /* cef_conf_t arrays */
     uint32_t             nallocs;
+
+    struct {                             /* cef_value_index() */
+        yaml_node_t     *node;
+        size_t           verbatim;       /* quoted, plain: bytes of the
+                                            value written as is */
+        size_t           indent;         /* literal: the content's indent */
+        size_t          *nl;             /* literal: offsets of newlines */
+        size_t           nnl;
+    }                    pos;
 } cef_loader_t;
 
 
@@ -134,6 +146,22 @@ cef_rules_errors_free(cef_rules_errors_t *errs)
     errs->file = NULL;
     errs->v = NULL;
     errs->n = 0;
+}
+
+
+/*
+ * v with room for element n, for an array that grows by doubling (16, 32,
+ * 64...): growing by a constant step copied the array over and over.  NULL
+ * when out of memory (v is still valid).
+ */
+static void *
+cef_grow(void *v, size_t n, size_t size)
+{
+    if (n != 0 && (n < 16 || (n & (n - 1)) != 0)) {
+        return v;
+    }
+
+    return realloc(v, (n ? 2 * n : 16) * size);
 }
 
 
@@ -364,6 +392,83 @@ cef_valid_name(const char *s)
 
 
 /*
+ * What cef_value_pos() needs of a scalar, computed once per scalar: a
+ * template with 400 000 placeholders asks 400 000 times, and comparing the
+ * value with the file from its start each time was quadratic (85 s).
+ */
+static int
+cef_value_index(cef_loader_t *ld, yaml_node_t *n)
+{
+    const char  *val = cef_scalar(n), *raw = ld->buf;
+    size_t       len = n->data.scalar.length, start = n->start_mark.index;
+    size_t       q, i, k, *nl;
+
+    if (ld->pos.node == n) {
+        return 0;
+    }
+
+    free(ld->pos.nl);
+    memset(&ld->pos, 0, sizeof(ld->pos));
+
+    switch (n->data.scalar.style) {
+
+    case YAML_PLAIN_SCALAR_STYLE:
+    case YAML_SINGLE_QUOTED_SCALAR_STYLE:
+    case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
+        q = n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? 0 : 1;
+
+        for (i = 0; i < len && start + q + i < ld->len
+                    && raw[start + q + i] == val[i] && val[i] != '\n'; i++)
+        {
+            /* void */
+        }
+
+        ld->pos.verbatim = i;
+        break;
+
+    case YAML_LITERAL_SCALAR_STYLE:
+        /* the content starts on the line after the indicator */
+        i = start;
+        while (i < ld->len && raw[i] != '\n') {
+            i++;
+        }
+        i++;
+        while (i + ld->pos.indent < ld->len
+               && raw[i + ld->pos.indent] == ' ')
+        {
+            ld->pos.indent++;
+        }
+
+        for (i = 0, k = 0; i < len; i++) {
+            k += val[i] == '\n';
+        }
+
+        nl = malloc((k + 1) * sizeof(size_t));
+        if (nl == NULL) {
+            return -1;
+        }
+
+        for (i = 0, k = 0; i < len; i++) {
+            if (val[i] == '\n') {
+                nl[k++] = i;
+            }
+        }
+
+        ld->pos.nl = nl;
+        ld->pos.nnl = k;
+        break;
+
+    default:
+        break;
+    }
+
+    ld->pos.node = n;
+
+    return 0;
+}
+
+
+/*
  * Map a byte offset inside a scalar's value to a line and column of the
  * file.  Exact when the value appears verbatim in the file up to the
  * offset (plain and quoted scalars without escapes on one line) and for
@@ -373,14 +478,12 @@ static void
 cef_value_pos(cef_loader_t *ld, yaml_node_t *n, size_t off, size_t *line,
     size_t *col)
 {
-    const char  *val = cef_scalar(n);
-    size_t       start = n->start_mark.index, q, i, ln, lc, indent;
-    const char  *raw = ld->buf;
+    size_t  lo, hi, mid;
 
     *line = n->start_mark.line + 1;
     *col = n->start_mark.column + 1;
 
-    if (off > n->data.scalar.length) {
+    if (off > n->data.scalar.length || cef_value_index(ld, n) != 0) {
         return;
     }
 
@@ -389,41 +492,26 @@ cef_value_pos(cef_loader_t *ld, yaml_node_t *n, size_t off, size_t *line,
     case YAML_PLAIN_SCALAR_STYLE:
     case YAML_SINGLE_QUOTED_SCALAR_STYLE:
     case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
-        q = n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE ? 0 : 1;
-
-        if (start + q + off <= ld->len
-            && memcmp(raw + start + q, val, off) == 0
-            && memchr(val, '\n', off) == NULL)
-        {
-            *col += q + off;
+        if (off <= ld->pos.verbatim) {
+            *col += (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) + off;
         }
         return;
 
     case YAML_LITERAL_SCALAR_STYLE:
-        /* the content starts on the line after the indicator */
-        i = start;
-        while (i < ld->len && raw[i] != '\n') {
-            i++;
-        }
-        i++;
-        indent = 0;
-        while (i + indent < ld->len && raw[i + indent] == ' ') {
-            indent++;
-        }
-
-        ln = 0;
-        lc = 0;
-        for (i = 0; i < off; i++) {
-            if (val[i] == '\n') {
-                ln++;
-                lc = 0;
+        /* lo: the number of newlines before off */
+        lo = 0;
+        hi = ld->pos.nnl;
+        while (lo < hi) {
+            mid = lo + (hi - lo) / 2;
+            if (ld->pos.nl[mid] < off) {
+                lo = mid + 1;
             } else {
-                lc++;
+                hi = mid;
             }
         }
 
-        *line += 1 + ln;
-        *col = indent + lc + 1;
+        *line += 1 + lo;
+        *col = ld->pos.indent + (lo ? off - ld->pos.nl[lo - 1] - 1 : off) + 1;
         return;
 
     default:
@@ -487,6 +575,317 @@ cef_value_err(cef_loader_t *ld, yaml_node_t *n, size_t off,
 }
 
 
+/* --- the document, built from libyaml's events --------------------------- */
+
+/*
+ * yaml_parser_load() cannot be stopped early: it reads every level of a
+ * `[[[[...` before we see the first, and libyaml's scanner spends time
+ * proportional to the open flow levels on every token (100 000 levels took
+ * 19 s).  The document is built here from the event stream instead, which
+ * stops at the first level too deep and at a second document; an alias may
+ * only stand for a scalar, so no walk of the tree can loop or grow
+ * exponentially.
+ */
+
+typedef struct {
+    char      *name;
+    int        node;
+} cef_anchor_t;
+
+
+typedef struct {
+    int        node;
+    int        key;           /* mappings: the pending key, 0 if none */
+} cef_open_t;
+
+
+typedef struct {
+    cef_loader_t   *ld;
+    cef_open_t      open[CEF_RULES_MAX_DEPTH];
+    int             depth;
+    int             docs;
+    cef_anchor_t   *anchors;
+    size_t          nanchors;
+    size_t          cap;
+} cef_yaml_t;
+
+
+static void
+cef_yaml_err(cef_yaml_t *y, yaml_mark_t *m, const char *msg, const char *arg)
+{
+    cef_err_at(y->ld, m->line + 1, m->column + 1, msg, arg);
+}
+
+
+static int
+cef_yaml_anchor(cef_yaml_t *y, yaml_char_t *anchor, int node)
+{
+    cef_anchor_t  *a;
+
+    if (anchor == NULL) {
+        return 0;
+    }
+
+    if (y->nanchors == y->cap) {
+        y->cap = y->cap ? 2 * y->cap : 16;
+        a = realloc(y->anchors, y->cap * sizeof(cef_anchor_t));
+        if (a == NULL) {
+            return -1;
+        }
+        y->anchors = a;
+    }
+
+    /* a later anchor of the same name hides the earlier one */
+    y->anchors[y->nanchors].name = (char *) anchor;
+    y->anchors[y->nanchors].node = node;
+    y->nanchors++;
+
+    return 0;
+}
+
+
+static int
+cef_yaml_alias(cef_yaml_t *y, yaml_event_t *ev)
+{
+    const char   *name = (const char *) ev->data.alias.anchor;
+    yaml_node_t  *n;
+    size_t        i;
+
+    for (i = y->nanchors; i > 0; i--) {
+        if (strcmp(y->anchors[i - 1].name, name) == 0) {
+            n = cef_node(y->ld, y->anchors[i - 1].node);
+            if (n->type != YAML_SCALAR_NODE) {
+                cef_yaml_err(y, &ev->start_mark, "an alias may only stand "
+                             "for a scalar, not %s", cef_kind(n));
+                return 0;
+            }
+            return y->anchors[i - 1].node;
+        }
+    }
+
+    cef_yaml_err(y, &ev->start_mark, "undefined alias '%s'", name);
+    return 0;
+}
+
+
+/* Hang node under the innermost open collection. */
+static int
+cef_yaml_attach(cef_yaml_t *y, int node)
+{
+    cef_open_t   *o;
+    yaml_node_t  *parent;
+    int           ok;
+
+    if (y->depth == 0) {
+        return 1;                       /* the root */
+    }
+
+    o = &y->open[y->depth - 1];
+    parent = cef_node(y->ld, o->node);
+
+    if (parent->type == YAML_SEQUENCE_NODE) {
+        return yaml_document_append_sequence_item(&y->ld->doc, o->node, node);
+    }
+
+    if (o->key == 0) {
+        o->key = node;
+        return 1;
+    }
+
+    ok = yaml_document_append_mapping_pair(&y->ld->doc, o->node, o->key,
+                                           node);
+    o->key = 0;
+
+    return ok;
+}
+
+
+static int
+cef_yaml_node(cef_yaml_t *y, yaml_event_t *ev)
+{
+    yaml_node_t  *n;
+    yaml_char_t  *anchor;
+    int           id;
+
+    switch (ev->type) {
+
+    case YAML_SCALAR_EVENT:
+        id = yaml_document_add_scalar(&y->ld->doc, ev->data.scalar.tag,
+                                      ev->data.scalar.value,
+                                      (int) ev->data.scalar.length,
+                                      ev->data.scalar.style);
+        anchor = ev->data.scalar.anchor;
+        break;
+
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT:
+        if (y->depth == CEF_RULES_MAX_DEPTH) {
+            cef_err_at(y->ld, ev->start_mark.line + 1,
+                       ev->start_mark.column + 1, "nested deeper than %d levels",
+                       CEF_RULES_MAX_DEPTH);
+            return 0;
+        }
+
+        if (ev->type == YAML_SEQUENCE_START_EVENT) {
+            id = yaml_document_add_sequence(&y->ld->doc,
+                                            ev->data.sequence_start.tag,
+                                            ev->data.sequence_start.style);
+            anchor = ev->data.sequence_start.anchor;
+        } else {
+            id = yaml_document_add_mapping(&y->ld->doc,
+                                           ev->data.mapping_start.tag,
+                                           ev->data.mapping_start.style);
+            anchor = ev->data.mapping_start.anchor;
+        }
+        break;
+
+    default:
+        id = cef_yaml_alias(y, ev);
+        if (id == 0) {
+            return 0;
+        }
+        if (!cef_yaml_attach(y, id)) {
+            cef_yaml_err(y, &ev->start_mark, "out of memory%s", "");
+            return 0;
+        }
+        return 1;
+    }
+
+    if (id == 0) {
+        cef_yaml_err(y, &ev->start_mark, "out of memory%s", "");
+        return 0;
+    }
+
+    n = cef_node(y->ld, id);
+    n->start_mark = ev->start_mark;
+    n->end_mark = ev->end_mark;
+
+    if (cef_yaml_anchor(y, anchor, id) != 0 || !cef_yaml_attach(y, id)) {
+        cef_yaml_err(y, &ev->start_mark, "out of memory%s", "");
+        return 0;
+    }
+
+    if (ev->type != YAML_SCALAR_EVENT) {
+        y->open[y->depth].node = id;
+        y->open[y->depth].key = 0;
+        y->depth++;
+    }
+
+    return 1;
+}
+
+
+/*
+ * Parse the whole stream into ld->doc: 0, or -1 with the problem reported.
+ * Anchor names point into the events, which are kept until the end.
+ */
+static int
+cef_yaml_load(cef_loader_t *ld, yaml_parser_t *parser)
+{
+    cef_yaml_t     y;
+    yaml_event_t   ev, *kept = NULL, *grown;
+    size_t         nkept = 0, i;
+    const char    *ctx;
+    int            rc = -1, done = 0, keep;
+
+    memset(&y, 0, sizeof(y));
+    y.ld = ld;
+
+    if (!yaml_document_initialize(&ld->doc, NULL, NULL, NULL, 1, 1)) {
+        cef_err_at(ld, 0, 0, "out of memory");
+        return -1;
+    }
+
+    while (!done) {
+        if (!yaml_parser_parse(parser, &ev)) {
+            ctx = parser->context ? parser->context : "";
+            cef_err_at(ld, parser->problem_mark.line + 1,
+                       parser->problem_mark.column + 1, "invalid YAML: %s%s%s",
+                       parser->problem ? parser->problem : "syntax error",
+                       *ctx ? " " : "", ctx);
+            goto out;
+        }
+
+        keep = 0;
+
+        switch (ev.type) {
+
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
+
+        case YAML_DOCUMENT_START_EVENT:
+            if (++y.docs > 1) {
+                cef_yaml_err(&y, &ev.start_mark, "a rule file holds one YAML "
+                             "document; a second one starts here%s", "");
+                yaml_event_delete(&ev);
+                goto out;
+            }
+            break;
+
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            cef_node(ld, y.open[--y.depth].node)->end_mark = ev.end_mark;
+            break;
+
+        case YAML_SCALAR_EVENT:
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+        case YAML_ALIAS_EVENT:
+            if (!cef_yaml_node(&y, &ev)) {
+                yaml_event_delete(&ev);
+                goto out;
+            }
+            keep = ev.type != YAML_ALIAS_EVENT;
+            break;
+
+        default:
+            break;
+        }
+
+        if (!keep) {
+            yaml_event_delete(&ev);
+            continue;
+        }
+
+        /* anchors live in their events; most events have none */
+
+        if ((ev.type == YAML_SCALAR_EVENT && ev.data.scalar.anchor == NULL)
+            || (ev.type == YAML_SEQUENCE_START_EVENT
+                && ev.data.sequence_start.anchor == NULL)
+            || (ev.type == YAML_MAPPING_START_EVENT
+                && ev.data.mapping_start.anchor == NULL))
+        {
+            yaml_event_delete(&ev);
+            continue;
+        }
+
+        grown = cef_grow(kept, nkept, sizeof(yaml_event_t));
+        if (grown == NULL) {
+            yaml_event_delete(&ev);
+            cef_err_at(ld, 0, 0, "out of memory");
+            goto out;
+        }
+        kept = grown;
+
+        kept[nkept++] = ev;
+    }
+
+    rc = 0;
+
+out:
+
+    for (i = 0; i < nkept; i++) {
+        yaml_event_delete(&kept[i]);
+    }
+
+    free(kept);
+    free(y.anchors);
+
+    return rc;
+}
+
+
 /* --- offers --------------------------------------------------------------- */
 
 static int
@@ -544,13 +943,11 @@ cef_slot_id(cef_loader_t *ld, yaml_node_t *v, const char *slot,
         return 0;
     }
 
-    if (rs->nslots % 16 == 0) {
-        slots = realloc(rs->slots, (rs->nslots + 16) * sizeof(char *));
-        if (slots == NULL) {
-            goto nomem;
-        }
-        rs->slots = slots;
+    slots = cef_grow(rs->slots, rs->nslots, sizeof(char *));
+    if (slots == NULL) {
+        goto nomem;
     }
+    rs->slots = slots;
 
     rs->slots[rs->nslots] = cef_strdup(slot);
     if (rs->slots[rs->nslots] == NULL
@@ -594,14 +991,12 @@ cef_add_extra(cef_loader_t *ld, uint32_t offer, yaml_node_t *k,
 {
     void  *p;
 
-    if (ld->nextra % 16 == 0) {
-        p = realloc(ld->extra, (ld->nextra + 16) * sizeof(*ld->extra));
-        if (p == NULL) {
-            cef_err(ld, k, "out of memory");
-            return;
-        }
-        ld->extra = p;
+    p = cef_grow(ld->extra, ld->nextra, sizeof(*ld->extra));
+    if (p == NULL) {
+        cef_err(ld, k, "out of memory");
+        return;
     }
+    ld->extra = p;
 
     ld->extra[ld->nextra].offer = offer;
     ld->extra[ld->nextra].key = k;
@@ -793,7 +1188,7 @@ cef_rule_show(cef_loader_t *ld, cef_rule_t *r, yaml_node_t *item,
     uint32_t *offers)
 {
     const char  *name, *near;
-    uint32_t     idx, i;
+    uint32_t     idx, rule, other;
     cef_offer_t  *o;
 
     if (item->type != YAML_SCALAR_NODE) {
@@ -804,7 +1199,8 @@ cef_rule_show(cef_loader_t *ld, cef_rule_t *r, yaml_node_t *item,
     name = cef_scalar(item);
 
     if (!cef_names_find(&ld->offer_names, name, &idx)) {
-        near = ld->offer_list
+        /* a hint costs a pass over every offer: only while errors count */
+        near = ld->offer_list && !ld->full
                ? cef_expr_nearest(name, item->data.scalar.length,
                                   ld->offer_list)
                : NULL;
@@ -821,22 +1217,28 @@ cef_rule_show(cef_loader_t *ld, cef_rule_t *r, yaml_node_t *item,
 
     o = &ld->rs->offers[idx];
 
-    for (i = 0; i < r->noffers; i++) {
-        if (offers[i] == idx) {
-            cef_err(ld, item, "rule '%s' shows offer '%s' twice",
-                    r->name ? r->name : "", name);
+    /* per slot, the rule (its number) that last showed an offer for it */
+
+    if (o->slot_id != CEF_RULES_NONE && ld->slot_rule) {
+        rule = ld->rs->nrules;
+
+        if (ld->slot_rule[o->slot_id] == rule) {
+            other = ld->slot_offer[o->slot_id];
+
+            if (other == idx) {
+                cef_err(ld, item, "rule '%s' shows offer '%s' twice",
+                        r->name ? r->name : "", name);
+            } else {
+                cef_err(ld, item, "rule '%s' shows two offers for slot '%s' "
+                        "('%s' and '%s'); write two rules",
+                        r->name ? r->name : "", o->slot,
+                        ld->rs->offers[other].name, name);
+            }
             return;
         }
 
-        if (o->slot_id != CEF_RULES_NONE
-            && ld->rs->offers[offers[i]].slot_id == o->slot_id)
-        {
-            cef_err(ld, item, "rule '%s' shows two offers for slot '%s' "
-                    "('%s' and '%s'); write two rules",
-                    r->name ? r->name : "", o->slot,
-                    ld->rs->offers[offers[i]].name, name);
-            return;
-        }
+        ld->slot_rule[o->slot_id] = rule;
+        ld->slot_offer[o->slot_id] = idx;
     }
 
     offers[r->noffers++] = idx;
@@ -1018,7 +1420,11 @@ cef_load_rules(cef_loader_t *ld, yaml_node_t *rules)
 
     rs->rules = calloc(count ? count : 1, sizeof(cef_rule_t));
     rs->rule_offers = calloc(noffers ? noffers : 1, sizeof(uint32_t));
-    if (rs->rules == NULL || rs->rule_offers == NULL) {
+    ld->slot_rule = calloc(rs->nslots + 1, sizeof(uint32_t));
+    ld->slot_offer = calloc(rs->nslots + 1, sizeof(uint32_t));
+    if (rs->rules == NULL || rs->rule_offers == NULL || ld->slot_rule == NULL
+        || ld->slot_offer == NULL)
+    {
         cef_err(ld, rules, "out of memory");
         return;
     }
@@ -1041,13 +1447,11 @@ cef_conf_alloc(cef_loader_t *ld, size_t n)
     cef_conf_t  *c;
     void        *p;
 
-    if (ld->nallocs % 16 == 0) {
-        p = realloc(ld->allocs, (ld->nallocs + 16) * sizeof(void *));
-        if (p == NULL) {
-            return NULL;
-        }
-        ld->allocs = p;
+    p = cef_grow(ld->allocs, ld->nallocs, sizeof(void *));
+    if (p == NULL) {
+        return NULL;
     }
+    ld->allocs = p;
 
     c = calloc(n ? n : 1, sizeof(cef_conf_t));
     if (c) {
@@ -1152,15 +1556,13 @@ cef_host_compile(const cef_plugin_rules_t *pr, const char *src, uint32_t *id,
         return CEF_PLUGIN_ERROR;
     }
 
-    if (rs->npexprs % 8 == 0) {
-        v = realloc(rs->pexprs, (rs->npexprs + 8) * sizeof(cef_expr_t *));
-        if (v == NULL) {
-            cef_expr_free(e);
-            snprintf(err, errlen, "out of memory");
-            return CEF_PLUGIN_ERROR;
-        }
-        rs->pexprs = v;
+    v = cef_grow(rs->pexprs, rs->npexprs, sizeof(cef_expr_t *));
+    if (v == NULL) {
+        cef_expr_free(e);
+        snprintf(err, errlen, "out of memory");
+        return CEF_PLUGIN_ERROR;
     }
+    rs->pexprs = v;
 
     rs->pexprs[rs->npexprs] = e;
     *id = rs->npexprs++;
@@ -1229,17 +1631,19 @@ cef_plugin_offers(cef_loader_t *ld)
     cef_rules_t         *rs = ld->rs;
     cef_plugin_offer_t  *po;
     cef_conf_t          *extra;
-    uint32_t             i, j, n;
+    uint32_t             i, j, e, n;
 
     rs->poffers = calloc(rs->noffers + 1, sizeof(cef_plugin_offer_t));
     if (rs->poffers == NULL) {
         return -1;
     }
 
-    for (i = 0; i < rs->noffers; i++) {
+    /* ld->extra is in offer order: cef_load_offer() appends */
+
+    for (i = 0, e = 0; i < rs->noffers; i++) {
         po = &rs->poffers[i];
         po->name = rs->offers[i].name;
-        po->slot = rs->offers[i].slot;
+        po->slot = rs->offers[i].slot ? rs->offers[i].slot : "";
         po->campaign = rs->offers[i].campaign;
         po->index = i;
         po->slot_id = rs->offers[i].slot_id;
@@ -1248,8 +1652,8 @@ cef_plugin_offers(cef_loader_t *ld)
         po->starts = rs->offers[i].starts;
         po->ends = rs->offers[i].ends;
 
-        for (j = 0, n = 0; j < ld->nextra; j++) {
-            n += ld->extra[j].offer == i;
+        for (n = 0; e + n < ld->nextra && ld->extra[e + n].offer == i; n++) {
+            /* void */
         }
 
         if (n == 0) {
@@ -1267,17 +1671,17 @@ cef_plugin_offers(cef_loader_t *ld)
             return -1;
         }
 
-        for (j = 0; j < ld->nextra; j++) {
-            if (ld->extra[j].offer == i
-                && cef_conf_build(ld, ld->extra[j].val,
-                                  cef_scalar(ld->extra[j].key),
-                                  (cef_conf_t *) &extra->items[extra->n++])
-                   != 0)
+        for (j = e; j < e + n; j++) {
+            if (cef_conf_build(ld, ld->extra[j].val,
+                               cef_scalar(ld->extra[j].key),
+                               (cef_conf_t *) &extra->items[extra->n++])
+                != 0)
             {
                 return -1;
             }
         }
 
+        e += n;
         po->extra = extra;
     }
 
@@ -1322,8 +1726,8 @@ cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
 
         if (!cef_names_find(&ld->slot_names, name, &sid)) {
             near = NULL;
-            list = calloc(rs->nslots + 1, sizeof(char *));
-            if (list) {
+            list = ld->full ? NULL : calloc(rs->nslots + 1, sizeof(char *));
+            if (list && rs->nslots) {
                 memcpy(list, rs->slots, rs->nslots * sizeof(char *));
                 near = cef_expr_nearest(name, k->data.scalar.length,
                                         (const char *const *) list);
@@ -1489,6 +1893,7 @@ cef_load_plugins(cef_loader_t *ld)
     cef_plugin_rules_t   pr;
     uint32_t             i;
     void                *state;
+    size_t               nerrs = ld->errs->n;
     char                 names[512];
     yaml_node_t         *confs[CEF_PLUGINS_MAX];
 
@@ -1543,7 +1948,7 @@ cef_load_plugins(cef_loader_t *ld)
         }
     }
 
-    if (ld->errs->n) {
+    if (ld->errs->n > nerrs) {
         return;
     }
 
@@ -1692,6 +2097,8 @@ cef_load_document(cef_loader_t *ld)
         return;
     }
 
+    ld->doc_ok = 1;
+
     for (pair = root->data.mapping.pairs.start;
          pair < root->data.mapping.pairs.top; pair++)
     {
@@ -1779,8 +2186,6 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
     cef_rules_t    *rs;
     yaml_parser_t   parser;
     uint32_t        i, j, k, *tmp;
-    const char     *ctx;
-    int             dup = 0;
 
     *out = NULL;
     memset(errs, 0, sizeof(*errs));
@@ -1834,12 +2239,8 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
 
     yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
 
-    if (!yaml_parser_load(&parser, &ld.doc)) {
-        ctx = parser.context ? parser.context : "";
-        cef_err_at(&ld, parser.problem_mark.line + 1,
-                   parser.problem_mark.column + 1, "invalid YAML: %s%s%s",
-                   parser.problem ? parser.problem : "syntax error",
-                   *ctx ? " " : "", ctx);
+    if (cef_yaml_load(&ld, &parser) != 0) {
+        yaml_document_delete(&ld.doc);
         yaml_parser_delete(&parser);
         cef_rules_free(rs);
         return -1;
@@ -1849,21 +2250,33 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
 
     /* strings point into the document: keep it until the rule set dies */
 
-    if (errs->n == 0) {
-        for (i = 0; i < rs->noffers; i++) {
-            rs->offers[i].name = cef_strdup(rs->offers[i].name);
+    for (i = 0; i < rs->noffers; i++) {
+        rs->offers[i].name = cef_strdup(rs->offers[i].name);
+        if (rs->offers[i].slot_id != CEF_RULES_NONE) {
             rs->offers[i].slot = rs->slots[rs->offers[i].slot_id];
-            if (rs->offers[i].campaign) {
-                rs->offers[i].campaign = cef_strdup(rs->offers[i].campaign);
-            }
         }
+        if (rs->offers[i].campaign) {
+            rs->offers[i].campaign = cef_strdup(rs->offers[i].campaign);
+        }
+    }
 
-        for (i = 0; i < rs->nrules; i++) {
+    for (i = 0; i < rs->nrules; i++) {
+        if (rs->rules[i].name) {
             rs->rules[i].name = cef_strdup(rs->rules[i].name);
         }
+    }
 
-        dup = 1;
+    /*
+     * slots: and plugins: are configured even when offers or rules have
+     * problems, so that one run reports all of them; the document is still
+     * alive for the plugins' configuration.
+     */
 
+    if (ld.doc_ok) {
+        cef_load_plugins(&ld);
+    }
+
+    if (errs->n == 0) {
         rs->order = malloc((rs->nrules + 1) * sizeof(uint32_t));
         tmp = malloc((rs->nrules + 1) * sizeof(uint32_t));
 
@@ -1883,23 +2296,6 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
 
         free(tmp);
         cef_rules_sha256(buf, len, rs->hash);
-
-        /* plugins see the final names; the document is still alive */
-
-        if (errs->n == 0) {
-            cef_load_plugins(&ld);
-        }
-    }
-
-    if (errs->n && !dup) {
-        /* names still point into the document; don't free them */
-        for (i = 0; i < rs->noffers; i++) {
-            rs->offers[i].name = NULL;
-            rs->offers[i].campaign = NULL;
-        }
-        for (i = 0; i < rs->nrules; i++) {
-            rs->rules[i].name = NULL;
-        }
     }
 
     yaml_document_delete(&ld.doc);
@@ -1909,6 +2305,9 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
     cef_names_free(&ld.slot_names);
     free(ld.offer_list);
     free(ld.extra);
+    free(ld.pos.nl);
+    free(ld.slot_rule);
+    free(ld.slot_offer);
 
     for (i = 0; i < ld.nallocs; i++) {
         free(ld.allocs[i]);
@@ -1952,13 +2351,18 @@ cef_rules_load_file_with(const char *path, const cef_plugins_t *ps,
     memset(&ld, 0, sizeof(ld));
     ld.errs = errs;
 
-    fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: opening a FIFO would wait for a writer, hanging nginx -t
+       and a reloading master; it is refused by the check below instead */
+
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
         cef_err_at(&ld, 0, 0, "cannot open: %s", strerror(errno));
         return -1;
     }
 
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)
+        || fcntl(fd, F_SETFL, 0) != 0)
+    {
         cef_err_at(&ld, 0, 0, "not a regular file");
         close(fd);
         return -1;

@@ -125,12 +125,12 @@ exp_arms(const cef_plugin_rules_t *rules, uint32_t slot, exp_t *e,
     uint32_t           treated = CEF_PLUGIN_BUCKETS - e->holdout;
 
     if (vs == NULL || vs->type != CEF_CONF_MAP || vs->n == 0) {
-        return exp_fail(err, vs, "experiment: variants: must map arm names "
+        return exp_fail(err, vs, "variants: must map arm names "
                         "to weights, e.g. {a: 50, b: 50}%s", "");
     }
 
     if (vs->n > EXP_MAX_ARMS) {
-        return exp_fail(err, vs, "experiment: more than 32 variants%s", "");
+        return exp_fail(err, vs, "more than 32 variants%s", "");
     }
 
     for (i = 0; i < vs->n; i++) {
@@ -274,8 +274,8 @@ exp_configure(const cef_plugin_rules_t *rules, uint32_t slot,
 
     if (x) {
         if (x->type != CEF_CONF_MAP) {
-            return exp_fail(err, x, "experiment must be a mapping with "
-                            "name: and variants:%s", "");
+            return exp_fail(err, x, "must be a mapping with name: and "
+                            "variants:%s", "");
         }
 
         for (i = 0; i < x->n; i++) {
@@ -293,8 +293,7 @@ exp_configure(const cef_plugin_rules_t *rules, uint32_t slot,
         if (name == NULL || name->type != CEF_CONF_SCALAR
             || name->value[0] == '\0')
         {
-            return exp_fail(err, name ? name : x, "experiment has no "
-                            "name:%s", "");
+            return exp_fail(err, name ? name : x, "name: is missing%s", "");
         }
 
         if (cef_conf_get(x, "salt")) {
@@ -308,8 +307,7 @@ exp_configure(const cef_plugin_rules_t *rules, uint32_t slot,
         }
 
     } else if (c == NULL) {
-        return exp_fail(err, NULL, "experiment: needs holdout: or "
-                        "experiment:%s", "");
+        return exp_fail(err, NULL, "needs holdout: or experiment:%s", "");
     }
 
     if (salt && (salt->type != CEF_CONF_SCALAR || salt->value[0] == '\0')) {

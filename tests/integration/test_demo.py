@@ -238,7 +238,8 @@ def test_readme_personas_hold_a_year_from_now(tmp_path, days):
 def test_every_example_rule_file_passes_its_cases(cases):
     """FILE.cases.yaml and FILE.personas.cases.yaml test FILE.yaml."""
     rules = REPO / "rules/examples" / (cases.split(".", 1)[0] + ".yaml")
-    rc, out = cef_rules("check", rules)
+    rc, out = cef_rules("check", "--nginx-conf",
+                        REPO / "examples/demo/nginx.conf.in", rules)
     assert (rc, out) == (0, "")
     rc, out = cef_rules("test", rules, REPO / "rules/examples" / cases)
     assert rc == 0 and re.search(r"^\d+ passed, 0 failed$", out, re.M), out

@@ -12,6 +12,7 @@ import os
 import pathlib
 import re
 import signal
+import subprocess
 import threading
 import time
 
@@ -407,3 +408,76 @@ rules:
     inst.start()
     assert request(inst, "/")[::2] == (200, b"hero=b\n")
     assert "a rule depends on its own decision" in inst.log_text()
+
+
+# --- issue 16: the whole truth ----------------------------------------------
+
+def test_a_fifo_as_rule_path_is_refused_at_once(nginx):
+    """Opening a FIFO waits for a writer: nginx -t (and a reloading
+    master) hung on it."""
+    inst = nginx.prepare(SNIPPET)
+    os.mkfifo(inst.prefix / "rules.yaml")
+    (inst.prefix / "other.yaml").write_text(RULES_V1)
+    inst.expect_bad_log = True
+    rc, out = inst.test_config()
+    assert rc != 0
+    assert re.search(r"\[emerg\].*cef_rules: %s: not a regular file"
+                     % re.escape(str(inst.prefix / "rules.yaml")), out), out
+
+
+def test_config_test_reports_offer_and_plugin_problems_together(nginx):
+    inst = prepare(nginx, rules="""\
+version: 1
+offers:
+  a: {slot: hero, html: A, campaign: c, starts: 2026-12-01, ends: 2026-11-01}
+rules:
+  - {name: r, show: a}
+slots:
+  hero: {holdout: 120%}
+plugins:
+  freqcap: {caps: [{campaign: nosuch, max: 3, per: 7d}]}
+""")
+    inst.expect_bad_log = True
+    rc, out = inst.test_config()
+    assert rc != 0
+    f = re.escape(str(inst.prefix / "rules.yaml"))
+    for where in ("3:67: offer 'a' ends before it starts",
+                  "7:19: experiment: holdout must be a percentage",
+                  "9:31: freqcap: no offer has campaign 'nosuch'"):
+        assert re.search(f + ":" + where, out), out
+
+
+def test_cef_rules_check_agrees_with_nginx_on_variables(nginx):
+    """cef-rules check --nginx-conf reads what nginx -t knows: the same
+    var.NAMEs pass and fail, with the same message."""
+    tool = REPO / "build" / "cef-rules"
+    snippet = """
+        cef_rules @PREFIX@/vars.yaml;
+        map $http_x_tier $tier { default ""; ~(?<lvl>gold|silver) $lvl; }
+        server {
+            listen 127.0.0.1:@PORT@;
+            location ~ ^/p/(?<sku>\\d+)$ { set $shelf "a"; return 200; }
+            location / { return 200 "$cef_rules_offers\\n"; }
+        }
+    """
+    good = """\
+version: 1
+offers:
+  a: {slot: hero, html: '{{ var.sku }} {{ var.host }} {{ var.cookie_x }}'}
+rules:
+  - {name: r, when: var.tier == "gold" and var.LVL != "" and var.shelf != "", show: a}
+"""
+    for rules, ok in ((good, True),
+                      (good.replace("var.shelf", "var.shelves"), False)):
+        inst = nginx.prepare(snippet)
+        (inst.prefix / "vars.yaml").write_text(rules)
+        inst.expect_bad_log = not ok
+        rc, out = inst.test_config()
+        p = subprocess.run([str(tool), "check", "--nginx-conf",
+                            str(inst.conf), str(inst.prefix / "vars.yaml")],
+                           capture_output=True, text=True, timeout=60)
+        assert (rc == 0) == ok == (p.returncode == 0), (out, p.stdout)
+        if not ok:
+            line = p.stdout.strip()
+            assert line.endswith('unknown nginx variable "shelves"'), line
+            assert "cef_rules: " + line in out, out

@@ -1,6 +1,7 @@
 """cef-rules: exit codes and messages of check, test and explain."""
 
 import json
+import os
 import pathlib
 import subprocess
 
@@ -197,3 +198,182 @@ def test_explain_reads_a_visitor_from_the_store(tmp_path):
     rc, _, err = run("explain", FIX / "good.yaml", "--store", store,
                      "--secret", secret, "--key", "nocolon")
     assert rc == 2
+
+
+# --- issue 16: the whole truth ----------------------------------------------
+
+THREE_PROBLEMS = """\
+version: 1
+offers:
+  a:
+    slot: hero
+    html: '<b>A</b>'
+    campaign: winback
+    starts: 2026-12-01
+    ends: 2026-11-01
+rules:
+  - {name: r, show: a}
+slots:
+  hero:
+    holdout: 120%
+plugins:
+  freqcap:
+    caps:
+      - {campaign: nosuch, max: 3, per: 7d}
+"""
+
+
+def test_check_reports_independent_problems_in_one_run(tmp_path):
+    """An offer problem no longer hides the slots:/plugins: problems."""
+    f = tmp_path / "three.yaml"
+    f.write_text(THREE_PROBLEMS)
+    rc, out, _ = run("check", f)
+    assert rc == 1
+    assert out.splitlines() == [
+        "%s:8:11: offer 'a' ends before it starts" % f,
+        "%s:13:14: experiment: holdout must be a percentage from 0%% to "
+        "100%%, not '120%%'" % f,
+        "%s:17:20: freqcap: no offer has campaign 'nosuch'" % f,
+    ]
+
+
+def test_check_names_the_plugin_once(tmp_path):
+    f = tmp_path / "exp.yaml"
+    f.write_text("version: 1\noffers:\n  a: {slot: hero, html: x}\n"
+                 "rules:\n  - {name: r, show: a}\nslots:\n  hero:\n"
+                 "    experiment: {name: e, variants: 3}\n")
+    rc, out, _ = run("check", f)
+    assert rc == 1
+    assert out == ("%s:8:37: experiment: variants: must map arm names to "
+                   "weights, e.g. {a: 50, b: 50}\n" % f)
+
+
+def test_check_rejects_a_second_document(tmp_path):
+    """The rules of a second YAML document were silently dropped."""
+    f = tmp_path / "two.yaml"
+    f.write_text("version: 1\noffers:\n  a: {slot: hero, html: x}\n"
+                 "rules:\n  - {name: r, show: a}\n---\n"
+                 "rules:\n  - {name: s, show: a}\n")
+    rc, out, _ = run("check", f)
+    assert rc == 1
+    assert out == ("%s:6:1: a rule file holds one YAML document; a second "
+                   "one starts here\n" % f)
+
+
+def test_check_caps_nesting_and_refuses_alias_loops(tmp_path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("version: 1\noffers:\n  a:\n    slot: hero\n"
+                    "    html: x\n    description: " + "[" * 100000
+                    + "]" * 100000 + "\nrules:\n  - {name: r, show: a}\n")
+    rc, out, _ = run("check", deep)
+    assert rc == 1
+    # three mappings, then the 62nd '[' is level 65
+    assert out == "%s:6:79: nested deeper than 64 levels\n" % deep
+
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("version: 1\noffers:\n  a: {slot: hero, html: x}\n"
+                    "rules:\n  - {name: r, show: a}\nplugins:\n"
+                    "  freqcap: &x\n    caps: *x\n")
+    rc, out, _ = run("check", loop)
+    assert (rc, out) == (1, "%s:8:11: an alias may only stand for a scalar, "
+                            "not a mapping\n" % loop)
+
+
+def test_check_refuses_a_fifo_at_once(tmp_path):
+    """Opening a FIFO for reading waits for a writer: check hung."""
+    fifo = tmp_path / "rules.yaml"
+    os.mkfifo(fifo)
+    rc, out, _ = run("check", fifo)
+    assert (rc, out) == (1, "%s: not a regular file\n" % fifo)
+
+    rc, out, _ = run("test", FIX / "good.yaml", fifo)
+    assert (rc, out) == (1, "%s: cannot open: not a regular file\n" % fifo)
+
+
+VARS = """\
+version: 1
+offers:
+  a: {slot: hero, html: '{{ var.Geo }} {{ var.host }}'}
+rules:
+  - name: r
+    when: var.nope == "x" and var.arg_q == "1" and var.cap == "y"
+    show: a
+"""
+
+
+def test_check_warns_about_every_variable_it_cannot_verify(tmp_path):
+    f = tmp_path / "vars.yaml"
+    f.write_text(VARS)
+    rc, out, err = run("check", f)
+    # nginx's own (host) and prefix variables (arg_q) are known
+    assert (rc, out) == (0, "")
+    assert [l.split(": warning: ")[0] + " " + l.split()[2]
+            for l in err.splitlines()] == [
+        "%s:3:29 var.geo" % f, "%s:6:11 var.nope" % f,
+        "%s:6:52 var.cap" % f]
+    assert "--nginx-conf FILE or --vars NAME" in err
+
+    rc, out, err = run("check", "--vars", "nope,$geo, cap", f)
+    assert (rc, out, err) == (0, "", "")
+
+    rc, out, err = run("check", f, "--vars", "geo")
+    assert rc == 1
+    assert out.splitlines() == [
+        '%s:6:11: unknown nginx variable "nope"' % f,
+        '%s:6:52: unknown nginx variable "cap"' % f]
+    assert err == ""
+
+
+def test_check_reads_the_variables_an_nginx_configuration_defines(tmp_path):
+    f = tmp_path / "vars.yaml"
+    f.write_text(VARS)
+    (tmp_path / "sites").mkdir()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("""\
+# set $nope 1;   (a comment defines nothing)
+http {
+    map $http_x $geo { default ""; }
+    include sites/*.conf;
+}
+""")
+    (tmp_path / "sites" / "shop.conf").write_text("""\
+server {
+    location ~ ^/(?<cap>[a-z]+)$ { return 200 "ok;{"; }
+}
+""")
+    rc, out, err = run("check", "--nginx-conf", conf, f)
+    assert rc == 1
+    assert out == '%s:6:11: unknown nginx variable "nope"\n' % f
+    assert err == ""
+
+    (tmp_path / "sites" / "more.conf").write_text(
+        "server { set_by_lua $unused 'return 1'; set $NoPe 1; }\n")
+    assert run("check", "--nginx-conf", conf, f) == (0, "", "")
+
+    rc, _, err = run("check", "--nginx-conf", tmp_path / "missing.conf", f)
+    assert rc == 2
+    assert "missing.conf: cannot open" in err
+
+
+def test_test_rejects_a_cases_file_with_a_second_document(tmp_path):
+    """The cases of a second document were never run: 1 passed, 0 failed."""
+    cases = tmp_path / "two.cases.yaml"
+    cases.write_text("cases:\n  - name: nobody\n    expect: {hero: fallback}\n"
+                     "---\ncases:\n  - name: wrong\n"
+                     "    expect: {hero: gold-perks}\n")
+    rc, out, _ = run("test", FIX / "good.yaml", cases)
+    assert (rc, out) == (1, "%s:4:1: a cases file holds one YAML document; "
+                            "a second one starts here\n" % cases)
+    rc, _, err = run("explain", FIX / "good.yaml", "--case", cases, "nobody")
+    assert rc == 2
+    assert "%s:4:1: a cases file holds one YAML document" % cases in err
+
+
+def test_a_fifo_as_plugin_is_refused_at_once(tmp_path):
+    """dlopen() of a FIFO waits for a writer, as open() does."""
+    fifo = tmp_path / "plugin.so"
+    os.mkfifo(fifo)
+    rc, _, err = run("check", "--plugin", "x=%s" % fifo, FIX / "good.yaml")
+    assert rc == 1
+    assert err == ('cef-rules: --plugin: cannot load "%s": not a regular '
+                   'file\n' % fifo)

@@ -5,6 +5,9 @@
  * profile, and compiling 10 000 rules.  Prints figures; asserts nothing.
  *
  *   bench_rules time          median ns per decision, compile time
+ *   bench_rules compile       compile time of large and hostile files:
+ *                             400 000 placeholders, 100 000 nesting levels,
+ *                             100 000 offers with plugin keys
  *   bench_rules callgrind N [stored]
  *                             N decisions with callgrind collection on
  *                             (run under valgrind --collect-atstart=no);
@@ -299,6 +302,139 @@ load(size_t nrules, double *ns)
 }
 
 
+/* --- compile time of large and hostile files (issue 16) ------------------- */
+
+static char *
+gen_alloc(size_t cap, size_t *len)
+{
+    char  *buf = malloc(cap);
+
+    if (buf == NULL) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
+    }
+
+    *len = 0;
+    return buf;
+}
+
+
+#define gen_put(buf, cap, len, ...)                                          \
+    *(len) += (size_t) snprintf((buf) + *(len), (cap) - *(len), __VA_ARGS__)
+
+
+/* one offer whose html holds n placeholders */
+static char *
+gen_placeholders(size_t n, size_t *len)
+{
+    size_t  cap = 256 + n * 16, i;
+    char   *buf = gen_alloc(cap, len);
+
+    gen_put(buf, cap, len, "version: 1\noffers:\n  a:\n    slot: hero\n"
+            "    html: '");
+    for (i = 0; i < n; i++) {
+        gen_put(buf, cap, len, "{{ profile.a }}");
+    }
+    gen_put(buf, cap, len, "'\nrules:\n  - {name: r, show: a}\n");
+
+    return buf;
+}
+
+
+/* n levels of [ ]: refused at the 65th */
+static char *
+gen_nesting(size_t n, size_t *len)
+{
+    size_t  cap = 256 + n * 2, i;
+    char   *buf = gen_alloc(cap, len);
+
+    gen_put(buf, cap, len, "version: 1\noffers:\n  a:\n    slot: hero\n"
+            "    html: x\n    description: ");
+    for (i = 0; i < n; i++) {
+        buf[(*len)++] = '[';
+    }
+    for (i = 0; i < n; i++) {
+        buf[(*len)++] = ']';
+    }
+    gen_put(buf, cap, len, "\nrules:\n  - {name: r, show: a}\n");
+
+    return buf;
+}
+
+
+/* n offers with a plugin key, all shown by one rule per 1000 */
+static char *
+gen_offers(size_t n, size_t *len)
+{
+    size_t  cap = 256 + n * 64, i, k;
+    char   *buf = gen_alloc(cap, len);
+
+    gen_put(buf, cap, len, "version: 1\noffers:\n");
+    for (i = 0; i < n; i++) {
+        gen_put(buf, cap, len, "  o%zu: {slot: s%zu, html: x, hours: 11-14}"
+                "\n", i, i % 1000);
+    }
+    gen_put(buf, cap, len, "rules:\n");
+    for (i = 0; i < n; i += 1000) {
+        gen_put(buf, cap, len, "  - name: r%zu\n    show: [o%zu", i, i);
+        for (k = i + 1; k < i + 1000 && k < n; k++) {
+            gen_put(buf, cap, len, ", o%zu", k);
+        }
+        gen_put(buf, cap, len, "]\n");
+    }
+
+    return buf;
+}
+
+
+static double
+compile_ms(char *(*gen)(size_t, size_t *), size_t n, int *ok)
+{
+    size_t               len;
+    char                *yaml = gen(n, &len);
+    double               t0, ms;
+    cef_rules_t         *rs;
+    cef_rules_errors_t   errs;
+
+    t0 = now_ns();
+    *ok = cef_rules_load_buffer("bench.yaml", yaml, len, &rs, &errs) == 0;
+    ms = (now_ns() - t0) / 1e6;
+
+    cef_rules_free(rs);
+    cef_rules_errors_free(&errs);
+    free(yaml);
+
+    return ms;
+}
+
+
+/* each case at n/2 and n: linear compiling doubles, no more */
+static void
+compile_cases(void)
+{
+    static const struct {
+        const char  *what;
+        char      *(*gen)(size_t, size_t *);
+        size_t       n;
+    } cases[] = {
+        { "placeholders in one offer", gen_placeholders, 400000 },
+        { "nesting levels (refused at 65)", gen_nesting, 100000 },
+        { "offers with a plugin key, 1000 per rule", gen_offers, 100000 },
+    };
+    size_t  i;
+    double  half, full;
+    int     ok1, ok2;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        half = compile_ms(cases[i].gen, cases[i].n / 2, &ok1);
+        full = compile_ms(cases[i].gen, cases[i].n, &ok2);
+        printf("compile: %zu %s: %.0f ms (%zu: %.0f ms)%s\n", cases[i].n,
+               cases[i].what, full, cases[i].n / 2, half,
+               ok2 ? "" : ", refused");
+    }
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -313,8 +449,14 @@ main(int argc, char **argv)
     int                  rounds;
 
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_rules time | callgrind N [stored]\n");
+        fprintf(stderr, "usage: bench_rules time | compile | callgrind N "
+                "[stored]\n");
         return 2;
+    }
+
+    if (strcmp(argv[1], "compile") == 0) {
+        compile_cases();
+        return 0;
     }
 
     rs = load(100, NULL);

@@ -443,6 +443,277 @@ test_every_problem_is_reported(void **state)
 }
 
 
+/* The messages of a failed load, one "LINE:COL: message" per line. */
+static char *
+load_messages(const char *yaml, size_t len)
+{
+    cef_rules_t         *rs;
+    cef_rules_errors_t   errs;
+    char                *out;
+    size_t               i, at = 0, cap = 16384;
+
+    out = calloc(1, cap);
+    assert_non_null(out);
+
+    if (cef_rules_load_buffer("t.yaml", yaml, len, &rs, &errs) == 0) {
+        cef_rules_free(rs);
+    }
+
+    for (i = 0; i < errs.n && at < cap; i++) {
+        at += (size_t) snprintf(out + at, cap - at, "%u:%u: %s\n",
+                                errs.v[i].line, errs.v[i].col, errs.v[i].msg);
+    }
+
+    cef_rules_errors_free(&errs);
+
+    return out;
+}
+
+
+/* issue 16: problems of offers, slots: and plugins: in one run */
+static void
+test_independent_problems_are_all_reported(void **state)
+{
+    const char  *yaml =
+        "version: 1\n"
+        "offers:\n"
+        "  a:\n"
+        "    slot: hero\n"
+        "    html: '<b>A</b>'\n"
+        "    campaign: winback\n"
+        "    starts: 2026-12-01\n"
+        "    ends: 2026-11-01\n"
+        "rules:\n"
+        "  - {name: r, show: a}\n"
+        "slots:\n"
+        "  hero:\n"
+        "    holdout: 120%\n"
+        "plugins:\n"
+        "  freqcap:\n"
+        "    caps:\n"
+        "      - {campaign: nosuch, max: 3, per: 7d}\n";
+    char  *m;
+
+    (void) state;
+
+    m = load_messages(yaml, strlen(yaml));
+    assert_string_equal(m,
+        "8:11: offer 'a' ends before it starts\n"
+        "13:14: experiment: holdout must be a percentage from 0% to 100%, "
+        "not '120%'\n"
+        "17:20: freqcap: no offer has campaign 'nosuch'\n");
+    free(m);
+}
+
+
+/* issue 16: a plugin's message is prefixed with its name once */
+static void
+test_plugin_messages_have_one_prefix(void **state)
+{
+    const char  *yaml =
+        "version: 1\n"
+        "offers:\n"
+        "  a: {slot: hero, html: x}\n"
+        "rules:\n"
+        "  - {name: r, show: a}\n"
+        "slots:\n"
+        "  hero:\n"
+        "    experiment: {name: e, variants: 3}\n"
+        "  side:\n"
+        "    strategy: experiment\n";
+    char  *m;
+
+    (void) state;
+
+    m = load_messages(yaml, strlen(yaml));
+    assert_string_equal(m,
+        "8:37: experiment: variants: must map arm names to weights, "
+        "e.g. {a: 50, b: 50}\n"
+        "9:3: no offer uses slot 'side'\n");
+    free(m);
+
+    yaml = "version: 1\n"
+           "offers:\n"
+           "  a: {slot: hero, html: x}\n"
+           "rules:\n"
+           "  - {name: r, show: a}\n"
+           "slots:\n"
+           "  hero: {strategy: experiment}\n";
+    m = load_messages(yaml, strlen(yaml));
+    assert_null(strstr(m, "experiment: experiment:"));
+    assert_non_null(strstr(m, "7:9: experiment: needs holdout: or "
+                           "experiment:"));
+    free(m);
+}
+
+
+/* issue 16: a second YAML document is refused, not silently dropped */
+static void
+test_second_document_is_refused(void **state)
+{
+    static const struct {
+        const char  *yaml;
+        const char  *want;
+    } cases[] = {
+        { "version: 1\noffers:\n  a: {slot: hero, html: x}\nrules:\n"
+          "  - {name: r, show: a}\n---\nrules:\n  - {name: s, show: a}\n",
+          "6:1: a rule file holds one YAML document; a second one starts "
+          "here\n" },
+        { "---\nversion: 1\n...\n---\nversion: 1\n",
+          "4:1: a rule file holds one YAML document; a second one starts "
+          "here\n" },
+        { "version: 1\n---\n",
+          "2:1: a rule file holds one YAML document; a second one starts "
+          "here\n" },
+        { "---\nversion: 1\n...\n", "" },
+    };
+    size_t  i;
+    char   *m;
+
+    (void) state;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        m = load_messages(cases[i].yaml, strlen(cases[i].yaml));
+        if (strcmp(m, cases[i].want) != 0) {
+            print_message("case %zu: got '%s'\n", i, m);
+        }
+        assert_string_equal(m, cases[i].want);
+        free(m);
+    }
+}
+
+
+static char *
+nested(const char *head, const char *open, const char *mid,
+    const char *close, const char *tail, size_t depth, size_t *len)
+{
+    size_t  cap, at = 0, i;
+    char   *buf;
+
+    cap = strlen(head) + strlen(mid) + strlen(tail)
+          + depth * (strlen(open) + strlen(close)) + 1;
+    buf = malloc(cap);
+    assert_non_null(buf);
+
+    at += (size_t) snprintf(buf + at, cap - at, "%s", head);
+    for (i = 0; i < depth; i++) {
+        at += (size_t) snprintf(buf + at, cap - at, "%s", open);
+    }
+    at += (size_t) snprintf(buf + at, cap - at, "%s", mid);
+    for (i = 0; i < depth; i++) {
+        at += (size_t) snprintf(buf + at, cap - at, "%s", close);
+    }
+    at += (size_t) snprintf(buf + at, cap - at, "%s", tail);
+
+    *len = at;
+    return buf;
+}
+
+
+#define NEST_HEAD                                                            \
+    "version: 1\noffers:\n  a: {slot: hero, html: x, campaign: c}\n"         \
+    "rules:\n  - {name: r, show: a}\nplugins:\n  freqcap:\n    caps: "
+
+/*
+ * issue 16: nesting is capped with a clear error at the level that is too
+ * deep (100 000 levels took 19 s in libyaml's scanner, and a recursive
+ * walk of them could overflow the stack); an alias cannot make a cycle or
+ * an exponential tree.
+ */
+static void
+test_nesting_is_capped(void **state)
+{
+    char    *y, *m;
+    size_t   len;
+
+    (void) state;
+
+    y = nested(NEST_HEAD, "[", "x", "]", "\n", 100000, &len);
+    m = load_messages(y, len);
+    assert_string_equal(m, "8:72: nested deeper than 64 levels\n");
+    free(m);
+    free(y);
+
+    y = nested(NEST_HEAD, "{a: ", "x", "}", "\n", 100000, &len);
+    m = load_messages(y, len);
+    assert_string_equal(m, "8:255: nested deeper than 64 levels\n");
+    free(m);
+    free(y);
+
+    y = nested(NEST_HEAD "\n      ", "- ", "x", "", "\n", 100000, &len);
+    m = load_messages(y, len);
+    assert_string_equal(m, "9:129: nested deeper than 64 levels\n");
+    free(m);
+    free(y);
+
+    /* 64 levels are fine as YAML (and then wrong for freqcap) */
+    y = nested(NEST_HEAD, "[", "x", "]", "\n", 58, &len);
+    m = load_messages(y, len);
+    assert_string_equal(m, "8:12: freqcap: a cap is a mapping {campaign: "
+                        "NAME, max: N, per: 7d}\n");
+    free(m);
+    free(y);
+
+    y = "version: 1\noffers:\n  a: {slot: hero, html: x, campaign: c}\n"
+        "rules:\n  - {name: r, show: a}\nplugins:\n  freqcap: &x\n"
+        "    caps: *x\n";
+    m = load_messages(y, strlen(y));
+    assert_string_equal(m, "8:11: an alias may only stand for a scalar, "
+                        "not a mapping\n");
+    free(m);
+
+    y = "version: 1\n"
+        "offers:\n"
+        "  a: {slot: hero, html: &h '<b>A</b>'}\n"
+        "  b: {slot: side, html: *h}\n"
+        "rules:\n  - {name: r, show: [a, b]}\n";
+    m = load_messages(y, strlen(y));
+    assert_string_equal(m, "");
+    free(m);
+
+    y = "version: 1\nrules: *nope\n";
+    m = load_messages(y, strlen(y));
+    assert_string_equal(m, "2:8: undefined alias 'nope'\n");
+    free(m);
+}
+
+
+/* issue 16: a FIFO (or a device) as a rule path is refused at once */
+static void
+test_fifo_is_refused(void **state)
+{
+    const char          *tmp = getenv("CEF_TEST_TMP");
+    char                 path[1024], line[1200];
+    cef_rules_t         *rs;
+    cef_rules_errors_t   errs;
+
+    (void) state;
+
+    if (tmp == NULL) {
+        tmp = "/tmp";
+    }
+
+    mkdir(tmp, 0755);
+    snprintf(path, sizeof(path), "%s/test_rules_fifo.%d", tmp, (int) getpid());
+    unlink(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+
+    alarm(20);                      /* a hang fails the test, not the suite */
+    assert_int_equal(cef_rules_load_file(path, &rs, &errs), -1);
+    alarm(0);
+    unlink(path);
+
+    cef_rules_error_format(&errs, 0, line, sizeof(line));
+    assert_non_null(strstr(line, ": not a regular file"));
+    cef_rules_errors_free(&errs);
+
+    assert_int_equal(cef_rules_load_file("/dev/null", &rs, &errs), -1);
+    cef_rules_error_format(&errs, 0, line, sizeof(line));
+    assert_string_equal(line, "/dev/null: not a regular file");
+    cef_rules_errors_free(&errs);
+}
+
+
 static void
 test_file_limits(void **state)
 {
@@ -851,6 +1122,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_render_offer, setup, teardown),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_every_problem_is_reported),
+        cmocka_unit_test(test_independent_problems_are_all_reported),
+        cmocka_unit_test(test_plugin_messages_have_one_prefix),
+        cmocka_unit_test(test_second_document_is_refused),
+        cmocka_unit_test(test_nesting_is_capped),
+        cmocka_unit_test(test_fifo_is_refused),
         cmocka_unit_test(test_file_limits),
         cmocka_unit_test(test_many_rules),
         cmocka_unit_test(test_ref_positions),

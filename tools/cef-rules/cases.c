@@ -17,6 +17,7 @@
  * Only the slots listed under expect: are checked; `none` expects no offer.
  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +369,7 @@ cef_tool_test(int argc, char **argv)
     FILE              *fp;
     size_t             i = 0, passed = 0, failed = 0;
     int                rc, broken = 0;
+    char               err[512];
 
     if (argc != 2) {
         cef_tool_usage();
@@ -379,9 +381,10 @@ cef_tool_test(int argc, char **argv)
         return CEF_EXIT_PROBLEM;
     }
 
-    fp = fopen(argv[1], "rb");
+    fp = cef_tool_fopen(argv[1]);
     if (fp == NULL) {
-        printf("%s: cannot open\n", argv[1]);
+        printf("%s: cannot open: %s\n", argv[1],
+               errno == EINVAL ? "not a regular file" : strerror(errno));
         cef_rules_free(rs);
         return CEF_EXIT_PROBLEM;
     }
@@ -389,10 +392,8 @@ cef_tool_test(int argc, char **argv)
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, fp);
 
-    if (!yaml_parser_load(&parser, &doc)) {
-        printf("%s:%zu:%zu: invalid YAML: %s\n", argv[1],
-               parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-               parser.problem ? parser.problem : "syntax error");
+    if (cef_tool_yaml_load(&parser, &doc, err, sizeof(err)) != 0) {
+        printf("%s:%s\n", argv[1], err);
         yaml_parser_delete(&parser);
         fclose(fp);
         cef_rules_free(rs);

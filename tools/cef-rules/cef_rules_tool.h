@@ -8,6 +8,7 @@
 #define CEF_RULES_TOOL_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 #include <yaml.h>
@@ -26,12 +27,26 @@
 /* main.c */
 void cef_tool_usage(void);
 cef_rules_t *cef_tool_load(const char *path);
+FILE *cef_tool_fopen(const char *path);
 /*
  * SEP "strategy S, variant V, bucket B, would have shown 'O' (rule 'R')",
  * or nothing for a rule set without plugins (output as before them).
  */
 void cef_tool_print_plugins(const cef_rules_t *rs,
     const cef_decision_slot_t *ds, const char *sep);
+
+/* nginxvars.c: the nginx variables check can verify var.NAMEs against */
+typedef struct cef_tool_vars_s  cef_tool_vars_t;
+cef_tool_vars_t *cef_tool_vars_create(void);
+void cef_tool_vars_free(cef_tool_vars_t *vs);
+/* NAME,NAME,... ($ optional) */
+int cef_tool_vars_add_list(cef_tool_vars_t *vs, const char *list);
+/* the variables an nginx configuration defines; 0, or -1 with err */
+int cef_tool_vars_read_conf(cef_tool_vars_t *vs, const char *path, char *err,
+    size_t size);
+/* 1 if nginx knows the (lower-cased) name: built in, a prefix variable,
+   or added to vs (which may be NULL) */
+int cef_tool_vars_known(cef_tool_vars_t *vs, const char *name);
 
 /* inputs.c: personas from YAML, JSON and --set */
 int cef_tool_persona_yaml(cef_persona_t *p, yaml_document_t *doc,
@@ -41,6 +56,12 @@ int cef_tool_persona_json(cef_persona_t *p, const char *prefix, json_t *obj,
 int cef_tool_persona_assign(cef_persona_t *p, const char *assignment,
     char *err, size_t size);
 int cef_tool_parse_now(const char *s, int64_t *now);
+/*
+ * yaml_parser_load() of a file that must hold exactly one document: 0, or
+ * -1 with "LINE:COL: message" in err (and nothing to delete).
+ */
+int cef_tool_yaml_load(yaml_parser_t *parser, yaml_document_t *doc,
+    char *err, size_t size);
 
 /* cases.c */
 int cef_tool_test(int argc, char **argv);

@@ -5,6 +5,7 @@
  * chosen per slot, for one set of inputs.
  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,18 +77,18 @@ cef_explain_case(cef_persona_t *p, const char *file, const char *name,
     char               err[512];
     int                rc = -1, found = 0;
 
-    fp = fopen(file, "rb");
+    fp = cef_tool_fopen(file);
     if (fp == NULL) {
-        fprintf(stderr, "cef-rules: %s: cannot open\n", file);
+        fprintf(stderr, "cef-rules: %s: cannot open: %s\n", file,
+                errno == EINVAL ? "not a regular file" : strerror(errno));
         return -1;
     }
 
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, fp);
 
-    if (!yaml_parser_load(&parser, &doc)) {
-        fprintf(stderr, "%s:%zu:%zu: invalid YAML\n", file,
-                parser.problem_mark.line + 1, parser.problem_mark.column + 1);
+    if (cef_tool_yaml_load(&parser, &doc, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s:%s\n", file, err);
         goto done;
     }
 
@@ -267,12 +268,21 @@ static int
 cef_explain_attrs(cef_persona_t *p, const char *arg)
 {
     json_t        *j;
+    FILE          *fp;
     json_error_t   jerr;
     char           err[512];
     int            rc;
 
     if (arg[0] == '@') {
-        j = json_load_file(arg + 1, 0, &jerr);
+        fp = cef_tool_fopen(arg + 1);
+        if (fp == NULL) {
+            fprintf(stderr, "cef-rules: --attrs: %s: cannot open: %s\n",
+                    arg + 1, errno == EINVAL ? "not a regular file"
+                                             : strerror(errno));
+            return -1;
+        }
+        j = json_loadf(fp, 0, &jerr);
+        fclose(fp);
     } else {
         j = json_loads(arg, 0, &jerr);
     }

@@ -427,3 +427,46 @@ cef_tool_persona_assign(cef_persona_t *p, const char *assignment, char *err,
 
     return rc;
 }
+
+
+int
+cef_tool_yaml_load(yaml_parser_t *parser, yaml_document_t *doc, char *err,
+    size_t size)
+{
+    yaml_document_t   next;
+    yaml_node_t      *root;
+
+    if (!yaml_parser_load(parser, doc)) {
+        snprintf(err, size, "%zu:%zu: invalid YAML: %s",
+                 parser->problem_mark.line + 1,
+                 parser->problem_mark.column + 1,
+                 parser->problem ? parser->problem : "syntax error");
+        return -1;
+    }
+
+    /* a second document would be ignored, and its cases never run */
+
+    if (!yaml_parser_load(parser, &next)) {
+        snprintf(err, size, "%zu:%zu: invalid YAML: %s",
+                 parser->problem_mark.line + 1,
+                 parser->problem_mark.column + 1,
+                 parser->problem ? parser->problem : "syntax error");
+        yaml_document_delete(doc);
+        return -1;
+    }
+
+    root = yaml_document_get_root_node(&next);
+
+    if (root != NULL) {
+        snprintf(err, size, "%zu:%zu: a cases file holds one YAML document; "
+                 "a second one starts here", next.start_mark.line + 1,
+                 next.start_mark.column + 1);
+        yaml_document_delete(&next);
+        yaml_document_delete(doc);
+        return -1;
+    }
+
+    yaml_document_delete(&next);
+
+    return 0;
+}

@@ -3,7 +3,7 @@
  *
  * cef-rules: check, test and explain rule files (docs/cef-rules.md).
  *
- *   cef-rules check FILE...
+ *   cef-rules check [--nginx-conf FILE] [--vars NAME,...] FILE...
  *   cef-rules test FILE CASES.yaml
  *   cef-rules explain FILE (--attrs JSON | --case CASES.yaml NAME |
  *                           --store DIR --secret FILE --key TYPE:VALUE)
@@ -19,8 +19,13 @@
  * that differs), 2 usage (or a record that cannot be replayed).
  */
 
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cef_rules_tool.h"
 #include "cef_version.h"
@@ -30,7 +35,8 @@ void
 cef_tool_usage(void)
 {
     fprintf(stderr,
-        "usage: cef-rules check FILE...\n"
+        "usage: cef-rules check [--nginx-conf FILE] [--vars NAME,...] "
+        "FILE...\n"
         "       cef-rules test FILE CASES.yaml\n"
         "       cef-rules explain FILE INPUT [--set PATH=VALUE]... "
         "[--now TIME] [--utc-offset SECONDS]\n"
@@ -50,6 +56,40 @@ int cef_tool_replay(int argc, char **argv);
 
 
 static cef_plugins_t  *cef_tool_plugins;
+
+
+/*
+ * fopen(path, "rb") for a regular file only: a FIFO would block the open
+ * until some writer came along.  NULL with errno set (EINVAL: not a
+ * regular file).
+ */
+FILE *
+cef_tool_fopen(const char *path)
+{
+    struct stat  sb;
+    FILE        *fp;
+    int          fd;
+
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        return NULL;
+    }
+
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)
+        || fcntl(fd, F_SETFL, 0) != 0)
+    {
+        close(fd);
+        errno = EINVAL;
+        return NULL;
+    }
+
+    fp = fdopen(fd, "rb");
+    if (fp == NULL) {
+        close(fd);
+    }
+
+    return fp;
+}
 
 
 /* Load a rule file, printing its problems; NULL if it has any. */
@@ -73,26 +113,137 @@ cef_tool_load(const char *path)
 }
 
 
+/*
+ * var.NAMEs of a compiled rule set nginx -t would reject: reported as
+ * problems when vs holds what the configuration defines (1 if any), and
+ * otherwise those check cannot verify as warnings on standard error.
+ */
+static int
+cef_tool_check_vars(const char *path, const cef_rules_t *rs,
+    cef_tool_vars_t *vs, int verify)
+{
+    const cef_expr_symtab_t  *st = cef_rules_symtab(rs);
+    const cef_ref_t          *ref;
+    uint32_t                  i, line, col;
+    size_t                    k;
+    int                       bad = 0;
+    char                      name[256], where[64];
+
+    for (i = 0; i < cef_expr_symtab_count(st); i++) {
+        ref = cef_expr_symtab_ref(st, i);
+
+        if (ref->kind != CEF_REF_VAR) {
+            continue;
+        }
+
+        /* nginx variable names are case-insensitive */
+        for (k = 0; k < ref->name.len && k + 1 < sizeof(name); k++) {
+            name[k] = (char) tolower((unsigned char) ref->name.data[k]);
+        }
+        name[k] = '\0';
+
+        if (cef_tool_vars_known(vs, name)) {
+            continue;
+        }
+
+        where[0] = '\0';
+        if (cef_rules_ref_position(rs, ref->id, &line, &col)) {
+            snprintf(where, sizeof(where), ":%u:%u", line, col);
+        }
+
+        if (verify) {
+            printf("%s%s: unknown nginx variable \"%s\"\n", path, where,
+                   name);
+            bad = 1;
+
+        } else {
+            fprintf(stderr, "%s%s: warning: var.%s not verified: nginx -t "
+                    "rejects it unless the configuration defines $%s "
+                    "(check it with --nginx-conf FILE or --vars NAME,...)\n",
+                    path, where, name, name);
+        }
+    }
+
+    return bad;
+}
+
+
 static int
 cef_tool_check(int argc, char **argv)
 {
-    int           i, rc = CEF_EXIT_OK;
-    cef_rules_t  *rs;
+    int               i, nfiles = 0, verify = 0, rc = CEF_EXIT_OK;
+    char              err[512];
+    cef_rules_t      *rs;
+    cef_tool_vars_t  *vs;
 
-    if (argc < 1) {
-        cef_tool_usage();
-        return CEF_EXIT_USAGE;
+    vs = cef_tool_vars_create();
+    if (vs == NULL) {
+        fprintf(stderr, "cef-rules: out of memory\n");
+        return CEF_EXIT_PROBLEM;
     }
 
+    /* options first: the files are checked against all of them */
+
     for (i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--nginx-conf") == 0
+            || strcmp(argv[i], "--vars") == 0)
+        {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "cef-rules: %s needs an argument\n", argv[i]);
+                rc = CEF_EXIT_USAGE;
+                goto done;
+            }
+
+            if (argv[i][2] == 'v') {
+                if (cef_tool_vars_add_list(vs, argv[i + 1]) != 0) {
+                    fprintf(stderr, "cef-rules: out of memory\n");
+                    rc = CEF_EXIT_PROBLEM;
+                    goto done;
+                }
+
+            } else if (cef_tool_vars_read_conf(vs, argv[i + 1], err,
+                                               sizeof(err))
+                       != 0)
+            {
+                fprintf(stderr, "cef-rules: --nginx-conf: %s\n", err);
+                rc = CEF_EXIT_USAGE;
+                goto done;
+            }
+
+            verify = 1;
+            i++;
+            continue;
+        }
+
+        if (strncmp(argv[i], "--", 2) == 0) {
+            fprintf(stderr, "cef-rules: unknown option '%s'\n", argv[i]);
+            cef_tool_usage();
+            rc = CEF_EXIT_USAGE;
+            goto done;
+        }
+
+        argv[nfiles++] = argv[i];
+    }
+
+    if (nfiles == 0) {
+        cef_tool_usage();
+        rc = CEF_EXIT_USAGE;
+        goto done;
+    }
+
+    for (i = 0; i < nfiles; i++) {
         rs = cef_tool_load(argv[i]);
 
-        if (rs == NULL) {
+        if (rs == NULL || cef_tool_check_vars(argv[i], rs, vs, verify)) {
             rc = CEF_EXIT_PROBLEM;
         }
 
         cef_rules_free(rs);
     }
+
+done:
+
+    cef_tool_vars_free(vs);
 
     return rc;
 }
