@@ -354,6 +354,13 @@ ngx_http_cef_statuses(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
+        if (n == NGX_HTTP_PARTIAL_CONTENT) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "status 206 cannot be personalised: a partial "
+                               "response holds only part of a page");
+            return NGX_CONF_ERROR;
+        }
+
         status = ngx_array_push(clcf->statuses);
         if (status == NULL) {
             return NGX_CONF_ERROR;

@@ -69,3 +69,18 @@ def test_reload_keeps_serving(nginx):
     assert request(inst, "/")[0] == 200
     inst.reload(snippet % "off")
     assert request(inst, "/")[0] == 200
+
+
+def test_statuses_refuse_a_partial_response(nginx):
+    """206 is part of a page: personalising it would rewrite a fragment
+    and label the result as the page's bytes A-B."""
+    rc, out = nginx.check("""
+        server {
+            listen 127.0.0.1:@PORT@;
+            cef on;
+            cef_statuses 200 206;
+        }
+    """)
+    assert rc != 0
+    assert re.search(r'status 206 cannot be personalised: a partial '
+                     r'response.*nginx\.conf:\d+', out), out
