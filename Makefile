@@ -31,14 +31,16 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || \
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes
 CFLAGS    ?= -O2 -g
-CEF_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -Ilib $(PKG_CFLAGS)
+LIB_DIRS   := $(patsubst %/,%,$(sort $(wildcard lib/*/)))
+LIB_INCS   := $(addprefix -I,$(LIB_DIRS))
+CEF_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC $(LIB_INCS) $(PKG_CFLAGS)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
              -fno-sanitize-recover=all
-ASAN_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g $(SAN_FLAGS) -Ilib \
+ASAN_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g $(SAN_FLAGS) $(LIB_INCS) \
               $(PKG_CFLAGS)
 
-LIB_SRCS    := $(sort $(wildcard lib/*.c))
-LIB_HDRS    := $(wildcard lib/*.h)
+LIB_SRCS    := $(sort $(wildcard lib/*/*.c))
+LIB_HDRS    := $(wildcard lib/*/*.h)
 PLUGIN_SRCS := $(sort $(wildcard rules/plugins/*.c))
 LIB_OBJS    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(PLUGIN_SRCS))
 ASAN_OBJS   := $(patsubst %.c,$(BUILD)/asan/%.o,$(LIB_SRCS) $(PLUGIN_SRCS))
@@ -57,7 +59,7 @@ DEB_PKGS := nginx-light nginx-dev liblmdb-dev lmdb-utils libmsgpack-dev \
             libyaml-dev libssl-dev libjansson-dev libpcre2-dev libcmocka-dev \
             pkg-config python3-pytest python3-msgpack wrk clang gcc make
 
-.PHONY: all deps lib module tools unit integration test demo clean
+.PHONY: all deps lib module tools unit integration check-layers test demo clean
 
 all: lib module tools
 
@@ -163,6 +165,11 @@ unit: $(UNIT_BINS)
 
 integration: all
 	$(PYTEST) -q -p no:cacheprovider tests/integration
+
+# lib/'s folders keep their layers, the glue has no include or call cycle,
+# the module exports only nginx's entry points (docs/architecture.md)
+check-layers: module
+	$(PYTHON) tests/tools/check_layers.py
 
 test: deps
 	$(MAKE) all

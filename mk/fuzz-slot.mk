@@ -21,16 +21,16 @@ FUZZ_SLOT_DICT    := $(BUILD)/fuzz/slot_scanner.dict
 # checks, which cost more than the scanner) only for ASan and UBSan, so
 # that the fuzzer's feedback and time go to the scanner.
 FUZZ_SLOT_CFLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g \
-                     -fno-omit-frame-pointer -fno-sanitize-recover=all -Ilib
+                     -fno-omit-frame-pointer -fno-sanitize-recover=all $(LIB_INCS)
 
-$(BUILD)/fuzz/slot/scanner.o: lib/cef_slot_scanner.c lib/cef_slot_scanner.h \
-                              lib/cef_value.h
+$(BUILD)/fuzz/slot/scanner.o: lib/html/cef_slot_scanner.c lib/html/cef_slot_scanner.h \
+                              lib/core/cef_value.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_SLOT_CFLAGS) \
 	    -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
 
 $(BUILD)/fuzz/slot/harness.o: tests/fuzz/fuzz_slot_scanner.c \
-                              lib/cef_slot_scanner.h lib/cef_value.h
+                              lib/html/cef_slot_scanner.h lib/core/cef_value.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_SLOT_CFLAGS) -fsanitize=address,undefined -c $< -o $@
 

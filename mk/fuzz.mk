@@ -51,7 +51,7 @@ DEB_PKGS += clang libclang-rt-14-dev
 FUZZ_JOBS          ?= 1
 
 FUZZ_FLAGS  := -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fno-omit-frame-pointer \
-               -fno-sanitize-recover=all -Ilib $(PKG_CFLAGS)
+               -fno-sanitize-recover=all $(LIB_INCS) $(PKG_CFLAGS)
 FUZZ_SRCS   := $(filter-out tests/fuzz/fuzz_slot_scanner.c, \
                  $(sort $(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))

@@ -2,14 +2,14 @@
 #
 #   make                   also builds build/plugins/margin_rank.so
 #                          (rules/examples/margin_rank.c) against
-#                          lib/cef_plugin.h alone
+#                          lib/plugin/cef_plugin.h alone
 #   make bench-plugins     a decision with 100 rules, 3 slots, an
 #                          experiment and frequency caps: median time and
 #                          callgrind instructions per decision.  Prints
 #                          figures, asserts nothing.
 
 PLUGIN_SO_FLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -shared \
-                  -Ilib
+                  $(LIB_INCS)
 
 EXAMPLE_PLUGINS := $(patsubst rules/examples/%.c,$(BUILD)/plugins/%.so,\
                      $(wildcard rules/examples/*.c))
@@ -23,11 +23,11 @@ BENCH_PLUGINS := $(BUILD)/bench/bench_plugins
 all: plugins
 plugins: $(EXAMPLE_PLUGINS) $(FIXTURE_PLUGINS)
 
-$(BUILD)/plugins/%.so: rules/examples/%.c lib/cef_plugin.h lib/cef_value.h
+$(BUILD)/plugins/%.so: rules/examples/%.c lib/plugin/cef_plugin.h lib/core/cef_value.h
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_SO_FLAGS) $< -o $@
 
-$(BUILD)/plugins/test/%.so: tests/rules/plugins/%.c lib/cef_plugin.h
+$(BUILD)/plugins/test/%.so: tests/rules/plugins/%.c lib/plugin/cef_plugin.h
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_SO_FLAGS) $< -o $@
 

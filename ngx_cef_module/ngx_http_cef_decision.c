@@ -12,7 +12,7 @@
 
 #include "ngx_http_cef_module.h"
 
-#include "cef_rules_profile.h"
+#include "cef_rules_visitor.h"
 
 
 static void *ngx_http_cef_decide_read(void *data);

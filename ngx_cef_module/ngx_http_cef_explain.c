@@ -20,7 +20,7 @@
 #include <jansson.h>
 
 #include "cef_plugin.h"
-#include "cef_rules_profile.h"
+#include "cef_rules_visitor.h"
 #include "cef_visitor.h"
 
 

@@ -17,7 +17,7 @@
 #include "cef_slot_scanner.h"
 #include "cef_profile.h"
 #include "cef_store.h"
-#include "cef_decision_record.h"
+#include "cef_record.h"
 
 
 #define NGX_HTTP_CEF_CACHE_PRIVATE   0

@@ -3,7 +3,7 @@
  *
  * cef_plugin NAME PATH;  (http)
  *
- * Loads an external rule plugin (lib/cef_plugin.h) from a shared object at
+ * Loads an external rule plugin (lib/plugin/cef_plugin.h) from a shared object at
  * configuration time: dlopen(), one entry symbol (cef_plugin_entry), an
  * ABI version check and a name check.  Any failure fails the
  * configuration (nginx -t).  The plugins join the built-in ones in this
@@ -16,7 +16,7 @@
 
 #include "ngx_http_cef_module.h"
 
-#include "cef_plugin_host.h"
+#include "cef_plugins.h"
 
 
 static void ngx_http_cef_plugins_cleanup(void *data);

@@ -1,7 +1,7 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * The decision record, $cef_decision (lib/cef_decision_record.h,
+ * The decision record, $cef_decision (lib/decision/cef_record.h,
  * docs/observability.md): the decision of a request with everything a
  * replay needs that the store does not hold — the request inputs the rule
  * set reads, the time, the visitor id experiments bucketed by, the plugins'

@@ -8,7 +8,7 @@
  * rule set against a request: request.* fields, var.* (nginx variables
  * whose indexes are resolved at configuration time) and time.*; profile.*
  * and visitor.* come from the caller, typically cef_rules_visitor_lookup()
- * (lib/cef_rules_profile.h) over the visitor's stored profile:
+ * (lib/rules/cef_rules_visitor.h) over the visitor's stored profile:
  *
  *     cef_rules_visitor_t   vis;
  *     cef_rules_choice_t   *choices;

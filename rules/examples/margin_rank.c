@@ -6,7 +6,7 @@
  *
  *     cef_plugin margin_rank /path/to/margin_rank.so;
  *
- * It shows every part of the ABI (lib/cef_plugin.h, the only header it
+ * It shows every part of the ABI (lib/plugin/cef_plugin.h, the only header it
  * includes; it links against nothing of the module):
  *
  *   - a strategy, margin_rank: among the matching offers, the one with the

@@ -48,7 +48,7 @@
 
 #include "cef_identity.h"
 #include "cef_rules.h"
-#include "cef_rules_profile.h"
+#include "cef_rules_visitor.h"
 #include "cef_sign.h"
 #include "cef_slot_scanner.h"
 #include "cef_store.h"

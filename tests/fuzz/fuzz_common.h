@@ -11,7 +11,7 @@
 
 #include <stdlib.h>
 
-#include "cef_rules_persona.h"
+#include "cef_persona.h"
 
 
 #define CHECK(c)  do { if (!(c)) abort(); } while (0)

@@ -2,7 +2,7 @@
  * Copyright (C) ngx_cef_module developers
  *
  * libFuzzer target: the stored-profile decoder (cef_profile.h,
- * cef_value.h, cef_rules_profile.h) on arbitrary bytes, as a reader of a
+ * cef_value.h, cef_rules_visitor.h) on arbitrary bytes, as a reader of a
  * damaged or hostile store would see them.
  *
  * Byte 0 picks how many names and interned strings the dictionary holds
@@ -24,7 +24,7 @@
 
 #include "cef_expr.h"
 #include "cef_profile.h"
-#include "cef_rules_profile.h"
+#include "cef_rules_visitor.h"
 #include "fuzz_common.h"
 
 

@@ -1,7 +1,7 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * libFuzzer target: the replayable decision record (cef_decision_record.h)
+ * libFuzzer target: the replayable decision record (cef_record.h)
  * as `cef-rules replay` reads it from impression log lines.
  *
  * Byte 0, bit 0 picks cef_record_parse() (0) or
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cef_decision_record.h"
+#include "cef_record.h"
 #include "fuzz_common.h"
 
 

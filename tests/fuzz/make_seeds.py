@@ -180,7 +180,7 @@ def sig(secret, label, *fields):
 
 
 # byte 0: signer (mode % 3) and key type ((mode >> 2) % 4), fuzz_identity.c
-# (0x06: the first secret and "email"); the formats: lib/cef_sign.h
+# (0x06: the first secret and "email"); the formats: lib/identity/cef_sign.h
 put("identity", "signed-key", b"\x00" +
     ("1001." + sig(b"first-secret", b"cef-signed-key-v2", b"customer",
                    b"1001")).encode())

@@ -23,7 +23,7 @@
 #include <valgrind/callgrind.h>
 
 #include "cef_decision.h"
-#include "cef_rules_persona.h"
+#include "cef_persona.h"
 
 
 #define NOW       1795438800

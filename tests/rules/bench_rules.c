@@ -23,8 +23,8 @@
 #include <valgrind/callgrind.h>
 
 #include "cef_rules.h"
-#include "cef_rules_persona.h"
-#include "cef_rules_profile.h"
+#include "cef_persona.h"
+#include "cef_rules_visitor.h"
 
 
 #define NOW  1795438800

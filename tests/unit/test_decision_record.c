@@ -18,7 +18,7 @@
 
 #include <jansson.h>
 
-#include "cef_decision_record.h"
+#include "cef_record.h"
 #include "cef_store_encode.h"
 
 

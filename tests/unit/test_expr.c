@@ -19,7 +19,7 @@
 
 #include "cef_expr.h"
 #include "cef_expr_int.h"
-#include "cef_rules_persona.h"
+#include "cef_persona.h"
 
 
 #define NOW  1795438800          /* 2026-11-23T13:00:00Z, a Monday */

@@ -17,8 +17,8 @@
 #include <cmocka.h>
 
 #include "cef_decision.h"
-#include "cef_plugin_host.h"
-#include "cef_rules_persona.h"
+#include "cef_plugins.h"
+#include "cef_persona.h"
 
 
 #define SO(name)  "build/plugins/" name ".so"

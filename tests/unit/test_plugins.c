@@ -17,8 +17,8 @@
 
 #include "cef_bucket.h"
 #include "cef_decision.h"
-#include "cef_plugin_host.h"
-#include "cef_rules_persona.h"
+#include "cef_plugins.h"
+#include "cef_persona.h"
 
 
 #define NOW  1795438800          /* 2026-11-23T13:00:00Z, a Monday */

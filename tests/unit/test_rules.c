@@ -18,7 +18,7 @@
 
 #include "cef_decision.h"
 #include "cef_rules.h"
-#include "cef_rules_persona.h"
+#include "cef_persona.h"
 
 
 #define NOW  1795438800          /* 2026-11-23T13:00:00Z */

@@ -18,7 +18,7 @@
 #include <msgpack.h>
 
 #include "cef_rules.h"
-#include "cef_rules_profile.h"
+#include "cef_rules_visitor.h"
 
 
 #define NNAMES  300

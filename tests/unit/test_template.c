@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "cef_template.h"
-#include "cef_rules_persona.h"
+#include "cef_persona.h"
 
 
 static void

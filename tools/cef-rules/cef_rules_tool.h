@@ -14,9 +14,9 @@
 #include <yaml.h>
 
 #include "cef_decision.h"
-#include "cef_plugin_host.h"
+#include "cef_plugins.h"
 #include "cef_rules.h"
-#include "cef_rules_persona.h"
+#include "cef_persona.h"
 
 
 #define CEF_EXIT_OK       0

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cef_rules_profile.h"
+#include "cef_rules_visitor.h"
 #include "cef_rules_tool.h"
 #include "cef_store.h"
 

@@ -2,7 +2,7 @@
  * Copyright (C) ngx_cef_module developers
  *
  * cef-rules replay: decide again from a decision record ($cef_decision,
- * lib/cef_decision_record.h) with today's rule file and store, and say
+ * lib/decision/cef_record.h) with today's rule file and store, and say
  * whether the result is the same and, where it is not, why.
  *
  *   cef-rules replay --rules FILE [--store DIR --secret FILE]
@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cef_decision_record.h"
-#include "cef_rules_profile.h"
+#include "cef_record.h"
+#include "cef_rules_visitor.h"
 #include "cef_rules_tool.h"
 #include "cef_store.h"
 

@@ -8,7 +8,7 @@
 #define CEF_RULES_INT_H
 
 #include "cef_rules.h"
-#include "cef_plugin_host.h"
+#include "cef_plugins.h"
 
 
 /* A plugin bound to a rule set: per slot (strategy) or per rule set. */

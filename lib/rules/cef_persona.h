@@ -1,7 +1,7 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_rules_persona: an in-memory set of inputs (profile attributes,
+ * cef_persona: an in-memory set of inputs (profile attributes,
  * request fields, nginx variables, visitor fields) for evaluating rules
  * without a profile store or a request: `cef-rules test` personas,
  * `cef-rules explain --attrs`, unit tests.  Not for the request path: a

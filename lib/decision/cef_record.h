@@ -1,7 +1,7 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_decision_record: the replayable record of one decision
+ * cef_record: the replayable record of one decision
  * ($cef_decision, docs/observability.md), written and read.  Plain C11, no
  * nginx types.
  *

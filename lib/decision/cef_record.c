@@ -1,7 +1,7 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_decision_record: the replayable decision record, written without
+ * cef_record: the replayable decision record, written without
  * allocating (it is made on the request path) and read with jansson.
  */
 
@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "cef_decision_record.h"
+#include "cef_record.h"
 #include "cef_text.h"
 
 

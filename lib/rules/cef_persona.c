@@ -1,7 +1,7 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_rules_persona: inputs for rule evaluation outside nginx.
+ * cef_persona: inputs for rule evaluation outside nginx.
  */
 
 #include <math.h>
@@ -10,7 +10,7 @@
 
 #include <msgpack.h>
 
-#include "cef_rules_persona.h"
+#include "cef_persona.h"
 
 
 typedef struct {

@@ -27,7 +27,7 @@
 
 
 typedef struct cef_rules_s  cef_rules_t;
-typedef struct cef_plugins_s  cef_plugins_t;    /* cef_plugin_host.h */
+typedef struct cef_plugins_s  cef_plugins_t;    /* cef_plugins.h */
 
 
 typedef struct {
@@ -114,7 +114,7 @@ int cef_rules_load_buffer(const char *name, const char *buf, size_t len,
 
 /*
  * As cef_rules_load_file(), compiling `slots:` and `plugins:` sections and
- * plugin offer keys against a plugin set (cef_plugin_host.h); NULL means
+ * plugin offer keys against a plugin set (cef_plugins.h); NULL means
  * the built-in plugins.  The set must outlive the rule set.  Problems
  * also reported: unknown slots, strategies or plugins (with the nearest
  * name), and every configuration a plugin rejects, at its position.

@@ -1,7 +1,7 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_rules_profile: rule inputs from a stored profile (cef_profile.h) and
+ * cef_rules_visitor: rule inputs from a stored profile (cef_profile.h) and
  * what is known of the visitor: the lookup for profile.* and visitor.*
  * paths.  Reads the profile in place, copies nothing, allocates nothing.
  *

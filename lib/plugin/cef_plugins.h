@@ -1,7 +1,7 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_plugin_host: the engine's side of the plugin ABI (lib/cef_plugin.h):
+ * cef_plugins: the engine's side of the plugin ABI (cef_plugin.h):
  * a set of plugins that rule files are compiled against — the built-in
  * ones (rules/plugins/) plus external shared objects.  Plugins never
  * include this header.

@@ -1,13 +1,13 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_rules_profile: profile.* and visitor.* from a stored profile.
+ * cef_rules_visitor: profile.* and visitor.* from a stored profile.
  */
 
 #include <stdint.h>
 #include <string.h>
 
-#include "cef_rules_profile.h"
+#include "cef_rules_visitor.h"
 
 
 /*

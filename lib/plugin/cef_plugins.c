@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cef_plugin_host.h"
+#include "cef_plugins.h"
 
 
 extern const cef_plugin_t  cef_plugin_priority;

@@ -2,7 +2,7 @@
  * Copyright (C) ngx_cef_module developers
  *
  * cef_decision: one decision for one request over a compiled rule set, with
- * its rule plugins (lib/cef_plugin.h): per slot the offer shown (or none),
+ * its rule plugins (lib/plugin/cef_plugin.h): per slot the offer shown (or none),
  * the rule and the strategy plugin that decided, the experiment variant and
  * bucket, and for holdout (control) visitors the offer they would have
  * seen; per decision the rule set's content hash.  Everything needed to
