@@ -9,6 +9,7 @@
 
 #include "ngx_http_cef_module.h"
 
+#include "cef_cookie.h"
 #include "cef_expr.h"
 #include "cef_visitor.h"
 

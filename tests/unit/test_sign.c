@@ -22,6 +22,7 @@
 #include "cef_identity.h"
 #include "cef_sign.h"
 #include "cef_visitor.h"
+#include "cef_cookie.h"
 
 
 #define S(lit)  cef_span_lit(lit)
