@@ -12,6 +12,11 @@
  * an experiment or a rule never moves anyone in another experiment).  Not
  * keyed: visitor ids are random, unguessable 128-bit values already.
  * About 20 ns for a 22-character id.  Plain C11, no nginx types.
+ *
+ * Folder lib/core: the vocabulary every other folder speaks (values and
+ * spans, base64url, experiment bucketing, text checks, the version).  It
+ * includes nothing of ours; every folder, the glue and the tools may
+ * include it.
  */
 
 #ifndef CEF_BUCKET_H

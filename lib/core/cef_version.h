@@ -1,5 +1,10 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ *
+ * Folder lib/core: the vocabulary every other folder speaks (values and
+ * spans, base64url, experiment bucketing, text checks, the version).  It
+ * includes nothing of ours; every folder, the glue and the tools may
+ * include it.
  */
 
 #ifndef CEF_VERSION_H

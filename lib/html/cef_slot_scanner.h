@@ -52,6 +52,9 @@
  * the end of a buffer.  Inside a slot, the open marker, the default so far
  * and a partial close marker are held: at most
  * CEF_SLOT_HELD_MAX(max_default) bytes.
+ *
+ * Folder lib/html: the slot scanner of the body filter.  It includes only
+ * lib/core; the glue (and tests) include it, no other folder does.
  */
 
 #ifndef CEF_SLOT_SCANNER_H

@@ -13,6 +13,11 @@
  * The HMAC inner and outer pad states are computed once per secret, in
  * cef_identity_create(); each hash copies them (EVP_MD_CTX_copy_ex), feeds
  * the message and finishes: about 0.3 us with OpenSSL 3.0.
+ *
+ * Folder lib/identity: who a visitor is (the store's keyed hash of an
+ * identity, signed values, visitor ids, cookies).  It includes only
+ * lib/core; lib/store, lib/decision, lib/writer, the glue and the tools
+ * include it.
  */
 
 #ifndef CEF_IDENTITY_H
