@@ -599,29 +599,6 @@ ngx_http_cef_explain_lookup(void *data, const cef_ref_t *ref,
 }
 
 
-typedef struct {
-    const cef_rules_t  *rs;
-    uint32_t            i;
-} ngx_http_cef_explain_order_t;
-
-
-static int
-ngx_http_cef_explain_cmp(const void *pa, const void *pb)
-{
-    const ngx_http_cef_explain_order_t  *a = pa, *b = pb;
-    const cef_rule_t                    *ra, *rb;
-
-    ra = cef_rules_rule(a->rs, a->i);
-    rb = cef_rules_rule(b->rs, b->i);
-
-    if (ra->priority != rb->priority) {
-        return ra->priority > rb->priority ? -1 : 1;
-    }
-
-    return a->i < b->i ? -1 : a->i > b->i;
-}
-
-
 static json_t *
 ngx_http_cef_explain_profile(ngx_http_cef_explain_t *ex)
 {
@@ -661,37 +638,27 @@ static json_t *
 ngx_http_cef_explain_rules(ngx_http_cef_explain_t *ex, const cef_rules_t *rs,
     const cef_expr_ctx_t *ctx)
 {
-    int                            m;
-    json_t                        *rules, *rule, *offers, *jo;
-    uint32_t                       i, j, n;
-    const char                    *result;
-    const cef_rule_t              *ru;
-    const cef_offer_t             *o;
-    cef_rules_choice_t            *choices;
-    ngx_http_cef_explain_order_t  *order;
-    char                           why[2048];
+    int                  m;
+    json_t              *rules, *rule, *offers, *jo;
+    uint32_t             i, j, n;
+    const char          *result;
+    const uint32_t      *order;
+    const cef_rule_t    *ru;
+    const cef_offer_t   *o;
+    cef_rules_choice_t  *choices;
+    char                 why[2048];
 
     n = cef_rules_nrules(rs);
+    order = cef_rules_order(rs);
     choices = ex->dec->choices;
 
-    order = ngx_palloc(ex->r->pool,
-                       (n + 1) * sizeof(ngx_http_cef_explain_order_t));
     rules = json_array();
-    if (order == NULL || rules == NULL) {
-        json_decref(rules);
+    if (rules == NULL) {
         return NULL;
     }
 
     for (i = 0; i < n; i++) {
-        order[i].rs = rs;
-        order[i].i = i;
-    }
-
-    ngx_qsort(order, n, sizeof(ngx_http_cef_explain_order_t),
-              ngx_http_cef_explain_cmp);
-
-    for (i = 0; i < n; i++) {
-        ru = cef_rules_rule(rs, order[i].i);
+        ru = cef_rules_rule(rs, order[i]);
 
         if (ru->when) {
             m = cef_expr_explain(ru->when, ex->ev, why, sizeof(why));
@@ -727,7 +694,7 @@ ngx_http_cef_explain_rules(ngx_http_cef_explain_t *ex, const cef_rules_t *rs,
             } else if (ex->dec->blocked[ru->offers[j]]) {
                 result = "blocked by a plugin (frequency cap or hours)";
 
-            } else if (choices[o->slot_id].rule == order[i].i
+            } else if (choices[o->slot_id].rule == order[i]
                        && choices[o->slot_id].offer == ru->offers[j])
             {
                 result = "chosen";

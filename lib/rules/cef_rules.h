@@ -148,6 +148,14 @@ const cef_offer_t *cef_rules_offer(const cef_rules_t *rs, uint32_t i);
 uint32_t cef_rules_nrules(const cef_rules_t *rs);
 const cef_rule_t *cef_rules_rule(const cef_rules_t *rs, uint32_t i);
 
+/*
+ * Rule indexes (cef_rules_nrules() of them) in the order decisions try
+ * them: highest priority first, ties in file order.  Decided once, when
+ * the file is loaded (the only priority comparator); explain and replay
+ * walk this order rather than sorting again.
+ */
+const uint32_t *cef_rules_order(const cef_rules_t *rs);
+
 /* Slots in order of first appearance among the offers. */
 uint32_t cef_rules_nslots(const cef_rules_t *rs);
 const char *cef_rules_slot_name(const cef_rules_t *rs, uint32_t i);
