@@ -691,7 +691,7 @@ ngx_http_cef_explain_rules(ngx_http_cef_explain_t *ex, const cef_rules_t *rs,
             } else if (!cef_rules_offer_active(o, ctx->now)) {
                 result = "not scheduled now";
 
-            } else if (ex->dec->blocked[ru->offers[j]]) {
+            } else if (cef_decision_blocked(ex->dec, ru->offers[j])) {
                 result = "blocked by a plugin (frequency cap or hours)";
 
             } else if (choices[o->slot_id].rule == order[i]
@@ -737,15 +737,14 @@ ngx_http_cef_explain_slots(ngx_http_cef_explain_t *ex, const cef_rules_t *rs)
 
     for (s = 0; s < n; s++) {
         ds = &ex->dec->slots[s];
-        cand = (const cef_plugin_cand_t *) ex->dec->cands
-               + (size_t) s * CEF_DECISION_MAX_CANDIDATES;
+        cand = cef_decision_candidates(ex->dec, s);
 
         cands = json_array();
         if (cands == NULL) {
             goto failed;
         }
 
-        for (k = 0; k < ex->dec->ncands[s]; k++) {
+        for (k = 0; k < ds->candidates; k++) {
             c = json_pack("{s:s,s:s,s:I}", "offer", cand[k].offer->name,
                           "rule", cef_rules_rule(rs, cand[k].rule)->name,
                           "priority", (json_int_t) cand[k].priority);

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cef_plugin.h"
 #include "cef_rules.h"
 #include "cef_sign.h"
 
@@ -71,11 +72,7 @@ struct cef_decision_s {
     uint32_t               errors;    /* plugin hooks that failed */
     char                   error[160];/* the first failure, for the log */
 
-    /* scratch */
-    uint8_t               *blocked;
-    void                  *cands;
-    uint32_t              *ncands;
-    uint32_t              *shown;
+    /* the decision loop's scratch space is private: cef_decision_int.h */
 };
 
 
@@ -118,6 +115,16 @@ void cef_decision_set_state(cef_decision_t *d, const char *plugin,
 uint32_t cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
     const cef_expr_ctx_t *ctx, const cef_decision_input_t *in,
     cef_decision_t *d);
+
+/*
+ * The candidates slot's strategy saw in the last cef_decision_make() with
+ * d, in decision order (d->slots[slot].candidates of them).
+ */
+const cef_plugin_cand_t *cef_decision_candidates(const cef_decision_t *d,
+    uint32_t slot);
+
+/* 1 if a plugin's begin hook blocked offer in the last decision with d. */
+int cef_decision_blocked(const cef_decision_t *d, uint32_t offer);
 
 /*
  * Verify a plugin state cookie "STATE.SIG" (cef_sign_verify_state(): a

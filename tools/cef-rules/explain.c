@@ -441,7 +441,7 @@ cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
                 }
                 printf(")\n");
 
-            } else if (d->blocked[r->offers[j]]) {
+            } else if (cef_decision_blocked(d, r->offers[j])) {
                 printf("blocked by a plugin (frequency cap or hours)\n");
 
             } else if (choices[o->slot_id].rule == order[i]) {

@@ -176,7 +176,7 @@ cef_replay_why(cef_replay_t *rp, const cef_record_slot_t *was,
                     printf("      rule '%s' still matches but no longer "
                            "shows an offer in this slot\n", rname);
 
-                } else if (rp->d->blocked[rule->offers[j]]) {
+                } else if (cef_decision_blocked(rp->d, rule->offers[j])) {
                     printf("      rule '%s' still matches; its offer %s is "
                            "blocked by a plugin\n", rname,
                            cef_rules_offer(rp->rs, rule->offers[j])->name);
