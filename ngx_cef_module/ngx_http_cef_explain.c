@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "cef_outcome.h"
 #include "cef_plugin.h"
 #include "cef_rules_visitor.h"
 #include "cef_visitor.h"
@@ -635,22 +636,18 @@ ngx_http_cef_explain_profile(ngx_http_cef_explain_t *ex)
 
 
 static json_t *
-ngx_http_cef_explain_rules(ngx_http_cef_explain_t *ex, const cef_rules_t *rs,
-    const cef_expr_ctx_t *ctx)
+ngx_http_cef_explain_rules(ngx_http_cef_explain_t *ex, const cef_rules_t *rs)
 {
-    int                  m;
-    json_t              *rules, *rule, *offers, *jo;
-    uint32_t             i, j, n;
-    const char          *result;
-    const uint32_t      *order;
-    const cef_rule_t    *ru;
-    const cef_offer_t   *o;
-    cef_rules_choice_t  *choices;
-    char                 why[2048];
+    int                 m;
+    json_t             *rules, *rule, *offers, *jo;
+    uint32_t            i, j, n;
+    const uint32_t     *order;
+    const cef_rule_t   *ru;
+    const cef_offer_t  *o;
+    char                why[2048], result[256];
 
     n = cef_rules_nrules(rs);
     order = cef_rules_order(rs);
-    choices = ex->dec->choices;
 
     rules = json_array();
     if (rules == NULL) {
@@ -685,26 +682,10 @@ ngx_http_cef_explain_rules(ngx_http_cef_explain_t *ex, const cef_rules_t *rs,
         for (j = 0; j < ru->noffers; j++) {
             o = cef_rules_offer(rs, ru->offers[j]);
 
-            if (!m) {
-                result = "rule not matched";
-
-            } else if (!cef_rules_offer_active(o, ctx->now)) {
-                result = "not scheduled now";
-
-            } else if (cef_decision_blocked(ex->dec, ru->offers[j])) {
-                result = "blocked by a plugin (frequency cap or hours)";
-
-            } else if (choices[o->slot_id].rule == order[i]
-                       && choices[o->slot_id].offer == ru->offers[j])
-            {
-                result = "chosen";
-
-            } else if (choices[o->slot_id].offer != CEF_RULES_NONE) {
-                result = "slot taken by another rule";
-
-            } else {
-                result = "not chosen";
-            }
+            (void) cef_outcome_format(ex->dec, ru->offers[j],
+                                      cef_outcome_offer(ex->dec, order[i],
+                                                        ru->offers[j], m),
+                                      result, sizeof(result));
 
             jo = json_pack("{s:s,s:s,s:s}", "slot", o->slot, "offer",
                            o->name, "result", result);
@@ -923,7 +904,7 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
         }
     }
 
-    j = ngx_http_cef_explain_rules(ex, rs, &ctx);
+    j = ngx_http_cef_explain_rules(ex, rs);
     if (j == NULL || json_object_set_new(ex->root, "rules", j)) {
         return NGX_ERROR;
     }

@@ -95,13 +95,6 @@ cef_decision_candidates(const cef_decision_t *d, uint32_t slot)
 }
 
 
-int
-cef_decision_blocked(const cef_decision_t *d, uint32_t offer)
-{
-    return cef_decision_cpriv(d)->blocked[offer] != 0;
-}
-
-
 void
 cef_decision_set_state(cef_decision_t *d, const char *plugin, cef_span_t in)
 {

@@ -123,9 +123,6 @@ uint32_t cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
 const cef_plugin_cand_t *cef_decision_candidates(const cef_decision_t *d,
     uint32_t slot);
 
-/* 1 if a plugin's begin hook blocked offer in the last decision with d. */
-int cef_decision_blocked(const cef_decision_t *d, uint32_t offer);
-
 /*
  * Verify a plugin state cookie "STATE.SIG" (cef_sign_verify_state(): a
  * signature of its own purpose, never a signed key's or a link token's).

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cef_outcome.h"
 #include "cef_rules_visitor.h"
 #include "cef_rules_tool.h"
 #include "cef_store.h"
@@ -427,32 +428,11 @@ cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
 
         for (j = 0; j < r->noffers; j++) {
             o = cef_rules_offer(rs, r->offers[j]);
-            printf("        %s -> %s: ", o->slot, o->name);
-
-            if (!cef_rules_offer_active(o, ctx->now)) {
-                printf("not scheduled now (");
-                if (o->starts != INT64_MIN) {
-                    printf("starts ");
-                    cef_print_time(o->starts);
-                }
-                if (o->ends != INT64_MAX) {
-                    printf("%sends ", o->starts != INT64_MIN ? ", " : "");
-                    cef_print_time(o->ends);
-                }
-                printf(")\n");
-
-            } else if (cef_decision_blocked(d, r->offers[j])) {
-                printf("blocked by a plugin (frequency cap or hours)\n");
-
-            } else if (choices[o->slot_id].rule == order[i]) {
-                printf("chosen\n");
-
-            } else if (choices[o->slot_id].offer != CEF_RULES_NONE) {
-                printf("slot already taken by rule '%s'\n",
-                       cef_rules_rule(rs, choices[o->slot_id].rule)->name);
-            } else {
-                printf("not chosen\n");
-            }
+            (void) cef_outcome_format(d, r->offers[j],
+                                      cef_outcome_offer(d, order[i],
+                                                        r->offers[j], m),
+                                      val, sizeof(val));
+            printf("        %s -> %s: %s\n", o->slot, o->name, val);
         }
     }
 
