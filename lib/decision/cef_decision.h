@@ -1,12 +1,22 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_decision: one decision for one request over a compiled rule set, with
- * its rule plugins (lib/plugin/cef_plugin.h): per slot the offer shown (or none),
- * the rule and the strategy plugin that decided, the experiment variant and
- * bucket, and for holdout (control) visitors the offer they would have
- * seen; per decision the rule set's content hash.  Everything needed to
- * log a decision and replay it.  Plain C11, no nginx types.
+ * lib/decision, one request's decision: cef_decision.h (the loop with its
+ * rule plugins, plugin state, the log line), cef_outcome.h (what became of
+ * each offer, for explain and replay), cef_record.h (the replayable
+ * record); cef_decision_int.h holds the decision's scratch space and
+ * nothing outside the folder includes it.  lib/decision may include
+ * lib/core, lib/plugin, lib/expr, lib/rules, lib/identity and lib/store
+ * (and lib/rules' cef_rules_int.h: the loop walks the compiled plan); no
+ * other folder of lib/ may include it, only the glue and the tools.
+ *
+ * cef_decision: one decision for one request over a compiled rule set,
+ * with its rule plugins (lib/plugin/cef_plugin.h): per slot the offer
+ * shown (or none), the rule and the strategy plugin that decided, the
+ * experiment variant and bucket, and for holdout (control) visitors the
+ * offer they would have seen; per decision the rule set's content hash.
+ * Everything needed to log a decision and replay it.  Plain C11, no nginx
+ * types.
  *
  * A cef_decision_t is scratch space for one rule set, reused decision after
  * decision: one per thread (an nginx worker needs one per rule set).  What

@@ -1,11 +1,13 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Part of lib/decision: what the folder may include, and what must not
+ * include it, is said at the top of cef_decision.h.
+ *
  * cef_outcome: what became of one offer of one rule in a decision, decided
  * once and worded once.  The glue's explain (JSON), `cef-rules explain`
  * and `cef-rules replay` all print these words, so they cannot drift.
- * Part of lib/decision (see cef_decision.h for what the folder may
- * include and what must not include it).  Plain C11, no nginx types.
+ * Plain C11, no nginx types.
  */
 
 #ifndef CEF_OUTCOME_H

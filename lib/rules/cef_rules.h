@@ -1,6 +1,14 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * lib/rules, rule files: cef_rules.h (load, compile, the plain priority
+ * decision), cef_rules_visitor.h (profile.* and visitor.* inputs from the
+ * store), cef_persona.h (inputs held in memory, for the tool and tests);
+ * cef_rules_int.h holds the compiled rule set's internals, read by the
+ * loader and by lib/decision's loop only.  lib/rules may include lib/core,
+ * lib/plugin, lib/expr and lib/store; lib/core, lib/plugin, lib/expr,
+ * lib/html, lib/identity and lib/store must not include it.
+ *
  * cef_rules: rule files (YAML offers and rules, docs/rules.md), compiled
  * once into a read-only rule set, and the per-slot decision.  Plain C11,
  * no nginx types.
