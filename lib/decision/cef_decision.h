@@ -128,7 +128,8 @@ uint32_t cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
 
 /*
  * The candidates slot's strategy saw in the last cef_decision_make() with
- * d, in decision order (d->slots[slot].candidates of them).
+ * d (from cef_decision_create(), not a view built by hand), in decision
+ * order: d->slots[slot].candidates of them.
  */
 const cef_plugin_cand_t *cef_decision_candidates(const cef_decision_t *d,
     uint32_t slot);
