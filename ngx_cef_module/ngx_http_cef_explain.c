@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "cef_outcome.h"
 #include "cef_plugin.h"
 #include "cef_rules_visitor.h"
 #include "cef_visitor.h"
@@ -599,29 +600,6 @@ ngx_http_cef_explain_lookup(void *data, const cef_ref_t *ref,
 }
 
 
-typedef struct {
-    const cef_rules_t  *rs;
-    uint32_t            i;
-} ngx_http_cef_explain_order_t;
-
-
-static int
-ngx_http_cef_explain_cmp(const void *pa, const void *pb)
-{
-    const ngx_http_cef_explain_order_t  *a = pa, *b = pb;
-    const cef_rule_t                    *ra, *rb;
-
-    ra = cef_rules_rule(a->rs, a->i);
-    rb = cef_rules_rule(b->rs, b->i);
-
-    if (ra->priority != rb->priority) {
-        return ra->priority > rb->priority ? -1 : 1;
-    }
-
-    return a->i < b->i ? -1 : a->i > b->i;
-}
-
-
 static json_t *
 ngx_http_cef_explain_profile(ngx_http_cef_explain_t *ex)
 {
@@ -658,40 +636,26 @@ ngx_http_cef_explain_profile(ngx_http_cef_explain_t *ex)
 
 
 static json_t *
-ngx_http_cef_explain_rules(ngx_http_cef_explain_t *ex, const cef_rules_t *rs,
-    const cef_expr_ctx_t *ctx)
+ngx_http_cef_explain_rules(ngx_http_cef_explain_t *ex, const cef_rules_t *rs)
 {
-    int                            m;
-    json_t                        *rules, *rule, *offers, *jo;
-    uint32_t                       i, j, n;
-    const char                    *result;
-    const cef_rule_t              *ru;
-    const cef_offer_t             *o;
-    cef_rules_choice_t            *choices;
-    ngx_http_cef_explain_order_t  *order;
-    char                           why[2048];
+    int                 m;
+    json_t             *rules, *rule, *offers, *jo;
+    uint32_t            i, j, n;
+    const uint32_t     *order;
+    const cef_rule_t   *ru;
+    const cef_offer_t  *o;
+    char                why[2048], result[256];
 
     n = cef_rules_nrules(rs);
-    choices = ex->dec->choices;
+    order = cef_rules_order(rs);
 
-    order = ngx_palloc(ex->r->pool,
-                       (n + 1) * sizeof(ngx_http_cef_explain_order_t));
     rules = json_array();
-    if (order == NULL || rules == NULL) {
-        json_decref(rules);
+    if (rules == NULL) {
         return NULL;
     }
 
     for (i = 0; i < n; i++) {
-        order[i].rs = rs;
-        order[i].i = i;
-    }
-
-    ngx_qsort(order, n, sizeof(ngx_http_cef_explain_order_t),
-              ngx_http_cef_explain_cmp);
-
-    for (i = 0; i < n; i++) {
-        ru = cef_rules_rule(rs, order[i].i);
+        ru = cef_rules_rule(rs, order[i]);
 
         if (ru->when) {
             m = cef_expr_explain(ru->when, ex->ev, why, sizeof(why));
@@ -718,26 +682,10 @@ ngx_http_cef_explain_rules(ngx_http_cef_explain_t *ex, const cef_rules_t *rs,
         for (j = 0; j < ru->noffers; j++) {
             o = cef_rules_offer(rs, ru->offers[j]);
 
-            if (!m) {
-                result = "rule not matched";
-
-            } else if (!cef_rules_offer_active(o, ctx->now)) {
-                result = "not scheduled now";
-
-            } else if (ex->dec->blocked[ru->offers[j]]) {
-                result = "blocked by a plugin (frequency cap or hours)";
-
-            } else if (choices[o->slot_id].rule == order[i].i
-                       && choices[o->slot_id].offer == ru->offers[j])
-            {
-                result = "chosen";
-
-            } else if (choices[o->slot_id].offer != CEF_RULES_NONE) {
-                result = "slot taken by another rule";
-
-            } else {
-                result = "not chosen";
-            }
+            (void) cef_outcome_format(ex->dec, ru->offers[j],
+                                      cef_outcome_offer(ex->dec, order[i],
+                                                        ru->offers[j], m),
+                                      result, sizeof(result));
 
             jo = json_pack("{s:s,s:s,s:s}", "slot", o->slot, "offer",
                            o->name, "result", result);
@@ -770,15 +718,14 @@ ngx_http_cef_explain_slots(ngx_http_cef_explain_t *ex, const cef_rules_t *rs)
 
     for (s = 0; s < n; s++) {
         ds = &ex->dec->slots[s];
-        cand = (const cef_plugin_cand_t *) ex->dec->cands
-               + (size_t) s * CEF_DECISION_MAX_CANDIDATES;
+        cand = cef_decision_candidates(ex->dec, s);
 
         cands = json_array();
         if (cands == NULL) {
             goto failed;
         }
 
-        for (k = 0; k < ex->dec->ncands[s]; k++) {
+        for (k = 0; k < ds->candidates; k++) {
             c = json_pack("{s:s,s:s,s:I}", "offer", cand[k].offer->name,
                           "rule", cef_rules_rule(rs, cand[k].rule)->name,
                           "priority", (json_int_t) cand[k].priority);
@@ -957,7 +904,7 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
         }
     }
 
-    j = ngx_http_cef_explain_rules(ex, rs, &ctx);
+    j = ngx_http_cef_explain_rules(ex, rs);
     if (j == NULL || json_object_set_new(ex->root, "rules", j)) {
         return NGX_ERROR;
     }

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cef_bucket.h"
-#include "cef_decision.h"
+#include "cef_decision_int.h"
 #include "cef_rules_int.h"
 
 
@@ -25,28 +25,30 @@ typedef struct {
 cef_decision_t *
 cef_decision_create(const cef_rules_t *rs)
 {
-    uint32_t         i, nslots = rs->nslots, noffers = rs->noffers;
-    cef_decision_t  *d;
+    uint32_t              i, nslots = rs->nslots, noffers = rs->noffers;
+    cef_decision_t       *d;
+    cef_decision_priv_t  *dp;
 
-    d = calloc(1, sizeof(cef_decision_t));
-    if (d == NULL) {
+    dp = calloc(1, sizeof(cef_decision_priv_t));
+    if (dp == NULL) {
         return NULL;
     }
 
+    d = &dp->pub;
     d->rs = rs;
     d->hash = rs->hash;
     d->nslots = nslots;
     d->slots = calloc(nslots + 1, sizeof(cef_decision_slot_t));
     d->choices = calloc(nslots + 1, sizeof(cef_rules_choice_t));
-    d->blocked = calloc(noffers + 1, 1);
-    d->cands = calloc((size_t) (nslots + 1) * CEF_DECISION_MAX_CANDIDATES,
-                      sizeof(cef_plugin_cand_t));
-    d->ncands = calloc(nslots + 1, sizeof(uint32_t));
-    d->shown = calloc(nslots + 1, sizeof(uint32_t));
+    dp->blocked = calloc(noffers + 1, 1);
+    dp->cands = calloc((size_t) (nslots + 1) * CEF_DECISION_MAX_CANDIDATES,
+                       sizeof(cef_plugin_cand_t));
+    dp->ncands = calloc(nslots + 1, sizeof(uint32_t));
+    dp->shown = calloc(nslots + 1, sizeof(uint32_t));
     d->states = calloc(rs->nactive + 1, sizeof(cef_decision_state_t));
 
-    if (d->slots == NULL || d->choices == NULL || d->blocked == NULL
-        || d->cands == NULL || d->ncands == NULL || d->shown == NULL
+    if (d->slots == NULL || d->choices == NULL || dp->blocked == NULL
+        || dp->cands == NULL || dp->ncands == NULL || dp->shown == NULL
         || d->states == NULL)
     {
         cef_decision_free(d);
@@ -66,18 +68,30 @@ cef_decision_create(const cef_rules_t *rs)
 void
 cef_decision_free(cef_decision_t *d)
 {
+    cef_decision_priv_t  *dp;
+
     if (d == NULL) {
         return;
     }
 
+    dp = cef_decision_priv(d);
+
     free(d->slots);
     free(d->choices);
-    free(d->blocked);
-    free(d->cands);
-    free(d->ncands);
-    free(d->shown);
+    free(dp->blocked);
+    free(dp->cands);
+    free(dp->ncands);
+    free(dp->shown);
     free(d->states);
-    free(d);
+    free(dp);
+}
+
+
+const cef_plugin_cand_t *
+cef_decision_candidates(const cef_decision_t *d, uint32_t slot)
+{
+    return cef_decision_cpriv(d)->cands
+           + (size_t) slot * CEF_DECISION_MAX_CANDIDATES;
 }
 
 
@@ -220,20 +234,19 @@ cef_decision_fail(cef_decision_t *d, const char *plugin, const char *what)
 
 /*
  * Add a candidate to slot s; the slot closes at its first unless its
- * strategy wants them all (closed: d->shown keeps the count meanwhile).
+ * strategy wants them all (closed: dp->shown keeps the count meanwhile).
  *
  * @return 1 if the slot closed.
  */
 
 static inline uint32_t
-cef_decision_add(const cef_rules_t *rs, cef_decision_t *d, uint32_t s,
+cef_decision_add(const cef_rules_t *rs, cef_decision_priv_t *dp, uint32_t s,
     uint32_t offer, uint32_t rule)
 {
-    uint32_t           *ncands = d->ncands;
+    uint32_t           *ncands = dp->ncands;
     cef_plugin_cand_t  *c;
 
-    c = &((cef_plugin_cand_t *) d->cands)[s * CEF_DECISION_MAX_CANDIDATES
-                                          + ncands[s]++];
+    c = &dp->cands[s * CEF_DECISION_MAX_CANDIDATES + ncands[s]++];
     c->offer = &rs->poffers[offer];
     c->rule = rule;
     c->priority = rs->rules[rule].priority;
@@ -242,7 +255,7 @@ cef_decision_add(const cef_rules_t *rs, cef_decision_t *d, uint32_t s,
         return 0;
     }
 
-    d->shown[s] = ncands[s];
+    dp->shown[s] = ncands[s];
     ncands[s] = CEF_RULES_NONE;
 
     return 1;
@@ -263,8 +276,9 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
     cef_plugin_pick_t         pick;
     cef_decision_host_t       host;
     uint32_t                  i, s, open, shown = 0, nslots = rs->nslots;
-    uint32_t                 *ncands = d->ncands;
-    uint8_t                  *blocked = d->blocked;
+    cef_decision_priv_t      *dp = cef_decision_priv(d);
+    uint32_t                 *ncands = dp->ncands;
+    uint8_t                  *blocked = dp->blocked;
     int64_t                   now = ctx->now;
 
     cef_expr_eval_reset(ev, ctx);
@@ -288,7 +302,8 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
 
     d->errors = 0;
     d->error[0] = '\0';
-    cands = d->cands;
+    dp->now = now;
+    cands = dp->cands;
 
     for (i = 0; i < d->nstates; i++) {
         d->states[i].changed = 0;
@@ -332,7 +347,7 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
                 continue;
             }
 
-            open -= cef_decision_add(rs, d, s, pr->offer, pr->rule);
+            open -= cef_decision_add(rs, dp, s, pr->offer, pr->rule);
             continue;
         }
 
@@ -360,13 +375,13 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
                 continue;
             }
 
-            open -= cef_decision_add(rs, d, s, po->offer, pr->rule);
+            open -= cef_decision_add(rs, dp, s, po->offer, pr->rule);
         }
     }
 
     for (s = 0; s < nslots; s++) {
         if (ncands[s] == CEF_RULES_NONE) {
-            ncands[s] = d->shown[s];
+            ncands[s] = dp->shown[s];
         }
     }
 
@@ -421,14 +436,14 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
 
         d->choices[s].offer = ds->offer;
         d->choices[s].rule = ds->rule;
-        d->shown[s] = ds->offer;
+        dp->shown[s] = ds->offer;
         shown += ds->offer != CEF_RULES_NONE;
     }
 
     for (i = 0; i < rs->nactive; i++) {
         if (rs->active[i].p->end) {
             req.plugin = rs->active[i].p;
-            rs->active[i].p->end(rs->active[i].state, &req, d->shown, nslots);
+            rs->active[i].p->end(rs->active[i].state, &req, dp->shown, nslots);
         }
     }
 

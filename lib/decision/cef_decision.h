@@ -1,12 +1,22 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_decision: one decision for one request over a compiled rule set, with
- * its rule plugins (lib/plugin/cef_plugin.h): per slot the offer shown (or none),
- * the rule and the strategy plugin that decided, the experiment variant and
- * bucket, and for holdout (control) visitors the offer they would have
- * seen; per decision the rule set's content hash.  Everything needed to
- * log a decision and replay it.  Plain C11, no nginx types.
+ * lib/decision, one request's decision: cef_decision.h (the loop with its
+ * rule plugins, plugin state, the log line), cef_outcome.h (what became of
+ * each offer, for explain and replay), cef_record.h (the replayable
+ * record); cef_decision_int.h holds the decision's scratch space and
+ * nothing outside the folder includes it.  lib/decision may include
+ * lib/core, lib/plugin, lib/expr, lib/rules, lib/identity and lib/store
+ * (and lib/rules' cef_rules_int.h: the loop walks the compiled plan); no
+ * other folder of lib/ may include it, only the glue and the tools.
+ *
+ * cef_decision: one decision for one request over a compiled rule set,
+ * with its rule plugins (lib/plugin/cef_plugin.h): per slot the offer
+ * shown (or none), the rule and the strategy plugin that decided, the
+ * experiment variant and bucket, and for holdout (control) visitors the
+ * offer they would have seen; per decision the rule set's content hash.
+ * Everything needed to log a decision and replay it.  Plain C11, no nginx
+ * types.
  *
  * A cef_decision_t is scratch space for one rule set, reused decision after
  * decision: one per thread (an nginx worker needs one per rule set).  What
@@ -19,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cef_plugin.h"
 #include "cef_rules.h"
 #include "cef_sign.h"
 
@@ -71,11 +82,7 @@ struct cef_decision_s {
     uint32_t               errors;    /* plugin hooks that failed */
     char                   error[160];/* the first failure, for the log */
 
-    /* scratch */
-    uint8_t               *blocked;
-    void                  *cands;
-    uint32_t              *ncands;
-    uint32_t              *shown;
+    /* the decision loop's scratch space is private: cef_decision_int.h */
 };
 
 
@@ -118,6 +125,14 @@ void cef_decision_set_state(cef_decision_t *d, const char *plugin,
 uint32_t cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
     const cef_expr_ctx_t *ctx, const cef_decision_input_t *in,
     cef_decision_t *d);
+
+/*
+ * The candidates slot's strategy saw in the last cef_decision_make() with
+ * d (from cef_decision_create(), not a view built by hand), in decision
+ * order: d->slots[slot].candidates of them.
+ */
+const cef_plugin_cand_t *cef_decision_candidates(const cef_decision_t *d,
+    uint32_t slot);
 
 /*
  * Verify a plugin state cookie "STATE.SIG" (cef_sign_verify_state(): a

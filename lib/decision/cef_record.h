@@ -1,6 +1,9 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Part of lib/decision: what the folder may include, and what must not
+ * include it, is said at the top of cef_decision.h.
+ *
  * cef_record: the replayable record of one decision
  * ($cef_decision, docs/observability.md), written and read.  Plain C11, no
  * nginx types.
@@ -45,8 +48,8 @@
  * U+FFFD (the record stays valid JSON; such a value may not replay).
  */
 
-#ifndef CEF_DECISION_RECORD_H
-#define CEF_DECISION_RECORD_H
+#ifndef CEF_RECORD_H
+#define CEF_RECORD_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -185,4 +188,4 @@ int cef_record_from_log_line(const char *line, size_t len, cef_record_t *rec,
 void cef_record_release(cef_record_t *rec);
 
 
-#endif /* CEF_DECISION_RECORD_H */
+#endif /* CEF_RECORD_H */

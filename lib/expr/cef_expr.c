@@ -18,8 +18,8 @@
 
 
 typedef struct {
-    cef_lexer_t         lx;
-    cef_tok_t           tok;
+    cef_expr_lex_t      lx;
+    cef_expr_tok_t      tok;
     cef_expr_t         *e;
     uint32_t            cap;
     cef_expr_symtab_t  *st;
@@ -619,7 +619,7 @@ cef_perror(cef_parser_t *ps, size_t offset, const char *fmt, ...)
 static void
 cef_advance(cef_parser_t *ps)
 {
-    cef_lexer_next(&ps->lx, &ps->tok);
+    cef_expr_lex_next(&ps->lx, &ps->tok);
 
     if (ps->tok.type == CEF_TOK_ERROR) {
         cef_perror(ps, ps->tok.start, "%s", ps->tok.error);
@@ -1005,7 +1005,7 @@ cef_parse_plugin_call(cef_parser_t *ps, const cef_plugin_func_t *fn)
         if (ps->tok.type != CEF_TOK_RPAREN) {
             cef_perror(ps, ps->tok.start, "expected ',' or ')' in the "
                        "arguments of %.*s(), found %s", (int) len, name,
-                       cef_tok_name(ps->tok.type));
+                       cef_expr_lex_tok_name(ps->tok.type));
             return -1;
         }
     }
@@ -1076,7 +1076,7 @@ cef_parse_call(cef_parser_t *ps)
     if (ps->tok.type != CEF_TOK_RPAREN) {
         cef_perror(ps, ps->tok.start, "expected ')' after the argument of "
                    "%.*s(), found %s", (int) len, name,
-                   cef_tok_name(ps->tok.type));
+                   cef_expr_lex_tok_name(ps->tok.type));
         return -1;
     }
 
@@ -1159,7 +1159,7 @@ cef_parse_list(cef_parser_t *ps)
 
         if (ps->tok.type != CEF_TOK_RBRACK) {
             cef_perror(ps, ps->tok.start, "expected ',' or ']' in list, "
-                       "found %s", cef_tok_name(ps->tok.type));
+                       "found %s", cef_expr_lex_tok_name(ps->tok.type));
             return -1;
         }
     }
@@ -1216,7 +1216,7 @@ cef_parse_primary(cef_parser_t *ps)
 
         if (ps->tok.type != CEF_TOK_RPAREN) {
             cef_perror(ps, ps->tok.start, "expected ')', found %s",
-                       cef_tok_name(ps->tok.type));
+                       cef_expr_lex_tok_name(ps->tok.type));
             n = -1;
             break;
         }
@@ -1283,7 +1283,7 @@ cef_parse_primary(cef_parser_t *ps)
 
     default:
         cef_perror(ps, start, "expected a value, found %s",
-                   cef_tok_name(ps->tok.type));
+                   cef_expr_lex_tok_name(ps->tok.type));
         n = -1;
     }
 
@@ -1467,13 +1467,13 @@ static int32_t
 cef_parse_cmp(cef_parser_t *ps)
 {
     int32_t       a, b, n;
-    cef_op_t      op;
-    cef_stype_t   ta, tb;
-    size_t        at;
-    const char   *sym;
-    int           negate = 0;
-    cef_lexer_t   save_lx;
-    cef_tok_t     save_tok;
+    cef_op_t         op;
+    cef_stype_t      ta, tb;
+    size_t           at;
+    const char      *sym;
+    int              negate = 0;
+    cef_expr_lex_t   save_lx;
+    cef_expr_tok_t   save_tok;
 
     a = cef_parse_arith(ps, 0);
     if (a < 0) {
@@ -1504,7 +1504,8 @@ cef_parse_cmp(cef_parser_t *ps)
         return a;
     }
 
-    sym = ps->tok.type == CEF_TOK_IDENT ? NULL : cef_tok_name(ps->tok.type);
+    sym = ps->tok.type == CEF_TOK_IDENT
+          ? NULL : cef_expr_lex_tok_name(ps->tok.type);
     cef_advance(ps);
 
     b = cef_parse_arith(ps, 0);
@@ -1769,7 +1770,7 @@ cef_compile(cef_expr_symtab_t *st, const char *src, size_t len,
     ps.e = e;
     ps.st = st;
     ps.err = err;
-    cef_lexer_init(&ps.lx, e->src, len, e->strbuf);
+    cef_expr_lex_init(&ps.lx, e->src, len, e->strbuf);
     cef_advance(&ps);
 
     if (!ps.failed && ps.tok.type == CEF_TOK_EOF) {
@@ -1780,7 +1781,7 @@ cef_compile(cef_expr_symtab_t *st, const char *src, size_t len,
         if (!ps.failed && ps.tok.type != CEF_TOK_PATH) {
             cef_perror(&ps, ps.tok.start, "expected a path such as "
                        "profile.first_name, found %s",
-                       cef_tok_name(ps.tok.type));
+                       cef_expr_lex_tok_name(ps.tok.type));
         }
 
         e->root = ps.failed ? -1 : cef_parse_path(&ps);
@@ -1796,7 +1797,7 @@ cef_compile(cef_expr_symtab_t *st, const char *src, size_t len,
                        ps.tok.text.data);
         } else {
             cef_perror(&ps, ps.tok.start, "unexpected %s",
-                       cef_tok_name(ps.tok.type));
+                       cef_expr_lex_tok_name(ps.tok.type));
         }
     }
 

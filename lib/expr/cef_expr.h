@@ -1,6 +1,13 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * lib/expr, the expression language of rule files: cef_expr.h (compile,
+ * evaluate, explain) and cef_template.h (offer HTML); cef_expr_int.h holds
+ * the folder's internals (lexer, nodes, evaluator) and nothing outside the
+ * folder includes it.  lib/expr may include lib/core and lib/plugin (rule
+ * plugins add functions to the language); lib/core, lib/plugin, lib/html,
+ * lib/identity and lib/store must not include it.
+ *
  * cef_expr: the expression language of rule files (`when:` conditions and
  * `{{ path }}` placeholders).  Plain C11, no nginx types.
  *

@@ -1,8 +1,10 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_expr internals shared by the lexer, the compiler and the evaluator.
- * Not part of the public API.
+ * lib/expr internals, shared by the lexer (cef_expr_lex.c: cef_expr_lex_*),
+ * the compiler (cef_expr.c), the evaluator (cef_expr_eval.c) and the
+ * templates (cef_template.c).  Nothing outside lib/expr includes this: the
+ * folder's API is cef_expr.h and cef_template.h.
  */
 
 #ifndef CEF_EXPR_INT_H
@@ -18,7 +20,7 @@
 #include "cef_plugin.h"
 
 
-/* --- lexer ---------------------------------------------------------------- */
+/* --- lexer (cef_expr_lex.c) ----------------------------------------------- */
 
 typedef enum {
     CEF_TOK_EOF = 0,
@@ -43,17 +45,18 @@ typedef enum {
     CEF_TOK_SLASH,
     CEF_TOK_PIPE,
     CEF_TOK_ERROR
-} cef_tok_type_t;
+} cef_expr_tok_type_t;
 
 
 typedef struct {
-    cef_tok_type_t  type;
-    size_t          start;    /* byte offset in the source */
-    size_t          end;
-    double          num;      /* CEF_TOK_NUM */
-    cef_span_t      text;     /* IDENT, PATH: source text; STR: unescaped */
-    const char     *error;    /* CEF_TOK_ERROR: static message */
-} cef_tok_t;
+    cef_expr_tok_type_t  type;
+    size_t               start;  /* byte offset in the source */
+    size_t               end;
+    double               num;    /* CEF_TOK_NUM */
+    cef_span_t           text;   /* IDENT, PATH: source text; STR:
+                                    unescaped */
+    const char          *error;  /* CEF_TOK_ERROR: static message */
+} cef_expr_tok_t;
 
 
 typedef struct {
@@ -62,13 +65,13 @@ typedef struct {
     size_t          pos;
     char           *strbuf;   /* unescaped strings, at least len bytes */
     size_t          strpos;
-} cef_lexer_t;
+} cef_expr_lex_t;
 
 
-void cef_lexer_init(cef_lexer_t *lx, const char *src, size_t len,
+void cef_expr_lex_init(cef_expr_lex_t *lx, const char *src, size_t len,
     char *strbuf);
-void cef_lexer_next(cef_lexer_t *lx, cef_tok_t *tok);
-const char *cef_tok_name(cef_tok_type_t type);
+void cef_expr_lex_next(cef_expr_lex_t *lx, cef_expr_tok_t *tok);
+const char *cef_expr_lex_tok_name(cef_expr_tok_type_t type);
 
 
 /* --- compiled form -------------------------------------------------------- */

@@ -32,7 +32,8 @@ cef_is_digit(int c)
 
 
 void
-cef_lexer_init(cef_lexer_t *lx, const char *src, size_t len, char *strbuf)
+cef_expr_lex_init(cef_expr_lex_t *lx, const char *src, size_t len,
+    char *strbuf)
 {
     lx->src = src;
     lx->len = len;
@@ -43,7 +44,8 @@ cef_lexer_init(cef_lexer_t *lx, const char *src, size_t len, char *strbuf)
 
 
 static void
-cef_lex_error(cef_lexer_t *lx, cef_tok_t *tok, size_t at, const char *msg)
+cef_lex_error(cef_expr_lex_t *lx, cef_expr_tok_t *tok, size_t at,
+    const char *msg)
 {
     tok->type = CEF_TOK_ERROR;
     tok->start = at;
@@ -59,7 +61,7 @@ cef_lex_error(cef_lexer_t *lx, cef_tok_t *tok, size_t at, const char *msg)
  * names do), which elsewhere is the minus operator.
  */
 static void
-cef_lex_name(cef_lexer_t *lx, cef_tok_t *tok)
+cef_lex_name(cef_expr_lex_t *lx, cef_expr_tok_t *tok)
 {
     const char  *s = lx->src;
     size_t       p = lx->pos, start = lx->pos;
@@ -96,7 +98,7 @@ cef_lex_name(cef_lexer_t *lx, cef_tok_t *tok)
 
 
 static void
-cef_lex_number(cef_lexer_t *lx, cef_tok_t *tok)
+cef_lex_number(cef_expr_lex_t *lx, cef_expr_tok_t *tok)
 {
     const char  *s = lx->src;
     size_t       p = lx->pos, start = lx->pos;
@@ -168,7 +170,7 @@ cef_lex_number(cef_lexer_t *lx, cef_tok_t *tok)
 
 
 static void
-cef_lex_string(cef_lexer_t *lx, cef_tok_t *tok)
+cef_lex_string(cef_expr_lex_t *lx, cef_expr_tok_t *tok)
 {
     const char  *s = lx->src;
     size_t       p = lx->pos + 1, start = lx->pos;
@@ -222,7 +224,7 @@ cef_lex_string(cef_lexer_t *lx, cef_tok_t *tok)
 
 
 void
-cef_lexer_next(cef_lexer_t *lx, cef_tok_t *tok)
+cef_expr_lex_next(cef_expr_lex_t *lx, cef_expr_tok_t *tok)
 {
     const char  *s = lx->src;
     size_t       p;
@@ -317,7 +319,7 @@ cef_lexer_next(cef_lexer_t *lx, cef_tok_t *tok)
 
 
 const char *
-cef_tok_name(cef_tok_type_t type)
+cef_expr_lex_tok_name(cef_expr_tok_type_t type)
 {
     static const char  *names[] = {
         "end of expression", "number", "string", "name", "path", "'('",

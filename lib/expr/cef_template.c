@@ -63,15 +63,15 @@ cef_tpl_placeholder(cef_expr_symtab_t *st, cef_tpl_part_t *part,
     const char *inner, size_t len, char *strbuf, size_t base,
     cef_expr_error_t *err)
 {
-    cef_lexer_t       lx;
-    cef_tok_t         tok;
-    cef_expr_error_t  perr;
-    size_t            pstart, pend;
-    static const char *filters[] = { "default", NULL };
-    const char        *near;
+    cef_expr_lex_t      lx;
+    cef_expr_tok_t      tok;
+    cef_expr_error_t    perr;
+    size_t              pstart, pend;
+    static const char  *filters[] = { "default", NULL };
+    const char         *near;
 
-    cef_lexer_init(&lx, inner, len, strbuf);
-    cef_lexer_next(&lx, &tok);
+    cef_expr_lex_init(&lx, inner, len, strbuf);
+    cef_expr_lex_next(&lx, &tok);
 
     if (tok.type == CEF_TOK_EOF) {
         cef_tpl_error(err, base, "empty placeholder '{{ }}'", "");
@@ -84,7 +84,7 @@ cef_tpl_placeholder(cef_expr_symtab_t *st, cef_tpl_part_t *part,
         } else {
             cef_tpl_error(err, base + tok.start, "a placeholder holds a path "
                           "such as profile.first_name, found ",
-                          cef_tok_name(tok.type));
+                          cef_expr_lex_tok_name(tok.type));
         }
         return -1;
     }
@@ -100,7 +100,7 @@ cef_tpl_placeholder(cef_expr_symtab_t *st, cef_tpl_part_t *part,
         return -1;
     }
 
-    cef_lexer_next(&lx, &tok);
+    cef_expr_lex_next(&lx, &tok);
 
     if (tok.type == CEF_TOK_EOF) {
         return 0;
@@ -108,11 +108,11 @@ cef_tpl_placeholder(cef_expr_symtab_t *st, cef_tpl_part_t *part,
 
     if (tok.type != CEF_TOK_PIPE) {
         cef_tpl_error(err, base + tok.start, "expected '|' or '}}' after the "
-                      "path, found ", cef_tok_name(tok.type));
+                      "path, found ", cef_expr_lex_tok_name(tok.type));
         return -1;
     }
 
-    cef_lexer_next(&lx, &tok);
+    cef_expr_lex_next(&lx, &tok);
 
     if (tok.type != CEF_TOK_IDENT || tok.text.len != 7
         || memcmp(tok.text.data, "default", 7) != 0)
@@ -129,14 +129,14 @@ cef_tpl_placeholder(cef_expr_symtab_t *st, cef_tpl_part_t *part,
         return -1;
     }
 
-    cef_lexer_next(&lx, &tok);
+    cef_expr_lex_next(&lx, &tok);
     if (tok.type != CEF_TOK_LPAREN) {
         cef_tpl_error(err, base + tok.start, "expected '(' after default",
                       "");
         return -1;
     }
 
-    cef_lexer_next(&lx, &tok);
+    cef_expr_lex_next(&lx, &tok);
     if (tok.type != CEF_TOK_STR) {
         cef_tpl_error(err, base + tok.start, tok.type == CEF_TOK_ERROR
                       ? tok.error : "default() takes a quoted string", "");
@@ -145,14 +145,14 @@ cef_tpl_placeholder(cef_expr_symtab_t *st, cef_tpl_part_t *part,
 
     part->def = tok.text;
 
-    cef_lexer_next(&lx, &tok);
+    cef_expr_lex_next(&lx, &tok);
     if (tok.type != CEF_TOK_RPAREN) {
         cef_tpl_error(err, base + tok.start, "expected ')' after the default "
                       "text", "");
         return -1;
     }
 
-    cef_lexer_next(&lx, &tok);
+    cef_expr_lex_next(&lx, &tok);
     if (tok.type != CEF_TOK_EOF) {
         cef_tpl_error(err, base + tok.start, "expected '}}'", "");
         return -1;

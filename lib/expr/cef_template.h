@@ -1,6 +1,9 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Part of lib/expr: what the folder may include, and what must not
+ * include it, is said at the top of cef_expr.h.
+ *
  * cef_template: offer HTML with `{{ path }}` and
  * `{{ path | default("text") }}` placeholders.  Compiled once (at
  * configuration time) into literal parts and compiled paths; rendering

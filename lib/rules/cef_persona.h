@@ -1,6 +1,9 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Part of lib/rules: what the folder may include, and what must not
+ * include it, is said at the top of cef_rules.h.
+ *
  * cef_persona: an in-memory set of inputs (profile attributes,
  * request fields, nginx variables, visitor fields) for evaluating rules
  * without a profile store or a request: `cef-rules test` personas,
@@ -8,8 +11,8 @@
  * lookup is a linear scan.
  */
 
-#ifndef CEF_RULES_PERSONA_H
-#define CEF_RULES_PERSONA_H
+#ifndef CEF_PERSONA_H
+#define CEF_PERSONA_H
 
 #include <stddef.h>
 
@@ -60,4 +63,4 @@ const char *cef_persona_path(const cef_persona_t *p, size_t i,
     cef_value_t *v);
 
 
-#endif /* CEF_RULES_PERSONA_H */
+#endif /* CEF_PERSONA_H */

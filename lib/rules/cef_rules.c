@@ -95,6 +95,13 @@ cef_rules_nrules(const cef_rules_t *rs)
 }
 
 
+const uint32_t *
+cef_rules_order(const cef_rules_t *rs)
+{
+    return rs->order;
+}
+
+
 const cef_rule_t *
 cef_rules_rule(const cef_rules_t *rs, uint32_t i)
 {

@@ -1,6 +1,14 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * lib/rules, rule files: cef_rules.h (load, compile, the plain priority
+ * decision), cef_rules_visitor.h (profile.* and visitor.* inputs from the
+ * store), cef_persona.h (inputs held in memory, for the tool and tests);
+ * cef_rules_int.h holds the compiled rule set's internals, read by the
+ * loader and by lib/decision's loop only.  lib/rules may include lib/core,
+ * lib/plugin, lib/expr and lib/store; lib/core, lib/plugin, lib/expr,
+ * lib/html, lib/identity and lib/store must not include it.
+ *
  * cef_rules: rule files (YAML offers and rules, docs/rules.md), compiled
  * once into a read-only rule set, and the per-slot decision.  Plain C11,
  * no nginx types.
@@ -147,6 +155,14 @@ const cef_offer_t *cef_rules_offer(const cef_rules_t *rs, uint32_t i);
 /* Rules in file order. */
 uint32_t cef_rules_nrules(const cef_rules_t *rs);
 const cef_rule_t *cef_rules_rule(const cef_rules_t *rs, uint32_t i);
+
+/*
+ * Rule indexes (cef_rules_nrules() of them) in the order decisions try
+ * them: highest priority first, ties in file order.  Decided once, when
+ * the file is loaded (the only priority comparator); explain and replay
+ * walk this order rather than sorting again.
+ */
+const uint32_t *cef_rules_order(const cef_rules_t *rs);
 
 /* Slots in order of first appearance among the offers. */
 uint32_t cef_rules_nslots(const cef_rules_t *rs);

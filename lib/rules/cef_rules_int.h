@@ -1,7 +1,9 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_rules internals shared by the loader and the decision code.
+ * lib/rules internals: the compiled rule set, shared by the loader
+ * (cef_rules_load.c), cef_rules.c and lib/decision's loop
+ * (cef_decision.c), the one reader outside the folder.
  */
 
 #ifndef CEF_RULES_INT_H

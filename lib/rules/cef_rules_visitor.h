@@ -1,6 +1,9 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Part of lib/rules: what the folder may include, and what must not
+ * include it, is said at the top of cef_rules.h.
+ *
  * cef_rules_visitor: rule inputs from a stored profile (cef_profile.h) and
  * what is known of the visitor: the lookup for profile.* and visitor.*
  * paths.  Reads the profile in place, copies nothing, allocates nothing.
@@ -11,8 +14,8 @@
  * when the rules were compiled.
  */
 
-#ifndef CEF_RULES_PROFILE_H
-#define CEF_RULES_PROFILE_H
+#ifndef CEF_RULES_VISITOR_H
+#define CEF_RULES_VISITOR_H
 
 #include "cef_expr.h"
 #include "cef_profile.h"
@@ -74,4 +77,4 @@ int64_t cef_rules_dict_find(const cef_dict_t *dict, cef_span_t name,
     uint32_t hash);
 
 
-#endif /* CEF_RULES_PROFILE_H */
+#endif /* CEF_RULES_VISITOR_H */

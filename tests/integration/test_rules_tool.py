@@ -120,7 +120,7 @@ def test_explain_says_why(tmp_path):
             "profile.clv >= 500 is false (profile.clv is 320)") in out
     assert "MATCH 'gold tier' (priority 50, line 86)" in out
     assert "hero -> gold-perks: chosen" in out
-    assert ("topbar -> dach-shipping: slot already taken by rule "
+    assert ("topbar -> dach-shipping: slot taken by rule "
             "'lunch flash sale'") in out
     assert "  hero: gold-perks (rule 'gold tier')" in out
     assert "  sidebar: none" in out

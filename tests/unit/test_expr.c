@@ -147,10 +147,10 @@ static void
 test_lexer(void **state)
 {
     static const struct {
-        const char      *src;
-        cef_tok_type_t   types[8];
-        double           num;       /* of the first token, if a number */
-        const char      *text;      /* of the first token, if text */
+        const char           *src;
+        cef_expr_tok_type_t   types[8];
+        double                num;   /* of the first token, if a number */
+        const char           *text;  /* of the first token, if text */
     } cases[] = {
         { "", { CEF_TOK_EOF }, 0, NULL },
         { "  42 ", { CEF_TOK_NUM, CEF_TOK_EOF }, 42, NULL },
@@ -187,23 +187,23 @@ test_lexer(void **state)
         { "&&", { CEF_TOK_ERROR }, 0, NULL },
         { "@", { CEF_TOK_ERROR }, 0, NULL },
     };
-    size_t       i, j;
-    cef_lexer_t  lx;
-    cef_tok_t    tok;
-    char         buf[64];
+    size_t          i, j;
+    cef_expr_lex_t  lx;
+    cef_expr_tok_t  tok;
+    char            buf[64];
 
     (void) state;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        cef_lexer_init(&lx, cases[i].src, strlen(cases[i].src), buf);
+        cef_expr_lex_init(&lx, cases[i].src, strlen(cases[i].src), buf);
 
         for (j = 0; j < 8; j++) {
-            cef_lexer_next(&lx, &tok);
+            cef_expr_lex_next(&lx, &tok);
 
             if (tok.type != cases[i].types[j]) {
                 fail_msg("'%s' token %zu: got %s, want %s", cases[i].src, j,
-                         cef_tok_name(tok.type),
-                         cef_tok_name(cases[i].types[j]));
+                         cef_expr_lex_tok_name(tok.type),
+                         cef_expr_lex_tok_name(cases[i].types[j]));
             }
 
             if (j == 0 && tok.type == CEF_TOK_NUM) {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cef_outcome.h"
 #include "cef_rules_visitor.h"
 #include "cef_rules_tool.h"
 #include "cef_store.h"
@@ -39,27 +40,6 @@ cef_explain_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
     }
 
     return in->stored ? cef_rules_visitor_lookup(&in->vis, ref, out) : 0;
-}
-
-
-typedef struct {
-    const cef_rules_t  *rs;
-    uint32_t            i;
-} cef_order_t;
-
-
-static int
-cef_order_cmp(const void *pa, const void *pb)
-{
-    const cef_order_t  *a = pa, *b = pb;
-    const cef_rule_t   *ra = cef_rules_rule(a->rs, a->i);
-    const cef_rule_t   *rb = cef_rules_rule(b->rs, b->i);
-
-    if (ra->priority != rb->priority) {
-        return ra->priority > rb->priority ? -1 : 1;
-    }
-
-    return a->i < b->i ? -1 : a->i > b->i;
 }
 
 
@@ -353,7 +333,7 @@ cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
     cef_span_t           st;
     char                *eq;
     int                  k;
-    cef_order_t         *order;
+    const uint32_t      *order = cef_rules_order(rs);
     const cef_rule_t    *r;
     const cef_offer_t   *o;
     uint32_t             i, j, nrules = cef_rules_nrules(rs);
@@ -366,8 +346,7 @@ cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
     ev = cef_rules_eval_create(rs);
     d = cef_decision_create(rs);
     choices = calloc(nslots + 1, sizeof(cef_rules_choice_t));
-    order = calloc(nrules + 1, sizeof(cef_order_t));
-    if (ev == NULL || d == NULL || choices == NULL || order == NULL) {
+    if (ev == NULL || d == NULL || choices == NULL) {
         fprintf(stderr, "cef-rules: out of memory\n");
         goto done;
     }
@@ -427,17 +406,10 @@ cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
     (void) cef_decision_make(rs, ev, ctx, &din, d);
     memcpy(choices, d->choices, nslots * sizeof(cef_rules_choice_t));
 
-    for (i = 0; i < nrules; i++) {
-        order[i].rs = rs;
-        order[i].i = i;
-    }
-
-    qsort(order, nrules, sizeof(cef_order_t), cef_order_cmp);
-
     printf("\nrules, in decision order:\n");
 
     for (i = 0; i < nrules; i++) {
-        r = cef_rules_rule(rs, order[i].i);
+        r = cef_rules_rule(rs, order[i]);
 
         if (r->when) {
             m = cef_expr_explain(r->when, ev, why, sizeof(why));
@@ -456,32 +428,11 @@ cef_explain_print(const cef_rules_t *rs, cef_explain_in_t *in,
 
         for (j = 0; j < r->noffers; j++) {
             o = cef_rules_offer(rs, r->offers[j]);
-            printf("        %s -> %s: ", o->slot, o->name);
-
-            if (!cef_rules_offer_active(o, ctx->now)) {
-                printf("not scheduled now (");
-                if (o->starts != INT64_MIN) {
-                    printf("starts ");
-                    cef_print_time(o->starts);
-                }
-                if (o->ends != INT64_MAX) {
-                    printf("%sends ", o->starts != INT64_MIN ? ", " : "");
-                    cef_print_time(o->ends);
-                }
-                printf(")\n");
-
-            } else if (d->blocked[r->offers[j]]) {
-                printf("blocked by a plugin (frequency cap or hours)\n");
-
-            } else if (choices[o->slot_id].rule == order[i].i) {
-                printf("chosen\n");
-
-            } else if (choices[o->slot_id].offer != CEF_RULES_NONE) {
-                printf("slot already taken by rule '%s'\n",
-                       cef_rules_rule(rs, choices[o->slot_id].rule)->name);
-            } else {
-                printf("not chosen\n");
-            }
+            (void) cef_outcome_format(d, r->offers[j],
+                                      cef_outcome_offer(d, order[i],
+                                                        r->offers[j], m),
+                                      val, sizeof(val));
+            printf("        %s -> %s: %s\n", o->slot, o->name, val);
         }
     }
 
@@ -526,7 +477,6 @@ done:
     cef_decision_free(d);
     cef_expr_eval_free(ev);
     free(choices);
-    free(order);
 }
 
 

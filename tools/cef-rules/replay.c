@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cef_outcome.h"
 #include "cef_record.h"
 #include "cef_rules_visitor.h"
 #include "cef_rules_tool.h"
@@ -139,6 +140,7 @@ static void
 cef_replay_why(cef_replay_t *rp, const cef_record_slot_t *was,
     const cef_record_slot_t *now)
 {
+    int                m;
     int64_t            ri;
     uint32_t           j;
     const cef_rule_t  *rule;
@@ -155,41 +157,36 @@ cef_replay_why(cef_replay_t *rp, const cef_record_slot_t *was,
 
         } else {
             rule = cef_rules_rule(rp->rs, (uint32_t) ri);
+            m = rule->when ? cef_expr_explain(rule->when, rp->ev, why,
+                                              sizeof(why))
+                           : 1;
 
-            if (rule->when && !cef_expr_explain(rule->when, rp->ev, why,
-                                                sizeof(why)))
-            {
+            for (j = 0; j < rule->noffers; j++) {
+                if (strcmp(cef_rules_offer(rp->rs, rule->offers[j])->slot,
+                           was->slot) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (!m) {
                 printf("      rule '%s' no longer matches: %s\n", rname,
                        why);
 
+            } else if (j == rule->noffers) {
+                printf("      rule '%s' still matches but no longer "
+                       "shows an offer in this slot\n", rname);
+
             } else {
-                for (j = 0; j < rule->noffers; j++) {
-                    if (strcmp(cef_rules_offer(rp->rs,
-                                               rule->offers[j])->slot,
-                               was->slot) == 0)
-                    {
-                        break;
-                    }
-                }
-
-                if (j == rule->noffers) {
-                    printf("      rule '%s' still matches but no longer "
-                           "shows an offer in this slot\n", rname);
-
-                } else if (rp->d->blocked[rule->offers[j]]) {
-                    printf("      rule '%s' still matches; its offer %s is "
-                           "blocked by a plugin\n", rname,
-                           cef_rules_offer(rp->rs, rule->offers[j])->name);
-
-                } else if (now->rule && strcmp(now->rule, rname) != 0) {
-                    printf("      rule '%s' still matches; rule '%s' now "
-                           "takes the slot first\n", rname, now->rule);
-
-                } else {
-                    printf("      rule '%s' still matches (the offer, its "
-                           "schedule or the slot's strategy changed)\n",
-                           rname);
-                }
+                /* what became of its offer, in explain's words */
+                (void) cef_outcome_format(rp->d, rule->offers[j],
+                                          cef_outcome_offer(rp->d,
+                                              (uint32_t) ri,
+                                              rule->offers[j], 1),
+                                          why, sizeof(why));
+                printf("      rule '%s' still matches; its offer %s: %s\n",
+                       rname, cef_rules_offer(rp->rs, rule->offers[j])->name,
+                       why);
             }
         }
     }
