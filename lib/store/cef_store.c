@@ -55,7 +55,7 @@ typedef struct {
     MDB_env            *env;
     MDB_txn            *txn;
     MDB_dbi             meta, prof, index, ids, dnames, dstrs;
-    cef_bucket_cfg_t    kcfg, icfg;
+    cef_store_bucket_cfg_t    kcfg, icfg;
     int                 active;
     size_t              txnid;          /* of the last metadata refresh */
     char                damaged[256];   /* why this generation is unusable */
@@ -418,7 +418,7 @@ cef_store_gen_open(cef_store_gen_t **gp, const char *dir, char *err,
     cef_store_cache_init(&g->cindex, (uint64_t) 1 << g->info.key_bits);
     cef_store_cache_init(&g->cids, (uint64_t) 1 << g->info.id_bits);
     cef_store_cache_init(&g->cprof, (uint64_t) g->info.next_number
-                                    >> CEF_GROUP_SHIFT);
+                                    >> CEF_STORE_GROUP_SHIFT);
     mdb_txn_reset(g->txn);
     g->active = 0;
 
@@ -644,19 +644,19 @@ cef_store_gen_refresh(cef_store_gen_t *g, char *err, size_t errlen)
         return -1;
     }
 
-    if (info.key_bits < CEF_BUCKET_BITS_MIN
-        || info.key_bits > CEF_BUCKET_BITS_MAX
-        || info.id_bits < CEF_BUCKET_BITS_MIN
-        || info.id_bits > CEF_BUCKET_BITS_MAX)
+    if (info.key_bits < CEF_STORE_BUCKET_BITS_MIN
+        || info.key_bits > CEF_STORE_BUCKET_BITS_MAX
+        || info.id_bits < CEF_STORE_BUCKET_BITS_MIN
+        || info.id_bits > CEF_STORE_BUCKET_BITS_MAX)
     {
         snprintf(err, errlen, "profile store metadata: bad index layout");
         return -1;
     }
 
     g->kcfg.bits = info.key_bits;
-    g->kcfg.rest = CEF_BUCKET_REST_KEYS;
+    g->kcfg.rest = CEF_STORE_BUCKET_REST_KEYS;
     g->icfg.bits = info.id_bits;
-    g->icfg.rest = CEF_BUCKET_REST_IDS;
+    g->icfg.rest = CEF_STORE_BUCKET_REST_IDS;
 
     if (info.names > g->dict.names.n) {
         if (cef_store_load_strs(g, g->dnames, &g->dict.names, &g->names,
@@ -928,7 +928,7 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    group = cef_group_of(number);
+    group = cef_store_group_of(number);
 
     rc = cef_store_get(g, &g->cprof, g->prof, group, &group, sizeof(group),
                        &val, &vlen);
@@ -942,7 +942,7 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    if (cef_group_slot(val, vlen, number, &blob, &len) != 0) {
+    if (cef_store_group_slot(val, vlen, number, &blob, &len) != 0) {
         cef_store_seterr(s, "profile group %u is malformed", group);
         return CEF_STORE_ERROR;
     }
@@ -965,7 +965,7 @@ cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
 {
     int               rc;
     size_t            pos, len;
-    uint8_t           key[CEF_BUCKET_KEY_LEN];
+    uint8_t           key[CEF_STORE_BUCKET_KEY_LEN];
     uint32_t          b;
     const uint8_t    *val;
     cef_store_gen_t  *g = s->gen;
@@ -975,11 +975,11 @@ cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    b = cef_bucket_of(&g->kcfg, hash);
-    cef_bucket_key(b, key);
+    b = cef_store_bucket_of(&g->kcfg, hash);
+    cef_store_bucket_key(b, key);
 
-    rc = cef_store_get(g, &g->cindex, g->index, b, key, CEF_BUCKET_KEY_LEN,
-                       &val, &len);
+    rc = cef_store_get(g, &g->cindex, g->index, b, key,
+                       CEF_STORE_BUCKET_KEY_LEN, &val, &len);
 
     if (rc == MDB_NOTFOUND) {
         return CEF_STORE_NOTFOUND;
@@ -990,12 +990,12 @@ cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    if (!cef_bucket_search(&g->kcfg, val, len, hash, &pos)) {
+    if (!cef_store_bucket_search(&g->kcfg, val, len, hash, &pos)) {
         return CEF_STORE_NOTFOUND;
     }
 
-    return cef_store_lookup_number(s, cef_bucket_number(&g->kcfg, val, pos),
-                                   p);
+    return cef_store_lookup_number(s,
+               cef_store_bucket_number(&g->kcfg, val, pos), p);
 }
 
 
@@ -1025,7 +1025,8 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
 {
     int               rc;
     size_t            pos, n, vlen;
-    uint8_t           hash[CEF_IDENTITY_HASH_LEN], key[CEF_BUCKET_KEY_LEN];
+    uint8_t           hash[CEF_IDENTITY_HASH_LEN];
+    uint8_t           key[CEF_STORE_BUCKET_KEY_LEN];
     uint32_t          b;
     const uint8_t    *val;
     cef_store_gen_t  *g = s->gen;
@@ -1040,11 +1041,11 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
         return CEF_STORE_ERROR;
     }
 
-    b = cef_bucket_of(&g->icfg, hash);
-    cef_bucket_key(b, key);
+    b = cef_store_bucket_of(&g->icfg, hash);
+    cef_store_bucket_key(b, key);
 
-    rc = cef_store_get(g, &g->cids, g->ids, b, key, CEF_BUCKET_KEY_LEN, &val,
-                       &vlen);
+    rc = cef_store_get(g, &g->cids, g->ids, b, key, CEF_STORE_BUCKET_KEY_LEN,
+                       &val, &vlen);
 
     if (rc == MDB_NOTFOUND) {
         return CEF_STORE_NOTFOUND;
@@ -1055,14 +1056,16 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
         return CEF_STORE_ERROR;
     }
 
-    cef_bucket_search(&g->icfg, val, vlen, hash, &pos);
-    n = vlen / cef_bucket_item_len(&g->icfg);
+    cef_store_bucket_search(&g->icfg, val, vlen, hash, &pos);
+    n = vlen / cef_store_bucket_item_len(&g->icfg);
 
     /* ids keep 8 bytes of the hash: compare the stored id */
 
-    for ( ; pos < n && cef_bucket_match(&g->icfg, val, pos, hash); pos++) {
-        rc = cef_store_lookup_number(s, cef_bucket_number(&g->icfg, val, pos),
-                                     p);
+    for ( ; pos < n && cef_store_bucket_match(&g->icfg, val, pos, hash);
+         pos++)
+    {
+        rc = cef_store_lookup_number(s,
+                 cef_store_bucket_number(&g->icfg, val, pos), p);
         if (rc == CEF_STORE_ERROR) {
             return rc;
         }

@@ -28,13 +28,13 @@
 #include <msgpack.h>
 
 #include "cef_store_bucket.h"
-#include "cef_store_encode.h"
+#include "cef_encode.h"
 #include "cef_store_group.h"
-#include "cef_store_writer.h"
+#include "cef_writer.h"
 
 
 #define CEF_HASH_LEN   CEF_IDENTITY_HASH_LEN
-#define CEF_ITEM_MAX   (CEF_BUCKET_REST_KEYS + 4)
+#define CEF_ITEM_MAX   (CEF_STORE_BUCKET_REST_KEYS + 4)
 
 #define CEF_LOAD_TXN_PROFILES  100000
 #define CEF_LOAD_TXN_ENTRIES   1000000
@@ -61,9 +61,9 @@ typedef struct {
     MDB_env                  *env;
     MDB_txn                  *txn;
     MDB_dbi                   meta, prof, index, ids, names, strs;
-    cef_bucket_cfg_t          kcfg, icfg;
+    cef_store_bucket_cfg_t          kcfg, icfg;
 
-    cef_encoder_t             enc;
+    cef_encode_t             enc;
     int                       enc_init;
     cef_store_info_t          info;
 
@@ -86,7 +86,7 @@ typedef struct {
     /* load: the profiles of the group being filled */
     uint8_t                  *lg;
     size_t                    lg_len, lg_cap;
-    size_t                    lg_lens[CEF_GROUP_SLOTS];
+    size_t                    lg_lens[CEF_STORE_GROUP_SLOTS];
     uint64_t                  stream_seq;
     uint64_t                  batch_seq;
     uint32_t                  in_batch;
@@ -94,7 +94,7 @@ typedef struct {
     /* a snapshot header's stream offsets (load) */
     cef_store_offsets_t      *koffs;
 
-    /* 1: records come one by one from a stream (cef_store_stream_*) */
+    /* 1: records come one by one from a stream (cef_writer_stream_*) */
     int                       stream;
 } cef_writer_t;
 
@@ -558,7 +558,7 @@ cef_w_close(cef_writer_t *w)
     }
 
     if (w->enc_init) {
-        cef_encoder_free(&w->enc);
+        cef_encode_free(&w->enc);
         w->enc_init = 0;
     }
 
@@ -634,7 +634,7 @@ cef_w_txn_commit(cef_writer_t *w)
 /* Store the dictionary entries added since the last call. */
 
 static int
-cef_w_put_dict(cef_writer_t *w, MDB_dbi dbi, cef_intern_t *t)
+cef_w_put_dict(cef_writer_t *w, MDB_dbi dbi, cef_encode_intern_t *t)
 {
     int       rc;
     uint32_t  id;
@@ -1255,7 +1255,8 @@ cef_w_hash_pair(cef_writer_t *w, const msgpack_object *pair, uint8_t *h)
 /*
  * The profile just encoded (w->enc.blob, with nhints hints) must leave room
  * for CEF_PROFILE_HINTS_MAX hints, so that no later keys or merge op can
- * take it past CEF_GROUP_MAX.  Returns CEF_WRITER_EINPUT with the message.
+ * take it past CEF_STORE_GROUP_MAX.  Returns CEF_WRITER_EINPUT with the
+ * message.
  */
 
 static int
@@ -1265,10 +1266,10 @@ cef_w_check_room(cef_writer_t *w, uint32_t nhints)
 
     n = w->enc.blob.size - 2 * (size_t) nhints + 2 * CEF_PROFILE_HINTS_MAX;
 
-    if (n > CEF_GROUP_MAX) {
+    if (n > CEF_STORE_GROUP_MAX) {
         return cef_w_bad(w, "the profile would take %zu bytes encoded, "
                          "more than %d", w->enc.blob.size,
-                         CEF_GROUP_MAX - 2 * CEF_PROFILE_HINTS_MAX);
+                         CEF_STORE_GROUP_MAX - 2 * CEF_PROFILE_HINTS_MAX);
     }
 
     return CEF_WRITER_OK;
@@ -1294,7 +1295,7 @@ cef_w_encode_attrs(cef_writer_t *w, const msgpack_object *attrs)
             return cef_w_bad(w, "cannot encode attribute \"%.*s\" (out of "
                              "memory, or more than %d attribute names)",
                              (int) k->via.str.size, k->via.str.ptr,
-                             CEF_INTERN_NAMES_MAX);
+                             CEF_ENCODE_NAMES_MAX);
         }
     }
 
@@ -1364,21 +1365,23 @@ cef_w_load_group_flush(cef_writer_t *w, uint32_t group)
     int             rc;
     size_t          i, off;
     MDB_val         k, v;
-    const uint8_t  *p[CEF_GROUP_SLOTS];
+    const uint8_t  *p[CEF_STORE_GROUP_SLOTS];
 
-    for (i = 0, off = 0; i < CEF_GROUP_SLOTS; i++) {
+    for (i = 0, off = 0; i < CEF_STORE_GROUP_SLOTS; i++) {
         p[i] = w->lg + off;
         off += w->lg_lens[i];
     }
 
-    if (cef_w_grow(w, &w->gbuf, &w->gbuf_cap, CEF_GROUP_HEAD + off) != 0) {
+    if (cef_w_grow(w, &w->gbuf, &w->gbuf_cap, CEF_STORE_GROUP_HEAD + off)
+        != 0)
+    {
         return CEF_WRITER_ESTORE;
     }
 
     k.mv_data = &group;
     k.mv_size = sizeof(group);
     v.mv_data = w->gbuf;
-    v.mv_size = cef_group_build(w->gbuf, p, w->lg_lens);
+    v.mv_size = cef_store_group_build(w->gbuf, p, w->lg_lens);
 
     rc = mdb_put(w->txn, w->prof, &k, &v, MDB_APPEND);
     if (rc != 0) {
@@ -1396,9 +1399,9 @@ static int
 cef_w_load_group_add(cef_writer_t *w, uint32_t number, const uint8_t *blob,
     size_t len)
 {
-    if (len > CEF_GROUP_MAX) {
+    if (len > CEF_STORE_GROUP_MAX) {
         return cef_w_bad(w, "the profile takes more than %d bytes encoded",
-                         CEF_GROUP_MAX);
+                         CEF_STORE_GROUP_MAX);
     }
 
     if (cef_w_grow(w, &w->lg, &w->lg_cap, w->lg_len + len) != 0) {
@@ -1407,10 +1410,10 @@ cef_w_load_group_add(cef_writer_t *w, uint32_t number, const uint8_t *blob,
 
     memcpy(w->lg + w->lg_len, blob, len);
     w->lg_len += len;
-    w->lg_lens[number & (CEF_GROUP_SLOTS - 1)] = len;
+    w->lg_lens[number & (CEF_STORE_GROUP_SLOTS - 1)] = len;
 
-    if ((number & (CEF_GROUP_SLOTS - 1)) == CEF_GROUP_SLOTS - 1) {
-        return cef_w_load_group_flush(w, cef_group_of(number));
+    if ((number & (CEF_STORE_GROUP_SLOTS - 1)) == CEF_STORE_GROUP_SLOTS - 1) {
+        return cef_w_load_group_flush(w, cef_store_group_of(number));
     }
 
     return CEF_WRITER_OK;
@@ -1427,7 +1430,7 @@ cef_w_prof_get(cef_writer_t *w, uint32_t number, const uint8_t **p,
     uint32_t  group;
     MDB_val   k, v;
 
-    group = cef_group_of(number);
+    group = cef_store_group_of(number);
     k.mv_data = &group;
     k.mv_size = sizeof(group);
 
@@ -1441,7 +1444,7 @@ cef_w_prof_get(cef_writer_t *w, uint32_t number, const uint8_t **p,
         return -1;
     }
 
-    if (cef_group_slot(v.mv_data, v.mv_size, number, p, len) != 0) {
+    if (cef_store_group_slot(v.mv_data, v.mv_size, number, p, len) != 0) {
         cef_w_err(w, "stored profile group %u is malformed", group);
         return -1;
     }
@@ -1460,16 +1463,16 @@ cef_w_prof_put(cef_writer_t *w, uint32_t number, const uint8_t *blob,
     size_t          i, total;
     uint32_t        group;
     MDB_val         k, v;
-    const uint8_t  *p[CEF_GROUP_SLOTS];
-    size_t          lens[CEF_GROUP_SLOTS];
+    const uint8_t  *p[CEF_STORE_GROUP_SLOTS];
+    size_t          lens[CEF_STORE_GROUP_SLOTS];
 
-    if (blen > CEF_GROUP_MAX) {
+    if (blen > CEF_STORE_GROUP_MAX) {
         cef_w_err(w, "the profile takes more than %d bytes encoded",
-                  CEF_GROUP_MAX);
+                  CEF_STORE_GROUP_MAX);
         return -1;
     }
 
-    group = cef_group_of(number);
+    group = cef_store_group_of(number);
     k.mv_data = &group;
     k.mv_size = sizeof(group);
 
@@ -1482,8 +1485,8 @@ cef_w_prof_put(cef_writer_t *w, uint32_t number, const uint8_t *blob,
 
     total = 0;
 
-    for (i = 0; i < CEF_GROUP_SLOTS; i++) {
-        if ((number & (CEF_GROUP_SLOTS - 1)) == i) {
+    for (i = 0; i < CEF_STORE_GROUP_SLOTS; i++) {
+        if ((number & (CEF_STORE_GROUP_SLOTS - 1)) == i) {
             p[i] = blob;
             lens[i] = blob ? blen : 0;
 
@@ -1491,8 +1494,8 @@ cef_w_prof_put(cef_writer_t *w, uint32_t number, const uint8_t *blob,
             p[i] = NULL;
             lens[i] = 0;
 
-        } else if (cef_group_slot(v.mv_data, v.mv_size,
-                                  (group << CEF_GROUP_SHIFT) + i, &p[i],
+        } else if (cef_store_group_slot(v.mv_data, v.mv_size,
+                                  (group << CEF_STORE_GROUP_SHIFT) + i, &p[i],
                                   &lens[i]) != 0)
         {
             cef_w_err(w, "stored profile group %u is malformed", group);
@@ -1517,12 +1520,14 @@ cef_w_prof_put(cef_writer_t *w, uint32_t number, const uint8_t *blob,
     }
 
     /* the slots point into the map: build a copy before writing */
-    if (cef_w_grow(w, &w->gbuf, &w->gbuf_cap, CEF_GROUP_HEAD + total) != 0) {
+    if (cef_w_grow(w, &w->gbuf, &w->gbuf_cap, CEF_STORE_GROUP_HEAD + total)
+        != 0)
+    {
         return -1;
     }
 
     v.mv_data = w->gbuf;
-    v.mv_size = cef_group_build(w->gbuf, p, lens);
+    v.mv_size = cef_store_group_build(w->gbuf, p, lens);
 
     rc = mdb_put(w->txn, w->prof, &k, &v, 0);
     if (rc != 0) {
@@ -1814,21 +1819,21 @@ cef_w_sort_entries(cef_writer_t *w, cef_ientry_t **ents, size_t nents)
 /* Sorted entries in, one LMDB record per bucket out (MDB_APPEND). */
 
 static int
-cef_w_write_buckets(cef_writer_t *w, MDB_dbi dbi, const cef_bucket_cfg_t *c,
-    const cef_ientry_t *ents, size_t nents)
+cef_w_write_buckets(cef_writer_t *w, MDB_dbi dbi,
+    const cef_store_bucket_cfg_t *c, const cef_ientry_t *ents, size_t nents)
 {
     int        rc;
     size_t     i, j, il, len, written = 0;
-    uint8_t    key[CEF_BUCKET_KEY_LEN], *p;
+    uint8_t    key[CEF_STORE_BUCKET_KEY_LEN], *p;
     uint32_t   b;
     MDB_val    k, v;
 
-    il = cef_bucket_item_len(c);
+    il = cef_store_bucket_item_len(c);
 
     for (i = 0; i < nents; i = j) {
-        b = cef_bucket_of(c, ents[i].h);
+        b = cef_store_bucket_of(c, ents[i].h);
 
-        for (j = i; j < nents && cef_bucket_of(c, ents[j].h) == b; j++) {
+        for (j = i; j < nents && cef_store_bucket_of(c, ents[j].h) == b; j++) {
             /* void */
         }
 
@@ -1849,9 +1854,9 @@ cef_w_write_buckets(cef_writer_t *w, MDB_dbi dbi, const cef_bucket_cfg_t *c,
             memcpy(p + c->rest, &ents[i].number, sizeof(uint32_t));
         }
 
-        cef_bucket_key(b, key);
+        cef_store_bucket_key(b, key);
         k.mv_data = key;
-        k.mv_size = CEF_BUCKET_KEY_LEN;
+        k.mv_size = CEF_STORE_BUCKET_KEY_LEN;
         v.mv_data = w->bval;
         v.mv_size = len;
 
@@ -1929,12 +1934,12 @@ cef_w_load_index(cef_writer_t *w)
     }
 
     w->info.keys = w->nents;
-    w->info.key_bits = cef_bucket_bits_for(w->nents, 32);
-    w->info.id_bits = cef_bucket_bits_for(w->nidents, 48);
+    w->info.key_bits = cef_store_bucket_bits_for(w->nents, 32);
+    w->info.id_bits = cef_store_bucket_bits_for(w->nidents, 48);
     w->kcfg.bits = w->info.key_bits;
-    w->kcfg.rest = CEF_BUCKET_REST_KEYS;
+    w->kcfg.rest = CEF_STORE_BUCKET_REST_KEYS;
     w->icfg.bits = w->info.id_bits;
-    w->icfg.rest = CEF_BUCKET_REST_IDS;
+    w->icfg.rest = CEF_STORE_BUCKET_REST_IDS;
 
     if ((rc = cef_w_write_buckets(w, w->index, &w->kcfg, w->ents, w->nents))
         != 0
@@ -2069,7 +2074,8 @@ cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
     }
 
     if (w->lg_len > 0) {
-        rc = cef_w_load_group_flush(w, cef_group_of(w->info.next_number - 1));
+        rc = cef_w_load_group_flush(w,
+                 cef_store_group_of(w->info.next_number - 1));
         if (rc != 0) {
             return rc;
         }
@@ -2146,7 +2152,7 @@ cef_w_switch(cef_writer_t *w, uint64_t gen, const char *oldpath)
 
 
 int
-cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
+cef_writer_load(const cef_writer_conf_t *conf, cef_input_t *in,
     cef_writer_result_t *res, char *err, size_t errlen)
 {
     int           rc;
@@ -2197,7 +2203,7 @@ cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
         goto failed;
     }
 
-    if (cef_encoder_init(&w.enc) != 0) {
+    if (cef_encode_init(&w.enc) != 0) {
         cef_w_err(&w, "out of memory");
         rc = CEF_WRITER_ESTORE;
         goto failed;
@@ -2371,12 +2377,12 @@ cef_w_bucket_get(cef_writer_t *w, MDB_dbi dbi, uint32_t b, size_t extra,
     size_t *len)
 {
     int       rc;
-    uint8_t   key[CEF_BUCKET_KEY_LEN], *p;
+    uint8_t   key[CEF_STORE_BUCKET_KEY_LEN], *p;
     MDB_val   k, v;
 
-    cef_bucket_key(b, key);
+    cef_store_bucket_key(b, key);
     k.mv_data = key;
-    k.mv_size = CEF_BUCKET_KEY_LEN;
+    k.mv_size = CEF_STORE_BUCKET_KEY_LEN;
 
     rc = mdb_get(w->txn, dbi, &k, &v);
 
@@ -2411,12 +2417,12 @@ static int
 cef_w_bucket_put(cef_writer_t *w, MDB_dbi dbi, uint32_t b, size_t len)
 {
     int      rc;
-    uint8_t  key[CEF_BUCKET_KEY_LEN];
+    uint8_t  key[CEF_STORE_BUCKET_KEY_LEN];
     MDB_val  k, v;
 
-    cef_bucket_key(b, key);
+    cef_store_bucket_key(b, key);
     k.mv_data = key;
-    k.mv_size = CEF_BUCKET_KEY_LEN;
+    k.mv_size = CEF_STORE_BUCKET_KEY_LEN;
     v.mv_data = w->bval;
     v.mv_size = len;
 
@@ -2439,15 +2445,15 @@ cef_w_index_del(cef_writer_t *w, const uint8_t *h, uint32_t number)
     size_t    len, pos, il;
     uint32_t  b;
 
-    b = cef_bucket_of(&w->kcfg, h);
-    il = cef_bucket_item_len(&w->kcfg);
+    b = cef_store_bucket_of(&w->kcfg, h);
+    il = cef_store_bucket_item_len(&w->kcfg);
 
     if (cef_w_bucket_get(w, w->index, b, 0, &len) != 0) {
         return -1;
     }
 
-    if (!cef_bucket_search(&w->kcfg, w->bval, len, h, &pos)
-        || cef_bucket_number(&w->kcfg, w->bval, pos) != number)
+    if (!cef_store_bucket_search(&w->kcfg, w->bval, len, h, &pos)
+        || cef_store_bucket_number(&w->kcfg, w->bval, pos) != number)
     {
         return 1;
     }
@@ -2472,15 +2478,15 @@ cef_w_index_put(cef_writer_t *w, const uint8_t *h, uint32_t number)
     uint8_t  *item;
     uint32_t  b;
 
-    b = cef_bucket_of(&w->kcfg, h);
-    il = cef_bucket_item_len(&w->kcfg);
+    b = cef_store_bucket_of(&w->kcfg, h);
+    il = cef_store_bucket_item_len(&w->kcfg);
 
     if (cef_w_bucket_get(w, w->index, b, il, &len) != 0) {
         return -1;
     }
 
-    if (cef_bucket_search(&w->kcfg, w->bval, len, h, &pos)) {
-        if (cef_bucket_number(&w->kcfg, w->bval, pos) == number) {
+    if (cef_store_bucket_search(&w->kcfg, w->bval, len, h, &pos)) {
+        if (cef_store_bucket_number(&w->kcfg, w->bval, pos) == number) {
             return 1;
         }
         moved = 1;
@@ -2510,14 +2516,14 @@ cef_w_ids_put(cef_writer_t *w, const uint8_t *h, uint32_t number)
     uint8_t  *item;
     uint32_t  b;
 
-    b = cef_bucket_of(&w->icfg, h);
-    il = cef_bucket_item_len(&w->icfg);
+    b = cef_store_bucket_of(&w->icfg, h);
+    il = cef_store_bucket_item_len(&w->icfg);
 
     if (cef_w_bucket_get(w, w->ids, b, il, &len) != 0) {
         return -1;
     }
 
-    cef_bucket_search(&w->icfg, w->bval, len, h, &pos);
+    cef_store_bucket_search(&w->icfg, w->bval, len, h, &pos);
 
     memmove(w->bval + (pos + 1) * il, w->bval + pos * il, len - pos * il);
     item = w->bval + pos * il;
@@ -2534,19 +2540,19 @@ cef_w_ids_del(cef_writer_t *w, const uint8_t *h, uint32_t number)
     size_t    len, pos, il;
     uint32_t  b;
 
-    b = cef_bucket_of(&w->icfg, h);
-    il = cef_bucket_item_len(&w->icfg);
+    b = cef_store_bucket_of(&w->icfg, h);
+    il = cef_store_bucket_item_len(&w->icfg);
 
     if (cef_w_bucket_get(w, w->ids, b, 0, &len) != 0) {
         return -1;
     }
 
-    cef_bucket_search(&w->icfg, w->bval, len, h, &pos);
+    cef_store_bucket_search(&w->icfg, w->bval, len, h, &pos);
 
-    for ( ; pos < len / il && cef_bucket_match(&w->icfg, w->bval, pos, h);
+    for ( ; pos < len / il && cef_store_bucket_match(&w->icfg, w->bval, pos, h);
          pos++)
     {
-        if (cef_bucket_number(&w->icfg, w->bval, pos) == number) {
+        if (cef_store_bucket_number(&w->icfg, w->bval, pos) == number) {
             memmove(w->bval + pos * il, w->bval + (pos + 1) * il,
                     len - (pos + 1) * il);
             return cef_w_bucket_put(w, w->ids, b, len - il);
@@ -2597,7 +2603,7 @@ cef_w_index_collect(cef_writer_t *w, uint16_t hint, uint32_t number,
     uint8_t   h[CEF_HASH_LEN];
     uint32_t  b, first, last;
 
-    il = cef_bucket_item_len(&w->kcfg);
+    il = cef_store_bucket_item_len(&w->kcfg);
     first = (uint32_t) hint << (w->kcfg.bits - 16);
     last = first + ((uint32_t) 1 << (w->kcfg.bits - 16));
 
@@ -2607,7 +2613,7 @@ cef_w_index_collect(cef_writer_t *w, uint16_t hint, uint32_t number,
         }
 
         for (i = 0; i < len / il; i++) {
-            if (cef_bucket_number(&w->kcfg, w->bval, i) != number) {
+            if (cef_store_bucket_number(&w->kcfg, w->bval, i) != number) {
                 continue;
             }
 
@@ -2775,22 +2781,22 @@ cef_w_find(cef_writer_t *w, const msgpack_object *id, uint8_t *idh,
         return -1;
     }
 
-    if (cef_w_bucket_get(w, w->ids, cef_bucket_of(&w->icfg, idh), 0, &len)
+    if (cef_w_bucket_get(w, w->ids, cef_store_bucket_of(&w->icfg, idh), 0, &len)
         != 0)
     {
         return -1;
     }
 
-    il = cef_bucket_item_len(&w->icfg);
-    cef_bucket_search(&w->icfg, w->bval, len, idh, &pos);
+    il = cef_store_bucket_item_len(&w->icfg);
+    cef_store_bucket_search(&w->icfg, w->bval, len, idh, &pos);
 
     /* candidates first: loading a profile does not touch w->bval, but be
        independent of that */
 
     for (n = 0; pos < len / il && n < 16
-                && cef_bucket_match(&w->icfg, w->bval, pos, idh); pos++)
+                && cef_store_bucket_match(&w->icfg, w->bval, pos, idh); pos++)
     {
-        cand[n++] = cef_bucket_number(&w->icfg, w->bval, pos);
+        cand[n++] = cef_store_bucket_number(&w->icfg, w->bval, pos);
     }
 
     for (i = 0; i < n; i++) {
@@ -2846,7 +2852,7 @@ cef_w_prune_hints(cef_writer_t *w, uint16_t *hints, uint32_t *n,
 /*
  * Limits a delta record can reach only against the stored state, checked
  * before the record writes anything so that a stream can refuse it alone
- * (cef_store_stream_record()): a profile's room (cef_w_check_room()) and
+ * (cef_writer_stream_record()): a profile's room (cef_w_check_room()) and
  * the hint buckets its keys fill, at most CEF_PROFILE_HINTS_MAX.  They
  * return CEF_WRITER_EINPUT with the message set.
  */
@@ -3086,7 +3092,8 @@ cef_w_op_patch(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
 
     for (i = 0; d->unset && i < d->unset->via.array.size; i++) {
         n = &d->unset->via.array.ptr[i];
-        attr = cef_intern_find(&w->enc.names, n->via.str.ptr, n->via.str.size);
+        attr = cef_encode_intern_find(&w->enc.names, n->via.str.ptr,
+                                      n->via.str.size);
         if (attr >= 0) {
             cef_encode_unset(&w->enc, (uint32_t) attr);
         }
@@ -3583,7 +3590,7 @@ cef_w_apply_pass(cef_writer_t *w, int dry, cef_writer_result_t *res)
 
 
 static int
-cef_w_load_dict(cef_writer_t *w, MDB_dbi dbi, cef_intern_t *t)
+cef_w_load_dict(cef_writer_t *w, MDB_dbi dbi, cef_encode_intern_t *t)
 {
     int          rc;
     uint32_t     id;
@@ -3601,7 +3608,7 @@ cef_w_load_dict(cef_writer_t *w, MDB_dbi dbi, cef_intern_t *t)
         memcpy(&id, k.mv_data, sizeof(id));
 
         if (k.mv_size != sizeof(id) || id != t->n
-            || cef_intern_add(t, v.mv_data, v.mv_size) != id)
+            || cef_encode_intern_add(t, v.mv_data, v.mv_size) != id)
         {
             mdb_cursor_close(cur);
             cef_w_err(w, "the store's dictionary is corrupt (entry %u)", id);
@@ -3655,7 +3662,7 @@ cef_w_open_current(cef_writer_t *w, char *path, size_t size, uint64_t *gen)
         return CEF_WRITER_ESTORE;
     }
 
-    if (cef_encoder_init(&w->enc) != 0) {
+    if (cef_encode_init(&w->enc) != 0) {
         cef_w_err(w, "out of memory");
         return CEF_WRITER_ESTORE;
     }
@@ -3725,14 +3732,14 @@ cef_w_open_current(cef_writer_t *w, char *path, size_t size, uint64_t *gen)
     }
 
     w->kcfg.bits = w->info.key_bits;
-    w->kcfg.rest = CEF_BUCKET_REST_KEYS;
+    w->kcfg.rest = CEF_STORE_BUCKET_REST_KEYS;
     w->icfg.bits = w->info.id_bits;
-    w->icfg.rest = CEF_BUCKET_REST_IDS;
+    w->icfg.rest = CEF_STORE_BUCKET_REST_IDS;
 
-    if (w->info.key_bits < CEF_BUCKET_BITS_MIN
-        || w->info.key_bits > CEF_BUCKET_BITS_MAX
-        || w->info.id_bits < CEF_BUCKET_BITS_MIN
-        || w->info.id_bits > CEF_BUCKET_BITS_MAX)
+    if (w->info.key_bits < CEF_STORE_BUCKET_BITS_MIN
+        || w->info.key_bits > CEF_STORE_BUCKET_BITS_MAX
+        || w->info.id_bits < CEF_STORE_BUCKET_BITS_MIN
+        || w->info.id_bits > CEF_STORE_BUCKET_BITS_MAX)
     {
         cef_w_err(w, "the store's metadata has a bad index layout");
         return CEF_WRITER_ESTORE;
@@ -3748,7 +3755,7 @@ cef_w_open_current(cef_writer_t *w, char *path, size_t size, uint64_t *gen)
 
 
 int
-cef_store_apply(const cef_writer_conf_t *conf, cef_input_t *in,
+cef_writer_apply(const cef_writer_conf_t *conf, cef_input_t *in,
     cef_writer_result_t *res, char *err, size_t errlen)
 {
     int           rc;
@@ -3813,7 +3820,7 @@ done:
 /* --- streams (cef-sync consume) ------------------------------------------ */
 
 
-struct cef_store_stream_s {
+struct cef_writer_stream_s {
     cef_writer_t       w;
     cef_writer_conf_t  conf;
     char               path[PATH_MAX];
@@ -3823,14 +3830,14 @@ struct cef_store_stream_s {
 
 
 int
-cef_store_stream_open(cef_store_stream_t **sp, const cef_writer_conf_t *conf,
+cef_writer_stream_open(cef_writer_stream_t **sp, const cef_writer_conf_t *conf,
     cef_store_offsets_t *offs, char *err, size_t errlen)
 {
     int                  rc;
     uint32_t             i;
     uint64_t             gen;
     MDB_val              k, v;
-    cef_store_stream_t  *s;
+    cef_writer_stream_t  *s;
 
     *sp = NULL;
     err[0] = '\0';
@@ -3840,7 +3847,7 @@ cef_store_stream_open(cef_store_stream_t **sp, const cef_writer_conf_t *conf,
         offs->next[i] = -1;
     }
 
-    s = calloc(1, sizeof(cef_store_stream_t));
+    s = calloc(1, sizeof(cef_writer_stream_t));
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
         return CEF_WRITER_ESTORE;
@@ -3892,7 +3899,7 @@ failed:
 
 
 static void
-cef_stream_use_err(cef_store_stream_t *s, char *err, size_t errlen)
+cef_stream_use_err(cef_writer_stream_t *s, char *err, size_t errlen)
 {
     err[0] = '\0';
     s->w.err = err;
@@ -3903,7 +3910,7 @@ cef_stream_use_err(cef_store_stream_t *s, char *err, size_t errlen)
 
 
 int
-cef_store_stream_record(cef_store_stream_t *s, const msgpack_object *rec,
+cef_writer_stream_record(cef_writer_stream_t *s, const msgpack_object *rec,
     cef_writer_result_t *res, char *err, size_t errlen)
 {
     int  rc;
@@ -3931,7 +3938,7 @@ cef_store_stream_record(cef_store_stream_t *s, const msgpack_object *rec,
 
 
 int
-cef_store_stream_erase(cef_store_stream_t *s, const char *id, size_t len,
+cef_writer_stream_erase(cef_writer_stream_t *s, const char *id, size_t len,
     cef_writer_result_t *res, char *err, size_t errlen)
 {
     int             rc;
@@ -3976,8 +3983,9 @@ cef_store_stream_erase(cef_store_stream_t *s, const char *id, size_t len,
 
 
 int
-cef_store_stream_commit(cef_store_stream_t *s, const cef_store_offsets_t *offs,
-    cef_writer_result_t *res, char *err, size_t errlen)
+cef_writer_stream_commit(cef_writer_stream_t *s,
+    const cef_store_offsets_t *offs, cef_writer_result_t *res, char *err,
+    size_t errlen)
 {
     int  rc;
 
@@ -4019,7 +4027,7 @@ cef_store_stream_commit(cef_store_stream_t *s, const cef_store_offsets_t *offs,
 
 
 void
-cef_store_stream_close(cef_store_stream_t *s)
+cef_writer_stream_close(cef_writer_stream_t *s)
 {
     if (s == NULL) {
         return;
