@@ -1,6 +1,13 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * lib/store: the profile store as nginx reads it (docs/store.md), part of
+ * libcef: the reader (cef_store.h, its public header), a stored profile
+ * (cef_profile.h), and the on-disk layout the writer shares with the reader
+ * (cef_store_bucket.h, cef_store_group.h).  It may include lib/core and
+ * lib/identity, nothing else of ours; lib/rules, lib/decision, lib/writer,
+ * the glue and the tools include it.  It has no internal header.
+ *
  * cef_store: the profile store, reader side.  Plain C11, no nginx types.
  *
  * The store is a directory (see docs/store.md):

@@ -1,6 +1,8 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Part of lib/store (see cef_store.h for what the folder may include).
+ *
  * cef_store_bucket: the layout of the store's two hash indexes ("index":
  * identity keys, "ids": profile ids).  Plain C11, no nginx types.
  *

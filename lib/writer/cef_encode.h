@@ -1,6 +1,8 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Part of lib/writer (see cef_writer.h for what the folder may include).
+ *
  * cef_encode: turns input records (msgpack objects) into stored
  * profiles (cef_profile.h), interning attribute names and recurring
  * strings.  Used by the writer; plain C11, no nginx types.

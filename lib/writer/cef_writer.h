@@ -1,6 +1,15 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * lib/writer: everything that writes the profile store, built as
+ * libcef_writer for cef-sync and the tests and never linked into nginx
+ * (docs/building.md, "Two libraries"): the writer (cef_writer.h, its
+ * public header; cef_writer_*.c share cef_writer_int.h), the encoder of
+ * stored profiles (cef_encode.h) and the input streams (cef_input.h).  It
+ * may include lib/core, lib/identity and lib/store; only cef-sync and tests
+ * include it: no lib/ folder and not the glue (config does not even put it
+ * on the module's include path).
+ *
  * cef_writer: the writer side of the profile store, used by cef-sync.
  * Plain C11, no nginx types.  See docs/store.md for the layout and
  * docs/formats.md for the input formats.
