@@ -60,7 +60,7 @@ cef_writer_stream_open(cef_writer_stream_t **sp, const cef_writer_conf_t *conf,
     rc = mdb_get(s->w.txn, s->w.meta, &k, &v);
 
     if (rc == 0) {
-        if (cef_store_offsets_decode(v.mv_data, v.mv_size, offs) != 0) {
+        if (cef_store_meta_offsets_decode(v.mv_data, v.mv_size, offs) != 0) {
             cef_w_err(&s->w, "the store's stream offsets are malformed");
             rc = CEF_WRITER_ESTORE;
             goto failed;

@@ -321,7 +321,7 @@ cef_writer_verify(const char *dir, cef_identity_t *ident,
     if (mdb_get(txn, meta, &k, &d) == 0) {
         cef_store_offsets_t  *o = malloc(sizeof(cef_store_offsets_t));
 
-        if (o && cef_store_offsets_decode(d.mv_data, d.mv_size, o) != 0) {
+        if (o && cef_store_meta_offsets_decode(d.mv_data, d.mv_size, o) != 0) {
             cef_verify_problem(&v, "the stream offsets (meta \"%s\") are "
                                "malformed", CEF_STORE_META_KAFKA);
         }

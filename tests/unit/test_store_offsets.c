@@ -620,8 +620,8 @@ test_offsets_decode(void **state)
 
     (void) state;
 
-    assert_int_equal(cef_store_offsets_decode("\xc1", 1, &o), -1);
-    assert_int_equal(cef_store_offsets_decode("", 0, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode("\xc1", 1, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode("", 0, &o), -1);
 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -635,7 +635,7 @@ test_offsets_decode(void **state)
     STR("offsets"); msgpack_pack_map(&pk, 2);
     msgpack_pack_uint32(&pk, 1); msgpack_pack_uint64(&pk, 9);
     msgpack_pack_uint32(&pk, 1023); msgpack_pack_uint64(&pk, 0);
-    assert_int_equal(cef_store_offsets_decode(sb.data, sb.size, &o), 0);
+    assert_int_equal(cef_store_meta_offsets_decode(sb.data, sb.size, &o), 0);
     assert_int_equal(o.partitions, 1024);
     assert_int_equal(o.next[0], -1);
     assert_int_equal(o.next[1], 9);
@@ -643,7 +643,7 @@ test_offsets_decode(void **state)
 
     /* trailing bytes */
     msgpack_pack_nil(&pk);
-    assert_int_equal(cef_store_offsets_decode(sb.data, sb.size, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode(sb.data, sb.size, &o), -1);
 
     /* a partition out of range, twice, a negative offset, no topic */
     msgpack_sbuffer_clear(&sb);
@@ -651,7 +651,7 @@ test_offsets_decode(void **state)
     STR("topic"); STR("t");
     STR("offsets"); msgpack_pack_map(&pk, 1);
     msgpack_pack_uint32(&pk, 1024); msgpack_pack_uint64(&pk, 9);
-    assert_int_equal(cef_store_offsets_decode(sb.data, sb.size, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode(sb.data, sb.size, &o), -1);
 
     msgpack_sbuffer_clear(&sb);
     msgpack_pack_map(&pk, 2);
@@ -659,19 +659,19 @@ test_offsets_decode(void **state)
     STR("offsets"); msgpack_pack_map(&pk, 2);
     msgpack_pack_uint32(&pk, 1); msgpack_pack_uint64(&pk, 9);
     msgpack_pack_uint32(&pk, 1); msgpack_pack_uint64(&pk, 10);
-    assert_int_equal(cef_store_offsets_decode(sb.data, sb.size, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode(sb.data, sb.size, &o), -1);
 
     msgpack_sbuffer_clear(&sb);
     msgpack_pack_map(&pk, 2);
     STR("topic"); STR("t");
     STR("offsets"); msgpack_pack_map(&pk, 1);
     msgpack_pack_uint32(&pk, 1); msgpack_pack_int64(&pk, -1);
-    assert_int_equal(cef_store_offsets_decode(sb.data, sb.size, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode(sb.data, sb.size, &o), -1);
 
     msgpack_sbuffer_clear(&sb);
     msgpack_pack_map(&pk, 1);
     STR("offsets"); msgpack_pack_map(&pk, 0);
-    assert_int_equal(cef_store_offsets_decode(sb.data, sb.size, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode(sb.data, sb.size, &o), -1);
 
 #undef STR
 
