@@ -4,7 +4,7 @@
 # $(CC) and $(CFLAGS) (its --with-cc-opt), position-independent so that the
 # same archive serves a dynamic module and a static nginx.
 
-cef_lib_dirs="core plugin expr html identity store rules decision"
+# cef_lib_dirs and cef_lib_a: set by config
 cef_lib_incs=
 cef_lib_srcs=
 for cef_dir in $cef_lib_dirs; do
@@ -12,7 +12,6 @@ for cef_dir in $cef_lib_dirs; do
     cef_lib_srcs="$cef_lib_srcs `ls $ngx_addon_dir/lib/$cef_dir/*.c | sort`"
 done
 cef_lib_srcs="$cef_lib_srcs `ls $ngx_addon_dir/rules/plugins/*.c | sort`"
-cef_lib_a=$NGX_OBJS/addon/libcef/libcef.a
 cef_lib_objs=
 
 for cef_src in $cef_lib_srcs; do
