@@ -4,7 +4,10 @@
  * cef_writer_int.h: what the writer's files share, and nothing outside
  * lib/writer includes it (cef-sync and the tests include cef_writer.h):
  * the state of one writer call (cef_writer_t) and the cef_w_* functions one
- * file defines and another calls.
+ * file defines and another calls.  cef_w_ is the folder's internal prefix:
+ * such a function is declared here only, under the file that defines it,
+ * and nothing outside lib/writer calls it; the public names are
+ * cef_writer_* (cef_writer.h).
  *
  *   cef_writer_fs.c        errors, the directory, the lock, generations,
  *                          transactions, the metadata record
