@@ -1,6 +1,7 @@
 # ngx_cef_module — build, test and demo.
 #
-#   make            libcef.a, the nginx module, cef-sync, cef-rules (in build/)
+#   make            libcef.a, libcef_writer.a, the nginx module, cef-sync,
+#                   cef-rules (in build/)
 #   make test       deps, unit tests (ASan+UBSan), integration tests (real nginx)
 #   make demo       deps, build, run the demo shop on http://127.0.0.1:8080
 #   make deps       install the Debian packages this needs (as root)
@@ -39,11 +40,20 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 ASAN_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g $(SAN_FLAGS) $(LIB_INCS) \
               $(PKG_CFLAGS)
 
-LIB_SRCS    := $(sort $(wildcard lib/*/*.c))
+# Two libraries (docs/architecture.md): libcef, what nginx needs at request
+# time (every lib/ folder but writer, and the built-in rule plugins; config
+# builds the module's own copy), and libcef_writer, lib/writer, for cef-sync
+# and the tests.  Programs link $(CEF_LIBS): the writer's archive first.
+WRITER_SRCS := $(sort $(wildcard lib/writer/*.c))
+LIB_SRCS    := $(filter-out $(WRITER_SRCS),$(sort $(wildcard lib/*/*.c)))
 LIB_HDRS    := $(wildcard lib/*/*.h)
 PLUGIN_SRCS := $(sort $(wildcard rules/plugins/*.c))
 LIB_OBJS    := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(PLUGIN_SRCS))
 ASAN_OBJS   := $(patsubst %.c,$(BUILD)/asan/%.o,$(LIB_SRCS) $(PLUGIN_SRCS))
+WRITER_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(WRITER_SRCS))
+ASAN_WRITER_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(WRITER_SRCS))
+CEF_LIBS    := $(BUILD)/libcef_writer.a $(BUILD)/libcef.a
+ASAN_LIBS   := $(BUILD)/asan/libcef_writer.a $(BUILD)/asan/libcef.a
 
 SYNC_SRCS   := $(sort $(wildcard tools/cef-sync/*.c))
 RULES_SRCS  := $(sort $(wildcard tools/cef-rules/*.c))
@@ -63,7 +73,7 @@ DEB_PKGS := nginx-light nginx-dev liblmdb-dev lmdb-utils libmsgpack-dev \
 
 all: lib module tools
 
-lib: $(BUILD)/libcef.a
+lib: $(CEF_LIBS)
 tools: $(BUILD)/cef-sync $(BUILD)/cef-rules
 module: $(MODULE_SO)
 
@@ -103,11 +113,18 @@ $(BUILD)/libcef.a: $(LIB_OBJS)
 $(BUILD)/asan/libcef.a: $(ASAN_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
+$(BUILD)/libcef_writer.a: $(WRITER_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/asan/libcef_writer.a: $(ASAN_WRITER_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
 
 # --- tools ------------------------------------------------------------------
 
-$(BUILD)/cef-sync: $(SYNC_SRCS) $(TOOL_HDRS) $(BUILD)/libcef.a
-	$(CC) $(CEF_CFLAGS) -Itools/cef-sync $(SYNC_SRCS) $(BUILD)/libcef.a \
+$(BUILD)/cef-sync: $(SYNC_SRCS) $(TOOL_HDRS) $(CEF_LIBS)
+	$(CC) $(CEF_CFLAGS) -Itools/cef-sync $(SYNC_SRCS) $(CEF_LIBS) \
 	    $(PKG_LIBS) -o $@
 
 $(BUILD)/cef-rules: $(RULES_SRCS) $(TOOL_HDRS) $(BUILD)/libcef.a
@@ -117,8 +134,9 @@ $(BUILD)/cef-rules: $(RULES_SRCS) $(TOOL_HDRS) $(BUILD)/libcef.a
 
 # --- the nginx module -------------------------------------------------------
 #
-# nginx's configure expands the source lists in ./config, so it is re-run
-# whenever the set of source files or the addon script changes.
+# nginx's configure expands the source lists in ./config and config.make
+# (which builds the module's libcef.a), so it is re-run whenever the set of
+# source files or the addon script changes.
 
 $(BUILD)/nginx/configure:
 	@test -d $(NGINX_DEV) || { echo "nginx-dev is not installed: make deps"; \
@@ -128,11 +146,11 @@ $(BUILD)/nginx/configure:
 
 $(BUILD)/module-srcs.list: FORCE
 	@mkdir -p $(BUILD)
-	@echo $(LIB_SRCS) $(PLUGIN_SRCS) $(wildcard ngx_cef_module/*) \
+	@echo $(LIB_SRCS) $(PLUGIN_SRCS) $(LIB_HDRS) $(wildcard ngx_cef_module/*) \
 	    $(NGINX_SRC) > $@.tmp
 	@cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
 
-$(NGINX_SRC)/objs/Makefile: config $(BUILD)/module-srcs.list \
+$(NGINX_SRC)/objs/Makefile: config config.make $(BUILD)/module-srcs.list \
                             | $(if $(filter $(BUILD)/nginx,$(NGINX_SRC)),$(BUILD)/nginx/configure)
 	cd $(NGINX_SRC) && \
 	if [ -f conf_flags ]; then . ./conf_flags; else NGX_CONF_FLAGS=(--with-compat); fi && \
@@ -151,10 +169,10 @@ FORCE:
 
 # --- tests ------------------------------------------------------------------
 
-$(BUILD)/unit/%: tests/unit/%.c $(UNIT_HELPERS) $(BUILD)/asan/libcef.a
+$(BUILD)/unit/%: tests/unit/%.c $(UNIT_HELPERS) $(ASAN_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -Itests/unit $< $(UNIT_HELPERS) \
-	    $(BUILD)/asan/libcef.a $(PKG_LIBS) -lcmocka -ldl -o $@
+	    $(ASAN_LIBS) $(PKG_LIBS) -lcmocka -ldl -o $@
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do \

@@ -34,7 +34,8 @@
 #             also through a stream session into a store on tmpfs
 #   slot_scanner (mk/fuzz-slot.mk) the streaming slot scanner
 #
-# libcef is rebuilt with coverage instrumentation in $(BUILD)/fuzz/obj
+# libcef and libcef_writer are rebuilt, as one archive, with coverage
+# instrumentation in $(BUILD)/fuzz/obj
 # (warnings are not errors there: lib/ is written for gcc, and clang warns
 # differently).
 # New inputs go to $(BUILD)/fuzz/corpus-NAME, crashes to
@@ -56,7 +57,8 @@ FUZZ_SRCS   := $(filter-out tests/fuzz/fuzz_slot_scanner.c, \
                  $(sort $(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
 FUZZ_BINS   := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
-FUZZ_OBJS   := $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRCS) $(PLUGIN_SRCS))
+FUZZ_OBJS   := $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRCS) $(PLUGIN_SRCS) \
+                 $(WRITER_SRCS))
 
 # run options; leaks are checked (LeakSanitizer) and every input is bounded
 FUZZ_ENV    := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

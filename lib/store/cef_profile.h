@@ -1,6 +1,8 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Part of lib/store (see cef_store.h for what the folder may include).
+ *
  * cef_profile: one stored profile, read in place.  Plain C11, no nginx
  * types.
  *

@@ -55,7 +55,7 @@ typedef struct {
     MDB_env            *env;
     MDB_txn            *txn;
     MDB_dbi             meta, prof, index, ids, dnames, dstrs;
-    cef_bucket_cfg_t    kcfg, icfg;
+    cef_store_bucket_cfg_t    kcfg, icfg;
     int                 active;
     size_t              txnid;          /* of the last metadata refresh */
     char                damaged[256];   /* why this generation is unusable */
@@ -418,7 +418,7 @@ cef_store_gen_open(cef_store_gen_t **gp, const char *dir, char *err,
     cef_store_cache_init(&g->cindex, (uint64_t) 1 << g->info.key_bits);
     cef_store_cache_init(&g->cids, (uint64_t) 1 << g->info.id_bits);
     cef_store_cache_init(&g->cprof, (uint64_t) g->info.next_number
-                                    >> CEF_GROUP_SHIFT);
+                                    >> CEF_STORE_GROUP_SHIFT);
     mdb_txn_reset(g->txn);
     g->active = 0;
 
@@ -644,19 +644,19 @@ cef_store_gen_refresh(cef_store_gen_t *g, char *err, size_t errlen)
         return -1;
     }
 
-    if (info.key_bits < CEF_BUCKET_BITS_MIN
-        || info.key_bits > CEF_BUCKET_BITS_MAX
-        || info.id_bits < CEF_BUCKET_BITS_MIN
-        || info.id_bits > CEF_BUCKET_BITS_MAX)
+    if (info.key_bits < CEF_STORE_BUCKET_BITS_MIN
+        || info.key_bits > CEF_STORE_BUCKET_BITS_MAX
+        || info.id_bits < CEF_STORE_BUCKET_BITS_MIN
+        || info.id_bits > CEF_STORE_BUCKET_BITS_MAX)
     {
         snprintf(err, errlen, "profile store metadata: bad index layout");
         return -1;
     }
 
     g->kcfg.bits = info.key_bits;
-    g->kcfg.rest = CEF_BUCKET_REST_KEYS;
+    g->kcfg.rest = CEF_STORE_BUCKET_REST_KEYS;
     g->icfg.bits = info.id_bits;
-    g->icfg.rest = CEF_BUCKET_REST_IDS;
+    g->icfg.rest = CEF_STORE_BUCKET_REST_IDS;
 
     if (info.names > g->dict.names.n) {
         if (cef_store_load_strs(g, g->dnames, &g->dict.names, &g->names,
@@ -928,7 +928,7 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    group = cef_group_of(number);
+    group = cef_store_group_of(number);
 
     rc = cef_store_get(g, &g->cprof, g->prof, group, &group, sizeof(group),
                        &val, &vlen);
@@ -942,7 +942,7 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    if (cef_group_slot(val, vlen, number, &blob, &len) != 0) {
+    if (cef_store_group_slot(val, vlen, number, &blob, &len) != 0) {
         cef_store_seterr(s, "profile group %u is malformed", group);
         return CEF_STORE_ERROR;
     }
@@ -965,7 +965,7 @@ cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
 {
     int               rc;
     size_t            pos, len;
-    uint8_t           key[CEF_BUCKET_KEY_LEN];
+    uint8_t           key[CEF_STORE_BUCKET_KEY_LEN];
     uint32_t          b;
     const uint8_t    *val;
     cef_store_gen_t  *g = s->gen;
@@ -975,11 +975,11 @@ cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    b = cef_bucket_of(&g->kcfg, hash);
-    cef_bucket_key(b, key);
+    b = cef_store_bucket_of(&g->kcfg, hash);
+    cef_store_bucket_key(b, key);
 
-    rc = cef_store_get(g, &g->cindex, g->index, b, key, CEF_BUCKET_KEY_LEN,
-                       &val, &len);
+    rc = cef_store_get(g, &g->cindex, g->index, b, key,
+                       CEF_STORE_BUCKET_KEY_LEN, &val, &len);
 
     if (rc == MDB_NOTFOUND) {
         return CEF_STORE_NOTFOUND;
@@ -990,12 +990,12 @@ cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    if (!cef_bucket_search(&g->kcfg, val, len, hash, &pos)) {
+    if (!cef_store_bucket_search(&g->kcfg, val, len, hash, &pos)) {
         return CEF_STORE_NOTFOUND;
     }
 
-    return cef_store_lookup_number(s, cef_bucket_number(&g->kcfg, val, pos),
-                                   p);
+    return cef_store_lookup_number(s,
+               cef_store_bucket_number(&g->kcfg, val, pos), p);
 }
 
 
@@ -1025,7 +1025,8 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
 {
     int               rc;
     size_t            pos, n, vlen;
-    uint8_t           hash[CEF_IDENTITY_HASH_LEN], key[CEF_BUCKET_KEY_LEN];
+    uint8_t           hash[CEF_IDENTITY_HASH_LEN];
+    uint8_t           key[CEF_STORE_BUCKET_KEY_LEN];
     uint32_t          b;
     const uint8_t    *val;
     cef_store_gen_t  *g = s->gen;
@@ -1040,11 +1041,11 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
         return CEF_STORE_ERROR;
     }
 
-    b = cef_bucket_of(&g->icfg, hash);
-    cef_bucket_key(b, key);
+    b = cef_store_bucket_of(&g->icfg, hash);
+    cef_store_bucket_key(b, key);
 
-    rc = cef_store_get(g, &g->cids, g->ids, b, key, CEF_BUCKET_KEY_LEN, &val,
-                       &vlen);
+    rc = cef_store_get(g, &g->cids, g->ids, b, key, CEF_STORE_BUCKET_KEY_LEN,
+                       &val, &vlen);
 
     if (rc == MDB_NOTFOUND) {
         return CEF_STORE_NOTFOUND;
@@ -1055,14 +1056,16 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
         return CEF_STORE_ERROR;
     }
 
-    cef_bucket_search(&g->icfg, val, vlen, hash, &pos);
-    n = vlen / cef_bucket_item_len(&g->icfg);
+    cef_store_bucket_search(&g->icfg, val, vlen, hash, &pos);
+    n = vlen / cef_store_bucket_item_len(&g->icfg);
 
     /* ids keep 8 bytes of the hash: compare the stored id */
 
-    for ( ; pos < n && cef_bucket_match(&g->icfg, val, pos, hash); pos++) {
-        rc = cef_store_lookup_number(s, cef_bucket_number(&g->icfg, val, pos),
-                                     p);
+    for ( ; pos < n && cef_store_bucket_match(&g->icfg, val, pos, hash);
+         pos++)
+    {
+        rc = cef_store_lookup_number(s,
+                 cef_store_bucket_number(&g->icfg, val, pos), p);
         if (rc == CEF_STORE_ERROR) {
             return rc;
         }
@@ -1119,7 +1122,7 @@ cef_store_offsets(cef_store_t *s, cef_store_offsets_t *o)
         return CEF_STORE_ERROR;
     }
 
-    if (cef_store_offsets_decode(v.mv_data, v.mv_size, o) != 0) {
+    if (cef_store_meta_offsets_decode(v.mv_data, v.mv_size, o) != 0) {
         cef_store_seterr(s, "the stored stream offsets are malformed");
         return CEF_STORE_ERROR;
     }
@@ -1154,200 +1157,4 @@ const char *
 cef_store_strerror(const cef_store_t *s)
 {
     return s->err;
-}
-
-
-static int
-cef_store_meta_int(const msgpack_object *o, int64_t *out)
-{
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        if (o->via.u64 > INT64_MAX) {
-            return -1;
-        }
-        *out = (int64_t) o->via.u64;
-        return 0;
-    }
-
-    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        *out = o->via.i64;
-        return 0;
-    }
-
-    return -1;
-}
-
-
-int
-cef_store_meta_decode(const void *data, size_t len, cef_store_info_t *info)
-{
-    int                    rc = -1;
-    size_t                 off = 0, n;
-    int64_t                iv;
-    uint32_t               i;
-    msgpack_unpacked       u;
-    const msgpack_object  *k, *v;
-
-    memset(info, 0, sizeof(cef_store_info_t));
-    msgpack_unpacked_init(&u);
-
-    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS
-        || u.data.type != MSGPACK_OBJECT_MAP)
-    {
-        goto done;
-    }
-
-    for (i = 0; i < u.data.via.map.size; i++) {
-        k = &u.data.via.map.ptr[i].key;
-        v = &u.data.via.map.ptr[i].val;
-
-        if (k->type != MSGPACK_OBJECT_STR) {
-            goto done;
-        }
-
-#define CEF_KEY(name)                                                        \
-    (k->via.str.size == sizeof(name) - 1                                     \
-     && memcmp(k->via.str.ptr, name, sizeof(name) - 1) == 0)
-
-        if (CEF_KEY("snapshot_id")) {
-            if (v->type != MSGPACK_OBJECT_STR) {
-                goto done;
-            }
-            n = v->via.str.size;
-            if (n >= sizeof(info->snapshot_id)) {
-                n = sizeof(info->snapshot_id) - 1;
-            }
-            memcpy(info->snapshot_id, v->via.str.ptr, n);
-            info->snapshot_id[n] = '\0';
-            continue;
-        }
-
-        if (CEF_KEY("secret_check")) {
-            if (v->type != MSGPACK_OBJECT_BIN || v->via.bin.size != 8) {
-                goto done;
-            }
-            memcpy(info->secret_check, v->via.bin.ptr, 8);
-            continue;
-        }
-
-        if (cef_store_meta_int(v, &iv) != 0) {
-            goto done;
-        }
-
-        if (CEF_KEY("format")) {
-            info->format = (uint32_t) iv;
-        } else if (CEF_KEY("created_at")) {
-            info->created_at = iv;
-        } else if (CEF_KEY("loaded_at")) {
-            info->loaded_at = iv;
-        } else if (CEF_KEY("updated_at")) {
-            info->updated_at = iv;
-        } else if (CEF_KEY("last_seq")) {
-            info->last_seq = (uint64_t) iv;
-        } else if (CEF_KEY("profiles")) {
-            info->profiles = (uint64_t) iv;
-        } else if (CEF_KEY("keys")) {
-            info->keys = (uint64_t) iv;
-        } else if (CEF_KEY("next_number")) {
-            info->next_number = (uint32_t) iv;
-        } else if (CEF_KEY("names")) {
-            info->names = (uint32_t) iv;
-        } else if (CEF_KEY("strs")) {
-            info->strs = (uint32_t) iv;
-        } else if (CEF_KEY("key_bits")) {
-            info->key_bits = (uint32_t) iv;
-        } else if (CEF_KEY("id_bits")) {
-            info->id_bits = (uint32_t) iv;
-        }
-
-#undef CEF_KEY
-    }
-
-    rc = 0;
-
-done:
-
-    msgpack_unpacked_destroy(&u);
-    return rc;
-}
-
-
-int
-cef_store_offsets_decode(const void *data, size_t len, cef_store_offsets_t *o)
-{
-    int                    rc = -1, topic = 0, offsets = 0;
-    size_t                 off = 0;
-    uint32_t               i, j;
-    msgpack_unpacked       u;
-    const msgpack_object  *k, *v, *pk, *pv;
-
-    memset(o, 0, sizeof(cef_store_offsets_t));
-
-    for (i = 0; i < CEF_STORE_PARTITIONS_MAX; i++) {
-        o->next[i] = -1;
-    }
-
-    msgpack_unpacked_init(&u);
-
-    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS
-        || off != len || u.data.type != MSGPACK_OBJECT_MAP)
-    {
-        goto done;
-    }
-
-    for (i = 0; i < u.data.via.map.size; i++) {
-        k = &u.data.via.map.ptr[i].key;
-        v = &u.data.via.map.ptr[i].val;
-
-        if (k->type != MSGPACK_OBJECT_STR) {
-            goto done;
-        }
-
-        if (k->via.str.size == 5 && memcmp(k->via.str.ptr, "topic", 5) == 0)
-        {
-            if (v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0
-                || v->via.str.size > CEF_STORE_TOPIC_MAX)
-            {
-                goto done;
-            }
-            memcpy(o->topic, v->via.str.ptr, v->via.str.size);
-            o->topic[v->via.str.size] = '\0';
-            topic = 1;
-
-        } else if (k->via.str.size == 7
-                   && memcmp(k->via.str.ptr, "offsets", 7) == 0)
-        {
-            if (v->type != MSGPACK_OBJECT_MAP) {
-                goto done;
-            }
-
-            for (j = 0; j < v->via.map.size; j++) {
-                pk = &v->via.map.ptr[j].key;
-                pv = &v->via.map.ptr[j].val;
-
-                if (pk->type != MSGPACK_OBJECT_POSITIVE_INTEGER
-                    || pk->via.u64 >= CEF_STORE_PARTITIONS_MAX
-                    || pv->type != MSGPACK_OBJECT_POSITIVE_INTEGER
-                    || pv->via.u64 > INT64_MAX
-                    || o->next[pk->via.u64] != -1)
-                {
-                    goto done;
-                }
-
-                o->next[pk->via.u64] = (int64_t) pv->via.u64;
-
-                if (pk->via.u64 >= o->partitions) {
-                    o->partitions = (uint32_t) pk->via.u64 + 1;
-                }
-            }
-
-            offsets = 1;
-        }
-    }
-
-    rc = topic && offsets ? 0 : -1;
-
-done:
-
-    msgpack_unpacked_destroy(&u);
-    return rc;
 }

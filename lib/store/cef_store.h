@@ -1,6 +1,14 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * lib/store: the profile store as nginx reads it (docs/store.md), part of
+ * libcef: the reader (cef_store.h, its public header), a stored profile
+ * (cef_profile.h), and the on-disk layout the writer shares with the reader
+ * (cef_store_bucket.h, cef_store_group.h; cef_store_meta.c decodes the
+ * metadata records).  It may include lib/core and lib/identity, nothing
+ * else of ours; lib/rules, lib/decision, lib/writer, the glue and the tools
+ * include it.  It has no internal header.
+ *
  * cef_store: the profile store, reader side.  Plain C11, no nginx types.
  *
  * The store is a directory (see docs/store.md):
@@ -276,7 +284,7 @@ uint64_t cef_store_fault(cef_store_t *s, const char *why);
 const char *cef_store_strerror(const cef_store_t *s);
 
 
-/* Helpers shared with the writer. */
+/* Helpers shared with the writer (cef_store_meta.c). */
 
 /*
  * Decode a metadata record (msgpack map) into info.
@@ -294,7 +302,7 @@ int cef_store_meta_decode(const void *data, size_t len,
  * @return 0, or -1 if malformed, or a partition is not below
  *         CEF_STORE_PARTITIONS_MAX.
  */
-int cef_store_offsets_decode(const void *data, size_t len,
+int cef_store_meta_offsets_decode(const void *data, size_t len,
     cef_store_offsets_t *o);
 
 /*

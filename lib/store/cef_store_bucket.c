@@ -8,7 +8,7 @@
 
 
 uint32_t
-cef_bucket_of(const cef_bucket_cfg_t *c, const uint8_t *hash)
+cef_store_bucket_of(const cef_store_bucket_cfg_t *c, const uint8_t *hash)
 {
     uint32_t  v;
 
@@ -19,7 +19,7 @@ cef_bucket_of(const cef_bucket_cfg_t *c, const uint8_t *hash)
 
 
 void
-cef_bucket_key(uint32_t bucket, uint8_t key[CEF_BUCKET_KEY_LEN])
+cef_store_bucket_key(uint32_t bucket, uint8_t key[CEF_STORE_BUCKET_KEY_LEN])
 {
     key[0] = (uint8_t) (bucket >> 16);
     key[1] = (uint8_t) (bucket >> 8);
@@ -28,20 +28,20 @@ cef_bucket_key(uint32_t bucket, uint8_t key[CEF_BUCKET_KEY_LEN])
 
 
 size_t
-cef_bucket_item_len(const cef_bucket_cfg_t *c)
+cef_store_bucket_item_len(const cef_store_bucket_cfg_t *c)
 {
     return c->rest + sizeof(uint32_t);
 }
 
 
 int
-cef_bucket_search(const cef_bucket_cfg_t *c, const uint8_t *val, size_t len,
-    const uint8_t *hash, size_t *pos)
+cef_store_bucket_search(const cef_store_bucket_cfg_t *c, const uint8_t *val,
+    size_t len, const uint8_t *hash, size_t *pos)
 {
     size_t    n, il, i;
     uint64_t  v;
 
-    il = cef_bucket_item_len(c);
+    il = cef_store_bucket_item_len(c);
     n = len / il;
 
     if (n == 0) {
@@ -79,29 +79,31 @@ cef_bucket_search(const cef_bucket_cfg_t *c, const uint8_t *val, size_t len,
 
 
 uint32_t
-cef_bucket_number(const cef_bucket_cfg_t *c, const uint8_t *val, size_t i)
+cef_store_bucket_number(const cef_store_bucket_cfg_t *c, const uint8_t *val,
+    size_t i)
 {
     uint32_t  n;
 
-    memcpy(&n, val + i * cef_bucket_item_len(c) + c->rest, sizeof(n));
+    memcpy(&n, val + i * cef_store_bucket_item_len(c) + c->rest, sizeof(n));
     return n;
 }
 
 
 int
-cef_bucket_match(const cef_bucket_cfg_t *c, const uint8_t *val, size_t i,
-    const uint8_t *hash)
+cef_store_bucket_match(const cef_store_bucket_cfg_t *c, const uint8_t *val,
+    size_t i, const uint8_t *hash)
 {
-    return memcmp(val + i * cef_bucket_item_len(c), hash + 2, c->rest) == 0;
+    return memcmp(val + i * cef_store_bucket_item_len(c), hash + 2, c->rest)
+           == 0;
 }
 
 
 unsigned
-cef_bucket_bits_for(uint64_t n, unsigned per_bucket)
+cef_store_bucket_bits_for(uint64_t n, unsigned per_bucket)
 {
-    unsigned  bits = CEF_BUCKET_BITS_MIN;
+    unsigned  bits = CEF_STORE_BUCKET_BITS_MIN;
 
-    while (bits < CEF_BUCKET_BITS_MAX
+    while (bits < CEF_STORE_BUCKET_BITS_MAX
            && (n / per_bucket) > ((uint64_t) 1 << bits))
     {
         bits++;

@@ -1,6 +1,8 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Part of lib/store (see cef_store.h for what the folder may include).
+ *
  * cef_store_bucket: the layout of the store's two hash indexes ("index":
  * identity keys, "ids": profile ids).  Plain C11, no nginx types.
  *
@@ -9,7 +11,7 @@
  * load time so that a bucket holds about a dozen entries).  One LMDB record
  * per bucket:
  *
- *   key    CEF_BUCKET_KEY_LEN bytes, the bucket number, big-endian
+ *   key    CEF_STORE_BUCKET_KEY_LEN bytes, the bucket number, big-endian
  *   value  sorted items of (rest + 4) bytes: bytes 2 .. 2+rest of the hash,
  *          then the profile number (uint32_t, host order)
  *
@@ -28,27 +30,29 @@
 #include <stdint.h>
 
 
-#define CEF_BUCKET_KEY_LEN    3
-#define CEF_BUCKET_BITS_MIN   16
-#define CEF_BUCKET_BITS_MAX   24
-#define CEF_BUCKET_REST_KEYS  14
-#define CEF_BUCKET_REST_IDS   6
+#define CEF_STORE_BUCKET_KEY_LEN    3
+#define CEF_STORE_BUCKET_BITS_MIN   16
+#define CEF_STORE_BUCKET_BITS_MAX   24
+#define CEF_STORE_BUCKET_REST_KEYS  14
+#define CEF_STORE_BUCKET_REST_IDS   6
 
 
 typedef struct {
     unsigned  bits;      /* bucket bits */
     size_t    rest;      /* hash bytes kept in an item, after the first 2 */
-} cef_bucket_cfg_t;
+} cef_store_bucket_cfg_t;
 
 
 /* The bucket number of a hash. */
-uint32_t cef_bucket_of(const cef_bucket_cfg_t *c, const uint8_t *hash);
+uint32_t cef_store_bucket_of(const cef_store_bucket_cfg_t *c,
+    const uint8_t *hash);
 
 /* The LMDB key of a bucket number. */
-void cef_bucket_key(uint32_t bucket, uint8_t key[CEF_BUCKET_KEY_LEN]);
+void cef_store_bucket_key(uint32_t bucket,
+    uint8_t key[CEF_STORE_BUCKET_KEY_LEN]);
 
 /* Bytes per item. */
-size_t cef_bucket_item_len(const cef_bucket_cfg_t *c);
+size_t cef_store_bucket_item_len(const cef_store_bucket_cfg_t *c);
 
 /*
  * Binary search of a bucket value for a hash.
@@ -61,21 +65,21 @@ size_t cef_bucket_item_len(const cef_bucket_cfg_t *c);
  *                   >= the hash's (the insertion point)
  * @return 1 if the item at *pos matches the hash, else 0.
  */
-int cef_bucket_search(const cef_bucket_cfg_t *c, const uint8_t *val,
+int cef_store_bucket_search(const cef_store_bucket_cfg_t *c, const uint8_t *val,
     size_t len, const uint8_t *hash, size_t *pos);
 
 /* The profile number of item i. */
-uint32_t cef_bucket_number(const cef_bucket_cfg_t *c, const uint8_t *val,
-    size_t i);
+uint32_t cef_store_bucket_number(const cef_store_bucket_cfg_t *c,
+    const uint8_t *val, size_t i);
 
 /* 1 if item i holds the hash's stored bytes. */
-int cef_bucket_match(const cef_bucket_cfg_t *c, const uint8_t *val, size_t i,
-    const uint8_t *hash);
+int cef_store_bucket_match(const cef_store_bucket_cfg_t *c,
+    const uint8_t *val, size_t i, const uint8_t *hash);
 
 /*
  * Bucket bits for an index of n entries: about 12 entries per bucket.
  */
-unsigned cef_bucket_bits_for(uint64_t n, unsigned per_bucket);
+unsigned cef_store_bucket_bits_for(uint64_t n, unsigned per_bucket);
 
 
 #endif /* CEF_STORE_BUCKET_H */

@@ -8,24 +8,24 @@
 
 
 uint32_t
-cef_group_of(uint32_t number)
+cef_store_group_of(uint32_t number)
 {
-    return number >> CEF_GROUP_SHIFT;
+    return number >> CEF_STORE_GROUP_SHIFT;
 }
 
 
 int
-cef_group_slot(const uint8_t *val, size_t len, uint32_t number,
+cef_store_group_slot(const uint8_t *val, size_t len, uint32_t number,
     const uint8_t **p, size_t *plen)
 {
     size_t    off, l, i, slot;
 
-    if (len < CEF_GROUP_HEAD) {
+    if (len < CEF_STORE_GROUP_HEAD) {
         return -1;
     }
 
-    slot = number & (CEF_GROUP_SLOTS - 1);
-    off = CEF_GROUP_HEAD;
+    slot = number & (CEF_STORE_GROUP_SLOTS - 1);
+    off = CEF_STORE_GROUP_HEAD;
 
     for (i = 0; i < slot; i++) {
         off += (size_t) val[2 * i] | ((size_t) val[2 * i + 1] << 8);
@@ -45,13 +45,13 @@ cef_group_slot(const uint8_t *val, size_t len, uint32_t number,
 
 
 size_t
-cef_group_build(uint8_t *out, const uint8_t *const *p, const size_t *lens)
+cef_store_group_build(uint8_t *out, const uint8_t *const *p, const size_t *lens)
 {
     size_t  i, off;
 
-    off = CEF_GROUP_HEAD;
+    off = CEF_STORE_GROUP_HEAD;
 
-    for (i = 0; i < CEF_GROUP_SLOTS; i++) {
+    for (i = 0; i < CEF_STORE_GROUP_SLOTS; i++) {
         out[2 * i] = (uint8_t) lens[i];
         out[2 * i + 1] = (uint8_t) (lens[i] >> 8);
 

@@ -1,13 +1,15 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Part of lib/store (see cef_store.h for what the folder may include).
+ *
  * cef_store_group: how the "profiles" database packs stored profiles.
  * Plain C11, no nginx types.
  *
- * Profiles are stored CEF_GROUP_SLOTS to an LMDB record: key = profile
- * number >> CEF_GROUP_SHIFT (uint32_t, MDB_INTEGERKEY), value =
+ * Profiles are stored CEF_STORE_GROUP_SLOTS to an LMDB record: key = profile
+ * number >> CEF_STORE_GROUP_SHIFT (uint32_t, MDB_INTEGERKEY), value =
  *
- *   u16    len[CEF_GROUP_SLOTS]    little-endian; 0 = empty slot
+ *   u16    len[CEF_STORE_GROUP_SLOTS]    little-endian; 0 = empty slot
  *   bytes  the slots' stored profiles, back to back
  *
  * Fewer, larger records make a lookup's binary search inside an LMDB page
@@ -22,14 +24,14 @@
 #include <stdint.h>
 
 
-#define CEF_GROUP_SHIFT   2
-#define CEF_GROUP_SLOTS   (1 << CEF_GROUP_SHIFT)
-#define CEF_GROUP_HEAD    (2 * CEF_GROUP_SLOTS)
-#define CEF_GROUP_MAX     65535
+#define CEF_STORE_GROUP_SHIFT   2
+#define CEF_STORE_GROUP_SLOTS   (1 << CEF_STORE_GROUP_SHIFT)
+#define CEF_STORE_GROUP_HEAD    (2 * CEF_STORE_GROUP_SLOTS)
+#define CEF_STORE_GROUP_MAX     65535
 
 
 /* The LMDB key of a profile's group. */
-uint32_t cef_group_of(uint32_t number);
+uint32_t cef_store_group_of(uint32_t number);
 
 /*
  * Find a profile in a group value.
@@ -41,18 +43,18 @@ uint32_t cef_group_of(uint32_t number);
  * @param[out] plen    its length; 0 if the slot is empty
  * @return 0, or -1 if the value is malformed.
  */
-int cef_group_slot(const uint8_t *val, size_t len, uint32_t number,
+int cef_store_group_slot(const uint8_t *val, size_t len, uint32_t number,
     const uint8_t **p, size_t *plen);
 
 /*
  * Build a group value.
  *
- * @param[out] out   CEF_GROUP_HEAD + the sum of lens bytes
+ * @param[out] out   CEF_STORE_GROUP_HEAD + the sum of lens bytes
  * @param[in]  p     the slots' stored profiles (NULL if empty)
- * @param[in]  lens  their lengths (0 if empty), each <= CEF_GROUP_MAX
+ * @param[in]  lens  their lengths (0 if empty), each <= CEF_STORE_GROUP_MAX
  * @return the value's length.
  */
-size_t cef_group_build(uint8_t *out, const uint8_t *const *p,
+size_t cef_store_group_build(uint8_t *out, const uint8_t *const *p,
     const size_t *lens);
 
 

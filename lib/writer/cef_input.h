@@ -1,6 +1,8 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Part of lib/writer (see cef_writer.h for what the folder may include).
+ *
  * cef_input: reads a snapshot or delta stream record by record, as msgpack
  * objects, whether the stream is msgpack or NDJSON (docs/formats.md).
  * Plain C11, no nginx types.

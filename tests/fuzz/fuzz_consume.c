@@ -19,7 +19,7 @@
  *
  * One input in CEF_FUZZ_STORE_EVERY (default 64; 1: every input, as
  * `make fuzz-smoke` runs it), chosen by a hash of the input: the messages
- * also go through a stream session (cef_store_stream_open(), _record(),
+ * also go through a stream session (cef_writer_stream_open(), _record(),
  * _erase(), then _commit() with offsets or _close() without) on a store on
  * tmpfs holding two known profiles.  Invariants: every record or tombstone
  * is applied or refused as bad input, never a store error; when nothing
@@ -41,7 +41,7 @@
 
 #include "cef_input.h"
 #include "cef_store.h"
-#include "cef_store_writer.h"
+#include "cef_writer.h"
 #include "cef_sync_decode.h"
 #include "fuzz_common.h"
 #include "fuzz_store_fixture.h"
@@ -63,7 +63,7 @@ typedef struct {
 static const char  *base_keys[] = { "ann@example.com", "bob@example.com" };
 
 
-static cef_verify_result_t  base_v;
+static cef_writer_verify_result_t  base_v;
 static uint8_t             *base_blob[2];
 static size_t               base_len[2];
 static cef_sync_decoder_t   dec[2];
@@ -176,12 +176,12 @@ decode(int json, const message_t *m, msgpack_object *rec)
 
 
 static void
-verify(cef_verify_result_t *v)
+verify(cef_writer_verify_result_t *v)
 {
     char  err[512];
 
     memset(v, 0, sizeof(*v));
-    CHECK(cef_store_verify(dir, ident, NULL, NULL, v, err, sizeof(err))
+    CHECK(cef_writer_verify(dir, ident, NULL, NULL, v, err, sizeof(err))
           == CEF_WRITER_OK);
     CHECK(v->problems == 0);
 }
@@ -247,7 +247,7 @@ base_profiles(int keep)
 static void
 check_base(void)
 {
-    cef_verify_result_t  v;
+    cef_writer_verify_result_t  v;
 
     verify(&v);
     CHECK(v.profiles == base_v.profiles && v.keys == base_v.keys
@@ -263,15 +263,15 @@ session(int json, int commit, const message_t *msgs, size_t n)
     size_t                i, applied;
     char                  err[1024];
     msgpack_object        rec;
-    cef_store_stream_t   *st;
+    cef_writer_stream_t   *st;
     cef_store_offsets_t   offs, back;
     cef_writer_conf_t     conf;
     cef_writer_result_t   res;
-    cef_verify_result_t   v;
+    cef_writer_verify_result_t   v;
 
     n_sessions++;
     conf_init(&conf);
-    CHECK(cef_store_stream_open(&st, &conf, &offs, err, sizeof(err))
+    CHECK(cef_writer_stream_open(&st, &conf, &offs, err, sizeof(err))
           == CEF_WRITER_OK);
 
     memset(&res, 0, sizeof(res));
@@ -281,11 +281,11 @@ session(int json, int commit, const message_t *msgs, size_t n)
         err[0] = '\0';
 
         if (msgs[i].tombstone) {
-            rc = cef_store_stream_erase(st, (const char *) msgs[i].p,
+            rc = cef_writer_stream_erase(st, (const char *) msgs[i].p,
                                         msgs[i].len, &res, err, sizeof(err));
 
         } else if (decode(json, &msgs[i], &rec)) {
-            rc = cef_store_stream_record(st, &rec, &res, err, sizeof(err));
+            rc = cef_writer_stream_record(st, &rec, &res, err, sizeof(err));
 
         } else {
             continue;
@@ -306,7 +306,7 @@ session(int json, int commit, const message_t *msgs, size_t n)
     n_applied += applied;
 
     if (!commit) {
-        cef_store_stream_close(st);
+        cef_writer_stream_close(st);
         check_base();
         return;
     }
@@ -317,17 +317,17 @@ session(int json, int commit, const message_t *msgs, size_t n)
     offs.next[0] = -1;                  /* a partition not read yet */
     offs.next[1] = (int64_t) n;
 
-    CHECK(cef_store_stream_commit(st, &offs, &res, err, sizeof(err))
+    CHECK(cef_writer_stream_commit(st, &offs, &res, err, sizeof(err))
           == CEF_WRITER_OK);
-    cef_store_stream_close(st);
+    cef_writer_stream_close(st);
     n_commits++;
 
     verify(&v);
     CHECK(v.profiles == res.profiles && v.keys == res.keys);
 
-    CHECK(cef_store_stream_open(&st, &conf, &back, err, sizeof(err))
+    CHECK(cef_writer_stream_open(&st, &conf, &back, err, sizeof(err))
           == CEF_WRITER_OK);
-    cef_store_stream_close(st);
+    cef_writer_stream_close(st);
     CHECK(strcmp(back.topic, "fuzz") == 0 && back.partitions == 2
           && back.next[0] == -1 && back.next[1] == (int64_t) n);
 

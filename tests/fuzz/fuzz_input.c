@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "cef_input.h"
-#include "cef_store_encode.h"
+#include "cef_encode.h"
 #include "fuzz_common.h"
 
 

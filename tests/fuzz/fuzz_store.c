@@ -8,7 +8,7 @@
  * Every input: the stream is read (cef_input.h) and the attribute values
  * of each record (attrs, set) that the writer accepts
  * (cef_encode_check_value()) go through the writer's encoder into a
- * stored profile (cef_store_encode.h), one encoder per stream so that
+ * stored profile (cef_encode.h), one encoder per stream so that
  * names and strings are interned across records as in a load.  The
  * profile is read back through the reader's decoder (cef_profile.h,
  * cef_value.h) with the encoder's dictionary.  Invariants: it validates;
@@ -20,12 +20,12 @@
  *
  * One input in CEF_FUZZ_STORE_EVERY (default 64; 1: every input, as
  * `make fuzz-smoke` runs it), chosen by a hash of the input so that a run
- * can be replayed: also a whole cef_store_load() or cef_store_apply() of
+ * can be replayed: also a whole cef_writer_load() or cef_writer_apply() of
  * the stream into a store on tmpfs (/dev/shm).  The store is created once
  * and holds two known profiles; a load or apply that succeeded is undone
  * by loading them again.  Invariants: the result is OK or bad input,
  * never a store error (the streams are small, the map is large); after OK
- * the store verifies (cef_store_verify()) and its counts equal the
+ * the store verifies (cef_writer_verify()) and its counts equal the
  * writer's, and an apply never lowers the last seq; after bad input the
  * store is unchanged (same profiles, keys, index entries and last seq)
  * and there is a message.  At exit the target prints how many inputs took each
@@ -43,8 +43,8 @@
 #include "cef_input.h"
 #include "cef_profile.h"
 #include "cef_store.h"
-#include "cef_store_encode.h"
-#include "cef_store_writer.h"
+#include "cef_encode.h"
+#include "cef_writer.h"
 #include "fuzz_common.h"
 #include "fuzz_store_fixture.h"
 
@@ -52,7 +52,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
-static cef_verify_result_t  base_v;
+static cef_writer_verify_result_t  base_v;
 static uint64_t             base_seq;
 static uint64_t             n_inputs, n_records, n_profiles, n_loads,
                             n_applies;
@@ -208,7 +208,7 @@ overridden(const msgpack_object *map, uint32_t i)
 
 
 static void
-roundtrip_values(cef_encoder_t *enc, const msgpack_object *rec,
+roundtrip_values(cef_encode_t *enc, const msgpack_object *rec,
     const msgpack_object *map)
 {
     int                    rc;
@@ -254,7 +254,7 @@ roundtrip_values(cef_encoder_t *enc, const msgpack_object *rec,
             continue;
         }
 
-        /* (a 16 KiB stream cannot name CEF_INTERN_NAMES_MAX attributes) */
+        /* (a 16 KiB stream cannot name CEF_ENCODE_NAMES_MAX attributes) */
         CHECK(cef_encode_attr(enc, k->via.str.ptr, k->via.str.size, val)
               == 0);
 
@@ -324,13 +324,13 @@ roundtrip(const uint8_t *data, size_t size)
 {
     uint32_t               i;
     cef_input_t           *in;
-    cef_encoder_t          enc;
+    cef_encode_t          enc;
     const msgpack_object  *rec, *k, *v;
     char                   err[512];
 
     in = cef_input_open_mem(data, size);
     CHECK(in != NULL);
-    CHECK(cef_encoder_init(&enc) == 0);
+    CHECK(cef_encode_init(&enc) == 0);
 
     while (cef_input_next(in, &rec, err, sizeof(err)) == 1) {
         n_records++;
@@ -350,7 +350,7 @@ roundtrip(const uint8_t *data, size_t size)
         }
     }
 
-    cef_encoder_free(&enc);
+    cef_encode_free(&enc);
     cef_input_close(in);
 }
 
@@ -359,14 +359,14 @@ roundtrip(const uint8_t *data, size_t size)
 
 
 static void
-verify(cef_verify_result_t *v, uint64_t *last_seq)
+verify(cef_writer_verify_result_t *v, uint64_t *last_seq)
 {
     char                err[512];
     cef_store_t        *s;
     cef_store_info_t    info;
 
     memset(v, 0, sizeof(*v));
-    CHECK(cef_store_verify(dir, ident, NULL, NULL, v, err, sizeof(err))
+    CHECK(cef_writer_verify(dir, ident, NULL, NULL, v, err, sizeof(err))
           == CEF_WRITER_OK);
     CHECK(v->problems == 0);
 
@@ -388,7 +388,7 @@ static void
 check_base(void)
 {
     uint64_t             seq;
-    cef_verify_result_t  v;
+    cef_writer_verify_result_t  v;
 
     verify(&v, &seq);
     CHECK(v.profiles == base_v.profiles && v.keys == base_v.keys
@@ -405,7 +405,7 @@ whole(int apply, const uint8_t *data, size_t size)
     cef_input_t          *in;
     cef_writer_conf_t     conf;
     cef_writer_result_t   res;
-    cef_verify_result_t   v;
+    cef_writer_verify_result_t   v;
     char                  err[1024];
 
     conf_init(&conf);
@@ -414,8 +414,8 @@ whole(int apply, const uint8_t *data, size_t size)
 
     memset(&res, 0, sizeof(res));
     err[0] = '\0';
-    rc = apply ? cef_store_apply(&conf, in, &res, err, sizeof(err))
-               : cef_store_load(&conf, in, &res, err, sizeof(err));
+    rc = apply ? cef_writer_apply(&conf, in, &res, err, sizeof(err))
+               : cef_writer_load(&conf, in, &res, err, sizeof(err));
     cef_input_close(in);
 
     if (apply) {

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "cef_input.h"
-#include "cef_store_writer.h"
+#include "cef_writer.h"
 #include "fuzz_common.h"
 
 
@@ -64,7 +64,7 @@ load_base(void)
     in = cef_input_open_mem(fuzz_base_snapshot,
                             sizeof(fuzz_base_snapshot) - 1);
     CHECK(in != NULL);
-    rc = cef_store_load(&conf, in, &res, err, sizeof(err));
+    rc = cef_writer_load(&conf, in, &res, err, sizeof(err));
     cef_input_close(in);
     if (rc != CEF_WRITER_OK) {
         fprintf(stderr, "loading the fuzz targets' base store: %s\n", err);

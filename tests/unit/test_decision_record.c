@@ -19,7 +19,7 @@
 #include <jansson.h>
 
 #include "cef_record.h"
-#include "cef_store_encode.h"
+#include "cef_encode.h"
 
 
 static const cef_record_slot_t  slots[] = {
@@ -399,7 +399,7 @@ test_time_values(void **state)
 
 /* a profile of attributes given as name, msgpack-able value pairs */
 static void
-profile_of(cef_encoder_t *e, cef_dict_t *d, cef_profile_t *p,
+profile_of(cef_encode_t *e, cef_dict_t *d, cef_profile_t *p,
     const char *const *names, const msgpack_object *vals, size_t n)
 {
     size_t  i;
@@ -425,7 +425,7 @@ profile_of(cef_encoder_t *e, cef_dict_t *d, cef_profile_t *p,
 static void
 test_profile_digest(void **state)
 {
-    cef_encoder_t    e1, e2;
+    cef_encode_t    e1, e2;
     cef_dict_t       d1, d2;
     cef_profile_t    p1, p2;
     uint64_t         h1, h2, h3;
@@ -434,8 +434,8 @@ test_profile_digest(void **state)
 
     (void) state;
 
-    assert_int_equal(cef_encoder_init(&e1), 0);
-    assert_int_equal(cef_encoder_init(&e2), 0);
+    assert_int_equal(cef_encode_init(&e1), 0);
+    assert_int_equal(cef_encode_init(&e2), 0);
 
     v[0].type = MSGPACK_OBJECT_POSITIVE_INTEGER;
     v[0].via.u64 = 1234;
@@ -461,8 +461,8 @@ test_profile_digest(void **state)
 
     free(d1.names_hash);
     free(d2.names_hash);
-    cef_encoder_free(&e1);
-    cef_encoder_free(&e2);
+    cef_encode_free(&e1);
+    cef_encode_free(&e2);
 }
 
 

@@ -14,11 +14,11 @@
 #include <cmocka.h>
 
 #include "cef_profile.h"
-#include "cef_store_encode.h"
+#include "cef_encode.h"
 
 
 static void
-dict_of(cef_encoder_t *e, cef_dict_t *d)
+dict_of(cef_encode_t *e, cef_dict_t *d)
 {
     memset(d, 0, sizeof(cef_dict_t));
     d->names = e->names.tab;
@@ -28,7 +28,7 @@ dict_of(cef_encoder_t *e, cef_dict_t *d)
 
 
 static double
-roundtrip(cef_encoder_t *e, double x, int f32, size_t *size)
+roundtrip(cef_encode_t *e, double x, int f32, size_t *size)
 {
     cef_dict_t      d;
     cef_value_t     v;
@@ -61,11 +61,11 @@ test_floats_roundtrip_exactly(void **state)
     double         x, y;
     size_t         size, base;
     uint64_t       r = 12345;
-    cef_encoder_t  e;
+    cef_encode_t  e;
 
     (void) state;
 
-    assert_int_equal(cef_encoder_init(&e), 0);
+    assert_int_equal(cef_encode_init(&e), 0);
 
     roundtrip(&e, 0, 0, &base);    /* header + one 3-byte value */
     base -= 3;
@@ -103,7 +103,7 @@ test_floats_roundtrip_exactly(void **state)
     assert_true(isnan(roundtrip(&e, NAN, 0, &size)));
     assert_true(roundtrip(&e, (float) 0.1, 1, &size) == (double) (float) 0.1);
 
-    cef_encoder_free(&e);
+    cef_encode_free(&e);
 }
 
 
@@ -116,12 +116,12 @@ test_interning_and_envelope(void **state)
     cef_dict_t       d;
     cef_value_t      v;
     cef_profile_t    p;
-    cef_encoder_t    e;
+    cef_encode_t    e;
     msgpack_object   o, arr[3];
 
     (void) state;
 
-    assert_int_equal(cef_encoder_init(&e), 0);
+    assert_int_equal(cef_encode_init(&e), 0);
 
     cef_encode_begin(&e);
 
@@ -192,7 +192,7 @@ test_interning_and_envelope(void **state)
     assert_int_equal(cef_profile_validate(&p), -1);
 
     free(d.names_hash);
-    cef_encoder_free(&e);
+    cef_encode_free(&e);
 }
 
 

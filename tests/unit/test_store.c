@@ -23,7 +23,7 @@
 #include "cef_identity.h"
 #include "cef_input.h"
 #include "cef_store.h"
-#include "cef_store_writer.h"
+#include "cef_writer.h"
 
 
 static char             tmpdir[512];
@@ -148,8 +148,8 @@ run(int load, const char *data, size_t map_size)
     assert_non_null(in);
 
     err[0] = '\0';
-    rc = load ? cef_store_load(&conf, in, &res, err, sizeof(err))
-              : cef_store_apply(&conf, in, &res, err, sizeof(err));
+    rc = load ? cef_writer_load(&conf, in, &res, err, sizeof(err))
+              : cef_writer_apply(&conf, in, &res, err, sizeof(err));
 
     cef_input_close(in);
     return rc;
@@ -200,9 +200,9 @@ info(cef_store_info_t *i)
 static void
 verify_ok(void)
 {
-    cef_verify_result_t  vr;
+    cef_writer_verify_result_t  vr;
 
-    assert_int_equal(cef_store_verify(store, ident, NULL, NULL, &vr, err,
+    assert_int_equal(cef_writer_verify(store, ident, NULL, NULL, &vr, err,
                                       sizeof(err)), CEF_WRITER_OK);
 }
 
@@ -891,13 +891,13 @@ test_two_writers(void **state)
     conf.wait = 0;
 
     in = cef_input_open_mem(SNAP_A, strlen(SNAP_A));
-    rc = cef_store_load(&conf, in, &res, err, sizeof(err));
+    rc = cef_writer_load(&conf, in, &res, err, sizeof(err));
     cef_input_close(in);
     assert_int_equal(rc, CEF_WRITER_ESTORE);
     assert_non_null(strstr(err, "another cef-sync"));
 
     in = cef_input_open_mem(DELTA_HEAD, strlen(DELTA_HEAD));
-    rc = cef_store_apply(&conf, in, &res, err, sizeof(err));
+    rc = cef_writer_apply(&conf, in, &res, err, sizeof(err));
     cef_input_close(in);
     assert_int_equal(rc, CEF_WRITER_ESTORE);
 
@@ -974,8 +974,8 @@ test_mutations(void **state)
         }
 
         in = cef_input_open_mem(buf, len);
-        rc = (i & 1) ? cef_store_apply(&conf, in, &res, err, sizeof(err))
-                     : cef_store_load(&conf, in, &res, err, sizeof(err));
+        rc = (i & 1) ? cef_writer_apply(&conf, in, &res, err, sizeof(err))
+                     : cef_writer_load(&conf, in, &res, err, sizeof(err));
         cef_input_close(in);
 
         if (rc != CEF_WRITER_OK && rc != CEF_WRITER_EINPUT) {

@@ -26,7 +26,7 @@
 #include "cef_identity.h"
 #include "cef_input.h"
 #include "cef_store.h"
-#include "cef_store_writer.h"
+#include "cef_writer.h"
 
 
 static char             tmpdir[512];
@@ -127,25 +127,25 @@ load(const char *text)
     conf.wait = 1;
 
     in = cef_input_open_mem(text, strlen(text));
-    rc = cef_store_load(&conf, in, &res, err, sizeof(err));
+    rc = cef_writer_load(&conf, in, &res, err, sizeof(err));
     cef_input_close(in);
 
     return rc;
 }
 
 
-static cef_store_stream_t *
+static cef_writer_stream_t *
 stream_open(cef_store_offsets_t *o)
 {
     cef_writer_conf_t    conf;
-    cef_store_stream_t  *s;
+    cef_writer_stream_t  *s;
 
     memset(&conf, 0, sizeof(conf));
     conf.dir = store;
     conf.ident = ident;
     conf.wait = 1;
 
-    assert_int_equal(cef_store_stream_open(&s, &conf, o, err, sizeof(err)),
+    assert_int_equal(cef_writer_stream_open(&s, &conf, o, err, sizeof(err)),
                      CEF_WRITER_OK);
     return s;
 }
@@ -264,7 +264,7 @@ test_stream_batches(void **state)
     msgpack_sbuffer             sb;
     msgpack_object              r;
     cef_writer_result_t         res;
-    cef_store_stream_t         *s;
+    cef_writer_stream_t         *s;
     static cef_store_offsets_t  o;
     static look_t               l, l0;
 
@@ -283,22 +283,22 @@ test_stream_batches(void **state)
 
     /* seq is optional in a stream */
     r = rec(&z, &sb, "{\"op\":\"patch\",\"id\":\"p1\",\"set\":{\"n\":2}}");
-    assert_int_equal(cef_store_stream_record(s, &r, &res, err, sizeof(err)),
+    assert_int_equal(cef_writer_stream_record(s, &r, &res, err, sizeof(err)),
                      CEF_WRITER_OK);
 
     /* a bad record: reported without a record number, the batch goes on */
     r = rec(&z, &sb, "{\"op\":\"rename\",\"id\":\"p1\"}");
-    rc = cef_store_stream_record(s, &r, &res, err, sizeof(err));
+    rc = cef_writer_stream_record(s, &r, &res, err, sizeof(err));
     assert_int_equal(rc, CEF_WRITER_EINPUT);
     assert_string_equal(err, "unknown op \"rename\"");
     r = rec(&z, &sb, "{\"seq\":0,\"op\":\"patch\",\"id\":\"p1\"}");
-    assert_int_equal(cef_store_stream_record(s, &r, &res, err, sizeof(err)),
+    assert_int_equal(cef_writer_stream_record(s, &r, &res, err, sizeof(err)),
                      CEF_WRITER_EINPUT);
 
     r = rec(&z, &sb, "{\"seq\":5,\"op\":\"upsert\",\"id\":\"p2\","
                      "\"keys\":[[\"email\",\"bob@example.com\"]],"
                      "\"attrs\":{\"n\":1}}");
-    assert_int_equal(cef_store_stream_record(s, &r, &res, err, sizeof(err)),
+    assert_int_equal(cef_writer_stream_record(s, &r, &res, err, sizeof(err)),
                      CEF_WRITER_OK);
 
     /* nothing is visible before the commit */
@@ -311,7 +311,7 @@ test_stream_batches(void **state)
     o.next[0] = 3;
     o.next[1] = -1;
     sleep(1);
-    assert_int_equal(cef_store_stream_commit(s, &o, &res, err, sizeof(err)),
+    assert_int_equal(cef_writer_stream_commit(s, &o, &res, err, sizeof(err)),
                      CEF_WRITER_OK);
     assert_int_equal(res.batches, 1);
     assert_int_equal(res.applied, 2);
@@ -329,12 +329,12 @@ test_stream_batches(void **state)
     assert_int_equal(l.n, 1);
 
     /* a tombstone, then the session closes without a commit */
-    assert_int_equal(cef_store_stream_erase(s, "p2", 2, &res, err,
+    assert_int_equal(cef_writer_stream_erase(s, "p2", 2, &res, err,
                                             sizeof(err)), CEF_WRITER_OK);
-    assert_int_equal(cef_store_stream_erase(s, "", 0, &res, err,
+    assert_int_equal(cef_writer_stream_erase(s, "", 0, &res, err,
                                             sizeof(err)), CEF_WRITER_EINPUT);
     o.next[0] = 4;
-    cef_store_stream_close(s);
+    cef_writer_stream_close(s);
 
     look("p2", &l);
     assert_true(l.found);
@@ -344,14 +344,14 @@ test_stream_batches(void **state)
     s = stream_open(&o);
     assert_string_equal(o.topic, "cef.p");
     assert_int_equal(o.next[0], 3);
-    assert_int_equal(cef_store_stream_erase(s, "p2", 2, &res, err,
+    assert_int_equal(cef_writer_stream_erase(s, "p2", 2, &res, err,
                                             sizeof(err)), CEF_WRITER_OK);
-    assert_int_equal(cef_store_stream_erase(s, "nobody", 6, &res, err,
+    assert_int_equal(cef_writer_stream_erase(s, "nobody", 6, &res, err,
                                             sizeof(err)), CEF_WRITER_OK);
     o.next[0] = 5;
-    assert_int_equal(cef_store_stream_commit(s, &o, &res, err, sizeof(err)),
+    assert_int_equal(cef_writer_stream_commit(s, &o, &res, err, sizeof(err)),
                      CEF_WRITER_OK);
-    cef_store_stream_close(s);
+    cef_writer_stream_close(s);
 
     look("p2", &l);
     assert_false(l.found);
@@ -359,8 +359,8 @@ test_stream_batches(void **state)
     assert_int_equal(l.info.keys, 1);
     assert_int_equal(l.o.next[0], 5);
 
-    assert_int_equal(cef_store_verify(store, ident, NULL, NULL,
-                                      &(cef_verify_result_t) { 0 }, err,
+    assert_int_equal(cef_writer_verify(store, ident, NULL, NULL,
+                                      &(cef_writer_verify_result_t) { 0 }, err,
                                       sizeof(err)), CEF_WRITER_OK);
 
     msgpack_zone_destroy(&z);
@@ -404,7 +404,7 @@ big_record(char *buf, size_t size, const char *what, int round, int n)
 
 /* Records of big_record() until one is refused: its round, or -1. */
 static int
-until_refused(cef_store_stream_t *s, msgpack_zone *z, msgpack_sbuffer *sb,
+until_refused(cef_writer_stream_t *s, msgpack_zone *z, msgpack_sbuffer *sb,
     char *buf, const char *what, int n, int rounds)
 {
     int                  rc, round;
@@ -415,7 +415,7 @@ until_refused(cef_store_stream_t *s, msgpack_zone *z, msgpack_sbuffer *sb,
 
     for (round = 0; round < rounds; round++) {
         r = rec(z, sb, big_record(buf, 65536, what, round, n));
-        rc = cef_store_stream_record(s, &r, &res, err, sizeof(err));
+        rc = cef_writer_stream_record(s, &r, &res, err, sizeof(err));
         if (rc == CEF_WRITER_EINPUT) {
             return round;
         }
@@ -468,8 +468,8 @@ test_stream_limits(void **state)
     msgpack_sbuffer             sb;
     msgpack_object              r;
     cef_writer_result_t         res;
-    cef_store_stream_t         *s;
-    cef_verify_result_t         v;
+    cef_writer_stream_t         *s;
+    cef_writer_verify_result_t         v;
     static cef_store_offsets_t  o;
     static look_t               l;
 
@@ -491,7 +491,7 @@ test_stream_limits(void **state)
 
     /* the batch goes on */
     r = rec(&z, &sb, "{\"op\":\"patch\",\"id\":\"p1\",\"set\":{\"n\":7}}");
-    assert_int_equal(cef_store_stream_record(s, &r, &res, err, sizeof(err)),
+    assert_int_equal(cef_writer_stream_record(s, &r, &res, err, sizeof(err)),
                      CEF_WRITER_OK);
 
     /* keys added to p1 until they would fill too many buckets */
@@ -501,20 +501,20 @@ test_stream_limits(void **state)
 
     /* a merge of another 64 keys into p1 is refused the same way */
     r = rec(&z, &sb, big_record(buf, 65536, "upsert", 99, 64));
-    assert_int_equal(cef_store_stream_record(s, &r, &res, err, sizeof(err)),
+    assert_int_equal(cef_writer_stream_record(s, &r, &res, err, sizeof(err)),
                      CEF_WRITER_OK);
     r = rec(&z, &sb, "{\"op\":\"merge\",\"from\":\"p3\",\"into\":\"p1\"}");
-    assert_int_equal(cef_store_stream_record(s, &r, &res, err, sizeof(err)),
+    assert_int_equal(cef_writer_stream_record(s, &r, &res, err, sizeof(err)),
                      CEF_WRITER_EINPUT);
     assert_non_null(strstr(err, "index buckets"));
 
     /* o is as the session opened it, without a topic: no offsets written */
-    assert_int_equal(cef_store_stream_commit(s, &o, &res, err, sizeof(err)),
+    assert_int_equal(cef_writer_stream_commit(s, &o, &res, err, sizeof(err)),
                      CEF_WRITER_OK);
-    cef_store_stream_close(s);
+    cef_writer_stream_close(s);
 
     /* what was refused left nothing; the rest is there */
-    assert_int_equal(cef_store_verify(store, ident, print_problem, NULL, &v,
+    assert_int_equal(cef_writer_verify(store, ident, print_problem, NULL, &v,
                                       err, sizeof(err)), CEF_WRITER_OK);
     assert_int_equal(v.problems, 0);
     look("p1", &l);
@@ -536,7 +536,7 @@ static void
 test_stream_wrong_secret(void **state)
 {
     cef_writer_conf_t    conf;
-    cef_store_stream_t  *s;
+    cef_writer_stream_t  *s;
     cef_identity_t      *other;
     static cef_store_offsets_t  o;
 
@@ -551,13 +551,13 @@ test_stream_wrong_secret(void **state)
     conf.ident = other;
     conf.wait = 1;
 
-    assert_int_equal(cef_store_stream_open(&s, &conf, &o, err, sizeof(err)),
+    assert_int_equal(cef_writer_stream_open(&s, &conf, &o, err, sizeof(err)),
                      CEF_WRITER_EINPUT);
     assert_null(s);
 
     conf.dir = tmpdir;      /* no store there */
     conf.ident = ident;
-    assert_int_equal(cef_store_stream_open(&s, &conf, &o, err, sizeof(err)),
+    assert_int_equal(cef_writer_stream_open(&s, &conf, &o, err, sizeof(err)),
                      CEF_WRITER_ESTORE);
 
     cef_identity_free(other);
@@ -582,13 +582,13 @@ test_verify_offsets(void **state)
     MDB_txn             *txn;
     MDB_dbi              meta;
     MDB_val              k, v;
-    cef_verify_result_t  res;
+    cef_writer_verify_result_t  res;
 
     (void) state;
 
     assert_int_equal(load(SNAP(",\"kafka\":{\"topic\":\"t\","
                                "\"offsets\":{\"0\":1}}")), CEF_WRITER_OK);
-    assert_int_equal(cef_store_verify(store, ident, verify_msg, msg, &res,
+    assert_int_equal(cef_writer_verify(store, ident, verify_msg, msg, &res,
                                       err, sizeof(err)), CEF_WRITER_OK);
 
     assert_int_equal(cef_store_current(store, path, sizeof(path), &gen), 0);
@@ -605,7 +605,7 @@ test_verify_offsets(void **state)
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
 
-    assert_int_equal(cef_store_verify(store, ident, verify_msg, msg, &res,
+    assert_int_equal(cef_writer_verify(store, ident, verify_msg, msg, &res,
                                       err, sizeof(err)), CEF_WRITER_ESTORE);
     assert_non_null(strstr(msg, "stream offsets"));
 }
@@ -620,8 +620,8 @@ test_offsets_decode(void **state)
 
     (void) state;
 
-    assert_int_equal(cef_store_offsets_decode("\xc1", 1, &o), -1);
-    assert_int_equal(cef_store_offsets_decode("", 0, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode("\xc1", 1, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode("", 0, &o), -1);
 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -635,7 +635,7 @@ test_offsets_decode(void **state)
     STR("offsets"); msgpack_pack_map(&pk, 2);
     msgpack_pack_uint32(&pk, 1); msgpack_pack_uint64(&pk, 9);
     msgpack_pack_uint32(&pk, 1023); msgpack_pack_uint64(&pk, 0);
-    assert_int_equal(cef_store_offsets_decode(sb.data, sb.size, &o), 0);
+    assert_int_equal(cef_store_meta_offsets_decode(sb.data, sb.size, &o), 0);
     assert_int_equal(o.partitions, 1024);
     assert_int_equal(o.next[0], -1);
     assert_int_equal(o.next[1], 9);
@@ -643,7 +643,7 @@ test_offsets_decode(void **state)
 
     /* trailing bytes */
     msgpack_pack_nil(&pk);
-    assert_int_equal(cef_store_offsets_decode(sb.data, sb.size, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode(sb.data, sb.size, &o), -1);
 
     /* a partition out of range, twice, a negative offset, no topic */
     msgpack_sbuffer_clear(&sb);
@@ -651,7 +651,7 @@ test_offsets_decode(void **state)
     STR("topic"); STR("t");
     STR("offsets"); msgpack_pack_map(&pk, 1);
     msgpack_pack_uint32(&pk, 1024); msgpack_pack_uint64(&pk, 9);
-    assert_int_equal(cef_store_offsets_decode(sb.data, sb.size, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode(sb.data, sb.size, &o), -1);
 
     msgpack_sbuffer_clear(&sb);
     msgpack_pack_map(&pk, 2);
@@ -659,19 +659,19 @@ test_offsets_decode(void **state)
     STR("offsets"); msgpack_pack_map(&pk, 2);
     msgpack_pack_uint32(&pk, 1); msgpack_pack_uint64(&pk, 9);
     msgpack_pack_uint32(&pk, 1); msgpack_pack_uint64(&pk, 10);
-    assert_int_equal(cef_store_offsets_decode(sb.data, sb.size, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode(sb.data, sb.size, &o), -1);
 
     msgpack_sbuffer_clear(&sb);
     msgpack_pack_map(&pk, 2);
     STR("topic"); STR("t");
     STR("offsets"); msgpack_pack_map(&pk, 1);
     msgpack_pack_uint32(&pk, 1); msgpack_pack_int64(&pk, -1);
-    assert_int_equal(cef_store_offsets_decode(sb.data, sb.size, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode(sb.data, sb.size, &o), -1);
 
     msgpack_sbuffer_clear(&sb);
     msgpack_pack_map(&pk, 1);
     STR("offsets"); msgpack_pack_map(&pk, 0);
-    assert_int_equal(cef_store_offsets_decode(sb.data, sb.size, &o), -1);
+    assert_int_equal(cef_store_meta_offsets_decode(sb.data, sb.size, &o), -1);
 
 #undef STR
 

@@ -26,7 +26,7 @@
 #include <librdkafka/rdkafka.h>
 #include <msgpack.h>
 
-#include "cef_store_writer.h"
+#include "cef_writer.h"
 #include "cef_sync.h"
 #include "cef_sync_decode.h"
 
@@ -39,7 +39,7 @@
 typedef struct {
     cef_sync_t           *s;
     rd_kafka_t           *rk;
-    cef_store_stream_t   *st;
+    cef_writer_stream_t   *st;
 
     /* the next offset of each partition, including the open batch */
     cef_store_offsets_t   offs;
@@ -232,7 +232,7 @@ cef_consume_commit(cef_consume_t *c)
     rd_kafka_topic_partition_list_t   *l;
 
     clock_gettime(CLOCK_MONOTONIC, &start);
-    rc = cef_store_stream_commit(c->st, &c->offs, &c->res, err, sizeof(err));
+    rc = cef_writer_stream_commit(c->st, &c->offs, &c->res, err, sizeof(err));
 
     t = cef_sync_elapsed(&start);
     if (t > c->slowest) {
@@ -545,7 +545,7 @@ cef_consume_message(cef_consume_t *c, rd_kafka_message_t *m)
                      "key: no profile id");
             rc = CEF_WRITER_EINPUT;
         } else {
-            rc = cef_store_stream_erase(c->st, m->key, m->key_len, &c->res,
+            rc = cef_writer_stream_erase(c->st, m->key, m->key_len, &c->res,
                                         err, sizeof(err));
             c->tombstones += rc == CEF_WRITER_OK;
         }
@@ -556,7 +556,7 @@ cef_consume_message(cef_consume_t *c, rd_kafka_message_t *m)
         rc = CEF_WRITER_EINPUT;
 
     } else {
-        rc = cef_store_stream_record(c->st, &rec, &c->res, err, sizeof(err));
+        rc = cef_writer_stream_record(c->st, &rec, &c->res, err, sizeof(err));
     }
 
     if (rc == CEF_WRITER_ESTORE) {
@@ -803,7 +803,7 @@ cef_sync_consume(cef_sync_t *s)
     conf.notice = cef_sync_notice;
     conf.data = s;
 
-    rc = cef_store_stream_open(&c.st, &conf, &c.offs, err, sizeof(err));
+    rc = cef_writer_stream_open(&c.st, &conf, &c.offs, err, sizeof(err));
 
     if (rc != CEF_WRITER_OK && cef_consume_stop) {
         /* asked to stop before it began: not a failure */
@@ -873,7 +873,7 @@ done:
     }
 
     cef_sync_decoder_free(&c.dec);
-    cef_store_stream_close(c.st);
+    cef_writer_stream_close(c.st);
     cef_identity_free(ident);
 
     return rc;

@@ -31,7 +31,7 @@
 #include "cef_identity.h"
 #include "cef_input.h"
 #include "cef_store.h"
-#include "cef_store_writer.h"
+#include "cef_writer.h"
 #include "cef_version.h"
 #include "cef_sync.h"
 
@@ -321,8 +321,8 @@ cef_sync_write(cef_sync_t *s, int load)
     clock_gettime(CLOCK_MONOTONIC, &s->start);
     s->last = s->start;
 
-    rc = load ? cef_store_load(&conf, in, &res, err, sizeof(err))
-              : cef_store_apply(&conf, in, &res, err, sizeof(err));
+    rc = load ? cef_writer_load(&conf, in, &res, err, sizeof(err))
+              : cef_writer_apply(&conf, in, &res, err, sizeof(err));
 
     t = cef_sync_elapsed(&s->start);
     cef_sync_progress(s, in, 0, 1);
@@ -701,7 +701,7 @@ cef_sync_verify(cef_sync_t *s)
     int                  rc;
     char                 err[512];
     cef_identity_t      *ident = NULL;
-    cef_verify_result_t  res;
+    cef_writer_verify_result_t  res;
 
     if (s->secret) {
         ident = cef_sync_identity(s);
@@ -710,7 +710,7 @@ cef_sync_verify(cef_sync_t *s)
         }
     }
 
-    rc = cef_store_verify(s->store, ident, cef_sync_report, s, &res, err,
+    rc = cef_writer_verify(s->store, ident, cef_sync_report, s, &res, err,
                           sizeof(err));
     cef_identity_free(ident);
 

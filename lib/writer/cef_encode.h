@@ -1,13 +1,15 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_store_encode: turns input records (msgpack objects) into stored
+ * Part of lib/writer (see cef_writer.h for what the folder may include).
+ *
+ * cef_encode: turns input records (msgpack objects) into stored
  * profiles (cef_profile.h), interning attribute names and recurring
  * strings.  Used by the writer; plain C11, no nginx types.
  */
 
-#ifndef CEF_STORE_ENCODE_H
-#define CEF_STORE_ENCODE_H
+#ifndef CEF_ENCODE_H
+#define CEF_ENCODE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -17,9 +19,9 @@
 #include "cef_value.h"
 
 
-#define CEF_INTERN_NAMES_MAX  65535
-#define CEF_INTERN_STRS_MAX   65536
-#define CEF_INTERN_STR_MAXLEN 64
+#define CEF_ENCODE_NAMES_MAX  65535
+#define CEF_ENCODE_STRS_MAX   65536
+#define CEF_ENCODE_STR_MAXLEN 64
 
 
 /* An append-only string table with a hash index. */
@@ -32,7 +34,7 @@ typedef struct {
     uint32_t    *table;      /* id + 1, 0 = empty */
     uint32_t     mask;
     cef_strtab_t tab;        /* { spans, n } for cef_value_decode() */
-} cef_intern_t;
+} cef_encode_intern_t;
 
 
 typedef struct {
@@ -45,15 +47,15 @@ typedef struct {
 #define CEF_ENCODE_NAME_CACHE  64
 
 typedef struct {
-    cef_intern_t        names;
-    cef_intern_t        strs;
+    cef_encode_intern_t        names;
+    cef_encode_intern_t        strs;
     int64_t             name_cache[CEF_ENCODE_NAME_CACHE];  /* by position */
     msgpack_sbuffer     vbuf;      /* encoded attribute values */
     msgpack_sbuffer     blob;      /* the assembled profile */
     cef_encode_pair_t  *pairs;
     uint32_t            npairs;
     uint32_t            cap;
-} cef_encoder_t;
+} cef_encode_t;
 
 
 /*
@@ -61,23 +63,25 @@ typedef struct {
  *
  * @return 0, or -1 when out of memory.
  */
-int cef_encoder_init(cef_encoder_t *e);
+int cef_encode_init(cef_encode_t *e);
 
-void cef_encoder_free(cef_encoder_t *e);
+void cef_encode_free(cef_encode_t *e);
 
 /*
  * Find a string.
  *
  * @return its id, or -1 if absent.
  */
-int64_t cef_intern_find(const cef_intern_t *t, const char *s, size_t len);
+int64_t cef_encode_intern_find(const cef_encode_intern_t *t, const char *s,
+    size_t len);
 
 /*
  * Find or add a string.
  *
  * @return its id, or -1 if the table is full or memory ran out.
  */
-int64_t cef_intern_add(cef_intern_t *t, const char *s, size_t len);
+int64_t cef_encode_intern_add(cef_encode_intern_t *t, const char *s,
+    size_t len);
 
 /*
  * Check that a value is one a profile attribute may have: nil, bool,
@@ -92,7 +96,7 @@ int cef_encode_check_value(const msgpack_object *v, const char **why);
 /*
  * Start a profile: forget the pairs of the previous one.
  */
-void cef_encode_begin(cef_encoder_t *e);
+void cef_encode_begin(cef_encode_t *e);
 
 /*
  * Add (or replace) an attribute from an input value that passed
@@ -100,7 +104,7 @@ void cef_encode_begin(cef_encoder_t *e);
  *
  * @return 0, or -1 (out of memory, or too many attribute names).
  */
-int cef_encode_attr(cef_encoder_t *e, const char *name, size_t nlen,
+int cef_encode_attr(cef_encode_t *e, const char *name, size_t nlen,
     const msgpack_object *v);
 
 /*
@@ -109,13 +113,13 @@ int cef_encode_attr(cef_encoder_t *e, const char *name, size_t nlen,
  *
  * @return 0, or -1 when out of memory.
  */
-int cef_encode_attr_raw(cef_encoder_t *e, uint32_t attr, const uint8_t *p,
+int cef_encode_attr_raw(cef_encode_t *e, uint32_t attr, const uint8_t *p,
     size_t len);
 
 /*
  * Remove an attribute, if present.
  */
-void cef_encode_unset(cef_encoder_t *e, uint32_t attr);
+void cef_encode_unset(cef_encode_t *e, uint32_t attr);
 
 /*
  * Assemble the stored profile into e->blob.
@@ -127,8 +131,8 @@ void cef_encode_unset(cef_encoder_t *e, uint32_t attr);
  * @param[in] idlen   its length, <= CEF_PROFILE_ID_MAX
  * @return 0, or -1 when out of memory.
  */
-int cef_encode_profile(cef_encoder_t *e, const uint16_t *hints,
+int cef_encode_profile(cef_encode_t *e, const uint16_t *hints,
     uint32_t nhints, const char *id, size_t idlen);
 
 
-#endif /* CEF_STORE_ENCODE_H */
+#endif /* CEF_ENCODE_H */

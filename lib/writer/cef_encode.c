@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "cef_profile.h"
-#include "cef_store_encode.h"
+#include "cef_encode.h"
 
 
 #define CEF_EXT_INTERNED  1
@@ -30,9 +30,9 @@ static const double  cef_pow10[] = {
 
 
 static int
-cef_intern_init(cef_intern_t *t, uint32_t max)
+cef_encode_intern_init(cef_encode_intern_t *t, uint32_t max)
 {
-    memset(t, 0, sizeof(cef_intern_t));
+    memset(t, 0, sizeof(cef_encode_intern_t));
     t->max = max;
     t->mask = 1023;
     t->table = calloc(t->mask + 1, sizeof(uint32_t));
@@ -42,7 +42,7 @@ cef_intern_init(cef_intern_t *t, uint32_t max)
 
 
 static void
-cef_intern_free(cef_intern_t *t)
+cef_encode_intern_free(cef_encode_intern_t *t)
 {
     uint32_t  i;
 
@@ -52,12 +52,12 @@ cef_intern_free(cef_intern_t *t)
 
     free(t->spans);
     free(t->table);
-    memset(t, 0, sizeof(cef_intern_t));
+    memset(t, 0, sizeof(cef_encode_intern_t));
 }
 
 
 int64_t
-cef_intern_find(const cef_intern_t *t, const char *s, size_t len)
+cef_encode_intern_find(const cef_encode_intern_t *t, const char *s, size_t len)
 {
     uint32_t           slot, id;
     const cef_span_t  *e;
@@ -79,7 +79,7 @@ cef_intern_find(const cef_intern_t *t, const char *s, size_t len)
 
 
 static int
-cef_intern_grow(cef_intern_t *t)
+cef_encode_intern_grow(cef_encode_intern_t *t)
 {
     uint32_t   size, i, slot;
     uint32_t  *table;
@@ -107,14 +107,14 @@ cef_intern_grow(cef_intern_t *t)
 
 
 int64_t
-cef_intern_add(cef_intern_t *t, const char *s, size_t len)
+cef_encode_intern_add(cef_encode_intern_t *t, const char *s, size_t len)
 {
     int64_t      id;
     uint32_t     slot, ncap;
     char        *copy;
     cef_span_t  *spans;
 
-    id = cef_intern_find(t, s, len);
+    id = cef_encode_intern_find(t, s, len);
     if (id >= 0) {
         return id;
     }
@@ -123,7 +123,7 @@ cef_intern_add(cef_intern_t *t, const char *s, size_t len)
         return -1;
     }
 
-    if ((t->n + 1) * 2 > t->mask + 1 && cef_intern_grow(t) != 0) {
+    if ((t->n + 1) * 2 > t->mask + 1 && cef_encode_intern_grow(t) != 0) {
         return -1;
     }
 
@@ -165,18 +165,18 @@ cef_intern_add(cef_intern_t *t, const char *s, size_t len)
 
 
 int
-cef_encoder_init(cef_encoder_t *e)
+cef_encode_init(cef_encode_t *e)
 {
-    memset(e, 0, sizeof(cef_encoder_t));
+    memset(e, 0, sizeof(cef_encode_t));
     memset(e->name_cache, 0xff, sizeof(e->name_cache));
 
     msgpack_sbuffer_init(&e->vbuf);
     msgpack_sbuffer_init(&e->blob);
 
-    if (cef_intern_init(&e->names, CEF_INTERN_NAMES_MAX) != 0
-        || cef_intern_init(&e->strs, CEF_INTERN_STRS_MAX) != 0)
+    if (cef_encode_intern_init(&e->names, CEF_ENCODE_NAMES_MAX) != 0
+        || cef_encode_intern_init(&e->strs, CEF_ENCODE_STRS_MAX) != 0)
     {
-        cef_encoder_free(e);
+        cef_encode_free(e);
         return -1;
     }
 
@@ -185,14 +185,14 @@ cef_encoder_init(cef_encoder_t *e)
 
 
 void
-cef_encoder_free(cef_encoder_t *e)
+cef_encode_free(cef_encode_t *e)
 {
-    cef_intern_free(&e->names);
-    cef_intern_free(&e->strs);
+    cef_encode_intern_free(&e->names);
+    cef_encode_intern_free(&e->strs);
     msgpack_sbuffer_destroy(&e->vbuf);
     msgpack_sbuffer_destroy(&e->blob);
     free(e->pairs);
-    memset(e, 0, sizeof(cef_encoder_t));
+    memset(e, 0, sizeof(cef_encode_t));
 }
 
 
@@ -346,18 +346,18 @@ cef_encode_uint_size(uint64_t v)
 /* A string inside an array or a map key: interned as a plain uint. */
 
 static int
-cef_encode_elem(cef_encoder_t *e, msgpack_packer *pk, const char *s,
+cef_encode_elem(cef_encode_t *e, msgpack_packer *pk, const char *s,
     size_t len)
 {
     int64_t  id;
 
-    if (len >= 2 && len <= CEF_INTERN_STR_MAXLEN) {
-        id = cef_intern_find(&e->strs, s, len);
+    if (len >= 2 && len <= CEF_ENCODE_STR_MAXLEN) {
+        id = cef_encode_intern_find(&e->strs, s, len);
 
         if (id < 0 && e->strs.n < e->strs.max
             && cef_encode_uint_size(e->strs.n) < cef_encode_str_size(len))
         {
-            id = cef_intern_add(&e->strs, s, len);
+            id = cef_encode_intern_add(&e->strs, s, len);
         }
 
         if (id >= 0 && cef_encode_uint_size(id) < cef_encode_str_size(len)) {
@@ -380,20 +380,20 @@ cef_encode_ext_size(uint64_t id)
 /* A scalar string: interned as ext type 1. */
 
 static int
-cef_encode_scalar_str(cef_encoder_t *e, msgpack_packer *pk, const char *s,
+cef_encode_scalar_str(cef_encode_t *e, msgpack_packer *pk, const char *s,
     size_t len)
 {
     int64_t  id;
     size_t   w;
     uint8_t  b[4];
 
-    if (len >= 3 && len <= CEF_INTERN_STR_MAXLEN) {
-        id = cef_intern_find(&e->strs, s, len);
+    if (len >= 3 && len <= CEF_ENCODE_STR_MAXLEN) {
+        id = cef_encode_intern_find(&e->strs, s, len);
 
         if (id < 0 && e->strs.n < e->strs.max
             && cef_encode_ext_size(e->strs.n) < cef_encode_str_size(len))
         {
-            id = cef_intern_add(&e->strs, s, len);
+            id = cef_encode_intern_add(&e->strs, s, len);
         }
 
         if (id >= 0 && cef_encode_ext_size(id) < cef_encode_str_size(len)) {
@@ -409,7 +409,7 @@ cef_encode_scalar_str(cef_encoder_t *e, msgpack_packer *pk, const char *s,
 
 
 void
-cef_encode_begin(cef_encoder_t *e)
+cef_encode_begin(cef_encode_t *e)
 {
     msgpack_sbuffer_clear(&e->vbuf);
     e->npairs = 0;
@@ -417,7 +417,7 @@ cef_encode_begin(cef_encoder_t *e)
 
 
 static int
-cef_encode_pair(cef_encoder_t *e, uint32_t attr, size_t off)
+cef_encode_pair(cef_encode_t *e, uint32_t attr, size_t off)
 {
     uint32_t            i, ncap;
     cef_encode_pair_t  *p;
@@ -450,7 +450,7 @@ cef_encode_pair(cef_encoder_t *e, uint32_t attr, size_t off)
 
 
 int
-cef_encode_attr(cef_encoder_t *e, const char *name, size_t nlen,
+cef_encode_attr(cef_encode_t *e, const char *name, size_t nlen,
     const msgpack_object *v)
 {
     size_t                off;
@@ -477,7 +477,7 @@ cef_encode_attr(cef_encoder_t *e, const char *name, size_t nlen,
     }
 
     if (attr < 0) {
-        attr = cef_intern_add(&e->names, name, nlen);
+        attr = cef_encode_intern_add(&e->names, name, nlen);
         if (attr < 0) {
             return -1;
         }
@@ -535,7 +535,7 @@ cef_encode_attr(cef_encoder_t *e, const char *name, size_t nlen,
 
 
 int
-cef_encode_attr_raw(cef_encoder_t *e, uint32_t attr, const uint8_t *p,
+cef_encode_attr_raw(cef_encode_t *e, uint32_t attr, const uint8_t *p,
     size_t len)
 {
     size_t  off;
@@ -551,7 +551,7 @@ cef_encode_attr_raw(cef_encoder_t *e, uint32_t attr, const uint8_t *p,
 
 
 void
-cef_encode_unset(cef_encoder_t *e, uint32_t attr)
+cef_encode_unset(cef_encode_t *e, uint32_t attr)
 {
     uint32_t  i;
 
@@ -567,7 +567,7 @@ cef_encode_unset(cef_encoder_t *e, uint32_t attr)
 
 
 int
-cef_encode_profile(cef_encoder_t *e, const uint16_t *hints, uint32_t nhints,
+cef_encode_profile(cef_encode_t *e, const uint16_t *hints, uint32_t nhints,
     const char *id, size_t idlen)
 {
     uint8_t          head[2 + 2 * CEF_PROFILE_HINTS_MAX + 1];

@@ -1,7 +1,7 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_store_verify(): a consistency check of a whole store (cef-sync
+ * cef_writer_verify(): a consistency check of a whole store (cef-sync
  * verify).
  */
 
@@ -14,9 +14,9 @@
 #include <lmdb.h>
 
 #include "cef_store_bucket.h"
-#include "cef_store_encode.h"
+#include "cef_encode.h"
 #include "cef_store_group.h"
-#include "cef_store_writer.h"
+#include "cef_writer.h"
 
 
 typedef struct {
@@ -44,8 +44,8 @@ cef_verify_problem(cef_verify_t *v, const char *fmt, ...)
 
 
 static int
-cef_verify_dict(MDB_txn *txn, MDB_dbi dbi, cef_intern_t *t, uint32_t want,
-    const char *what, cef_verify_t *v)
+cef_verify_dict(MDB_txn *txn, MDB_dbi dbi, cef_encode_intern_t *t,
+    uint32_t want, const char *what, cef_verify_t *v)
 {
     int          rc;
     uint32_t     id;
@@ -68,12 +68,12 @@ cef_verify_dict(MDB_txn *txn, MDB_dbi dbi, cef_intern_t *t, uint32_t want,
         }
 
         /* duplicates are not an error for a reader; keep ids aligned */
-        if (cef_intern_find(t, d.mv_data, d.mv_size) >= 0) {
+        if (cef_encode_intern_find(t, d.mv_data, d.mv_size) >= 0) {
             cef_verify_problem(v, "%s dictionary: entry %u is a duplicate",
                                what, id);
         }
 
-        if (cef_intern_add(t, d.mv_data, d.mv_size) < 0) {
+        if (cef_encode_intern_add(t, d.mv_data, d.mv_size) < 0) {
             cef_verify_problem(v, "%s dictionary: cannot hold entry %u",
                                what, id);
             break;
@@ -100,12 +100,12 @@ cef_verify_get(MDB_txn *txn, MDB_dbi prof, uint32_t number,
     uint32_t  group;
     MDB_val   k, d;
 
-    group = cef_group_of(number);
+    group = cef_store_group_of(number);
     k.mv_data = &group;
     k.mv_size = sizeof(group);
 
     if (mdb_get(txn, prof, &k, &d) != 0
-        || cef_group_slot(d.mv_data, d.mv_size, number, p, len) != 0
+        || cef_store_group_slot(d.mv_data, d.mv_size, number, p, len) != 0
         || *len == 0)
     {
         return -1;
@@ -119,7 +119,7 @@ cef_verify_get(MDB_txn *txn, MDB_dbi prof, uint32_t number,
 
 static int
 cef_verify_index(MDB_txn *txn, MDB_dbi dbi, MDB_dbi prof,
-    const cef_bucket_cfg_t *c, const cef_dict_t *dict, int keys,
+    const cef_store_bucket_cfg_t *c, const cef_dict_t *dict, int keys,
     cef_verify_t *v, uint64_t *count)
 {
     int            rc, hinted;
@@ -134,7 +134,7 @@ cef_verify_index(MDB_txn *txn, MDB_dbi dbi, MDB_dbi prof,
     cef_profile_t  p;
     const char    *what = keys ? "index" : "ids";
 
-    il = cef_bucket_item_len(c);
+    il = cef_store_bucket_item_len(c);
 
     rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc != 0) {
@@ -144,7 +144,7 @@ cef_verify_index(MDB_txn *txn, MDB_dbi dbi, MDB_dbi prof,
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT))
     {
-        if (k.mv_size != CEF_BUCKET_KEY_LEN || d.mv_size == 0
+        if (k.mv_size != CEF_STORE_BUCKET_KEY_LEN || d.mv_size == 0
             || d.mv_size % il != 0)
         {
             cef_verify_problem(v, "%s: malformed bucket record", what);
@@ -166,7 +166,7 @@ cef_verify_index(MDB_txn *txn, MDB_dbi dbi, MDB_dbi prof,
             memcpy(h + 2, val + i * il, c->rest);
             memset(h + 2 + c->rest, 0, sizeof(h) - 2 - c->rest);
 
-            if (cef_bucket_of(c, h) != b
+            if (cef_store_bucket_of(c, h) != b
                 || (i > 0 && memcmp(val + (i - 1) * il, val + i * il, c->rest)
                              > (keys ? -1 : 0)))
             {
@@ -174,7 +174,7 @@ cef_verify_index(MDB_txn *txn, MDB_dbi dbi, MDB_dbi prof,
                                    "holds a foreign entry", what, b);
             }
 
-            number = cef_bucket_number(c, val, i);
+            number = cef_store_bucket_number(c, val, i);
 
             if (cef_verify_get(txn, prof, number, &blob, &plen) != 0
                 || cef_profile_parse(blob, plen, dict, &p) != 0)
@@ -211,14 +211,14 @@ cef_verify_index(MDB_txn *txn, MDB_dbi dbi, MDB_dbi prof,
 
 
 int
-cef_store_verify(const char *dir, cef_identity_t *ident,
+cef_writer_verify(const char *dir, cef_identity_t *ident,
     void (*report)(void *data, const char *msg), void *data,
-    cef_verify_result_t *res, char *err, size_t errlen)
+    cef_writer_verify_result_t *res, char *err, size_t errlen)
 {
     int               rc, ret = CEF_WRITER_ESTORE, found;
     char              path[PATH_MAX];
     size_t            pos, n;
-    uint8_t           h[CEF_IDENTITY_HASH_LEN], key[CEF_BUCKET_KEY_LEN];
+    uint8_t           h[CEF_IDENTITY_HASH_LEN], key[CEF_STORE_BUCKET_KEY_LEN];
     size_t            plen;
     uint32_t          number, group, slot;
     uint64_t          gen, nids = 0;
@@ -229,19 +229,19 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
     MDB_dbi           meta, prof, index, ids, names, strs;
     MDB_val           k, d, k2, d2;
     cef_verify_t      v;
-    cef_encoder_t     enc;
+    cef_encode_t     enc;
     cef_dict_t        dict;
     cef_profile_t     p;
     cef_store_info_t  info;
-    cef_bucket_cfg_t  kcfg, icfg;
+    cef_store_bucket_cfg_t  kcfg, icfg;
 
-    memset(res, 0, sizeof(cef_verify_result_t));
+    memset(res, 0, sizeof(cef_writer_verify_result_t));
     memset(&v, 0, sizeof(v));
     memset(&dict, 0, sizeof(dict));
     v.report = report;
     v.data = data;
 
-    if (cef_encoder_init(&enc) != 0) {
+    if (cef_encode_init(&enc) != 0) {
         snprintf(err, errlen, "out of memory");
         return CEF_WRITER_ESTORE;
     }
@@ -280,19 +280,19 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
     if (mdb_get(txn, meta, &k, &d) != 0
         || cef_store_meta_decode(d.mv_data, d.mv_size, &info) != 0
         || info.format != CEF_STORE_FORMAT
-        || info.key_bits < CEF_BUCKET_BITS_MIN
-        || info.key_bits > CEF_BUCKET_BITS_MAX
-        || info.id_bits < CEF_BUCKET_BITS_MIN
-        || info.id_bits > CEF_BUCKET_BITS_MAX)
+        || info.key_bits < CEF_STORE_BUCKET_BITS_MIN
+        || info.key_bits > CEF_STORE_BUCKET_BITS_MAX
+        || info.id_bits < CEF_STORE_BUCKET_BITS_MIN
+        || info.id_bits > CEF_STORE_BUCKET_BITS_MAX)
     {
         snprintf(err, errlen, "\"%s\": missing or malformed metadata", path);
         goto done;
     }
 
     kcfg.bits = info.key_bits;
-    kcfg.rest = CEF_BUCKET_REST_KEYS;
+    kcfg.rest = CEF_STORE_BUCKET_REST_KEYS;
     icfg.bits = info.id_bits;
-    icfg.rest = CEF_BUCKET_REST_IDS;
+    icfg.rest = CEF_STORE_BUCKET_REST_IDS;
 
     if (ident) {
         if (cef_identity_fingerprint(ident, h) != 0
@@ -321,7 +321,7 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
     if (mdb_get(txn, meta, &k, &d) == 0) {
         cef_store_offsets_t  *o = malloc(sizeof(cef_store_offsets_t));
 
-        if (o && cef_store_offsets_decode(d.mv_data, d.mv_size, o) != 0) {
+        if (o && cef_store_meta_offsets_decode(d.mv_data, d.mv_size, o) != 0) {
             cef_verify_problem(&v, "the stream offsets (meta \"%s\") are "
                                "malformed", CEF_STORE_META_KAFKA);
         }
@@ -346,11 +346,12 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
     {
         memcpy(&group, k.mv_data, sizeof(group));
 
-        for (slot = 0; slot < CEF_GROUP_SLOTS; slot++) {
-            number = (group << CEF_GROUP_SHIFT) + slot;
+        for (slot = 0; slot < CEF_STORE_GROUP_SLOTS; slot++) {
+            number = (group << CEF_STORE_GROUP_SHIFT) + slot;
 
             if (k.mv_size != sizeof(group)
-                || cef_group_slot(d.mv_data, d.mv_size, number, &blob, &plen)
+                || cef_store_group_slot(d.mv_data, d.mv_size, number, &blob,
+                                        &plen)
                    != 0)
             {
                 cef_verify_problem(&v, "profile group %u is malformed", group);
@@ -381,19 +382,22 @@ cef_store_verify(const char *dir, cef_identity_t *ident,
             }
 
             cef_identity_hash(ident, "", 0, p.id.data, p.id.len, h);
-            cef_bucket_key(cef_bucket_of(&icfg, h), key);
+            cef_store_bucket_key(cef_store_bucket_of(&icfg, h), key);
             k2.mv_data = key;
-            k2.mv_size = CEF_BUCKET_KEY_LEN;
+            k2.mv_size = CEF_STORE_BUCKET_KEY_LEN;
             found = 0;
 
             if (mdb_get(txn, ids, &k2, &d2) == 0) {
-                cef_bucket_search(&icfg, d2.mv_data, d2.mv_size, h, &pos);
-                n = d2.mv_size / cef_bucket_item_len(&icfg);
+                cef_store_bucket_search(&icfg, d2.mv_data, d2.mv_size, h, &pos);
+                n = d2.mv_size / cef_store_bucket_item_len(&icfg);
 
-                for ( ; pos < n && cef_bucket_match(&icfg, d2.mv_data, pos, h);
+                for ( ; pos < n
+                        && cef_store_bucket_match(&icfg, d2.mv_data, pos, h);
                      pos++)
                 {
-                    if (cef_bucket_number(&icfg, d2.mv_data, pos) == number) {
+                    if (cef_store_bucket_number(&icfg, d2.mv_data, pos)
+                        == number)
+                    {
                         found = 1;
                     }
                 }
@@ -459,6 +463,6 @@ done:
         mdb_env_close(env);
     }
 
-    cef_encoder_free(&enc);
+    cef_encode_free(&enc);
     return ret;
 }

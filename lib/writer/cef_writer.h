@@ -1,7 +1,16 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_store_writer: the writer side of the profile store, used by cef-sync.
+ * lib/writer: everything that writes the profile store, built as
+ * libcef_writer for cef-sync and the tests and never linked into nginx
+ * (docs/building.md, "Two libraries"): the writer (cef_writer.h, its
+ * public header; cef_writer_*.c share cef_writer_int.h), the encoder of
+ * stored profiles (cef_encode.h) and the input streams (cef_input.h).  It
+ * may include lib/core, lib/identity and lib/store; only cef-sync and tests
+ * include it: no lib/ folder and not the glue (config does not even put it
+ * on the module's include path).
+ *
+ * cef_writer: the writer side of the profile store, used by cef-sync.
  * Plain C11, no nginx types.  See docs/store.md for the layout and
  * docs/formats.md for the input formats.
  *
@@ -9,8 +18,8 @@
  * exclusive flock(2) on DIR/write.lock for its whole duration.
  */
 
-#ifndef CEF_STORE_WRITER_H
-#define CEF_STORE_WRITER_H
+#ifndef CEF_WRITER_H
+#define CEF_WRITER_H
 
 #include <signal.h>
 #include <stddef.h>
@@ -110,7 +119,7 @@ typedef struct {
  * @param[in]  errlen  bytes at err
  * @return CEF_WRITER_OK, CEF_WRITER_EINPUT or CEF_WRITER_ESTORE.
  */
-int cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
+int cef_writer_load(const cef_writer_conf_t *conf, cef_input_t *in,
     cef_writer_result_t *res, char *err, size_t errlen);
 
 /*
@@ -123,7 +132,7 @@ int cef_store_load(const cef_writer_conf_t *conf, cef_input_t *in,
  *
  * @return CEF_WRITER_OK, CEF_WRITER_EINPUT or CEF_WRITER_ESTORE.
  */
-int cef_store_apply(const cef_writer_conf_t *conf, cef_input_t *in,
+int cef_writer_apply(const cef_writer_conf_t *conf, cef_input_t *in,
     cef_writer_result_t *res, char *err, size_t errlen);
 
 
@@ -135,7 +144,7 @@ int cef_store_apply(const cef_writer_conf_t *conf, cef_input_t *in,
  * not compared with the stored sequence: the stream's offsets order them.
  */
 
-typedef struct cef_store_stream_s  cef_store_stream_t;
+typedef struct cef_writer_stream_s  cef_writer_stream_t;
 
 /*
  * Open the current generation for a stream: waits for (or, with
@@ -150,7 +159,7 @@ typedef struct cef_store_stream_s  cef_store_stream_t;
  * @return CEF_WRITER_OK, CEF_WRITER_EINPUT (the secret does not match) or
  *         CEF_WRITER_ESTORE.
  */
-int cef_store_stream_open(cef_store_stream_t **sp,
+int cef_writer_stream_open(cef_writer_stream_t **sp,
     const cef_writer_conf_t *conf, cef_store_offsets_t *offs, char *err,
     size_t errlen);
 
@@ -165,16 +174,16 @@ int cef_store_stream_open(cef_store_stream_t **sp,
  *         a profile too large to store, LMDB): the batch is lost and every
  *         later call fails; close the session.
  */
-int cef_store_stream_record(cef_store_stream_t *s, const msgpack_object *rec,
+int cef_writer_stream_record(cef_writer_stream_t *s, const msgpack_object *rec,
     cef_writer_result_t *res, char *err, size_t errlen);
 
 /*
  * A tombstone: erase the profile with this id and all its keys (counted in
  * res->missing if there is none).
  *
- * @return as cef_store_stream_record().
+ * @return as cef_writer_stream_record().
  */
-int cef_store_stream_erase(cef_store_stream_t *s, const char *id,
+int cef_writer_stream_erase(cef_writer_stream_t *s, const char *id,
     size_t len, cef_writer_result_t *res, char *err, size_t errlen);
 
 /*
@@ -186,7 +195,7 @@ int cef_store_stream_erase(cef_store_stream_t *s, const char *id,
  * @return CEF_WRITER_OK, or CEF_WRITER_ESTORE (nothing of the batch was
  *         committed; close the session).
  */
-int cef_store_stream_commit(cef_store_stream_t *s,
+int cef_writer_stream_commit(cef_writer_stream_t *s,
     const cef_store_offsets_t *offs, cef_writer_result_t *res, char *err,
     size_t errlen);
 
@@ -194,7 +203,7 @@ int cef_store_stream_commit(cef_store_stream_t *s,
  * Close a session: an uncommitted batch is abandoned (as if the process
  * had died), the write lock released.
  */
-void cef_store_stream_close(cef_store_stream_t *s);
+void cef_writer_stream_close(cef_writer_stream_t *s);
 
 
 typedef struct {
@@ -202,7 +211,7 @@ typedef struct {
     uint64_t  index_entries;
     uint64_t  keys;
     uint64_t  problems;
-} cef_verify_result_t;
+} cef_writer_verify_result_t;
 
 /*
  * Check a store: every profile decodes, every index entry points to an
@@ -216,9 +225,9 @@ typedef struct {
  * @return CEF_WRITER_OK if the store is sound, CEF_WRITER_ESTORE if not or
  *         if it cannot be read (err says why).
  */
-int cef_store_verify(const char *dir, cef_identity_t *ident,
+int cef_writer_verify(const char *dir, cef_identity_t *ident,
     void (*report)(void *data, const char *msg), void *data,
-    cef_verify_result_t *res, char *err, size_t errlen);
+    cef_writer_verify_result_t *res, char *err, size_t errlen);
 
 
-#endif /* CEF_STORE_WRITER_H */
+#endif /* CEF_WRITER_H */

@@ -1,0 +1,212 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * The profile store's "meta" database, decoded: the metadata record
+ * (cef_store_meta_decode) and the stream offsets
+ * (cef_store_meta_offsets_decode), which the reader reports and the
+ * writer reads back before it changes them (docs/store.md).
+ */
+
+#include <stdint.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "cef_store.h"
+
+
+static int
+cef_store_meta_int(const msgpack_object *o, int64_t *out)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > INT64_MAX) {
+            return -1;
+        }
+        *out = (int64_t) o->via.u64;
+        return 0;
+    }
+
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o->via.i64;
+        return 0;
+    }
+
+    return -1;
+}
+
+
+int
+cef_store_meta_decode(const void *data, size_t len, cef_store_info_t *info)
+{
+    int                    rc = -1;
+    size_t                 off = 0, n;
+    int64_t                iv;
+    uint32_t               i;
+    msgpack_unpacked       u;
+    const msgpack_object  *k, *v;
+
+    memset(info, 0, sizeof(cef_store_info_t));
+    msgpack_unpacked_init(&u);
+
+    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS
+        || u.data.type != MSGPACK_OBJECT_MAP)
+    {
+        goto done;
+    }
+
+    for (i = 0; i < u.data.via.map.size; i++) {
+        k = &u.data.via.map.ptr[i].key;
+        v = &u.data.via.map.ptr[i].val;
+
+        if (k->type != MSGPACK_OBJECT_STR) {
+            goto done;
+        }
+
+#define CEF_KEY(name)                                                        \
+    (k->via.str.size == sizeof(name) - 1                                     \
+     && memcmp(k->via.str.ptr, name, sizeof(name) - 1) == 0)
+
+        if (CEF_KEY("snapshot_id")) {
+            if (v->type != MSGPACK_OBJECT_STR) {
+                goto done;
+            }
+            n = v->via.str.size;
+            if (n >= sizeof(info->snapshot_id)) {
+                n = sizeof(info->snapshot_id) - 1;
+            }
+            memcpy(info->snapshot_id, v->via.str.ptr, n);
+            info->snapshot_id[n] = '\0';
+            continue;
+        }
+
+        if (CEF_KEY("secret_check")) {
+            if (v->type != MSGPACK_OBJECT_BIN || v->via.bin.size != 8) {
+                goto done;
+            }
+            memcpy(info->secret_check, v->via.bin.ptr, 8);
+            continue;
+        }
+
+        if (cef_store_meta_int(v, &iv) != 0) {
+            goto done;
+        }
+
+        if (CEF_KEY("format")) {
+            info->format = (uint32_t) iv;
+        } else if (CEF_KEY("created_at")) {
+            info->created_at = iv;
+        } else if (CEF_KEY("loaded_at")) {
+            info->loaded_at = iv;
+        } else if (CEF_KEY("updated_at")) {
+            info->updated_at = iv;
+        } else if (CEF_KEY("last_seq")) {
+            info->last_seq = (uint64_t) iv;
+        } else if (CEF_KEY("profiles")) {
+            info->profiles = (uint64_t) iv;
+        } else if (CEF_KEY("keys")) {
+            info->keys = (uint64_t) iv;
+        } else if (CEF_KEY("next_number")) {
+            info->next_number = (uint32_t) iv;
+        } else if (CEF_KEY("names")) {
+            info->names = (uint32_t) iv;
+        } else if (CEF_KEY("strs")) {
+            info->strs = (uint32_t) iv;
+        } else if (CEF_KEY("key_bits")) {
+            info->key_bits = (uint32_t) iv;
+        } else if (CEF_KEY("id_bits")) {
+            info->id_bits = (uint32_t) iv;
+        }
+
+#undef CEF_KEY
+    }
+
+    rc = 0;
+
+done:
+
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+
+int
+cef_store_meta_offsets_decode(const void *data, size_t len,
+    cef_store_offsets_t *o)
+{
+    int                    rc = -1, topic = 0, offsets = 0;
+    size_t                 off = 0;
+    uint32_t               i, j;
+    msgpack_unpacked       u;
+    const msgpack_object  *k, *v, *pk, *pv;
+
+    memset(o, 0, sizeof(cef_store_offsets_t));
+
+    for (i = 0; i < CEF_STORE_PARTITIONS_MAX; i++) {
+        o->next[i] = -1;
+    }
+
+    msgpack_unpacked_init(&u);
+
+    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS
+        || off != len || u.data.type != MSGPACK_OBJECT_MAP)
+    {
+        goto done;
+    }
+
+    for (i = 0; i < u.data.via.map.size; i++) {
+        k = &u.data.via.map.ptr[i].key;
+        v = &u.data.via.map.ptr[i].val;
+
+        if (k->type != MSGPACK_OBJECT_STR) {
+            goto done;
+        }
+
+        if (k->via.str.size == 5 && memcmp(k->via.str.ptr, "topic", 5) == 0)
+        {
+            if (v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0
+                || v->via.str.size > CEF_STORE_TOPIC_MAX)
+            {
+                goto done;
+            }
+            memcpy(o->topic, v->via.str.ptr, v->via.str.size);
+            o->topic[v->via.str.size] = '\0';
+            topic = 1;
+
+        } else if (k->via.str.size == 7
+                   && memcmp(k->via.str.ptr, "offsets", 7) == 0)
+        {
+            if (v->type != MSGPACK_OBJECT_MAP) {
+                goto done;
+            }
+
+            for (j = 0; j < v->via.map.size; j++) {
+                pk = &v->via.map.ptr[j].key;
+                pv = &v->via.map.ptr[j].val;
+
+                if (pk->type != MSGPACK_OBJECT_POSITIVE_INTEGER
+                    || pk->via.u64 >= CEF_STORE_PARTITIONS_MAX
+                    || pv->type != MSGPACK_OBJECT_POSITIVE_INTEGER
+                    || pv->via.u64 > INT64_MAX
+                    || o->next[pk->via.u64] != -1)
+                {
+                    goto done;
+                }
+
+                o->next[pk->via.u64] = (int64_t) pv->via.u64;
+
+                if (pk->via.u64 >= o->partitions) {
+                    o->partitions = (uint32_t) pk->via.u64 + 1;
+                }
+            }
+
+            offsets = 1;
+        }
+    }
+
+    rc = topic && offsets ? 0 : -1;
+
+done:
+
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
