@@ -74,7 +74,7 @@ ngx_http_cef_decide(ngx_http_request_t *r)
                                  ngx_http_cef_decide_read, r,
                                  &ngx_http_cef_no_decision);
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+    cmcf = ngx_http_get_module_main_conf(r, NGX_HTTP_CEF);
 
     if (cmcf->record && d != &ngx_http_cef_no_decision
         && ngx_http_cef_record_make(r, d) != NGX_OK)
@@ -101,7 +101,7 @@ ngx_http_cef_decide_read(void *data)
 
     ctx = ngx_http_cef_get_ctx(r->main);
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     start = ngx_http_cef_now_ns();
 
@@ -216,7 +216,7 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+    cmcf = ngx_http_get_module_main_conf(r, NGX_HTTP_CEF);
 
     if (cmcf->record && id->view_valid
         && cef_record_profile_digest(&id->view, &d->digest) == 0)

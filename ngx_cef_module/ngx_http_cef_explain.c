@@ -81,7 +81,7 @@ ngx_http_cef_explain_handler(ngx_http_request_t *r)
 
     ngx_memzero(&ex, sizeof(ngx_http_cef_explain_t));
     ex.r = r;
-    ex.clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    ex.clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
     ex.rc = NGX_ERROR;
 
     if (ngx_http_arg(r, (u_char *) "key", 3, &arg) == NGX_OK) {

@@ -31,8 +31,7 @@ static void ngx_http_cef_visitor(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id);
 static ngx_int_t ngx_http_cef_has_consent(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf);
-static ngx_int_t ngx_http_cef_add_cookie(ngx_http_request_t *r,
-    ngx_http_cef_cookie_t *cookie, ngx_str_t *value);
+static void *ngx_http_cef_identify_read(void *data);
 static void ngx_http_cef_signing_cleanup(void *data);
 static char *ngx_http_cef_legacy_until(ngx_conf_t *cf, ngx_str_t *value,
     ngx_http_cef_signing_t *signing);
@@ -546,32 +545,6 @@ ngx_http_cef_merge_identity(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
 }
 
 
-ngx_int_t
-ngx_http_cef_check_secret_file(ngx_conf_t *cf, ngx_str_t *path)
-{
-    ngx_file_info_t  fi;
-
-    if (ngx_file_info(path->data, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_file_info_n " \"%V\" failed", path);
-        return NGX_ERROR;
-    }
-
-    if (!ngx_is_file(&fi) || ngx_file_size(&fi) == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "secret file \"%V\" is empty or not a file", path);
-        return NGX_ERROR;
-    }
-
-    if (fi.st_mode & S_IROTH) {
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "secret file \"%V\" is readable by everyone", path);
-    }
-
-    return NGX_OK;
-}
-
-
 /*
  * Candidates are tried in this order, the first with a profile wins:
  * a link token in this request, the cef_key directives as written, the
@@ -596,6 +569,23 @@ ngx_http_cef_identity_t *
 ngx_http_cef_identify_open(ngx_http_request_t *r)
 {
     return ngx_http_cef_resolve(r, 1);
+}
+
+
+/* ngx_http_cef_identify() with the store's faults caught */
+
+ngx_http_cef_identity_t *
+ngx_http_cef_identify_guarded(ngx_http_request_t *r)
+{
+    return ngx_http_cef_store_guard(r, r->connection->log,
+                                    ngx_http_cef_identify_read, r, NULL);
+}
+
+
+static void *
+ngx_http_cef_identify_read(void *data)
+{
+    return ngx_http_cef_identify(data);
 }
 
 
@@ -626,7 +616,7 @@ ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
 
     ctx->identity = id;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (!ngx_http_cef_has_consent(r, clcf)) {
         return id;
@@ -839,39 +829,6 @@ ngx_http_cef_visitor(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
  * cookies.
  */
 
-ngx_int_t
-ngx_http_cef_get_cookie(ngx_http_request_t *r, ngx_str_t *name,
-    ngx_str_t *value)
-{
-#if (nginx_version >= 1023000)
-
-    return ngx_http_parse_multi_header_lines(r, r->headers_in.cookie, name,
-                                             value)
-           ? NGX_OK : NGX_DECLINED;
-
-#else
-
-    ngx_uint_t         i;
-    cef_span_t         v;
-    ngx_table_elt_t  **h;
-
-    h = r->headers_in.cookies.elts;
-
-    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
-        if (cef_cookie_find((char *) h[i]->value.data, h[i]->value.len,
-                            (char *) name->data, name->len, &v))
-        {
-            value->data = (u_char *) v.data;
-            value->len = v.len;
-            return NGX_OK;
-        }
-    }
-
-    return NGX_DECLINED;
-
-#endif
-}
-
 
 /* Called from the header filter of the main request. */
 
@@ -882,7 +839,7 @@ ngx_http_cef_set_cookies(ngx_http_request_t *r)
     ngx_http_cef_identity_t  *id;
     ngx_http_cef_loc_conf_t  *clcf;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cef_module);
+    ctx = ngx_http_get_module_ctx(r, NGX_HTTP_CEF);
     if (ctx == NULL || ctx->identity == NULL) {
         return NGX_OK;
     }
@@ -894,12 +851,14 @@ ngx_http_cef_set_cookies(ngx_http_request_t *r)
     }
 
     id->cookies_set = 1;
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (id->visitor_new && clcf->visitor_cookie
         && clcf->visitor_cookie->name.len)
     {
-        if (ngx_http_cef_add_cookie(r, clcf->visitor_cookie, &id->visitor)
+        if (ngx_http_cef_set_cookie(r, &clcf->visitor_cookie->name,
+                                    &id->visitor,
+                                    &clcf->visitor_cookie->attrs)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -907,7 +866,9 @@ ngx_http_cef_set_cookies(ngx_http_request_t *r)
     }
 
     if (id->link_cookie.len && clcf->link_cookie) {
-        if (ngx_http_cef_add_cookie(r, clcf->link_cookie, &id->link_cookie)
+        if (ngx_http_cef_set_cookie(r, &clcf->link_cookie->name,
+                                    &id->link_cookie,
+                                    &clcf->link_cookie->attrs)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -918,39 +879,3 @@ ngx_http_cef_set_cookies(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
-ngx_http_cef_add_cookie(ngx_http_request_t *r, ngx_http_cef_cookie_t *cookie,
-    ngx_str_t *value)
-{
-    u_char           *p;
-    size_t            len;
-    ngx_table_elt_t  *h;
-
-    len = cookie->name.len + 1 + value->len + cookie->attrs.len;
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "Set-Cookie");
-    h->value.data = p;
-
-    p = ngx_cpymem(p, cookie->name.data, cookie->name.len);
-    *p++ = '=';
-    p = ngx_cpymem(p, value->data, value->len);
-    p = ngx_cpymem(p, cookie->attrs.data, cookie->attrs.len);
-
-    h->value.len = p - h->value.data;
-
-    return NGX_OK;
-}

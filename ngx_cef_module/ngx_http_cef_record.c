@@ -263,9 +263,9 @@ ngx_http_cef_record_make(ngx_http_request_t *r, ngx_http_cef_decision_t *d)
     }
 
     pool = r->main->pool;
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_cef_module);
+    ctx = ngx_http_get_module_ctx(r->main, NGX_HTTP_CEF);
     id = ctx ? ctx->identity : NULL;
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     st = cef_rules_symtab(rs);
     nrefs = cef_expr_symtab_count(st);

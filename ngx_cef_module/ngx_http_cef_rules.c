@@ -459,7 +459,7 @@ ngx_http_cef_rules_hash_variable(ngx_http_request_t *r,
 {
     ngx_http_cef_loc_conf_t  *clcf;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (clcf->rules == NULL || clcf->rules == NGX_CONF_UNSET_PTR) {
         v->not_found = 1;
@@ -493,7 +493,7 @@ ngx_http_cef_rules_offers_variable(ngx_http_request_t *r,
     cef_rules_choice_t       *choices;
     ngx_http_cef_loc_conf_t  *clcf;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (clcf->rules == NULL || clcf->rules == NGX_CONF_UNSET_PTR) {
         v->not_found = 1;
@@ -553,7 +553,7 @@ ngx_http_cef_rules_html_variable(ngx_http_request_t *r,
     cef_rules_choice_t       *choices;
     ngx_http_cef_loc_conf_t  *clcf;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (clcf->rules == NULL || clcf->rules == NGX_CONF_UNSET_PTR) {
         v->not_found = 1;
@@ -651,7 +651,7 @@ ngx_http_cef_rules_read_states(ngx_http_request_t *r, cef_decision_t *dec)
     cef_span_t                in, out;
     ngx_http_cef_loc_conf_t  *clcf;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (clcf->signing == NULL || clcf->signing->signer == NULL) {
         return;
@@ -702,7 +702,7 @@ ngx_http_cef_rules_write_states(ngx_http_request_t *r, cef_decision_t *dec)
     char                      buf[CEF_DECISION_STATE_MAX + 1
                                   + CEF_SIGN_SIG_LEN];
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (clcf->signing == NULL || clcf->signing->signer == NULL
         || r->main->header_sent)
@@ -923,43 +923,21 @@ ngx_http_cef_rules_send_states(ngx_http_request_t *r,
 }
 
 
-/* The log line of this request's decision (cef_decision_format()). */
+/*
+ * $cef_rules_decision reads the request's decision, which is made above
+ * this file (ngx_http_cef_decision.c): ngx_http_cef_variables.c sets
+ * ngx_http_cef_rules_decision_get at preconfiguration, before any cef_rules
+ * directive registers the variable.
+ */
+
+ngx_http_get_variable_pt  ngx_http_cef_rules_decision_get;
+
+
 static ngx_int_t
 ngx_http_cef_rules_decision_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_http_cef_decision_t  *d;
-
-    size_t                    len;
-    cef_decision_t            view;
-
-    d = ngx_http_cef_decide(r);
-
-    if (d->log.data == NULL && d->rules && d->slots) {
-        ngx_memzero(&view, sizeof(cef_decision_t));
-        view.rs = d->rules->rs;
-        view.hash = cef_rules_hash(view.rs);
-        view.nslots = cef_rules_nslots(view.rs);
-        view.slots = d->slots;
-
-        len = cef_decision_format(&view, NULL, 0);
-
-        d->log.data = ngx_pnalloc(r->pool, len + 1);
-        if (d->log.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        d->log.len = cef_decision_format(&view, (char *) d->log.data,
-                                         len + 1);
-    }
-
-    v->len = d->log.len;
-    v->data = d->log.data ? d->log.data : (u_char *) "";
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_cef_rules_decision_get(r, v, data);
 }
 
 
