@@ -420,7 +420,7 @@ ngx_http_cef_explain_identity(ngx_http_cef_explain_t *ex)
 
     ident = json_object_get(ex->root, "identity");
 
-    /* consent: as ngx_http_cef_has_consent(); not asked for ?key= */
+    /* consent: ngx_http_cef_consent(); not asked for ?key= */
 
     ex->id.consent = 1;
 
@@ -432,19 +432,7 @@ ngx_http_cef_explain_identity(ngx_http_cef_explain_t *ex)
         }
 
     } else if (clcf->consent) {
-        if (ngx_http_complex_value(r, clcf->consent, &v) != NGX_OK) {
-            ngx_str_null(&v);
-        }
-
-        ex->id.consent = !(v.len == 0
-                           || (v.len == 1 && v.data[0] == '0')
-                           || (v.len == 2
-                               && ngx_strncasecmp(v.data, (u_char *) "no", 2)
-                                  == 0)
-                           || (v.len == 5
-                               && ngx_strncasecmp(v.data,
-                                                  (u_char *) "false", 5)
-                                  == 0));
+        ex->id.consent = ngx_http_cef_consent(r, clcf, &v);
 
         if (json_object_set_new(ident, "consent",
                                 json_boolean(ex->id.consent))

@@ -29,8 +29,6 @@ static void ngx_http_cef_link(ngx_http_request_t *r,
     ngx_str_t *token, ngx_uint_t from_url);
 static void ngx_http_cef_visitor(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id);
-static ngx_int_t ngx_http_cef_has_consent(ngx_http_request_t *r,
-    ngx_http_cef_loc_conf_t *clcf);
 static void *ngx_http_cef_identify_read(void *data);
 static void ngx_http_cef_signing_cleanup(void *data);
 static char *ngx_http_cef_legacy_until(ngx_conf_t *cf, ngx_str_t *value,
@@ -618,7 +616,7 @@ ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
 
     clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
-    if (!ngx_http_cef_has_consent(r, clcf)) {
+    if (!ngx_http_cef_consent(r, clcf, NULL)) {
         return id;
     }
 
@@ -693,10 +691,23 @@ ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
 }
 
 
-static ngx_int_t
-ngx_http_cef_has_consent(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
+/*
+ * cef_consent's verdict for r: 1 without cef_consent, else 0 when it
+ * evaluates to "", "0", "no" or "false".  value, if not NULL, gets what it
+ * evaluated to (cef_explain shows it).
+ */
+
+ngx_uint_t
+ngx_http_cef_consent(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
+    ngx_str_t *value)
 {
     ngx_str_t  v;
+
+    ngx_str_null(&v);
+
+    if (value) {
+        *value = v;
+    }
 
     if (clcf->consent == NULL) {
         return 1;
@@ -704,6 +715,10 @@ ngx_http_cef_has_consent(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
 
     if (ngx_http_complex_value(r, clcf->consent, &v) != NGX_OK) {
         return 0;
+    }
+
+    if (value) {
+        *value = v;
     }
 
     if (v.len == 0

@@ -1,5 +1,27 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ *
+ * The nginx glue: it translates between nginx and lib/ (which knows
+ * nothing of nginx), and may include every lib/ folder but writer.  Its
+ * files, bottom up; each calls only the files above it in this list
+ * (make check-layers checks it from the built objects):
+ *
+ *   ngx_http_cef_http.c         request ctx, cookies in and out,
+ *                               Cache-Control, text/JSON responses
+ *   ngx_http_cef_counters.c     counters in shared memory (cef_metrics_zone)
+ *   ngx_http_cef_store.c        the store: directives, sessions, faults
+ *   ngx_http_cef_identity.c     who the visitor is: keys, cookies, tokens
+ *   ngx_http_cef_plugin.c       external rule plugins (cef_plugin)
+ *   ngx_http_cef_rules.c        rule sets, request inputs, plugin states
+ *   ngx_http_cef_record.c       the decision record ($cef_decision)
+ *   ngx_http_cef_decision.c     the request's decision
+ *   ngx_http_cef_conditional.c  validators, conditionals, Cache-Control merge
+ *   ngx_http_cef_filter.c       the header and body filters
+ *   ngx_http_cef_variables.c    the $cef_* variables
+ *   ngx_http_cef_explain.c      cef_explain
+ *   ngx_http_cef_decide_api.c   cef_decide, the JSON decision API
+ *   ngx_http_cef_metrics.c      cef_metrics, the Prometheus page
+ *   ngx_http_cef_module.c       directives, confs, the module itself
  */
 
 #ifndef NGX_HTTP_CEF_MODULE_H_INCLUDED_
@@ -210,10 +232,7 @@ extern ngx_module_t  *ngx_http_cef_self;
 #define NGX_HTTP_CEF  (*ngx_http_cef_self)
 
 
-/*
- * The glue's files, bottom up: each calls only the files listed before it
- * (tests/tools/check_layers.py checks it from the built objects).
- */
+/* what each file exports, in the order of the map above */
 
 /* the HTTP helpers, which call nothing of ours: ngx_http_cef_http.c */
 ngx_http_cef_ctx_t *ngx_http_cef_get_ctx(ngx_http_request_t *r);
@@ -276,6 +295,8 @@ char *ngx_http_cef_link_token(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_cef_merge_identity(ngx_conf_t *cf,
     ngx_http_cef_loc_conf_t *prev, ngx_http_cef_loc_conf_t *conf);
+ngx_uint_t ngx_http_cef_consent(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf, ngx_str_t *value);
 ngx_http_cef_identity_t *ngx_http_cef_identify(ngx_http_request_t *r);
 ngx_http_cef_identity_t *ngx_http_cef_identify_open(ngx_http_request_t *r);
 ngx_http_cef_identity_t *ngx_http_cef_identify_guarded(ngx_http_request_t *r);
@@ -307,6 +328,7 @@ ngx_int_t ngx_http_cef_rules_check_variables(ngx_conf_t *cf);
 int ngx_http_cef_request_value(ngx_http_request_t *r, ngx_int_t *var_index,
     const cef_ref_t *ref, cef_value_t *out);
 const cef_rules_t *ngx_http_cef_rules_set(ngx_http_cef_rules_t *rules);
+ngx_int_t *ngx_http_cef_rules_var_indexes(ngx_http_cef_rules_t *rules);
 ngx_int_t ngx_http_cef_rules_decide(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules, ngx_http_cef_rules_lookup_pt lookup,
     void *data, cef_rules_choice_t **choices, ngx_str_t **html);
@@ -316,6 +338,8 @@ ngx_int_t ngx_http_cef_rules_decision(ngx_http_request_t *r,
     ngx_http_cef_rules_result_t *res);
 ngx_int_t ngx_http_cef_rules_send_states(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules);
+ngx_int_t ngx_http_cef_read_state(ngx_http_request_t *r, cef_signer_t *signer,
+    const char *plugin, ngx_uint_t log, cef_span_t *out);
 
 /* the decision record ($cef_decision): ngx_http_cef_record.c */
 ngx_int_t ngx_http_cef_record_used(ngx_conf_t *cf);

@@ -610,6 +610,19 @@ ngx_http_cef_rules_set(ngx_http_cef_rules_t *rules)
 
 
 /*
+ * The nginx variable index of each var.* reference, by reference id
+ * (NGX_ERROR for the other references): resolved once, when the rule set
+ * is loaded, for everything that reads var.* (ngx_http_cef_request_value()).
+ */
+
+ngx_int_t *
+ngx_http_cef_rules_var_indexes(ngx_http_cef_rules_t *rules)
+{
+    return rules->var_index;
+}
+
+
+/*
  * Decide for r, and render the chosen offers at once (when html is not
  * NULL): both arrays have cef_rules_nslots() entries, indexed by slot id,
  * from r->pool; html[i] is empty for an undecided slot.  Plugins run
@@ -640,15 +653,61 @@ ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
 }
 
 
-/* plugin state: the cookie "cef_PLUGIN", verified with the signing secret */
+/*
+ * Plugin state: the cookie "cef_PLUGIN", signed with the signing secret.
+ * The one place that reads and writes these cookies (ngx_http_cef_record.c
+ * reads them through ngx_http_cef_read_state() too).
+ *
+ * NGX_OK: *out is the verified state; NGX_DECLINED: no such cookie, or
+ * one that does not verify (logged at info if log is set); NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_http_cef_read_state(ngx_http_request_t *r, cef_signer_t *signer,
+    const char *plugin, ngx_uint_t log, cef_span_t *out)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   name, value;
+    cef_span_t  in;
+
+    len = ngx_strlen(plugin);
+
+    name.len = sizeof("cef_") - 1 + len;
+    name.data = ngx_pnalloc(r->pool, name.len);
+    if (name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(name.data, "cef_", sizeof("cef_") - 1);
+    ngx_memcpy(p, plugin, len);
+
+    if (ngx_http_cef_get_cookie(r->main, &name, &value) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    in.data = (const char *) value.data;
+    in.len = value.len;
+
+    if (cef_decision_state_verify(signer, plugin, in, out) != 0) {
+        if (log) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "cef: client sent invalid \"%V\" cookie \"%V\": "
+                          "reading it as empty", &name, &value);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
 
 static void
 ngx_http_cef_rules_read_states(ngx_http_request_t *r, cef_decision_t *dec)
 {
-    u_char                   *p;
     uint32_t                  i;
-    ngx_str_t                 name, value;
-    cef_span_t                in, out;
+    cef_span_t                out;
     ngx_http_cef_loc_conf_t  *clcf;
 
     clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
@@ -658,34 +717,19 @@ ngx_http_cef_rules_read_states(ngx_http_request_t *r, cef_decision_t *dec)
     }
 
     for (i = 0; i < dec->nstates; i++) {
-        name.len = sizeof("cef_") - 1 + ngx_strlen(dec->states[i].plugin);
-        name.data = ngx_pnalloc(r->pool, name.len);
-        if (name.data == NULL) {
+        switch (ngx_http_cef_read_state(r, clcf->signing->signer,
+                                        dec->states[i].plugin, 1, &out))
+        {
+        case NGX_OK:
+            cef_decision_set_state(dec, dec->states[i].plugin, out);
+            break;
+
+        case NGX_DECLINED:
+            break;
+
+        default:
             return;
         }
-
-        p = ngx_cpymem(name.data, "cef_", sizeof("cef_") - 1);
-        ngx_memcpy(p, dec->states[i].plugin,
-                   ngx_strlen(dec->states[i].plugin));
-
-        if (ngx_http_cef_get_cookie(r->main, &name, &value) != NGX_OK) {
-            continue;
-        }
-
-        in.data = (const char *) value.data;
-        in.len = value.len;
-
-        if (cef_decision_state_verify(clcf->signing->signer,
-                                      dec->states[i].plugin, in, &out)
-            != 0)
-        {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "cef: client sent invalid \"%V\" cookie \"%V\": "
-                          "reading it as empty", &name, &value);
-            continue;
-        }
-
-        cef_decision_set_state(dec, dec->states[i].plugin, out);
     }
 }
 
@@ -693,10 +737,9 @@ ngx_http_cef_rules_read_states(ngx_http_request_t *r, cef_decision_t *dec)
 static ngx_int_t
 ngx_http_cef_rules_write_states(ngx_http_request_t *r, cef_decision_t *dec)
 {
-    u_char                   *p;
-    size_t                    n;
+    size_t                    n, len;
     uint32_t                  i;
-    ngx_table_elt_t          *h;
+    ngx_str_t                 name, value, attrs;
     cef_decision_state_t     *st;
     ngx_http_cef_loc_conf_t  *clcf;
     char                      buf[CEF_DECISION_STATE_MAX + 1
@@ -723,34 +766,38 @@ ngx_http_cef_rules_write_states(ngx_http_request_t *r, cef_decision_t *dec)
             continue;
         }
 
-        p = ngx_pnalloc(r->pool, sizeof("cef_=; Max-Age=; Path=/; HttpOnly; "
-                                        "SameSite=Lax; Secure") - 1
-                                 + ngx_strlen(st->plugin) + n
-                                 + NGX_TIME_T_LEN);
-        if (p == NULL) {
+        len = ngx_strlen(st->plugin);
+
+        name.data = ngx_pnalloc(r->pool, sizeof("cef_") - 1 + len
+                                + sizeof("; Max-Age=; Path=/; HttpOnly; "
+                                         "SameSite=Lax; Secure") - 1
+                                + NGX_TIME_T_LEN);
+        if (name.data == NULL) {
             return NGX_ERROR;
         }
 
-        h = ngx_list_push(&r->main->headers_out.headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
+        name.len = ngx_sprintf(name.data, "cef_%s", st->plugin) - name.data;
 
-        h->hash = 1;
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-        ngx_str_set(&h->key, "Set-Cookie");
-        h->value.data = p;
-        p = ngx_sprintf(p, "cef_%s=%*s; Max-Age=%T; Path=/; HttpOnly; "
-                        "SameSite=Lax", st->plugin, n, buf,
-                        (time_t) st->max_age);
+        attrs.data = name.data + name.len;
+        attrs.len = ngx_sprintf(attrs.data, "; Max-Age=%T; Path=/; HttpOnly; "
+                                "SameSite=Lax", (time_t) st->max_age)
+                    - attrs.data;
 #if (NGX_HTTP_SSL)
         if (r->main->connection->ssl) {
-            p = ngx_cpymem(p, "; Secure", sizeof("; Secure") - 1);
+            attrs.len = ngx_cpymem(attrs.data + attrs.len, "; Secure",
+                                   sizeof("; Secure") - 1)
+                        - attrs.data;
         }
 #endif
-        h->value.len = p - h->value.data;
+
+        value.data = (u_char *) buf;
+        value.len = n;
+
+        if (ngx_http_cef_set_cookie(r->main, &name, &value, &attrs)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
