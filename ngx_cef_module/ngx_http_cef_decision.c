@@ -159,6 +159,19 @@ ngx_http_cef_decide_read(void *data)
 }
 
 
+/*
+ * What experiments bucket by: the visitor id, or, with the visitor cookie
+ * off, the profile a key recognised; NULL: neither.
+ */
+
+ngx_str_t *
+ngx_http_cef_bucket_by(ngx_http_cef_identity_t *id)
+{
+    return id->visitor.len ? &id->visitor
+           : id->profile_id.len ? &id->profile_id : NULL;
+}
+
+
 static ngx_int_t
 ngx_http_cef_decide_offers(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id,
@@ -198,13 +211,7 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
     cef_rules_visitor_init(&vis, id->view_valid ? &id->view : NULL,
                            id->visitor_new, key_type);
 
-    /*
-     * experiments bucket by the visitor id, or, with the visitor cookie
-     * off, by the profile a key recognised
-     */
-
-    visitor = id->visitor.len ? &id->visitor
-              : id->profile_id.len ? &id->profile_id : NULL;
+    visitor = ngx_http_cef_bucket_by(id);
 
     rc = ngx_http_cef_rules_decision(r, clcf->rules,
                                      cef_rules_visitor_lookup, &vis, visitor,

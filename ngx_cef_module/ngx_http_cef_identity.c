@@ -26,9 +26,12 @@ static ngx_int_t ngx_http_cef_try_key(ngx_http_request_t *r,
     ngx_http_cef_identity_t *id, ngx_str_t *type, ngx_str_t *value);
 static void ngx_http_cef_link(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id,
-    ngx_str_t *token, ngx_uint_t from_url);
+    ngx_str_t *token, ngx_uint_t from_url, ngx_http_cef_step_t *st);
 static void ngx_http_cef_visitor(ngx_http_request_t *r,
-    ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id);
+    ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id,
+    ngx_http_cef_tracer_t *tr);
+static const char *ngx_http_cef_lookup_result(ngx_http_cef_identity_t *id,
+    ngx_int_t rc);
 static void *ngx_http_cef_identify_read(void *data);
 static void ngx_http_cef_signing_cleanup(void *data);
 static char *ngx_http_cef_legacy_until(ngx_conf_t *cf, ngx_str_t *value,
@@ -590,13 +593,8 @@ ngx_http_cef_identify_read(void *data)
 static ngx_http_cef_identity_t *
 ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
 {
-    ngx_int_t                 rc;
-    ngx_str_t                 value, v, plain;
-    ngx_uint_t                i, legacy;
     ngx_http_cef_ctx_t       *ctx;
-    ngx_http_cef_key_t       *key;
     ngx_http_cef_identity_t  *id;
-    ngx_http_cef_loc_conf_t  *clcf;
 
     ctx = ngx_http_cef_get_ctx(r->main);
     if (ctx == NULL) {
@@ -614,31 +612,95 @@ ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
 
     ctx->identity = id;
 
+    ngx_http_cef_recognise(r, id, keep_open, NULL);
+
+    return id;
+}
+
+
+/*
+ * Recognises r's visitor into id (zeroed by the caller), trying the
+ * candidates in the order ngx_http_cef_identify() gives.  tr, if not NULL,
+ * is told each step and what came of it (cef_explain); the request path
+ * passes NULL.  With keep_open, a store session opened here stays open
+ * (id->store): the caller ends it.
+ */
+
+void
+ngx_http_cef_recognise(ngx_http_request_t *r, ngx_http_cef_identity_t *id,
+    ngx_uint_t keep_open, ngx_http_cef_tracer_t *tr)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                 value, v, plain;
+    ngx_uint_t                i, legacy;
+    ngx_http_cef_key_t       *key;
+    ngx_http_cef_step_t       st;
+    ngx_http_cef_loc_conf_t  *clcf;
+
     clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
-    if (!ngx_http_cef_consent(r, clcf, NULL)) {
-        return id;
+    id->consent = ngx_http_cef_consent(r, clcf, tr ? &value : NULL);
+
+    if (tr) {
+        ngx_memzero(&st, sizeof(ngx_http_cef_step_t));
+        st.source = "consent";
+        st.value = clcf->consent ? &value : NULL;
+        tr->step(tr->data, &st, id);
     }
 
-    id->consent = 1;
+    if (!id->consent) {
+        return;
+    }
+
     rc = ngx_http_cef_store_begin(r);
     id->store = (rc == NGX_OK);
     id->store_failed = (rc == NGX_ERROR);
 
-    if (clcf->link_token
-        && ngx_http_complex_value(r, clcf->link_token, &value) == NGX_OK
-        && value.len)
-    {
-        ngx_http_cef_link(r, clcf, id, &value, 1);
+    if (tr) {
+        ngx_memzero(&st, sizeof(ngx_http_cef_step_t));
+        st.source = "store";
+        st.rc = rc;
+        tr->step(tr->data, &st, id);
+    }
+
+    if (clcf->link_token) {
+        if (tr) {
+            ngx_memzero(&st, sizeof(ngx_http_cef_step_t));
+            st.source = "link_token";
+        }
+
+        if (ngx_http_complex_value(r, clcf->link_token, &value) == NGX_OK
+            && value.len)
+        {
+            ngx_http_cef_link(r, clcf, id, &value, 1, tr ? &st : NULL);
+
+        } else if (tr) {
+            st.result = "absent";
+        }
+
+        if (tr) {
+            tr->step(tr->data, &st, id);
+        }
     }
 
     if (id->profile_id.len == 0 && clcf->keys) {
         key = clcf->keys->elts;
 
         for (i = 0; i < clcf->keys->nelts; i++) {
+            if (tr) {
+                ngx_memzero(&st, sizeof(ngx_http_cef_step_t));
+                st.source = "cef_key";
+                st.key_type = &key[i].type;
+                st.is_signed = key[i].is_signed;
+            }
+
             if (ngx_http_complex_value(r, &key[i].value, &value) != NGX_OK
                 || value.len == 0)
             {
+                if (tr) {
+                    st.result = "absent";
+                    tr->step(tr->data, &st, id);
+                }
                 continue;
             }
 
@@ -648,6 +710,10 @@ ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
                 ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                               "cef: client sent an overlong \"%V\" key",
                               &key[i].type);
+                if (tr) {
+                    st.result = "overlong";
+                    tr->step(tr->data, &st, id);
+                }
                 continue;
             }
 
@@ -661,33 +727,74 @@ ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
                                   "cef: client sent an invalid signed "
                                   "\"%V\" key (%uz bytes)", &key[i].type,
                                   value.len);
+                    if (tr) {
+                        st.sent = &value;
+                        st.signature = "bad";
+                        st.result = "ignored";
+                        tr->step(tr->data, &st, id);
+                    }
                     continue;
+                }
+
+                if (tr) {
+                    st.signature = legacy ? "legacy" : "ok";
                 }
 
                 value = plain;
             }
 
-            if (ngx_http_cef_try_key(r, id, &key[i].type, &value) == NGX_OK) {
+            rc = ngx_http_cef_try_key(r, id, &key[i].type, &value);
+
+            if (tr) {
+                st.value = &value;
+                st.result = ngx_http_cef_lookup_result(id, rc);
+                st.lookup = 1;
+                tr->step(tr->data, &st, id);
+            }
+
+            if (rc == NGX_OK) {
                 break;
             }
         }
     }
 
-    if (id->profile_id.len == 0 && clcf->link_token
-        && ngx_http_cef_get_cookie(r, &clcf->link_cookie->name, &v) == NGX_OK)
-    {
-        ngx_http_cef_link(r, clcf, id, &v, 0);
+    if (id->profile_id.len == 0 && clcf->link_token) {
+        if (tr) {
+            ngx_memzero(&st, sizeof(ngx_http_cef_step_t));
+            st.source = "link_cookie";
+            st.cookie = &clcf->link_cookie->name;
+        }
+
+        if (ngx_http_cef_get_cookie(r, &clcf->link_cookie->name, &v)
+            == NGX_OK)
+        {
+            ngx_http_cef_link(r, clcf, id, &v, 0, tr ? &st : NULL);
+
+        } else if (tr) {
+            st.result = "absent";
+        }
+
+        if (tr) {
+            tr->step(tr->data, &st, id);
+        }
     }
 
-    ngx_http_cef_visitor(r, clcf, id);
+    ngx_http_cef_visitor(r, clcf, id, tr);
 
     if (id->store && !keep_open) {
         ngx_http_cef_store_end();
         id->store = 0;
         id->view_valid = 0;
     }
+}
 
-    return id;
+
+/* what came of a lookup, for a tracer */
+
+static const char *
+ngx_http_cef_lookup_result(ngx_http_cef_identity_t *id, ngx_int_t rc)
+{
+    return !id->store ? "no store" : rc == NGX_OK ? "found" : "not found";
 }
 
 
@@ -750,8 +857,10 @@ ngx_http_cef_try_key(ngx_http_request_t *r, ngx_http_cef_identity_t *id,
 
 static void
 ngx_http_cef_link(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
-    ngx_http_cef_identity_t *id, ngx_str_t *token, ngx_uint_t from_url)
+    ngx_http_cef_identity_t *id, ngx_str_t *token, ngx_uint_t from_url,
+    ngx_http_cef_step_t *st)
 {
+    ngx_int_t        found;
     u_char          *buf;
     size_t           len;
     cef_link_t       link;
@@ -774,6 +883,11 @@ ngx_http_cef_link(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
                       "cef: client sent %s link %s",
                       rc == CEF_SIGN_EXPIRED ? "an expired" : "an invalid",
                       from_url ? "token" : "cookie");
+
+        if (st) {
+            st->signature = (rc == CEF_SIGN_EXPIRED) ? "expired" : "bad";
+        }
+
         return;
     }
 
@@ -789,18 +903,33 @@ ngx_http_cef_link(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
         }
     }
 
+    found = NGX_DECLINED;
+
     if (id->store && ngx_http_cef_store_find_key(r, link.key, id) == NGX_OK) {
         id->key_type.data = (u_char *) link.type.data;
         id->key_type.len = link.type.len;
+        found = NGX_OK;
+    }
+
+    if (st) {
+        /* the type only: the key may stand for an address */
+        st->link_type.data = (u_char *) link.type.data;
+        st->link_type.len = link.type.len;
+        st->key_type = &st->link_type;
+        st->signature = "ok";
+        st->result = ngx_http_cef_lookup_result(id, found);
+        st->lookup = 1;
     }
 }
 
 
 static void
 ngx_http_cef_visitor(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
-    ngx_http_cef_identity_t *id)
+    ngx_http_cef_identity_t *id, ngx_http_cef_tracer_t *tr)
 {
+    ngx_int_t               rc;
     ngx_str_t               v;
+    ngx_http_cef_step_t     st;
     ngx_http_cef_cookie_t  *cookie;
 
     cookie = clcf->visitor_cookie;
@@ -809,19 +938,45 @@ ngx_http_cef_visitor(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
         return;
     }
 
+    if (tr) {
+        ngx_memzero(&st, sizeof(ngx_http_cef_step_t));
+        st.source = "visitor_cookie";
+        st.cookie = &cookie->name;
+        st.result = "absent";
+    }
+
     if (ngx_http_cef_get_cookie(r, &cookie->name, &v) == NGX_OK) {
         if (cef_visitor_id_valid((char *) v.data, v.len)) {
             id->visitor = v;
 
             if (id->profile_id.len == 0) {
-                (void) ngx_http_cef_try_key(r, id, &ngx_http_cef_visitor_type,
-                                            &v);
+                rc = ngx_http_cef_try_key(r, id, &ngx_http_cef_visitor_type,
+                                          &v);
+                if (tr) {
+                    st.key_type = &ngx_http_cef_visitor_type;
+                    st.value = &v;
+                    st.result = ngx_http_cef_lookup_result(id, rc);
+                    st.lookup = 1;
+                }
+
+            } else if (tr) {
+                st.visitor = &v;
+                st.result = NULL;
             }
+
+            if (tr) {
+                tr->step(tr->data, &st, id);
+            }
+
             return;
         }
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "cef: client sent an invalid visitor cookie");
+
+        if (tr) {
+            st.result = "invalid";
+        }
     }
 
     id->visitor.data = ngx_pnalloc(r->main->pool, CEF_VISITOR_ID_LEN);
@@ -834,6 +989,11 @@ ngx_http_cef_visitor(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
 
     id->visitor.len = CEF_VISITOR_ID_LEN;
     id->visitor_new = 1;
+
+    if (tr) {
+        st.issued = 1;
+        tr->step(tr->data, &st, id);
+    }
 }
 
 

@@ -284,6 +284,45 @@ void ngx_http_cef_store_generations(ngx_http_cef_main_conf_t *cmcf,
 time_t ngx_http_cef_store_age(cef_store_info_t *info);
 
 /* the visitor: keys, cookies, link tokens, consent: ngx_http_cef_identity.c */
+/*
+ * One step of recognising the visitor, as ngx_http_cef_recognise() takes
+ * it, for a tracer (cef_explain formats them).  Fields that do not apply
+ * are NULL or 0.
+ */
+typedef struct {
+    const char                 *source;     /* "consent", "store",
+                                               "link_token", "cef_key",
+                                               "link_cookie",
+                                               "visitor_cookie" */
+    ngx_int_t                   rc;         /* store: of the session */
+    ngx_str_t                  *value;      /* consent: what it evaluated
+                                               to (NULL: no cef_consent);
+                                               else the value looked up */
+    ngx_str_t                  *key_type;   /* the key type tried */
+    ngx_str_t                  *cookie;     /* the cookie read */
+    ngx_str_t                  *sent;       /* a signed key that failed */
+    ngx_str_t                  *visitor;    /* a visitor id not looked up:
+                                               a profile was found before */
+    const char                 *signature;  /* "ok", "legacy", "bad",
+                                               "expired" */
+    const char                 *result;     /* "absent", "overlong",
+                                               "ignored", "invalid",
+                                               "found", "not found",
+                                               "no store" */
+    ngx_str_t                   link_type;  /* key_type of a link */
+    unsigned                    is_signed:1;    /* cef_key ... signed */
+    unsigned                    lookup:1;       /* the store was asked */
+    unsigned                    issued:1;       /* a new visitor id */
+} ngx_http_cef_step_t;
+
+typedef void (*ngx_http_cef_trace_pt)(void *data, ngx_http_cef_step_t *st,
+    ngx_http_cef_identity_t *id);
+
+typedef struct {
+    ngx_http_cef_trace_pt       step;
+    void                       *data;
+} ngx_http_cef_tracer_t;
+
 char *ngx_http_cef_visitor_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_cef_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -297,6 +336,9 @@ char *ngx_http_cef_merge_identity(ngx_conf_t *cf,
     ngx_http_cef_loc_conf_t *prev, ngx_http_cef_loc_conf_t *conf);
 ngx_uint_t ngx_http_cef_consent(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf, ngx_str_t *value);
+void ngx_http_cef_recognise(ngx_http_request_t *r,
+    ngx_http_cef_identity_t *id, ngx_uint_t keep_open,
+    ngx_http_cef_tracer_t *tr);
 ngx_http_cef_identity_t *ngx_http_cef_identify(ngx_http_request_t *r);
 ngx_http_cef_identity_t *ngx_http_cef_identify_open(ngx_http_request_t *r);
 ngx_http_cef_identity_t *ngx_http_cef_identify_guarded(ngx_http_request_t *r);
@@ -358,6 +400,7 @@ ngx_http_cef_decision_t *ngx_http_cef_decide(ngx_http_request_t *r);
 ngx_http_cef_offer_t *ngx_http_cef_decision_offer(ngx_http_cef_decision_t *d,
     u_char *slot, size_t len);
 const char *ngx_http_cef_variant(ngx_http_cef_decision_t *d, ngx_uint_t i);
+ngx_str_t *ngx_http_cef_bucket_by(ngx_http_cef_identity_t *id);
 
 /* validators, conditionals, Cache-Control merge: ngx_http_cef_conditional.c */
 ngx_int_t ngx_http_cef_conditional_init(ngx_conf_t *cf);
