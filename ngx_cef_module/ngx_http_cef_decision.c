@@ -215,7 +215,7 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
 
     rc = ngx_http_cef_rules_decision(r, clcf->rules,
                                      cef_rules_visitor_lookup, &vis, visitor,
-                                     1, 1, &res);
+                                     1, 1, &res, NULL);
     choices = res.choices;
     html = res.html;
 

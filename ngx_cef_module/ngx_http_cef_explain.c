@@ -9,10 +9,11 @@
  * explain` prints it), and per slot the candidates, the strategy plugin's
  * choice, the variant and the bucket.
  *
- * The visitor is recognised by ngx_http_cef_identity.c's own code, which
- * tells this file's tracer each step; the decision is retraced here with
- * its own evaluation scratch space.  Nothing is recorded, no cookie is set,
- * the store is only read (inside ngx_http_cef_store_guard()).
+ * The visitor is recognised and the decision made by the request path's
+ * own code (ngx_http_cef_recognise(), ngx_http_cef_rules_decision()), each
+ * with a tracer from this file, which only formats what they tell it.
+ * Nothing is recorded, no cookie is set, the store is only read (inside
+ * ngx_http_cef_store_guard()).
  */
 
 
@@ -35,6 +36,7 @@ typedef struct {
     ngx_http_cef_identity_t     id;
     cef_rules_visitor_t         vis;
     ngx_str_t                   key;         /* ?key=TYPE:VALUE, unescaped */
+    ngx_str_t                  *bucket_by;
     ngx_uint_t                  store;       /* a session is open */
     ngx_uint_t                  failed;      /* a step could not be shown */
     ngx_int_t                   rc;
@@ -45,6 +47,8 @@ static ngx_int_t ngx_http_cef_explain_handler(ngx_http_request_t *r);
 static void *ngx_http_cef_explain_read(void *data);
 static ngx_int_t ngx_http_cef_explain_identity(ngx_http_cef_explain_t *ex);
 static ngx_int_t ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex);
+static void ngx_http_cef_explain_decided(void *data, const cef_rules_t *rs,
+    cef_expr_eval_t *ev, const cef_expr_ctx_t *ctx, cef_decision_t *dec);
 static int ngx_http_cef_explain_lookup(void *data, const cef_ref_t *ref,
     cef_value_t *out);
 static json_t *ngx_http_cef_explain_value(const cef_value_t *v);
@@ -127,9 +131,6 @@ ngx_http_cef_explain_handler(ngx_http_request_t *r)
     if (ex.store) {
         ngx_http_cef_store_end();
     }
-
-    cef_decision_free(ex.dec);
-    cef_expr_eval_free(ex.ev);
 
     text = NULL;
 
@@ -677,18 +678,15 @@ failed:
 static ngx_int_t
 ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
 {
-    uint32_t                     i, n;
-    json_t                      *inputs, *j;
-    ngx_str_t                   *bucket_by;
-    cef_span_t                   key_type;
-    cef_value_t                  v;
-    cef_expr_ctx_t               ctx;
-    const cef_ref_t             *ref;
-    const cef_rules_t           *rs;
-    cef_record_state_t          *states;
-    cef_decision_input_t         in;
-    const cef_expr_symtab_t     *st;
-    ngx_http_cef_loc_conf_t     *clcf = ex->clcf;
+    json_t                       *j;
+    uint32_t                      i, n;
+    ngx_int_t                     rc;
+    ngx_str_t                    *bucket_by;
+    cef_span_t                    key_type;
+    cef_record_state_t           *states;
+    ngx_http_cef_loc_conf_t      *clcf = ex->clcf;
+    ngx_http_cef_rules_result_t   res;
+    ngx_http_cef_rules_tracer_t   tracer;
 
     if (!ex->id.view_valid && ex->id.profile_id.len && ex->store) {
         ex->id.view_valid = (ngx_http_cef_store_profile(ex->r, &ex->id,
@@ -706,30 +704,14 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
                ? NGX_ERROR : NGX_OK;
     }
 
-    rs = ngx_http_cef_rules_set(clcf->rules);
-
-    ex->ev = cef_rules_eval_create(rs);
-    ex->dec = cef_decision_create(rs);
-    if (ex->ev == NULL || ex->dec == NULL) {
-        return NGX_ERROR;
-    }
-
     key_type.data = (char *) ex->id.key_type.data;
     key_type.len = ex->id.key_type.len;
 
     cef_rules_visitor_init(&ex->vis, ex->id.view_valid ? &ex->id.view : NULL,
                            ex->id.visitor_new, key_type);
 
-    ngx_memzero(&ctx, sizeof(cef_expr_ctx_t));
-    ctx.lookup = ngx_http_cef_explain_lookup;
-    ctx.data = ex;
-    ctx.now = (int64_t) ngx_time();
-    ctx.utc_offset = (int32_t) ngx_cached_time->gmtoff * 60;
-
     bucket_by = ngx_http_cef_bucket_by(&ex->id);
-
-    in.visitor.data = bucket_by ? (const char *) bucket_by->data : "";
-    in.visitor.len = bucket_by ? bucket_by->len : 0;
+    ex->bucket_by = bucket_by;
 
     /* the plugins' state: this visitor's cookies, not for ?key= */
 
@@ -751,8 +733,6 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
     }
 
     for (i = 0; i < n; i++) {
-        cef_decision_set_state(ex->dec, states[i].plugin, states[i].state);
-
         if (json_object_set_new(j, states[i].plugin,
                                 json_stringn(states[i].state.data,
                                              states[i].state.len)))
@@ -761,25 +741,63 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
         }
     }
 
-    (void) cef_decision_make(rs, ex->ev, &ctx, &in, ex->dec);
+    /* the decision the request path makes, shown to this file as made */
 
-    if (json_object_set_new(ex->root, "time", json_integer(ctx.now))
+    tracer.decided = ngx_http_cef_explain_decided;
+    tracer.data = ex;
+
+    ex->failed = 1;             /* until the tracer is done */
+
+    rc = ngx_http_cef_rules_decision(ex->r, clcf->rules,
+                                     cef_rules_visitor_lookup, &ex->vis,
+                                     bucket_by, ex->key.len == 0, 0, &res,
+                                     &tracer);
+
+    ex->ev = NULL;
+    ex->dec = NULL;
+
+    return (rc != NGX_OK || ex->failed) ? NGX_ERROR : NGX_OK;
+}
+
+
+/*
+ * The tracer of ngx_http_cef_rules_decision(): the inputs the rules read,
+ * every rule and every slot, from the evaluation just made.
+ */
+
+static void
+ngx_http_cef_explain_decided(void *data, const cef_rules_t *rs,
+    cef_expr_eval_t *ev, const cef_expr_ctx_t *ctx, cef_decision_t *dec)
+{
+    ngx_http_cef_explain_t *ex = data;
+
+    uint32_t                  i, n;
+    json_t                   *inputs, *j;
+    cef_value_t               v;
+    const cef_ref_t          *ref;
+    const cef_expr_symtab_t  *st;
+
+    ex->ev = ev;
+    ex->dec = dec;
+
+    if (json_object_set_new(ex->root, "time", json_integer(ctx->now))
         || json_object_set_new(ex->root, "utc_offset",
-                               json_integer(ctx.utc_offset))
+                               json_integer(ctx->utc_offset))
         || json_object_set_new(ex->root, "bucket_by",
-                               bucket_by ? ngx_http_cef_explain_str(bucket_by)
-                                         : json_null())
+                               ex->bucket_by
+                               ? ngx_http_cef_explain_str(ex->bucket_by)
+                               : json_null())
         || json_object_set_new(ex->root, "rules_hash",
                                json_string(cef_rules_hash(rs))))
     {
-        return NGX_ERROR;
+        return;
     }
 
     /* the inputs the rules read, as a decision record would hold them */
 
     inputs = json_object();
     if (inputs == NULL || json_object_set_new(ex->root, "inputs", inputs)) {
-        return NGX_ERROR;
+        return;
     }
 
     st = cef_rules_symtab(rs);
@@ -792,7 +810,7 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
             continue;
         }
 
-        if (!cef_record_time_value(ref->kind, ctx.now, ctx.utc_offset, &v)
+        if (!cef_record_time_value(ref->kind, ctx->now, ctx->utc_offset, &v)
             && !ngx_http_cef_explain_lookup(ex, ref, &v))
         {
             v.type = CEF_VAL_NIL;
@@ -801,21 +819,21 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
         if (json_object_set_new(inputs, ref->path.data,
                                 ngx_http_cef_explain_value(&v)))
         {
-            return NGX_ERROR;
+            return;
         }
     }
 
-    j = ngx_http_cef_explain_rules(ex, rs, &ctx);
+    j = ngx_http_cef_explain_rules(ex, rs, ctx);
     if (j == NULL || json_object_set_new(ex->root, "rules", j)) {
-        return NGX_ERROR;
+        return;
     }
 
     j = ngx_http_cef_explain_slots(ex, rs);
     if (j == NULL || json_object_set_new(ex->root, "slots", j)) {
-        return NGX_ERROR;
+        return;
     }
 
-    return NGX_OK;
+    ex->failed = 0;
 }
 
 

@@ -365,6 +365,18 @@ typedef struct {
 
 extern ngx_http_get_variable_pt  ngx_http_cef_rules_decision_get;
 
+/*
+ * Shown a decision as it is made, before anything else can use ev and dec
+ * (cef_explain formats it there).
+ */
+typedef struct {
+    void                      (*decided)(void *data, const cef_rules_t *rs,
+                                         cef_expr_eval_t *ev,
+                                         const cef_expr_ctx_t *ctx,
+                                         cef_decision_t *dec);
+    void                       *data;
+} ngx_http_cef_rules_tracer_t;
+
 char *ngx_http_cef_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_cef_rules_check_variables(ngx_conf_t *cf);
 int ngx_http_cef_request_value(ngx_http_request_t *r, ngx_int_t *var_index,
@@ -377,7 +389,7 @@ ngx_int_t ngx_http_cef_rules_decide(ngx_http_request_t *r,
 ngx_int_t ngx_http_cef_rules_decision(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules, ngx_http_cef_rules_lookup_pt lookup,
     void *data, ngx_str_t *visitor, ngx_uint_t record, ngx_uint_t render,
-    ngx_http_cef_rules_result_t *res);
+    ngx_http_cef_rules_result_t *res, ngx_http_cef_rules_tracer_t *tr);
 ngx_int_t ngx_http_cef_rules_send_states(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules);
 ngx_int_t ngx_http_cef_read_state(ngx_http_request_t *r, cef_signer_t *signer,

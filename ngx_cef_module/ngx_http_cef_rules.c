@@ -637,7 +637,7 @@ ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
     ngx_http_cef_rules_result_t  res;
 
     if (ngx_http_cef_rules_decision(r, rules, lookup, data, NULL, 0,
-                                    html != NULL, &res)
+                                    html != NULL, &res, NULL)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -809,13 +809,15 @@ ngx_http_cef_rules_write_states(ngx_http_request_t *r, cef_decision_t *dec)
  * id experiments bucket by; with record, plugins read their per-visitor
  * state from the request's cookies (ngx_http_cef_rules_send_states()
  * then sends the updated state, once the offers are sure to be shown).
- * The offers are rendered with render (res->html).
+ * The offers are rendered with render (res->html).  tr, if not NULL, is
+ * shown the decision as it is made (cef_explain); the request path passes
+ * NULL.
  */
 ngx_int_t
 ngx_http_cef_rules_decision(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules, ngx_http_cef_rules_lookup_pt lookup,
     void *data, ngx_str_t *visitor, ngx_uint_t record, ngx_uint_t render,
-    ngx_http_cef_rules_result_t *res)
+    ngx_http_cef_rules_result_t *res, ngx_http_cef_rules_tracer_t *tr)
 {
     size_t                     len;
     uint32_t                   i, n;
@@ -890,6 +892,11 @@ ngx_http_cef_rules_decision(ngx_http_request_t *r,
 
     rules->busy = 1;
     (void) cef_decision_make(rules->rs, rules->ev, ctx, &in, dec);
+
+    if (tr) {
+        tr->decided(tr->data, rules->rs, rules->ev, ctx, dec);
+    }
+
     rules->busy = 0;
 
     ngx_memcpy(res->choices, dec->choices, n * sizeof(cef_rules_choice_t));
