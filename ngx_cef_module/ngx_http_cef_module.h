@@ -438,10 +438,7 @@ char *ngx_http_cef_decide_api(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_cef_metrics_location(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
-/*
- * ngx_http_cef_module.c, the top: the directives, the confs, the module
- * and its process hooks.
- */
+/* ngx_http_cef_module.c, the top, exports only the module to nginx */
 
 
 #endif /* NGX_HTTP_CEF_MODULE_H_INCLUDED_ */
