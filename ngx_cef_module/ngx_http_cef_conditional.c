@@ -12,7 +12,8 @@
  *
  *   ngx_http_cef_header_filter_module          above not_modified (below
  *       slice): the cef header filter runs there, so the client's validator
- *       is compared with this visitor's rendering, never the upstream's;
+ *       is compared with this visitor's rendering, never the upstream's
+ *       (defined in ngx_http_cef_filter.c, which calls this file);
  *   ngx_http_cef_cache_control_filter_module   below headers: one
  *       Cache-Control out of the module's policy and add_header/expires.
  *
@@ -43,40 +44,7 @@ static ngx_int_t ngx_http_cef_hide_conditionals(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cef_cache_control_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cef_merge_cache_control(ngx_http_request_t *r,
     ngx_http_cef_ctx_t *ctx);
-static ngx_int_t ngx_http_cef_header_filter_postconf(ngx_conf_t *cf);
 static ngx_int_t ngx_http_cef_cache_control_postconf(ngx_conf_t *cf);
-static void ngx_http_cef_etag_exit_process(ngx_cycle_t *cycle);
-
-
-static ngx_http_module_t  ngx_http_cef_header_filter_module_ctx = {
-    NULL,                                  /* preconfiguration */
-    ngx_http_cef_header_filter_postconf,   /* postconfiguration */
-
-    NULL,                                  /* create main configuration */
-    NULL,                                  /* init main configuration */
-
-    NULL,                                  /* create server configuration */
-    NULL,                                  /* merge server configuration */
-
-    NULL,                                  /* create location configuration */
-    NULL                                   /* merge location configuration */
-};
-
-
-ngx_module_t  ngx_http_cef_header_filter_module = {
-    NGX_MODULE_V1,
-    &ngx_http_cef_header_filter_module_ctx, /* module context */
-    NULL,                                  /* module directives */
-    NGX_HTTP_MODULE,                       /* module type */
-    NULL,                                  /* init master */
-    NULL,                                  /* init module */
-    NULL,                                  /* init process */
-    NULL,                                  /* init thread */
-    NULL,                                  /* exit thread */
-    ngx_http_cef_etag_exit_process,        /* exit process */
-    NULL,                                  /* exit master */
-    NGX_MODULE_V1_PADDING
-};
 
 
 static ngx_http_module_t  ngx_http_cef_cache_control_filter_module_ctx = {
@@ -128,7 +96,7 @@ ngx_http_cef_etag_key(ngx_conf_t *cf)
 {
     ngx_http_cef_main_conf_t  *cmcf;
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cef_module);
+    cmcf = ngx_http_conf_get_module_main_conf(cf, NGX_HTTP_CEF);
 
     if (cmcf->store_hash == NULL) {
         return NGX_OK;
@@ -150,8 +118,14 @@ ngx_http_cef_etag_key(ngx_conf_t *cf)
 }
 
 
-static ngx_int_t
-ngx_http_cef_header_filter_postconf(ngx_conf_t *cf)
+/*
+ * At postconfiguration, from ngx_http_cef_header_filter_module (in
+ * ngx_http_cef_filter.c, which hooks the cef header filter there): the
+ * ETag key, and the handler that hides the client's validators.
+ */
+
+ngx_int_t
+ngx_http_cef_conditional_init(ngx_conf_t *cf)
 {
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
@@ -169,7 +143,7 @@ ngx_http_cef_header_filter_postconf(ngx_conf_t *cf)
 
     *h = ngx_http_cef_hide_conditionals;
 
-    return ngx_http_cef_header_filter_init(cf);
+    return NGX_OK;
 }
 
 
@@ -185,7 +159,7 @@ ngx_http_cef_cache_control_postconf(ngx_conf_t *cf)
 
 /* the .so is unloaded at exit: what only it points to would be lost */
 
-static void
+void
 ngx_http_cef_etag_exit_process(ngx_cycle_t *cycle)
 {
     EVP_MD_CTX_free(ngx_http_cef_etag_ctx);
@@ -226,7 +200,7 @@ ngx_http_cef_hide_conditionals(ngx_http_request_t *r)
     ngx_table_elt_t          *h, *copy;
     ngx_http_cef_loc_conf_t  *clcf;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (r != r->main || !clcf->enable
         || !(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))
@@ -417,7 +391,7 @@ ngx_http_cef_etag_digest(ngx_http_request_t *r, ngx_str_t *validator,
     }
 
     c = ngx_http_cef_etag_ctx;
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+    cmcf = ngx_http_get_module_main_conf(r, NGX_HTTP_CEF);
 
     if (EVP_DigestInit_ex2(c, ngx_http_cef_etag_md, NULL) != 1) {
         goto failed;
@@ -476,7 +450,7 @@ ngx_http_cef_cache_control_filter(ngx_http_request_t *r)
 {
     ngx_http_cef_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cef_module);
+    ctx = ngx_http_get_module_ctx(r, NGX_HTTP_CEF);
 
     if (r == r->main && ctx && ctx->cache_control
         && ngx_http_cef_merge_cache_control(r, ctx) != NGX_OK)

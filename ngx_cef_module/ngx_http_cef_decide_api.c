@@ -84,7 +84,7 @@ ngx_http_cef_decide_json(ngx_http_request_t *r)
 
     d = ngx_http_cef_decide(r);
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_cef_module);
+    ctx = ngx_http_get_module_ctx(r->main, NGX_HTTP_CEF);
     id = ctx ? ctx->identity : NULL;
 
     if (ngx_http_arg(r, (u_char *) "slots", 5, &slots) != NGX_OK) {

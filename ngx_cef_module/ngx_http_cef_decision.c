@@ -74,7 +74,7 @@ ngx_http_cef_decide(ngx_http_request_t *r)
                                  ngx_http_cef_decide_read, r,
                                  &ngx_http_cef_no_decision);
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+    cmcf = ngx_http_get_module_main_conf(r, NGX_HTTP_CEF);
 
     if (cmcf->record && d != &ngx_http_cef_no_decision
         && ngx_http_cef_record_make(r, d) != NGX_OK)
@@ -101,7 +101,7 @@ ngx_http_cef_decide_read(void *data)
 
     ctx = ngx_http_cef_get_ctx(r->main);
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     start = ngx_http_cef_now_ns();
 
@@ -159,6 +159,19 @@ ngx_http_cef_decide_read(void *data)
 }
 
 
+/*
+ * What experiments bucket by: the visitor id, or, with the visitor cookie
+ * off, the profile a key recognised; NULL: neither.
+ */
+
+ngx_str_t *
+ngx_http_cef_bucket_by(ngx_http_cef_identity_t *id)
+{
+    return id->visitor.len ? &id->visitor
+           : id->profile_id.len ? &id->profile_id : NULL;
+}
+
+
 static ngx_int_t
 ngx_http_cef_decide_offers(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id,
@@ -198,17 +211,11 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
     cef_rules_visitor_init(&vis, id->view_valid ? &id->view : NULL,
                            id->visitor_new, key_type);
 
-    /*
-     * experiments bucket by the visitor id, or, with the visitor cookie
-     * off, by the profile a key recognised
-     */
-
-    visitor = id->visitor.len ? &id->visitor
-              : id->profile_id.len ? &id->profile_id : NULL;
+    visitor = ngx_http_cef_bucket_by(id);
 
     rc = ngx_http_cef_rules_decision(r, clcf->rules,
                                      cef_rules_visitor_lookup, &vis, visitor,
-                                     1, 1, &res);
+                                     1, 1, &res, NULL);
     choices = res.choices;
     html = res.html;
 
@@ -216,7 +223,7 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+    cmcf = ngx_http_get_module_main_conf(r, NGX_HTTP_CEF);
 
     if (cmcf->record && id->view_valid
         && cef_record_profile_digest(&id->view, &d->digest) == 0)

@@ -9,9 +9,11 @@
  * explain` prints it), and per slot the candidates, the strategy plugin's
  * choice, the variant and the bucket.
  *
- * It retraces what ngx_http_cef_identity.c and ngx_http_cef_decision.c do,
- * with its own evaluation scratch space: nothing is recorded, no cookie is
- * set, the store is only read (inside ngx_http_cef_store_guard()).
+ * The visitor is recognised and the decision made by the request path's
+ * own code (ngx_http_cef_recognise(), ngx_http_cef_rules_decision()), each
+ * with a tracer from this file, which only formats what they tell it.
+ * Nothing is recorded, no cookie is set, the store is only read (inside
+ * ngx_http_cef_store_guard()).
  */
 
 
@@ -35,7 +37,9 @@ typedef struct {
     ngx_http_cef_identity_t     id;
     cef_rules_visitor_t         vis;
     ngx_str_t                   key;         /* ?key=TYPE:VALUE, unescaped */
+    ngx_str_t                  *bucket_by;
     ngx_uint_t                  store;       /* a session is open */
+    ngx_uint_t                  failed;      /* a step could not be shown */
     ngx_int_t                   rc;
 } ngx_http_cef_explain_t;
 
@@ -44,6 +48,8 @@ static ngx_int_t ngx_http_cef_explain_handler(ngx_http_request_t *r);
 static void *ngx_http_cef_explain_read(void *data);
 static ngx_int_t ngx_http_cef_explain_identity(ngx_http_cef_explain_t *ex);
 static ngx_int_t ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex);
+static void ngx_http_cef_explain_decided(void *data, const cef_rules_t *rs,
+    cef_expr_eval_t *ev, const cef_expr_ctx_t *ctx, cef_decision_t *dec);
 static int ngx_http_cef_explain_lookup(void *data, const cef_ref_t *ref,
     cef_value_t *out);
 static json_t *ngx_http_cef_explain_value(const cef_value_t *v);
@@ -82,7 +88,7 @@ ngx_http_cef_explain_handler(ngx_http_request_t *r)
 
     ngx_memzero(&ex, sizeof(ngx_http_cef_explain_t));
     ex.r = r;
-    ex.clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    ex.clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
     ex.rc = NGX_ERROR;
 
     if (ngx_http_arg(r, (u_char *) "key", 3, &arg) == NGX_OK) {
@@ -126,9 +132,6 @@ ngx_http_cef_explain_handler(ngx_http_request_t *r)
     if (ex.store) {
         ngx_http_cef_store_end();
     }
-
-    cef_decision_free(ex.dec);
-    cef_expr_eval_free(ex.ev);
 
     text = NULL;
 
@@ -185,22 +188,16 @@ ngx_http_cef_explain_step(ngx_http_cef_explain_t *ex, const char *source)
 }
 
 
-/*
- * Look a key up in the open session, noting the outcome in step.  A link
- * token names the visitor by the store key only (key, with value NULL):
- * the step shows the type, never an address.
- */
+/* ?key=TYPE:VALUE: look it up in the open session, noting the outcome */
 
 static ngx_int_t
 ngx_http_cef_explain_try(ngx_http_cef_explain_t *ex, json_t *step,
-    ngx_str_t *type, ngx_str_t *value, const uint8_t *key)
+    ngx_str_t *type, ngx_str_t *value)
 {
     const char  *result;
 
     if (json_object_set_new(step, "key_type", ngx_http_cef_explain_str(type))
-        || (value
-            && json_object_set_new(step, "value",
-                                   ngx_http_cef_explain_str(value))))
+        || json_object_set_new(step, "value", ngx_http_cef_explain_str(value)))
     {
         return NGX_ERROR;
     }
@@ -208,9 +205,7 @@ ngx_http_cef_explain_try(ngx_http_cef_explain_t *ex, json_t *step,
     if (!ex->store) {
         result = "no store";
 
-    } else if ((value ? ngx_http_cef_store_find(ex->r, type, value, &ex->id)
-                      : ngx_http_cef_store_find_key(ex->r, key, &ex->id))
-               == NGX_OK)
+    } else if (ngx_http_cef_store_find(ex->r, type, value, &ex->id) == NGX_OK)
     {
         ex->id.key_type = *type;
         result = "found";
@@ -234,237 +229,145 @@ ngx_http_cef_explain_try(ngx_http_cef_explain_t *ex, json_t *step,
 }
 
 
-static ngx_int_t
-ngx_http_cef_explain_link(ngx_http_cef_explain_t *ex, json_t *step,
-    ngx_str_t *token)
+/*
+ * The tracer of ngx_http_cef_recognise(): each step it takes becomes one
+ * entry of identity.steps (consent goes to identity itself).
+ */
+
+static void
+ngx_http_cef_explain_trace(void *data, ngx_http_cef_step_t *st,
+    ngx_http_cef_identity_t *id)
 {
-    u_char         *buf;
-    ngx_str_t       type;
-    cef_link_t      link;
-    cef_sign_rc_t   rc;
+    ngx_http_cef_explain_t *ex = data;
 
-    buf = ngx_pnalloc(ex->r->pool, CEF_LINK_TOKEN_MAX);
-    if (buf == NULL) {
-        return NGX_ERROR;
+    u_char      *p;
+    json_t      *ident, *step;
+    const char  *result;
+
+    if (ex->failed) {
+        return;
     }
 
-    rc = cef_link_token_parse(ex->clcf->signing->signer,
-                              (cef_span_t) { (char *) token->data,
-                                             token->len },
-                              ngx_time(), buf, &link);
+    if (ngx_strcmp(st->source, "consent") == 0) {
+        ident = json_object_get(ex->root, "identity");
 
-    if (rc != CEF_SIGN_OK) {
-        return json_object_set_new(step, "signature",
-                                   json_string(rc == CEF_SIGN_EXPIRED
-                                               ? "expired" : "bad"))
-               ? NGX_ERROR : NGX_OK;
+        if (json_object_set_new(ident, "consent", json_boolean(id->consent))
+            || (st->value
+                && json_object_set_new(ident, "consent_value",
+                                       ngx_http_cef_explain_str(st->value))))
+        {
+            ex->failed = 1;
+        }
+
+        return;
     }
 
-    if (json_object_set_new(step, "signature", json_string("ok"))) {
-        return NGX_ERROR;
+    step = ngx_http_cef_explain_step(ex, st->source);
+    if (step == NULL) {
+        ex->failed = 1;
+        return;
     }
 
-    type.data = (u_char *) link.type.data;
-    type.len = link.type.len;
+    result = st->result;
 
-    return ngx_http_cef_explain_try(ex, step, &type, NULL, link.key);
-}
+    if (ngx_strcmp(st->source, "store") == 0) {
+        result = st->rc == NGX_OK ? "open"
+                 : st->rc == NGX_DECLINED ? "not configured"
+                 : "unavailable: serving without personalisation";
+    }
 
+    if (st->issued) {
+        p = ngx_pnalloc(ex->r->pool, ngx_strlen(result)
+                        + sizeof(": a new visitor id would be issued"));
+        if (p == NULL) {
+            ex->failed = 1;
+            return;
+        }
 
-static ngx_int_t
-ngx_http_cef_explain_keys(ngx_http_cef_explain_t *ex)
-{
-    json_t                   *step;
-    ngx_str_t                 value, plain;
-    ngx_uint_t                i, legacy;
-    ngx_http_cef_key_t       *key;
-    ngx_http_cef_loc_conf_t  *clcf = ex->clcf;
+        ngx_sprintf(p, "%s: a new visitor id would be issued%Z", result);
+        result = (const char *) p;
+    }
 
-    key = clcf->keys ? clcf->keys->elts : NULL;
-
-    for (i = 0; key && i < clcf->keys->nelts && !ex->id.profile_id.len; i++)
+    if ((st->cookie
+         && json_object_set_new(step, "cookie",
+                                ngx_http_cef_explain_str(st->cookie)))
+        || (st->key_type
+            && json_object_set_new(step, "key_type",
+                                   ngx_http_cef_explain_str(st->key_type)))
+        || (ngx_strcmp(st->source, "cef_key") == 0
+            && json_object_set_new(step, "signed",
+                                   json_boolean(st->is_signed)))
+        || (st->value
+            && json_object_set_new(step, "value",
+                                   ngx_http_cef_explain_str(st->value)))
+        || (st->sent
+            && json_object_set_new(step, "sent",
+                                   ngx_http_cef_explain_str(st->sent)))
+        || (st->signature
+            && json_object_set_new(step, "signature",
+                                   json_string(st->signature)))
+        || (st->visitor
+            && json_object_set_new(step, "visitor",
+                                   ngx_http_cef_explain_str(st->visitor)))
+        || (result
+            && json_object_set_new(step, "result", json_string(result)))
+        || (st->lookup && id->profile_id.len
+            && json_object_set_new(step, "profile",
+                                   ngx_http_cef_explain_str(&id->profile_id))))
     {
-        step = ngx_http_cef_explain_step(ex, "cef_key");
-        if (step == NULL
-            || json_object_set_new(step, "key_type",
-                                   ngx_http_cef_explain_str(&key[i].type))
-            || json_object_set_new(step, "signed",
-                                   json_boolean(key[i].is_signed)))
-        {
-            return NGX_ERROR;
-        }
-
-        if (ngx_http_complex_value(ex->r, &key[i].value, &value) != NGX_OK
-            || value.len == 0)
-        {
-            if (json_object_set_new(step, "result", json_string("absent"))) {
-                return NGX_ERROR;
-            }
-            continue;
-        }
-
-        if (value.len > CEF_SIGN_MAX_VALUE
-                        + (key[i].is_signed ? CEF_SIGN_SIG_LEN + 1 : 0))
-        {
-            if (json_object_set_new(step, "result", json_string("overlong")))
-            {
-                return NGX_ERROR;
-            }
-            continue;
-        }
-
-        if (key[i].is_signed) {
-            if (ngx_http_cef_verify_key(clcf->signing, &key[i].type, &value,
-                                        &plain, &legacy)
-                != CEF_SIGN_OK)
-            {
-                if (json_object_set_new(step, "sent",
-                                        ngx_http_cef_explain_str(&value))
-                    || json_object_set_new(step, "signature",
-                                           json_string("bad"))
-                    || json_object_set_new(step, "result",
-                                           json_string("ignored")))
-                {
-                    return NGX_ERROR;
-                }
-                continue;
-            }
-
-            if (json_object_set_new(step, "signature",
-                                    json_string(legacy ? "legacy" : "ok")))
-            {
-                return NGX_ERROR;
-            }
-
-            value = plain;
-        }
-
-        if (ngx_http_cef_explain_try(ex, step, &key[i].type, &value, NULL)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        ex->failed = 1;
     }
-
-    return NGX_OK;
 }
 
 
-static ngx_int_t
-ngx_http_cef_explain_visitor(ngx_http_cef_explain_t *ex)
-{
-    u_char                   *p;
-    json_t                   *step;
-    ngx_str_t                 v;
-    const char               *result;
-    ngx_http_cef_cookie_t    *cookie;
-
-    static ngx_str_t          visitor = ngx_string("visitor");
-
-    cookie = ex->clcf->visitor_cookie;
-
-    if (cookie == NULL || cookie->name.len == 0) {
-        return NGX_OK;
-    }
-
-    step = ngx_http_cef_explain_step(ex, "visitor_cookie");
-    if (step == NULL
-        || json_object_set_new(step, "cookie",
-                               ngx_http_cef_explain_str(&cookie->name)))
-    {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_cef_get_cookie(ex->r, &cookie->name, &v) == NGX_OK) {
-
-        if (cef_visitor_id_valid((char *) v.data, v.len)) {
-            ex->id.visitor = v;
-
-            if (ex->id.profile_id.len) {
-                return json_object_set_new(step, "visitor",
-                                           ngx_http_cef_explain_str(&v))
-                       ? NGX_ERROR : NGX_OK;
-            }
-
-            return ngx_http_cef_explain_try(ex, step, &visitor, &v, NULL);
-        }
-
-        result = "invalid: a new visitor id would be issued";
-
-    } else {
-        result = "absent: a new visitor id would be issued";
-    }
-
-    p = ngx_pnalloc(ex->r->pool, CEF_VISITOR_ID_LEN);
-    if (p == NULL || cef_visitor_id_new((char *) p) != 0) {
-        return NGX_ERROR;
-    }
-
-    ex->id.visitor.data = p;
-    ex->id.visitor.len = CEF_VISITOR_ID_LEN;
-    ex->id.visitor_new = 1;
-
-    return json_object_set_new(step, "result", json_string(result))
-           ? NGX_ERROR : NGX_OK;
-}
-
+/*
+ * The visitor as the request path recognises it (ngx_http_cef_recognise()
+ * with this file's tracer), or, with ?key=, the profile of that key.
+ */
 
 static ngx_int_t
 ngx_http_cef_explain_identity(ngx_http_cef_explain_t *ex)
 {
-    u_char                   *colon;
-    json_t                   *ident, *step;
-    ngx_int_t                 rc;
-    ngx_str_t                 v, type, value;
-    ngx_http_request_t       *r = ex->r;
-    ngx_http_cef_loc_conf_t  *clcf = ex->clcf;
+    u_char                 *colon;
+    json_t                 *ident, *step;
+    ngx_int_t               rc;
+    ngx_str_t               v, type, value;
+    ngx_http_request_t     *r = ex->r;
+    ngx_http_cef_tracer_t   tracer;
 
     ident = json_object_get(ex->root, "identity");
-
-    /* consent: as ngx_http_cef_has_consent(); not asked for ?key= */
-
-    ex->id.consent = 1;
-
-    if (ex->key.len) {
-        if (json_object_set_new(ident, "consent",
-                                json_string("not checked: ?key= given")))
-        {
-            return NGX_ERROR;
-        }
-
-    } else if (clcf->consent) {
-        if (ngx_http_complex_value(r, clcf->consent, &v) != NGX_OK) {
-            ngx_str_null(&v);
-        }
-
-        ex->id.consent = !(v.len == 0
-                           || (v.len == 1 && v.data[0] == '0')
-                           || (v.len == 2
-                               && ngx_strncasecmp(v.data, (u_char *) "no", 2)
-                                  == 0)
-                           || (v.len == 5
-                               && ngx_strncasecmp(v.data,
-                                                  (u_char *) "false", 5)
-                                  == 0));
-
-        if (json_object_set_new(ident, "consent",
-                                json_boolean(ex->id.consent))
-            || json_object_set_new(ident, "consent_value",
-                                   ngx_http_cef_explain_str(&v)))
-        {
-            return NGX_ERROR;
-        }
-
-    } else if (json_object_set_new(ident, "consent", json_true())) {
-        return NGX_ERROR;
-    }
 
     if (json_object_set(ident, "steps", ex->steps)) {
         return NGX_ERROR;
     }
 
-    if (!ex->id.consent) {
-        return NGX_OK;
+    if (ex->key.len == 0) {
+        tracer.step = ngx_http_cef_explain_trace;
+        tracer.data = ex;
+
+        ngx_http_cef_recognise(r, &ex->id, 1, &tracer);
+
+        ex->store = ex->id.store;
+
+        if (ex->failed) {
+            return NGX_ERROR;
+        }
+
+        if (!ex->id.consent) {
+            return NGX_OK;
+        }
+
+        goto done;
+    }
+
+    /* consent is not asked for ?key= */
+
+    ex->id.consent = 1;
+
+    if (json_object_set_new(ident, "consent",
+                            json_string("not checked: ?key= given")))
+    {
+        return NGX_ERROR;
     }
 
     step = ngx_http_cef_explain_step(ex, "store");
@@ -485,80 +388,27 @@ ngx_http_cef_explain_identity(ngx_http_cef_explain_t *ex)
         return NGX_ERROR;
     }
 
-    if (ex->key.len) {
-        step = ngx_http_cef_explain_step(ex, "query");
-        if (step == NULL) {
-            return NGX_ERROR;
-        }
-
-        colon = ngx_strlchr(ex->key.data + 1, ex->key.data + ex->key.len,
-                            ':');
-        type.data = ex->key.data;
-        type.len = colon - ex->key.data;
-        value.data = colon + 1;
-        value.len = ex->key.data + ex->key.len - value.data;
-
-        if (ngx_http_cef_explain_try(ex, step, &type, &value, NULL) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        /* experiments bucket by ?visitor=ID if given, else by profile */
-
-        if (ngx_http_arg(r, (u_char *) "visitor", 7, &v) == NGX_OK
-            && cef_visitor_id_valid((char *) v.data, v.len))
-        {
-            ex->id.visitor = v;
-        }
-
-        goto done;
-    }
-
-    if (clcf->link_token) {
-        step = ngx_http_cef_explain_step(ex, "link_token");
-        if (step == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (ngx_http_complex_value(r, clcf->link_token, &v) != NGX_OK
-            || v.len == 0)
-        {
-            if (json_object_set_new(step, "result", json_string("absent"))) {
-                return NGX_ERROR;
-            }
-
-        } else if (ngx_http_cef_explain_link(ex, step, &v) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    if (ngx_http_cef_explain_keys(ex) != NGX_OK) {
+    step = ngx_http_cef_explain_step(ex, "query");
+    if (step == NULL) {
         return NGX_ERROR;
     }
 
-    if (ex->id.profile_id.len == 0 && clcf->link_token) {
-        step = ngx_http_cef_explain_step(ex, "link_cookie");
-        if (step == NULL
-            || json_object_set_new(step, "cookie",
-                                   ngx_http_cef_explain_str(
-                                       &clcf->link_cookie->name)))
-        {
-            return NGX_ERROR;
-        }
+    colon = ngx_strlchr(ex->key.data + 1, ex->key.data + ex->key.len, ':');
+    type.data = ex->key.data;
+    type.len = colon - ex->key.data;
+    value.data = colon + 1;
+    value.len = ex->key.data + ex->key.len - value.data;
 
-        if (ngx_http_cef_get_cookie(r, &clcf->link_cookie->name, &v)
-            != NGX_OK)
-        {
-            if (json_object_set_new(step, "result", json_string("absent"))) {
-                return NGX_ERROR;
-            }
-
-        } else if (ngx_http_cef_explain_link(ex, step, &v) != NGX_OK) {
-            return NGX_ERROR;
-        }
+    if (ngx_http_cef_explain_try(ex, step, &type, &value) != NGX_OK) {
+        return NGX_ERROR;
     }
 
-    if (ngx_http_cef_explain_visitor(ex) != NGX_OK) {
-        return NGX_ERROR;
+    /* experiments bucket by ?visitor=ID if given, else by profile */
+
+    if (ngx_http_arg(r, (u_char *) "visitor", 7, &v) == NGX_OK
+        && cef_visitor_id_valid((char *) v.data, v.len))
+    {
+        ex->id.visitor = v;
     }
 
 done:
@@ -775,18 +625,15 @@ failed:
 static ngx_int_t
 ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
 {
-    uint32_t                     i, n;
-    json_t                      *inputs, *j;
-    ngx_str_t                   *bucket_by;
-    cef_span_t                   key_type;
-    cef_value_t                  v;
-    cef_expr_ctx_t               ctx;
-    const cef_ref_t             *ref;
-    const cef_rules_t           *rs;
-    cef_record_state_t          *states;
-    cef_decision_input_t         in;
-    const cef_expr_symtab_t     *st;
-    ngx_http_cef_loc_conf_t     *clcf = ex->clcf;
+    json_t                       *j;
+    uint32_t                      i, n;
+    ngx_int_t                     rc;
+    ngx_str_t                    *bucket_by;
+    cef_span_t                    key_type;
+    cef_record_state_t           *states;
+    ngx_http_cef_loc_conf_t      *clcf = ex->clcf;
+    ngx_http_cef_rules_result_t   res;
+    ngx_http_cef_rules_tracer_t   tracer;
 
     if (!ex->id.view_valid && ex->id.profile_id.len && ex->store) {
         ex->id.view_valid = (ngx_http_cef_store_profile(ex->r, &ex->id,
@@ -804,31 +651,14 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
                ? NGX_ERROR : NGX_OK;
     }
 
-    rs = ngx_http_cef_rules_set(clcf->rules);
-
-    ex->ev = cef_rules_eval_create(rs);
-    ex->dec = cef_decision_create(rs);
-    if (ex->ev == NULL || ex->dec == NULL) {
-        return NGX_ERROR;
-    }
-
     key_type.data = (char *) ex->id.key_type.data;
     key_type.len = ex->id.key_type.len;
 
     cef_rules_visitor_init(&ex->vis, ex->id.view_valid ? &ex->id.view : NULL,
                            ex->id.visitor_new, key_type);
 
-    ngx_memzero(&ctx, sizeof(cef_expr_ctx_t));
-    ctx.lookup = ngx_http_cef_explain_lookup;
-    ctx.data = ex;
-    ctx.now = (int64_t) ngx_time();
-    ctx.utc_offset = (int32_t) ngx_cached_time->gmtoff * 60;
-
-    bucket_by = ex->id.visitor.len ? &ex->id.visitor
-                : ex->id.profile_id.len ? &ex->id.profile_id : NULL;
-
-    in.visitor.data = bucket_by ? (const char *) bucket_by->data : "";
-    in.visitor.len = bucket_by ? bucket_by->len : 0;
+    bucket_by = ngx_http_cef_bucket_by(&ex->id);
+    ex->bucket_by = bucket_by;
 
     /* the plugins' state: this visitor's cookies, not for ?key= */
 
@@ -850,8 +680,6 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
     }
 
     for (i = 0; i < n; i++) {
-        cef_decision_set_state(ex->dec, states[i].plugin, states[i].state);
-
         if (json_object_set_new(j, states[i].plugin,
                                 json_stringn(states[i].state.data,
                                              states[i].state.len)))
@@ -860,25 +688,63 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
         }
     }
 
-    (void) cef_decision_make(rs, ex->ev, &ctx, &in, ex->dec);
+    /* the decision the request path makes, shown to this file as made */
 
-    if (json_object_set_new(ex->root, "time", json_integer(ctx.now))
+    tracer.decided = ngx_http_cef_explain_decided;
+    tracer.data = ex;
+
+    ex->failed = 1;             /* until the tracer is done */
+
+    rc = ngx_http_cef_rules_decision(ex->r, clcf->rules,
+                                     cef_rules_visitor_lookup, &ex->vis,
+                                     bucket_by, ex->key.len == 0, 0, &res,
+                                     &tracer);
+
+    ex->ev = NULL;
+    ex->dec = NULL;
+
+    return (rc != NGX_OK || ex->failed) ? NGX_ERROR : NGX_OK;
+}
+
+
+/*
+ * The tracer of ngx_http_cef_rules_decision(): the inputs the rules read,
+ * every rule and every slot, from the evaluation just made.
+ */
+
+static void
+ngx_http_cef_explain_decided(void *data, const cef_rules_t *rs,
+    cef_expr_eval_t *ev, const cef_expr_ctx_t *ctx, cef_decision_t *dec)
+{
+    ngx_http_cef_explain_t *ex = data;
+
+    uint32_t                  i, n;
+    json_t                   *inputs, *j;
+    cef_value_t               v;
+    const cef_ref_t          *ref;
+    const cef_expr_symtab_t  *st;
+
+    ex->ev = ev;
+    ex->dec = dec;
+
+    if (json_object_set_new(ex->root, "time", json_integer(ctx->now))
         || json_object_set_new(ex->root, "utc_offset",
-                               json_integer(ctx.utc_offset))
+                               json_integer(ctx->utc_offset))
         || json_object_set_new(ex->root, "bucket_by",
-                               bucket_by ? ngx_http_cef_explain_str(bucket_by)
-                                         : json_null())
+                               ex->bucket_by
+                               ? ngx_http_cef_explain_str(ex->bucket_by)
+                               : json_null())
         || json_object_set_new(ex->root, "rules_hash",
                                json_string(cef_rules_hash(rs))))
     {
-        return NGX_ERROR;
+        return;
     }
 
     /* the inputs the rules read, as a decision record would hold them */
 
     inputs = json_object();
     if (inputs == NULL || json_object_set_new(ex->root, "inputs", inputs)) {
-        return NGX_ERROR;
+        return;
     }
 
     st = cef_rules_symtab(rs);
@@ -891,7 +757,7 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
             continue;
         }
 
-        if (!cef_record_time_value(ref->kind, ctx.now, ctx.utc_offset, &v)
+        if (!cef_record_time_value(ref->kind, ctx->now, ctx->utc_offset, &v)
             && !ngx_http_cef_explain_lookup(ex, ref, &v))
         {
             v.type = CEF_VAL_NIL;
@@ -900,21 +766,21 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
         if (json_object_set_new(inputs, ref->path.data,
                                 ngx_http_cef_explain_value(&v)))
         {
-            return NGX_ERROR;
+            return;
         }
     }
 
     j = ngx_http_cef_explain_rules(ex, rs);
     if (j == NULL || json_object_set_new(ex->root, "rules", j)) {
-        return NGX_ERROR;
+        return;
     }
 
     j = ngx_http_cef_explain_slots(ex, rs);
     if (j == NULL || json_object_set_new(ex->root, "slots", j)) {
-        return NGX_ERROR;
+        return;
     }
 
-    return NGX_OK;
+    ex->failed = 0;
 }
 
 

@@ -31,6 +31,7 @@
 #define NGX_HTTP_CEF_JOIN      1024
 
 
+static ngx_int_t ngx_http_cef_header_filter_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_cef_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cef_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -56,6 +57,37 @@ static ngx_int_t ngx_http_cef_output(ngx_http_request_t *r,
 static void *ngx_http_cef_pool_alloc(void *pool, size_t n);
 
 
+static ngx_http_module_t  ngx_http_cef_header_filter_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_http_cef_header_filter_init,       /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    NULL,                                  /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_cef_header_filter_module = {
+    NGX_MODULE_V1,
+    &ngx_http_cef_header_filter_module_ctx, /* module context */
+    NULL,                                  /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_cef_etag_exit_process,        /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
@@ -76,33 +108,17 @@ ngx_http_cef_filter_init(ngx_conf_t *cf)
  * ngx_http_cef_conditional.c.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_cef_header_filter_init(ngx_conf_t *cf)
 {
+    if (ngx_http_cef_conditional_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_cef_header_filter;
 
     return NGX_OK;
-}
-
-
-ngx_http_cef_ctx_t *
-ngx_http_cef_get_ctx(ngx_http_request_t *r)
-{
-    ngx_http_cef_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cef_module);
-
-    if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cef_ctx_t));
-        if (ctx == NULL) {
-            return NULL;
-        }
-
-        ngx_http_set_ctx(r, ctx, ngx_http_cef_module);
-    }
-
-    return ctx;
 }
 
 
@@ -113,7 +129,7 @@ ngx_http_cef_header_filter(ngx_http_request_t *r)
     ngx_http_cef_ctx_t       *ctx;
     ngx_http_cef_loc_conf_t  *clcf;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (!clcf->enable) {
         goto next;
@@ -291,7 +307,7 @@ ngx_http_cef_should_filter(ngx_http_request_t *r,
     ngx_http_cef_ctx_t  *mctx;
 
     if (r != r->main) {
-        mctx = ngx_http_get_module_ctx(r->main, ngx_http_cef_module);
+        mctx = ngx_http_get_module_ctx(r->main, NGX_HTTP_CEF);
 
         if (mctx == NULL || !mctx->filtering) {
             return NGX_HTTP_CEF_M_SKIP_STATUS;
@@ -386,87 +402,6 @@ ngx_http_cef_rewrite_headers(ngx_http_request_t *r,
 }
 
 
-ngx_int_t
-ngx_http_cef_set_cache_control(ngx_http_request_t *r, ngx_uint_t value)
-{
-    ngx_table_elt_t  *cc;
-#if (nginx_version >= 1023000)
-    ngx_table_elt_t  *h;
-#else
-    ngx_uint_t        i;
-    ngx_table_elt_t **ccp;
-#endif
-
-    /* the policy replaces the upstream's, Expires included */
-
-    if (r->headers_out.expires) {
-        r->headers_out.expires->hash = 0;
-        r->headers_out.expires = NULL;
-    }
-
-#if (nginx_version >= 1023000)
-
-    for (h = r->headers_out.cache_control; h; h = h->next) {
-        h->hash = 0;
-    }
-
-#else
-
-    ccp = r->headers_out.cache_control.elts;
-
-    if (ccp == NULL) {
-        if (ngx_array_init(&r->headers_out.cache_control, r->pool, 1,
-                           sizeof(ngx_table_elt_t *))
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-    } else {
-        for (i = 0; i < r->headers_out.cache_control.nelts; i++) {
-            ccp[i]->hash = 0;
-        }
-
-        r->headers_out.cache_control.nelts = 0;
-    }
-
-#endif
-
-    cc = ngx_list_push(&r->headers_out.headers);
-    if (cc == NULL) {
-        return NGX_ERROR;
-    }
-
-    cc->hash = 1;
-    ngx_str_set(&cc->key, "Cache-Control");
-
-    if (value == NGX_HTTP_CEF_CACHE_NO_STORE) {
-        ngx_str_set(&cc->value, "private, no-store");
-
-    } else {
-        ngx_str_set(&cc->value, "private");
-    }
-
-#if (nginx_version >= 1023000)
-
-    cc->next = NULL;
-    r->headers_out.cache_control = cc;
-
-#else
-
-    ccp = ngx_array_push(&r->headers_out.cache_control);
-    if (ccp == NULL) {
-        return NGX_ERROR;
-    }
-
-    *ccp = cc;
-
-#endif
-
-    return NGX_OK;
-}
-
-
 /*
  * A subrequest of the slice module: the next slice of the main request's
  * page, whose scan it goes on with.
@@ -486,7 +421,7 @@ ngx_http_cef_scanner(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
     ngx_http_cef_ctx_t  *mctx;
 
     if (ngx_http_cef_next_slice(r)) {
-        mctx = ngx_http_get_module_ctx(r->main, ngx_http_cef_module);
+        mctx = ngx_http_get_module_ctx(r->main, NGX_HTTP_CEF);
         return mctx->scanner;
     }
 
@@ -513,7 +448,7 @@ ngx_http_cef_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     cef_slot_stats_t     stats;
     ngx_http_cef_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cef_module);
+    ctx = ngx_http_get_module_ctx(r, NGX_HTTP_CEF);
 
     if (ctx == NULL || !ctx->filtering) {
         return ngx_http_next_body_filter(r, in);
@@ -784,7 +719,7 @@ ngx_http_cef_out_buf(ngx_http_cef_ctx_t *ctx, ngx_uint_t join)
         b->end = end;
     }
 
-    b->tag = (ngx_buf_tag_t) &ngx_http_cef_module;
+    b->tag = (ngx_buf_tag_t) ngx_http_cef_self;
 
     cl->next = NULL;
     *ctx->last_out = cl;

@@ -9,7 +9,6 @@
 
 #include "ngx_http_cef_module.h"
 
-#include "cef_cookie.h"
 #include "cef_expr.h"
 #include "cef_visitor.h"
 
@@ -27,13 +26,13 @@ static ngx_int_t ngx_http_cef_try_key(ngx_http_request_t *r,
     ngx_http_cef_identity_t *id, ngx_str_t *type, ngx_str_t *value);
 static void ngx_http_cef_link(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id,
-    ngx_str_t *token, ngx_uint_t from_url);
+    ngx_str_t *token, ngx_uint_t from_url, ngx_http_cef_step_t *st);
 static void ngx_http_cef_visitor(ngx_http_request_t *r,
-    ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id);
-static ngx_int_t ngx_http_cef_has_consent(ngx_http_request_t *r,
-    ngx_http_cef_loc_conf_t *clcf);
-static ngx_int_t ngx_http_cef_add_cookie(ngx_http_request_t *r,
-    ngx_http_cef_cookie_t *cookie, ngx_str_t *value);
+    ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id,
+    ngx_http_cef_tracer_t *tr);
+static const char *ngx_http_cef_lookup_result(ngx_http_cef_identity_t *id,
+    ngx_int_t rc);
+static void *ngx_http_cef_identify_read(void *data);
 static void ngx_http_cef_signing_cleanup(void *data);
 static char *ngx_http_cef_legacy_until(ngx_conf_t *cf, ngx_str_t *value,
     ngx_http_cef_signing_t *signing);
@@ -547,32 +546,6 @@ ngx_http_cef_merge_identity(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
 }
 
 
-ngx_int_t
-ngx_http_cef_check_secret_file(ngx_conf_t *cf, ngx_str_t *path)
-{
-    ngx_file_info_t  fi;
-
-    if (ngx_file_info(path->data, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_file_info_n " \"%V\" failed", path);
-        return NGX_ERROR;
-    }
-
-    if (!ngx_is_file(&fi) || ngx_file_size(&fi) == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "secret file \"%V\" is empty or not a file", path);
-        return NGX_ERROR;
-    }
-
-    if (fi.st_mode & S_IROTH) {
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "secret file \"%V\" is readable by everyone", path);
-    }
-
-    return NGX_OK;
-}
-
-
 /*
  * Candidates are tried in this order, the first with a profile wins:
  * a link token in this request, the cef_key directives as written, the
@@ -600,16 +573,28 @@ ngx_http_cef_identify_open(ngx_http_request_t *r)
 }
 
 
+/* ngx_http_cef_identify() with the store's faults caught */
+
+ngx_http_cef_identity_t *
+ngx_http_cef_identify_guarded(ngx_http_request_t *r)
+{
+    return ngx_http_cef_store_guard(r, r->connection->log,
+                                    ngx_http_cef_identify_read, r, NULL);
+}
+
+
+static void *
+ngx_http_cef_identify_read(void *data)
+{
+    return ngx_http_cef_identify(data);
+}
+
+
 static ngx_http_cef_identity_t *
 ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
 {
-    ngx_int_t                 rc;
-    ngx_str_t                 value, v, plain;
-    ngx_uint_t                i, legacy;
     ngx_http_cef_ctx_t       *ctx;
-    ngx_http_cef_key_t       *key;
     ngx_http_cef_identity_t  *id;
-    ngx_http_cef_loc_conf_t  *clcf;
 
     ctx = ngx_http_cef_get_ctx(r->main);
     if (ctx == NULL) {
@@ -627,31 +612,95 @@ ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
 
     ctx->identity = id;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    ngx_http_cef_recognise(r, id, keep_open, NULL);
 
-    if (!ngx_http_cef_has_consent(r, clcf)) {
-        return id;
+    return id;
+}
+
+
+/*
+ * Recognises r's visitor into id (zeroed by the caller), trying the
+ * candidates in the order ngx_http_cef_identify() gives.  tr, if not NULL,
+ * is told each step and what came of it (cef_explain); the request path
+ * passes NULL.  With keep_open, a store session opened here stays open
+ * (id->store): the caller ends it.
+ */
+
+void
+ngx_http_cef_recognise(ngx_http_request_t *r, ngx_http_cef_identity_t *id,
+    ngx_uint_t keep_open, ngx_http_cef_tracer_t *tr)
+{
+    ngx_int_t                 rc;
+    ngx_str_t                 value, v, plain;
+    ngx_uint_t                i, legacy;
+    ngx_http_cef_key_t       *key;
+    ngx_http_cef_step_t       st;
+    ngx_http_cef_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
+
+    id->consent = ngx_http_cef_consent(r, clcf, tr ? &value : NULL);
+
+    if (tr) {
+        ngx_memzero(&st, sizeof(ngx_http_cef_step_t));
+        st.source = "consent";
+        st.value = clcf->consent ? &value : NULL;
+        tr->step(tr->data, &st, id);
     }
 
-    id->consent = 1;
+    if (!id->consent) {
+        return;
+    }
+
     rc = ngx_http_cef_store_begin(r);
     id->store = (rc == NGX_OK);
     id->store_failed = (rc == NGX_ERROR);
 
-    if (clcf->link_token
-        && ngx_http_complex_value(r, clcf->link_token, &value) == NGX_OK
-        && value.len)
-    {
-        ngx_http_cef_link(r, clcf, id, &value, 1);
+    if (tr) {
+        ngx_memzero(&st, sizeof(ngx_http_cef_step_t));
+        st.source = "store";
+        st.rc = rc;
+        tr->step(tr->data, &st, id);
+    }
+
+    if (clcf->link_token) {
+        if (tr) {
+            ngx_memzero(&st, sizeof(ngx_http_cef_step_t));
+            st.source = "link_token";
+        }
+
+        if (ngx_http_complex_value(r, clcf->link_token, &value) == NGX_OK
+            && value.len)
+        {
+            ngx_http_cef_link(r, clcf, id, &value, 1, tr ? &st : NULL);
+
+        } else if (tr) {
+            st.result = "absent";
+        }
+
+        if (tr) {
+            tr->step(tr->data, &st, id);
+        }
     }
 
     if (id->profile_id.len == 0 && clcf->keys) {
         key = clcf->keys->elts;
 
         for (i = 0; i < clcf->keys->nelts; i++) {
+            if (tr) {
+                ngx_memzero(&st, sizeof(ngx_http_cef_step_t));
+                st.source = "cef_key";
+                st.key_type = &key[i].type;
+                st.is_signed = key[i].is_signed;
+            }
+
             if (ngx_http_complex_value(r, &key[i].value, &value) != NGX_OK
                 || value.len == 0)
             {
+                if (tr) {
+                    st.result = "absent";
+                    tr->step(tr->data, &st, id);
+                }
                 continue;
             }
 
@@ -661,6 +710,10 @@ ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
                 ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                               "cef: client sent an overlong \"%V\" key",
                               &key[i].type);
+                if (tr) {
+                    st.result = "overlong";
+                    tr->step(tr->data, &st, id);
+                }
                 continue;
             }
 
@@ -674,40 +727,94 @@ ngx_http_cef_resolve(ngx_http_request_t *r, ngx_uint_t keep_open)
                                   "cef: client sent an invalid signed "
                                   "\"%V\" key (%uz bytes)", &key[i].type,
                                   value.len);
+                    if (tr) {
+                        st.sent = &value;
+                        st.signature = "bad";
+                        st.result = "ignored";
+                        tr->step(tr->data, &st, id);
+                    }
                     continue;
+                }
+
+                if (tr) {
+                    st.signature = legacy ? "legacy" : "ok";
                 }
 
                 value = plain;
             }
 
-            if (ngx_http_cef_try_key(r, id, &key[i].type, &value) == NGX_OK) {
+            rc = ngx_http_cef_try_key(r, id, &key[i].type, &value);
+
+            if (tr) {
+                st.value = &value;
+                st.result = ngx_http_cef_lookup_result(id, rc);
+                st.lookup = 1;
+                tr->step(tr->data, &st, id);
+            }
+
+            if (rc == NGX_OK) {
                 break;
             }
         }
     }
 
-    if (id->profile_id.len == 0 && clcf->link_token
-        && ngx_http_cef_get_cookie(r, &clcf->link_cookie->name, &v) == NGX_OK)
-    {
-        ngx_http_cef_link(r, clcf, id, &v, 0);
+    if (id->profile_id.len == 0 && clcf->link_token) {
+        if (tr) {
+            ngx_memzero(&st, sizeof(ngx_http_cef_step_t));
+            st.source = "link_cookie";
+            st.cookie = &clcf->link_cookie->name;
+        }
+
+        if (ngx_http_cef_get_cookie(r, &clcf->link_cookie->name, &v)
+            == NGX_OK)
+        {
+            ngx_http_cef_link(r, clcf, id, &v, 0, tr ? &st : NULL);
+
+        } else if (tr) {
+            st.result = "absent";
+        }
+
+        if (tr) {
+            tr->step(tr->data, &st, id);
+        }
     }
 
-    ngx_http_cef_visitor(r, clcf, id);
+    ngx_http_cef_visitor(r, clcf, id, tr);
 
     if (id->store && !keep_open) {
         ngx_http_cef_store_end();
         id->store = 0;
         id->view_valid = 0;
     }
-
-    return id;
 }
 
 
-static ngx_int_t
-ngx_http_cef_has_consent(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
+/* what came of a lookup, for a tracer */
+
+static const char *
+ngx_http_cef_lookup_result(ngx_http_cef_identity_t *id, ngx_int_t rc)
+{
+    return !id->store ? "no store" : rc == NGX_OK ? "found" : "not found";
+}
+
+
+/*
+ * cef_consent's verdict for r: 1 without cef_consent, else 0 when it
+ * evaluates to "", "0", "no" or "false".  value, if not NULL, gets what it
+ * evaluated to (cef_explain shows it).
+ */
+
+ngx_uint_t
+ngx_http_cef_consent(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
+    ngx_str_t *value)
 {
     ngx_str_t  v;
+
+    ngx_str_null(&v);
+
+    if (value) {
+        *value = v;
+    }
 
     if (clcf->consent == NULL) {
         return 1;
@@ -715,6 +822,10 @@ ngx_http_cef_has_consent(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
 
     if (ngx_http_complex_value(r, clcf->consent, &v) != NGX_OK) {
         return 0;
+    }
+
+    if (value) {
+        *value = v;
     }
 
     if (v.len == 0
@@ -746,8 +857,10 @@ ngx_http_cef_try_key(ngx_http_request_t *r, ngx_http_cef_identity_t *id,
 
 static void
 ngx_http_cef_link(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
-    ngx_http_cef_identity_t *id, ngx_str_t *token, ngx_uint_t from_url)
+    ngx_http_cef_identity_t *id, ngx_str_t *token, ngx_uint_t from_url,
+    ngx_http_cef_step_t *st)
 {
+    ngx_int_t        found;
     u_char          *buf;
     size_t           len;
     cef_link_t       link;
@@ -770,6 +883,11 @@ ngx_http_cef_link(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
                       "cef: client sent %s link %s",
                       rc == CEF_SIGN_EXPIRED ? "an expired" : "an invalid",
                       from_url ? "token" : "cookie");
+
+        if (st) {
+            st->signature = (rc == CEF_SIGN_EXPIRED) ? "expired" : "bad";
+        }
+
         return;
     }
 
@@ -785,18 +903,33 @@ ngx_http_cef_link(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
         }
     }
 
+    found = NGX_DECLINED;
+
     if (id->store && ngx_http_cef_store_find_key(r, link.key, id) == NGX_OK) {
         id->key_type.data = (u_char *) link.type.data;
         id->key_type.len = link.type.len;
+        found = NGX_OK;
+    }
+
+    if (st) {
+        /* the type only: the key may stand for an address */
+        st->link_type.data = (u_char *) link.type.data;
+        st->link_type.len = link.type.len;
+        st->key_type = &st->link_type;
+        st->signature = "ok";
+        st->result = ngx_http_cef_lookup_result(id, found);
+        st->lookup = 1;
     }
 }
 
 
 static void
 ngx_http_cef_visitor(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
-    ngx_http_cef_identity_t *id)
+    ngx_http_cef_identity_t *id, ngx_http_cef_tracer_t *tr)
 {
+    ngx_int_t               rc;
     ngx_str_t               v;
+    ngx_http_cef_step_t     st;
     ngx_http_cef_cookie_t  *cookie;
 
     cookie = clcf->visitor_cookie;
@@ -805,19 +938,45 @@ ngx_http_cef_visitor(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
         return;
     }
 
+    if (tr) {
+        ngx_memzero(&st, sizeof(ngx_http_cef_step_t));
+        st.source = "visitor_cookie";
+        st.cookie = &cookie->name;
+        st.result = "absent";
+    }
+
     if (ngx_http_cef_get_cookie(r, &cookie->name, &v) == NGX_OK) {
         if (cef_visitor_id_valid((char *) v.data, v.len)) {
             id->visitor = v;
 
             if (id->profile_id.len == 0) {
-                (void) ngx_http_cef_try_key(r, id, &ngx_http_cef_visitor_type,
-                                            &v);
+                rc = ngx_http_cef_try_key(r, id, &ngx_http_cef_visitor_type,
+                                          &v);
+                if (tr) {
+                    st.key_type = &ngx_http_cef_visitor_type;
+                    st.value = &v;
+                    st.result = ngx_http_cef_lookup_result(id, rc);
+                    st.lookup = 1;
+                }
+
+            } else if (tr) {
+                st.visitor = &v;
+                st.result = NULL;
             }
+
+            if (tr) {
+                tr->step(tr->data, &st, id);
+            }
+
             return;
         }
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "cef: client sent an invalid visitor cookie");
+
+        if (tr) {
+            st.result = "invalid";
+        }
     }
 
     id->visitor.data = ngx_pnalloc(r->main->pool, CEF_VISITOR_ID_LEN);
@@ -830,6 +989,11 @@ ngx_http_cef_visitor(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
 
     id->visitor.len = CEF_VISITOR_ID_LEN;
     id->visitor_new = 1;
+
+    if (tr) {
+        st.issued = 1;
+        tr->step(tr->data, &st, id);
+    }
 }
 
 
@@ -839,39 +1003,6 @@ ngx_http_cef_visitor(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf,
  * instead of a byte loop: a personalising request reads two or three
  * cookies.
  */
-
-ngx_int_t
-ngx_http_cef_get_cookie(ngx_http_request_t *r, ngx_str_t *name,
-    ngx_str_t *value)
-{
-#if (nginx_version >= 1023000)
-
-    return ngx_http_parse_multi_header_lines(r, r->headers_in.cookie, name,
-                                             value)
-           ? NGX_OK : NGX_DECLINED;
-
-#else
-
-    ngx_uint_t         i;
-    cef_span_t         v;
-    ngx_table_elt_t  **h;
-
-    h = r->headers_in.cookies.elts;
-
-    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
-        if (cef_cookie_find((char *) h[i]->value.data, h[i]->value.len,
-                            (char *) name->data, name->len, &v))
-        {
-            value->data = (u_char *) v.data;
-            value->len = v.len;
-            return NGX_OK;
-        }
-    }
-
-    return NGX_DECLINED;
-
-#endif
-}
 
 
 /* Called from the header filter of the main request. */
@@ -883,7 +1014,7 @@ ngx_http_cef_set_cookies(ngx_http_request_t *r)
     ngx_http_cef_identity_t  *id;
     ngx_http_cef_loc_conf_t  *clcf;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cef_module);
+    ctx = ngx_http_get_module_ctx(r, NGX_HTTP_CEF);
     if (ctx == NULL || ctx->identity == NULL) {
         return NGX_OK;
     }
@@ -895,12 +1026,14 @@ ngx_http_cef_set_cookies(ngx_http_request_t *r)
     }
 
     id->cookies_set = 1;
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (id->visitor_new && clcf->visitor_cookie
         && clcf->visitor_cookie->name.len)
     {
-        if (ngx_http_cef_add_cookie(r, clcf->visitor_cookie, &id->visitor)
+        if (ngx_http_cef_set_cookie(r, &clcf->visitor_cookie->name,
+                                    &id->visitor,
+                                    &clcf->visitor_cookie->attrs)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -908,7 +1041,9 @@ ngx_http_cef_set_cookies(ngx_http_request_t *r)
     }
 
     if (id->link_cookie.len && clcf->link_cookie) {
-        if (ngx_http_cef_add_cookie(r, clcf->link_cookie, &id->link_cookie)
+        if (ngx_http_cef_set_cookie(r, &clcf->link_cookie->name,
+                                    &id->link_cookie,
+                                    &clcf->link_cookie->attrs)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -919,39 +1054,3 @@ ngx_http_cef_set_cookies(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
-ngx_http_cef_add_cookie(ngx_http_request_t *r, ngx_http_cef_cookie_t *cookie,
-    ngx_str_t *value)
-{
-    u_char           *p;
-    size_t            len;
-    ngx_table_elt_t  *h;
-
-    len = cookie->name.len + 1 + value->len + cookie->attrs.len;
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "Set-Cookie");
-    h->value.data = p;
-
-    p = ngx_cpymem(p, cookie->name.data, cookie->name.len);
-    *p++ = '=';
-    p = ngx_cpymem(p, value->data, value->len);
-    p = ngx_cpymem(p, cookie->attrs.data, cookie->attrs.len);
-
-    h->value.len = p - h->value.data;
-
-    return NGX_OK;
-}

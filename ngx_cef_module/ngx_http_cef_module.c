@@ -215,6 +215,9 @@ ngx_http_cef_create_main_conf(ngx_conf_t *cf)
 {
     ngx_http_cef_main_conf_t  *cmcf;
 
+    /* the first call nginx makes into the module's http{} */
+    ngx_http_cef_self = &ngx_http_cef_module;
+
     cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_cef_main_conf_t));
     if (cmcf == NULL) {
         return NULL;
@@ -433,6 +436,8 @@ ngx_http_cef_postconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_cef_init_process(ngx_cycle_t *cycle)
 {
+    ngx_http_cef_self = &ngx_http_cef_module;
+
     return ngx_http_cef_store_init_process(cycle);
 }
 

@@ -1,5 +1,27 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ *
+ * The nginx glue: it translates between nginx and lib/ (which knows
+ * nothing of nginx), and may include every lib/ folder but writer.  Its
+ * files, bottom up; each calls only the files above it in this list
+ * (make check-layers checks it from the built objects):
+ *
+ *   ngx_http_cef_http.c         request ctx, cookies in and out,
+ *                               Cache-Control, text/JSON responses
+ *   ngx_http_cef_counters.c     counters in shared memory (cef_metrics_zone)
+ *   ngx_http_cef_store.c        the store: directives, sessions, faults
+ *   ngx_http_cef_identity.c     who the visitor is: keys, cookies, tokens
+ *   ngx_http_cef_plugin.c       external rule plugins (cef_plugin)
+ *   ngx_http_cef_rules.c        rule sets, request inputs, plugin states
+ *   ngx_http_cef_record.c       the decision record ($cef_decision)
+ *   ngx_http_cef_decision.c     the request's decision
+ *   ngx_http_cef_conditional.c  validators, conditionals, Cache-Control merge
+ *   ngx_http_cef_filter.c       the header and body filters
+ *   ngx_http_cef_variables.c    the $cef_* variables
+ *   ngx_http_cef_explain.c      cef_explain
+ *   ngx_http_cef_decide_api.c   cef_decide, the JSON decision API
+ *   ngx_http_cef_metrics.c      cef_metrics, the Prometheus page
+ *   ngx_http_cef_module.c       directives, confs, the module itself
  */
 
 #ifndef NGX_HTTP_CEF_MODULE_H_INCLUDED_
@@ -200,39 +222,41 @@ typedef struct {
 } ngx_http_cef_ctx_t;
 
 
-extern ngx_module_t  ngx_http_cef_module;
+/*
+ * The module as the files below ngx_http_cef_module.c reach it (that file
+ * defines ngx_http_cef_module and sets this before any handler runs):
+ * ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF) and the like.
+ */
+extern ngx_module_t  *ngx_http_cef_self;
+
+#define NGX_HTTP_CEF  (*ngx_http_cef_self)
 
 
-ngx_int_t ngx_http_cef_filter_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_cef_header_filter_init(ngx_conf_t *cf);
+/* what each file exports, in the order of the map above */
+
+/* the HTTP helpers, which call nothing of ours: ngx_http_cef_http.c */
 ngx_http_cef_ctx_t *ngx_http_cef_get_ctx(ngx_http_request_t *r);
-ngx_int_t ngx_http_cef_set_cache_control(ngx_http_request_t *r,
-    ngx_uint_t value);
-
-/* validators and Cache-Control: ngx_http_cef_conditional.c */
-void ngx_http_cef_own_conditionals(ngx_http_request_t *r);
-ngx_int_t ngx_http_cef_set_validators(ngx_http_request_t *r,
-    ngx_http_cef_decision_t *d);
-
-/* identity: ngx_http_cef_identity.c */
-char *ngx_http_cef_visitor_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_cef_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_cef_signing_secret(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-cef_sign_rc_t ngx_http_cef_verify_key(ngx_http_cef_signing_t *signing,
-    ngx_str_t *type, ngx_str_t *value, ngx_str_t *plain, ngx_uint_t *legacy);
-char *ngx_http_cef_link_token(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_cef_merge_identity(ngx_conf_t *cf,
-    ngx_http_cef_loc_conf_t *prev, ngx_http_cef_loc_conf_t *conf);
-ngx_http_cef_identity_t *ngx_http_cef_identify(ngx_http_request_t *r);
-ngx_http_cef_identity_t *ngx_http_cef_identify_open(ngx_http_request_t *r);
-ngx_int_t ngx_http_cef_set_cookies(ngx_http_request_t *r);
 ngx_int_t ngx_http_cef_get_cookie(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value);
+ngx_int_t ngx_http_cef_set_cookie(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value, ngx_str_t *attrs);
+ngx_int_t ngx_http_cef_set_cache_control(ngx_http_request_t *r,
+    ngx_uint_t value);
+ngx_int_t ngx_http_cef_send(ngx_http_request_t *r, ngx_buf_t *b, char *type);
+ngx_int_t ngx_http_cef_send_json(ngx_http_request_t *r, char *text);
+ngx_int_t ngx_http_cef_check_secret_file(ngx_conf_t *cf, ngx_str_t *path);
 
-/* store: ngx_http_cef_store.c */
+/* counters in shared memory (cef_metrics_zone): ngx_http_cef_counters.c */
+char *ngx_http_cef_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_cef_metric(ngx_uint_t which);
+void ngx_http_cef_metric_decision(uint64_t ns);
+void ngx_http_cef_metric_impression(ngx_str_t *offer, ngx_str_t *variant);
+size_t ngx_http_cef_counters_size(void);
+u_char *ngx_http_cef_counters_print(u_char *p, u_char *last);
+u_char *ngx_http_cef_counters_label(u_char *p, u_char *last, const char *s);
+
+/* the store, sessions and faults: ngx_http_cef_store.c */
 char *ngx_http_cef_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_cef_store_secret(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -253,63 +277,78 @@ ngx_int_t ngx_http_cef_store_attr(ngx_http_request_t *r,
 typedef void *(*ngx_http_cef_store_read_pt)(void *data);
 void *ngx_http_cef_store_guard(ngx_http_request_t *r, ngx_log_t *log,
     ngx_http_cef_store_read_pt read, void *data, void *failed);
-ngx_http_cef_identity_t *ngx_http_cef_identify_guarded(ngx_http_request_t *r);
-
-/* decision: ngx_http_cef_decision.c */
-ngx_http_cef_decision_t *ngx_http_cef_decide(ngx_http_request_t *r);
-ngx_http_cef_offer_t *ngx_http_cef_decision_offer(ngx_http_cef_decision_t *d,
-    u_char *slot, size_t len);
-const char *ngx_http_cef_variant(ngx_http_cef_decision_t *d, ngx_uint_t i);
-
-/* the module's own responses: ngx_http_cef_response.c */
-ngx_int_t ngx_http_cef_send(ngx_http_request_t *r, ngx_buf_t *b, char *type);
-ngx_int_t ngx_http_cef_send_json(ngx_http_request_t *r, char *text);
-
-/* the JSON decision API: ngx_http_cef_decide_api.c */
-char *ngx_http_cef_decide_api(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-
-/* metrics: ngx_http_cef_metrics.c */
-char *ngx_http_cef_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_cef_metrics_location(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-void ngx_http_cef_metric(ngx_uint_t which);
-void ngx_http_cef_metric_decision(uint64_t ns);
-void ngx_http_cef_metric_impression(ngx_str_t *offer, ngx_str_t *variant);
 ngx_int_t ngx_http_cef_store_info(ngx_http_request_t *r,
     cef_store_info_t *info);
 void ngx_http_cef_store_generations(ngx_http_cef_main_conf_t *cmcf,
     uint64_t *serving, uint64_t *newest);
 time_t ngx_http_cef_store_age(cef_store_info_t *info);
 
-/* the decision record and request inputs: ngx_http_cef_record.c */
-ngx_int_t ngx_http_cef_record_used(ngx_conf_t *cf);
-char *ngx_http_cef_merge_record(ngx_conf_t *cf,
+/* the visitor: keys, cookies, link tokens, consent: ngx_http_cef_identity.c */
+/*
+ * One step of recognising the visitor, as ngx_http_cef_recognise() takes
+ * it, for a tracer (cef_explain formats them).  Fields that do not apply
+ * are NULL or 0.
+ */
+typedef struct {
+    const char                 *source;     /* "consent", "store",
+                                               "link_token", "cef_key",
+                                               "link_cookie",
+                                               "visitor_cookie" */
+    ngx_int_t                   rc;         /* store: of the session */
+    ngx_str_t                  *value;      /* consent: what it evaluated
+                                               to (NULL: no cef_consent);
+                                               else the value looked up */
+    ngx_str_t                  *key_type;   /* the key type tried */
+    ngx_str_t                  *cookie;     /* the cookie read */
+    ngx_str_t                  *sent;       /* a signed key that failed */
+    ngx_str_t                  *visitor;    /* a visitor id not looked up:
+                                               a profile was found before */
+    const char                 *signature;  /* "ok", "legacy", "bad",
+                                               "expired" */
+    const char                 *result;     /* "absent", "overlong",
+                                               "ignored", "invalid",
+                                               "found", "not found",
+                                               "no store" */
+    ngx_str_t                   link_type;  /* key_type of a link */
+    unsigned                    is_signed:1;    /* cef_key ... signed */
+    unsigned                    lookup:1;       /* the store was asked */
+    unsigned                    issued:1;       /* a new visitor id */
+} ngx_http_cef_step_t;
+
+typedef void (*ngx_http_cef_trace_pt)(void *data, ngx_http_cef_step_t *st,
+    ngx_http_cef_identity_t *id);
+
+typedef struct {
+    ngx_http_cef_trace_pt       step;
+    void                       *data;
+} ngx_http_cef_tracer_t;
+
+char *ngx_http_cef_visitor_cookie(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_cef_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_cef_signing_secret(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+cef_sign_rc_t ngx_http_cef_verify_key(ngx_http_cef_signing_t *signing,
+    ngx_str_t *type, ngx_str_t *value, ngx_str_t *plain, ngx_uint_t *legacy);
+char *ngx_http_cef_link_token(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_cef_merge_identity(ngx_conf_t *cf,
     ngx_http_cef_loc_conf_t *prev, ngx_http_cef_loc_conf_t *conf);
-int ngx_http_cef_request_input(ngx_http_request_t *r,
-    ngx_http_cef_record_conf_t *rc, const cef_ref_t *ref, cef_value_t *out);
-ngx_uint_t ngx_http_cef_read_states(ngx_http_request_t *r,
-    ngx_http_cef_record_conf_t *rc, cef_signer_t *signer,
-    cef_record_state_t *out);
-ngx_int_t ngx_http_cef_record_make(ngx_http_request_t *r,
-    ngx_http_cef_decision_t *d);
+ngx_uint_t ngx_http_cef_consent(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf, ngx_str_t *value);
+void ngx_http_cef_recognise(ngx_http_request_t *r,
+    ngx_http_cef_identity_t *id, ngx_uint_t keep_open,
+    ngx_http_cef_tracer_t *tr);
+ngx_http_cef_identity_t *ngx_http_cef_identify(ngx_http_request_t *r);
+ngx_http_cef_identity_t *ngx_http_cef_identify_open(ngx_http_request_t *r);
+ngx_http_cef_identity_t *ngx_http_cef_identify_guarded(ngx_http_request_t *r);
+ngx_int_t ngx_http_cef_set_cookies(ngx_http_request_t *r);
 
-/* cef_explain: ngx_http_cef_explain.c */
-char *ngx_http_cef_explain(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-
-/* variables: ngx_http_cef_variables.c */
-ngx_int_t ngx_http_cef_add_variables(ngx_conf_t *cf);
-
-/* a secret file shared by cef_store_secret and cef_signing_secret */
-ngx_int_t ngx_http_cef_check_secret_file(ngx_conf_t *cf, ngx_str_t *path);
-
-
-/* external rule plugins: ngx_http_cef_plugin.c */
+/* external rule plugins (cef_plugin): ngx_http_cef_plugin.c */
 char *ngx_http_cef_plugin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 cef_plugins_t *ngx_http_cef_plugins(ngx_conf_t *cf);
 
-/* rules: ngx_http_cef_rules.c */
+/* rule sets, request inputs, plugin states: ngx_http_cef_rules.c */
 /*
  * Looks up what the rules glue cannot know itself (profile.*, visitor.*):
  * the contract of cef_expr_ctx_t's lookup.
@@ -324,19 +363,82 @@ typedef struct {
     ngx_str_t                  *html;           /* when asked for */
 } ngx_http_cef_rules_result_t;
 
+extern ngx_http_get_variable_pt  ngx_http_cef_rules_decision_get;
+
+/*
+ * Shown a decision as it is made, before anything else can use ev and dec
+ * (cef_explain formats it there).
+ */
+typedef struct {
+    void                      (*decided)(void *data, const cef_rules_t *rs,
+                                         cef_expr_eval_t *ev,
+                                         const cef_expr_ctx_t *ctx,
+                                         cef_decision_t *dec);
+    void                       *data;
+} ngx_http_cef_rules_tracer_t;
+
 char *ngx_http_cef_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_cef_rules_check_variables(ngx_conf_t *cf);
 int ngx_http_cef_request_value(ngx_http_request_t *r, ngx_int_t *var_index,
     const cef_ref_t *ref, cef_value_t *out);
 const cef_rules_t *ngx_http_cef_rules_set(ngx_http_cef_rules_t *rules);
+ngx_int_t *ngx_http_cef_rules_var_indexes(ngx_http_cef_rules_t *rules);
 ngx_int_t ngx_http_cef_rules_decide(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules, ngx_http_cef_rules_lookup_pt lookup,
     void *data, cef_rules_choice_t **choices, ngx_str_t **html);
 ngx_int_t ngx_http_cef_rules_decision(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules, ngx_http_cef_rules_lookup_pt lookup,
     void *data, ngx_str_t *visitor, ngx_uint_t record, ngx_uint_t render,
-    ngx_http_cef_rules_result_t *res);
+    ngx_http_cef_rules_result_t *res, ngx_http_cef_rules_tracer_t *tr);
 ngx_int_t ngx_http_cef_rules_send_states(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules);
+ngx_int_t ngx_http_cef_read_state(ngx_http_request_t *r, cef_signer_t *signer,
+    const char *plugin, ngx_uint_t log, cef_span_t *out);
+
+/* the decision record ($cef_decision): ngx_http_cef_record.c */
+ngx_int_t ngx_http_cef_record_used(ngx_conf_t *cf);
+char *ngx_http_cef_merge_record(ngx_conf_t *cf,
+    ngx_http_cef_loc_conf_t *prev, ngx_http_cef_loc_conf_t *conf);
+int ngx_http_cef_request_input(ngx_http_request_t *r,
+    ngx_http_cef_record_conf_t *rc, const cef_ref_t *ref, cef_value_t *out);
+ngx_uint_t ngx_http_cef_read_states(ngx_http_request_t *r,
+    ngx_http_cef_record_conf_t *rc, cef_signer_t *signer,
+    cef_record_state_t *out);
+ngx_int_t ngx_http_cef_record_make(ngx_http_request_t *r,
+    ngx_http_cef_decision_t *d);
+
+/* the request's decision: ngx_http_cef_decision.c */
+ngx_http_cef_decision_t *ngx_http_cef_decide(ngx_http_request_t *r);
+ngx_http_cef_offer_t *ngx_http_cef_decision_offer(ngx_http_cef_decision_t *d,
+    u_char *slot, size_t len);
+const char *ngx_http_cef_variant(ngx_http_cef_decision_t *d, ngx_uint_t i);
+ngx_str_t *ngx_http_cef_bucket_by(ngx_http_cef_identity_t *id);
+
+/* validators, conditionals, Cache-Control merge: ngx_http_cef_conditional.c */
+ngx_int_t ngx_http_cef_conditional_init(ngx_conf_t *cf);
+void ngx_http_cef_etag_exit_process(ngx_cycle_t *cycle);
+void ngx_http_cef_own_conditionals(ngx_http_request_t *r);
+ngx_int_t ngx_http_cef_set_validators(ngx_http_request_t *r,
+    ngx_http_cef_decision_t *d);
+
+/* the header and body filters: ngx_http_cef_filter.c */
+ngx_int_t ngx_http_cef_filter_init(ngx_conf_t *cf);
+
+/* the $cef_* variables: ngx_http_cef_variables.c */
+ngx_int_t ngx_http_cef_add_variables(ngx_conf_t *cf);
+
+/* cef_explain: ngx_http_cef_explain.c */
+char *ngx_http_cef_explain(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+/* the JSON decision API (cef_decide): ngx_http_cef_decide_api.c */
+char *ngx_http_cef_decide_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* cef_metrics, the Prometheus page: ngx_http_cef_metrics.c */
+char *ngx_http_cef_metrics_location(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* ngx_http_cef_module.c, the top, exports only the module to nginx */
+
 
 #endif /* NGX_HTTP_CEF_MODULE_H_INCLUDED_ */

@@ -29,7 +29,7 @@ ngx_http_cef_plugins(ngx_conf_t *cf)
     ngx_pool_cleanup_t        *cln;
     ngx_http_cef_main_conf_t  *cmcf;
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cef_module);
+    cmcf = ngx_http_conf_get_module_main_conf(cf, NGX_HTTP_CEF);
 
     if (cmcf->plugins) {
         return cmcf->plugins;

@@ -47,21 +47,18 @@ ngx_http_cef_record_used(ngx_conf_t *cf)
 
 
 /*
- * Per rule set: the index of every var.* variable (rules.c resolves its
- * own; these are the same variables) and the stateful plugins' names.
+ * Per rule set: the index of every var.* variable (the rule set's, see
+ * ngx_http_cef_rules_var_indexes()) and the stateful plugins' names.
  */
 
 char *
 ngx_http_cef_merge_record(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
     ngx_http_cef_loc_conf_t *conf)
 {
-    u_char                      *p;
-    uint32_t                     i, n;
+    uint32_t                     i;
     ngx_str_t                    name;
     cef_decision_t              *dec;
     const cef_rules_t           *rs;
-    const cef_ref_t             *ref;
-    const cef_expr_symtab_t     *st;
     ngx_http_cef_record_conf_t  *rc;
 
     if (conf->rules == NULL) {
@@ -83,36 +80,9 @@ ngx_http_cef_merge_record(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
 
     rc->rs = rs;
 
-    st = cef_rules_symtab(rs);
-    n = cef_expr_symtab_count(st);
+    /* var.*: the rule set's own indexes, resolved when it was loaded */
 
-    rc->var_index = ngx_palloc(cf->pool, (n + 1) * sizeof(ngx_int_t));
-    if (rc->var_index == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    for (i = 0; i < n; i++) {
-        ref = cef_expr_symtab_ref(st, i);
-        rc->var_index[i] = NGX_ERROR;
-
-        if (ref->kind != CEF_REF_VAR) {
-            continue;
-        }
-
-        p = ngx_pnalloc(cf->pool, ref->name.len);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        name.len = ref->name.len;
-        name.data = p;
-        ngx_strlow(p, (u_char *) ref->name.data, name.len);
-
-        rc->var_index[i] = ngx_http_get_variable_index(cf, &name);
-        if (rc->var_index[i] == NGX_ERROR) {
-            return NGX_CONF_ERROR;
-        }
-    }
+    rc->var_index = ngx_http_cef_rules_var_indexes(conf->rules);
 
     /* the plugins that keep state are those a decision has states for */
 
@@ -162,7 +132,7 @@ ngx_http_cef_request_input(ngx_http_request_t *r,
 
 /*
  * The verified per-visitor states of the rule set's plugins, from their
- * "cef_PLUGIN" cookies (as ngx_http_cef_rules.c reads them).  out has room
+ * "cef_PLUGIN" cookies (ngx_http_cef_read_state()).  out has room
  * for rc->nplugins entries.
  *
  * @return the number of states found.
@@ -173,10 +143,9 @@ ngx_http_cef_read_states(ngx_http_request_t *r,
     ngx_http_cef_record_conf_t *rc, cef_signer_t *signer,
     cef_record_state_t *out)
 {
-    u_char      *p;
-    ngx_str_t    name, value;
-    ngx_uint_t   i, n;
-    cef_span_t   in, st;
+    ngx_int_t   rv;
+    ngx_uint_t  i, n;
+    cef_span_t  st;
 
     if (signer == NULL) {
         return 0;
@@ -185,33 +154,18 @@ ngx_http_cef_read_states(ngx_http_request_t *r,
     n = 0;
 
     for (i = 0; i < rc->nplugins; i++) {
-        name.len = sizeof("cef_") - 1 + rc->plugins[i].len;
-        name.data = ngx_pnalloc(r->pool, name.len);
-        if (name.data == NULL) {
+        rv = ngx_http_cef_read_state(r, signer,
+                                     (const char *) rc->plugins[i].data, 0,
+                                     &st);
+        if (rv == NGX_ERROR) {
             return n;
         }
 
-        p = ngx_cpymem(name.data, "cef_", sizeof("cef_") - 1);
-        ngx_memcpy(p, rc->plugins[i].data, rc->plugins[i].len);
-
-        if (ngx_http_cef_get_cookie(r->main, &name, &value) != NGX_OK) {
-            continue;
+        if (rv == NGX_OK) {
+            out[n].plugin = (const char *) rc->plugins[i].data;
+            out[n].state = st;
+            n++;
         }
-
-        in.data = (const char *) value.data;
-        in.len = value.len;
-
-        if (cef_decision_state_verify(signer,
-                                      (const char *) rc->plugins[i].data,
-                                      in, &st)
-            != 0)
-        {
-            continue;
-        }
-
-        out[n].plugin = (const char *) rc->plugins[i].data;
-        out[n].state = st;
-        n++;
     }
 
     return n;
@@ -263,9 +217,9 @@ ngx_http_cef_record_make(ngx_http_request_t *r, ngx_http_cef_decision_t *d)
     }
 
     pool = r->main->pool;
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_cef_module);
+    ctx = ngx_http_get_module_ctx(r->main, NGX_HTTP_CEF);
     id = ctx ? ctx->identity : NULL;
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     st = cef_rules_symtab(rs);
     nrefs = cef_expr_symtab_count(st);

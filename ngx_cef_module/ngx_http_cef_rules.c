@@ -459,7 +459,7 @@ ngx_http_cef_rules_hash_variable(ngx_http_request_t *r,
 {
     ngx_http_cef_loc_conf_t  *clcf;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (clcf->rules == NULL || clcf->rules == NGX_CONF_UNSET_PTR) {
         v->not_found = 1;
@@ -493,7 +493,7 @@ ngx_http_cef_rules_offers_variable(ngx_http_request_t *r,
     cef_rules_choice_t       *choices;
     ngx_http_cef_loc_conf_t  *clcf;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (clcf->rules == NULL || clcf->rules == NGX_CONF_UNSET_PTR) {
         v->not_found = 1;
@@ -553,7 +553,7 @@ ngx_http_cef_rules_html_variable(ngx_http_request_t *r,
     cef_rules_choice_t       *choices;
     ngx_http_cef_loc_conf_t  *clcf;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (clcf->rules == NULL || clcf->rules == NGX_CONF_UNSET_PTR) {
         v->not_found = 1;
@@ -610,6 +610,19 @@ ngx_http_cef_rules_set(ngx_http_cef_rules_t *rules)
 
 
 /*
+ * The nginx variable index of each var.* reference, by reference id
+ * (NGX_ERROR for the other references): resolved once, when the rule set
+ * is loaded, for everything that reads var.* (ngx_http_cef_request_value()).
+ */
+
+ngx_int_t *
+ngx_http_cef_rules_var_indexes(ngx_http_cef_rules_t *rules)
+{
+    return rules->var_index;
+}
+
+
+/*
  * Decide for r, and render the chosen offers at once (when html is not
  * NULL): both arrays have cef_rules_nslots() entries, indexed by slot id,
  * from r->pool; html[i] is empty for an undecided slot.  Plugins run
@@ -624,7 +637,7 @@ ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
     ngx_http_cef_rules_result_t  res;
 
     if (ngx_http_cef_rules_decision(r, rules, lookup, data, NULL, 0,
-                                    html != NULL, &res)
+                                    html != NULL, &res, NULL)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -640,52 +653,83 @@ ngx_http_cef_rules_decide(ngx_http_request_t *r, ngx_http_cef_rules_t *rules,
 }
 
 
-/* plugin state: the cookie "cef_PLUGIN", verified with the signing secret */
+/*
+ * Plugin state: the cookie "cef_PLUGIN", signed with the signing secret.
+ * The one place that reads and writes these cookies (ngx_http_cef_record.c
+ * reads them through ngx_http_cef_read_state() too).
+ *
+ * NGX_OK: *out is the verified state; NGX_DECLINED: no such cookie, or
+ * one that does not verify (logged at info if log is set); NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_http_cef_read_state(ngx_http_request_t *r, cef_signer_t *signer,
+    const char *plugin, ngx_uint_t log, cef_span_t *out)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   name, value;
+    cef_span_t  in;
+
+    len = ngx_strlen(plugin);
+
+    name.len = sizeof("cef_") - 1 + len;
+    name.data = ngx_pnalloc(r->pool, name.len);
+    if (name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(name.data, "cef_", sizeof("cef_") - 1);
+    ngx_memcpy(p, plugin, len);
+
+    if (ngx_http_cef_get_cookie(r->main, &name, &value) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    in.data = (const char *) value.data;
+    in.len = value.len;
+
+    if (cef_decision_state_verify(signer, plugin, in, out) != 0) {
+        if (log) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "cef: client sent invalid \"%V\" cookie \"%V\": "
+                          "reading it as empty", &name, &value);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
 
 static void
 ngx_http_cef_rules_read_states(ngx_http_request_t *r, cef_decision_t *dec)
 {
-    u_char                   *p;
     uint32_t                  i;
-    ngx_str_t                 name, value;
-    cef_span_t                in, out;
+    cef_span_t                out;
     ngx_http_cef_loc_conf_t  *clcf;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (clcf->signing == NULL || clcf->signing->signer == NULL) {
         return;
     }
 
     for (i = 0; i < dec->nstates; i++) {
-        name.len = sizeof("cef_") - 1 + ngx_strlen(dec->states[i].plugin);
-        name.data = ngx_pnalloc(r->pool, name.len);
-        if (name.data == NULL) {
+        switch (ngx_http_cef_read_state(r, clcf->signing->signer,
+                                        dec->states[i].plugin, 1, &out))
+        {
+        case NGX_OK:
+            cef_decision_set_state(dec, dec->states[i].plugin, out);
+            break;
+
+        case NGX_DECLINED:
+            break;
+
+        default:
             return;
         }
-
-        p = ngx_cpymem(name.data, "cef_", sizeof("cef_") - 1);
-        ngx_memcpy(p, dec->states[i].plugin,
-                   ngx_strlen(dec->states[i].plugin));
-
-        if (ngx_http_cef_get_cookie(r->main, &name, &value) != NGX_OK) {
-            continue;
-        }
-
-        in.data = (const char *) value.data;
-        in.len = value.len;
-
-        if (cef_decision_state_verify(clcf->signing->signer,
-                                      dec->states[i].plugin, in, &out)
-            != 0)
-        {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "cef: client sent invalid \"%V\" cookie \"%V\": "
-                          "reading it as empty", &name, &value);
-            continue;
-        }
-
-        cef_decision_set_state(dec, dec->states[i].plugin, out);
     }
 }
 
@@ -693,16 +737,15 @@ ngx_http_cef_rules_read_states(ngx_http_request_t *r, cef_decision_t *dec)
 static ngx_int_t
 ngx_http_cef_rules_write_states(ngx_http_request_t *r, cef_decision_t *dec)
 {
-    u_char                   *p;
-    size_t                    n;
+    size_t                    n, len;
     uint32_t                  i;
-    ngx_table_elt_t          *h;
+    ngx_str_t                 name, value, attrs;
     cef_decision_state_t     *st;
     ngx_http_cef_loc_conf_t  *clcf;
     char                      buf[CEF_DECISION_STATE_MAX + 1
                                   + CEF_SIGN_SIG_LEN];
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_cef_module);
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
     if (clcf->signing == NULL || clcf->signing->signer == NULL
         || r->main->header_sent)
@@ -723,34 +766,38 @@ ngx_http_cef_rules_write_states(ngx_http_request_t *r, cef_decision_t *dec)
             continue;
         }
 
-        p = ngx_pnalloc(r->pool, sizeof("cef_=; Max-Age=; Path=/; HttpOnly; "
-                                        "SameSite=Lax; Secure") - 1
-                                 + ngx_strlen(st->plugin) + n
-                                 + NGX_TIME_T_LEN);
-        if (p == NULL) {
+        len = ngx_strlen(st->plugin);
+
+        name.data = ngx_pnalloc(r->pool, sizeof("cef_") - 1 + len
+                                + sizeof("; Max-Age=; Path=/; HttpOnly; "
+                                         "SameSite=Lax; Secure") - 1
+                                + NGX_TIME_T_LEN);
+        if (name.data == NULL) {
             return NGX_ERROR;
         }
 
-        h = ngx_list_push(&r->main->headers_out.headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
+        name.len = ngx_sprintf(name.data, "cef_%s", st->plugin) - name.data;
 
-        h->hash = 1;
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-        ngx_str_set(&h->key, "Set-Cookie");
-        h->value.data = p;
-        p = ngx_sprintf(p, "cef_%s=%*s; Max-Age=%T; Path=/; HttpOnly; "
-                        "SameSite=Lax", st->plugin, n, buf,
-                        (time_t) st->max_age);
+        attrs.data = name.data + name.len;
+        attrs.len = ngx_sprintf(attrs.data, "; Max-Age=%T; Path=/; HttpOnly; "
+                                "SameSite=Lax", (time_t) st->max_age)
+                    - attrs.data;
 #if (NGX_HTTP_SSL)
         if (r->main->connection->ssl) {
-            p = ngx_cpymem(p, "; Secure", sizeof("; Secure") - 1);
+            attrs.len = ngx_cpymem(attrs.data + attrs.len, "; Secure",
+                                   sizeof("; Secure") - 1)
+                        - attrs.data;
         }
 #endif
-        h->value.len = p - h->value.data;
+
+        value.data = (u_char *) buf;
+        value.len = n;
+
+        if (ngx_http_cef_set_cookie(r->main, &name, &value, &attrs)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
@@ -762,13 +809,15 @@ ngx_http_cef_rules_write_states(ngx_http_request_t *r, cef_decision_t *dec)
  * id experiments bucket by; with record, plugins read their per-visitor
  * state from the request's cookies (ngx_http_cef_rules_send_states()
  * then sends the updated state, once the offers are sure to be shown).
- * The offers are rendered with render (res->html).
+ * The offers are rendered with render (res->html).  tr, if not NULL, is
+ * shown the decision as it is made (cef_explain); the request path passes
+ * NULL.
  */
 ngx_int_t
 ngx_http_cef_rules_decision(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules, ngx_http_cef_rules_lookup_pt lookup,
     void *data, ngx_str_t *visitor, ngx_uint_t record, ngx_uint_t render,
-    ngx_http_cef_rules_result_t *res)
+    ngx_http_cef_rules_result_t *res, ngx_http_cef_rules_tracer_t *tr)
 {
     size_t                     len;
     uint32_t                   i, n;
@@ -843,6 +892,11 @@ ngx_http_cef_rules_decision(ngx_http_request_t *r,
 
     rules->busy = 1;
     (void) cef_decision_make(rules->rs, rules->ev, ctx, &in, dec);
+
+    if (tr) {
+        tr->decided(tr->data, rules->rs, rules->ev, ctx, dec);
+    }
+
     rules->busy = 0;
 
     ngx_memcpy(res->choices, dec->choices, n * sizeof(cef_rules_choice_t));
@@ -923,43 +977,21 @@ ngx_http_cef_rules_send_states(ngx_http_request_t *r,
 }
 
 
-/* The log line of this request's decision (cef_decision_format()). */
+/*
+ * $cef_rules_decision reads the request's decision, which is made above
+ * this file (ngx_http_cef_decision.c): ngx_http_cef_variables.c sets
+ * ngx_http_cef_rules_decision_get at preconfiguration, before any cef_rules
+ * directive registers the variable.
+ */
+
+ngx_http_get_variable_pt  ngx_http_cef_rules_decision_get;
+
+
 static ngx_int_t
 ngx_http_cef_rules_decision_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_http_cef_decision_t  *d;
-
-    size_t                    len;
-    cef_decision_t            view;
-
-    d = ngx_http_cef_decide(r);
-
-    if (d->log.data == NULL && d->rules && d->slots) {
-        ngx_memzero(&view, sizeof(cef_decision_t));
-        view.rs = d->rules->rs;
-        view.hash = cef_rules_hash(view.rs);
-        view.nslots = cef_rules_nslots(view.rs);
-        view.slots = d->slots;
-
-        len = cef_decision_format(&view, NULL, 0);
-
-        d->log.data = ngx_pnalloc(r->pool, len + 1);
-        if (d->log.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        d->log.len = cef_decision_format(&view, (char *) d->log.data,
-                                         len + 1);
-    }
-
-    v->len = d->log.len;
-    v->data = d->log.data ? d->log.data : (u_char *) "";
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    return NGX_OK;
+    return ngx_http_cef_rules_decision_get(r, v, data);
 }
 
 

@@ -45,7 +45,6 @@ static void ngx_http_cef_identity_cleanup(void *data);
 static void *ngx_http_cef_store_ready_read(void *data);
 static void *ngx_http_cef_store_info_read(void *data);
 static void *ngx_http_cef_store_attr_read(void *data);
-static void *ngx_http_cef_identify_read(void *data);
 static void ngx_http_cef_store_signal(int signo, siginfo_t *si, void *uc);
 static void ngx_http_cef_store_fault(ngx_http_request_t *r, ngx_log_t *log,
     int signo);
@@ -189,7 +188,7 @@ ngx_http_cef_store_init_process(ngx_cycle_t *cycle)
     struct sigaction           sa;
     ngx_http_cef_main_conf_t  *cmcf;
 
-    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_cef_module);
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, NGX_HTTP_CEF);
 
     if (cmcf == NULL || cmcf->store_dir.data == NULL) {
         return NGX_OK;
@@ -315,7 +314,7 @@ ngx_http_cef_store_fault(ngx_http_request_t *r, ngx_log_t *log, int signo)
     ngx_http_cef_ctx_t        *ctx;
     ngx_http_cef_main_conf_t  *cmcf;
 
-    cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_cef_module);
+    cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, NGX_HTTP_CEF);
 
     why = (signo == SIGBUS)
           ? "faulted (SIGBUS: its data file is shorter than the database, "
@@ -565,7 +564,7 @@ ngx_http_cef_store_session(ngx_http_request_t *r)
     cef_store_gens_t           gens;
     ngx_http_cef_main_conf_t  *cmcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+    cmcf = ngx_http_get_module_main_conf(r, NGX_HTTP_CEF);
 
     if (cmcf->store_dir.data == NULL) {
         return NGX_DECLINED;
@@ -650,23 +649,6 @@ ngx_http_cef_store_info_read(void *data)
 }
 
 
-/* ngx_http_cef_identify() with the store's faults caught */
-
-ngx_http_cef_identity_t *
-ngx_http_cef_identify_guarded(ngx_http_request_t *r)
-{
-    return ngx_http_cef_store_guard(r, r->connection->log,
-                                    ngx_http_cef_identify_read, r, NULL);
-}
-
-
-static void *
-ngx_http_cef_identify_read(void *data)
-{
-    return ngx_http_cef_identify(data);
-}
-
-
 /*
  * NGX_OK: a session is open; NGX_DECLINED: no store is configured;
  * NGX_ERROR: one is, but it cannot be used now (logged).
@@ -698,7 +680,7 @@ ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
     uint8_t                    key[CEF_IDENTITY_HASH_LEN];
     ngx_http_cef_main_conf_t  *cmcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+    cmcf = ngx_http_get_module_main_conf(r, NGX_HTTP_CEF);
 
     if (type->len == 0
         || cef_identity_hash(cmcf->store_hash, (char *) type->data, type->len,
@@ -768,7 +750,7 @@ ngx_http_cef_store_profile(ngx_http_request_t *r, ngx_http_cef_identity_t *id,
         return NGX_DECLINED;
     }
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cef_module);
+    cmcf = ngx_http_get_module_main_conf(r, NGX_HTTP_CEF);
 
     ngx_http_cef_store_call(rc,
         cef_store_lookup_id(ngx_http_cef_store_handle, cmcf->store_hash,
@@ -848,7 +830,7 @@ ngx_http_cef_store_attr_read(void *data)
         return NULL;
     }
 
-    cmcf = ngx_http_get_module_main_conf(rd->r, ngx_http_cef_module);
+    cmcf = ngx_http_get_module_main_conf(rd->r, NGX_HTTP_CEF);
 
     ngx_http_cef_store_call(rc,
         cef_store_lookup_id(ngx_http_cef_store_handle, cmcf->store_hash,
@@ -1002,4 +984,17 @@ ngx_http_cef_render_value(ngx_pool_t *pool, const cef_value_t *v, size_t *len)
         *len = p - buf;
         return buf;
     }
+}
+
+
+/* seconds since the store's last load or applied delta batch */
+
+time_t
+ngx_http_cef_store_age(cef_store_info_t *info)
+{
+    time_t  age;
+
+    age = ngx_time() - (time_t) info->updated_at;
+
+    return age > 0 ? age : 0;
 }

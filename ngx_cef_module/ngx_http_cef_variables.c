@@ -40,6 +40,8 @@ static ngx_int_t ngx_http_cef_record_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_store_age_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cef_rules_log_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_http_variable_t  ngx_http_cef_vars[] = {
@@ -85,6 +87,8 @@ ngx_int_t
 ngx_http_cef_add_variables(ngx_conf_t *cf)
 {
     ngx_http_variable_t  *var, *v;
+
+    ngx_http_cef_rules_decision_get = ngx_http_cef_rules_log_variable;
 
     for (v = ngx_http_cef_vars; v->name.len; v++) {
         var = ngx_http_add_variable(cf, &v->name, v->flags);
@@ -290,7 +294,7 @@ ngx_http_cef_decision_us_variable(ngx_http_request_t *r,
 
     (void) ngx_http_cef_decide(r);
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_cef_module);
+    ctx = ngx_http_get_module_ctx(r->main, NGX_HTTP_CEF);
     ns = ctx ? ctx->decision_ns : 0;
 
     p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 4);
@@ -321,7 +325,7 @@ ngx_http_cef_record_variable(ngx_http_request_t *r,
     ngx_http_cef_ctx_t       *ctx;
     ngx_http_cef_decision_t  *d;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_cef_module);
+    ctx = ngx_http_get_module_ctx(r->main, NGX_HTTP_CEF);
     d = ctx ? ctx->decision : NULL;
 
     if (d && !d->recorded && ngx_http_cef_record_make(r, d) != NGX_OK) {
@@ -365,6 +369,50 @@ ngx_http_cef_store_age_variable(ngx_http_request_t *r,
 
     ngx_http_cef_set_value(v, p, ngx_sprintf(p, "%T", age) - p);
     v->no_cacheable = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $cef_rules_decision, registered by cef_rules: the log line of this
+ * request's decision (cef_decision_format()).
+ */
+
+static ngx_int_t
+ngx_http_cef_rules_log_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_cef_decision_t  *d;
+
+    size_t                    len;
+    cef_decision_t            view;
+
+    d = ngx_http_cef_decide(r);
+
+    if (d->log.data == NULL && d->rules && d->slots) {
+        ngx_memzero(&view, sizeof(cef_decision_t));
+        view.rs = ngx_http_cef_rules_set(d->rules);
+        view.hash = cef_rules_hash(view.rs);
+        view.nslots = cef_rules_nslots(view.rs);
+        view.slots = d->slots;
+
+        len = cef_decision_format(&view, NULL, 0);
+
+        d->log.data = ngx_pnalloc(r->pool, len + 1);
+        if (d->log.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        d->log.len = cef_decision_format(&view, (char *) d->log.data,
+                                         len + 1);
+    }
+
+    v->len = d->log.len;
+    v->data = d->log.data ? d->log.data : (u_char *) "";
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
 
     return NGX_OK;
 }
