@@ -274,6 +274,9 @@ ngx_int_t ngx_http_cef_store_profile(ngx_http_request_t *r,
     ngx_http_cef_identity_t *id, cef_profile_t *p);
 ngx_int_t ngx_http_cef_store_attr(ngx_http_request_t *r,
     ngx_http_cef_identity_t *id, ngx_str_t *name, ngx_str_t *out);
+/* faults ngx_http_cef_store_guard() caught in this worker: code that a
+   fault may jump out of compares it to tell a stale flag of its own */
+extern ngx_uint_t  ngx_http_cef_store_faults;
 typedef void *(*ngx_http_cef_store_read_pt)(void *data);
 void *ngx_http_cef_store_guard(ngx_http_request_t *r, ngx_log_t *log,
     ngx_http_cef_store_read_pt read, void *data, void *failed);

@@ -35,6 +35,8 @@ struct ngx_http_cef_rules_s {
     cef_expr_eval_t           *ev;          /* per process, made on use */
     cef_decision_t            *dec;         /* per process, made on use */
     ngx_uint_t                 busy;        /* deciding: ev is in use */
+    ngx_uint_t                 busy_faults; /* store faults caught when
+                                               busy was set */
 };
 
 
@@ -879,7 +881,12 @@ ngx_http_cef_rules_decision(ngx_http_request_t *r,
      * of $cef_rules_offers): that would clobber ev under our feet.
      */
 
-    if (rules->busy) {
+    /*
+     * A store fault caught in the middle of a decision jumps past the
+     * code that clears busy: busy set before the last fault is stale.
+     */
+
+    if (rules->busy && rules->busy_faults == ngx_http_cef_store_faults) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "cef_rules: a rule depends on its own decision "
                       "through a variable");
@@ -891,6 +898,7 @@ ngx_http_cef_rules_decision(ngx_http_request_t *r,
     }
 
     rules->busy = 1;
+    rules->busy_faults = ngx_http_cef_store_faults;
     (void) cef_decision_make(rules->rs, rules->ev, ctx, &in, dec);
 
     if (tr) {
@@ -933,6 +941,7 @@ ngx_http_cef_rules_decision(ngx_http_request_t *r,
            time), a second time only for an offer larger than that */
 
         rules->busy = 1;
+        rules->busy_faults = ngx_http_cef_store_faults;
         len = cef_template_render(o->html, rules->ev, (char *) scratch,
                                   sizeof(scratch));
         rules->busy = 0;
@@ -950,6 +959,7 @@ ngx_http_cef_rules_decision(ngx_http_request_t *r,
         }
 
         rules->busy = 1;
+        rules->busy_faults = ngx_http_cef_store_faults;
         out[i].len = cef_template_render(o->html, rules->ev,
                                          (char *) out[i].data, len);
         rules->busy = 0;

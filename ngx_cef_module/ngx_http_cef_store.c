@@ -77,6 +77,7 @@ static uint64_t      ngx_http_cef_store_switch_logged;
  */
 static sigjmp_buf       *ngx_http_cef_store_jmp;
 static ngx_uint_t        ngx_http_cef_store_in_lib;
+ngx_uint_t               ngx_http_cef_store_faults;
 static struct sigaction  ngx_http_cef_store_sigbus_prev;
 static struct sigaction  ngx_http_cef_store_sigsegv_prev;
 static ngx_uint_t        ngx_http_cef_store_signals_set;
@@ -266,6 +267,7 @@ ngx_http_cef_store_guard(ngx_http_request_t *r, ngx_log_t *log,
     } else {
         ngx_http_cef_store_jmp = prev;
         ngx_http_cef_store_in_lib = in_lib;
+        ngx_http_cef_store_faults++;
         ngx_http_cef_store_fault(r, log, signo);
         result = failed;
     }

@@ -258,6 +258,28 @@ def test_store_data_file_truncated_then_recovers(shop):
     assert shop.worker_pids() == pids, "a worker died"
 
 
+@needs_master
+def test_store_fault_during_a_decision_then_recovers(shop):
+    """A fault caught in the middle of the rules' decision (a profile page
+    cut away while the rules read it) leaves nothing behind: after a good
+    load the same workers decide with rules again."""
+    pids = shop.worker_pids()
+    _truncate_data(shop, "/offers")
+    reload_store(shop, "AfterDecisionFault")
+    decided = set()
+
+    def both_decide():
+        status, _, body = request(shop, "/offers", headers=GOLD, timeout=10)
+        f = dict(re.findall(r"(\w+)=(\S*)", body.decode()))
+        if status == 200 and f["offers"]:
+            decided.add(int(f["pid"]))
+        return decided == set(pids)
+
+    wait_for(both_decide, what="rules deciding again in both workers")
+    assert "depends on its own decision" not in shop.log_text()
+    assert shop.worker_pids() == pids, "a worker died"
+
+
 # -- workers and reloads -----------------------------------------------------
 
 @needs_master
