@@ -192,6 +192,7 @@ check-layers: module
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) check-layers
 	$(MAKE) integration
 
 
