@@ -104,14 +104,17 @@ def _unfill(mnt):
 
 
 def _tree(store):
-    """Every file under the store with its size."""
+    """Every file under the store with its size; write.lock only by name:
+    it holds the pid of the last writer, whose digits vary."""
     out = {}
     for root, dirs, files in os.walk(store.dir):
         for f in dirs + files:
             p = os.path.join(root, f)
-            out[os.path.relpath(p, store.dir)] = (
+            rel = os.path.relpath(p, store.dir)
+            out[rel] = (
                 os.readlink(p) if os.path.islink(p) else
-                None if os.path.isdir(p) else os.path.getsize(p))
+                None if os.path.isdir(p) or rel == "write.lock"
+                else os.path.getsize(p))
     return out
 
 
