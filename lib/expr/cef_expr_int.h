@@ -213,6 +213,17 @@ typedef struct {
 } cef_val_t;
 
 
+#define CEF_NODE(e, i)  (&(e)->nodes[i])
+
+
+/* the truth of an evaluated value: only true is true (null is not) */
+static inline int
+cef_expr_eval_true(const cef_val_t *v)
+{
+    return v->t == CEF_V_BOOL && v->u.b;
+}
+
+
 #define CEF_EXPR_SCRATCH  4096
 #define CEF_EXPR_MAX_NODES  4096
 
@@ -268,6 +279,14 @@ struct cef_expr_eval_s {
     size_t                 scratch_used;
     char                   scratch[CEF_EXPR_SCRATCH];
 };
+
+
+
+/* cef_expr_eval.c, for cef_expr_explain.c: the value of any node i of e,
+   and the cef_value_t of a value (numbers as CEF_VAL_FLOAT) */
+void cef_expr_eval_node(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
+    cef_val_t *out);
+void cef_expr_eval_to_value(const cef_val_t *v, cef_value_t *out);
 
 
 #endif /* CEF_EXPR_INT_H */
