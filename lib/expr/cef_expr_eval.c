@@ -1082,7 +1082,7 @@ static int cef_test_node(const cef_expr_t *e, const cef_node_t *n,
 /*
  * "Is node i true?", the question a condition asks: and/or and numeric
  * comparisons are answered without building values; everything else
- * goes through cef_operand().  A memoised comparison (cef_expr.c) is
+ * goes through cef_operand().  A memoised comparison (cef_expr_symtab.c) is
  * answered from the evaluation's memo after its first evaluation.
  */
 static int

@@ -289,4 +289,25 @@ void cef_expr_eval_node(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
 void cef_expr_eval_to_value(const cef_val_t *v, cef_value_t *out);
 
 
+
+/* cef_expr_symtab.c, for the parser: the reference of a normalized path
+   (found or added; name_off: where the looked-up name starts), the dense
+   id of profile.NAME.KEY's KEY (-1: out of memory); for cef_expr.c: the
+   memo ids of e's comparisons (-1: out of memory) */
+const cef_ref_t *cef_expr_symtab_add(cef_expr_symtab_t *st,
+    cef_ref_kind_t kind, const char *path, size_t plen, size_t name_off);
+int64_t cef_expr_symtab_key(cef_expr_symtab_t *st, uint32_t ref,
+    const char *key, size_t len);
+int cef_expr_symtab_memoise(cef_expr_symtab_t *st, cef_expr_t *e);
+
+
+/* cef_expr_parse.c: what cef_expr_parse() parses e->src as */
+#define CEF_COMPILE_EXPR   0
+#define CEF_COMPILE_PATH   1
+#define CEF_COMPILE_COND   2
+
+int cef_expr_parse(cef_expr_symtab_t *st, cef_expr_t *e, size_t len,
+    cef_expr_error_t *err, int what);
+
+
 #endif /* CEF_EXPR_INT_H */
