@@ -320,11 +320,11 @@ cef_parse_path(cef_parser_t *ps)
     }
 
     ref = cef_expr_symtab_add(ps->st, kind, norm, i,
-                         kind == CEF_REF_PROFILE || kind == CEF_REF_VAR
-                         ? (size_t) (seg[1] - p)
-                         : kind >= CEF_REF_REQUEST_ARG
-                           && kind <= CEF_REF_REQUEST_HEADER
-                         ? (size_t) (seg[2] - p) : i);
+                              kind == CEF_REF_PROFILE || kind == CEF_REF_VAR
+                              ? (size_t) (seg[1] - p)
+                              : kind >= CEF_REF_REQUEST_ARG
+                                && kind <= CEF_REF_REQUEST_HEADER
+                              ? (size_t) (seg[2] - p) : i);
     if (ref == NULL) {
         cef_perror(ps, start, "out of memory");
         return -1;

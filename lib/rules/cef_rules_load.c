@@ -239,7 +239,7 @@ cef_rule_show(cef_loader_t *ld, cef_rule_t *r, yaml_node_t *item,
         } else {
             cef_rules_load_error(ld, item,
                                  "rule '%s' shows unknown offer '%s'",
-                    r->name ? r->name : "", name);
+                                 r->name ? r->name : "", name);
         }
         return;
     }
@@ -257,7 +257,7 @@ cef_rule_show(cef_loader_t *ld, cef_rule_t *r, yaml_node_t *item,
             if (other == idx) {
                 cef_rules_load_error(ld, item,
                                      "rule '%s' shows offer '%s' twice",
-                        r->name ? r->name : "", name);
+                                     r->name ? r->name : "", name);
             } else {
                 cef_rules_load_error(ld, item,
                                      "rule '%s' shows two offers for slot "
@@ -303,7 +303,7 @@ cef_load_rule(cef_loader_t *ld, yaml_node_t *node, uint32_t *offers)
     if (node->type != YAML_MAPPING_NODE) {
         cef_rules_load_error(ld, node,
                              "a rule must be a mapping with name:, when: and "
-                "show:, not %s", cef_rules_yaml_kind(node));
+                             "show:, not %s", cef_rules_yaml_kind(node));
         return offers;
     }
 
@@ -388,7 +388,7 @@ cef_load_rule(cef_loader_t *ld, yaml_node_t *node, uint32_t *offers)
     if (show == NULL) {
         cef_rules_load_error(ld, node,
                              "rule '%s' has no show: (the offers it shows)",
-                r->name ? r->name : where);
+                             r->name ? r->name : where);
         return offers;
     }
 
@@ -396,7 +396,7 @@ cef_load_rule(cef_loader_t *ld, yaml_node_t *node, uint32_t *offers)
         if (show->data.sequence.items.top == show->data.sequence.items.start)
         {
             cef_rules_load_error(ld, show, "rule '%s' shows no offers",
-                    r->name ? r->name : where);
+                                 r->name ? r->name : where);
         }
 
         for (it = show->data.sequence.items.start;
@@ -426,7 +426,7 @@ cef_load_rules(cef_loader_t *ld, yaml_node_t *rules)
     if (rules->type != YAML_SEQUENCE_NODE) {
         cef_rules_load_error(ld, rules,
                              "rules must be a list of rules, not %s",
-                cef_rules_yaml_kind(rules));
+                             cef_rules_yaml_kind(rules));
         return;
     }
 
@@ -532,14 +532,14 @@ cef_load_document(cef_loader_t *ld)
     if (root == NULL) {
         cef_rules_load_error_at(ld, 1, 1,
                                 "empty rule file (expected version:, offers: "
-                   "and rules:)");
+                                "and rules:)");
         return;
     }
 
     if (root->type != YAML_MAPPING_NODE) {
         cef_rules_load_error(ld, root,
                              "a rule file is a mapping with version:, offers: "
-                "and rules:, not %s", cef_rules_yaml_kind(root));
+                             "and rules:, not %s", cef_rules_yaml_kind(root));
         return;
     }
 
@@ -823,7 +823,7 @@ cef_rules_load_file_with(const char *path, const cef_plugins_t *ps,
     if (sb.st_size > CEF_RULES_MAX_FILE) {
         cef_rules_load_error_at(&ld, 1, 1,
                                 "file is larger than 16 MiB (%lld bytes)",
-                   (long long) sb.st_size);
+                                (long long) sb.st_size);
         close(fd);
         return -1;
     }

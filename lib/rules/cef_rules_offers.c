@@ -57,7 +57,7 @@ cef_offer_time(cef_loader_t *ld, yaml_node_t *v, const char *what,
 
     if (cef_expr_parse_time(s, len, out) != 0) {
         cef_rules_load_error(ld, v, "bad date '%s' in %s (use YYYY-MM-DD or "
-                "YYYY-MM-DDTHH:MM:SSZ)", s, what);
+                             "YYYY-MM-DDTHH:MM:SSZ)", s, what);
         return -1;
     }
 
@@ -161,7 +161,7 @@ cef_load_offer(cef_loader_t *ld, yaml_node_t *key, yaml_node_t *val)
     if (key->type != YAML_SCALAR_NODE) {
         cef_rules_load_error(ld, key,
                              "offer names must be plain names, not %s",
-                cef_rules_yaml_kind(key));
+                             cef_rules_yaml_kind(key));
         return;
     }
 
@@ -170,7 +170,7 @@ cef_load_offer(cef_loader_t *ld, yaml_node_t *key, yaml_node_t *val)
     if (!cef_valid_name(name)) {
         cef_rules_load_error(ld, key,
                              "invalid offer name '%s' (letters, digits, '_', "
-                "'-' and '.')", name);
+                             "'-' and '.')", name);
         return;
     }
 
@@ -303,7 +303,7 @@ cef_rules_offers_load(cef_loader_t *ld, yaml_node_t *offers)
     if (offers->type != YAML_MAPPING_NODE) {
         cef_rules_load_error(ld, offers,
                              "offers must be a mapping of offer names to "
-                "offers, not %s", cef_rules_yaml_kind(offers));
+                             "offers, not %s", cef_rules_yaml_kind(offers));
         return;
     }
 

@@ -69,7 +69,7 @@ cef_conf_build(cef_loader_t *ld, yaml_node_t *n, const char *key,
             k = cef_rules_yaml_node(ld, pair->key);
             if (k->type != YAML_SCALAR_NODE) {
                 cef_rules_load_error(ld, k, "keys must be plain names, not %s",
-                        cef_rules_yaml_kind(k));
+                                     cef_rules_yaml_kind(k));
                 return -1;
             }
 
@@ -297,7 +297,7 @@ cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
         if (k->type != YAML_SCALAR_NODE) {
             cef_rules_load_error(ld, k,
                                  "slot names must be plain names, not %s",
-                    cef_rules_yaml_kind(k));
+                                 cef_rules_yaml_kind(k));
             continue;
         }
 
@@ -316,7 +316,7 @@ cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
             if (near) {
                 cef_rules_load_error(ld, k,
                                      "no offer uses slot '%s' (did you mean "
-                        "'%s'?)", name, near);
+                                     "'%s'?)", name, near);
             } else {
                 cef_rules_load_error(ld, k, "no offer uses slot '%s'", name);
             }
@@ -365,7 +365,7 @@ cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
         if (strat && strat->type != YAML_SCALAR_NODE) {
             cef_rules_load_error(ld, strat,
                                  "strategy must be a plugin name, not %s",
-                    cef_rules_yaml_kind(strat));
+                                 cef_rules_yaml_kind(strat));
             continue;
         }
 
@@ -389,7 +389,7 @@ cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
             } else {
                 cef_rules_load_error(ld, strat,
                                      "unknown strategy '%s' (strategies: %s)",
-                        cef_rules_yaml_scalar(strat), names);
+                                     cef_rules_yaml_scalar(strat), names);
             }
             continue;
         }
@@ -420,7 +420,7 @@ cef_load_slots(cef_loader_t *ld, cef_plugin_rules_t *pr)
             if (k2->type != YAML_SCALAR_NODE) {
                 cef_rules_load_error(ld, k2,
                                      "keys must be plain names, not %s",
-                        cef_rules_yaml_kind(k2));
+                                     cef_rules_yaml_kind(k2));
                 bad = 1;
                 break;
             }
@@ -490,8 +490,8 @@ cef_rules_plugins_load(cef_loader_t *ld)
         if (ld->plugins->type != YAML_MAPPING_NODE) {
             cef_rules_load_error(ld, ld->plugins,
                                  "plugins must be a mapping of plugin "
-                    "names to their configuration, not %s",
-                    cef_rules_yaml_kind(ld->plugins));
+                                 "names to their configuration, not %s",
+                                 cef_rules_yaml_kind(ld->plugins));
             return;
         }
 
@@ -525,7 +525,7 @@ cef_rules_plugins_load(cef_loader_t *ld)
                 } else {
                     cef_rules_load_error(ld, k,
                                          "unknown plugin '%s' (plugins: %s)",
-                            cef_rules_yaml_scalar(k), names);
+                                         cef_rules_yaml_scalar(k), names);
                 }
                 continue;
             }
@@ -592,7 +592,7 @@ cef_rules_plugins_load(cef_loader_t *ld)
             if (cp) {
                 cef_rules_load_error(ld, confs[i],
                                      "plugin '%s' takes no configuration "
-                        "under plugins:", p->name);
+                                     "under plugins:", p->name);
             }
             continue;
         }

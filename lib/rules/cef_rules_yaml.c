@@ -59,7 +59,7 @@ cef_rules_yaml_key(cef_loader_t *ld, yaml_node_t *key,
     if (key->type != YAML_SCALAR_NODE) {
         cef_rules_load_error(ld, key, "keys in %s must be plain names, not %s",
                              where,
-                cef_rules_yaml_kind(key));
+                             cef_rules_yaml_kind(key));
         return NULL;
     }
 
@@ -76,7 +76,7 @@ cef_rules_yaml_key(cef_loader_t *ld, yaml_node_t *key,
     if (near) {
         cef_rules_load_error(ld, key,
                              "unknown key '%s' in %s (did you mean '%s'?)", k,
-                where, near);
+                             where, near);
     } else {
         cef_rules_load_error(ld, key, "unknown key '%s' in %s", k, where);
     }
