@@ -2,9 +2,13 @@
  * Copyright (C) ngx_cef_module developers
  *
  * lib/expr internals, shared by the lexer (cef_expr_lex.c: cef_expr_lex_*),
- * the compiler (cef_expr.c), the evaluator (cef_expr_eval.c) and the
- * templates (cef_template.c).  Nothing outside lib/expr includes this: the
- * folder's API is cef_expr.h and cef_template.h.
+ * the compiler (cef_expr.c: allocation; cef_expr_parse.c: the grammar,
+ * cef_expr_parse; cef_expr_symtab.c: references and memo ids,
+ * cef_expr_symtab_*), the evaluator (cef_expr_eval.c: cef_expr_eval_*),
+ * explain (cef_expr_explain.c) and the templates (cef_template.c).  Each
+ * file exports only names that carry its own prefix.  Nothing outside
+ * lib/expr includes this: the folder's API is cef_expr.h and
+ * cef_template.h.
  */
 
 #ifndef CEF_EXPR_INT_H

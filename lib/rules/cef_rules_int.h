@@ -3,11 +3,16 @@
  *
  * lib/rules internals: the compiled rule set, shared by the loader
  * (cef_rules_load.c), cef_rules.c and lib/decision's loop
- * (cef_decision.c), the one reader outside the folder.
+ * (cef_decision.c), the one reader outside the folder; then the loader's
+ * own internals (its state, and what cef_rules_load.c, cef_rules_yaml.c,
+ * cef_rules_offers.c and cef_rules_plugins.c export to one another, each
+ * under its file's prefix), which lib/decision does not use.
  */
 
 #ifndef CEF_RULES_INT_H
 #define CEF_RULES_INT_H
+
+#include <yaml.h>                 /* the loader's part, below */
 
 #include "cef_rules.h"
 #include "cef_plugins.h"
@@ -79,9 +84,6 @@ int cef_rules_plan(cef_rules_t *rs);
  * The loader (cef_rules_load.c, cef_rules_yaml.c, cef_rules_offers.c,
  * cef_rules_plugins.c) and nothing else: lib/decision never uses it.
  */
-
-#include <yaml.h>
-
 
 typedef struct {
     const char  **keys;
