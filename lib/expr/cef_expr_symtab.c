@@ -90,27 +90,107 @@ cef_expr_symtab_ref(const cef_expr_symtab_t *st, uint32_t id)
 }
 
 
-static int
-cef_symtab_grow(cef_expr_symtab_t *st)
-{
-    uint32_t   n, i, h, *slots;
-    cef_ref_t  *ref;
+/*
+ * The table's three indexes (references by path, map keys, memo forms)
+ * are one kind: open addressing with linear probing over cef_expr_hash(),
+ * id + 1 per slot (0: empty), a power-of-two number of slots kept at most
+ * half full.  What differs is where an id's key is kept.
+ */
 
-    n = st->nslots * 2;
-    slots = calloc(n, sizeof(uint32_t));
-    if (slots == NULL) {
-        return -1;
+typedef cef_span_t (*cef_index_key_pt)(const cef_expr_symtab_t *st,
+    uint32_t id);
+
+
+static cef_span_t
+cef_ref_key(const cef_expr_symtab_t *st, uint32_t id)
+{
+    return st->refs[id]->path;
+}
+
+
+static cef_span_t
+cef_map_key(const cef_expr_symtab_t *st, uint32_t id)
+{
+    cef_span_t  k;
+
+    k.data = st->keys[id];
+    k.len = strlen(st->keys[id]);
+
+    return k;
+}
+
+
+static cef_span_t
+cef_memo_key(const cef_expr_symtab_t *st, uint32_t id)
+{
+    return st->memos[id];
+}
+
+
+/* The id of key p (-1: absent); *slot: where it is, or where it goes. */
+static int64_t
+cef_index_find(const cef_expr_symtab_t *st, const uint32_t *slots,
+    uint32_t nslots, cef_index_key_pt key, const char *p, size_t len,
+    uint32_t *slot)
+{
+    uint32_t    h;
+    cef_span_t  k;
+
+    h = cef_expr_hash(p, len) & (nslots - 1);
+
+    while (slots[h]) {
+        k = key(st, slots[h] - 1);
+
+        if (k.len == len && memcmp(k.data, p, len) == 0) {
+            *slot = h;
+            return slots[h] - 1;
+        }
+
+        h = (h + 1) & (nslots - 1);
     }
 
-    for (i = 0; i < st->nrefs; i++) {
-        ref = st->refs[i];
-        h = cef_expr_hash(ref->path.data, ref->path.len) & (n - 1);
+    *slot = h;
+    return -1;
+}
+
+
+/* n slots (a power of two) indexing ids 0 .. count - 1; NULL: no memory. */
+static uint32_t *
+cef_index_build(const cef_expr_symtab_t *st, uint32_t n, uint32_t count,
+    cef_index_key_pt key)
+{
+    uint32_t    i, h, *slots;
+    cef_span_t  k;
+
+    slots = calloc(n, sizeof(uint32_t));
+    if (slots == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < count; i++) {
+        k = key(st, i);
+        h = cef_expr_hash(k.data, k.len) & (n - 1);
 
         while (slots[h]) {
             h = (h + 1) & (n - 1);
         }
 
         slots[h] = i + 1;
+    }
+
+    return slots;
+}
+
+
+static int
+cef_symtab_grow(cef_expr_symtab_t *st)
+{
+    uint32_t  n, *slots;
+
+    n = st->nslots * 2;
+    slots = cef_index_build(st, n, st->nrefs, cef_ref_key);
+    if (slots == NULL) {
+        return -1;
     }
 
     free(st->slots);
@@ -126,24 +206,18 @@ cef_symtab_grow(cef_expr_symtab_t *st)
  * path that the caller looks up (empty for fixed references).
  */
 const cef_ref_t *
-cef_expr_symtab_add(cef_expr_symtab_t *st, cef_ref_kind_t kind, const char *path,
-    size_t plen, size_t name_off)
+cef_expr_symtab_add(cef_expr_symtab_t *st, cef_ref_kind_t kind,
+    const char *path, size_t plen, size_t name_off)
 {
     uint32_t    h, id;
+    int64_t     found;
     cef_ref_t  *ref, **refs;
     char       *p;
 
-    h = cef_expr_hash(path, plen) & (st->nslots - 1);
-
-    while (st->slots[h]) {
-        ref = st->refs[st->slots[h] - 1];
-
-        if (ref->path.len == plen && memcmp(ref->path.data, path, plen) == 0)
-        {
-            return ref;
-        }
-
-        h = (h + 1) & (st->nslots - 1);
+    found = cef_index_find(st, st->slots, st->nslots, cef_ref_key, path, plen,
+                           &h);
+    if (found >= 0) {
+        return st->refs[found];
     }
 
     if (st->nrefs == st->cap) {
@@ -195,26 +269,17 @@ cef_expr_symtab_key(cef_expr_symtab_t *st, uint32_t ref, const char *key,
 {
     char       buf[16], *k, **keys;
     size_t     blen, klen;
-    uint32_t   h, i, n, *slots;
+    int64_t    found;
+    uint32_t   h, n, *slots;
 
     blen = (size_t) snprintf(buf, sizeof(buf), "%u:", ref);
     klen = blen + len;
 
     if (st->nkeys * 2 >= st->key_nslots) {
         n = st->key_nslots ? st->key_nslots * 2 : 16;
-        slots = calloc(n, sizeof(uint32_t));
+        slots = cef_index_build(st, n, st->nkeys, cef_map_key);
         if (slots == NULL) {
             return -1;
-        }
-
-        for (i = 0; i < st->nkeys; i++) {
-            h = cef_expr_hash(st->keys[i], strlen(st->keys[i])) & (n - 1);
-
-            while (slots[h]) {
-                h = (h + 1) & (n - 1);
-            }
-
-            slots[h] = i + 1;
         }
 
         free(st->key_slots);
@@ -231,18 +296,11 @@ cef_expr_symtab_key(cef_expr_symtab_t *st, uint32_t ref, const char *key,
     memcpy(k + blen, key, len);
     k[klen] = '\0';
 
-    h = cef_expr_hash(k, klen) & (st->key_nslots - 1);
-
-    while (st->key_slots[h]) {
-        i = st->key_slots[h] - 1;
-
-        if (strlen(st->keys[i]) == klen && memcmp(st->keys[i], k, klen) == 0)
-        {
-            free(k);
-            return i;
-        }
-
-        h = (h + 1) & (st->key_nslots - 1);
+    found = cef_index_find(st, st->key_slots, st->key_nslots, cef_map_key, k,
+                           klen, &h);
+    if (found >= 0) {
+        free(k);
+        return found;
     }
 
     if (st->nkeys == st->keys_cap) {
@@ -376,24 +434,15 @@ static int64_t
 cef_symtab_memo(cef_expr_symtab_t *st, const char *form, size_t len)
 {
     char        *k;
-    uint32_t     h, i, n, *slots;
+    int64_t      found;
+    uint32_t     h, n, *slots;
     cef_span_t  *memos;
 
     if (st->nmemos * 2 >= st->memo_nslots) {
         n = st->memo_nslots ? st->memo_nslots * 2 : 64;
-        slots = calloc(n, sizeof(uint32_t));
+        slots = cef_index_build(st, n, st->nmemos, cef_memo_key);
         if (slots == NULL) {
             return -1;
-        }
-
-        for (i = 0; i < st->nmemos; i++) {
-            h = cef_expr_hash(st->memos[i].data, st->memos[i].len) & (n - 1);
-
-            while (slots[h]) {
-                h = (h + 1) & (n - 1);
-            }
-
-            slots[h] = i + 1;
         }
 
         free(st->memo_slots);
@@ -401,18 +450,10 @@ cef_symtab_memo(cef_expr_symtab_t *st, const char *form, size_t len)
         st->memo_nslots = n;
     }
 
-    h = cef_expr_hash(form, len) & (st->memo_nslots - 1);
-
-    while (st->memo_slots[h]) {
-        i = st->memo_slots[h] - 1;
-
-        if (st->memos[i].len == len && memcmp(st->memos[i].data, form, len)
-                                       == 0)
-        {
-            return i;
-        }
-
-        h = (h + 1) & (st->memo_nslots - 1);
+    found = cef_index_find(st, st->memo_slots, st->memo_nslots, cef_memo_key,
+                           form, len, &h);
+    if (found >= 0) {
+        return found;
     }
 
     if (st->nmemos == st->memos_cap) {
