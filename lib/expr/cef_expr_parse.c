@@ -56,6 +56,19 @@ cef_perror(cef_parser_t *ps, size_t offset, const char *fmt, ...)
 }
 
 
+/* One level deeper into the expression: 0, or -1 past CEF_EXPR_MAX_DEPTH. */
+static int
+cef_deeper(cef_parser_t *ps, size_t at)
+{
+    if (++ps->depth > CEF_EXPR_MAX_DEPTH) {
+        cef_perror(ps, at, "expression nested too deeply");
+        return -1;
+    }
+
+    return 0;
+}
+
+
 static void
 cef_advance(cef_parser_t *ps)
 {
@@ -620,8 +633,7 @@ cef_parse_primary(cef_parser_t *ps)
         return -1;
     }
 
-    if (++ps->depth > CEF_EXPR_MAX_DEPTH) {
-        cef_perror(ps, start, "expression nested too deeply");
+    if (cef_deeper(ps, start) != 0) {
         return -1;
     }
 
@@ -742,8 +754,7 @@ cef_parse_unary(cef_parser_t *ps)
         return cef_parse_primary(ps);
     }
 
-    if (++ps->depth > CEF_EXPR_MAX_DEPTH) {
-        cef_perror(ps, start, "expression nested too deeply");
+    if (cef_deeper(ps, start) != 0) {
         return -1;
     }
 
@@ -1090,8 +1101,7 @@ cef_parse_not(cef_parser_t *ps)
         return cef_parse_cmp(ps);
     }
 
-    if (++ps->depth > CEF_EXPR_MAX_DEPTH) {
-        cef_perror(ps, start, "expression nested too deeply");
+    if (cef_deeper(ps, start) != 0) {
         return -1;
     }
 
@@ -1158,8 +1168,7 @@ cef_parse_or(cef_parser_t *ps)
 {
     int32_t  n;
 
-    if (++ps->depth > CEF_EXPR_MAX_DEPTH) {
-        cef_perror(ps, ps->tok.start, "expression nested too deeply");
+    if (cef_deeper(ps, ps->tok.start) != 0) {
         return -1;
     }
 
