@@ -8,18 +8,13 @@
  */
 
 #include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cef_expr_int.h"
 
 
-#define CEF_NODE(e, i)  (&(e)->nodes[i])
-
-
-static void cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
+static void cef_eval_node(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
     cef_val_t *out);
 
 
@@ -291,6 +286,37 @@ cef_val_from_value(const cef_value_t *v, cef_val_t *out)
 }
 
 
+/*
+ * The cef_value_t of an evaluated value (numbers as CEF_VAL_FLOAT; a list
+ * literal or null as CEF_VAL_NIL).  Arrays and maps are the profile's own
+ * cef_value_t, copied.
+ */
+void
+cef_expr_eval_to_value(const cef_val_t *v, cef_value_t *out)
+{
+    switch (v->t) {
+    case CEF_V_BOOL:
+        out->type = CEF_VAL_BOOL;
+        out->u.b = v->u.b;
+        return;
+    case CEF_V_NUM:
+        out->type = CEF_VAL_FLOAT;
+        out->u.f = v->u.num;
+        return;
+    case CEF_V_STR:
+        out->type = CEF_VAL_STR;
+        out->u.s = v->u.s;
+        return;
+    case CEF_V_ARRAY:
+    case CEF_V_MAP:
+        *out = *v->u.v;
+        return;
+    default:
+        out->type = CEF_VAL_NIL;
+    }
+}
+
+
 static void
 cef_time_fields(cef_expr_eval_t *ev)
 {
@@ -364,7 +390,10 @@ cef_load_ref(cef_expr_eval_t *ev, uint32_t id, cef_val_t *out)
 }
 
 
-/* Leaves inline, everything else through cef_eval(). */
+/*
+ * The value of node i: leaves (numbers, strings, cached references)
+ * inline, everything else through cef_eval_node().
+ */
 static inline void
 cef_operand(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
     cef_val_t *out)
@@ -396,8 +425,16 @@ cef_operand(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
         return;
 
     default:
-        cef_eval(e, i, ev, out);
+        cef_eval_node(e, i, ev, out);
     }
+}
+
+
+void
+cef_expr_eval_node(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
+    cef_val_t *out)
+{
+    cef_operand(e, i, ev, out);
 }
 
 
@@ -621,13 +658,6 @@ cef_contains(const cef_expr_t *e, cef_expr_eval_t *ev, const cef_val_t *hay,
 }
 
 
-static int
-cef_is_true(const cef_val_t *v)
-{
-    return v->t == CEF_V_BOOL && v->u.b;
-}
-
-
 static double
 cef_since(cef_expr_eval_t *ev, const cef_val_t *t, int *ok)
 {
@@ -647,6 +677,19 @@ cef_since(cef_expr_eval_t *ev, const cef_val_t *t, int *ok)
 
     *ok = 0;
     return 0;
+}
+
+
+/* a < b, a <= b, a > b or a >= b, by op (one of CEF_OP_LT ... CEF_OP_GE) */
+static inline int
+cef_num_cmp(cef_op_t op, double a, double b)
+{
+    switch (op) {
+    case CEF_OP_LT: return a < b;
+    case CEF_OP_LE: return a <= b;
+    case CEF_OP_GT: return a > b;
+    default:        return a >= b;
+    }
 }
 
 
@@ -687,28 +730,8 @@ cef_eval_call(const cef_expr_t *e, const cef_node_t *n, cef_expr_eval_t *ev,
     for (i = n->a; i >= 0 && k < CEF_PLUGIN_MAX_ARGS;
          i = CEF_NODE(e, i)->next, k++)
     {
-        cef_eval(e, i, ev, &v);
-
-        switch (v.t) {
-        case CEF_V_BOOL:
-            args[k].type = CEF_VAL_BOOL;
-            args[k].u.b = v.u.b;
-            break;
-        case CEF_V_NUM:
-            args[k].type = CEF_VAL_FLOAT;
-            args[k].u.f = v.u.num;
-            break;
-        case CEF_V_STR:
-            args[k].type = CEF_VAL_STR;
-            args[k].u.s = v.u.s;
-            break;
-        case CEF_V_ARRAY:
-        case CEF_V_MAP:
-            args[k] = *v.u.v;
-            break;
-        default:
-            args[k].type = CEF_VAL_NIL;
-        }
+        cef_operand(e, i, ev, &v);
+        cef_expr_eval_to_value(&v, &args[k]);
 
         if (fn->args[k] != CEF_VAL_NIL
             && !(args[k].type == fn->args[k]
@@ -743,8 +766,10 @@ cef_eval_call(const cef_expr_t *e, const cef_node_t *n, cef_expr_eval_t *ev,
 }
 
 
+/* Any node but a leaf (cef_operand() answers those). */
 static void
-cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
+cef_eval_node(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
+    cef_val_t *out)
 {
     const cef_node_t  *n = CEF_NODE(e, i);
     cef_val_t          a, b;
@@ -763,23 +788,9 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
         cef_set_bool(out, n->u.b);
         return;
 
-    case CEF_OP_NUM:
-        out->t = CEF_V_NUM;
-        out->u.num = n->u.num;
-        return;
-
-    case CEF_OP_STR:
-        out->t = CEF_V_STR;
-        out->u.s = n->u.str;
-        return;
-
     case CEF_OP_LIST:
         out->t = CEF_V_LIST;
         out->u.list = i;
-        return;
-
-    case CEF_OP_REF:
-        cef_load_ref(ev, n->u.ref.ref, out);
         return;
 
     case CEF_OP_REF_KEY:
@@ -827,25 +838,25 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
     case CEF_OP_AND:
         cef_operand(e, n->a, ev, &a);
 
-        if (!cef_is_true(&a)) {
+        if (!cef_expr_eval_true(&a)) {
             cef_set_bool(out, 0);
             return;
         }
 
         cef_operand(e, n->b, ev, &b);
-        cef_set_bool(out, cef_is_true(&b));
+        cef_set_bool(out, cef_expr_eval_true(&b));
         return;
 
     case CEF_OP_OR:
         cef_operand(e, n->a, ev, &a);
 
-        if (cef_is_true(&a)) {
+        if (cef_expr_eval_true(&a)) {
             cef_set_bool(out, 1);
             return;
         }
 
         cef_operand(e, n->b, ev, &b);
-        cef_set_bool(out, cef_is_true(&b));
+        cef_set_bool(out, cef_expr_eval_true(&b));
         return;
 
     case CEF_OP_CALL:
@@ -896,14 +907,7 @@ cef_eval(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev, cef_val_t *out)
             return;
         }
 
-        switch ((cef_op_t) n->op) {
-        case CEF_OP_LT: ok = a.u.num < b.u.num; break;
-        case CEF_OP_LE: ok = a.u.num <= b.u.num; break;
-        case CEF_OP_GT: ok = a.u.num > b.u.num; break;
-        default:        ok = a.u.num >= b.u.num; break;
-        }
-
-        cef_set_bool(out, ok);
+        cef_set_bool(out, cef_num_cmp((cef_op_t) n->op, a.u.num, b.u.num));
         return;
 
     case CEF_OP_IN:
@@ -1078,7 +1082,7 @@ static int cef_test_node(const cef_expr_t *e, const cef_node_t *n,
 /*
  * "Is node i true?", the question a condition asks: and/or and numeric
  * comparisons are answered without building values; everything else
- * goes through cef_eval().  A memoised comparison (cef_expr.c) is
+ * goes through cef_operand().  A memoised comparison (cef_expr_symtab.c) is
  * answered from the evaluation's memo after its first evaluation.
  */
 static int
@@ -1133,16 +1137,17 @@ cef_test_node(const cef_expr_t *e, const cef_node_t *n, int32_t i,
             return 0;
         }
 
-        switch ((cef_op_t) n->op) {
-        case CEF_OP_LT: return a.u.num < b.u.num;
-        case CEF_OP_LE: return a.u.num <= b.u.num;
-        case CEF_OP_GT: return a.u.num > b.u.num;
-        default:        return a.u.num >= b.u.num;
-        }
+        return cef_num_cmp((cef_op_t) n->op, a.u.num, b.u.num);
+
+    case CEF_OP_NUM:
+    case CEF_OP_STR:
+    case CEF_OP_REF:
+        cef_operand(e, i, ev, &a);
+        return cef_expr_eval_true(&a);
 
     default:
-        cef_eval(e, i, ev, &a);
-        return cef_is_true(&a);
+        cef_eval_node(e, i, ev, &a);
+        return cef_expr_eval_true(&a);
     }
 }
 
@@ -1162,321 +1167,15 @@ cef_expr_value(const cef_expr_t *e, cef_expr_eval_t *ev, cef_value_t *out)
     cef_val_t  v;
 
     ev->scratch_used = 0;
-    cef_eval(e, e->root, ev, &v);
+    cef_operand(e, e->root, ev, &v);
+    cef_expr_eval_to_value(&v, out);
 
-    switch (v.t) {
-    case CEF_V_BOOL:
-        out->type = CEF_VAL_BOOL;
-        out->u.b = v.u.b;
-        return;
-    case CEF_V_NUM:
-        if (v.u.num == floor(v.u.num) && fabs(v.u.num) <= 9007199254740992.0)
-        {
-            out->type = CEF_VAL_INT;
-            out->u.i = (int64_t) v.u.num;
-        } else {
-            out->type = CEF_VAL_FLOAT;
-            out->u.f = v.u.num;
-        }
-        return;
-    case CEF_V_STR:
-        out->type = CEF_VAL_STR;
-        out->u.s = v.u.s;
-        return;
-    case CEF_V_ARRAY:
-    case CEF_V_MAP:
-        *out = *v.u.v;
-        return;
-    default:
-        out->type = CEF_VAL_NIL;
-        return;
+    /* a whole number that a double holds exactly is an integer */
+
+    if (out->type == CEF_VAL_FLOAT && out->u.f == floor(out->u.f)
+        && fabs(out->u.f) <= 9007199254740992.0)
+    {
+        out->type = CEF_VAL_INT;
+        out->u.i = (int64_t) v.u.num;
     }
-}
-
-
-/* --- explain -------------------------------------------------------------- */
-
-typedef struct {
-    char    *buf;
-    size_t   size;
-    size_t   len;
-} cef_sbuf_t;
-
-
-static void
-cef_sb_printf(cef_sbuf_t *sb, const char *fmt, ...)
-{
-    va_list  args;
-    int      n;
-
-    if (sb->len + 1 >= sb->size) {
-        return;
-    }
-
-    va_start(args, fmt);
-    n = vsnprintf(sb->buf + sb->len, sb->size - sb->len, fmt, args);
-    va_end(args);
-
-    if (n > 0) {
-        sb->len += (size_t) n;
-        if (sb->len >= sb->size) {
-            sb->len = sb->size - 1;
-        }
-    }
-}
-
-
-static void
-cef_sb_str(cef_sbuf_t *sb, cef_span_t s, size_t max)
-{
-    size_t  i;
-    int     c;
-
-    cef_sb_printf(sb, "\"");
-
-    for (i = 0; i < s.len && i < max; i++) {
-        c = (unsigned char) s.data[i];
-
-        if (c == '"' || c == '\\') {
-            cef_sb_printf(sb, "\\%c", c);
-        } else if (c < 0x20 || c == 0x7f) {
-            cef_sb_printf(sb, "\\x%02x", c);
-        } else {
-            cef_sb_printf(sb, "%c", c);
-        }
-    }
-
-    cef_sb_printf(sb, i < s.len ? "...\"" : "\"");
-}
-
-
-static void
-cef_sb_num(cef_sbuf_t *sb, double d)
-{
-    if (d == floor(d) && fabs(d) < 1e15) {
-        cef_sb_printf(sb, "%.0f", d);
-    } else {
-        cef_sb_printf(sb, "%g", d);
-    }
-}
-
-
-static void
-cef_sb_value(cef_sbuf_t *sb, const cef_value_t *v)
-{
-    size_t      pos = 0;
-    cef_span_t  s;
-    double      d;
-    int         rc, first = 1, count = 0;
-
-    switch (v->type) {
-    case CEF_VAL_NIL:
-        cef_sb_printf(sb, "null");
-        return;
-    case CEF_VAL_BOOL:
-        cef_sb_printf(sb, v->u.b ? "true" : "false");
-        return;
-    case CEF_VAL_INT:
-        cef_sb_printf(sb, "%lld", (long long) v->u.i);
-        return;
-    case CEF_VAL_FLOAT:
-        cef_sb_num(sb, v->u.f);
-        return;
-    case CEF_VAL_STR:
-        cef_sb_str(sb, v->u.s, 80);
-        return;
-    case CEF_VAL_STR_ARRAY:
-        cef_sb_printf(sb, "[");
-        while ((rc = cef_value_array_next(v, &pos, &s)) == 1) {
-            if (++count > 20) {
-                cef_sb_printf(sb, ", ...");
-                break;
-            }
-            cef_sb_printf(sb, first ? "" : ", ");
-            cef_sb_str(sb, s, 40);
-            first = 0;
-        }
-        cef_sb_printf(sb, rc < 0 ? " <malformed>]" : "]");
-        return;
-    case CEF_VAL_NUM_MAP:
-        cef_sb_printf(sb, "{");
-        while ((rc = cef_value_map_next(v, &pos, &s, &d)) == 1) {
-            if (++count > 20) {
-                cef_sb_printf(sb, ", ...");
-                break;
-            }
-            cef_sb_printf(sb, first ? "" : ", ");
-            cef_sb_str(sb, s, 40);
-            cef_sb_printf(sb, ": ");
-            cef_sb_num(sb, d);
-            first = 0;
-        }
-        cef_sb_printf(sb, rc < 0 ? " <malformed>}" : "}");
-        return;
-    default:
-        cef_sb_printf(sb, "<unknown type>");
-    }
-}
-
-
-void
-cef_expr_format_value(const cef_value_t *v, char *buf, size_t size)
-{
-    cef_sbuf_t  sb = { buf, size, 0 };
-
-    if (size == 0) {
-        return;
-    }
-
-    buf[0] = '\0';
-    cef_sb_value(&sb, v);
-}
-
-
-static void
-cef_sb_val(cef_sbuf_t *sb, const cef_expr_t *e, const cef_val_t *v)
-{
-    cef_value_t  cv;
-
-    switch (v->t) {
-    case CEF_V_NULL:
-        cef_sb_printf(sb, "null");
-        return;
-    case CEF_V_BOOL:
-        cef_sb_printf(sb, v->u.b ? "true" : "false");
-        return;
-    case CEF_V_NUM:
-        cef_sb_num(sb, v->u.num);
-        return;
-    case CEF_V_STR:
-        cef_sb_str(sb, v->u.s, 80);
-        return;
-    case CEF_V_LIST:
-        cef_sb_printf(sb, "%.*s", (int) (CEF_NODE(e, v->u.list)->end
-                                         - CEF_NODE(e, v->u.list)->start),
-                      e->src + CEF_NODE(e, v->u.list)->start);
-        return;
-    default:
-        cv = *v->u.v;
-        cef_sb_value(sb, &cv);
-    }
-}
-
-
-static int
-cef_is_literal(const cef_expr_t *e, int32_t i)
-{
-    cef_op_t  op = (cef_op_t) CEF_NODE(e, i)->op;
-
-    return op <= CEF_OP_LIST;
-}
-
-
-static void
-cef_sb_src(cef_sbuf_t *sb, const cef_expr_t *e, int32_t i)
-{
-    const cef_node_t  *n = CEF_NODE(e, i);
-
-    cef_sb_printf(sb, "%.*s", (int) (n->end - n->start), e->src + n->start);
-}
-
-
-static void
-cef_sb_operand(cef_sbuf_t *sb, const cef_expr_t *e, int32_t i,
-    cef_expr_eval_t *ev, int *first)
-{
-    cef_val_t  v;
-
-    if (i < 0 || cef_is_literal(e, i)) {
-        return;
-    }
-
-    cef_eval(e, i, ev, &v);
-    cef_sb_printf(sb, *first ? " (" : ", ");
-    cef_sb_src(sb, e, i);
-    cef_sb_printf(sb, " is ");
-    cef_sb_val(sb, e, &v);
-    *first = 0;
-}
-
-
-static void
-cef_explain(cef_sbuf_t *sb, const cef_expr_t *e, int32_t i,
-    cef_expr_eval_t *ev)
-{
-    const cef_node_t  *n = CEF_NODE(e, i);
-    cef_val_t          v;
-    int                first = 1;
-
-    switch ((cef_op_t) n->op) {
-
-    case CEF_OP_AND:
-        cef_eval(e, n->a, ev, &v);
-        cef_explain(sb, e, cef_is_true(&v) ? n->b : n->a, ev);
-        return;
-
-    case CEF_OP_OR:
-        cef_explain(sb, e, n->a, ev);
-        cef_sb_printf(sb, "; and ");
-        cef_explain(sb, e, n->b, ev);
-        return;
-
-    case CEF_OP_NOT:
-        cef_eval(e, n->a, ev, &v);
-
-        if (v.t == CEF_V_BOOL) {
-            cef_sb_src(sb, e, n->a);
-            cef_sb_printf(sb, " is true");
-        } else {
-            cef_sb_src(sb, e, i);
-            cef_sb_printf(sb, " is null");
-            cef_sb_operand(sb, e, n->a, ev, &first);
-            if (!first) {
-                cef_sb_printf(sb, ")");
-            }
-        }
-        return;
-
-    default:
-        break;
-    }
-
-    cef_eval(e, i, ev, &v);
-    cef_sb_src(sb, e, i);
-    cef_sb_printf(sb, " is ");
-    cef_sb_val(sb, e, &v);
-
-    if (n->op >= CEF_OP_EQ) {
-        cef_sb_operand(sb, e, n->a, ev, &first);
-        cef_sb_operand(sb, e, n->b, ev, &first);
-
-        if (!first) {
-            cef_sb_printf(sb, ")");
-        }
-    }
-}
-
-
-int
-cef_expr_explain(const cef_expr_t *e, cef_expr_eval_t *ev, char *buf,
-    size_t size)
-{
-    cef_sbuf_t  sb = { buf, size, 0 };
-    int         m;
-
-    if (size) {
-        buf[0] = '\0';
-    }
-
-    m = cef_expr_match(e, ev);
-
-    if (m) {
-        cef_sb_src(&sb, e, e->root);
-        cef_sb_printf(&sb, " is true");
-
-    } else {
-        cef_explain(&sb, e, e->root, ev);
-    }
-
-    return m;
 }

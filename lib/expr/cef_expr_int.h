@@ -2,9 +2,13 @@
  * Copyright (C) ngx_cef_module developers
  *
  * lib/expr internals, shared by the lexer (cef_expr_lex.c: cef_expr_lex_*),
- * the compiler (cef_expr.c), the evaluator (cef_expr_eval.c) and the
- * templates (cef_template.c).  Nothing outside lib/expr includes this: the
- * folder's API is cef_expr.h and cef_template.h.
+ * the compiler (cef_expr.c: allocation; cef_expr_parse.c: the grammar,
+ * cef_expr_parse; cef_expr_symtab.c: references and memo ids,
+ * cef_expr_symtab_*), the evaluator (cef_expr_eval.c: cef_expr_eval_*),
+ * explain (cef_expr_explain.c) and the templates (cef_template.c).  Each
+ * file exports only names that carry its own prefix.  Nothing outside
+ * lib/expr includes this: the folder's API is cef_expr.h and
+ * cef_template.h.
  */
 
 #ifndef CEF_EXPR_INT_H
@@ -213,6 +217,17 @@ typedef struct {
 } cef_val_t;
 
 
+#define CEF_NODE(e, i)  (&(e)->nodes[i])
+
+
+/* the truth of an evaluated value: only true is true (null is not) */
+static inline int
+cef_expr_eval_true(const cef_val_t *v)
+{
+    return v->t == CEF_V_BOOL && v->u.b;
+}
+
+
 #define CEF_EXPR_SCRATCH  4096
 #define CEF_EXPR_MAX_NODES  4096
 
@@ -268,6 +283,35 @@ struct cef_expr_eval_s {
     size_t                 scratch_used;
     char                   scratch[CEF_EXPR_SCRATCH];
 };
+
+
+
+/* cef_expr_eval.c, for cef_expr_explain.c: the value of any node i of e,
+   and the cef_value_t of a value (numbers as CEF_VAL_FLOAT) */
+void cef_expr_eval_node(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
+    cef_val_t *out);
+void cef_expr_eval_to_value(const cef_val_t *v, cef_value_t *out);
+
+
+
+/* cef_expr_symtab.c, for the parser: the reference of a normalized path
+   (found or added; name_off: where the looked-up name starts), the dense
+   id of profile.NAME.KEY's KEY (-1: out of memory); for cef_expr.c: the
+   memo ids of e's comparisons (-1: out of memory) */
+const cef_ref_t *cef_expr_symtab_add(cef_expr_symtab_t *st,
+    cef_ref_kind_t kind, const char *path, size_t plen, size_t name_off);
+int64_t cef_expr_symtab_key(cef_expr_symtab_t *st, uint32_t ref,
+    const char *key, size_t len);
+int cef_expr_symtab_memoise(cef_expr_symtab_t *st, cef_expr_t *e);
+
+
+/* cef_expr_parse.c: what cef_expr_parse() parses e->src as */
+#define CEF_COMPILE_EXPR   0
+#define CEF_COMPILE_PATH   1
+#define CEF_COMPILE_COND   2
+
+int cef_expr_parse(cef_expr_symtab_t *st, cef_expr_t *e, size_t len,
+    cef_expr_error_t *err, int what);
 
 
 #endif /* CEF_EXPR_INT_H */

@@ -196,21 +196,46 @@ cef_persona_set_bool(cef_persona_t *p, const char *path, int b)
 }
 
 
+/*
+ * An array (nums NULL) or a map (a number after each key) of n strings,
+ * encoded as the store encodes it.
+ */
 static int
-cef_persona_set_packed(cef_persona_t *p, const char *path,
-    cef_value_type_t type, msgpack_sbuffer *sb, size_t n)
+cef_persona_set_seq(cef_persona_t *p, const char *path, cef_value_type_t type,
+    const cef_span_t *strs, const double *nums, size_t n)
 {
-    cef_value_t  v;
-    int          rc;
+    msgpack_sbuffer  sb;
+    msgpack_packer   pk;
+    cef_value_t      v;
+    size_t           i;
+    int              rc;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+
+    for (i = 0; i < n; i++) {
+        msgpack_pack_str(&pk, strs[i].len);
+        msgpack_pack_str_body(&pk, strs[i].data, strs[i].len);
+
+        if (nums == NULL) {
+            continue;
+        }
+
+        if (nums[i] == floor(nums[i]) && fabs(nums[i]) < 1e15) {
+            msgpack_pack_int64(&pk, (int64_t) nums[i]);
+        } else {
+            msgpack_pack_double(&pk, nums[i]);
+        }
+    }
 
     memset(&v, 0, sizeof(v));
     v.type = type;
-    v.u.seq.raw = (const uint8_t *) sb->data;
-    v.u.seq.len = sb->size;
+    v.u.seq.raw = (const uint8_t *) sb.data;
+    v.u.seq.len = sb.size;
     v.u.seq.n = (uint32_t) n;
 
     rc = cef_persona_set(p, path, &v);
-    msgpack_sbuffer_destroy(sb);
+    msgpack_sbuffer_destroy(&sb);
 
     return rc;
 }
@@ -220,19 +245,7 @@ int
 cef_persona_set_array(cef_persona_t *p, const char *path,
     const cef_span_t *items, size_t n)
 {
-    msgpack_sbuffer  sb;
-    msgpack_packer   pk;
-    size_t           i;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-
-    for (i = 0; i < n; i++) {
-        msgpack_pack_str(&pk, items[i].len);
-        msgpack_pack_str_body(&pk, items[i].data, items[i].len);
-    }
-
-    return cef_persona_set_packed(p, path, CEF_VAL_STR_ARRAY, &sb, n);
+    return cef_persona_set_seq(p, path, CEF_VAL_STR_ARRAY, items, NULL, n);
 }
 
 
@@ -240,25 +253,7 @@ int
 cef_persona_set_map(cef_persona_t *p, const char *path,
     const cef_span_t *keys, const double *nums, size_t n)
 {
-    msgpack_sbuffer  sb;
-    msgpack_packer   pk;
-    size_t           i;
-
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-
-    for (i = 0; i < n; i++) {
-        msgpack_pack_str(&pk, keys[i].len);
-        msgpack_pack_str_body(&pk, keys[i].data, keys[i].len);
-
-        if (nums[i] == floor(nums[i]) && fabs(nums[i]) < 1e15) {
-            msgpack_pack_int64(&pk, (int64_t) nums[i]);
-        } else {
-            msgpack_pack_double(&pk, nums[i]);
-        }
-    }
-
-    return cef_persona_set_packed(p, path, CEF_VAL_NUM_MAP, &sb, n);
+    return cef_persona_set_seq(p, path, CEF_VAL_NUM_MAP, keys, nums, n);
 }
 
 

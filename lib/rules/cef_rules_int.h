@@ -3,11 +3,16 @@
  *
  * lib/rules internals: the compiled rule set, shared by the loader
  * (cef_rules_load.c), cef_rules.c and lib/decision's loop
- * (cef_decision.c), the one reader outside the folder.
+ * (cef_decision.c), the one reader outside the folder; then the loader's
+ * own internals (its state, and what cef_rules_load.c, cef_rules_yaml.c,
+ * cef_rules_offers.c and cef_rules_plugins.c export to one another, each
+ * under its file's prefix), which lib/decision does not use.
  */
 
 #ifndef CEF_RULES_INT_H
 #define CEF_RULES_INT_H
+
+#include <yaml.h>                 /* the loader's part, below */
 
 #include "cef_rules.h"
 #include "cef_plugins.h"
@@ -73,6 +78,109 @@ struct cef_rules_s {
 
 /* Build rs->plan from rs->order; 0, or -1 when out of memory. */
 int cef_rules_plan(cef_rules_t *rs);
+
+
+/*
+ * The loader (cef_rules_load.c, cef_rules_yaml.c, cef_rules_offers.c,
+ * cef_rules_plugins.c) and nothing else: lib/decision never uses it.
+ */
+
+typedef struct {
+    const char  **keys;
+    uint32_t     *vals;
+    uint32_t      n;
+    uint32_t      cap;      /* power of two */
+} cef_names_t;
+
+
+typedef struct {
+    const char          *buf;
+    size_t               len;
+    yaml_document_t      doc;
+    cef_rules_errors_t  *errs;
+    cef_rules_t         *rs;
+    cef_names_t          offer_names;
+    cef_names_t          rule_names;
+    cef_names_t          slot_names;
+    const char         **offer_list;   /* NULL-terminated, for hints */
+    int                  full;
+    int                  doc_ok;       /* the root is a mapping */
+
+    const cef_plugins_t *ps;
+    const char          *offer_keys[32];  /* base keys + plugins' keys */
+    yaml_node_t         *slots;
+    yaml_node_t         *plugins;
+    struct {
+        uint32_t         offer;
+        yaml_node_t     *key;
+        yaml_node_t     *val;
+    }                   *extra;          /* plugin keys of offers */
+    uint32_t             nextra;
+    uint32_t            *slot_rule;      /* cef_rule_show() */
+    uint32_t            *slot_offer;
+    void               **allocs;         /* cef_conf_t arrays */
+    uint32_t             nallocs;
+
+    struct {                             /* cef_value_index() */
+        yaml_node_t     *node;
+        size_t           verbatim;       /* quoted, plain: bytes of the
+                                            value written as is */
+        size_t           indent;         /* literal: the content's indent */
+        size_t          *nl;             /* literal: offsets of newlines */
+        size_t           nnl;
+    }                    pos;
+} cef_loader_t;
+
+
+#define cef_rules_load_error(ld, node, ...)                                  \
+    cef_rules_load_error_at(ld, (node)->start_mark.line + 1,                 \
+                            (node)->start_mark.column + 1, __VA_ARGS__)
+
+
+/* cef_rules_load.c: errors at a line and column (cef_rules_load_error: at
+   a node), arrays that grow by doubling, strdup, the string -> index
+   tables */
+void cef_rules_load_error_at(cef_loader_t *ld, size_t line, size_t col,
+    const char *fmt, ...);
+void *cef_rules_load_grow(void *v, size_t n, size_t size);
+char *cef_rules_load_strdup(const char *s);
+int cef_rules_load_names_find(const cef_names_t *t, const char *key,
+    uint32_t *val);
+int cef_rules_load_names_add(cef_names_t *t, const char *key, uint32_t val);
+void cef_rules_load_names_free(cef_names_t *t);
+
+/* cef_rules_yaml.c: the document built from libyaml's events (nesting
+   capped), typed reads of its nodes and keys with hints, and the line and
+   column of an offset inside a scalar */
+int cef_rules_yaml_load(cef_loader_t *ld, yaml_parser_t *parser);
+yaml_node_t *cef_rules_yaml_node(cef_loader_t *ld, int id);
+const char *cef_rules_yaml_scalar(yaml_node_t *n);
+const char *cef_rules_yaml_kind(yaml_node_t *n);
+const char *cef_rules_yaml_key(cef_loader_t *ld, yaml_node_t *key,
+    const char *const *valid, const char *where);
+int cef_rules_yaml_dup_key(cef_loader_t *ld, yaml_node_t *key,
+    const char *const *valid, const char *k, unsigned *seen);
+const char *cef_rules_yaml_want_string(cef_loader_t *ld, yaml_node_t *v,
+    const char *what);
+int cef_rules_yaml_want_number(cef_loader_t *ld, yaml_node_t *v,
+    const char *what, double *out);
+/* cef_rules_yaml_ref_site()'s data: the scalar an expression is written in */
+typedef struct {
+    cef_loader_t  *ld;
+    yaml_node_t   *n;
+} cef_ref_site_t;
+
+void cef_rules_yaml_ref_site(void *data, uint32_t ref, size_t offset);
+void cef_rules_yaml_value_err(cef_loader_t *ld, yaml_node_t *n, size_t off,
+    const char *what, const char *msg);
+
+/* cef_rules_offers.c: the offers: section (offer keys: ours, without the
+   plugins' own) */
+extern const char  *cef_rules_offers_keys[];
+void cef_rules_offers_load(cef_loader_t *ld, yaml_node_t *offers);
+
+/* cef_rules_plugins.c: the slots: and plugins: sections */
+void cef_rules_plugins_load(cef_loader_t *ld);
 
 
 #endif /* CEF_RULES_INT_H */
