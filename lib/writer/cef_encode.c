@@ -19,16 +19,6 @@
 #include "cef_encode.h"
 
 
-#define CEF_EXT_INTERNED  1
-#define CEF_EXT_DEC_MIN   16
-
-
-static const double  cef_pow10[] = {
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
-    1e13, 1e14, 1e15
-};
-
-
 static int
 cef_encode_intern_init(cef_encode_intern_t *t, uint32_t max)
 {
@@ -283,20 +273,20 @@ cef_encode_double(msgpack_packer *pk, double x, int was_float32)
     if (isfinite(x) && !(x == 0 && signbit(x))) {
 
         for (e = 0; e < 16; e++) {
-            y = x * cef_pow10[e];
+            y = x * cef_value_pow10[e];
             if (y > 2147483647.0 || y < -2147483648.0) {
                 break;
             }
 
             r = (double) (int64_t) (y + (y >= 0 ? 0.5 : -0.5));
 
-            if (r / cef_pow10[e] == x) {
+            if (r / cef_value_pow10[e] == x) {
                 m = (int64_t) r;
                 w = (m >= -128 && m <= 127) ? 1
                     : (m >= -32768 && m <= 32767) ? 2 : 4;
                 cef_encode_be(b, (uint64_t) m, w);
                 return msgpack_pack_ext_with_body(pk, b, w,
-                                                  CEF_EXT_DEC_MIN + e);
+                                                  CEF_VALUE_EXT_DEC_MIN + e);
             }
         }
     }
@@ -399,7 +389,7 @@ cef_encode_scalar_str(cef_encode_t *e, msgpack_packer *pk, const char *s,
         if (id >= 0 && cef_encode_ext_size(id) < cef_encode_str_size(len)) {
             w = id < 256 ? 1 : id < 65536 ? 2 : 4;
             cef_encode_be(b, (uint64_t) id, w);
-            return msgpack_pack_ext_with_body(pk, b, w, CEF_EXT_INTERNED);
+            return msgpack_pack_ext_with_body(pk, b, w, CEF_VALUE_EXT_INTERNED);
         }
     }
 
