@@ -49,29 +49,17 @@ cef_encode_intern_free(cef_encode_intern_t *t)
 int64_t
 cef_encode_intern_find(const cef_encode_intern_t *t, const char *s, size_t len)
 {
-    uint32_t           slot, id;
-    const cef_span_t  *e;
+    cef_span_t  span = { s, len };
 
-    slot = cef_dict_hash(s, len) & t->mask;
-
-    for ( ;; slot = (slot + 1) & t->mask) {
-        id = t->table[slot];
-        if (id == 0) {
-            return -1;
-        }
-
-        e = &t->spans[id - 1];
-        if (e->len == len && (len == 0 || memcmp(e->data, s, len) == 0)) {
-            return id - 1;
-        }
-    }
+    return cef_dict_probe(t->table, t->mask, t->spans, t->n,
+                          cef_dict_hash(s, len), span);
 }
 
 
 static int
 cef_encode_intern_grow(cef_encode_intern_t *t)
 {
-    uint32_t   size, i, slot;
+    uint32_t   size, i;
     uint32_t  *table;
 
     size = (t->mask + 1) * 2;
@@ -81,11 +69,8 @@ cef_encode_intern_grow(cef_encode_intern_t *t)
     }
 
     for (i = 0; i < t->n; i++) {
-        slot = cef_dict_hash(t->spans[i].data, t->spans[i].len) & (size - 1);
-        while (table[slot]) {
-            slot = (slot + 1) & (size - 1);
-        }
-        table[slot] = i + 1;
+        cef_dict_slot_put(table, size - 1,
+                          cef_dict_hash(t->spans[i].data, t->spans[i].len), i);
     }
 
     free(t->table);
@@ -100,7 +85,7 @@ int64_t
 cef_encode_intern_add(cef_encode_intern_t *t, const char *s, size_t len)
 {
     int64_t      id;
-    uint32_t     slot, ncap;
+    uint32_t     ncap;
     char        *copy;
     cef_span_t  *spans;
 
@@ -140,11 +125,7 @@ cef_encode_intern_add(cef_encode_intern_t *t, const char *s, size_t len)
     t->spans[t->n].data = copy;
     t->spans[t->n].len = len;
 
-    slot = cef_dict_hash(s, len) & t->mask;
-    while (t->table[slot]) {
-        slot = (slot + 1) & t->mask;
-    }
-    t->table[slot] = t->n + 1;
+    cef_dict_slot_put(t->table, t->mask, cef_dict_hash(s, len), t->n);
 
     t->n++;
     t->tab.s = t->spans;
