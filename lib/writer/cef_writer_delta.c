@@ -582,7 +582,7 @@ cef_w_apply_pass(cef_writer_t *w, int dry, cef_writer_result_t *res)
             }
         }
 
-        rc = cef_input_next(w->in, &rec, w->err, w->errlen);
+        rc = cef_w_next_record(w, &rec, &records);
 
         if (rc < 0) {
             return CEF_WRITER_EINPUT;
@@ -591,10 +591,6 @@ cef_w_apply_pass(cef_writer_t *w, int dry, cef_writer_result_t *res)
         if (rc == 0) {
             break;
         }
-
-        records++;
-        w->rec_no = cef_input_record(w->in);
-        w->rec_off = cef_input_offset(w->in);
 
         if (!dry) {
             cef_w_progress(w, records, 0);

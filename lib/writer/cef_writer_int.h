@@ -197,6 +197,8 @@ int cef_w_encode_attrs(cef_writer_t *w, const msgpack_object *attrs);
 
 int cef_w_grow(cef_writer_t *w, uint8_t **buf, size_t *cap, size_t need);
 void cef_w_progress(cef_writer_t *w, uint64_t records, int done);
+int cef_w_next_record(cef_writer_t *w, const msgpack_object **rec,
+    uint64_t *records);
 
 /* cef_writer_profile.c */
 
