@@ -804,14 +804,9 @@ cef_writer_apply(const cef_writer_conf_t *conf, cef_input_t *in,
     struct stat   st;
     cef_writer_t  w;
 
-    memset(&w, 0, sizeof(w));
+    cef_w_init(&w, conf, in, err, errlen);
     memset(res, 0, sizeof(cef_writer_result_t));
     path[0] = '\0';
-    w.conf = conf;
-    w.in = in;
-    w.err = err;
-    w.errlen = errlen;
-    w.lockfd = -1;
     err[0] = '\0';
 
     rc = cef_w_open_current(&w, path, sizeof(path), &gen);

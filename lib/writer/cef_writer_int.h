@@ -159,6 +159,8 @@ int cef_w_reserve_lock(cef_writer_t *w, const char *dir, off_t size,
     mode_t mode);
 int cef_w_share(cef_writer_t *w, const char *gen);
 int cef_w_lock(cef_writer_t *w, int create);
+void cef_w_init(cef_writer_t *w, const cef_writer_conf_t *conf,
+    cef_input_t *in, char *err, size_t errlen);
 void cef_w_cleanup(cef_writer_t *w);
 void cef_w_close(cef_writer_t *w);
 int cef_w_txn_begin(cef_writer_t *w, unsigned dbflags);

@@ -769,14 +769,9 @@ cef_writer_load(const cef_writer_conf_t *conf, cef_input_t *in,
     cef_w_hook_t  hook;
     cef_writer_t  w;
 
-    memset(&w, 0, sizeof(w));
+    cef_w_init(&w, conf, in, err, errlen);
     memset(res, 0, sizeof(cef_writer_result_t));
     hook.conf.ident = NULL;
-    w.conf = conf;
-    w.in = in;
-    w.err = err;
-    w.errlen = errlen;
-    w.lockfd = -1;
     err[0] = '\0';
 
     rc = cef_w_lock(&w, 1);
@@ -869,9 +864,7 @@ cef_writer_load(const cef_writer_conf_t *conf, cef_input_t *in,
 
     hook.conf = *conf;
     hook.conf.ident = cef_identity_dup(conf->ident);
-    memset(&hook.w, 0, sizeof(hook.w));
-    hook.w.conf = &hook.conf;
-    hook.w.lockfd = -1;
+    cef_w_init(&hook.w, &hook.conf, NULL, NULL, 0);
 
     if (hook.conf.ident == NULL
         || cef_input_start_thread(in, cef_w_load_hook, &hook,
