@@ -142,6 +142,20 @@ cef_store_cache_init(cef_store_cache_t *c, uint64_t n)
 }
 
 
+/* A lookup outside a session: 1 with the message set, else 0. */
+
+static int
+cef_store_no_session(cef_store_t *s)
+{
+    if (s->gen->active) {
+        return 0;
+    }
+
+    cef_store_seterr(s, "no session is open");
+    return 1;
+}
+
+
 /*
  * mdb_get() through a cache.  Returns 0 with *p and *len, MDB_NOTFOUND, or an
  * LMDB error.
@@ -190,6 +204,24 @@ cef_store_get(cef_store_gen_t *g, cef_store_cache_t *c, MDB_dbi dbi,
     *len = v.mv_size;
 
     return rc;
+}
+
+
+/*
+ * What a session's lookup answers when cef_store_get() did not find a
+ * value: CEF_STORE_NOTFOUND, or CEF_STORE_ERROR with the message
+ * "WHAT lookup: <LMDB's reason>".
+ */
+
+static int
+cef_store_get_failed(cef_store_t *s, int rc, const char *what)
+{
+    if (rc == MDB_NOTFOUND) {
+        return CEF_STORE_NOTFOUND;
+    }
+
+    cef_store_seterr(s, "%s lookup: %s", what, mdb_strerror(rc));
+    return CEF_STORE_ERROR;
 }
 
 
@@ -923,8 +955,7 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
     const uint8_t    *blob, *val;
     cef_store_gen_t  *g = s->gen;
 
-    if (!g->active) {
-        cef_store_seterr(s, "no session is open");
+    if (cef_store_no_session(s)) {
         return CEF_STORE_ERROR;
     }
 
@@ -932,14 +963,8 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
 
     rc = cef_store_get(g, &g->cprof, g->prof, group, &group, sizeof(group),
                        &val, &vlen);
-
-    if (rc == MDB_NOTFOUND) {
-        return CEF_STORE_NOTFOUND;
-    }
-
     if (rc != 0) {
-        cef_store_seterr(s, "profile lookup: %s", mdb_strerror(rc));
-        return CEF_STORE_ERROR;
+        return cef_store_get_failed(s, rc, "profile");
     }
 
     if (cef_store_group_slot(val, vlen, number, &blob, &len) != 0) {
@@ -970,8 +995,7 @@ cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
     const uint8_t    *val;
     cef_store_gen_t  *g = s->gen;
 
-    if (!g->active) {
-        cef_store_seterr(s, "no session is open");
+    if (cef_store_no_session(s)) {
         return CEF_STORE_ERROR;
     }
 
@@ -980,14 +1004,8 @@ cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
 
     rc = cef_store_get(g, &g->cindex, g->index, b, key,
                        CEF_STORE_BUCKET_KEY_LEN, &val, &len);
-
-    if (rc == MDB_NOTFOUND) {
-        return CEF_STORE_NOTFOUND;
-    }
-
     if (rc != 0) {
-        cef_store_seterr(s, "key lookup: %s", mdb_strerror(rc));
-        return CEF_STORE_ERROR;
+        return cef_store_get_failed(s, rc, "key");
     }
 
     if (!cef_store_bucket_search(&g->kcfg, val, len, hash, &pos)) {
@@ -1031,8 +1049,7 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
     const uint8_t    *val;
     cef_store_gen_t  *g = s->gen;
 
-    if (!g->active) {
-        cef_store_seterr(s, "no session is open");
+    if (cef_store_no_session(s)) {
         return CEF_STORE_ERROR;
     }
 
@@ -1046,14 +1063,8 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
 
     rc = cef_store_get(g, &g->cids, g->ids, b, key, CEF_STORE_BUCKET_KEY_LEN,
                        &val, &vlen);
-
-    if (rc == MDB_NOTFOUND) {
-        return CEF_STORE_NOTFOUND;
-    }
-
     if (rc != 0) {
-        cef_store_seterr(s, "id lookup: %s", mdb_strerror(rc));
-        return CEF_STORE_ERROR;
+        return cef_store_get_failed(s, rc, "id");
     }
 
     cef_store_bucket_search(&g->icfg, val, vlen, hash, &pos);
@@ -1084,8 +1095,7 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
 int
 cef_store_info(cef_store_t *s, cef_store_info_t *info)
 {
-    if (!s->gen->active) {
-        cef_store_seterr(s, "no session is open");
+    if (cef_store_no_session(s)) {
         return CEF_STORE_ERROR;
     }
 
@@ -1102,8 +1112,7 @@ cef_store_offsets(cef_store_t *s, cef_store_offsets_t *o)
 
     memset(o, 0, sizeof(cef_store_offsets_t));
 
-    if (!s->gen->active) {
-        cef_store_seterr(s, "no session is open");
+    if (cef_store_no_session(s)) {
         return CEF_STORE_ERROR;
     }
 
