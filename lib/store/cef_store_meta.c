@@ -35,6 +35,17 @@ cef_store_meta_int(const msgpack_object *o, int64_t *out)
 }
 
 
+/* A map key (a str: the callers checked) is name. */
+
+static int
+cef_store_meta_key(const msgpack_object *k, const char *name)
+{
+    size_t  n = strlen(name);
+
+    return k->via.str.size == n && memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+
 int
 cef_store_meta_decode(const void *data, size_t len, cef_store_info_t *info)
 {
@@ -62,9 +73,7 @@ cef_store_meta_decode(const void *data, size_t len, cef_store_info_t *info)
             goto done;
         }
 
-#define CEF_KEY(name)                                                        \
-    (k->via.str.size == sizeof(name) - 1                                     \
-     && memcmp(k->via.str.ptr, name, sizeof(name) - 1) == 0)
+#define CEF_KEY(name)  cef_store_meta_key(k, name)
 
         if (CEF_KEY("snapshot_id")) {
             if (v->type != MSGPACK_OBJECT_STR) {
@@ -161,8 +170,7 @@ cef_store_meta_offsets_decode(const void *data, size_t len,
             goto done;
         }
 
-        if (k->via.str.size == 5 && memcmp(k->via.str.ptr, "topic", 5) == 0)
-        {
+        if (cef_store_meta_key(k, "topic")) {
             if (v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0
                 || v->via.str.size > CEF_STORE_TOPIC_MAX)
             {
@@ -172,9 +180,7 @@ cef_store_meta_offsets_decode(const void *data, size_t len,
             o->topic[v->via.str.size] = '\0';
             topic = 1;
 
-        } else if (k->via.str.size == 7
-                   && memcmp(k->via.str.ptr, "offsets", 7) == 0)
-        {
+        } else if (cef_store_meta_key(k, "offsets")) {
             if (v->type != MSGPACK_OBJECT_MAP) {
                 goto done;
             }
