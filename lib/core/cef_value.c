@@ -281,6 +281,19 @@ cef_value_seq_header(const uint8_t *p, size_t len, size_t *pos, int map,
 }
 
 
+/* The view of a sequence checked at p[start, end): cnt elements or pairs. */
+static void
+cef_value_seq_view(cef_value_t *out, cef_value_type_t type, const uint8_t *p,
+    size_t start, size_t end, uint32_t cnt, const cef_strtab_t *strs)
+{
+    out->type = type;
+    out->u.seq.raw = p + start;
+    out->u.seq.len = end - start;
+    out->u.seq.n = cnt;
+    out->u.seq.strs = strs;
+}
+
+
 int
 cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
     const cef_strtab_t *strs, cef_value_t *out)
@@ -353,11 +366,7 @@ cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
                 return -1;
             }
         }
-        out->type = CEF_VAL_STR_ARRAY;
-        out->u.seq.raw = p + start;
-        out->u.seq.len = i - start;
-        out->u.seq.n = cnt;
-        out->u.seq.strs = strs;
+        cef_value_seq_view(out, CEF_VAL_STR_ARRAY, p, start, i, cnt, strs);
         *pos = i;
         return 0;
     }
@@ -374,11 +383,7 @@ cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
                 return -1;
             }
         }
-        out->type = CEF_VAL_NUM_MAP;
-        out->u.seq.raw = p + start;
-        out->u.seq.len = i - start;
-        out->u.seq.n = cnt;
-        out->u.seq.strs = strs;
+        cef_value_seq_view(out, CEF_VAL_NUM_MAP, p, start, i, cnt, strs);
         *pos = i;
         return 0;
     }
