@@ -171,6 +171,23 @@ cef_w_bucket_get(cef_writer_t *w, MDB_dbi dbi, uint32_t b, size_t extra,
 }
 
 
+/*
+ * The bucket of key h in dbi (items of c's layout) into w->bval: *b its
+ * number, *len its bytes; with room for one more item if insert.
+ */
+
+static int
+cef_w_bucket_of_key(cef_writer_t *w, MDB_dbi dbi,
+    const cef_store_bucket_cfg_t *c, const uint8_t *h, int insert,
+    uint32_t *b, size_t *len)
+{
+    *b = cef_store_bucket_of(c, h);
+
+    return cef_w_bucket_get(w, dbi, *b,
+                            insert ? cef_store_bucket_item_len(c) : 0, len);
+}
+
+
 static int
 cef_w_bucket_put(cef_writer_t *w, MDB_dbi dbi, uint32_t b, size_t len)
 {
@@ -244,9 +261,7 @@ cef_w_index_del(cef_writer_t *w, const uint8_t *h, uint32_t number)
     size_t    len, pos;
     uint32_t  b;
 
-    b = cef_store_bucket_of(&w->kcfg, h);
-
-    if (cef_w_bucket_get(w, w->index, b, 0, &len) != 0) {
+    if (cef_w_bucket_of_key(w, w->index, &w->kcfg, h, 0, &b, &len) != 0) {
         return -1;
     }
 
@@ -269,13 +284,10 @@ int
 cef_w_index_put(cef_writer_t *w, const uint8_t *h, uint32_t number)
 {
     int       moved = 0;
-    size_t    len, pos, il;
+    size_t    len, pos;
     uint32_t  b;
 
-    b = cef_store_bucket_of(&w->kcfg, h);
-    il = cef_store_bucket_item_len(&w->kcfg);
-
-    if (cef_w_bucket_get(w, w->index, b, il, &len) != 0) {
+    if (cef_w_bucket_of_key(w, w->index, &w->kcfg, h, 1, &b, &len) != 0) {
         return -1;
     }
 
@@ -299,13 +311,10 @@ cef_w_index_put(cef_writer_t *w, const uint8_t *h, uint32_t number)
 int
 cef_w_ids_put(cef_writer_t *w, const uint8_t *h, uint32_t number)
 {
-    size_t    len, pos, il;
+    size_t    len, pos;
     uint32_t  b;
 
-    b = cef_store_bucket_of(&w->icfg, h);
-    il = cef_store_bucket_item_len(&w->icfg);
-
-    if (cef_w_bucket_get(w, w->ids, b, il, &len) != 0) {
+    if (cef_w_bucket_of_key(w, w->ids, &w->icfg, h, 1, &b, &len) != 0) {
         return -1;
     }
 
@@ -322,12 +331,11 @@ cef_w_ids_del(cef_writer_t *w, const uint8_t *h, uint32_t number)
     size_t    len, pos, il;
     uint32_t  b;
 
-    b = cef_store_bucket_of(&w->icfg, h);
-    il = cef_store_bucket_item_len(&w->icfg);
-
-    if (cef_w_bucket_get(w, w->ids, b, 0, &len) != 0) {
+    if (cef_w_bucket_of_key(w, w->ids, &w->icfg, h, 0, &b, &len) != 0) {
         return -1;
     }
+
+    il = cef_store_bucket_item_len(&w->icfg);
 
     cef_store_bucket_search(&w->icfg, w->bval, len, h, &pos);
 
@@ -550,15 +558,13 @@ cef_w_find(cef_writer_t *w, const msgpack_object *id, uint8_t *idh,
     uint32_t *number, cef_stored_t *st)
 {
     size_t    len, pos, il, n, i;
-    uint32_t  cand[16];
+    uint32_t  b, cand[16];
 
     if (cef_w_hash(w, "", 0, id->via.str.ptr, id->via.str.size, idh) != 0) {
         return -1;
     }
 
-    if (cef_w_bucket_get(w, w->ids, cef_store_bucket_of(&w->icfg, idh), 0, &len)
-        != 0)
-    {
+    if (cef_w_bucket_of_key(w, w->ids, &w->icfg, idh, 0, &b, &len) != 0) {
         return -1;
     }
 
