@@ -96,11 +96,39 @@ cef_store_meta_key(const msgpack_object *k, const char *name)
 }
 
 
+/*
+ * Unpack a meta value: one msgpack map whose keys are all strings (with
+ * exact, nothing may follow it).  0 with the map in u->data, or -1.
+ */
+
+static int
+cef_store_meta_map(msgpack_unpacked *u, const void *data, size_t len,
+    int exact)
+{
+    size_t    off = 0;
+    uint32_t  i;
+
+    if (msgpack_unpack_next(u, data, len, &off) != MSGPACK_UNPACK_SUCCESS
+        || (exact && off != len) || u->data.type != MSGPACK_OBJECT_MAP)
+    {
+        return -1;
+    }
+
+    for (i = 0; i < u->data.via.map.size; i++) {
+        if (u->data.via.map.ptr[i].key.type != MSGPACK_OBJECT_STR) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
 int
 cef_store_meta_decode(const void *data, size_t len, cef_store_info_t *info)
 {
     int                            rc = -1;
-    size_t                         off = 0, n;
+    size_t                         n;
     int64_t                        iv;
     uint32_t                       i;
     msgpack_unpacked               u;
@@ -110,19 +138,14 @@ cef_store_meta_decode(const void *data, size_t len, cef_store_info_t *info)
     memset(info, 0, sizeof(cef_store_info_t));
     msgpack_unpacked_init(&u);
 
-    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS
-        || u.data.type != MSGPACK_OBJECT_MAP)
-    {
+    /* trailing bytes after the record are tolerated (as they always were) */
+    if (cef_store_meta_map(&u, data, len, 0) != 0) {
         goto done;
     }
 
     for (i = 0; i < u.data.via.map.size; i++) {
         k = &u.data.via.map.ptr[i].key;
         v = &u.data.via.map.ptr[i].val;
-
-        if (k->type != MSGPACK_OBJECT_STR) {
-            goto done;
-        }
 
         if (cef_store_meta_key(k, "snapshot_id")) {
             if (v->type != MSGPACK_OBJECT_STR) {
@@ -171,7 +194,6 @@ cef_store_meta_offsets_decode(const void *data, size_t len,
     cef_store_offsets_t *o)
 {
     int                    rc = -1, topic = 0, offsets = 0;
-    size_t                 off = 0;
     uint32_t               i, j;
     msgpack_unpacked       u;
     const msgpack_object  *k, *v, *pk, *pv;
@@ -184,19 +206,13 @@ cef_store_meta_offsets_decode(const void *data, size_t len,
 
     msgpack_unpacked_init(&u);
 
-    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS
-        || off != len || u.data.type != MSGPACK_OBJECT_MAP)
-    {
+    if (cef_store_meta_map(&u, data, len, 1) != 0) {
         goto done;
     }
 
     for (i = 0; i < u.data.via.map.size; i++) {
         k = &u.data.via.map.ptr[i].key;
         v = &u.data.via.map.ptr[i].val;
-
-        if (k->type != MSGPACK_OBJECT_STR) {
-            goto done;
-        }
 
         if (cef_store_meta_key(k, "topic")) {
             if (v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0
