@@ -985,13 +985,38 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
 }
 
 
+/*
+ * The bucket of hash in an index (dbi "index" with kcfg, or "ids" with
+ * icfg), through the session's cache: CEF_STORE_OK with *val and *len,
+ * CEF_STORE_NOTFOUND or CEF_STORE_ERROR (cef_store_get_failed()).
+ */
+static inline int
+cef_store_get_bucket(cef_store_t *s, cef_store_cache_t *c, MDB_dbi dbi,
+    const cef_store_bucket_cfg_t *cfg, const uint8_t *hash,
+    const uint8_t **val, size_t *len, const char *what)
+{
+    int       rc;
+    uint8_t   key[CEF_STORE_BUCKET_KEY_LEN];
+    uint32_t  b;
+
+    b = cef_store_bucket_of(cfg, hash);
+    cef_store_bucket_key(b, key);
+
+    rc = cef_store_get(s->gen, c, dbi, b, key, CEF_STORE_BUCKET_KEY_LEN, val,
+                       len);
+    if (rc != 0) {
+        return cef_store_get_failed(s, rc, what);
+    }
+
+    return CEF_STORE_OK;
+}
+
+
 int
 cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
 {
     int               rc;
     size_t            pos, len;
-    uint8_t           key[CEF_STORE_BUCKET_KEY_LEN];
-    uint32_t          b;
     const uint8_t    *val;
     cef_store_gen_t  *g = s->gen;
 
@@ -999,13 +1024,10 @@ cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
         return CEF_STORE_ERROR;
     }
 
-    b = cef_store_bucket_of(&g->kcfg, hash);
-    cef_store_bucket_key(b, key);
-
-    rc = cef_store_get(g, &g->cindex, g->index, b, key,
-                       CEF_STORE_BUCKET_KEY_LEN, &val, &len);
-    if (rc != 0) {
-        return cef_store_get_failed(s, rc, "key");
+    rc = cef_store_get_bucket(s, &g->cindex, g->index, &g->kcfg, hash, &val,
+                              &len, "key");
+    if (rc != CEF_STORE_OK) {
+        return rc;
     }
 
     if (!cef_store_bucket_search(&g->kcfg, val, len, hash, &pos)) {
@@ -1044,8 +1066,6 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
     int               rc;
     size_t            pos, n, vlen;
     uint8_t           hash[CEF_IDENTITY_HASH_LEN];
-    uint8_t           key[CEF_STORE_BUCKET_KEY_LEN];
-    uint32_t          b;
     const uint8_t    *val;
     cef_store_gen_t  *g = s->gen;
 
@@ -1058,13 +1078,10 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
         return CEF_STORE_ERROR;
     }
 
-    b = cef_store_bucket_of(&g->icfg, hash);
-    cef_store_bucket_key(b, key);
-
-    rc = cef_store_get(g, &g->cids, g->ids, b, key, CEF_STORE_BUCKET_KEY_LEN,
-                       &val, &vlen);
-    if (rc != 0) {
-        return cef_store_get_failed(s, rc, "id");
+    rc = cef_store_get_bucket(s, &g->cids, g->ids, &g->icfg, hash, &val,
+                              &vlen, "id");
+    if (rc != CEF_STORE_OK) {
+        return rc;
     }
 
     cef_store_bucket_search(&g->icfg, val, vlen, hash, &pos);
