@@ -28,6 +28,44 @@
 
 #define CEF_BUCKETS  10000
 
+#define CEF_BUCKET_FNV_OFFSET  0xcbf29ce484222325ULL
+#define CEF_BUCKET_FNV_PRIME   0x100000001b3ULL
+
+
+/*
+ * The two halves of the hash above, for any other 64-bit digest that wants
+ * the same mixing (the decision record's profile digest): FNV-1a-64 over
+ * len bytes, continuing from h (start from CEF_BUCKET_FNV_OFFSET), and
+ * MurmurHash3's 64-bit finaliser, after which every input bit affects every
+ * output bit.  Inline: they sit on the per-request path.
+ */
+static inline uint64_t
+cef_bucket_fnv(uint64_t h, const void *data, size_t len)
+{
+    const uint8_t  *p = data;
+    size_t          i;
+
+    for (i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= CEF_BUCKET_FNV_PRIME;
+    }
+
+    return h;
+}
+
+
+static inline uint64_t
+cef_bucket_mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+
+    return h;
+}
+
 
 /* The 64-bit hash above (exposed for sticky choices and tests). */
 uint64_t cef_bucket_hash(const char *salt, size_t slen, const char *id,

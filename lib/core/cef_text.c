@@ -53,17 +53,6 @@ cef_text_utf8_len(const uint8_t *p, size_t n)
 }
 
 
-static size_t
-cef_text_put(char *buf, size_t size, size_t at, const char *s, size_t n)
-{
-    if (n && at < size) {
-        memcpy(buf + at, s, n <= size - at ? n : size - at);
-    }
-
-    return at + n;
-}
-
-
 size_t
 cef_text_escape_ctl(const char *src, size_t len, char *buf, size_t size)
 {

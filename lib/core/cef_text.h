@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 
 /*
@@ -45,6 +46,24 @@ size_t cef_text_utf8_len(const uint8_t *p, size_t n);
  */
 size_t cef_text_escape_ctl(const char *src, size_t len, char *buf,
     size_t size);
+
+/*
+ * Append n bytes of s at offset at of buf (size bytes), copying what fits,
+ * and return at + n: the length the whole output would have.  A writer
+ * that calls it for every piece returns its full length whatever size was,
+ * so callers can size a buffer with a first call (the contract of
+ * cef_text_escape_ctl() and the template renderer).  Inline: it runs for
+ * every piece of every rendered offer.
+ */
+static inline size_t
+cef_text_put(char *buf, size_t size, size_t at, const char *s, size_t n)
+{
+    if (n && at < size) {
+        memcpy(buf + at, s, n <= size - at ? n : size - at);
+    }
+
+    return at + n;
+}
 
 
 #endif /* CEF_TEXT_H */

@@ -11,12 +11,7 @@
 #include "cef_value.h"
 
 
-#define CEF_EXT_INTERNED  1
-#define CEF_EXT_DEC_MIN   16
-#define CEF_EXT_DEC_MAX   31
-
-
-static const double  cef_pow10[] = {
+const double  cef_value_pow10[] = {
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
     1e13, 1e14, 1e15
 };
@@ -217,12 +212,12 @@ cef_value_num(const uint8_t *p, size_t len, size_t *pos, double *num,
             return -1;
         }
         type = (int8_t) p[i + 1];
-        if (type < CEF_EXT_DEC_MIN || type > CEF_EXT_DEC_MAX) {
+        if (type < CEF_VALUE_EXT_DEC_MIN || type > CEF_VALUE_EXT_DEC_MAX) {
             return -1;
         }
         m = cef_be_signed(p + i + 2, n);
         out->type = CEF_VAL_FLOAT;
-        out->u.f = (double) m / cef_pow10[type - CEF_EXT_DEC_MIN];
+        out->u.f = (double) m / cef_value_pow10[type - CEF_VALUE_EXT_DEC_MIN];
         *pos = i + 2 + n;
         goto done;
     }
@@ -286,6 +281,19 @@ cef_value_seq_header(const uint8_t *p, size_t len, size_t *pos, int map,
 }
 
 
+/* The view of a sequence checked at p[start, end): cnt elements or pairs. */
+static void
+cef_value_seq_view(cef_value_t *out, cef_value_type_t type, const uint8_t *p,
+    size_t start, size_t end, uint32_t cnt, const cef_strtab_t *strs)
+{
+    out->type = type;
+    out->u.seq.raw = p + start;
+    out->u.seq.len = end - start;
+    out->u.seq.n = cnt;
+    out->u.seq.strs = strs;
+}
+
+
 int
 cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
     const cef_strtab_t *strs, cef_value_t *out)
@@ -332,7 +340,7 @@ cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
     }
 
     if (c >= 0xd4 && c <= 0xd6 && i + 1 < len
-        && (int8_t) p[i + 1] == CEF_EXT_INTERNED)
+        && (int8_t) p[i + 1] == CEF_VALUE_EXT_INTERNED)
     {
         n = (size_t) 1 << (c - 0xd4);
         if (len - i < 2 + n) {
@@ -358,11 +366,7 @@ cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
                 return -1;
             }
         }
-        out->type = CEF_VAL_STR_ARRAY;
-        out->u.seq.raw = p + start;
-        out->u.seq.len = i - start;
-        out->u.seq.n = cnt;
-        out->u.seq.strs = strs;
+        cef_value_seq_view(out, CEF_VAL_STR_ARRAY, p, start, i, cnt, strs);
         *pos = i;
         return 0;
     }
@@ -379,11 +383,7 @@ cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
                 return -1;
             }
         }
-        out->type = CEF_VAL_NUM_MAP;
-        out->u.seq.raw = p + start;
-        out->u.seq.len = i - start;
-        out->u.seq.n = cnt;
-        out->u.seq.strs = strs;
+        cef_value_seq_view(out, CEF_VAL_NUM_MAP, p, start, i, cnt, strs);
         *pos = i;
         return 0;
     }

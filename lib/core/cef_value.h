@@ -30,6 +30,21 @@ typedef struct {
 #define cef_span_lit(s)  ((cef_span_t) { (s), sizeof(s) - 1 })
 
 
+/*
+ * The store's msgpack extension types (docs/store.md), read here and
+ * written by lib/writer's encoder: an interned string (its index in the
+ * dictionary), and a short decimal m / 10^(type - CEF_VALUE_EXT_DEC_MIN).
+ * cef_value_pow10[e] is 10^e for e = 0 .. 15, so that reader and writer
+ * divide by the very same doubles.
+ */
+#define CEF_VALUE_EXT_INTERNED  1
+#define CEF_VALUE_EXT_DEC_MIN   16
+#define CEF_VALUE_EXT_DEC_MAX   31
+
+extern const double  cef_value_pow10[CEF_VALUE_EXT_DEC_MAX
+                                     - CEF_VALUE_EXT_DEC_MIN + 1];
+
+
 typedef enum {
     CEF_VAL_NIL = 0,
     CEF_VAL_BOOL,

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "cef_record.h"
+#include "cef_bucket.h"
 #include "cef_text.h"
 
 
@@ -108,45 +109,13 @@ cef_record_time_value(cef_ref_kind_t kind, int64_t now, int32_t utc_offset,
 
 /* --- the profile digest --------------------------------------------------- */
 
-#define CEF_FNV64_OFFSET  0xcbf29ce484222325ULL
-#define CEF_FNV64_PRIME   0x100000001b3ULL
-
-
-static uint64_t
-cef_fnv(uint64_t h, const void *data, size_t len)
-{
-    const uint8_t  *p = data;
-    size_t          i;
-
-    for (i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= CEF_FNV64_PRIME;
-    }
-
-    return h;
-}
-
-
 static uint64_t
 cef_fnv_span(uint64_t h, cef_span_t s)
 {
     uint64_t  n = s.len;
 
-    h = cef_fnv(h, &n, sizeof(n));
-    return cef_fnv(h, s.data, s.len);
-}
-
-
-static uint64_t
-cef_mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-
-    return h;
+    h = cef_bucket_fnv(h, &n, sizeof(n));
+    return cef_bucket_fnv(h, s.data, s.len);
 }
 
 
@@ -162,25 +131,25 @@ cef_record_profile_digest(const cef_profile_t *p, uint64_t *out)
     cef_value_t  v;
 
     while ((rc = cef_profile_next(p, &pos, &name, &v)) == 1) {
-        h = cef_fnv_span(CEF_FNV64_OFFSET, name);
+        h = cef_fnv_span(CEF_BUCKET_FNV_OFFSET, name);
         tag = (uint8_t) v.type;
-        h = cef_fnv(h, &tag, 1);
+        h = cef_bucket_fnv(h, &tag, 1);
 
         switch (v.type) {
         case CEF_VAL_BOOL:
             tag = (uint8_t) (v.u.b != 0);
-            h = cef_fnv(h, &tag, 1);
+            h = cef_bucket_fnv(h, &tag, 1);
             break;
 
         case CEF_VAL_INT:
             /* 5 and 5.0 are the same number to the rules */
             num = (double) v.u.i;
-            h = cef_fnv(h, &num, sizeof(num));
+            h = cef_bucket_fnv(h, &num, sizeof(num));
             break;
 
         case CEF_VAL_FLOAT:
             num = v.u.f;
-            h = cef_fnv(h, &num, sizeof(num));
+            h = cef_bucket_fnv(h, &num, sizeof(num));
             break;
 
         case CEF_VAL_STR:
@@ -201,7 +170,7 @@ cef_record_profile_digest(const cef_profile_t *p, uint64_t *out)
             ep = 0;
             while ((rc = cef_value_map_next(&v, &ep, &s, &num)) == 1) {
                 h = cef_fnv_span(h, s);
-                h = cef_fnv(h, &num, sizeof(num));
+                h = cef_bucket_fnv(h, &num, sizeof(num));
             }
             if (rc < 0) {
                 return -1;
@@ -213,14 +182,14 @@ cef_record_profile_digest(const cef_profile_t *p, uint64_t *out)
         }
 
         /* a sum: the order attributes are stored in does not matter */
-        sum += cef_mix(h);
+        sum += cef_bucket_mix(h);
     }
 
     if (rc < 0) {
         return -1;
     }
 
-    *out = cef_mix(sum ^ p->nattrs);
+    *out = cef_bucket_mix(sum ^ p->nattrs);
 
     return 0;
 }

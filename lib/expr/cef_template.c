@@ -319,17 +319,6 @@ cef_template_placeholders(const cef_template_t *t)
 }
 
 
-static size_t
-cef_put(char *buf, size_t size, size_t at, const char *s, size_t n)
-{
-    if (n && at < size) {
-        memcpy(buf + at, s, n <= size - at ? n : size - at);
-    }
-
-    return at + n;
-}
-
-
 size_t
 cef_template_escape(const char *src, size_t len, char *buf, size_t size)
 {
@@ -366,12 +355,12 @@ cef_template_escape(const char *src, size_t len, char *buf, size_t size)
             ent = "\xef\xbf\xbd";    /* U+FFFD */
         }
 
-        at = cef_put(buf, size, at, src + run, i - run);
-        at = cef_put(buf, size, at, ent, strlen(ent));
+        at = cef_text_put(buf, size, at, src + run, i - run);
+        at = cef_text_put(buf, size, at, ent, strlen(ent));
         run = i + 1;
     }
 
-    return cef_put(buf, size, at, src + run, len - run);
+    return cef_text_put(buf, size, at, src + run, len - run);
 }
 
 
@@ -406,18 +395,19 @@ cef_render_value(const cef_tpl_part_t *part, const cef_value_t *v, char *buf,
             num[--n] = '-';
         }
 
-        return cef_put(buf, size, at, num + n, sizeof(num) - (size_t) n);
+        return cef_text_put(buf, size, at, num + n,
+                            sizeof(num) - (size_t) n);
 
     case CEF_VAL_FLOAT:
         if (!isfinite(v->u.f)) {
             break;
         }
         n = snprintf(num, sizeof(num), "%.15g", v->u.f);
-        return cef_put(buf, size, at, num, (size_t) n);
+        return cef_text_put(buf, size, at, num, (size_t) n);
 
     case CEF_VAL_BOOL:
-        return cef_put(buf, size, at, v->u.b ? "true" : "false",
-                       v->u.b ? 4 : 5);
+        return cef_text_put(buf, size, at, v->u.b ? "true" : "false",
+                            v->u.b ? 4 : 5);
 
     case CEF_VAL_STR_ARRAY:
         if (v->u.seq.n == 0) {
@@ -426,7 +416,7 @@ cef_render_value(const cef_tpl_part_t *part, const cef_value_t *v, char *buf,
 
         while ((rc = cef_value_array_next(v, &pos, &s)) == 1) {
             if (!first) {
-                at = cef_put(buf, size, at, ", ", 2);
+                at = cef_text_put(buf, size, at, ", ", 2);
             }
             at += cef_template_escape(s.data, s.len,
                                       at < size ? buf + at : NULL,
@@ -457,8 +447,8 @@ cef_template_render(const cef_template_t *t, cef_expr_eval_t *ev, char *buf,
     cef_value_t   v;
 
     for (i = 0; i < t->nparts; i++) {
-        at = cef_put(buf, size, at, t->parts[i].lit.data,
-                     t->parts[i].lit.len);
+        at = cef_text_put(buf, size, at, t->parts[i].lit.data,
+                          t->parts[i].lit.len);
 
         if (t->parts[i].path == NULL) {
             continue;

@@ -291,6 +291,27 @@ cef_slot_release_held(cef_slot_scanner_t *sc, cef_slot_emit_pt emit,
 
 
 /*
+ * The candidate is not a slot (a marker broke off, the default outgrew
+ * max, or memory ran out): its held bytes pass and scanning goes on
+ * outside a marker.  The input bytes of the candidate pass with the next
+ * run, since run was not moved past them.
+ */
+static int
+cef_slot_candidate_fails(cef_slot_scanner_t *sc, cef_slot_emit_pt emit,
+    void *ctx)
+{
+    int  rc;
+
+    rc = cef_slot_release_held(sc, emit, ctx);
+    if (rc == 0) {
+        sc->state = ST_OUT;
+    }
+
+    return rc;
+}
+
+
+/*
  * Where the next marker may start at or after p[i]: the first '<' that is
  * followed by '!' or is the last byte of the buffer (its next byte is not
  * known yet), or len.  Both markers start with "<!", and '!' is rare in
@@ -493,12 +514,11 @@ cef_slot_scanner_feed(cef_slot_scanner_t *sc, const uint8_t *p, size_t len,
 
             if (m == M_FAIL) {
                 /* the candidate passes; rescan p[i] */
-                rc = cef_slot_release_held(sc, emit, ctx);
+                rc = cef_slot_candidate_fails(sc, emit, ctx);
                 if (rc != 0) {
                     return rc;
                 }
 
-                sc->state = ST_OUT;
                 break;
             }
 
@@ -525,12 +545,11 @@ cef_slot_scanner_feed(cef_slot_scanner_t *sc, const uint8_t *p, size_t len,
                     i += room;
                     sc->stats.oversized++;
 
-                    rc = cef_slot_release_held(sc, emit, ctx);
+                    rc = cef_slot_candidate_fails(sc, emit, ctx);
                     if (rc != 0) {
                         return rc;
                     }
 
-                    sc->state = ST_OUT;
                     break;
                 }
 
@@ -567,12 +586,10 @@ cef_slot_scanner_feed(cef_slot_scanner_t *sc, const uint8_t *p, size_t len,
                 if (sc->def_len > sc->max) {
                     sc->stats.oversized++;
 
-                    rc = cef_slot_release_held(sc, emit, ctx);
+                    rc = cef_slot_candidate_fails(sc, emit, ctx);
                     if (rc != 0) {
                         return rc;
                     }
-
-                    sc->state = ST_OUT;
                 }
 
                 break;
@@ -594,12 +611,11 @@ cef_slot_scanner_feed(cef_slot_scanner_t *sc, const uint8_t *p, size_t len,
                 {
                     sc->stats.nomem++;
 
-                    rc = cef_slot_release_held(sc, emit, ctx);
+                    rc = cef_slot_candidate_fails(sc, emit, ctx);
                     if (rc != 0) {
                         return rc;
                     }
 
-                    sc->state = ST_OUT;
                     break;
                 }
 

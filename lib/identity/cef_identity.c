@@ -106,11 +106,49 @@ cef_identity_read_secret(const char *path, uint8_t *buf, size_t size,
 }
 
 
+/*
+ * One half of HMAC's key schedule (RFC 2104): the inner (0x36) or outer
+ * (0x5c) digest state after absorbing key ^ pad, kept in id.  pad is the
+ * caller's scratch block, which it wipes.
+ */
+static int
+cef_identity_key_pad(cef_identity_t *id, int outer, const EVP_MD *md,
+    const uint8_t key[CEF_HMAC_BLOCK], uint8_t pad[CEF_HMAC_BLOCK])
+{
+    size_t       i;
+    uint8_t      x = outer ? 0x5c : 0x36;
+    EVP_MD_CTX  *ctx = outer ? id->outer : id->inner;
+
+    for (i = 0; i < CEF_HMAC_BLOCK; i++) {
+        pad[i] = key[i] ^ x;
+    }
+
+    if (EVP_DigestInit_ex(ctx, md, NULL) != 1
+        || EVP_DigestUpdate(ctx, pad, CEF_HMAC_BLOCK) != 1)
+    {
+        return -1;
+    }
+
+#if (CEF_IDENTITY_LOWLEVEL)
+    {
+        SHA256_CTX  *sctx = outer ? &id->souter : &id->sinner;
+
+        if (SHA256_Init(sctx) != 1
+            || SHA256_Update(sctx, pad, CEF_HMAC_BLOCK) != 1)
+        {
+            return -1;
+        }
+    }
+#endif
+
+    return 0;
+}
+
+
 cef_identity_t *
 cef_identity_create(const uint8_t *secret, size_t len, char *err,
     size_t errlen)
 {
-    size_t           i;
     unsigned int     dlen;
     const EVP_MD    *md;
     cef_identity_t  *id;
@@ -150,41 +188,11 @@ cef_identity_create(const uint8_t *secret, size_t len, char *err,
         memcpy(key, secret, len);
     }
 
-    for (i = 0; i < CEF_HMAC_BLOCK; i++) {
-        pad[i] = key[i] ^ 0x36;
-    }
-
-    if (EVP_DigestInit_ex(id->inner, md, NULL) != 1
-        || EVP_DigestUpdate(id->inner, pad, CEF_HMAC_BLOCK) != 1)
+    if (cef_identity_key_pad(id, 0, md, key, pad) != 0
+        || cef_identity_key_pad(id, 1, md, key, pad) != 0)
     {
         goto failed;
     }
-
-#if (CEF_IDENTITY_LOWLEVEL)
-    if (SHA256_Init(&id->sinner) != 1
-        || SHA256_Update(&id->sinner, pad, CEF_HMAC_BLOCK) != 1)
-    {
-        goto failed;
-    }
-#endif
-
-    for (i = 0; i < CEF_HMAC_BLOCK; i++) {
-        pad[i] = key[i] ^ 0x5c;
-    }
-
-    if (EVP_DigestInit_ex(id->outer, md, NULL) != 1
-        || EVP_DigestUpdate(id->outer, pad, CEF_HMAC_BLOCK) != 1)
-    {
-        goto failed;
-    }
-
-#if (CEF_IDENTITY_LOWLEVEL)
-    if (SHA256_Init(&id->souter) != 1
-        || SHA256_Update(&id->souter, pad, CEF_HMAC_BLOCK) != 1)
-    {
-        goto failed;
-    }
-#endif
 
     memset(key, 0, sizeof(key));
     memset(pad, 0, sizeof(pad));

@@ -186,39 +186,62 @@ cef_dict_hash(const char *s, size_t len)
 
 
 int64_t
-cef_dict_name_id(const cef_dict_t *dict, cef_span_t name)
+cef_dict_probe(const uint32_t *table, uint32_t mask, const cef_span_t *spans,
+    uint32_t n, uint32_t hash, cef_span_t s)
 {
-    uint32_t           h, slot, id;
-    const cef_span_t  *s;
+    uint32_t           slot, id, i;
+    const cef_span_t  *e;
 
-    if (dict->names_hash == NULL) {
-        return -1;
-    }
-
-    h = cef_dict_hash(name.data, name.len);
-
-    for (slot = h & dict->names_mask; ; slot = (slot + 1) & dict->names_mask)
+    for (slot = hash & mask, i = 0; i <= mask; slot = (slot + 1) & mask, i++)
     {
-        id = dict->names_hash[slot];
-        if (id == 0) {
+        id = table[slot];
+        if (id == 0 || id > n) {
             return -1;
         }
 
-        s = &dict->names.s[id - 1];
+        e = &spans[id - 1];
 
-        if (s->len == name.len
-            && (name.len == 0 || memcmp(s->data, name.data, name.len) == 0))
+        if (e->len == s.len
+            && (s.len == 0 || memcmp(e->data, s.data, s.len) == 0))
         {
             return id - 1;
         }
     }
+
+    return -1;
+}
+
+
+void
+cef_dict_slot_put(uint32_t *table, uint32_t mask, uint32_t hash, uint32_t id)
+{
+    uint32_t  slot;
+
+    for (slot = hash & mask; table[slot] != 0; slot = (slot + 1) & mask) {
+        /* void */
+    }
+
+    table[slot] = id + 1;
+}
+
+
+int64_t
+cef_dict_name_id(const cef_dict_t *dict, cef_span_t name)
+{
+    if (dict->names_hash == NULL) {
+        return -1;
+    }
+
+    return cef_dict_probe(dict->names_hash, dict->names_mask, dict->names.s,
+                          dict->names.n, cef_dict_hash(name.data, name.len),
+                          name);
 }
 
 
 int
 cef_dict_index(cef_dict_t *dict)
 {
-    uint32_t   size, i, slot;
+    uint32_t   size, i;
     uint32_t  *t;
 
     for (size = 16; size < dict->names.n * 2 + 1; size *= 2) { }
@@ -229,14 +252,10 @@ cef_dict_index(cef_dict_t *dict)
     }
 
     for (i = 0; i < dict->names.n; i++) {
-        slot = cef_dict_hash(dict->names.s[i].data, dict->names.s[i].len)
-               & (size - 1);
-
-        while (t[slot] != 0) {
-            slot = (slot + 1) & (size - 1);
-        }
-
-        t[slot] = i + 1;
+        cef_dict_slot_put(t, size - 1,
+                          cef_dict_hash(dict->names.s[i].data,
+                                        dict->names.s[i].len),
+                          i);
     }
 
     free(dict->names_hash);

@@ -128,5 +128,23 @@ int cef_dict_index(cef_dict_t *dict);
 /* The hash cef_dict_t uses for names (FNV-1a, 32 bits). */
 uint32_t cef_dict_hash(const char *s, size_t len);
 
+/*
+ * The index of a table of strings: the dictionary's names_hash, and the
+ * writer's intern tables (lib/writer/cef_encode.c) use the same one.  It
+ * has mask + 1 slots (a power of two) holding id + 1 of spans[id], 0 for
+ * an empty slot, and a string is found by linear probing from
+ * hash & mask, hash = cef_dict_hash(the string).
+ *
+ * cef_dict_probe returns the id of s, or -1 if the table does not hold
+ * it (it stops after mask + 1 slots, and at an id beyond n, so a damaged
+ * table cannot make it loop or read past spans).  cef_dict_slot_put puts
+ * id into the first empty slot from hash; the caller keeps the table less
+ * than full.
+ */
+int64_t cef_dict_probe(const uint32_t *table, uint32_t mask,
+    const cef_span_t *spans, uint32_t n, uint32_t hash, cef_span_t s);
+void cef_dict_slot_put(uint32_t *table, uint32_t mask, uint32_t hash,
+    uint32_t id);
+
 
 #endif /* CEF_PROFILE_H */

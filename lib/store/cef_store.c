@@ -142,6 +142,20 @@ cef_store_cache_init(cef_store_cache_t *c, uint64_t n)
 }
 
 
+/* A lookup outside a session: 1 with the message set, else 0. */
+
+static int
+cef_store_no_session(cef_store_t *s)
+{
+    if (s->gen->active) {
+        return 0;
+    }
+
+    cef_store_seterr(s, "no session is open");
+    return 1;
+}
+
+
 /*
  * mdb_get() through a cache.  Returns 0 with *p and *len, MDB_NOTFOUND, or an
  * LMDB error.
@@ -190,6 +204,24 @@ cef_store_get(cef_store_gen_t *g, cef_store_cache_t *c, MDB_dbi dbi,
     *len = v.mv_size;
 
     return rc;
+}
+
+
+/*
+ * What a session's lookup answers when cef_store_get() did not find a
+ * value: CEF_STORE_NOTFOUND, or CEF_STORE_ERROR with the message
+ * "WHAT lookup: <LMDB's reason>".
+ */
+
+static int
+cef_store_get_failed(cef_store_t *s, int rc, const char *what)
+{
+    if (rc == MDB_NOTFOUND) {
+        return CEF_STORE_NOTFOUND;
+    }
+
+    cef_store_seterr(s, "%s lookup: %s", what, mdb_strerror(rc));
+    return CEF_STORE_ERROR;
 }
 
 
@@ -923,8 +955,7 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
     const uint8_t    *blob, *val;
     cef_store_gen_t  *g = s->gen;
 
-    if (!g->active) {
-        cef_store_seterr(s, "no session is open");
+    if (cef_store_no_session(s)) {
         return CEF_STORE_ERROR;
     }
 
@@ -932,14 +963,8 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
 
     rc = cef_store_get(g, &g->cprof, g->prof, group, &group, sizeof(group),
                        &val, &vlen);
-
-    if (rc == MDB_NOTFOUND) {
-        return CEF_STORE_NOTFOUND;
-    }
-
     if (rc != 0) {
-        cef_store_seterr(s, "profile lookup: %s", mdb_strerror(rc));
-        return CEF_STORE_ERROR;
+        return cef_store_get_failed(s, rc, "profile");
     }
 
     if (cef_store_group_slot(val, vlen, number, &blob, &len) != 0) {
@@ -960,34 +985,49 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
 }
 
 
+/*
+ * The bucket of hash in an index (dbi "index" with kcfg, or "ids" with
+ * icfg), through the session's cache: CEF_STORE_OK with *val and *len,
+ * CEF_STORE_NOTFOUND or CEF_STORE_ERROR (cef_store_get_failed()).
+ */
+static inline int
+cef_store_get_bucket(cef_store_t *s, cef_store_cache_t *c, MDB_dbi dbi,
+    const cef_store_bucket_cfg_t *cfg, const uint8_t *hash,
+    const uint8_t **val, size_t *len, const char *what)
+{
+    int       rc;
+    uint8_t   key[CEF_STORE_BUCKET_KEY_LEN];
+    uint32_t  b;
+
+    b = cef_store_bucket_of(cfg, hash);
+    cef_store_bucket_key(b, key);
+
+    rc = cef_store_get(s->gen, c, dbi, b, key, CEF_STORE_BUCKET_KEY_LEN, val,
+                       len);
+    if (rc != 0) {
+        return cef_store_get_failed(s, rc, what);
+    }
+
+    return CEF_STORE_OK;
+}
+
+
 int
 cef_store_lookup_hash(cef_store_t *s, const uint8_t *hash, cef_profile_t *p)
 {
     int               rc;
     size_t            pos, len;
-    uint8_t           key[CEF_STORE_BUCKET_KEY_LEN];
-    uint32_t          b;
     const uint8_t    *val;
     cef_store_gen_t  *g = s->gen;
 
-    if (!g->active) {
-        cef_store_seterr(s, "no session is open");
+    if (cef_store_no_session(s)) {
         return CEF_STORE_ERROR;
     }
 
-    b = cef_store_bucket_of(&g->kcfg, hash);
-    cef_store_bucket_key(b, key);
-
-    rc = cef_store_get(g, &g->cindex, g->index, b, key,
-                       CEF_STORE_BUCKET_KEY_LEN, &val, &len);
-
-    if (rc == MDB_NOTFOUND) {
-        return CEF_STORE_NOTFOUND;
-    }
-
-    if (rc != 0) {
-        cef_store_seterr(s, "key lookup: %s", mdb_strerror(rc));
-        return CEF_STORE_ERROR;
+    rc = cef_store_get_bucket(s, &g->cindex, g->index, &g->kcfg, hash, &val,
+                              &len, "key");
+    if (rc != CEF_STORE_OK) {
+        return rc;
     }
 
     if (!cef_store_bucket_search(&g->kcfg, val, len, hash, &pos)) {
@@ -1026,13 +1066,10 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
     int               rc;
     size_t            pos, n, vlen;
     uint8_t           hash[CEF_IDENTITY_HASH_LEN];
-    uint8_t           key[CEF_STORE_BUCKET_KEY_LEN];
-    uint32_t          b;
     const uint8_t    *val;
     cef_store_gen_t  *g = s->gen;
 
-    if (!g->active) {
-        cef_store_seterr(s, "no session is open");
+    if (cef_store_no_session(s)) {
         return CEF_STORE_ERROR;
     }
 
@@ -1041,19 +1078,10 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
         return CEF_STORE_ERROR;
     }
 
-    b = cef_store_bucket_of(&g->icfg, hash);
-    cef_store_bucket_key(b, key);
-
-    rc = cef_store_get(g, &g->cids, g->ids, b, key, CEF_STORE_BUCKET_KEY_LEN,
-                       &val, &vlen);
-
-    if (rc == MDB_NOTFOUND) {
-        return CEF_STORE_NOTFOUND;
-    }
-
-    if (rc != 0) {
-        cef_store_seterr(s, "id lookup: %s", mdb_strerror(rc));
-        return CEF_STORE_ERROR;
+    rc = cef_store_get_bucket(s, &g->cids, g->ids, &g->icfg, hash, &val,
+                              &vlen, "id");
+    if (rc != CEF_STORE_OK) {
+        return rc;
     }
 
     cef_store_bucket_search(&g->icfg, val, vlen, hash, &pos);
@@ -1084,8 +1112,7 @@ cef_store_lookup_id(cef_store_t *s, cef_identity_t *ident, const char *id,
 int
 cef_store_info(cef_store_t *s, cef_store_info_t *info)
 {
-    if (!s->gen->active) {
-        cef_store_seterr(s, "no session is open");
+    if (cef_store_no_session(s)) {
         return CEF_STORE_ERROR;
     }
 
@@ -1102,8 +1129,7 @@ cef_store_offsets(cef_store_t *s, cef_store_offsets_t *o)
 
     memset(o, 0, sizeof(cef_store_offsets_t));
 
-    if (!s->gen->active) {
-        cef_store_seterr(s, "no session is open");
+    if (cef_store_no_session(s)) {
         return CEF_STORE_ERROR;
     }
 

@@ -7,6 +7,7 @@
  * writer reads back before it changes them (docs/store.md).
  */
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -35,22 +36,110 @@ cef_store_meta_int(const msgpack_object *o, int64_t *out)
 }
 
 
+/*
+ * The integer fields of the metadata record: a key the table does not
+ * name must still hold an integer (a newer writer's field), and is skipped.
+ */
+typedef struct {
+    const char  *name;
+    size_t       off;
+    size_t       size;      /* 4: uint32_t, 8: int64_t or uint64_t */
+} cef_store_meta_field_t;
+
+#define CEF_META_FIELD(f)                                                     \
+    { #f, offsetof(cef_store_info_t, f), sizeof(((cef_store_info_t *) 0)->f) }
+
+static const cef_store_meta_field_t  cef_store_meta_fields[] = {
+    CEF_META_FIELD(format),
+    CEF_META_FIELD(created_at),
+    CEF_META_FIELD(loaded_at),
+    CEF_META_FIELD(updated_at),
+    CEF_META_FIELD(last_seq),
+    CEF_META_FIELD(profiles),
+    CEF_META_FIELD(keys),
+    CEF_META_FIELD(next_number),
+    CEF_META_FIELD(names),
+    CEF_META_FIELD(strs),
+    CEF_META_FIELD(key_bits),
+    CEF_META_FIELD(id_bits),
+    { NULL, 0, 0 }
+};
+
+
+/* Store iv into a field of size bytes, as the casts of C would. */
+
+static void
+cef_store_meta_set(void *field, size_t size, int64_t iv)
+{
+    uint32_t  u32;
+    uint64_t  u64;
+
+    if (size == sizeof(uint32_t)) {
+        u32 = (uint32_t) iv;
+        memcpy(field, &u32, sizeof(u32));
+
+    } else {
+        u64 = (uint64_t) iv;       /* int64_t fields: the same bytes */
+        memcpy(field, &u64, sizeof(u64));
+    }
+}
+
+
+/* A map key (a str: the callers checked) is name. */
+
+static int
+cef_store_meta_key(const msgpack_object *k, const char *name)
+{
+    size_t  n = strlen(name);
+
+    return k->via.str.size == n && memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+
+/*
+ * Unpack a meta value: one msgpack map whose keys are all strings (with
+ * exact, nothing may follow it).  0 with the map in u->data, or -1.
+ */
+
+static int
+cef_store_meta_map(msgpack_unpacked *u, const void *data, size_t len,
+    int exact)
+{
+    size_t    off = 0;
+    uint32_t  i;
+
+    if (msgpack_unpack_next(u, data, len, &off) != MSGPACK_UNPACK_SUCCESS
+        || (exact && off != len) || u->data.type != MSGPACK_OBJECT_MAP)
+    {
+        return -1;
+    }
+
+    for (i = 0; i < u->data.via.map.size; i++) {
+        if (u->data.via.map.ptr[i].key.type != MSGPACK_OBJECT_STR) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
 int
 cef_store_meta_decode(const void *data, size_t len, cef_store_info_t *info)
 {
-    int                    rc = -1;
-    size_t                 off = 0, n;
-    int64_t                iv;
-    uint32_t               i;
-    msgpack_unpacked       u;
-    const msgpack_object  *k, *v;
+    int                            rc = -1;
+    size_t                         n;
+    int64_t                        iv;
+    uint32_t                       i;
+    msgpack_unpacked               u;
+    const msgpack_object          *k, *v;
+    const cef_store_meta_field_t  *f;
 
     memset(info, 0, sizeof(cef_store_info_t));
     msgpack_unpacked_init(&u);
 
-    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS
-        || u.data.type != MSGPACK_OBJECT_MAP)
-    {
+    /* trailing bytes after the record are tolerated (as they always were) */
+    if (cef_store_meta_map(&u, data, len, 0) != 0) {
         goto done;
     }
 
@@ -58,15 +147,7 @@ cef_store_meta_decode(const void *data, size_t len, cef_store_info_t *info)
         k = &u.data.via.map.ptr[i].key;
         v = &u.data.via.map.ptr[i].val;
 
-        if (k->type != MSGPACK_OBJECT_STR) {
-            goto done;
-        }
-
-#define CEF_KEY(name)                                                        \
-    (k->via.str.size == sizeof(name) - 1                                     \
-     && memcmp(k->via.str.ptr, name, sizeof(name) - 1) == 0)
-
-        if (CEF_KEY("snapshot_id")) {
+        if (cef_store_meta_key(k, "snapshot_id")) {
             if (v->type != MSGPACK_OBJECT_STR) {
                 goto done;
             }
@@ -79,7 +160,7 @@ cef_store_meta_decode(const void *data, size_t len, cef_store_info_t *info)
             continue;
         }
 
-        if (CEF_KEY("secret_check")) {
+        if (cef_store_meta_key(k, "secret_check")) {
             if (v->type != MSGPACK_OBJECT_BIN || v->via.bin.size != 8) {
                 goto done;
             }
@@ -91,33 +172,12 @@ cef_store_meta_decode(const void *data, size_t len, cef_store_info_t *info)
             goto done;
         }
 
-        if (CEF_KEY("format")) {
-            info->format = (uint32_t) iv;
-        } else if (CEF_KEY("created_at")) {
-            info->created_at = iv;
-        } else if (CEF_KEY("loaded_at")) {
-            info->loaded_at = iv;
-        } else if (CEF_KEY("updated_at")) {
-            info->updated_at = iv;
-        } else if (CEF_KEY("last_seq")) {
-            info->last_seq = (uint64_t) iv;
-        } else if (CEF_KEY("profiles")) {
-            info->profiles = (uint64_t) iv;
-        } else if (CEF_KEY("keys")) {
-            info->keys = (uint64_t) iv;
-        } else if (CEF_KEY("next_number")) {
-            info->next_number = (uint32_t) iv;
-        } else if (CEF_KEY("names")) {
-            info->names = (uint32_t) iv;
-        } else if (CEF_KEY("strs")) {
-            info->strs = (uint32_t) iv;
-        } else if (CEF_KEY("key_bits")) {
-            info->key_bits = (uint32_t) iv;
-        } else if (CEF_KEY("id_bits")) {
-            info->id_bits = (uint32_t) iv;
+        for (f = cef_store_meta_fields; f->name; f++) {
+            if (cef_store_meta_key(k, f->name)) {
+                cef_store_meta_set((char *) info + f->off, f->size, iv);
+                break;
+            }
         }
-
-#undef CEF_KEY
     }
 
     rc = 0;
@@ -134,7 +194,6 @@ cef_store_meta_offsets_decode(const void *data, size_t len,
     cef_store_offsets_t *o)
 {
     int                    rc = -1, topic = 0, offsets = 0;
-    size_t                 off = 0;
     uint32_t               i, j;
     msgpack_unpacked       u;
     const msgpack_object  *k, *v, *pk, *pv;
@@ -147,9 +206,7 @@ cef_store_meta_offsets_decode(const void *data, size_t len,
 
     msgpack_unpacked_init(&u);
 
-    if (msgpack_unpack_next(&u, data, len, &off) != MSGPACK_UNPACK_SUCCESS
-        || off != len || u.data.type != MSGPACK_OBJECT_MAP)
-    {
+    if (cef_store_meta_map(&u, data, len, 1) != 0) {
         goto done;
     }
 
@@ -157,12 +214,7 @@ cef_store_meta_offsets_decode(const void *data, size_t len,
         k = &u.data.via.map.ptr[i].key;
         v = &u.data.via.map.ptr[i].val;
 
-        if (k->type != MSGPACK_OBJECT_STR) {
-            goto done;
-        }
-
-        if (k->via.str.size == 5 && memcmp(k->via.str.ptr, "topic", 5) == 0)
-        {
+        if (cef_store_meta_key(k, "topic")) {
             if (v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0
                 || v->via.str.size > CEF_STORE_TOPIC_MAX)
             {
@@ -172,9 +224,7 @@ cef_store_meta_offsets_decode(const void *data, size_t len,
             o->topic[v->via.str.size] = '\0';
             topic = 1;
 
-        } else if (k->via.str.size == 7
-                   && memcmp(k->via.str.ptr, "offsets", 7) == 0)
-        {
+        } else if (cef_store_meta_key(k, "offsets")) {
             if (v->type != MSGPACK_OBJECT_MAP) {
                 goto done;
             }

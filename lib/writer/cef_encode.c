@@ -19,16 +19,6 @@
 #include "cef_encode.h"
 
 
-#define CEF_EXT_INTERNED  1
-#define CEF_EXT_DEC_MIN   16
-
-
-static const double  cef_pow10[] = {
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
-    1e13, 1e14, 1e15
-};
-
-
 static int
 cef_encode_intern_init(cef_encode_intern_t *t, uint32_t max)
 {
@@ -59,29 +49,17 @@ cef_encode_intern_free(cef_encode_intern_t *t)
 int64_t
 cef_encode_intern_find(const cef_encode_intern_t *t, const char *s, size_t len)
 {
-    uint32_t           slot, id;
-    const cef_span_t  *e;
+    cef_span_t  span = { s, len };
 
-    slot = cef_dict_hash(s, len) & t->mask;
-
-    for ( ;; slot = (slot + 1) & t->mask) {
-        id = t->table[slot];
-        if (id == 0) {
-            return -1;
-        }
-
-        e = &t->spans[id - 1];
-        if (e->len == len && (len == 0 || memcmp(e->data, s, len) == 0)) {
-            return id - 1;
-        }
-    }
+    return cef_dict_probe(t->table, t->mask, t->spans, t->n,
+                          cef_dict_hash(s, len), span);
 }
 
 
 static int
 cef_encode_intern_grow(cef_encode_intern_t *t)
 {
-    uint32_t   size, i, slot;
+    uint32_t   size, i;
     uint32_t  *table;
 
     size = (t->mask + 1) * 2;
@@ -91,11 +69,8 @@ cef_encode_intern_grow(cef_encode_intern_t *t)
     }
 
     for (i = 0; i < t->n; i++) {
-        slot = cef_dict_hash(t->spans[i].data, t->spans[i].len) & (size - 1);
-        while (table[slot]) {
-            slot = (slot + 1) & (size - 1);
-        }
-        table[slot] = i + 1;
+        cef_dict_slot_put(table, size - 1,
+                          cef_dict_hash(t->spans[i].data, t->spans[i].len), i);
     }
 
     free(t->table);
@@ -110,7 +85,7 @@ int64_t
 cef_encode_intern_add(cef_encode_intern_t *t, const char *s, size_t len)
 {
     int64_t      id;
-    uint32_t     slot, ncap;
+    uint32_t     ncap;
     char        *copy;
     cef_span_t  *spans;
 
@@ -150,11 +125,7 @@ cef_encode_intern_add(cef_encode_intern_t *t, const char *s, size_t len)
     t->spans[t->n].data = copy;
     t->spans[t->n].len = len;
 
-    slot = cef_dict_hash(s, len) & t->mask;
-    while (t->table[slot]) {
-        slot = (slot + 1) & t->mask;
-    }
-    t->table[slot] = t->n + 1;
+    cef_dict_slot_put(t->table, t->mask, cef_dict_hash(s, len), t->n);
 
     t->n++;
     t->tab.s = t->spans;
@@ -283,20 +254,20 @@ cef_encode_double(msgpack_packer *pk, double x, int was_float32)
     if (isfinite(x) && !(x == 0 && signbit(x))) {
 
         for (e = 0; e < 16; e++) {
-            y = x * cef_pow10[e];
+            y = x * cef_value_pow10[e];
             if (y > 2147483647.0 || y < -2147483648.0) {
                 break;
             }
 
             r = (double) (int64_t) (y + (y >= 0 ? 0.5 : -0.5));
 
-            if (r / cef_pow10[e] == x) {
+            if (r / cef_value_pow10[e] == x) {
                 m = (int64_t) r;
                 w = (m >= -128 && m <= 127) ? 1
                     : (m >= -32768 && m <= 32767) ? 2 : 4;
                 cef_encode_be(b, (uint64_t) m, w);
                 return msgpack_pack_ext_with_body(pk, b, w,
-                                                  CEF_EXT_DEC_MIN + e);
+                                                  CEF_VALUE_EXT_DEC_MIN + e);
             }
         }
     }
@@ -399,7 +370,7 @@ cef_encode_scalar_str(cef_encode_t *e, msgpack_packer *pk, const char *s,
         if (id >= 0 && cef_encode_ext_size(id) < cef_encode_str_size(len)) {
             w = id < 256 ? 1 : id < 65536 ? 2 : 4;
             cef_encode_be(b, (uint64_t) id, w);
-            return msgpack_pack_ext_with_body(pk, b, w, CEF_EXT_INTERNED);
+            return msgpack_pack_ext_with_body(pk, b, w, CEF_VALUE_EXT_INTERNED);
         }
     }
 

@@ -367,6 +367,33 @@ cef_input_read(cef_input_t *in, void *buf, size_t size)
 }
 
 
+/*
+ * Read into buf for a parser: the bytes read, 0 at the end of the input
+ * (in->eof is set), or -1 with the message in err.
+ */
+
+static ssize_t
+cef_input_read_checked(cef_input_t *in, void *buf, size_t size,
+    char *err, size_t errlen)
+{
+    ssize_t  n;
+
+    n = cef_input_read(in, buf, size);
+
+    if (n < 0) {
+        snprintf(err, errlen, "read error at byte %llu: %s",
+                 (unsigned long long) in->fed, strerror(errno));
+        return -1;
+    }
+
+    if (n == 0) {
+        in->eof = 1;
+    }
+
+    return n;
+}
+
+
 static cef_input_t *
 cef_input_alloc(void)
 {
@@ -648,15 +675,10 @@ cef_input_fill(cef_input_t *in, char *err, size_t errlen)
         in->lcap = ncap;
     }
 
-    n = cef_input_read(in, in->line + in->llen, in->lcap - in->llen);
+    n = cef_input_read_checked(in, in->line + in->llen,
+                               in->lcap - in->llen, err, errlen);
     if (n < 0) {
-        snprintf(err, errlen, "read error at byte %llu: %s",
-                 (unsigned long long) in->fed, strerror(errno));
         return -1;
-    }
-
-    if (n == 0) {
-        in->eof = 1;
     }
 
     in->llen += n;
@@ -994,16 +1016,14 @@ cef_input_next_msgpack(cef_input_t *in, const msgpack_object **obj,
             return -1;
         }
 
-        n = cef_input_read(in, msgpack_unpacker_buffer(&in->unp),
-                           msgpack_unpacker_buffer_capacity(&in->unp));
+        n = cef_input_read_checked(in, msgpack_unpacker_buffer(&in->unp),
+                                   msgpack_unpacker_buffer_capacity(&in->unp),
+                                   err, errlen);
         if (n < 0) {
-            snprintf(err, errlen, "read error at byte %llu: %s",
-                     (unsigned long long) in->fed, strerror(errno));
             return -1;
         }
 
         if (n == 0) {
-            in->eof = 1;
             continue;
         }
 

@@ -9,6 +9,52 @@
 #include "cef_writer_int.h"
 
 
+/*
+ * The stored profile a delta names: 0 found, 1 not in the store (counted
+ * in res->missing: the delta is skipped), -1 on error.
+ */
+
+static int
+cef_w_find_named(cef_writer_t *w, const msgpack_object *id, uint8_t *idh,
+    uint32_t *number, cef_stored_t *st, cef_writer_result_t *res)
+{
+    int  rc;
+
+    rc = cef_w_find(w, id, idh, number, st);
+
+    if (rc > 0) {
+        res->missing++;
+    }
+
+    return rc;
+}
+
+
+/*
+ * Take every key of profile number out of the key index (the keys are
+ * collected in hs, which the caller frees): 0, or -1 on error.
+ */
+
+static int
+cef_w_unindex_keys(cef_writer_t *w, const cef_stored_t *st, uint32_t number,
+    cef_hashes_t *hs)
+{
+    uint32_t  i;
+
+    if (cef_w_profile_keys(w, st, number, hs) != 0) {
+        return -1;
+    }
+
+    for (i = 0; i < hs->n; i++) {
+        if (cef_w_index_del(w, hs->h + (size_t) i * CEF_HASH_LEN, number) < 0)
+        {
+            return -1;
+        }
+        w->info.keys--;
+    }
+
+    return 0;
+}
 
 
 static int
@@ -55,17 +101,8 @@ cef_w_op_upsert(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
     }
 
     if (rc == 0) {
-        if (cef_w_profile_keys(w, &st, number, &hs) != 0) {
+        if (cef_w_unindex_keys(w, &st, number, &hs) != 0) {
             goto failed;
-        }
-
-        for (i = 0; i < hs.n; i++) {
-            if (cef_w_index_del(w, hs.h + (size_t) i * CEF_HASH_LEN, number)
-                < 0)
-            {
-                goto failed;
-            }
-            w->info.keys--;
         }
 
     } else {
@@ -120,11 +157,8 @@ cef_w_op_patch(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
     cef_stored_t           st;
     const msgpack_object  *n;
 
-    rc = cef_w_find(w, d->id, idh, &number, &st);
+    rc = cef_w_find_named(w, d->id, idh, &number, &st, res);
     if (rc != 0) {
-        if (rc > 0) {
-            res->missing++;
-        }
         return rc < 0 ? -1 : 0;
     }
 
@@ -161,27 +195,17 @@ cef_w_op_delete(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
 {
     int            rc;
     uint8_t        idh[CEF_HASH_LEN];
-    uint32_t       i, number;
+    uint32_t       number;
     cef_stored_t   st;
     cef_hashes_t   hs = { NULL, 0, 0 };
 
-    rc = cef_w_find(w, d->id, idh, &number, &st);
+    rc = cef_w_find_named(w, d->id, idh, &number, &st, res);
     if (rc != 0) {
-        if (rc > 0) {
-            res->missing++;
-        }
         return rc < 0 ? -1 : 0;
     }
 
-    if (cef_w_profile_keys(w, &st, number, &hs) != 0) {
+    if (cef_w_unindex_keys(w, &st, number, &hs) != 0) {
         goto failed;
-    }
-
-    for (i = 0; i < hs.n; i++) {
-        if (cef_w_index_del(w, hs.h + (size_t) i * CEF_HASH_LEN, number) < 0) {
-            goto failed;
-        }
-        w->info.keys--;
     }
 
     if (cef_w_ids_del(w, idh, number) != 0) {
@@ -212,11 +236,8 @@ cef_w_op_keys(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
     uint32_t               i, nhints, nadd, number;
     cef_stored_t           st;
 
-    rc = cef_w_find(w, d->id, idh, &number, &st);
+    rc = cef_w_find_named(w, d->id, idh, &number, &st, res);
     if (rc != 0) {
-        if (rc > 0) {
-            res->missing++;
-        }
         return rc < 0 ? -1 : 0;
     }
 
@@ -288,14 +309,9 @@ cef_w_op_merge(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
     cef_stored_t   fst, ist;
     cef_hashes_t   hs = { NULL, 0, 0 };
 
-    rc = cef_w_find(w, d->from, fidh, &from, &fst);
-    if (rc < 0) {
-        return -1;
-    }
-
-    if (rc > 0) {
-        res->missing++;
-        return 0;
+    rc = cef_w_find_named(w, d->from, fidh, &from, &fst, res);
+    if (rc != 0) {
+        return rc < 0 ? -1 : 0;
     }
 
     if (cef_w_profile_keys(w, &fst, from, &hs) != 0) {
@@ -304,11 +320,8 @@ cef_w_op_merge(cef_writer_t *w, cef_delta_t *d, cef_writer_result_t *res)
 
     /* loading "into" reuses the scratch buffer: fst.attrs is gone */
 
-    rc = cef_w_find(w, d->into, iidh, &into, &ist);
+    rc = cef_w_find_named(w, d->into, iidh, &into, &ist, res);
     if (rc != 0) {
-        if (rc > 0) {
-            res->missing++;
-        }
         free(hs.h);
         return rc < 0 ? -1 : 0;
     }
@@ -582,7 +595,7 @@ cef_w_apply_pass(cef_writer_t *w, int dry, cef_writer_result_t *res)
             }
         }
 
-        rc = cef_input_next(w->in, &rec, w->err, w->errlen);
+        rc = cef_w_next_record(w, &rec, &records);
 
         if (rc < 0) {
             return CEF_WRITER_EINPUT;
@@ -591,10 +604,6 @@ cef_w_apply_pass(cef_writer_t *w, int dry, cef_writer_result_t *res)
         if (rc == 0) {
             break;
         }
-
-        records++;
-        w->rec_no = cef_input_record(w->in);
-        w->rec_off = cef_input_offset(w->in);
 
         if (!dry) {
             cef_w_progress(w, records, 0);
@@ -808,14 +817,9 @@ cef_writer_apply(const cef_writer_conf_t *conf, cef_input_t *in,
     struct stat   st;
     cef_writer_t  w;
 
-    memset(&w, 0, sizeof(w));
+    cef_w_init(&w, conf, in, err, errlen);
     memset(res, 0, sizeof(cef_writer_result_t));
     path[0] = '\0';
-    w.conf = conf;
-    w.in = in;
-    w.err = err;
-    w.errlen = errlen;
-    w.lockfd = -1;
     err[0] = '\0';
 
     rc = cef_w_open_current(&w, path, sizeof(path), &gen);

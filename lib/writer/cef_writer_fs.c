@@ -399,6 +399,21 @@ cef_w_lock(cef_writer_t *w, int create)
 
 /* Remove what crashed writers left: temporary and non-current gens. */
 
+/* A writer for one run: nothing open yet, the lock file not taken. */
+
+void
+cef_w_init(cef_writer_t *w, const cef_writer_conf_t *conf, cef_input_t *in,
+    char *err, size_t errlen)
+{
+    memset(w, 0, sizeof(cef_writer_t));
+    w->conf = conf;
+    w->in = in;
+    w->err = err;
+    w->errlen = errlen;
+    w->lockfd = -1;
+}
+
+
 void
 cef_w_cleanup(cef_writer_t *w)
 {

@@ -159,6 +159,8 @@ int cef_w_reserve_lock(cef_writer_t *w, const char *dir, off_t size,
     mode_t mode);
 int cef_w_share(cef_writer_t *w, const char *gen);
 int cef_w_lock(cef_writer_t *w, int create);
+void cef_w_init(cef_writer_t *w, const cef_writer_conf_t *conf,
+    cef_input_t *in, char *err, size_t errlen);
 void cef_w_cleanup(cef_writer_t *w);
 void cef_w_close(cef_writer_t *w);
 int cef_w_txn_begin(cef_writer_t *w, unsigned dbflags);
@@ -197,6 +199,8 @@ int cef_w_encode_attrs(cef_writer_t *w, const msgpack_object *attrs);
 
 int cef_w_grow(cef_writer_t *w, uint8_t **buf, size_t *cap, size_t need);
 void cef_w_progress(cef_writer_t *w, uint64_t records, int done);
+int cef_w_next_record(cef_writer_t *w, const msgpack_object **rec,
+    uint64_t *records);
 
 /* cef_writer_profile.c */
 

@@ -569,6 +569,32 @@ cef_w_progress(cef_writer_t *w, uint64_t records, int done)
 }
 
 
+/*
+ * The next record of the input, counted in *records and noted in w for
+ * error messages: 1, 0 at the end of the input, -1 if the input failed
+ * (w->err says why).
+ */
+
+int
+cef_w_next_record(cef_writer_t *w, const msgpack_object **rec,
+    uint64_t *records)
+{
+    int  rc;
+
+    rc = cef_input_next(w->in, rec, w->err, w->errlen);
+
+    if (rc <= 0) {
+        return rc < 0 ? -1 : 0;
+    }
+
+    (*records)++;
+    w->rec_no = cef_input_record(w->in);
+    w->rec_off = cef_input_offset(w->in);
+
+    return 1;
+}
+
+
 static int
 cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
 {
@@ -580,7 +606,7 @@ cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
     static const char *const  tfields[] = { "end", "count", NULL };
 
     for ( ;; ) {
-        rc = cef_input_next(w->in, &rec, w->err, w->errlen);
+        rc = cef_w_next_record(w, &rec, &records);
 
         if (rc < 0) {
             return CEF_WRITER_EINPUT;
@@ -590,9 +616,6 @@ cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
             break;
         }
 
-        records++;
-        w->rec_no = cef_input_record(w->in);
-        w->rec_off = cef_input_offset(w->in);
         cef_w_progress(w, records, 0);
 
         if (records == 1) {
@@ -746,14 +769,9 @@ cef_writer_load(const cef_writer_conf_t *conf, cef_input_t *in,
     cef_w_hook_t  hook;
     cef_writer_t  w;
 
-    memset(&w, 0, sizeof(w));
+    cef_w_init(&w, conf, in, err, errlen);
     memset(res, 0, sizeof(cef_writer_result_t));
     hook.conf.ident = NULL;
-    w.conf = conf;
-    w.in = in;
-    w.err = err;
-    w.errlen = errlen;
-    w.lockfd = -1;
     err[0] = '\0';
 
     rc = cef_w_lock(&w, 1);
@@ -846,9 +864,7 @@ cef_writer_load(const cef_writer_conf_t *conf, cef_input_t *in,
 
     hook.conf = *conf;
     hook.conf.ident = cef_identity_dup(conf->ident);
-    memset(&hook.w, 0, sizeof(hook.w));
-    hook.w.conf = &hook.conf;
-    hook.w.lockfd = -1;
+    cef_w_init(&hook.w, &hook.conf, NULL, NULL, 0);
 
     if (hook.conf.ident == NULL
         || cef_input_start_thread(in, cef_w_load_hook, &hook,

@@ -171,6 +171,23 @@ cef_w_bucket_get(cef_writer_t *w, MDB_dbi dbi, uint32_t b, size_t extra,
 }
 
 
+/*
+ * The bucket of key h in dbi (items of c's layout) into w->bval: *b its
+ * number, *len its bytes; with room for one more item if insert.
+ */
+
+static int
+cef_w_bucket_of_key(cef_writer_t *w, MDB_dbi dbi,
+    const cef_store_bucket_cfg_t *c, const uint8_t *h, int insert,
+    uint32_t *b, size_t *len)
+{
+    *b = cef_store_bucket_of(c, h);
+
+    return cef_w_bucket_get(w, dbi, *b,
+                            insert ? cef_store_bucket_item_len(c) : 0, len);
+}
+
+
 static int
 cef_w_bucket_put(cef_writer_t *w, MDB_dbi dbi, uint32_t b, size_t len)
 {
@@ -195,18 +212,56 @@ cef_w_bucket_put(cef_writer_t *w, MDB_dbi dbi, uint32_t b, size_t len)
 }
 
 
+/*
+ * The bucket b of dbi is in w->bval (len bytes, items of c's length):
+ * remove its item at pos and write the bucket back (0 or -1).
+ */
+
+static int
+cef_w_bucket_remove(cef_writer_t *w, MDB_dbi dbi,
+    const cef_store_bucket_cfg_t *c, uint32_t b, size_t len, size_t pos)
+{
+    size_t  il = cef_store_bucket_item_len(c);
+
+    memmove(w->bval + pos * il, w->bval + (pos + 1) * il,
+            len - (pos + 1) * il);
+
+    return cef_w_bucket_put(w, dbi, b, len - il);
+}
+
+
+/*
+ * Write the item of key h -> number at pos of the bucket in w->bval; with
+ * insert, move the items from pos on (*len bytes) one place up first, and
+ * count the new item in *len (w->bval has room: cef_w_bucket_get's extra).
+ */
+
+static void
+cef_w_bucket_set(cef_writer_t *w, const cef_store_bucket_cfg_t *c,
+    size_t *len, size_t pos, int insert, const uint8_t *h, uint32_t number)
+{
+    size_t    il = cef_store_bucket_item_len(c);
+    uint8_t  *item = w->bval + pos * il;
+
+    if (insert) {
+        memmove(item + il, item, *len - pos * il);
+        *len += il;
+    }
+
+    memcpy(item, h + 2, c->rest);
+    memcpy(item + c->rest, &number, sizeof(uint32_t));
+}
+
+
 /* Remove a key if it points at number: 0 removed, 1 not there, -1 error. */
 
 int
 cef_w_index_del(cef_writer_t *w, const uint8_t *h, uint32_t number)
 {
-    size_t    len, pos, il;
+    size_t    len, pos;
     uint32_t  b;
 
-    b = cef_store_bucket_of(&w->kcfg, h);
-    il = cef_store_bucket_item_len(&w->kcfg);
-
-    if (cef_w_bucket_get(w, w->index, b, 0, &len) != 0) {
+    if (cef_w_bucket_of_key(w, w->index, &w->kcfg, h, 0, &b, &len) != 0) {
         return -1;
     }
 
@@ -216,10 +271,7 @@ cef_w_index_del(cef_writer_t *w, const uint8_t *h, uint32_t number)
         return 1;
     }
 
-    memmove(w->bval + pos * il, w->bval + (pos + 1) * il,
-            len - (pos + 1) * il);
-
-    return cef_w_bucket_put(w, w->index, b, len - il) == 0 ? 0 : -1;
+    return cef_w_bucket_remove(w, w->index, &w->kcfg, b, len, pos);
 }
 
 
@@ -232,14 +284,10 @@ int
 cef_w_index_put(cef_writer_t *w, const uint8_t *h, uint32_t number)
 {
     int       moved = 0;
-    size_t    len, pos, il;
-    uint8_t  *item;
+    size_t    len, pos;
     uint32_t  b;
 
-    b = cef_store_bucket_of(&w->kcfg, h);
-    il = cef_store_bucket_item_len(&w->kcfg);
-
-    if (cef_w_bucket_get(w, w->index, b, il, &len) != 0) {
+    if (cef_w_bucket_of_key(w, w->index, &w->kcfg, h, 1, &b, &len) != 0) {
         return -1;
     }
 
@@ -248,16 +296,9 @@ cef_w_index_put(cef_writer_t *w, const uint8_t *h, uint32_t number)
             return 1;
         }
         moved = 1;
-
-    } else {
-        memmove(w->bval + (pos + 1) * il, w->bval + pos * il,
-                len - pos * il);
-        len += il;
     }
 
-    item = w->bval + pos * il;
-    memcpy(item, h + 2, w->kcfg.rest);
-    memcpy(item + w->kcfg.rest, &number, sizeof(uint32_t));
+    cef_w_bucket_set(w, &w->kcfg, &len, pos, !moved, h, number);
 
     if (cef_w_bucket_put(w, w->index, b, len) != 0) {
         return -1;
@@ -270,25 +311,17 @@ cef_w_index_put(cef_writer_t *w, const uint8_t *h, uint32_t number)
 int
 cef_w_ids_put(cef_writer_t *w, const uint8_t *h, uint32_t number)
 {
-    size_t    len, pos, il;
-    uint8_t  *item;
+    size_t    len, pos;
     uint32_t  b;
 
-    b = cef_store_bucket_of(&w->icfg, h);
-    il = cef_store_bucket_item_len(&w->icfg);
-
-    if (cef_w_bucket_get(w, w->ids, b, il, &len) != 0) {
+    if (cef_w_bucket_of_key(w, w->ids, &w->icfg, h, 1, &b, &len) != 0) {
         return -1;
     }
 
     cef_store_bucket_search(&w->icfg, w->bval, len, h, &pos);
+    cef_w_bucket_set(w, &w->icfg, &len, pos, 1, h, number);
 
-    memmove(w->bval + (pos + 1) * il, w->bval + pos * il, len - pos * il);
-    item = w->bval + pos * il;
-    memcpy(item, h + 2, w->icfg.rest);
-    memcpy(item + w->icfg.rest, &number, sizeof(uint32_t));
-
-    return cef_w_bucket_put(w, w->ids, b, len + il);
+    return cef_w_bucket_put(w, w->ids, b, len);
 }
 
 
@@ -298,12 +331,11 @@ cef_w_ids_del(cef_writer_t *w, const uint8_t *h, uint32_t number)
     size_t    len, pos, il;
     uint32_t  b;
 
-    b = cef_store_bucket_of(&w->icfg, h);
-    il = cef_store_bucket_item_len(&w->icfg);
-
-    if (cef_w_bucket_get(w, w->ids, b, 0, &len) != 0) {
+    if (cef_w_bucket_of_key(w, w->ids, &w->icfg, h, 0, &b, &len) != 0) {
         return -1;
     }
+
+    il = cef_store_bucket_item_len(&w->icfg);
 
     cef_store_bucket_search(&w->icfg, w->bval, len, h, &pos);
 
@@ -311,9 +343,7 @@ cef_w_ids_del(cef_writer_t *w, const uint8_t *h, uint32_t number)
          pos++)
     {
         if (cef_store_bucket_number(&w->icfg, w->bval, pos) == number) {
-            memmove(w->bval + pos * il, w->bval + (pos + 1) * il,
-                    len - (pos + 1) * il);
-            return cef_w_bucket_put(w, w->ids, b, len - il);
+            return cef_w_bucket_remove(w, w->ids, &w->icfg, b, len, pos);
         }
     }
 
@@ -528,15 +558,13 @@ cef_w_find(cef_writer_t *w, const msgpack_object *id, uint8_t *idh,
     uint32_t *number, cef_stored_t *st)
 {
     size_t    len, pos, il, n, i;
-    uint32_t  cand[16];
+    uint32_t  b, cand[16];
 
     if (cef_w_hash(w, "", 0, id->via.str.ptr, id->via.str.size, idh) != 0) {
         return -1;
     }
 
-    if (cef_w_bucket_get(w, w->ids, cef_store_bucket_of(&w->icfg, idh), 0, &len)
-        != 0)
-    {
+    if (cef_w_bucket_of_key(w, w->ids, &w->icfg, idh, 0, &b, &len) != 0) {
         return -1;
     }
 

@@ -43,10 +43,7 @@ cef_writer_stream_open(cef_writer_stream_t **sp, const cef_writer_conf_t *conf,
     }
 
     s->conf = *conf;
-    s->w.conf = &s->conf;
-    s->w.err = err;
-    s->w.errlen = errlen;
-    s->w.lockfd = -1;
+    cef_w_init(&s->w, &s->conf, NULL, err, errlen);
     s->w.stream = 1;
 
     rc = cef_w_open_current(&s->w, s->path, sizeof(s->path), &gen);
