@@ -1,13 +1,13 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_base64url: RFC 4648 section 5 "base64url" without padding, as used in
- * signed keys, link tokens and visitor ids.
- *
  * Folder lib/core: the vocabulary every other folder speaks (values and
  * spans, base64url, experiment bucketing, text checks, the version).  It
  * includes nothing of ours; every folder, the glue and the tools may
  * include it.
+ *
+ * cef_base64url: RFC 4648 section 5 "base64url" without padding, as used in
+ * signed keys, link tokens and visitor ids.
  */
 
 #ifndef CEF_BASE64URL_H

@@ -1,6 +1,11 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Folder lib/core: the vocabulary every other folder speaks (values and
+ * spans, base64url, experiment bucketing, text checks, the version).  It
+ * includes nothing of ours; every folder, the glue and the tools may
+ * include it.
+ *
  * cef_bucket: deterministic experiment bucketing.  A visitor's bucket for a
  * salt (an experiment's name or its explicit salt) is
  *
@@ -12,11 +17,6 @@
  * an experiment or a rule never moves anyone in another experiment).  Not
  * keyed: visitor ids are random, unguessable 128-bit values already.
  * About 20 ns for a 22-character id.  Plain C11, no nginx types.
- *
- * Folder lib/core: the vocabulary every other folder speaks (values and
- * spans, base64url, experiment bucketing, text checks, the version).  It
- * includes nothing of ours; every folder, the glue and the tools may
- * include it.
  */
 
 #ifndef CEF_BUCKET_H

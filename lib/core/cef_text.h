@@ -1,14 +1,14 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_text: judgements on bytes that come from outside (profile values
- * written by the CDP, keys and headers sent by the client) before they are
- * placed into HTML, JSON or a header line.  Plain C11, no nginx types.
- *
  * Folder lib/core: the vocabulary every other folder speaks (values and
  * spans, base64url, experiment bucketing, text checks, the version).  It
  * includes nothing of ours; every folder, the glue and the tools may
  * include it.
+ *
+ * cef_text: judgements on bytes that come from outside (profile values
+ * written by the CDP, keys and headers sent by the client) before they are
+ * placed into HTML, JSON or a header line.  Plain C11, no nginx types.
  */
 
 #ifndef CEF_TEXT_H

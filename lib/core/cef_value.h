@@ -1,17 +1,17 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Folder lib/core: the vocabulary every other folder speaks (values and
+ * spans, base64url, experiment bucketing, text checks, the version).  It
+ * includes nothing of ours; every folder, the glue and the tools may
+ * include it.
+ *
  * cef_value: the one value type shared by the profile store, the rule
  * engine and rule plugins.  Plain C11, no nginx types.
  *
  * Values are views: strings, arrays and maps point into memory owned by
  * someone else (a profile in the LMDB map, a compiled rule set, a request's
  * pool).  A value is valid exactly as long as the memory it points into.
- *
- * Folder lib/core: the vocabulary every other folder speaks (values and
- * spans, base64url, experiment bucketing, text checks, the version).  It
- * includes nothing of ours; every folder, the glue and the tools may
- * include it.
  */
 
 #ifndef CEF_VALUE_H

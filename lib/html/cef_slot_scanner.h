@@ -1,6 +1,9 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Folder lib/html: the slot scanner of the body filter.  It includes only
+ * lib/core; the glue (and tests) include it, no other folder does.
+ *
  * cef_slot_scanner: finds slots in an HTML body that arrives in pieces.
  * Plain C11, no nginx types, no global state.
  *
@@ -52,9 +55,6 @@
  * the end of a buffer.  Inside a slot, the open marker, the default so far
  * and a partial close marker are held: at most
  * CEF_SLOT_HELD_MAX(max_default) bytes.
- *
- * Folder lib/html: the slot scanner of the body filter.  It includes only
- * lib/core; the glue (and tests) include it, no other folder does.
  */
 
 #ifndef CEF_SLOT_SCANNER_H

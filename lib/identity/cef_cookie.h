@@ -1,13 +1,13 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_cookie: reading one cookie from a Cookie header, byte for byte as
- * nginx 1.22 reads $cookie_NAME.
- *
  * Folder lib/identity: who a visitor is (the store's keyed hash of an
  * identity, signed values, visitor ids, cookies).  It includes only
  * lib/core; lib/store, lib/decision, lib/writer, the glue and the tools
  * include it.
+ *
+ * cef_cookie: reading one cookie from a Cookie header, byte for byte as
+ * nginx 1.22 reads $cookie_NAME.
  */
 
 #ifndef CEF_COOKIE_H

@@ -1,6 +1,11 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Folder lib/identity: who a visitor is (the store's keyed hash of an
+ * identity, signed values, visitor ids, cookies).  It includes only
+ * lib/core; lib/store, lib/decision, lib/writer, the glue and the tools
+ * include it.
+ *
  * cef_identity: the keyed hash that turns an identity (TYPE, VALUE) into
  * the 16-byte key the profile store indexes.  Plain C11, no nginx types.
  *
@@ -13,11 +18,6 @@
  * The HMAC inner and outer pad states are computed once per secret, in
  * cef_identity_create(); each hash copies them (EVP_MD_CTX_copy_ex), feeds
  * the message and finishes: about 0.3 us with OpenSSL 3.0.
- *
- * Folder lib/identity: who a visitor is (the store's keyed hash of an
- * identity, signed values, visitor ids, cookies).  It includes only
- * lib/core; lib/store, lib/decision, lib/writer, the glue and the tools
- * include it.
  */
 
 #ifndef CEF_IDENTITY_H

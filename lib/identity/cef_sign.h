@@ -1,6 +1,11 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Folder lib/identity: who a visitor is (the store's keyed hash of an
+ * identity, signed values, visitor ids, cookies).  It includes only
+ * lib/core; lib/store, lib/decision, lib/writer, the glue and the tools
+ * include it.
+ *
  * cef_sign: signed identity keys, link tokens and plugin-state cookies.
  *
  * A signing secret file holds one secret per line.  The first signs; all
@@ -30,11 +35,6 @@
  * Signed keys of the format before these labels (SIG over TYPE ":" VALUE)
  * verify only through cef_sign_verify_legacy(), for a transition the
  * caller bounds.  Signatures are compared in constant time.
- *
- * Folder lib/identity: who a visitor is (the store's keyed hash of an
- * identity, signed values, visitor ids, cookies).  It includes only
- * lib/core; lib/store, lib/decision, lib/writer, the glue and the tools
- * include it.
  */
 
 #ifndef CEF_SIGN_H

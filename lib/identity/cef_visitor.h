@@ -1,13 +1,13 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
- * cef_visitor: anonymous visitor ids — 128 random bits, base64url, always
- * CEF_VISITOR_ID_LEN characters.
- *
  * Folder lib/identity: who a visitor is (the store's keyed hash of an
  * identity, signed values, visitor ids, cookies).  It includes only
  * lib/core; lib/store, lib/decision, lib/writer, the glue and the tools
  * include it.
+ *
+ * cef_visitor: anonymous visitor ids — 128 random bits, base64url, always
+ * CEF_VISITOR_ID_LEN characters.
  */
 
 #ifndef CEF_VISITOR_H

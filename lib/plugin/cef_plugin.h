@@ -1,6 +1,11 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Folder lib/plugin: the rule plugin ABI and the engine's host of it.  It
+ * includes only lib/core; lib/expr, lib/rules, lib/decision, the glue, the
+ * tools and plugins include it.  It never includes anything above it, so a
+ * plugin can be built from this folder and lib/core alone.
+ *
  * cef_plugin.h — the rule plugin ABI.  The ONE header a rule plugin
  * includes; everything a plugin may use is declared here (and in
  * cef_value.h, which it includes).  A plugin never calls a function of the
@@ -66,11 +71,6 @@
  * The mapping under a plugin's name (less `strategy:` for slots) is handed
  * to the hook as a cef_conf_t tree; line and column of every node are
  * kept so that a rejected value is reported as FILE:LINE:COL.
- *
- * Folder lib/plugin: the rule plugin ABI and the engine's host of it.  It
- * includes only lib/core; lib/expr, lib/rules, lib/decision, the glue, the
- * tools and plugins include it.  It never includes anything above it, so a
- * plugin can be built from this folder and lib/core alone.
  */
 
 #ifndef CEF_PLUGIN_H

@@ -1,6 +1,11 @@
 /*
  * Copyright (C) ngx_cef_module developers
  *
+ * Folder lib/plugin: the rule plugin ABI and the engine's host of it.  It
+ * includes only lib/core; lib/expr, lib/rules, lib/decision, the glue, the
+ * tools and plugins include it.  It never includes anything above it, so a
+ * plugin can be built from this folder and lib/core alone.
+ *
  * cef_plugins: the engine's side of the plugin ABI (cef_plugin.h):
  * a set of plugins that rule files are compiled against — the built-in
  * ones (rules/plugins/) plus external shared objects.  Plugins never
@@ -9,11 +14,6 @@
  * A set is built at configuration time and read-only afterwards.  nginx
  * keeps one per configuration cycle (cef_plugin directives add to it); the
  * cef-rules tool and tests use the built-in set.
- *
- * Folder lib/plugin: the rule plugin ABI and the engine's host of it.  It
- * includes only lib/core; lib/expr, lib/rules, lib/decision, the glue, the
- * tools and plugins include it.  It never includes anything above it, so a
- * plugin can be built from this folder and lib/core alone.
  */
 
 #ifndef CEF_PLUGIN_HOST_H
