@@ -371,7 +371,7 @@ cef_store_gen_open(cef_store_gen_t **gp, const char *dir, char *err,
             }
 
             mdb_env_set_maxdbs(g->env, 8);
-            mdb_env_set_maxreaders(g->env, 1022);
+            mdb_env_set_maxreaders(g->env, CEF_STORE_MAX_READERS);
 
             rc = mdb_env_open(g->env, path, MDB_RDONLY|MDB_NOTLS|MDB_NORDAHEAD,
                               0644);

@@ -49,6 +49,14 @@
 
 #define CEF_STORE_FORMAT     1
 
+/*
+ * LMDB reader slots of a generation: its lock.mdb is sized for them when
+ * the writer creates it (and allocated in full, so that taking a slot on a
+ * full disk is no SIGBUS); every opener must ask for the same number, or
+ * the first to open would size the file differently.
+ */
+#define CEF_STORE_MAX_READERS  1022
+
 /* Return codes. */
 #define CEF_STORE_OK          0
 #define CEF_STORE_NOTFOUND    1

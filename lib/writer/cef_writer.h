@@ -40,7 +40,6 @@
 
 #define CEF_WRITER_MAP_SIZE_DEFAULT  ((size_t) 16 << 30)
 #define CEF_WRITER_KEYS_MAX          64
-#define CEF_WRITER_MAX_READERS       1022    /* LMDB reader slots per store */
 
 
 typedef struct {

@@ -141,7 +141,7 @@ typedef struct {
 
 
 /* the lock file's size: room for LMDB's reader table (cef_w_reserve_lock) */
-#define CEF_W_LOCK_SIZE  ((off_t) CEF_WRITER_MAX_READERS * 64 + 128)
+#define CEF_W_LOCK_SIZE  ((off_t) CEF_STORE_MAX_READERS * 64 + 128)
 
 
 /* cef_writer_fs.c */

@@ -825,7 +825,7 @@ cef_writer_load(const cef_writer_conf_t *conf, cef_input_t *in,
 
     if ((rc = mdb_env_create(&w.env)) != 0
         || (rc = mdb_env_set_maxdbs(w.env, 8)) != 0
-        || (rc = mdb_env_set_maxreaders(w.env, CEF_WRITER_MAX_READERS)) != 0
+        || (rc = mdb_env_set_maxreaders(w.env, CEF_STORE_MAX_READERS)) != 0
         || (rc = mdb_env_set_mapsize(w.env, conf->map_size
                                      ? conf->map_size
                                      : CEF_WRITER_MAP_SIZE_DEFAULT)) != 0
