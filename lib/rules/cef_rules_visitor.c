@@ -5,45 +5,24 @@
  */
 
 #include <stdint.h>
-#include <string.h>
 
 #include "cef_rules_visitor.h"
 
 
 /*
- * The same probe as cef_dict_name_id() (linear probing of (id + 1) in
- * names_hash), minus hashing the name; tests/unit/test_rules_profile.c
- * checks that both agree.
+ * cef_dict_name_id() with the name's hash already known (a rule's
+ * references are hashed when the rule file is compiled);
+ * tests/unit/test_rules_profile.c checks that both agree.
  */
 int64_t
 cef_rules_dict_find(const cef_dict_t *dict, cef_span_t name, uint32_t hash)
 {
-    uint32_t           slot, id, n;
-    const cef_span_t  *s;
-
     if (dict == NULL || dict->names_hash == NULL) {
         return -1;
     }
 
-    for (slot = hash & dict->names_mask, n = 0;
-         n <= dict->names_mask;
-         slot = (slot + 1) & dict->names_mask, n++)
-    {
-        id = dict->names_hash[slot];
-        if (id == 0 || id > dict->names.n) {
-            return -1;
-        }
-
-        s = &dict->names.s[id - 1];
-
-        if (s->len == name.len
-            && (name.len == 0 || memcmp(s->data, name.data, name.len) == 0))
-        {
-            return id - 1;
-        }
-    }
-
-    return -1;
+    return cef_dict_probe(dict->names_hash, dict->names_mask, dict->names.s,
+                          dict->names.n, hash, name);
 }
 
 

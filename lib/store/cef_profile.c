@@ -185,33 +185,6 @@ cef_dict_hash(const char *s, size_t len)
 }
 
 
-int64_t
-cef_dict_probe(const uint32_t *table, uint32_t mask, const cef_span_t *spans,
-    uint32_t n, uint32_t hash, cef_span_t s)
-{
-    uint32_t           slot, id, i;
-    const cef_span_t  *e;
-
-    for (slot = hash & mask, i = 0; i <= mask; slot = (slot + 1) & mask, i++)
-    {
-        id = table[slot];
-        if (id == 0 || id > n) {
-            return -1;
-        }
-
-        e = &spans[id - 1];
-
-        if (e->len == s.len
-            && (s.len == 0 || memcmp(e->data, s.data, s.len) == 0))
-        {
-            return id - 1;
-        }
-    }
-
-    return -1;
-}
-
-
 void
 cef_dict_slot_put(uint32_t *table, uint32_t mask, uint32_t hash, uint32_t id)
 {
