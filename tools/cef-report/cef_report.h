@@ -1,0 +1,145 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef-report: experiment results from impression and goal logs.  The
+ * shared vocabulary of its files (each file exports the prefix of its
+ * name):
+ *
+ *   cef_report_logs.c    reading impression and goal logs (files, -, gzip),
+ *                        first exposures, conversions within the window
+ *                        -> cef_report_test_t per experiment x goal x metric
+ *   cef_report_suff.c    `cef-report stats`: sufficient statistics (JSON)
+ *                        -> cef_report_test_t
+ *   cef_report_stats.c   the statistics (GrowthBook gbstats' definitions,
+ *                        GSL's distribution functions)
+ *                        cef_report_test_t -> cef_report_result_t per arm
+ *   cef_report_json.c    --json output (the same for both commands)
+ *   cef_report_table.c   the terminal table
+ *   cef_report_html.c    --html FILE: one self-contained page (inline SVG)
+ *   cef_report_main.c    the command line
+ *
+ * GSL is GPL-3: it is linked into cef-report only, never into the module
+ * or libcef (docs/report.md).
+ */
+
+#ifndef CEF_REPORT_H
+#define CEF_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+
+#define CEF_REPORT_EXIT_OK       0
+#define CEF_REPORT_EXIT_PROBLEM  1
+#define CEF_REPORT_EXIT_USAGE    2
+
+
+typedef enum {
+    CEF_REPORT_BINOMIAL = 0,   /* sum counts converting visitors */
+    CEF_REPORT_MEAN            /* sum adds a per-visitor value */
+} cef_report_metric_t;
+
+
+/* One arm's sufficient statistics. */
+typedef struct {
+    char      *name;
+    double     weight;        /* configured share of traffic, > 0; 0: the
+                                 arm takes no traffic (left out of SRM);
+                                 < 0: unknown (no SRM check) */
+    double     n;             /* exposed visitors */
+    double     sum;           /* converters, or the summed value */
+    double     sum_squares;   /* sum of per-visitor squares (binomial:
+                                 equal to sum) */
+} cef_report_arm_t;
+
+
+/*
+ * Conversions over time, for the HTML chart: cumulative exposed visitors
+ * and cumulative converters per arm at the end of each period (row-major,
+ * nperiods x narms).  nperiods 0: no series (the `stats` command).
+ */
+typedef struct {
+    size_t     nperiods;
+    int64_t   *end;           /* unix seconds, one per period */
+    double    *n;             /* nperiods x narms */
+    double    *converters;    /* nperiods x narms */
+} cef_report_series_t;
+
+
+/* One comparison: an experiment x goal x metric. */
+typedef struct {
+    char                 *experiment;  /* its name; NULL from `stats` */
+    char                 *salt;        /* its bucketing salt, or NULL */
+    char                 *rules;       /* the rule-set hash, or NULL */
+    char                 *slot;        /* or NULL */
+    char                 *goal;        /* or NULL */
+    cef_report_metric_t   metric;
+    int                   holdout;     /* control vs treatment of a
+                                          holdout (the `would` offer) */
+    size_t                control;     /* index of the control arm */
+    size_t                narms;
+    cef_report_arm_t     *arms;
+    cef_report_series_t   series;
+} cef_report_test_t;
+
+
+typedef struct {
+    double     lift;
+    double     lo, hi;        /* the confidence interval (or sequence) */
+    double     se;
+    double     p;
+} cef_report_effect_t;
+
+
+/* The results of one arm against the control (unused for the control). */
+typedef struct {
+    int                   valid;       /* 0: not computed, see note */
+    const char           *note;        /* why not ("no visitors", "zero
+                                          variance", ...), or NULL */
+    double                mean;        /* of this arm, control included */
+    cef_report_effect_t   relative;
+    cef_report_effect_t   absolute;
+    double                chance_to_win;
+    double                bayes_lo, bayes_hi;   /* relative, credible */
+    double                risk_control, risk_arm;
+} cef_report_result_t;
+
+
+typedef struct {
+    double     alpha;         /* default 0.05 */
+    int        sequential;    /* --sequential */
+    double     tau;           /* --tau, default 5000 */
+} cef_report_opts_t;
+
+
+/* The SRM verdict threshold: p below it is flagged. */
+#define CEF_REPORT_SRM_ALPHA  0.001
+
+
+/* A test with its results: res has narms entries (res[control] holds only
+   the control's mean), srm_p is NaN when no SRM check is possible. */
+typedef struct {
+    const cef_report_test_t  *test;
+    cef_report_result_t      *res;
+    double                    srm_p;
+} cef_report_out_t;
+
+
+/* cef_report_stats.c: 0, or -1 when the test cannot be analysed at all
+   (fewer than two arms); arms without visitors get valid 0 and a note. */
+int cef_report_stats_analyse(const cef_report_test_t *t,
+    const cef_report_opts_t *opts, cef_report_result_t *res, double *srm_p);
+/* the chi-squared SRM p-value over arms with weight > 0, or NaN */
+double cef_report_stats_srm(const cef_report_arm_t *arms, size_t narms);
+
+/* cef_report_json.c, cef_report_table.c, cef_report_html.c: 0 or -1 */
+int cef_report_json_write(FILE *f, const cef_report_out_t *outs, size_t n,
+    const cef_report_opts_t *opts);
+int cef_report_table_write(FILE *f, const cef_report_out_t *outs, size_t n,
+    const cef_report_opts_t *opts);
+int cef_report_html_write(FILE *f, const cef_report_out_t *outs, size_t n,
+    const cef_report_opts_t *opts);
+
+
+#endif /* CEF_REPORT_H */
