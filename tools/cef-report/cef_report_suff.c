@@ -162,11 +162,12 @@ cef_report_suff_test(cef_report_suff_ctx_t *c, json_t *root,
     nweights = 0;
 
     json_array_foreach(arms, i, v) {
+        t->narms = i + 1;       /* so that a failure frees this arm's name */
+
         if (cef_report_suff_arm(c, v, i, t->metric, &t->arms[i]) != 0) {
             return -1;
         }
 
-        t->narms = i + 1;
         nweights += t->arms[i].weight >= 0;
 
         for (j = 0; j < i; j++) {
