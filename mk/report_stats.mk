@@ -5,7 +5,9 @@
 #                                     GPL-3: linked here only, never into
 #                                     the module or libcef)
 #   build/unit/test_report_stats      its unit tests (gbstats' known
-#                                     answers), run by make unit / make test
+#                                     answers), run by make unit / make test;
+#                                     UBSan also traps any floating-point
+#                                     division by zero
 #
 # Until the log reader lands (mk/report.mk), this file carries the
 # build/cef-report rule.
@@ -29,5 +31,6 @@ $(BUILD)/unit/test_report_stats: tests/unit/test_report_stats.c \
                                  $(REPORT_UNIT_SRCS) \
                                  tools/cef-report/cef_report.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_CFLAGS) -Itools/cef-report $< $(REPORT_UNIT_SRCS) \
+	$(CC) $(ASAN_CFLAGS) -fsanitize=float-divide-by-zero \
+	    -Itools/cef-report $< $(REPORT_UNIT_SRCS) \
 	    $(PKG_LIBS) $(REPORT_LIBS) -lcmocka -o $@

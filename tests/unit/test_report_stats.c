@@ -368,6 +368,44 @@ test_zero_variance(void **state)
 
 
 static void
+test_edges_without_division_by_zero(void **state)
+{
+    cef_report_result_t  r;
+
+    (void) state;
+
+    /* the binary traps float division by zero (mk/report_stats.mk) */
+
+    /* a binomial arm of one visitor with a fractional sum has a variance
+       but no Welch degrees of freedom */
+    r = compare(CEF_REPORT_BINOMIAL, arm("control", 50, 5, 5),
+                arm("b", 1, 0.5, 0.5), &fixed);
+    assert_string_equal(r.note, "a single visitor");
+    r = compare(CEF_REPORT_BINOMIAL, arm("control", 1, 0.5, 0.5),
+                arm("b", 50, 5, 5), &fixed);
+    assert_string_equal(r.note, "the control has a single visitor");
+
+    /* a control mean so small that its square underflows */
+    r = compare(CEF_REPORT_MEAN, arm("control", 2, 1e-200, 1e-200),
+                arm("b", 2, 3, 5), &fixed);
+    assert_false(r.valid);
+    assert_string_equal(r.note, "beyond double precision");
+
+    /* values so large that the variance overflows */
+    r = compare(CEF_REPORT_MEAN, arm("control", 2, 1e200, 1e308),
+                arm("b", 2, 3e200, 1e308), &fixed);
+    assert_false(r.valid);
+    assert_non_null(r.note);
+
+    /* a huge test: the limit of the t distribution is the normal */
+    r = compare(CEF_REPORT_BINOMIAL, arm("control", 4e15, 1e15, 1e15),
+                arm("b", 4e15, 1.0000001e15, 1.0000001e15), &fixed);
+    assert_true(r.valid);
+    near((r.relative.hi - r.relative.lift) / r.relative.se, 1.959964, 1e-5);
+}
+
+
+static void
 test_control_mean_zero(void **state)
 {
     cef_report_result_t  r;
@@ -809,6 +847,7 @@ main(void)
         cmocka_unit_test(test_bayes_far_tail),
         cmocka_unit_test(test_no_visitors),
         cmocka_unit_test(test_zero_variance),
+        cmocka_unit_test(test_edges_without_division_by_zero),
         cmocka_unit_test(test_control_mean_zero),
         cmocka_unit_test(test_multi_arm),
         cmocka_unit_test(test_srm),

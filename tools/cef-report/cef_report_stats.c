@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <gsl/gsl_cdf.h>
+#include <gsl/gsl_errno.h>
 #include <gsl/gsl_randist.h>
 
 #include "cef_report.h"
@@ -33,7 +34,7 @@ static void cef_report_stats_moments(cef_report_metric_t metric,
     const cef_report_arm_t *arm, cef_report_moments_t *m);
 static const char *cef_report_stats_problem(const cef_report_moments_t *a,
     const cef_report_moments_t *b);
-static void cef_report_stats_effect(const cef_report_moments_t *a,
+static int cef_report_stats_effect(const cef_report_moments_t *a,
     const cef_report_moments_t *b, int relative,
     const cef_report_opts_t *opts, cef_report_effect_t *e);
 static void cef_report_stats_bayes(const cef_report_effect_t *rel,
@@ -64,6 +65,9 @@ cef_report_stats_analyse(const cef_report_test_t *t,
         opts = &cef_report_stats_defaults;
     }
 
+    /* GSL's default handler aborts on a domain error: report instead */
+    gsl_set_error_handler_off();
+
     memset(res, 0, t->narms * sizeof(cef_report_result_t));
 
     cef_report_stats_moments(t->metric, &t->arms[t->control], &ctl);
@@ -81,8 +85,15 @@ cef_report_stats_analyse(const cef_report_test_t *t,
             continue;
         }
 
-        cef_report_stats_effect(&ctl, &arm, 1, opts, &res[i].relative);
-        cef_report_stats_effect(&ctl, &arm, 0, opts, &res[i].absolute);
+        if (cef_report_stats_effect(&ctl, &arm, 1, opts, &res[i].relative)
+            != 0
+            || cef_report_stats_effect(&ctl, &arm, 0, opts,
+                                       &res[i].absolute) != 0)
+        {
+            res[i].note = "beyond double precision";
+            continue;
+        }
+
         cef_report_stats_bayes(&res[i].relative, opts, &res[i]);
         res[i].valid = 1;
     }
@@ -139,7 +150,10 @@ cef_report_stats_srm(const cef_report_arm_t *arms, size_t narms)
     for (i = 0; i < narms; i++) {
         if (arms[i].weight > 0) {
             e = arms[i].weight / wsum * total;
-            x += (arms[i].n - e) * (arms[i].n - e) / e;
+
+            if (e > 0) {    /* else a share below double precision: as 0 */
+                x += (arms[i].n - e) * (arms[i].n - e) / e;
+            }
         }
     }
 
@@ -195,6 +209,13 @@ cef_report_stats_problem(const cef_report_moments_t *a,
                           : "zero variance in the control";
     }
 
+    /* Welch's degrees of freedom divide by n - 1 (a binomial arm of one
+       visitor has a variance when its sum is fractional) */
+    if (a->n < 2 || b->n < 2) {
+        return a->n < 2 ? "the control has a single visitor"
+                        : "a single visitor";
+    }
+
     if (a->mean == 0) {
         return "the control's mean is 0 (no relative lift)";
     }
@@ -213,35 +234,58 @@ cef_report_stats_problem(const cef_report_moments_t *a,
  * frequentist/tests.py SequentialTwoSidedTTest computes it).
  *
  * The p-value is 2 Q(|t|) rather than gbstats' 2 (1 - P(|t|)): the same
- * number, without rounding to 0 below 1e-16.
+ * number, without rounding to 0 below 1e-16.  -1 when the numbers leave
+ * double precision (a variance that overflows or underflows to 0).
  */
-static void
+static int
 cef_report_stats_effect(const cef_report_moments_t *a,
     const cef_report_moments_t *b, int relative,
     const cef_report_opts_t *opts, cef_report_effect_t *e)
 {
-    double  var, dof, t, half, n, rho2, la, tr2p1, st2, loge;
+    double  var, va, vb, m2, u, dof, t, q, half, n, rho2, la, tr2p1, st2,
+            loge, r;
+
+    va = a->var / a->n;
+    vb = b->var / b->n;
 
     if (relative) {
+        m2 = a->mean * a->mean;
+        if (m2 == 0 || !isfinite(m2)) {
+            return -1;
+        }
+
+        r = b->mean / a->mean;
         e->lift = (b->mean - a->mean) / a->mean;
-        var = b->var / (a->mean * a->mean * b->n)
-              + a->var * b->mean * b->mean
-                / (a->mean * a->mean * a->mean * a->mean * a->n);
+        var = (vb + va * r * r) / m2;
 
     } else {
         e->lift = b->mean - a->mean;
-        var = b->var / b->n + a->var / a->n;
+        var = vb + va;
+    }
+
+    if (!(var > 0) || !isfinite(var) || !isfinite(e->lift)) {
+        return -1;
     }
 
     e->se = sqrt(var);
 
     if (!opts->sequential) {
-        dof = (b->var / b->n + a->var / a->n) * (b->var / b->n + a->var / a->n)
-              / (b->var * b->var / (b->n * b->n * (b->n - 1))
-                 + a->var * a->var / (a->n * a->n * (a->n - 1)));
-        t = e->lift / e->se;
-        e->p = 2 * gsl_cdf_tdist_Q(fabs(t), dof);
-        half = gsl_cdf_tdist_Pinv(1 - opts->alpha / 2, dof) * e->se;
+        /* Welch-Satterthwaite, (vb + va)^2 / (vb^2/(nb-1) + va^2/(na-1)),
+           in shares of vb + va: no overflow, no underflow */
+        u = vb / (vb + va);
+        dof = 1 / (u * u / (b->n - 1) + (1 - u) * (1 - u) / (a->n - 1));
+        t = fabs(e->lift) / e->se;
+
+        if (isfinite(dof)) {
+            e->p = 2 * gsl_cdf_tdist_Q(t, dof);
+            q = gsl_cdf_tdist_Pinv(1 - opts->alpha / 2, dof);
+
+        } else {                        /* the limit: the normal */
+            e->p = 2 * gsl_cdf_ugaussian_Q(t);
+            q = gsl_cdf_ugaussian_Pinv(1 - opts->alpha / 2);
+        }
+
+        half = q * e->se;
 
     } else {
         n = a->n + b->n;
@@ -262,6 +306,8 @@ cef_report_stats_effect(const cef_report_moments_t *a,
 
     e->lo = e->lift - half;
     e->hi = e->lift + half;
+
+    return 0;
 }
 
 
