@@ -240,6 +240,52 @@ test_sequential_tuning(void **state)
 
 
 static void
+test_p_value_matches_interval(void **state)
+{
+    int                  k, seq, flips;
+    double               sum;
+    size_t               i;
+    cef_report_result_t  r;
+    cef_report_opts_t    o;
+    static const double  alphas[] = { 0.01, 0.05, 0.1 };
+
+    (void) state;
+
+    /* p < alpha exactly when the interval leaves out 0, for the Welch test
+       and for the confidence sequence: eq. 155's e-value exceeds 1/alpha
+       exactly when eq. 9's half-width is below |lift|.  This ties the
+       sequential p-value, which gbstats' tests only pin at 0 and 1, to the
+       interval they pin to 5 decimals. */
+    flips = 0;
+
+    for (seq = 0; seq <= 1; seq++) {
+        for (i = 0; i < sizeof(alphas) / sizeof(alphas[0]); i++) {
+            o.alpha = alphas[i];
+            o.sequential = seq;
+            o.tau = 5000;
+
+            for (k = 0; k <= 60; k++) {
+                sum = 1000 + 5 * k;
+                r = compare(CEF_REPORT_BINOMIAL,
+                            arm("control", 10000, 1000, 1000),
+                            arm("b", 10000, sum, sum), &o);
+                assert_true(r.valid);
+
+                if ((r.relative.p < o.alpha) != (r.relative.lo > 0)) {
+                    fail_msg("sequential %d alpha %g sum %g: p %g, lo %g",
+                             seq, o.alpha, sum, r.relative.p, r.relative.lo);
+                }
+
+                flips += r.relative.p > 0.001 && r.relative.p < 0.999;
+            }
+        }
+    }
+
+    assert_true(flips > 50);
+}
+
+
+static void
 test_bayes_binomial(void **state)
 {
     cef_report_result_t  r;
@@ -842,6 +888,7 @@ main(void)
         cmocka_unit_test(test_sequential_mean),
         cmocka_unit_test(test_sequential_binomial),
         cmocka_unit_test(test_sequential_tuning),
+        cmocka_unit_test(test_p_value_matches_interval),
         cmocka_unit_test(test_bayes_binomial),
         cmocka_unit_test(test_bayes_mean),
         cmocka_unit_test(test_bayes_far_tail),
