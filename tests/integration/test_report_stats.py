@@ -291,3 +291,17 @@ def test_help_and_version():
     assert rc == 0 and out.startswith("usage: cef-report stats")
     rc, out, _ = run("--version")
     assert rc == 0 and out.startswith("cef-report ") and out.count("\n") == 1
+
+
+def test_docs_example_is_what_the_tool_prints(tmp_path):
+    """docs/report.md's table is the output for its input, verbatim."""
+    doc = (REPO / "docs" / "report.md").read_text()
+    section = doc[doc.index("## cef-report stats"):doc.index("## JSON output")]
+    blocks = section.split("```")
+    shown = next(b for b in blocks if b.startswith("\n$ cef-report stats "))
+    given = blocks[blocks.index(shown) + 2]
+    assert given.startswith("json\n")
+    path = write(tmp_path, given[len("json\n"):], "hero.json")
+    rc, out, err = run("stats", path)
+    assert (rc, err) == (0, "")
+    assert out == shown.split("\n", 2)[2]
