@@ -606,6 +606,57 @@ test_record(void **state)
 }
 
 
+/* the entry point of the log reader: a `stats` test is one period whose
+   weights were live */
+static void
+test_from_test(void **state)
+{
+    double                      n, m, v;
+    cef_report_arm_t            arms[2];
+    cef_report_test_t           t;
+    cef_report_bandit_input_t   in;
+    cef_report_bandit_result_t  res;
+
+    (void) state;
+
+    memset(&t, 0, sizeof(t));
+    arms[0].name = "a";
+    arms[0].weight = 2500;
+    arms[0].n = 100;
+    arms[0].sum = 2;
+    arms[0].sum_squares = 99;        /* ignored for a binomial metric */
+    arms[1].name = "b";
+    arms[1].weight = 7500;
+    arms[1].n = 300;
+    arms[1].sum = 30;
+    arms[1].sum_squares = 99;
+    t.experiment = "hero";
+    t.salt = "hero-salt";
+    t.goal = "purchase";
+    t.metric = CEF_REPORT_BINOMIAL;
+    t.narms = 2;
+    t.arms = arms;
+
+    assert_int_equal(cef_report_bandit_from_test(&t, &in), 0);
+    assert_int_equal(in.nperiods, 1);
+    assert_string_equal(in.salt, "hero-salt");
+    assert_string_equal(in.names[1], "b");
+
+    cef_report_bandit_pool(&in, 0, &n, &m, &v);
+    near(m, 0.02, 1e-15);
+    near(v, 0.02 * 0.98 * 100 / 99 / 100, 1e-17);
+
+    /* a has 100: reweighted; the split was as configured: SRM p 1 */
+    assert_int_equal(cef_report_bandit_compute(&in, &thompson, &res), 0);
+    assert_true(res.updated);
+    near(res.srm_p, 1, 1e-12);
+    assert_true(res.weights[1] > 0.97);
+    cef_report_bandit_result_free(&res);
+
+    cef_report_bandit_input_free(&in);
+}
+
+
 static void
 test_input_errors(void **state)
 {
@@ -669,6 +720,7 @@ main(void)
         cmocka_unit_test(test_basis_points),
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_record),
+        cmocka_unit_test(test_from_test),
         cmocka_unit_test(test_input_errors),
     };
 

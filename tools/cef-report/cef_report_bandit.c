@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include <gsl/gsl_cdf.h>
+#include <gsl/gsl_errno.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 
@@ -55,6 +56,9 @@ cef_report_bandit_compute(const cef_report_bandit_input_t *in,
     if (cef_report_bandit_alloc(res, in->narms) != 0) {
         return -1;
     }
+
+    /* GSL's default handler aborts on a domain error: report instead */
+    gsl_set_error_handler_off();
 
     rng = gsl_rng_alloc(gsl_rng_mt19937);
     if (rng == NULL) {
