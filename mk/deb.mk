@@ -13,7 +13,7 @@
 # parent directory) land in build/deb/ and the tree's own build/ is left
 # alone.
 
-DEB_PKGS += debhelper dpkg-dev lintian adduser curl
+DEB_PKGS += debhelper dpkg-dev lintian adduser curl systemd
 
 # what `make deb` needs (debian/control's Build-Depends and the tools that
 # run it): `make deps` with only these, so packaging needs no bench or fuzz
