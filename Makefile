@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # ngx_cef_module — build, test and demo.
 #
 #   make            libcef.a, libcef_writer.a, the nginx module, cef-sync,

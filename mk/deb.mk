@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # Debian packages (docs/packaging.md).  Included by the main Makefile.
 #
 #   make deb            build/deb/libnginx-mod-http-cef_*.deb and

@@ -1,4 +1,5 @@
 # Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 #
 # Signed values as a shop's backend and its e-mail tool make them
 # (docs/directives.md, "Signed values"), in shell: sourced by the demo
