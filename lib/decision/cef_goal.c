@@ -279,8 +279,11 @@ cef_goal_once_add(cef_span_t state, int64_t now, const char *goal,
         return 0;
     }
 
-    memcpy(buf + k, tags, n);
-    k += n;
+    if (n) {
+        memcpy(buf + k, tags, n);
+        k += n;
+    }
+
     buf[k++] = '.';
     cef_goal_tag(goal, len, buf + k);
     k += 8;
