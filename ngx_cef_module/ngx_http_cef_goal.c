@@ -29,6 +29,7 @@
 #include "ngx_http_cef_module.h"
 
 
+static void ngx_http_cef_goal_cleanup(void *data);
 static void ngx_http_cef_goal_hide(ngx_http_request_t *r, ngx_str_t *name);
 
 
@@ -172,6 +173,7 @@ ngx_http_cef_merge_goal(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
     ngx_http_cef_loc_conf_t *conf)
 {
     ngx_http_cef_goal_t  *g = conf->goal;
+    ngx_pool_cleanup_t   *cln;
 
     (void) prev;
 
@@ -217,7 +219,30 @@ ngx_http_cef_merge_goal(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
         return NGX_CONF_ERROR;
     }
 
+    /* the record's fixed text, once: a request only copies it */
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    g->fmt = cef_goal_fmt_create(ngx_http_cef_rules_set(conf->rules),
+                                 g->decl->name);
+    if (g->fmt == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_cef_goal_cleanup;
+    cln->data = g->fmt;
+
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_cef_goal_cleanup(void *data)
+{
+    cef_goal_fmt_free(data);
 }
 
 
@@ -232,14 +257,12 @@ ngx_http_cef_merge_goal(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
 ngx_int_t
 ngx_http_cef_goal_reached(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
 {
-    size_t                    len;
+    size_t                    len, n;
     double                    value;
     ngx_str_t                 text, *by;
-    cef_span_t                state, bucket_by;
+    cef_span_t                state;
     cef_signer_t             *signer;
-    cef_goal_arm_t           *arms;
-    const cef_rules_t        *rs;
-    cef_goal_record_t         rec;
+    cef_goal_event_t          ev;
     ngx_http_cef_ctx_t       *ctx;
     ngx_http_cef_goal_t      *g;
     cef_goal_value_rc_t       vrc;
@@ -280,8 +303,8 @@ ngx_http_cef_goal_reached(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
         return NGX_OK;
     }
 
-    ngx_memzero(&rec, sizeof(cef_goal_record_t));
-    rec.now = ngx_time();
+    ngx_memzero(&ev, sizeof(cef_goal_event_t));
+    ev.now = ngx_time();
 
     if (g->once) {
         signer = clcf->signing->signer;
@@ -298,19 +321,19 @@ ngx_http_cef_goal_reached(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
             break;
         }
 
-        if (cef_goal_once_seen(state, rec.now, (const char *) g->name.data,
+        if (cef_goal_once_seen(state, ev.now, (const char *) g->name.data,
                                g->name.len))
         {
             ngx_http_cef_metric_goal(&g->name, NGX_HTTP_CEF_GOAL_ONCE);
             return NGX_OK;
         }
 
-        len = cef_goal_once_add(state, rec.now, (const char *) g->name.data,
+        len = cef_goal_once_add(state, ev.now, (const char *) g->name.data,
                                 g->name.len, buf);
 
         if (len && ngx_http_cef_write_state(r, signer, CEF_GOAL_STATE_NAME,
                                             buf, len,
-                                            cef_goal_once_max_age(rec.now))
+                                            cef_goal_once_max_age(ev.now))
                    != NGX_OK)
         {
             return NGX_ERROR;
@@ -326,8 +349,8 @@ ngx_http_cef_goal_reached(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
                              &value);
 
         if (vrc == CEF_GOAL_VALUE_OK) {
-            rec.value = value;
-            rec.has_value = 1;
+            ev.value = value;
+            ev.has_value = 1;
 
         } else {
             ngx_http_cef_metric_goal(&g->name,
@@ -337,36 +360,32 @@ ngx_http_cef_goal_reached(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
         }
     }
 
-    rs = ngx_http_cef_rules_set(clcf->rules);
+    ev.key_type.data = (const char *) id->key_type.data;
+    ev.key_type.len = id->key_type.len;
+    ev.profile.data = (const char *) id->profile_id.data;
+    ev.profile.len = id->profile_id.len;
+    ev.visitor.data = (const char *) id->visitor.data;
+    ev.visitor.len = id->visitor.len;
+    ev.bucket_by.data = (const char *) by->data;
+    ev.bucket_by.len = by->len;
 
-    arms = ngx_palloc(r->pool, (cef_rules_goals_nexperiments(rs) + 1)
-                               * sizeof(cef_goal_arm_t));
-    if (arms == NULL) {
-        return NGX_ERROR;
-    }
-
-    bucket_by.data = (const char *) by->data;
-    bucket_by.len = by->len;
-
-    rec.goal = g->decl->name;
-    rec.rules = cef_rules_hash(rs);
-    rec.key_type.data = (const char *) id->key_type.data;
-    rec.key_type.len = id->key_type.len;
-    rec.profile.data = (const char *) id->profile_id.data;
-    rec.profile.len = id->profile_id.len;
-    rec.visitor.data = (const char *) id->visitor.data;
-    rec.visitor.len = id->visitor.len;
-    rec.arms = arms;
-    rec.narms = cef_goal_arms(rs, rec.now, bucket_by, arms);
-
-    len = cef_goal_format(&rec, NULL, 0);
+    len = cef_goal_format_max(g->fmt, &ev);
 
     ctx->goal.data = ngx_pnalloc(r->pool, len + 1);
     if (ctx->goal.data == NULL) {
         return NGX_ERROR;
     }
 
-    ctx->goal.len = cef_goal_format(&rec, (char *) ctx->goal.data, len + 1);
+    n = cef_goal_format(g->fmt, &ev, (char *) ctx->goal.data, len + 1);
+
+    if (n > len) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "cef_goal: the record of \"%V\" is longer than its "
+                      "bound", &g->name);
+        return NGX_OK;
+    }
+
+    ctx->goal.len = n;
 
     ngx_http_cef_metric_goal(&g->name, NGX_HTTP_CEF_GOAL_RECORDED);
 

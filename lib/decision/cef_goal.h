@@ -61,18 +61,27 @@ typedef struct {
 } cef_goal_arm_t;
 
 
+/*
+ * What a record is made of, worked out once per (rule set, goal) at
+ * configuration time: the fixed text around the request's values, and
+ * for every experiment each arm's member, escaped, so that a request only
+ * copies them.
+ */
+typedef struct cef_goal_fmt_s  cef_goal_fmt_t;
+
+
+/* One goal reached. */
 typedef struct {
     int64_t                now;
-    const char            *goal;
     double                 value;
     unsigned               has_value:1;
-    const char            *rules;       /* hex hash */
     cef_span_t             key_type;    /* empty: null */
     cef_span_t             profile;
     cef_span_t             visitor;
-    const cef_goal_arm_t  *arms;
-    size_t                 narms;
-} cef_goal_record_t;
+    cef_span_t             bucket_by;   /* the id experiments bucket by:
+                                           the visitor id, else the
+                                           profile; empty: no arms */
+} cef_goal_event_t;
 
 
 typedef enum {
@@ -128,12 +137,27 @@ size_t cef_goal_once_add(cef_span_t state, int64_t now, const char *goal,
 int64_t cef_goal_once_max_age(int64_t now);
 
 /*
- * Write rec as one line of JSON (no newline), NUL-terminated, truncated to
- * size (size 0: just measure).
+ * The record format of goal over rs (rs must outlive it).
+ *
+ * @return it, or NULL when out of memory.
+ */
+cef_goal_fmt_t *cef_goal_fmt_create(const cef_rules_t *rs, const char *goal);
+
+void cef_goal_fmt_free(cef_goal_fmt_t *f);
+
+/* An upper bound of cef_goal_format()'s length for ev, NUL excluded. */
+size_t cef_goal_format_max(const cef_goal_fmt_t *f,
+    const cef_goal_event_t *ev);
+
+/*
+ * Write the record of ev as one line of JSON (no newline), NUL-terminated,
+ * truncated to size (size 0: just measure), with the visitor's arm in
+ * every experiment (cef_goal_arms()).
  *
  * @return the length it needs, excluding the NUL.
  */
-size_t cef_goal_format(const cef_goal_record_t *rec, char *buf, size_t size);
+size_t cef_goal_format(const cef_goal_fmt_t *f, const cef_goal_event_t *ev,
+    char *buf, size_t size);
 
 
 #endif /* CEF_GOAL_H */

@@ -434,68 +434,100 @@ test_once(void **state)
 static void
 test_format(void **state)
 {
-    cef_goal_record_t  rec;
-    cef_goal_arm_t     arms[2] = {
-        { "hero-q4", "hero-q4", "a" },
-        { "si\"de", "side", "control" },
-    };
-    char               buf[1024];
-    size_t             n;
+    cef_rules_t       *rs;
+    cef_goal_fmt_t    *f;
+    cef_goal_event_t   ev;
+    cef_goal_arm_t     arms[4];
+    char               buf[1024], want[1024];
+    size_t             n, i;
     json_t            *j;
     json_error_t       jerr;
+    const char        *y =
+        "version: 1\n"
+        "offers: {h: {slot: hero, html: H}, s: {slot: side, html: S}}\n"
+        "rules: [{name: r, show: [h, s]}]\n"
+        "slots:\n"
+        "  hero:\n"
+        "    holdout: 10%\n"
+        "    experiment: {name: 'hero \"q4\"', variants: {a: 50, b: 50}}\n"
+        "  side: {holdout: 30%}\n"
+        "goals:\n"
+        "  purchase: {min: 0, max: 100000}\n";
 
     (void) state;
 
-    memset(&rec, 0, sizeof(rec));
-    rec.now = 1795449572;
-    rec.goal = "purchase";
-    rec.value = 59.9;
-    rec.has_value = 1;
-    rec.rules = "af15";
-    rec.key_type = cef_span_lit("customer");
-    rec.profile = cef_span_lit("p-1\n");
-    rec.visitor = cef_span_lit("b2JzZXJ2ZS12aXMtMDAwMQ");
-    rec.arms = arms;
-    rec.narms = 2;
+    rs = load(y);
+    f = cef_goal_fmt_create(rs, "purchase");
+    assert_non_null(f);
 
-    n = cef_goal_format(&rec, buf, sizeof(buf));
+    memset(&ev, 0, sizeof(ev));
+    ev.now = 1795449572;
+    ev.value = 59.9;
+    ev.has_value = 1;
+    ev.key_type = cef_span_lit("customer");
+    ev.profile = cef_span_lit("p-1\n");
+    ev.visitor = cef_span_lit("b2JzZXJ2ZS12aXMtMDAwMQ");
+    ev.bucket_by = ev.visitor;
+
+    n = cef_goal_format(f, &ev, buf, sizeof(buf));
     assert_int_equal(n, strlen(buf));
-    assert_string_equal(buf,
-        "{\"v\":1,\"t\":1795449572,\"goal\":\"purchase\",\"value\":59.9,"
-        "\"rules\":\"af15\",\"key_type\":\"customer\",\"profile\":"
-        "\"p-1\\n\",\"visitor\":\"b2JzZXJ2ZS12aXMtMDAwMQ\",\"arms\":"
-        "{\"hero-q4\":{\"salt\":\"hero-q4\",\"arm\":\"a\"},\"si\\\"de\":"
-        "{\"salt\":\"side\",\"arm\":\"control\"}}}");
+    assert_true(n <= cef_goal_format_max(f, &ev));
+
+    /* the arms are those cef_goal_arms() gives, names escaped */
+    assert_int_equal(cef_goal_arms(rs, ev.now, ev.bucket_by, arms), 2);
+    snprintf(want, sizeof(want),
+             "{\"v\":1,\"t\":1795449572,\"goal\":\"purchase\",\"value\":59.9,"
+             "\"rules\":\"%s\",\"key_type\":\"customer\",\"profile\":"
+             "\"p-1\\n\",\"visitor\":\"b2JzZXJ2ZS12aXMtMDAwMQ\",\"arms\":"
+             "{\"hero \\\"q4\\\"\":{\"salt\":\"hero \\\"q4\\\"\",\"arm\":\"%s\"},"
+             "\"side\":{\"salt\":\"side\",\"arm\":\"%s\"}}}",
+             cef_rules_hash(rs), arms[0].arm, arms[1].arm);
+    assert_string_equal(buf, want);
 
     j = json_loadb(buf, n, 0, &jerr);
     assert_non_null(j);
     json_decref(j);
 
     /* measuring, and truncating, agree */
-    assert_int_equal(cef_goal_format(&rec, NULL, 0), n);
-    assert_int_equal(cef_goal_format(&rec, buf, 10), n);
+    assert_int_equal(cef_goal_format(f, &ev, NULL, 0), n);
+    assert_int_equal(cef_goal_format(f, &ev, buf, 10), n);
     assert_string_equal(buf, "{\"v\":1,\"t");
 
-    /* anonymous, no value, no experiments */
-    memset(&rec, 0, sizeof(rec));
-    rec.now = 5;
-    rec.goal = "signup";
-    rec.rules = "af15";
-    rec.visitor = cef_span_lit("v");
-    n = cef_goal_format(&rec, buf, sizeof(buf));
-    assert_string_equal(buf,
-        "{\"v\":1,\"t\":5,\"goal\":\"signup\",\"value\":null,\"rules\":"
-        "\"af15\",\"key_type\":null,\"profile\":null,\"visitor\":\"v\","
-        "\"arms\":{}}");
+    /* anonymous, no value, no id to bucket by: no arms */
+    memset(&ev, 0, sizeof(ev));
+    ev.now = 5;
+    n = cef_goal_format(f, &ev, buf, sizeof(buf));
+    snprintf(want, sizeof(want),
+             "{\"v\":1,\"t\":5,\"goal\":\"purchase\",\"value\":null,\"rules\":"
+             "\"%s\",\"key_type\":null,\"profile\":null,\"visitor\":null,"
+             "\"arms\":{}}", cef_rules_hash(rs));
+    assert_string_equal(buf, want);
 
-    /* shortest round-trip numbers */
-    rec.has_value = 1;
-    rec.value = 0.1 + 0.2;
-    (void) cef_goal_format(&rec, buf, sizeof(buf));
+    /* shortest round-trip numbers; control bytes within the bound */
+    ev.has_value = 1;
+    ev.value = 0.1 + 0.2;
+    (void) cef_goal_format(f, &ev, buf, sizeof(buf));
     assert_non_null(strstr(buf, "\"value\":0.30000000000000004,"));
-    rec.value = 100000;
-    (void) cef_goal_format(&rec, buf, sizeof(buf));
+    ev.value = 100000;
+    (void) cef_goal_format(f, &ev, buf, sizeof(buf));
     assert_non_null(strstr(buf, "\"value\":100000,"));
+    ev.value = -1.7976931348623157e308;
+    ev.profile = cef_span_lit("\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c"
+                              "\x0e\x0f\xff\xfe");
+    ev.visitor = cef_span_lit("v");
+    ev.bucket_by = ev.visitor;
+    n = cef_goal_format(f, &ev, buf, sizeof(buf));
+    assert_true(n <= cef_goal_format_max(f, &ev));
+    assert_int_equal(n, strlen(buf));
+
+    /* a visitor's record is the same every time (deterministic arms) */
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(cef_goal_format(f, &ev, want, sizeof(want)), n);
+        assert_string_equal(want, buf);
+    }
+
+    cef_goal_fmt_free(f);
+    cef_rules_free(rs);
 }
 
 
