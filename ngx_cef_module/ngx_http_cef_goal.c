@@ -65,7 +65,7 @@ ngx_http_cef_goal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     g->name = value[1];
-    g->file = cf->conf_file->file.name.data;
+    g->file = cf->conf_file->file.name;
     g->line = cf->conf_file->line;
     pass = 0;
 
@@ -165,17 +165,26 @@ ngx_http_cef_goal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * The goal must be declared in the goals: of the location's rule file,
  * which is only known once the location is merged (cef_rules may come
  * later, or from the server): reported at the directive's file:line.  A
- * goal is not inherited by nested locations.
+ * goal is not inherited by nested locations, only by the location's own
+ * "if" blocks.
  */
 
 char *
 ngx_http_cef_merge_goal(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
     ngx_http_cef_loc_conf_t *conf)
 {
-    ngx_http_cef_goal_t  *g = conf->goal;
-    ngx_pool_cleanup_t   *cln;
+    ngx_http_cef_goal_t       *g = conf->goal;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_core_loc_conf_t  *core;
 
-    (void) prev;
+    /* an "if" (or limit_except) block is part of its location */
+
+    core = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (g == NULL && core->noname) {
+        conf->goal = prev->goal;
+        return NGX_CONF_OK;
+    }
 
     if (g == NULL || g->decl) {
         return NGX_CONF_OK;
@@ -184,7 +193,7 @@ ngx_http_cef_merge_goal(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
     if (conf->rules == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "cef_goal \"%V\" needs a rule file declaring it "
-                      "(cef_rules) in %s:%ui", &g->name, g->file, g->line);
+                      "(cef_rules) in %V:%ui", &g->name, &g->file, g->line);
         return NGX_CONF_ERROR;
     }
 
@@ -194,8 +203,8 @@ ngx_http_cef_merge_goal(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
     if (g->decl == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "cef_goal: goal \"%V\" is not declared in the goals: "
-                      "section of \"%V\" in %s:%ui", &g->name,
-                      ngx_http_cef_rules_path(conf->rules), g->file,
+                      "section of \"%V\" in %V:%ui", &g->name,
+                      ngx_http_cef_rules_path(conf->rules), &g->file,
                       g->line);
         return NGX_CONF_ERROR;
     }
@@ -204,8 +213,8 @@ ngx_http_cef_merge_goal(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "cef_goal: goal \"%V\" takes no value: declare its "
                       "bounds (min: and max:) in \"%V\" to record one, in "
-                      "%s:%ui", &g->name,
-                      ngx_http_cef_rules_path(conf->rules), g->file,
+                      "%V:%ui", &g->name,
+                      ngx_http_cef_rules_path(conf->rules), &g->file,
                       g->line);
         return NGX_CONF_ERROR;
     }
@@ -214,8 +223,8 @@ ngx_http_cef_merge_goal(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
     {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "cef_goal \"%V\" once needs cef_signing_secret (its "
-                      "state is a signed cookie) in %s:%ui", &g->name,
-                      g->file, g->line);
+                      "state is a signed cookie) in %V:%ui", &g->name,
+                      &g->file, g->line);
         return NGX_CONF_ERROR;
     }
 

@@ -141,7 +141,7 @@ typedef struct {
     const cef_rules_goal_t     *decl;           /* in the location's rule
                                                    set, found at merge */
     cef_goal_fmt_t             *fmt;            /* its record's format */
-    u_char                     *file;           /* where the directive is: */
+    ngx_str_t                   file;           /* where the directive is: */
     ngx_uint_t                  line;           /* merge reports it there */
 } ngx_http_cef_goal_t;
 

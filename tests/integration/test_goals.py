@@ -89,6 +89,20 @@ CONF = LOG_FORMATS + """
             cef_goal signup;
             return 204;
         }
+        location = /beacon/if {
+            cef_goal signup;
+            if ($arg_fast) {
+                return 204;
+            }
+            return 200 "ok";
+        }
+        location /beacon/nested/ {
+            cef_goal newsletter;
+            location /beacon/nested/inner/ {
+                return 204;
+            }
+            return 204;
+        }
         location = /beacon/newsletter {
             cef_goal newsletter once;
             return 204;
@@ -399,6 +413,20 @@ def test_error_statuses_and_anonymous_visitors_record_nothing(shop):
              'reason="status"}'] == 2
     assert m['cef_goals_suppressed_total{goal="signup",'
              'reason="visitor"}'] == 1
+
+
+def test_if_blocks_keep_the_goal_nested_locations_do_not(shop):
+    def requests():
+        for path, status in (("/beacon/if?fast=1", 204), ("/beacon/if", 200),
+                             ("/beacon/nested/a", 204),
+                             ("/beacon/nested/inner/b", 204)):
+            got, _, _ = request(shop, path,
+                                headers={"Cookie": "vid=" + vid_of(1000)})
+            assert got == status, path
+
+    goals = goals_after(shop, requests, vid_of(990))
+    assert sorted(g["goal"] for g in goals) == ["newsletter", "signup",
+                                                "signup"]
 
 
 def test_a_new_visitor_is_recorded_with_the_id_it_is_given(shop):
