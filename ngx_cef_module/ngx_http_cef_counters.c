@@ -34,7 +34,7 @@ typedef struct {
 /* the labels of a goal's counters, by ngx_http_cef_goal_e */
 static const char  *ngx_http_cef_goal_labels[NGX_HTTP_CEF_GOAL_MAX] = {
     NULL,
-    "once", "consent", "visitor", "status",
+    "once", "consent", "visitor", "status", "method",
     "absent", "invalid"
 };
 
@@ -434,7 +434,7 @@ ngx_http_cef_counters_goals(u_char *p, u_char *last,
 
             from = (k == 1) ? NGX_HTTP_CEF_GOAL_ONCE
                             : NGX_HTTP_CEF_GOAL_VALUE_ABSENT;
-            to = (k == 1) ? NGX_HTTP_CEF_GOAL_STATUS
+            to = (k == 1) ? NGX_HTTP_CEF_GOAL_METHOD
                           : NGX_HTTP_CEF_GOAL_VALUE_INVALID;
 
             for (j = from; j <= to; j++) {

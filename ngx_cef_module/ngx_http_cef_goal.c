@@ -12,7 +12,7 @@
  * evaluated, no store lookup beyond recognising the visitor.
  *
  * What is recorded, and what not:
- *   - responses with a status below 400 only;
+ *   - responses with a status below 400 to GET and POST only;
  *   - consent as for decisions (cef_consent): none, no record;
  *   - a visitor the experiments can bucket (a visitor id, or a profile a
  *     key recognised): without one nothing could be attributed, so no
@@ -291,6 +291,14 @@ ngx_http_cef_goal_reached(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
 
     if (r->headers_out.status >= NGX_HTTP_BAD_REQUEST) {
         ngx_http_cef_metric_goal(&g->name, NGX_HTTP_CEF_GOAL_STATUS);
+        return NGX_OK;
+    }
+
+    /* a HEAD (a link checker) or an OPTIONS (a CORS preflight) reaches
+       no goal: only what a browser loads or sends does */
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_POST))) {
+        ngx_http_cef_metric_goal(&g->name, NGX_HTTP_CEF_GOAL_METHOD);
         return NGX_OK;
     }
 

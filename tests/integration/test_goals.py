@@ -391,7 +391,7 @@ def test_bad_values_are_recorded_as_null_and_counted(shop):
     assert "[error]" not in log
 
 
-def test_error_statuses_and_anonymous_visitors_record_nothing(shop):
+def test_error_statuses_methods_and_anonymous_visitors_record_nothing(shop):
     def failures():
         status, headers, _ = request(
             shop, "/checkout/done?status=500&hdr=X-Order-Total:10",
@@ -406,6 +406,11 @@ def test_error_statuses_and_anonymous_visitors_record_nothing(shop):
         status, _, _ = request("http://127.0.0.1:%d/beacon/signup"
                                % shop.port(1))
         assert status == 204
+        # a link checker's HEAD and a CORS preflight reach no goal
+        for method in ("HEAD", "OPTIONS"):
+            status, _, _ = request(shop, "/beacon/signup", method=method,
+                                   headers={"Cookie": "vid=" + vid_of(902)})
+            assert status == 204
 
     assert goals_after(shop, failures, vid_of(992)) == []
     m = metrics(shop)
@@ -413,6 +418,8 @@ def test_error_statuses_and_anonymous_visitors_record_nothing(shop):
              'reason="status"}'] == 2
     assert m['cef_goals_suppressed_total{goal="signup",'
              'reason="visitor"}'] == 1
+    assert m['cef_goals_suppressed_total{goal="signup",'
+             'reason="method"}'] == 2
 
 
 def test_if_blocks_keep_the_goal_nested_locations_do_not(shop):
@@ -427,6 +434,15 @@ def test_if_blocks_keep_the_goal_nested_locations_do_not(shop):
     goals = goals_after(shop, requests, vid_of(990))
     assert sorted(g["goal"] for g in goals) == ["newsletter", "signup",
                                                 "signup"]
+
+
+def test_a_post_beacon_is_recorded(shop):
+    goals = goals_after(shop, lambda: request(
+        shop, "/beacon/signup", method="POST", body=b"{}",
+        headers={"Cookie": "vid=" + vid_of(1001),
+                 "Content-Type": "text/plain"}), vid_of(989))
+    assert [(g["goal"], g["visitor"]) for g in goals] == [
+        ("signup", vid_of(1001))]
 
 
 def test_a_new_visitor_is_recorded_with_the_id_it_is_given(shop):
