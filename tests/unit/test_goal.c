@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "cef_decision.h"
+#include "cef_plugins.h"
 #include "cef_goal.h"
 #include "cef_record.h"
 #include "cef_rules_goals.h"
@@ -531,6 +532,164 @@ test_format(void **state)
 }
 
 
+/* --- a third-party strategy with the ABI 2 hooks -------------------------- */
+
+static const char *const  coin_arms[] = { "heads", "tails" };
+static const uint32_t     coin_split[] = { 5000, 5000 };
+static const uint32_t     coin_bad_split[] = { 5000, 4000 };
+
+
+static int
+coin_configure(const cef_plugin_rules_t *rules, uint32_t slot,
+    const cef_conf_t *conf, void **state, cef_plugin_error_t *err)
+{
+    (void) rules;
+    (void) slot;
+    (void) err;
+
+    /* the state says whether to describe a broken split */
+    *state = (void *) (cef_conf_get(conf, "broken") ? coin_bad_split
+                                                    : coin_split);
+    return CEF_PLUGIN_OK;
+}
+
+
+static int
+coin_select(void *state, const cef_plugin_req_t *req,
+    const cef_plugin_cand_t *cands, uint32_t n, cef_plugin_pick_t *pick)
+{
+    uint32_t  b = req->bucket(req, "coin", 4);
+
+    (void) state;
+    (void) cands;
+    (void) n;
+
+    pick->pick = 0;
+    pick->bucket = b;
+    pick->variant = b == CEF_PLUGIN_NONE ? NULL : coin_arms[b % 2];
+
+    return CEF_PLUGIN_OK;
+}
+
+
+static int
+coin_experiment(const void *state, cef_plugin_experiment_t *out)
+{
+    out->name = "coin";
+    out->salt = "coin";
+    out->narms = 2;
+    out->arms = coin_arms;
+    out->split = state;
+
+    return 1;
+}
+
+
+/* agrees with select; bucket 7 and up to 99 says "no arm" (out of range) */
+static uint32_t
+coin_arm(const void *state, const cef_plugin_req_t *req)
+{
+    uint32_t  b = req->bucket(req, "coin", 4);
+
+    (void) state;
+
+    if (b == CEF_PLUGIN_NONE) {
+        return CEF_PLUGIN_NONE;
+    }
+
+    return b % 100 == 7 ? 99 : b % 2;
+}
+
+
+static const cef_plugin_t  coin_plugin = {
+    CEF_PLUGIN_ABI_VERSION, "coin", "a fair coin per visitor", 0, NULL,
+    NULL, 0, coin_configure, NULL, coin_select, NULL, NULL, NULL, NULL,
+    coin_experiment, coin_arm
+};
+
+
+static void
+test_third_party_experiment(void **state)
+{
+    cef_plugins_t        *ps;
+    cef_rules_t          *rs;
+    cef_rules_errors_t    errs;
+    cef_expr_eval_t      *ev;
+    cef_decision_t       *d;
+    cef_expr_ctx_t        ctx;
+    cef_decision_input_t  in;
+    cef_goal_arm_t        arms[2];
+    cef_record_slot_t     slots[1];
+    char                  err[400], id[32];
+    uint32_t              i, none = 0;
+    size_t                n;
+    const char           *good =
+        "version: 1\n"
+        "offers: {x: {slot: s, html: X}}\n"
+        "rules: [{name: r, show: x}]\n"
+        "slots: {s: {strategy: coin}}\n"
+        "goals: {signup: {}}\n";
+    const char           *bad =
+        "version: 1\n"
+        "offers: {x: {slot: s, html: X}}\n"
+        "rules: [{name: r, show: x}]\n"
+        "slots: {s: {strategy: coin, broken: yes}}\n";
+
+    (void) state;
+
+    ps = cef_plugins_create();
+    assert_int_equal(cef_plugins_add(ps, &coin_plugin, "coin", err,
+                                     sizeof(err)), 0);
+
+    /* a description whose shares do not sum to 10000 is refused */
+    assert_int_equal(cef_rules_load_buffer_with("c.yaml", bad, strlen(bad),
+                                                ps, &rs, &errs), -1);
+    cef_rules_error_format(&errs, 0, err, sizeof(err));
+    assert_string_equal(err, "c.yaml: slot 's': strategy 'coin' describes an "
+                        "invalid experiment");
+    cef_rules_errors_free(&errs);
+
+    assert_int_equal(cef_rules_load_buffer_with("c.yaml", good, strlen(good),
+                                                ps, &rs, &errs), 0);
+    cef_rules_errors_free(&errs);
+
+    ev = cef_rules_eval_create(rs);
+    d = cef_decision_create(rs);
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.now = NOW;
+
+    for (i = 0; i < 500; i++) {
+        snprintf(id, sizeof(id), "coin-%04u", i);
+        in.visitor.data = id;
+        in.visitor.len = strlen(id);
+        cef_decision_make(rs, ev, &ctx, &in, d);
+
+        cef_record_slots(slots, rs, d->slots);
+        assert_string_equal(slots[0].experiment, "coin");
+        assert_int_equal(slots[0].nsplit, 2);
+
+        n = cef_goal_arms(rs, NOW, in.visitor, arms);
+
+        if (d->slots[0].bucket % 100 == 7) {
+            assert_int_equal(n, 0);          /* out of range: no arm */
+            none++;
+            continue;
+        }
+
+        assert_int_equal(n, 1);
+        assert_string_equal(arms[0].experiment, "coin");
+        assert_string_equal(arms[0].arm, d->slots[0].variant);
+    }
+
+    assert_true(none > 0);
+
+    cef_decision_free(d);
+    cef_expr_eval_free(ev);
+    cef_rules_free(rs);
+    cef_plugins_free(ps);
+}
+
+
 int
 main(void)
 {
@@ -543,6 +702,7 @@ main(void)
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_once),
         cmocka_unit_test(test_format),
+        cmocka_unit_test(test_third_party_experiment),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
