@@ -34,15 +34,16 @@
  *     in cef-rules) while the configuration is read (also on every reload,
  *     and for `nginx -t`): configure once per rule file (with conf NULL
  *     when the file does not mention the plugin), slot_configure once per
- *     slot naming the plugin as its strategy.  State created there is
- *     inherited read-only by every worker through fork(); never open
- *     sockets or files that must not be shared across fork here.
+ *     slot naming the plugin as its strategy (then experiment, if set).
+ *     State created there is inherited read-only by every worker through
+ *     fork(); never open sockets or files that must not be shared across
+ *     fork here.
  *   - lifetimes: a state lives as long as its rule set; free/slot_free run
  *     when the rule set is released (in the master, after a reload has
  *     replaced the configuration; a worker may simply exit without them).
  *     The plugin's shared object stays loaded at least as long.
- *   - request time: select, begin and end, and expression functions, run
- *     in a worker, for one request at a time, with no locking needed; they
+ *   - request time: select, arm, begin and end, and expression functions,
+ *     run in a worker, one request at a time, with no locking needed; they
  *     must not block (no I/O), must not keep pointers into a
  *     cef_plugin_req_t or into cef_value_t arguments after returning, and
  *     should not allocate (there is nothing to free them with per
