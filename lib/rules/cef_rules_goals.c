@@ -96,8 +96,8 @@ cef_goal_load(cef_loader_t *ld, cef_rules_goal_t *g, yaml_node_t *v)
     }
 
     if ((seen & 3) != 3) {
-        cef_rules_load_error(ld, v, "goal '%s' has %s but no %s: a goal with "
-                             "a value needs both bounds", g->name,
+        cef_rules_load_error(ld, v, "goal '%s' has %s but no %s (a goal with "
+                             "a value needs both bounds)", g->name,
                              (seen & 1) ? "min:" : "max:",
                              (seen & 1) ? "max:" : "min:");
         return;

@@ -151,11 +151,11 @@ test_goals_errors(void **state)
     expect_error("goals:\n  buy: {}\n  buy: {}\n",
                  "g.yaml:6:3: duplicate goal 'buy'");
     expect_error("goals:\n  buy: {min: 0}\n",
-                 "g.yaml:5:8: goal 'buy' has min: but no max:: a goal with "
-                 "a value needs both bounds");
+                 "g.yaml:5:8: goal 'buy' has min: but no max: (a goal with "
+                 "a value needs both bounds)");
     expect_error("goals:\n  buy: {max: 9}\n",
-                 "g.yaml:5:8: goal 'buy' has max: but no min:: a goal with "
-                 "a value needs both bounds");
+                 "g.yaml:5:8: goal 'buy' has max: but no min: (a goal with "
+                 "a value needs both bounds)");
     expect_error("goals:\n  buy: {min: 10, max: 9}\n",
                  "g.yaml:5:23: goal 'buy': max: 9 is below min: 10");
     expect_error("goals:\n  buy: {min: lots, max: 9}\n",
