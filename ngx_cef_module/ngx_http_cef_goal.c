@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Goals at the edge: `cef_goal NAME [value=$VAR] [once] [pass_header];`
  * in a location (an order confirmation page, a checkout callback, a

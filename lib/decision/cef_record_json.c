@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_record_json: the JSON writer of the records ($cef_decision,
  * cef_record.c; $cef_goal, cef_goal.c), written into a caller's buffer

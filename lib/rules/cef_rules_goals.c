@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_rules_goals: the goals: section of a rule file and the experiments
  * the slots' strategies run (cef_rules_goals.h).

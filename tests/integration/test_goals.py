@@ -1,4 +1,5 @@
 # Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Goals at the edge through nginx: cef_goal on a proxied order
 confirmation page (the value from the shop's X-Order-Total header, which
 the client never sees), on beacons, with `once` in the signed cef_goals

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Goals: the rule file's goals: section (every error at its line and
  * column), the experiments the slots describe (names, salts, splits), and

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Test fixture: a plugin built against ABI version 1 — abi1/cef_plugin.h
  * is that version's header as it was released, so the descriptor below
