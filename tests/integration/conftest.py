@@ -38,7 +38,10 @@ from upstream import Upstream
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BUILD = REPO / "build"
-MODULE = BUILD / "ngx_http_cef_module.so"
+# make test-nginx NGINX=1.30 (mk/matrix.mk) points both at another nginx
+# version and the module built against its tree
+MODULE = pathlib.Path(os.environ.get("CEF_MODULE_SO",
+                                     BUILD / "ngx_http_cef_module.so"))
 NGINX_BIN = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
 
 VALGRIND = os.environ.get("CEF_VALGRIND") == "1"
