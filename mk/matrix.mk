@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # make test-nginx NGINX=1.26: the integration suite against another nginx
 # version; make test-matrix: against every version in MATRIX_VERSIONS, one
 # after the other, with the time each leg took (docs/building.md).

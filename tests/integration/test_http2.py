@@ -1,4 +1,5 @@
 # Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """HTTP/2: a personalised page over h2 is byte for byte the page over
 HTTP/1.1, with the same caching policy, validators and cookies.
 
