@@ -1123,10 +1123,17 @@ cef_w_publish_carry(cef_writer_t *w, const char *oldpath, uint64_t *carried)
         return 0;
     }
 
+    /*
+     * MDB_NOLOCK: no reader slot, and above all no second handle on the
+     * old generation's lock.mdb -- closing it would drop the fcntl locks
+     * of a reader this process may have on that generation (LMDB: never
+     * open one environment twice in a process).  Safe: we hold the write
+     * lock, so nothing writes the old generation while we read it.
+     */
     if ((rc = mdb_env_create(&env)) != 0
         || (rc = mdb_env_set_maxdbs(env, 8)) != 0
-        || (rc = mdb_env_set_maxreaders(env, CEF_STORE_MAX_READERS)) != 0
-        || (rc = mdb_env_open(env, oldpath, MDB_RDONLY, 0644)) != 0
+        || (rc = mdb_env_open(env, oldpath, MDB_RDONLY | MDB_NOLOCK,
+                              0644)) != 0
         || (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0
         || (rc = mdb_dbi_open(txn, CEF_STORE_DB_META, 0, &dbi)) != 0
         || (rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
