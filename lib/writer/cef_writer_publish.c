@@ -9,6 +9,9 @@
  * on a full load (docs/store.md, "Published records").
  */
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <openssl/evp.h>
 
 #include "cef_store_rules.h"
@@ -1107,15 +1110,87 @@ cef_w_is_published_key(const MDB_val *k)
 }
 
 
-int
-cef_w_publish_carry(cef_writer_t *w, const char *oldpath, uint64_t *carried)
+/*
+ * The child's half of the carry-over: the previous generation's published
+ * records, each as u32 key length, u32 value length, key, value, to fd.
+ * Exits 0 when all were written, 1 when the generation cannot be read.
+ */
+static void
+cef_w_carry_child(const char *oldpath, int fd)
 {
     int          rc;
+    FILE        *out;
+    uint32_t     len[2];
     MDB_env     *env = NULL;
     MDB_txn     *txn = NULL;
     MDB_dbi      dbi;
     MDB_val      k, v;
     MDB_cursor  *cur = NULL;
+
+    /* a fault must end the child, not run a handler of the parent's */
+    signal(SIGBUS, SIG_DFL);
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGFPE, SIG_DFL);
+    signal(SIGILL, SIG_DFL);
+
+    out = fdopen(fd, "wb");
+
+    /*
+     * MDB_NOLOCK: no reader slot, no handle on the old lock.mdb (closing
+     * one would drop the fcntl locks of a reader of that generation in
+     * the parent's process image).  Safe: the parent holds the write lock.
+     */
+    if (out == NULL
+        || (rc = mdb_env_create(&env)) != 0
+        || (rc = mdb_env_set_maxdbs(env, 8)) != 0
+        || (rc = mdb_env_open(env, oldpath, MDB_RDONLY | MDB_NOLOCK, 0644))
+           != 0
+        || (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0
+        || (rc = mdb_dbi_open(txn, CEF_STORE_DB_META, 0, &dbi)) != 0
+        || (rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+    {
+        _exit(1);
+    }
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    {
+        if (!cef_w_is_published_key(&k)) {
+            continue;
+        }
+
+        len[0] = (uint32_t) k.mv_size;
+        len[1] = (uint32_t) v.mv_size;
+
+        if (fwrite(len, sizeof(len), 1, out) != 1
+            || fwrite(k.mv_data, 1, k.mv_size, out) != k.mv_size
+            || fwrite(v.mv_data, 1, v.mv_size, out) != v.mv_size)
+        {
+            _exit(1);
+        }
+    }
+
+    _exit(rc == MDB_NOTFOUND && fflush(out) == 0 ? 0 : 1);
+}
+
+
+/*
+ * A load keeps the previous generation's published records.  They are
+ * read in a child process: LMDB trusts the file it maps, and a previous
+ * generation damaged in place (the very case a load repairs) can SIGBUS
+ * or SIGSEGV whoever walks it.  If the child fails, the load goes on
+ * without them, and says so.
+ */
+int
+cef_w_publish_carry(cef_writer_t *w, const char *oldpath, uint64_t *carried)
+{
+    int        fds[2], status, rc = 0, bad = 0;
+    char      *buf = NULL;
+    size_t     len = 0, cap = 0, off;
+    pid_t      pid;
+    ssize_t    n;
+    uint32_t   kl, vl;
+    MDB_val    k, v;
 
     *carried = 0;
 
@@ -1123,72 +1198,93 @@ cef_w_publish_carry(cef_writer_t *w, const char *oldpath, uint64_t *carried)
         return 0;
     }
 
-    /*
-     * MDB_NOLOCK: no reader slot, and above all no second handle on the
-     * old generation's lock.mdb -- closing it would drop the fcntl locks
-     * of a reader this process may have on that generation (LMDB: never
-     * open one environment twice in a process).  Safe: we hold the write
-     * lock, so nothing writes the old generation while we read it.
-     */
-    if ((rc = mdb_env_create(&env)) != 0
-        || (rc = mdb_env_set_maxdbs(env, 8)) != 0
-        || (rc = mdb_env_open(env, oldpath, MDB_RDONLY | MDB_NOLOCK,
-                              0644)) != 0
-        || (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0
-        || (rc = mdb_dbi_open(txn, CEF_STORE_DB_META, 0, &dbi)) != 0
-        || (rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
-    {
-        goto unreadable;
+    if (pipe(fds) != 0) {
+        cef_w_err(w, "pipe: %s", strerror(errno));
+        return CEF_WRITER_ESTORE;
     }
 
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    fflush(NULL);
+    pid = fork();
 
-    while (rc == 0) {
-        if (cef_w_is_published_key(&k)) {
-            rc = mdb_put(w->txn, w->meta, &k, &v, 0);
-            if (rc != 0) {
-                mdb_cursor_close(cur);
-                mdb_txn_abort(txn);
-                mdb_env_close(env);
-                return cef_w_lmdb(w, "carrying published records over", rc);
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        cef_w_err(w, "fork: %s", strerror(errno));
+        return CEF_WRITER_ESTORE;
+    }
+
+    if (pid == 0) {
+        close(fds[0]);
+        cef_w_carry_child(oldpath, fds[1]);
+    }
+
+    close(fds[1]);
+
+    for ( ;; ) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 65536;
+            char *nb = realloc(buf, cap);
+            if (nb == NULL) {
+                bad = -1;
+                break;
             }
-            (*carried)++;
+            buf = nb;
         }
 
-        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        n = read(fds[0], buf + len, cap - len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        len += (size_t) n;
     }
 
-    if (rc != MDB_NOTFOUND) {
-        goto unreadable;
+    close(fds[0]);
+
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        /* void */
     }
 
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    mdb_env_close(env);
-
-    return 0;
-
-unreadable:
-
-    /*
-     * A damaged previous generation must not block the load that replaces
-     * it: its published records are lost (publish them again), and said.
-     */
-
-    cef_w_warn(w, "the previous generation \"%s\" cannot be read (%s): its "
-               "published weights and rule sets are not carried over; "
-               "publish them again", oldpath, mdb_strerror(rc));
-
-    if (cur) {
-        mdb_cursor_close(cur);
-    }
-    if (txn) {
-        mdb_txn_abort(txn);
-    }
-    if (env) {
-        mdb_env_close(env);
+    if (bad < 0) {
+        free(buf);
+        cef_w_err(w, "out of memory");
+        return CEF_WRITER_ESTORE;
     }
 
-    *carried = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        cef_w_warn(w, "the previous generation \"%s\" cannot be read (%s): "
+                   "its published weights and rule sets are not carried "
+                   "over; publish them again", oldpath,
+                   WIFSIGNALED(status) ? "it is damaged: reading it "
+                   "crashed" : "not a readable LMDB environment");
+        free(buf);
+        return 0;
+    }
+
+    for (off = 0; off + 8 <= len; off += 8 + kl + vl) {
+        memcpy(&kl, buf + off, 4);
+        memcpy(&vl, buf + off + 4, 4);
+
+        if (kl > len - off - 8 || vl > len - off - 8 - kl) {
+            break;
+        }
+
+        k.mv_data = buf + off + 8;
+        k.mv_size = kl;
+        v.mv_data = buf + off + 8 + kl;
+        v.mv_size = vl;
+
+        rc = mdb_put(w->txn, w->meta, &k, &v, 0);
+        if (rc != 0) {
+            free(buf);
+            return cef_w_lmdb(w, "carrying published records over", rc);
+        }
+
+        (*carried)++;
+    }
+
+    free(buf);
     return 0;
 }

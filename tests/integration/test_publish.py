@@ -264,6 +264,9 @@ def test_history_keeps_fifty(tmp_path):
     assert len(h) == 50
     assert h[0][0] == "live"
     assert all(s == "retired" for s, _ in h[1:])
+    # every kept version still has its source, the dropped ones none
+    r = store.verify()
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def big_rule_file(path, n=10000):

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -593,6 +594,51 @@ test_load_carries(void **state)
 }
 
 
+/*
+ * A previous generation damaged in place (random data pages, the meta
+ * pages intact: LMDB would walk garbage) must not stop the load that
+ * replaces it: the carry-over is read in a child, which may crash.
+ */
+static void
+test_load_over_a_damaged_generation(void **state)
+{
+    int                  fd, i;
+    char                 path[700], got[256];
+    uint8_t              junk[4096];
+    struct stat          sb;
+    off_t                off;
+    cef_writer_result_t  res;
+
+    (void) state;
+
+    assert_int_equal(load(SNAP_HEAD
+        "{\"op\":\"weights\",\"experiment\":\"hero\",\"salt\":\"hero\","
+        "\"version\":3,\"created_at\":1,\"weights\":{\"spring\":10000}}\n"
+        SNAP_END), CEF_WRITER_OK);
+
+    snprintf(path, sizeof(path), "%s/gen-1/data.mdb", store);
+    assert_int_equal(stat(path, &sb), 0);
+    fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    srand(7);
+    for (off = 2 * 4096; off < sb.st_size; off += sizeof(junk)) {
+        for (i = 0; i < (int) sizeof(junk); i++) {
+            junk[i] = (uint8_t) rand();
+        }
+        assert_int_equal(pwrite(fd, junk, sizeof(junk), off),
+                         (ssize_t) sizeof(junk));
+    }
+    close(fd);
+
+    notices = 0;
+    assert_int_equal(load_keep(SNAP_HEAD SNAP_END, &res), CEF_WRITER_OK);
+    assert_int_equal(res.carried, 0);
+    assert_int_equal(notices, 1);
+    weights(got, sizeof(got));
+    assert_string_equal(got, "none");
+}
+
+
 static void
 test_stamp(void **state)
 {
@@ -756,6 +802,7 @@ main(void)
         cmocka_unit_test(test_rules_bad),
         cmocka_unit_test(test_rules_history_bound),
         cmocka_unit_test(test_load_carries),
+        cmocka_unit_test(test_load_over_a_damaged_generation),
         cmocka_unit_test(test_stamp),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_record_size),
