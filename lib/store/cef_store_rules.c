@@ -5,7 +5,6 @@
  * (cef_store_rules.h, docs/store.md).
  */
 
-#include <stdio.h>
 #include <string.h>
 
 #include "cef_store_rules.h"
@@ -161,8 +160,10 @@ cef_store_rules_at(const cef_store_rules_t *r, uint32_t i,
     memcpy(v->sha256, e, 32);
 
     for (k = 0; k < 32; k++) {
-        snprintf(v->hex + 2 * k, 3, "%02x", e[k]);
+        v->hex[2 * k] = "0123456789abcdef"[e[k] >> 4];
+        v->hex[2 * k + 1] = "0123456789abcdef"[e[k] & 15];
     }
+    v->hex[64] = '\0';
 
     v->version = cef_store_le64(e + 32);
     v->created_at = (int64_t) cef_store_le64(e + 40);

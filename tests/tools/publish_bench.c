@@ -49,9 +49,12 @@ run(cef_store_t *s, long n, int what)
     cef_store_weights_t         w;
     cef_store_pub_stamp_t       st;
     cef_store_rules_version_t   v;
-    char                        exp[16];
+    char                        exp[20][16];
 
     memset(&st, 0, sizeof(st));
+    for (i = 0; i < 20; i++) {
+        snprintf(exp[i], sizeof(exp[i]), "exp%ld", i);
+    }
     t0 = now_ns();
 
     for (i = 0; i < n; i++) {
@@ -65,9 +68,9 @@ run(cef_store_t *s, long n, int what)
         }
 
         if (what == 2) {
-            snprintf(exp, sizeof(exp), "exp%ld", i % 20);
-            if (cef_store_weights_get(s, exp, strlen(exp), exp, strlen(exp),
-                                      &w) == CEF_STORE_OK)
+            if (cef_store_weights_get(s, exp[i % 20], strlen(exp[i % 20]),
+                                      exp[i % 20], strlen(exp[i % 20]), &w)
+                == CEF_STORE_OK)
             {
                 pos = 0;
                 while (cef_store_weights_arm(&w, &pos, &arm)) {
