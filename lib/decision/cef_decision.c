@@ -267,7 +267,7 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
     const cef_expr_ctx_t *ctx, const cef_decision_input_t *in,
     cef_decision_t *d)
 {
-    const cef_plan_rule_t    *pr, *end;
+    const cef_plan_rule_t    *pr;
     const cef_plan_offer_t   *po, *pe;
     const cef_plugin_inst_t  *si;
     cef_plugin_cand_t        *cands, *c;
@@ -275,7 +275,10 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
     cef_plugin_req_t          req;
     cef_plugin_pick_t         pick;
     cef_decision_host_t       host;
-    uint32_t                  i, s, open, shown = 0, nslots = rs->nslots;
+    const uint64_t           *cand;
+    uint64_t                  bits;
+    uint32_t                  i, s, w, p, open, shown = 0;
+    uint32_t                  nslots = rs->nslots;
     cef_decision_priv_t      *dp = cef_decision_priv(d);
     uint32_t                 *ncands = dp->ncands;
     uint8_t                  *blocked = dp->blocked;
@@ -330,13 +333,17 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
         ncands[s] = 0;
     }
 
-    /* rules in priority order; a slot closes at its first candidate
-     * unless its strategy wants them all */
+    /* rules in priority order, those the index says may match (the
+     * others are false); a slot closes at its first candidate unless its
+     * strategy wants them all */
 
     open = nslots;
-    end = rs->plan + rs->nrules;
+    cand = cef_rules_candidates(rs, ev);
+    w = 0;
+    bits = rs->words ? cand[0] : 0;
 
-    for (pr = rs->plan; pr < end && open; pr++) {
+    while (open && (p = cef_rules_next(rs, cand, &w, &bits)) != UINT32_MAX) {
+        pr = &rs->plan[p];
 
         if (pr->simple) {
             s = pr->slot;

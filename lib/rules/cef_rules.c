@@ -61,6 +61,7 @@ cef_rules_free(cef_rules_t *rs)
     free(rs->order);
     free(rs->plan);
     free(rs->plan_offers);
+    cef_expr_index_free(rs->index);
     free(rs->ref_pos);
     cef_expr_symtab_free(rs->st);
     free(rs);
@@ -179,6 +180,7 @@ cef_rules_plan(cef_rules_t *rs)
     uint32_t           i, j, k, n = 0;
     const cef_rule_t  *r;
     const cef_offer_t *o;
+    const cef_expr_t **conds;
 
     for (i = 0; i < rs->nrules; i++) {
         n += rs->rules[i].noffers;
@@ -214,7 +216,27 @@ cef_rules_plan(cef_rules_t *rs)
         }
     }
 
-    return 0;
+    conds = malloc((rs->nrules + 1) * sizeof(cef_expr_t *));
+    if (conds == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < rs->nrules; i++) {
+        conds[i] = rs->plan[i].when;
+    }
+
+    rs->index = cef_expr_index_create(rs->st, conds, rs->nrules);
+    rs->words = (rs->nrules + 63) / 64;
+    free(conds);
+
+    return rs->index ? 0 : -1;
+}
+
+
+const uint64_t *
+cef_rules_candidates(const cef_rules_t *rs, cef_expr_eval_t *ev)
+{
+    return cef_expr_index_candidates(rs->index, ev);
 }
 
 
@@ -222,9 +244,11 @@ uint32_t
 cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
     const cef_expr_ctx_t *ctx, cef_rules_choice_t *choices)
 {
-    const cef_plan_rule_t   *pr, *end;
+    const cef_plan_rule_t   *pr;
     const cef_plan_offer_t  *po, *pe;
-    uint32_t                 i, decided = 0, nslots = rs->nslots;
+    const uint64_t          *cand;
+    uint64_t                 bits;
+    uint32_t                 i, w, p, decided = 0, nslots = rs->nslots;
     int64_t                  now = ctx->now;
 
     cef_expr_eval_reset(ev, ctx);
@@ -234,9 +258,16 @@ cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
         choices[i].rule = CEF_RULES_NONE;
     }
 
-    end = rs->plan + rs->nrules;
+    /* the rules that may match, in plan order: the others are false */
 
-    for (pr = rs->plan; pr < end && decided < nslots; pr++) {
+    cand = cef_rules_candidates(rs, ev);
+    w = 0;
+    bits = rs->words ? cand[0] : 0;
+
+    while (decided < nslots
+           && (p = cef_rules_next(rs, cand, &w, &bits)) != UINT32_MAX)
+    {
+        pr = &rs->plan[p];
 
         if (pr->simple) {
             if (choices[pr->slot].offer != CEF_RULES_NONE

@@ -199,6 +199,20 @@ const char *cef_rules_slot_strategy(const cef_rules_t *rs, uint32_t slot);
 int cef_rules_plugged(const cef_rules_t *rs);
 
 /*
+ * The rules a decision tries for ev's inputs (after
+ * cef_expr_eval_reset()): bit i % 64 of word i / 64 stands for the rule
+ * cef_rules_order()[i], and is set unless the rule cannot match (its
+ * `when:` would be false, see cef_expr_index_candidates()).  Decisions
+ * skip the others without evaluating them; explain and the tests use it
+ * to see which.
+ *
+ * @return (cef_rules_nrules() + 63) / 64 words, valid until the next
+ *         call with ev.
+ */
+const uint64_t *cef_rules_candidates(const cef_rules_t *rs,
+    cef_expr_eval_t *ev);
+
+/*
  * Choose an offer per slot: for each slot, the matching rule with the
  * highest priority (ties: file order) that shows an offer for the slot
  * whose schedule includes ctx->now.  Rules are tried in that order and

@@ -60,6 +60,8 @@ struct cef_rules_s {
     uint32_t           *rule_offers; /* backing store of cef_rule_t.offers */
     cef_plan_rule_t    *plan;
     cef_plan_offer_t   *plan_offers;
+    cef_expr_index_t   *index;      /* the plan's when:s by their guards */
+    uint32_t            words;      /* of the index's candidate bitset */
     cef_expr_symtab_t  *st;
     uint32_t           *ref_pos;    /* per reference: line, col of its
                                        first use; 0, 0 if none */
@@ -76,8 +78,35 @@ struct cef_rules_s {
 };
 
 
-/* Build rs->plan from rs->order; 0, or -1 when out of memory. */
+/* Build rs->plan and rs->index from rs->order; 0, or -1 when out of
+   memory. */
 int cef_rules_plan(cef_rules_t *rs);
+
+/*
+ * A decision walks the plan positions cef_rules_candidates() sets, in
+ * order, with cef_rules_next().
+ */
+/* The next plan position from *w (word) and *bits (its bits left), or
+   UINT32_MAX at the end. */
+static inline uint32_t
+cef_rules_next(const cef_rules_t *rs, const uint64_t *cand, uint32_t *w,
+    uint64_t *bits)
+{
+    uint64_t  b = *bits;
+    uint32_t  i;
+
+    while (b == 0) {
+        if (++*w >= rs->words) {
+            return UINT32_MAX;
+        }
+        b = cand[*w];
+    }
+
+    i = *w * 64 + (uint32_t) __builtin_ctzll(b);
+    *bits = b & (b - 1);
+
+    return i;
+}
 
 
 /*
