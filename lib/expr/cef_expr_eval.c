@@ -159,14 +159,20 @@ cef_expr_eval_create(const cef_expr_symtab_t *st)
     ev->memo_seen = calloc(nm, sizeof(uint32_t));
     ev->memo_val = calloc(nm, 1);
     ev->cand_words = st->cand_words;
+    ev->cand_conds = st->cand_conds;
+    ev->cand_entries = st->cand_entries;
     ev->cand = calloc(st->cand_words + 1, sizeof(uint64_t));
+    ev->ix_count = calloc(st->cand_conds + 1, 1);
+    ev->ix_touched = calloc(st->cand_conds + 1, sizeof(uint32_t));
+    ev->ix_seen = calloc(st->cand_entries + 1, sizeof(uint32_t));
     ev->md = pcre2_match_data_create(1, NULL);
     ev->mctx = pcre2_match_context_create(NULL);
 
     if (ev->seen == NULL || ev->cache == NULL || ev->raw == NULL
         || ev->seqs == NULL || ev->elems == NULL || ev->key_seen == NULL
         || ev->key_val == NULL || ev->memo_seen == NULL
-        || ev->memo_val == NULL || ev->cand == NULL || ev->md == NULL
+        || ev->memo_val == NULL || ev->cand == NULL || ev->ix_count == NULL
+        || ev->ix_touched == NULL || ev->ix_seen == NULL || ev->md == NULL
         || ev->mctx == NULL)
     {
         cef_expr_eval_free(ev);
@@ -211,6 +217,9 @@ cef_expr_eval_free(cef_expr_eval_t *ev)
     free(ev->memo_seen);
     free(ev->memo_val);
     free(ev->cand);
+    free(ev->ix_count);
+    free(ev->ix_touched);
+    free(ev->ix_seen);
     free(ev);
 }
 

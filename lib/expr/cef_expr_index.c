@@ -12,23 +12,29 @@
  *   profile.NAME.K < <= > >= x       the map has the key K (a number is
  *   profile.NAME.K == != number        needed, and null is no number)
  *
- * is filed under (NAME, K); every other condition is always a candidate.
+ * is filed under (NAME, K), with every other guard of its chain (up to
+ * CEF_INDEX_GUARDS); a condition without a guard is always a candidate.
  * The keys of a value are its string, its array's elements or its map's
- * keys, so each filed condition is a candidate exactly when its guard's
- * key is among the keys of its attribute's value (a superset of the
- * conditions whose guard is true: an array holding "K" also makes
- * `profile.NAME == "K"` a candidate, which is then evaluated and false).
- * Of several guards in one condition the one whose attribute has the most
- * distinct keys in the rule set is used (a segment before a lifecycle
- * stage): the most selective on average.  Only profile attributes are
- * indexed: they are read in place anyway, while a request header or an
- * nginx variable would be looked up for nothing.
+ * keys.  Per evaluation the keys of the few guarded attributes are looked
+ * up, each (NAME, K) found counts once for every condition filed under
+ * it, and a condition is a candidate when all its guards counted: when
+ * every guard's key is among the keys of its attribute's value.  That is
+ * a superset of the conditions whose guards are true (an array holding "K"
+ * also makes `profile.NAME == "K"` a candidate, which is then evaluated
+ * and false), so nothing that could be true is left out, and a rule
+ * `"gold" in profile.segments and profile.lifecycle == "new"` costs
+ * nothing for a visitor in either segment or stage but not both.  Only
+ * profile attributes are indexed: they are read in place anyway, while a
+ * request header or an nginx variable would be looked up for nothing.
  */
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "cef_expr_int.h"
+
+
+#define CEF_INDEX_GUARDS  255     /* guards counted per condition */
 
 
 typedef struct {
@@ -45,6 +51,7 @@ struct cef_expr_index_s {
     uint32_t            words;
     uint64_t           *always;     /* conditions without a guard */
     uint64_t           *all;        /* every condition */
+    uint8_t            *need;       /* per condition: its guards */
     cef_index_entry_t  *entries;
     uint32_t            nentries;
     uint32_t           *slots;      /* open addressing: entry + 1 */
@@ -68,7 +75,6 @@ typedef struct {
     cef_index_guard_t  *guards;
     uint32_t            nguards;
     uint32_t            gcap;
-    uint32_t           *distinct;   /* per ref: keys of its entries */
     uint32_t            nrefs;
 } cef_index_build_t;
 
@@ -162,8 +168,6 @@ cef_index_entry(cef_index_build_t *b, uint32_t ref, cef_span_t key)
         /* void */
     }
     ix->slots[s] = ++ix->nentries;
-
-    b->distinct[ref]++;
 
     return ix->nentries - 1;
 }
@@ -295,7 +299,7 @@ cef_index_conjuncts(cef_index_build_t *b, const cef_expr_t *e, int32_t i,
     const cef_node_t   *n = CEF_NODE(e, i);
     cef_index_guard_t  *g;
     cef_span_t          key;
-    uint32_t            ref, cap;
+    uint32_t            ref, cap, k;
     int64_t             en;
 
     if (n->op == CEF_OP_AND) {
@@ -312,6 +316,19 @@ cef_index_conjuncts(cef_index_build_t *b, const cef_expr_t *e, int32_t i,
         return -1;
     }
 
+    /* one guard per key and condition (`"a" in x and "a" in x`), at most
+       CEF_INDEX_GUARDS: fewer guards only make more candidates */
+
+    if (b->ix->need[cond] == CEF_INDEX_GUARDS) {
+        return 0;
+    }
+
+    for (k = b->nguards; k > 0 && b->guards[k - 1].cond == cond; k--) {
+        if (b->guards[k - 1].entry == (uint32_t) en) {
+            return 0;
+        }
+    }
+
     if (b->nguards == b->gcap) {
         cap = b->gcap ? b->gcap * 2 : 64;
         g = realloc(b->guards, cap * sizeof(cef_index_guard_t));
@@ -325,55 +342,34 @@ cef_index_conjuncts(cef_index_build_t *b, const cef_expr_t *e, int32_t i,
     b->guards[b->nguards].cond = cond;
     b->guards[b->nguards].entry = (uint32_t) en;
     b->nguards++;
+    b->ix->need[cond]++;
 
     return 0;
 }
 
 
-/* each condition's most selective guard; the postings and sources */
+/* the postings of every entry (in condition order) and the sources */
 static int
 cef_index_file(cef_index_build_t *b)
 {
     cef_expr_index_t  *ix = b->ix;
-    cef_index_guard_t *g, *best;
-    uint32_t          *chosen, i, j, k, ref, pos;
+    cef_index_guard_t *g;
+    uint32_t           i, pos, ref;
     uint8_t           *is_source;
 
-    chosen = malloc((b->nguards + 1) * sizeof(uint32_t));
     ix->postings = malloc((b->nguards + 1) * sizeof(uint32_t));
     ix->sources = malloc((b->nrefs + 1) * sizeof(uint32_t));
     is_source = calloc(b->nrefs + 1, 1);
 
-    if (chosen == NULL || ix->postings == NULL || ix->sources == NULL
-        || is_source == NULL)
-    {
-        free(chosen);
+    if (ix->postings == NULL || ix->sources == NULL || is_source == NULL) {
         free(is_source);
         return -1;
     }
 
-    /* guards come grouped by condition, in condition order */
-
-    k = 0;
-
-    for (i = 0; i < b->nguards; i = j) {
-        best = &b->guards[i];
-
-        for (j = i + 1; j < b->nguards && b->guards[j].cond == best->cond;
-             j++)
-        {
-            g = &b->guards[j];
-
-            if (b->distinct[ix->entries[g->entry].ref]
-                > b->distinct[ix->entries[best->entry].ref])
-            {
-                best = g;
-            }
-        }
-
-        chosen[k++] = (uint32_t) (best - b->guards);
-        ix->always[best->cond / 64] &= ~(1ULL << (best->cond % 64));
-        ix->entries[best->entry].n++;
+    for (i = 0; i < b->nguards; i++) {
+        g = &b->guards[i];
+        ix->always[g->cond / 64] &= ~(1ULL << (g->cond % 64));
+        ix->entries[g->entry].n++;
     }
 
     for (i = 0, pos = 0; i < ix->nentries; i++) {
@@ -382,8 +378,8 @@ cef_index_file(cef_index_build_t *b)
         ix->entries[i].n = 0;
     }
 
-    for (i = 0; i < k; i++) {
-        g = &b->guards[chosen[i]];
+    for (i = 0; i < b->nguards; i++) {
+        g = &b->guards[i];
         ix->postings[ix->entries[g->entry].first
                      + ix->entries[g->entry].n++] = g->cond;
 
@@ -395,7 +391,6 @@ cef_index_file(cef_index_build_t *b)
         }
     }
 
-    free(chosen);
     free(is_source);
 
     return 0;
@@ -419,14 +414,14 @@ cef_expr_index_create(cef_expr_symtab_t *st, const cef_expr_t *const *conds,
     memset(&b, 0, sizeof(b));
     b.ix = ix;
     b.nrefs = st->nrefs;
-    b.distinct = calloc(st->nrefs + 1, sizeof(uint32_t));
 
     ix->nconds = n;
     ix->words = words;
     ix->always = calloc(words + 1, sizeof(uint64_t));
     ix->all = calloc(words + 1, sizeof(uint64_t));
+    ix->need = calloc(n + 1, 1);
 
-    if (b.distinct == NULL || ix->always == NULL || ix->all == NULL) {
+    if (ix->always == NULL || ix->all == NULL || ix->need == NULL) {
         rc = -1;
     }
 
@@ -443,7 +438,6 @@ cef_expr_index_create(cef_expr_symtab_t *st, const cef_expr_t *const *conds,
         rc = cef_index_file(&b);
     }
 
-    free(b.distinct);
     free(b.guards);
 
     if (rc != 0) {
@@ -453,6 +447,14 @@ cef_expr_index_create(cef_expr_symtab_t *st, const cef_expr_t *const *conds,
 
     if (st->cand_words < words) {
         st->cand_words = words;
+    }
+
+    if (st->cand_conds < n) {
+        st->cand_conds = n;
+    }
+
+    if (st->cand_entries < ix->nentries) {
+        st->cand_entries = ix->nentries;
     }
 
     return ix;
@@ -468,6 +470,7 @@ cef_expr_index_free(cef_expr_index_t *ix)
 
     free(ix->always);
     free(ix->all);
+    free(ix->need);
     free(ix->entries);
     free(ix->slots);
     free(ix->postings);
@@ -481,19 +484,20 @@ cef_expr_index_guarded(const cef_expr_index_t *ix)
 {
     uint32_t  i, n = 0;
 
-    for (i = 0; i < ix->nentries; i++) {
-        n += ix->entries[i].n;
+    for (i = 0; i < ix->nconds; i++) {
+        n += ix->need[i] != 0;
     }
 
     return n;
 }
 
 
-/* cef_expr_eval_keys() callback: file the conditions under (ref, key) */
+/* cef_expr_eval_keys() callback: count the guards of (ref, key), once */
 typedef struct {
     const cef_expr_index_t  *ix;
-    uint64_t                *bits;
+    cef_expr_eval_t         *ev;
     uint32_t                 ref;
+    uint32_t                 ntouched;
 } cef_index_walk_t;
 
 
@@ -502,20 +506,33 @@ cef_index_key(void *data, cef_span_t key)
 {
     cef_index_walk_t         *w = data;
     const cef_expr_index_t   *ix = w->ix;
+    cef_expr_eval_t          *ev = w->ev;
     const cef_index_entry_t  *en;
     const uint32_t           *p, *end;
+    uint8_t                  *count;
+    uint32_t                 *touched, n;
     int64_t                   e;
 
     e = cef_index_find(ix, w->ref, key, cef_index_hash(w->ref, key));
-    if (e < 0) {
-        return;
+    if (e < 0 || ev->ix_seen[e] == ev->ix_gen) {
+        return;                 /* no guard, or a key seen twice */
     }
 
+    ev->ix_seen[e] = ev->ix_gen;
     en = &ix->entries[e];
 
+    /* locals: a store through uint8_t * may alias anything */
+
+    count = ev->ix_count;
+    touched = ev->ix_touched;
+    n = w->ntouched;
+
     for (p = ix->postings + en->first, end = p + en->n; p < end; p++) {
-        w->bits[*p / 64] |= 1ULL << (*p % 64);
+        touched[n] = *p;
+        n += count[*p]++ == 0;
     }
+
+    w->ntouched = n;
 }
 
 
@@ -523,21 +540,44 @@ const uint64_t *
 cef_expr_index_candidates(const cef_expr_index_t *ix, cef_expr_eval_t *ev)
 {
     cef_index_walk_t  w;
-    uint32_t          i;
+    uint32_t          i, c, *touched;
+    uint8_t          *count;
+    const uint8_t    *need;
+    uint64_t         *bits = ev->cand;
 
-    if (ix->words > ev->cand_words) {
+    if (ix->words > ev->cand_words || ix->nconds > ev->cand_conds
+        || ix->nentries > ev->cand_entries)
+    {
         return ix->all;         /* ev made before the index: no filter */
     }
 
-    memcpy(ev->cand, ix->always, ix->words * sizeof(uint64_t));
+    if (++ev->ix_gen == 0) {
+        memset(ev->ix_seen, 0, ev->cand_entries * sizeof(uint32_t));
+        ev->ix_gen = 1;
+    }
+
+    memcpy(bits, ix->always, ix->words * sizeof(uint64_t));
 
     w.ix = ix;
-    w.bits = ev->cand;
+    w.ev = ev;
+    w.ntouched = 0;
 
     for (i = 0; i < ix->nsources; i++) {
         w.ref = ix->sources[i];
         cef_expr_eval_keys(ev, w.ref, cef_index_key, &w);
     }
 
-    return ev->cand;
+    /* a candidate: every guard counted; the counts start at 0 again */
+
+    count = ev->ix_count;
+    touched = ev->ix_touched;
+    need = ix->need;
+
+    for (i = 0; i < w.ntouched; i++) {
+        c = touched[i];
+        bits[c / 64] |= (uint64_t) (count[c] == need[c]) << (c % 64);
+        count[c] = 0;
+    }
+
+    return bits;
 }

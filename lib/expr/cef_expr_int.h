@@ -191,7 +191,11 @@ struct cef_expr_symtab_s {
     uint32_t     *memo_slots; /* open addressing: memo id + 1, 0 = empty */
     uint32_t      memo_nslots;
 
-    uint32_t      cand_words; /* the largest cef_expr_index_t's bitset */
+    /* the largest cef_expr_index_t's: words of its bitset, conditions,
+       (attribute, key) entries */
+    uint32_t      cand_words;
+    uint32_t      cand_conds;
+    uint32_t      cand_entries;
 };
 
 
@@ -279,6 +283,12 @@ struct cef_expr_eval_s {
     uint8_t               *memo_val; /* per memoised comparison: 0, 1 */
     uint64_t              *cand;     /* cef_expr_index_candidates() */
     uint32_t               cand_words;
+    uint32_t               cand_conds;
+    uint32_t               cand_entries;
+    uint8_t               *ix_count; /* per condition: guards counted */
+    uint32_t              *ix_touched; /* conditions counted */
+    uint32_t              *ix_seen;  /* per entry: ix_gen when counted */
+    uint32_t               ix_gen;
     pcre2_match_data      *md;
     pcre2_match_context   *mctx;     /* the CEF_EXPR_*_LIMITs */
     uint64_t               limited;  /* matches stopped by a limit */

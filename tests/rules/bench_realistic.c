@@ -17,7 +17,8 @@
  *                                   collection on around them only
  *   bench_realistic compile N       compile time of N such rules
  *   bench_realistic yaml N          the rule file, on stdout
- *   bench_realistic stats N         rules matching per profile
+ *   bench_realistic stats N         rules matching per profile, and
+ *                                   candidates of the index
  */
 
 #include <stdio.h>
@@ -414,13 +415,15 @@ cmp_double(const void *a, const void *b)
 }
 
 
-/* how many rules match a profile, on average */
+/* how many rules match a profile, and how many the index lets through,
+   on average */
 static void
 stats(bench_t *b, store_t *st)
 {
     const cef_rules_t  *rs = b->rs;
+    const uint64_t     *cand;
     uint32_t            i, r, n = cef_rules_nrules(rs);
-    uint64_t            matching = 0;
+    uint64_t            matching = 0, candidates = 0;
 
     for (i = 0; i < NPROFILES; i++) {
         cef_rules_visitor_init(&b->vis, &st->profiles[i], 0,
@@ -430,10 +433,17 @@ stats(bench_t *b, store_t *st)
         for (r = 0; r < n; r++) {
             matching += cef_expr_match(cef_rules_rule(rs, r)->when, b->ev);
         }
+
+        cand = cef_rules_candidates(rs, b->ev);
+
+        for (r = 0; r < (n + 63) / 64; r++) {
+            candidates += (uint64_t) __builtin_popcountll(cand[r]);
+        }
     }
 
-    printf("rules: %u; matching per profile: %.1f\n", n,
-           (double) matching / NPROFILES);
+    printf("rules: %u; per profile: %.1f match, %.1f candidates of the "
+           "index\n", n, (double) matching / NPROFILES,
+           (double) candidates / NPROFILES);
 }
 
 
