@@ -276,9 +276,8 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
     cef_plugin_pick_t         pick;
     cef_decision_host_t       host;
     const uint64_t           *cand;
-    uint64_t                  bits;
-    uint32_t                  i, s, w, p, open, shown = 0;
-    uint32_t                  nslots = rs->nslots;
+    uint32_t                  i, s, open, shown = 0;
+    uint32_t                  nslots = rs->nslots, n = rs->nrules;
     cef_decision_priv_t      *dp = cef_decision_priv(d);
     uint32_t                 *ncands = dp->ncands;
     uint8_t                  *blocked = dp->blocked;
@@ -339,11 +338,11 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
 
     open = nslots;
     cand = cef_rules_candidates(rs, ev);
-    w = 0;
-    bits = rs->words ? cand[0] : 0;
 
-    while (open && (p = cef_rules_next(rs, cand, &w, &bits)) != UINT32_MAX) {
-        pr = &rs->plan[p];
+    for (i = cef_rules_next(cand, 0, n); i < n && open;
+         i = cef_rules_next(cand, i + 1, n))
+    {
+        pr = &rs->plan[i];
 
         if (pr->simple) {
             s = pr->slot;

@@ -314,7 +314,11 @@ uint32_t cef_expr_index_guarded(const cef_expr_index_t *ix);
  * return 0).  Reads the profile attributes the guards name through ev's
  * cache, as evaluation would.
  *
- * @return (n + 63) / 64 words, valid until the next call with ev.
+ * @return (n + 63) / 64 words, valid until the next call with ev; or
+ *         NULL: every condition is a candidate (fewer than 64 conditions
+ *         and fewer than half of them have a guard, so looking keys up
+ *         would cost more than it saves; or ev was made before the
+ *         index).
  */
 const uint64_t *cef_expr_index_candidates(const cef_expr_index_t *ix,
     cef_expr_eval_t *ev);

@@ -35,6 +35,7 @@
 
 
 #define CEF_INDEX_GUARDS  255     /* guards counted per condition */
+#define CEF_INDEX_MIN     64      /* guarded conditions that always pay */
 
 
 typedef struct {
@@ -50,7 +51,6 @@ struct cef_expr_index_s {
     uint32_t            nconds;
     uint32_t            words;
     uint64_t           *always;     /* conditions without a guard */
-    uint64_t           *all;        /* every condition */
     uint8_t            *need;       /* per condition: its guards */
     cef_index_entry_t  *entries;
     uint32_t            nentries;
@@ -59,6 +59,7 @@ struct cef_expr_index_s {
     uint32_t           *postings;   /* condition positions, ascending */
     uint32_t           *sources;    /* refs with entries, each once */
     uint32_t            nsources;
+    unsigned            off:1;      /* too few guarded: every condition */
 };
 
 
@@ -418,16 +419,14 @@ cef_expr_index_create(cef_expr_symtab_t *st, const cef_expr_t *const *conds,
     ix->nconds = n;
     ix->words = words;
     ix->always = calloc(words + 1, sizeof(uint64_t));
-    ix->all = calloc(words + 1, sizeof(uint64_t));
     ix->need = calloc(n + 1, 1);
 
-    if (ix->always == NULL || ix->all == NULL || ix->need == NULL) {
+    if (ix->always == NULL || ix->need == NULL) {
         rc = -1;
     }
 
     for (i = 0; i < n && rc == 0; i++) {
         ix->always[i / 64] |= 1ULL << (i % 64);
-        ix->all[i / 64] |= 1ULL << (i % 64);
 
         if (conds[i] != NULL) {
             rc = cef_index_conjuncts(&b, conds[i], conds[i]->root, i, st);
@@ -444,6 +443,17 @@ cef_expr_index_create(cef_expr_symtab_t *st, const cef_expr_t *const *conds,
         cef_expr_index_free(ix);
         return NULL;
     }
+
+    /*
+     * Looking the keys up costs about as much as evaluating a dozen
+     * conditions (most comparisons are shared, and answered once): with
+     * few guarded conditions, and most of them not, the index costs more
+     * than it saves (make bench-rules' first workload: 20 of 100 guarded,
+     * 10 % slower with the index).
+     */
+
+    ix->off = cef_expr_index_guarded(ix) < CEF_INDEX_MIN
+              && cef_expr_index_guarded(ix) * 2 < n;
 
     if (st->cand_words < words) {
         st->cand_words = words;
@@ -469,7 +479,6 @@ cef_expr_index_free(cef_expr_index_t *ix)
     }
 
     free(ix->always);
-    free(ix->all);
     free(ix->need);
     free(ix->entries);
     free(ix->slots);
@@ -545,10 +554,11 @@ cef_expr_index_candidates(const cef_expr_index_t *ix, cef_expr_eval_t *ev)
     const uint8_t    *need;
     uint64_t         *bits = ev->cand;
 
-    if (ix->words > ev->cand_words || ix->nconds > ev->cand_conds
-        || ix->nentries > ev->cand_entries)
+    if (ix->off || ix->words > ev->cand_words
+        || ix->nconds > ev->cand_conds || ix->nentries > ev->cand_entries)
     {
-        return ix->all;         /* ev made before the index: no filter */
+        return NULL;            /* not worth it, or ev made before the
+                                   index: no filter */
     }
 
     if (++ev->ix_gen == 0) {

@@ -226,7 +226,6 @@ cef_rules_plan(cef_rules_t *rs)
     }
 
     rs->index = cef_expr_index_create(rs->st, conds, rs->nrules);
-    rs->words = (rs->nrules + 63) / 64;
     free(conds);
 
     return rs->index ? 0 : -1;
@@ -247,8 +246,8 @@ cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
     const cef_plan_rule_t   *pr;
     const cef_plan_offer_t  *po, *pe;
     const uint64_t          *cand;
-    uint64_t                 bits;
-    uint32_t                 i, w, p, decided = 0, nslots = rs->nslots;
+    uint32_t                 i, decided = 0, nslots = rs->nslots;
+    uint32_t                 n = rs->nrules;
     int64_t                  now = ctx->now;
 
     cef_expr_eval_reset(ev, ctx);
@@ -261,13 +260,11 @@ cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
     /* the rules that may match, in plan order: the others are false */
 
     cand = cef_rules_candidates(rs, ev);
-    w = 0;
-    bits = rs->words ? cand[0] : 0;
 
-    while (decided < nslots
-           && (p = cef_rules_next(rs, cand, &w, &bits)) != UINT32_MAX)
+    for (i = cef_rules_next(cand, 0, n); i < n && decided < nslots;
+         i = cef_rules_next(cand, i + 1, n))
     {
-        pr = &rs->plan[p];
+        pr = &rs->plan[i];
 
         if (pr->simple) {
             if (choices[pr->slot].offer != CEF_RULES_NONE

@@ -207,7 +207,8 @@ int cef_rules_plugged(const cef_rules_t *rs);
  * to see which.
  *
  * @return (cef_rules_nrules() + 63) / 64 words, valid until the next
- *         call with ev.
+ *         call with ev; or NULL: every rule (the index is not worth
+ *         using for this rule set).
  */
 const uint64_t *cef_rules_candidates(const cef_rules_t *rs,
     cef_expr_eval_t *ev);

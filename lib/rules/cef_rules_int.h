@@ -61,7 +61,6 @@ struct cef_rules_s {
     cef_plan_rule_t    *plan;
     cef_plan_offer_t   *plan_offers;
     cef_expr_index_t   *index;      /* the plan's when:s by their guards */
-    uint32_t            words;      /* of the index's candidate bitset */
     cef_expr_symtab_t  *st;
     uint32_t           *ref_pos;    /* per reference: line, col of its
                                        first use; 0, 0 if none */
@@ -83,27 +82,28 @@ struct cef_rules_s {
 int cef_rules_plan(cef_rules_t *rs);
 
 /*
- * A decision walks the plan positions cef_rules_candidates() sets, in
- * order, with cef_rules_next().
+ * The next plan position from i that is a candidate (cand from
+ * cef_rules_candidates(); NULL: every one): i itself, or past it; n or
+ * more at the end.  Inline: a decision asks once per rule it tries.
  */
-/* The next plan position from *w (word) and *bits (its bits left), or
-   UINT32_MAX at the end. */
 static inline uint32_t
-cef_rules_next(const cef_rules_t *rs, const uint64_t *cand, uint32_t *w,
-    uint64_t *bits)
+cef_rules_next(const uint64_t *cand, uint32_t i, uint32_t n)
 {
-    uint64_t  b = *bits;
-    uint32_t  i;
+    uint64_t  b;
 
-    while (b == 0) {
-        if (++*w >= rs->words) {
-            return UINT32_MAX;
-        }
-        b = cand[*w];
+    if (cand == NULL) {
+        return i;
     }
 
-    i = *w * 64 + (uint32_t) __builtin_ctzll(b);
-    *bits = b & (b - 1);
+    while (i < n) {
+        b = cand[i / 64] >> (i % 64);
+
+        if (b) {
+            return i + (uint32_t) __builtin_ctzll(b);
+        }
+
+        i = (i | 63) + 1;
+    }
 
     return i;
 }

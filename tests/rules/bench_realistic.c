@@ -437,7 +437,8 @@ stats(bench_t *b, store_t *st)
         cand = cef_rules_candidates(rs, b->ev);
 
         for (r = 0; r < (n + 63) / 64; r++) {
-            candidates += (uint64_t) __builtin_popcountll(cand[r]);
+            candidates += cand ? (uint64_t) __builtin_popcountll(cand[r])
+                               : 64;
         }
     }
 
