@@ -174,7 +174,7 @@ def plugins(work):
                 "rejects them (%s)" % (msg[0] if msg else "?"))
 
 
-def write_rules(work, nrules, plugins_yaml, mix):
+def write_rules(work, nrules, plugins_yaml, mix="realistic"):
     yaml, lua = wl.make_rules(nrules, plugins_yaml,
                               campaigns=bool(plugins_yaml), mix=mix)
     y = work / ("rules-%d.yaml" % nrules)
