@@ -14,7 +14,10 @@
  *      definition (docs/rules.md, "The decision") chooses, with truths
  *      from cef_expr_match() on scratch space that never saw the index;
  *   3. a slot whose strategy wants every candidate (weighted) sees the
- *      definition's candidates, in its order.
+ *      definition's candidates, in its order;
+ *
+ * every fifth rule set has few guards, so that decisions without the
+ * index (cef_rules_candidates() NULL) are checked the same way.
  */
 
 #include <stdarg.h>
@@ -44,14 +47,16 @@ static unsigned  seed = 22;
 #define RND(n)  (seed = seed * 1103515245 + 12345, (int) ((seed >> 16) % (n)))
 
 
-/* one conjunct: guards, and look-alikes that are not guards */
+/* one conjunct: guards, and look-alikes that are not guards (only those
+   when few is set: an index with too few guards is not used) */
 static size_t
-conjunct(char *buf, size_t cap)
+conjunct(char *buf, size_t cap, int few)
 {
+    static const int  not_guards[] = { 6, 7, 8, 9, 10, 11, 13 };
     int  a = RND(IX_ATTRS), b = RND(IX_ATTRS), k = RND(IX_KEYS),
          j = RND(IX_KEYS);
 
-    switch (RND(14)) {
+    switch (few ? not_guards[RND(7)] : RND(14)) {
     case 0:  return (size_t) snprintf(buf, cap, "\"k%d\" in profile.a%d", k, a);
     case 1:  return (size_t) snprintf(buf, cap, "profile.a%d == \"k%d\"", a, k);
     case 2:  return (size_t) snprintf(buf, cap, "\"k%d\" == profile.a%d", k, a);
@@ -76,7 +81,7 @@ conjunct(char *buf, size_t cap)
 
 
 static char *
-make_rules(int nrules, int weighted, size_t *len)
+make_rules(int nrules, int weighted, int few, size_t *len)
 {
     size_t  cap = 4096 + (size_t) nrules * 512, n = 0;
     char   *y = malloc(cap);
@@ -115,7 +120,7 @@ make_rules(int nrules, int weighted, size_t *len)
                 if (k) {
                     n += (size_t) snprintf(y + n, cap - n, " and ");
                 }
-                n += conjunct(y + n, cap - n);
+                n += conjunct(y + n, cap - n, few && RND(4));
             }
 
             n += (size_t) snprintf(y + n, cap - n, "'\n");
@@ -273,13 +278,14 @@ test_index_matches_definition(void **state)
     cef_decision_input_t   in;
     want_t                 w;
     uint64_t               skipped = 0, total = 0;
+    int                    indexed = 0, unindexed = 0;
 
     (void) state;
 
     for (round = 0; round < IX_ROUNDS; round++) {
         weighted = round % 2;
         nrules = 20 + RND(180);                 /* one to four words */
-        y = make_rules(nrules, weighted, &len);
+        y = make_rules(nrules, weighted, round % 5 == 4, &len);
 
         if (cef_rules_load_buffer("ix.yaml", y, len, &rs, &errs) != 0) {
             cef_rules_error_format(&errs, 0, line, sizeof(line));
@@ -316,6 +322,8 @@ test_index_matches_definition(void **state)
             cef_expr_eval_reset(ev, &ctx);
             cef_expr_eval_reset(plain, &ctx);
             cand = cef_rules_candidates(rs, ev);
+            indexed += cand != NULL;
+            unindexed += cand == NULL;
 
             for (i = 0; i < nr; i++) {
                 r = cef_rules_rule(rs, cef_rules_order(rs)[i]);
@@ -389,9 +397,12 @@ test_index_matches_definition(void **state)
 
     /* the index must have something to do: most rules are left out */
 
-    print_message("  %llu of %llu rule evaluations left out by the index\n",
-                  (unsigned long long) skipped, (unsigned long long) total);
+    print_message("  %llu of %llu rule evaluations left out by the index; "
+                  "%d decisions with the index, %d without (too few "
+                  "guards)\n", (unsigned long long) skipped,
+                  (unsigned long long) total, indexed, unindexed);
     assert_true(skipped * 5 > total);
+    assert_true(indexed > 0 && unindexed > 0);
 }
 
 
