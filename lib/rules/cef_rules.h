@@ -218,7 +218,8 @@ const uint64_t *cef_rules_candidates(const cef_rules_t *rs,
  * highest priority (ties: file order) that shows an offer for the slot
  * whose schedule includes ctx->now.  Rules are tried in that order and
  * evaluation stops as soon as every slot is decided; a rule is not
- * evaluated at all when every slot it could fill is already decided.
+ * evaluated at all when every slot it could fill is already decided, or
+ * when its guards show it cannot match (cef_rules_candidates()).
  *
  * @param[in]  ev       scratch space from cef_rules_eval_create(); it is
  *                      reset to ctx, so templates can be rendered with it
