@@ -239,27 +239,19 @@ cef_rules_candidates(const cef_rules_t *rs, cef_expr_eval_t *ev)
 }
 
 
-uint32_t
-cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
-    const cef_expr_ctx_t *ctx, cef_rules_choice_t *choices)
+/*
+ * The rules from the plan that may match (cand; NULL: every one) until
+ * every slot is decided.  Inlined twice, so that without an index the
+ * walk is a plain pointer walk.
+ */
+static inline __attribute__((always_inline)) uint32_t
+cef_rules_walk(const cef_rules_t *rs, cef_expr_eval_t *ev,
+    const uint64_t *cand, int64_t now, cef_rules_choice_t *choices)
 {
     const cef_plan_rule_t   *pr;
     const cef_plan_offer_t  *po, *pe;
-    const uint64_t          *cand;
     uint32_t                 i, decided = 0, nslots = rs->nslots;
     uint32_t                 n = rs->nrules;
-    int64_t                  now = ctx->now;
-
-    cef_expr_eval_reset(ev, ctx);
-
-    for (i = 0; i < nslots; i++) {
-        choices[i].offer = CEF_RULES_NONE;
-        choices[i].rule = CEF_RULES_NONE;
-    }
-
-    /* the rules that may match, in plan order: the others are false */
-
-    cand = cef_rules_candidates(rs, ev);
 
     for (i = cef_rules_next(cand, 0, n); i < n && decided < nslots;
          i = cef_rules_next(cand, i + 1, n))
@@ -308,4 +300,27 @@ cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
     }
 
     return decided;
+}
+
+
+uint32_t
+cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
+    const cef_expr_ctx_t *ctx, cef_rules_choice_t *choices)
+{
+    const uint64_t  *cand;
+    uint32_t         i;
+
+    cef_expr_eval_reset(ev, ctx);
+
+    for (i = 0; i < rs->nslots; i++) {
+        choices[i].offer = CEF_RULES_NONE;
+        choices[i].rule = CEF_RULES_NONE;
+    }
+
+    /* the rules that may match, in plan order: the others are false */
+
+    cand = cef_rules_candidates(rs, ev);
+
+    return cand ? cef_rules_walk(rs, ev, cand, ctx->now, choices)
+                : cef_rules_walk(rs, ev, NULL, ctx->now, choices);
 }

@@ -86,7 +86,7 @@ int cef_rules_plan(cef_rules_t *rs);
  * cef_rules_candidates(); NULL: every one): i itself, or past it; n or
  * more at the end.  Inline: a decision asks once per rule it tries.
  */
-static inline uint32_t
+static inline __attribute__((always_inline)) uint32_t
 cef_rules_next(const uint64_t *cand, uint32_t i, uint32_t n)
 {
     uint64_t  b;
