@@ -6,7 +6,7 @@
 # PNG plots; prints figures and the issue's targets, asserts nothing.
 # See docs/bench.md.
 #
-#   make bench           the full run (under 15 minutes on 2 cores)
+#   make bench           the full run (under 20 minutes on 2 cores)
 #   make bench-quick     a ~1 minute subset (smaller store, short rounds);
 #                        writes build/bench/quick-results/quick.md
 #   make bench BENCH_ARGS="--rounds 5 --seconds 10"   (bench.py --help)

@@ -263,20 +263,82 @@ cef_decision_add(const cef_rules_t *rs, cef_decision_priv_t *dp, uint32_t s,
 }
 
 
+/*
+ * The rules from the plan that may match (cand; NULL: every one), adding
+ * candidates, until every slot is closed.  Inlined twice, so that without
+ * an index the walk is a plain pointer walk.
+ */
+static inline __attribute__((always_inline)) void
+cef_decision_walk(const cef_rules_t *rs, cef_expr_eval_t *ev,
+    cef_decision_priv_t *dp, const uint64_t *cand, int64_t now)
+{
+    const cef_plan_rule_t   *pr;
+    const cef_plan_offer_t  *po, *pe;
+    uint32_t                 i, s, open = rs->nslots, n = rs->nrules;
+    uint32_t                *ncands = dp->ncands;
+    const uint8_t           *blocked = dp->blocked;
+
+    for (i = cef_rules_next(cand, 0, n); i < n && open;
+         i = cef_rules_next(cand, i + 1, n))
+    {
+        pr = &rs->plan[i];
+
+        if (pr->simple) {
+            s = pr->slot;
+
+            if (ncands[s] == CEF_RULES_NONE || blocked[pr->offer]
+                || (pr->when && !cef_expr_match(pr->when, ev)))
+            {
+                continue;
+            }
+
+            open -= cef_decision_add(rs, dp, s, pr->offer, pr->rule);
+            continue;
+        }
+
+        po = rs->plan_offers + pr->first;
+        pe = po + pr->n;
+
+        for ( /* void */ ; po < pe; po++) {
+            if (ncands[po->slot] != CEF_RULES_NONE && !blocked[po->offer]
+                && now >= po->starts && now < po->ends)
+            {
+                break;
+            }
+        }
+
+        if (po == pe || (pr->when && !cef_expr_match(pr->when, ev))) {
+            continue;
+        }
+
+        for ( /* void */ ; po < pe; po++) {
+            s = po->slot;
+
+            if (ncands[s] == CEF_RULES_NONE || blocked[po->offer]
+                || now < po->starts || now >= po->ends)
+            {
+                continue;
+            }
+
+            open -= cef_decision_add(rs, dp, s, po->offer, pr->rule);
+        }
+    }
+}
+
+
 uint32_t
 cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
     const cef_expr_ctx_t *ctx, const cef_decision_input_t *in,
     cef_decision_t *d)
 {
-    const cef_plan_rule_t    *pr, *end;
-    const cef_plan_offer_t   *po, *pe;
     const cef_plugin_inst_t  *si;
     cef_plugin_cand_t        *cands, *c;
     cef_decision_slot_t      *ds;
     cef_plugin_req_t          req;
     cef_plugin_pick_t         pick;
     cef_decision_host_t       host;
-    uint32_t                  i, s, open, shown = 0, nslots = rs->nslots;
+    const uint64_t           *cand;
+    uint32_t                  i, s, shown = 0, nslots = rs->nslots;
     cef_decision_priv_t      *dp = cef_decision_priv(d);
     uint32_t                 *ncands = dp->ncands;
     uint8_t                  *blocked = dp->blocked;
@@ -331,53 +393,16 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
         ncands[s] = 0;
     }
 
-    /* rules in priority order; a slot closes at its first candidate
-     * unless its strategy wants them all */
+    /* rules in priority order, those the index says may match (the
+     * others are false); a slot closes at its first candidate unless its
+     * strategy wants them all */
 
-    open = nslots;
-    end = rs->plan + rs->nrules;
+    cand = cef_rules_candidates(rs, ev);
 
-    for (pr = rs->plan; pr < end && open; pr++) {
-
-        if (pr->simple) {
-            s = pr->slot;
-
-            if (ncands[s] == CEF_RULES_NONE || blocked[pr->offer]
-                || (pr->when && !cef_expr_match(pr->when, ev)))
-            {
-                continue;
-            }
-
-            open -= cef_decision_add(rs, dp, s, pr->offer, pr->rule);
-            continue;
-        }
-
-        po = rs->plan_offers + pr->first;
-        pe = po + pr->n;
-
-        for ( /* void */ ; po < pe; po++) {
-            if (ncands[po->slot] != CEF_RULES_NONE && !blocked[po->offer]
-                && now >= po->starts && now < po->ends)
-            {
-                break;
-            }
-        }
-
-        if (po == pe || (pr->when && !cef_expr_match(pr->when, ev))) {
-            continue;
-        }
-
-        for ( /* void */ ; po < pe; po++) {
-            s = po->slot;
-
-            if (ncands[s] == CEF_RULES_NONE || blocked[po->offer]
-                || now < po->starts || now >= po->ends)
-            {
-                continue;
-            }
-
-            open -= cef_decision_add(rs, dp, s, po->offer, pr->rule);
-        }
+    if (cand) {
+        cef_decision_walk(rs, ev, dp, cand, now);
+    } else {
+        cef_decision_walk(rs, ev, dp, NULL, now);
     }
 
     for (s = 0; s < nslots; s++) {

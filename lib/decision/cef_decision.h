@@ -114,8 +114,9 @@ void cef_decision_set_state(cef_decision_t *d, const char *plugin,
 /*
  * Decide.  Plugins' begin hooks block offers, rules are evaluated in
  * priority order as in cef_rules_decide() (a slot whose strategy wants
- * every candidate stays open until the last rule), each slot's strategy
- * picks, and the end hooks see what is shown.
+ * every candidate stays open until the last rule; rules whose guards show
+ * they cannot match are skipped, cef_rules_candidates()), each slot's
+ * strategy picks, and the end hooks see what is shown.
  *
  * @param[in]     ev   from cef_rules_eval_create(rs); reset to ctx, so
  *                     templates can be rendered with it afterwards

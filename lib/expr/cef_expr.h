@@ -280,6 +280,52 @@ int cef_expr_explain(const cef_expr_t *e, cef_expr_eval_t *ev, char *buf,
     size_t size);
 
 /*
+ * An index of many conditions (the `when:`s of a rule set, in the order
+ * they are tried) by their guards: conjuncts of the top-level `and` that
+ * can only be true when a profile attribute's value has a given key
+ * (`"gold" in profile.segments`, `profile.lifecycle == "new"`,
+ * `profile.interests.shoes >= 0.8`).  One evaluation's candidates are then
+ * found from the keys of the few attributes the guards read, without
+ * evaluating any condition: the cost of a rule that cannot match is
+ * nearly nothing.
+ */
+typedef struct cef_expr_index_s  cef_expr_index_t;
+
+/*
+ * Index n conditions (conds[i] may be NULL: always true).  Every
+ * condition must be compiled against st; evaluation scratch space for st
+ * made after this call has room for the candidates.
+ *
+ * @return the index, or NULL when out of memory.
+ */
+cef_expr_index_t *cef_expr_index_create(cef_expr_symtab_t *st,
+    const cef_expr_t *const *conds, uint32_t n);
+
+/* Free an index.  NULL is accepted. */
+void cef_expr_index_free(cef_expr_index_t *ix);
+
+/* How many of the conditions are filed under a guard (the rest are
+   candidates in every evaluation). */
+uint32_t cef_expr_index_guarded(const cef_expr_index_t *ix);
+
+/*
+ * The candidates of this evaluation (after cef_expr_eval_reset()): bit
+ * i % 64 of word i / 64 is set for every condition i that may be true;
+ * every condition whose bit is clear is false (cef_expr_match() would
+ * return 0).  Reads the profile attributes the guards name through ev's
+ * cache, as evaluation would.
+ *
+ * @return (n + 63) / 64 words, valid until the next call with ev; or
+ *         NULL: every condition is a candidate (fewer than 64 conditions
+ *         and fewer than half of them have a guard, so looking keys up
+ *         would cost more than it saves; or ev was made before the
+ *         index).
+ */
+const uint64_t *cef_expr_index_candidates(const cef_expr_index_t *ix,
+    cef_expr_eval_t *ev);
+
+
+/*
  * Format a value for humans (explain output, test diffs): strings quoted,
  * arrays and maps decoded.  Always NUL-terminates buf if size > 0.
  */

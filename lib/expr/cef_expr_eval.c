@@ -159,13 +159,22 @@ cef_expr_eval_create(const cef_expr_symtab_t *st)
     ev->nmemos = st->nmemos;
     ev->memo_seen = calloc(nm, sizeof(uint32_t));
     ev->memo_val = calloc(nm, 1);
+    ev->cand_words = st->cand_words;
+    ev->cand_conds = st->cand_conds;
+    ev->cand_entries = st->cand_entries;
+    ev->cand = calloc(st->cand_words + 1, sizeof(uint64_t));
+    ev->ix_count = calloc(st->cand_conds + 1, 1);
+    ev->ix_touched = calloc(st->cand_conds + 1, sizeof(uint32_t));
+    ev->ix_seen = calloc(st->cand_entries + 1, sizeof(uint32_t));
     ev->md = pcre2_match_data_create(1, NULL);
     ev->mctx = pcre2_match_context_create(NULL);
 
     if (ev->seen == NULL || ev->cache == NULL || ev->raw == NULL
         || ev->seqs == NULL || ev->elems == NULL || ev->key_seen == NULL
         || ev->key_val == NULL || ev->memo_seen == NULL
-        || ev->memo_val == NULL || ev->md == NULL || ev->mctx == NULL)
+        || ev->memo_val == NULL || ev->cand == NULL || ev->ix_count == NULL
+        || ev->ix_touched == NULL || ev->ix_seen == NULL || ev->md == NULL
+        || ev->mctx == NULL)
     {
         cef_expr_eval_free(ev);
         return NULL;
@@ -208,6 +217,10 @@ cef_expr_eval_free(cef_expr_eval_t *ev)
     free(ev->key_val);
     free(ev->memo_seen);
     free(ev->memo_val);
+    free(ev->cand);
+    free(ev->ix_count);
+    free(ev->ix_touched);
+    free(ev->ix_seen);
     free(ev);
 }
 
@@ -587,6 +600,56 @@ cef_seq_find(cef_expr_eval_t *ev, const cef_val_t *v, cef_span_t s,
     }
 
     return 0;
+}
+
+
+void
+cef_expr_eval_keys(cef_expr_eval_t *ev, uint32_t id,
+    void (*fn)(void *data, cef_span_t key), void *data)
+{
+    const cef_seq_t   *q;
+    const cef_elem_t  *e, *end;
+    cef_val_t          v;
+    cef_span_t         k;
+    size_t             pos;
+    double             d;
+
+    cef_load_ref(ev, id, &v);
+
+    if (v.t == CEF_V_STR) {
+        fn(data, v.u.s);
+        return;
+    }
+
+    if (v.t != CEF_V_ARRAY && v.t != CEF_V_MAP) {
+        return;
+    }
+
+    /* the elements cef_seq_find() compares, in the same two parts */
+
+    q = cef_seq(ev, &v);
+    e = ev->elems + q->first;
+
+    for (end = e + q->n; e < end; e++) {
+        fn(data, e->s);
+    }
+
+    if (!q->more) {
+        return;
+    }
+
+    pos = q->rest;
+
+    if (v.t == CEF_V_ARRAY) {
+        while (cef_value_array_next(v.u.v, &pos, &k) == 1) {
+            fn(data, k);
+        }
+        return;
+    }
+
+    while (cef_value_map_next(v.u.v, &pos, &k, &d) == 1) {
+        fn(data, k);
+    }
 }
 
 

@@ -6,7 +6,8 @@
  * the compiler (cef_expr.c: allocation; cef_expr_parse.c: the grammar,
  * cef_expr_parse; cef_expr_symtab.c: references and memo ids,
  * cef_expr_symtab_*), the evaluator (cef_expr_eval.c: cef_expr_eval_*),
- * explain (cef_expr_explain.c) and the templates (cef_template.c).  Each
+ * explain (cef_expr_explain.c), the index of conditions by their guards
+ * (cef_expr_index.c) and the templates (cef_template.c).  Each
  * file exports only names that carry its own prefix.  Nothing outside
  * lib/expr includes this: the folder's API is cef_expr.h and
  * cef_template.h.
@@ -190,6 +191,12 @@ struct cef_expr_symtab_s {
     uint32_t      memos_cap;
     uint32_t     *memo_slots; /* open addressing: memo id + 1, 0 = empty */
     uint32_t      memo_nslots;
+
+    /* the largest cef_expr_index_t's: words of its bitset, conditions,
+       (attribute, key) entries */
+    uint32_t      cand_words;
+    uint32_t      cand_conds;
+    uint32_t      cand_entries;
 };
 
 
@@ -275,6 +282,14 @@ struct cef_expr_eval_s {
     uint32_t               nmemos;
     uint32_t              *memo_seen;/* gen when memo_val was set */
     uint8_t               *memo_val; /* per memoised comparison: 0, 1 */
+    uint64_t              *cand;     /* cef_expr_index_candidates() */
+    uint32_t               cand_words;
+    uint32_t               cand_conds;
+    uint32_t               cand_entries;
+    uint8_t               *ix_count; /* per condition: guards counted */
+    uint32_t              *ix_touched; /* conditions counted */
+    uint32_t              *ix_seen;  /* per entry: ix_gen when counted */
+    uint32_t               ix_gen;
     pcre2_match_data      *md;
     pcre2_match_context   *mctx;     /* the CEF_EXPR_*_LIMITs */
     uint64_t               limited;  /* matches stopped by a limit */
@@ -288,10 +303,15 @@ struct cef_expr_eval_s {
 
 
 /* cef_expr_eval.c, for cef_expr_explain.c: the value of any node i of e,
-   and the cef_value_t of a value (numbers as CEF_VAL_FLOAT) */
+   and the cef_value_t of a value (numbers as CEF_VAL_FLOAT); for
+   cef_expr_index.c: fn once per key of reference id's value (its string,
+   its array's elements, its map's keys; nothing for other values), as
+   `in`, `==` and profile.NAME.KEY see them */
 void cef_expr_eval_node(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
     cef_val_t *out);
 void cef_expr_eval_to_value(const cef_val_t *v, cef_value_t *out);
+void cef_expr_eval_keys(cef_expr_eval_t *ev, uint32_t id,
+    void (*fn)(void *data, cef_span_t key), void *data);
 
 
 

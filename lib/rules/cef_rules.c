@@ -63,6 +63,7 @@ cef_rules_free(cef_rules_t *rs)
     free(rs->order);
     free(rs->plan);
     free(rs->plan_offers);
+    cef_expr_index_free(rs->index);
     free(rs->ref_pos);
     cef_expr_symtab_free(rs->st);
     free(rs);
@@ -181,6 +182,7 @@ cef_rules_plan(cef_rules_t *rs)
     uint32_t           i, j, k, n = 0;
     const cef_rule_t  *r;
     const cef_offer_t *o;
+    const cef_expr_t **conds;
 
     for (i = 0; i < rs->nrules; i++) {
         n += rs->rules[i].noffers;
@@ -216,29 +218,47 @@ cef_rules_plan(cef_rules_t *rs)
         }
     }
 
-    return 0;
+    conds = malloc((rs->nrules + 1) * sizeof(cef_expr_t *));
+    if (conds == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < rs->nrules; i++) {
+        conds[i] = rs->plan[i].when;
+    }
+
+    rs->index = cef_expr_index_create(rs->st, conds, rs->nrules);
+    free(conds);
+
+    return rs->index ? 0 : -1;
 }
 
 
-uint32_t
-cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
-    const cef_expr_ctx_t *ctx, cef_rules_choice_t *choices)
+const uint64_t *
+cef_rules_candidates(const cef_rules_t *rs, cef_expr_eval_t *ev)
 {
-    const cef_plan_rule_t   *pr, *end;
+    return cef_expr_index_candidates(rs->index, ev);
+}
+
+
+/*
+ * The rules from the plan that may match (cand; NULL: every one) until
+ * every slot is decided.  Inlined twice, so that without an index the
+ * walk is a plain pointer walk.
+ */
+static inline __attribute__((always_inline)) uint32_t
+cef_rules_walk(const cef_rules_t *rs, cef_expr_eval_t *ev,
+    const uint64_t *cand, int64_t now, cef_rules_choice_t *choices)
+{
+    const cef_plan_rule_t   *pr;
     const cef_plan_offer_t  *po, *pe;
     uint32_t                 i, decided = 0, nslots = rs->nslots;
-    int64_t                  now = ctx->now;
+    uint32_t                 n = rs->nrules;
 
-    cef_expr_eval_reset(ev, ctx);
-
-    for (i = 0; i < nslots; i++) {
-        choices[i].offer = CEF_RULES_NONE;
-        choices[i].rule = CEF_RULES_NONE;
-    }
-
-    end = rs->plan + rs->nrules;
-
-    for (pr = rs->plan; pr < end && decided < nslots; pr++) {
+    for (i = cef_rules_next(cand, 0, n); i < n && decided < nslots;
+         i = cef_rules_next(cand, i + 1, n))
+    {
+        pr = &rs->plan[i];
 
         if (pr->simple) {
             if (choices[pr->slot].offer != CEF_RULES_NONE
@@ -282,4 +302,27 @@ cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
     }
 
     return decided;
+}
+
+
+uint32_t
+cef_rules_decide(const cef_rules_t *rs, cef_expr_eval_t *ev,
+    const cef_expr_ctx_t *ctx, cef_rules_choice_t *choices)
+{
+    const uint64_t  *cand;
+    uint32_t         i;
+
+    cef_expr_eval_reset(ev, ctx);
+
+    for (i = 0; i < rs->nslots; i++) {
+        choices[i].offer = CEF_RULES_NONE;
+        choices[i].rule = CEF_RULES_NONE;
+    }
+
+    /* the rules that may match, in plan order: the others are false */
+
+    cand = cef_rules_candidates(rs, ev);
+
+    return cand ? cef_rules_walk(rs, ev, cand, ctx->now, choices)
+                : cef_rules_walk(rs, ev, NULL, ctx->now, choices);
 }

@@ -200,11 +200,27 @@ const char *cef_rules_slot_strategy(const cef_rules_t *rs, uint32_t slot);
 int cef_rules_plugged(const cef_rules_t *rs);
 
 /*
+ * The rules a decision tries for ev's inputs (after
+ * cef_expr_eval_reset()): bit i % 64 of word i / 64 stands for the rule
+ * cef_rules_order()[i], and is set unless the rule cannot match (its
+ * `when:` would be false, see cef_expr_index_candidates()).  Decisions
+ * skip the others without evaluating them; explain and the tests use it
+ * to see which.
+ *
+ * @return (cef_rules_nrules() + 63) / 64 words, valid until the next
+ *         call with ev; or NULL: every rule (the index is not worth
+ *         using for this rule set).
+ */
+const uint64_t *cef_rules_candidates(const cef_rules_t *rs,
+    cef_expr_eval_t *ev);
+
+/*
  * Choose an offer per slot: for each slot, the matching rule with the
  * highest priority (ties: file order) that shows an offer for the slot
  * whose schedule includes ctx->now.  Rules are tried in that order and
  * evaluation stops as soon as every slot is decided; a rule is not
- * evaluated at all when every slot it could fill is already decided.
+ * evaluated at all when every slot it could fill is already decided, or
+ * when its guards show it cannot match (cef_rules_candidates()).
  *
  * @param[in]  ev       scratch space from cef_rules_eval_create(); it is
  *                      reset to ctx, so templates can be rendered with it

@@ -63,6 +63,7 @@ struct cef_rules_s {
     uint32_t           *rule_offers; /* backing store of cef_rule_t.offers */
     cef_plan_rule_t    *plan;
     cef_plan_offer_t   *plan_offers;
+    cef_expr_index_t   *index;      /* the plan's when:s by their guards */
     cef_expr_symtab_t  *st;
     uint32_t           *ref_pos;    /* per reference: line, col of its
                                        first use; 0, 0 if none */
@@ -86,8 +87,36 @@ struct cef_rules_s {
 };
 
 
-/* Build rs->plan from rs->order; 0, or -1 when out of memory. */
+/* Build rs->plan and rs->index from rs->order; 0, or -1 when out of
+   memory. */
 int cef_rules_plan(cef_rules_t *rs);
+
+/*
+ * The next plan position from i that is a candidate (cand from
+ * cef_rules_candidates(); NULL: every one): i itself, or past it; n or
+ * more at the end.  Inline: a decision asks once per rule it tries.
+ */
+static inline __attribute__((always_inline)) uint32_t
+cef_rules_next(const uint64_t *cand, uint32_t i, uint32_t n)
+{
+    uint64_t  b;
+
+    if (cand == NULL) {
+        return i;
+    }
+
+    while (i < n) {
+        b = cand[i / 64] >> (i % 64);
+
+        if (b) {
+            return i + (uint32_t) __builtin_ctzll(b);
+        }
+
+        i = (i | 63) + 1;
+    }
+
+    return i;
+}
 
 
 /*

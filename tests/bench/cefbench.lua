@@ -32,8 +32,8 @@ local function parse(s)
         f[n] = field
     end
     local p = {first_name = f[1], lifecycle = f[2], clv = tonumber(f[3]),
-               churn_risk = tonumber(f[4]), orders = tonumber(f[6]),
-               segs = {}, int = {}}
+               churn_risk = tonumber(f[4]), nps = tonumber(f[5]),
+               orders = tonumber(f[6]), segs = {}, int = {}}
     for seg in gmatch(f[7], "[^,]+") do
         p.segs[seg] = true
     end
@@ -44,21 +44,49 @@ local function parse(s)
 end
 
 
-local function match(c, p)
+-- one condition: the issue-22 mix (seg, life, clv, orders, churn, nps,
+-- int) and the classic one of issue 9 (gt, seg2, int2, life2, orders2)
+local function cond(c, p)
     local k = c.k
-    if k == "gt" then
-        return p.clv > c.n
-    elseif k == "seg2" then
-        return p.segs[c.a] and p.segs[c.b]
+    if k == "seg" then
+        return p.segs[c.a]
+    elseif k == "life" then
+        return p.lifecycle == c.a
     elseif k == "int" then
         local v = p.int[c.a]
         return v ~= nil and v >= c.n
-    elseif k == "life" then
-        return p.lifecycle == c.a and p.churn_risk >= c.n
+    elseif k == "clv" then
+        return p.clv >= c.n
     elseif k == "orders" then
+        return p.orders > c.n
+    elseif k == "churn" then
+        return p.churn_risk >= c.n
+    elseif k == "nps" then
+        return p.nps <= c.n
+    elseif k == "gt" then
+        return p.clv > c.n
+    elseif k == "seg2" then
+        return p.segs[c.a] and p.segs[c.b]
+    elseif k == "int2" then
+        local v = p.int[c.a]
+        return v ~= nil and v >= c.n
+    elseif k == "life2" then
+        return p.lifecycle == c.a and p.churn_risk >= c.n
+    elseif k == "orders2" then
         return p.orders >= c.n and p.segs[c.a]
     end
     return p.clv >= 0
+end
+
+
+-- a rule's conditions, all of which must hold (a Lua programmer's `and`)
+local function match(cs, p)
+    for i = 1, #cs do
+        if not cond(cs[i], p) then
+            return false
+        end
+    end
+    return true
 end
 
 

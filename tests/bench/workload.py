@@ -103,16 +103,57 @@ def _condition(rng):
         c = rng.choice(CATS)
         t = rng.randrange(80, 100) / 100
         return ("profile.interests.%s >= %.2f" % (c, t),
-                '{k="int", a="%s", n=%.2f}' % (c, t))
+                '{k="int2", a="%s", n=%.2f}' % (c, t))
     if kind == 3:
         s = rng.choice(STAGES)
         t = rng.randrange(80, 96) / 100
         return ("profile.lifecycle == \"%s\" and profile.churn_risk >= %.2f"
-                % (s, t), '{k="life", a="%s", n=%.2f}' % (s, t))
+                % (s, t), '{k="life2", a="%s", n=%.2f}' % (s, t))
     n = rng.randrange(50, 60)
     s = rng.choice(SEGS)
     return ("'profile.orders >= %d and \"%s\" in profile.segments'" % (n, s),
-            '{k="orders", a="%s", n=%d}' % (s, n))
+            '{k="orders2", a="%s", n=%d}' % (s, n))
+
+
+def _realistic_one(rng, kind):
+    """(YAML, Lua) of one condition of the issue-22 mix; kind 0: segment
+    membership, 1: lifecycle equality, 2: a numeric threshold, 3: a map
+    lookup."""
+    if kind == 0:
+        a = rng.choice(SEGS)
+        return '"%s" in profile.segments' % a, '{k="seg", a="%s"}' % a
+    if kind == 1:
+        a = rng.choice(STAGES)
+        return 'profile.lifecycle == "%s"' % a, '{k="life", a="%s"}' % a
+    if kind == 2:
+        t = rng.randrange(4)
+        if t == 0:
+            n = 500 * rng.randrange(1, 9)
+            return "profile.clv >= %d" % n, '{k="clv", n=%d}' % n
+        if t == 1:
+            n = rng.randrange(5, 40)
+            return "profile.orders > %d" % n, '{k="orders", n=%d}' % n
+        if t == 2:
+            n = rng.randrange(30, 90) / 100
+            return ("profile.churn_risk >= %.2f" % n,
+                    '{k="churn", n=%.2f}' % n)
+        n = rng.randrange(3, 9)
+        return "profile.nps <= %d" % n, '{k="nps", n=%d}' % n
+    c = rng.choice(CATS)
+    n = rng.randrange(30, 90) / 100
+    return ("profile.interests.%s >= %.2f" % (c, n),
+            '{k="int", a="%s", n=%.2f}' % (c, n))
+
+
+def _realistic(rng):
+    """(YAML expression, Lua list) of a rule of the issue-22 mix: a segment
+    (70 %) or a lifecycle stage, and one or two more conditions of any of
+    the four kinds; a few per cent of the reference profiles match."""
+    parts = [_realistic_one(rng, 0 if rng.random() < 0.7 else 1)]
+    for _ in range(rng.randrange(1, 3)):
+        parts.append(_realistic_one(rng, rng.randrange(4)))
+    return ("'%s'" % " and ".join(y for y, _ in parts),
+            "{%s}" % ", ".join(lua for _, lua in parts))
 
 
 def offer_html(k):
@@ -126,9 +167,14 @@ def offer_html(k):
         pre + "Offer %d: 10%% off today</div>" % k, None
 
 
-def make_rules(nrules, plugins_yaml="", campaigns=False):
+def make_rules(nrules, plugins_yaml="", campaigns=False, mix="realistic"):
     """A rule file of nrules rules over the 3 slots (the last three are
-    per-slot fallbacks every profile matches), and the same as Lua."""
+    per-slot fallbacks every profile matches), and the same as Lua.
+
+    mix "realistic" (issue 22): each rule is two or three conditions, a
+    segment or a lifecycle stage first, then thresholds, interests,
+    segments, stages; mix "classic": the one- or two-condition rules of
+    issue 9 (the figures of bench runs before issue 22)."""
     rng = random.Random(nrules)
     offers, rules, lua = [], [], []
     nspecific = max(nrules - len(SLOTS), 0)
@@ -138,10 +184,13 @@ def make_rules(nrules, plugins_yaml="", campaigns=False):
         offers.append("  o%d:\n    slot: %s\n    html: '%s'\n%s"
                       % (k, slot, html, "    campaign: c%d\n" % (k % 5)
                          if campaigns else ""))
-        if k < nspecific:
+        if k < nspecific and mix == "classic":
             when, cond = _condition(rng)
+            cond = "{%s}" % cond
+        elif k < nspecific:
+            when, cond = _realistic(rng)
         else:
-            when, cond = "profile.clv >= 0", '{k="any"}'
+            when, cond = "profile.clv >= 0", '{{k="any"}}'
         rules.append("  - name: rule %d\n    when: %s\n    show: o%d\n"
                      "    priority: %d\n" % (k, when, k, nrules - k))
         lua.append('  {slot="%s", offer="o%d", c=%s, pre=%s, post=%s},'

@@ -1,0 +1,593 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * cef_expr_index: which of many conditions can be true for this
+ * evaluation's inputs, found without evaluating them (cef_expr.h).
+ *
+ * A condition whose top-level `and` chain holds a guard, a conjunct that
+ * can only be true when a profile attribute's value has a given key,
+ *
+ *   "K" in profile.NAME              the array has K, or the map the key K
+ *   profile.NAME == "K"              the string is K
+ *   profile.NAME.K < <= > >= x       the map has the key K (a number is
+ *   profile.NAME.K == != number        needed, and null is no number)
+ *
+ * is filed under (NAME, K), with every other guard of its chain (up to
+ * CEF_INDEX_GUARDS); a condition without a guard is always a candidate.
+ * The keys of a value are its string, its array's elements or its map's
+ * keys.  Per evaluation the keys of the few guarded attributes are looked
+ * up, each (NAME, K) found counts once for every condition filed under
+ * it, and a condition is a candidate when all its guards counted: when
+ * every guard's key is among the keys of its attribute's value.  That is
+ * a superset of the conditions whose guards are true (an array holding "K"
+ * also makes `profile.NAME == "K"` a candidate, which is then evaluated
+ * and false), so nothing that could be true is left out, and a rule
+ * `"gold" in profile.segments and profile.lifecycle == "new"` costs
+ * nothing for a visitor in either segment or stage but not both.  Only
+ * profile attributes are indexed: they are read in place anyway, while a
+ * request header or an nginx variable would be looked up for nothing.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cef_expr_int.h"
+
+
+#define CEF_INDEX_GUARDS  255     /* guards counted per condition */
+#define CEF_INDEX_MIN     64      /* guarded conditions that always pay */
+
+
+typedef struct {
+    uint32_t     ref;
+    cef_span_t   key;
+    uint32_t     hash;
+    uint32_t     first;       /* in postings */
+    uint32_t     n;
+} cef_index_entry_t;
+
+
+struct cef_expr_index_s {
+    uint32_t            nconds;
+    uint32_t            words;
+    uint64_t           *always;     /* conditions without a guard */
+    uint8_t            *need;       /* per condition: its guards */
+    cef_index_entry_t  *entries;
+    uint32_t            nentries;
+    uint32_t           *slots;      /* open addressing: entry + 1 */
+    uint32_t            mask;
+    uint32_t           *postings;   /* condition positions, ascending */
+    uint32_t           *sources;    /* refs with entries, each once */
+    uint32_t            nsources;
+    unsigned            off:1;      /* too few guarded: every condition */
+};
+
+
+/* one guard found in a condition */
+typedef struct {
+    uint32_t     cond;
+    uint32_t     entry;
+} cef_index_guard_t;
+
+
+typedef struct {
+    cef_expr_index_t   *ix;
+    uint32_t            cap;        /* entries */
+    cef_index_guard_t  *guards;
+    uint32_t            nguards;
+    uint32_t            gcap;
+    uint32_t            nrefs;
+} cef_index_build_t;
+
+
+static uint32_t
+cef_index_hash(uint32_t ref, cef_span_t key)
+{
+    return cef_expr_hash(key.data, key.len) ^ (ref * 0x9e3779b1u);
+}
+
+
+static int64_t
+cef_index_find(const cef_expr_index_t *ix, uint32_t ref, cef_span_t key,
+    uint32_t h)
+{
+    uint32_t                  s, e;
+    const cef_index_entry_t  *en;
+
+    if (ix->slots == NULL) {
+        return -1;
+    }
+
+    for (s = h & ix->mask; (e = ix->slots[s]) != 0; s = (s + 1) & ix->mask) {
+        en = &ix->entries[e - 1];
+
+        if (en->hash == h && en->ref == ref && en->key.len == key.len
+            && (key.len == 0 || memcmp(en->key.data, key.data, key.len) == 0))
+        {
+            return e - 1;
+        }
+    }
+
+    return -1;
+}
+
+
+/* the entry of (ref, key), added if new; -1: out of memory */
+static int64_t
+cef_index_entry(cef_index_build_t *b, uint32_t ref, cef_span_t key)
+{
+    cef_expr_index_t   *ix = b->ix;
+    cef_index_entry_t  *en;
+    uint32_t            h = cef_index_hash(ref, key), i, s, n;
+    uint32_t           *slots;
+    int64_t             found;
+
+    found = cef_index_find(ix, ref, key, h);
+    if (found >= 0) {
+        return found;
+    }
+
+    if (ix->nentries == b->cap) {
+        n = b->cap ? b->cap * 2 : 64;
+        en = realloc(ix->entries, n * sizeof(cef_index_entry_t));
+        if (en == NULL) {
+            return -1;
+        }
+        ix->entries = en;
+        b->cap = n;
+    }
+
+    if (ix->slots == NULL || (ix->nentries + 1) * 2 > ix->mask + 1) {
+        n = ix->slots ? (ix->mask + 1) * 2 : 128;
+        slots = calloc(n, sizeof(uint32_t));
+        if (slots == NULL) {
+            return -1;
+        }
+
+        for (i = 0; i < ix->nentries; i++) {
+            for (s = ix->entries[i].hash & (n - 1); slots[s];
+                 s = (s + 1) & (n - 1))
+            {
+                /* void */
+            }
+            slots[s] = i + 1;
+        }
+
+        free(ix->slots);
+        ix->slots = slots;
+        ix->mask = n - 1;
+    }
+
+    en = &ix->entries[ix->nentries];
+    en->ref = ref;
+    en->key = key;
+    en->hash = h;
+    en->first = 0;
+    en->n = 0;
+
+    for (s = h & ix->mask; ix->slots[s]; s = (s + 1) & ix->mask) {
+        /* void */
+    }
+    ix->slots[s] = ++ix->nentries;
+
+    return ix->nentries - 1;
+}
+
+
+/* the profile reference of node i, or -1 */
+static int64_t
+cef_index_ref(const cef_expr_t *e, int32_t i, const cef_expr_symtab_t *st)
+{
+    const cef_node_t  *n;
+
+    if (i < 0) {
+        return -1;
+    }
+
+    n = CEF_NODE(e, i);
+
+    if (n->op != CEF_OP_REF || n->u.ref.ref >= st->nrefs
+        || st->refs[n->u.ref.ref]->kind != CEF_REF_PROFILE)
+    {
+        return -1;
+    }
+
+    return n->u.ref.ref;
+}
+
+
+/* a profile.NAME.KEY node i: its reference and key */
+static int
+cef_index_ref_key(const cef_expr_t *e, int32_t i, const cef_expr_symtab_t *st,
+    uint32_t *ref, cef_span_t *key)
+{
+    const cef_node_t  *n;
+
+    if (i < 0) {
+        return 0;
+    }
+
+    n = CEF_NODE(e, i);
+
+    if (n->op != CEF_OP_REF_KEY || n->u.ref.ref >= st->nrefs
+        || st->refs[n->u.ref.ref]->kind != CEF_REF_PROFILE)
+    {
+        return 0;
+    }
+
+    *ref = n->u.ref.ref;
+    *key = n->u.ref.key;
+    return 1;
+}
+
+
+static int
+cef_index_is(const cef_expr_t *e, int32_t i, cef_op_t op)
+{
+    return i >= 0 && CEF_NODE(e, i)->op == op;
+}
+
+
+/* the guard of conjunct i, if it is one: (ref, key) */
+static int
+cef_index_guard(const cef_expr_t *e, int32_t i, const cef_expr_symtab_t *st,
+    uint32_t *ref, cef_span_t *key)
+{
+    const cef_node_t  *n = CEF_NODE(e, i);
+    int64_t            r;
+
+    switch ((cef_op_t) n->op) {
+
+    case CEF_OP_IN:
+        /* "K" in profile.NAME: true only for an array or map with K */
+        r = cef_index_ref(e, n->b, st);
+        if (r < 0 || !cef_index_is(e, n->a, CEF_OP_STR)) {
+            return 0;
+        }
+        *ref = (uint32_t) r;
+        *key = CEF_NODE(e, n->a)->u.str;
+        return 1;
+
+    case CEF_OP_EQ:
+        /* profile.NAME == "K": true only for the string K */
+        r = cef_index_ref(e, n->a, st);
+        if (r >= 0 && cef_index_is(e, n->b, CEF_OP_STR)) {
+            *ref = (uint32_t) r;
+            *key = CEF_NODE(e, n->b)->u.str;
+            return 1;
+        }
+
+        r = cef_index_ref(e, n->b, st);
+        if (r >= 0 && cef_index_is(e, n->a, CEF_OP_STR)) {
+            *ref = (uint32_t) r;
+            *key = CEF_NODE(e, n->a)->u.str;
+            return 1;
+        }
+
+        /* profile.NAME.K == number, below */
+        /* fall through */
+
+    case CEF_OP_NE:
+        /* with a number (not null: `== null` is true when K is absent) */
+        if (cef_index_is(e, n->b, CEF_OP_NUM)) {
+            return cef_index_ref_key(e, n->a, st, ref, key);
+        }
+        if (cef_index_is(e, n->a, CEF_OP_NUM)) {
+            return cef_index_ref_key(e, n->b, st, ref, key);
+        }
+        return 0;
+
+    case CEF_OP_LT:
+    case CEF_OP_LE:
+    case CEF_OP_GT:
+    case CEF_OP_GE:
+        /* both sides must be numbers: profile.NAME.K is one only when the
+           map has K */
+        return cef_index_ref_key(e, n->a, st, ref, key)
+               || cef_index_ref_key(e, n->b, st, ref, key);
+
+    default:
+        return 0;
+    }
+}
+
+
+/* the guards of the top-level `and` chain under node i */
+static int
+cef_index_conjuncts(cef_index_build_t *b, const cef_expr_t *e, int32_t i,
+    uint32_t cond, const cef_expr_symtab_t *st)
+{
+    const cef_node_t   *n = CEF_NODE(e, i);
+    cef_index_guard_t  *g;
+    cef_span_t          key;
+    uint32_t            ref, cap, k;
+    int64_t             en;
+
+    if (n->op == CEF_OP_AND) {
+        return cef_index_conjuncts(b, e, n->a, cond, st)
+               || cef_index_conjuncts(b, e, n->b, cond, st);
+    }
+
+    if (!cef_index_guard(e, i, st, &ref, &key)) {
+        return 0;
+    }
+
+    en = cef_index_entry(b, ref, key);
+    if (en < 0) {
+        return -1;
+    }
+
+    /* one guard per key and condition (`"a" in x and "a" in x`), at most
+       CEF_INDEX_GUARDS: fewer guards only make more candidates */
+
+    if (b->ix->need[cond] == CEF_INDEX_GUARDS) {
+        return 0;
+    }
+
+    for (k = b->nguards; k > 0 && b->guards[k - 1].cond == cond; k--) {
+        if (b->guards[k - 1].entry == (uint32_t) en) {
+            return 0;
+        }
+    }
+
+    if (b->nguards == b->gcap) {
+        cap = b->gcap ? b->gcap * 2 : 64;
+        g = realloc(b->guards, cap * sizeof(cef_index_guard_t));
+        if (g == NULL) {
+            return -1;
+        }
+        b->guards = g;
+        b->gcap = cap;
+    }
+
+    b->guards[b->nguards].cond = cond;
+    b->guards[b->nguards].entry = (uint32_t) en;
+    b->nguards++;
+    b->ix->need[cond]++;
+
+    return 0;
+}
+
+
+/* the postings of every entry (in condition order) and the sources */
+static int
+cef_index_file(cef_index_build_t *b)
+{
+    cef_expr_index_t  *ix = b->ix;
+    cef_index_guard_t *g;
+    uint32_t           i, pos, ref;
+    uint8_t           *is_source;
+
+    ix->postings = malloc((b->nguards + 1) * sizeof(uint32_t));
+    ix->sources = malloc((b->nrefs + 1) * sizeof(uint32_t));
+    is_source = calloc(b->nrefs + 1, 1);
+
+    if (ix->postings == NULL || ix->sources == NULL || is_source == NULL) {
+        free(is_source);
+        return -1;
+    }
+
+    for (i = 0; i < b->nguards; i++) {
+        g = &b->guards[i];
+        ix->always[g->cond / 64] &= ~(1ULL << (g->cond % 64));
+        ix->entries[g->entry].n++;
+    }
+
+    for (i = 0, pos = 0; i < ix->nentries; i++) {
+        ix->entries[i].first = pos;
+        pos += ix->entries[i].n;
+        ix->entries[i].n = 0;
+    }
+
+    for (i = 0; i < b->nguards; i++) {
+        g = &b->guards[i];
+        ix->postings[ix->entries[g->entry].first
+                     + ix->entries[g->entry].n++] = g->cond;
+
+        ref = ix->entries[g->entry].ref;
+
+        if (!is_source[ref]) {
+            is_source[ref] = 1;
+            ix->sources[ix->nsources++] = ref;
+        }
+    }
+
+    free(is_source);
+
+    return 0;
+}
+
+
+cef_expr_index_t *
+cef_expr_index_create(cef_expr_symtab_t *st, const cef_expr_t *const *conds,
+    uint32_t n)
+{
+    cef_expr_index_t   *ix;
+    cef_index_build_t   b;
+    uint32_t            i, words = (n + 63) / 64;
+    int                 rc = 0;
+
+    ix = calloc(1, sizeof(cef_expr_index_t));
+    if (ix == NULL) {
+        return NULL;
+    }
+
+    memset(&b, 0, sizeof(b));
+    b.ix = ix;
+    b.nrefs = st->nrefs;
+
+    ix->nconds = n;
+    ix->words = words;
+    ix->always = calloc(words + 1, sizeof(uint64_t));
+    ix->need = calloc(n + 1, 1);
+
+    if (ix->always == NULL || ix->need == NULL) {
+        rc = -1;
+    }
+
+    for (i = 0; i < n && rc == 0; i++) {
+        ix->always[i / 64] |= 1ULL << (i % 64);
+
+        if (conds[i] != NULL) {
+            rc = cef_index_conjuncts(&b, conds[i], conds[i]->root, i, st);
+        }
+    }
+
+    if (rc == 0) {
+        rc = cef_index_file(&b);
+    }
+
+    free(b.guards);
+
+    if (rc != 0) {
+        cef_expr_index_free(ix);
+        return NULL;
+    }
+
+    /*
+     * Looking the keys up costs about as much as evaluating a dozen
+     * conditions (most comparisons are shared, and answered once): with
+     * few guarded conditions, and most of them not, the index costs more
+     * than it saves (make bench-rules' first workload: 20 of 100 guarded,
+     * 10 % slower with the index).
+     */
+
+    ix->off = cef_expr_index_guarded(ix) < CEF_INDEX_MIN
+              && cef_expr_index_guarded(ix) * 2 < n;
+
+    if (st->cand_words < words) {
+        st->cand_words = words;
+    }
+
+    if (st->cand_conds < n) {
+        st->cand_conds = n;
+    }
+
+    if (st->cand_entries < ix->nentries) {
+        st->cand_entries = ix->nentries;
+    }
+
+    return ix;
+}
+
+
+void
+cef_expr_index_free(cef_expr_index_t *ix)
+{
+    if (ix == NULL) {
+        return;
+    }
+
+    free(ix->always);
+    free(ix->need);
+    free(ix->entries);
+    free(ix->slots);
+    free(ix->postings);
+    free(ix->sources);
+    free(ix);
+}
+
+
+uint32_t
+cef_expr_index_guarded(const cef_expr_index_t *ix)
+{
+    uint32_t  i, n = 0;
+
+    for (i = 0; i < ix->nconds; i++) {
+        n += ix->need[i] != 0;
+    }
+
+    return n;
+}
+
+
+/* cef_expr_eval_keys() callback: count the guards of (ref, key), once */
+typedef struct {
+    const cef_expr_index_t  *ix;
+    cef_expr_eval_t         *ev;
+    uint32_t                 ref;
+    uint32_t                 ntouched;
+} cef_index_walk_t;
+
+
+static void
+cef_index_key(void *data, cef_span_t key)
+{
+    cef_index_walk_t         *w = data;
+    const cef_expr_index_t   *ix = w->ix;
+    cef_expr_eval_t          *ev = w->ev;
+    const cef_index_entry_t  *en;
+    const uint32_t           *p, *end;
+    uint8_t                  *count;
+    uint32_t                 *touched, n;
+    int64_t                   e;
+
+    e = cef_index_find(ix, w->ref, key, cef_index_hash(w->ref, key));
+    if (e < 0 || ev->ix_seen[e] == ev->ix_gen) {
+        return;                 /* no guard, or a key seen twice */
+    }
+
+    ev->ix_seen[e] = ev->ix_gen;
+    en = &ix->entries[e];
+
+    /* locals: a store through uint8_t * may alias anything */
+
+    count = ev->ix_count;
+    touched = ev->ix_touched;
+    n = w->ntouched;
+
+    for (p = ix->postings + en->first, end = p + en->n; p < end; p++) {
+        touched[n] = *p;
+        n += count[*p]++ == 0;
+    }
+
+    w->ntouched = n;
+}
+
+
+const uint64_t *
+cef_expr_index_candidates(const cef_expr_index_t *ix, cef_expr_eval_t *ev)
+{
+    cef_index_walk_t  w;
+    uint32_t          i, c, *touched;
+    uint8_t          *count;
+    const uint8_t    *need;
+    uint64_t         *bits = ev->cand;
+
+    if (ix->off || ix->words > ev->cand_words
+        || ix->nconds > ev->cand_conds || ix->nentries > ev->cand_entries)
+    {
+        return NULL;            /* not worth it, or ev made before the
+                                   index: no filter */
+    }
+
+    if (++ev->ix_gen == 0) {
+        memset(ev->ix_seen, 0, ev->cand_entries * sizeof(uint32_t));
+        ev->ix_gen = 1;
+    }
+
+    memcpy(bits, ix->always, ix->words * sizeof(uint64_t));
+
+    w.ix = ix;
+    w.ev = ev;
+    w.ntouched = 0;
+
+    for (i = 0; i < ix->nsources; i++) {
+        w.ref = ix->sources[i];
+        cef_expr_eval_keys(ev, w.ref, cef_index_key, &w);
+    }
+
+    /* a candidate: every guard counted; the counts start at 0 again */
+
+    count = ev->ix_count;
+    touched = ev->ix_touched;
+    need = ix->need;
+
+    for (i = 0; i < w.ntouched; i++) {
+        c = touched[i];
+        bits[c / 64] |= (uint64_t) (count[c] == need[c]) << (c % 64);
+        count[c] = 0;
+    }
+
+    return bits;
+}

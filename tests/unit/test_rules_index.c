@@ -1,0 +1,417 @@
+/*
+ * Copyright (C) ngx_cef_module developers
+ *
+ * The index of rules by their guards (lib/expr/cef_expr_index.c), which
+ * lets a decision skip rules that cannot match: checked against the
+ * definition on random rule sets whose conditions mix every guard form
+ * with conjuncts that look like guards and are not (`== null`, `!=`,
+ * `contains`, `not`, `or`), against visitors whose attributes have every
+ * type (a string where an array is expected, an array where a string is,
+ * maps, numbers, nothing).
+ *
+ *   1. every condition the index leaves out is false (cef_expr_match());
+ *   2. cef_rules_decide() and cef_decision_make() choose what the
+ *      definition (docs/rules.md, "The decision") chooses, with truths
+ *      from cef_expr_match() on scratch space that never saw the index;
+ *   3. a slot whose strategy wants every candidate (weighted) sees the
+ *      definition's candidates, in its order;
+ *
+ * every fifth rule set has few guards, so that decisions without the
+ * index (cef_rules_candidates() NULL) are checked the same way.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cef_decision.h"
+#include "cef_rules.h"
+#include "cef_persona.h"
+
+
+#define NOW       1795438800
+#define IX_OFFERS 24
+#define IX_SLOTS  4
+#define IX_ATTRS  4
+#define IX_KEYS   6
+#define IX_ROUNDS 300
+#define IX_VISITORS 4
+
+static unsigned  seed = 22;
+
+#define RND(n)  (seed = seed * 1103515245 + 12345, (int) ((seed >> 16) % (n)))
+
+
+/* one conjunct: guards, and look-alikes that are not guards (only those
+   when few is set: an index with too few guards is not used) */
+static size_t
+conjunct(char *buf, size_t cap, int few)
+{
+    static const int  not_guards[] = { 6, 7, 8, 9, 10, 11, 13 };
+    int  a = RND(IX_ATTRS), b = RND(IX_ATTRS), k = RND(IX_KEYS),
+         j = RND(IX_KEYS);
+
+    switch (few ? not_guards[RND(7)] : RND(14)) {
+    case 0:  return (size_t) snprintf(buf, cap, "\"k%d\" in profile.a%d", k, a);
+    case 1:  return (size_t) snprintf(buf, cap, "profile.a%d == \"k%d\"", a, k);
+    case 2:  return (size_t) snprintf(buf, cap, "\"k%d\" == profile.a%d", k, a);
+    case 3:  return (size_t) snprintf(buf, cap, "profile.a%d.k%d >= 0.5", a, k);
+    case 4:  return (size_t) snprintf(buf, cap, "profile.a%d.k%d == 1", a, k);
+    case 5:  return (size_t) snprintf(buf, cap, "profile.a%d.k%d != 1", a, k);
+    case 6:  return (size_t) snprintf(buf, cap, "profile.a%d.k%d == null", a,
+                                      k);
+    case 7:  return (size_t) snprintf(buf, cap, "profile.a%d != \"k%d\"", a, k);
+    case 8:  return (size_t) snprintf(buf, cap, "profile.a%d contains \"k%d\"",
+                                      a, k);
+    case 9:  return (size_t) snprintf(buf, cap, "not (\"k%d\" in profile.a%d)",
+                                      k, a);
+    case 10: return (size_t) snprintf(buf, cap, "(\"k%d\" in profile.a%d or "
+                                      "profile.a%d == \"k%d\")", k, a, b, j);
+    case 11: return (size_t) snprintf(buf, cap, "profile.n > %d", RND(6));
+    case 12: return (size_t) snprintf(buf, cap, "0.5 < profile.a%d.k%d", a, k);
+    default: return (size_t) snprintf(buf, cap, "\"k%d\" not in profile.a%d",
+                                      k, a);
+    }
+}
+
+
+static char *
+make_rules(int nrules, int weighted, int few, size_t *len)
+{
+    size_t  cap = 4096 + (size_t) nrules * 512, n = 0;
+    char   *y = malloc(cap);
+    int     i, k, nc, o, o2;
+
+    assert_non_null(y);
+
+    n += (size_t) snprintf(y + n, cap - n, "version: 1\n");
+
+    if (weighted) {
+        n += (size_t) snprintf(y + n, cap - n, "slots:\n  s1:\n"
+                               "    strategy: weighted\n");
+    }
+
+    n += (size_t) snprintf(y + n, cap - n, "offers:\n");
+
+    for (i = 0; i < IX_OFFERS; i++) {
+        n += (size_t) snprintf(y + n, cap - n,
+                               "  o%d: {slot: s%d, html: x%s}\n", i,
+                               i % IX_SLOTS,
+                               RND(6) == 0 ? ", starts: 2027-01-01" : "");
+    }
+
+    n += (size_t) snprintf(y + n, cap - n, "rules:\n");
+
+    for (i = 0; i < nrules; i++) {
+        n += (size_t) snprintf(y + n, cap - n, "  - name: r%d\n"
+                               "    priority: %d\n", i, RND(5));
+
+        nc = RND(4);            /* 0: no when */
+
+        if (nc) {
+            n += (size_t) snprintf(y + n, cap - n, "    when: '");
+
+            for (k = 0; k < nc; k++) {
+                if (k) {
+                    n += (size_t) snprintf(y + n, cap - n, " and ");
+                }
+                n += conjunct(y + n, cap - n, few && RND(4));
+            }
+
+            n += (size_t) snprintf(y + n, cap - n, "'\n");
+        }
+
+        o = RND(IX_OFFERS);
+        o2 = RND(IX_OFFERS);
+
+        if (RND(3) == 0 && o2 % IX_SLOTS != o % IX_SLOTS) {
+            n += (size_t) snprintf(y + n, cap - n, "    show: [o%d, o%d]\n",
+                                   o, o2);
+        } else {
+            n += (size_t) snprintf(y + n, cap - n, "    show: o%d\n", o);
+        }
+    }
+
+    *len = n;
+    return y;
+}
+
+
+/* a visitor whose attributes have any type, keys repeated at times */
+static cef_persona_t *
+make_visitor(void)
+{
+    cef_persona_t  *p = cef_persona_create();
+    cef_span_t      keys[8];
+    double          nums[8];
+    static char     names[IX_KEYS][16];
+    char            path[32], s[16];
+    int             a, i, n;
+    static const double  scores[] = { 0, 0.5, 0.7, 1 };
+
+    assert_non_null(p);
+
+    for (i = 0; i < IX_KEYS; i++) {
+        snprintf(names[i], sizeof(names[i]), "k%d", i);
+    }
+
+    for (a = 0; a < IX_ATTRS; a++) {
+        snprintf(path, sizeof(path), "profile.a%d", a);
+        n = RND(5);
+
+        for (i = 0; i < n; i++) {
+            keys[i] = (cef_span_t) { names[RND(IX_KEYS)], 2 };
+            nums[i] = scores[RND(4)];
+        }
+
+        switch (RND(6)) {
+        case 0:
+            break;                              /* missing */
+        case 1:
+            snprintf(s, sizeof(s), "k%d", RND(IX_KEYS));
+            assert_int_equal(cef_persona_set_str(p, path, s, 2), 0);
+            break;
+        case 2:
+            assert_int_equal(cef_persona_set_num(p, path, RND(3)), 0);
+            break;
+        case 3:
+        case 4:
+            assert_int_equal(cef_persona_set_array(p, path, keys,
+                                                   (size_t) n), 0);
+            break;
+        default:
+            assert_int_equal(cef_persona_set_map(p, path, keys, nums,
+                                                 (size_t) n), 0);
+        }
+    }
+
+    if (RND(4)) {
+        assert_int_equal(cef_persona_set_num(p, "profile.n", RND(8)), 0);
+    }
+
+    return p;
+}
+
+
+/* the definition's choice per slot (priority slots) and candidates of
+   the weighted slot s1, from truths cef_expr_match() gives without the
+   index */
+typedef struct {
+    uint32_t  offer[IX_SLOTS];
+    uint32_t  rule[IX_SLOTS];
+    uint32_t  cand_offer[CEF_DECISION_MAX_CANDIDATES];
+    uint32_t  cand_rule[CEF_DECISION_MAX_CANDIDATES];
+    uint32_t  ncands;
+} want_t;
+
+
+static void
+definition(const cef_rules_t *rs, cef_expr_eval_t *plain, int weighted,
+    want_t *w)
+{
+    const uint32_t     *order = cef_rules_order(rs);
+    const cef_rule_t   *r;
+    const cef_offer_t  *o;
+    uint32_t            i, j, s;
+
+    for (s = 0; s < IX_SLOTS; s++) {
+        w->offer[s] = CEF_RULES_NONE;
+        w->rule[s] = CEF_RULES_NONE;
+    }
+    w->ncands = 0;
+
+    for (i = 0; i < cef_rules_nrules(rs); i++) {
+        r = cef_rules_rule(rs, order[i]);
+
+        if (r->when && !cef_expr_match(r->when, plain)) {
+            continue;
+        }
+
+        for (j = 0; j < r->noffers; j++) {
+            o = cef_rules_offer(rs, r->offers[j]);
+            s = o->slot_id;
+
+            if (!cef_rules_offer_active(o, NOW)) {
+                continue;
+            }
+
+            if (weighted && s == 1) {
+                if (w->ncands < CEF_DECISION_MAX_CANDIDATES) {
+                    w->cand_offer[w->ncands] = r->offers[j];
+                    w->cand_rule[w->ncands] = order[i];
+                    w->ncands++;
+                }
+                continue;
+            }
+
+            if (w->offer[s] == CEF_RULES_NONE) {
+                w->offer[s] = r->offers[j];
+                w->rule[s] = order[i];
+            }
+        }
+    }
+}
+
+
+static void
+test_index_matches_definition(void **state)
+{
+    char                  *y, line[512];
+    size_t                 len;
+    int                    round, v, weighted, nrules;
+    uint32_t               i, s, slot, nr;
+    const uint64_t        *cand;
+    const cef_rule_t      *r;
+    const cef_plugin_cand_t *c;
+    cef_rules_t           *rs;
+    cef_rules_errors_t     errs;
+    cef_expr_eval_t       *ev, *plain;
+    cef_decision_t        *d;
+    cef_persona_t         *p;
+    cef_expr_ctx_t         ctx;
+    cef_rules_choice_t     choices[IX_SLOTS];
+    cef_decision_input_t   in;
+    want_t                 w;
+    uint64_t               skipped = 0, total = 0;
+    int                    indexed = 0, unindexed = 0;
+
+    (void) state;
+
+    for (round = 0; round < IX_ROUNDS; round++) {
+        weighted = round % 2;
+        nrules = 20 + RND(180);                 /* one to four words */
+        y = make_rules(nrules, weighted, round % 5 == 4, &len);
+
+        if (cef_rules_load_buffer("ix.yaml", y, len, &rs, &errs) != 0) {
+            cef_rules_error_format(&errs, 0, line, sizeof(line));
+            fail_msg("round %d: %s", round, line);
+        }
+        cef_rules_errors_free(&errs);
+        free(y);
+
+        /* slot ids follow first appearance: s0..s3 in order */
+        for (s = 0; s < IX_SLOTS; s++) {
+            assert_int_equal(cef_rules_slot_name(rs, s)[1] - '0', s);
+        }
+
+        ev = cef_rules_eval_create(rs);
+        plain = cef_rules_eval_create(rs);
+        d = cef_decision_create(rs);
+        assert_non_null(ev);
+        assert_non_null(plain);
+        assert_non_null(d);
+
+        nr = cef_rules_nrules(rs);
+
+        for (v = 0; v < IX_VISITORS; v++) {
+            p = make_visitor();
+
+            memset(&ctx, 0, sizeof(ctx));
+            ctx.lookup = cef_persona_lookup;
+            ctx.data = p;
+            ctx.now = NOW;
+            in.visitor = cef_span_lit("v");
+
+            /* 1: what the index leaves out is false */
+
+            cef_expr_eval_reset(ev, &ctx);
+            cef_expr_eval_reset(plain, &ctx);
+            cand = cef_rules_candidates(rs, ev);
+            indexed += cand != NULL;
+            unindexed += cand == NULL;
+
+            for (i = 0; i < nr; i++) {
+                r = cef_rules_rule(rs, cef_rules_order(rs)[i]);
+                total++;
+
+                if (cand == NULL || (cand[i / 64] >> (i % 64) & 1)) {
+                    continue;
+                }
+
+                skipped++;
+
+                if (r->when == NULL || cef_expr_match(r->when, plain)) {
+                    fail_msg("round %d visitor %d: rule %s left out but "
+                             "true: %s", round, v, r->name,
+                             r->when ? cef_expr_source(r->when) : "(none)");
+                }
+            }
+
+            /* 2, 3: the decisions */
+
+            cef_expr_eval_reset(plain, &ctx);
+            definition(rs, plain, weighted, &w);
+
+            (void) cef_rules_decide(rs, ev, &ctx, choices);
+            (void) cef_decision_make(rs, ev, &ctx, &in, d);
+
+            for (s = 0; s < IX_SLOTS; s++) {
+                if (!weighted && (choices[s].offer != w.offer[s]
+                                  || choices[s].rule != w.rule[s]))
+                {
+                    fail_msg("round %d visitor %d slot s%u: decide %d/%d, "
+                             "definition %d/%d", round, v, s,
+                             (int) choices[s].offer, (int) choices[s].rule,
+                             (int) w.offer[s], (int) w.rule[s]);
+                }
+
+                if (weighted && s == 1) {
+                    continue;
+                }
+
+                if (d->choices[s].offer != w.offer[s]
+                    || d->choices[s].rule != w.rule[s])
+                {
+                    fail_msg("round %d visitor %d slot s%u: decision %d/%d, "
+                             "definition %d/%d", round, v, s,
+                             (int) d->choices[s].offer,
+                             (int) d->choices[s].rule, (int) w.offer[s],
+                             (int) w.rule[s]);
+                }
+            }
+
+            if (weighted) {
+                slot = 1;
+                c = cef_decision_candidates(d, slot);
+                assert_int_equal(d->slots[slot].candidates, w.ncands);
+
+                for (i = 0; i < w.ncands; i++) {
+                    assert_int_equal(c[i].offer->index, w.cand_offer[i]);
+                    assert_int_equal(c[i].rule, w.cand_rule[i]);
+                }
+            }
+
+            cef_persona_free(p);
+        }
+
+        cef_decision_free(d);
+        cef_expr_eval_free(ev);
+        cef_expr_eval_free(plain);
+        cef_rules_free(rs);
+    }
+
+    /* the index must have something to do: most rules are left out */
+
+    print_message("  %llu of %llu rule evaluations left out by the index; "
+                  "%d decisions with the index, %d without (too few "
+                  "guards)\n", (unsigned long long) skipped,
+                  (unsigned long long) total, indexed, unindexed);
+    assert_true(skipped * 5 > total);
+    assert_true(indexed > 0 && unindexed > 0);
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest  tests[] = {
+        cmocka_unit_test(test_index_matches_definition),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
