@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_expr_index: which of many conditions can be true for this
  * evaluation's inputs, found without evaluating them (cef_expr.h).

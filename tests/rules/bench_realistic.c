@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Rule engine benchmark on the rules marketers write (issue 22; make
  * bench-rules runs it): a generated rule file of 10, 100 or 1 000 rules

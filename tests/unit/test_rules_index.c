@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The index of rules by their guards (lib/expr/cef_expr_index.c), which
  * lets a decision skip rules that cannot match: checked against the
