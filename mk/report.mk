@@ -1,0 +1,34 @@
+# cef-report: experiment results from impression and goal logs
+# (docs/report.md).
+#
+#   make build/cef-report   (part of `make all` / `make tools`)
+#   make bench-report       10M impression lines and 1M goal lines
+#                           (generated: 8 edges' files, 2 of them gzip'd),
+#                           analysed; prints the time, peak RSS and
+#                           lines/s.  Targets: <= 60 s, <= 2 GB.  Asserts
+#                           nothing; not part of `make test`.
+#
+# GSL is GPL-3: it is linked into cef-report only, never into the module or
+# libcef.  yajl reads the logs (docs/report.md#speed: jansson's tree was 7x
+# slower per line), uthash keys the visitors, zlib reads .gz files.
+
+DEB_PKGS += libgsl-dev zlib1g-dev libyajl-dev uthash-dev
+
+REPORT_SRCS := $(sort $(wildcard tools/cef-report/*.c))
+REPORT_HDRS := $(wildcard tools/cef-report/*.h)
+REPORT_LIBS  = $(shell pkg-config --libs jansson yajl zlib 2>/dev/null || \
+                 echo -ljansson -lyajl -lz) -lgsl -lgslcblas -lm -pthread
+
+.PHONY: bench-report
+
+tools: $(BUILD)/cef-report
+
+$(BUILD)/cef-report: $(REPORT_SRCS) $(REPORT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CEF_CFLAGS) -pthread -Itools/cef-report $(REPORT_SRCS) \
+	    $(REPORT_LIBS) -o $@
+
+BENCH_REPORT_DIR := $(BUILD)/bench/report
+
+bench-report: $(BUILD)/cef-report
+	@$(PYTHON) tests/report/bench_report.py $(BENCH_REPORT_DIR)
