@@ -2,6 +2,8 @@
 # (docs/report.md).
 #
 #   make build/cef-report   (part of `make all` / `make tools`)
+#   make check-report-asan  tests/integration/test_report_logs.py against
+#                           an ASan+UBSan build of cef-report
 #   make bench-report       10M impression lines and 1M goal lines
 #                           (generated: 8 edges' files, 2 of them gzip'd),
 #                           analysed; prints the time, peak RSS and
@@ -32,3 +34,17 @@ BENCH_REPORT_DIR := $(BUILD)/bench/report
 
 bench-report: $(BUILD)/cef-report
 	@$(PYTHON) tests/report/bench_report.py $(BENCH_REPORT_DIR)
+
+# The log-reading tests against a build with ASan+UBSan (any report fails
+# the run: -fno-sanitize-recover, leaks included).
+.PHONY: check-report-asan
+
+$(BUILD)/asan/cef-report: $(REPORT_SRCS) $(REPORT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -pthread -Itools/cef-report $(REPORT_SRCS) \
+	    $(REPORT_LIBS) -o $@
+
+check-report-asan: $(BUILD)/asan/cef-report
+	CEF_REPORT=$(CURDIR)/$(BUILD)/asan/cef-report \
+	    ASAN_OPTIONS=detect_leaks=1 \
+	    $(PYTEST) -q -p no:cacheprovider tests/integration/test_report_logs.py

@@ -10,13 +10,15 @@ the bare record; the escape=none form) and checks the counts through
 
 import gzip
 import json
+import os
 import pathlib
 import subprocess
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-TOOL = REPO / "build" / "cef-report"
+# CEF_REPORT=build/asan/cef-report runs the same tests under ASan+UBSan
+TOOL = os.environ.get("CEF_REPORT", str(REPO / "build" / "cef-report"))
 
 RULES = "af15f25d2ba3e1ab9d57351639736d67973fc23331cd5adb59e123dbc3400e9a"
 RULES2 = "336d6acbeaae" + "0" * 52
@@ -448,3 +450,58 @@ def test_no_exposure_and_usage_errors(tmp_path):
     assert run("--bogus", log)[0] == 2
     rc, out, _ = run("--help")
     assert rc == 0 and out.startswith("usage: cef-report")
+
+
+def test_escaped_ids_join_and_deep_members_are_skipped(tmp_path):
+    # the record's strings are unescaped before they are compared: an id
+    # written with \u escapes joins the same id written as UTF-8; members
+    # nobody reads may nest deeper than the reader tracks
+    deep = 1
+    for _ in range(200):
+        deep = [deep, {"slots": {"x": deep if isinstance(deep, int) else 1}}]
+    rec = record(100, "v\u00e9-1", hero("a"))
+    rec["in"]["deep"] = deep
+    line = json.dumps({"decision": json.dumps(rec, ensure_ascii=True)},
+                      ensure_ascii=True)
+    assert "\\\\u00e9" in line
+    log = write(tmp_path / "l.log", [line, goal(200, "v\u00e9-1", "signup")])
+    (t,) = counts(log)[0]
+    assert arms(t)["a"] == (1, 1, 1)
+
+
+def test_progress_on_a_terminal_only(tmp_path):
+    import pty
+    import time
+
+    log = write(tmp_path / "l.log", SCENARIO)
+    for tty in (True, False):
+        master = slave = None
+        if tty:
+            master, slave = pty.openpty()
+        err_to = slave if tty else subprocess.PIPE
+        p = subprocess.Popen([str(TOOL), "--counts", log, "-"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=err_to)
+        # standard input stays open for 2.5 s: the input is "long"
+        time.sleep(2.5)
+        p.stdin.write(b"\n".join(x.encode() for x in SCENARIO[:2]) + b"\n")
+        p.stdin.close()
+        out = p.stdout.read()
+        assert p.wait(timeout=60) == 0
+        assert out
+        if tty:
+            os.close(slave)
+            err = b""
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                err += chunk
+            os.close(master)
+            assert b"\r\x1b[Kcef-report: 0.0M lines" in err
+            assert err.endswith(b"\r\x1b[K")
+        else:
+            assert p.stderr.read() == b""

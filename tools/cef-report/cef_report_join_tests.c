@@ -369,7 +369,9 @@ cef_report_join_tests(cef_report_join_t *j, const cef_report_join_opts_t *o,
     }
 
     /* converting visitors: each visitor's events of a goal at once */
-    qsort(j->ev, j->nev, sizeof(event_t), cmp_event);
+    if (j->nev > 0) {
+        qsort(j->ev, j->nev, sizeof(event_t), cmp_event);
+    }
     for (k = 0; k < j->nev; k = m) {
         for (m = k + 1; m < j->nev && j->ev[m].v == j->ev[k].v
                         && j->ev[m].goal == j->ev[k].goal; m++)
