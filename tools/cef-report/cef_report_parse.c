@@ -127,6 +127,18 @@ number(const unsigned char *s, size_t len, double *out)
 {
     char    tmp[64], *end;
     double  d;
+    size_t  i;
+
+    /* the common case, t and split shares: a small non-negative integer */
+    if (len > 0 && len <= 15) {
+        for (i = 0, d = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+            d = d * 10 + (s[i] - '0');
+        }
+        if (i == len) {
+            *out = d;
+            return 0;
+        }
+    }
 
     if (len >= sizeof(tmp)) {
         return -1;
