@@ -197,8 +197,10 @@ def main():
     out = directory / "report.jsonl"
 
     cmd = ["/usr/bin/time", "-v", str(CEF_REPORT), "--json"] + files
+    load = os.getloadavg()[0]
     with open(out, "w") as f:
         r = subprocess.run(cmd, stdout=f, stderr=subprocess.PIPE, text=True)
+    load = max(load, os.getloadavg()[0])
     if r.returncode != 0:
         sys.stderr.write(r.stderr)
         sys.exit("bench-report: cef-report exited %d" % r.returncode)
@@ -211,15 +213,21 @@ def main():
     parts = [float(x) for x in wall.split(":")]
     seconds = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
     rss_kb = int(field("Maximum resident set size (kbytes)"))
-    cpu = float(field("User time (seconds)")) + \
-        float(field("System time (seconds)"))
+    user = float(field("User time (seconds)"))
+    system = float(field("System time (seconds)"))
+    cpu = user + system
     lines = IMPRESSIONS + GOALS
     print("bench-report: %d impression + %d goal lines, %d files (%d .gz), "
           "%.2f GB on disk" % (IMPRESSIONS, GOALS, len(files), 2 * GZIPPED,
                                size / 1e9))
-    print("bench-report: wall %.1f s (target <= 60), CPU %.1f s, "
-          "peak RSS %.0f MB (target <= 2048), %.0f lines/s"
-          % (seconds, cpu, rss_kb / 1024, lines / seconds))
+    print("bench-report: wall %.1f s (target <= 60), CPU %.1f s (user "
+          "%.1f, system %.1f), peak RSS %.0f MB (target <= 2048), "
+          "%.0f lines/s" % (seconds, cpu, user, system, rss_kb / 1024,
+                            lines / seconds))
+    print("bench-report: %.2f us of CPU per line; load average %.1f on "
+          "%d cores during the run (other work on the machine lengthens "
+          "the wall time, not the CPU time)"
+          % (cpu / lines * 1e6, load, os.cpu_count()))
     print("bench-report: %d tests written to %s"
           % (sum(1 for _ in open(out)), out))
 

@@ -19,6 +19,9 @@
 
 #define ARENA_CHUNK  (1024 * 1024)
 
+#define GROW(arr, cap, need)                                                \
+    cef_report_join_grow((void **) &(arr), &(cap), (need), sizeof(*(arr)))
+
 
 static void *
 arena_alloc(cef_report_join_t *j, size_t size)
@@ -142,7 +145,7 @@ arm_add(exp_t *e, const char *name, double weight)
 {
     char  *copy;
 
-    if (cef_report_join_grow((void **) &e->arms, &e->cap, e->narms + 1, sizeof(char *)) != 0
+    if (GROW(e->arms, e->cap, e->narms + 1) != 0
         || (copy = strdup(name)) == NULL)
     {
         return -1;
@@ -184,7 +187,7 @@ exp_get(cef_report_join_t *j, const cef_report_record_t *r,
     size_t   lr = strlen(r->rules), ln = strlen(s->experiment);
     size_t   ls = strlen(salt), len = lr + ln + ls + 2, i;
 
-    if (cef_report_join_grow((void **) &j->key, &j->key_cap, len + 1, 1) != 0) {
+    if (GROW(j->key, j->key_cap, len + 1) != 0) {
         return NULL;
     }
     memcpy(j->key, r->rules, lr + 1);
@@ -199,8 +202,7 @@ exp_get(cef_report_join_t *j, const cef_report_record_t *r,
     e = calloc(1, sizeof(exp_t));
     if (e == NULL || (e->key = malloc(len + 1)) == NULL
         || (e->slot = strdup(s->name)) == NULL
-        || cef_report_join_grow((void **) &j->exps, &j->exps_cap, j->nexps + 1,
-                sizeof(exp_t *)) != 0)
+        || GROW(j->exps, j->exps_cap, j->nexps + 1) != 0)
     {
         if (e != NULL) {
             free(e->key);
@@ -265,9 +267,7 @@ add_exposure(cef_report_join_t *j, const cef_report_record_t *r,
         }
     }
 
-    if (cef_report_join_grow((void **) &j->x, &j->x_cap, j->nx + 1, sizeof(exposure_t))
-        != 0)
-    {
+    if (GROW(j->x, j->x_cap, j->nx + 1) != 0) {
         return -1;
     }
     x = &j->x[j->nx];
@@ -291,8 +291,7 @@ add_goal(cef_report_join_t *j, const cef_report_record_t *r)
     if (g == NULL) {
         g = calloc(1, sizeof(goal_t));
         if (g == NULL || (g->name = strdup(r->goal)) == NULL
-            || cef_report_join_grow((void **) &j->goals, &j->goals_cap, j->ngoals + 1,
-                    sizeof(goal_t *)) != 0)
+            || GROW(j->goals, j->goals_cap, j->ngoals + 1) != 0)
         {
             if (g != NULL) {
                 free(g->name);
@@ -312,9 +311,7 @@ add_goal(cef_report_join_t *j, const cef_report_record_t *r)
         return 0;
     }
 
-    if (cef_report_join_grow((void **) &j->ev, &j->ev_cap, j->nev + 1, sizeof(event_t))
-        != 0)
-    {
+    if (GROW(j->ev, j->ev_cap, j->nev + 1) != 0) {
         return -1;
     }
     ev = &j->ev[j->nev];
