@@ -505,3 +505,20 @@ def test_progress_on_a_terminal_only(tmp_path):
             assert err.endswith(b"\r\x1b[K")
         else:
             assert p.stderr.read() == b""
+
+
+@pytest.mark.parametrize("jobs", ["2", "3", "8"])
+def test_threads_joins_merge_to_the_same_counts(tmp_path, jobs):
+    # one line per file: every first exposure, arm, goal and value has to
+    # come together from the threads' own joins
+    lines = SCENARIO + [
+        impression(10, "v9", {"foot": slot("b", "f", experiment="foot",
+                                           split={"a": 5000, "b": 5000})}),
+        goal(20, "v9", "refund", 3),
+    ]
+    whole, _ = counts(write(tmp_path / "all.log", lines))
+    files = [write(tmp_path / ("%02d.log" % k), [line])
+             for k, line in enumerate(lines)]
+    split, err = counts("--jobs", jobs, *files)
+    assert err == ""
+    assert split == whole

@@ -179,19 +179,21 @@ arm_index(exp_t *e, const char *name)
 }
 
 
+/* the experiment (rules, name, salt), made (without arms) if new */
 static exp_t *
-exp_get(cef_report_join_t *j, const cef_report_record_t *r,
-    const cef_report_rec_slot_t *s, const char *salt)
+exp_get(cef_report_join_t *j, const char *rules, const char *name,
+    const char *salt, const char *slot, int *made)
 {
     exp_t   *e;
-    size_t   lr = strlen(r->rules), ln = strlen(s->experiment);
-    size_t   ls = strlen(salt), len = lr + ln + ls + 2, i;
+    size_t   lr = strlen(rules), ln = strlen(name);
+    size_t   ls = strlen(salt), len = lr + ln + ls + 2;
 
+    *made = 0;
     if (GROW(j->key, j->key_cap, len + 1) != 0) {
         return NULL;
     }
-    memcpy(j->key, r->rules, lr + 1);
-    memcpy(j->key + lr + 1, s->experiment, ln + 1);
+    memcpy(j->key, rules, lr + 1);
+    memcpy(j->key + lr + 1, name, ln + 1);
     memcpy(j->key + lr + ln + 2, salt, ls + 1);
 
     HASH_FIND(hh, j->exps_by_key, j->key, len, e);
@@ -201,7 +203,7 @@ exp_get(cef_report_join_t *j, const cef_report_record_t *r,
 
     e = calloc(1, sizeof(exp_t));
     if (e == NULL || (e->key = malloc(len + 1)) == NULL
-        || (e->slot = strdup(s->name)) == NULL
+        || (e->slot = strdup(slot)) == NULL
         || GROW(j->exps, j->exps_cap, j->nexps + 1) != 0)
     {
         if (e != NULL) {
@@ -220,47 +222,51 @@ exp_get(cef_report_join_t *j, const cef_report_record_t *r,
     j->exps[j->nexps++] = e;
     HASH_ADD_KEYPTR(hh, j->exps_by_key, e->key, len, e);
     j->st.experiments++;
-
-    /* the arms and weights of the split (in the rule file's order) */
-    for (i = 0; i < s->nsplit; i++) {
-        if (arm_add(e, r->arms[s->split + i].name,
-                    r->arms[s->split + i].bp / 10000) != 0)
-        {
-            return NULL;
-        }
-    }
+    *made = 1;
     return e;
 }
 
 
-static int
-add_exposure(cef_report_join_t *j, const cef_report_record_t *r,
-    const cef_report_rec_slot_t *s)
+static goal_t *
+goal_get(cef_report_join_t *j, const char *name)
 {
-    exp_t       *e;
-    visitor_t   *v;
-    exposure_t  *x;
-    uint32_t     arm, i;
+    goal_t  *g;
+    size_t   len = strlen(name);
 
-    j->st.exposures++;
-    if (r->visitor == NULL) {
-        return 0;             /* nobody is bucketed without a visitor id */
+    HASH_FIND(hh, j->goals_by_name, name, len, g);
+    if (g != NULL) {
+        return g;
     }
-    e = exp_get(j, r, s, s->salt ? s->salt : s->experiment);
-    if (e == NULL || (arm = arm_index(e, s->variant)) == NONE
-        || (v = visitor_get(j, r->visitor)) == NULL)
+    g = calloc(1, sizeof(goal_t));
+    if (g == NULL || (g->name = strdup(name)) == NULL
+        || GROW(j->goals, j->goals_cap, j->ngoals + 1) != 0)
     {
-        return -1;
+        if (g != NULL) {
+            free(g->name);
+        }
+        free(g);
+        return NULL;
     }
-    if (s->offer == NULL) {
-        e->would = 1;
-    }
+    g->id = (uint32_t) j->ngoals;
+    j->goals[j->ngoals++] = g;
+    HASH_ADD_KEYPTR(hh, j->goals_by_name, g->name, len, g);
+    return g;
+}
+
+
+/* the visitor was in arm `arm` of e at t: keep the first exposure */
+static int
+expose(cef_report_join_t *j, exp_t *e, uint32_t arm, visitor_t *v,
+    int64_t t)
+{
+    exposure_t  *x;
+    uint32_t     i;
 
     for (i = v->head; i != NONE; i = j->x[i].next) {
         x = &j->x[i];
         if (x->exp == e->id) {
-            if (r->t < x->t) {
-                x->t = r->t;
+            if (t < x->t) {
+                x->t = t;
                 x->arm = arm;
             }
             return 0;
@@ -271,7 +277,7 @@ add_exposure(cef_report_join_t *j, const cef_report_record_t *r,
         return -1;
     }
     x = &j->x[j->nx];
-    x->t = r->t;
+    x->t = t;
     x->exp = e->id;
     x->arm = arm;
     x->next = v->head;
@@ -281,27 +287,71 @@ add_exposure(cef_report_join_t *j, const cef_report_record_t *r,
 
 
 static int
-add_goal(cef_report_join_t *j, const cef_report_record_t *r)
+event(cef_report_join_t *j, visitor_t *v, uint32_t goal, int64_t t,
+    int has_value, double value)
 {
-    goal_t   *g;
     event_t  *ev;
-    size_t    len = strlen(r->goal);
 
-    HASH_FIND(hh, j->goals_by_name, r->goal, len, g);
-    if (g == NULL) {
-        g = calloc(1, sizeof(goal_t));
-        if (g == NULL || (g->name = strdup(r->goal)) == NULL
-            || GROW(j->goals, j->goals_cap, j->ngoals + 1) != 0)
+    if (GROW(j->ev, j->ev_cap, j->nev + 1) != 0) {
+        return -1;
+    }
+    ev = &j->ev[j->nev++];
+    ev->v = v;
+    ev->t = t;
+    ev->goal = goal;
+    ev->has_value = (uint32_t) has_value;
+    ev->value = has_value ? value : 0;
+    return 0;
+}
+
+
+static int
+add_exposure(cef_report_join_t *j, const cef_report_record_t *r,
+    const cef_report_rec_slot_t *s)
+{
+    exp_t       *e;
+    visitor_t   *v;
+    uint32_t     arm;
+    size_t       i;
+    int          made;
+
+    j->st.exposures++;
+    if (r->visitor == NULL) {
+        return 0;             /* nobody is bucketed without a visitor id */
+    }
+    e = exp_get(j, r->rules, s->experiment,
+                s->salt ? s->salt : s->experiment, s->name, &made);
+    if (e == NULL) {
+        return -1;
+    }
+    /* the arms and weights of the split, in the rule file's order */
+    for (i = 0; made && i < s->nsplit; i++) {
+        if (arm_add(e, r->arms[s->split + i].name,
+                    r->arms[s->split + i].bp / 10000) != 0)
         {
-            if (g != NULL) {
-                free(g->name);
-            }
-            free(g);
             return -1;
         }
-        g->id = (uint32_t) j->ngoals;
-        j->goals[j->ngoals++] = g;
-        HASH_ADD_KEYPTR(hh, j->goals_by_name, g->name, len, g);
+    }
+    if ((arm = arm_index(e, s->variant)) == NONE
+        || (v = visitor_get(j, r->visitor)) == NULL)
+    {
+        return -1;
+    }
+    if (s->offer == NULL) {
+        e->would = 1;
+    }
+    return expose(j, e, arm, v, r->t);
+}
+
+
+static int
+add_goal(cef_report_join_t *j, const cef_report_record_t *r)
+{
+    goal_t     *g;
+    visitor_t  *v;
+
+    if ((g = goal_get(j, r->goal)) == NULL) {
+        return -1;
     }
     if (r->has_value) {
         g->values = 1;
@@ -310,21 +360,10 @@ add_goal(cef_report_join_t *j, const cef_report_record_t *r)
         j->st.goals_anonymous++;
         return 0;
     }
-
-    if (GROW(j->ev, j->ev_cap, j->nev + 1) != 0) {
+    if ((v = visitor_get(j, r->visitor)) == NULL) {
         return -1;
     }
-    ev = &j->ev[j->nev];
-    ev->v = visitor_get(j, r->visitor);
-    if (ev->v == NULL) {
-        return -1;
-    }
-    ev->t = r->t;
-    ev->goal = g->id;
-    ev->has_value = (uint32_t) r->has_value;
-    ev->value = r->has_value ? r->value : 0;
-    j->nev++;
-    return 0;
+    return event(j, v, g->id, r->t, r->has_value, r->value);
 }
 
 
@@ -369,4 +408,96 @@ cef_report_join_stats(const cef_report_join_t *j,
     cef_report_join_stats_t *st)
 {
     *st = j->st;
+}
+
+
+int
+cef_report_join_merge(cef_report_join_t *into, cef_report_join_t *from)
+{
+    exp_t       *e, *f;
+    goal_t      *g;
+    visitor_t   *v, *w, *tmp;
+    exposure_t  *x;
+    uint32_t    *exp_of = NULL, *goal_of = NULL, **arm_of = NULL, i;
+    size_t       k, a;
+    int          made, rc = -1;
+
+    exp_of = calloc(from->nexps + 1, sizeof(uint32_t));
+    arm_of = calloc(from->nexps + 1, sizeof(uint32_t *));
+    goal_of = calloc(from->ngoals + 1, sizeof(uint32_t));
+    if (exp_of == NULL || arm_of == NULL || goal_of == NULL) {
+        goto done;
+    }
+
+    /* experiments and their arms, goals: by name */
+    for (k = 0; k < from->nexps; k++) {
+        f = from->exps[k];
+        e = exp_get(into, f->rules, f->name, f->salt, f->slot, &made);
+        arm_of[k] = calloc(f->narms + 1, sizeof(uint32_t));
+        if (e == NULL || arm_of[k] == NULL) {
+            goto done;
+        }
+        for (a = 0; a < f->narms; a++) {
+            if (made && arm_add(e, f->arms[a], f->weight[a]) != 0) {
+                goto done;
+            }
+            arm_of[k][a] = arm_index(e, f->arms[a]);
+            if (arm_of[k][a] == NONE) {
+                goto done;
+            }
+        }
+        e->would |= f->would;
+        exp_of[k] = e->id;
+    }
+    for (k = 0; k < from->ngoals; k++) {
+        if ((g = goal_get(into, from->goals[k]->name)) == NULL) {
+            goto done;
+        }
+        g->values |= from->goals[k]->values;
+        goal_of[k] = g->id;
+    }
+
+    /* each visitor's first exposures; its events follow it */
+    HASH_ITER(hh, from->visitors, v, tmp) {
+        if ((w = visitor_get(into, v->id)) == NULL) {
+            goto done;
+        }
+        for (i = v->head; i != NONE; i = x->next) {
+            x = &from->x[i];
+            if (expose(into, into->exps[exp_of[x->exp]],
+                       arm_of[x->exp][x->arm], w, x->t) != 0)
+            {
+                goto done;
+            }
+        }
+        v->merged = w;
+    }
+    for (k = 0; k < from->nev; k++) {
+        event_t  *ev = &from->ev[k];
+
+        if (event(into, ev->v->merged, goal_of[ev->goal], ev->t, (int) ev->has_value,
+                  ev->value) != 0)
+        {
+            goto done;
+        }
+    }
+
+    if (from->any && (!into->any || from->tmax > into->tmax)) {
+        into->tmax = from->tmax;
+        into->any = 1;
+    }
+    into->st.impressions += from->st.impressions;
+    into->st.goals += from->st.goals;
+    into->st.exposures += from->st.exposures;
+    into->st.goals_anonymous += from->st.goals_anonymous;
+    rc = 0;
+
+done:
+    for (k = 0; arm_of != NULL && k < from->nexps; k++) {
+        free(arm_of[k]);
+    }
+    free(arm_of);
+    free(exp_of);
+    free(goal_of);
+    return rc;
 }

@@ -10,8 +10,8 @@
  * metric (docs/report.md#reading-logs has the definitions).
  *
  * An experiment is (rules hash, experiment name, salt): records of
- * different rule sets are never mixed.  Not thread-safe: callers
- * serialise cef_report_join_add().
+ * different rule sets are never mixed.  Not thread-safe: a join belongs
+ * to one thread (cef_report_join_merge() gathers them).
  */
 
 #ifndef CEF_REPORT_JOIN_H
@@ -51,6 +51,14 @@ void cef_report_join_free(cef_report_join_t *j);
 
 /* 0, or -1: out of memory */
 int cef_report_join_add(cef_report_join_t *j, const cef_report_record_t *r);
+
+/*
+ * Moves what `from` holds into `into` (the first exposure of a visitor in
+ * both is the earlier one): 0, or -1 (out of memory).  `from` is left to
+ * be freed.  Readers in parallel each fill a join of their own, merged at
+ * the end, so that they share no lock.
+ */
+int cef_report_join_merge(cef_report_join_t *into, cef_report_join_t *from);
 
 void cef_report_join_stats(const cef_report_join_t *j,
     cef_report_join_stats_t *st);

@@ -33,8 +33,9 @@ typedef struct chunk_s {
 } chunk_t;
 
 
-typedef struct {
+typedef struct visitor_s {
     UT_hash_handle   hh;
+    struct visitor_s *merged;       /* the same id in another join */
     uint32_t         head;          /* first exposure, chained by next */
     char             id[];
 } visitor_t;

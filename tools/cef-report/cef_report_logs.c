@@ -31,8 +31,7 @@ typedef struct {
     size_t                         npaths;
     uint64_t                       total;       /* 0: unknown (a pipe) */
 
-    pthread_mutex_t                lock;        /* join, failed */
-    cef_report_join_t             *join;
+    pthread_mutex_t                lock;        /* failed */
     int                            failed;
 
     atomic_size_t                  next;        /* the next file */
@@ -47,6 +46,7 @@ typedef struct {
     run_t                *run;
     size_t                id;
     cef_report_parser_t  *parser;
+    cef_report_join_t    *join;        /* its own: no lock per record */
     pthread_t             tid;
 } worker_t;
 
@@ -167,10 +167,7 @@ read_file(worker_t *w, const char *path)
             continue;
         }
 
-        pthread_mutex_lock(&R->lock);
-        rc = cef_report_join_add(R->join, rec);
-        pthread_mutex_unlock(&R->lock);
-        if (rc != 0) {
+        if (cef_report_join_add(w->join, rec) != 0) {
             say(R, "cef-report: %s:%llu: out of memory\n", name,
                 (unsigned long long) cef_report_read_lineno(r));
             fatal(R);
@@ -261,7 +258,6 @@ cef_report_logs_read(const cef_report_logs_opts_t *o, char *const *paths,
     cef_report_logs_summary_t *sum)
 {
     run_t                     R;
-    pthread_mutexattr_t       attr;
     worker_t                 *w = NULL;
     cef_report_join_stats_t   st;
     cef_report_join_opts_t    jo;
@@ -287,16 +283,10 @@ cef_report_logs_read(const cef_report_logs_opts_t *o, char *const *paths,
     R.paths = paths;
     R.npaths = npaths;
     R.total = total_size(paths, npaths);
-    R.join = cef_report_join_new();
     R.offset = calloc(jobs + 1, sizeof(atomic_uint_fast64_t));
     w = calloc(jobs + 1, sizeof(worker_t));
-    /* the join under the lock is short (~1 us against ~6 us of parsing):
-       spin a little before sleeping */
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(&R.lock, &attr);
-    pthread_mutexattr_destroy(&attr);
-    if (R.join == NULL || R.offset == NULL || w == NULL) {
+    pthread_mutex_init(&R.lock, NULL);
+    if (R.offset == NULL || w == NULL) {
         fputs("cef-report: out of memory\n", stderr);
         goto done;
     }
@@ -306,7 +296,8 @@ cef_report_logs_read(const cef_report_logs_opts_t *o, char *const *paths,
         w[i].run = &R;
         w[i].id = i;
         w[i].parser = cef_report_parse_new();
-        if (w[i].parser == NULL
+        w[i].join = cef_report_join_new();
+        if (w[i].parser == NULL || w[i].join == NULL
             || pthread_create(&w[i].tid, NULL, worker, &w[i]) != 0)
         {
             fputs("cef-report: cannot start a reading thread\n", stderr);
@@ -333,11 +324,21 @@ cef_report_logs_read(const cef_report_logs_opts_t *o, char *const *paths,
         fputs("\r\033[K", stderr);
     }
 
+    /* the threads' joins into the first one's */
+    for (i = 1; i < started && !R.failed; i++) {
+        if (cef_report_join_merge(w[0].join, w[i].join) != 0) {
+            fputs("cef-report: out of memory\n", stderr);
+            R.failed = 1;
+        }
+        cef_report_join_free(w[i].join);
+        w[i].join = NULL;
+    }
+
     sum->files = npaths;
     sum->lines = atomic_load(&R.lines);
     sum->bytes = atomic_load(&R.bytes);
     sum->malformed = atomic_load(&R.malformed);
-    cef_report_join_stats(R.join, &st);
+    cef_report_join_stats(w[0].join, &st);
     sum->impressions = st.impressions;
     sum->goals = st.goals;
     sum->exposures = st.exposures;
@@ -357,7 +358,7 @@ cef_report_logs_read(const cef_report_logs_opts_t *o, char *const *paths,
     jo.window = o->window;
     jo.experiment = o->experiment;
     jo.goal = o->goal;
-    if (cef_report_join_tests(R.join, &jo, tests, ntests) != 0) {
+    if (cef_report_join_tests(w[0].join, &jo, tests, ntests) != 0) {
         fputs("cef-report: out of memory\n", stderr);
         goto done;
     }
@@ -366,10 +367,10 @@ cef_report_logs_read(const cef_report_logs_opts_t *o, char *const *paths,
 done:
     for (i = 0; w != NULL && i < jobs; i++) {
         cef_report_parse_free(w[i].parser);
+        cef_report_join_free(w[i].join);
     }
     free(w);
     free(R.offset);
-    cef_report_join_free(R.join);
     pthread_mutex_destroy(&R.lock);
     return rc;
 }

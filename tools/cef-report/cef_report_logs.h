@@ -6,8 +6,9 @@
  * cef_report_logs: impression and goal logs -> the tests of every
  * experiment x goal x metric (docs/report.md#reading-logs).  Files are
  * read by up to `jobs` threads at once (one file per thread: many edges'
- * logs are read in parallel; a single file or `-` by one thread); the
- * records they parse are joined under one lock (cef_report_join).
+ * logs are read in parallel; a single file or `-` by one thread); each
+ * thread joins the records it parses into a join of its own, and the joins
+ * are merged at the end (cef_report_join): the threads share no lock.
  *
  * A malformed line is reported on stderr as `FILE:LINE: why` and skipped
  * (the first 100 per file are shown, all are counted); with `strict`, the
