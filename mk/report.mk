@@ -2,6 +2,7 @@
 # (docs/report.md).
 #
 #   make build/cef-report   (part of `make all` / `make tools`)
+#   make unit               also tests/report/test_report_logs.c (cmocka)
 #   make check-report-asan  tests/integration/test_report_logs.py against
 #                           an ASan+UBSan build of cef-report
 #   make bench-report       10M impression lines and 1M goal lines
@@ -29,6 +30,19 @@ $(BUILD)/cef-report: $(REPORT_SRCS) $(REPORT_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CEF_CFLAGS) -pthread -Itools/cef-report $(REPORT_SRCS) \
 	    $(REPORT_LIBS) -o $@
+
+# unit tests of the log reading (tests/report/test_report_logs.c), run by
+# `make unit` with the other unit tests, ASan+UBSan
+REPORT_UNIT := $(BUILD)/unit/test_report_logs
+
+$(REPORT_UNIT): tests/report/test_report_logs.c $(REPORT_SRCS) $(REPORT_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -pthread -Itools/cef-report $< \
+	    $(filter-out %/cef_report_main.c,$(REPORT_SRCS)) $(REPORT_LIBS) \
+	    -lcmocka -o $@
+
+UNIT_BINS += $(REPORT_UNIT)
+unit: $(REPORT_UNIT)
 
 BENCH_REPORT_DIR := $(BUILD)/bench/report
 
