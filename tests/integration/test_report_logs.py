@@ -522,3 +522,27 @@ def test_threads_joins_merge_to_the_same_counts(tmp_path, jobs):
     split, err = counts("--jobs", jobs, *files)
     assert err == ""
     assert split == whole
+
+
+def test_without_a_visitor_cookie_the_profile_is_the_id(tmp_path):
+    # the module buckets by the profile id when the visitor cookie is off:
+    # the records then carry visitor null and the profile
+    def anon(line, profile):
+        o = json.loads(line)
+        key = "decision" if "decision" in o else "goal"
+        rec = json.loads(o[key])
+        rec["visitor"] = None
+        rec["profile"] = profile
+        rec["key_type"] = "customer"
+        o[key] = compact(rec)
+        return compact(o)
+
+    log = write(tmp_path / "l.log", [
+        anon(impression(100, None, hero("b")), "p-1"),
+        anon(goal(200, None, "signup"), "p-1"),
+        # a profile id equal to a visitor id is another person
+        impression(100, "p-2", hero("a")),
+        anon(goal(200, None, "signup"), "p-2"),
+    ])
+    (t,) = counts(log)[0]
+    assert arms(t) == {"control": (0, 0, 0), "a": (1, 0, 0), "b": (1, 1, 1)}

@@ -316,8 +316,8 @@ add_exposure(cef_report_join_t *j, const cef_report_record_t *r,
     int          made;
 
     j->st.exposures++;
-    if (r->visitor == NULL) {
-        return 0;             /* nobody is bucketed without a visitor id */
+    if (r->who == NULL) {
+        return 0;             /* nobody is bucketed without an id */
     }
     e = exp_get(j, r->rules, s->experiment,
                 s->salt ? s->salt : s->experiment, s->name, &made);
@@ -333,7 +333,7 @@ add_exposure(cef_report_join_t *j, const cef_report_record_t *r,
         }
     }
     if ((arm = arm_index(e, s->variant)) == NONE
-        || (v = visitor_get(j, r->visitor)) == NULL)
+        || (v = visitor_get(j, r->who)) == NULL)
     {
         return -1;
     }
@@ -356,11 +356,11 @@ add_goal(cef_report_join_t *j, const cef_report_record_t *r)
     if (r->has_value) {
         g->values = 1;
     }
-    if (r->visitor == NULL) {
+    if (r->who == NULL) {
         j->st.goals_anonymous++;
         return 0;
     }
-    if ((v = visitor_get(j, r->visitor)) == NULL) {
+    if ((v = visitor_get(j, r->who)) == NULL) {
         return -1;
     }
     return event(j, v, g->id, r->t, r->has_value, r->value);

@@ -33,7 +33,8 @@ typedef enum {
 /* the members read, at the top and in a slot */
 typedef enum {
     K_OTHER = 0,
-    K_V, K_T, K_RULES, K_VISITOR, K_GOAL, K_VALUE, K_DECISION, K_SLOTS,
+    K_V, K_T, K_RULES, K_VISITOR, K_PROFILE, K_GOAL, K_VALUE, K_DECISION,
+    K_SLOTS,
     K_OFFER, K_VARIANT, K_WOULD, K_EXPERIMENT, K_SALT, K_SPLIT
 } key_t_;
 
@@ -76,6 +77,7 @@ top_key(const unsigned char *s, size_t len)
     if (IS("t")) return K_T;
     if (IS("rules")) return K_RULES;
     if (IS("visitor")) return K_VISITOR;
+    if (IS("profile")) return K_PROFILE;
     if (IS("goal")) return K_GOAL;
     if (IS("value")) return K_VALUE;
     if (IS("decision")) return K_DECISION;
@@ -172,7 +174,8 @@ static int
 top_value(cef_report_parser_t *p, key_t_ k, vtype_t t,
     const unsigned char *s, size_t len)
 {
-    double  d;
+    double        d;
+    const char  **dst;
 
     switch (k) {
 
@@ -201,14 +204,20 @@ top_value(cef_report_parser_t *p, key_t_ k, vtype_t t,
         return 1;
 
     case K_VISITOR:
+    case K_PROFILE:
+        dst = k == K_VISITOR ? &p->rec.visitor : &p->rec.profile;
         if (t == V_NULL) {
-            p->rec.visitor = NULL;
+            *dst = NULL;
             return 1;
         }
         if (t != V_STRING) {
-            return fail(p, "visitor is %s, not a string", vtype_name(t));
+            return fail(p, "%s is %s, not a string",
+                        k == K_VISITOR ? "visitor" : "profile",
+                        vtype_name(t));
         }
-        p->rec.visitor = len ? keep(p, s, len) : NULL;
+        /* kept after a byte that tells the two apart (rec->who) */
+        p->buf[p->len++] = k == K_VISITOR ? 'v' : 'p';
+        *dst = len ? keep(p, s, len) : NULL;
         return 1;
 
     case K_GOAL:
@@ -607,6 +616,10 @@ check_record(cef_report_parser_t *p, const char *what)
                  p->has_t ? "rules" : "t");
         return -1;
     }
+    /* who experiments bucketed: the visitor id, else the profile */
+    p->rec.who = p->rec.visitor ? p->rec.visitor - 1
+                 : p->rec.profile ? p->rec.profile - 1 : NULL;
+
     if (p->has_slots) {
         p->rec.kind = CEF_REPORT_REC_IMPRESSION;
         return 0;
@@ -640,7 +653,7 @@ cef_report_parse_line(cef_report_parser_t *p, const char *line, size_t len,
     }
 
     /* the line's strings, then the record's (no longer than the line) */
-    need = 2 * len + 16;
+    need = 2 * len + 64;
     if (need > p->cap) {
         free(p->buf);
         p->cap = need + need / 2;

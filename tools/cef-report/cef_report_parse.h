@@ -56,6 +56,10 @@ typedef struct {
     int64_t                  t;
     const char              *rules;
     const char              *visitor;     /* NULL: none */
+    const char              *profile;     /* NULL: none (anonymous) */
+    const char              *who;         /* whom experiments bucketed, as
+                                             the module does: "v" visitor,
+                                             else "p" profile; NULL: none */
     const char              *goal;        /* goal records */
     int                      has_value;
     double                   value;
