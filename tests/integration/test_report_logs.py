@@ -446,6 +446,12 @@ def test_no_exposure_and_usage_errors(tmp_path):
     assert run("--tau", "10", log)[0] == 2
     assert run("--json", "--counts", log)[0] == 2
     assert run("-", "-")[0] == 2
+    # the same file twice (here through a link) would count goals twice
+    (tmp_path / "again.log").symlink_to(log)
+    rc, out, err = run(log, tmp_path / "again.log")
+    assert (rc, out) == (2, "")
+    assert err == ("cef-report: %s and %s are the same file (its lines "
+                   "would count twice)\n" % (log, tmp_path / "again.log"))
     assert run("--alpha", "1", log)[0] == 2
     assert run("--bogus", log)[0] == 2
     rc, out, _ = run("--help")

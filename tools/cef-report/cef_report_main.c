@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cef_report.h"
@@ -70,6 +71,39 @@ parse_double(const char *s, double *d)
 
     *d = strtod(s, &end);
     return end != s && *end == '\0' && isfinite(*d) ? 0 : -1;
+}
+
+
+/* a file named twice (or through a link) would count its goals twice */
+static int
+same_files(char **paths, int n)
+{
+    struct stat  *st;
+    int           i, k, rc = 0;
+
+    st = calloc((size_t) n + 1, sizeof(struct stat));
+    if (st == NULL) {
+        return 0;
+    }
+    for (i = 0; i < n && rc == 0; i++) {
+        if (strcmp(paths[i], "-") == 0 || stat(paths[i], &st[i]) != 0) {
+            st[i].st_ino = 0;
+            continue;
+        }
+        for (k = 0; k < i; k++) {
+            if (st[k].st_ino != 0 && st[k].st_dev == st[i].st_dev
+                && st[k].st_ino == st[i].st_ino)
+            {
+                fprintf(stderr, "cef-report: %s and %s are the same file "
+                        "(its lines would count twice)\n", paths[k],
+                        paths[i]);
+                rc = 1;
+                break;
+            }
+        }
+    }
+    free(st);
+    return rc;
 }
 
 
@@ -227,12 +261,14 @@ report_logs(int argc, char **argv)
     if (optind >= argc) {
         return usage_error("no log to read%s", "");
     }
-    for (i = optind; i < argc; i++) {
-        for (k = i + 1; k < argc; k++) {
-            if (strcmp(argv[i], "-") == 0 && strcmp(argv[k], "-") == 0) {
-                return usage_error("standard input (%s) given twice", "-");
-            }
-        }
+    for (i = optind, k = 0; i < argc; i++) {
+        k += strcmp(argv[i], "-") == 0;
+    }
+    if (k > 1) {
+        return usage_error("standard input (%s) given twice", "-");
+    }
+    if (same_files(argv + optind, argc - optind)) {
+        return CEF_REPORT_EXIT_USAGE;
     }
 
     lo.progress = isatty(STDERR_FILENO);
