@@ -301,9 +301,8 @@ cef_report_logs_read(const cef_report_logs_opts_t *o, char *const *paths,
             || pthread_create(&w[i].tid, NULL, worker, &w[i]) != 0)
         {
             fputs("cef-report: cannot start a reading thread\n", stderr);
-            atomic_store(&R.stop, 1);
+            fatal(&R);
             atomic_fetch_sub(&R.running, (int) (jobs - i));
-            R.failed = 1;
             break;
         }
         started++;
