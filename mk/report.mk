@@ -62,3 +62,46 @@ check-report-asan: $(BUILD)/asan/cef-report
 	CEF_REPORT=$(CURDIR)/$(BUILD)/asan/cef-report \
 	    ASAN_OPTIONS=detect_leaks=1 \
 	    $(PYTEST) -q -p no:cacheprovider tests/integration/test_report_logs.py
+
+# Fuzzing the line parser and the join (tests/report/fuzz_report_parse.c,
+# libFuzzer, clang, ASan+UBSan); seeds in tests/report/corpus/.
+#   make fuzz-report             FUZZ_SECONDS (60)
+#   make fuzz-smoke              also replays the seeds, then fuzzes
+#                                FUZZ_SMOKE_SECONDS (5)
+.PHONY: fuzz-report fuzz-report-smoke
+
+FUZZ_REPORT      := $(BUILD)/fuzz/fuzz_report_parse
+FUZZ_REPORT_SRCS := $(addprefix tools/cef-report/cef_report_, \
+                      read.c parse.c join.c join_tests.c)
+
+$(FUZZ_REPORT): tests/report/fuzz_report_parse.c $(FUZZ_REPORT_SRCS) \
+                $(REPORT_HDRS)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g -fno-omit-frame-pointer \
+	    -fno-sanitize-recover=all \
+	    -fsanitize=fuzzer,address,undefined -Itools/cef-report $< \
+	    $(FUZZ_REPORT_SRCS) -lyajl -lz -lm -o $@
+
+fuzz-report: $(FUZZ_REPORT)
+	@mkdir -p $(BUILD)/fuzz/corpus-report_parse
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 $(FUZZ_REPORT) \
+	    -timeout=25 -rss_limit_mb=2048 -max_len=4096 \
+	    -artifact_prefix=$(BUILD)/fuzz/ -max_total_time=$(FUZZ_SECONDS) \
+	    $(BUILD)/fuzz/corpus-report_parse tests/report/corpus
+
+fuzz-report-smoke: $(FUZZ_REPORT)
+	@d=$(BUILD)/fuzz/smoke-report_parse; rm -rf $$d; mkdir -p $$d; \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 $(FUZZ_REPORT) \
+	    -timeout=25 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/ \
+	    -max_total_time=$(FUZZ_SMOKE_SECONDS) $$d tests/report/corpus \
+	    > $(BUILD)/fuzz/smoke-report_parse.log 2>&1 \
+	|| { tail -40 $(BUILD)/fuzz/smoke-report_parse.log; \
+	     echo "fuzz-smoke: report_parse FAILED"; exit 1; }; \
+	echo "fuzz-smoke: report_parse ok: $$(ls tests/report/corpus | wc -l)" \
+	     "committed inputs replayed, $$(sed -n \
+	     's/^stat::number_of_executed_units: *//p' \
+	     $(BUILD)/fuzz/smoke-report_parse.log) executions in" \
+	     "$(FUZZ_SMOKE_SECONDS) s"
+
+fuzz-smoke: fuzz-report-smoke

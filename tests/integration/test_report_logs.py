@@ -295,7 +295,7 @@ def test_malformed_lines_are_reported_skipped_and_counted(tmp_path):
     f = str(log)
     assert err.splitlines() == [
         f + ":6: invalid JSON: lexical error: invalid string in json text.",
-        f + ":7: decision: invalid JSON: premature end of record",
+        f + ":7: decision: invalid JSON: parse error: premature EOF",
         f + ":8: decision: unknown record version 2",
         f + ":9: decision: record without t",
         f + ":10: neither a record nor a line with a decision or goal "

@@ -108,7 +108,7 @@ test_bad_lines_and_a_clean_restart(void **state)
         { "{\"v\":1,\"t\":1,\"rules\":\"r\",\"goal\":\"g\"} {}",
           "more than one JSON value" },
         { "{\"v\":1,\"t\":1,\"rules\":\"r\",\"goal\":\"g\"",
-          "invalid JSON: premature end of line" },
+          "invalid JSON: parse error: premature EOF" },
         { "{\"v\":1,\"t\":1.5,\"rules\":\"r\",\"goal\":\"g\"}",
           "t is not a time in unix seconds" },
         { "{\"v\":1,\"t\":1,\"rules\":\"r\",\"slots\":{\"s\":{\"split\":"
@@ -118,9 +118,16 @@ test_bad_lines_and_a_clean_restart(void **state)
         { "{\"v\":1,\"t\":1,\"rules\":\"r\"}",
           "record with neither slots nor goal" },
         { "{\"decision\":\"{\\\"v\\\":1,\\\"t\\\":\"}",
-          "decision: invalid JSON: premature end of record" },
+          "decision: invalid JSON: parse error: premature EOF" },
         { "{\"goal\":\"[]\"}", "goal: not a JSON object" },
         { "\"x\"", "not a JSON object" },
+        /* a token left open after the object (found by fuzz_report_parse:
+           it used to begin the next line's parse on the kept handle) */
+        { "{\"goal\":\"\"}\":2}", "invalid JSON: more after the object" },
+        { "{\"v\":1,\"t\":1,\"rules\":\"r\",\"goal\":\"g\"} 12",
+          "more than one JSON value" },
+        { "{\"v\":1,\"t\":1,\"rules\":\"r\",\"goal\":\"g\"} \"a}",
+          "invalid JSON: more after the object" },
         { "{\"v\":1,\"t\":1,\"rules\":\"r\",\"goal\":\"\xff\"}", NULL },
     };
     cef_report_parser_t         *p = cef_report_parse_new();

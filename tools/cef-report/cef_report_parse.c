@@ -62,7 +62,9 @@ struct cef_report_parser_s {
     size_t                   slots_cap, arms_cap;
 
     yajl_handle              h[2];        /* lines, records */
+    yajl_handle              cur;         /* the one parsing */
     int                      complete;    /* the object has ended */
+    size_t                   end;         /* ... at this offset */
 
     char                     why[256];
     int                      failed;
@@ -476,6 +478,7 @@ on_end(void *ctx)
 
     if (--p->depth == 0) {
         p->complete = 1;
+        p->end = yajl_get_bytes_consumed(p->cur);    /* just after the } */
     }
     return 1;
 }
@@ -547,6 +550,7 @@ parse_object(cef_report_parser_t *p, int which, const char *s, size_t len,
     yajl_handle     h;
     yajl_status     st;
     unsigned char  *err;
+    char            c;
 
     p->depth = 0;
     p->has_v = p->has_t = p->has_slots = 0;
@@ -572,11 +576,24 @@ parse_object(cef_report_parser_t *p, int which, const char *s, size_t len,
         yajl_config(h, yajl_allow_multiple_values, 1);
         p->h[which] = h;
     }
+    p->cur = h;
     st = yajl_parse(h, (const unsigned char *) s, len);
+    if (st == yajl_status_ok) {
+        st = yajl_complete_parse(h);
+    }
     if (st == yajl_status_ok && !p->complete) {
-        fail(p, "%sinvalid JSON: premature end of %s", what,
-             which ? "record" : "line");
+        /* (a kept handle between two values: yajl's words for a new one) */
+        fail(p, "%sinvalid JSON: parse error: premature EOF", what);
         what = "";
+    }
+    /* after the object, only white space: a token left open there (a
+       string, a number) would otherwise begin the next line's parse */
+    while (st == yajl_status_ok && !p->failed && p->end < len) {
+        c = s[p->end++];
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+            fail(p, "%sinvalid JSON: more after the object", what);
+            what = "";
+        }
     }
     if (st != yajl_status_ok && !p->failed) {
         err = yajl_get_error(h, 0, (const unsigned char *) s, len);
