@@ -307,22 +307,36 @@ event(cef_report_join_t *j, visitor_t *v, uint32_t goal, int64_t t,
 
 static int
 add_exposure(cef_report_join_t *j, const cef_report_record_t *r,
-    const cef_report_rec_slot_t *s)
+    size_t slot)
 {
-    exp_t       *e;
-    visitor_t   *v;
-    uint32_t     arm;
-    size_t       i;
-    int          made;
+    const cef_report_rec_slot_t  *s = &r->slots[slot];
+    const char                   *salt;
+    exp_t                        *e;
+    visitor_t                    *v;
+    uint32_t                      arm;
+    size_t                        i;
+    int                           made;
 
     j->st.exposures++;
     if (r->who == NULL) {
         return 0;             /* nobody is bucketed without an id */
     }
-    e = exp_get(j, r->rules, s->experiment,
-                s->salt ? s->salt : s->experiment, s->name, &made);
-    if (e == NULL) {
-        return -1;
+    salt = s->salt ? s->salt : s->experiment;
+
+    /* the same slot of the next record is most often the same
+       experiment: three string compares instead of a key and a hash */
+    e = slot < LAST_MAX ? j->last[slot] : NULL;
+    made = 0;
+    if (e == NULL || strcmp(e->rules, r->rules) != 0
+        || strcmp(e->name, s->experiment) != 0 || strcmp(e->salt, salt) != 0)
+    {
+        e = exp_get(j, r->rules, s->experiment, salt, s->name, &made);
+        if (e == NULL) {
+            return -1;
+        }
+        if (slot < LAST_MAX) {
+            j->last[slot] = e;
+        }
     }
     /* the arms and weights of the split, in the rule file's order */
     for (i = 0; made && i < s->nsplit; i++) {
@@ -395,7 +409,7 @@ cef_report_join_add(cef_report_join_t *j, const cef_report_record_t *r)
         {
             continue;
         }
-        if (add_exposure(j, r, s) != 0) {
+        if (add_exposure(j, r, i) != 0) {
             return -1;
         }
     }

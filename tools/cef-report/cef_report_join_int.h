@@ -24,6 +24,7 @@
 
 
 #define NONE         UINT32_MAX
+#define LAST_MAX     8
 
 
 typedef struct chunk_s {
@@ -95,6 +96,7 @@ struct cef_report_join_s {
     size_t                    nev, ev_cap;
     char                     *key;
     size_t                    key_cap;
+    exp_t                    *last[LAST_MAX];   /* per slot position */
     int64_t                   tmax;
     int                       any;
     cef_report_join_stats_t   st;
