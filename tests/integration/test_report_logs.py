@@ -552,3 +552,12 @@ def test_without_a_visitor_cookie_the_profile_is_the_id(tmp_path):
     ])
     (t,) = counts(log)[0]
     assert arms(t) == {"control": (0, 0, 0), "a": (1, 0, 0), "b": (1, 1, 1)}
+
+
+def test_a_tie_at_the_first_second_does_not_depend_on_file_order(tmp_path):
+    one = write(tmp_path / "1.log", [impression(100, "v1", hero("b"))])
+    two = write(tmp_path / "2.log", [impression(100, "v1", hero("a"))])
+    for order in ((one, two), (two, one)):
+        for jobs in ("1", "2"):
+            (t,) = counts("--jobs", jobs, *order)[0]
+            assert arms(t)["a"] == (1, 0, 0) and arms(t)["b"] == (0, 0, 0)

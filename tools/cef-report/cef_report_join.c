@@ -265,7 +265,12 @@ expose(cef_report_join_t *j, exp_t *e, uint32_t arm, visitor_t *v,
     for (i = v->head; i != NONE; i = j->x[i].next) {
         x = &j->x[i];
         if (x->exp == e->id) {
-            if (t < x->t) {
+            /* the earliest; two arms at the same second (a record made
+               up, or two rule files with one hash) never depend on the
+               order the files were read in */
+            if (t < x->t || (t == x->t && arm != x->arm
+                             && strcmp(e->arms[arm], e->arms[x->arm]) < 0))
+            {
                 x->t = t;
                 x->arm = arm;
             }
