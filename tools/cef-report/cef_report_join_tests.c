@@ -117,6 +117,36 @@ period_of(const sel_t *s, int64_t t)
 }
 
 
+/* each experiment's periods: from its first exposure to the data's end */
+static int
+set_periods(cef_report_join_t *j, sel_t *sels, size_t nsel,
+    const int32_t *sel_of)
+{
+    int64_t     *first;
+    exposure_t  *x;
+    size_t       i, k;
+
+    first = malloc((nsel + 1) * sizeof(int64_t));
+    if (first == NULL) {
+        return -1;
+    }
+    for (i = 0; i < nsel; i++) {
+        first[i] = j->tmax;
+    }
+    for (k = 0; k < j->nx; k++) {
+        x = &j->x[k];
+        if (sel_of[x->exp] >= 0 && x->t < first[sel_of[x->exp]]) {
+            first[sel_of[x->exp]] = x->t;
+        }
+    }
+    for (i = 0; i < nsel; i++) {
+        periods(first[i], j->tmax, &sels[i]);
+    }
+    free(first);
+    return 0;
+}
+
+
 /* the test of one experiment x goal x metric, its arrays copied */
 static int
 make_test(cef_report_test_t *t, const sel_t *s, const acc_t *a,
@@ -295,7 +325,6 @@ cef_report_join_tests(cef_report_join_t *j, const cef_report_join_opts_t *o,
         }
     }
 
-    /* each experiment's periods, from its first exposure to the data's end */
     sels = calloc(nsel + 1, sizeof(sel_t));
     if (sels == NULL) {
         goto done;
@@ -304,25 +333,8 @@ cef_report_join_tests(cef_report_join_t *j, const cef_report_join_opts_t *o,
         sels[i].e = exps[i];
         sel_of[exps[i]->id] = (int32_t) i;
     }
-    {
-        int64_t  *mins = malloc((nsel + 1) * sizeof(int64_t));
-
-        if (mins == NULL) {
-            goto done;
-        }
-        for (i = 0; i < nsel; i++) {
-            mins[i] = j->tmax;
-        }
-        for (k = 0; k < j->nx; k++) {
-            x = &j->x[k];
-            if (sel_of[x->exp] >= 0 && x->t < mins[sel_of[x->exp]]) {
-                mins[sel_of[x->exp]] = x->t;
-            }
-        }
-        for (i = 0; i < nsel; i++) {
-            periods(mins[i], j->tmax, &sels[i]);
-        }
-        free(mins);
+    if (set_periods(j, sels, nsel, sel_of) != 0) {
+        goto done;
     }
 
     /* one pool of doubles for every count */
