@@ -561,3 +561,20 @@ def test_a_tie_at_the_first_second_does_not_depend_on_file_order(tmp_path):
         for jobs in ("1", "2"):
             (t,) = counts("--jobs", jobs, *order)[0]
             assert arms(t)["a"] == (1, 0, 0) and arms(t)["b"] == (0, 0, 0)
+
+
+def test_sums_of_values_do_not_depend_on_files_or_threads(tmp_path):
+    # floating-point sums are added in one order (the visitors' ids),
+    # whatever order the lines came in and however the threads split them
+    lines = []
+    for k in range(300):
+        v = "v%03d" % ((k * 7919) % 300)
+        lines.append(impression(10, v, hero("a" if k % 2 else "b")))
+        lines.append(goal(20 + k % 5, v, "purchase", 0.1 * (k % 13) + 1e-7 * k))
+        lines.append(goal(20 + k % 5, v, "purchase", 1 / (k + 3)))
+    whole, _ = counts(write(tmp_path / "all.log", lines))
+    rev, _ = counts(write(tmp_path / "rev.log", lines[::-1]))
+    files = [write(tmp_path / ("%d.log" % e), lines[e::8]) for e in range(8)]
+    split, _ = counts("--jobs", "8", *files)
+    assert [arms(t) for t in rev] == [arms(t) for t in whole]
+    assert [arms(t) for t in split] == [arms(t) for t in whole]

@@ -53,18 +53,26 @@ cmp_goal(const void *a, const void *b)
 }
 
 
+/*
+ * By visitor id, goal, time, value: the sums of values are then added in
+ * one order whatever the order of the lines, the files and the threads
+ * (a floating-point sum depends on it in its last digits).
+ */
 static int
 cmp_event(const void *a, const void *b)
 {
     const event_t  *x = a, *y = b;
 
     if (x->v != y->v) {
-        return x->v < y->v ? -1 : 1;
+        return strcmp(x->v->id, y->v->id);
     }
     if (x->goal != y->goal) {
         return x->goal < y->goal ? -1 : 1;
     }
-    return (x->t > y->t) - (x->t < y->t);
+    if (x->t != y->t) {
+        return x->t < y->t ? -1 : 1;
+    }
+    return (x->value > y->value) - (x->value < y->value);
 }
 
 
