@@ -11,23 +11,14 @@
 #                                     UBSan also traps any floating-point
 #                                     division by zero
 #
-# Until the log reader lands (mk/report.mk), this file carries the
-# build/cef-report rule.
+# build/cef-report itself is built by mk/report.mk.
 
 DEB_PKGS += libgsl-dev
 
-REPORT_SRCS      := $(sort $(wildcard tools/cef-report/*.c))
-REPORT_LIBS      := -lgsl -lgslcblas -lm
+REPORT_STATS_LIBS := -lgsl -lgslcblas -lm
 # the report's files the unit tests link (not main, not the log reader)
 REPORT_UNIT_SRCS := $(addprefix tools/cef-report/, cef_report_stats.c \
                       cef_report_suff.c cef_report_json.c cef_report_table.c)
-
-tools: $(BUILD)/cef-report
-
-$(BUILD)/cef-report: $(REPORT_SRCS) tools/cef-report/cef_report.h
-	@mkdir -p $(dir $@)
-	$(CC) $(CEF_CFLAGS) -Itools/cef-report $(REPORT_SRCS) $(PKG_LIBS) \
-	    $(REPORT_LIBS) -o $@
 
 $(BUILD)/unit/test_report_stats: tests/unit/test_report_stats.c \
                                  $(REPORT_UNIT_SRCS) \
@@ -35,4 +26,4 @@ $(BUILD)/unit/test_report_stats: tests/unit/test_report_stats.c \
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -fsanitize=float-divide-by-zero \
 	    -Itools/cef-report $< $(REPORT_UNIT_SRCS) \
-	    $(PKG_LIBS) $(REPORT_LIBS) -lcmocka -o $@
+	    $(PKG_LIBS) $(REPORT_STATS_LIBS) -lcmocka -o $@

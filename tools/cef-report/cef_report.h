@@ -153,5 +153,10 @@ int cef_report_table_write(FILE *f, const cef_report_out_t *outs, size_t n,
 int cef_report_html_write(FILE *f, const cef_report_out_t *outs, size_t n,
     const cef_report_opts_t *opts);
 
+/* cef_report_logs_cli.c: `cef-report [options] LOG...` (argv[0] the
+   program) and its usage */
+int cef_report_logs_cli(int argc, char **argv);
+void cef_report_logs_cli_usage(FILE *f);
+
 
 #endif /* CEF_REPORT_H */

@@ -4,6 +4,8 @@
  *
  * cef-report: experiment results (docs/report.md).
  *
+ *   cef-report [options] LOG...     read the logs, report every experiment
+ *                                   (cef_report_logs_cli.c)
  *   cef-report stats [--json] [--alpha A] [--sequential [--tau N]] FILE|-
  *   cef-report bandit --experiment NAME ... (--stats FILE | LOG...)
  *   cef-report --help | --version
@@ -86,9 +88,7 @@ main(int argc, char **argv)
         return cef_report_bandit_cli(argc - 1, argv + 1);
     }
 
-    fprintf(stderr, "cef-report: unknown command '%s'\n", argv[1]);
-    cef_report_main_usage(stderr);
-    return CEF_REPORT_EXIT_USAGE;
+    return cef_report_logs_cli(argc, argv);
 }
 
 
@@ -289,26 +289,12 @@ cef_report_main_output(const cef_report_cli_t *cli,
 static void
 cef_report_main_usage(FILE *f)
 {
+    cef_report_logs_cli_usage(f);
     fprintf(f,
-        "usage: cef-report stats [--json] [--alpha A] [--sequential "
-        "[--tau N]] FILE|-\n"
-        "       cef-report bandit --experiment NAME [options] "
-        "(--stats FILE | LOG...)\n"
-        "       cef-report --help | --version\n"
-        "\n"
-        "  stats FILE    results from per-arm sufficient statistics (JSON, "
-        "- for stdin)\n"
-        "  --json        one JSON object per test and line instead of a "
-        "table\n"
-        "  --alpha A     1 - A intervals and the p-value threshold "
-        "(default 0.05)\n"
-        "  --sequential  always-valid confidence sequences (peeking "
-        "allowed)\n"
-        "  --tau N       visitors at which the sequence is tightest "
-        "(default 5000)\n"
-        "  bandit        new weights for a bandit slot (cef-report bandit "
-        "--help)\n"
-        "\n"
-        "exit: 0 results printed, 1 bad input, 2 usage; see "
-        "docs/report.md\n");
+        "cef-report stats [options] FILE|-: results from per-arm sufficient "
+        "statistics\n"
+        "(JSON, - for stdin); options --json, --alpha, --sequential, --tau "
+        "as above.\n"
+        "cef-report bandit: new weights for a bandit slot (cef-report bandit "
+        "--help).\n");
 }
