@@ -330,7 +330,8 @@ test_arms_table(void **state)
                            "<td class=\"up\">+29.0 pp<br><small>"
                            "[+25.0 pp, +33.0 pp]</small></td>"
                            "<td>&lt;\xc2\xa0" "0.0001</td>"
-                           "<td class=\"up\">&gt;\xc2\xa0" "99.9%</td>"));
+                           "<td class=\"up\">&gt;\xc2\xa0" "99.9%</td>"
+                           "<td>0.01%</td></tr>"));
 
     /* c loses: red, minus signs */
     assert_non_null(strstr(s1, "<td class=\"down\">\xe2\x88\x92" "12.0%"));

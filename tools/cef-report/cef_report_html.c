@@ -371,9 +371,8 @@ arm_row(FILE *f, const cef_report_out_t *o, size_t i, double total)
     effect_cell(f, &r->absolute, binomial ? 2 : 0);
     fprintf(f, "<td>%s</td>", cef_report_fmt_p(b1, r->relative.p));
     chance_cell(f, r->chance_to_win);
-    fprintf(f, "<td>%s</td></tr>\n", binomial
-            ? cef_report_fmt_pct(b1, r->risk_arm, 0, " pp")
-            : cef_report_fmt_num(b1, r->risk_arm, 0));
+    fprintf(f, "<td>%s</td></tr>\n",
+            cef_report_fmt_pct(b1, r->risk_arm, 0, "%"));
 }
 
 
@@ -411,8 +410,9 @@ test_table(FILE *f, const cef_report_out_t *o, const cef_report_opts_t *opts)
           "with ", f);
     interval_words(f, opts);
     fputs(" (Welch's t-test; the relative lift by the delta method). "
-          "Chance to win and risk (the expected loss of choosing the arm) "
-          "from a Gaussian Bayesian model with a flat prior.</p>\n", f);
+          "Chance to win and risk (the expected loss of choosing the arm, "
+          "in relative lift) from a Gaussian Bayesian model with a flat "
+          "prior.</p>\n", f);
 }
 
 
