@@ -486,6 +486,57 @@ test_time_series(void **state)
 }
 
 
+/* a long run: 500 periods, 10 arms -- lines without dots, the palette
+   cycles, names cut in the charts (whole in the table and the titles) */
+static void
+test_many_periods_and_arms(void **state)
+{
+    cef_report_arm_t      arms[10];
+    cef_report_result_t   res[10];
+    cef_report_test_t     t;
+    cef_report_out_t      o;
+    int64_t               end[500];
+    double                n[5000], conv[5000];
+    char                  names[10][48], *page;
+    size_t                i, p;
+
+    (void) state;
+
+    for (i = 0; i < 10; i++) {
+        snprintf(names[i], sizeof(names[i]), "arm-%zu-with-a-rather-long-name",
+                 i);
+        arms[i] = (cef_report_arm_t) { names[i], 0.1, 5000, 500 + i, 0 };
+        res[i] = (cef_report_result_t) { i > 0, NULL, 0.1,
+            { 0.002 * i, -0.1, 0.1 + 0.002 * i, 0.05, 0.5 }, NOEFF, 0.5,
+            0, 0, 0, 0 };
+    }
+
+    for (p = 0; p < 500; p++) {
+        end[p] = T0 + (int64_t) p * 3600;
+        for (i = 0; i < 10; i++) {
+            n[p * 10 + i] = 10.0 * (p + 1);
+            conv[p * 10 + i] = (p + 1) * (1.0 + 0.01 * i);
+        }
+    }
+
+    t = (cef_report_test_t) { "long", "long", NULL, NULL, "g",
+        CEF_REPORT_BINOMIAL, 0, 0, 10, arms, { 500, end, n, conv } };
+    o = (cef_report_out_t) { &t, res, 0.5 };
+    page = render(&o, 1, &opts);
+
+    assert_int_equal(count(page, "<polyline "), 10);
+    assert_int_equal(count(page, "r=\"2.5\""), 0);
+    /* 9 forest rows and 9 colours of a palette of 8: the first again */
+    assert_int_equal(count(page, "class=\"lift\""), 9);
+    assert_int_equal(count(page, "stroke=\"#0969da\" fill=\"#0969da\""),
+                     2);
+    assert_non_null(strstr(page, ">arm-9-with-a-rathe\xe2\x80\xa6</text>"));
+    assert_non_null(strstr(page, "arm-9-with-a-rather-long-name</td>"));
+    assert_null(strstr(page, "nan"));
+    free(page);
+}
+
+
 static void
 test_empty_and_unanalysed(void **state)
 {
@@ -621,6 +672,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_arms_table),
         cmocka_unit_test(test_forest_plot),
         cmocka_unit_test(test_time_series),
+        cmocka_unit_test(test_many_periods_and_arms),
         cmocka_unit_test(test_empty_and_unanalysed),
         cmocka_unit_test(test_write_error),
         cmocka_unit_test(test_formats),
