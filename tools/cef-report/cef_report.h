@@ -133,6 +133,17 @@ int cef_report_stats_analyse(const cef_report_test_t *t,
 /* the chi-squared SRM p-value over arms with weight > 0, or NaN */
 double cef_report_stats_srm(const cef_report_arm_t *arms, size_t narms);
 
+/*
+ * cef_report_suff.c: read the input of `cef-report stats` (docs/report.md)
+ * from f into t; name is the file's name for messages.  0, or -1 with the
+ * reason (naming the member and the arm) in err.  Warnings (a member that
+ * is ignored) go to warn if not NULL.  cef_report_suff_free releases what
+ * a successful read allocated.
+ */
+int cef_report_suff_read(FILE *f, const char *name, cef_report_test_t *t,
+    FILE *warn, char *err, size_t errlen);
+void cef_report_suff_free(cef_report_test_t *t);
+
 /* cef_report_json.c, cef_report_table.c, cef_report_html.c: 0 or -1 */
 int cef_report_json_write(FILE *f, const cef_report_out_t *outs, size_t n,
     const cef_report_opts_t *opts);
