@@ -18,7 +18,9 @@
 -- against `cef-report --json` on the same logs.
 
 WITH
--- every record, with the line it came from
+-- every record, with the line it came from: a line's "decision" or
+-- "goal" member (a string to parse again, or the object itself), or the
+-- line when it is a bare record; version 1 only
 record AS (
     SELECT seq, r FROM (
         SELECT rowid AS seq, line AS r FROM log
@@ -26,12 +28,12 @@ record AS (
         UNION ALL
         SELECT rowid, json_extract(line, '$.decision') FROM log
          WHERE json_valid(line) AND json_type(line, '$.v') IS NULL
-           AND json_type(line, '$.decision') = 'text'
+           AND json_type(line, '$.decision') IN ('text', 'object')
         UNION ALL
         SELECT rowid, json_extract(line, '$.goal') FROM log
          WHERE json_valid(line) AND json_type(line, '$.v') IS NULL
-           AND json_type(line, '$.goal') = 'text'
-    ) WHERE json_valid(r)
+           AND json_type(line, '$.goal') IN ('text', 'object')
+    ) WHERE json_valid(r) AND json_extract(r, '$.v') = 1
 ),
 
 -- exposures: a slot of an impression record that bucketed the visitor
@@ -78,14 +80,13 @@ experiment AS (
 ),
 
 -- its arms: those of the split (with their weights, zero visitors
--- included), then any other arm seen: configured to take no traffic
--- (weight 0), so its visitors count against the others in the SRM check
+-- included), then any other arm seen (weight unknown: no SRM check)
 arm AS (
     SELECT e.rules, e.experiment, e.salt, a.key AS arm,
            a.value / 10000.0 AS weight, a.id AS ord
       FROM experiment AS e, json_each(e.split) AS a
     UNION ALL
-    SELECT f.rules, f.experiment, f.salt, f.arm, 0, 1e18
+    SELECT f.rules, f.experiment, f.salt, f.arm, NULL, 1e18
       FROM first_exposure AS f JOIN experiment AS e
            ON e.rules IS f.rules AND e.experiment = f.experiment
               AND e.salt IS f.salt
@@ -93,9 +94,11 @@ arm AS (
      GROUP BY f.rules, f.experiment, f.salt, f.arm
 ),
 
--- its control: the arm named control, else the split's first arm
+-- its control: the arm named control, else the split's first arm; and
+-- whether an arm's weight is unknown
 control AS (
     SELECT rules, experiment, salt,
+           max(weight IS NULL) AS unweighted,
            coalesce(max(CASE WHEN arm = 'control' THEN arm END),
                     (SELECT b.arm FROM arm AS b
                       WHERE b.rules IS a.rules
@@ -117,11 +120,14 @@ goal AS (
 ),
 
 -- the metrics: every goal counts converters; a goal that carries values
--- also sums them
+-- also sums them; without any goal, each experiment is still reported
+-- (goal NULL: exposures and the SRM check)
 metric AS (
     SELECT goal, 'binomial' AS metric FROM goal GROUP BY goal
     UNION ALL
     SELECT goal, 'mean' FROM goal GROUP BY goal HAVING count(value) > 0
+    UNION ALL
+    SELECT NULL, 'binomial' WHERE NOT EXISTS (SELECT 1 FROM goal)
 ),
 
 -- conversions: a visitor's goal events from their first exposure on
@@ -164,23 +170,24 @@ stats AS (
                 AND n.salt IS a.salt AND n.arm = a.arm
            LEFT JOIN arm_goal AS g
              ON g.rules IS a.rules AND g.experiment = a.experiment
-                AND g.salt IS a.salt AND g.arm = a.arm AND g.goal = m.goal
+                AND g.salt IS a.salt AND g.arm = a.arm AND g.goal IS m.goal
 )
 
 -- one row per test: what names it, and the input of `cef-report stats`
--- (the arms in the split's order; a binomial arm has no sum_squares)
+-- (the arms in the split's order; json_remove drops sum_squares from a
+-- binomial arm and the weights of an experiment with an arm of unknown
+-- weight -- '$.none' is a path that is not there)
 SELECT experiment, salt, rules, goal, metric,
        json_object('metric', metric, 'control', control,
                    'arms', json(arms)) AS stats
   FROM (
     SELECT s.*, c.control,
-           json_group_array(CASE s.metric
-               WHEN 'binomial' THEN json_object(
-                   'name', s.arm, 'weight', s.weight, 'n', s.n,
-                   'sum', s.sum)
-               ELSE json_object(
-                   'name', s.arm, 'weight', s.weight, 'n', s.n,
-                   'sum', s.sum, 'sum_squares', s.sum_squares) END)
+           json_group_array(json_remove(
+               json_object('name', s.arm, 'weight', s.weight, 'n', s.n,
+                           'sum', s.sum, 'sum_squares', s.sum_squares),
+               CASE s.metric WHEN 'binomial' THEN '$.sum_squares'
+                             ELSE '$.none' END,
+               CASE WHEN c.unweighted THEN '$.weight' ELSE '$.none' END))
              OVER (PARTITION BY s.rules, s.experiment, s.salt, s.goal,
                                 s.metric
                    ORDER BY s.ord

@@ -2,9 +2,11 @@
 formats (docs/observability.md `cef_impressions`, SPEC of `cef_goals`), for
 the report tests that need many edge cases at once: synthetic visitors in
 two rule-set versions of an experiment, a holdout, an arm without
-visitors, conversions before the first exposure and long after it, goals
-with and without values (and values rejected as null), bare records
-(escape=none), a mixed file, and malformed lines.
+visitors, one of weight 0, records naming an arm their split has not,
+conversions before the first exposure and long after it, goals with and
+without values (and values rejected as null), bare records and records as
+object members (escape=none), a record of an unknown version, and
+malformed lines.
 
     synthetic(seed) -> (impression lines, goal lines), lists of str
 """
@@ -34,10 +36,17 @@ def request_id(text):
     return hashlib.md5(text.encode()).hexdigest()
 
 
-def impression_line(record, uri="/", bare=False):
+def impression_line(record, uri="/", bare=False, member=False):
+    """The cef_impressions line of record; bare: the record alone (a
+    format of only the variable, escape=none); member: the escape=none form
+    of cef_impressions (the record an object member)."""
     rec = json.dumps(record, separators=(",", ":"))
     if bare:
         return rec
+    if member:
+        return json.dumps({"time": iso(record["t"]),
+                           "request_id": request_id(rec), "status": 200,
+                           "decision": record}, separators=(",", ":"))
     return json.dumps({"time": iso(record["t"]), "request_id": request_id(rec),
                        "status": 200, "uri": uri, "decision": rec},
                       separators=(",", ":"))
@@ -75,6 +84,9 @@ EXPERIMENTS = {
     ("tiny", R1):    ("tiny", "foot",
                       {"control": 5000, "b": 5000, "off": 0},
                       {"control": 0.5, "b": 0.5, "off": 0}),
+    # records naming an arm its split does not have ("c"): weights unknown
+    ("stray", R1):   ("stray", "strip",
+                      {"a": 5000, "b": 5000}, {"a": 0.2, "b": 0.2}),
 }
 
 
@@ -115,7 +127,10 @@ def synthetic(seed=18, visitors=1500):
                 tiny_left -= 1
                 arms[name] = (salt, slot, split, "control")
                 continue
-            arms[name] = (salt, slot, split, pick(rng, split))
+            arm = pick(rng, split)
+            if name == "stray" and rng.random() < 0.05:
+                arm = "c"
+            arms[name] = (salt, slot, split, arm)
 
         # one to three page views, a little apart
         t = start
@@ -128,8 +143,11 @@ def synthetic(seed=18, visitors=1500):
                       "snapshot": "snap-1", "seq": 0, "key_type": None,
                       "profile": None, "visitor": vid, "ph": None,
                       "in": {}, "state": {}, "slots": slots}
+            form = rng.random()
             imps.append(impression_line(record, uri='/p?q="%d"' % i,
-                                        bare=rng.random() < 0.1))
+                                        bare=form < 0.1,
+                                        member=0.1 <= form < 0.15))
+            last_view = record
             t += rng.randrange(1, 1800)
 
         # goals: a purchase with the arm's rate (value, sometimes
@@ -167,9 +185,12 @@ def synthetic(seed=18, visitors=1500):
                                 "rules": R1, "key_type": None,
                                 "profile": None, "visitor": visitor_id(rng),
                                 "arms": {}}))
-    # lines that are not records of ours
+    # lines that are not records of ours: truncated, not JSON, a record
+    # of an unknown version
     imps.insert(7, '{"time":"2026-11-23T00:00:00+00:00","decision":"{\\"v\\":1,')
     goals.insert(3, "not json at all")
+    imps.insert(30, impression_line(dict(last_view, v=2,
+                                         visitor="unknown-version-visitor")))
 
     rng.shuffle(goals)               # goal logs from many edges, interleaved
     return imps, goals
