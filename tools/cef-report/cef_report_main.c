@@ -4,6 +4,7 @@
  * cef-report: experiment results (docs/report.md).
  *
  *   cef-report stats [--json] [--alpha A] [--sequential [--tau N]] FILE|-
+ *   cef-report bandit --experiment NAME ... (--stats FILE | LOG...)
  *   cef-report --help | --version
  *
  * Exit codes: 0 results printed (a sample ratio mismatch is a result), 1
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "cef_report.h"
+#include "cef_report_bandit.h"
 #include "cef_version.h"
 
 
@@ -77,6 +79,10 @@ main(int argc, char **argv)
 
     if (strcmp(argv[1], "stats") == 0) {
         return cef_report_main_stats(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[1], "bandit") == 0) {
+        return cef_report_bandit_cli(argc - 1, argv + 1);
     }
 
     fprintf(stderr, "cef-report: unknown command '%s'\n", argv[1]);
@@ -285,6 +291,8 @@ cef_report_main_usage(FILE *f)
     fprintf(f,
         "usage: cef-report stats [--json] [--alpha A] [--sequential "
         "[--tau N]] FILE|-\n"
+        "       cef-report bandit --experiment NAME [options] "
+        "(--stats FILE | LOG...)\n"
         "       cef-report --help | --version\n"
         "\n"
         "  stats FILE    results from per-arm sufficient statistics (JSON, "
@@ -297,6 +305,8 @@ cef_report_main_usage(FILE *f)
         "allowed)\n"
         "  --tau N       visitors at which the sequence is tightest "
         "(default 5000)\n"
+        "  bandit        new weights for a bandit slot (cef-report bandit "
+        "--help)\n"
         "\n"
         "exit: 0 results printed, 1 bad input, 2 usage; see "
         "docs/report.md\n");
