@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # ngx_cef_module — build, test and demo.
 #
 #   make            libcef.a, libcef_writer.a, the nginx module, cef-sync,
@@ -34,7 +36,8 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes
 CFLAGS    ?= -O2 -g
 LIB_DIRS   := $(patsubst %/,%,$(sort $(wildcard lib/*/)))
 LIB_INCS   := $(addprefix -I,$(LIB_DIRS))
-CEF_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC $(LIB_INCS) $(PKG_CFLAGS)
+CEF_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) -fPIC \
+             $(LIB_INCS) $(PKG_CFLAGS)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
              -fno-sanitize-recover=all
 ASAN_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g $(SAN_FLAGS) $(LIB_INCS) \
@@ -125,11 +128,11 @@ $(BUILD)/asan/libcef_writer.a: $(ASAN_WRITER_OBJS)
 
 $(BUILD)/cef-sync: $(SYNC_SRCS) $(TOOL_HDRS) $(CEF_LIBS)
 	$(CC) $(CEF_CFLAGS) -Itools/cef-sync $(SYNC_SRCS) $(CEF_LIBS) \
-	    $(PKG_LIBS) -o $@
+	    $(LDFLAGS) $(PKG_LIBS) -o $@
 
 $(BUILD)/cef-rules: $(RULES_SRCS) $(TOOL_HDRS) $(BUILD)/libcef.a
 	$(CC) $(CEF_CFLAGS) -Itools/cef-rules $(RULES_SRCS) $(BUILD)/libcef.a \
-	    $(PKG_LIBS) -ldl -o $@
+	    $(LDFLAGS) $(PKG_LIBS) -ldl -o $@
 
 
 # --- the nginx module -------------------------------------------------------

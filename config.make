@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # nginx's configure sources this (auto/make) after writing objs/Makefile's
 # own rules: the rules that build libcef.a, which config names in
 # ngx_module_libs and LINK_DEPS.  The objects are compiled with nginx's

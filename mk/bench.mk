@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # make bench: the module against plain nginx, sub_filter and an
 # OpenResty-style Lua server in one nginx, plus how the cost of a decision
 # grows with the store and the rule set.  Writes bench/results/latest.md and

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # Slot scanner fuzzing (libFuzzer, clang).  Not part of `make test`.
 #
 #   make fuzz-slot-scanner                  run for FUZZ_SECONDS (60)

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # Fuzzing every parser (libFuzzer, clang, ASan+UBSan).  Not part of
 # `make test`.
 #

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # Kafka: cef-sync consume links librdkafka; the test tools run librdkafka's
 # mock cluster (no real broker).  Included by the main Makefile.
 #

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # Rule plugins: the example external plugin, test fixtures, benchmark.
 #
 #   make                   also builds build/plugins/margin_rank.so

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # cef-report bandit: a bandit's new arm weights (tools/cef-report/
 # cef_report_bandit*.c, docs/report.md "cef-report bandit").
 #

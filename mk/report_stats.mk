@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # cef-report's statistics and `cef-report stats` (tools/cef-report,
 # docs/report.md).
 #

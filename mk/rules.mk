@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # Rule engine: benchmark.
 #
 #   make bench-rules    100 rules against a reference profile: median

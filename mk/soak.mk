@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # make soak: ten minutes of wrk at full rate against a personalising nginx
 # while cef-sync applies deltas every second (tests/soak/soak.py).  Fails
 # on any non-200, worker RSS growth of 5 MB or more after the warm-up (the

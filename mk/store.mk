@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # Profile store: the reader probe used by the integration tests, and the
 # benchmark.  Included by the main Makefile.
 #

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # make test-valgrind: integration tests with every nginx under valgrind
 # memcheck (master_process off, one process), failing any test whose
 # valgrind log reports an error or a definite leak.  Not part of

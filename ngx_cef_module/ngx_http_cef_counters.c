@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Counters in a shared memory zone (cef_metrics_zone), so that every
  * worker adds to the same numbers and they survive a reload (nginx hands a

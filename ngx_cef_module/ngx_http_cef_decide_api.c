@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_decide: the decision for the current visitor as JSON, for apps and
  * single-page shops.  Same identity, consent, rules and plugins as the

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * One decision per main request: who the visitor is, their profile read in
  * place inside one store session, the rule set's choice per slot and the

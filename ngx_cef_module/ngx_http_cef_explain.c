@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_explain: "why did I see this?" as JSON (docs/observability.md).  For
  * the current request's visitor, or, in this location only, the one named

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Response header and body filters.  The module is an HTTP_AUX_FILTER, so
  * these run after the copy filter and before SSI, sub and gzip: the body

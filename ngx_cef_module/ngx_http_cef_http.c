@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The glue's leaf: HTTP helpers every other ngx_http_cef_*.c file may
  * call, and which call nothing of ours.  The request's context, cookies

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Visitor recognition: consent, link tokens, identity keys (plain and
  * signed), the link cookie and the visitor cookie.  The answer is worked

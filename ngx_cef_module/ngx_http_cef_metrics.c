@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_metrics: the Prometheus text exposition of the counters
  * (ngx_http_cef_counters.c), this worker's store and the location's rule

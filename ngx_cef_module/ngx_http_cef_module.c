@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Module definition, directives and configuration.  The response filters
  * live in ngx_http_cef_filter.c.

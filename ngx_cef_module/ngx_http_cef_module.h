@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The nginx glue: it translates between nginx and lib/ (which knows
  * nothing of nginx), and may include every lib/ folder but writer.  Its

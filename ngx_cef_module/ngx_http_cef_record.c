@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The decision record, $cef_decision (lib/decision/cef_record.h,
  * docs/observability.md): the decision of a request with everything a

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Rule sets: the cef_rules directive, which compiles a rule file once at
  * configuration time (the compiled set is inherited by forked workers and

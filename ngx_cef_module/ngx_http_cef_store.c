@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The profile store in nginx: cef_store and cef_store_secret, one reader
  * handle per worker process (opened after fork), lookups that fail open.

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * $cef_visitor, $cef_visitor_new, $cef_profile, $cef_key_type,
  * $cef_consent and $cef_attr_NAME.  Reading any of them resolves the

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Table-driven: a signed key and a visitor id are decoded on every
  * personalised request, and going through OpenSSL's base64 (translate the

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Folder lib/core: the vocabulary every other folder speaks (values and
  * spans, base64url, experiment bucketing, text checks, the version).  It

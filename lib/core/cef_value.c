@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * A bounds-checked reader for the subset of msgpack the profile store
  * writes (see cef_value.h and docs/store.md).  It reads the store's own

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * lib/decision, one request's decision: cef_decision.h (the loop with its
  * rule plugins, plugin state, the log line), cef_outcome.h (what became of

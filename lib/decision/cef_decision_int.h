@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * lib/decision internals, for lib/decision's own .c files only (nothing
  * outside the folder includes this): the scratch space behind a

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_record: the replayable decision record, written without
  * allocating (it is made on the request path) and read with jansson.

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_expr compiler: allocates an expression, has cef_expr_parse.c parse
  * it and cef_expr_symtab.c memoise it; the small utilities the folder

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * lib/expr, the expression language of rule files: cef_expr.h (compile,
  * evaluate, explain) and cef_template.h (offer HTML); cef_expr_int.h holds

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_expr evaluator: walks a compiled node array against the values the
  * caller's lookup callback provides.  Never fails and never allocates:

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_expr explain: why a condition is false, in words ("profile.visits
  * is 2 (profile.visits is 2)" ...), and the one text form of a value that

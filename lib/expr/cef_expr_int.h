@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * lib/expr internals, shared by the lexer (cef_expr_lex.c: cef_expr_lex_*),
  * the compiler (cef_expr.c: allocation; cef_expr_parse.c: the grammar,

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_expr parser: recursive descent over the lexer's tokens, path
  * resolution against the symbol table, plugin functions, and type

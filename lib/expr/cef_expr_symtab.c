@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_expr symbol table: the references (profile.NAME, request.NAME,
  * var.NAME, ...) every expression of one rule set shares, their dense ids,

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Part of lib/expr: what the folder may include, and what must not
  * include it, is said at the top of cef_expr.h.

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Folder lib/html: the slot scanner of the body filter.  It includes only
  * lib/core; the glue (and tests) include it, no other folder does.

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Folder lib/identity: who a visitor is (the store's keyed hash of an
  * identity, signed values, visitor ids, cookies).  It includes only

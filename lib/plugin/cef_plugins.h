@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Folder lib/plugin: the rule plugin ABI and the engine's host of it.  It
  * includes only lib/core; lib/expr, lib/rules, lib/decision, the glue, the

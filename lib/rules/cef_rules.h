@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * lib/rules, rule files: cef_rules.h (load, compile, the plain priority
  * decision), cef_rules_visitor.h (profile.* and visitor.* inputs from the

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * lib/rules internals: the compiled rule set, shared by the loader
  * (cef_rules_load.c), cef_rules.c and lib/decision's loop

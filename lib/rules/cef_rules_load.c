@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_rules loader: a YAML rule file (parsed by libyaml's document API) to
  * a compiled rule set, with every problem reported at its line and column.

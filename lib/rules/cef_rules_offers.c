@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_rules offers: the offers: section of a rule file (slot, html
  * template, value, cost, schedule, the plugins' own keys).

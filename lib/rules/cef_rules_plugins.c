@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_rules plugins: the slots: and plugins: sections of a rule file
  * (which strategy and filters decide each slot, and their configuration),

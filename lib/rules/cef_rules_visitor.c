@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_rules_visitor: profile.* and visitor.* from a stored profile.
  */

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_rules YAML: the rule file's document built from libyaml's events
  * (anchors, aliases, the nesting cap), typed reads of its nodes with

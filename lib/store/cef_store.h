@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * lib/store: the profile store as nginx reads it (docs/store.md), part of
  * libcef: the reader (cef_store.h, its public header), a stored profile

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The profile store's "meta" database, decoded: the metadata record
  * (cef_store_meta_decode) and the stream offsets

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Compact encodings (docs/store.md):
  *   - attribute names become small integers (map keys);

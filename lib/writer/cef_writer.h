@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * lib/writer: everything that writes the profile store, built as
  * libcef_writer for cef-sync and the tests and never linked into nginx

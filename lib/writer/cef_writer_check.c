@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The profile store's writer: record validation (the fields of snapshot
  * and delta records, their ids, keys and attributes, headers and stream

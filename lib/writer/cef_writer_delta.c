@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The profile store's writer: delta records (upsert, patch, delete, keys,
  * merge) applied in batches to the current generation (cef_writer_apply;

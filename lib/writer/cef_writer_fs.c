@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The profile store's writer: errors, the store directory, the write lock,
  * generations, LMDB transactions and the metadata record (docs/store.md).

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_writer_int.h: what the writer's files share, and nothing outside
  * lib/writer includes it (cef-sync and the tests include cef_writer.h):

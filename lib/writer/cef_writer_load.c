@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The profile store's writer: full loads (cef_writer_load), a snapshot
  * into a new generation whose indexes are built sorted, switched in

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The profile store's writer: one stored profile updated in place, its
  * group record, its entries in the "index" and "ids" buckets, its stored

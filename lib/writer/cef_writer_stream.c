@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The profile store's writer: stream sessions (cef-sync consume), records
  * applied one at a time and committed with the stream offsets they reached

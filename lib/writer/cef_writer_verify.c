@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_writer_verify(): a consistency check of a whole store (cef-sync
  * verify).

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * priority: the default strategy.  The offer of the matching rule with the
  * highest priority (ties: file order).  The engine hands it only the first

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * schedule: offers are candidates only inside their schedule.  starts:
  * and ends: (dates) are enforced by the rule engine itself, in its plan;

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * weighted: a weighted random choice among the matching offers, sticky per
  * visitor: the draw is the visitor's bucket for a salt made of the slot

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """make bench / make bench-quick: see docs/bench.md.
 
 1. Scaling: for stores of 10k, 100k, 1M and 10M reference profiles (loaded

@@ -1,4 +1,5 @@
 # Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """make bench-bandit: the simulation of issue 19 (docs/report.md,
 "cef-report bandit").
 

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """make bench-identity: what recognising a visitor costs per request.
 
 One nginx worker (pinned to CPU 0) with a store of N reference profiles

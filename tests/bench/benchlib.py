@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Pieces shared by the wrk benchmarks (bench.py, bench_identity.py):
 free loopback ports, nginx started in the foreground and always stopped,
 wrk pinned to a CPU with rotating cookies, reference stores loaded by

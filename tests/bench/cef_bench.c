@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * make bench helper (tests/bench/bench.py drives it).  Prints figures;
  * asserts nothing.

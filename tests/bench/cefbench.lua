@@ -1,3 +1,5 @@
+-- Copyright (C) ngx_cef_module developers
+-- SPDX-License-Identifier: BSD-2-Clause
 -- make bench, server 3: what a shop would write in OpenResty instead of the
 -- module.  The customer id from the cookie (its signature is NOT verified:
 -- that flatters Lua), the profile from a lua_shared_dict (filled at start

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Where a personalised response's cost goes, measured so that a busy
 machine does not blur it (make bench-cost; see docs/bench.md, "What a
 response costs").

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """The workload of `make bench`: the shop page, the generated rule files
 (YAML for the module, the same rules as a Lua table for the OpenResty-style
 server), and the nginx configuration of the servers.

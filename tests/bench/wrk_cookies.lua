@@ -1,3 +1,5 @@
+-- Copyright (C) ngx_cef_module developers
+-- SPDX-License-Identifier: BSD-2-Clause
 -- wrk script: every request carries the next Cookie header from the file
 -- named by $COOKIES (one header value a line), on the path $BENCH_PATH.
 local cookies = {}

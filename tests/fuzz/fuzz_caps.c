@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * libFuzzer target: the frequency-caps cookie (cef_freqcap), from the
  * Cookie header to the decision and the cookie sent back.

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Shared by the libFuzzer targets in tests/fuzz/: CHECK() and a persona
  * with one value of every type, so that compiled expressions and

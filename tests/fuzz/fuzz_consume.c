@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * libFuzzer target: what cef-sync consume makes of Kafka messages, in two
  * layers (tools/cef-sync/decode.c, then the store's stream session).

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * libFuzzer target: what a visitor sends to identify themselves — signed
  * keys (cef_sign_verify, cef_sign_verify_legacy), plugin-state cookies

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * libFuzzer target: the snapshot and delta stream reader (cef_input.h),
  * msgpack and NDJSON alike, and the attribute value check every record's

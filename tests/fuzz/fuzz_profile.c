@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * libFuzzer target: the stored-profile decoder (cef_profile.h,
  * cef_value.h, cef_rules_visitor.h) on arbitrary bytes, as a reader of a

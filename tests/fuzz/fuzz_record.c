@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * libFuzzer target: the replayable decision record (cef_record.h)
  * as `cef-rules replay` reads it from impression log lines.

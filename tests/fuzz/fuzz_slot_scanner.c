@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * libFuzzer target: the streaming slot scanner against the one-shot
  * reference (cef_slot_scan_all()).  abort() on any difference.

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * libFuzzer target: what cef-sync makes of an arbitrary snapshot or delta
  * stream, in two layers.  Byte 0 picks load or apply (bit 0); the rest is

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Shared by the libFuzzer targets that write a real store (fuzz_store.c,
  * fuzz_consume.c): a store on tmpfs (/dev/shm) holding two known profiles,

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Write the seed corpora of tests/fuzz/corpus/ (run from anywhere).
 
 The committed seeds are this script's output plus regression inputs added

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Helpers shared by integration tests that need a store or signed values:
 snapshots written with python3-msgpack, loaded by the real cef-sync, and
 signatures computed independently of the module (Python's hmac)."""

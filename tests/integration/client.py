@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """A small real HTTP/1.1 client for the tests (http.client, no decoding)."""
 
 import http.client

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Integration harness: Debian's nginx binary loading the freshly built module.
 
 Modelled on nginx-tests: every test gets its own prefix and free loopback

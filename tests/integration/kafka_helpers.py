@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Helpers for the Kafka tests: librdkafka's mock cluster driven through
 build/cef-kafka-mock, a generator of delta records keyed by profile id, a
 reference model of the store computed in Python from the same records, and

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Helpers for the profile store's integration tests: snapshot and delta
 streams written with python3-msgpack (or as NDJSON), and the real cef-sync
 and cef-store-probe binaries run as processes."""

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Conditional requests on personalised pages: a rewritten response's
 validators describe what this visitor was shown, so a 304 is only ever the
 answer to a validator of this visitor's own rendering, and every response

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """`make demo`'s script serves the demo shop through the module, its personas
 are recognised as printed, and Ctrl-C stops it."""
 

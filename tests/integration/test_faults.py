@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Faults under a running nginx: the store deleted or truncated, a worker
 killed with SIGKILL under load, a reload every second under load, and
 cef-sync killed twenty times in a row during loads and applies.  Every test

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """The rewrite among nginx's other filters: the addition filter calling the
 chain again from inside it, the slice module delivering a page in pieces,
 SSI subrequests, and an upstream that dies half-way.  Modelled on the

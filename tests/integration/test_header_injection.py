@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """No header injection through profile data: variables that carry profile-
 or client-derived data never yield a control byte, so `add_header X $var`
 (to the client) and `proxy_set_header X $var` (to the upstream) set one

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Visitor recognition: keys, signatures, link tokens, consent, variables,
 and the store coming and going under a running nginx."""
 

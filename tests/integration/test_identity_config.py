@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Identity directives are validated by `nginx -t`, with file and line."""
 
 import re

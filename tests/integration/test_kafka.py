@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """cef-sync consume against librdkafka's mock cluster (no real broker):
 a topic of delta records keyed by profile id, applied exactly once into the
 store, whatever happens to the consumer or the brokers (docs/sync.md).

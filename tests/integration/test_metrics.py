@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Prometheus metrics in a shared zone: exact across workers, kept on reload."""
 
 import re

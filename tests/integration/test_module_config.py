@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """The module loads into Debian's nginx and its directives are validated."""
 
 import re

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Closing the loop: the impression log ($cef_decision with log_format
 escape=json), replaying logged decisions with the real `cef-rules replay`,
 `cef_explain` per persona, and $cef_store_age."""

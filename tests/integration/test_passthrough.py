@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """With `cef on` and nothing to personalise, every body leaves byte-identical.
 
 These tests pin down the filter's plumbing: they fail if it corrupts,

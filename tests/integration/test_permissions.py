@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """The permission model out of the box: nginx workers as Debian runs them
 (www-data), a store written by cef-sync as root, and the recipe of
 docs/store.md (--group, a setgid store directory).  Also cef-sync's warning

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Rule plugins through nginx: holdout and experiment bucketing (the same
 buckets Python computes from the documented hash), frequency caps in a
 signed cookie that round-trips (the (N+1)-th impression is suppressed, a

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """cef-rules and rule plugins: check reports every plugin configuration
 error at its FILE:LINE:COL, test and explain show strategy, variant, bucket
 and the would-have-shown offer, --plugin loads an external plugin."""

@@ -1,4 +1,5 @@
 # Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """cef-report bandit: the real binary on files and standard input, the
 weights record it writes, versions, the minimum-exposure and SRM messages,
 bad input and usage errors (docs/report.md "cef-report bandit",

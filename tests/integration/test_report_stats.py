@@ -1,4 +1,5 @@
 # Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """cef-report stats: the real binary on files and standard input, its JSON
 shape, the SRM alarm, bad input and usage errors (docs/report.md).
 

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """The slot rewrite: a generic page (upstream, cache or disk) leaves nginx with
 its slots filled for this visitor, streaming, cache-safe and fail-open."""
 

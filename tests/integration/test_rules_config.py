@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """cef_rules: compiled when nginx reads its configuration.
 
 `nginx -t` rejects a broken rule file with the file's own line and column;

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """cef-rules: exit codes and messages of check, test and explain."""
 
 import json

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """cef-sync end to end: load, apply, stat, get, verify; exit codes; every
 bad input names the record and byte offset and leaves the store as it
 was."""

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """A reader process (cef-store-probe, using the lib/ reader API) looks
 profiles up in a loop while cef-sync loads snapshots and applies deltas:
 it must never see an error, a missing profile, two snapshots mixed, or a

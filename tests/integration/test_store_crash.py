@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """kill -9 at any moment of a load or an apply leaves a sound store that
 serves the previous snapshot (or the new one, if the switch happened), the
 next writer cleans up, replays neither lose nor duplicate anything, and

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """cef-sync load on a full disk.  At every level of free space a load that
 does not fit fails with exit 3 and the disk-full message, leaves no tmp-*
 or other file behind, and the previous generation keeps serving.  Readers

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """A damaged store under running workers: meta pages or data pages
 overwritten in place, a new generation that cannot be opened.  Workers
 never die, serve generic pages, say so once per fault and generation, count

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """An upstream stub for the integration tests.
 
 It runs in the test process (a thread per connection) so that tests can

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """make bench-kafka: cef-sync consume against librdkafka's mock cluster.
 
 1. Rate: N records (the test workload's mix of upserts, patches, key

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-kafka-dump: what a store holds, for the Kafka tests to compare with
  * a reference computed in Python.  Reads through the lib/ reader API.

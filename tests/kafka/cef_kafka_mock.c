@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-kafka-mock: a Kafka cluster for the tests, librdkafka's mock cluster
  * (rdkafka_mock.h: real protocol on 127.0.0.1, no broker needed), driven

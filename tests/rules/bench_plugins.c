@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Rule plugin benchmark (make bench-plugins): one decision with 100 rules,
  * 3 slots, an experiment (10 % holdout, two arms) on one slot and

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Rule engine benchmark (make bench-rules): 100 rules against a reference
  * profile, and compiling 10 000 rules.  Prints figures; asserts nothing.

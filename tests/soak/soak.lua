@@ -1,3 +1,5 @@
+-- Copyright (C) ngx_cef_module developers
+-- SPDX-License-Identifier: BSD-2-Clause
 -- wrk script for make soak: each request carries the next Cookie header
 -- from $SOAK_COOKIES (one a line; an empty line sends none); every status
 -- other than 200 is counted and reported by done() as "non200 N".

@@ -1,4 +1,6 @@
 #!/usr/bin/python3
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """make soak: a personalising nginx under wrk at full rate for SOAK_SECONDS
 (default 600) while cef-sync applies a delta batch every second.
 

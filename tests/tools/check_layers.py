@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """The shape docs/architecture.md promises, checked (make check-layers).
 
 1. lib/: a folder includes only the folders below it in LAYERS.

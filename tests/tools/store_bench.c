@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * make bench-store: generates N reference profiles (default 1M), loads them
  * with cef-sync, applies a delta stream, measures lookups through the

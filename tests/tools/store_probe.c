@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-store-probe: a reader process for the integration tests.  It looks
  * profiles up through the lib/ reader API in a loop, while cef-sync loads

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Experiment bucketing: shares over 100 000 synthetic visitors within one
  * percentage point of the weights, and every visitor's assignment unchanged

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Frequency caps: the (N+1)-th impression in the window is suppressed, the
  * window expires, and the state round-trips through its signed form; a

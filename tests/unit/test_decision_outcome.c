@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_outcome: what became of each offer of each rule in a decision, and
  * its words (the ones the glue's explain, `cef-rules explain` and

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The decision record ($cef_decision): written and read back exactly,
  * escaped so that it stays one valid JSON line, found in impression log

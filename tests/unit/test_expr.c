@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Table-driven tests of the expression language: lexer, parser, type
  * checker, evaluator (every operator, null and type mismatches), explain,

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_input: msgpack and NDJSON streams, record numbers and byte offsets,
  * and every malformed stream.

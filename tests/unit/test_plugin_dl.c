@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * External plugins: the example margin_rank.so (strategy, offer key,
  * expression function) loaded with dlopen, and every refusal: missing

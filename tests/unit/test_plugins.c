@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Rule plugins: configuration errors at their line and column, and each
  * built-in strategy (priority, weighted, value, experiment) and

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Stored profiles: encoding (interning, compact decimals) and decoding
  * round-trip exactly; malformed envelopes are rejected.

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-report bandit's weights (tools/cef-report/cef_report_bandit*.c)
  * against known cases with fixed seeds, and against what GrowthBook fixes

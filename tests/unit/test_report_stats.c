@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-report's statistics against GrowthBook gbstats' own test cases
  * (repository growthbook/growthbook, packages/stats/tests/...; the file and

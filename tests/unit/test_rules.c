@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Rule files: every load error with its line and column, and the per-slot
  * decision (priorities, ties, schedules, several slots, early stop).

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Rules against a stored profile: the dictionary probe by precomputed hash
  * agrees with cef_dict_name_id(), and decisions read profile.* and

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * base64url, signed keys, plugin states, link tokens (each signing its own
  * message: none verifies as another) and visitor ids.

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The streaming slot scanner: a table of bodies with their expected
  * rewrite, each fed whole, split at every point, byte by byte and in random

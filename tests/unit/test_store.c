@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The profile store end to end in a temporary directory: loads, deltas,
  * every bad input (and that it changes nothing), the reader API, a store

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Stream offsets and stream sessions (cef-sync consume): a snapshot's
  * "kafka" header stored by a load, records applied one at a time and

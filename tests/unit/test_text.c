@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_text: UTF-8 validity and the control-byte escaping of values bound
  * for header lines.

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_value: decoding the store's value encoding, iterators, and every
  * malformed or truncated input.

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-report: experiment results from impression and goal logs.  The
  * shared vocabulary of its files (each file exports the prefix of its

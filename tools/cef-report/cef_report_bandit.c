@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * A bandit's new arm weights, step by step as GrowthBook computes them
  * (growthbook/growthbook, checked against the files named at each step):

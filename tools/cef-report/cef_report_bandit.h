@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-report bandit: new arm weights for a bandit slot from its results,
  * by Gaussian Thompson sampling as GrowthBook's bandits compute them

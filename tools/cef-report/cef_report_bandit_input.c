@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The input of `cef-report bandit --stats FILE` (docs/report.md): the
  * `cef-report stats` input as it is (one period), or the same with the

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The weights record (docs/formats.md, "Weights records"): one compact
  * JSON object on one line, the shape of a cef-sync delta record without

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * --json: one JSON object per test, one per line (JSON Lines), the same
  * for `cef-report stats` and the log reader (docs/report.md "JSON

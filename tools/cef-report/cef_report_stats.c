@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-report's statistics, as GrowthBook's gbstats defines them
  * (growthbook/growthbook, packages/stats/gbstats: models/statistics.py for

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * `cef-report stats`: per-arm sufficient statistics in, one test out.  The
  * input is one JSON object (docs/report.md):

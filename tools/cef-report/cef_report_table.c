@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The terminal table: per test a heading (experiment @ rules, slot, goal,
  * metric, the SRM verdict; a mismatch gets a line of its own that cannot

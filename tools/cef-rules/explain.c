@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-rules explain: every rule, matched or not and why, and the offer
  * chosen per slot, for one set of inputs.

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-rules: personas (profile attributes, request fields, variables) from
  * YAML cases, JSON (--attrs) and --set PATH=VALUE.

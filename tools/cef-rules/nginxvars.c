@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-rules check: which var.NAMEs nginx would know (docs/cef-rules.md).
  *

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-rules replay: decide again from a decision record ($cef_decision,
  * lib/decision/cef_record.h) with today's rule file and store, and say

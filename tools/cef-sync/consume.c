@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-sync consume: keeps the store current from a Kafka topic
  * (docs/sync.md).

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Test fixture: a strategy that misbehaves at request time — an
  * out-of-range pick, or an error when the request's visitor id starts
