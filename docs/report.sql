@@ -1,4 +1,5 @@
 -- Copyright (C) ngx_cef_module developers
+-- SPDX-License-Identifier: BSD-2-Clause
 --
 -- The numbers cef-report counts, in SQL (docs/report.md, "The same numbers
 -- in SQL"): per experiment x goal x metric, each arm's exposed visitors

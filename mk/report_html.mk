@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # cef-report's HTML page (tools/cef-report/cef_report_html.c and the
 # files it uses): its unit test, built and run by `make unit` like the
 # others but linked with the page's own files instead of libcef, and the

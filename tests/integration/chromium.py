@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Headless Chromium (Debian's chromium package) for pages that are the
 product: a screenshot decoded with the standard library (PNG: zlib and the
 five row filters), and the DOM after parsing.

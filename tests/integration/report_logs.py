@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """Impression and goal log lines as nginx writes them with the documented
 formats (docs/observability.md `cef_impressions`, SPEC of `cef_goals`), for
 the report tests that need many edge cases at once: synthetic visitors in

@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """cef-report's HTML page rendered by headless Chromium (Debian's chromium):
 the sample page of tests/unit/test_report_html.c (three tests: an A/B/C/D
 test with a winning, a losing and an empty arm, a holdout whose sample

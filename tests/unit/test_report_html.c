@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-report's HTML page (cef_report_html.c, cef_report_svg.c,
  * cef_report_fmt.c) on hand-built results: a self-contained page with no

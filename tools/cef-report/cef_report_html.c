@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-report --html FILE: one self-contained page (cef_report.h).  No
  * script, no request to anywhere: inline CSS, and charts as inline SVG
