@@ -14,6 +14,7 @@
 
 #define NGX_HTTP_CEF_METRICS_NAMES   1024     /* offer/variant label pairs */
 #define NGX_HTTP_CEF_METRICS_LABEL   64
+#define NGX_HTTP_CEF_METRICS_GOALS   256      /* goal names */
 
 
 typedef struct {
@@ -22,6 +23,21 @@ typedef struct {
     u_char              offer[NGX_HTTP_CEF_METRICS_LABEL];
     u_char              variant[NGX_HTTP_CEF_METRICS_LABEL];
 } ngx_http_cef_impressions_t;
+
+
+typedef struct {
+    ngx_atomic_t        count[NGX_HTTP_CEF_GOAL_MAX];
+    uint32_t            hash;
+    u_char              name[CEF_RULES_GOAL_NAME_MAX + 1];
+} ngx_http_cef_goals_t;
+
+
+/* the labels of a goal's counters, by ngx_http_cef_goal_e */
+static const char  *ngx_http_cef_goal_labels[NGX_HTTP_CEF_GOAL_MAX] = {
+    NULL,
+    "once", "consent", "visitor", "status", "method",
+    "absent", "invalid"
+};
 
 
 /* decision time buckets, microseconds (le) */
@@ -40,11 +56,15 @@ typedef struct {
     ngx_atomic_t                 decisions;
     ngx_atomic_t                 overflow;         /* label table full */
     ngx_http_cef_impressions_t   impressions[NGX_HTTP_CEF_METRICS_NAMES];
+    ngx_atomic_t                 goals_overflow;
+    ngx_http_cef_goals_t         goals[NGX_HTTP_CEF_METRICS_GOALS];
 } ngx_http_cef_metrics_shm_t;
 
 
 static ngx_int_t ngx_http_cef_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static u_char *ngx_http_cef_counters_goals(u_char *p, u_char *last,
+    ngx_http_cef_metrics_shm_t *m);
 
 
 static ngx_http_cef_metrics_shm_t  *ngx_http_cef_metrics;
@@ -240,6 +260,55 @@ ngx_http_cef_metric_impression(ngx_str_t *offer, ngx_str_t *variant)
 
 
 /*
+ * One more goal outcome (what) of goal: a table of goal names like the
+ * impressions' (names are declared in rule files: valid, at most 64
+ * bytes).
+ */
+
+void
+ngx_http_cef_metric_goal(ngx_str_t *goal, ngx_http_cef_goal_e what)
+{
+    uint32_t               hash;
+    ngx_uint_t             i, n;
+    ngx_http_cef_goals_t  *e;
+
+    if (ngx_http_cef_metrics == NULL
+        || goal->len > CEF_RULES_GOAL_NAME_MAX)
+    {
+        return;
+    }
+
+    hash = ngx_crc32_short(goal->data, goal->len) | 1;
+
+    for (n = 0; n < NGX_HTTP_CEF_METRICS_GOALS; n++) {
+        i = (hash + n) % NGX_HTTP_CEF_METRICS_GOALS;
+        e = &ngx_http_cef_metrics->goals[i];
+
+        if (e->hash == 0) {
+            ngx_shmtx_lock(&ngx_http_cef_metrics_pool->mutex);
+
+            if (e->hash == 0) {
+                ngx_memcpy(e->name, goal->data, goal->len);
+                ngx_memory_barrier();
+                e->hash = hash;
+            }
+
+            ngx_shmtx_unlock(&ngx_http_cef_metrics_pool->mutex);
+        }
+
+        if (e->hash == hash && ngx_strlen(e->name) == goal->len
+            && ngx_strncmp(e->name, goal->data, goal->len) == 0)
+        {
+            (void) ngx_atomic_fetch_add(&e->count[what], 1);
+            return;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&ngx_http_cef_metrics->goals_overflow, 1);
+}
+
+
+/*
  * The size of a buffer that holds what ngx_http_cef_counters_print()
  * writes, and room for the rest of cef_metrics' page; 0 without a zone.
  */
@@ -252,7 +321,9 @@ ngx_http_cef_counters_size(void)
     }
 
     return 8192 + NGX_HTTP_CEF_METRICS_NAMES
-                  * (2 * NGX_HTTP_CEF_METRICS_LABEL + 80);
+                  * (2 * NGX_HTTP_CEF_METRICS_LABEL + 80)
+                + NGX_HTTP_CEF_METRICS_GOALS * NGX_HTTP_CEF_GOAL_MAX
+                  * (CEF_RULES_GOAL_NAME_MAX + 80);
 }
 
 
@@ -301,6 +372,8 @@ ngx_http_cef_counters_print(u_char *p, u_char *last)
                      "counter\ncef_impression_labels_dropped_total %uA\n",
                      m->overflow);
 
+    p = ngx_http_cef_counters_goals(p, last, m);
+
     p = ngx_slprintf(p, last, "# TYPE cef_decision_seconds histogram\n");
     cumulative = 0;
 
@@ -321,6 +394,61 @@ ngx_http_cef_counters_print(u_char *p, u_char *last)
                      cumulative, (double) m->decision_ns / 1e9, m->decisions);
 
     return p;
+}
+
+
+/*
+ * cef_goals_total{goal} (records made), cef_goals_suppressed_total{goal,
+ * reason} and cef_goal_values_rejected_total{goal,reason}.
+ */
+
+static u_char *
+ngx_http_cef_counters_goals(u_char *p, u_char *last,
+    ngx_http_cef_metrics_shm_t *m)
+{
+    ngx_uint_t             i, j, k, from, to;
+    ngx_http_cef_goals_t  *e;
+
+    static const char     *names[] = {
+        "cef_goals_total", "cef_goals_suppressed_total",
+        "cef_goal_values_rejected_total"
+    };
+
+    for (k = 0; k < 3; k++) {
+        p = ngx_slprintf(p, last, "# TYPE %s counter\n", names[k]);
+
+        for (i = 0; i < NGX_HTTP_CEF_METRICS_GOALS; i++) {
+            e = &m->goals[i];
+
+            if (e->hash == 0) {
+                continue;
+            }
+
+            /* goal names are [a-z0-9_-]: no label escaping needed */
+
+            if (k == 0) {
+                p = ngx_slprintf(p, last, "cef_goals_total{goal=\"%s\"} "
+                                 "%uA\n", e->name,
+                                 e->count[NGX_HTTP_CEF_GOAL_RECORDED]);
+                continue;
+            }
+
+            from = (k == 1) ? NGX_HTTP_CEF_GOAL_ONCE
+                            : NGX_HTTP_CEF_GOAL_VALUE_ABSENT;
+            to = (k == 1) ? NGX_HTTP_CEF_GOAL_METHOD
+                          : NGX_HTTP_CEF_GOAL_VALUE_INVALID;
+
+            for (j = from; j <= to; j++) {
+                p = ngx_slprintf(p, last, "%s{goal=\"%s\",reason=\"%s\"} "
+                                 "%uA\n", names[k], e->name,
+                                 ngx_http_cef_goal_labels[j], e->count[j]);
+            }
+        }
+    }
+
+    return ngx_slprintf(p, last, "# TYPE cef_goal_labels_dropped_total "
+                        "counter\ncef_goal_labels_dropped_total %uA\n",
+                        m->goals_overflow);
 }
 
 

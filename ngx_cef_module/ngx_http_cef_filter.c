@@ -203,6 +203,14 @@ ngx_http_cef_header_filter(ngx_http_request_t *r)
 
 next:
 
+    /* a goal after the decision: the visitor is recognised once for both */
+
+    if (r == r->main && clcf->goal && ngx_http_cef_goal_reached(r, clcf)
+                                      != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     if (r == r->main && ngx_http_cef_set_cookies(r) != NGX_OK) {
         return NGX_ERROR;
     }

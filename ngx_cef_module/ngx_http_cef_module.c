@@ -162,6 +162,13 @@ static ngx_command_t  ngx_http_cef_commands[] = {
       0,
       NULL },
 
+    { ngx_string("cef_goal"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_cef_goal,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("cef_rules"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_cef_rules,
@@ -274,6 +281,7 @@ ngx_http_cef_create_loc_conf(ngx_conf_t *cf)
      *     conf->consent = NULL;
      *     conf->statuses = NULL;
      *     conf->record = NULL;
+     *     conf->goal = NULL;
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -322,7 +330,11 @@ ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    return ngx_http_cef_merge_identity(cf, prev, conf);
+    if (ngx_http_cef_merge_identity(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_cef_merge_goal(cf, prev, conf);
 }
 
 

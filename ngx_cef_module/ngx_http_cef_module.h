@@ -16,6 +16,7 @@
  *   ngx_http_cef_rules.c        rule sets, request inputs, plugin states
  *   ngx_http_cef_record.c       the decision record ($cef_decision)
  *   ngx_http_cef_decision.c     the request's decision
+ *   ngx_http_cef_goal.c         cef_goal, the goal record ($cef_goal)
  *   ngx_http_cef_conditional.c  validators, conditionals, Cache-Control merge
  *   ngx_http_cef_filter.c       the header and body filters
  *   ngx_http_cef_variables.c    the $cef_* variables
@@ -41,6 +42,7 @@
 #include "cef_profile.h"
 #include "cef_store.h"
 #include "cef_record.h"
+#include "cef_goal.h"
 
 
 #define NGX_HTTP_CEF_CACHE_PRIVATE   0
@@ -126,6 +128,25 @@ typedef struct {
 } ngx_http_cef_record_conf_t;
 
 
+/* cef_goal NAME [value=$VAR] [once] [pass_header] */
+typedef struct {
+    ngx_str_t                   name;
+    ngx_http_complex_value_t   *value;          /* NULL: no value= */
+    ngx_str_t                   header;         /* the upstream header
+                                                   value= reads, in its
+                                                   variable spelling
+                                                   (x_order_total), removed
+                                                   from the response; empty:
+                                                   none, or pass_header */
+    ngx_flag_t                  once;
+    const cef_rules_goal_t     *decl;           /* in the location's rule
+                                                   set, found at merge */
+    cef_goal_fmt_t             *fmt;            /* its record's format */
+    ngx_str_t                   file;           /* where the directive is: */
+    ngx_uint_t                  line;           /* merge reports it there */
+} ngx_http_cef_goal_t;
+
+
 typedef struct {
     ngx_flag_t                  enable;
     ngx_hash_t                  types;
@@ -144,6 +165,8 @@ typedef struct {
     ngx_http_complex_value_t   *consent;
 
     ngx_http_cef_record_conf_t *record;         /* with rules */
+    ngx_http_cef_goal_t        *goal;           /* cef_goal: this location
+                                                   only, not inherited */
 } ngx_http_cef_loc_conf_t;
 
 
@@ -213,6 +236,8 @@ typedef struct {
     ngx_http_request_t         *request;
     ngx_buf_t                  *in;             /* the buffer being scanned */
 
+    ngx_str_t                   goal;           /* $cef_goal, or empty */
+
     uint64_t                    decision_ns;    /* identity + rules */
     size_t                      unchanged;      /* slots counted unchanged */
     off_t                       bytes_seen;
@@ -253,6 +278,20 @@ char *ngx_http_cef_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 void ngx_http_cef_metric(ngx_uint_t which);
 void ngx_http_cef_metric_decision(uint64_t ns);
 void ngx_http_cef_metric_impression(ngx_str_t *offer, ngx_str_t *variant);
+/* goal outcomes: cef_goals_total (recorded), cef_goals_suppressed_total
+   and cef_goal_values_rejected_total, by goal */
+typedef enum {
+    NGX_HTTP_CEF_GOAL_RECORDED = 0,
+    NGX_HTTP_CEF_GOAL_ONCE,
+    NGX_HTTP_CEF_GOAL_NO_CONSENT,
+    NGX_HTTP_CEF_GOAL_NO_VISITOR,
+    NGX_HTTP_CEF_GOAL_STATUS,
+    NGX_HTTP_CEF_GOAL_METHOD,
+    NGX_HTTP_CEF_GOAL_VALUE_ABSENT,
+    NGX_HTTP_CEF_GOAL_VALUE_INVALID,
+    NGX_HTTP_CEF_GOAL_MAX
+} ngx_http_cef_goal_e;
+void ngx_http_cef_metric_goal(ngx_str_t *goal, ngx_http_cef_goal_e what);
 size_t ngx_http_cef_counters_size(void);
 u_char *ngx_http_cef_counters_print(u_char *p, u_char *last);
 u_char *ngx_http_cef_counters_label(u_char *p, u_char *last, const char *s);
@@ -386,6 +425,7 @@ ngx_int_t ngx_http_cef_rules_check_variables(ngx_conf_t *cf);
 int ngx_http_cef_request_value(ngx_http_request_t *r, ngx_int_t *var_index,
     const cef_ref_t *ref, cef_value_t *out);
 const cef_rules_t *ngx_http_cef_rules_set(ngx_http_cef_rules_t *rules);
+ngx_str_t *ngx_http_cef_rules_path(ngx_http_cef_rules_t *rules);
 ngx_int_t *ngx_http_cef_rules_var_indexes(ngx_http_cef_rules_t *rules);
 ngx_int_t ngx_http_cef_rules_decide(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules, ngx_http_cef_rules_lookup_pt lookup,
@@ -398,6 +438,9 @@ ngx_int_t ngx_http_cef_rules_send_states(ngx_http_request_t *r,
     ngx_http_cef_rules_t *rules);
 ngx_int_t ngx_http_cef_read_state(ngx_http_request_t *r, cef_signer_t *signer,
     const char *plugin, ngx_uint_t log, cef_span_t *out);
+ngx_int_t ngx_http_cef_write_state(ngx_http_request_t *r,
+    cef_signer_t *signer, const char *plugin, const char *state,
+    size_t state_len, int64_t max_age);
 
 /* the decision record ($cef_decision): ngx_http_cef_record.c */
 ngx_int_t ngx_http_cef_record_used(ngx_conf_t *cf);
@@ -417,6 +460,13 @@ ngx_http_cef_offer_t *ngx_http_cef_decision_offer(ngx_http_cef_decision_t *d,
     u_char *slot, size_t len);
 const char *ngx_http_cef_variant(ngx_http_cef_decision_t *d, ngx_uint_t i);
 ngx_str_t *ngx_http_cef_bucket_by(ngx_http_cef_identity_t *id);
+
+/* cef_goal, the goal record ($cef_goal): ngx_http_cef_goal.c */
+char *ngx_http_cef_goal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_cef_merge_goal(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
+    ngx_http_cef_loc_conf_t *conf);
+ngx_int_t ngx_http_cef_goal_reached(ngx_http_request_t *r,
+    ngx_http_cef_loc_conf_t *clcf);
 
 /* validators, conditionals, Cache-Control merge: ngx_http_cef_conditional.c */
 ngx_int_t ngx_http_cef_conditional_init(ngx_conf_t *cf);

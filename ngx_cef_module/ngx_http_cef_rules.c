@@ -612,6 +612,15 @@ ngx_http_cef_rules_set(ngx_http_cef_rules_t *rules)
 }
 
 
+/* The rule file's full path (NUL-terminated), for messages. */
+
+ngx_str_t *
+ngx_http_cef_rules_path(ngx_http_cef_rules_t *rules)
+{
+    return &rules->path;
+}
+
+
 /*
  * The nginx variable index of each var.* reference, by reference id
  * (NGX_ERROR for the other references): resolved once, when the rule set
@@ -737,16 +746,66 @@ ngx_http_cef_rules_read_states(ngx_http_request_t *r, cef_decision_t *dec)
 }
 
 
+/*
+ * Send a per-visitor state as the signed cookie "cef_NAME" (Max-Age
+ * max_age seconds) on the main response: the one place that writes these
+ * cookies, for the rule plugins' states and the module's own (cef_goal
+ * once, ngx_http_cef_goal.c).  A state that cannot be signed is not sent.
+ */
+ngx_int_t
+ngx_http_cef_write_state(ngx_http_request_t *r, cef_signer_t *signer,
+    const char *plugin, const char *state, size_t state_len, int64_t max_age)
+{
+    size_t      n, len;
+    ngx_str_t   name, value, attrs;
+    char        buf[CEF_DECISION_STATE_MAX + 1 + CEF_SIGN_SIG_LEN];
+
+    if (state_len > CEF_DECISION_STATE_MAX) {
+        return NGX_OK;
+    }
+
+    n = cef_decision_state_sign(signer, plugin, state, state_len, buf);
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    len = ngx_strlen(plugin);
+
+    name.data = ngx_pnalloc(r->pool, sizeof("cef_") - 1 + len
+                            + sizeof("; Max-Age=; Path=/; HttpOnly; "
+                                     "SameSite=Lax; Secure") - 1
+                            + NGX_TIME_T_LEN);
+    if (name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    name.len = ngx_sprintf(name.data, "cef_%s", plugin) - name.data;
+
+    attrs.data = name.data + name.len;
+    attrs.len = ngx_sprintf(attrs.data, "; Max-Age=%T; Path=/; HttpOnly; "
+                            "SameSite=Lax", (time_t) max_age)
+                - attrs.data;
+#if (NGX_HTTP_SSL)
+    if (r->main->connection->ssl) {
+        attrs.len = ngx_cpymem(attrs.data + attrs.len, "; Secure",
+                               sizeof("; Secure") - 1)
+                    - attrs.data;
+    }
+#endif
+
+    value.data = (u_char *) buf;
+    value.len = n;
+
+    return ngx_http_cef_set_cookie(r->main, &name, &value, &attrs);
+}
+
+
 static ngx_int_t
 ngx_http_cef_rules_write_states(ngx_http_request_t *r, cef_decision_t *dec)
 {
-    size_t                    n, len;
     uint32_t                  i;
-    ngx_str_t                 name, value, attrs;
     cef_decision_state_t     *st;
     ngx_http_cef_loc_conf_t  *clcf;
-    char                      buf[CEF_DECISION_STATE_MAX + 1
-                                  + CEF_SIGN_SIG_LEN];
 
     clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
@@ -763,40 +822,8 @@ ngx_http_cef_rules_write_states(ngx_http_request_t *r, cef_decision_t *dec)
             continue;
         }
 
-        n = cef_decision_state_sign(clcf->signing->signer, st->plugin,
-                                    st->out, st->out_len, buf);
-        if (n == 0) {
-            continue;
-        }
-
-        len = ngx_strlen(st->plugin);
-
-        name.data = ngx_pnalloc(r->pool, sizeof("cef_") - 1 + len
-                                + sizeof("; Max-Age=; Path=/; HttpOnly; "
-                                         "SameSite=Lax; Secure") - 1
-                                + NGX_TIME_T_LEN);
-        if (name.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        name.len = ngx_sprintf(name.data, "cef_%s", st->plugin) - name.data;
-
-        attrs.data = name.data + name.len;
-        attrs.len = ngx_sprintf(attrs.data, "; Max-Age=%T; Path=/; HttpOnly; "
-                                "SameSite=Lax", (time_t) st->max_age)
-                    - attrs.data;
-#if (NGX_HTTP_SSL)
-        if (r->main->connection->ssl) {
-            attrs.len = ngx_cpymem(attrs.data + attrs.len, "; Secure",
-                                   sizeof("; Secure") - 1)
-                        - attrs.data;
-        }
-#endif
-
-        value.data = (u_char *) buf;
-        value.len = n;
-
-        if (ngx_http_cef_set_cookie(r->main, &name, &value, &attrs)
+        if (ngx_http_cef_write_state(r, clcf->signing->signer, st->plugin,
+                                     st->out, st->out_len, st->max_age)
             != NGX_OK)
         {
             return NGX_ERROR;

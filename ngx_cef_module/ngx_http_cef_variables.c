@@ -37,6 +37,8 @@ static ngx_int_t ngx_http_cef_decision_us_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_attr_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cef_goal_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_record_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_store_age_variable(ngx_http_request_t *r,
@@ -69,6 +71,9 @@ static ngx_http_variable_t  ngx_http_cef_vars[] = {
       NGX_HTTP_CEF_VAR_VARIANT, 0, 0 },
 
     { ngx_string("cef_decision_us"), NULL, ngx_http_cef_decision_us_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cef_goal"), NULL, ngx_http_cef_goal_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cef_decision"), NULL, ngx_http_cef_record_variable,
@@ -338,6 +343,32 @@ ngx_http_cef_record_variable(ngx_http_request_t *r,
 
     } else {
         ngx_http_cef_set_value(v, d->record.data, d->record.len);
+    }
+
+    v->no_cacheable = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The record of the goal this request reached (cef_goal, docs/goals.md),
+ * made in the header filter; empty before that and for no goal.
+ */
+
+static ngx_int_t
+ngx_http_cef_goal_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_cef_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, NGX_HTTP_CEF);
+
+    if (ctx == NULL || ctx->goal.len == 0) {
+        ngx_http_cef_set_value(v, (u_char *) "", 0);
+
+    } else {
+        ngx_http_cef_set_value(v, ctx->goal.data, ctx->goal.len);
     }
 
     v->no_cacheable = 1;

@@ -112,8 +112,8 @@ cef_decision_set_state(cef_decision_t *d, const char *plugin, cef_span_t in)
 
 /* --- services for plugins ------------------------------------------------- */
 
-static uint32_t
-cef_req_bucket(const cef_plugin_req_t *req, const char *salt, size_t len)
+uint32_t
+cef_decision_bucket(const cef_plugin_req_t *req, const char *salt, size_t len)
 {
     if (req->visitor.len == 0) {
         return CEF_PLUGIN_NONE;
@@ -293,7 +293,7 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
     req.now = now;
     req.utc_offset = ctx->utc_offset;
     req.visitor = host.visitor;
-    req.bucket = cef_req_bucket;
+    req.bucket = cef_decision_bucket;
     req.eval = cef_req_eval;
     req.state_get = cef_req_state_get;
     req.state_set = cef_req_state_set;

@@ -8,6 +8,8 @@
  * and hands out its first member, so a public cef_decision_t has no field
  * the decision loop alone may touch, and a view built by hand (the glue's
  * $cef_decision, for cef_decision_format()) stays a plain cef_decision_t.
+ * Then the records' JSON writer (cef_record_json.c), shared by
+ * cef_record.c and cef_goal.c.
  */
 
 #ifndef CEF_DECISION_INT_H
@@ -44,6 +46,38 @@ cef_decision_cpriv(const cef_decision_t *d)
 {
     return (const cef_decision_priv_t *) d;
 }
+
+
+/* cef_plugin_req_t.bucket, for the decision and for a goal's arms
+   (cef_goal.c): the visitor's bucket for salt, CEF_PLUGIN_NONE without
+   a visitor id */
+uint32_t cef_decision_bucket(const cef_plugin_req_t *req, const char *salt,
+    size_t len);
+
+
+/* --- cef_record_json.c: the records' JSON writer ------------------------- */
+
+typedef struct {
+    char    *buf;       /* NULL: measure only */
+    size_t   size;      /* room for text, less the NUL */
+    size_t   len;       /* what the output needs so far */
+} cef_record_out_t;
+
+/* Start writing into buf of size bytes (0: measure only). */
+void cef_record_json_init(cef_record_out_t *o, char *buf, size_t size);
+/* NUL-terminate (truncated to the buffer); the length the text needs. */
+size_t cef_record_json_end(cef_record_out_t *o);
+void cef_record_json_put(cef_record_out_t *o, const char *s, size_t n);
+void cef_record_json_puts(cef_record_out_t *o, const char *s);
+void cef_record_json_printf(cef_record_out_t *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* a JSON string, escaped */
+void cef_record_json_str(cef_record_out_t *o, const char *s, size_t n);
+/* a string, or null for NULL / for an empty span */
+void cef_record_json_cstr(cef_record_out_t *o, const char *s);
+void cef_record_json_span(cef_record_out_t *o, cef_span_t s);
+/* a finite number, shortest form; null otherwise */
+void cef_record_json_number(cef_record_out_t *o, double v);
 
 
 #endif /* CEF_DECISION_INT_H */

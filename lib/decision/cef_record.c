@@ -16,7 +16,8 @@
 
 #include "cef_record.h"
 #include "cef_bucket.h"
-#include "cef_text.h"
+#include "cef_decision_int.h"
+#include "cef_rules_goals.h"
 
 
 /* --- from a decision ------------------------------------------------------ */
@@ -36,7 +37,8 @@ void
 cef_record_slots(cef_record_slot_t *out, const cef_rules_t *rs,
     const cef_decision_slot_t *ds)
 {
-    uint32_t  i, n = cef_rules_nslots(rs);
+    uint32_t                       i, n = cef_rules_nslots(rs);
+    const cef_rules_experiment_t  *x;
 
     for (i = 0; i < n; i++) {
         out[i].slot = cef_rules_slot_name(rs, i);
@@ -53,6 +55,15 @@ cef_record_slots(cef_record_slot_t *out, const cef_rules_t *rs,
                             : cef_rules_rule(rs, ds[i].would_have_rule)->name;
         out[i].bucket = ds[i].bucket;
         out[i].failed = ds[i].failed;
+
+        x = ds[i].bucket == CEF_RULES_NONE
+            ? NULL : cef_rules_goals_slot_experiment(rs, i);
+
+        out[i].experiment = x ? x->name : NULL;
+        out[i].salt = x ? x->salt : NULL;
+        out[i].nsplit = x ? x->narms : 0;
+        out[i].split_arms = x ? x->arms : NULL;
+        out[i].split = x ? x->split : NULL;
     }
 }
 
@@ -198,170 +209,28 @@ cef_record_profile_digest(const cef_profile_t *p, uint64_t *out)
 
 /* --- writing -------------------------------------------------------------- */
 
-typedef struct {
-    char    *buf;
-    size_t   size;
-    size_t   len;
-} cef_out_t;
-
-
 static void
-cef_put(cef_out_t *o, const char *s, size_t n)
-{
-    if (o->len < o->size) {
-        memcpy(o->buf + o->len, s,
-               o->size - o->len > n ? n : o->size - o->len);
-    }
-
-    o->len += n;
-}
-
-
-static void
-cef_puts(cef_out_t *o, const char *s)
-{
-    cef_put(o, s, strlen(s));
-}
-
-
-static void
-cef_putf(cef_out_t *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-cef_putf(cef_out_t *o, const char *fmt, ...)
-{
-    char     tmp[64];
-    int      n;
-    va_list  ap;
-
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-
-    if (n > 0) {
-        cef_put(o, tmp, (size_t) n < sizeof(tmp) ? (size_t) n
-                                                 : sizeof(tmp) - 1);
-    }
-}
-
-
-static void
-cef_put_str(cef_out_t *o, const char *s, size_t n)
-{
-    const uint8_t  *p = (const uint8_t *) s, *end = p + n, *run;
-    size_t          l;
-    char            esc[8];
-
-    cef_put(o, "\"", 1);
-
-    while (p < end) {
-        run = p;
-
-        while (p < end && *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
-        {
-            p++;
-        }
-
-        cef_put(o, (const char *) run, (size_t) (p - run));
-
-        if (p == end) {
-            break;
-        }
-
-        switch (*p) {
-        case '"':
-            cef_put(o, "\\\"", 2);
-            p++;
-            continue;
-        case '\\':
-            cef_put(o, "\\\\", 2);
-            p++;
-            continue;
-        case '\n':
-            cef_put(o, "\\n", 2);
-            p++;
-            continue;
-        case '\r':
-            cef_put(o, "\\r", 2);
-            p++;
-            continue;
-        case '\t':
-            cef_put(o, "\\t", 2);
-            p++;
-            continue;
-        }
-
-        /* DEL too: a record may be placed into a header line */
-        if (*p < 0x20 || *p == 0x7f) {
-            snprintf(esc, sizeof(esc), "\\u%04x", *p);
-            cef_put(o, esc, 6);
-            p++;
-            continue;
-        }
-
-        l = cef_text_utf8_len(p, (size_t) (end - p));
-
-        if (l == 0) {
-            cef_put(o, "\\ufffd", 6);
-            p++;
-            continue;
-        }
-
-        cef_put(o, (const char *) p, l);
-        p += l;
-    }
-
-    cef_put(o, "\"", 1);
-}
-
-
-static void
-cef_put_cstr(cef_out_t *o, const char *s)
-{
-    if (s == NULL) {
-        cef_put(o, "null", 4);
-        return;
-    }
-
-    cef_put_str(o, s, strlen(s));
-}
-
-
-static void
-cef_put_span(cef_out_t *o, cef_span_t s)
-{
-    if (s.len == 0) {
-        cef_put(o, "null", 4);
-        return;
-    }
-
-    cef_put_str(o, s.data, s.len);
-}
-
-
-static void
-cef_put_value(cef_out_t *o, const cef_value_t *v)
+cef_put_value(cef_record_out_t *o, const cef_value_t *v)
 {
     switch (v->type) {
     case CEF_VAL_BOOL:
-        cef_puts(o, v->u.b ? "true" : "false");
+        cef_record_json_puts(o, v->u.b ? "true" : "false");
         break;
     case CEF_VAL_INT:
-        cef_putf(o, "%" PRId64, v->u.i);
+        cef_record_json_printf(o, "%" PRId64, v->u.i);
         break;
     case CEF_VAL_FLOAT:
         if (v->u.f != v->u.f || v->u.f - v->u.f != 0) {
-            cef_puts(o, "null");        /* NaN, infinities: not JSON */
+            cef_record_json_puts(o, "null");        /* NaN, infinities: not JSON */
         } else {
-            cef_putf(o, "%.17g", v->u.f);
+            cef_record_json_printf(o, "%.17g", v->u.f);
         }
         break;
     case CEF_VAL_STR:
-        cef_put_str(o, v->u.s.data, v->u.s.len);
+        cef_record_json_str(o, v->u.s.data, v->u.s.len);
         break;
     default:
-        cef_puts(o, "null");
+        cef_record_json_puts(o, "null");
     }
 }
 
@@ -369,106 +238,118 @@ cef_put_value(cef_out_t *o, const cef_value_t *v)
 size_t
 cef_record_format(const cef_record_t *rec, char *buf, size_t size)
 {
-    size_t                    i;
-    cef_out_t                 o;
+    size_t                    i, k;
+    cef_record_out_t                 o;
     const cef_record_slot_t  *s;
 
-    o.buf = buf;
-    o.size = size ? size - 1 : 0;
-    o.len = 0;
+    cef_record_json_init(&o, buf, size);
 
-    cef_putf(&o, "{\"v\":%u,\"t\":%" PRId64 ",\"tz\":%d,\"rules\":",
+    cef_record_json_printf(&o, "{\"v\":%u,\"t\":%" PRId64 ",\"tz\":%d,\"rules\":",
              (unsigned) CEF_RECORD_VERSION, rec->now, (int) rec->utc_offset);
-    cef_put_cstr(&o, rec->rules);
+    cef_record_json_cstr(&o, rec->rules);
 
-    cef_puts(&o, ",\"snapshot\":");
-    cef_put_cstr(&o, rec->snapshot);
+    cef_record_json_puts(&o, ",\"snapshot\":");
+    cef_record_json_cstr(&o, rec->snapshot);
 
     if (rec->snapshot) {
-        cef_putf(&o, ",\"seq\":%" PRIu64, rec->seq);
+        cef_record_json_printf(&o, ",\"seq\":%" PRIu64, rec->seq);
     } else {
-        cef_puts(&o, ",\"seq\":null");
+        cef_record_json_puts(&o, ",\"seq\":null");
     }
 
-    cef_puts(&o, ",\"key_type\":");
-    cef_put_span(&o, rec->key_type);
-    cef_puts(&o, ",\"profile\":");
-    cef_put_span(&o, rec->profile);
-    cef_puts(&o, ",\"visitor\":");
-    cef_put_span(&o, rec->visitor);
+    cef_record_json_puts(&o, ",\"key_type\":");
+    cef_record_json_span(&o, rec->key_type);
+    cef_record_json_puts(&o, ",\"profile\":");
+    cef_record_json_span(&o, rec->profile);
+    cef_record_json_puts(&o, ",\"visitor\":");
+    cef_record_json_span(&o, rec->visitor);
 
     if (rec->has_digest) {
-        cef_putf(&o, ",\"ph\":\"%016" PRIx64 "\"", rec->digest);
+        cef_record_json_printf(&o, ",\"ph\":\"%016" PRIx64 "\"", rec->digest);
     } else {
-        cef_puts(&o, ",\"ph\":null");
+        cef_record_json_puts(&o, ",\"ph\":null");
     }
 
-    cef_puts(&o, ",\"in\":{");
+    cef_record_json_puts(&o, ",\"in\":{");
 
     for (i = 0; i < rec->ninputs; i++) {
         if (i) {
-            cef_put(&o, ",", 1);
+            cef_record_json_put(&o, ",", 1);
         }
-        cef_put_cstr(&o, rec->inputs[i].path);
-        cef_put(&o, ":", 1);
+        cef_record_json_cstr(&o, rec->inputs[i].path);
+        cef_record_json_put(&o, ":", 1);
         cef_put_value(&o, &rec->inputs[i].v);
     }
 
-    cef_puts(&o, "},\"state\":{");
+    cef_record_json_puts(&o, "},\"state\":{");
 
     for (i = 0; i < rec->nstates; i++) {
         if (i) {
-            cef_put(&o, ",", 1);
+            cef_record_json_put(&o, ",", 1);
         }
-        cef_put_cstr(&o, rec->states[i].plugin);
-        cef_put(&o, ":", 1);
-        cef_put_str(&o, rec->states[i].state.data, rec->states[i].state.len);
+        cef_record_json_cstr(&o, rec->states[i].plugin);
+        cef_record_json_put(&o, ":", 1);
+        cef_record_json_str(&o, rec->states[i].state.data, rec->states[i].state.len);
     }
 
-    cef_puts(&o, "},\"slots\":{");
+    cef_record_json_puts(&o, "},\"slots\":{");
 
     for (i = 0; i < rec->nslots; i++) {
         s = &rec->slots[i];
 
         if (i) {
-            cef_put(&o, ",", 1);
+            cef_record_json_put(&o, ",", 1);
         }
 
-        cef_put_cstr(&o, s->slot);
-        cef_puts(&o, ":{\"offer\":");
-        cef_put_cstr(&o, s->offer);
-        cef_puts(&o, ",\"rule\":");
-        cef_put_cstr(&o, s->rule);
-        cef_puts(&o, ",\"plugin\":");
-        cef_put_cstr(&o, s->plugin);
-        cef_puts(&o, ",\"variant\":");
-        cef_put_cstr(&o, s->variant ? s->variant : "-");
+        cef_record_json_cstr(&o, s->slot);
+        cef_record_json_puts(&o, ":{\"offer\":");
+        cef_record_json_cstr(&o, s->offer);
+        cef_record_json_puts(&o, ",\"rule\":");
+        cef_record_json_cstr(&o, s->rule);
+        cef_record_json_puts(&o, ",\"plugin\":");
+        cef_record_json_cstr(&o, s->plugin);
+        cef_record_json_puts(&o, ",\"variant\":");
+        cef_record_json_cstr(&o, s->variant ? s->variant : "-");
 
         if (s->bucket != CEF_RECORD_NONE) {
-            cef_putf(&o, ",\"bucket\":%u", s->bucket);
+            cef_record_json_printf(&o, ",\"bucket\":%u", s->bucket);
+        }
+
+        if (s->experiment) {
+            cef_record_json_puts(&o, ",\"experiment\":");
+            cef_record_json_cstr(&o, s->experiment);
+            cef_record_json_puts(&o, ",\"salt\":");
+            cef_record_json_cstr(&o, s->salt);
+            cef_record_json_puts(&o, ",\"split\":{");
+
+            for (k = 0; k < s->nsplit; k++) {
+                if (k) {
+                    cef_record_json_put(&o, ",", 1);
+                }
+                cef_record_json_cstr(&o, s->split_arms[k]);
+                cef_record_json_printf(&o, ":%u", (unsigned) s->split[k]);
+            }
+
+            cef_record_json_put(&o, "}", 1);
         }
 
         if (s->would) {
-            cef_puts(&o, ",\"would\":");
-            cef_put_cstr(&o, s->would);
-            cef_puts(&o, ",\"would_rule\":");
-            cef_put_cstr(&o, s->would_rule);
+            cef_record_json_puts(&o, ",\"would\":");
+            cef_record_json_cstr(&o, s->would);
+            cef_record_json_puts(&o, ",\"would_rule\":");
+            cef_record_json_cstr(&o, s->would_rule);
         }
 
         if (s->failed) {
-            cef_puts(&o, ",\"failed\":true");
+            cef_record_json_puts(&o, ",\"failed\":true");
         }
 
-        cef_put(&o, "}", 1);
+        cef_record_json_put(&o, "}", 1);
     }
 
-    cef_puts(&o, "}}");
+    cef_record_json_puts(&o, "}}");
 
-    if (size) {
-        buf[o.len < size ? o.len : size - 1] = '\0';
-    }
-
-    return o.len;
+    return cef_record_json_end(&o);
 }
 
 
@@ -479,6 +360,9 @@ typedef struct {
     cef_record_input_t  *inputs;
     cef_record_state_t  *states;
     cef_record_slot_t   *slots;
+    const char         **split_arms;   /* every slot's split, one array */
+    uint32_t            *split;
+    size_t               nsplit;       /* used */
 } cef_record_own_t;
 
 
@@ -492,6 +376,8 @@ cef_record_release(cef_record_t *rec)
         free(own->inputs);
         free(own->states);
         free(own->slots);
+        free(own->split_arms);
+        free(own->split);
         free(own);
     }
 
@@ -557,13 +443,49 @@ cef_get_span(json_t *obj, const char *key, cef_span_t *out)
 }
 
 
+/* "split": {"control": 1000, ...}, basis points (absent: none), into
+   own's arrays, sized by cef_parse_slots() for every slot's split */
+static int
+cef_parse_split(json_t *j, cef_record_slot_t *s, cef_record_own_t *own)
+{
+    json_int_t   bp;
+    const char  *key;
+    json_t      *v;
+
+    if (j == NULL || json_is_null(j)) {
+        return 0;
+    }
+
+    if (!json_is_object(j)) {
+        return -1;
+    }
+
+    s->split_arms = &own->split_arms[own->nsplit];
+    s->split = &own->split[own->nsplit];
+
+    json_object_foreach(j, key, v) {
+        bp = json_is_integer(v) ? json_integer_value(v) : -1;
+
+        if (bp < 0 || bp > 10000) {
+            return -1;
+        }
+
+        own->split_arms[own->nsplit] = key;
+        own->split[own->nsplit++] = (uint32_t) bp;
+        s->nsplit++;
+    }
+
+    return 0;
+}
+
+
 static int
 cef_parse_slots(json_t *j, cef_record_t *rec, cef_record_own_t *own,
     char *err, size_t errlen)
 {
-    size_t              i = 0;
+    size_t              i = 0, total;
     const char         *key;
-    json_t             *v, *b;
+    json_t             *v, *b, *sp;
     json_int_t          bucket;
     cef_record_slot_t  *s;
 
@@ -573,6 +495,19 @@ cef_parse_slots(json_t *j, cef_record_t *rec, cef_record_own_t *own,
 
     own->slots = calloc(json_object_size(j) + 1, sizeof(cef_record_slot_t));
     if (own->slots == NULL) {
+        return cef_fail(err, errlen, "%s", "out of memory");
+    }
+
+    total = 0;
+
+    json_object_foreach(j, key, v) {
+        sp = json_is_object(v) ? json_object_get(v, "split") : NULL;
+        total += json_is_object(sp) ? json_object_size(sp) : 0;
+    }
+
+    own->split_arms = calloc(total + 1, sizeof(char *));
+    own->split = calloc(total + 1, sizeof(uint32_t));
+    if (own->split_arms == NULL || own->split == NULL) {
         return cef_fail(err, errlen, "%s", "out of memory");
     }
 
@@ -610,6 +545,14 @@ cef_parse_slots(json_t *j, cef_record_t *rec, cef_record_own_t *own,
         }
 
         s->failed = json_is_true(json_object_get(v, "failed"));
+
+        if (cef_get_str(v, "experiment", &s->experiment, NULL) != 0
+            || cef_get_str(v, "salt", &s->salt, NULL) != 0
+            || cef_parse_split(json_object_get(v, "split"), s, own) != 0)
+        {
+            return cef_fail(err, errlen, "slot \"%s\" has a malformed "
+                            "experiment", key);
+        }
     }
 
     rec->slots = own->slots;

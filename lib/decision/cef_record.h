@@ -43,7 +43,11 @@
  *              "treatment", an arm, or "-" when nothing is shown outside an
  *              experiment); bucket, would (the offer a control visitor would
  *              have seen) and would_rule only when set; "failed":true when
- *              the strategy failed
+ *              the strategy failed; for a slot whose strategy bucketed the
+ *              visitor (an experiment or holdout), "experiment" (its name),
+ *              "salt" (what it bucketed with) and "split" (each arm's
+ *              configured share of all visitors in basis points, summing
+ *              to 10000, e.g. {"control":1000,"a":4500,"b":4500})
  *
  * Strings are JSON-escaped; bytes that are not valid UTF-8 are written as
  * U+FFFD (the record stays valid JSON; such a value may not replay).
@@ -76,6 +80,13 @@ typedef struct {
     const char  *would_rule;
     uint32_t     bucket;        /* or CEF_RECORD_NONE */
     unsigned     failed:1;
+
+    /* bucketed slots only (else NULL, 0) */
+    const char          *experiment;
+    const char          *salt;
+    uint32_t             nsplit;
+    const char *const   *split_arms;
+    const uint32_t      *split;     /* basis points per arm */
 } cef_record_slot_t;
 
 

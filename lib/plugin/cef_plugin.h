@@ -19,10 +19,13 @@
  * -----------
  * CEF_PLUGIN_ABI_VERSION changes whenever a struct below changes layout or
  * meaning.  A plugin sets cef_plugin_t.abi_version to the value it was
- * compiled with; the engine refuses a descriptor with any other version
- * (nginx -t fails: 'plugin "NAME" was built for ABI version N, this module
- * has version M').  Structs are only ever extended at the end, and only
- * with a version bump.
+ * compiled with.  Structs are only ever extended at the end, and only with
+ * a version bump, so the engine also accepts every older version from
+ * CEF_PLUGIN_ABI_OLDEST on: it reads only the fields that version had and
+ * takes the later ones as NULL.  Version 2 added the experiment and arm
+ * hooks at the end of cef_plugin_t; a version 1 plugin loads unchanged.
+ * Any other version is refused (nginx -t fails: 'plugin "NAME" was built
+ * for ABI version N, this module has versions 1 to 2').
  *
  * Process and thread model
  * ------------------------
@@ -32,15 +35,16 @@
  *     in cef-rules) while the configuration is read (also on every reload,
  *     and for `nginx -t`): configure once per rule file (with conf NULL
  *     when the file does not mention the plugin), slot_configure once per
- *     slot naming the plugin as its strategy.  State created there is
- *     inherited read-only by every worker through fork(); never open
- *     sockets or files that must not be shared across fork here.
+ *     slot naming the plugin as its strategy (then experiment, if set).
+ *     State created there is inherited read-only by every worker through
+ *     fork(); never open sockets or files that must not be shared across
+ *     fork here.
  *   - lifetimes: a state lives as long as its rule set; free/slot_free run
  *     when the rule set is released (in the master, after a reload has
  *     replaced the configuration; a worker may simply exit without them).
  *     The plugin's shared object stays loaded at least as long.
- *   - request time: select, begin and end, and expression functions, run
- *     in a worker, for one request at a time, with no locking needed; they
+ *   - request time: select, arm, begin and end, and expression functions,
+ *     run in a worker, one request at a time, with no locking needed; they
  *     must not block (no I/O), must not keep pointers into a
  *     cef_plugin_req_t or into cef_value_t arguments after returning, and
  *     should not allocate (there is nothing to free them with per
@@ -90,7 +94,8 @@ extern "C" {
 #endif
 
 
-#define CEF_PLUGIN_ABI_VERSION   1
+#define CEF_PLUGIN_ABI_VERSION   2
+#define CEF_PLUGIN_ABI_OLDEST    1
 #define CEF_PLUGIN_ENTRY_SYMBOL  "cef_plugin_entry"
 
 /* Return codes of hooks. */
@@ -325,6 +330,28 @@ typedef struct {
 } cef_plugin_pick_t;
 
 
+/*
+ * The experiment a slot runs, as its strategy describes it (the experiment
+ * hook, ABI 2): what the impression record ($cef_decision's "experiment",
+ * "salt", "split") and the goal record ($cef_goal's "arms") say about it.
+ * Every pointer must live as long as the slot's state.
+ */
+typedef struct {
+    const char          *name;    /* the experiment's name: what reports
+                                     call it */
+    const char          *salt;    /* what req->bucket is asked with */
+    uint32_t             narms;   /* 1 .. CEF_PLUGIN_MAX_ARMS */
+    const char *const   *arms;    /* arm names, as select reports them in
+                                     pick->variant ("control" for a
+                                     holdout) */
+    const uint32_t      *split;   /* each arm's configured share of all
+                                     visitors, in basis points (buckets):
+                                     they sum to CEF_PLUGIN_BUCKETS */
+} cef_plugin_experiment_t;
+
+#define CEF_PLUGIN_MAX_ARMS  33
+
+
 /* --- expression functions ------------------------------------------------ */
 
 /*
@@ -442,6 +469,35 @@ typedef struct {
      */
     void                    (*end)(void *state, const cef_plugin_req_t *req,
                                  const uint32_t *shown, uint32_t nslots);
+
+    /* --- ABI 2 ----------------------------------------------------------- */
+
+    /*
+     * Strategy, optional: the experiment this slot runs, if any.  Called
+     * once per slot at configuration time, after slot_configure succeeded.
+     *
+     * @param[in]  state  the slot's state from slot_configure
+     * @param[out] out    the experiment (pointers into state)
+     * @return 1 if the slot buckets visitors (out is set), 0 if it does
+     *         not (arm is then never called for it).
+     */
+    int                     (*experiment)(const void *state,
+                                 cef_plugin_experiment_t *out);
+
+    /*
+     * Strategy, optional, with experiment: the visitor's arm in the slot's
+     * experiment without deciding anything — no rule is evaluated and no
+     * candidate exists (a goal is being recorded, $cef_goal).  Only
+     * req->now, req->visitor and req->bucket may be used: eval yields
+     * null and state_get reads empty.  Must agree with select: a visitor
+     * select puts in arm i (pick->variant == arms[i]) is in arm i here.
+     * Must not write to the state.
+     *
+     * @return an index into the experiment's arms, or CEF_PLUGIN_NONE
+     *         (the visitor id is unknown: nobody is bucketed).
+     */
+    uint32_t                (*arm)(const void *state,
+                                 const cef_plugin_req_t *req);
 } cef_plugin_t;
 
 

@@ -4,6 +4,7 @@
  */
 
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ struct cef_plugins_s {
     uint32_t             n;
     const cef_plugin_t  *p[CEF_PLUGINS_MAX];
     void                *dl[CEF_PLUGINS_MAX];
+    cef_plugin_t        *copy[CEF_PLUGINS_MAX];   /* an older ABI's
+                                                     descriptor, extended */
 };
 
 
@@ -31,7 +34,16 @@ static cef_plugins_t  cef_builtin = {
     6,
     { &cef_plugin_priority, &cef_plugin_weighted, &cef_plugin_value,
       &cef_plugin_experiment, &cef_plugin_freqcap, &cef_plugin_schedule },
+    { NULL },
     { NULL }
+};
+
+
+/* The size of the descriptor of each ABI version (index: the version). */
+static const size_t  cef_plugin_abi_size[] = {
+    0,
+    offsetof(cef_plugin_t, experiment),              /* 1 */
+    sizeof(cef_plugin_t)                             /* 2 */
 };
 
 
@@ -66,6 +78,7 @@ cef_plugins_free(cef_plugins_t *ps)
     }
 
     for (i = 0; i < ps->n; i++) {
+        free(ps->copy[i]);
         if (ps->dl[i]) {
             dlclose(ps->dl[i]);
         }
@@ -154,18 +167,31 @@ cef_plugins_add(cef_plugins_t *ps, const cef_plugin_t *p, const char *name,
     char *err, size_t errlen)
 {
     uint32_t                  i, j;
+    cef_plugin_t             *copy = NULL;
     const cef_plugin_func_t  *f;
 
-    if (p->abi_version != CEF_PLUGIN_ABI_VERSION) {
+    if (p->abi_version < CEF_PLUGIN_ABI_OLDEST
+        || p->abi_version > CEF_PLUGIN_ABI_VERSION)
+    {
         snprintf(err, errlen, "plugin \"%s\" was built for ABI version %u, "
-                 "this module has version %u", name ? name : "?",
-                 p->abi_version, CEF_PLUGIN_ABI_VERSION);
+                 "this module has versions %u to %u", name ? name : "?",
+                 p->abi_version, CEF_PLUGIN_ABI_OLDEST,
+                 CEF_PLUGIN_ABI_VERSION);
         return -1;
     }
 
     if (!cef_plugin_name_ok(p->name)) {
         snprintf(err, errlen, "invalid plugin name \"%s\" (lowercase "
                  "letters, digits and '_')", p->name ? p->name : "(null)");
+        return -1;
+    }
+
+    /* the engine's own per-visitor state (cef_goal ... once) is the
+       cookie "cef_goals": no plugin may keep state under that name */
+
+    if (strcmp(p->name, "goals") == 0) {
+        snprintf(err, errlen, "the plugin name \"goals\" is reserved (the "
+                 "module keeps goal state in the cookie cef_goals)");
         return -1;
     }
 
@@ -219,7 +245,22 @@ cef_plugins_add(cef_plugins_t *ps, const cef_plugin_t *p, const char *name,
         return -1;
     }
 
+    /* an older descriptor is shorter: the engine reads a copy whose later
+       hooks are NULL, never past the end of the plugin's struct */
+
+    if (p->abi_version != CEF_PLUGIN_ABI_VERSION) {
+        copy = calloc(1, sizeof(cef_plugin_t));
+        if (copy == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+
+        memcpy(copy, p, cef_plugin_abi_size[p->abi_version]);
+        p = copy;
+    }
+
     ps->dl[ps->n] = NULL;
+    ps->copy[ps->n] = copy;
     ps->p[ps->n++] = p;
 
     return 0;

@@ -51,6 +51,7 @@ cef_rules_free(cef_rules_t *rs)
         cef_expr_free(rs->pexprs[i]);
     }
 
+    cef_rules_goals_free(rs);
     free(rs->strategy);
     free(rs->active);
     free(rs->pexprs);

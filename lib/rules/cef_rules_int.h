@@ -6,8 +6,9 @@
  * (cef_rules_load.c), cef_rules.c and lib/decision's loop
  * (cef_decision.c), the one reader outside the folder; then the loader's
  * own internals (its state, and what cef_rules_load.c, cef_rules_yaml.c,
- * cef_rules_offers.c and cef_rules_plugins.c export to one another, each
- * under its file's prefix), which lib/decision does not use.
+ * cef_rules_offers.c, cef_rules_plugins.c and cef_rules_goals.c export to
+ * one another, each under its file's prefix), which lib/decision does not
+ * use.
  */
 
 #ifndef CEF_RULES_INT_H
@@ -16,6 +17,7 @@
 #include <yaml.h>                 /* the loader's part, below */
 
 #include "cef_rules.h"
+#include "cef_rules_goals.h"
 #include "cef_plugins.h"
 
 
@@ -74,6 +76,13 @@ struct cef_rules_s {
     cef_expr_t        **pexprs;     /* compiled for plugins */
     uint32_t            npexprs;
     unsigned            plugged:1;  /* anything but plain priority */
+
+    cef_rules_goal_t   *goals;      /* goals: (cef_rules_goals.c) */
+    uint32_t            ngoals;
+    cef_rules_experiment_t *exps;   /* the slots' experiments */
+    uint32_t            nexps;
+    uint32_t           *slot_exp;   /* per slot: index in exps, or
+                                       CEF_RULES_NONE */
 };
 
 
@@ -111,6 +120,7 @@ typedef struct {
     const char          *offer_keys[32];  /* base keys + plugins' keys */
     yaml_node_t         *slots;
     yaml_node_t         *plugins;
+    yaml_node_t         *goals;
     struct {
         uint32_t         offer;
         yaml_node_t     *key;
@@ -182,6 +192,12 @@ void cef_rules_offers_load(cef_loader_t *ld, yaml_node_t *offers);
 
 /* cef_rules_plugins.c: the slots: and plugins: sections */
 void cef_rules_plugins_load(cef_loader_t *ld);
+
+/* cef_rules_goals.c: the goals: section, then (once the slots' strategies
+   are configured) the experiments they run; and freeing both */
+void cef_rules_goals_load(cef_loader_t *ld);
+void cef_rules_goals_experiments(cef_loader_t *ld);
+void cef_rules_goals_free(cef_rules_t *rs);
 
 
 #endif /* CEF_RULES_INT_H */

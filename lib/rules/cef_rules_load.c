@@ -23,7 +23,7 @@
 
 
 static const char  *cef_top_keys[] = {
-    "version", "offers", "rules", "slots", "plugins", NULL
+    "version", "offers", "rules", "slots", "plugins", "goals", NULL
 };
 static const char  *cef_rule_keys[] = {
     "name", "when", "show", "priority", "description", NULL
@@ -576,6 +576,9 @@ cef_load_document(cef_loader_t *ld)
         } else if (strcmp(kw, "plugins") == 0) {
             ld->plugins = v;
 
+        } else if (strcmp(kw, "goals") == 0) {
+            ld->goals = v;
+
         } else {
             rules = v;
         }
@@ -727,6 +730,8 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
 
     if (ld.doc_ok) {
         cef_rules_plugins_load(&ld);
+        cef_rules_goals_load(&ld);
+        cef_rules_goals_experiments(&ld);
     }
 
     if (errs->n == 0) {

@@ -209,6 +209,7 @@ static const cef_plugin_t  mr_plugin = {
     mr_configure, mr_free,
     mr_select,
     NULL, NULL,
+    NULL, NULL,
     NULL, NULL
 };
 

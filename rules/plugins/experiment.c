@@ -31,6 +31,13 @@
  * costs no extra rule evaluations.  Without an experiment the treated
  * visitors' variant is "treatment".  Without a known visitor id nobody
  * is bucketed: the slot behaves as without the experiment (variant NULL).
+ *
+ * The experiment hook describes the slot's arms for the records: the
+ * holdout is the arm "control" (listed first, when there is one), then
+ * the variants, each with its share of all visitors in buckets (basis
+ * points); a holdout without variants is {control, treatment}.  arm
+ * answers which of those a visitor is in, with the same cut-offs select
+ * uses (exp_arm(), the one place that maps a bucket to an arm).
  */
 
 #include <stdio.h>
@@ -49,11 +56,19 @@ typedef struct {
 
 
 typedef struct {
+    char        *name;          /* experiment name: (name:, else salt) */
     char        *salt;
     size_t       salt_len;
     uint32_t     holdout;       /* buckets [0, holdout) are control */
     uint32_t     narms;
     exp_arm_t    arms[EXP_MAX_ARMS];
+
+    /* the experiment hook's view: control (if any), then the arms */
+    uint32_t     nview;
+    uint32_t     first;         /* index in view of arms[0] */
+    const char  *view[EXP_MAX_ARMS + 1];
+    uint32_t     split[EXP_MAX_ARMS + 1];
+
     uint32_t     noffers;
     uint32_t     only[];        /* per offer: bit per arm it is limited to,
                                    0 for every arm */
@@ -61,6 +76,37 @@ typedef struct {
 
 
 static void exp_free(void *state);
+
+
+/* The arms as the experiment hook lists them, with their shares. */
+static void
+exp_view(exp_t *e)
+{
+    uint32_t  i, from;
+
+    e->nview = 0;
+
+    if (e->holdout || e->narms == 0) {
+        e->view[0] = "control";
+        e->split[0] = e->holdout;
+        e->nview = 1;
+    }
+
+    e->first = e->nview;
+
+    if (e->narms == 0) {
+        e->view[1] = "treatment";
+        e->split[1] = CEF_PLUGIN_BUCKETS - e->holdout;
+        e->nview = 2;
+        return;
+    }
+
+    for (from = e->holdout, i = 0; i < e->narms; i++) {
+        e->view[e->nview] = e->arms[i].name;
+        e->split[e->nview++] = e->arms[i].upto - from;
+        from = e->arms[i].upto;
+    }
+}
 
 
 static char *
@@ -323,6 +369,13 @@ exp_configure(const cef_plugin_rules_t *rules, uint32_t slot,
 
     e->salt_len = strlen(e->salt);
 
+    e->name = exp_strdup(name ? name->value : e->salt);
+    if (e->name == NULL) {
+        return exp_fail(err, NULL, "out of memory%s", "");
+    }
+
+    exp_view(e);
+
     /* without offers reserved to arms every visitor (control's would-have
        included) gets the first candidate: the slot needs no other */
 
@@ -346,6 +399,7 @@ exp_free(void *state)
         free(e->arms[i].name);
     }
 
+    free(e->name);
     free(e->salt);
     free(e);
 }
@@ -381,12 +435,38 @@ exp_first(const exp_t *e, const cef_plugin_cand_t *cands, uint32_t n,
 }
 
 
+/*
+ * The arm of bucket b: an index into arms, or -1 for the holdout's
+ * control group (and -2 for "treatment", a holdout without variants).
+ */
+static int
+exp_arm(const exp_t *e, uint32_t b)
+{
+    uint32_t  i;
+
+    if (b < e->holdout) {
+        return -1;
+    }
+
+    if (e->narms == 0) {
+        return -2;
+    }
+
+    for (i = 0; i + 1 < e->narms && b >= e->arms[i].upto; i++) {
+        /* void */
+    }
+
+    return (int) i;
+}
+
+
 static int
 exp_select(void *state, const cef_plugin_req_t *req,
     const cef_plugin_cand_t *cands, uint32_t n, cef_plugin_pick_t *pick)
 {
     exp_t     *e = state;
-    uint32_t   b, i;
+    uint32_t   b;
+    int        arm;
 
     b = req->bucket(req, e->salt, e->salt_len);
 
@@ -396,27 +476,60 @@ exp_select(void *state, const cef_plugin_req_t *req,
     }
 
     pick->bucket = b;
+    arm = exp_arm(e, b);
 
-    if (b < e->holdout) {
+    if (arm == -1) {
         pick->variant = "control";
         pick->would_have = exp_first(e, cands, n, -1);
         return CEF_PLUGIN_OK;
     }
 
-    if (e->narms == 0) {
+    if (arm == -2) {
         pick->variant = "treatment";
         pick->pick = exp_first(e, cands, n, -1);
         return CEF_PLUGIN_OK;
     }
 
-    for (i = 0; i + 1 < e->narms && b >= e->arms[i].upto; i++) {
-        /* void */
-    }
-
-    pick->variant = e->arms[i].name;
-    pick->pick = exp_first(e, cands, n, (int) i);
+    pick->variant = e->arms[arm].name;
+    pick->pick = exp_first(e, cands, n, arm);
 
     return CEF_PLUGIN_OK;
+}
+
+
+static int
+exp_experiment(const void *state, cef_plugin_experiment_t *out)
+{
+    const exp_t  *e = state;
+
+    out->name = e->name;
+    out->salt = e->salt;
+    out->narms = e->nview;
+    out->arms = e->view;
+    out->split = e->split;
+
+    return 1;
+}
+
+
+static uint32_t
+exp_arm_of(const void *state, const cef_plugin_req_t *req)
+{
+    const exp_t  *e = state;
+    uint32_t      b;
+    int           arm;
+
+    b = req->bucket(req, e->salt, e->salt_len);
+
+    if (b == CEF_PLUGIN_NONE) {
+        return CEF_PLUGIN_NONE;
+    }
+
+    arm = exp_arm(e, b);
+
+    /* control is view[0]; "treatment" follows it; arms from e->first */
+
+    return arm == -1 ? 0 : arm == -2 ? 1 : e->first + (uint32_t) arm;
 }
 
 
@@ -430,5 +543,6 @@ const cef_plugin_t  cef_plugin_experiment = {
     exp_configure, exp_free,
     exp_select,
     NULL, NULL,
-    NULL, NULL
+    NULL, NULL,
+    exp_experiment, exp_arm_of
 };

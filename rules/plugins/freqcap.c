@@ -460,5 +460,6 @@ const cef_plugin_t  cef_plugin_freqcap = {
     NULL, NULL,
     NULL,
     fc_configure, fc_free,
-    fc_begin, fc_end
+    fc_begin, fc_end,
+    NULL, NULL
 };

@@ -35,5 +35,6 @@ const cef_plugin_t  cef_plugin_priority = {
     NULL, NULL,
     priority_select,
     NULL, NULL,
+    NULL, NULL,
     NULL, NULL
 };

@@ -167,5 +167,6 @@ const cef_plugin_t  cef_plugin_schedule = {
     NULL, NULL,
     NULL,
     sched_configure, sched_free,
-    sched_begin, NULL
+    sched_begin, NULL,
+    NULL, NULL
 };

@@ -167,5 +167,6 @@ const cef_plugin_t  cef_plugin_value = {
     value_configure, value_free,
     value_select,
     NULL, NULL,
+    NULL, NULL,
     NULL, NULL
 };

@@ -193,5 +193,6 @@ const cef_plugin_t  cef_plugin_weighted = {
     weighted_configure, weighted_free,
     weighted_select,
     NULL, NULL,
+    NULL, NULL,
     NULL, NULL
 };

@@ -16,6 +16,14 @@ Servers (one nginx, the page and cookies of `make bench`):
   cefbody    the module's body filter alone: cef on without rules or keys,
              every slot at its default (server 8)
   cef        the module personalising (server 5)
+  cefgoal    the same, and the page records a goal (cef_goal purchase;):
+             what $cef_goal adds to a personalised page, the visitor
+             already recognised
+  cefonce    the same with `once` (the signed cef_goals cookie read, and
+             written on every request: wrk never sends it back)
+  beacon     cef off, the location records a goal: a goal beacon, which
+             recognises the visitor itself (signed key, store lookup);
+             compare with cefoff
 
 Two measures, both per request:
 
@@ -57,7 +65,10 @@ import bench  # noqa: E402
 import workload as wl  # noqa: E402
 
 SERVERS = ["plain", "nosendfile", "passthru", "sub3", "cefoff", "cefbody",
-           "cef"]
+           "cef", "cefgoal", "cefonce", "beacon"]
+
+# the goal the cefgoal, cefonce and beacon servers record
+GOALS_YAML = "goals:\n  purchase: {min: 0, max: 100000}\n"
 
 CONF = """
 load_module %(module)s;
@@ -111,6 +122,33 @@ http {
 %(cef_server)s
         cef on;
     }
+    server {
+        listen 127.0.0.1:%(cefgoal)d;
+        root %(work)s/html;
+%(cef_server)s
+        cef on;
+        location / {
+            cef_goal purchase;
+        }
+    }
+    server {
+        listen 127.0.0.1:%(cefonce)d;
+        root %(work)s/html;
+%(cef_server)s
+        cef on;
+        location / {
+            cef_goal purchase once;
+        }
+    }
+    server {
+        listen 127.0.0.1:%(beacon)d;
+        root %(work)s/html;
+%(cef_server)s
+        cef off;
+        location / {
+            cef_goal purchase;
+        }
+    }
 }
 """
 
@@ -148,6 +186,7 @@ def setup(a):
     bl.write_secret(signing, bench.SIGNING)
     plugins_yaml, _ = bench.plugins(a.work)
     rules = bench.write_rules(a.work, 100, plugins_yaml)
+    rules.write_text(rules.read_text() + GOALS_YAML)
     st = bl.reference_store(a.data, a.profiles)
     ids = bl.pick_visitors(a.profiles, a.visitors)
     import random

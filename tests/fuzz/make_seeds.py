@@ -129,8 +129,31 @@ rules:
     priority: 3
 """)
 
+    put("rules", "goals.yaml", """version: 1
+offers:
+  a: {slot: hero, html: A}
+  b: {slot: hero, html: B}
+rules:
+  - {name: r, show: a}
+  - {name: s, show: b}
+slots:
+  hero:
+    holdout: 10%
+    experiment: {name: 'q"4', variants: {x: 50, y: {weight: 50, offers: [b]}}}
+goals:
+  purchase: {min: 0, max: 100000, description: an order}
+  signup: {}
+  newsletter:
+""")
+
 
 copy_rules()
+
+# the impression record with an experiment's name, salt and split
+put("record", "split", b"\x00" + b'{"v":1,"t":1,"rules":"x","slots":{"hero":'
+    b'{"offer":null,"rule":null,"plugin":"experiment","variant":"control",'
+    b'"bucket":720,"experiment":"q\\"4","salt":"q4","split":{"control":1000,'
+    b'"x":4500,"y":4500},"would":"a","would_rule":"r"}}}')
 
 EXPRS = [
     'profile.churn_risk >= 0.7 and profile.clv >= 500',

@@ -21,6 +21,7 @@ GET /body/NAME[?split=A,B,...][&chunked=1][&chunk=K][&gzip=1][&abort=N]
     (the response announced the whole body).  ranges=1: a "Range:
     bytes=A-B" request gets 206 Partial Content with those bytes, as the
     slice module needs.
+    [&hdr=NAME:VALUE] adds a header (e.g. the shop's X-Order-Total).
     [&etag=E][&lm=1][&cc=C][&exp=D][&xae=V] add an ETag E, a fixed
     Last-Modified, Cache-Control C, Expires D or X-Accel-Expires V; with
     etag or lm the stub answers
@@ -117,6 +118,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if url.path.startswith("/body/"):
             body, ctype = stub.bodies[url.path[6:]]
             headers = {}
+            if q.get("hdr"):
+                name, _, value = q["hdr"].partition(":")
+                headers[name] = value
             if q.get("gzip") == "1":
                 body = gzip.compress(body)
                 headers["Content-Encoding"] = "gzip"

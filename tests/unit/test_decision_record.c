@@ -23,12 +23,16 @@
 #include "cef_encode.h"
 
 
+static const char *const  side_arms[] = { "control", "a", "b" };
+static const uint32_t     side_split[] = { 1000, 4500, 4500 };
+
 static const cef_record_slot_t  slots[] = {
     { "hero", "gold-hero", "gold", "priority", "treatment", NULL, NULL,
-      CEF_RECORD_NONE, 0 },
+      CEF_RECORD_NONE, 0, NULL, NULL, 0, NULL, NULL },
     { "side", NULL, NULL, "experiment", "control", "winback", "churn", 720,
-      0 },
-    { "foot", NULL, NULL, "weighted", "-", NULL, NULL, CEF_RECORD_NONE, 1 },
+      0, "side-q4", "side-q4-v2", 3, side_arms, side_split },
+    { "foot", NULL, NULL, "weighted", "-", NULL, NULL, CEF_RECORD_NONE, 1,
+      NULL, NULL, 0, NULL, NULL },
 };
 
 
@@ -134,10 +138,16 @@ assert_same(const cef_record_t *a, const cef_record_t *b)
 #define SAME(f)  if (x->f) { assert_string_equal(x->f, y->f); }            \
                  else { assert_null(y->f); }
         SAME(offer) SAME(rule) SAME(plugin) SAME(would) SAME(would_rule)
+        SAME(experiment) SAME(salt)
 #undef SAME
         assert_string_equal(x->variant, y->variant);
         assert_int_equal(x->bucket, y->bucket);
         assert_int_equal(x->failed, y->failed);
+        assert_int_equal(x->nsplit, y->nsplit);
+        for (size_t k = 0; k < x->nsplit; k++) {
+            assert_string_equal(x->split_arms[k], y->split_arms[k]);
+            assert_int_equal(x->split[k], y->split[k]);
+        }
     }
 }
 
@@ -158,6 +168,13 @@ test_roundtrip(void **state)
 
     /* one line, valid JSON on its own */
     assert_null(strchr(text, '\n'));
+
+    /* a bucketed slot names its experiment, salt and configured split */
+    assert_non_null(strstr(text, "\"variant\":\"control\",\"bucket\":720,"
+                           "\"experiment\":\"side-q4\",\"salt\":"
+                           "\"side-q4-v2\",\"split\":{\"control\":1000,"
+                           "\"a\":4500,\"b\":4500},\"would\":"));
+    assert_null(strstr(strstr(text, "\"foot\""), "experiment"));
     assert_int_equal(cef_record_parse(text, strlen(text), &back, err,
                                       sizeof(err)), 0);
     assert_same(&rec, &back);
@@ -346,6 +363,10 @@ test_rejects(void **state)
         "{\"v\":1,\"t\":1,\"rules\":\"x\",\"seq\":-2,\"slots\":{}}",
         "{\"v\":1,\"t\":1,\"rules\":\"x\",\"tz\":4294967296,\"slots\":{}}",
         "{\"v\":1,\"t\":1,\"rules\":\"x\",\"tz\":-90000,\"slots\":{}}",
+        "{\"v\":1,\"t\":1,\"rules\":\"x\",\"slots\":{\"a\":{\"salt\":1}}}",
+        "{\"v\":1,\"t\":1,\"rules\":\"x\",\"slots\":{\"a\":{\"split\":[]}}}",
+        "{\"v\":1,\"t\":1,\"rules\":\"x\",\"slots\":{\"a\":{\"split\":"
+            "{\"b\":10001}}}}",
     };
     size_t         i;
     char           err[256];

@@ -160,8 +160,8 @@ test_refusals(void **state)
 
     assert_int_equal(cef_plugins_load(ps, "bad_abi", FIX("bad_abi"), err,
                                       sizeof(err)), -1);
-    assert_string_equal(err, "plugin \"bad_abi\" was built for ABI version 2, "
-                        "this module has version 1");
+    assert_string_equal(err, "plugin \"bad_abi\" was built for ABI version 3, "
+                        "this module has versions 1 to 2");
 
     assert_int_equal(cef_plugins_load(ps, "weighted", FIX("clash"), err,
                                       sizeof(err)), -1);
@@ -188,12 +188,66 @@ test_refusals(void **state)
 }
 
 
+/*
+ * A plugin built against ABI version 1 (tests/rules/plugins/abi1/: the
+ * header as released) loads and decides; the engine reads its descriptor
+ * only as far as version 1 had it (AddressSanitizer would report a read
+ * past its end) and sees the version 2 hooks as absent.
+ */
+static void
+test_abi_v1(void **state)
+{
+    cef_plugins_t        *ps;
+    cef_rules_t          *rs;
+    cef_rules_errors_t    errs;
+    cef_expr_eval_t      *ev;
+    cef_decision_t       *d;
+    cef_expr_ctx_t        ctx;
+    cef_decision_input_t  in;
+    const cef_plugin_t   *p;
+    char                  err[512];
+    const char           *y = "version: 1\n"
+                              "offers: {x: {slot: s, html: X}}\n"
+                              "rules: [{name: r, show: x}]\n"
+                              "slots: {s: {strategy: abi_one}}\n";
+
+    (void) state;
+
+    ps = cef_plugins_create();
+    assert_int_equal(cef_plugins_load(ps, "abi_one", FIX("abi_v1"), err,
+                                      sizeof(err)), 0);
+    p = cef_plugins_find(ps, "abi_one");
+    assert_non_null(p);
+    assert_int_equal(p->abi_version, 1);
+    assert_null(p->experiment);
+    assert_null(p->arm);
+
+    assert_int_equal(cef_rules_load_buffer_with("t.yaml", y, strlen(y), ps,
+                                                &rs, &errs), 0);
+    cef_rules_errors_free(&errs);
+
+    ev = cef_rules_eval_create(rs);
+    d = cef_decision_create(rs);
+    memset(&ctx, 0, sizeof(ctx));
+    in.visitor = cef_span_lit("v");
+    cef_decision_make(rs, ev, &ctx, &in, d);
+    assert_int_equal(d->slots[0].offer, 0);
+    assert_string_equal(d->slots[0].variant, "v1");
+
+    cef_decision_free(d);
+    cef_expr_eval_free(ev);
+    cef_rules_free(rs);
+    cef_plugins_free(ps);
+}
+
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_margin_rank),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_abi_v1),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

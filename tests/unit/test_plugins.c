@@ -524,7 +524,8 @@ bad_select(void *st, const cef_plugin_req_t *req,
 
 static const cef_plugin_t  bad_plugin = {
     CEF_PLUGIN_ABI_VERSION, "bad", "misbehaves", 0, NULL, NULL, 0,
-    NULL, NULL, bad_select, NULL, NULL, NULL, NULL
+    NULL, NULL, bad_select, NULL, NULL, NULL, NULL,
+    NULL, NULL
 };
 
 
@@ -692,7 +693,8 @@ static const cef_plugin_func_t  test_funcs[] = {
 
 static const cef_plugin_t  func_plugin = {
     CEF_PLUGIN_ABI_VERSION, "funcs", "functions", 0, NULL, test_funcs, 2,
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, NULL
 };
 
 static const cef_plugin_func_t  len_func[] = {
@@ -701,7 +703,8 @@ static const cef_plugin_func_t  len_func[] = {
 
 static const cef_plugin_t  len_plugin = {
     CEF_PLUGIN_ABI_VERSION, "lenny", "redefines len()", 0, NULL, len_func,
-    1, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    1, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, NULL
 };
 
 

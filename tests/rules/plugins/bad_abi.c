@@ -2,7 +2,7 @@
  * Copyright (C) ngx_cef_module developers
  * SPDX-License-Identifier: BSD-2-Clause
  *
- * Test fixture: a plugin built for another ABI version.
+ * Test fixture: a plugin built for an ABI version newer than the module's.
  */
 
 #include "cef_plugin.h"
@@ -10,7 +10,8 @@
 
 static const cef_plugin_t  bad = {
     CEF_PLUGIN_ABI_VERSION + 1, "bad_abi", "wrong ABI version", 0, NULL,
-    NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, NULL
 };
 
 

@@ -10,7 +10,8 @@
 
 static const cef_plugin_t  clash = {
     CEF_PLUGIN_ABI_VERSION, "weighted", "name taken", 0, NULL,
-    NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, NULL
 };
 
 

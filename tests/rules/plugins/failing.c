@@ -28,7 +28,8 @@ failing_select(void *state, const cef_plugin_req_t *req,
 
 static const cef_plugin_t  failing = {
     CEF_PLUGIN_ABI_VERSION, "failing", "misbehaves at request time", 0,
-    NULL, NULL, 0, NULL, NULL, failing_select, NULL, NULL, NULL, NULL
+    NULL, NULL, 0, NULL, NULL, failing_select, NULL, NULL, NULL, NULL,
+    NULL, NULL
 };
 
 
