@@ -1,3 +1,5 @@
+# Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 # cef-report: experiment results from impression and goal logs
 # (docs/report.md).
 #

@@ -1,4 +1,5 @@
 # Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """cef-report reading logs: exposures, conversions, window, bad input.
 
 Runs the real build/cef-report on crafted logs in the formats the module

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
 # Copyright (C) ngx_cef_module developers
+# SPDX-License-Identifier: BSD-2-Clause
 """make bench-report: cef-report over 10M impression lines and 1M goal lines.
 
 Generates (once; kept in DIR, regenerated when this script changes) the logs

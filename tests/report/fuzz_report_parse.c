@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * libFuzzer target: cef-report's reading of log lines (cef_report_parse)
  * and the join of what it reads (cef_report_join), under ASan+UBSan.

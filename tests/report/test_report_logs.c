@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef-report's log reading below the command line: the line parser (what
  * it reads of each form, why it rejects a line, that a kept yajl handle

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Exposures and conversions (cef_report_join.h).
  *

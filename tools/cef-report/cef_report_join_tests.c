@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The join proper (cef_report_join.h): goal events sorted by visitor, each
  * visitor's events of a goal matched against the first exposures chained

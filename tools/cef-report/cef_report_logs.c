@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * Reading the logs (cef_report_logs.h): a thread per file at a time, bad
  * lines reported and counted, progress on a terminal, then the join.

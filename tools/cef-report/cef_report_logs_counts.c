@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * --counts (cef_report_logs.h): the sufficient statistics the logs gave,
  * one JSON object per test and line, before any statistics.  Each line is

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * One log line -> one record (cef_report_parse.h): yajl's events drive a
  * small state machine that keeps the members cef-report reads and skips

@@ -1,5 +1,6 @@
 /*
  * Copyright (C) ngx_cef_module developers
+ * SPDX-License-Identifier: BSD-2-Clause
  *
  * The lines of one log file (cef_report_read.h): zlib's gz* functions read
  * plain and gzip'd input alike, in large blocks split at newlines here.
