@@ -676,6 +676,40 @@ ngx_http_cef_store_end(void)
 }
 
 
+/*
+ * The published weights of (experiment, salt) for adaptive strategies
+ * (cef_decision_weights_pt; data is the request): the store's weights
+ * record, read in the request's store session.  Without a store, or
+ * outside a session, nothing is published (the bandit stays uniform).
+ */
+
+int
+ngx_http_cef_store_weights(void *data, const char *experiment,
+    const char *salt, cef_plugin_weights_t *out)
+{
+    ngx_http_request_t  *r = data;
+
+    if (ngx_http_cef_store_handle == NULL || r == NULL
+        || ngx_http_cef_store_begin(r) != NGX_OK)
+    {
+        return 0;
+    }
+
+    /*
+     * The store's reader of weights records (lib/store, helper "publish":
+     * cef_store_weights_get() with cef_store_published_changed() to keep
+     * the decoded arms per worker) is not on this branch yet: nothing is
+     * published until it is.
+     */
+
+    (void) experiment;
+    (void) salt;
+    (void) out;
+
+    return 0;
+}
+
+
 ngx_int_t
 ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
     ngx_str_t *value, ngx_http_cef_identity_t *id)
