@@ -65,8 +65,9 @@ cef_record_slots(cef_record_slot_t *out, const cef_rules_t *rs,
         out[i].split_arms = x ? x->arms : NULL;
         out[i].split = x ? (ds[i].nsplit == x->narms ? ds[i].split : x->split)
                          : NULL;
-        out[i].sticky = x ? ds[i].sticky : CEF_RECORD_NONE;
-        out[i].weights_version = x ? ds[i].weights_version : 0;
+        out[i].adaptive = x && ds[i].sticky != CEF_RULES_NONE;
+        out[i].sticky = out[i].adaptive ? ds[i].sticky : 0;
+        out[i].weights_version = out[i].adaptive ? ds[i].weights_version : 0;
     }
 }
 
@@ -335,7 +336,7 @@ cef_record_format(const cef_record_t *rec, char *buf, size_t size)
 
             cef_record_json_put(&o, "}", 1);
 
-            if (s->sticky != CEF_RECORD_NONE) {
+            if (s->adaptive) {
                 cef_record_json_printf(&o, ",\"weights_version\":%" PRIu64
                                        ",\"sticky\":%s%s",
                                        s->weights_version,
@@ -478,6 +479,7 @@ cef_parse_adaptive(json_t *v, cef_record_slot_t *s)
         return -1;
     }
 
+    s->adaptive = 1;
     s->weights_version = (uint64_t) json_integer_value(wv);
     s->sticky = rd ? CEF_PLUGIN_STICKY_REDRAWN
                 : json_is_true(st) ? CEF_PLUGIN_STICKY_YES
@@ -559,7 +561,6 @@ cef_parse_slots(json_t *j, cef_record_t *rec, cef_record_own_t *own,
         s = &own->slots[i++];
         s->slot = key;
         s->bucket = CEF_RECORD_NONE;
-        s->sticky = CEF_RECORD_NONE;
 
         if (!json_is_object(v)
             || cef_get_str(v, "offer", &s->offer, NULL) != 0

@@ -93,9 +93,11 @@ typedef struct {
     const char *const   *split_arms;
     const uint32_t      *split;     /* basis points per arm */
 
-    /* adaptive strategies (bandit) only (else CEF_RECORD_NONE, 0) */
+    /* adaptive strategies (bandit) only (else 0): */
     uint32_t             sticky;    /* CEF_PLUGIN_STICKY_* */
     uint64_t             weights_version;
+    unsigned             adaptive:1;    /* sticky and weights_version
+                                           are set */
 } cef_record_slot_t;
 
 

@@ -490,6 +490,7 @@ test_record(void **state)
 
     cef_record_slots(slots, fx->rs, fx->d->slots);
     assert_string_equal(slots[0].experiment, "hero-bandit");
+    assert_true(slots[0].adaptive);
     assert_int_equal(slots[0].weights_version, 12);
     assert_int_equal(slots[0].sticky, CEF_PLUGIN_STICKY_NO);
 
