@@ -51,7 +51,20 @@ ngx_int_t
 ngx_http_cef_get_cookie(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value)
 {
-#if (nginx_version >= 1023000)
+#if (nginx_version >= 1029006)
+
+    /*
+     * 1.29.6 split the parsers: ngx_http_parse_multi_header_lines() now
+     * separates values by commas only (as the Cookie header must not be),
+     * so "a=1; vid=2" would hide vid; cookies have their own function.
+     */
+
+    return ngx_http_parse_cookie_lines(r, r->headers_in.cookie, name, value)
+           ? NGX_OK : NGX_DECLINED;
+
+#elif (nginx_version >= 1023000)
+
+    /* 1.23.0: the Cookie headers are a list, r->headers_in.cookie */
 
     return ngx_http_parse_multi_header_lines(r, r->headers_in.cookie, name,
                                              value)

@@ -1185,3 +1185,156 @@ cef_store_strerror(const cef_store_t *s)
 {
     return s->err;
 }
+
+
+int
+cef_store_meta_get(cef_store_t *s, const void *key, size_t klen,
+    const void **val, size_t *vlen)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    if (cef_store_no_session(s)) {
+        return CEF_STORE_ERROR;
+    }
+
+    if (klen == 0 || klen > CEF_STORE_META_KEY_MAX) {
+        return CEF_STORE_NOTFOUND;
+    }
+
+    k.mv_data = (void *) key;
+    k.mv_size = klen;
+
+    rc = mdb_get(s->gen->txn, s->gen->meta, &k, &v);
+
+    if (rc == MDB_NOTFOUND) {
+        return CEF_STORE_NOTFOUND;
+    }
+
+    if (rc != 0) {
+        cef_store_seterr(s, "reading the metadata: %s", mdb_strerror(rc));
+        return CEF_STORE_ERROR;
+    }
+
+    *val = v.mv_data;
+    *vlen = v.mv_size;
+
+    return CEF_STORE_OK;
+}
+
+
+int
+cef_store_meta_scan(cef_store_t *s, const void *prefix, size_t plen,
+    int (*fn)(void *data, const void *key, size_t klen, const void *val,
+              size_t vlen),
+    void *data)
+{
+    int          rc, stop = 0;
+    MDB_val      k, v;
+    MDB_cursor  *cur;
+
+    if (cef_store_no_session(s)) {
+        return CEF_STORE_ERROR;
+    }
+
+    rc = mdb_cursor_open(s->gen->txn, s->gen->meta, &cur);
+    if (rc != 0) {
+        cef_store_seterr(s, "reading the metadata: %s", mdb_strerror(rc));
+        return CEF_STORE_ERROR;
+    }
+
+    k.mv_data = (void *) prefix;
+    k.mv_size = plen;
+
+    rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+
+    while (rc == 0 && !stop) {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0) {
+            break;
+        }
+
+        stop = fn(data, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+
+    mdb_cursor_close(cur);
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        cef_store_seterr(s, "reading the metadata: %s", mdb_strerror(rc));
+        return CEF_STORE_ERROR;
+    }
+
+    return CEF_STORE_OK;
+}
+
+
+int
+cef_store_published_changed(cef_store_t *s, cef_store_pub_stamp_t *st)
+{
+    int          rc;
+    size_t       txnid, vlen;
+    uint64_t     counter = 0;
+    const void  *val;
+
+    if (cef_store_no_session(s)) {
+        return CEF_STORE_ERROR;
+    }
+
+    txnid = mdb_txn_id(s->gen->txn);
+
+    /* nothing committed since the last check: nothing to read */
+    if (st->generation == s->gen->info.generation && st->txn == txnid
+        && st->generation != 0)
+    {
+        return 0;
+    }
+
+    rc = cef_store_meta_get(s, CEF_STORE_META_PUBLISHED,
+                            sizeof(CEF_STORE_META_PUBLISHED) - 1, &val,
+                            &vlen);
+    if (rc == CEF_STORE_ERROR) {
+        return CEF_STORE_ERROR;
+    }
+
+    if (rc == CEF_STORE_OK && vlen == 8) {
+        counter = cef_store_le64(val);
+    }
+
+    if (st->generation == s->gen->info.generation && st->counter == counter
+        && st->generation != 0)
+    {
+        st->txn = txnid;
+        return 0;
+    }
+
+    st->generation = s->gen->info.generation;
+    st->txn = txnid;
+    st->counter = counter;
+
+    return 1;
+}
+
+
+uint64_t
+cef_store_le64(const void *p)
+{
+    const uint8_t  *b = p;
+
+    return (uint64_t) b[0] | (uint64_t) b[1] << 8 | (uint64_t) b[2] << 16
+           | (uint64_t) b[3] << 24 | (uint64_t) b[4] << 32
+           | (uint64_t) b[5] << 40 | (uint64_t) b[6] << 48
+           | (uint64_t) b[7] << 56;
+}
+
+
+void
+cef_store_put_le64(void *p, uint64_t v)
+{
+    uint8_t  *b = p;
+    int       i;
+
+    for (i = 0; i < 8; i++) {
+        b[i] = (uint8_t) (v >> (8 * i));
+    }
+}

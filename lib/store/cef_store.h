@@ -76,6 +76,19 @@
 /* Keys of the "meta" database. */
 #define CEF_STORE_META       "meta"
 #define CEF_STORE_META_KAFKA "kafka"
+/*
+ * Published records (docs/store.md, "Published records"): a change counter
+ * (u64 little-endian, bumped by every write transaction that changes a
+ * weights or rules record), and key prefixes of the records themselves:
+ * "w/" EXPERIMENT "\0" SALT (cef_store_weights.h), "r/" NAME (a rule set's
+ * versions and rollout) and "s/" NAME "\0" SHA-256 (a version's source;
+ * cef_store_rules.h).  LMDB keys are at most CEF_STORE_META_KEY_MAX bytes.
+ */
+#define CEF_STORE_META_PUBLISHED  "pub"
+#define CEF_STORE_META_WEIGHTS    "w/"
+#define CEF_STORE_META_RULES      "r/"
+#define CEF_STORE_META_SOURCE     "s/"
+#define CEF_STORE_META_KEY_MAX    511
 
 /*
  * The "profiles" database maps groups of four profile numbers
@@ -288,6 +301,53 @@ void cef_store_generations(const cef_store_t *s, cef_store_gens_t *gens);
  * @return the generation given up.
  */
 uint64_t cef_store_fault(cef_store_t *s, const char *why);
+
+/*
+ * Published records (weights, rule sets): did any change?  Inside a
+ * session.  A worker keeps one stamp (zeroed at first) and rebuilds what it
+ * derived from published records (cut-offs, compiled rule sets) only when
+ * this says 1.  Cost: a comparison while no write transaction has
+ * committed since the last call; one mdb_get of the change counter after
+ * one has (a profile delta batch, say) -- never a scan.
+ *
+ * @param[in]     s   the handle, in a session
+ * @param[in,out] st  the caller's stamp, updated
+ * @return 1 changed (or the generation is new, or st was zero), 0 not,
+ *         CEF_STORE_ERROR outside a session or on a read error.
+ */
+typedef struct {
+    uint64_t  generation;     /* N of gen-N the stamp was taken on */
+    uint64_t  txn;            /* the LMDB snapshot (txn id) last checked */
+    uint64_t  counter;        /* the store's change counter then */
+} cef_store_pub_stamp_t;
+
+int cef_store_published_changed(cef_store_t *s, cef_store_pub_stamp_t *st);
+
+/*
+ * One record of the "meta" database, in place (valid until
+ * cef_store_end()); the building block of cef_store_weights.h and
+ * cef_store_rules.h.
+ *
+ * @return CEF_STORE_OK, CEF_STORE_NOTFOUND, CEF_STORE_ERROR.
+ */
+int cef_store_meta_get(cef_store_t *s, const void *key, size_t klen,
+    const void **val, size_t *vlen);
+
+/*
+ * Every "meta" record whose key starts with prefix, in key order, until fn
+ * returns nonzero.  Opens an LMDB cursor (an allocation): for tools and
+ * refreshes, not for every request.
+ *
+ * @return CEF_STORE_OK or CEF_STORE_ERROR.
+ */
+int cef_store_meta_scan(cef_store_t *s, const void *prefix, size_t plen,
+    int (*fn)(void *data, const void *key, size_t klen, const void *val,
+              size_t vlen),
+    void *data);
+
+/* little-endian u64 at p, read or written bytewise (any alignment) */
+uint64_t cef_store_le64(const void *p);
+void cef_store_put_le64(void *p, uint64_t v);
 
 /* The message of the last CEF_STORE_ERROR. */
 const char *cef_store_strerror(const cef_store_t *s);

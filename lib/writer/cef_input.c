@@ -870,12 +870,12 @@ cef_input_next_json(cef_input_t *in, const msgpack_object **obj, char *err,
         nl = memchr(in->line + in->lpos, '\n', in->llen - in->lpos);
 
         if (nl == NULL) {
-            if (in->llen - in->lpos > CEF_INPUT_RECORD_MAX) {
+            if (in->llen - in->lpos > CEF_INPUT_RULES_MAX) {
                 snprintf(err, errlen, "record %llu (line %llu, byte %llu): "
                          "record is larger than %d bytes",
                          (unsigned long long) in->record + 1,
                          (unsigned long long) in->lineno + 1,
-                         (unsigned long long) in->next, CEF_INPUT_RECORD_MAX);
+                         (unsigned long long) in->next, CEF_INPUT_RULES_MAX);
                 return -1;
             }
 
@@ -915,12 +915,12 @@ cef_input_next_json(cef_input_t *in, const msgpack_object **obj, char *err,
         in->record++;
         in->offset = off;
 
-        if (len > CEF_INPUT_RECORD_MAX) {
+        if (len > CEF_INPUT_RULES_MAX) {
             snprintf(err, errlen, "record %llu (line %llu, byte %llu): "
                      "record is larger than %d bytes",
                      (unsigned long long) in->record,
                      (unsigned long long) in->lineno,
-                     (unsigned long long) off, CEF_INPUT_RECORD_MAX);
+                     (unsigned long long) off, CEF_INPUT_RULES_MAX);
             return -1;
         }
 
@@ -937,6 +937,16 @@ cef_input_next_json(cef_input_t *in, const msgpack_object **obj, char *err,
                                 &off) != MSGPACK_UNPACK_SUCCESS)
         {
             snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+
+        if (!cef_input_size_ok(&in->result.data, len)) {
+            snprintf(err, errlen, "record %llu (line %llu, byte %llu): "
+                     "record is larger than %d bytes",
+                     (unsigned long long) in->record,
+                     (unsigned long long) in->lineno,
+                     (unsigned long long) (in->offset),
+                     CEF_INPUT_RECORD_MAX);
             return -1;
         }
 
@@ -964,7 +974,7 @@ cef_input_next_msgpack(cef_input_t *in, const msgpack_object **obj,
             end = in->fed - (in->unp.used - in->unp.off);
             in->next = end;
 
-            if (end - in->offset > CEF_INPUT_RECORD_MAX) {
+            if (!cef_input_size_ok(&in->result.data, end - in->offset)) {
                 snprintf(err, errlen, "record %llu (byte %llu): record is "
                          "larger than %d bytes",
                          (unsigned long long) in->record,
@@ -994,10 +1004,10 @@ cef_input_next_msgpack(cef_input_t *in, const msgpack_object **obj,
             return -1;
         }
 
-        if (in->fed - in->next > CEF_INPUT_RECORD_MAX) {
+        if (in->fed - in->next > CEF_INPUT_RULES_MAX) {
             snprintf(err, errlen, "record %llu (byte %llu): record is larger "
                      "than %d bytes", (unsigned long long) in->record + 1,
-                     (unsigned long long) in->next, CEF_INPUT_RECORD_MAX);
+                     (unsigned long long) in->next, CEF_INPUT_RULES_MAX);
             return -1;
         }
 
@@ -1251,4 +1261,34 @@ cef_input_next_sync(cef_input_t *in, const msgpack_object **obj, char *err,
     }
 
     return cef_input_next_msgpack(in, obj, err, errlen);
+}
+
+
+int
+cef_input_size_ok(const msgpack_object *rec, size_t len)
+{
+    uint32_t               i;
+    const msgpack_object  *k, *v;
+
+    if (len <= CEF_INPUT_RECORD_MAX) {
+        return 1;
+    }
+
+    if (len > CEF_INPUT_RULES_MAX || rec->type != MSGPACK_OBJECT_MAP) {
+        return 0;
+    }
+
+    for (i = 0; i < rec->via.map.size; i++) {
+        k = &rec->via.map.ptr[i].key;
+        v = &rec->via.map.ptr[i].val;
+
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 2
+            && memcmp(k->via.str.ptr, "op", 2) == 0)
+        {
+            return v->type == MSGPACK_OBJECT_STR && v->via.str.size == 5
+                   && memcmp(v->via.str.ptr, "rules", 5) == 0;
+        }
+    }
+
+    return 0;
 }

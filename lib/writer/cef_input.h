@@ -30,6 +30,13 @@
 
 #define CEF_INPUT_RECORD_MAX  65536
 
+/*
+ * A rules record ({"op":"rules",...}: a whole rule file as its "source")
+ * may be larger: up to CEF_INPUT_RULES_MAX (docs/formats.md, "Record
+ * size").  Every other record stays within CEF_INPUT_RECORD_MAX.
+ */
+#define CEF_INPUT_RULES_MAX   (16 * 1024 * 1024)
+
 typedef struct cef_input_s  cef_input_t;
 
 typedef enum {
@@ -167,6 +174,13 @@ int cef_input_msgpack_check(const void *data, size_t len);
  */
 int cef_input_json_record(const char *s, size_t len, msgpack_sbuffer *sb,
     char *err, size_t errlen);
+
+
+/*
+ * 1 if a record of len bytes may be that large: len <= CEF_INPUT_RECORD_MAX,
+ * or a rules record of len <= CEF_INPUT_RULES_MAX; 0 if not.
+ */
+int cef_input_size_ok(const msgpack_object *rec, size_t len);
 
 
 #endif /* CEF_INPUT_H */

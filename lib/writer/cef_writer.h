@@ -100,6 +100,16 @@ typedef struct {
     uint64_t  last_seq;
     uint64_t  generation;
     uint64_t  data_bytes;  /* size of data.mdb after */
+
+    /* published records (weights, rule sets; docs/formats.md) */
+    uint64_t  published;   /* stored: they changed the store */
+    uint64_t  stale;       /* version not above the stored one: unchanged */
+    uint64_t  conflicts;   /* of those, weights: same version, other
+                              weights (kept the stored; warned) */
+    uint64_t  ignored;     /* rules: a promote or rollback that found
+                              nothing to do (warned; its version counts) */
+    uint64_t  carried;     /* load: published records kept from the
+                              previous generation */
 } cef_writer_result_t;
 
 

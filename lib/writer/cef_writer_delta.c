@@ -403,10 +403,12 @@ cef_w_delta_record(cef_writer_t *w, const msgpack_object *rec, int dry,
 
     int                    rc;
     int64_t                seq;
+    cef_pub_t              pub;
     cef_delta_t            d;
     const msgpack_object  *op;
 
     memset(&d, 0, sizeof(d));
+    memset(&pub, 0, sizeof(pub));
 
     /* in a stream, seq is optional and only checked: offsets order records */
 
@@ -492,6 +494,11 @@ cef_w_delta_record(cef_writer_t *w, const msgpack_object *rec, int dry,
                              "profile");
         }
 
+    } else if (cef_w_key_is(op, "weights") || cef_w_key_is(op, "rules")) {
+        if ((rc = cef_w_publish_check(w, rec, op, &pub)) != 0) {
+            return rc;
+        }
+
     } else {
         return cef_w_bad(w, "unknown op \"%.*s\"", (int) op->via.str.size,
                          op->via.str.ptr);
@@ -518,6 +525,8 @@ cef_w_delta_record(cef_writer_t *w, const msgpack_object *rec, int dry,
     case 'p': rc = cef_w_op_patch(w, &d, res); break;
     case 'd': rc = cef_w_op_delete(w, &d, res); break;
     case 'k': rc = cef_w_op_keys(w, &d, res); break;
+    case 'w':
+    case 'r': rc = cef_w_publish_apply(w, &pub, res); break;
     default:  rc = cef_w_op_merge(w, &d, res); break;
     }
 

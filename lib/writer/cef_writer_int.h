@@ -17,6 +17,8 @@
  *   cef_writer_profile.c   one stored profile and its index entries,
  *                          rewritten in place (deltas and streams)
  *   cef_writer_delta.c     delta records, cef_writer_apply
+ *   cef_writer_publish.c   published records (weights, rule sets) in any
+ *                          of the three, and their carry-over on a load
  *   cef_writer_stream.c    stream sessions (cef_writer_stream_*)
  *   cef_writer_verify.c    cef_writer_verify (reads a store on its own)
  */
@@ -141,6 +143,29 @@ typedef struct {
 } cef_delta_t;
 
 
+/* a published record, validated (cef_writer_publish.c) */
+#define CEF_W_PUBLISH   1
+#define CEF_W_PROMOTE   2
+#define CEF_W_ROLLBACK  3
+
+typedef struct {
+    int                    kind;        /* 'w' weights, 'r' rules */
+    const msgpack_object  *rec;
+    uint64_t               version;
+    int64_t                created_at;
+    /* weights */
+    const msgpack_object  *experiment, *salt, *weights;
+    int                    updated;
+    /* rules */
+    const msgpack_object  *name, *source, *label, *author;
+    int                    action;      /* CEF_W_PUBLISH, ... */
+    int                    has_hash;    /* "hash" (publish, promote), "to" */
+    uint8_t                sha[32];
+    int                    mode;        /* CEF_STORE_RULES_NONE, ... */
+    uint32_t               share;       /* basis points */
+} cef_pub_t;
+
+
 /* the lock file's size: room for LMDB's reader table (cef_w_reserve_lock) */
 #define CEF_W_LOCK_SIZE  ((off_t) CEF_STORE_MAX_READERS * 64 + 128)
 
@@ -235,6 +260,15 @@ int cef_w_delta_record(cef_writer_t *w, const msgpack_object *rec, int dry,
     cef_writer_result_t *res);
 int cef_w_open_current(cef_writer_t *w, char *path, size_t size,
     uint64_t *gen);
+
+/* cef_writer_publish.c */
+
+int cef_w_publish_check(cef_writer_t *w, const msgpack_object *rec,
+    const msgpack_object *op, cef_pub_t *p);
+int cef_w_publish_apply(cef_writer_t *w, const cef_pub_t *p,
+    cef_writer_result_t *res);
+int cef_w_publish_carry(cef_writer_t *w, const char *oldpath,
+    uint64_t *carried);
 
 
 #endif /* CEF_WRITER_INT_H */

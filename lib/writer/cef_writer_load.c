@@ -156,8 +156,10 @@ cef_w_load_hook(void *data, const msgpack_object *rec, uint64_t record,
 
     pre->profile = 0;
 
-    if (record == 1 || cef_w_field(rec, "end") != NULL) {
-        return 0;       /* the header and the trailer: the writer's job */
+    if (record == 1 || cef_w_field(rec, "end") != NULL
+        || cef_w_field(rec, "op") != NULL)
+    {
+        return 0;       /* header, trailer, published records: the writer's */
     }
 
     w->err = err;
@@ -596,13 +598,52 @@ cef_w_next_record(cef_writer_t *w, const msgpack_object **rec,
 }
 
 
+/*
+ * A published record in a snapshot ({"op":"weights"|"rules",...}, without
+ * "seq"): stored with the version rules, on top of what the previous
+ * generation had (carried over before the stream is read).
+ */
+
+static int
+cef_w_load_published(cef_writer_t *w, const msgpack_object *rec,
+    const msgpack_object *op, cef_writer_result_t *res)
+{
+    int        rc;
+    cef_pub_t  pub;
+
+    if (op->type != MSGPACK_OBJECT_STR
+        || !(cef_w_key_is(op, "weights") || cef_w_key_is(op, "rules")))
+    {
+        return cef_w_bad(w, "a snapshot holds profiles, \"weights\" and "
+                         "\"rules\" records; not op \"%.*s\"",
+                         op->type == MSGPACK_OBJECT_STR
+                         ? (int) op->via.str.size : 1,
+                         op->type == MSGPACK_OBJECT_STR
+                         ? op->via.str.ptr : "?");
+    }
+
+    if (cef_w_field(rec, "seq") != NULL) {
+        return cef_w_bad(w, "unknown field \"seq\" (a snapshot's records "
+                         "have none)");
+    }
+
+    if ((rc = cef_w_publish_check(w, rec, op, &pub)) != 0) {
+        return rc;
+    }
+
+    rc = cef_w_publish_apply(w, &pub, res);
+
+    return rc == CEF_WRITER_EINPUT ? rc : rc ? CEF_WRITER_ESTORE : 0;
+}
+
+
 static int
 cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
 {
     int                    rc, trailer = 0;
     int64_t                count;
     uint64_t               records = 0;
-    const msgpack_object  *rec, *end;
+    const msgpack_object  *rec, *end, *op;
     const cef_w_pre_t     *pre;
     static const char *const  tfields[] = { "end", "count", NULL };
 
@@ -635,6 +676,16 @@ cef_w_load_stream(cef_writer_t *w, cef_writer_result_t *res)
 
         if (pre && pre->profile) {
             rc = cef_w_load_profile(w, rec, pre);
+            if (rc != 0) {
+                return rc;
+            }
+            continue;
+        }
+
+        op = cef_w_field(rec, "op");
+
+        if (op != NULL) {
+            rc = cef_w_load_published(w, rec, op, res);
             if (rc != 0) {
                 return rc;
             }
@@ -857,6 +908,13 @@ cef_writer_load(const cef_writer_conf_t *conf, cef_input_t *in,
 
     w.info.format = CEF_STORE_FORMAT;
     w.info.next_number = 0;
+
+    /* weights and rule sets outlive profile snapshots: keep them */
+
+    rc = cef_w_publish_carry(&w, old, &res->carried);
+    if (rc != 0) {
+        goto failed;
+    }
 
     /*
      * Parse, validate and hash ahead in a second thread (with its own

@@ -17,6 +17,8 @@
 #include "cef_store_bucket.h"
 #include "cef_encode.h"
 #include "cef_store_group.h"
+#include "cef_store_rules.h"
+#include "cef_store_weights.h"
 #include "cef_writer.h"
 
 
@@ -25,6 +27,13 @@ typedef struct {
     void       *data;
     uint64_t    problems;
 } cef_verify_t;
+
+
+static void
+cef_verify_problem(cef_verify_t *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void cef_verify_published(MDB_txn *txn, MDB_dbi meta,
+    cef_verify_t *v);
 
 
 static void
@@ -330,6 +339,8 @@ cef_writer_verify(const char *dir, cef_identity_t *ident,
         free(o);
     }
 
+    cef_verify_published(txn, meta, &v);
+
     dict.names = enc.names.tab;
     dict.strs = enc.strs.tab;
 
@@ -466,4 +477,70 @@ done:
 
     cef_encode_free(&enc);
     return ret;
+}
+
+
+/*
+ * Published records (docs/store.md): every weights and rule-set record
+ * decodes, and every kept version of a rule set has its source.
+ */
+
+static void
+cef_verify_published(MDB_txn *txn, MDB_dbi meta, cef_verify_t *v)
+{
+    int                        rc;
+    char                       key[3 + CEF_STORE_RULES_NAME_MAX + 32];
+    uint32_t                   i;
+    MDB_val                    k, d, sk, sd;
+    MDB_cursor                *cur;
+    cef_store_rules_t          r;
+    cef_store_weights_t        w;
+    cef_store_rules_version_t  rv;
+
+    if (mdb_cursor_open(txn, meta, &cur) != 0) {
+        cef_verify_problem(v, "cannot read the published records");
+        return;
+    }
+
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT))
+    {
+        if (k.mv_size > 2 && memcmp(k.mv_data, CEF_STORE_META_WEIGHTS, 2) == 0
+            && cef_store_weights_decode(k.mv_data, k.mv_size, d.mv_data,
+                                        d.mv_size, &w) != 0)
+        {
+            cef_verify_problem(v, "published weights \"%.*s\" are "
+                               "malformed", (int) k.mv_size - 2,
+                               (const char *) k.mv_data + 2);
+            continue;
+        }
+
+        if (k.mv_size <= 2 || memcmp(k.mv_data, CEF_STORE_META_RULES, 2) != 0)
+        {
+            continue;
+        }
+
+        if (cef_store_rules_decode(k.mv_data, k.mv_size, d.mv_data,
+                                   d.mv_size, &r) != 0)
+        {
+            cef_verify_problem(v, "rule set \"%.*s\" is malformed",
+                               (int) k.mv_size - 2,
+                               (const char *) k.mv_data + 2);
+            continue;
+        }
+
+        for (i = 0; i < r.nhistory; i++) {
+            (void) cef_store_rules_at(&r, i, &rv);
+            sk.mv_data = key;
+            sk.mv_size = cef_store_rules_source_key(key, r.name.data,
+                                                    r.name.len, rv.sha256);
+            if (mdb_get(txn, meta, &sk, &sd) != 0) {
+                cef_verify_problem(v, "rule set \"%.*s\": version %s has "
+                                   "no source", (int) r.name.len,
+                                   r.name.data, rv.hex);
+            }
+        }
+    }
+
+    mdb_cursor_close(cur);
 }

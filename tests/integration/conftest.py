@@ -16,6 +16,14 @@ Fixtures
                @UPSTREAM@              host:port of the upstream stub
                @PREFIX@                the instance's directory
                @REPO@                  the repository root
+               @LISTEN_H2@             a listen on @PORT2@ that speaks
+                                       HTTP/2 without TLS (h2c), in the
+                                       syntax of NGINX_BIN's version:
+                                       "listen ... http2" before 1.25.1,
+                                       "http2 on" since
+
+NGINX_BIN and CEF_MODULE_SO run the suite against another nginx and the
+module built for it (make test-nginx NGINX=1.30, mk/matrix.mk).
 
 CEF_VALGRIND=1 (make test-valgrind) runs every nginx under valgrind memcheck
 in one process (master_process off), with longer timeouts, and fails a test
@@ -24,6 +32,7 @@ tests/valgrind/nginx.supp; more valgrind options in CEF_VALGRIND_OPTS
 (e.g. --track-origins=yes).
 """
 
+import functools
 import glob
 import grp
 import os
@@ -40,7 +49,10 @@ from upstream import Upstream
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BUILD = REPO / "build"
-MODULE = BUILD / "ngx_http_cef_module.so"
+# make test-nginx NGINX=1.30 (mk/matrix.mk) points both at another nginx
+# version and the module built against its tree
+MODULE = pathlib.Path(os.environ.get("CEF_MODULE_SO",
+                                     BUILD / "ngx_http_cef_module.so"))
 NGINX_BIN = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
 
 VALGRIND = os.environ.get("CEF_VALGRIND") == "1"
@@ -91,6 +103,25 @@ http {{
 """
 
 
+@functools.lru_cache(maxsize=None)
+def nginx_version():
+    """NGINX_BIN's version as a tuple, (1, 22, 1)."""
+    out = subprocess.run([NGINX_BIN, "-v"], capture_output=True, text=True,
+                         timeout=60).stderr
+    m = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", out)
+    assert m, "no version in `%s -v`: %r" % (NGINX_BIN, out)
+    return tuple(int(x) for x in m.groups())
+
+
+def listen_h2(port):
+    """Server-level directives for an h2c listen on port: 1.25.1 moved
+    HTTP/2 from a listen parameter to the "http2" directive (and
+    deprecated the parameter)."""
+    if nginx_version() >= (1, 25, 1):
+        return "listen 127.0.0.1:%d; http2 on;" % port
+    return "listen 127.0.0.1:%d http2;" % port
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,6 +151,7 @@ class Nginx:
     # -- configuration ------------------------------------------------------
 
     def expand(self, text):
+        text = text.replace("@LISTEN_H2@", listen_h2(self.ports[1]))
         for i, port in enumerate(self.ports):
             text = text.replace("@PORT%s@" % ("" if i == 0 else i + 1),
                                 str(port))

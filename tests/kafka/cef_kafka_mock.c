@@ -474,7 +474,11 @@ cluster_start(int nparts, rd_kafka_t **hp, rd_kafka_mock_cluster_t **mcp,
                              sizeof(err))
         || rd_kafka_conf_set(conf, "linger.ms", "1", err, sizeof(err))
         || rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000",
-                             err, sizeof(err)))
+                             err, sizeof(err))
+        /* rules records (a whole rule file) may reach 16 MiB, as a real
+           producer of them must allow (docs/sync.md) */
+        || rd_kafka_conf_set(conf, "message.max.bytes", "17000000", err,
+                             sizeof(err)))
     {
         fprintf(stderr, "cef-kafka-mock: %s\n", err);
         return -1;

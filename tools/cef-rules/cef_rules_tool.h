@@ -64,6 +64,16 @@ int cef_tool_parse_now(const char *s, int64_t *now);
 int cef_tool_yaml_load(yaml_parser_t *parser, yaml_document_t *doc,
     char *err, size_t size);
 
+/* the plugins --plugin loaded (NULL: the built-in ones) */
+const cef_plugins_t *cef_tool_plugin_set(void);
+/* main.c: var.NAMEs nginx -t would reject, printed to out: 1 if any */
+int cef_tool_check_vars_to(const char *path, const cef_rules_t *rs,
+    cef_tool_vars_t *vs, int verify, FILE *out);
+
+/* publish.c: publish, promote, rollback (records); history (a store) */
+int cef_tool_publish(const char *cmd, int argc, char **argv);
+int cef_tool_history(int argc, char **argv);
+
 /* cases.c */
 int cef_tool_test(int argc, char **argv);
 

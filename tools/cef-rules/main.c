@@ -12,6 +12,10 @@
  *                     [--visitor ID] [--state PLUGIN=STATE]...
  *   cef-rules replay --rules FILE [--store DIR --secret FILE]
  *                    (--decision RECORD | --log FILE|-)
+ *   cef-rules publish FILE --name NAME [--label L] [--author A]
+ *                    [--canary P%|--shadow P%] [--store DIR] [--seq N]
+ *   cef-rules promote NAME | rollback NAME [--to HASH]
+ *   cef-rules history NAME --store DIR [--json]
  *
  *   --plugin NAME=PATH, anywhere after the command and repeatable, loads an
  *   external rule plugin as `cef_plugin NAME PATH;` does in nginx.
@@ -47,6 +51,15 @@ cef_tool_usage(void)
         "         [--visitor ID] [--state PLUGIN=STATE]...\n"
         "       cef-rules replay --rules FILE [--store DIR --secret FILE]\n"
         "         (--decision RECORD | --log FILE | --log -)\n"
+        "       cef-rules publish FILE --name NAME [--label L] [--author A]\n"
+        "         [--canary P%%|--shadow P%%] [--nginx-conf FILE] "
+        "[--vars NAME,...]\n"
+        "         [--store DIR] [--seq N] [--output FILE]\n"
+        "       cef-rules promote NAME [--hash HASH] [--author A] "
+        "[--store DIR] [--seq N]\n"
+        "       cef-rules rollback NAME [--to HASH] [--author A] "
+        "[--store DIR] [--seq N]\n"
+        "       cef-rules history NAME --store DIR [--json]\n"
         "       cef-rules --version\n"
         "  any command: --plugin NAME=PATH loads an external rule plugin\n");
 }
@@ -57,6 +70,13 @@ int cef_tool_replay(int argc, char **argv);
 
 
 static cef_plugins_t  *cef_tool_plugins;
+
+
+const cef_plugins_t *
+cef_tool_plugin_set(void)
+{
+    return cef_tool_plugins;
+}
 
 
 /*
@@ -123,6 +143,14 @@ static int
 cef_tool_check_vars(const char *path, const cef_rules_t *rs,
     cef_tool_vars_t *vs, int verify)
 {
+    return cef_tool_check_vars_to(path, rs, vs, verify, stdout);
+}
+
+
+int
+cef_tool_check_vars_to(const char *path, const cef_rules_t *rs,
+    cef_tool_vars_t *vs, int verify, FILE *out)
+{
     const cef_expr_symtab_t  *st = cef_rules_symtab(rs);
     const cef_ref_t          *ref;
     uint32_t                  i, line, col;
@@ -153,8 +181,8 @@ cef_tool_check_vars(const char *path, const cef_rules_t *rs,
         }
 
         if (verify) {
-            printf("%s%s: unknown nginx variable \"%s\"\n", path, where,
-                   name);
+            fprintf(out, "%s%s: unknown nginx variable \"%s\"\n", path,
+                    where, name);
             bad = 1;
 
         } else {
@@ -379,6 +407,16 @@ cef_tool_main(int argc, char **argv)
 
     if (strcmp(argv[1], "replay") == 0) {
         return cef_tool_replay(argc - 2, argv + 2);
+    }
+
+    if (strcmp(argv[1], "publish") == 0 || strcmp(argv[1], "promote") == 0
+        || strcmp(argv[1], "rollback") == 0)
+    {
+        return cef_tool_publish(argv[1], argc - 2, argv + 2);
+    }
+
+    if (strcmp(argv[1], "history") == 0) {
+        return cef_tool_history(argc - 2, argv + 2);
     }
 
     fprintf(stderr, "cef-rules: unknown command '%s'\n", argv[1]);

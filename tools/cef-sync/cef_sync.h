@@ -13,8 +13,11 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "cef_identity.h"
 #include "cef_store.h"
+#include "cef_writer.h"
 
 
 #define EXIT_OK      0
@@ -71,6 +74,16 @@ void cef_sync_notice(void *data, const char *msg);
  * cannot read the new generation or write its lock.mdb.
  */
 void cef_sync_check_access(cef_sync_t *s);
+
+/*
+ * published.c: a load's, apply's or consume's published records (one line,
+ * nothing if there were none); stat's weights and rule sets, printed, or
+ * added to j ("weights", "rules") with --json.  Inside a store session:
+ * 0, or -1 (cef_store_strerror()).
+ */
+void cef_sync_print_published(const cef_writer_result_t *res);
+int cef_sync_stat_published(cef_store_t *store, json_t *j);
+void cef_sync_print_published_stat(json_t *pub);
 
 /* consume.c */
 int cef_sync_consume(cef_sync_t *s);

@@ -863,6 +863,7 @@ cef_sync_consume(cef_sync_t *s)
                t > 0 ? c.records / t : 0.0,
                (unsigned long long) c.res.profiles,
                (unsigned long long) c.res.keys);
+        cef_sync_print_published(&c.res);
         fflush(stdout);
     }
 

@@ -37,12 +37,12 @@ int
 cef_sync_decode(cef_sync_decoder_t *d, const void *data, size_t len,
     msgpack_object *rec, char *err, size_t errlen)
 {
-    size_t                  off = 0;
+    size_t                  off = 0, raw = len;
     msgpack_unpack_return   rc;
 
-    if (len > CEF_INPUT_RECORD_MAX) {
+    if (len > CEF_INPUT_RULES_MAX) {
         snprintf(err, errlen, "record is larger than %d bytes",
-                 CEF_INPUT_RECORD_MAX);
+                 CEF_INPUT_RULES_MAX);
         return -1;
     }
 
@@ -77,6 +77,13 @@ cef_sync_decode(cef_sync_decoder_t *d, const void *data, size_t len,
 
     if (rec->type != MSGPACK_OBJECT_MAP) {
         snprintf(err, errlen, "not a msgpack map");
+        return -1;
+    }
+
+    /* only a rules record may be over 64 KiB (docs/formats.md) */
+    if (!cef_input_size_ok(rec, raw)) {
+        snprintf(err, errlen, "record is larger than %d bytes",
+                 CEF_INPUT_RECORD_MAX);
         return -1;
     }
 

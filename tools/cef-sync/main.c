@@ -355,6 +355,10 @@ cef_sync_write(cef_sync_t *s, int load)
                (unsigned long long) res.keys);
     }
 
+    if (rc == CEF_WRITER_OK && !s->quiet) {
+        cef_sync_print_published(&res);
+    }
+
     if (rc == CEF_WRITER_OK && load) {
         cef_sync_check_access(s);
     }
@@ -393,7 +397,7 @@ cef_sync_stat(cef_sync_t *s)
     uint32_t              p, nparts = 0, high_parts = 0;
     uint64_t              gen;
     struct stat           st;
-    json_t               *j, *ko, *parts, *po;
+    json_t               *j, *ko, *parts, *po, *pub;
     cef_store_t          *store;
     cef_store_info_t      info;
     long long             bytes = 0;
@@ -416,10 +420,22 @@ cef_sync_stat(cef_sync_t *s)
     if (orc == CEF_STORE_ERROR) {
         fprintf(stderr, "cef-sync: %s\n", cef_store_strerror(store));
     }
+
+    /* weights and rule sets: printed after the rest, read now */
+    pub = json_object();
+    if (orc != CEF_STORE_ERROR && (pub == NULL
+        || cef_sync_stat_published(store, pub) != 0))
+    {
+        fprintf(stderr, "cef-sync: %s\n", pub ? cef_store_strerror(store)
+                                              : "out of memory");
+        orc = CEF_STORE_ERROR;
+    }
+
     cef_store_end(store);
     cef_store_close(store);
 
     if (orc == CEF_STORE_ERROR) {
+        json_decref(pub);
         return EXIT_STORE;
     }
 
@@ -496,6 +512,9 @@ cef_sync_stat(cef_sync_t *s)
             json_object_set_new(j, "kafka", ko);
         }
 
+        json_object_update(j, pub);
+        json_decref(pub);
+
         json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         printf("\n");
         json_decref(j);
@@ -540,6 +559,9 @@ cef_sync_stat(cef_sync_t *s)
             printf("\n");
         }
     }
+
+    cef_sync_print_published_stat(pub);
+    json_decref(pub);
 
     return EXIT_OK;
 }
