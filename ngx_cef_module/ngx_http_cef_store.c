@@ -711,6 +711,10 @@ static cef_store_pub_stamp_t   ngx_http_cef_weights_stamp;
 static cef_store_t            *ngx_http_cef_weights_of;
 
 
+static int ngx_http_cef_weights_get(ngx_http_request_t *r,
+    const char *experiment, const char *salt, cef_plugin_weights_t *out);
+
+
 static void
 ngx_http_cef_weights_flush(void)
 {
@@ -784,18 +788,44 @@ int
 ngx_http_cef_store_weights(void *data, const char *experiment,
     const char *salt, cef_plugin_weights_t *out)
 {
+    int                  rc;
+    ngx_uint_t           own;
+    ngx_http_cef_ctx_t  *ctx;
+    ngx_http_request_t  *r = data;
+
+    if (ngx_http_cef_store_handle == NULL || r == NULL) {
+        return 0;
+    }
+
+    /* the request's session when it has one (a recognised visitor), else
+       one of our own, for this look-up only */
+
+    ctx = ngx_http_cef_get_ctx(r->main);
+    own = !(ctx && ctx->identity && ctx->identity->store);
+
+    if (own && ngx_http_cef_store_begin(r) != NGX_OK) {
+        return 0;
+    }
+
+    rc = ngx_http_cef_weights_get(r, experiment, salt, out);
+
+    if (own) {
+        ngx_http_cef_store_end();
+    }
+
+    return rc;
+}
+
+
+static int
+ngx_http_cef_weights_get(ngx_http_request_t *r, const char *experiment,
+    const char *salt, cef_plugin_weights_t *out)
+{
     int                      rc;
     ngx_uint_t               i;
     cef_store_t             *s;
     cef_store_weights_t      w;
-    ngx_http_request_t      *r = data;
     ngx_http_cef_weights_t  *e;
-
-    if (ngx_http_cef_store_handle == NULL || r == NULL
-        || ngx_http_cef_store_begin(r) != NGX_OK)
-    {
-        return 0;
-    }
 
     s = ngx_http_cef_store_handle;
 

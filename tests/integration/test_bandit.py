@@ -8,12 +8,15 @@ mistakes at nginx -t with file:line:col."""
 
 import base64
 import json
+import pathlib
+import random
 import re
+import subprocess
 import time
 
 import pytest
 
-from cef_fixtures import load_store, write_secret
+from cef_fixtures import cef_sync, load_store, write_secret
 from client import request
 
 SIGN = b"bandit-signing-secret"
@@ -214,3 +217,158 @@ def test_configuration_errors_fail_nginx_t(nginx, slot, where, message):
     rc, out = inst.test_config()
     assert rc != 0
     assert where in out and message in out, out
+
+
+# --- the closed loop: results -> cef-report bandit -> cef-sync apply -> edge --
+
+REPORT = pathlib.Path(__file__).resolve().parents[2] / "build" / "cef-report"
+
+TRUE_RATE = {"ha": 0.03, "hb": 0.06, "hc": 0.30}
+
+LOOP_CONF = CONF.replace("    cef_store_secret @PREFIX@/store.secret;\n",
+                         "    cef_store_secret @PREFIX@/store.secret;\n"
+                         "    cef_metrics_zone cef_metrics 1m;\n")\
+    .replace("        location = /beacon/purchase {",
+             "        location = /metrics {\n"
+             "            cef_metrics;\n"
+             "        }\n"
+             "        location = /beacon/purchase {")
+
+
+@pytest.fixture
+def loop_shop(nginx):
+    inst = nginx.prepare(LOOP_CONF)
+    write_secret(inst.prefix / "store.secret", STORE_SECRET)
+    write_secret(inst.prefix / "signing.secret", SIGN)
+    (inst.prefix / "rules.yaml").write_text(RULES)
+    (inst.prefix / "html" / "page.html").write_bytes(PAGE)
+    load_store(inst.prefix / "store", inst.prefix / "store.secret")
+    return inst.start()
+
+
+def periods_from_logs(inst, n_impressions, n_goals):
+    """--stats input for cef-report bandit, computed from the two logs:
+    each visitor in the period of the weights version of their first
+    exposure, with that period's live weights (the record's split); a
+    visitor converted if a goal record names them."""
+    impressions = records(inst, "impressions.log", "decision",
+                          n_impressions)
+    goals = records(inst, "goals.log", "goal", n_goals) if n_goals else []
+    converted = {g["visitor"] for g in goals}
+    first = {}
+    for r in impressions:
+        s = r["slots"]["hero"]
+        first.setdefault(r["visitor"], (s["weights_version"], s["variant"],
+                                        s["split"]))
+    periods = {}
+    for vis, (version, arm, split) in first.items():
+        p = periods.setdefault(version, {"split": split, "arms": {
+            a: [0, 0] for a in split}})
+        assert p["split"] == split          # one version, one set of weights
+        p["arms"][arm][0] += 1
+        p["arms"][arm][1] += vis in converted
+    out = []
+    for version in sorted(periods):
+        p = periods[version]
+        period = {"arms": [{"name": a, "weight": p["split"][a], "n": n,
+                            "sum": s} for a, (n, s) in p["arms"].items()]}
+        if version:
+            period["version"] = version
+        out.append(period)
+    return {"metric": "binomial", "experiment": "hero-bandit",
+            "salt": "hero-bandit", "goal": "purchase", "periods": out}
+
+
+def publish(inst, stats, seq, now):
+    path = inst.prefix / ("stats-%d.json" % seq)
+    path.write_text(json.dumps(stats))
+    p = subprocess.run([str(REPORT), "bandit", "--experiment", "hero-bandit",
+                        "--goal", "purchase", "--seed", "7", "--now",
+                        str(now), "--stats", str(path)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    rec = json.loads(p.stdout)
+    rec = dict({"seq": seq}, **rec)
+    delta = inst.prefix / ("weights-%d.jsonl" % seq)
+    delta.write_text('{"cef":"delta","version":1}\n' + json.dumps(rec)
+                     + "\n")
+    cef_sync("apply", "--quiet", "--store", inst.prefix / "store",
+             "--secret", inst.prefix / "store.secret", delta)
+    return rec
+
+
+def test_weights_follow_the_results_and_shoppers_keep_their_arm(loop_shop):
+    """The issue's loop through real requests: rounds of new visitors with
+    known true conversion rates (3 %, 6 %, 30 %); after each round
+    cef-report bandit computes weights from --stats the test derives from
+    nginx's two logs, and cef-sync apply publishes them into the store
+    nginx serves from. New visitors follow the new weights (within 4
+    sigma), returning visitors keep their arm through every weight change
+    (and their goal records name it), and the best arm's share rises."""
+    shop = loop_shop
+    rng = random.Random(19)
+    per_round, rounds = 600, 3
+    first_arm, cookies = {}, {}
+    n_imp = n_goal = 0
+    weights = {"ha": 3334, "hb": 3333, "hc": 3333}
+    version = 0
+    best_share = []
+
+    for rnd in range(rounds):
+        # new visitors: drawn over the live weights
+        shown_now = {"ha": 0, "hb": 0, "hc": 0}
+        for k in range(per_round):
+            i = rnd * per_round + k
+            arm, cookie = visit(shop, i)
+            assert cookie is not None
+            first_arm[i], cookies[i] = arm, cookie
+            shown_now[arm] += 1
+            n_imp += 1
+            if rng.random() < TRUE_RATE[arm]:
+                status, _, _ = request(shop, "/beacon/purchase", headers={
+                    "Cookie": "vid=%s; cef_bandit=%s" % (vid_of(i), cookie)})
+                assert status == 204
+                n_goal += 1
+
+        for a, bp in weights.items():
+            share, p = shown_now[a] / per_round, bp / 10000
+            sigma = (p * (1 - p) / per_round) ** 0.5
+            assert abs(share - p) <= 4 * sigma + 0.005, (rnd, a, share, p)
+        best_share.append(shown_now["hc"] / per_round)
+
+        # returning visitors of earlier rounds keep their arm
+        for i in range(0, rnd * per_round, 15):
+            arm, cookie = visit(shop, i, cookies[i])
+            assert arm == first_arm[i], (rnd, i)
+            assert cookie is None
+            n_imp += 1
+
+        # this round's results -> weights -> the store
+        stats = periods_from_logs(shop, n_imp, n_goal)
+        rec = publish(shop, stats, seq=rnd + 1, now=1796000000 + rnd * 3600)
+        assert rec["version"] > version
+        version, weights = rec["version"], rec["weights"]
+
+        # the metrics show the version nginx now serves
+        status, _, body = request(shop, "/metrics")
+        assert status == 200
+        assert ('cef_bandit_weights_version{experiment="hero-bandit",'
+                'salt="hero-bandit"} %d' % version) in body.decode()
+
+    # the best arm's share of new visitors rose from a third
+    assert best_share[0] < 0.42
+    assert best_share[-1] > 0.42 and best_share[-1] > best_share[0] + 0.08
+    assert weights["hc"] > 4000
+
+    # the records of the last round name the live weights and version
+    recs = records(shop, "impressions.log", "decision", n_imp)
+    last = [r["slots"]["hero"] for r in recs[-per_round:]]
+    versions = {s["weights_version"] for s in last if not s["sticky"]}
+    assert len(versions) == 1 and versions.pop() > 0
+
+    # goal records name the kept arm
+    goals = records(shop, "goals.log", "goal", n_goal)
+    vid_index = {vid_of(i): i for i in first_arm}
+    for g in goals:
+        assert g["arms"]["hero-bandit"]["arm"] == \
+            first_arm[vid_index[g["visitor"]]]
