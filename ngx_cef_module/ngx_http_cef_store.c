@@ -59,6 +59,7 @@ static void ngx_http_cef_store_check_switch(ngx_log_t *log,
 
 /* per worker process */
 static cef_store_t  *ngx_http_cef_store_handle;
+static ngx_uint_t    ngx_http_cef_store_open;   /* a session is open */
 static time_t        ngx_http_cef_store_next_try;
 static ngx_uint_t    ngx_http_cef_store_failing;
 static uint64_t      ngx_http_cef_store_bad_gen;    /* faulted unopened */
@@ -198,6 +199,7 @@ ngx_http_cef_store_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_cef_store_handle = NULL;
+    ngx_http_cef_store_open = 0;
     ngx_http_cef_store_next_try = 0;
     ngx_http_cef_store_failing = 0;
     ngx_http_cef_store_bad_gen = 0;
@@ -347,6 +349,7 @@ ngx_http_cef_store_fault(ngx_http_request_t *r, ngx_log_t *log, int signo)
         } else {
             ngx_http_cef_store_in_lib = 0;
             ngx_http_cef_store_handle = NULL;
+            ngx_http_cef_store_open = 0;
             ngx_http_cef_store_next_try = ngx_time()
                                           + NGX_HTTP_CEF_STORE_RETRY;
         }
@@ -484,6 +487,7 @@ ngx_http_cef_store_exit_process(ngx_cycle_t *cycle)
     if (ngx_http_cef_store_handle) {
         cef_store_close(ngx_http_cef_store_handle);
         ngx_http_cef_store_handle = NULL;
+        ngx_http_cef_store_open = 0;
     }
 }
 
@@ -583,6 +587,7 @@ ngx_http_cef_store_session(ngx_http_request_t *r)
     ngx_http_cef_store_check_switch(r->connection->log, cmcf);
 
     if (rc == CEF_STORE_OK) {
+        ngx_http_cef_store_open = 1;
         return NGX_OK;
     }
 
@@ -647,7 +652,7 @@ ngx_http_cef_store_info_read(void *data)
         rd->rc = NGX_OK;
     }
 
-    cef_store_end(ngx_http_cef_store_handle);
+    ngx_http_cef_store_end();
 
     return NULL;
 }
@@ -671,6 +676,8 @@ ngx_http_cef_store_begin(ngx_http_request_t *r)
 void
 ngx_http_cef_store_end(void)
 {
+    ngx_http_cef_store_open = 0;
+
     if (ngx_http_cef_store_handle) {
         cef_store_end(ngx_http_cef_store_handle);
     }
@@ -790,7 +797,6 @@ ngx_http_cef_store_weights(void *data, const char *experiment,
 {
     int                  rc;
     ngx_uint_t           own;
-    ngx_http_cef_ctx_t  *ctx;
     ngx_http_request_t  *r = data;
 
     if (ngx_http_cef_store_handle == NULL || r == NULL) {
@@ -800,8 +806,7 @@ ngx_http_cef_store_weights(void *data, const char *experiment,
     /* the request's session when it has one (a recognised visitor), else
        one of our own, for this look-up only */
 
-    ctx = ngx_http_cef_get_ctx(r->main);
-    own = !(ctx && ctx->identity && ctx->identity->store);
+    own = !ngx_http_cef_store_open;
 
     if (own && ngx_http_cef_store_begin(r) != NGX_OK) {
         return 0;
@@ -979,7 +984,7 @@ ngx_http_cef_weights_print_read(void *data)
     (void) cef_store_weights_each(ngx_http_cef_store_handle,
                                   ngx_http_cef_weights_print_one, pr);
 
-    cef_store_end(ngx_http_cef_store_handle);
+    ngx_http_cef_store_end();
 
     return NULL;
 }
@@ -1171,7 +1176,7 @@ ngx_http_cef_store_attr_read(void *data)
     rd->rc = (rc == CEF_STORE_OK)
              ? ngx_http_cef_render_attrs(rd->r, rd->id, &p) : NGX_DECLINED;
 
-    cef_store_end(ngx_http_cef_store_handle);
+    ngx_http_cef_store_end();
 
     return NULL;
 }

@@ -232,6 +232,9 @@ LOOP_CONF = CONF.replace("    cef_store_secret @PREFIX@/store.secret;\n",
              "        location = /metrics {\n"
              "            cef_metrics;\n"
              "        }\n"
+             "        location = /cef/explain {\n"
+             "            cef_explain;\n"
+             "        }\n"
              "        location = /beacon/purchase {")
 
 
@@ -354,6 +357,19 @@ def test_weights_follow_the_results_and_shoppers_keep_their_arm(loop_shop):
         assert status == 200
         assert ('cef_bandit_weights_version{experiment="hero-bandit",'
                 'salt="hero-bandit"} %d' % version) in body.decode()
+        assert re.search(r'cef_bandit_weights_age_seconds\{experiment='
+                         r'"hero-bandit",salt="hero-bandit"\} \d+\n',
+                         body.decode())
+
+        # explain says which weights a visitor is drawn from
+        status, _, body = request(shop, "/cef/explain", headers={
+            "Cookie": "vid=" + vid_of(99999)})
+        assert status == 200
+        b = json.loads(body)["slots"]["hero"]["bandit"]
+        assert b == {"experiment": "hero-bandit", "salt": "hero-bandit",
+                     "weights_version": version,
+                     "arm": "drawn over the published weights",
+                     "split": weights}
 
     # the best arm's share of new visitors rose from a third
     assert best_share[0] < 0.42
