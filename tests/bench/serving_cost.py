@@ -25,8 +25,8 @@ Servers (one nginx, the page and cookies of `make bench`):
              recognises the visitor itself (signed key, store lookup);
              compare with cefoff
   cefweighted  cef, the hero slot decided by strategy weighted (no
-             holdout)
-  cefbandit  the same slot decided by strategy bandit over three of its
+             holdout; three more hero offers every visitor matches)
+  cefbandit  the same slot decided by strategy bandit over those three
              offers, weights published in the store: what a bandit
              decision costs over a weighted one (issue 19); wrk sends no
              cef_bandit cookie, so every request is a new visitor whose
@@ -77,11 +77,16 @@ SERVERS = ["plain", "nosendfile", "passthru", "sub3", "cefoff", "cefbody",
 # the hero slot's strategy in the cefweighted and cefbandit servers
 HERO_WEIGHTED = "slots:\n  hero: {strategy: weighted}\n"
 HERO_BANDIT = ("slots:\n  hero: {strategy: bandit, goal: purchase, "
-               "experiment: hero-bandit, arms: [o0, o3, o6]}\n")
+               "experiment: hero-bandit, arms: [ba, bb, bc]}\n")
+# three hero offers every visitor matches (lowest priority), in both files
+ARM_OFFERS = "".join("  %s: {slot: hero, html: '<b>%s</b>'}\n" % (o, o)
+                     for o in ("ba", "bb", "bc"))
+ARM_RULES = "".join("  - {name: arm %s, show: %s, priority: 0}\n" % (o, o)
+                    for o in ("ba", "bb", "bc"))
 BANDIT_WEIGHTS = ('{"op":"weights","experiment":"hero-bandit",'
                   '"salt":"hero-bandit","version":1796000000,'
                   '"created_at":1796000000,'
-                  '"weights":{"o0":2000,"o3":3000,"o6":5000}}')
+                  '"weights":{"ba":2000,"bb":3000,"bc":5000}}')
 
 # the goal the cefgoal, cefonce and beacon servers record
 GOALS_YAML = "goals:\n  purchase: {min: 0, max: 100000}\n"
@@ -219,6 +224,8 @@ def setup(a):
     for name, hero in (("weighted", HERO_WEIGHTED), ("bandit", HERO_BANDIT)):
         text = rules.read_text()
         text = re.sub(r"slots:\n  hero:\n    holdout: 10%\n", "", text)
+        text = text.replace("offers:\n", "offers:\n" + ARM_OFFERS, 1)
+        text = text.replace(GOALS_YAML, ARM_RULES + GOALS_YAML, 1)
         variants[name] = a.work / ("rules-%s.yaml" % name)
         variants[name].write_text(text + hero)
     st = bl.reference_store(a.data, a.profiles)
