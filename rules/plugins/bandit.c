@@ -50,6 +50,7 @@
  */
 
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cef_plugin.h"
 
@@ -103,8 +104,8 @@ static struct {
 /* bandit slots configured since the last configure (one rule file) */
 static uint32_t  bandit_slots_seen;
 
-/* cookieless, id-less draws */
-static uint64_t  bandit_rng = 0x9e3779b97f4a7c15ULL;
+/* id-less draws: xorshift64, seeded per worker at its first use */
+static uint64_t  bandit_rng;
 
 
 static uint32_t
@@ -540,8 +541,13 @@ bandit_draw(const bandit_t *b, const bandit_live_t *lv, const uint8_t *elig,
 
 
 static uint32_t
-bandit_random(void)
+bandit_random(int64_t now)
 {
+    if (bandit_rng == 0) {
+        bandit_rng = ((uint64_t) getpid() << 32 ^ (uint64_t) now)
+                     * 0x9e3779b97f4a7c15ULL | 1;
+    }
+
     bandit_rng ^= bandit_rng << 13;
     bandit_rng ^= bandit_rng >> 7;
     bandit_rng ^= bandit_rng << 17;
@@ -648,7 +654,7 @@ bandit_select(void *state, const cef_plugin_req_t *req,
     pick->bucket = draw;
 
     if (draw == CEF_PLUGIN_NONE) {
-        draw = bandit_random();
+        draw = bandit_random(req->now);
     }
 
     kept = bandit_kept_arm(b, req);

@@ -369,6 +369,33 @@ test_eligibility(void **state)
 }
 
 
+/* without a visitor id: a pseudo-random draw, still assigned and recorded
+   (no bucket), every arm reached */
+static void
+test_without_visitor_id(void **state)
+{
+    fx_t                       *fx = *state;
+    const cef_decision_slot_t  *ds;
+    cef_record_slot_t           slots[1];
+    uint32_t                    i, n[3] = { 0, 0, 0 };
+
+    for (i = 0; i < 600; i++) {
+        ds = decide(fx, "", NOON, NULL);
+        assert_int_equal(ds->bucket, CEF_RULES_NONE);
+        assert_int_equal(ds->sticky, CEF_PLUGIN_STICKY_NO);
+        assert_true(fx->cookie[0] != '\0');
+        n[arm_index(ds->variant)]++;
+    }
+
+    assert_true(n[0] > 120 && n[1] > 120 && n[2] > 120);
+
+    cef_record_slots(slots, fx->rs, fx->d->slots);
+    assert_string_equal(slots[0].experiment, "hero-bandit");
+    assert_true(slots[0].adaptive);
+    assert_int_equal(slots[0].bucket, CEF_RECORD_NONE);
+}
+
+
 static void
 test_arms_by_name(void **state)
 {
@@ -624,6 +651,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_sticky_across_weight_changes,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_eligibility,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_without_visitor_id,
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_arms_by_name,
                                         fx_setup, fx_teardown),
