@@ -287,6 +287,37 @@ def test_shadow_decisions_are_logged_and_never_shown(nginx, tmp_path):
             again.add(int(x["uri"].split("=")[1]) - 1000)
     assert again == {int(x["uri"].split("=")[1]) for x in shadowed}
 
+    # the summary: per slot, what the candidate would change
+    log = str(edge.inst.prefix / "fleet.log")
+    total = len([x for x in edge.log_lines() if x["shadow"]])
+    r = subprocess.run([CEF_RULES, "shadow", "--log", log],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr          # some decisions would change
+    assert "slot hero: %d sampled, %d would change (100.0%%)" % (
+        total, total) in r.stdout, r.stdout
+    assert "  hero-one -> hero-two  %d" % total in r.stdout
+    r = subprocess.run([CEF_RULES, "shadow", "--log", log, "--json"],
+                       capture_output=True, text=True, timeout=60)
+    out = json.loads(r.stdout)
+    assert out["sampled"] == total and out["shadow"] == v2["hash"]
+    assert out["live"] == v1["hash"]
+    assert out["slots"]["hero"]["changes"] == [
+        {"from": "hero-one", "to": "hero-two", "count": total}]
+
+    # a candidate that changes nothing: exit 0; a bad line: 2 with its place
+    same = tmp_path / "same.log"
+    one = next(x for x in edge.log_lines() if x["shadow"])
+    same.write_text(json.dumps({"decision": one["decision"],
+                                "shadow": one["decision"]}) + "\n")
+    r = subprocess.run([CEF_RULES, "shadow", "--log", str(same)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "1 sampled, 0 would change" in r.stdout
+    bad = tmp_path / "bad.log"
+    bad.write_text(same.read_text() + "{nope\n")
+    r = subprocess.run([CEF_RULES, "shadow", "--log", str(bad)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "bad.log:2: not a JSON object" in r.stderr
+
 
 # --- a switch under load -----------------------------------------------------
 
