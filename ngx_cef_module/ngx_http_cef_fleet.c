@@ -212,6 +212,22 @@ ngx_http_cef_fleet_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* locations naming the same set (and fallback) share one compiled
+       copy per worker */
+
+    fp = ngx_http_cef_fleets->elts;
+
+    for (i = 0; i < ngx_http_cef_fleets->nelts; i++) {
+        if (fp[i]->name.len == f->name.len
+            && ngx_strncmp(fp[i]->name.data, f->name.data, f->name.len) == 0
+            && fp[i]->fallback == f->fallback)
+        {
+            clcf->rules = NULL;
+            clcf->fleet = fp[i];
+            return NGX_CONF_OK;
+        }
+    }
+
     f->plugins = ngx_http_cef_plugins(cf);
 
 #if (NGX_THREADS)

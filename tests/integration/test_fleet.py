@@ -77,8 +77,8 @@ def vid_of(n):
 class Edge:
     """One nginx serving store:shop from its own store."""
 
-    def __init__(self, nginx, extra="", files=None):
-        self.inst = nginx.prepare(CONF % extra)
+    def __init__(self, nginx, extra="", files=None, conf=CONF):
+        self.inst = nginx.prepare(conf % extra)
         p = self.inst.prefix
         write_secret(p / "store.secret", STORE_SECRET)
         (p / "html" / "page.html").write_bytes(PAGE)
@@ -338,7 +338,7 @@ def test_switch_under_load(nginx, tmp_path):
         while not stop.is_set():
             with lock:
                 i = next(counter)
-            if i >= 4000:
+            if i >= 30000:             # bounded: stop is set long before
                 return
             try:
                 status, _, body = request(edge.inst, "/page.html?n=%d" % i,
@@ -408,6 +408,26 @@ def test_fallback_file_and_nginx_t(nginx, tmp_path):
     assert rc != 0 and "takes options only with store:NAME" in out, out
     rc, out = nginx.check(conf % "")
     assert rc == 0, out
+
+
+def test_locations_naming_one_set_share_it(nginx, tmp_path):
+    conf = CONF.replace("""        location = /metrics {""", """        location /b/ {
+            cef_rules store:shop;
+        }
+        location = /metrics {""")
+    f = files(tmp_path, "one")
+    edge = Edge(nginx, conf=conf)
+    (edge.inst.prefix / "html" / "b").mkdir()
+    (edge.inst.prefix / "html" / "b" / "page.html").write_bytes(PAGE)
+    v1 = edge.publish(f["one"])
+    served_by_all(edge, "one", v1["hash"])
+    status, _, body = request(edge.inst, "/b/page.html",
+                              headers={"Cookie": "vid=" + vid_of(1)})
+    assert status == 200 and b"<b>one</b>" in body
+    # one compiled copy per worker, not one per location
+    serving = edge.inst.log_text().count("cef_rules store:shop: serving "
+                                         + v1["hash"])
+    assert serving == len(edge.inst.worker_pids()), serving
 
 
 # --- two edges, one Kafka topic ---------------------------------------------
