@@ -251,6 +251,36 @@ ngx_http_cef_fleet_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* Postconfiguration: store:NAME reads the store, so cef_store is needed. */
+
+ngx_int_t
+ngx_http_cef_fleet_check_conf(ngx_conf_t *cf)
+{
+    ngx_http_cef_fleet_t     **fp;
+    ngx_http_cef_main_conf_t  *cmcf;
+
+    if (ngx_http_cef_fleets == NULL || ngx_http_cef_fleets->nelts == 0
+        || ngx_http_cef_fleets->pool != cf->pool)
+    {
+        return NGX_OK;
+    }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, NGX_HTTP_CEF);
+
+    if (cmcf->store_dir.data) {
+        return NGX_OK;
+    }
+
+    fp = ngx_http_cef_fleets->elts;
+
+    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                  "cef_rules store:%V needs a store: add \"cef_store DIR;\" "
+                  "to the http block", &fp[0]->name);
+
+    return NGX_ERROR;
+}
+
+
 /* --- the worker's view ---------------------------------------------------- */
 
 
@@ -772,6 +802,38 @@ ngx_http_cef_fleet_init_process(ngx_cycle_t *cycle)
     ngx_add_timer(&ngx_http_cef_fleet_timer, NGX_HTTP_CEF_FLEET_POLL);
 
     return NGX_OK;
+}
+
+
+/* The worker's sets released (no request is left to pin them). */
+
+void
+ngx_http_cef_fleet_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t              i;
+    ngx_http_cef_fleet_t  **fp, *f;
+
+    if (ngx_http_cef_fleets == NULL
+        || ngx_http_cef_fleets->pool != cycle->pool)
+    {
+        return;
+    }
+
+    fp = ngx_http_cef_fleets->elts;
+
+    for (i = 0; i < ngx_http_cef_fleets->nelts; i++) {
+        f = fp[i];
+
+        if (f->live) {
+            ngx_http_cef_fleet_unref(f->live);
+            f->live = NULL;
+        }
+
+        if (f->cand) {
+            ngx_http_cef_fleet_unref(f->cand);
+            f->cand = NULL;
+        }
+    }
 }
 
 

@@ -451,6 +451,10 @@ ngx_http_cef_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_cef_fleet_check_conf(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_cef_filter_init(cf);
 }
 
@@ -471,5 +475,6 @@ ngx_http_cef_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_cef_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_cef_fleet_exit_process(cycle);
     ngx_http_cef_store_exit_process(cycle);
 }

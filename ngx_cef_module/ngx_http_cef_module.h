@@ -469,7 +469,9 @@ typedef struct {
 
 char *ngx_http_cef_fleet_rules(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+ngx_int_t ngx_http_cef_fleet_check_conf(ngx_conf_t *cf);
 ngx_int_t ngx_http_cef_fleet_init_process(ngx_cycle_t *cycle);
+void ngx_http_cef_fleet_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_cef_fleet_pick(ngx_http_request_t *r,
     ngx_http_cef_fleet_t *f, ngx_str_t *visitor,
     ngx_http_cef_fleet_use_t *use, ngx_http_cef_fleet_use_t *shadow);

@@ -64,6 +64,12 @@ CONF = LOG + """
         location = /metrics {
             cef_metrics;
         }
+        location = /cef/explain {
+            cef_explain;
+        }
+        location = /cef/decide {
+            cef_decide;
+        }
     }
 """
 
@@ -207,6 +213,15 @@ def test_publish_canary_promote_rollback(nginx, tmp_path):
         rec = json.loads(x["decision"])
         assert rec["rules"] == x["hash"]
         assert x["hash"] in (v1["hash"], v2["hash"])
+
+    # cef_explain and cef_decide see the set the visitor gets
+    for i in (next(k for k, v in got.items() if v == "one"),
+              next(k for k, v in got.items() if v == "two")):
+        h = {"Cookie": "vid=" + vid_of(i)}
+        ex = json.loads(request(edge.inst, "/cef/explain", headers=h)[2])
+        assert ex["slots"]["hero"]["offer"] == "hero-" + got[i]
+        dec = json.loads(request(edge.inst, "/cef/decide", headers=h)[2])
+        assert dec["slots"]["hero"]["offer"] == "hero-" + got[i]
 
     edge.run("promote", "shop")
     served_by_all(edge, "two", v2["hash"])
@@ -408,6 +423,10 @@ def test_fallback_file_and_nginx_t(nginx, tmp_path):
     assert rc != 0 and "takes options only with store:NAME" in out, out
     rc, out = nginx.check(conf % "")
     assert rc == 0, out
+    rc, out = nginx.check(re.sub(r"\n    cef_store(_secret)? .*", "", conf)
+                          % "")
+    assert rc != 0 and 'cef_rules store:shop needs a store: add "cef_store ' \
+        'DIR;" to the http block' in out, out
 
 
 def test_locations_naming_one_set_share_it(nginx, tmp_path):
