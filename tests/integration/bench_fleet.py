@@ -20,8 +20,8 @@ import time
 import msgpack
 
 from kafka_helpers import TOPIC, KafkaMock, kill_leftovers
-from test_fleet import CEF_RULES, CEF_SYNC, Edge, files, served_by_all, \
-    vid_of
+from test_fleet import CEF_RULES, CEF_SYNC, Edge, big, files, \
+    served_by_all, vid_of
 
 N = int(os.environ.get("BENCH_FLEET_N", "20"))
 
@@ -80,21 +80,6 @@ def test_publish_to_live(nginx, tmp_path):
         print("\npublish -> live, %s, %d runs: p50 %.0f ms, p99 %.0f ms, "
               "max %.0f ms" % (name, len(xs), pct(xs, 50) * 1000,
                                pct(xs, 99) * 1000, max(xs) * 1000))
-
-
-def big(path, tag, n=10000):
-    out = ["version: 1", "offers:"]
-    for i in range(n):
-        out += ["  o%d:" % i, "    slot: hero",
-                "    html: '<b>%s</b>'" % tag]
-    out.append("rules:")
-    for i in range(n):
-        out += ["  - name: rule %d" % i,
-                "    when: request.arg.x == \"%d\"" % i,
-                "    show: o%d" % i]
-    out += ["  - name: always", "    when: time.hour >= 0",
-            "    show: o0", "    priority: -1"]
-    path.write_text("\n".join(out) + "\n")
 
 
 WRK_RE = re.compile(r"Latency Distribution.*?50%\s+(\S+).*?90%\s+(\S+).*?"

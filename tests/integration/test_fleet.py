@@ -449,6 +449,51 @@ def test_locations_naming_one_set_share_it(nginx, tmp_path):
     assert serving == len(edge.inst.worker_pids()), serving
 
 
+def big(path, tag, n=10000):
+    """n rules on request.arg.x and one that always shows TAG's offer."""
+    out = ["version: 1", "offers:"]
+    for i in range(n):
+        out += ["  o%d:" % i, "    slot: hero",
+                "    html: '<b>%s</b>'" % tag]
+    out.append("rules:")
+    for i in range(n):
+        out += ["  - name: rule %d" % i,
+                "    when: request.arg.x == \"%d\"" % i,
+                "    show: o%d" % i]
+    out += ["  - name: always", "    when: time.hour >= 0",
+            "    show: o0", "    priority: -1"]
+    path.write_text("\n".join(out) + "\n")
+
+
+def test_reload_serves_the_live_version_without_a_gap(nginx, tmp_path):
+    big(tmp_path / "one.yaml", "one", 5000)     # a compile that takes time
+    edge = Edge(nginx)
+    v1 = edge.publish(tmp_path / "one.yaml")
+    served_by_all(edge, "one", v1["hash"])
+
+    # new workers compile the live version before they accept: every
+    # request during and after the reload gets it, none the generic page
+    seen = []
+    stop = threading.Event()
+
+    def client():
+        while not stop.is_set():
+            seen.append(edge.page(vid_of(len(seen) % 50)))
+
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        time.sleep(0.3)
+        edge.inst.reload()
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join()
+    after = [edge.page(vid_of(i)) for i in range(20)]
+    assert len(seen) > 20
+    assert set(seen) == {"one"} and set(after) == {"one"}
+
+
 # --- two edges, one Kafka topic ---------------------------------------------
 
 def test_two_edges_converge_through_kafka(nginx, tmp_path):
