@@ -423,6 +423,11 @@ def test_fallback_file_and_nginx_t(nginx, tmp_path):
     assert rc != 0 and "takes options only with store:NAME" in out, out
     rc, out = nginx.check(conf % "")
     assert rc == 0, out
+    rc, out = nginx.check(conf % " threads=fleet",
+                          main="thread_pool fleet threads=1;")
+    assert rc == 0, out
+    rc, out = nginx.check(conf % " threads=nope")
+    assert rc != 0 and 'unknown thread pool "nope"' in out, out
     rc, out = nginx.check(re.sub(r"\n    cef_store(_secret)? .*", "", conf)
                           % "")
     assert rc != 0 and 'cef_rules store:shop needs a store: add "cef_store ' \
