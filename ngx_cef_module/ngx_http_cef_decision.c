@@ -20,6 +20,9 @@ static void *ngx_http_cef_decide_read(void *data);
 static ngx_int_t ngx_http_cef_decide_offers(ngx_http_request_t *r,
     ngx_http_cef_loc_conf_t *clcf, ngx_http_cef_identity_t *id,
     ngx_http_cef_decision_t *d);
+static ngx_int_t ngx_http_cef_decide_shadow(ngx_http_request_t *r,
+    ngx_http_cef_fleet_use_t *shadow, cef_rules_visitor_t *vis,
+    ngx_str_t *visitor, ngx_http_cef_decision_t *d);
 
 
 static ngx_http_cef_decision_t  ngx_http_cef_no_decision;
@@ -84,6 +87,15 @@ ngx_http_cef_decide(ngx_http_request_t *r)
                       "cef: could not make the decision record");
     }
 
+    /* the shadow's record: made whether or not $cef_decision is used */
+
+    if (d != &ngx_http_cef_no_decision && d->shadow
+        && ngx_http_cef_record_make(r, d->shadow) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "cef: could not make the shadow decision record");
+    }
+
     return d;
 }
 
@@ -111,7 +123,7 @@ ngx_http_cef_decide_read(void *data)
         return ctx->decision;
     }
 
-    d = (id->consent && clcf->rules)
+    d = (id->consent && (clcf->rules || clcf->fleet))
         ? ngx_pcalloc(r->main->pool, sizeof(ngx_http_cef_decision_t)) : NULL;
 
     if (d == NULL) {
@@ -146,8 +158,9 @@ ngx_http_cef_decide_read(void *data)
         d->over_budget = 1;
         d->noffers = 0;
 
-    } else if (ngx_http_cef_rules_send_states(r->main, clcf->rules)
-               != NGX_OK)
+    } else if (d->rules
+               && ngx_http_cef_rules_send_states(r->main, d->rules)
+                  != NGX_OK)
     {
         return ctx->decision;
     }
@@ -187,15 +200,41 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
     cef_rules_choice_t           *choices;
     ngx_http_cef_offer_t         *offer;
     ngx_http_cef_main_conf_t     *cmcf;
+    ngx_http_cef_rules_t         *rules;
+    ngx_http_cef_fleet_use_t      use, shadow;
     ngx_http_cef_rules_result_t   res;
 
-    rs = ngx_http_cef_rules_set(clcf->rules);
-    n = cef_rules_nslots(rs);
+    visitor = ngx_http_cef_bucket_by(id);
 
     /* what the rules glue takes as time.now, for the record */
     d->now = ngx_time();
     d->utc_offset = ngx_cached_time->gmtoff * 60;
-    d->record_conf = clcf->record;
+
+    /* a published set: the one this visitor gets now, pinned for r */
+
+    shadow.rules = NULL;
+
+    if (clcf->fleet) {
+        if (ngx_http_cef_fleet_pick(r, clcf->fleet, visitor, &use, &shadow)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (use.rules == NULL) {
+            return NGX_OK;              /* nothing to serve: generic page */
+        }
+
+        rules = use.rules;
+        d->record_conf = use.record;
+
+    } else {
+        rules = clcf->rules;
+        d->record_conf = clcf->record;
+    }
+
+    rs = ngx_http_cef_rules_set(rules);
+    n = cef_rules_nslots(rs);
 
     key_type.data = (char *) id->key_type.data;
     key_type.len = id->key_type.len;
@@ -212,9 +251,7 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
     cef_rules_visitor_init(&vis, id->view_valid ? &id->view : NULL,
                            id->visitor_new, key_type);
 
-    visitor = ngx_http_cef_bucket_by(id);
-
-    rc = ngx_http_cef_rules_decision(r, clcf->rules,
+    rc = ngx_http_cef_rules_decision(r, rules,
                                      cef_rules_visitor_lookup, &vis, visitor,
                                      1, 1, &res, NULL);
     choices = res.choices;
@@ -232,7 +269,7 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
         d->has_digest = 1;
     }
 
-    d->rules = clcf->rules;
+    d->rules = rules;
     d->choices = choices;
     d->slots = res.slots;
     d->offers = ngx_pcalloc(r->main->pool, n * sizeof(ngx_http_cef_offer_t));
@@ -258,6 +295,52 @@ ngx_http_cef_decide_offers(ngx_http_request_t *r,
 
         d->noffers++;
     }
+
+    if (shadow.rules) {
+        return ngx_http_cef_decide_shadow(r, &shadow, &vis, visitor, d);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The shadow: the candidate decides too, with the same inputs and plugin
+ * states, and only its record is kept ($cef_shadow_decision).  Nothing of
+ * it is shown or sent (no state cookie).  Its failure is the shadow's
+ * alone.
+ */
+static ngx_int_t
+ngx_http_cef_decide_shadow(ngx_http_request_t *r,
+    ngx_http_cef_fleet_use_t *shadow, cef_rules_visitor_t *vis,
+    ngx_str_t *visitor, ngx_http_cef_decision_t *d)
+{
+    ngx_http_cef_decision_t      *sd;
+    ngx_http_cef_rules_result_t   res;
+
+    if (ngx_http_cef_rules_decision(r, shadow->rules,
+                                    cef_rules_visitor_lookup, vis, visitor,
+                                    1, 0, &res, NULL)
+        != NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    sd = ngx_pcalloc(r->main->pool, sizeof(ngx_http_cef_decision_t));
+    if (sd == NULL) {
+        return NGX_OK;
+    }
+
+    sd->rules = shadow->rules;
+    sd->choices = res.choices;
+    sd->slots = res.slots;
+    sd->record_conf = shadow->record;
+    sd->now = d->now;
+    sd->utc_offset = d->utc_offset;
+    sd->digest = d->digest;
+    sd->has_digest = d->has_digest;
+
+    d->shadow = sd;
 
     return NGX_OK;
 }

@@ -41,6 +41,8 @@ typedef struct {
     cef_rules_visitor_t         vis;
     ngx_str_t                   key;         /* ?key=TYPE:VALUE, unescaped */
     ngx_str_t                  *bucket_by;
+    ngx_http_cef_rules_t       *rules;       /* the set explained */
+    ngx_http_cef_record_conf_t *record;
     ngx_uint_t                  store;       /* a session is open */
     ngx_uint_t                  failed;      /* a step could not be shown */
     ngx_int_t                   rc;
@@ -448,7 +450,7 @@ ngx_http_cef_explain_lookup(void *data, const cef_ref_t *ref,
         return cef_rules_visitor_lookup(&ex->vis, ref, out);
 
     default:
-        return ngx_http_cef_request_input(ex->r, ex->clcf->record, ref, out);
+        return ngx_http_cef_request_input(ex->r, ex->record, ref, out);
     }
 }
 
@@ -672,6 +674,7 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
     cef_span_t                    key_type;
     cef_record_state_t           *states;
     ngx_http_cef_loc_conf_t      *clcf = ex->clcf;
+    ngx_http_cef_fleet_use_t      use, shadow;
     ngx_http_cef_rules_result_t   res;
     ngx_http_cef_rules_tracer_t   tracer;
 
@@ -686,7 +689,27 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
         return NGX_ERROR;
     }
 
-    if (clcf->rules == NULL || clcf->record == NULL || !ex->id.consent) {
+    bucket_by = ngx_http_cef_bucket_by(&ex->id);
+    ex->bucket_by = bucket_by;
+
+    /* a set served from the store: the one this visitor gets now */
+
+    ex->rules = clcf->rules;
+    ex->record = clcf->record;
+
+    if (clcf->fleet && ex->id.consent) {
+        if (ngx_http_cef_fleet_pick(ex->r, clcf->fleet, bucket_by, &use,
+                                    &shadow)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ex->rules = use.rules;
+        ex->record = use.record;
+    }
+
+    if (ex->rules == NULL || ex->record == NULL || !ex->id.consent) {
         return json_object_set_new(ex->root, "rules", json_null())
                ? NGX_ERROR : NGX_OK;
     }
@@ -697,19 +720,16 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
     cef_rules_visitor_init(&ex->vis, ex->id.view_valid ? &ex->id.view : NULL,
                            ex->id.visitor_new, key_type);
 
-    bucket_by = ngx_http_cef_bucket_by(&ex->id);
-    ex->bucket_by = bucket_by;
-
     /* the plugins' state: this visitor's cookies, not for ?key= */
 
-    states = ngx_palloc(ex->r->pool, (clcf->record->nplugins + 1)
+    states = ngx_palloc(ex->r->pool, (ex->record->nplugins + 1)
                                      * sizeof(cef_record_state_t));
     if (states == NULL) {
         return NGX_ERROR;
     }
 
     n = ex->key.len ? 0
-        : ngx_http_cef_read_states(ex->r, clcf->record,
+        : ngx_http_cef_read_states(ex->r, ex->record,
                                    clcf->signing ? clcf->signing->signer
                                                  : NULL,
                                    states);
@@ -735,7 +755,7 @@ ngx_http_cef_explain_decision(ngx_http_cef_explain_t *ex)
 
     ex->failed = 1;             /* until the tracer is done */
 
-    rc = ngx_http_cef_rules_decision(ex->r, clcf->rules,
+    rc = ngx_http_cef_rules_decision(ex->r, ex->rules,
                                      cef_rules_visitor_lookup, &ex->vis,
                                      bucket_by, ex->key.len == 0, 0, &res,
                                      &tracer);

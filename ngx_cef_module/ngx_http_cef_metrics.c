@@ -148,6 +148,8 @@ ngx_http_cef_metrics_rules(ngx_http_request_t *r, u_char *p, u_char *last)
                      "gauge\ncef_config_loaded_timestamp_seconds %T\n",
                      cmcf->loaded_at);
 
+    p = ngx_http_cef_fleet_metrics(p, last);
+
     if (clcf->rules == NULL) {
         return p;
     }

@@ -170,8 +170,8 @@ static ngx_command_t  ngx_http_cef_commands[] = {
       NULL },
 
     { ngx_string("cef_rules"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_cef_rules,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      ngx_http_cef_fleet_rules,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -289,6 +289,7 @@ ngx_http_cef_create_loc_conf(ngx_conf_t *cf)
     conf->budget = NGX_CONF_UNSET_UINT;
     conf->cache_control = NGX_CONF_UNSET_UINT;
     conf->rules = NGX_CONF_UNSET_PTR;
+    conf->fleet = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -316,6 +317,14 @@ ngx_http_cef_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                            "\"cef_slot_max_size\" is too large");
         return NGX_CONF_ERROR;
     }
+    /* cef_rules FILE or store:NAME: one or the other, inherited together */
+
+    if (conf->fleet == NGX_CONF_UNSET_PTR) {
+        conf->fleet = (conf->rules == NGX_CONF_UNSET_PTR
+                       && prev->fleet != NGX_CONF_UNSET_PTR)
+                      ? prev->fleet : NULL;
+    }
+
     ngx_conf_merge_ptr_value(conf->rules, prev->rules, NULL);
 
     if (ngx_http_merge_types(cf, &conf->types_keys, &conf->types,
@@ -442,6 +451,10 @@ ngx_http_cef_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_cef_fleet_check_conf(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_cef_filter_init(cf);
 }
 
@@ -451,12 +464,17 @@ ngx_http_cef_init_process(ngx_cycle_t *cycle)
 {
     ngx_http_cef_self = &ngx_http_cef_module;
 
-    return ngx_http_cef_store_init_process(cycle);
+    if (ngx_http_cef_store_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_cef_fleet_init_process(cycle);
 }
 
 
 static void
 ngx_http_cef_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_cef_fleet_exit_process(cycle);
     ngx_http_cef_store_exit_process(cycle);
 }

@@ -15,6 +15,8 @@
  *   ngx_http_cef_plugin.c       external rule plugins (cef_plugin)
  *   ngx_http_cef_rules.c        rule sets, request inputs, plugin states
  *   ngx_http_cef_record.c       the decision record ($cef_decision)
+ *   ngx_http_cef_fleet.c        rule sets served from the store: switch,
+ *                               canary, shadow
  *   ngx_http_cef_decision.c     the request's decision
  *   ngx_http_cef_goal.c         cef_goal, the goal record ($cef_goal)
  *   ngx_http_cef_conditional.c  validators, conditionals, Cache-Control merge
@@ -113,6 +115,7 @@ typedef struct {
 
 
 typedef struct ngx_http_cef_rules_s  ngx_http_cef_rules_t;
+typedef struct ngx_http_cef_fleet_s  ngx_http_cef_fleet_t;
 
 
 /*
@@ -152,6 +155,7 @@ typedef struct {
     ngx_hash_t                  types;
     ngx_array_t                *types_keys;
     ngx_http_cef_rules_t       *rules;         /* cef_rules */
+    ngx_http_cef_fleet_t       *fleet;         /* cef_rules store:NAME */
     size_t                      slot_max_size;
     ngx_array_t                *statuses;       /* cef_statuses: ngx_uint_t */
     ngx_uint_t                  budget;         /* cef_budget, microseconds */
@@ -213,6 +217,9 @@ typedef struct {
     ngx_int_t                   utc_offset;     /* seconds */
     uint64_t                    digest;         /* of the profile */
     ngx_str_t                   record;         /* made, or empty */
+    void                       *shadow;         /* the shadow's decision
+                                                   (ngx_http_cef_decision_t),
+                                                   or NULL */
 
     unsigned                    over_budget:1;
     unsigned                    failed:1;
@@ -326,6 +333,11 @@ void *ngx_http_cef_store_guard(ngx_http_request_t *r, ngx_log_t *log,
     ngx_http_cef_store_read_pt read, void *data, void *failed);
 ngx_int_t ngx_http_cef_store_info(ngx_http_request_t *r,
     cef_store_info_t *info);
+typedef ngx_int_t (*ngx_http_cef_store_published_pt)(cef_store_t *s,
+    void *data);
+ngx_int_t ngx_http_cef_store_published(ngx_log_t *log,
+    ngx_http_cef_main_conf_t *cmcf, ngx_http_cef_store_published_pt read,
+    void *data);
 void ngx_http_cef_store_generations(ngx_http_cef_main_conf_t *cmcf,
     uint64_t *serving, uint64_t *newest);
 time_t ngx_http_cef_store_age(cef_store_info_t *info);
@@ -425,6 +437,13 @@ typedef struct {
 } ngx_http_cef_rules_tracer_t;
 
 char *ngx_http_cef_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_cef_rules_add_variables(ngx_conf_t *cf);
+ngx_http_cef_rules_t *ngx_http_cef_rules_file(ngx_conf_t *cf,
+    ngx_str_t *path);
+ngx_int_t ngx_http_cef_rules_adopt(cef_rules_t *rs, ngx_str_t *label,
+    ngx_log_t *log, ngx_http_cef_rules_t **out, u_char *unknown, size_t size);
+ngx_pool_t *ngx_http_cef_rules_pool(ngx_http_cef_rules_t *rules);
+void ngx_http_cef_rules_release(ngx_http_cef_rules_t *rules);
 ngx_int_t ngx_http_cef_rules_check_variables(ngx_conf_t *cf);
 int ngx_http_cef_request_value(ngx_http_request_t *r, ngx_int_t *var_index,
     const cef_ref_t *ref, cef_value_t *out);
@@ -446,8 +465,27 @@ ngx_int_t ngx_http_cef_write_state(ngx_http_request_t *r,
     cef_signer_t *signer, const char *plugin, const char *state,
     size_t state_len, int64_t max_age);
 
+/* rule sets served from the store: ngx_http_cef_fleet.c */
+typedef struct {
+    ngx_http_cef_rules_t       *rules;          /* NULL: none */
+    ngx_http_cef_record_conf_t *record;
+} ngx_http_cef_fleet_use_t;
+
+char *ngx_http_cef_fleet_rules(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_cef_fleet_check_conf(ngx_conf_t *cf);
+ngx_int_t ngx_http_cef_fleet_init_process(ngx_cycle_t *cycle);
+void ngx_http_cef_fleet_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_cef_fleet_pick(ngx_http_request_t *r,
+    ngx_http_cef_fleet_t *f, ngx_str_t *visitor,
+    ngx_http_cef_fleet_use_t *use, ngx_http_cef_fleet_use_t *shadow);
+u_char *ngx_http_cef_fleet_metrics(u_char *p, u_char *last);
+
+
 /* the decision record ($cef_decision): ngx_http_cef_record.c */
 ngx_int_t ngx_http_cef_record_used(ngx_conf_t *cf);
+ngx_http_cef_record_conf_t *ngx_http_cef_record_conf_make(ngx_pool_t *pool,
+    ngx_http_cef_rules_t *rules);
 char *ngx_http_cef_merge_record(ngx_conf_t *cf,
     ngx_http_cef_loc_conf_t *prev, ngx_http_cef_loc_conf_t *conf);
 int ngx_http_cef_request_input(ngx_http_request_t *r,

@@ -56,55 +56,68 @@ char *
 ngx_http_cef_merge_record(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
     ngx_http_cef_loc_conf_t *conf)
 {
+    if (conf->rules == NULL) {
+        conf->record = NULL;
+        return NGX_CONF_OK;
+    }
+
+    if (prev->record
+        && prev->record->rs == ngx_http_cef_rules_set(conf->rules))
+    {
+        conf->record = prev->record;
+        return NGX_CONF_OK;
+    }
+
+    conf->record = ngx_http_cef_record_conf_make(cf->pool, conf->rules);
+
+    return conf->record ? NGX_CONF_OK : NGX_CONF_ERROR;
+}
+
+
+/* What recording a decision of rules needs, from pool (NULL: no memory). */
+
+ngx_http_cef_record_conf_t *
+ngx_http_cef_record_conf_make(ngx_pool_t *pool, ngx_http_cef_rules_t *rules)
+{
     uint32_t                     i;
     ngx_str_t                    name;
     cef_decision_t              *dec;
     const cef_rules_t           *rs;
     ngx_http_cef_record_conf_t  *rc;
 
-    if (conf->rules == NULL) {
-        conf->record = NULL;
-        return NGX_CONF_OK;
-    }
+    rs = ngx_http_cef_rules_set(rules);
 
-    rs = ngx_http_cef_rules_set(conf->rules);
-
-    if (prev->record && prev->record->rs == rs) {
-        conf->record = prev->record;
-        return NGX_CONF_OK;
-    }
-
-    rc = ngx_pcalloc(cf->pool, sizeof(ngx_http_cef_record_conf_t));
+    rc = ngx_pcalloc(pool, sizeof(ngx_http_cef_record_conf_t));
     if (rc == NULL) {
-        return NGX_CONF_ERROR;
+        return NULL;
     }
 
     rc->rs = rs;
 
     /* var.*: the rule set's own indexes, resolved when it was loaded */
 
-    rc->var_index = ngx_http_cef_rules_var_indexes(conf->rules);
+    rc->var_index = ngx_http_cef_rules_var_indexes(rules);
 
     /* the plugins that keep state are those a decision has states for */
 
     dec = cef_decision_create(rs);
     if (dec == NULL) {
-        return NGX_CONF_ERROR;
+        return NULL;
     }
 
-    rc->plugins = ngx_pcalloc(cf->pool,
+    rc->plugins = ngx_pcalloc(pool,
                               (dec->nstates + 1) * sizeof(ngx_str_t));
     if (rc->plugins == NULL) {
         cef_decision_free(dec);
-        return NGX_CONF_ERROR;
+        return NULL;
     }
 
     for (i = 0; i < dec->nstates; i++) {
         name.len = ngx_strlen(dec->states[i].plugin);
-        name.data = ngx_pnalloc(cf->pool, name.len + 1);
+        name.data = ngx_pnalloc(pool, name.len + 1);
         if (name.data == NULL) {
             cef_decision_free(dec);
-            return NGX_CONF_ERROR;
+            return NULL;
         }
 
         ngx_memcpy(name.data, dec->states[i].plugin, name.len + 1);
@@ -113,9 +126,7 @@ ngx_http_cef_merge_record(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
 
     cef_decision_free(dec);
 
-    conf->record = rc;
-
-    return NGX_CONF_OK;
+    return rc;
 }
 
 

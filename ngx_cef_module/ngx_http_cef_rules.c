@@ -29,6 +29,8 @@
 
 
 struct ngx_http_cef_rules_s {
+    ngx_pool_t                *pool;        /* adopted at run time: its own
+                                               (ngx_http_cef_rules_adopt()) */
     ngx_str_t                  path;
     ngx_str_t                  hash;
     cef_rules_t               *rs;
@@ -392,7 +394,6 @@ ngx_http_cef_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_cef_loc_conf_t  *clcf = conf;
 
     ngx_str_t                *value, path;
-    ngx_http_variable_t      *var, *v;
     ngx_http_cef_rules_t     *rules;
 
     if (clcf->rules != NGX_CONF_UNSET_PTR) {
@@ -408,25 +409,52 @@ ngx_http_cef_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     path = value[1];
 
-    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    rules = ngx_http_cef_rules_compile(cf, &path);
-
-    if (rules == NGX_CONF_ERROR) {
-        return NGX_CONF_ERROR;
-    }
-
+    rules = ngx_http_cef_rules_file(cf, &path);
     if (rules == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "cef_rules: cannot compile \"%V\"", &path);
         return NGX_CONF_ERROR;
     }
 
     clcf->rules = rules;
 
-    /* the debug variables exist once any cef_rules is configured */
+    return ngx_http_cef_rules_add_variables(cf);
+}
+
+
+/*
+ * The rule file at path (relative to the prefix) compiled, or NULL
+ * (reported as FILE:LINE:COL); files are shared by the configuration.
+ */
+ngx_http_cef_rules_t *
+ngx_http_cef_rules_file(ngx_conf_t *cf, ngx_str_t *path)
+{
+    ngx_http_cef_rules_t  *rules;
+
+    if (ngx_conf_full_name(cf->cycle, path, 1) != NGX_OK) {
+        return NULL;
+    }
+
+    rules = ngx_http_cef_rules_compile(cf, path);
+
+    if (rules == NGX_CONF_ERROR) {
+        return NULL;
+    }
+
+    if (rules == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cef_rules: cannot compile \"%V\"", path);
+        return NULL;
+    }
+
+    return rules;
+}
+
+
+/* The debug variables exist once any cef_rules is configured. */
+
+char *
+ngx_http_cef_rules_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
 
     for (v = ngx_http_cef_rules_vars; v->name.len; v++) {
         var = ngx_http_add_variable(cf, &v->name, v->flags);
@@ -439,6 +467,124 @@ ngx_http_cef_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * A rule set compiled at run time (a version published through the store,
+ * ngx_http_cef_fleet.c) made servable, in a pool of its own: var.NAME is
+ * resolved against the variables this nginx indexes (defined by map, set,
+ * geo, or used anywhere in the configuration), since no variable can be
+ * added once the configuration is read.  NGX_DECLINED: var.NAME is not one
+ * of them (NAME into unknown, NUL-terminated, cut to size); rs is then
+ * still the caller's.
+ */
+ngx_int_t
+ngx_http_cef_rules_adopt(cef_rules_t *rs, ngx_str_t *label, ngx_log_t *log,
+    ngx_http_cef_rules_t **out, u_char *unknown, size_t size)
+{
+    u_char                     *p;
+    uint32_t                    i, n;
+    ngx_uint_t                  k;
+    ngx_pool_t                 *pool;
+    const cef_ref_t            *ref;
+    ngx_http_variable_t        *vars;
+    ngx_http_cef_rules_t       *rules;
+    const cef_expr_symtab_t    *st;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    pool = ngx_create_pool(4096, log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    rules = ngx_pcalloc(pool, sizeof(ngx_http_cef_rules_t));
+    if (rules == NULL) {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    rules->pool = pool;
+    rules->path.data = ngx_pnalloc(pool, label->len + 1);
+    if (rules->path.data == NULL) {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(rules->path.data, label->data, label->len);
+    rules->path.data[label->len] = '\0';
+    rules->path.len = label->len;
+
+    rules->hash.len = ngx_strlen(cef_rules_hash(rs));
+    rules->hash.data = (u_char *) cef_rules_hash(rs);
+
+    st = cef_rules_symtab(rs);
+    n = cef_expr_symtab_count(st);
+
+    rules->var_index = ngx_palloc(pool, (n + 1) * sizeof(ngx_int_t));
+    if (rules->var_index == NULL) {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    cmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_core_module);
+    vars = cmcf->variables.elts;
+
+    for (i = 0; i < n; i++) {
+        ref = cef_expr_symtab_ref(st, i);
+        rules->var_index[i] = NGX_ERROR;
+
+        if (ref->kind != CEF_REF_VAR) {
+            continue;
+        }
+
+        for (k = 0; k < cmcf->variables.nelts; k++) {
+            if (vars[k].name.len == ref->name.len
+                && ngx_strncasecmp(vars[k].name.data,
+                                   (u_char *) ref->name.data, ref->name.len)
+                   == 0)
+            {
+                rules->var_index[i] = k;
+                break;
+            }
+        }
+
+        if (rules->var_index[i] == NGX_ERROR) {
+            p = ngx_cpymem(unknown, ref->name.data,
+                           ngx_min(ref->name.len, size - 1));
+            *p = '\0';
+            ngx_destroy_pool(pool);
+            return NGX_DECLINED;
+        }
+    }
+
+    rules->rs = rs;
+    *out = rules;
+
+    return NGX_OK;
+}
+
+
+/* An adopted set's pool, for what lives as long as the set. */
+
+ngx_pool_t *
+ngx_http_cef_rules_pool(ngx_http_cef_rules_t *rules)
+{
+    return rules->pool;
+}
+
+
+/* The end of an adopted set: its evaluation state, the set, its pool. */
+
+void
+ngx_http_cef_rules_release(ngx_http_cef_rules_t *rules)
+{
+    ngx_pool_t  *pool;
+
+    pool = rules->pool;
+    ngx_http_cef_rules_cleanup(rules);
+    ngx_destroy_pool(pool);
 }
 
 
@@ -462,15 +608,25 @@ ngx_http_cef_rules_hash_variable(ngx_http_request_t *r,
 {
     ngx_http_cef_loc_conf_t  *clcf;
 
+    ngx_http_cef_ctx_t       *ctx;
+    ngx_http_cef_rules_t     *rules;
+
     clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
 
-    if (clcf->rules == NULL || clcf->rules == NGX_CONF_UNSET_PTR) {
+    /* the set the request's decision was made with (a published one may
+       have changed since), else the location's file */
+
+    ctx = ngx_http_get_module_ctx(r->main, NGX_HTTP_CEF);
+    rules = (ctx && ctx->decision && ctx->decision->rules)
+            ? ctx->decision->rules : clcf->rules;
+
+    if (rules == NULL || rules == NGX_CONF_UNSET_PTR) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    v->len = clcf->rules->hash.len;
-    v->data = clcf->rules->hash.data;
+    v->len = rules->hash.len;
+    v->data = rules->hash.data;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;

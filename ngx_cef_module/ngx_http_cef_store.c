@@ -658,6 +658,75 @@ ngx_http_cef_store_info_read(void *data)
 }
 
 
+typedef struct {
+    ngx_log_t                  *log;
+    ngx_http_cef_main_conf_t   *cmcf;
+    ngx_http_cef_store_published_pt  read;
+    void                       *data;
+    ngx_int_t                   rc;
+} ngx_http_cef_store_pub_t;
+
+
+static void *
+ngx_http_cef_store_published_read(void *data)
+{
+    ngx_http_cef_store_pub_t *pd = data;
+
+    int  rc;
+
+    if (ngx_http_cef_store_ready(pd->log, pd->cmcf) != NGX_OK) {
+        return NULL;
+    }
+
+    ngx_http_cef_store_call(rc, cef_store_begin(ngx_http_cef_store_handle));
+
+    ngx_http_cef_store_check_switch(pd->log, pd->cmcf);
+
+    if (rc != CEF_STORE_OK) {
+        return NULL;
+    }
+
+    ngx_http_cef_store_in_lib++;
+    pd->rc = pd->read(ngx_http_cef_store_handle, pd->data);
+    ngx_http_cef_store_in_lib--;
+
+    cef_store_end(ngx_http_cef_store_handle);
+
+    return NULL;
+}
+
+
+/*
+ * The published records outside any request (the rule sets served from the
+ * store, ngx_http_cef_fleet.c): read(s, data) runs inside one guarded
+ * session of the worker's handle, and copies out what it keeps.  Its
+ * result, or NGX_DECLINED (no store configured) or NGX_ERROR (none usable
+ * now, or a fault during the read: logged).
+ */
+ngx_int_t
+ngx_http_cef_store_published(ngx_log_t *log, ngx_http_cef_main_conf_t *cmcf,
+    ngx_http_cef_store_published_pt read, void *data)
+{
+    ngx_http_cef_store_pub_t  pd;
+
+    if (cmcf->store_dir.data == NULL) {
+        return NGX_DECLINED;
+    }
+
+    pd.log = log;
+    pd.cmcf = cmcf;
+    pd.read = read;
+    pd.data = data;
+    pd.rc = NGX_ERROR;
+
+    (void) ngx_http_cef_store_guard(NULL, log,
+                                    ngx_http_cef_store_published_read, &pd,
+                                    NULL);
+
+    return pd.rc;
+}
+
+
 /*
  * NGX_OK: a session is open; NGX_DECLINED: no store is configured;
  * NGX_ERROR: one is, but it cannot be used now (logged).

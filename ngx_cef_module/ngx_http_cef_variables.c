@@ -41,6 +41,8 @@ static ngx_int_t ngx_http_cef_goal_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_record_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_cef_shadow_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_store_age_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_rules_log_variable(ngx_http_request_t *r,
@@ -77,6 +79,9 @@ static ngx_http_variable_t  ngx_http_cef_vars[] = {
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cef_decision"), NULL, ngx_http_cef_record_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("cef_shadow_decision"), NULL, ngx_http_cef_shadow_variable,
       0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("cef_store_age"), NULL, ngx_http_cef_store_age_variable,
@@ -343,6 +348,36 @@ ngx_http_cef_record_variable(ngx_http_request_t *r,
 
     } else {
         ngx_http_cef_set_value(v, d->record.data, d->record.len);
+    }
+
+    v->no_cacheable = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The record the shadow candidate of a rule set served from the store
+ * would have made (docs/deploying-rules.md): empty unless the visitor was
+ * in the shadow's sample.  Made at decision time; never shown.
+ */
+
+static ngx_int_t
+ngx_http_cef_shadow_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_cef_ctx_t       *ctx;
+    ngx_http_cef_decision_t  *d, *sd;
+
+    ctx = ngx_http_get_module_ctx(r->main, NGX_HTTP_CEF);
+    d = ctx ? ctx->decision : NULL;
+    sd = d ? d->shadow : NULL;
+
+    if (sd == NULL || sd->record.len == 0) {
+        ngx_http_cef_set_value(v, (u_char *) "", 0);
+
+    } else {
+        ngx_http_cef_set_value(v, sd->record.data, sd->record.len);
     }
 
     v->no_cacheable = 1;

@@ -74,6 +74,9 @@ int cef_tool_check_vars_to(const char *path, const cef_rules_t *rs,
 int cef_tool_publish(const char *cmd, int argc, char **argv);
 int cef_tool_history(int argc, char **argv);
 
+/* shadow.c: what a shadow candidate would change, from impression logs */
+int cef_tool_shadow(int argc, char **argv);
+
 /* cases.c */
 int cef_tool_test(int argc, char **argv);
 

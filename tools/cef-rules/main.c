@@ -60,6 +60,7 @@ cef_tool_usage(void)
         "       cef-rules rollback NAME [--to HASH] [--author A] "
         "[--store DIR] [--seq N]\n"
         "       cef-rules history NAME --store DIR [--json]\n"
+        "       cef-rules shadow (--log FILE | --log -) [--json]\n"
         "       cef-rules --version\n"
         "  any command: --plugin NAME=PATH loads an external rule plugin\n");
 }
@@ -417,6 +418,10 @@ cef_tool_main(int argc, char **argv)
 
     if (strcmp(argv[1], "history") == 0) {
         return cef_tool_history(argc - 2, argv + 2);
+    }
+
+    if (strcmp(argv[1], "shadow") == 0) {
+        return cef_tool_shadow(argc - 2, argv + 2);
     }
 
     fprintf(stderr, "cef-rules: unknown command '%s'\n", argv[1]);
