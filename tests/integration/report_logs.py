@@ -189,7 +189,8 @@ def synthetic(seed=18, visitors=1500):
                                 "arms": {}}))
     # lines that are not records of ours: truncated, not JSON, a record
     # of an unknown version
-    imps.insert(7, '{"time":"2026-11-23T00:00:00+00:00","decision":"{\\"v\\":1,')
+    imps.insert(7, '{"time":"2026-11-23T00:00:00+00:00",'
+                   '"decision":"{\\"v\\":1,')
     goals.insert(3, "not json at all")
     imps.insert(30, impression_line(dict(last_view, v=2,
                                          visitor="unknown-version-visitor")))

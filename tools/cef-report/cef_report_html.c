@@ -164,6 +164,10 @@ page_nav(FILE *f, const cef_report_out_t *outs, size_t n)
             cef_report_fmt_text(f, outs[i].test->goal, 0);
         }
 
+        fputs(outs[i].test->metric == CEF_REPORT_MEAN
+              ? " \xc2\xb7 value per visitor" : " \xc2\xb7 conversion rate",
+              f);
+
         if (srm_flagged(&outs[i])) {
             fputs(" <span class=\"tag bad\">sample ratio mismatch</span>", f);
         }
@@ -224,9 +228,9 @@ test_head(FILE *f, const cef_report_out_t *o)
     }
 
     if (t->holdout) {
-        fputs(" \xc2\xb7 <b>treatment</b> saw the offers, <b>control</b> was"
-              " held out (what it would have seen is in the log): the lift"
-              " is what showing offers earned", f);
+        fputs(" \xc2\xb7 <b>control</b> was held out from the offers (what "
+              "it would have seen is in the log): each lift is what showing "
+              "the offers earned", f);
     }
 
     fputs("</p>\n", f);
