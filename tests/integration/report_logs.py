@@ -1,14 +1,14 @@
 # Copyright (C) ngx_cef_module developers
 # SPDX-License-Identifier: BSD-2-Clause
 """Impression and goal log lines as nginx writes them with the documented
-formats (docs/observability.md `cef_impressions`, SPEC of `cef_goals`), for
-the report tests that need many edge cases at once: synthetic visitors in
-two rule-set versions of an experiment, a holdout, an arm without
-visitors, one of weight 0, records naming an arm their split has not,
-conversions before the first exposure and long after it, goals with and
-without values (and values rejected as null), bare records and records as
-object members (escape=none), a record of an unknown version, and
-malformed lines.
+formats (docs/observability.md `cef_impressions`, docs/goals.md
+`cef_goals`), for the report tests that need many edge cases at once:
+synthetic visitors in two rule-set versions of an experiment, a holdout,
+an arm without visitors, one of weight 0, records naming an arm their
+split has not, conversions before the first exposure, in its second and
+long after it, goals with and without values (and values rejected as
+null), bare records and records as object members (escape=none), a record
+of an unknown version, and malformed lines.
 
     synthetic(seed) -> (impression lines, goal lines), lists of str
 """
@@ -167,6 +167,8 @@ def synthetic(seed=18, visitors=1500):
             events.append(("purchase", start - rng.randrange(1, 3600)))
         if rng.random() < 0.2:
             events.append(("signup", start + rng.randrange(-600, 86400)))
+        if rng.random() < 0.05:          # the second of the first exposure
+            events.append(("signup", start))
         for goal, at in events:
             value = None
             if goal == "purchase":
