@@ -21,6 +21,7 @@ import time
 T0 = 1795392000                     # 2026-11-23 00:00 UTC
 R1 = "af15f25d2ba3" + "1" * 52      # two versions of the rule set
 R2 = "336d6acbeaae" + "2" * 52
+WINDOW_EDGE = 3600                  # conversions exactly this long after
 
 
 def visitor_id(rng):
@@ -169,6 +170,8 @@ def synthetic(seed=18, visitors=1500):
             events.append(("signup", start + rng.randrange(-600, 86400)))
         if rng.random() < 0.05:          # the second of the first exposure
             events.append(("signup", start))
+        if rng.random() < 0.05:          # on the edge of a window of 1 h
+            events.append(("purchase", start + WINDOW_EDGE))
         for goal, at in events:
             value = None
             if goal == "purchase":
