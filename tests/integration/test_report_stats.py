@@ -263,7 +263,7 @@ def test_results_that_cannot_be_written_are_an_error(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    ([], "usage: cef-report stats"),
+    ([], "usage: cef-report [--json | --counts]"),
     (["stats"], "cef-report: stats reads one FILE (or - for standard "
                 "input)"),
     (["stats", "a", "b"], "cef-report: stats reads one FILE"),
@@ -277,7 +277,6 @@ def test_results_that_cannot_be_written_are_an_error(tmp_path):
      "cef-report: --tau: 0 is not a positive number of visitors"),
     (["stats", "--jsn", "-"], "cef-report: unknown option '--jsn'"),
     (["stats", "-", "--alpha"], "cef-report: no value for '--alpha'"),
-    (["frobnicate"], "cef-report: unknown command 'frobnicate'"),
 ])
 def test_usage_errors(args, message):
     rc, out, err = run(*args, stdin="")
@@ -285,9 +284,17 @@ def test_usage_errors(args, message):
     assert err.startswith(message), err
 
 
+def test_a_word_that_is_no_command_is_a_log_to_read():
+    """cef-report [options] LOG...: an operand names a log, not a command"""
+    rc, out, err = run("frobnicate", stdin="")
+    assert (rc, out) == (1, "")
+    assert "frobnicate" in err and "No such file" in err, err
+
+
 def test_help_and_version():
     rc, out, err = run("--help")
-    assert (rc, err) == (0, "") and out.startswith("usage: cef-report stats")
+    assert (rc, err) == (0, "") and out.startswith("usage: cef-report [")
+    assert "cef-report stats [options] FILE|-" in out
     rc, out, _ = run("stats", "--help")
     assert rc == 0 and out.startswith("usage: cef-report stats")
     rc, out, _ = run("--version")

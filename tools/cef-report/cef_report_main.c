@@ -60,6 +60,7 @@ static int cef_report_main_option(int c, const char *arg,
 static int cef_report_main_output(const cef_report_cli_t *cli,
     const cef_report_out_t *outs, size_t n);
 static void cef_report_main_usage(FILE *f);
+static void cef_report_main_stats_usage(FILE *f);
 
 
 int
@@ -118,7 +119,7 @@ cef_report_main_stats(int argc, char **argv)
            != -1)
     {
         if (c == 'h' || c == CEF_REPORT_OPT_HELP) {
-            cef_report_main_usage(stdout);
+            cef_report_main_stats_usage(stdout);
             return CEF_REPORT_EXIT_OK;
         }
 
@@ -126,7 +127,7 @@ cef_report_main_stats(int argc, char **argv)
             fprintf(stderr, "cef-report: %s '%s'\n",
                     c == '?' ? "unknown option" : "no value for",
                     argv[optind - 1]);
-            cef_report_main_usage(stderr);
+            cef_report_main_stats_usage(stderr);
             return CEF_REPORT_EXIT_USAGE;
         }
 
@@ -143,7 +144,7 @@ cef_report_main_stats(int argc, char **argv)
     if (optind != argc - 1) {
         fprintf(stderr, "cef-report: stats reads one FILE (or - for standard "
                 "input)\n");
-        cef_report_main_usage(stderr);
+        cef_report_main_stats_usage(stderr);
         return CEF_REPORT_EXIT_USAGE;
     }
 
@@ -297,4 +298,33 @@ cef_report_main_usage(FILE *f)
         "as above.\n"
         "cef-report bandit: new weights for a bandit slot (cef-report bandit "
         "--help).\n");
+}
+
+
+/* cef-report stats --help, and its usage errors */
+static void
+cef_report_main_stats_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: cef-report stats [--json] [--alpha A] [--sequential "
+        "[--tau N]] FILE|-\n"
+        "       cef-report bandit --experiment NAME [options] "
+        "(--stats FILE | LOG...)\n"
+        "       cef-report --help | --version\n"
+        "\n"
+        "  stats FILE    results from per-arm sufficient statistics (JSON, "
+        "- for stdin)\n"
+        "  --json        one JSON object per test and line instead of a "
+        "table\n"
+        "  --alpha A     1 - A intervals and the p-value threshold "
+        "(default 0.05)\n"
+        "  --sequential  always-valid confidence sequences (peeking "
+        "allowed)\n"
+        "  --tau N       visitors at which the sequence is tightest "
+        "(default 5000)\n"
+        "  bandit        new weights for a bandit slot (cef-report bandit "
+        "--help)\n"
+        "\n"
+        "exit: 0 results printed, 1 bad input, 2 usage; see "
+        "docs/report.md\n");
 }
