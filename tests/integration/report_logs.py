@@ -1,14 +1,14 @@
 # Copyright (C) ngx_cef_module developers
 # SPDX-License-Identifier: BSD-2-Clause
 """Impression and goal log lines as nginx writes them with the documented
-formats (docs/observability.md `cef_impressions`, SPEC of `cef_goals`), for
-the report tests that need many edge cases at once: synthetic visitors in
-two rule-set versions of an experiment, a holdout, an arm without
-visitors, one of weight 0, records naming an arm their split has not,
-conversions before the first exposure and long after it, goals with and
-without values (and values rejected as null), bare records and records as
-object members (escape=none), a record of an unknown version, and
-malformed lines.
+formats (docs/observability.md `cef_impressions`, docs/goals.md
+`cef_goals`), for the report tests that need many edge cases at once:
+synthetic visitors in two rule-set versions of an experiment, a holdout,
+an arm without visitors, one of weight 0, records naming an arm their
+split has not, conversions before the first exposure, in its second and
+long after it, goals with and without values (and values rejected as
+null), bare records and records as object members (escape=none), a record
+of an unknown version, and malformed lines.
 
     synthetic(seed) -> (impression lines, goal lines), lists of str
 """
@@ -21,6 +21,7 @@ import time
 T0 = 1795392000                     # 2026-11-23 00:00 UTC
 R1 = "af15f25d2ba3" + "1" * 52      # two versions of the rule set
 R2 = "336d6acbeaae" + "2" * 52
+WINDOW_EDGE = 3600                  # conversions exactly this long after
 
 
 def visitor_id(rng):
@@ -167,6 +168,10 @@ def synthetic(seed=18, visitors=1500):
             events.append(("purchase", start - rng.randrange(1, 3600)))
         if rng.random() < 0.2:
             events.append(("signup", start + rng.randrange(-600, 86400)))
+        if rng.random() < 0.05:          # the second of the first exposure
+            events.append(("signup", start))
+        if rng.random() < 0.05:          # on the edge of a window of 1 h
+            events.append(("purchase", start + WINDOW_EDGE))
         for goal, at in events:
             value = None
             if goal == "purchase":
@@ -189,7 +194,8 @@ def synthetic(seed=18, visitors=1500):
                                 "arms": {}}))
     # lines that are not records of ours: truncated, not JSON, a record
     # of an unknown version
-    imps.insert(7, '{"time":"2026-11-23T00:00:00+00:00","decision":"{\\"v\\":1,')
+    imps.insert(7, '{"time":"2026-11-23T00:00:00+00:00",'
+                   '"decision":"{\\"v\\":1,')
     goals.insert(3, "not json at all")
     imps.insert(30, impression_line(dict(last_view, v=2,
                                          visitor="unknown-version-visitor")))

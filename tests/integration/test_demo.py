@@ -10,6 +10,7 @@ import re
 import shlex
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -20,6 +21,7 @@ from conftest import BUILD, REPO, free_port
 
 CEF_RULES = BUILD / "cef-rules"
 WEBSHOP = REPO / "rules/examples/webshop.yaml"
+SHOPPERS = 3000       # as README.md's example
 PERSONA_CASES = REPO / "rules/examples/webshop.personas.cases.yaml"
 
 # README persona: (the key examples/demo/run's curl line is recognised by,
@@ -53,6 +55,17 @@ def readme_personas():
                            else hero)
     assert set(heroes) == set(DEMO_KEYS)
     return heroes
+
+
+def readme_report():
+    """README.md's example of the demo's experiment: the shoppers' line,
+    then the report's lines down to the "…" that ends the example."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("```\n$ examples/demo/shoppers\n", 1)[1]
+    block = block.split("\n\u2026\n```", 1)[0].splitlines()
+    assert block[1] == ("$ build/cef-report build/demo/cef_impressions.log "
+                        "build/demo/cef_goals.log")
+    return [block[0]] + block[2:]
 
 
 def shows(html, text):
@@ -139,9 +152,15 @@ def test_demo_serves_the_shop_and_its_personas():
                             env={"DEMO_PORT": str(port),
                                  "PATH": "/usr/bin:/bin"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    rest, reader = [], None
     try:
         deadline = time.monotonic() + 20
         personas = read_personas(proc, deadline)
+        # the demo logs every request to its stdout: read it all along, or
+        # a full pipe stalls nginx's workers
+        reader = threading.Thread(target=lambda: rest.append(
+            proc.stdout.read()), daemon=True)
+        reader.start()
         while True:
             try:
                 status, headers, body = request("http://127.0.0.1:%d/" % port)
@@ -193,9 +212,27 @@ def test_demo_serves_the_shop_and_its_personas():
             assert shows(seen[DEMO_LABELS.get(persona, persona)], text), \
                 (persona, seen)
         assert seen["a known visitor"] != seen["anonymous"]
+
+        # the demo's experiment: README's shoppers on the autumn page, who
+        # buy through /checkout/done (the shop's total header stays hidden)
+        p = subprocess.run([str(REPO / "examples/demo/shoppers"),
+                            str(SHOPPERS)],
+                           env={"DEMO_PORT": str(port),
+                                "PATH": "/usr/bin:/bin"},
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        shoppers_said = p.stdout
+        status, headers, _ = request("http://127.0.0.1:%d/checkout/done"
+                                     "?total=10" % port)
+        assert status == 200 and "x-order-total" not in headers
     finally:
         proc.send_signal(signal.SIGINT)
-        out = proc.communicate(timeout=15)[0].decode(errors="replace")
+        if reader is None:
+            rest.append(proc.communicate(timeout=15)[0])
+        else:
+            proc.wait(timeout=15)
+            reader.join(timeout=15)
+        out = b"".join(rest).decode(errors="replace")
     assert proc.returncode == 0, out
     assert not re.search(r"\[(error|crit|alert|emerg)\]", out), out
     assert "warning" not in out, out        # cef-sync's permission check
@@ -203,6 +240,29 @@ def test_demo_serves_the_shop_and_its_personas():
     token = re.search(r"[?&]cef=([^&\s\"']+)",
                       " ".join(personas["churn-risk 1002"])).group(1)
     assert "cef=" not in out and token not in out, out
+
+    # README's report, verbatim (the shoppers and their draws are seeded)
+    logs = [BUILD / "demo/cef_impressions.log", BUILD / "demo/cef_goals.log"]
+    p = subprocess.run([str(BUILD / "cef-report"), *logs],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    example = readme_report()
+    assert shoppers_said == example[0] + "\n"
+    assert p.stdout.startswith("\n".join(example[1:]) + "\n"), p.stdout
+
+    # every shopper exposed once, in the three arms, the purchases counted
+    p = subprocess.run([str(BUILD / "cef-report"), "--json", *logs],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    tests = {(t["experiment"], t["goal"], t["metric"]): t
+             for t in map(json.loads, p.stdout.splitlines())}
+    autumn = tests[("hero-autumn", "purchase", "binomial")]
+    assert [a["name"] for a in autumn["arms"]] == ["control", "classic",
+                                                    "video"]
+    assert sum(a["n"] for a in autumn["arms"]) == SHOPPERS
+    assert sum(a["sum"] for a in autumn["arms"]) > 0
+    assert autumn["srm_p"] is not None
+    assert ("hero-autumn", "purchase", "mean") in tests
 
 
 @pytest.mark.parametrize("days", [365, 365 + 182])

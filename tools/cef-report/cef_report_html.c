@@ -47,14 +47,14 @@ static const char  css[] =
     "font-size:17px}\n"
     ".srm.bad strong{color:var(--bad);font-size:20px;display:block}\n"
     ".scroll{overflow-x:auto}\n"
-    "table{border-collapse:collapse;width:100%;font-variant-numeric:"
-    "tabular-nums}\n"
-    "th,td{padding:6px 8px;border-bottom:1px solid var(--line);"
+    "table{border-collapse:collapse;width:100%;font-size:14px;"
+    "font-variant-numeric:tabular-nums}\n"
+    "th,td{padding:5px 6px;border-bottom:1px solid var(--line);"
     "text-align:right;vertical-align:top}\n"
-    "th{font-size:13px;color:var(--muted);font-weight:600}\n"
+    "th{font-size:12px;color:var(--muted);font-weight:600}\n"
     "th:first-child,td:first-child{text-align:left}\n"
     "td{white-space:nowrap}\n"
-    "td small{color:var(--muted)}\n"
+    "td small{color:var(--muted);font-size:12px}\n"
     "td.arm{white-space:normal;overflow-wrap:anywhere;min-width:8em}\n"
     "td.note{text-align:left;color:var(--muted);white-space:normal}\n"
     "td.note.bad{color:var(--bad)}\n"
@@ -164,6 +164,10 @@ page_nav(FILE *f, const cef_report_out_t *outs, size_t n)
             cef_report_fmt_text(f, outs[i].test->goal, 0);
         }
 
+        fputs(outs[i].test->metric == CEF_REPORT_MEAN
+              ? " \xc2\xb7 value per visitor" : " \xc2\xb7 conversion rate",
+              f);
+
         if (srm_flagged(&outs[i])) {
             fputs(" <span class=\"tag bad\">sample ratio mismatch</span>", f);
         }
@@ -224,9 +228,9 @@ test_head(FILE *f, const cef_report_out_t *o)
     }
 
     if (t->holdout) {
-        fputs(" \xc2\xb7 <b>treatment</b> saw the offers, <b>control</b> was"
-              " held out (what it would have seen is in the log): the lift"
-              " is what showing offers earned", f);
+        fputs(" \xc2\xb7 <b>control</b> was held out from the offers (what "
+              "it would have seen is in the log): each lift is what showing "
+              "the offers earned", f);
     }
 
     fputs("</p>\n", f);

@@ -291,7 +291,8 @@ cef_report_svg_forest(FILE *f, const cef_report_out_t *o)
 }
 
 
-/* a period's end as a tick label: dates, or hours when the span is short */
+/* a period's end as a tick label: dates over days, minutes over hours,
+   seconds within an hour */
 static char *
 time_label(char *buf, size_t len, int64_t at, int64_t span)
 {
@@ -305,7 +306,8 @@ time_label(char *buf, size_t len, int64_t at, int64_t span)
         return buf;
     }
 
-    strftime(buf, len, span >= 2 * 86400 ? "%Y-%m-%d" : "%m-%d %H:%M", &tm);
+    strftime(buf, len, span >= 2 * 86400 ? "%Y-%m-%d"
+                       : (span >= 2 * 3600 ? "%m-%d %H:%M" : "%H:%M:%S"), &tm);
     return buf;
 }
 
