@@ -135,7 +135,13 @@ typedef struct {
 typedef struct {
     const char          *buf;
     size_t               len;
-    yaml_document_t      doc;
+    yaml_document_t      doc;          /* nodes only: cef_rules_yaml.c */
+    struct {                             /* the document's memory */
+        void            *blocks;         /* newest first, each starts with
+                                            a pointer to the previous */
+        char            *next;
+        size_t           left;
+    }                    mem;
     cef_rules_errors_t  *errs;
     cef_rules_t         *rs;
     cef_names_t          offer_names;
@@ -193,9 +199,12 @@ void cef_rules_load_names_free(cef_names_t *t);
    capped), typed reads of its nodes and keys with hints, and the line and
    column of an offset inside a scalar */
 int cef_rules_yaml_load(cef_loader_t *ld, yaml_parser_t *parser);
+void cef_rules_yaml_free(cef_loader_t *ld);
 yaml_node_t *cef_rules_yaml_node(cef_loader_t *ld, int id);
 const char *cef_rules_yaml_scalar(yaml_node_t *n);
 const char *cef_rules_yaml_kind(yaml_node_t *n);
+const char *cef_rules_yaml_known(yaml_node_t *key,
+    const char *const *valid);
 const char *cef_rules_yaml_key(cef_loader_t *ld, yaml_node_t *key,
     const char *const *valid, const char *where);
 int cef_rules_yaml_dup_key(cef_loader_t *ld, yaml_node_t *key,
