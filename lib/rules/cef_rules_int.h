@@ -92,30 +92,37 @@ struct cef_rules_s {
 int cef_rules_plan(cef_rules_t *rs);
 
 /*
- * The next plan position from i that is a candidate (cand from
- * cef_rules_candidates(); NULL: every one): i itself, or past it; n or
- * more at the end.  Inline: a decision asks once per rule it tries.
+ * The first rule of the plan from pr on that is a candidate (cand from
+ * cef_rules_candidates(); NULL: every one): pr itself, or past it; the
+ * plan's end when none is left.  Inline and always given a constant NULL
+ * or a bitset: without an index the walk is the plain pointer walk it was
+ * before the index (an indexed walk, i = 0..n with &plan[i], was 4.5 %
+ * more instructions on the old bench-rules workload).
  */
-static inline __attribute__((always_inline)) uint32_t
-cef_rules_next(const uint64_t *cand, uint32_t i, uint32_t n)
+static inline __attribute__((always_inline)) const cef_plan_rule_t *
+cef_rules_from(const cef_rules_t *rs, const uint64_t *cand,
+    const cef_plan_rule_t *pr)
 {
+    uint32_t  i, n = rs->nrules;
     uint64_t  b;
 
     if (cand == NULL) {
-        return i;
+        return pr;
     }
+
+    i = (uint32_t) (pr - rs->plan);
 
     while (i < n) {
         b = cand[i / 64] >> (i % 64);
 
         if (b) {
-            return i + (uint32_t) __builtin_ctzll(b);
+            return rs->plan + i + (uint32_t) __builtin_ctzll(b);
         }
 
         i = (i | 63) + 1;
     }
 
-    return i;
+    return rs->plan + n;
 }
 
 
