@@ -356,15 +356,61 @@ ngx_http_cef_set_validators(ngx_http_request_t *r,
 }
 
 
+/*
+ * The digest's input, gathered into one buffer: each field as its length
+ * (uint32_t, host order) and its bytes, passed to EVP_DigestUpdate() when
+ * the buffer fills and at the end.  One update instead of two per field
+ * (about 20 per response with 3 offers, each through EVP's dispatch); the
+ * bytes digested are the same.
+ */
+typedef struct {
+    EVP_MD_CTX  *c;
+    size_t       n;
+    int          failed;
+    u_char       buf[1024];
+} ngx_http_cef_etag_in_t;
+
+
 static void
-ngx_http_cef_etag_add(EVP_MD_CTX *c, const u_char *p, size_t len)
+ngx_http_cef_etag_flush(ngx_http_cef_etag_in_t *in)
+{
+    if (in->n && EVP_DigestUpdate(in->c, in->buf, in->n) != 1) {
+        in->failed = 1;
+    }
+
+    in->n = 0;
+}
+
+
+static void
+ngx_http_cef_etag_put(ngx_http_cef_etag_in_t *in, const void *p, size_t len)
+{
+    if (len > sizeof(in->buf) - in->n) {
+        ngx_http_cef_etag_flush(in);
+
+        if (len > sizeof(in->buf)) {
+            if (EVP_DigestUpdate(in->c, p, len) != 1) {
+                in->failed = 1;
+            }
+            return;
+        }
+    }
+
+    ngx_memcpy(in->buf + in->n, p, len);
+    in->n += len;
+}
+
+
+static void
+ngx_http_cef_etag_add(ngx_http_cef_etag_in_t *in, const u_char *p,
+    size_t len)
 {
     uint32_t  n;
 
     n = (uint32_t) len;
 
-    EVP_DigestUpdate(c, &n, sizeof(n));
-    EVP_DigestUpdate(c, p, len);
+    ngx_http_cef_etag_put(in, &n, sizeof(n));
+    ngx_http_cef_etag_put(in, p, len);
 }
 
 
@@ -376,6 +422,7 @@ ngx_http_cef_etag_digest(ngx_http_request_t *r, ngx_str_t *validator,
     unsigned int               len;
     ngx_uint_t                 i;
     EVP_MD_CTX                *c;
+    ngx_http_cef_etag_in_t     in;
     ngx_http_cef_main_conf_t  *cmcf;
 
     if (ngx_http_cef_etag_ctx == NULL) {
@@ -398,30 +445,36 @@ ngx_http_cef_etag_digest(ngx_http_request_t *r, ngx_str_t *validator,
         goto failed;
     }
 
-    ngx_http_cef_etag_add(c, (u_char *) NGX_HTTP_CEF_ETAG_LABEL,
+    in.c = c;
+    in.n = 0;
+    in.failed = 0;
+
+    ngx_http_cef_etag_add(&in, (u_char *) NGX_HTTP_CEF_ETAG_LABEL,
                           sizeof(NGX_HTTP_CEF_ETAG_LABEL) - 1);
 
     if (cmcf->etag_keyed) {
-        ngx_http_cef_etag_add(c, cmcf->etag_key, sizeof(cmcf->etag_key));
+        ngx_http_cef_etag_add(&in, cmcf->etag_key, sizeof(cmcf->etag_key));
     }
 
     if (validator->len) {
-        ngx_http_cef_etag_add(c, (u_char *) "E", 1);
-        ngx_http_cef_etag_add(c, validator->data, validator->len);
+        ngx_http_cef_etag_add(&in, (u_char *) "E", 1);
+        ngx_http_cef_etag_add(&in, validator->data, validator->len);
 
     } else {
-        ngx_http_cef_etag_add(c, (u_char *) "M", 1);
-        ngx_http_cef_etag_add(c, (u_char *) &lm, sizeof(lm));
+        ngx_http_cef_etag_add(&in, (u_char *) "M", 1);
+        ngx_http_cef_etag_add(&in, (u_char *) &lm, sizeof(lm));
     }
 
     for (i = 0; i < d->noffers; i++) {
-        ngx_http_cef_etag_add(c, d->offers[i].slot.data,
+        ngx_http_cef_etag_add(&in, d->offers[i].slot.data,
                               d->offers[i].slot.len);
-        ngx_http_cef_etag_add(c, d->offers[i].html.data,
+        ngx_http_cef_etag_add(&in, d->offers[i].html.data,
                               d->offers[i].html.len);
     }
 
-    if (EVP_DigestFinal_ex(c, md, &len) != 1) {
+    ngx_http_cef_etag_flush(&in);
+
+    if (in.failed || EVP_DigestFinal_ex(c, md, &len) != 1) {
         goto failed;
     }
 

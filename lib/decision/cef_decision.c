@@ -317,17 +317,15 @@ static inline __attribute__((always_inline)) void
 cef_decision_walk(const cef_rules_t *rs, cef_expr_eval_t *ev,
     cef_decision_priv_t *dp, const uint64_t *cand, int64_t now)
 {
-    const cef_plan_rule_t   *pr;
-    const cef_plan_offer_t  *po, *pe;
-    uint32_t                 i, s, open = rs->nslots, n = rs->nrules;
+    const cef_plan_rule_t   *pr, *end = rs->plan + rs->nrules;
+    const cef_plan_offer_t  *po, *pe, *offers = rs->plan_offers;
+    uint32_t                 s, open = rs->nslots;
     uint32_t                *ncands = dp->ncands;
     const uint8_t           *blocked = dp->blocked;
 
-    for (i = cef_rules_next(cand, 0, n); i < n && open;
-         i = cef_rules_next(cand, i + 1, n))
+    for (pr = cef_rules_from(rs, cand, rs->plan); pr < end && open;
+         pr = cef_rules_from(rs, cand, pr + 1))
     {
-        pr = &rs->plan[i];
-
         if (pr->simple) {
             s = pr->slot;
 
@@ -341,7 +339,7 @@ cef_decision_walk(const cef_rules_t *rs, cef_expr_eval_t *ev,
             continue;
         }
 
-        po = rs->plan_offers + pr->first;
+        po = offers + pr->first;
         pe = po + pr->n;
 
         for ( /* void */ ; po < pe; po++) {

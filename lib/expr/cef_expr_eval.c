@@ -484,9 +484,10 @@ cef_find(cef_span_t hay, cef_span_t needle)
  * and profile.NAME.KEY reads the decoded spans instead of the encoding.
  * Decoding stops at a malformed element (the elements before it stay
  * usable, as with the iterators) and after CEF_EXPR_SEQ_MAX elements or
- * when elems is full (the rest is then read from the encoding).
+ * when elems is full (the rest is then read from the encoding).  Inlined
+ * into both callers, as it was into its one caller before the index.
  */
-static const cef_seq_t *
+static inline __attribute__((always_inline)) const cef_seq_t *
 cef_seq(cef_expr_eval_t *ev, const cef_val_t *v)
 {
     cef_seq_t          *q = &ev->seqs[v->ref];

@@ -250,16 +250,14 @@ static inline __attribute__((always_inline)) uint32_t
 cef_rules_walk(const cef_rules_t *rs, cef_expr_eval_t *ev,
     const uint64_t *cand, int64_t now, cef_rules_choice_t *choices)
 {
-    const cef_plan_rule_t   *pr;
-    const cef_plan_offer_t  *po, *pe;
-    uint32_t                 i, decided = 0, nslots = rs->nslots;
-    uint32_t                 n = rs->nrules;
+    const cef_plan_rule_t   *pr, *end = rs->plan + rs->nrules;
+    const cef_plan_offer_t  *po, *pe, *offers = rs->plan_offers;
+    uint32_t                 decided = 0, nslots = rs->nslots;
 
-    for (i = cef_rules_next(cand, 0, n); i < n && decided < nslots;
-         i = cef_rules_next(cand, i + 1, n))
+    for (pr = cef_rules_from(rs, cand, rs->plan);
+         pr < end && decided < nslots;
+         pr = cef_rules_from(rs, cand, pr + 1))
     {
-        pr = &rs->plan[i];
-
         if (pr->simple) {
             if (choices[pr->slot].offer != CEF_RULES_NONE
                 || (pr->when && !cef_expr_match(pr->when, ev)))
@@ -273,7 +271,7 @@ cef_rules_walk(const cef_rules_t *rs, cef_expr_eval_t *ev,
             continue;
         }
 
-        po = rs->plan_offers + pr->first;
+        po = offers + pr->first;
         pe = po + pr->n;
 
         /* skip rules that could not fill any open slot */

@@ -277,6 +277,14 @@ cef_rule_show(cef_loader_t *ld, cef_rule_t *r, yaml_node_t *item,
 }
 
 
+/* "rule #N", what errors call a rule that has no name (yet) */
+static void
+cef_rule_where(char *where, size_t size, uint32_t n)
+{
+    snprintf(where, size, "rule #%u", n);
+}
+
+
 static uint32_t *
 cef_load_rule(cef_loader_t *ld, yaml_node_t *node, uint32_t *offers)
 {
@@ -298,7 +306,6 @@ cef_load_rule(cef_loader_t *ld, yaml_node_t *node, uint32_t *offers)
     r->col = node->start_mark.column + 1;
     r->offers = offers;
 
-    snprintf(where, sizeof(where), "rule #%u", rs->nrules + 1);
     rs->nrules++;
 
     if (node->type != YAML_MAPPING_NODE) {
@@ -314,7 +321,12 @@ cef_load_rule(cef_loader_t *ld, yaml_node_t *node, uint32_t *offers)
         k = cef_rules_yaml_node(ld, pair->key);
         v = cef_rules_yaml_node(ld, pair->value);
 
-        kw = cef_rules_yaml_key(ld, k, cef_rule_keys, where);
+        kw = cef_rules_yaml_known(k, cef_rule_keys);
+
+        if (kw == NULL) {
+            cef_rule_where(where, sizeof(where), rs->nrules);
+            kw = cef_rules_yaml_key(ld, k, cef_rule_keys, where);
+        }
 
         if (kw == NULL || cef_rules_yaml_dup_key(ld, k, cef_rule_keys, kw,
                                                  &seen)) {
@@ -380,6 +392,10 @@ cef_load_rule(cef_loader_t *ld, yaml_node_t *node, uint32_t *offers)
         } else {
             (void) cef_rules_yaml_want_string(ld, v, "description");
         }
+    }
+
+    if (r->name == NULL) {
+        cef_rule_where(where, sizeof(where), rs->nrules);
     }
 
     if (!(seen & 1)) {
@@ -695,7 +711,7 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
     yaml_parser_set_input_string(&parser, (const unsigned char *) buf, len);
 
     if (cef_rules_yaml_load(&ld, &parser) != 0) {
-        yaml_document_delete(&ld.doc);
+        cef_rules_yaml_free(&ld);
         yaml_parser_delete(&parser);
         cef_rules_free(rs);
         return -1;
@@ -756,7 +772,7 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
         cef_rules_sha256(buf, len, rs->hash);
     }
 
-    yaml_document_delete(&ld.doc);
+    cef_rules_yaml_free(&ld);
     yaml_parser_delete(&parser);
     cef_rules_load_names_free(&ld.offer_names);
     cef_rules_load_names_free(&ld.rule_names);

@@ -209,8 +209,12 @@ cef_load_offer(cef_loader_t *ld, yaml_node_t *key, yaml_node_t *val)
         k = cef_rules_yaml_node(ld, pair->key);
         v = cef_rules_yaml_node(ld, pair->value);
 
-        snprintf(what, sizeof(what), "offer '%s'", name);
-        kw = cef_rules_yaml_key(ld, k, ld->offer_keys, what);
+        kw = cef_rules_yaml_known(k, ld->offer_keys);
+
+        if (kw == NULL) {
+            snprintf(what, sizeof(what), "offer '%s'", name);
+            kw = cef_rules_yaml_key(ld, k, ld->offer_keys, what);
+        }
 
         if (kw == NULL || cef_rules_yaml_dup_key(ld, k, ld->offer_keys, kw,
                                                  &seen)) {

@@ -679,6 +679,114 @@ test_nesting_is_capped(void **state)
 }
 
 
+/*
+ * The document's nodes live in the loader's arena (cef_rules_yaml.c): many
+ * blocks of it, a value larger than a block, a list closed before more
+ * keys of its mapping, and a mapping inside a list inside a mapping are
+ * read back as written; unknown keys still name their offer and rule.
+ */
+static void
+test_document_arena(void **state)
+{
+    cef_rules_t         *rs;
+    cef_rules_errors_t   errs;
+    const cef_offer_t   *o;
+    const cef_rule_t    *r;
+    cef_expr_eval_t     *ev;
+    char                *y, *m, *big, *out;
+    size_t               at = 0, cap = 8 << 20, i, bigl = 200000, n;
+    const uint32_t       nrules = 3000;
+
+    (void) state;
+
+    y = malloc(cap);
+    big = malloc(bigl + 1);
+    assert_non_null(y);
+    assert_non_null(big);
+
+    for (i = 0; i < bigl; i++) {
+        big[i] = (char) ('a' + i % 26);
+    }
+    big[bigl] = '\0';
+
+    at += (size_t) snprintf(y + at, cap - at, "version: 1\noffers:\n"
+                            "  big: {slot: s0, html: '%s'}\n", big);
+
+    for (i = 0; i < nrules; i++) {
+        at += (size_t) snprintf(y + at, cap - at,
+                                "  o%zu:\n    slot: s%zu\n    html: \"<b>%zu"
+                                "</b>\"\n    value: %zu\n", i, i % 3 + 1, i,
+                                i);
+    }
+
+    at += (size_t) snprintf(y + at, cap - at, "rules:\n");
+
+    for (i = 0; i < nrules; i++) {
+        at += (size_t) snprintf(y + at, cap - at,
+                                "  - name: r%zu\n    show: [o%zu]\n"
+                                "    when: profile.n == %zu\n"
+                                "    priority: %zu\n", i, i, i, i % 7);
+    }
+
+    at += (size_t) snprintf(y + at, cap - at,
+                            "  - {name: last, show: [big], priority: -1}\n");
+    assert_true(at < cap);
+
+    assert_int_equal(cef_rules_load_buffer("t.yaml", y, at, &rs, &errs), 0);
+    cef_rules_errors_free(&errs);
+
+    assert_int_equal(cef_rules_noffers(rs), nrules + 1);
+    assert_int_equal(cef_rules_nrules(rs), nrules + 1);
+
+    o = cef_rules_offer(rs, 0);
+    assert_string_equal(o->name, "big");
+    ev = cef_rules_eval_create(rs);
+    assert_non_null(ev);
+    out = malloc(bigl + 1);
+    assert_non_null(out);
+    n = cef_template_render(o->html, ev, out, bigl + 1);
+    assert_int_equal(n, bigl);
+    assert_memory_equal(out, big, bigl);
+
+    for (i = 0; i < nrules; i++) {
+        o = cef_rules_offer(rs, (uint32_t) i + 1);
+        r = cef_rules_rule(rs, (uint32_t) i);
+        assert_int_equal(o->value, (double) i);
+        assert_string_equal(o->slot, i % 3 == 0 ? "s1"
+                            : i % 3 == 1 ? "s2" : "s3");
+        assert_int_equal(r->priority, (int64_t) (i % 7));
+        assert_int_equal(r->noffers, 1);
+        assert_int_equal(r->offers[0], i + 1);
+        assert_non_null(r->when);
+        assert_int_equal(r->line, 4 * i + 3 + 4 * nrules + 2);
+    }
+
+    r = cef_rules_rule(rs, nrules);
+    assert_string_equal(r->name, "last");
+    assert_int_equal(r->priority, -1);
+
+    free(out);
+    cef_expr_eval_free(ev);
+    cef_rules_free(rs);
+    free(big);
+    free(y);
+
+    y = "version: 1\n"
+        "offers:\n"
+        "  a: {slot: hero, html: x, colour: red}\n"
+        "rules:\n"
+        "  - {show: [a], when: 'true', priorty: 2}\n"
+        "  - {name: n, show: [a], prio: 2}\n";
+    m = load_messages(y, strlen(y));
+    assert_string_equal(m, "3:28: unknown key 'colour' in offer 'a'\n"
+                        "5:31: unknown key 'priorty' in rule #1 (did you "
+                        "mean 'priority'?)\n"
+                        "5:5: rule #1 has no name\n"
+                        "6:26: unknown key 'prio' in rule #2\n");
+    free(m);
+}
+
+
 /* issue 16: a FIFO (or a device) as a rule path is refused at once */
 static void
 test_fifo_is_refused(void **state)
@@ -1127,6 +1235,7 @@ main(void)
         cmocka_unit_test(test_plugin_messages_have_one_prefix),
         cmocka_unit_test(test_second_document_is_refused),
         cmocka_unit_test(test_nesting_is_capped),
+        cmocka_unit_test(test_document_arena),
         cmocka_unit_test(test_fifo_is_refused),
         cmocka_unit_test(test_file_limits),
         cmocka_unit_test(test_many_rules),
