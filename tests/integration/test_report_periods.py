@@ -12,13 +12,16 @@ written out here) and not by the code under test."""
 
 import json
 import math
+import os
 import pathlib
 import subprocess
 
 from report_logs import goal_line, impression_line
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-TOOL = REPO / "build" / "cef-report"
+# CEF_REPORT=build/asan/cef-report runs the same tests under ASan+UBSan
+# (make check-report-asan)
+TOOL = os.environ.get("CEF_REPORT", str(REPO / "build" / "cef-report"))
 
 T0 = 1795392000
 RULES = "b4nd17" + "0" * 58
@@ -351,3 +354,28 @@ def test_a_bad_weights_version_is_a_malformed_line(tmp_path):
         files[0] in err
     assert "%s:6: decision: slot hero: weights_version" % files[0] in err
     assert "2 malformed lines skipped" in err
+
+
+def test_periods_merge_across_files_and_threads(tmp_path):
+    # two edges: version 7's lines on the second, with returning visitors
+    # of version 0 and a version 3 the first edge never saw; read by one
+    # thread or a thread per file (joins merged), the periods agree
+    one = Logs().period(0, EVEN, {"a": (30, 6), "b": (30, 6)}, T0)
+    two = Logs()
+    two.k = 1000
+    two.period(7, SHIFT, {"a": (10, 1), "b": (40, 4)}, T0 + 7200)
+    two.period(3, {"a": 4000, "b": 6000}, {"a": (4, 1), "b": (6, 1)},
+               T0 + 3600)
+    for i in (1, 2, 31):
+        vid = "v%07d" % i
+        a = "a" if i <= 30 else "b"
+        two.imps.append(impression(T0 + 9000, vid, {"hero": bandit_slot(
+            a, 7, SHIFT, sticky=True)}))
+    files = one.write(tmp_path, "edge1") + two.write(tmp_path, "edge2")
+    runs = [report_json("--jobs", j, *files) for j in (1, 2, 4)]
+    assert runs[0] == runs[1] == runs[2]
+    t = the_test(runs[0])
+    assert [p["version"] for p in t["periods"]] == [0, 3, 7]
+    assert [p["n"] for p in t["periods"]] == [[30, 30], [4, 6], [10, 40]]
+    assert [p["weights"] for p in t["periods"]] == [
+        [0.5, 0.5], [0.4, 0.6], [0.2, 0.8]]
