@@ -20,6 +20,8 @@
 
 #include "ngx_http_cef_module.h"
 
+#include "cef_rules_goals.h"
+
 #include <jansson.h>
 
 #include "cef_outcome.h"
@@ -552,6 +554,40 @@ ngx_http_cef_explain_rules(ngx_http_cef_explain_t *ex, const cef_rules_t *rs)
 }
 
 
+
+/* an adaptive strategy's slot (bandit): the weights it drew from and
+   whether the visitor kept their arm (docs/plugins.md#bandit) */
+static json_t *
+ngx_http_cef_explain_bandit(const cef_rules_t *rs, uint32_t s,
+    const cef_decision_slot_t *ds)
+{
+    uint32_t                       i;
+    json_t                        *b, *split;
+    const cef_rules_experiment_t  *x;
+
+    x = cef_rules_goals_slot_experiment(rs, s);
+    split = json_object();
+
+    for (i = 0; x && split && i < ds->nsplit && i < x->narms; i++) {
+        json_object_set_new(split, x->arms[i], json_integer(ds->split[i]));
+    }
+
+    b = json_pack("{s:s?,s:s?,s:I,s:s,s:o}",
+                  "experiment", x ? x->name : NULL,
+                  "salt", x ? x->salt : NULL,
+                  "weights_version", (json_int_t) ds->weights_version,
+                  "arm", ds->sticky == CEF_PLUGIN_STICKY_YES
+                         ? "kept (cef_bandit cookie)"
+                         : ds->sticky == CEF_PLUGIN_STICKY_REDRAWN
+                         ? "redrawn (the kept arm is not eligible)"
+                         : ds->weights_version
+                           ? "drawn over the published weights"
+                           : "drawn uniformly (no weights published)",
+                  "split", split ? split : json_null());
+
+    return b ? b : json_null();
+}
+
 static json_t *
 ngx_http_cef_explain_slots(ngx_http_cef_explain_t *ex, const cef_rules_t *rs)
 {
@@ -608,6 +644,9 @@ ngx_http_cef_explain_slots(ngx_http_cef_explain_t *ex, const cef_rules_t *rs)
                   "failed", (int) ds->failed);
 
         if (slot == NULL
+            || (ds->sticky != CEF_RULES_NONE
+                && json_object_set_new(slot, "bandit",
+                                       ngx_http_cef_explain_bandit(rs, s, ds)))
             || json_object_set_new(slots, cef_rules_slot_name(rs, s), slot))
         {
             goto failed;

@@ -264,6 +264,26 @@ ngx_http_cef_goal_cleanup(void *data)
  * when out of memory.
  */
 
+/* cef_goal_env_t.state: a plugin's verified state cookie (a sticky
+   bandit visitor's arm); data is the request */
+static int
+ngx_http_cef_goal_plugin_state(void *data, const char *plugin,
+    cef_span_t *out)
+{
+    ngx_http_request_t       *r = data;
+    ngx_http_cef_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
+
+    if (clcf->signing == NULL || clcf->signing->signer == NULL) {
+        return 0;
+    }
+
+    return ngx_http_cef_read_state(r, clcf->signing->signer, plugin, 0, out)
+           == NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_cef_goal_reached(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
 {
@@ -272,6 +292,7 @@ ngx_http_cef_goal_reached(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
     ngx_str_t                 text, *by;
     cef_span_t                state;
     cef_signer_t             *signer;
+    cef_goal_env_t            env;
     cef_goal_event_t          ev;
     ngx_http_cef_ctx_t       *ctx;
     ngx_http_cef_goal_t      *g;
@@ -323,6 +344,10 @@ ngx_http_cef_goal_reached(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
 
     ngx_memzero(&ev, sizeof(cef_goal_event_t));
     ev.now = ngx_time();
+    env.state = ngx_http_cef_goal_plugin_state;
+    env.weights = ngx_http_cef_store_weights;
+    env.data = r;
+    ev.env = &env;
 
     if (g->once) {
         signer = clcf->signing->signer;

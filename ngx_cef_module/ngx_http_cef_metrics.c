@@ -68,6 +68,7 @@ ngx_http_cef_metrics_handler(ngx_http_request_t *r)
     last = b->end;
 
     p = ngx_http_cef_metrics_store(r, p, last);
+    p = ngx_http_cef_store_weights_print(r, p, last);
     p = ngx_http_cef_metrics_rules(r, p, last);
 
     b->last = p;

@@ -306,6 +306,10 @@ ngx_int_t ngx_http_cef_store_init_process(ngx_cycle_t *cycle);
 void ngx_http_cef_store_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_cef_store_begin(ngx_http_request_t *r);
 void ngx_http_cef_store_end(void);
+int ngx_http_cef_store_weights(void *r, const char *experiment,
+    const char *salt, cef_plugin_weights_t *out);
+u_char *ngx_http_cef_store_weights_print(ngx_http_request_t *r, u_char *p,
+    u_char *last);
 ngx_int_t ngx_http_cef_store_find(ngx_http_request_t *r, ngx_str_t *type,
     ngx_str_t *value, ngx_http_cef_identity_t *id);
 ngx_int_t ngx_http_cef_store_find_key(ngx_http_request_t *r,

@@ -925,6 +925,8 @@ ngx_http_cef_rules_decision(ngx_http_request_t *r,
         ngx_http_cef_rules_read_states(r, dec);
     }
 
+    cef_decision_set_weights(dec, ngx_http_cef_store_weights, r);
+
     rules->busy = 1;
     rules->busy_faults = ngx_http_cef_store_faults;
     (void) cef_decision_make(rules->rs, rules->ev, ctx, &in, dec);

@@ -13,6 +13,7 @@
 #include <setjmp.h>
 
 #include "cef_store.h"
+#include "cef_store_weights.h"
 
 
 #define NGX_HTTP_CEF_STORE_RETRY  1      /* seconds between open attempts */
@@ -58,6 +59,7 @@ static void ngx_http_cef_store_check_switch(ngx_log_t *log,
 
 /* per worker process */
 static cef_store_t  *ngx_http_cef_store_handle;
+static ngx_uint_t    ngx_http_cef_store_open;   /* a session is open */
 static time_t        ngx_http_cef_store_next_try;
 static ngx_uint_t    ngx_http_cef_store_failing;
 static uint64_t      ngx_http_cef_store_bad_gen;    /* faulted unopened */
@@ -197,6 +199,7 @@ ngx_http_cef_store_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_cef_store_handle = NULL;
+    ngx_http_cef_store_open = 0;
     ngx_http_cef_store_next_try = 0;
     ngx_http_cef_store_failing = 0;
     ngx_http_cef_store_bad_gen = 0;
@@ -346,6 +349,7 @@ ngx_http_cef_store_fault(ngx_http_request_t *r, ngx_log_t *log, int signo)
         } else {
             ngx_http_cef_store_in_lib = 0;
             ngx_http_cef_store_handle = NULL;
+            ngx_http_cef_store_open = 0;
             ngx_http_cef_store_next_try = ngx_time()
                                           + NGX_HTTP_CEF_STORE_RETRY;
         }
@@ -483,6 +487,7 @@ ngx_http_cef_store_exit_process(ngx_cycle_t *cycle)
     if (ngx_http_cef_store_handle) {
         cef_store_close(ngx_http_cef_store_handle);
         ngx_http_cef_store_handle = NULL;
+        ngx_http_cef_store_open = 0;
     }
 }
 
@@ -582,6 +587,7 @@ ngx_http_cef_store_session(ngx_http_request_t *r)
     ngx_http_cef_store_check_switch(r->connection->log, cmcf);
 
     if (rc == CEF_STORE_OK) {
+        ngx_http_cef_store_open = 1;
         return NGX_OK;
     }
 
@@ -646,7 +652,7 @@ ngx_http_cef_store_info_read(void *data)
         rd->rc = NGX_OK;
     }
 
-    cef_store_end(ngx_http_cef_store_handle);
+    ngx_http_cef_store_end();
 
     return NULL;
 }
@@ -670,9 +676,336 @@ ngx_http_cef_store_begin(ngx_http_request_t *r)
 void
 ngx_http_cef_store_end(void)
 {
+    ngx_http_cef_store_open = 0;
+
     if (ngx_http_cef_store_handle) {
         cef_store_end(ngx_http_cef_store_handle);
     }
+}
+
+
+/*
+ * The published weights of (experiment, salt) for adaptive strategies
+ * (cef_decision_weights_pt; data is the request): the store's weights
+ * record (cef_store_weights.h), read in the request's store session.
+ * Without a store, or outside a session, nothing is published (a bandit
+ * stays uniform).
+ *
+ * A worker keeps what it decoded -- per (experiment, salt): the version,
+ * the arm names and basis points, or "none published" -- and asks
+ * cef_store_published_changed() on each call whether anything published
+ * changed since (a comparison while no write committed); only then is the
+ * cache dropped and the records read again.  So a new version is used at
+ * the next request without a reload, and a request costs no mdb_get.
+ */
+
+#define NGX_HTTP_CEF_WEIGHTS_CACHE  64
+
+typedef struct {
+    char        *experiment;
+    char        *salt;
+    uint64_t     version;           /* 0: none published */
+    int64_t      created_at;
+    uint32_t     narms;
+    cef_span_t  *arms;
+    uint32_t    *bp;
+    void        *mem;               /* one allocation holds it all */
+} ngx_http_cef_weights_t;
+
+static ngx_http_cef_weights_t  ngx_http_cef_weights[NGX_HTTP_CEF_WEIGHTS_CACHE];
+static ngx_uint_t              ngx_http_cef_nweights;
+static cef_store_pub_stamp_t   ngx_http_cef_weights_stamp;
+static cef_store_t            *ngx_http_cef_weights_of;
+
+
+static int ngx_http_cef_weights_get(ngx_http_request_t *r,
+    const char *experiment, const char *salt, cef_plugin_weights_t *out);
+
+
+static void
+ngx_http_cef_weights_flush(void)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < ngx_http_cef_nweights; i++) {
+        ngx_free(ngx_http_cef_weights[i].mem);
+    }
+
+    ngx_http_cef_nweights = 0;
+}
+
+
+/* e from one allocation: the arms' spans and basis points (if w), the
+   experiment, the salt, the arm names; -1 when out of memory */
+static int
+ngx_http_cef_weights_keep(ngx_http_cef_weights_t *e, const char *experiment,
+    const char *salt, const cef_store_weights_t *w)
+{
+    u_char           *p;
+    size_t            elen, slen, size, pos;
+    uint32_t          i, narms;
+    cef_store_arm_t   arm;
+
+    elen = ngx_strlen(experiment) + 1;
+    slen = ngx_strlen(salt) + 1;
+    narms = w ? w->narms : 0;
+    size = elen + slen + narms * (sizeof(cef_span_t) + sizeof(uint32_t))
+           + (w ? w->arms_len : 0) + sizeof(cef_span_t);
+
+    p = ngx_alloc(size, ngx_cycle->log);
+    if (p == NULL) {
+        return -1;
+    }
+
+    e->mem = p;
+    e->arms = (cef_span_t *) p;                 /* spans first: aligned */
+    e->bp = (uint32_t *) (p + narms * sizeof(cef_span_t));
+    p = (u_char *) (e->bp + narms);
+    e->experiment = (char *) p;
+    p = ngx_cpymem(p, experiment, elen);
+    e->salt = (char *) p;
+    p = ngx_cpymem(p, salt, slen);
+
+    e->version = 0;
+    e->created_at = 0;
+    e->narms = 0;
+
+    if (w == NULL) {
+        return 0;
+    }
+
+    for (pos = 0, i = 0; i < narms && cef_store_weights_arm(w, &pos, &arm);
+         i++)
+    {
+        e->arms[i].data = (const char *) p;
+        e->arms[i].len = arm.name.len;
+        p = ngx_cpymem(p, arm.name.data, arm.name.len);
+        e->bp[i] = arm.bp;
+    }
+
+    e->narms = i;
+    e->version = w->version;
+    e->created_at = w->created_at;
+
+    return 0;
+}
+
+
+int
+ngx_http_cef_store_weights(void *data, const char *experiment,
+    const char *salt, cef_plugin_weights_t *out)
+{
+    int                  rc;
+    ngx_uint_t           own;
+    ngx_http_request_t  *r = data;
+
+    if (ngx_http_cef_store_handle == NULL || r == NULL) {
+        return 0;
+    }
+
+    /* the request's session when it has one (a recognised visitor), else
+       one of our own, for this look-up only */
+
+    own = !ngx_http_cef_store_open;
+
+    if (own && ngx_http_cef_store_begin(r) != NGX_OK) {
+        return 0;
+    }
+
+    rc = ngx_http_cef_weights_get(r, experiment, salt, out);
+
+    if (own) {
+        ngx_http_cef_store_end();
+    }
+
+    return rc;
+}
+
+
+static int
+ngx_http_cef_weights_get(ngx_http_request_t *r, const char *experiment,
+    const char *salt, cef_plugin_weights_t *out)
+{
+    int                      rc;
+    ngx_uint_t               i;
+    cef_store_t             *s;
+    cef_store_weights_t      w;
+    ngx_http_cef_weights_t  *e;
+
+    s = ngx_http_cef_store_handle;
+
+    if (s != ngx_http_cef_weights_of) {
+        ngx_http_cef_weights_flush();
+        ngx_memzero(&ngx_http_cef_weights_stamp, sizeof(cef_store_pub_stamp_t));
+        ngx_http_cef_weights_of = s;
+    }
+
+    ngx_http_cef_store_call(rc, cef_store_published_changed(s,
+                                    &ngx_http_cef_weights_stamp));
+
+    if (rc == CEF_STORE_ERROR) {
+        return 0;
+    }
+
+    if (rc == 1) {
+        ngx_http_cef_weights_flush();
+    }
+
+    for (i = 0; i < ngx_http_cef_nweights; i++) {
+        e = &ngx_http_cef_weights[i];
+
+        if (ngx_strcmp(e->experiment, experiment) == 0
+            && ngx_strcmp(e->salt, salt) == 0)
+        {
+            goto found;
+        }
+    }
+
+    /* not asked since the last change: read it */
+
+    ngx_http_cef_store_call(rc, cef_store_weights_get(s, experiment,
+                                    ngx_strlen(experiment), salt,
+                                    ngx_strlen(salt), &w));
+
+    if (rc == CEF_STORE_ERROR) {
+        ngx_http_cef_store_log_fault(r->connection->log,
+                                     NGX_HTTP_CEF_FAULT_LOOKUP,
+                                     ngx_http_cef_store_gen(),
+                                     "cef: reading the weights of \"%s\" "
+                                     "failed: %s: uniform", experiment,
+                                     cef_store_strerror(s));
+        return 0;
+    }
+
+    if (ngx_http_cef_nweights == NGX_HTTP_CEF_WEIGHTS_CACHE) {
+        ngx_http_cef_weights_flush();
+    }
+
+    e = &ngx_http_cef_weights[ngx_http_cef_nweights];
+
+    ngx_http_cef_store_in_lib++;
+    rc = ngx_http_cef_weights_keep(e, experiment, salt,
+                                   rc == CEF_STORE_OK ? &w : NULL);
+    ngx_http_cef_store_in_lib--;
+
+    if (rc != 0) {
+        return 0;
+    }
+
+    ngx_http_cef_nweights++;
+
+found:
+
+    if (e->version == 0) {
+        return 0;
+    }
+
+    out->version = e->version;
+    out->created_at = e->created_at;
+    out->narms = e->narms;
+    out->arms = e->arms;
+    out->bp = e->bp;
+
+    return 1;
+}
+
+
+/*
+ * The metrics of published weights: per record in the store, its version
+ * and age (now - created_at), for the metrics page.
+ */
+
+typedef struct {
+    ngx_http_request_t  *r;
+    u_char              *p;
+    u_char              *last;
+    ngx_uint_t           n;
+} ngx_http_cef_weights_print_t;
+
+
+static u_char *
+ngx_http_cef_weights_labels(u_char *p, u_char *last, cef_span_t experiment,
+    cef_span_t salt)
+{
+    char  buf[CEF_STORE_WEIGHTS_NAME_MAX + 1];
+
+    p = ngx_slprintf(p, last, "{experiment=\"");
+    ngx_memcpy(buf, experiment.data, ngx_min(experiment.len,
+                                             CEF_STORE_WEIGHTS_NAME_MAX));
+    buf[ngx_min(experiment.len, CEF_STORE_WEIGHTS_NAME_MAX)] = '\0';
+    p = ngx_http_cef_counters_label(p, last, buf);
+    p = ngx_slprintf(p, last, "\",salt=\"");
+    ngx_memcpy(buf, salt.data, ngx_min(salt.len, CEF_STORE_WEIGHTS_NAME_MAX));
+    buf[ngx_min(salt.len, CEF_STORE_WEIGHTS_NAME_MAX)] = '\0';
+    p = ngx_http_cef_counters_label(p, last, buf);
+
+    return ngx_slprintf(p, last, "\"}");
+}
+
+
+static int
+ngx_http_cef_weights_print_one(void *data, const cef_store_weights_t *w)
+{
+    ngx_http_cef_weights_print_t  *pr = data;
+
+    if (pr->last - pr->p < 2048) {
+        return 1;                       /* no room for a whole entry */
+    }
+
+    if (pr->n++ == 0) {
+        pr->p = ngx_slprintf(pr->p, pr->last,
+                             "# TYPE cef_bandit_weights_version gauge\n"
+                             "# TYPE cef_bandit_weights_age_seconds gauge\n");
+    }
+
+    pr->p = ngx_slprintf(pr->p, pr->last, "cef_bandit_weights_version");
+    pr->p = ngx_http_cef_weights_labels(pr->p, pr->last, w->experiment,
+                                        w->salt);
+    pr->p = ngx_slprintf(pr->p, pr->last, " %uL\ncef_bandit_weights_age_"
+                         "seconds", w->version);
+    pr->p = ngx_http_cef_weights_labels(pr->p, pr->last, w->experiment,
+                                        w->salt);
+    pr->p = ngx_slprintf(pr->p, pr->last, " %L\n",
+                         (int64_t) ngx_time() - w->created_at);
+
+    return 0;
+}
+
+
+static void *
+ngx_http_cef_weights_print_read(void *data)
+{
+    ngx_http_cef_weights_print_t  *pr = data;
+
+    if (ngx_http_cef_store_session(pr->r) != NGX_OK) {
+        return NULL;
+    }
+
+    (void) cef_store_weights_each(ngx_http_cef_store_handle,
+                                  ngx_http_cef_weights_print_one, pr);
+
+    ngx_http_cef_store_end();
+
+    return NULL;
+}
+
+
+u_char *
+ngx_http_cef_store_weights_print(ngx_http_request_t *r, u_char *p,
+    u_char *last)
+{
+    ngx_http_cef_weights_print_t  pr;
+
+    pr.r = r;
+    pr.p = p;
+    pr.last = last;
+    pr.n = 0;
+
+    (void) ngx_http_cef_store_guard(r, r->connection->log,
+                                    ngx_http_cef_weights_print_read, &pr,
+                                    NULL);
+
+    return pr.p;
 }
 
 
@@ -843,7 +1176,7 @@ ngx_http_cef_store_attr_read(void *data)
     rd->rc = (rc == CEF_STORE_OK)
              ? ngx_http_cef_render_attrs(rd->r, rd->id, &p) : NGX_DECLINED;
 
-    cef_store_end(ngx_http_cef_store_handle);
+    ngx_http_cef_store_end();
 
     return NULL;
 }

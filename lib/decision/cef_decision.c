@@ -12,6 +12,7 @@
 #include "cef_bucket.h"
 #include "cef_decision_int.h"
 #include "cef_rules_int.h"
+#include "cef_rules_goals.h"
 
 
 /* What the plugin services need, reachable from cef_plugin_req_t.host. */
@@ -21,6 +22,15 @@ typedef struct {
     cef_decision_t      *d;
     cef_span_t           visitor;
 } cef_decision_host_t;
+
+
+void
+cef_decision_set_weights(cef_decision_t *d, cef_decision_weights_pt fn,
+    void *data)
+{
+    cef_decision_priv(d)->weights = fn;
+    cef_decision_priv(d)->weights_data = data;
+}
 
 
 cef_decision_t *
@@ -221,6 +231,21 @@ cef_req_array_has(const cef_value_t *array, const char *s, size_t len)
 }
 
 
+static int
+cef_req_weights(const cef_plugin_req_t *req, const char *experiment,
+    const char *salt, cef_plugin_weights_t *out)
+{
+    const cef_decision_host_t  *h = req->host;
+    cef_decision_priv_t        *dp = cef_decision_priv(h->d);
+
+    if (dp->weights == NULL || experiment == NULL || salt == NULL) {
+        return 0;
+    }
+
+    return dp->weights(dp->weights_data, experiment, salt, out) == 1;
+}
+
+
 static void
 cef_decision_fail(cef_decision_t *d, const char *plugin, const char *what)
 {
@@ -232,6 +257,26 @@ cef_decision_fail(cef_decision_t *d, const char *plugin, const char *what)
 
 
 /* --- the decision --------------------------------------------------------- */
+
+/* what an adaptive strategy reported beyond the pick, kept with the slot
+   (the live split is copied: the plugin's may change before the log) */
+static void
+cef_decision_adaptive(const cef_rules_t *rs, uint32_t s,
+    const cef_plugin_pick_t *pick, cef_decision_slot_t *ds)
+{
+    const cef_rules_experiment_t  *x;
+
+    ds->sticky = pick->sticky;
+    ds->weights_version = pick->weights_version;
+
+    x = cef_rules_goals_slot_experiment(rs, s);
+
+    if (pick->split && x && x->narms <= CEF_PLUGIN_MAX_ARMS) {
+        memcpy(ds->split, pick->split, x->narms * sizeof(uint32_t));
+        ds->nsplit = x->narms;
+    }
+}
+
 
 /*
  * Add a candidate to slot s; the slot closes at its first unless its
@@ -361,6 +406,7 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
     req.state_set = cef_req_state_set;
     req.map_get = cef_req_map_get;
     req.array_has = cef_req_array_has;
+    req.weights = cef_req_weights;
     req.host = &host;
 
     d->errors = 0;
@@ -427,12 +473,18 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
         ds->plugin = si->p->name;
         ds->variant = NULL;
         ds->failed = 0;
+        ds->sticky = CEF_RULES_NONE;
+        ds->weights_version = 0;
+        ds->nsplit = 0;
 
         if (ncands[s]) {
             pick.pick = CEF_PLUGIN_NONE;
             pick.would_have = CEF_PLUGIN_NONE;
             pick.bucket = CEF_PLUGIN_NONE;
             pick.variant = NULL;
+            pick.split = NULL;
+            pick.weights_version = 0;
+            pick.sticky = CEF_PLUGIN_NONE;
             req.plugin = si->p;
 
             if (si->p->select(si->state, &req, c, ncands[s], &pick)
@@ -457,6 +509,10 @@ cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
 
                 ds->bucket = pick.bucket;
                 ds->variant = pick.variant;
+
+                if (pick.sticky != CEF_PLUGIN_NONE) {
+                    cef_decision_adaptive(rs, s, &pick, ds);
+                }
             }
         }
 

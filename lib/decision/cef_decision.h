@@ -54,6 +54,14 @@ typedef struct {
     const char  *variant;      /* "control", "treatment", an arm, or NULL
                                   (no experiment on the slot) */
     unsigned     failed:1;     /* the strategy failed: default content */
+
+    /* adaptive strategies (bandit): what select reported */
+    uint32_t     sticky;       /* CEF_PLUGIN_STICKY_*, or CEF_RULES_NONE
+                                  (not adaptive) */
+    uint64_t     weights_version;   /* 0: uniform, none published */
+    uint32_t     nsplit;       /* the live split: the slot experiment's
+                                  arms, or 0 (the configured split) */
+    uint32_t     split[CEF_PLUGIN_MAX_ARMS];
 } cef_decision_slot_t;
 
 
@@ -135,6 +143,18 @@ uint32_t cef_decision_make(const cef_rules_t *rs, cef_expr_eval_t *ev,
  */
 const cef_plugin_cand_t *cef_decision_candidates(const cef_decision_t *d,
     uint32_t slot);
+
+/*
+ * The provider of published weights (cef_plugin_req_t.weights): the glue
+ * reads them from the store; tools and tests may give their own.  Same
+ * contract as cef_plugin_req_t.weights.  Without one (NULL, the default)
+ * nothing is published and adaptive strategies stay uniform.
+ */
+typedef int (*cef_decision_weights_pt)(void *data, const char *experiment,
+    const char *salt, cef_plugin_weights_t *out);
+
+void cef_decision_set_weights(cef_decision_t *d, cef_decision_weights_pt fn,
+    void *data);
 
 /*
  * Verify a plugin state cookie "STATE.SIG" (cef_sign_verify_state(): a

@@ -30,6 +30,8 @@ typedef struct {
     uint32_t           *shown;      /* per slot: while deciding, the count
                                        of a closed slot; then the offer
                                        shown, for the end hooks */
+    cef_decision_weights_pt  weights;    /* published weights, or NULL */
+    void                    *weights_data;
 } cef_decision_priv_t;
 
 

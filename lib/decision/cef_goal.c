@@ -90,10 +90,28 @@ cef_goal_eval(const cef_plugin_req_t *req, uint32_t id, cef_value_t *out)
 static int
 cef_goal_state_get(const cef_plugin_req_t *req, cef_span_t *out)
 {
-    (void) req;
-    (void) out;
+    const cef_goal_env_t  *env = req->host;
+    const cef_plugin_t    *p = req->plugin;
 
-    return 0;
+    if (env == NULL || env->state == NULL || p == NULL) {
+        return 0;
+    }
+
+    return env->state(env->data, p->name, out) == 1;
+}
+
+
+static int
+cef_goal_weights(const cef_plugin_req_t *req, const char *experiment,
+    const char *salt, cef_plugin_weights_t *out)
+{
+    const cef_goal_env_t  *env = req->host;
+
+    if (env == NULL || env->weights == NULL) {
+        return 0;
+    }
+
+    return env->weights(env->data, experiment, salt, out) == 1;
 }
 
 
@@ -136,7 +154,8 @@ cef_goal_array_has(const cef_value_t *array, const char *s, size_t len)
 
 /* a request for arm hooks: only now, visitor and bucket are real */
 static void
-cef_goal_req(cef_plugin_req_t *req, int64_t now, cef_span_t bucket_by)
+cef_goal_req(cef_plugin_req_t *req, int64_t now, cef_span_t bucket_by,
+    const cef_goal_env_t *env)
 {
     memset(req, 0, sizeof(cef_plugin_req_t));
     req->now = now;
@@ -147,6 +166,8 @@ cef_goal_req(cef_plugin_req_t *req, int64_t now, cef_span_t bucket_by)
     req->state_set = cef_goal_state_set;
     req->map_get = cef_goal_map_get;
     req->array_has = cef_goal_array_has;
+    req->weights = cef_goal_weights;
+    req->host = (void *) env;
 }
 
 
@@ -167,6 +188,14 @@ size_t
 cef_goal_arms(const cef_rules_t *rs, int64_t now, cef_span_t bucket_by,
     cef_goal_arm_t *out)
 {
+    return cef_goal_arms_env(rs, now, bucket_by, NULL, out);
+}
+
+
+size_t
+cef_goal_arms_env(const cef_rules_t *rs, int64_t now, cef_span_t bucket_by,
+    const cef_goal_env_t *env, cef_goal_arm_t *out)
+{
     size_t                         n = 0;
     uint32_t                       i, nx, arm;
     cef_plugin_req_t               req;
@@ -176,7 +205,7 @@ cef_goal_arms(const cef_rules_t *rs, int64_t now, cef_span_t bucket_by,
         return 0;
     }
 
-    cef_goal_req(&req, now, bucket_by);
+    cef_goal_req(&req, now, bucket_by, env);
     nx = cef_rules_goals_nexperiments(rs);
 
     for (i = 0; i < nx; i++) {
@@ -574,7 +603,7 @@ cef_goal_format(const cef_goal_fmt_t *f, const cef_goal_event_t *ev,
     cef_record_json_puts(&o, ",\"arms\":{");
 
     if (ev->bucket_by.len) {
-        cef_goal_req(&req, ev->now, ev->bucket_by);
+        cef_goal_req(&req, ev->now, ev->bucket_by, ev->env);
 
         for (i = 0; i < f->nexps; i++) {
             e = &f->exps[i];

@@ -40,6 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cef_decision.h"
 #include "cef_value.h"
 #include "cef_rules.h"
 #include "cef_rules_goals.h"
@@ -71,6 +72,19 @@ typedef struct {
 typedef struct cef_goal_fmt_s  cef_goal_fmt_t;
 
 
+/*
+ * What an adaptive strategy's arm hook may read besides the bucket: the
+ * plugin states the visitor sent (verified) and the published weights.
+ * Any member may be NULL (then: no state, nothing published).
+ */
+typedef struct {
+    int                     (*state)(void *data, const char *plugin,
+                                 cef_span_t *out);
+    cef_decision_weights_pt   weights;
+    void                     *data;
+} cef_goal_env_t;
+
+
 /* One goal reached. */
 typedef struct {
     int64_t                now;
@@ -82,6 +96,7 @@ typedef struct {
     cef_span_t             bucket_by;   /* the id experiments bucket by:
                                            the visitor id, else the
                                            profile; empty: no arms */
+    const cef_goal_env_t  *env;         /* NULL: none */
 } cef_goal_event_t;
 
 
@@ -113,6 +128,11 @@ cef_goal_value_rc_t cef_goal_value(const cef_rules_goal_t *g, const char *s,
  */
 size_t cef_goal_arms(const cef_rules_t *rs, int64_t now, cef_span_t bucket_by,
     cef_goal_arm_t *out);
+
+/* The same with the states and weights adaptive strategies read (a
+   sticky bandit visitor's arm is the one in their state). */
+size_t cef_goal_arms_env(const cef_rules_t *rs, int64_t now,
+    cef_span_t bucket_by, const cef_goal_env_t *env, cef_goal_arm_t *out);
 
 /*
  * `once`: 1 if the state (the verified cef_goals cookie's) says goal was

@@ -56,14 +56,18 @@ cef_record_slots(cef_record_slot_t *out, const cef_rules_t *rs,
         out[i].bucket = ds[i].bucket;
         out[i].failed = ds[i].failed;
 
-        x = ds[i].bucket == CEF_RULES_NONE
+        x = ds[i].bucket == CEF_RULES_NONE && ds[i].sticky == CEF_RULES_NONE
             ? NULL : cef_rules_goals_slot_experiment(rs, i);
 
         out[i].experiment = x ? x->name : NULL;
         out[i].salt = x ? x->salt : NULL;
         out[i].nsplit = x ? x->narms : 0;
         out[i].split_arms = x ? x->arms : NULL;
-        out[i].split = x ? x->split : NULL;
+        out[i].split = x ? (ds[i].nsplit == x->narms ? ds[i].split : x->split)
+                         : NULL;
+        out[i].adaptive = x && ds[i].sticky != CEF_RULES_NONE;
+        out[i].sticky = out[i].adaptive ? ds[i].sticky : 0;
+        out[i].weights_version = out[i].adaptive ? ds[i].weights_version : 0;
     }
 }
 
@@ -331,6 +335,16 @@ cef_record_format(const cef_record_t *rec, char *buf, size_t size)
             }
 
             cef_record_json_put(&o, "}", 1);
+
+            if (s->adaptive) {
+                cef_record_json_printf(&o, ",\"weights_version\":%" PRIu64
+                                       ",\"sticky\":%s%s",
+                                       s->weights_version,
+                                       s->sticky == CEF_PLUGIN_STICKY_YES
+                                       ? "true" : "false",
+                                       s->sticky == CEF_PLUGIN_STICKY_REDRAWN
+                                       ? ",\"redrawn\":true" : "");
+            }
         }
 
         if (s->would) {
@@ -438,6 +452,38 @@ cef_get_span(json_t *obj, const char *key, cef_span_t *out)
 
     out->data = s ? s : "";
     out->len = len;
+
+    return 0;
+}
+
+
+/* "weights_version": V, "sticky": true|false, "redrawn": true (an adaptive
+   strategy's slot): all absent, or version and sticky both there */
+static int
+cef_parse_adaptive(json_t *v, cef_record_slot_t *s)
+{
+    json_t  *wv, *st, *rd;
+
+    wv = json_object_get(v, "weights_version");
+    st = json_object_get(v, "sticky");
+    rd = json_object_get(v, "redrawn");
+
+    if (wv == NULL && st == NULL && rd == NULL) {
+        return 0;
+    }
+
+    if (!json_is_integer(wv) || json_integer_value(wv) < 0
+        || !json_is_boolean(st) || (rd && !json_is_true(rd))
+        || (rd && json_is_true(st)))
+    {
+        return -1;
+    }
+
+    s->adaptive = 1;
+    s->weights_version = (uint64_t) json_integer_value(wv);
+    s->sticky = rd ? CEF_PLUGIN_STICKY_REDRAWN
+                : json_is_true(st) ? CEF_PLUGIN_STICKY_YES
+                : CEF_PLUGIN_STICKY_NO;
 
     return 0;
 }
@@ -552,6 +598,11 @@ cef_parse_slots(json_t *j, cef_record_t *rec, cef_record_own_t *own,
         {
             return cef_fail(err, errlen, "slot \"%s\" has a malformed "
                             "experiment", key);
+        }
+
+        if (cef_parse_adaptive(v, s) != 0) {
+            return cef_fail(err, errlen, "slot \"%s\" has a malformed "
+                            "weights_version or sticky", key);
         }
     }
 

@@ -47,7 +47,12 @@
  *              visitor (an experiment or holdout), "experiment" (its name),
  *              "salt" (what it bucketed with) and "split" (each arm's
  *              configured share of all visitors in basis points, summing
- *              to 10000, e.g. {"control":1000,"a":4500,"b":4500})
+ *              to 10000, e.g. {"control":1000,"a":4500,"b":4500});
+ *              for an adaptive strategy (bandit) "split" is the live
+ *              weights the visitor was drawn with, "weights_version" the
+ *              published version (0: uniform, none yet), "sticky" whether
+ *              the visitor kept an earlier arm, and "redrawn":true when
+ *              the kept arm was not eligible and another was drawn
  *
  * Strings are JSON-escaped; bytes that are not valid UTF-8 are written as
  * U+FFFD (the record stays valid JSON; such a value may not replay).
@@ -87,6 +92,12 @@ typedef struct {
     uint32_t             nsplit;
     const char *const   *split_arms;
     const uint32_t      *split;     /* basis points per arm */
+
+    /* adaptive strategies (bandit) only (else 0): */
+    uint32_t             sticky;    /* CEF_PLUGIN_STICKY_* */
+    uint64_t             weights_version;
+    unsigned             adaptive:1;    /* sticky and weights_version
+                                           are set */
 } cef_record_slot_t;
 
 

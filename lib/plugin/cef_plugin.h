@@ -23,7 +23,11 @@
  * a version bump, so the engine also accepts every older version from
  * CEF_PLUGIN_ABI_OLDEST on: it reads only the fields that version had and
  * takes the later ones as NULL.  Version 2 added the experiment and arm
- * hooks at the end of cef_plugin_t; a version 1 plugin loads unchanged.
+ * hooks at the end of cef_plugin_t (and, for adaptive strategies, the
+ * goal and weights services at the end of cef_plugin_rules_t and
+ * cef_plugin_req_t and the live split at the end of cef_plugin_pick_t:
+ * structs the engine allocates, so an older plugin never sees them); a
+ * version 1 plugin loads unchanged.
  * Any other version is refused (nginx -t fails: 'plugin "NAME" was built
  * for ABI version N, this module has versions 1 to 2').
  *
@@ -235,12 +239,41 @@ struct cef_plugin_rules_s {
                                   const char *src, uint32_t *id,
                                   char *err, size_t errlen);
     void                      *host;    /* the engine's; do not touch */
+
+    /* --- ABI 2 ----------------------------------------------------------- */
+
+    /*
+     * Is name a goal declared in the rule file's goals: section
+     * (docs/goals.md)?  For strategies that learn from a goal (bandit).
+     *
+     * @param[out] has_value  1 if the goal carries a value (min:/max:)
+     * @return 1 declared, 0 not.
+     */
+    int                      (*goal)(const cef_plugin_rules_t *rules,
+                                  const char *name, int *has_value);
 };
 
 
 /* --- request time -------------------------------------------------------- */
 
 typedef struct cef_plugin_req_s  cef_plugin_req_t;
+
+
+/*
+ * The live weights of an adaptive experiment (ABI 2): what the engine
+ * found published for (experiment, salt) -- a weights record written by
+ * `cef-report bandit` and stored by cef-sync (docs/formats.md, "Weights
+ * records").  Valid during the hook call only.
+ */
+typedef struct {
+    uint64_t            version;     /* the record's version (>= 1) */
+    int64_t             created_at;  /* unix seconds */
+    uint32_t            narms;
+    const cef_span_t   *arms;        /* arm (offer) names, record order */
+    const uint32_t     *bp;          /* each arm's basis points of new
+                                        visitors; they sum to
+                                        CEF_PLUGIN_BUCKETS */
+} cef_plugin_weights_t;
 
 /*
  * One decision (one request).  Valid during the hook call only.
@@ -307,6 +340,23 @@ struct cef_plugin_req_s {
 
     void         *host;    /* the engine's; do not touch */
     const void   *plugin;  /* the engine's; do not touch */
+
+    /* --- ABI 2 ----------------------------------------------------------- */
+
+    /*
+     * The weights published for (experiment, salt), as the store holds
+     * them now: a new version is seen at the next request, without a
+     * reload.  Cheap enough to ask on every request (the engine keeps
+     * what it decoded until something is published); a plugin that
+     * derives something per version keeps it with out->version.  In the
+     * arm hook too.
+     *
+     * @return 1 and *out set, or 0 (none published, or no store: treat
+     *         the arms as uniform).
+     */
+    int         (*weights)(const cef_plugin_req_t *req,
+                    const char *experiment, const char *salt,
+                    cef_plugin_weights_t *out);
 };
 
 
@@ -327,7 +377,25 @@ typedef struct {
     const char   *variant;     /* "control", "treatment", an arm name, or
                                   NULL (no experiment); must outlive the
                                   rule set (static or slot state) */
+
+    /* ABI 2, adaptive strategies only (preset to NULL, 0, NONE): */
+    const uint32_t *split;     /* the live share of each of the
+                                  experiment's arms (the experiment hook's
+                                  order) in basis points, or NULL (the
+                                  configured split); read before the next
+                                  select of the slot */
+    uint64_t      weights_version;  /* the weights used (0: uniform, none
+                                       published yet) */
+    uint32_t      sticky;      /* CEF_PLUGIN_STICKY_*, or CEF_PLUGIN_NONE
+                                  (not adaptive) */
 } cef_plugin_pick_t;
+
+/* cef_plugin_pick_t.sticky */
+#define CEF_PLUGIN_STICKY_NO       0   /* drawn on this request */
+#define CEF_PLUGIN_STICKY_YES      1   /* the arm the visitor kept */
+#define CEF_PLUGIN_STICKY_REDRAWN  2   /* the kept arm was not eligible:
+                                          drawn among the eligible ones
+                                          (the kept arm stays kept) */
 
 
 /*
@@ -488,8 +556,9 @@ typedef struct {
      * Strategy, optional, with experiment: the visitor's arm in the slot's
      * experiment without deciding anything — no rule is evaluated and no
      * candidate exists (a goal is being recorded, $cef_goal).  Only
-     * req->now, req->visitor and req->bucket may be used: eval yields
-     * null and state_get reads empty.  Must agree with select: a visitor
+     * req->now, req->visitor, req->bucket, req->state_get (the state the
+     * visitor sent) and req->weights may be used: eval yields null.
+     * Must agree with select: a visitor
      * select puts in arm i (pick->variant == arms[i]) is in arm i here.
      * Must not write to the state.
      *

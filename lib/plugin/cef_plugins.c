@@ -19,6 +19,7 @@ extern const cef_plugin_t  cef_plugin_value;
 extern const cef_plugin_t  cef_plugin_experiment;
 extern const cef_plugin_t  cef_plugin_freqcap;
 extern const cef_plugin_t  cef_plugin_schedule;
+extern const cef_plugin_t  cef_plugin_bandit;
 
 
 struct cef_plugins_s {
@@ -31,9 +32,10 @@ struct cef_plugins_s {
 
 
 static cef_plugins_t  cef_builtin = {
-    6,
+    7,
     { &cef_plugin_priority, &cef_plugin_weighted, &cef_plugin_value,
-      &cef_plugin_experiment, &cef_plugin_freqcap, &cef_plugin_schedule },
+      &cef_plugin_experiment, &cef_plugin_freqcap, &cef_plugin_schedule,
+      &cef_plugin_bandit },
     { NULL },
     { NULL }
 };

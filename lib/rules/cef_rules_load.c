@@ -729,8 +729,8 @@ cef_rules_load_buffer_with(const char *name, const char *buf, size_t len,
      */
 
     if (ld.doc_ok) {
+        cef_rules_goals_load(&ld);      /* first: strategies ask for goals */
         cef_rules_plugins_load(&ld);
-        cef_rules_goals_load(&ld);
         cef_rules_goals_experiments(&ld);
     }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cef_rules_int.h"
+#include "cef_rules_goals.h"
 
 
 /* --- plugins: slots: and plugins: sections --------------------------------- */
@@ -115,6 +116,22 @@ cef_conf_build(cef_loader_t *ld, yaml_node_t *n, const char *key,
 typedef struct {
     cef_loader_t  *ld;
 } cef_host_t;
+
+
+static int
+cef_host_goal(const cef_plugin_rules_t *pr, const char *name, int *has_value)
+{
+    cef_loader_t            *ld = pr->host;
+    const cef_rules_goal_t  *g;
+
+    g = name ? cef_rules_goals_find(ld->rs, name, strlen(name)) : NULL;
+
+    if (has_value) {
+        *has_value = g && g->has_value;
+    }
+
+    return g != NULL;
+}
 
 
 static int
@@ -557,6 +574,7 @@ cef_rules_plugins_load(cef_loader_t *ld)
     pr.nslots = rs->nslots;
     pr.slots = (const char *const *) rs->slots;
     pr.compile = cef_host_compile;
+    pr.goal = cef_host_goal;
     pr.host = ld;
 
     rs->strategy = calloc(rs->nslots + 1, sizeof(*rs->strategy));

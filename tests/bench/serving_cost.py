@@ -24,6 +24,13 @@ Servers (one nginx, the page and cookies of `make bench`):
   beacon     cef off, the location records a goal: a goal beacon, which
              recognises the visitor itself (signed key, store lookup);
              compare with cefoff
+  cefweighted  cef, the hero slot decided by strategy weighted (no
+             holdout; three more hero offers every visitor matches)
+  cefbandit  the same slot decided by strategy bandit over those three
+             offers, weights published in the store: what a bandit
+             decision costs over a weighted one (issue 19); wrk sends no
+             cef_bandit cookie, so every request is a new visitor whose
+             assignment is signed into the cookie
 
 Two measures, both per request:
 
@@ -65,7 +72,21 @@ import bench  # noqa: E402
 import workload as wl  # noqa: E402
 
 SERVERS = ["plain", "nosendfile", "passthru", "sub3", "cefoff", "cefbody",
-           "cef", "cefgoal", "cefonce", "beacon"]
+           "cef", "cefgoal", "cefonce", "beacon", "cefweighted", "cefbandit"]
+
+# the hero slot's strategy in the cefweighted and cefbandit servers
+HERO_WEIGHTED = "slots:\n  hero: {strategy: weighted}\n"
+HERO_BANDIT = ("slots:\n  hero: {strategy: bandit, goal: purchase, "
+               "experiment: hero-bandit, arms: [ba, bb, bc]}\n")
+# three hero offers every visitor matches (lowest priority), in both files
+ARM_OFFERS = "".join("  %s: {slot: hero, html: '<b>%s</b>'}\n" % (o, o)
+                     for o in ("ba", "bb", "bc"))
+ARM_RULES = "".join("  - {name: arm %s, show: %s, priority: 0}\n" % (o, o)
+                    for o in ("ba", "bb", "bc"))
+BANDIT_WEIGHTS = ('{"op":"weights","experiment":"hero-bandit",'
+                  '"salt":"hero-bandit","version":1796000000,'
+                  '"created_at":1796000000,'
+                  '"weights":{"ba":2000,"bb":3000,"bc":5000}}')
 
 # the goal the cefgoal, cefonce and beacon servers record
 GOALS_YAML = "goals:\n  purchase: {min: 0, max: 100000}\n"
@@ -141,6 +162,18 @@ http {
         }
     }
     server {
+        listen 127.0.0.1:%(cefweighted)d;
+        root %(work)s/html;
+%(cef_server_weighted)s
+        cef on;
+    }
+    server {
+        listen 127.0.0.1:%(cefbandit)d;
+        root %(work)s/html;
+%(cef_server_bandit)s
+        cef on;
+    }
+    server {
         listen 127.0.0.1:%(beacon)d;
         root %(work)s/html;
 %(cef_server)s
@@ -187,7 +220,16 @@ def setup(a):
     plugins_yaml, _ = bench.plugins(a.work)
     rules = bench.write_rules(a.work, 100, plugins_yaml)
     rules.write_text(rules.read_text() + GOALS_YAML)
+    variants = {}
+    for name, hero in (("weighted", HERO_WEIGHTED), ("bandit", HERO_BANDIT)):
+        text = rules.read_text()
+        text = re.sub(r"slots:\n  hero:\n    holdout: 10%\n", "", text)
+        text = text.replace("offers:\n", "offers:\n" + ARM_OFFERS, 1)
+        text = text.replace(GOALS_YAML, ARM_RULES + GOALS_YAML, 1)
+        variants[name] = a.work / ("rules-%s.yaml" % name)
+        variants[name].write_text(text + hero)
     st = bl.reference_store(a.data, a.profiles)
+    publish_weights(st)
     ids = bl.pick_visitors(a.profiles, a.visitors)
     import random
     rng = random.Random(2)
@@ -205,8 +247,26 @@ def setup(a):
                   % (wl.DEFAULTS[s], wl.SUBSTITUTIONS[s]) for s in wl.SLOTS),
               cef_server=wl.CEF_SERVER % {"rules": rules,
                                           "signing": signing},
+              cef_server_weighted=wl.CEF_SERVER % {
+                  "rules": variants["weighted"], "signing": signing},
+              cef_server_bandit=wl.CEF_SERVER % {
+                  "rules": variants["bandit"], "signing": signing},
               **ports)
     return ports, kw
+
+
+def publish_weights(st):
+    """The cefbandit server's weights, into the reference store (a new
+    seq each run: apply skips what the store has seen)."""
+    seq = int(time.time())
+    delta = pathlib.Path(st["store"]).parent / "bandit-weights.jsonl"
+    delta.write_text('{"cef":"delta","version":1}\n'
+                     + BANDIT_WEIGHTS.replace('{', '{"seq":%d,' % seq, 1)
+                     + "\n")
+    subprocess.run([str(bl.BUILD / "cef-sync"), "apply", "--quiet",
+                    "--store", str(st["store"]), "--secret",
+                    str(st["secret"]), str(delta)], check=True,
+                   capture_output=True, timeout=120)
 
 
 def worker_cpu(pid):

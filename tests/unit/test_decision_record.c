@@ -28,11 +28,11 @@ static const uint32_t     side_split[] = { 1000, 4500, 4500 };
 
 static const cef_record_slot_t  slots[] = {
     { "hero", "gold-hero", "gold", "priority", "treatment", NULL, NULL,
-      CEF_RECORD_NONE, 0, NULL, NULL, 0, NULL, NULL },
+      CEF_RECORD_NONE, 0, NULL, NULL, 0, NULL, NULL, 0, 0, 0 },
     { "side", NULL, NULL, "experiment", "control", "winback", "churn", 720,
-      0, "side-q4", "side-q4-v2", 3, side_arms, side_split },
+      0, "side-q4", "side-q4-v2", 3, side_arms, side_split, 0, 0, 0 },
     { "foot", NULL, NULL, "weighted", "-", NULL, NULL, CEF_RECORD_NONE, 1,
-      NULL, NULL, 0, NULL, NULL },
+      NULL, NULL, 0, NULL, NULL, 0, 0, 0 },
 };
 
 

@@ -183,7 +183,7 @@ test_refusals(void **state)
     assert_string_equal(err, "a plugin named \"margin_rank\" is already "
                         "loaded");
 
-    assert_int_equal(cef_plugins_count(ps), 7);
+    assert_int_equal(cef_plugins_count(ps), 8);
     cef_plugins_free(ps);
 }
 

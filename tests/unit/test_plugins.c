@@ -559,7 +559,8 @@ test_failing_strategy(void **state)
 
     /* unknown to the built-in set */
     assert_string_equal(load_error(y), "t.yaml:12:20: unknown strategy 'bad' "
-                        "(strategies: priority, weighted, value, experiment)");
+                        "(strategies: priority, weighted, value, experiment, "
+                        "bandit)");
 
     assert_int_equal(cef_rules_load_buffer_with("t.yaml", y, strlen(y), ps,
                                                 &rs, &errs), 0);
