@@ -379,3 +379,12 @@ def test_periods_merge_across_files_and_threads(tmp_path):
     assert [p["n"] for p in t["periods"]] == [[30, 30], [4, 6], [10, 40]]
     assert [p["weights"] for p in t["periods"]] == [
         [0.5, 0.5], [0.4, 0.6], [0.2, 0.8]]
+
+
+def test_docs_show_the_tools_table_for_a_bandit(tmp_path):
+    rc, out, err = report(*drifting(tmp_path))
+    assert rc == 0, err
+    doc = (REPO / "docs" / "report.md").read_text()
+    section = doc.split("## Bandits in the report", 1)[1]
+    block = section.split("```\n", 2)[1]
+    assert block == out

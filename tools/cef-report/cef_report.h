@@ -14,10 +14,13 @@
  *   cef_report_stats.c   the statistics (GrowthBook gbstats' definitions,
  *                        GSL's distribution functions)
  *                        cef_report_test_t -> cef_report_result_t per arm
+ *   cef_report_periods.c a bandit's test: weighted by period (its weights
+ *                        versions), SRM per version; others as stats.c
  *   cef_report_json.c    --json output (the same for both commands)
  *   cef_report_table.c   the terminal table
  *   cef_report_html.c    --html FILE: one self-contained page (inline SVG)
  *   cef_report_main.c    the command line
+ *   cef_report_bandit*.c `cef-report bandit` (cef_report_bandit.h)
  *
  * GSL is GPL-3: it is linked into cef-report only, never into the module
  * or libcef (docs/report.md).
