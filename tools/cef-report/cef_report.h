@@ -159,6 +159,9 @@ int cef_report_stats_analyse(const cef_report_test_t *t,
     const cef_report_opts_t *opts, cef_report_result_t *res, double *srm_p);
 /* the chi-squared SRM p-value over arms with weight > 0, or NaN */
 double cef_report_stats_srm(const cef_report_arm_t *arms, size_t narms);
+/* one of n SRM checks (a bandit's weights versions) is flagged below this:
+   CEF_REPORT_SRM_ALPHA / n (Bonferroni: the report keeps the alarm rate) */
+double cef_report_stats_srm_alpha(size_t nchecks);
 
 /*
  * cef_report_periods.c: the statistics of any test (docs/report.md#
@@ -172,9 +175,6 @@ double cef_report_stats_srm(const cef_report_arm_t *arms, size_t narms);
 int cef_report_periods_analyse(const cef_report_test_t *t,
     const cef_report_opts_t *opts, cef_report_result_t *res, double *srm_p,
     double *period_srm_p);
-/* a version's own SRM check is flagged below this (Bonferroni over the
-   versions: the whole report keeps CEF_REPORT_SRM_ALPHA) */
-double cef_report_periods_srm_alpha(size_t nperiods);
 
 /*
  * cef_report_suff.c: read the input of `cef-report stats` (docs/report.md)

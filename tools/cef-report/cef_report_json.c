@@ -102,7 +102,7 @@ cef_report_json_periods(const cef_report_out_t *o)
              | json_object_set_new(per, "sum", sum)
              | json_object_set_new(per, "srm_p", cef_report_json_num(p))
              | json_object_set_new(per, "srm_alarm", json_boolean(
-                   !isnan(p) && p < cef_report_periods_srm_alpha(
+                   !isnan(p) && p < cef_report_stats_srm_alpha(
                                         t->periods.nperiods)))
              | json_array_append_new(all, per);
     }

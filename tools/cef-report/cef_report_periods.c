@@ -27,13 +27,6 @@
 #include "cef_report_bandit.h"
 
 
-double
-cef_report_periods_srm_alpha(size_t nperiods)
-{
-    return CEF_REPORT_SRM_ALPHA / (double) (nperiods > 0 ? nperiods : 1);
-}
-
-
 /* version k alone: the ordinary chi-squared against its weights */
 static double
 cef_report_periods_srm_one(const cef_report_test_t *t, size_t k,

@@ -142,7 +142,7 @@ cef_report_table_periods(FILE *f, const cef_report_out_t *o)
 
         p = o->period_srm_p != NULL ? o->period_srm_p[k] : NAN;
         fprintf(f, "%s version %" PRIu64 ": %.0f visitors, split",
-                !isnan(p) && p < cef_report_periods_srm_alpha(pp->nperiods)
+                !isnan(p) && p < cef_report_stats_srm_alpha(pp->nperiods)
                 ? "!!" : "  ", pp->version[k], total);
 
         for (i = 0; i < na; i++) {
@@ -159,12 +159,12 @@ cef_report_table_periods(FILE *f, const cef_report_out_t *o)
         if (isnan(p)) {
             fprintf(f, " · SRM not checked\n");
 
-        } else if (p >= cef_report_periods_srm_alpha(pp->nperiods)) {
+        } else if (p >= cef_report_stats_srm_alpha(pp->nperiods)) {
             fprintf(f, " · SRM ok (p = %.3g)\n", p);
 
         } else {
             fprintf(f, " · SAMPLE RATIO MISMATCH in this version (p = %.2g < "
-                    "%.2g)\n", p, cef_report_periods_srm_alpha(pp->nperiods));
+                    "%.2g)\n", p, cef_report_stats_srm_alpha(pp->nperiods));
         }
     }
 }
@@ -212,7 +212,7 @@ cef_report_table_heading(FILE *f, const cef_report_out_t *o)
     /* a bandit: over the versions, and each version alone */
     for (k = 0, alarms = 0; k < t->periods.nperiods; k++) {
         alarms += o->period_srm_p != NULL && o->period_srm_p[k]
-                  < cef_report_periods_srm_alpha(t->periods.nperiods);
+                  < cef_report_stats_srm_alpha(t->periods.nperiods);
     }
 
     if (alarms > 0 && !(o->srm_p < CEF_REPORT_SRM_ALPHA)) {
