@@ -5,7 +5,8 @@
 #
 #   make build/cef-report   (part of `make all` / `make tools`)
 #   make unit               also tests/report/test_report_logs.c (cmocka)
-#   make check-report-asan  tests/integration/test_report_logs.py against
+#   make check-report-asan  tests/integration/test_report_logs.py and
+#                           test_report_periods.py against
 #                           an ASan+UBSan build of cef-report
 #   make bench-report       10M impression lines and 1M goal lines
 #                           (generated: 8 edges' files, 2 of them gzip'd),
@@ -63,7 +64,8 @@ $(BUILD)/asan/cef-report: $(REPORT_SRCS) $(REPORT_HDRS)
 check-report-asan: $(BUILD)/asan/cef-report
 	CEF_REPORT=$(CURDIR)/$(BUILD)/asan/cef-report \
 	    ASAN_OPTIONS=detect_leaks=1 \
-	    $(PYTEST) -q -p no:cacheprovider tests/integration/test_report_logs.py
+	    $(PYTEST) -q -p no:cacheprovider tests/integration/test_report_logs.py \
+	    tests/integration/test_report_periods.py
 
 # Fuzzing the line parser and the join (tests/report/fuzz_report_parse.c,
 # libFuzzer, clang, ASan+UBSan); seeds in tests/report/corpus/.

@@ -290,6 +290,15 @@ def publish(inst, stats, seq, now):
                         str(now), "--stats", str(path)],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
+    # the same record from nginx's logs themselves (cef-report bandit
+    # LOG...: the log reader's periods by weights_version), byte for byte
+    logs = subprocess.run([str(REPORT), "bandit", "--experiment",
+                           "hero-bandit", "--goal", "purchase", "--seed", "7",
+                           "--now", str(now), str(inst.prefix / "impressions.log"),
+                           str(inst.prefix / "goals.log")],
+                          capture_output=True, text=True, timeout=60)
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout == p.stdout
     rec = json.loads(p.stdout)
     rec = dict({"seq": seq}, **rec)
     delta = inst.prefix / ("weights-%d.jsonl" % seq)
@@ -381,6 +390,30 @@ def test_weights_follow_the_results_and_shoppers_keep_their_arm(loop_shop):
     last = [r["slots"]["hero"] for r in recs[-per_round:]]
     versions = {s["weights_version"] for s in last if not s["sticky"]}
     assert len(versions) == 1 and versions.pop() > 0
+
+    # the report of the real logs: a period per weights version with the
+    # counts the test derived itself, results weighted by period, and no
+    # sample ratio mismatch in any version
+    stats = periods_from_logs(shop, n_imp, n_goal)
+    p = subprocess.run([str(REPORT), "--json", "--goal", "purchase",
+                        str(shop.prefix / "impressions.log"),
+                        str(shop.prefix / "goals.log")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    report = [json.loads(line) for line in p.stdout.splitlines()]
+    hero = [t for t in report if t["experiment"] == "hero-bandit"
+            and t["metric"] == "binomial"]
+    assert len(hero) == 1 and hero[0]["weighting"] == "periods"
+    names = [a["name"] for a in hero[0]["arms"]]
+    assert len(hero[0]["periods"]) == len(stats["periods"]) == rounds
+    for got, want in zip(hero[0]["periods"], stats["periods"]):
+        assert got["version"] == want.get("version", 0)
+        arms = {a["name"]: a for a in want["arms"]}
+        assert got["n"] == [arms[a]["n"] for a in names]
+        assert got["sum"] == [arms[a]["sum"] for a in names]
+        assert got["weights"] == [arms[a]["weight"] / 10000 for a in names]
+        assert not got["srm_alarm"], got
+    assert hero[0]["srm_p"] > 0.001
 
     # goal records name the kept arm
     goals = records(shop, "goals.log", "goal", n_goal)

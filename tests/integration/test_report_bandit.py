@@ -220,8 +220,7 @@ def test_usage_errors(tmp_path):
     path = write(tmp_path, THREE)
     for args, want in [
             ((), "--experiment NAME is required"),
-            (("--experiment", "x"), "give --stats FILE"),
-            (("--experiment", "x", "a.log"), "log reader"),
+            (("--experiment", "x"), "give the logs to read, or --stats"),
             (("--experiment", "x", "--stats", path, "a.log"),
              "exclude each other"),
             (("--experiment", "x", "--stats", path, "--floor", "150%"),

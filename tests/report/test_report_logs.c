@@ -10,6 +10,7 @@
  * tests/integration/test_report_logs.py.
  */
 
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,12 @@
              "\"slots\":{\"hero\":{\"offer\":%s,\"variant\":\"%s\"," \
              "\"would\":%s,\"experiment\":\"e\",\"salt\":\"e\"," \
              "\"split\":{\"control\":1000,\"a\":9000}}}}"
+
+/* a bandit's impression: weights version %d with the split %s */
+#define BANDIT "{\"v\":1,\"t\":%d,\"rules\":\"r1\",\"visitor\":\"%s\"," \
+             "\"slots\":{\"hero\":{\"offer\":\"o\",\"variant\":\"%s\"," \
+             "\"experiment\":\"b\",\"salt\":\"b\",\"sticky\":false," \
+             "\"weights_version\":%d,\"split\":%s}}}"
 
 #define GOAL "{\"v\":1,\"t\":%d,\"goal\":\"buy\",\"value\":%s," \
              "\"rules\":\"r1\",\"visitor\":\"%s\"}"
@@ -224,6 +231,91 @@ test_join_first_exposure_window_and_merge(void **state)
 }
 
 
+/*
+ * A bandit: a visitor's period is the version of their first exposure,
+ * also when the earlier exposure is in another join (merged); the
+ * periods come out by version; period weighting gives each arm the same
+ * mix of periods (0.5 x 1/2 + 0.5 x 0/2 = 0.25 for both arms, where the
+ * pooled rates are 1/3 and 1/5).
+ */
+static void
+test_bandit_periods_and_their_weighting(void **state)
+{
+    static const char       *even = "{\"a\":5000,\"b\":5000}";
+    static const char       *skew = "{\"a\":2000,\"b\":8000}";
+    static const struct {
+        int          t, version;
+        const char  *vid, *arm;
+        int          buys;
+    } v[] = {
+        /* version 9 (20/80): 1 a, 3 b, nobody buys; version 2: 2 and 2,
+           one of each arm buys */
+        { 500, 9, "p", "a", 0 }, { 500, 9, "q", "b", 0 },
+        { 500, 9, "r", "b", 0 }, { 500, 9, "s", "b", 0 },
+        { 100, 2, "w", "a", 1 }, { 100, 2, "x", "a", 0 },
+        { 100, 2, "y", "b", 1 }, { 100, 2, "z", "b", 0 },
+    };
+    cef_report_parser_t     *p = cef_report_parse_new();
+    cef_report_join_t       *j1 = cef_report_join_new();
+    cef_report_join_t       *j2 = cef_report_join_new();
+    cef_report_join_opts_t   o = { 0, NULL, NULL };
+    cef_report_opts_t        so = { 0.05, 0, 5000 };
+    cef_report_result_t      res[2];
+    cef_report_test_t       *t;
+    size_t                   n, i;
+    double                   srm, psrm[2];
+    char                     line[1024];
+
+    (void) state;
+    for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        snprintf(line, sizeof(line), BANDIT, v[i].t, v[i].vid, v[i].arm,
+                 v[i].version, v[i].version == 9 ? skew : even);
+        add(i < 4 ? j1 : j2, p, line);
+        if (v[i].buys) {
+            snprintf(line, sizeof(line), GOAL, v[i].t + 1, "null", v[i].vid);
+            add(j1, p, line);
+        }
+    }
+    /* w comes back under version 9 (sticky): still version 2's */
+    snprintf(line, sizeof(line), BANDIT, 600, "w", "a", 9, skew);
+    add(j1, p, line);
+
+    assert_int_equal(cef_report_join_merge(j1, j2), 0);
+    cef_report_join_free(j2);
+    assert_int_equal(cef_report_join_tests(j1, &o, &t, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(t[0].periods.nperiods, 2);
+    assert_true(t[0].periods.version[0] == 2 && t[0].periods.version[1] == 9);
+    assert_true(t[0].periods.weights[0] == 0.5 && t[0].periods.weights[1] == 0.5);
+    assert_true(t[0].periods.weights[2] == 0.2 && t[0].periods.weights[3] == 0.8);
+    assert_true(t[0].periods.n[0] == 2 && t[0].periods.n[1] == 2);
+    assert_true(t[0].periods.n[2] == 1 && t[0].periods.n[3] == 3);
+    assert_true(t[0].periods.sum[0] == 1 && t[0].periods.sum[1] == 1);
+    assert_true(t[0].periods.sum[2] == 0 && t[0].periods.sum[3] == 0);
+    assert_true(t[0].arms[0].n == 3 && t[0].arms[1].n == 5);
+
+    assert_int_equal(cef_report_periods_analyse(&t[0], &so, res, &srm, psrm),
+                     0);
+    assert_true(fabs(res[0].mean - 0.25) < 1e-15);
+    assert_true(fabs(res[1].mean - 0.25) < 1e-15);
+    /* over both versions a expects 2 + 0.8, b 2 + 3.2 (observed 3, 5):
+       chi-squared 0.04/2.8 + 0.04/5.2, 1 degree of freedom; version 2 as
+       expected, version 9 0.04/0.8 + 0.04/3.2 */
+    assert_true(fabs(srm - erfc(sqrt((0.04 / 2.8 + 0.04 / 5.2) / 2)))
+                < 1e-12);
+    assert_true(fabs(psrm[0] - 1) < 1e-12);
+    assert_true(fabs(psrm[1] - erfc(sqrt((0.04 / 0.8 + 0.04 / 3.2) / 2)))
+                < 1e-12);
+    /* the ordinary analysis of the same test pools: 1/3 and 1/5 */
+    assert_int_equal(cef_report_stats_analyse(&t[0], &so, res, &srm), 0);
+    assert_true(fabs(res[0].mean - 1.0 / 3) < 1e-15);
+    cef_report_join_tests_free(t, n);
+
+    cef_report_join_free(j1);
+    cef_report_parse_free(p);
+}
+
+
 static void
 test_window_durations(void **state)
 {
@@ -256,6 +348,7 @@ main(void)
         cmocka_unit_test(test_forms_of_a_line),
         cmocka_unit_test(test_bad_lines_and_a_clean_restart),
         cmocka_unit_test(test_join_first_exposure_window_and_merge),
+        cmocka_unit_test(test_bandit_periods_and_their_weighting),
         cmocka_unit_test(test_window_durations),
     };
 

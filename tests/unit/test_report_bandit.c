@@ -696,9 +696,9 @@ test_input_errors(void **state)
                 "{\"name\": \"b\", \"n\": 10, \"sum\": 1},"
                 "{\"name\": \"c\", \"n\": 10, \"sum\": 1}]}]}",
                 "periods[1]: 3 arms, the first period has 2");
-    input_fails("{\"metric\": \"binomial\", \"periods\": [{\"version\": 0, "
+    input_fails("{\"metric\": \"binomial\", \"periods\": [{\"version\": -1, "
                 "\"arms\": []}]}", "periods[0]: member \"version\": "
-                "expected a whole number >= 1");
+                "expected a whole number >= 0");
     input_fails("{\"metric\": \"binomial\", \"periods\": [{\"weights\": 1, "
                 "\"arms\": []}]}", "periods[0]: unknown member \"weights\"");
 }

@@ -67,7 +67,7 @@ static cef_report_test_t  ab = {
     "hero-q4", "hero-q4",
     "af15f25d2ba3e1ab9d57351639736d67973fc23331cd5adb59e123dbc3400e9a",
     "hero", "purchase", CEF_REPORT_BINOMIAL, 0, 0, 4, ab_arms,
-    { 4, ab_end, ab_n, ab_conv }
+    { 4, ab_end, ab_n, ab_conv }, { 0, NULL, NULL, NULL, NULL, NULL }
 };
 
 static cef_report_result_t  ab_res[] = {
@@ -95,7 +95,8 @@ static double   ho_conv[] = { 200, 2600 };
 
 static cef_report_test_t  ho = {
     "hold\xff" "out\x01<b>", "side", "0123456789abcdef", "side", "revenue",
-    CEF_REPORT_MEAN, 1, 0, 2, ho_arms, { 1, ho_end, ho_n, ho_conv }
+    CEF_REPORT_MEAN, 1, 0, 2, ho_arms, { 1, ho_end, ho_n, ho_conv },
+    { 0, NULL, NULL, NULL, NULL, NULL }
 };
 
 static cef_report_result_t  ho_res[] = {
@@ -113,7 +114,7 @@ static cef_report_arm_t  st_arms[] = {
 
 static cef_report_test_t  st = {
     NULL, NULL, NULL, NULL, NULL, CEF_REPORT_BINOMIAL, 0, 0, 2, st_arms,
-    { 0, NULL, NULL, NULL }
+    { 0, NULL, NULL, NULL }, { 0, NULL, NULL, NULL, NULL, NULL }
 };
 
 static cef_report_result_t  st_res[] = {
@@ -130,9 +131,9 @@ static cef_report_opts_t  opts = { 0.05, 0, 5000 };
 static void
 sample_init(void)
 {
-    sample[0] = (cef_report_out_t) { &ab, ab_res, 0.62 };
-    sample[1] = (cef_report_out_t) { &ho, ho_res, 2.3e-9 };
-    sample[2] = (cef_report_out_t) { &st, st_res, NAN };
+    sample[0] = (cef_report_out_t) { &ab, ab_res, 0.62, NULL };
+    sample[1] = (cef_report_out_t) { &ho, ho_res, 2.3e-9, NULL };
+    sample[2] = (cef_report_out_t) { &st, st_res, NAN, NULL };
 }
 
 
@@ -296,7 +297,7 @@ test_srm_threshold(void **state)
     (void) state;
 
     /* just above the threshold: passes; just below: flagged */
-    o = (cef_report_out_t) { &ab, ab_res, 0.0011 };
+    o = (cef_report_out_t) { &ab, ab_res, 0.0011, NULL };
     page = render(&o, 1, &opts);
     assert_non_null(strstr(page, "Sample ratio check passed</b> "
                            "(p = 0.0011)"));
@@ -405,7 +406,7 @@ test_forest_plot(void **state)
 
     (void) state;
 
-    o = (cef_report_out_t) { &ab, ab_res, 0.62 };
+    o = (cef_report_out_t) { &ab, ab_res, 0.62, NULL };
     page = render(&o, 1, &opts);
     s1 = section(page, 1);
 
@@ -427,7 +428,7 @@ test_forest_plot(void **state)
 
     /* an interval crossing zero is grey; --sequential says so */
     opts.sequential = 1;
-    o = (cef_report_out_t) { &st, st_res, NAN };
+    o = (cef_report_out_t) { &st, st_res, NAN, NULL };
     page = render(&o, 1, &opts);
     opts.sequential = 0;
     s3 = section(page, 1);
@@ -453,7 +454,7 @@ test_time_series(void **state)
 
     (void) state;
 
-    o = (cef_report_out_t) { &ab, ab_res, 0.62 };
+    o = (cef_report_out_t) { &ab, ab_res, 0.62, NULL };
     page = render(&o, 1, &opts);
 
     /* one line per arm; the empty arm's line has no points */
@@ -482,7 +483,7 @@ test_time_series(void **state)
     free(page);
 
     /* one period: hours, the point in the middle */
-    o = (cef_report_out_t) { &ho, ho_res, 0.5 };
+    o = (cef_report_out_t) { &ho, ho_res, 0.5, NULL };
     page = render(&o, 1, &opts);
     assert_non_null(strstr(page, "points=\"384.0,"));
     assert_non_null(strstr(page, ">01:00:00</text>"));
@@ -524,8 +525,9 @@ test_many_periods_and_arms(void **state)
     }
 
     t = (cef_report_test_t) { "long", "long", NULL, NULL, "g",
-        CEF_REPORT_BINOMIAL, 0, 0, 10, arms, { 500, end, n, conv } };
-    o = (cef_report_out_t) { &t, res, 0.5 };
+        CEF_REPORT_BINOMIAL, 0, 0, 10, arms, { 500, end, n, conv },
+        { 0, NULL, NULL, NULL, NULL, NULL } };
+    o = (cef_report_out_t) { &t, res, 0.5, NULL };
     page = render(&o, 1, &opts);
 
     assert_int_equal(count(page, "<polyline "), 10);
@@ -555,7 +557,7 @@ test_empty_and_unanalysed(void **state)
     free(page);
 
     /* no results at all (fewer than two arms) */
-    o = (cef_report_out_t) { &st, NULL, NAN };
+    o = (cef_report_out_t) { &st, NULL, NAN, NULL };
     page = render(&o, 1, &opts);
     assert_non_null(strstr(page, "not analysed: the test has fewer than "
                            "two arms"));

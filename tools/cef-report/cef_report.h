@@ -14,10 +14,13 @@
  *   cef_report_stats.c   the statistics (GrowthBook gbstats' definitions,
  *                        GSL's distribution functions)
  *                        cef_report_test_t -> cef_report_result_t per arm
+ *   cef_report_periods.c a bandit's test: weighted by period (its weights
+ *                        versions), SRM per version; others as stats.c
  *   cef_report_json.c    --json output (the same for both commands)
  *   cef_report_table.c   the terminal table
  *   cef_report_html.c    --html FILE: one self-contained page (inline SVG)
  *   cef_report_main.c    the command line
+ *   cef_report_bandit*.c `cef-report bandit` (cef_report_bandit.h)
  *
  * GSL is GPL-3: it is linked into cef-report only, never into the module
  * or libcef (docs/report.md).
@@ -68,6 +71,24 @@ typedef struct {
 } cef_report_series_t;
 
 
+/*
+ * A bandit's periods (docs/report.md#bandits-in-the-report): a period is
+ * the time one weights version was live, and a visitor belongs to the
+ * version of their first exposure.  Row-major nperiods x narms arrays, by
+ * version ascending; weights are the shares that version gave (from the
+ * records' `split`; all zero: unknown).  nperiods 0: not a bandit (the
+ * arms' own figures are the whole story).
+ */
+typedef struct {
+    size_t     nperiods;
+    uint64_t  *version;       /* nperiods */
+    double    *weights;       /* nperiods x narms */
+    double    *n;             /* nperiods x narms */
+    double    *sum;
+    double    *sum_squares;
+} cef_report_periods_t;
+
+
 /* One comparison: an experiment x goal x metric. */
 typedef struct {
     char                 *experiment;  /* its name; NULL from `stats` */
@@ -82,6 +103,7 @@ typedef struct {
     size_t                narms;
     cef_report_arm_t     *arms;
     cef_report_series_t   series;
+    cef_report_periods_t  periods;     /* a bandit's; nperiods 0: none */
 } cef_report_test_t;
 
 
@@ -119,11 +141,15 @@ typedef struct {
 
 
 /* A test with its results: res has narms entries (res[control] holds only
-   the control's mean), srm_p is NaN when no SRM check is possible. */
+   the control's mean), srm_p is NaN when no SRM check is possible.  A
+   bandit's (test->periods.nperiods > 0): res from the period-weighted
+   arms, srm_p over all versions (each expecting its own weights),
+   period_srm_p[k] within version k alone. */
 typedef struct {
     const cef_report_test_t  *test;
     cef_report_result_t      *res;
     double                    srm_p;
+    double                   *period_srm_p;   /* test->periods.nperiods */
 } cef_report_out_t;
 
 
@@ -133,6 +159,22 @@ int cef_report_stats_analyse(const cef_report_test_t *t,
     const cef_report_opts_t *opts, cef_report_result_t *res, double *srm_p);
 /* the chi-squared SRM p-value over arms with weight > 0, or NaN */
 double cef_report_stats_srm(const cef_report_arm_t *arms, size_t narms);
+/* one of n SRM checks (a bandit's weights versions) is flagged below this:
+   CEF_REPORT_SRM_ALPHA / n (Bonferroni: the report keeps the alarm rate) */
+double cef_report_stats_srm_alpha(size_t nchecks);
+
+/*
+ * cef_report_periods.c: the statistics of any test (docs/report.md#
+ * bandits-in-the-report).  Without periods: cef_report_stats_analyse.  A
+ * bandit's: each arm's mean weighted over the weights versions as
+ * GrowthBook weights a bandit's periods (cef_report_bandit_pool), then
+ * the same tests; srm_p is gbstats' bandit SRM over the versions and
+ * period_srm_p (nperiods entries, or NULL) each version's own.  0, or -1
+ * as cef_report_stats_analyse (or out of memory).
+ */
+int cef_report_periods_analyse(const cef_report_test_t *t,
+    const cef_report_opts_t *opts, cef_report_result_t *res, double *srm_p,
+    double *period_srm_p);
 
 /*
  * cef_report_suff.c: read the input of `cef-report stats` (docs/report.md)

@@ -331,19 +331,25 @@ int
 cef_report_bandit_from_test(const cef_report_test_t *t,
     cef_report_bandit_input_t *in)
 {
-    size_t  i;
+    size_t                       i, k, np, na;
+    const cef_report_periods_t  *pp = &t->periods;
 
     memset(in, 0, sizeof(cef_report_bandit_input_t));
 
+    /* a bandit's logs: one period per weights version; else one period
+       whose live weights are the arms' */
+    np = pp->nperiods > 0 ? pp->nperiods : 1;
+    na = t->narms;
+
     in->metric = t->metric;
-    in->narms = t->narms;
-    in->nperiods = 1;
-    in->names = calloc(t->narms, sizeof(char *));
-    in->version = calloc(1, sizeof(uint64_t));
-    in->weights = calloc(t->narms, sizeof(double));
-    in->n = calloc(t->narms, sizeof(double));
-    in->sum = calloc(t->narms, sizeof(double));
-    in->sum_squares = calloc(t->narms, sizeof(double));
+    in->narms = na;
+    in->nperiods = np;
+    in->names = calloc(na, sizeof(char *));
+    in->version = calloc(np, sizeof(uint64_t));
+    in->weights = calloc(np * na, sizeof(double));
+    in->n = calloc(np * na, sizeof(double));
+    in->sum = calloc(np * na, sizeof(double));
+    in->sum_squares = calloc(np * na, sizeof(double));
 
     if (in->names == NULL || in->version == NULL || in->weights == NULL
         || in->n == NULL || in->sum == NULL || in->sum_squares == NULL)
@@ -359,10 +365,14 @@ cef_report_bandit_from_test(const cef_report_test_t *t,
         goto failed;
     }
 
-    for (i = 0; i < t->narms; i++) {
+    for (i = 0; i < na; i++) {
         in->names[i] = strdup(t->arms[i].name);
         if (in->names[i] == NULL) {
             goto failed;
+        }
+
+        if (pp->nperiods > 0) {
+            continue;
         }
 
         in->weights[i] = t->arms[i].weight > 0 ? t->arms[i].weight : 0;
@@ -370,6 +380,20 @@ cef_report_bandit_from_test(const cef_report_test_t *t,
         in->sum[i] = t->arms[i].sum;
         in->sum_squares[i] = t->metric == CEF_REPORT_BINOMIAL
                              ? t->arms[i].sum : t->arms[i].sum_squares;
+    }
+
+    for (k = 0; k < pp->nperiods; k++) {
+        in->version[k] = pp->version[k];
+
+        for (i = 0; i < na; i++) {
+            in->weights[k * na + i] = pp->weights[k * na + i] > 0
+                                      ? pp->weights[k * na + i] : 0;
+            in->n[k * na + i] = pp->n[k * na + i];
+            in->sum[k * na + i] = pp->sum[k * na + i];
+            in->sum_squares[k * na + i] = t->metric == CEF_REPORT_BINOMIAL
+                                          ? pp->sum[k * na + i]
+                                          : pp->sum_squares[k * na + i];
+        }
     }
 
     return 0;

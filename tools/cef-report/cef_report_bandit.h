@@ -14,6 +14,8 @@
  *   cef_report_bandit_input.c    its input: per-period sufficient
  *                                statistics (JSON, the `stats` input
  *                                extended with "periods")
+ *   cef_report_bandit_logs.c     its input from the logs: a period per
+ *                                weights version (cef_report_periods_t)
  *   cef_report_bandit_record.c   the weights record (docs/formats.md):
  *                                written, and read back for --previous
  *   cef_report_bandit_cli.c      the command line (`cef-report bandit`)
@@ -126,8 +128,10 @@ double cef_report_bandit_srm(const cef_report_bandit_input_t *in);
    remainder; ties to the lower index) */
 void cef_report_bandit_bp(const double *w, size_t narms, uint32_t *bp);
 
-/* one period from a `stats` test (the log reader's output too): the arms'
-   weights become that period's live weights.  0 or -1 (out of memory). */
+/* the periods of a test: from the log reader, one per weights version
+   (cef_report_periods_t); from `stats` or a test without periods, one
+   period whose live weights are the arms' weights.  0 or -1 (out of
+   memory). */
 int cef_report_bandit_from_test(const cef_report_test_t *t,
     cef_report_bandit_input_t *in);
 
@@ -140,6 +144,17 @@ int cef_report_bandit_from_test(const cef_report_test_t *t,
 int cef_report_bandit_input_read(FILE *f, const char *name,
     cef_report_bandit_input_t *in, char *err, size_t errlen);
 void cef_report_bandit_input_free(cef_report_bandit_input_t *in);
+
+
+/*
+ * cef_report_bandit_logs.c: the periods of experiment (of that salt, goal
+ * and metric -- CEF_REPORT_BINOMIAL or _MEAN; -1: binomial) from the logs
+ * paths, the tests of one salt added up over its rule sets.  An exit code
+ * (the reason said on stderr); in is filled when it is 0.
+ */
+int cef_report_bandit_logs(const char *experiment, const char *salt,
+    const char *goal, int metric, char *const *paths, size_t npaths,
+    cef_report_bandit_input_t *in);
 
 
 /* cef_report_bandit_record.c: the weights record (docs/formats.md) */

@@ -33,6 +33,8 @@ typedef struct {
     const char               *salt;
     const char               *stats;
     const char               *previous;
+    char *const              *logs;
+    size_t                    nlogs;
     int                       metric;       /* -1: as the input says */
     int                       seed_given;
     int                       verbose;
@@ -146,20 +148,20 @@ cef_report_bandit_cli(int argc, char **argv)
         return CEF_REPORT_EXIT_USAGE;
     }
 
-    if (cli.stats == NULL) {
-        fprintf(stderr, "cef-report bandit: %s\n", optind < argc
-                ? "reading logs needs cef-report's log reader, which this "
-                  "build does not have yet: count with `cef-report stats`' "
-                  "input and use --stats FILE"
-                : "give --stats FILE (or - for standard input)");
+    if (cli.stats == NULL && optind == argc) {
+        fprintf(stderr, "cef-report bandit: give the logs to read, or "
+                "--stats FILE (- for standard input)\n");
         return CEF_REPORT_EXIT_USAGE;
     }
 
-    if (optind != argc) {
+    if (cli.stats != NULL && optind != argc) {
         fprintf(stderr, "cef-report bandit: --stats FILE and log files "
                 "exclude each other\n");
         return CEF_REPORT_EXIT_USAGE;
     }
+
+    cli.logs = argv + optind;
+    cli.nlogs = (size_t) (argc - optind);
 
     rc = cef_report_bandit_cli_input(&cli, &in, &previous);
     if (rc != CEF_REPORT_EXIT_OK) {
@@ -373,6 +375,25 @@ cef_report_bandit_cli_input(const cef_report_bandit_cli_t *cli,
     struct stat  sb;
     char         err[1024];
 
+    if (cli->stats == NULL) {
+        /* the logs: a period per weights version (cef_report_bandit_logs) */
+        rc = cef_report_bandit_logs(cli->experiment, cli->salt, cli->goal,
+                                    cli->metric, cli->logs, cli->nlogs, in);
+        if (rc != CEF_REPORT_EXIT_OK) {
+            return rc;
+        }
+
+        if (in->narms < 2) {
+            fprintf(stderr, "cef-report bandit: %s has %zu arm%s in the "
+                    "logs: nothing to weigh\n", cli->experiment, in->narms,
+                    in->narms == 1 ? "" : "s");
+            cef_report_bandit_input_free(in);
+            return CEF_REPORT_EXIT_PROBLEM;
+        }
+
+        goto read;
+    }
+
     name = strcmp(cli->stats, "-") == 0 ? "<stdin>" : cli->stats;
     f = strcmp(cli->stats, "-") == 0 ? stdin : fopen(cli->stats, "rb");
 
@@ -398,6 +419,8 @@ cef_report_bandit_cli_input(const cef_report_bandit_cli_t *cli,
         fprintf(stderr, "cef-report bandit: %s\n", err);
         return CEF_REPORT_EXIT_PROBLEM;
     }
+
+read:
 
     if (cef_report_bandit_cli_same("experiment", in->experiment,
                                    cli->experiment) != 0

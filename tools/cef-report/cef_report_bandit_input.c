@@ -218,9 +218,11 @@ cef_report_bandit_input_period(cef_report_bandit_input_ctx_t *c,
     if (v != NULL) {
         version = json_is_integer(v) ? (double) json_integer_value(v) : -1;
 
-        if (!(version >= 1 && version <= CEF_REPORT_BANDIT_WHOLE)) {
+        /* 0: the uniform weights before the first record (the decision
+           records' weights_version 0) */
+        if (!(version >= 0 && version <= CEF_REPORT_BANDIT_WHOLE)) {
             return cef_report_bandit_input_fail(c, "periods[%zu]: member "
-                       "\"version\": expected a whole number >= 1 (the "
+                       "\"version\": expected a whole number >= 0 (the "
                        "weights version live in the period)", p);
         }
     }

@@ -95,6 +95,11 @@ cef_report_join_free(cef_report_join_t *j)
         for (k = 0; k < j->exps[i]->narms; k++) {
             free(j->exps[i]->arms[k]);
         }
+        for (k = 0; k < j->exps[i]->nvers; k++) {
+            free(j->exps[i]->vers[k].arm);
+            free(j->exps[i]->vers[k].bp);
+        }
+        free(j->exps[i]->vers);
         free(j->exps[i]->arms);
         free(j->exps[i]->weight);
         free(j->exps[i]->key);
@@ -180,6 +185,58 @@ arm_index(exp_t *e, const char *name)
 }
 
 
+/*
+ * The index of weights version `version` in e, made if new; its split
+ * (names[i], bp[i], n of them) is taken from the first record that has
+ * one.  NONE: out of memory.
+ */
+static uint32_t
+ver_get(exp_t *e, uint64_t version, const char *const *names,
+    const double *bp, size_t n)
+{
+    ver_t   *v = NULL;
+    size_t   i;
+
+    if (e->last_ver < e->nvers && e->vers[e->last_ver].version == version) {
+        v = &e->vers[e->last_ver];
+    }
+    for (i = 0; v == NULL && i < e->nvers; i++) {
+        if (e->vers[i].version == version) {
+            v = &e->vers[i];
+            e->last_ver = i;
+        }
+    }
+    if (v == NULL) {
+        if (GROW(e->vers, e->vers_cap, e->nvers + 1) != 0) {
+            return NONE;
+        }
+        v = &e->vers[e->nvers];
+        memset(v, 0, sizeof(ver_t));
+        v->version = version;
+        e->last_ver = e->nvers++;
+    }
+    if (v->n == 0 && n > 0) {
+        v->arm = malloc(n * sizeof(uint32_t));
+        v->bp = malloc(n * sizeof(double));
+        if (v->arm == NULL || v->bp == NULL) {
+            free(v->arm);
+            free(v->bp);
+            v->arm = NULL;
+            v->bp = NULL;
+            return NONE;
+        }
+        for (i = 0; i < n; i++) {
+            if ((v->arm[i] = arm_index(e, names[i])) == NONE) {
+                return NONE;    /* v->n stays 0: freed with e */
+            }
+            v->bp[i] = bp[i];
+        }
+        v->n = n;
+    }
+    return (uint32_t) e->last_ver;
+}
+
+
 /* the experiment (rules, name, salt), made (without arms) if new */
 static exp_t *
 exp_get(cef_report_join_t *j, const char *rules, const char *name,
@@ -257,8 +314,8 @@ goal_get(cef_report_join_t *j, const char *name)
 
 /* the visitor was in arm `arm` of e at t: keep the first exposure */
 static int
-expose(cef_report_join_t *j, exp_t *e, uint32_t arm, visitor_t *v,
-    int64_t t)
+expose(cef_report_join_t *j, exp_t *e, uint32_t arm, uint32_t ver,
+    visitor_t *v, int64_t t)
 {
     exposure_t  *x;
     uint32_t     i;
@@ -274,6 +331,7 @@ expose(cef_report_join_t *j, exp_t *e, uint32_t arm, visitor_t *v,
             {
                 x->t = t;
                 x->arm = arm;
+                x->ver = ver;
             }
             return 0;
         }
@@ -286,6 +344,7 @@ expose(cef_report_join_t *j, exp_t *e, uint32_t arm, visitor_t *v,
     x->t = t;
     x->exp = e->id;
     x->arm = arm;
+    x->ver = ver;
     x->next = v->head;
     v->head = (uint32_t) j->nx++;
     return 0;
@@ -319,9 +378,11 @@ add_exposure(cef_report_join_t *j, const cef_report_record_t *r,
     const char                   *salt;
     exp_t                        *e;
     visitor_t                    *v;
-    uint32_t                      arm;
+    uint32_t                      arm, ver;
     size_t                        i;
     int                           made;
+    const char                   *names[SPLIT_MAX];
+    double                        bp[SPLIT_MAX];
 
     j->st.exposures++;
     if (r->who == NULL) {
@@ -360,7 +421,29 @@ add_exposure(cef_report_join_t *j, const cef_report_record_t *r,
     if (s->offer == NULL) {
         e->would = 1;
     }
-    return expose(j, e, arm, v, r->t);
+
+    /* the weights version this exposure happened under, and the live
+       weights it gave (`split`); an experiment that is no bandit has
+       only version 0 */
+    if (s->has_version) {
+        e->bandit = 1;
+    }
+    ver = (uint32_t) e->last_ver;
+    if (e->last_ver >= e->nvers
+        || e->vers[e->last_ver].version != s->weights_version
+        || (e->vers[e->last_ver].n == 0 && s->nsplit > 0))
+    {
+        for (i = 0; i < s->nsplit && i < SPLIT_MAX; i++) {
+            names[i] = r->arms[s->split + i].name;
+            bp[i] = r->arms[s->split + i].bp;
+        }
+        ver = ver_get(e, s->has_version ? s->weights_version : 0, names, bp,
+                      i);
+        if (ver == NONE) {
+            return -1;
+        }
+    }
+    return expose(j, e, arm, ver, v, r->t);
 }
 
 
@@ -438,14 +521,20 @@ cef_report_join_merge(cef_report_join_t *into, cef_report_join_t *from)
     goal_t      *g;
     visitor_t   *v, *w, *tmp;
     exposure_t  *x;
+    ver_t       *fv;
     uint32_t    *exp_of = NULL, *goal_of = NULL, **arm_of = NULL, i;
+    uint32_t   **ver_of = NULL;
+    const char  *names[SPLIT_MAX];
     size_t       k, a;
     int          made, rc = -1;
 
     exp_of = calloc(from->nexps + 1, sizeof(uint32_t));
     arm_of = calloc(from->nexps + 1, sizeof(uint32_t *));
     goal_of = calloc(from->ngoals + 1, sizeof(uint32_t));
-    if (exp_of == NULL || arm_of == NULL || goal_of == NULL) {
+    ver_of = calloc(from->nexps + 1, sizeof(uint32_t *));
+    if (exp_of == NULL || arm_of == NULL || goal_of == NULL
+        || ver_of == NULL)
+    {
         goto done;
     }
 
@@ -467,6 +556,21 @@ cef_report_join_merge(cef_report_join_t *into, cef_report_join_t *from)
             }
         }
         e->would |= f->would;
+        e->bandit |= f->bandit;
+        ver_of[k] = calloc(f->nvers + 1, sizeof(uint32_t));
+        if (ver_of[k] == NULL) {
+            goto done;
+        }
+        for (a = 0; a < f->nvers; a++) {
+            fv = &f->vers[a];
+            for (i = 0; i < fv->n && i < SPLIT_MAX; i++) {
+                names[i] = f->arms[fv->arm[i]];
+            }
+            ver_of[k][a] = ver_get(e, fv->version, names, fv->bp, i);
+            if (ver_of[k][a] == NONE) {
+                goto done;
+            }
+        }
         exp_of[k] = e->id;
     }
     for (k = 0; k < from->ngoals; k++) {
@@ -485,7 +589,8 @@ cef_report_join_merge(cef_report_join_t *into, cef_report_join_t *from)
         for (i = v->head; i != NONE; i = x->next) {
             x = &from->x[i];
             if (expose(into, into->exps[exp_of[x->exp]],
-                       arm_of[x->exp][x->arm], w, x->t) != 0)
+                       arm_of[x->exp][x->arm], ver_of[x->exp][x->ver], w,
+                       x->t) != 0)
             {
                 goto done;
             }
@@ -516,6 +621,10 @@ done:
     for (k = 0; arm_of != NULL && k < from->nexps; k++) {
         free(arm_of[k]);
     }
+    for (k = 0; ver_of != NULL && k < from->nexps; k++) {
+        free(ver_of[k]);
+    }
+    free(ver_of);
     free(arm_of);
     free(exp_of);
     free(goal_of);

@@ -26,6 +26,7 @@
 
 #define NONE         UINT32_MAX
 #define LAST_MAX     8
+#define SPLIT_MAX    64          /* arms of a split a period keeps */
 
 
 typedef struct chunk_s {
@@ -43,6 +44,15 @@ typedef struct visitor_s {
 } visitor_t;
 
 
+/* a bandit's weights version: its number and the split it gave */
+typedef struct {
+    uint64_t         version;       /* 0: uniform, no weights record */
+    size_t           n;             /* arms named in the split; 0: unknown */
+    uint32_t        *arm;           /* n arm indexes */
+    double          *bp;            /* n shares in basis points */
+} ver_t;
+
+
 typedef struct {
     UT_hash_handle   hh;
     char            *key;           /* rules \0 name \0 salt */
@@ -54,6 +64,9 @@ typedef struct {
     char           **arms;
     double          *weight;        /* from the first record's split */
     int              would;         /* a control exposure by `would` */
+    int              bandit;        /* some record had weights_version */
+    ver_t           *vers;          /* versions seen (non-bandits: 0) */
+    size_t           nvers, vers_cap, last_ver;
 } exp_t;
 
 
@@ -70,6 +83,7 @@ typedef struct {
     uint32_t         exp;
     uint32_t         next;
     uint32_t         arm;
+    uint32_t         ver;           /* index in exp_t.vers */
 } exposure_t;
 
 

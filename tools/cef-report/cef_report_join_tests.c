@@ -22,6 +22,9 @@ typedef struct {
     size_t       nper;
     double      *n;             /* narms */
     double      *n_series;      /* nper x narms, per period */
+    size_t       nver;          /* a bandit's weights versions, or 0 */
+    uint32_t    *rank;          /* e->vers index -> period (ascending) */
+    double      *n_ver;         /* nver x narms */
 } sel_t;
 
 
@@ -29,6 +32,7 @@ typedef struct {
 typedef struct {
     double      *conv, *sum, *ss;      /* narms each */
     double      *conv_series;          /* nper x narms, per period */
+    double      *conv_ver, *sum_ver, *ss_ver;   /* nver x narms each */
 } acc_t;
 
 
@@ -156,6 +160,81 @@ set_periods(cef_report_join_t *j, sel_t *sels, size_t nsel,
 }
 
 
+/* a bandit's versions, ranked by number: the order of its periods */
+static int
+set_versions(sel_t *s)
+{
+    const exp_t  *e = s->e;
+    size_t        k, m, r;
+
+    s->nver = 0;
+    if (!e->bandit || e->nvers == 0) {
+        return 0;
+    }
+    s->rank = malloc(e->nvers * sizeof(uint32_t));
+    if (s->rank == NULL) {
+        return -1;
+    }
+    for (k = 0; k < e->nvers; k++) {
+        for (m = 0, r = 0; m < e->nvers; m++) {
+            r += e->vers[m].version < e->vers[k].version;
+        }
+        s->rank[k] = (uint32_t) r;
+    }
+    s->nver = e->nvers;
+    return 0;
+}
+
+
+/* a bandit's periods (cef_report_periods_t), one per weights version */
+static int
+make_periods(cef_report_test_t *t, const sel_t *s, const acc_t *a,
+    cef_report_metric_t metric)
+{
+    cef_report_periods_t  *p = &t->periods;
+    const ver_t           *v;
+    size_t                 na = s->e->narms, nv = s->nver, k, i, r, c;
+
+    if (nv == 0) {
+        return 0;
+    }
+    p->version = calloc(nv, sizeof(uint64_t));
+    p->weights = calloc(nv * na, sizeof(double));
+    p->n = calloc(nv * na, sizeof(double));
+    p->sum = calloc(nv * na, sizeof(double));
+    p->sum_squares = calloc(nv * na, sizeof(double));
+    if (p->version == NULL || p->weights == NULL || p->n == NULL
+        || p->sum == NULL || p->sum_squares == NULL)
+    {
+        return -1;
+    }
+    p->nperiods = nv;
+    for (k = 0; k < nv; k++) {
+        v = &s->e->vers[k];
+        r = s->rank[k];
+        p->version[r] = v->version;
+        for (i = 0; i < v->n; i++) {
+            p->weights[r * na + v->arm[i]] = v->bp[i] / 10000;
+        }
+        for (i = 0; i < na; i++) {
+            c = r * na + i;
+            p->n[c] = s->n_ver[k * na + i];
+            if (a == NULL) {
+                continue;
+            }
+            if (metric == CEF_REPORT_BINOMIAL) {
+                p->sum[c] = a->conv_ver[k * na + i];
+                p->sum_squares[c] = p->sum[c];
+            } else {
+                p->sum[c] = a->sum_ver[k * na + i];
+                p->sum_squares[c] = a->ss_ver[k * na + i];
+            }
+        }
+    }
+    return 0;
+}
+
+
 /* the test of one experiment x goal x metric, its arrays copied */
 static int
 make_test(cef_report_test_t *t, const sel_t *s, const acc_t *a,
@@ -228,7 +307,7 @@ make_test(cef_report_test_t *t, const sel_t *s, const acc_t *a,
     for (k = 0; k < s->nper; k++) {
         t->series.end[k] = s->base + (int64_t) (k + 1) * s->period;
     }
-    return 0;
+    return make_periods(t, s, a, metric);
 }
 
 
@@ -271,6 +350,11 @@ convert(cef_report_join_t *j, const event_t *ev, size_t n, sel_t *sels,
         a->conv[x->arm] += 1;
         a->sum[x->arm] += sum;
         a->ss[x->arm] += sum * sum;
+        if (s->nver > 0) {
+            a->conv_ver[x->ver * s->e->narms + x->arm] += 1;
+            a->sum_ver[x->ver * s->e->narms + x->arm] += sum;
+            a->ss_ver[x->ver * s->e->narms + x->arm] += sum * sum;
+        }
         a->conv_series[period_of(s, first) * s->e->narms + x->arm] += 1;
     }
 }
@@ -288,7 +372,7 @@ cef_report_join_tests(cef_report_join_t *j, const cef_report_join_opts_t *o,
     double               *pool = NULL, *d;
     cef_report_test_t    *out = NULL;
     size_t                nsel = 0, ngsel = 0, i, k, m, nout = 0, need;
-    size_t                na, np;
+    size_t                na, np, nv;
     exposure_t           *x;
     int                   rc = -1;
 
@@ -349,9 +433,14 @@ cef_report_join_tests(cef_report_join_t *j, const cef_report_join_opts_t *o,
     /* one pool of doubles for every count */
     need = 0;
     for (i = 0; i < nsel; i++) {
+        if (set_versions(&sels[i]) != 0) {
+            goto done;
+        }
         na = sels[i].e->narms;
         np = sels[i].nper;
-        need += na + np * na + ngsel * (3 * na + np * na);
+        nv = sels[i].nver;
+        need += na + np * na + nv * na
+                + ngsel * (3 * na + np * na + 3 * nv * na);
     }
     pool = calloc(need + 1, sizeof(double));
     accs = calloc(nsel * ngsel + 1, sizeof(acc_t));
@@ -366,6 +455,9 @@ cef_report_join_tests(cef_report_join_t *j, const cef_report_join_opts_t *o,
         d += na;
         sels[i].n_series = d;
         d += np * na;
+        nv = sels[i].nver;
+        sels[i].n_ver = d;
+        d += nv * na;
         for (m = 0; m < ngsel; m++) {
             acc_t  *a = &accs[i * ngsel + m];
 
@@ -375,6 +467,10 @@ cef_report_join_tests(cef_report_join_t *j, const cef_report_join_opts_t *o,
             d += 3 * na;
             a->conv_series = d;
             d += np * na;
+            a->conv_ver = d;
+            a->sum_ver = d + nv * na;
+            a->ss_ver = d + 2 * nv * na;
+            d += 3 * nv * na;
         }
     }
 
@@ -386,6 +482,9 @@ cef_report_join_tests(cef_report_join_t *j, const cef_report_join_opts_t *o,
 
             s->n[x->arm] += 1;
             s->n_series[period_of(s, x->t) * s->e->narms + x->arm] += 1;
+            if (s->nver > 0) {
+                s->n_ver[x->ver * s->e->narms + x->arm] += 1;
+            }
         }
     }
 
@@ -443,6 +542,9 @@ done:
     free(sel_of);
     free(gsel);
     free(gsel_of);
+    for (i = 0; sels != NULL && i < nsel; i++) {
+        free(sels[i].rank);
+    }
     free(sels);
     free(accs);
     free(pool);
@@ -471,6 +573,11 @@ cef_report_join_tests_free(cef_report_test_t *tests, size_t n)
         free(tests[i].series.end);
         free(tests[i].series.n);
         free(tests[i].series.converters);
+        free(tests[i].periods.version);
+        free(tests[i].periods.weights);
+        free(tests[i].periods.n);
+        free(tests[i].periods.sum);
+        free(tests[i].periods.sum_squares);
     }
     free(tests);
 }

@@ -53,6 +53,69 @@ cef_report_json_write(FILE *f, const cef_report_out_t *outs, size_t n,
 }
 
 
+/* a bandit's weights versions: each one's weights, visitors, sums (in the
+   arms' order) and its own SRM check */
+static json_t *
+cef_report_json_periods(const cef_report_out_t *o)
+{
+    int                       bad = 0;
+    size_t                    k, i, na;
+    double                    p;
+    json_t                   *all, *per, *w, *n, *sum;
+    const cef_report_test_t  *t = o->test;
+
+    na = t->narms;
+    all = json_array();
+    if (all == NULL) {
+        return NULL;
+    }
+
+    for (k = 0; k < t->periods.nperiods && !bad; k++) {
+        per = json_object();
+        w = json_array();
+        n = json_array();
+        sum = json_array();
+        p = o->period_srm_p != NULL ? o->period_srm_p[k] : NAN;
+        bad |= per == NULL || w == NULL || n == NULL || sum == NULL;
+
+        for (i = 0; i < na && !bad; i++) {
+            bad |= json_array_append_new(w,
+                       cef_report_json_num(t->periods.weights[k * na + i]))
+                 | json_array_append_new(n,
+                       cef_report_json_count(t->periods.n[k * na + i]))
+                 | json_array_append_new(sum,
+                       cef_report_json_count(t->periods.sum[k * na + i]));
+        }
+
+        if (bad) {
+            json_decref(per);
+            json_decref(w);
+            json_decref(n);
+            json_decref(sum);
+            break;
+        }
+
+        bad |= json_object_set_new(per, "version",
+                   json_integer((json_int_t) t->periods.version[k]))
+             | json_object_set_new(per, "weights", w)
+             | json_object_set_new(per, "n", n)
+             | json_object_set_new(per, "sum", sum)
+             | json_object_set_new(per, "srm_p", cef_report_json_num(p))
+             | json_object_set_new(per, "srm_alarm", json_boolean(
+                   !isnan(p) && p < cef_report_stats_srm_alpha(
+                                        t->periods.nperiods)))
+             | json_array_append_new(all, per);
+    }
+
+    if (bad) {
+        json_decref(all);
+        return NULL;
+    }
+
+    return all;
+}
+
+
 static json_t *
 cef_report_json_test(const cef_report_out_t *o, const cef_report_opts_t *opts)
 {
@@ -89,8 +152,14 @@ cef_report_json_test(const cef_report_out_t *o, const cef_report_opts_t *opts)
         bad |= json_object_set_new(j, "tau", cef_report_json_num(opts->tau));
     }
 
-    bad |= json_object_set_new(j, "srm_p", cef_report_json_num(o->srm_p))
-         | json_object_set_new(j, "arms", arms);
+    bad |= json_object_set_new(j, "srm_p", cef_report_json_num(o->srm_p));
+
+    if (t->periods.nperiods > 0) {
+        bad |= json_object_set_new(j, "weighting", json_string("periods"))
+             | json_object_set_new(j, "periods", cef_report_json_periods(o));
+    }
+
+    bad |= json_object_set_new(j, "arms", arms);
 
     for (i = 0; i < t->narms && !bad; i++) {
         bad |= json_array_append_new(arms,

@@ -136,13 +136,16 @@ write_report(cef_report_test_t *tests, size_t n,
         outs[i].test = &tests[i];
         outs[i].res = calloc(tests[i].narms + 1, sizeof(cef_report_result_t));
         outs[i].srm_p = NAN;
-        if (outs[i].res == NULL) {
+        outs[i].period_srm_p = calloc(tests[i].periods.nperiods + 1,
+                                      sizeof(double));
+        if (outs[i].res == NULL || outs[i].period_srm_p == NULL) {
             fputs("cef-report: out of memory\n", stderr);
             rc = CEF_REPORT_EXIT_PROBLEM;
             goto done;
         }
-        if (cef_report_stats_analyse(&tests[i], opts, outs[i].res,
-                                     &outs[i].srm_p) != 0)
+        if (cef_report_periods_analyse(&tests[i], opts, outs[i].res,
+                                       &outs[i].srm_p, outs[i].period_srm_p)
+            != 0)
         {
             for (k = 0; k < tests[i].narms; k++) {
                 outs[i].res[k].valid = 0;
@@ -175,6 +178,7 @@ write_report(cef_report_test_t *tests, size_t n,
 done:
     for (i = 0; i < n; i++) {
         free(outs[i].res);
+        free(outs[i].period_srm_p);
     }
     free(outs);
     return rc;

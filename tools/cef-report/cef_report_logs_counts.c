@@ -57,6 +57,32 @@ series(const cef_report_test_t *t)
 }
 
 
+/* a bandit's weights versions, as `cef-report bandit --stats` reads them */
+static json_t *
+periods(const cef_report_test_t *t)
+{
+    const cef_report_periods_t  *p = &t->periods;
+    json_t                      *all = json_array(), *arms;
+    size_t                       k, i, c;
+
+    for (k = 0; k < p->nperiods; k++) {
+        arms = json_array();
+        for (i = 0; i < t->narms; i++) {
+            c = k * t->narms + i;
+            json_array_append_new(arms, json_pack("{s:s,s:o,s:o,s:o,s:o}",
+                "name", t->arms[i].name,
+                "weight", json_real(p->weights[c]),
+                "n", num(p->n[c]),
+                "sum", num(p->sum[c]),
+                "sum_squares", num(p->sum_squares[c])));
+        }
+        json_array_append_new(all, json_pack("{s:I,s:o}",
+            "version", (json_int_t) p->version[k], "arms", arms));
+    }
+    return all;
+}
+
+
 int
 cef_report_logs_counts_write(FILE *f, const cef_report_test_t *tests,
     size_t n)
@@ -91,6 +117,12 @@ cef_report_logs_counts_write(FILE *f, const cef_report_test_t *tests,
                                 : json_null(),
             "arms", arms,
             "series", series(t));
+        if (o != NULL && t->periods.nperiods > 0
+            && json_object_set_new(o, "periods", periods(t)) != 0)
+        {
+            json_decref(o);
+            o = NULL;
+        }
         if (o == NULL || json_dumpf(o, f, JSON_COMPACT | JSON_PRESERVE_ORDER
                                        | JSON_REAL_PRECISION(15))
                          != 0

@@ -200,6 +200,7 @@ cef_report_main_stats(int argc, char **argv)
         out.test = &t;
         out.res = res;
         out.srm_p = srm_p;
+        out.period_srm_p = NULL;
         rc = cef_report_main_output(&cli, &out, 1);
     }
 

@@ -36,7 +36,8 @@ typedef enum {
     K_OTHER = 0,
     K_V, K_T, K_RULES, K_VISITOR, K_PROFILE, K_GOAL, K_VALUE, K_DECISION,
     K_SLOTS,
-    K_OFFER, K_VARIANT, K_WOULD, K_EXPERIMENT, K_SALT, K_SPLIT
+    K_OFFER, K_VARIANT, K_WOULD, K_EXPERIMENT, K_SALT, K_SPLIT,
+    K_WEIGHTS_VERSION
 } key_t_;
 
 typedef enum { V_NULL, V_BOOL, V_NUMBER, V_STRING, V_MAP, V_ARRAY } vtype_t;
@@ -98,6 +99,7 @@ slot_key(const unsigned char *s, size_t len)
     if (IS("experiment")) return K_EXPERIMENT;
     if (IS("salt")) return K_SALT;
     if (IS("split")) return K_SPLIT;
+    if (IS("weights_version")) return K_WEIGHTS_VERSION;
     return K_OTHER;
 #undef IS
 }
@@ -277,6 +279,7 @@ slot_value(cef_report_parser_t *p, key_t_ k, vtype_t t,
 {
     cef_report_rec_slot_t  *slot = &p->rec.slots[p->rec.nslots - 1];
     const char            **dst;
+    double                  d;
 
     switch (k) {
     case K_OFFER:      dst = &slot->offer; break;
@@ -291,6 +294,21 @@ slot_value(cef_report_parser_t *p, key_t_ k, vtype_t t,
         }
         slot->split = p->rec.narms;
         slot->nsplit = 0;
+        return 1;
+    case K_WEIGHTS_VERSION:
+        /* a bandit's weights version (0: uniform, no record yet) */
+        if (t == V_NULL) {
+            slot->has_version = 0;
+            return 1;
+        }
+        if (t != V_NUMBER || number(s, len, &d) != 0 || d < 0
+            || d != floor(d) || d > 9007199254740992.0)
+        {
+            return fail(p, "slot %s: weights_version is not a whole number "
+                        "from 0", slot->name);
+        }
+        slot->has_version = 1;
+        slot->weights_version = (uint64_t) d;
         return 1;
     default:
         return 1;

@@ -48,6 +48,8 @@ typedef struct {
     const char  *salt;
     size_t       split;        /* first arm in record->arms */
     size_t       nsplit;       /* 0: no split */
+    int          has_version;  /* a bandit's slot: weights_version given */
+    uint64_t     weights_version;   /* 0: uniform, no weights record yet */
 } cef_report_rec_slot_t;
 
 

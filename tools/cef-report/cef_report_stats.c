@@ -162,6 +162,14 @@ cef_report_stats_srm(const cef_report_arm_t *arms, size_t narms)
 }
 
 
+/* Bonferroni over n checks: the whole report keeps the alarm rate */
+double
+cef_report_stats_srm_alpha(size_t nchecks)
+{
+    return CEF_REPORT_SRM_ALPHA / (double) (nchecks > 0 ? nchecks : 1);
+}
+
+
 /*
  * models/statistics.py: a proportion's variance is p(1 - p) (no n - 1
  * correction), a sample mean's (sum_squares - sum^2/n) / (n - 1), 0 for

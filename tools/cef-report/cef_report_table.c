@@ -8,6 +8,7 @@
  * logs: control characters are shown as '?', never sent to the terminal.
  */
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@ typedef struct {
 static int cef_report_table_test(FILE *f, const cef_report_out_t *o,
     const cef_report_opts_t *opts);
 static void cef_report_table_heading(FILE *f, const cef_report_out_t *o);
+static void cef_report_table_periods(FILE *f, const cef_report_out_t *o);
 static void cef_report_table_arm(const cef_report_test_t *t, size_t i,
     const cef_report_result_t *r, cef_report_row_t *row);
 static void cef_report_table_print(FILE *f, cef_report_row_t *rows,
@@ -89,8 +91,9 @@ cef_report_table_test(FILE *f, const cef_report_out_t *o,
     snprintf(rows[0].cell[CEF_REPORT_COL_N], CEF_REPORT_CELL, "visitors");
     snprintf(rows[0].cell[CEF_REPORT_COL_SUM], CEF_REPORT_CELL, "%s",
              t->metric == CEF_REPORT_BINOMIAL ? "converted" : "value");
-    snprintf(rows[0].cell[CEF_REPORT_COL_MEAN], CEF_REPORT_CELL, "%s",
-             t->metric == CEF_REPORT_BINOMIAL ? "rate" : "per visitor");
+    snprintf(rows[0].cell[CEF_REPORT_COL_MEAN], CEF_REPORT_CELL, "%s%s",
+             t->metric == CEF_REPORT_BINOMIAL ? "rate" : "per visitor",
+             t->periods.nperiods > 0 ? " (weighted)" : "");
     snprintf(rows[0].cell[CEF_REPORT_COL_LIFT], CEF_REPORT_CELL,
              "lift (%g%% %s)", 100 * (1 - opts->alpha),
              opts->sequential ? "sequential CI" : "CI");
@@ -107,7 +110,63 @@ cef_report_table_test(FILE *f, const cef_report_out_t *o,
     cef_report_table_print(f, rows, t->narms + 1);
     free(rows);
 
+    cef_report_table_periods(f, o);
+
     return ferror(f) ? -1 : 0;
+}
+
+
+/* a bandit's weights versions: visitors, weights and each one's SRM */
+static void
+cef_report_table_periods(FILE *f, const cef_report_out_t *o)
+{
+    size_t                         k, i, na;
+    double                         p, total;
+    const cef_report_test_t       *t = o->test;
+    const cef_report_periods_t    *pp = &t->periods;
+
+    if (pp->nperiods == 0) {
+        return;
+    }
+
+    na = t->narms;
+    fprintf(f, "bandit: %zu weights version%s; each rate weights the versions "
+            "by their share of all visitors, the same for every arm\n",
+            pp->nperiods, pp->nperiods == 1 ? "" : "s");
+
+    for (k = 0; k < pp->nperiods; k++) {
+        total = 0;
+        for (i = 0; i < na; i++) {
+            total += pp->n[k * na + i];
+        }
+
+        p = o->period_srm_p != NULL ? o->period_srm_p[k] : NAN;
+        fprintf(f, "%s version %" PRIu64 ": %.0f visitors, split",
+                !isnan(p) && p < cef_report_stats_srm_alpha(pp->nperiods)
+                ? "!!" : "  ", pp->version[k], total);
+
+        for (i = 0; i < na; i++) {
+            fprintf(f, "%s%.0f", i ? "/" : " ", pp->n[k * na + i]);
+        }
+
+        fprintf(f, " for weights");
+
+        for (i = 0; i < na; i++) {
+            fprintf(f, "%s%.4g%%", i ? "/" : " ",
+                    100 * pp->weights[k * na + i]);
+        }
+
+        if (isnan(p)) {
+            fprintf(f, " · SRM not checked\n");
+
+        } else if (p >= cef_report_stats_srm_alpha(pp->nperiods)) {
+            fprintf(f, " · SRM ok (p = %.3g)\n", p);
+
+        } else {
+            fprintf(f, " · SAMPLE RATIO MISMATCH in this version (p = %.2g < "
+                    "%.2g)\n", p, cef_report_stats_srm_alpha(pp->nperiods));
+        }
+    }
 }
 
 
@@ -115,6 +174,7 @@ static void
 cef_report_table_heading(FILE *f, const cef_report_out_t *o)
 {
     char                      name[CEF_REPORT_CELL];
+    size_t                    k, alarms;
     const cef_report_test_t  *t;
 
     t = o->test;
@@ -149,11 +209,27 @@ cef_report_table_heading(FILE *f, const cef_report_out_t *o)
     fprintf(f, " · %s", t->metric == CEF_REPORT_BINOMIAL ? "binomial"
                                                            : "mean");
 
-    if (isnan(o->srm_p)) {
+    /* a bandit: over the versions, and each version alone */
+    for (k = 0, alarms = 0; k < t->periods.nperiods; k++) {
+        alarms += o->period_srm_p != NULL && o->period_srm_p[k]
+                  < cef_report_stats_srm_alpha(t->periods.nperiods);
+    }
+
+    if (alarms > 0 && !(o->srm_p < CEF_REPORT_SRM_ALPHA)) {
+        fprintf(f, " · SRM MISMATCH in %zu of %zu weights versions\n"
+                "!! SAMPLE RATIO MISMATCH within a weights version (below): "
+                "over all versions the counts may even out, but a period's "
+                "visitors were not split as its weights said.\n"
+                "!! Do not trust these results until that is explained.\n",
+                alarms, t->periods.nperiods);
+
+    } else if (isnan(o->srm_p)) {
         fprintf(f, " · SRM not checked (no weights)\n");
 
     } else if (o->srm_p >= CEF_REPORT_SRM_ALPHA) {
-        fprintf(f, " · SRM ok (p = %.3g)\n", o->srm_p);
+        fprintf(f, " · SRM%s ok (p = %.3g)\n",
+                t->periods.nperiods > 0 ? " over the weights versions" : "",
+                o->srm_p);
 
     } else {
         fprintf(f, " · SRM MISMATCH (p = %.2g)\n", o->srm_p);
