@@ -1,22 +1,34 @@
 # Copyright (C) ngx_cef_module developers
 # SPDX-License-Identifier: BSD-2-Clause
 # make test-nginx NGINX=1.26: the integration suite against another nginx
-# version; make test-matrix: against every version in MATRIX_VERSIONS, one
-# after the other, with the time each leg took (docs/building.md).
+# version; make test-matrix: one leg per entry of MATRIX_LEGS, one after
+# the other, with the time each leg took and where its nginx came from
+# (docs/building.md).
 #
 #   make test-nginx NGINX=1.30
+#   make test-nginx NGINX=1.26 FROM=source
 #   make test-nginx NGINX=1.26 MATRIX_TESTS=tests/integration/test_http2.py
 #   make test-matrix
 #
-# 1.22 is the machine's own nginx (Debian bookworm's binary, as make test).
-# Every other version is Debian's build of it for the suite in
-# MATRIX_SUITE_<version>: tests/matrix/debian-nginx unpacks that suite's
-# nginx binary, the libraries it was linked against and its nginx-dev tree
-# into build/matrix/<version>/ (once: kept until make clean), the module is
+# FROM=debian (the default, what CI runs): 1.22 is the machine's own nginx
+# (Debian bookworm's binary, as make test).  Every other version is
+# Debian's build of it for the suite in MATRIX_SUITE_<version>:
+# tests/matrix/debian-nginx unpacks that suite's nginx binary, the
+# libraries it was linked against and its nginx-dev tree into
+# build/matrix/<version>/ (once: kept until make clean), the module is
 # built against that tree into build/matrix/<version>/, and the suite runs
-# with NGINX_BIN and CEF_MODULE_SO pointing at the two.  A suite that has
-# moved on to another nginx branch (sid's 1.30 becoming 1.32) stops the leg
-# with a message naming the version it has now.
+# with NGINX_BIN and CEF_MODULE_SO pointing at the two.
+#
+# FROM=source: tests/matrix/source-nginx fetches the suite's nginx source
+# package with apt-get source from a deb-src line of its own, builds nginx
+# --with-compat from whatever the archive serves of it (the upstream
+# tarball, and Debian's patches when its debian.tar.xz is served) into
+# build/matrix/<version>-src/, and the module against that same tree.
+# FROM=auto: the same, or FROM=debian when the archive serves no source
+# (Debian sid's 1.30.6 today: every file 404).
+#
+# A suite that has moved on to another nginx branch (sid's 1.30 becoming
+# 1.32) stops the leg with a message naming the version it has now.
 
 # test-matrix's legs: VERSION (Debian's binary) or VERSION:source or
 # VERSION:auto (built from the suite's source package when the archive
