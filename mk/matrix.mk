@@ -51,8 +51,10 @@ FROM              ?= debian
 # reads $NGINX as the list of listening sockets inherited on an upgrade
 unexport NGINX
 
-# curl: the HTTP/2 client of tests/integration/test_http2.py
-DEB_PKGS += curl
+# curl: the HTTP/2 client of tests/integration/test_http2.py; patch and
+# zlib1g-dev for nginx's own build (FROM=source: tests/matrix/source-nginx;
+# libssl-dev and libpcre2-dev are in the Makefile's list)
+DEB_PKGS += curl patch zlib1g-dev
 
 .PHONY: test-nginx test-matrix
 
