@@ -17,7 +17,8 @@
  * (a reference count, dropped by its pool's cleanup), so one request sees
  * exactly one set, and a set is freed when its last request ends.  A
  * version that does not compile here (an unknown var.*, a missing plugin)
- * is logged once and remembered; the previous set keeps serving.  At
+ * is logged once and remembered; the previous set keeps serving; so is
+ * a version that lacks a goal a cef_goal of its locations records.  At
  * worker start the live version is compiled before the worker takes
  * requests (its predecessor, on a reload, still serves); with no usable
  * version the fallback file serves, else the generic page (logged).

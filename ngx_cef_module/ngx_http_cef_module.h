@@ -433,6 +433,9 @@ typedef struct {
 } ngx_http_cef_rules_result_t;
 
 extern ngx_http_get_variable_pt  ngx_http_cef_rules_decision_get;
+typedef ngx_http_cef_rules_t *(*ngx_http_cef_rules_pinned_pt)(
+    ngx_http_request_t *r);
+extern ngx_http_cef_rules_pinned_pt  ngx_http_cef_rules_pinned;
 
 /*
  * Shown a decision as it is made, before anything else can use ev and dec

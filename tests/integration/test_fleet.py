@@ -647,3 +647,43 @@ def test_goal_in_a_store_location_nginx_t(nginx, tmp_path):
     (tmp_path / "fb.yaml").write_text(goal_set("fb"))
     rc, out = nginx.check(conf % (" fallback=%s" % (tmp_path / "fb.yaml")))
     assert rc == 0, out
+
+
+def test_rules_variables_read_the_set_the_visitor_got(nginx, tmp_path):
+    conf = CONF.replace("""        location = /metrics {""", """        location = /vars {
+            add_header X-Offers $cef_rules_offers always;
+            add_header X-Decision $cef_rules_decision always;
+            add_header X-Hash $cef_rules_hash always;
+            return 200 "$cef_rules_html";
+        }
+        location = /metrics {""")
+    f = files(tmp_path, "one", "two")
+    edge = Edge(nginx, conf=conf)
+
+    # nothing served: not found, as without cef_rules
+    status, headers, body = request(edge.inst, "/vars",
+                                    headers={"Cookie": "vid=" + vid_of(1)})
+    assert status == 200 and body == b"", (headers, body)
+    assert "x-offers" not in headers
+
+    v1 = edge.publish(f["one"])
+    served_by_all(edge, "one", v1["hash"])
+    v2 = edge.publish(f["two"], "--canary", "50%")
+    wait_until(lambda: (v2["hash"], "canary") in edge.versions(),
+               "the canary")
+    time.sleep(0.6)             # every worker polled (250 ms) and switched
+
+    seen = set()
+    for i in range(40):
+        tag = edge.page(vid_of(i))
+        status, headers, body = request(
+            edge.inst, "/vars", headers={"Cookie": "vid=" + vid_of(i)})
+        assert status == 200
+        want = v1 if tag == "one" else v2
+        assert headers["x-hash"] == want["hash"]
+        assert headers["x-offers"] == "hero=hero-" + tag
+        assert body.decode() == "hero: <b>%s</b>\n" % tag
+        assert headers["x-decision"].startswith(
+            "rules=%s hero=hero-%s/" % (want["hash"][:12], tag)), headers
+        seen.add(tag)
+    assert seen == {"one", "two"}
