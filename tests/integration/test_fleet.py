@@ -576,8 +576,10 @@ def test_goal_follows_the_set_the_visitor_got(nginx, tmp_path):
 
     # nothing published: no set, so no arm to attribute and no record
     assert edge.page(vid_of(1)) == "generic"
-    assert [x["goal"] for x in edge.log_lines()
-            if x["uri"] == "/page.html"] == [""]
+    # the access log is written after the response: wait for the line
+    assert wait_until(lambda: [x["goal"] for x in edge.log_lines()
+                               if x["uri"] == "/page.html"],
+                      "the log line") == [""]
 
     v1 = edge.publish(f["one"])
     served_by_all(edge, "one", v1["hash"])
@@ -589,8 +591,11 @@ def test_goal_follows_the_set_the_visitor_got(nginx, tmp_path):
     got = {i: edge.page(vid_of(i), n=i) for i in range(60)}
     assert set(got.values()) == {"one", "two"}
 
-    by_n = {int(x["uri"].split("=")[1]): x for x in edge.log_lines()
-            if x["uri"].startswith("/page.html?n=")}
+    def logged():
+        got_n = {int(x["uri"].split("=")[1]): x for x in edge.log_lines()
+                 if x["uri"].startswith("/page.html?n=")}
+        return got_n if len(got_n) == len(got) else None
+    by_n = wait_until(logged, "every log line")
     for i, tag in got.items():
         x = by_n[i]
         goal = json.loads(x["goal"])
@@ -628,7 +633,11 @@ def test_version_without_a_recorded_goal_is_refused(nginx, tmp_path):
     assert log.count(msg) <= len(edge.inst.worker_pids())
 
     # the goal still records with the live set
-    x = [x for x in edge.log_lines() if x["uri"] == "/page.html"][-1]
+    status, _, _ = request(edge.inst, "/page.html?last",
+                           headers={"Cookie": "vid=" + vid_of(1)})
+    x = wait_until(lambda: [x for x in edge.log_lines()
+                            if x["uri"] == "/page.html?last"],
+                   "the log line")[0]
     assert json.loads(x["goal"])["rules"] == v1["hash"]
 
 
@@ -687,3 +696,30 @@ def test_rules_variables_read_the_set_the_visitor_got(nginx, tmp_path):
             "rules=%s hero=hero-%s/" % (want["hash"][:12], tag)), headers
         seen.add(tag)
     assert seen == {"one", "two"}
+
+
+def test_goal_value_without_bounds_in_a_version_is_refused(nginx, tmp_path):
+    conf = GOAL_CONF.replace("cef_goal purchase;",
+                             "cef_goal purchase value=$arg_total;")
+    f = goal_files(tmp_path, one=True)
+    bounded = tmp_path / "bounded.yaml"
+    bounded.write_text(goal_set("bounded").replace(
+        "purchase: {}", "purchase: {min: 0, max: 1000}"))
+    edge = Edge(nginx, conf=conf)
+    v1 = edge.publish(bounded)
+    served_by_all(edge, "bounded", v1["hash"])
+    status, _, _ = request(edge.inst, "/page.html?total=12.5",
+                           headers={"Cookie": "vid=" + vid_of(3)})
+    assert status == 200
+    x = wait_until(lambda: [x for x in edge.log_lines()
+                            if x["uri"] == "/page.html?total=12.5"],
+                   "the log line")
+    assert json.loads(x[-1]["goal"])["value"] == 12.5
+
+    bad = edge.publish(f["one"])        # purchase without min:/max:
+    wait_until(lambda: (bad["hash"], "failed") in edge.versions(),
+               "the failed state")
+    assert 'cef_goal: goal "purchase" takes no value: declare its bounds ' \
+        '(min: and max:) in "store:shop@%s" to record one, in %s:' \
+        % (bad["hash"], edge.inst.conf) in edge.inst.log_text()
+    assert all(edge.page(vid_of(i)) == "bounded" for i in range(10))
