@@ -17,7 +17,8 @@
  * (a reference count, dropped by its pool's cleanup), so one request sees
  * exactly one set, and a set is freed when its last request ends.  A
  * version that does not compile here (an unknown var.*, a missing plugin)
- * is logged once and remembered; the previous set keeps serving.  At
+ * is logged once and remembered; the previous set keeps serving; so is
+ * a version that lacks a goal a cef_goal of its locations records.  At
  * worker start the live version is compiled before the worker takes
  * requests (its predecessor, on a reload, still serves); with no usable
  * version the fallback file serves, else the generic page (logged).
@@ -42,6 +43,7 @@
 typedef struct {
     ngx_http_cef_rules_t       *rules;
     ngx_http_cef_record_conf_t *record;
+    ngx_http_cef_set_goal_t    *goals;      /* the fleet's goals, bound */
     ngx_uint_t                  refs;       /* the fleet's + requests' */
     u_char                      hex[65];
 } ngx_http_cef_fleet_set_t;
@@ -77,6 +79,9 @@ struct ngx_http_cef_fleet_s {
     ngx_str_t                   fallback_path;
     ngx_http_cef_rules_t       *fallback;   /* compiled at configuration */
     cef_plugins_t              *plugins;
+    ngx_array_t                *goals;      /* of ngx_http_cef_goal_t *: the
+                                               cef_goal of its locations */
+    ngx_array_t                *fallback_goals;  /* ngx_http_cef_set_goal_t */
 #if (NGX_THREADS)
     ngx_thread_pool_t          *pool;
 #endif
@@ -278,6 +283,121 @@ ngx_http_cef_fleet_check_conf(ngx_conf_t *cf)
                   "to the http block", &fp[0]->name);
 
     return NGX_ERROR;
+}
+
+
+/*
+ * The one judgement of a goal against a rule set: g must be declared in
+ * its goals:, with bounds when g records a value.  NGX_OK: *out is the
+ * declaration and the record's format (freed with pool); NGX_DECLINED:
+ * why says what is missing, naming the goal and its directive's file:line.
+ */
+static void
+ngx_http_cef_fleet_goal_cleanup(void *data)
+{
+    cef_goal_fmt_free(data);
+}
+
+
+ngx_int_t
+ngx_http_cef_fleet_bind_goal(ngx_http_cef_goal_t *g,
+    ngx_http_cef_rules_t *rules, ngx_pool_t *pool,
+    ngx_http_cef_set_goal_t *out, u_char *why, size_t size)
+{
+    const cef_rules_t   *rs;
+    ngx_pool_cleanup_t  *cln;
+
+    rs = ngx_http_cef_rules_set(rules);
+
+    out->fmt = NULL;
+    out->decl = cef_rules_goals_find(rs, (const char *) g->name.data,
+                                     g->name.len);
+
+    if (out->decl == NULL) {
+        ngx_snprintf(why, size - 1, "cef_goal: goal \"%V\" is not declared "
+                     "in the goals: section of \"%V\" in %V:%ui%Z",
+                     &g->name, ngx_http_cef_rules_path(rules), &g->file,
+                     g->line);
+        why[size - 1] = '\0';
+        return NGX_DECLINED;
+    }
+
+    if (g->value && !out->decl->has_value) {
+        ngx_snprintf(why, size - 1, "cef_goal: goal \"%V\" takes no value: "
+                     "declare its bounds (min: and max:) in \"%V\" to "
+                     "record one, in %V:%ui%Z", &g->name,
+                     ngx_http_cef_rules_path(rules), &g->file, g->line);
+        why[size - 1] = '\0';
+        return NGX_DECLINED;
+    }
+
+    /* the record's fixed text, once: a request only copies it */
+
+    cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->fmt = cef_goal_fmt_create(rs, out->decl->name);
+    if (out->fmt == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_cef_fleet_goal_cleanup;
+    cln->data = out->fmt;
+
+    return NGX_OK;
+}
+
+
+/*
+ * At merge: a cef_goal in a location serving store:NAME.  Every version
+ * compiled later is checked against it (ngx_http_cef_fleet_adopt()); the
+ * fallback file now, at g's file:line.
+ */
+ngx_int_t
+ngx_http_cef_fleet_add_goal(ngx_conf_t *cf, ngx_http_cef_fleet_t *f,
+    ngx_http_cef_goal_t *g)
+{
+    u_char                    why[512];
+    ngx_int_t                 rc;
+    ngx_http_cef_goal_t     **gp;
+    ngx_http_cef_set_goal_t  *sg;
+
+    if (f->goals == NULL) {
+        f->goals = ngx_array_create(cf->pool, 2,
+                                    sizeof(ngx_http_cef_goal_t *));
+        f->fallback_goals = ngx_array_create(cf->pool, 2,
+                                         sizeof(ngx_http_cef_set_goal_t));
+        if (f->goals == NULL || f->fallback_goals == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    gp = ngx_array_push(f->goals);
+    sg = ngx_array_push(f->fallback_goals);
+    if (gp == NULL || sg == NULL) {
+        return NGX_ERROR;
+    }
+
+    *gp = g;
+    g->fleet = f;
+    g->index = f->goals->nelts - 1;
+    ngx_memzero(sg, sizeof(ngx_http_cef_set_goal_t));
+
+    if (f->fallback == NULL) {
+        return NGX_OK;
+    }
+
+    rc = ngx_http_cef_fleet_bind_goal(g, f->fallback, cf->pool, sg, why,
+                                      sizeof(why));
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "%s (the fallback of "
+                      "store:%V)", why, &f->name);
+    }
+
+    return rc == NGX_OK ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -493,7 +613,9 @@ static ngx_http_cef_fleet_set_t *
 ngx_http_cef_fleet_adopt(ngx_http_cef_fleet_t *f,
     ngx_http_cef_fleet_src_t *src, ngx_log_t *log)
 {
-    u_char                     unknown[128], why[256];
+    u_char                     unknown[128], why[512];
+    ngx_uint_t                 i;
+    ngx_http_cef_goal_t      **gp;
     u_char                     buf[CEF_STORE_RULES_NAME_MAX + 32];
     ngx_str_t                  label;
     ngx_int_t                  rc;
@@ -542,6 +664,36 @@ ngx_http_cef_fleet_adopt(ngx_http_cef_fleet_t *f,
     if (set->record == NULL) {
         ngx_http_cef_rules_release(rules);
         return NULL;
+    }
+
+    /* a version without a goal the locations record is not served */
+
+    if (f->goals == NULL) {
+        return set;
+    }
+
+    set->goals = ngx_pcalloc(ngx_http_cef_rules_pool(rules),
+                             f->goals->nelts
+                             * sizeof(ngx_http_cef_set_goal_t));
+    if (set->goals == NULL) {
+        ngx_http_cef_rules_release(rules);
+        return NULL;
+    }
+
+    gp = f->goals->elts;
+
+    for (i = 0; i < f->goals->nelts; i++) {
+        rc = ngx_http_cef_fleet_bind_goal(gp[i], rules,
+                                          ngx_http_cef_rules_pool(rules),
+                                          &set->goals[i], why, sizeof(why));
+        if (rc != NGX_OK) {
+            ngx_http_cef_fleet_failed(f, src->hex,
+                                      rc == NGX_DECLINED ? (char *) why
+                                                         : "out of memory",
+                                      log);
+            ngx_http_cef_rules_release(rules);
+            return NULL;
+        }
     }
 
     return set;
@@ -784,6 +936,8 @@ ngx_http_cef_fleet_init_process(ngx_cycle_t *cycle)
             f->fallback_set.refs = 1;       /* never released */
             f->fallback_set.record = ngx_http_cef_record_conf_make(
                                                    cycle->pool, f->fallback);
+            f->fallback_set.goals = f->fallback_goals
+                                    ? f->fallback_goals->elts : NULL;
             ngx_cpystrn(f->fallback_set.hex,
                         (u_char *) cef_rules_hash(
                                        ngx_http_cef_rules_set(f->fallback)),
@@ -857,6 +1011,7 @@ ngx_http_cef_fleet_pin(ngx_http_request_t *r, ngx_http_cef_fleet_set_t *set,
 
     use->rules = set->rules;
     use->record = set->record;
+    use->goals = set->goals;
 
     return NGX_OK;
 }

@@ -30,7 +30,6 @@
 #include "ngx_http_cef_module.h"
 
 
-static void ngx_http_cef_goal_cleanup(void *data);
 static void ngx_http_cef_goal_hide(ngx_http_request_t *r, ngx_str_t *name);
 
 
@@ -165,8 +164,10 @@ ngx_http_cef_goal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /*
  * The goal must be declared in the goals: of the location's rule file,
  * which is only known once the location is merged (cef_rules may come
- * later, or from the server): reported at the directive's file:line.  A
- * goal is not inherited by nested locations, only by the location's own
+ * later, or from the server): reported at the directive's file:line.  In
+ * a store:NAME location each published version is checked when a worker
+ * compiles it, and the fallback file now (ngx_http_cef_fleet_add_goal()).
+ * A goal is not inherited by nested locations, only by the location's own
  * "if" blocks.
  */
 
@@ -174,8 +175,10 @@ char *
 ngx_http_cef_merge_goal(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
     ngx_http_cef_loc_conf_t *conf)
 {
+    u_char                     why[512];
+    ngx_int_t                  rc;
     ngx_http_cef_goal_t       *g = conf->goal;
-    ngx_pool_cleanup_t        *cln;
+    ngx_http_cef_set_goal_t    sg;
     ngx_http_core_loc_conf_t  *core;
 
     /* an "if" (or limit_except) block is part of its location */
@@ -187,37 +190,31 @@ ngx_http_cef_merge_goal(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
         return NGX_CONF_OK;
     }
 
-    if (g == NULL || g->decl) {
+    if (g == NULL || g->decl || g->fleet) {
         return NGX_CONF_OK;
     }
 
-    if (conf->rules == NULL) {
+    if (conf->rules == NULL && conf->fleet == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "cef_goal \"%V\" needs a rule file declaring it "
                       "(cef_rules) in %V:%ui", &g->name, &g->file, g->line);
         return NGX_CONF_ERROR;
     }
 
-    g->decl = cef_rules_goals_find(ngx_http_cef_rules_set(conf->rules),
-                                   (const char *) g->name.data, g->name.len);
+    if (conf->fleet == NULL) {
+        rc = ngx_http_cef_fleet_bind_goal(g, conf->rules, cf->pool, &sg, why,
+                                          sizeof(why));
 
-    if (g->decl == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "cef_goal: goal \"%V\" is not declared in the goals: "
-                      "section of \"%V\" in %V:%ui", &g->name,
-                      ngx_http_cef_rules_path(conf->rules), &g->file,
-                      g->line);
-        return NGX_CONF_ERROR;
-    }
+        if (rc == NGX_DECLINED) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "%s", why);
+        }
 
-    if (g->value && !g->decl->has_value) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "cef_goal: goal \"%V\" takes no value: declare its "
-                      "bounds (min: and max:) in \"%V\" to record one, in "
-                      "%V:%ui", &g->name,
-                      ngx_http_cef_rules_path(conf->rules), &g->file,
-                      g->line);
-        return NGX_CONF_ERROR;
+        if (rc != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        g->decl = sg.decl;
+        g->fmt = sg.fmt;
     }
 
     if (g->once && (conf->signing == NULL || conf->signing->signer == NULL))
@@ -229,30 +226,12 @@ ngx_http_cef_merge_goal(ngx_conf_t *cf, ngx_http_cef_loc_conf_t *prev,
         return NGX_CONF_ERROR;
     }
 
-    /* the record's fixed text, once: a request only copies it */
-
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        return NGX_CONF_ERROR;
+    if (conf->fleet) {
+        return ngx_http_cef_fleet_add_goal(cf, conf->fleet, g) == NGX_OK
+               ? NGX_CONF_OK : NGX_CONF_ERROR;
     }
-
-    g->fmt = cef_goal_fmt_create(ngx_http_cef_rules_set(conf->rules),
-                                 g->decl->name);
-    if (g->fmt == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    cln->handler = ngx_http_cef_goal_cleanup;
-    cln->data = g->fmt;
 
     return NGX_CONF_OK;
-}
-
-
-static void
-ngx_http_cef_goal_cleanup(void *data)
-{
-    cef_goal_fmt_free(data);
 }
 
 
@@ -298,6 +277,9 @@ ngx_http_cef_goal_reached(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
     ngx_http_cef_goal_t      *g;
     cef_goal_value_rc_t       vrc;
     ngx_http_cef_identity_t  *id;
+    cef_goal_fmt_t           *fmt;
+    const cef_rules_goal_t   *decl;
+    ngx_http_cef_fleet_use_t  use, shadow;
     char                      buf[CEF_GOAL_STATE_MAX + 1];
 
     g = clcf->goal;
@@ -340,6 +322,27 @@ ngx_http_cef_goal_reached(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
     if (by == NULL) {
         ngx_http_cef_metric_goal(&g->name, NGX_HTTP_CEF_GOAL_NO_VISITOR);
         return NGX_OK;
+    }
+
+    /* the rule set this visitor gets here: in a store:NAME location the
+       version pinned for r (live or canary), as for its decision */
+
+    decl = g->decl;
+    fmt = g->fmt;
+
+    if (clcf->fleet) {
+        if (ngx_http_cef_fleet_pick(r, clcf->fleet, by, &use, &shadow)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (use.goals == NULL) {
+            return NGX_OK;      /* nothing served: no arm to attribute */
+        }
+
+        decl = use.goals[g->index].decl;
+        fmt = use.goals[g->index].fmt;
     }
 
     ngx_memzero(&ev, sizeof(cef_goal_event_t));
@@ -388,7 +391,7 @@ ngx_http_cef_goal_reached(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
             return NGX_ERROR;
         }
 
-        vrc = cef_goal_value(g->decl, (const char *) text.data, text.len,
+        vrc = cef_goal_value(decl, (const char *) text.data, text.len,
                              &value);
 
         if (vrc == CEF_GOAL_VALUE_OK) {
@@ -412,14 +415,14 @@ ngx_http_cef_goal_reached(ngx_http_request_t *r, ngx_http_cef_loc_conf_t *clcf)
     ev.bucket_by.data = (const char *) by->data;
     ev.bucket_by.len = by->len;
 
-    len = cef_goal_format_max(g->fmt, &ev);
+    len = cef_goal_format_max(fmt, &ev);
 
     ctx->goal.data = ngx_pnalloc(r->pool, len + 1);
     if (ctx->goal.data == NULL) {
         return NGX_ERROR;
     }
 
-    n = cef_goal_format(g->fmt, &ev, (char *) ctx->goal.data, len + 1);
+    n = cef_goal_format(fmt, &ev, (char *) ctx->goal.data, len + 1);
 
     if (n > len) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,

@@ -147,7 +147,17 @@ typedef struct {
     cef_goal_fmt_t             *fmt;            /* its record's format */
     ngx_str_t                   file;           /* where the directive is: */
     ngx_uint_t                  line;           /* merge reports it there */
+    ngx_http_cef_fleet_t       *fleet;          /* store:NAME: checked per */
+    ngx_uint_t                  index;          /* version, its entry in
+                                                   each set's goals */
 } ngx_http_cef_goal_t;
+
+
+/* a goal as one rule set declares it: the declaration and record format */
+typedef struct {
+    const cef_rules_goal_t     *decl;
+    cef_goal_fmt_t             *fmt;
+} ngx_http_cef_set_goal_t;
 
 
 typedef struct {
@@ -423,6 +433,9 @@ typedef struct {
 } ngx_http_cef_rules_result_t;
 
 extern ngx_http_get_variable_pt  ngx_http_cef_rules_decision_get;
+typedef ngx_http_cef_rules_t *(*ngx_http_cef_rules_pinned_pt)(
+    ngx_http_request_t *r);
+extern ngx_http_cef_rules_pinned_pt  ngx_http_cef_rules_pinned;
 
 /*
  * Shown a decision as it is made, before anything else can use ev and dec
@@ -469,11 +482,18 @@ ngx_int_t ngx_http_cef_write_state(ngx_http_request_t *r,
 typedef struct {
     ngx_http_cef_rules_t       *rules;          /* NULL: none */
     ngx_http_cef_record_conf_t *record;
+    ngx_http_cef_set_goal_t    *goals;          /* by ngx_http_cef_goal_t
+                                                   index */
 } ngx_http_cef_fleet_use_t;
 
 char *ngx_http_cef_fleet_rules(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_cef_fleet_check_conf(ngx_conf_t *cf);
+ngx_int_t ngx_http_cef_fleet_bind_goal(ngx_http_cef_goal_t *g,
+    ngx_http_cef_rules_t *rules, ngx_pool_t *pool,
+    ngx_http_cef_set_goal_t *out, u_char *why, size_t size);
+ngx_int_t ngx_http_cef_fleet_add_goal(ngx_conf_t *cf, ngx_http_cef_fleet_t *f,
+    ngx_http_cef_goal_t *g);
 ngx_int_t ngx_http_cef_fleet_init_process(ngx_cycle_t *cycle);
 void ngx_http_cef_fleet_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_cef_fleet_pick(ngx_http_request_t *r,

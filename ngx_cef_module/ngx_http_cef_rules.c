@@ -636,6 +636,31 @@ ngx_http_cef_rules_hash_variable(ngx_http_request_t *r,
 
 
 /*
+ * The set the debugging variables decide with: the location's file, or in
+ * a store:NAME location the request's pinned set (ngx_http_cef_variables.c
+ * sets ngx_http_cef_rules_pinned at preconfiguration: the decision is made
+ * above this file).  NULL: none.
+ */
+
+ngx_http_cef_rules_pinned_pt  ngx_http_cef_rules_pinned;
+
+
+static ngx_http_cef_rules_t *
+ngx_http_cef_rules_of(ngx_http_request_t *r)
+{
+    ngx_http_cef_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
+
+    if (clcf->rules && clcf->rules != NGX_CONF_UNSET_PTR) {
+        return clcf->rules;
+    }
+
+    return ngx_http_cef_rules_pinned ? ngx_http_cef_rules_pinned(r) : NULL;
+}
+
+
+/*
  * "slot=offer slot=- ..." decided from what the request alone tells
  * (request.*, var.*, time.*; profile.* and visitor.* are null): a debugging
  * aid that exercises the request-time glue.
@@ -650,23 +675,23 @@ ngx_http_cef_rules_offers_variable(ngx_http_request_t *r,
     const char               *name;
     const cef_rules_t        *rs;
     cef_rules_choice_t       *choices;
-    ngx_http_cef_loc_conf_t  *clcf;
+    ngx_http_cef_rules_t     *rules;
 
-    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
+    rules = ngx_http_cef_rules_of(r);
 
-    if (clcf->rules == NULL || clcf->rules == NGX_CONF_UNSET_PTR) {
+    if (rules == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    if (ngx_http_cef_rules_decide(r, clcf->rules, NULL, NULL, &choices,
+    if (ngx_http_cef_rules_decide(r, rules, NULL, NULL, &choices,
                                   NULL)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    rs = clcf->rules->rs;
+    rs = rules->rs;
     n = cef_rules_nslots(rs);
     len = 0;
 
@@ -710,23 +735,23 @@ ngx_http_cef_rules_html_variable(ngx_http_request_t *r,
     ngx_str_t                *html;
     const cef_rules_t        *rs;
     cef_rules_choice_t       *choices;
-    ngx_http_cef_loc_conf_t  *clcf;
+    ngx_http_cef_rules_t     *rules;
 
-    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
+    rules = ngx_http_cef_rules_of(r);
 
-    if (clcf->rules == NULL || clcf->rules == NGX_CONF_UNSET_PTR) {
+    if (rules == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }
 
-    if (ngx_http_cef_rules_decide(r, clcf->rules, NULL, NULL, &choices,
+    if (ngx_http_cef_rules_decide(r, rules, NULL, NULL, &choices,
                                   &html)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    rs = clcf->rules->rs;
+    rs = rules->rs;
     n = cef_rules_nslots(rs);
     len = 0;
 

@@ -47,6 +47,8 @@ static ngx_int_t ngx_http_cef_store_age_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cef_rules_log_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_http_cef_rules_t *ngx_http_cef_pinned_rules(
+    ngx_http_request_t *r);
 
 
 static ngx_http_variable_t  ngx_http_cef_vars[] = {
@@ -100,6 +102,7 @@ ngx_http_cef_add_variables(ngx_conf_t *cf)
     ngx_http_variable_t  *var, *v;
 
     ngx_http_cef_rules_decision_get = ngx_http_cef_rules_log_variable;
+    ngx_http_cef_rules_pinned = ngx_http_cef_pinned_rules;
 
     for (v = ngx_http_cef_vars; v->name.len; v++) {
         var = ngx_http_add_variable(cf, &v->name, v->flags);
@@ -438,6 +441,41 @@ ngx_http_cef_store_age_variable(ngx_http_request_t *r,
     v->no_cacheable = 1;
 
     return NGX_OK;
+}
+
+
+/*
+ * For $cef_rules_offers and $cef_rules_html in a store:NAME location: the
+ * set of the request's decision (pinned for it: the live version or this
+ * visitor's canary); without a decision (no consent, say) the live one.
+ */
+
+static ngx_http_cef_rules_t *
+ngx_http_cef_pinned_rules(ngx_http_request_t *r)
+{
+    ngx_http_cef_decision_t   *d;
+    ngx_http_cef_loc_conf_t   *clcf;
+    ngx_http_cef_fleet_use_t   use, shadow;
+
+    clcf = ngx_http_get_module_loc_conf(r, NGX_HTTP_CEF);
+
+    if (clcf->fleet == NULL || clcf->fleet == NGX_CONF_UNSET_PTR) {
+        return NULL;
+    }
+
+    d = ngx_http_cef_decide(r);
+
+    if (d->rules) {
+        return d->rules;
+    }
+
+    if (ngx_http_cef_fleet_pick(r, clcf->fleet, NULL, &use, &shadow)
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return use.rules;
 }
 
 

@@ -539,3 +539,187 @@ def test_two_edges_converge_through_kafka(nginx, tmp_path):
             c.wait()
         mock.close()
         kill_leftovers()
+
+
+# --- cef_goal in a store:NAME location ----------------------------------------
+
+def goal_set(tag, goals=True):
+    """An experiment named after the version, and (or not) goal purchase."""
+    return ("version: 1\noffers:\n  hero-%s: {slot: hero, html: '<b>%s</b>'}\n"
+            "rules:\n  - {name: show %s, show: hero-%s}\nslots:\n  hero:\n"
+            "    experiment:\n      name: exp-%s\n"
+            "      variants: {a: 50, b: 50}\n%s"
+            % (tag, tag, tag, tag, tag,
+               "goals:\n  purchase: {}\n" if goals else ""))
+
+
+GOAL_CONF = CONF.replace(
+    '"shadow":"$cef_shadow_decision"}',
+    '"shadow":"$cef_shadow_decision","goal":"$cef_goal"}').replace(
+    """        location = /metrics {""", """        location = /page.html {
+            cef_goal purchase;
+        }
+        location = /metrics {""")
+
+
+def goal_files(tmp_path, **tags):
+    out = {}
+    for t, goals in tags.items():
+        out[t] = tmp_path / ("%s.yaml" % t)
+        out[t].write_text(goal_set(t, goals))
+    return out
+
+
+def test_goal_follows_the_set_the_visitor_got(nginx, tmp_path):
+    f = goal_files(tmp_path, one=True, two=True)
+    edge = Edge(nginx, conf=GOAL_CONF)
+
+    # nothing published: no set, so no arm to attribute and no record
+    assert edge.page(vid_of(1)) == "generic"
+    # the access log is written after the response: wait for the line
+    assert wait_until(lambda: [x["goal"] for x in edge.log_lines()
+                               if x["uri"] == "/page.html"],
+                      "the log line") == [""]
+
+    v1 = edge.publish(f["one"])
+    served_by_all(edge, "one", v1["hash"])
+    v2 = edge.publish(f["two"], "--canary", "50%")
+    wait_until(lambda: (v2["hash"], "canary") in edge.versions(),
+               "the canary")
+    time.sleep(0.6)             # every worker polled (250 ms) and switched
+
+    got = {i: edge.page(vid_of(i), n=i) for i in range(60)}
+    assert set(got.values()) == {"one", "two"}
+
+    def logged():
+        got_n = {int(x["uri"].split("=")[1]): x for x in edge.log_lines()
+                 if x["uri"].startswith("/page.html?n=")}
+        return got_n if len(got_n) == len(got) else None
+    by_n = wait_until(logged, "every log line")
+    for i, tag in got.items():
+        x = by_n[i]
+        goal = json.loads(x["goal"])
+        dec = json.loads(x["decision"])
+        want = v1 if tag == "one" else v2
+        assert goal["goal"] == "purchase"
+        assert goal["rules"] == want["hash"] == dec["rules"] == x["hash"]
+        assert set(goal["arms"]) == {"exp-" + tag}
+        assert goal["arms"]["exp-" + tag]["arm"] in ("a", "b")
+
+
+def test_version_without_a_recorded_goal_is_refused(nginx, tmp_path):
+    f = goal_files(tmp_path, one=True, nogoal=False)
+    edge = Edge(nginx, conf=GOAL_CONF)
+    v1 = edge.publish(f["one"])
+    served_by_all(edge, "one", v1["hash"])
+
+    bad = edge.publish(f["nogoal"])
+    wait_until(lambda: (bad["hash"], "failed") in edge.versions(),
+               "the failed state")
+    time.sleep(1)               # several more polls: logged once only
+    assert all(edge.page(vid_of(i)) == "one" for i in range(20))
+    assert (v1["hash"], "live") in edge.versions()
+
+    conf = str(edge.inst.conf)
+    line = next(n for n, text in enumerate(
+        edge.inst.conf.read_text()
+        .splitlines(), 1) if "cef_goal purchase" in text)
+    msg = ('cef_rules store:shop: version %s cannot be served here: '
+           'cef_goal: goal "purchase" is not declared in the goals: section '
+           'of "store:shop@%s" in %s:%d; the previous set keeps serving'
+           % (bad["hash"], bad["hash"], conf, line))
+    log = edge.inst.log_text()
+    assert msg in log, log
+    assert log.count(msg) <= len(edge.inst.worker_pids())
+
+    # the goal still records with the live set
+    status, _, _ = request(edge.inst, "/page.html?last",
+                           headers={"Cookie": "vid=" + vid_of(1)})
+    x = wait_until(lambda: [x for x in edge.log_lines()
+                            if x["uri"] == "/page.html?last"],
+                   "the log line")[0]
+    assert json.loads(x["goal"])["rules"] == v1["hash"]
+
+
+def test_goal_in_a_store_location_nginx_t(nginx, tmp_path):
+    edge = Edge(nginx, conf=GOAL_CONF)
+    conf = GOAL_CONF.replace("@PREFIX@/store",
+                             str(edge.inst.prefix / "store"))
+    # nothing to check yet: accepted
+    rc, out = nginx.check(conf % "")
+    assert rc == 0, out
+    # the fallback file is checked now, at the directive's file:line
+    rc, out = nginx.check(conf % " fallback=@REPO@/tests/rules/good.yaml")
+    assert rc != 0 and 'cef_goal: goal "purchase" is not declared in the ' \
+        'goals: section of' in out and "good.yaml" in out, out
+    assert re.search(r"nginx\.conf:\d+ \(the fallback of store:shop\)", out)
+    (tmp_path / "fb.yaml").write_text(goal_set("fb"))
+    rc, out = nginx.check(conf % (" fallback=%s" % (tmp_path / "fb.yaml")))
+    assert rc == 0, out
+
+
+def test_rules_variables_read_the_set_the_visitor_got(nginx, tmp_path):
+    conf = CONF.replace("""        location = /metrics {""", """        location = /vars {
+            add_header X-Offers $cef_rules_offers always;
+            add_header X-Decision $cef_rules_decision always;
+            add_header X-Hash $cef_rules_hash always;
+            return 200 "$cef_rules_html";
+        }
+        location = /metrics {""")
+    f = files(tmp_path, "one", "two")
+    edge = Edge(nginx, conf=conf)
+
+    # nothing served: not found, as without cef_rules
+    status, headers, body = request(edge.inst, "/vars",
+                                    headers={"Cookie": "vid=" + vid_of(1)})
+    assert status == 200 and body == b"", (headers, body)
+    assert "x-offers" not in headers
+
+    v1 = edge.publish(f["one"])
+    served_by_all(edge, "one", v1["hash"])
+    v2 = edge.publish(f["two"], "--canary", "50%")
+    wait_until(lambda: (v2["hash"], "canary") in edge.versions(),
+               "the canary")
+    time.sleep(0.6)             # every worker polled (250 ms) and switched
+
+    seen = set()
+    for i in range(40):
+        tag = edge.page(vid_of(i))
+        status, headers, body = request(
+            edge.inst, "/vars", headers={"Cookie": "vid=" + vid_of(i)})
+        assert status == 200
+        want = v1 if tag == "one" else v2
+        assert headers["x-hash"] == want["hash"]
+        assert headers["x-offers"] == "hero=hero-" + tag
+        assert body.decode() == "hero: <b>%s</b>\n" % tag
+        assert headers["x-decision"].startswith(
+            "rules=%s hero=hero-%s/" % (want["hash"][:12], tag)), headers
+        seen.add(tag)
+    assert seen == {"one", "two"}
+
+
+def test_goal_value_without_bounds_in_a_version_is_refused(nginx, tmp_path):
+    conf = GOAL_CONF.replace("cef_goal purchase;",
+                             "cef_goal purchase value=$arg_total;")
+    f = goal_files(tmp_path, one=True)
+    bounded = tmp_path / "bounded.yaml"
+    bounded.write_text(goal_set("bounded").replace(
+        "purchase: {}", "purchase: {min: 0, max: 1000}"))
+    edge = Edge(nginx, conf=conf)
+    v1 = edge.publish(bounded)
+    served_by_all(edge, "bounded", v1["hash"])
+    status, _, _ = request(edge.inst, "/page.html?total=12.5",
+                           headers={"Cookie": "vid=" + vid_of(3)})
+    assert status == 200
+    x = wait_until(lambda: [x for x in edge.log_lines()
+                            if x["uri"] == "/page.html?total=12.5"],
+                   "the log line")
+    assert json.loads(x[-1]["goal"])["value"] == 12.5
+
+    bad = edge.publish(f["one"])        # purchase without min:/max:
+    wait_until(lambda: (bad["hash"], "failed") in edge.versions(),
+               "the failed state")
+    assert 'cef_goal: goal "purchase" takes no value: declare its bounds ' \
+        '(min: and max:) in "store:shop@%s" to record one, in %s:' \
+        % (bad["hash"], edge.inst.conf) in edge.inst.log_text()
+    assert all(edge.page(vid_of(i)) == "bounded" for i in range(10))
