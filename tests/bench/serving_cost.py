@@ -312,9 +312,9 @@ def cpu_runs(a, ports, kw):
     return res
 
 
-def http_get(sock, cookie, buf):
-    sock.sendall(("GET /index.html HTTP/1.1\r\nHost: x\r\nCookie: %s\r\n\r\n"
-                  % cookie).encode())
+def http_get(sock, cookie, buf, path="/index.html"):
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nCookie: %s\r\n\r\n"
+                  % (path, cookie)).encode())
     # read one response: headers, then a Content-Length or chunked body
     while b"\r\n\r\n" not in buf:
         d = sock.recv(65536)
@@ -335,6 +335,53 @@ def http_get(sock, cookie, buf):
     return rest.split(b"\r\n0\r\n\r\n", 1)[1]
 
 
+def callgrind_count(work, name, conf, port, cookies, requests, warm=200,
+                    path="/index.html"):
+    """Instructions per request of nginx -c CONF (one process: master_process
+    off) under callgrind: WARM requests, counters zeroed, REQUESTS more on
+    one keep-alive connection (cookie i %% len(cookies) each), dumped.  The
+    per-function split is kept in WORK/callgrind.NAME.out.  Also used by
+    tests/integration/bench_fleet.py."""
+    work = pathlib.Path(work)
+    out = work / ("callgrind.%s.out" % name)
+    for old in work.glob("callgrind.%s.out*" % name):
+        old.unlink()
+    with bl.Processes() as procs:
+        p = procs.start(["valgrind", "--tool=callgrind",
+                         "--callgrind-out-file=%s" % out,
+                         bl.NGINX, "-p", str(work), "-c", str(conf),
+                         "-e", str(work / "error.log")],
+                        stop_signal=signal.SIGQUIT,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
+        bl.wait_port(port, timeout=120, proc=p)
+        sock = socket.create_connection(("127.0.0.1", port))
+        buf = b""
+        for i in range(warm):
+            buf = http_get(sock, cookies[i % len(cookies)], buf, path)
+        subprocess.run(["callgrind_control", "--zero", str(p.pid)],
+                       check=True, capture_output=True, timeout=120)
+        for i in range(requests):
+            buf = http_get(sock, cookies[(warm + i) % len(cookies)], buf,
+                           path)
+        subprocess.run(["callgrind_control", "--dump=measured",
+                        str(p.pid)], check=True, capture_output=True,
+                       timeout=120)
+        sock.close()
+        procs.stop(p, timeout=60)
+    text = ""
+    for d in work.glob("callgrind.%s.out*" % name):
+        t = d.read_text(errors="replace")
+        if re.search(r"^desc: Trigger: .*measured", t, re.M):
+            text = t
+            d.rename(out)
+        else:
+            d.unlink()
+    m = re.search(r"^summary:\s*(\d+)", text, re.M) or \
+        re.search(r"^totals:\s*(\d+)", text, re.M)
+    return int(m.group(1)) / requests if m else None
+
+
 def callgrind_runs(a, ports, kw):
     common = """
 master_process off;
@@ -349,44 +396,8 @@ events { worker_connections 64; }
     (a.work / "nginx.conf").write_text(conf)
     res = {}
     for s in a.servers:
-        out = a.work / ("callgrind.%s.out" % s)
-        for old in a.work.glob("callgrind.%s.out*" % s):
-            old.unlink()
-        with bl.Processes() as procs:
-            p = procs.start(["valgrind", "--tool=callgrind",
-                             "--callgrind-out-file=%s" % out,
-                             bl.NGINX, "-p", str(a.work), "-c",
-                             str(a.work / "nginx.conf"), "-e",
-                             str(a.work / "error.log")],
-                            stop_signal=signal.SIGQUIT,
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-            bl.wait_port(ports[s], timeout=120, proc=p)
-            sock = socket.create_connection(("127.0.0.1", ports[s]))
-            buf = b""
-            for i in range(200):
-                buf = http_get(sock, a.cookies[i % len(a.cookies)], buf)
-            subprocess.run(["callgrind_control", "--zero", str(p.pid)],
-                           check=True, capture_output=True, timeout=120)
-            for i in range(a.requests):
-                buf = http_get(sock, a.cookies[(200 + i) % len(a.cookies)],
-                               buf)
-            subprocess.run(["callgrind_control", "--dump=measured",
-                            str(p.pid)], check=True, capture_output=True,
-                           timeout=120)
-            sock.close()
-            procs.stop(p, timeout=60)
-        text = ""
-        for d in a.work.glob("callgrind.%s.out*" % s):
-            t = d.read_text(errors="replace")
-            if re.search(r"^desc: Trigger: .*measured", t, re.M):
-                text = t
-                d.rename(out)
-            else:
-                d.unlink()
-        m = re.search(r"^summary:\s*(\d+)", text, re.M) or \
-            re.search(r"^totals:\s*(\d+)", text, re.M)
-        res[s] = int(m.group(1)) / a.requests if m else None
+        res[s] = callgrind_count(a.work, s, a.work / "nginx.conf", ports[s],
+                                 a.cookies, a.requests)
         bl.log("%-10s %8.0f instructions per request (user space)"
                % (s, res[s] or 0))
     return res

@@ -8,13 +8,16 @@ make test: they print figures and assert nothing about speed).
   running (Kafka road), until the edge's page shows the new version;
 - a switch of a 10 000-rule set under wrk load versus the same load idle:
   latency percentiles and the worst request;
-- shadow at 5 %: worker CPU per request with and without the shadow.
+- shadow at 5 %: worker CPU per request (/proc, interleaved rounds, median)
+  and instructions per request (callgrind) with and without the shadow.
 
 On a shared 2-core machine the figures are indicative only."""
 
 import os
+import pathlib
 import re
 import subprocess
+import sys
 import time
 
 import msgpack
@@ -135,44 +138,106 @@ def test_switch_latency_10k(nginx, tmp_path):
               % (name, p[0], p[1], p[2], mx, rps, bad))
 
 
-def cpu_ticks(edge):
+def cpu_seconds(edge):
+    """User + system CPU seconds of the edge's workers so far."""
     total = 0
     for pid in edge.inst.worker_pids():
         with open("/proc/%d/stat" % pid) as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
-    return total
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+SHADOW_ROUNDS = int(os.environ.get("BENCH_SHADOW_ROUNDS", "5"))
+SHADOW_SECONDS = int(os.environ.get("BENCH_SHADOW_SECONDS", "10"))
+SHADOW_REQUESTS = int(os.environ.get("BENCH_SHADOW_REQUESTS", "4000"))
+
+
+def callgrind(edge, name, requests):
+    """(instructions per request, share of them in the shadow's sample) of
+    the edge's configuration served by one process under callgrind
+    (serving_cost.callgrind_count), REQUESTS rotating visitors."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]
+                           / "bench"))
+    import serving_cost
+    edge.inst.stop()
+    p = edge.inst.prefix
+    conf = edge.inst.conf.read_text()
+    conf = re.sub(r"^master_process \w+;", "master_process off;", conf,
+                  flags=re.M)
+    conf = re.sub(r"^worker_processes \w+;", "worker_processes 1;", conf,
+                  flags=re.M)
+    conf = re.sub(r"^user [^;]*;", "", conf, flags=re.M)
+    # one keep-alive connection carries every request
+    conf = re.sub(r"^http \{", "http {\n    keepalive_requests 1000000;",
+                  conf, count=1, flags=re.M)
+    (p / "callgrind.conf").write_text(conf)
+    log = p / "fleet.log"
+    log.write_text("")
+    warm = 200
+    cookies = ["vid=" + vid_of(100000 + i) for i in range(warm + requests)]
+    ins = serving_cost.callgrind_count(p, name, p / "callgrind.conf",
+                                       edge.inst.port(0), cookies, requests,
+                                       warm=warm, path="/page.html")
+    lines = log.read_text().splitlines()[warm:warm + requests]
+    sampled = sum(1 for x in lines if '"shadow":""' not in x)
+    return ins, sampled / float(len(lines))
 
 
 def test_shadow_cpu(nginx, tmp_path):
+    """The same store-served rule set on two edges, one of them with a
+    candidate shadowed at 5 %: worker CPU per request from /proc (rounds
+    interleaved, median), then instructions per request under callgrind
+    (deterministic; the split per function in PREFIX/callgrind.*.out)."""
     f = files(tmp_path, "one", "two")
-    edge = Edge(nginx)
-    edge.publish(f["one"])
-    served_by_all(edge, "one")
-
-    def run(n=3):
-        """CPU ticks per 1000 requests over n wrk runs of many visitors."""
-        out = []
-        for _ in range(n):
-            c0 = cpu_ticks(edge)
-            p = subprocess.run(
-                ["wrk", "-t2", "-c8", "-d4s", "-s",
-                 str(tmp_path / "vids.lua"),
-                 "http://127.0.0.1:%d/page.html" % edge.inst.port(0)],
-                capture_output=True, text=True, timeout=60)
-            reqs = int(re.search(r"(\d+) requests in", p.stdout).group(1))
-            out.append((cpu_ticks(edge) - c0) * 1000.0 / reqs)
-        return min(out)
+    base, shad = Edge(nginx), Edge(nginx)
+    for edge in (base, shad):
+        edge.publish(f["one"])
+        served_by_all(edge, "one")
+    shad.publish(f["two"], "--shadow", "5%")
+    time.sleep(1)
+    assert any(s == "shadow" for _, s in shad.versions())
 
     (tmp_path / "vids.lua").write_text(
         'local i = 0\nrequest = function()\n  i = i + 1\n'
         '  return wrk.format(nil, nil, {["Cookie"] = "vid=" .. '
         'string.format("%021dA", i)})\n'
         'end\n')
-    base = run()
-    edge.publish(f["two"], "--shadow", "5%")
-    time.sleep(1)
-    shadow = run()
-    print("\nshadow 5%%: worker CPU %.3f ticks per 1000 requests without, "
-          "%.3f with (%+.1f %%; min of 3 wrk runs of 4 s)"
-          % (base, shadow, 100.0 * (shadow - base) / base))
+
+    def run(edge):
+        """Worker CPU microseconds per request over one wrk run."""
+        c0 = cpu_seconds(edge)
+        p = subprocess.run(
+            ["wrk", "-t2", "-c8", "-d%ds" % SHADOW_SECONDS, "-s",
+             str(tmp_path / "vids.lua"),
+             "http://127.0.0.1:%d/page.html" % edge.inst.port(0)],
+            capture_output=True, text=True, timeout=SHADOW_SECONDS + 60)
+        reqs = int(re.search(r"(\d+) requests in", p.stdout).group(1))
+        return (cpu_seconds(edge) - c0) * 1e6 / reqs
+
+    for edge in (base, shad):
+        warm = subprocess.run(
+            ["wrk", "-t1", "-c2", "-d1s", "-s", str(tmp_path / "vids.lua"),
+             "http://127.0.0.1:%d/page.html" % edge.inst.port(0)],
+            capture_output=True, timeout=60)
+        assert warm.returncode == 0
+    cpu = {"base": [], "shadow": []}
+    for _ in range(SHADOW_ROUNDS):
+        cpu["base"].append(run(base))
+        cpu["shadow"].append(run(shad))
+    b, s = pct(cpu["base"], 50), pct(cpu["shadow"], 50)
+    print("\nshadow 5%%, worker CPU (/proc, user+system, wrk -t2 -c8, "
+          "rotating visitors, %d interleaved rounds of %d s, median): "
+          "%.2f us/request without, %.2f with (%+.1f %%); rounds without %s,"
+          " with %s" % (SHADOW_ROUNDS, SHADOW_SECONDS, b, s,
+                        100.0 * (s - b) / b,
+                        " ".join("%.2f" % x for x in cpu["base"]),
+                        " ".join("%.2f" % x for x in cpu["shadow"])))
+
+    ib, _ = callgrind(base, "noshadow", SHADOW_REQUESTS)
+    ish, share = callgrind(shad, "shadow5", SHADOW_REQUESTS)
+    print("shadow 5%%, callgrind (user-space instructions, one process, "
+          "%d rotating visitors, %.1f %% of them sampled): %.0f per request"
+          " without, %.0f with (%+.2f %%); %.0f more per sampled request"
+          % (SHADOW_REQUESTS, 100 * share, ib, ish, 100.0 * (ish - ib) / ib,
+             (ish - ib) / share if share else float("nan")))
