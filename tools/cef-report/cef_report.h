@@ -186,6 +186,13 @@ int cef_report_periods_analyse(const cef_report_test_t *t,
 int cef_report_suff_read(FILE *f, const char *name, cef_report_test_t *t,
     FILE *warn, char *err, size_t errlen);
 void cef_report_suff_free(cef_report_test_t *t);
+/* The one JSON document of FILE (jansson, duplicate keys refused): the
+   root, or NULL with "NAME: line L, column C: invalid JSON: ..." (or
+   "NAME: cannot read: ...") in err.  Both `stats` and `bandit --stats`
+   read their input with it. */
+struct json_t;
+struct json_t *cef_report_suff_load(FILE *f, const char *name, char *err,
+    size_t errlen);
 
 /* cef_report_json.c, cef_report_table.c, cef_report_html.c: 0 or -1 */
 int cef_report_json_write(FILE *f, const cef_report_out_t *outs, size_t n,

@@ -14,7 +14,6 @@
  * (cef_report_suff_read), so an arm means the same in both commands.
  */
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +53,6 @@ cef_report_bandit_input_read(FILE *f, const char *name,
 {
     int                            rc;
     json_t                        *root;
-    json_error_t                   je;
     cef_report_bandit_input_ctx_t  c;
 
     memset(in, 0, sizeof(cef_report_bandit_input_t));
@@ -63,16 +61,9 @@ cef_report_bandit_input_read(FILE *f, const char *name,
     c.err = err;
     c.errlen = errlen;
 
-    root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    root = cef_report_suff_load(f, name, err, errlen);
     if (root == NULL) {
-        if (ferror(f)) {
-            return cef_report_bandit_input_fail(&c, "cannot read: %s",
-                                                strerror(errno));
-        }
-
-        return cef_report_bandit_input_fail(&c, "line %d, column %d: "
-                                            "invalid JSON: %s", je.line,
-                                            je.column, je.text);
+        return -1;
     }
 
     rc = cef_report_bandit_input_root(&c, root, in);

@@ -21,7 +21,7 @@
 #define ARENA_CHUNK  (1024 * 1024)
 
 #define GROW(arr, cap, need)                                                \
-    cef_report_join_grow((void **) &(arr), &(cap), (need), sizeof(*(arr)))
+    cef_report_parse_grow((void **) &(arr), &(cap), (need), sizeof(*(arr)))
 
 
 static void *
@@ -46,29 +46,6 @@ arena_alloc(cef_report_join_t *j, size_t size)
     p = c->data + c->used;
     c->used += size;
     return p;
-}
-
-
-int
-cef_report_join_grow(void **arr, size_t *cap, size_t need, size_t size)
-{
-    void    *n;
-    size_t   c;
-
-    if (need <= *cap) {
-        return 0;
-    }
-    c = *cap ? *cap * 2 : 64;
-    while (c < need) {
-        c *= 2;
-    }
-    n = realloc(*arr, c * size);
-    if (n == NULL) {
-        return -1;
-    }
-    *arr = n;
-    *cap = c;
-    return 0;
 }
 
 

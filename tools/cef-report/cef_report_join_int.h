@@ -118,9 +118,4 @@ struct cef_report_join_s {
 };
 
 
-
-/* grows *arr to hold need elements of size bytes: 0, or -1 */
-int cef_report_join_grow(void **arr, size_t *cap, size_t need, size_t size);
-
-
 #endif /* CEF_REPORT_JOIN_INT_H */

@@ -330,8 +330,8 @@ slot_value(cef_report_parser_t *p, key_t_ k, vtype_t t,
 }
 
 
-static int
-grow(void **arr, size_t *cap, size_t need, size_t size)
+int
+cef_report_parse_grow(void **arr, size_t *cap, size_t need, size_t size)
 {
     void    *n;
     size_t   c;
@@ -365,7 +365,7 @@ split_value(cef_report_parser_t *p, vtype_t t, const unsigned char *s,
         return fail(p, "slot %s: split of arm %s is not 0 to 10000",
                     slot->name, p->name[p->depth]);
     }
-    if (grow((void **) &p->rec.arms, &p->arms_cap, p->rec.narms + 1,
+    if (cef_report_parse_grow((void **) &p->rec.arms, &p->arms_cap, p->rec.narms + 1,
              sizeof(*arm)) != 0)
     {
         return fail(p, "out of memory");
@@ -410,7 +410,7 @@ value(cef_report_parser_t *p, vtype_t t, const unsigned char *s, size_t len)
             return fail(p, "slot %s is %s, not an object", p->name[d],
                         vtype_name(t));
         }
-        if (grow((void **) &p->rec.slots, &p->slots_cap, p->rec.nslots + 1,
+        if (cef_report_parse_grow((void **) &p->rec.slots, &p->slots_cap, p->rec.nslots + 1,
                  sizeof(cef_report_rec_slot_t)) != 0)
         {
             return fail(p, "out of memory");

@@ -79,6 +79,12 @@ typedef struct cef_report_parser_s  cef_report_parser_t;
 cef_report_parser_t *cef_report_parse_new(void);
 void cef_report_parse_free(cef_report_parser_t *p);
 
+/* *arr grown (doubling) to hold at least need elements of size bytes:
+   0, or -1 (out of memory; *arr and *cap unchanged).  The join's tables
+   grow with it too. */
+int cef_report_parse_grow(void **arr, size_t *cap, size_t need,
+    size_t size);
+
 /*
  * Parses one line (without its newline).  Returns 1 and sets *rec, 0 when
  * the line holds no record (blank, or an empty `decision`/`goal`: a format

@@ -56,7 +56,6 @@ cef_report_suff_read(FILE *f, const char *name, cef_report_test_t *t,
 {
     int                     rc;
     json_t                 *root;
-    json_error_t            je;
     cef_report_suff_ctx_t   c;
 
     memset(t, 0, sizeof(cef_report_test_t));
@@ -66,15 +65,9 @@ cef_report_suff_read(FILE *f, const char *name, cef_report_test_t *t,
     c.errlen = errlen;
     c.warn = warn;
 
-    root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    root = cef_report_suff_load(f, name, err, errlen);
     if (root == NULL) {
-        if (ferror(f)) {
-            return cef_report_suff_fail(&c, "cannot read: %s",
-                                        strerror(errno));
-        }
-
-        return cef_report_suff_fail(&c, "line %d, column %d: invalid JSON: "
-                                    "%s", je.line, je.column, je.text);
+        return -1;
     }
 
     rc = cef_report_suff_test(&c, root, t);
@@ -85,6 +78,33 @@ cef_report_suff_read(FILE *f, const char *name, cef_report_test_t *t,
     }
 
     return rc;
+}
+
+
+json_t *
+cef_report_suff_load(FILE *f, const char *name, char *err, size_t errlen)
+{
+    json_t                 *root;
+    json_error_t            je;
+    cef_report_suff_ctx_t   c;
+
+    c.file = name;
+    c.err = err;
+    c.errlen = errlen;
+    c.warn = NULL;
+
+    root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL) {
+        if (ferror(f)) {
+            cef_report_suff_fail(&c, "cannot read: %s", strerror(errno));
+
+        } else {
+            cef_report_suff_fail(&c, "line %d, column %d: invalid JSON: %s",
+                                 je.line, je.column, je.text);
+        }
+    }
+
+    return root;
 }
 
 
