@@ -31,8 +31,6 @@
 
 #include "ngx_http_cef_module.h"
 
-#include <openssl/evp.h>
-
 
 #define NGX_HTTP_CEF_ETAG_BYTES  16
 #define NGX_HTTP_CEF_ETAG_LABEL  "cef-etag-1"
@@ -41,6 +39,9 @@
 static ngx_int_t ngx_http_cef_etag_digest(ngx_http_request_t *r,
     ngx_str_t *validator, time_t lm, ngx_http_cef_decision_t *d,
     u_char *out);
+static size_t ngx_http_cef_etag_field(u_char *p, const u_char *data,
+    size_t len);
+static void ngx_http_cef_etag_cleanup(void *data);
 static ngx_int_t ngx_http_cef_hide_conditionals(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cef_cache_control_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cef_merge_cache_control(ngx_http_request_t *r,
@@ -81,41 +82,65 @@ ngx_module_t  ngx_http_cef_cache_control_filter_module = {
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
-/* one digest context per worker, reused: no allocation per response */
-static EVP_MD_CTX  *ngx_http_cef_etag_ctx;
-static EVP_MD      *ngx_http_cef_etag_md;
-
-
 /*
- * The key of the ETag digest: HMAC(cef_store_secret, label), made once at
- * configuration time.  Without a store no profile value can reach a page
- * (only the request's own values, var.*), and the digest goes unkeyed.
+ * The ETag digest's state with its first two fields absorbed, made once at
+ * configuration time: the label and, with a store, the key HMAC(cef_store_
+ * secret, label).  Without a store no profile value can reach a page (only
+ * the request's own values, var.*), and the digest goes unkeyed.
  */
 
 static ngx_int_t
 ngx_http_cef_etag_key(ngx_conf_t *cf)
 {
+    u_char                     key[CEF_IDENTITY_HASH_LEN];
+    u_char                     prefix[2 * sizeof(uint32_t)
+                                      + sizeof(NGX_HTTP_CEF_ETAG_LABEL) - 1
+                                      + CEF_IDENTITY_HASH_LEN];
+    size_t                     n;
+    ngx_pool_cleanup_t        *cln;
     ngx_http_cef_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, NGX_HTTP_CEF);
 
-    if (cmcf->store_hash == NULL) {
-        return NGX_OK;
+    n = ngx_http_cef_etag_field(prefix, (u_char *) NGX_HTTP_CEF_ETAG_LABEL,
+                                sizeof(NGX_HTTP_CEF_ETAG_LABEL) - 1);
+
+    if (cmcf->store_hash) {
+        if (cef_identity_hash(cmcf->store_hash, NGX_HTTP_CEF_ETAG_LABEL,
+                              sizeof(NGX_HTTP_CEF_ETAG_LABEL) - 1, "", 0, key)
+            != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "cef: could not derive the ETag key");
+            return NGX_ERROR;
+        }
+
+        n += ngx_http_cef_etag_field(prefix + n, key, sizeof(key));
     }
 
-    if (cef_identity_hash(cmcf->store_hash, NGX_HTTP_CEF_ETAG_LABEL,
-                          sizeof(NGX_HTTP_CEF_ETAG_LABEL) - 1, "", 0,
-                          cmcf->etag_key)
-        != 0)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "cef: could not derive the ETag key");
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
         return NGX_ERROR;
     }
 
-    cmcf->etag_keyed = 1;
+    cmcf->etag_digest = cef_digest_create(prefix, n);
+    if (cmcf->etag_digest == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cef: could not set up the ETag digest");
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_cef_etag_cleanup;
+    cln->data = cmcf->etag_digest;
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_cef_etag_cleanup(void *data)
+{
+    cef_digest_free(data);
 }
 
 
@@ -155,19 +180,6 @@ ngx_http_cef_cache_control_postconf(ngx_conf_t *cf)
     ngx_http_top_header_filter = ngx_http_cef_cache_control_filter;
 
     return NGX_OK;
-}
-
-
-/* the .so is unloaded at exit: what only it points to would be lost */
-
-void
-ngx_http_cef_etag_exit_process(ngx_cycle_t *cycle)
-{
-    EVP_MD_CTX_free(ngx_http_cef_etag_ctx);
-    EVP_MD_free(ngx_http_cef_etag_md);
-
-    ngx_http_cef_etag_ctx = NULL;
-    ngx_http_cef_etag_md = NULL;
 }
 
 
@@ -356,125 +368,74 @@ ngx_http_cef_set_validators(ngx_http_request_t *r,
 }
 
 
-/*
- * The digest's input, gathered into one buffer: each field as its length
- * (uint32_t, host order) and its bytes, passed to EVP_DigestUpdate() when
- * the buffer fills and at the end.  One update instead of two per field
- * (about 20 per response with 3 offers, each through EVP's dispatch); the
- * bytes digested are the same.
- */
-typedef struct {
-    EVP_MD_CTX  *c;
-    size_t       n;
-    int          failed;
-    u_char       buf[1024];
-} ngx_http_cef_etag_in_t;
+/* one field of the digest's input: its length (uint32_t, host order), its bytes */
 
-
-static void
-ngx_http_cef_etag_flush(ngx_http_cef_etag_in_t *in)
-{
-    if (in->n && EVP_DigestUpdate(in->c, in->buf, in->n) != 1) {
-        in->failed = 1;
-    }
-
-    in->n = 0;
-}
-
-
-static void
-ngx_http_cef_etag_put(ngx_http_cef_etag_in_t *in, const void *p, size_t len)
-{
-    if (len > sizeof(in->buf) - in->n) {
-        ngx_http_cef_etag_flush(in);
-
-        if (len > sizeof(in->buf)) {
-            if (EVP_DigestUpdate(in->c, p, len) != 1) {
-                in->failed = 1;
-            }
-            return;
-        }
-    }
-
-    ngx_memcpy(in->buf + in->n, p, len);
-    in->n += len;
-}
-
-
-static void
-ngx_http_cef_etag_add(ngx_http_cef_etag_in_t *in, const u_char *p,
-    size_t len)
+static size_t
+ngx_http_cef_etag_field(u_char *p, const u_char *data, size_t len)
 {
     uint32_t  n;
 
     n = (uint32_t) len;
+    ngx_memcpy(p, &n, sizeof(n));
 
-    ngx_http_cef_etag_put(in, &n, sizeof(n));
-    ngx_http_cef_etag_put(in, p, len);
+    if (len) {
+        ngx_memcpy(p + sizeof(n), data, len);
+    }
+
+    return sizeof(n) + len;
 }
 
+
+/*
+ * The digest of what follows the label and key, gathered into one buffer
+ * (on the stack when it fits, else from the request's pool) and digested
+ * from the state ngx_http_cef_etag_key() made: one SHA-256 update per
+ * response, no allocation and no EVP dispatch.
+ */
 
 static ngx_int_t
 ngx_http_cef_etag_digest(ngx_http_request_t *r, ngx_str_t *validator,
     time_t lm, ngx_http_cef_decision_t *d, u_char *out)
 {
-    u_char                     md[EVP_MAX_MD_SIZE];
-    unsigned int               len;
+    u_char                     md[CEF_DIGEST_LEN], stack[1024], *buf, *p;
+    size_t                     len;
     ngx_uint_t                 i;
-    EVP_MD_CTX                *c;
-    ngx_http_cef_etag_in_t     in;
     ngx_http_cef_main_conf_t  *cmcf;
 
-    if (ngx_http_cef_etag_ctx == NULL) {
-        ngx_http_cef_etag_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-        ngx_http_cef_etag_ctx = EVP_MD_CTX_new();
-
-        if (ngx_http_cef_etag_md == NULL || ngx_http_cef_etag_ctx == NULL) {
-            EVP_MD_free(ngx_http_cef_etag_md);
-            EVP_MD_CTX_free(ngx_http_cef_etag_ctx);
-            ngx_http_cef_etag_md = NULL;
-            ngx_http_cef_etag_ctx = NULL;
-            goto failed;
-        }
-    }
-
-    c = ngx_http_cef_etag_ctx;
     cmcf = ngx_http_get_module_main_conf(r, NGX_HTTP_CEF);
 
-    if (EVP_DigestInit_ex2(c, ngx_http_cef_etag_md, NULL) != 1) {
+    len = 2 * sizeof(uint32_t) + 1
+          + (validator->len ? validator->len : sizeof(lm));
+
+    for (i = 0; i < d->noffers; i++) {
+        len += 2 * sizeof(uint32_t) + d->offers[i].slot.len
+               + d->offers[i].html.len;
+    }
+
+    buf = len <= sizeof(stack) ? stack : ngx_pnalloc(r->pool, len);
+    if (buf == NULL) {
         goto failed;
     }
 
-    in.c = c;
-    in.n = 0;
-    in.failed = 0;
-
-    ngx_http_cef_etag_add(&in, (u_char *) NGX_HTTP_CEF_ETAG_LABEL,
-                          sizeof(NGX_HTTP_CEF_ETAG_LABEL) - 1);
-
-    if (cmcf->etag_keyed) {
-        ngx_http_cef_etag_add(&in, cmcf->etag_key, sizeof(cmcf->etag_key));
-    }
+    p = buf;
 
     if (validator->len) {
-        ngx_http_cef_etag_add(&in, (u_char *) "E", 1);
-        ngx_http_cef_etag_add(&in, validator->data, validator->len);
+        p += ngx_http_cef_etag_field(p, (u_char *) "E", 1);
+        p += ngx_http_cef_etag_field(p, validator->data, validator->len);
 
     } else {
-        ngx_http_cef_etag_add(&in, (u_char *) "M", 1);
-        ngx_http_cef_etag_add(&in, (u_char *) &lm, sizeof(lm));
+        p += ngx_http_cef_etag_field(p, (u_char *) "M", 1);
+        p += ngx_http_cef_etag_field(p, (u_char *) &lm, sizeof(lm));
     }
 
     for (i = 0; i < d->noffers; i++) {
-        ngx_http_cef_etag_add(&in, d->offers[i].slot.data,
-                              d->offers[i].slot.len);
-        ngx_http_cef_etag_add(&in, d->offers[i].html.data,
-                              d->offers[i].html.len);
+        p += ngx_http_cef_etag_field(p, d->offers[i].slot.data,
+                                     d->offers[i].slot.len);
+        p += ngx_http_cef_etag_field(p, d->offers[i].html.data,
+                                     d->offers[i].html.len);
     }
 
-    ngx_http_cef_etag_flush(&in);
-
-    if (in.failed || EVP_DigestFinal_ex(c, md, &len) != 1) {
+    if (cef_digest(cmcf->etag_digest, buf, p - buf, md) != 0) {
         goto failed;
     }
 

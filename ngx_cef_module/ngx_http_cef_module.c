@@ -239,7 +239,7 @@ ngx_http_cef_create_main_conf(ngx_conf_t *cf)
      *     cmcf->store_hash = NULL;
      *     cmcf->plugins = NULL;
      *     cmcf->record = 0;
-     *     cmcf->etag_keyed = 0;
+     *     cmcf->etag_digest = NULL;
      */
 
     return cmcf;

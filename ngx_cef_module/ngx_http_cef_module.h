@@ -39,6 +39,7 @@
 #include "cef_rules.h"
 #include "cef_decision.h"
 #include "cef_identity.h"
+#include "cef_digest.h"
 #include "cef_sign.h"
 #include "cef_slot_scanner.h"
 #include "cef_profile.h"
@@ -109,8 +110,8 @@ typedef struct {
                                                    built-in ones */
     ngx_flag_t                  record;         /* $cef_decision is used:
                                                    capture at decision time */
-    u_char                      etag_key[CEF_IDENTITY_HASH_LEN];
-    ngx_flag_t                  etag_keyed;     /* with cef_store_secret */
+    cef_digest_t               *etag_digest;    /* the ETag's label and key
+                                                   absorbed */
 } ngx_http_cef_main_conf_t;
 
 
@@ -532,7 +533,6 @@ ngx_int_t ngx_http_cef_goal_reached(ngx_http_request_t *r,
 
 /* validators, conditionals, Cache-Control merge: ngx_http_cef_conditional.c */
 ngx_int_t ngx_http_cef_conditional_init(ngx_conf_t *cf);
-void ngx_http_cef_etag_exit_process(ngx_cycle_t *cycle);
 void ngx_http_cef_own_conditionals(ngx_http_request_t *r);
 ngx_int_t ngx_http_cef_set_validators(ngx_http_request_t *r,
     ngx_http_cef_decision_t *d);

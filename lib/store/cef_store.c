@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +39,8 @@ struct cef_store_block_s {
  * that is bumped whenever a session starts on a newer snapshot, or the map
  * is remapped, which drops them all at once.
  */
+
+#define CEF_STORE_HUGE  (2u << 20)
 
 typedef struct {
     uint32_t        key;
@@ -136,9 +139,27 @@ cef_store_cache_init(cef_store_cache_t *c, uint64_t n)
 {
     uint32_t  size;
 
+    size_t  bytes;
+    void   *m;
+
     for (size = 1024; size < n && size < (1u << 20); size *= 2) { }
 
-    c->slots = calloc(size, sizeof(cef_store_slot_t));
+    bytes = (size_t) size * sizeof(cef_store_slot_t);
+    c->slots = NULL;
+
+#ifdef MADV_HUGEPAGE
+    if (bytes >= CEF_STORE_HUGE && posix_memalign(&m, CEF_STORE_HUGE, bytes) == 0) {
+        (void) madvise(m, bytes, MADV_HUGEPAGE);
+        memset(m, 0, bytes);
+        c->slots = m;
+    }
+#endif
+
+    if (c->slots == NULL) {
+        c->slots = calloc(size, sizeof(cef_store_slot_t));
+    }
+
+    (void) m;
     c->mask = c->slots ? size - 1 : 0;
 }
 
@@ -154,6 +175,28 @@ cef_store_no_session(cef_store_t *s)
 
     cef_store_seterr(s, "no session is open");
     return 1;
+}
+
+
+/*
+ * Ask for every cache line of a value at once (up to 1 KiB): a profile
+ * group is read header first, then the profile at an offset the header
+ * gives, then attribute by attribute; in a cold cache each of those would
+ * wait for the one before.
+ */
+
+static inline void
+cef_store_prefetch(const uint8_t *p, size_t len)
+{
+    size_t  o;
+
+    if (len > 1024) {
+        len = 1024;
+    }
+
+    for (o = 0; o < len; o += 64) {
+        __builtin_prefetch(p + o);
+    }
 }
 
 
@@ -967,6 +1010,8 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
     if (rc != 0) {
         return cef_store_get_failed(s, rc, "profile");
     }
+
+    cef_store_prefetch(val, vlen);
 
     if (cef_store_group_slot(val, vlen, number, &blob, &len) != 0) {
         cef_store_seterr(s, "profile group %u is malformed", group);

@@ -9,8 +9,12 @@ The same page is served from a static root, through a plain proxy whose
 upstream answers conditionals itself, through proxy_cache and through
 proxy_cache with proxy_cache_revalidate."""
 
+import base64
 import email.utils
+import hashlib
+import hmac
 import re
+import struct
 
 import pytest
 
@@ -195,6 +199,37 @@ def test_each_rendering_has_its_own_validator(shop, source):
         for _ in range(3):
             assert get(shop, path, who)[1]["etag"] == tags[name]
     assert len(set(tags.values())) == 3, tags
+
+
+def documented_tag(validator, offers):
+    """The ETag docs/slots.md defines, computed here from its description:
+    W/"cef1-" base64url(SHA-256(label, key, "E", the upstream's ETag, then
+    slot and rendered HTML per offer)[0:16]), each field length-prefixed
+    (uint32, host order), key = HMAC-SHA256(store secret, label ":")[0:16]."""
+    label = b"cef-etag-1"
+    key = hmac.new(b"conditional-store-secret", label + b":",
+                   hashlib.sha256).digest()[:16]
+
+    def field(b):
+        return struct.pack("=I", len(b)) + b
+
+    msg = field(label) + field(key) + field(b"E") + field(validator.encode())
+    for slot, html in offers:
+        msg += field(slot) + field(html)
+    tag = base64.urlsafe_b64encode(hashlib.sha256(msg).digest()[:16])
+    return 'W/"cef1-%s"' % tag.rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("source", ["static", "proxy"])
+def test_the_tag_is_the_documented_digest(shop, source):
+    path = SOURCES[source]
+    etag = upstream_validators(shop, path)[0]
+    for who, offers in ((GRETA, [(b"hero", b"<b>Hello Greta</b>")]),
+                        (CHRIS, [(b"hero", b"<b>Hello Chris</b>")]),
+                        (ANON, [])):
+        status, headers, _ = get(shop, path, who)
+        assert status == 200
+        assert single(headers, "etag") == documented_tag(etag, offers)
 
 
 @pytest.mark.parametrize("source", SOURCES)

@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: BSD-2-Clause
  *
  * cef_identity: the keyed hash equals HMAC-SHA256 truncated; secret files.
+ * cef_digest: SHA-256 of the absorbed prefix and a message.
  */
 
 #include <stdarg.h>
@@ -15,8 +16,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "cef_digest.h"
 #include "cef_identity.h"
 
 
@@ -132,12 +135,49 @@ test_secret_files(void **state)
 }
 
 
+/* every split of prefix and message, every length around a block edge */
+static void
+test_digest_is_sha256_of_prefix_and_message(void **state)
+{
+    uint8_t        data[300], got[CEF_DIGEST_LEN], want[EVP_MAX_MD_SIZE];
+    size_t         p, m;
+    unsigned int   n;
+    cef_digest_t  *d;
+
+    (void) state;
+
+    for (p = 0; p < sizeof(data); p++) {
+        data[p] = (uint8_t) (p * 31 + 7);
+    }
+
+    for (p = 0; p <= 130; p += 13) {
+        d = cef_digest_create(data, p);
+        assert_non_null(d);
+
+        for (m = 0; p + m <= sizeof(data); m += 17) {
+            assert_int_equal(cef_digest(d, data + p, m, got), 0);
+            assert_int_equal(EVP_Digest(data, p + m, want, &n, EVP_sha256(),
+                                        NULL), 1);
+            assert_int_equal(n, CEF_DIGEST_LEN);
+            assert_memory_equal(got, want, CEF_DIGEST_LEN);
+
+            /* the state is copied: the same message, the same digest */
+            assert_int_equal(cef_digest(d, data + p, m, want), 0);
+            assert_memory_equal(got, want, CEF_DIGEST_LEN);
+        }
+
+        cef_digest_free(d);
+    }
+}
+
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_is_hmac),
         cmocka_unit_test(test_secret_files),
+        cmocka_unit_test(test_digest_is_sha256_of_prefix_and_message),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
