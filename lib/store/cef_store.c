@@ -52,6 +52,7 @@ typedef struct {
 typedef struct {
     cef_store_slot_t  *slots;
     uint32_t           mask;
+    size_t             mapped;      /* bytes mmap()ed; 0: calloc() */
 } cef_store_cache_t;
 
 
@@ -132,26 +133,37 @@ cef_store_cache_clear(cef_store_cache_t *c)
 }
 
 
-/* Size a cache for n keys (a power of two, at most 2^20 slots). */
+/*
+ * Size a cache for n keys (a power of two, at most 2^20 slots).  From
+ * 2 MiB on the slots are an anonymous mapping the kernel may back with
+ * transparent huge pages (MADV_HUGEPAGE): a lookup reads one slot at
+ * random, and with 4 KiB pages that is a TLB miss as often as a cache
+ * miss.  The mapping is zero-filled and touched lazily, as calloc's is.
+ */
 
 static void
 cef_store_cache_init(cef_store_cache_t *c, uint64_t n)
 {
-    uint32_t  size;
-
-    size_t  bytes;
-    void   *m;
+    void      *m;
+    size_t     bytes;
+    uint32_t   size;
 
     for (size = 1024; size < n && size < (1u << 20); size *= 2) { }
 
     bytes = (size_t) size * sizeof(cef_store_slot_t);
     c->slots = NULL;
+    c->mapped = 0;
 
 #ifdef MADV_HUGEPAGE
-    if (bytes >= CEF_STORE_HUGE && posix_memalign(&m, CEF_STORE_HUGE, bytes) == 0) {
-        (void) madvise(m, bytes, MADV_HUGEPAGE);
-        memset(m, 0, bytes);
-        c->slots = m;
+    if (bytes >= CEF_STORE_HUGE) {
+        m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        if (m != MAP_FAILED) {
+            (void) madvise(m, bytes, MADV_HUGEPAGE);
+            c->slots = m;
+            c->mapped = bytes;
+        }
     }
 #endif
 
@@ -161,6 +173,21 @@ cef_store_cache_init(cef_store_cache_t *c, uint64_t n)
 
     (void) m;
     c->mask = c->slots ? size - 1 : 0;
+}
+
+
+static void
+cef_store_cache_free(cef_store_cache_t *c)
+{
+    if (c->mapped) {
+        munmap(c->slots, c->mapped);
+
+    } else {
+        free(c->slots);
+    }
+
+    c->slots = NULL;
+    c->mapped = 0;
 }
 
 
@@ -533,9 +560,9 @@ cef_store_gen_close(cef_store_gen_t *g)
     free(g->names);
     free(g->strs);
     free(g->dict.names_hash);
-    free(g->cindex.slots);
-    free(g->cids.slots);
-    free(g->cprof.slots);
+    cef_store_cache_free(&g->cindex);
+    cef_store_cache_free(&g->cids);
+    cef_store_cache_free(&g->cprof);
     free(g);
 }
 
