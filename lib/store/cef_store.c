@@ -134,11 +134,11 @@ cef_store_cache_clear(cef_store_cache_t *c)
 
 
 /*
- * Size a cache for n keys (a power of two, at most 2^20 slots).  From
- * 2 MiB on the slots are an anonymous mapping the kernel may back with
- * transparent huge pages (MADV_HUGEPAGE): a lookup reads one slot at
- * random, and with 4 KiB pages that is a TLB miss as often as a cache
- * miss.  The mapping is zero-filled and touched lazily, as calloc's is.
+ * Size a cache for n keys (a power of two, at most 2^20 slots).  The slots
+ * are an anonymous mapping, zero-filled and faulted in lazily; from 2 MiB
+ * on the kernel may back it with transparent huge pages (MADV_HUGEPAGE): a
+ * lookup reads one slot at random, and with 4 KiB pages that is a TLB miss
+ * as often as a cache miss.  calloc() if the mapping fails.
  */
 
 static void
@@ -154,24 +154,22 @@ cef_store_cache_init(cef_store_cache_t *c, uint64_t n)
     c->slots = NULL;
     c->mapped = 0;
 
+    m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
+
+    if (m != MAP_FAILED) {
 #ifdef MADV_HUGEPAGE
-    if (bytes >= CEF_STORE_HUGE) {
-        m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-        if (m != MAP_FAILED) {
+        if (bytes >= CEF_STORE_HUGE) {
             (void) madvise(m, bytes, MADV_HUGEPAGE);
-            c->slots = m;
-            c->mapped = bytes;
         }
-    }
 #endif
+        c->slots = m;
+        c->mapped = bytes;
 
-    if (c->slots == NULL) {
+    } else {
         c->slots = calloc(size, sizeof(cef_store_slot_t));
     }
 
-    (void) m;
     c->mask = c->slots ? size - 1 : 0;
 }
 
