@@ -204,10 +204,9 @@ cef_store_no_session(cef_store_t *s)
 
 
 /*
- * Ask for every cache line of a value at once (up to 1 KiB): a profile
- * group is read header first, then the profile at an offset the header
- * gives, then attribute by attribute; in a cold cache each of those would
- * wait for the one before.
+ * Ask for every cache line of a profile at once (up to 1 KiB) once its
+ * group's header has said where it is: it is then read attribute by
+ * attribute, and in a cold cache each line would wait for the one before.
  */
 
 static inline void
@@ -1036,8 +1035,6 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
         return cef_store_get_failed(s, rc, "profile");
     }
 
-    cef_store_prefetch(val, vlen);
-
     if (cef_store_group_slot(val, vlen, number, &blob, &len) != 0) {
         cef_store_seterr(s, "profile group %u is malformed", group);
         return CEF_STORE_ERROR;
@@ -1046,6 +1043,8 @@ cef_store_lookup_number(cef_store_t *s, uint32_t number, cef_profile_t *p)
     if (len == 0) {
         return CEF_STORE_NOTFOUND;
     }
+
+    cef_store_prefetch(blob, len);
 
     if (cef_profile_parse(blob, len, &g->dict, p) != 0) {
         cef_store_seterr(s, "profile %u is malformed", number);
