@@ -148,6 +148,20 @@ int cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
     const cef_strtab_t *strs, cef_value_t *out);
 
 /*
+ * Step over one value as cef_value_decode() would read it, converting
+ * nothing: the same bytes are accepted (every element of an array or map
+ * checked, an interned index checked against strs->n) and *pos ends at the
+ * same offset, but no interned string is looked up in strs and no decimal
+ * divided, so stepping over the values a reader does not want touches only
+ * the encoded bytes.
+ *
+ * @return 0 and *pos just past the value, or -1 where cef_value_decode()
+ *         returns -1.
+ */
+int cef_value_skip(const uint8_t *p, size_t len, size_t *pos,
+    const cef_strtab_t *strs);
+
+/*
  * Read a msgpack unsigned integer (as used for attribute ids) at *pos.
  *
  * @return 0 and *pos advanced on success, -1 if not a non-negative int.

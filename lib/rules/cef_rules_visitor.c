@@ -40,41 +40,62 @@ cef_rules_visitor_init(cef_rules_visitor_t *vis,
 }
 
 
-/* One pass over the profile: where each attribute's value starts. */
+/*
+ * One pass over the profile: where each attribute's value starts.  The
+ * values are checked as cef_value_decode() checks them, so a profile
+ * malformed anywhere in its first CEF_RULES_VISITOR_INDEX attributes is
+ * as absent as it was when this pass decoded them all, and the lookups'
+ * decoding cannot fail.
+ */
 static void
 cef_rules_visitor_index(cef_rules_visitor_t *vis)
 {
     const cef_profile_t  *p = vis->profile;
-    size_t                pos = 0;
+    const uint8_t        *a = p->attrs;
+    const cef_strtab_t   *strs = &p->dict->strs;
+    size_t                pos = 0, len = p->attrs_len;
+    uint32_t              n = 0;
     uint64_t              attr;
 
-    vis->nindex = 0;
     vis->partial = 0;
     vis->indexed = 1;
 
-    while (pos < p->attrs_len) {
-        if (vis->nindex == CEF_RULES_VISITOR_INDEX) {
-            vis->partial = 1;
-            return;
-        }
-
-        if (cef_value_decode_uint(p->attrs, p->attrs_len, &pos, &attr) != 0
-            || attr > UINT32_MAX || pos > UINT32_MAX)
-        {
-            vis->indexed = 2;
-            return;
-        }
-
-        if (cef_value_decode(p->attrs, p->attrs_len, &pos, &p->dict->strs,
-                             &vis->values[vis->nindex]) != 0)
-        {
-            vis->indexed = 2;
-            return;
-        }
-
-        vis->attrs[vis->nindex] = (uint32_t) attr;
-        vis->nindex++;
+    if (len > UINT32_MAX) {
+        vis->indexed = 2;
+        return;
     }
+
+    while (pos < len) {
+        if (n == CEF_RULES_VISITOR_INDEX) {
+            vis->partial = 1;
+            break;
+        }
+
+        /* attribute ids are small: one byte, a positive fixint, as a
+           rule; cef_value_decode_uint() for the others */
+
+        if (a[pos] <= 0x7f) {
+            attr = a[pos++];
+
+        } else if (cef_value_decode_uint(a, len, &pos, &attr) != 0
+                   || attr > UINT32_MAX)
+        {
+            vis->indexed = 2;
+            break;
+        }
+
+        vis->attrs[n] = (uint32_t) attr;
+        vis->offs[n] = (uint32_t) pos;
+
+        if (cef_value_skip(a, len, &pos, strs) != 0) {
+            vis->indexed = 2;
+            break;
+        }
+
+        n++;
+    }
+
+    vis->nindex = n;
 }
 
 
@@ -84,6 +105,7 @@ cef_rules_visitor_attr(cef_rules_visitor_t *vis, uint32_t attr,
 {
     const cef_profile_t  *p = vis->profile;
     uint32_t              lo, hi, mid;
+    size_t                pos;
 
     if (!vis->indexed) {
         cef_rules_visitor_index(vis);
@@ -107,8 +129,9 @@ cef_rules_visitor_attr(cef_rules_visitor_t *vis, uint32_t attr,
     }
 
     if (lo < vis->nindex && vis->attrs[lo] == attr) {
-        *out = vis->values[lo];
-        return 1;
+        pos = vis->offs[lo];
+        return cef_value_decode(p->attrs, p->attrs_len, &pos, &p->dict->strs,
+                                out) == 0;
     }
 
     /* beyond the index: the profile's own (linear) lookup */
