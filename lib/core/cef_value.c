@@ -66,7 +66,7 @@ static int cef_value_str_any(const uint8_t *p, size_t len, size_t *pos,
  * writes most (an index below 128, a string below 32 bytes) inline, the
  * others through cef_value_str_any().
  */
-static inline int
+static inline __attribute__((always_inline)) int
 cef_value_str(const uint8_t *p, size_t len, size_t *pos,
     const cef_strtab_t *strs, cef_span_t *out)
 {
@@ -193,7 +193,7 @@ static int cef_value_num_any(const uint8_t *p, size_t len, size_t *pos,
  * A number: int, float or decimal ext; a fixint and a decimal in a
  * fixext inline, the others through cef_value_num_any().
  */
-static inline int
+static inline __attribute__((always_inline)) int
 cef_value_num(const uint8_t *p, size_t len, size_t *pos, double *num,
     cef_value_t *out)
 {
@@ -359,7 +359,7 @@ static int cef_value_num_check(const uint8_t *p, size_t len, size_t *pos);
  * strings (a positive fixint index) and short strings inline; the rest go
  * through cef_value_str_check().
  */
-static inline int
+static inline __attribute__((always_inline)) int
 cef_value_elem_check(const uint8_t *p, size_t len, size_t *pos,
     const cef_strtab_t *strs)
 {
@@ -401,7 +401,7 @@ cef_value_elem_check(const uint8_t *p, size_t len, size_t *pos,
 
 
 /* a map value, checked: a fixint or a decimal as fixext 1 to 8 inline */
-static inline int
+static inline __attribute__((always_inline)) int
 cef_value_num_fast_check(const uint8_t *p, size_t len, size_t *pos)
 {
     size_t   i = *pos, n;

@@ -6,6 +6,7 @@
  */
 
 #include <stdint.h>
+#include <string.h>
 
 #include "cef_rules_visitor.h"
 
@@ -59,6 +60,7 @@ cef_rules_visitor_index(cef_rules_visitor_t *vis)
 
     vis->partial = 0;
     vis->indexed = 1;
+    memset(vis->at, 0, sizeof(vis->at));
 
     if (len > UINT32_MAX) {
         vis->indexed = 2;
@@ -87,6 +89,11 @@ cef_rules_visitor_index(cef_rules_visitor_t *vis)
         vis->attrs[n] = (uint32_t) attr;
         vis->offs[n] = (uint32_t) pos;
 
+        if (attr < CEF_RULES_VISITOR_INDEX && vis->at[attr] == 0) {
+            vis->at[attr] = (uint8_t) (n + 1);      /* the first, as the
+                                                       search finds */
+        }
+
         if (cef_value_skip(a, len, &pos, strs) != 0) {
             vis->indexed = 2;
             break;
@@ -113,6 +120,23 @@ cef_rules_visitor_attr(cef_rules_visitor_t *vis, uint32_t attr,
 
     if (vis->indexed == 2) {
         return 0;
+    }
+
+    /* the dictionary numbers names from 0 as it meets them: the
+       attributes of most stores are below 64, found without a search */
+
+    if (attr < CEF_RULES_VISITOR_INDEX) {
+        lo = vis->at[attr];
+
+        if (lo) {
+            pos = vis->offs[lo - 1];
+            return cef_value_decode(p->attrs, p->attrs_len, &pos,
+                                    &p->dict->strs, out) == 0;
+        }
+
+        if (!vis->partial) {
+            return 0;
+        }
     }
 
     lo = 0;

@@ -45,6 +45,8 @@ typedef struct {
     uint8_t               partial;      /* more attributes than entries */
     uint32_t              attrs[CEF_RULES_VISITOR_INDEX];  /* ascending */
     uint32_t              offs[CEF_RULES_VISITOR_INDEX];   /* in attrs */
+    uint8_t               at[CEF_RULES_VISITOR_INDEX];     /* attribute
+                                           id < 64: 1 + its entry, 0 */
 } cef_rules_visitor_t;
 
 
