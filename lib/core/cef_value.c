@@ -709,7 +709,7 @@ cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
 
 
 int
-cef_value_skip(const uint8_t *p, size_t len, size_t *pos,
+cef_value_skip_any(const uint8_t *p, size_t len, size_t *pos,
     const cef_strtab_t *strs)
 {
     size_t    i = *pos, n;

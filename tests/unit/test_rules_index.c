@@ -61,6 +61,16 @@ static unsigned  seed = 22;
 #define RND(n)  (seed = seed * 1103515245 + 12345, (int) ((seed >> 16) % (n)))
 
 
+/*
+ * Key names: short ones, and every third one longer than 8 bytes, so
+ * that the index compares keys both ways (by word, and byte by byte).
+ */
+static const char  *key_names[] = { "k0", "k1", "k2_is_a_long_key", "k3",
+                                    "k4", "k5_is_a_long_key" };
+
+#define KN(k)  key_names[k]
+
+
 /* one conjunct: guards, and look-alikes that are not guards (only those
    when few is set: an index with too few guards is not used) */
 static size_t
@@ -71,25 +81,26 @@ conjunct(char *buf, size_t cap, int few)
          j = RND(IX_KEYS);
 
     switch (few ? not_guards[RND(7)] : RND(14)) {
-    case 0:  return (size_t) snprintf(buf, cap, "\"k%d\" in profile.a%d", k, a);
-    case 1:  return (size_t) snprintf(buf, cap, "profile.a%d == \"k%d\"", a, k);
-    case 2:  return (size_t) snprintf(buf, cap, "\"k%d\" == profile.a%d", k, a);
-    case 3:  return (size_t) snprintf(buf, cap, "profile.a%d.k%d >= 0.5", a, k);
-    case 4:  return (size_t) snprintf(buf, cap, "profile.a%d.k%d == 1", a, k);
-    case 5:  return (size_t) snprintf(buf, cap, "profile.a%d.k%d != 1", a, k);
-    case 6:  return (size_t) snprintf(buf, cap, "profile.a%d.k%d == null", a,
-                                      k);
-    case 7:  return (size_t) snprintf(buf, cap, "profile.a%d != \"k%d\"", a, k);
-    case 8:  return (size_t) snprintf(buf, cap, "profile.a%d contains \"k%d\"",
-                                      a, k);
-    case 9:  return (size_t) snprintf(buf, cap, "not (\"k%d\" in profile.a%d)",
-                                      k, a);
-    case 10: return (size_t) snprintf(buf, cap, "(\"k%d\" in profile.a%d or "
-                                      "profile.a%d == \"k%d\")", k, a, b, j);
+    case 0:  return (size_t) snprintf(buf, cap, "\"%s\" in profile.a%d", KN(k), a);
+    case 1:  return (size_t) snprintf(buf, cap, "profile.a%d == \"%s\"", a, KN(k));
+    case 2:  return (size_t) snprintf(buf, cap, "\"%s\" == profile.a%d", KN(k), a);
+    case 3:  return (size_t) snprintf(buf, cap, "profile.a%d.%s >= 0.5", a, KN(k));
+    case 4:  return (size_t) snprintf(buf, cap, "profile.a%d.%s == 1", a, KN(k));
+    case 5:  return (size_t) snprintf(buf, cap, "profile.a%d.%s != 1", a, KN(k));
+    case 6:  return (size_t) snprintf(buf, cap, "profile.a%d.%s == null", a,
+                                      KN(k));
+    case 7:  return (size_t) snprintf(buf, cap, "profile.a%d != \"%s\"", a, KN(k));
+    case 8:  return (size_t) snprintf(buf, cap, "profile.a%d contains \"%s\"",
+                                      a, KN(k));
+    case 9:  return (size_t) snprintf(buf, cap, "not (\"%s\" in profile.a%d)",
+                                      KN(k), a);
+    case 10: return (size_t) snprintf(buf, cap, "(\"%s\" in profile.a%d or "
+                                      "profile.a%d == \"%s\")", KN(k), a, b,
+                                      KN(j));
     case 11: return (size_t) snprintf(buf, cap, "profile.n > %d", RND(6));
-    case 12: return (size_t) snprintf(buf, cap, "0.5 < profile.a%d.k%d", a, k);
-    default: return (size_t) snprintf(buf, cap, "\"k%d\" not in profile.a%d",
-                                      k, a);
+    case 12: return (size_t) snprintf(buf, cap, "0.5 < profile.a%d.%s", a, KN(k));
+    default: return (size_t) snprintf(buf, cap, "\"%s\" not in profile.a%d",
+                                      KN(k), a);
     }
 }
 
@@ -184,9 +195,9 @@ make_visitor(packed_t *pk)
     cef_persona_t  *p = cef_persona_create();
     cef_span_t      keys[8];
     double          nums[8];
-    static char     names[IX_KEYS][16];
-    char            path[32], s[16];
-    int             a, i, n;
+    static char     names[IX_KEYS][24];
+    char            path[32], s[24];
+    int             a, i, k, n;
     msgpack_packer  mp;
     static const double  scores[] = { 0, 0.5, 0.7, 1 };
 
@@ -194,7 +205,7 @@ make_visitor(packed_t *pk)
     pk->n = 0;
 
     for (i = 0; i < IX_KEYS; i++) {
-        snprintf(names[i], sizeof(names[i]), "k%d", i);
+        snprintf(names[i], sizeof(names[i]), "%s", KN(i));
     }
 
     for (a = 0; a < IX_ATTRS; a++) {
@@ -202,7 +213,8 @@ make_visitor(packed_t *pk)
         n = RND(5);
 
         for (i = 0; i < n; i++) {
-            keys[i] = (cef_span_t) { names[RND(IX_KEYS)], 2 };
+            k = RND(IX_KEYS);
+            keys[i] = (cef_span_t) { names[k], strlen(names[k]) };
             nums[i] = scores[RND(4)];
         }
 
@@ -210,11 +222,11 @@ make_visitor(packed_t *pk)
         case 0:
             break;                              /* missing */
         case 1:
-            snprintf(s, sizeof(s), "k%d", RND(IX_KEYS));
-            assert_int_equal(cef_persona_set_str(p, path, s, 2), 0);
+            snprintf(s, sizeof(s), "%s", KN(RND(IX_KEYS)));
+            assert_int_equal(cef_persona_set_str(p, path, s, strlen(s)), 0);
             pack_begin(pk, &mp, path + 8);
-            msgpack_pack_str(&mp, 2);
-            msgpack_pack_str_body(&mp, s, 2);
+            msgpack_pack_str(&mp, strlen(s));
+            msgpack_pack_str_body(&mp, s, strlen(s));
             break;
         case 2:
             i = RND(3);

@@ -213,10 +213,24 @@ test_skip_agrees_with_decode(void **state)
         }
 
         /* often a well-formed header first, so that arrays and maps
-           with valid elements come up */
-        if (VRND(2)) {
+           with valid elements come up, or a fixext of a type at the
+           edges of those the store writes (interned 1, decimals 16..31) */
+        switch (VRND(4)) {
+        case 0:
+        case 1:
             n = VRND(4);
             buf[0] = (uint8_t) (VRND(2) ? 0x90 + n : 0x80 + n);
+            break;
+        case 2:
+            if (len > 1) {
+                static const int8_t  types[] = { 0, 1, 2, 15, 16, 17, 30,
+                                                 31, 32, -1 };
+                buf[0] = (uint8_t) (0xd4 + VRND(5));
+                buf[1] = (uint8_t) types[VRND(sizeof(types))];
+            }
+            break;
+        default:
+            break;
         }
 
         for (k = 0; k < 2; k++) {
