@@ -37,6 +37,8 @@
 
 #define CEF_INDEX_GUARDS  255     /* guards counted per condition */
 #define CEF_INDEX_MIN     64      /* guarded conditions that always pay */
+#define CEF_INDEX_FOUND   32      /* keys of one value told apart by a
+                                     scan, not by ev->ix_seen */
 
 
 typedef struct {
@@ -47,6 +49,15 @@ typedef struct {
     uint32_t     first;       /* in postings */
     uint32_t     n;
 } cef_index_entry_t;
+
+
+/* a slot of the hash table: the entry's hash beside it, so that a key
+   no guard names (most of a visitor's keys) is told apart without
+   reading an entry */
+typedef struct {
+    uint32_t     hash;
+    uint32_t     entry;       /* entry + 1, 0: empty */
+} cef_index_slot_t;
 
 
 /* a key as the index compares it: its hash, and for a key of at most 8
@@ -64,7 +75,7 @@ struct cef_expr_index_s {
     uint8_t            *need;       /* per condition: its guards */
     cef_index_entry_t  *entries;
     uint32_t            nentries;
-    uint32_t           *slots;      /* open addressing: entry + 1 */
+    cef_index_slot_t   *slots;      /* open addressing */
     uint32_t            mask;
     uint32_t           *postings;   /* condition positions, ascending */
     uint32_t           *sources;    /* refs with entries, each once */
@@ -146,7 +157,7 @@ cef_index_hash(uint32_t ref, cef_span_t key)
 }
 
 
-static int64_t
+static inline __attribute__((always_inline)) int64_t
 cef_index_find(const cef_expr_index_t *ix, uint32_t ref, cef_span_t key,
     cef_index_key_t k)
 {
@@ -157,12 +168,16 @@ cef_index_find(const cef_expr_index_t *ix, uint32_t ref, cef_span_t key,
         return -1;
     }
 
-    for (s = k.hash & ix->mask; (e = ix->slots[s]) != 0;
+    for (s = k.hash & ix->mask; (e = ix->slots[s].entry) != 0;
          s = (s + 1) & ix->mask)
     {
+        if (ix->slots[s].hash != k.hash) {
+            continue;
+        }
+
         en = &ix->entries[e - 1];
 
-        if (en->hash == k.hash && en->word == k.word && en->ref == ref
+        if (en->word == k.word && en->ref == ref
             && en->key.len == key.len
             && (key.len <= 8
                 || memcmp(en->key.data, key.data, key.len) == 0))
@@ -183,7 +198,7 @@ cef_index_entry(cef_index_build_t *b, uint32_t ref, cef_span_t key)
     cef_index_entry_t  *en;
     cef_index_key_t     k = cef_index_hash(ref, key);
     uint32_t            h = k.hash, i, s, n;
-    uint32_t           *slots;
+    cef_index_slot_t   *slots;
     int64_t             found;
 
     found = cef_index_find(ix, ref, key, k);
@@ -203,18 +218,19 @@ cef_index_entry(cef_index_build_t *b, uint32_t ref, cef_span_t key)
 
     if (ix->slots == NULL || (ix->nentries + 1) * 2 > ix->mask + 1) {
         n = ix->slots ? (ix->mask + 1) * 2 : 128;
-        slots = calloc(n, sizeof(uint32_t));
+        slots = calloc(n, sizeof(cef_index_slot_t));
         if (slots == NULL) {
             return -1;
         }
 
         for (i = 0; i < ix->nentries; i++) {
-            for (s = ix->entries[i].hash & (n - 1); slots[s];
+            for (s = ix->entries[i].hash & (n - 1); slots[s].entry;
                  s = (s + 1) & (n - 1))
             {
                 /* void */
             }
-            slots[s] = i + 1;
+            slots[s].hash = ix->entries[i].hash;
+            slots[s].entry = i + 1;
         }
 
         free(ix->slots);
@@ -230,10 +246,11 @@ cef_index_entry(cef_index_build_t *b, uint32_t ref, cef_span_t key)
     en->first = 0;
     en->n = 0;
 
-    for (s = h & ix->mask; ix->slots[s]; s = (s + 1) & ix->mask) {
+    for (s = h & ix->mask; ix->slots[s].entry; s = (s + 1) & ix->mask) {
         /* void */
     }
-    ix->slots[s] = ++ix->nentries;
+    ix->slots[s].hash = h;
+    ix->slots[s].entry = ++ix->nentries;
 
     return ix->nentries - 1;
 }
@@ -572,6 +589,11 @@ typedef struct {
     cef_expr_eval_t         *ev;
     uint32_t                 ref;
     uint32_t                 ntouched;
+    uint32_t                 nfound;    /* entries found for ref, or
+                                           CEF_INDEX_FOUND + 1: ix_seen
+                                           marks them */
+    uint64_t                 bloom;     /* bit e % 64 of each found */
+    uint32_t                 found[CEF_INDEX_FOUND];
 } cef_index_walk_t;
 
 
@@ -584,15 +606,57 @@ cef_index_key(void *data, cef_span_t key)
     const cef_index_entry_t  *en;
     const uint32_t           *p, *end;
     uint8_t                  *count;
-    uint32_t                 *touched, n;
+    uint32_t                 *touched, n, i;
+    uint64_t                  bit;
     int64_t                   e;
 
     e = cef_index_find(ix, w->ref, key, cef_index_hash(w->ref, key));
-    if (e < 0 || ev->ix_seen[e] == ev->ix_gen) {
-        return;                 /* no guard, or a key seen twice */
+    if (e < 0) {
+        return;                 /* no guard */
+    }
+
+    /*
+     * A key seen twice in one value (an array ["a", "a"]) counts once.
+     * The few keys of a value that guards name are told apart by a scan
+     * of those found so far, when a 64-bit filter of their entries says
+     * it may be one of them: no per-entry mark in ev, which would be one
+     * more cache line per key in a cold worker.  Past CEF_INDEX_FOUND
+     * keys, ev->ix_seen marks them (those found so far first).
+     */
+
+    if (w->nfound <= CEF_INDEX_FOUND) {
+        bit = 1ULL << (e & 63);
+
+        if (w->bloom & bit) {
+            for (i = 0; i < w->nfound; i++) {
+                if (w->found[i] == (uint32_t) e) {
+                    return;
+                }
+            }
+        }
+
+        w->bloom |= bit;
+
+        if (w->nfound < CEF_INDEX_FOUND) {
+            w->found[w->nfound++] = (uint32_t) e;
+            goto count;
+        }
+
+        for (i = 0; i < CEF_INDEX_FOUND; i++) {
+            ev->ix_seen[w->found[i]] = ev->ix_gen;
+        }
+
+        w->nfound = CEF_INDEX_FOUND + 1;
+    }
+
+    if (ev->ix_seen[e] == ev->ix_gen) {
+        return;
     }
 
     ev->ix_seen[e] = ev->ix_gen;
+
+count:
+
     en = &ix->entries[e];
 
     /* locals: a store through uint8_t * may alias anything */
@@ -639,6 +703,8 @@ cef_expr_index_candidates(const cef_expr_index_t *ix, cef_expr_eval_t *ev)
 
     for (i = 0; i < ix->nsources; i++) {
         w.ref = ix->sources[i];
+        w.nfound = 0;
+        w.bloom = 0;
         cef_expr_eval_keys(ev, w.ref, cef_index_key, &w);
     }
 

@@ -585,11 +585,98 @@ test_index_matches_definition(void **state)
 }
 
 
+/*
+ * A value holding many guarded keys, each twice: every key counts once
+ * whether it is told apart by the scan of the first keys found or by the
+ * marks past them, so each rule `"kN" in profile.s` whose key is there is
+ * a candidate (counted twice, it would not be: its count would pass its
+ * single guard).
+ */
+static void
+test_keys_repeated_in_a_long_value(void **state)
+{
+    char                 *y, line[512];
+    size_t                cap = 65536, n = 0;
+    int                   i, round;
+    uint32_t              r;
+    cef_rules_t          *rs;
+    cef_rules_errors_t    errs;
+    cef_expr_eval_t      *ev;
+    cef_persona_t        *p;
+    cef_expr_ctx_t        ctx;
+    const uint64_t       *cand;
+    cef_span_t            keys[80];
+    static char           names[70][16];
+
+    (void) state;
+
+    y = malloc(cap);
+    assert_non_null(y);
+
+    n += (size_t) snprintf(y + n, cap - n, "version: 1\noffers:\n"
+                           "  o: {slot: s, html: x}\nrules:\n");
+
+    for (i = 0; i < 70; i++) {
+        snprintf(names[i], sizeof(names[i]), "k%d", i);
+        n += (size_t) snprintf(y + n, cap - n, "  - name: r%d\n"
+                               "    when: '\"k%d\" in profile.s'\n"
+                               "    show: o\n", i, i);
+    }
+
+    if (cef_rules_load_buffer("rep.yaml", y, n, &rs, &errs) != 0) {
+        cef_rules_error_format(&errs, 0, line, sizeof(line));
+        fail_msg("%s", line);
+    }
+    cef_rules_errors_free(&errs);
+    free(y);
+
+    ev = cef_rules_eval_create(rs);
+    assert_non_null(ev);
+
+    /* 40 keys, then the same 40 again (round 0); 20 keys, then the same
+       20 again: all within the scan (round 1) */
+
+    for (round = 0; round < 2; round++) {
+        int  nk = round ? 20 : 40;
+
+        for (i = 0; i < 2 * nk; i++) {
+            keys[i] = (cef_span_t) { names[i % nk], strlen(names[i % nk]) };
+        }
+
+        p = cef_persona_create();
+        assert_non_null(p);
+        assert_int_equal(cef_persona_set_array(p, "profile.s", keys,
+                                               (size_t) (2 * nk)), 0);
+
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.lookup = cef_persona_lookup;
+        ctx.data = p;
+        ctx.now = NOW;
+
+        cef_expr_eval_reset(ev, &ctx);
+        cand = cef_rules_candidates(rs, ev);
+        assert_non_null(cand);
+
+        for (r = 0; r < 70; r++) {
+            /* file order is plan order: all priorities are 0 */
+            assert_int_equal((int) (cand[r / 64] >> (r % 64) & 1),
+                             (int) r < nk);
+        }
+
+        cef_persona_free(p);
+    }
+
+    cef_expr_eval_free(ev);
+    cef_rules_free(rs);
+}
+
+
 int
 main(void)
 {
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_index_matches_definition),
+        cmocka_unit_test(test_keys_repeated_in_a_long_value),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
