@@ -51,6 +51,26 @@ typedef struct {
 } cef_index_entry_t;
 
 
+/*
+ * What a decision reads of an entry, 32 bytes on a 32-byte boundary (an
+ * entry is never split across two cache lines), with up to 3 postings in
+ * it: the common guard (a segment, a stage) that a few rules name costs
+ * the slot's line and the entry's, not a third in postings.
+ */
+#define CEF_INDEX_INLINE  3
+
+typedef struct {
+    uint64_t     word;        /* as cef_index_entry_t's */
+    uint32_t     ref;
+    uint32_t     len;         /* the key's */
+    uint32_t     n;           /* postings */
+    uint32_t     post[CEF_INDEX_INLINE];  /* n <= CEF_INDEX_INLINE: the
+                                             postings; else post[0] is
+                                             the first's index in
+                                             postings */
+} cef_index_hot_t;
+
+
 /* a slot of the hash table: the entry's hash beside it, so that a key
    no guard names (most of a visitor's keys) is told apart without
    reading an entry */
@@ -73,7 +93,8 @@ struct cef_expr_index_s {
     uint32_t            words;
     uint64_t           *always;     /* conditions without a guard */
     uint8_t            *need;       /* per condition: its guards */
-    cef_index_entry_t  *entries;
+    cef_index_entry_t  *entries;    /* building, and long keys' bytes */
+    cef_index_hot_t    *hot;        /* per entry: what a decision reads */
     uint32_t            nentries;
     cef_index_slot_t   *slots;      /* open addressing */
     uint32_t            mask;
@@ -181,6 +202,36 @@ cef_index_find(const cef_expr_index_t *ix, uint32_t ref, cef_span_t key,
             && en->key.len == key.len
             && (key.len <= 8
                 || memcmp(en->key.data, key.data, key.len) == 0))
+        {
+            return e - 1;
+        }
+    }
+
+    return -1;
+}
+
+
+/* cef_index_find() for a decision: the slots and the hot entries */
+static inline __attribute__((always_inline)) int64_t
+cef_index_lookup(const cef_expr_index_t *ix, uint32_t ref, cef_span_t key,
+    cef_index_key_t k)
+{
+    uint32_t                s, e;
+    const cef_index_hot_t  *h;
+
+    for (s = k.hash & ix->mask; (e = ix->slots[s].entry) != 0;
+         s = (s + 1) & ix->mask)
+    {
+        if (ix->slots[s].hash != k.hash) {
+            continue;
+        }
+
+        h = &ix->hot[e - 1];
+
+        if (h->word == k.word && h->ref == ref && h->len == key.len
+            && (key.len <= 8
+                || memcmp(ix->entries[e - 1].key.data, key.data, key.len)
+                   == 0))
         {
             return e - 1;
         }
@@ -437,6 +488,8 @@ cef_index_file(cef_index_build_t *b)
 {
     cef_expr_index_t  *ix = b->ix;
     cef_index_guard_t *g;
+    cef_index_entry_t *en;
+    cef_index_hot_t   *h;
     uint32_t           i, pos, ref;
     uint8_t           *is_source;
 
@@ -475,6 +528,32 @@ cef_index_file(cef_index_build_t *b)
     }
 
     free(is_source);
+
+    /* the hot entries, on a cache line boundary (aligned_alloc() wants a
+       multiple of the alignment) */
+
+    ix->hot = aligned_alloc(64, ((size_t) ix->nentries * sizeof(cef_index_hot_t)
+                                 + 63) / 64 * 64 + 64);
+    if (ix->hot == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < ix->nentries; i++) {
+        en = &ix->entries[i];
+        h = &ix->hot[i];
+        memset(h, 0, sizeof(cef_index_hot_t));
+        h->word = en->word;
+        h->ref = en->ref;
+        h->len = (uint32_t) en->key.len;
+        h->n = en->n;
+
+        if (en->n <= CEF_INDEX_INLINE) {
+            memcpy(h->post, ix->postings + en->first,
+                   en->n * sizeof(uint32_t));
+        } else {
+            h->post[0] = en->first;
+        }
+    }
 
     return 0;
 }
@@ -563,6 +642,7 @@ cef_expr_index_free(cef_expr_index_t *ix)
     free(ix->always);
     free(ix->need);
     free(ix->entries);
+    free(ix->hot);
     free(ix->slots);
     free(ix->postings);
     free(ix->sources);
@@ -603,14 +683,14 @@ cef_index_key(void *data, cef_span_t key)
     cef_index_walk_t         *w = data;
     const cef_expr_index_t   *ix = w->ix;
     cef_expr_eval_t          *ev = w->ev;
-    const cef_index_entry_t  *en;
+    const cef_index_hot_t    *h;
     const uint32_t           *p, *end;
     uint8_t                  *count;
     uint32_t                 *touched, n, i;
     uint64_t                  bit;
     int64_t                   e;
 
-    e = cef_index_find(ix, w->ref, key, cef_index_hash(w->ref, key));
+    e = cef_index_lookup(ix, w->ref, key, cef_index_hash(w->ref, key));
     if (e < 0) {
         return;                 /* no guard */
     }
@@ -657,15 +737,16 @@ cef_index_key(void *data, cef_span_t key)
 
 count:
 
-    en = &ix->entries[e];
+    h = &ix->hot[e];
 
     /* locals: a store through uint8_t * may alias anything */
 
     count = ev->ix_count;
     touched = ev->ix_touched;
     n = w->ntouched;
+    p = h->n <= CEF_INDEX_INLINE ? h->post : ix->postings + h->post[0];
 
-    for (p = ix->postings + en->first, end = p + en->n; p < end; p++) {
+    for (end = p + h->n; p < end; p++) {
         touched[n] = *p;
         n += count[*p]++ == 0;
     }
