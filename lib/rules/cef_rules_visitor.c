@@ -28,6 +28,52 @@ cef_rules_dict_find(const cef_dict_t *dict, cef_span_t name, uint32_t hash)
 }
 
 
+/*
+ * The dictionary id of a profile reference's attribute.  It is the same
+ * decision after decision while the store keeps its dictionary, so the
+ * id found last is kept in the reference (ref->hint, id + 1) and tried
+ * first: names are unique in a dictionary, so if the id still names this
+ * attribute it is the id; if not (another store generation, another
+ * store with the same rule set, a hint written by another thread), the
+ * dictionary is probed as before.  That saves the probe's hash table
+ * (a cache line per attribute in a cold worker) and its collisions.
+ */
+static int64_t
+cef_rules_visitor_attr_id(const cef_dict_t *dict, const cef_ref_t *ref)
+{
+    uint32_t           h;
+    int64_t            attr;
+    const cef_span_t  *e;
+
+    if (dict == NULL) {
+        return -1;
+    }
+
+    h = __atomic_load_n(&ref->hint, __ATOMIC_RELAXED);
+
+    if (h != 0 && h <= dict->names.n) {
+        e = &dict->names.s[h - 1];
+
+        if (e->len == ref->name.len
+            && (e->len == 0 || memcmp(e->data, ref->name.data, e->len) == 0))
+        {
+            return h - 1;
+        }
+    }
+
+    attr = cef_rules_dict_find(dict, ref->name, ref->hash);
+
+    if (attr >= 0 && attr < UINT32_MAX) {
+        /* the reference is the rule set's, shared by every decision with
+           it; only this hint is ever written */
+        __atomic_store_n((uint32_t *) &ref->hint, (uint32_t) attr + 1,
+                         __ATOMIC_RELAXED);
+    }
+
+    return attr;
+}
+
+
 void
 cef_rules_visitor_init(cef_rules_visitor_t *vis,
     const cef_profile_t *profile, int visitor_new, cef_span_t key_type)
@@ -183,7 +229,7 @@ cef_rules_visitor_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
             return 0;
         }
 
-        attr = cef_rules_dict_find(vis->profile->dict, ref->name, ref->hash);
+        attr = cef_rules_visitor_attr_id(vis->profile->dict, ref);
         if (attr < 0) {
             return 0;
         }

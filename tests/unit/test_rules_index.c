@@ -27,7 +27,10 @@
  * choices and candidates.  Some of the stored visitors carry 70 other
  * attributes first, so that attribute ids above 63 (searched, not looked
  * up directly) and profiles longer than the visitor's index (the rest
- * read by cef_profile_get_attr()) are decided too.
+ * read by cef_profile_get_attr()) are decided too.  Every stored visitor
+ * has a dictionary of its own, numbering the names as its attributes come,
+ * so the id a reference kept from the previous visitor (cef_ref_t.hint)
+ * often names another attribute here and must be checked, not trusted.
  */
 
 #include <stdarg.h>
