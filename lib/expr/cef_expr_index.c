@@ -70,6 +70,8 @@ typedef struct {
                                              postings */
 } cef_index_hot_t;
 
+_Static_assert(sizeof(cef_index_hot_t) == 32, "two hot entries a line");
+
 
 /* a slot of the hash table: the entry's hash beside it, so that a key
    no guard names (most of a visitor's keys) is told apart without
@@ -532,8 +534,9 @@ cef_index_file(cef_index_build_t *b)
     /* the hot entries, on a cache line boundary (aligned_alloc() wants a
        multiple of the alignment) */
 
-    ix->hot = aligned_alloc(64, ((size_t) ix->nentries * sizeof(cef_index_hot_t)
-                                 + 63) / 64 * 64 + 64);
+    ix->hot = aligned_alloc(64, ((size_t) ix->nentries
+                                 * sizeof(cef_index_hot_t) + 63) / 64 * 64
+                                + 64);
     if (ix->hot == NULL) {
         return -1;
     }

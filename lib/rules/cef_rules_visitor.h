@@ -12,7 +12,8 @@
  * Attribute names are not hashed per request: a reference's hash
  * (cef_ref_t.hash, FNV-1a) is the store dictionary's hash
  * (cef_dict_hash()), so the dictionary is probed with the hash computed
- * when the rules were compiled.
+ * when the rules were compiled, and only when the id the reference kept
+ * from the last decision (cef_ref_t.hint) no longer names its attribute.
  */
 
 #ifndef CEF_RULES_VISITOR_H
