@@ -18,21 +18,31 @@ const double  cef_value_pow10[] = {
 };
 
 
-static uint64_t
+/* n is 1, 2, 4 or 8 everywhere: the common ones without a loop */
+static inline uint64_t
 cef_be(const uint8_t *p, size_t n)
 {
     uint64_t  v = 0;
     size_t    i;
 
-    for (i = 0; i < n; i++) {
-        v = (v << 8) | p[i];
+    switch (n) {
+    case 1:
+        return p[0];
+    case 2:
+        return (uint64_t) p[0] << 8 | p[1];
+    case 4:
+        return (uint64_t) p[0] << 24 | (uint64_t) p[1] << 16
+               | (uint64_t) p[2] << 8 | p[3];
+    default:
+        for (i = 0; i < n; i++) {
+            v = (v << 8) | p[i];
+        }
+        return v;
     }
-
-    return v;
 }
 
 
-static int64_t
+static inline int64_t
 cef_be_signed(const uint8_t *p, size_t n)
 {
     uint64_t  v;
@@ -47,9 +57,51 @@ cef_be_signed(const uint8_t *p, size_t n)
 }
 
 
-/* A msgpack string at *pos, or an interned index. */
-static int
+static int cef_value_str_any(const uint8_t *p, size_t len, size_t *pos,
+    const cef_strtab_t *strs, cef_span_t *out);
+
+
+/*
+ * A msgpack string at *pos, or an interned index: the two forms the store
+ * writes most (an index below 128, a string below 32 bytes) inline, the
+ * others through cef_value_str_any().
+ */
+static inline __attribute__((always_inline)) int
 cef_value_str(const uint8_t *p, size_t len, size_t *pos,
+    const cef_strtab_t *strs, cef_span_t *out)
+{
+    size_t   i = *pos;
+    uint8_t  c;
+
+    if (i < len) {
+        c = p[i];
+
+        if (c <= 0x7f) {
+            if (strs == NULL || c >= strs->n) {
+                return -1;
+            }
+            *out = strs->s[c];
+            *pos = i + 1;
+            return 0;
+        }
+
+        if (c >= 0xa0 && c <= 0xbf) {
+            if (len - i - 1 < (size_t) (c & 0x1f)) {
+                return -1;
+            }
+            out->data = (const char *) p + i + 1;
+            out->len = c & 0x1f;
+            *pos = i + 1 + (c & 0x1f);
+            return 0;
+        }
+    }
+
+    return cef_value_str_any(p, len, pos, strs, out);
+}
+
+
+static int
+cef_value_str_any(const uint8_t *p, size_t len, size_t *pos,
     const cef_strtab_t *strs, cef_span_t *out)
 {
     size_t    i = *pos, hl, sl;
@@ -133,9 +185,65 @@ cef_value_decode_uint(const uint8_t *p, size_t len, size_t *pos,
 }
 
 
-/* A number: int, float or decimal ext. */
-static int
+static int cef_value_num_any(const uint8_t *p, size_t len, size_t *pos,
+    double *num, cef_value_t *out);
+
+
+/*
+ * A number: int, float or decimal ext; a fixint and a decimal in a
+ * fixext inline, the others through cef_value_num_any().
+ */
+static inline __attribute__((always_inline)) int
 cef_value_num(const uint8_t *p, size_t len, size_t *pos, double *num,
+    cef_value_t *out)
+{
+    size_t   i = *pos, n;
+    uint8_t  c;
+    int8_t   type;
+
+    if (i < len) {
+        c = p[i];
+
+        if (c <= 0x7f || c >= 0xe0) {
+            out->type = CEF_VAL_INT;
+            out->u.i = (int8_t) c;
+            *pos = i + 1;
+
+            if (num) {
+                *num = (double) out->u.i;
+            }
+            return 0;
+        }
+
+        if (c >= 0xd4 && c <= 0xd7) {
+            n = (size_t) 1 << (c - 0xd4);
+            if (len - i < 2 + n) {
+                return -1;
+            }
+            type = (int8_t) p[i + 1];
+            if (type < CEF_VALUE_EXT_DEC_MIN
+                || type > CEF_VALUE_EXT_DEC_MAX)
+            {
+                return -1;
+            }
+            out->type = CEF_VAL_FLOAT;
+            out->u.f = (double) cef_be_signed(p + i + 2, n)
+                       / cef_value_pow10[type - CEF_VALUE_EXT_DEC_MIN];
+            *pos = i + 2 + n;
+
+            if (num) {
+                *num = out->u.f;
+            }
+            return 0;
+        }
+    }
+
+    return cef_value_num_any(p, len, pos, num, out);
+}
+
+
+static int
+cef_value_num_any(const uint8_t *p, size_t len, size_t *pos, double *num,
     cef_value_t *out)
 {
     size_t     i = *pos, n;
@@ -235,6 +343,207 @@ done:
 }
 
 
+/*
+ * cef_value_str() and cef_value_num() as a check only: the same bytes are
+ * accepted and *pos moves the same way, but nothing is converted (no
+ * interned string is read from strs, no decimal divided).  A value's
+ * elements are checked with these, and cef_value_skip() is made of them.
+ */
+static int cef_value_str_check(const uint8_t *p, size_t len, size_t *pos,
+    const cef_strtab_t *strs);
+static int cef_value_num_check(const uint8_t *p, size_t len, size_t *pos);
+
+
+/*
+ * An array element or a map key, checked: the store writes interned
+ * strings (a positive fixint index) and short strings inline; the rest go
+ * through cef_value_str_check().
+ */
+static inline __attribute__((always_inline)) int
+cef_value_elem_check(const uint8_t *p, size_t len, size_t *pos,
+    const cef_strtab_t *strs)
+{
+    size_t   i = *pos;
+    uint8_t  c;
+
+    if (i < len) {
+        c = p[i];
+
+        if (c <= 0x7f) {
+            if (strs == NULL || c >= strs->n) {
+                return -1;
+            }
+            *pos = i + 1;
+            return 0;
+        }
+
+        if (c >= 0xa0 && c <= 0xbf) {
+            if (len - i - 1 < (size_t) (c & 0x1f)) {
+                return -1;
+            }
+            *pos = i + 1 + (c & 0x1f);
+            return 0;
+        }
+
+        if (c == 0xcc || c == 0xcd) {
+            if (len - i - 1 < (size_t) (c - 0xcb) || strs == NULL
+                || cef_be(p + i + 1, c - 0xcb) >= strs->n)
+            {
+                return -1;
+            }
+            *pos = i + 1 + (c - 0xcb);
+            return 0;
+        }
+    }
+
+    return cef_value_str_check(p, len, pos, strs);
+}
+
+
+/* a map value, checked: a fixint or a decimal as fixext 1 to 8 inline */
+static inline __attribute__((always_inline)) int
+cef_value_num_fast_check(const uint8_t *p, size_t len, size_t *pos)
+{
+    size_t   i = *pos, n;
+    uint8_t  c;
+    int8_t   type;
+
+    if (i < len) {
+        c = p[i];
+
+        if (c <= 0x7f || c >= 0xe0) {
+            *pos = i + 1;
+            return 0;
+        }
+
+        if (c >= 0xd4 && c <= 0xd7) {
+            n = (size_t) 1 << (c - 0xd4);
+            if (len - i < 2 + n) {
+                return -1;
+            }
+            type = (int8_t) p[i + 1];
+            if (type < CEF_VALUE_EXT_DEC_MIN
+                || type > CEF_VALUE_EXT_DEC_MAX)
+            {
+                return -1;
+            }
+            *pos = i + 2 + n;
+            return 0;
+        }
+    }
+
+    return cef_value_num_check(p, len, pos);
+}
+
+
+static int
+cef_value_str_check(const uint8_t *p, size_t len, size_t *pos,
+    const cef_strtab_t *strs)
+{
+    size_t    i = *pos, hl, sl;
+    uint8_t   c;
+    uint64_t  idx;
+
+    if (i >= len) {
+        return -1;
+    }
+
+    c = p[i];
+
+    if (c >= 0xa0 && c <= 0xbf) {
+        hl = 1;
+        sl = c & 0x1f;
+
+    } else if (c == 0xd9 || c == 0xda || c == 0xdb) {
+        hl = 1 + ((size_t) 1 << (c - 0xd9));
+        if (len - i < hl) {
+            return -1;
+        }
+        sl = cef_be(p + i + 1, hl - 1);
+
+    } else {
+        if (cef_value_decode_uint(p, len, &i, &idx) != 0
+            || strs == NULL || idx >= strs->n)
+        {
+            return -1;
+        }
+
+        *pos = i;
+        return 0;
+    }
+
+    if (len - i < hl || len - i - hl < sl) {
+        return -1;
+    }
+
+    *pos = i + hl + sl;
+
+    return 0;
+}
+
+
+static int
+cef_value_num_check(const uint8_t *p, size_t len, size_t *pos)
+{
+    size_t   i = *pos, n;
+    uint8_t  c;
+    int8_t   type;
+
+    if (i >= len) {
+        return -1;
+    }
+
+    c = p[i];
+
+    if (c <= 0x7f || c >= 0xe0) {
+        *pos = i + 1;
+        return 0;
+    }
+
+    if (c >= 0xcc && c <= 0xcf) {
+        n = (size_t) 1 << (c - 0xcc);
+        if (len - i - 1 < n || cef_be(p + i + 1, n) > INT64_MAX) {
+            return -1;
+        }
+        *pos = i + 1 + n;
+        return 0;
+    }
+
+    if (c >= 0xd0 && c <= 0xd3) {
+        n = (size_t) 1 << (c - 0xd0);
+        if (len - i - 1 < n) {
+            return -1;
+        }
+        *pos = i + 1 + n;
+        return 0;
+    }
+
+    if (c == 0xca || c == 0xcb) {
+        n = c == 0xca ? 5 : 9;
+        if (len - i < n) {
+            return -1;
+        }
+        *pos = i + n;
+        return 0;
+    }
+
+    if (c >= 0xd4 && c <= 0xd7) {
+        n = (size_t) 1 << (c - 0xd4);
+        if (len - i < 2 + n) {
+            return -1;
+        }
+        type = (int8_t) p[i + 1];
+        if (type < CEF_VALUE_EXT_DEC_MIN || type > CEF_VALUE_EXT_DEC_MAX) {
+            return -1;
+        }
+        *pos = i + 2 + n;
+        return 0;
+    }
+
+    return -1;
+}
+
+
 static int
 cef_value_seq_header(const uint8_t *p, size_t len, size_t *pos, int map,
     uint32_t *n)
@@ -304,13 +613,19 @@ cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
     uint32_t     k, cnt;
     uint64_t     idx;
     cef_span_t   s;
-    cef_value_t  tmp;
 
     if (i >= len) {
         return -1;
     }
 
     c = p[i];
+
+    /* what the store writes most first: fixints, then fixexts (interned
+       strings, decimals) */
+
+    if (c <= 0x7f || c >= 0xe0) {
+        return cef_value_num(p, len, pos, NULL, out);
+    }
 
     switch (c) {
 
@@ -363,7 +678,7 @@ cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
         }
         start = i;
         for (k = 0; k < cnt; k++) {
-            if (cef_value_str(p, len, &i, strs, &s) != 0) {
+            if (cef_value_elem_check(p, len, &i, strs) != 0) {
                 return -1;
             }
         }
@@ -378,8 +693,8 @@ cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
         }
         start = i;
         for (k = 0; k < cnt; k++) {
-            if (cef_value_str(p, len, &i, strs, &s) != 0
-                || cef_value_num(p, len, &i, NULL, &tmp) != 0)
+            if (cef_value_elem_check(p, len, &i, strs) != 0
+                || cef_value_num_fast_check(p, len, &i) != 0)
             {
                 return -1;
             }
@@ -390,6 +705,82 @@ cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
     }
 
     return cef_value_num(p, len, pos, NULL, out);
+}
+
+
+int
+cef_value_skip_any(const uint8_t *p, size_t len, size_t *pos,
+    const cef_strtab_t *strs)
+{
+    size_t    i = *pos, n;
+    uint8_t   c;
+    uint32_t  k, cnt;
+
+    if (i >= len) {
+        return -1;
+    }
+
+    c = p[i];
+
+    /* one byte: nil, booleans, fixints */
+
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+        *pos = i + 1;
+        return 0;
+    }
+
+    if (c >= 0xa0 && c <= 0xbf) {
+        return cef_value_elem_check(p, len, pos, NULL);
+    }
+
+    /* fixext: an interned string (1 to 4 bytes), else a decimal */
+
+    if (c >= 0xd4 && c <= 0xd6 && i + 1 < len
+        && (int8_t) p[i + 1] == CEF_VALUE_EXT_INTERNED)
+    {
+        n = (size_t) 1 << (c - 0xd4);
+        if (len - i < 2 + n || strs == NULL
+            || cef_be(p + i + 2, n) >= strs->n)
+        {
+            return -1;
+        }
+        *pos = i + 2 + n;
+        return 0;
+    }
+
+    if ((c >= 0x90 && c <= 0x9f) || c == 0xdc || c == 0xdd) {
+        if (cef_value_seq_header(p, len, &i, 0, &cnt) != 0) {
+            return -1;
+        }
+        for (k = 0; k < cnt; k++) {
+            if (cef_value_elem_check(p, len, &i, strs) != 0) {
+                return -1;
+            }
+        }
+        *pos = i;
+        return 0;
+    }
+
+    if ((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf) {
+        if (cef_value_seq_header(p, len, &i, 1, &cnt) != 0) {
+            return -1;
+        }
+        for (k = 0; k < cnt; k++) {
+            if (cef_value_elem_check(p, len, &i, strs) != 0
+                || cef_value_num_fast_check(p, len, &i) != 0)
+            {
+                return -1;
+            }
+        }
+        *pos = i;
+        return 0;
+    }
+
+    if (c >= 0xd9 && c <= 0xdb) {
+        return cef_value_str_check(p, len, pos, NULL);
+    }
+
+    return cef_value_num_fast_check(p, len, pos);
 }
 
 

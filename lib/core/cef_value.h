@@ -148,6 +148,78 @@ int cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
     const cef_strtab_t *strs, cef_value_t *out);
 
 /*
+ * Step over one value as cef_value_decode() would read it, converting
+ * nothing: the same bytes are accepted (every element of an array or map
+ * checked, an interned index checked against strs->n) and *pos ends at the
+ * same offset, but no interned string is looked up in strs and no decimal
+ * divided, so stepping over the values a reader does not want touches only
+ * the encoded bytes.
+ *
+ * @return 0 and *pos just past the value, or -1 where cef_value_decode()
+ *         returns -1.
+ */
+int cef_value_skip_any(const uint8_t *p, size_t len, size_t *pos,
+    const cef_strtab_t *strs);
+
+static inline int
+cef_value_skip(const uint8_t *p, size_t len, size_t *pos,
+    const cef_strtab_t *strs)
+{
+    size_t   i = *pos, n;
+    uint8_t  c;
+    int8_t   type;
+
+    /* inline what the store writes most: one-byte values, short
+       strings, interned strings and decimals in a fixext */
+
+    if (i < len) {
+        c = p[i];
+
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            *pos = i + 1;
+            return 0;
+        }
+
+        if (c >= 0xa0 && c <= 0xbf) {
+            if (len - i - 1 < (size_t) (c & 0x1f)) {
+                return -1;
+            }
+            *pos = i + 1 + (c & 0x1f);
+            return 0;
+        }
+
+        if (c == 0xd4 || c == 0xd5 || c == 0xd7) {
+            n = (size_t) 1 << (c - 0xd4);
+
+            if (len - i >= 2 + n) {
+                type = (int8_t) p[i + 1];
+
+                if (type == CEF_VALUE_EXT_INTERNED && c != 0xd7) {
+                    if (strs == NULL
+                        || (c == 0xd4 ? p[i + 2]
+                                      : (uint32_t) p[i + 2] << 8 | p[i + 3])
+                           >= strs->n)
+                    {
+                        return -1;
+                    }
+                    *pos = i + 2 + n;
+                    return 0;
+                }
+
+                if (type >= CEF_VALUE_EXT_DEC_MIN
+                    && type <= CEF_VALUE_EXT_DEC_MAX)
+                {
+                    *pos = i + 2 + n;
+                    return 0;
+                }
+            }
+        }
+    }
+
+    return cef_value_skip_any(p, len, pos, strs);
+}
+
+/*
  * Read a msgpack unsigned integer (as used for attribute ids) at *pos.
  *
  * @return 0 and *pos advanced on success, -1 if not a non-negative int.

@@ -80,6 +80,14 @@ typedef struct {
     cef_ref_kind_t  kind;
     uint32_t        id;     /* dense index in the symbol table */
     uint32_t        hash;   /* cef_expr_hash() of name */
+    uint32_t        hint;   /* 0 when compiled; then the lookup's own: what
+                               it learnt of the reference in an earlier
+                               evaluation (lib/rules' visitor: the store
+                               dictionary's id of the attribute, + 1).
+                               It may be stale or written by another
+                               thread, so a lookup checks it before use and
+                               reads and writes it with __atomic_load_n()
+                               and __atomic_store_n(), __ATOMIC_RELAXED */
     cef_span_t      name;   /* NAME for profile/arg/cookie/header/var, else
                                empty; NUL-terminated */
     cef_span_t      path;   /* the whole path as written, NUL-terminated,

@@ -37,15 +37,57 @@
 
 #define CEF_INDEX_GUARDS  255     /* guards counted per condition */
 #define CEF_INDEX_MIN     64      /* guarded conditions that always pay */
+#define CEF_INDEX_FOUND   32      /* keys of one value told apart by a
+                                     scan, not by ev->ix_seen */
 
 
 typedef struct {
+    uint64_t     word;        /* cef_index_hash()'s word of the key */
+    uint32_t     hash;
     uint32_t     ref;
     cef_span_t   key;
-    uint32_t     hash;
     uint32_t     first;       /* in postings */
     uint32_t     n;
 } cef_index_entry_t;
+
+
+/*
+ * What a decision reads of an entry, 32 bytes on a 32-byte boundary (an
+ * entry is never split across two cache lines), with up to 3 postings in
+ * it: the common guard (a segment, a stage) that a few rules name costs
+ * the slot's line and the entry's, not a third in postings.
+ */
+#define CEF_INDEX_INLINE  3
+
+typedef struct {
+    uint64_t     word;        /* as cef_index_entry_t's */
+    uint32_t     ref;
+    uint32_t     len;         /* the key's */
+    uint32_t     n;           /* postings */
+    uint32_t     post[CEF_INDEX_INLINE];  /* n <= CEF_INDEX_INLINE: the
+                                             postings; else post[0] is
+                                             the first's index in
+                                             postings */
+} cef_index_hot_t;
+
+_Static_assert(sizeof(cef_index_hot_t) == 32, "two hot entries a line");
+
+
+/* a slot of the hash table: the entry's hash beside it, so that a key
+   no guard names (most of a visitor's keys) is told apart without
+   reading an entry */
+typedef struct {
+    uint32_t     hash;
+    uint32_t     entry;       /* entry + 1, 0: empty */
+} cef_index_slot_t;
+
+
+/* a key as the index compares it: its hash, and for a key of at most 8
+   bytes a word that, with the length, is the key */
+typedef struct {
+    uint64_t     word;
+    uint32_t     hash;
+} cef_index_key_t;
 
 
 struct cef_expr_index_s {
@@ -53,9 +95,10 @@ struct cef_expr_index_s {
     uint32_t            words;
     uint64_t           *always;     /* conditions without a guard */
     uint8_t            *need;       /* per condition: its guards */
-    cef_index_entry_t  *entries;
+    cef_index_entry_t  *entries;    /* building, and long keys' bytes */
+    cef_index_hot_t    *hot;        /* per entry: what a decision reads */
     uint32_t            nentries;
-    uint32_t           *slots;      /* open addressing: entry + 1 */
+    cef_index_slot_t   *slots;      /* open addressing */
     uint32_t            mask;
     uint32_t           *postings;   /* condition positions, ascending */
     uint32_t           *sources;    /* refs with entries, each once */
@@ -81,16 +124,65 @@ typedef struct {
 } cef_index_build_t;
 
 
-static uint32_t
+/*
+ * The hash of (reference, key), computed once per key of the guarded
+ * attributes in every decision: keys are short (segment names, stages,
+ * map keys), so a word at a time, not FNV's byte at a time (a third of
+ * the instructions for a 7-byte key).  Every byte counts: 8-byte words,
+ * then the last 1 to 8 bytes as two overlapping 4-byte reads, or as the
+ * first, middle and last byte.  That last word determines a key of at most
+ * 8 bytes of a given length (every byte is in it at a place fixed by the
+ * length), so such keys are compared as length and word, without
+ * memcmp().  Only this file hashes with it.
+ */
+static inline cef_index_key_t
 cef_index_hash(uint32_t ref, cef_span_t key)
 {
-    return cef_expr_hash(key.data, key.len) ^ (ref * 0x9e3779b1u);
+    const unsigned char  *p = (const unsigned char *) key.data;
+    size_t                n = key.len;
+    uint64_t              h, w;
+    uint32_t              lo, hi;
+    cef_index_key_t       k;
+
+    h = ((uint64_t) ref << 32 | n) ^ 0x9e3779b97f4a7c15ULL;
+
+    while (n > 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+        p += 8;
+        n -= 8;
+    }
+
+    if (n >= 4) {
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + n - 4, 4);
+        w = (uint64_t) hi << 32 | lo;
+
+    } else if (n > 0) {
+        w = (uint64_t) p[0] | (uint64_t) p[n / 2] << 8
+            | (uint64_t) p[n - 1] << 16;
+
+    } else {
+        w = 0;
+    }
+
+    k.word = w;
+
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 29;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 32;
+
+    k.hash = (uint32_t) h;
+
+    return k;
 }
 
 
-static int64_t
+static inline __attribute__((always_inline)) int64_t
 cef_index_find(const cef_expr_index_t *ix, uint32_t ref, cef_span_t key,
-    uint32_t h)
+    cef_index_key_t k)
 {
     uint32_t                  s, e;
     const cef_index_entry_t  *en;
@@ -99,11 +191,49 @@ cef_index_find(const cef_expr_index_t *ix, uint32_t ref, cef_span_t key,
         return -1;
     }
 
-    for (s = h & ix->mask; (e = ix->slots[s]) != 0; s = (s + 1) & ix->mask) {
+    for (s = k.hash & ix->mask; (e = ix->slots[s].entry) != 0;
+         s = (s + 1) & ix->mask)
+    {
+        if (ix->slots[s].hash != k.hash) {
+            continue;
+        }
+
         en = &ix->entries[e - 1];
 
-        if (en->hash == h && en->ref == ref && en->key.len == key.len
-            && (key.len == 0 || memcmp(en->key.data, key.data, key.len) == 0))
+        if (en->word == k.word && en->ref == ref
+            && en->key.len == key.len
+            && (key.len <= 8
+                || memcmp(en->key.data, key.data, key.len) == 0))
+        {
+            return e - 1;
+        }
+    }
+
+    return -1;
+}
+
+
+/* cef_index_find() for a decision: the slots and the hot entries */
+static inline __attribute__((always_inline)) int64_t
+cef_index_lookup(const cef_expr_index_t *ix, uint32_t ref, cef_span_t key,
+    cef_index_key_t k)
+{
+    uint32_t                s, e;
+    const cef_index_hot_t  *h;
+
+    for (s = k.hash & ix->mask; (e = ix->slots[s].entry) != 0;
+         s = (s + 1) & ix->mask)
+    {
+        if (ix->slots[s].hash != k.hash) {
+            continue;
+        }
+
+        h = &ix->hot[e - 1];
+
+        if (h->word == k.word && h->ref == ref && h->len == key.len
+            && (key.len <= 8
+                || memcmp(ix->entries[e - 1].key.data, key.data, key.len)
+                   == 0))
         {
             return e - 1;
         }
@@ -119,11 +249,12 @@ cef_index_entry(cef_index_build_t *b, uint32_t ref, cef_span_t key)
 {
     cef_expr_index_t   *ix = b->ix;
     cef_index_entry_t  *en;
-    uint32_t            h = cef_index_hash(ref, key), i, s, n;
-    uint32_t           *slots;
+    cef_index_key_t     k = cef_index_hash(ref, key);
+    uint32_t            h = k.hash, i, s, n;
+    cef_index_slot_t   *slots;
     int64_t             found;
 
-    found = cef_index_find(ix, ref, key, h);
+    found = cef_index_find(ix, ref, key, k);
     if (found >= 0) {
         return found;
     }
@@ -140,18 +271,19 @@ cef_index_entry(cef_index_build_t *b, uint32_t ref, cef_span_t key)
 
     if (ix->slots == NULL || (ix->nentries + 1) * 2 > ix->mask + 1) {
         n = ix->slots ? (ix->mask + 1) * 2 : 128;
-        slots = calloc(n, sizeof(uint32_t));
+        slots = calloc(n, sizeof(cef_index_slot_t));
         if (slots == NULL) {
             return -1;
         }
 
         for (i = 0; i < ix->nentries; i++) {
-            for (s = ix->entries[i].hash & (n - 1); slots[s];
+            for (s = ix->entries[i].hash & (n - 1); slots[s].entry;
                  s = (s + 1) & (n - 1))
             {
                 /* void */
             }
-            slots[s] = i + 1;
+            slots[s].hash = ix->entries[i].hash;
+            slots[s].entry = i + 1;
         }
 
         free(ix->slots);
@@ -163,13 +295,15 @@ cef_index_entry(cef_index_build_t *b, uint32_t ref, cef_span_t key)
     en->ref = ref;
     en->key = key;
     en->hash = h;
+    en->word = k.word;
     en->first = 0;
     en->n = 0;
 
-    for (s = h & ix->mask; ix->slots[s]; s = (s + 1) & ix->mask) {
+    for (s = h & ix->mask; ix->slots[s].entry; s = (s + 1) & ix->mask) {
         /* void */
     }
-    ix->slots[s] = ++ix->nentries;
+    ix->slots[s].hash = h;
+    ix->slots[s].entry = ++ix->nentries;
 
     return ix->nentries - 1;
 }
@@ -356,6 +490,8 @@ cef_index_file(cef_index_build_t *b)
 {
     cef_expr_index_t  *ix = b->ix;
     cef_index_guard_t *g;
+    cef_index_entry_t *en;
+    cef_index_hot_t   *h;
     uint32_t           i, pos, ref;
     uint8_t           *is_source;
 
@@ -394,6 +530,33 @@ cef_index_file(cef_index_build_t *b)
     }
 
     free(is_source);
+
+    /* the hot entries, on a cache line boundary (aligned_alloc() wants a
+       multiple of the alignment) */
+
+    ix->hot = aligned_alloc(64, ((size_t) ix->nentries
+                                 * sizeof(cef_index_hot_t) + 63) / 64 * 64
+                                + 64);
+    if (ix->hot == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < ix->nentries; i++) {
+        en = &ix->entries[i];
+        h = &ix->hot[i];
+        memset(h, 0, sizeof(cef_index_hot_t));
+        h->word = en->word;
+        h->ref = en->ref;
+        h->len = (uint32_t) en->key.len;
+        h->n = en->n;
+
+        if (en->n <= CEF_INDEX_INLINE) {
+            memcpy(h->post, ix->postings + en->first,
+                   en->n * sizeof(uint32_t));
+        } else {
+            h->post[0] = en->first;
+        }
+    }
 
     return 0;
 }
@@ -482,6 +645,7 @@ cef_expr_index_free(cef_expr_index_t *ix)
     free(ix->always);
     free(ix->need);
     free(ix->entries);
+    free(ix->hot);
     free(ix->slots);
     free(ix->postings);
     free(ix->sources);
@@ -508,6 +672,11 @@ typedef struct {
     cef_expr_eval_t         *ev;
     uint32_t                 ref;
     uint32_t                 ntouched;
+    uint32_t                 nfound;    /* entries found for ref, or
+                                           CEF_INDEX_FOUND + 1: ix_seen
+                                           marks them */
+    uint64_t                 bloom;     /* bit e % 64 of each found */
+    uint32_t                 found[CEF_INDEX_FOUND];
 } cef_index_walk_t;
 
 
@@ -517,27 +686,70 @@ cef_index_key(void *data, cef_span_t key)
     cef_index_walk_t         *w = data;
     const cef_expr_index_t   *ix = w->ix;
     cef_expr_eval_t          *ev = w->ev;
-    const cef_index_entry_t  *en;
+    const cef_index_hot_t    *h;
     const uint32_t           *p, *end;
     uint8_t                  *count;
-    uint32_t                 *touched, n;
+    uint32_t                 *touched, n, i;
+    uint64_t                  bit;
     int64_t                   e;
 
-    e = cef_index_find(ix, w->ref, key, cef_index_hash(w->ref, key));
-    if (e < 0 || ev->ix_seen[e] == ev->ix_gen) {
-        return;                 /* no guard, or a key seen twice */
+    e = cef_index_lookup(ix, w->ref, key, cef_index_hash(w->ref, key));
+    if (e < 0) {
+        return;                 /* no guard */
+    }
+
+    /*
+     * A key seen twice in one value (an array ["a", "a"]) counts once.
+     * The few keys of a value that guards name are told apart by a scan
+     * of those found so far, when a 64-bit filter of their entries says
+     * it may be one of them: no per-entry mark in ev, which would be one
+     * more cache line per key in a cold worker.  Past CEF_INDEX_FOUND
+     * keys, ev->ix_seen marks them (those found so far first).
+     */
+
+    if (w->nfound <= CEF_INDEX_FOUND) {
+        bit = 1ULL << (e & 63);
+
+        if (w->bloom & bit) {
+            for (i = 0; i < w->nfound; i++) {
+                if (w->found[i] == (uint32_t) e) {
+                    return;
+                }
+            }
+        }
+
+        w->bloom |= bit;
+
+        if (w->nfound < CEF_INDEX_FOUND) {
+            w->found[w->nfound++] = (uint32_t) e;
+            goto count;
+        }
+
+        for (i = 0; i < CEF_INDEX_FOUND; i++) {
+            ev->ix_seen[w->found[i]] = ev->ix_gen;
+        }
+
+        w->nfound = CEF_INDEX_FOUND + 1;
+    }
+
+    if (ev->ix_seen[e] == ev->ix_gen) {
+        return;
     }
 
     ev->ix_seen[e] = ev->ix_gen;
-    en = &ix->entries[e];
+
+count:
+
+    h = &ix->hot[e];
 
     /* locals: a store through uint8_t * may alias anything */
 
     count = ev->ix_count;
     touched = ev->ix_touched;
     n = w->ntouched;
+    p = h->n <= CEF_INDEX_INLINE ? h->post : ix->postings + h->post[0];
 
-    for (p = ix->postings + en->first, end = p + en->n; p < end; p++) {
+    for (end = p + h->n; p < end; p++) {
         touched[n] = *p;
         n += count[*p]++ == 0;
     }
@@ -575,6 +787,8 @@ cef_expr_index_candidates(const cef_expr_index_t *ix, cef_expr_eval_t *ev)
 
     for (i = 0; i < ix->nsources; i++) {
         w.ref = ix->sources[i];
+        w.nfound = 0;
+        w.bloom = 0;
         cef_expr_eval_keys(ev, w.ref, cef_index_key, &w);
     }
 

@@ -248,6 +248,7 @@ cef_expr_symtab_add(cef_expr_symtab_t *st, cef_ref_kind_t kind,
     ref->name.data = p + name_off;
     ref->name.len = plen - name_off;
     ref->hash = cef_expr_hash(ref->name.data, ref->name.len);
+    ref->hint = 0;
 
     st->refs[st->nrefs++] = ref;
     st->slots[h] = ref->id + 1;

@@ -6,6 +6,7 @@
  */
 
 #include <stdint.h>
+#include <string.h>
 
 #include "cef_rules_visitor.h"
 
@@ -27,6 +28,52 @@ cef_rules_dict_find(const cef_dict_t *dict, cef_span_t name, uint32_t hash)
 }
 
 
+/*
+ * The dictionary id of a profile reference's attribute.  It is the same
+ * decision after decision while the store keeps its dictionary, so the
+ * id found last is kept in the reference (ref->hint, id + 1) and tried
+ * first: names are unique in a dictionary, so if the id still names this
+ * attribute it is the id; if not (another store generation, another
+ * store with the same rule set, a hint written by another thread), the
+ * dictionary is probed as before.  That saves the probe's hash table
+ * (a cache line per attribute in a cold worker) and its collisions.
+ */
+static int64_t
+cef_rules_visitor_attr_id(const cef_dict_t *dict, const cef_ref_t *ref)
+{
+    uint32_t           h;
+    int64_t            attr;
+    const cef_span_t  *e;
+
+    if (dict == NULL) {
+        return -1;
+    }
+
+    h = __atomic_load_n(&ref->hint, __ATOMIC_RELAXED);
+
+    if (h != 0 && h <= dict->names.n) {
+        e = &dict->names.s[h - 1];
+
+        if (e->len == ref->name.len
+            && (e->len == 0 || memcmp(e->data, ref->name.data, e->len) == 0))
+        {
+            return h - 1;
+        }
+    }
+
+    attr = cef_rules_dict_find(dict, ref->name, ref->hash);
+
+    if (attr >= 0 && attr < UINT32_MAX) {
+        /* the reference is the rule set's, shared by every decision with
+           it; only this hint is ever written */
+        __atomic_store_n((uint32_t *) &ref->hint, (uint32_t) attr + 1,
+                         __ATOMIC_RELAXED);
+    }
+
+    return attr;
+}
+
+
 void
 cef_rules_visitor_init(cef_rules_visitor_t *vis,
     const cef_profile_t *profile, int visitor_new, cef_span_t key_type)
@@ -40,41 +87,68 @@ cef_rules_visitor_init(cef_rules_visitor_t *vis,
 }
 
 
-/* One pass over the profile: where each attribute's value starts. */
+/*
+ * One pass over the profile: where each attribute's value starts.  The
+ * values are checked as cef_value_decode() checks them, so a profile
+ * malformed anywhere in its first CEF_RULES_VISITOR_INDEX attributes is
+ * as absent as it was when this pass decoded them all, and the lookups'
+ * decoding cannot fail.
+ */
 static void
 cef_rules_visitor_index(cef_rules_visitor_t *vis)
 {
     const cef_profile_t  *p = vis->profile;
-    size_t                pos = 0;
+    const uint8_t        *a = p->attrs;
+    const cef_strtab_t   *strs = &p->dict->strs;
+    size_t                pos = 0, len = p->attrs_len;
+    uint32_t              n = 0;
     uint64_t              attr;
 
-    vis->nindex = 0;
     vis->partial = 0;
     vis->indexed = 1;
+    memset(vis->at, 0, sizeof(vis->at));
 
-    while (pos < p->attrs_len) {
-        if (vis->nindex == CEF_RULES_VISITOR_INDEX) {
-            vis->partial = 1;
-            return;
-        }
-
-        if (cef_value_decode_uint(p->attrs, p->attrs_len, &pos, &attr) != 0
-            || attr > UINT32_MAX || pos > UINT32_MAX)
-        {
-            vis->indexed = 2;
-            return;
-        }
-
-        if (cef_value_decode(p->attrs, p->attrs_len, &pos, &p->dict->strs,
-                             &vis->values[vis->nindex]) != 0)
-        {
-            vis->indexed = 2;
-            return;
-        }
-
-        vis->attrs[vis->nindex] = (uint32_t) attr;
-        vis->nindex++;
+    if (len > UINT32_MAX) {
+        vis->indexed = 2;
+        return;
     }
+
+    while (pos < len) {
+        if (n == CEF_RULES_VISITOR_INDEX) {
+            vis->partial = 1;
+            break;
+        }
+
+        /* attribute ids are small: one byte, a positive fixint, as a
+           rule; cef_value_decode_uint() for the others */
+
+        if (a[pos] <= 0x7f) {
+            attr = a[pos++];
+
+        } else if (cef_value_decode_uint(a, len, &pos, &attr) != 0
+                   || attr > UINT32_MAX)
+        {
+            vis->indexed = 2;
+            break;
+        }
+
+        vis->attrs[n] = (uint32_t) attr;
+        vis->offs[n] = (uint32_t) pos;
+
+        if (attr < CEF_RULES_VISITOR_INDEX && vis->at[attr] == 0) {
+            vis->at[attr] = (uint8_t) (n + 1);      /* the first, as the
+                                                       search finds */
+        }
+
+        if (cef_value_skip(a, len, &pos, strs) != 0) {
+            vis->indexed = 2;
+            break;
+        }
+
+        n++;
+    }
+
+    vis->nindex = n;
 }
 
 
@@ -84,6 +158,7 @@ cef_rules_visitor_attr(cef_rules_visitor_t *vis, uint32_t attr,
 {
     const cef_profile_t  *p = vis->profile;
     uint32_t              lo, hi, mid;
+    size_t                pos;
 
     if (!vis->indexed) {
         cef_rules_visitor_index(vis);
@@ -91,6 +166,23 @@ cef_rules_visitor_attr(cef_rules_visitor_t *vis, uint32_t attr,
 
     if (vis->indexed == 2) {
         return 0;
+    }
+
+    /* the dictionary numbers names from 0 as it meets them: the
+       attributes of most stores are below 64, found without a search */
+
+    if (attr < CEF_RULES_VISITOR_INDEX) {
+        lo = vis->at[attr];
+
+        if (lo) {
+            pos = vis->offs[lo - 1];
+            return cef_value_decode(p->attrs, p->attrs_len, &pos,
+                                    &p->dict->strs, out) == 0;
+        }
+
+        if (!vis->partial) {
+            return 0;
+        }
     }
 
     lo = 0;
@@ -107,8 +199,9 @@ cef_rules_visitor_attr(cef_rules_visitor_t *vis, uint32_t attr,
     }
 
     if (lo < vis->nindex && vis->attrs[lo] == attr) {
-        *out = vis->values[lo];
-        return 1;
+        pos = vis->offs[lo];
+        return cef_value_decode(p->attrs, p->attrs_len, &pos, &p->dict->strs,
+                                out) == 0;
     }
 
     /* beyond the index: the profile's own (linear) lookup */
@@ -136,7 +229,7 @@ cef_rules_visitor_lookup(void *data, const cef_ref_t *ref, cef_value_t *out)
             return 0;
         }
 
-        attr = cef_rules_dict_find(vis->profile->dict, ref->name, ref->hash);
+        attr = cef_rules_visitor_attr_id(vis->profile->dict, ref);
         if (attr < 0) {
             return 0;
         }

@@ -12,7 +12,8 @@
  * Attribute names are not hashed per request: a reference's hash
  * (cef_ref_t.hash, FNV-1a) is the store dictionary's hash
  * (cef_dict_hash()), so the dictionary is probed with the hash computed
- * when the rules were compiled.
+ * when the rules were compiled, and only when the id the reference kept
+ * from the last decision (cef_ref_t.hint) no longer names its attribute.
  */
 
 #ifndef CEF_RULES_VISITOR_H
@@ -31,18 +32,22 @@ typedef struct {
     cef_span_t            key_type;     /* empty if not recognised (null) */
 
     /*
-     * The first CEF_RULES_VISITOR_INDEX attributes, decoded by the first
-     * profile lookup in one pass over the profile (which has to decode
-     * them to find where each starts), so that further lookups decode
-     * nothing.  Zeroed (or set up by cef_rules_visitor_init()) before the
-     * first lookup; stale once profile changes: call
-     * cef_rules_visitor_init() again.
+     * Where the first CEF_RULES_VISITOR_INDEX attributes start, found by
+     * the first profile lookup in one pass over the profile that steps
+     * over the values (cef_value_skip(): checked, not decoded), so that a
+     * lookup decodes only the value it asks for: a rule set reading 8 of
+     * a profile's 18 attributes decodes those 8, and no interned string
+     * of the others is read from the dictionary.  Zeroed (or set up by
+     * cef_rules_visitor_init()) before the first lookup; stale once
+     * profile changes: call cef_rules_visitor_init() again.
      */
     uint32_t              nindex;       /* entries, once built */
     uint8_t               indexed;      /* 0: not built yet; 2: malformed */
     uint8_t               partial;      /* more attributes than entries */
     uint32_t              attrs[CEF_RULES_VISITOR_INDEX];  /* ascending */
-    cef_value_t           values[CEF_RULES_VISITOR_INDEX];
+    uint32_t              offs[CEF_RULES_VISITOR_INDEX];   /* in attrs */
+    uint8_t               at[CEF_RULES_VISITOR_INDEX];     /* attribute
+                                           id < 64: 1 + its entry, 0 */
 } cef_rules_visitor_t;
 
 

@@ -16,6 +16,10 @@
  *   bench_realistic time N          median ns per decision at N rules
  *   bench_realistic callgrind N C   C decisions at N rules, callgrind
  *                                   collection on around them only
+ *   bench_realistic cold N C        the same, each decision after 8 MB of
+ *                                   other data went through the caches:
+ *                                   with --cache-sim=yes, the cache lines a
+ *                                   decision misses in a cold worker
  *   bench_realistic compile N [R]   compile time of N such rules (wall
  *                                   clock and the thread's CPU time,
  *                                   median of R runs, 3 by default;
@@ -41,6 +45,8 @@
 
 
 #define NOW        1795438800
+#define COLD_BYTES (8u << 20)    /* more than the LL cache callgrind
+                                    simulates */
 #define NPROFILES  4096
 #define NSEGS      120
 #define NCATS      20
@@ -474,11 +480,13 @@ main(int argc, char **argv)
     uint32_t         nrules, i, j, count;
     uint64_t         sink = 0;
     double           batch[101], cpu[101], t0, c0;
+    uint8_t         *cold;
     char            *yaml;
     size_t           len;
 
     if (argc < 3) {
         fprintf(stderr, "usage: bench_realistic time N | callgrind N COUNT "
+                "| cold N COUNT "
                 "| compile N | yaml N | stats N\n");
         return 2;
     }
@@ -534,6 +542,32 @@ main(int argc, char **argv)
 
         printf("%u decisions (%.2f slots filled)\n", count,
                (double) sink / (count + NPROFILES));
+        return 0;
+    }
+
+    if (strcmp(argv[1], "cold") == 0) {
+        count = argc > 3 ? (uint32_t) strtoul(argv[3], NULL, 10) : 2000;
+        cold = malloc(COLD_BYTES);
+        if (cold == NULL) {
+            return 1;
+        }
+        memset(cold, 1, COLD_BYTES);
+
+        for (i = 0; i < count; i++) {
+            /* what a worker's caches hold after the kernel's TCP work
+               and nginx's own: other data (run with --cache-sim=yes) */
+            for (j = 0; j < COLD_BYTES; j += 64) {
+                sink += cold[j]++;
+            }
+
+            CALLGRIND_TOGGLE_COLLECT;
+            sink += decide(&b, &st, (i * 7919u) % NPROFILES);
+            CALLGRIND_TOGGLE_COLLECT;
+        }
+
+        printf("%u decisions after evicting the caches (%llu)\n", count,
+               (unsigned long long) sink);
+        free(cold);
         return 0;
     }
 

@@ -19,6 +19,18 @@
  *
  * every fifth rule set has few guards, so that decisions without the
  * index (cef_rules_candidates() NULL) are checked the same way.
+ *
+ * Each visitor is also stored as cef-sync stores it (lib/writer's
+ * encoder: interned names and strings) and decided again reading that
+ * profile in place through cef_rules_visitor_lookup(), the lookup nginx
+ * uses (attributes found by cef_value_skip(), decoded on use): the same
+ * choices and candidates.  Some of the stored visitors carry 70 other
+ * attributes first, so that attribute ids above 63 (searched, not looked
+ * up directly) and profiles longer than the visitor's index (the rest
+ * read by cef_profile_get_attr()) are decided too.  Every stored visitor
+ * has a dictionary of its own, numbering the names as its attributes come,
+ * so the id a reference kept from the previous visitor (cef_ref_t.hint)
+ * often names another attribute here and must be checked, not trusted.
  */
 
 #include <stdarg.h>
@@ -30,8 +42,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <msgpack.h>
+
 #include "cef_decision.h"
+#include "cef_encode.h"
 #include "cef_rules.h"
+#include "cef_rules_visitor.h"
 #include "cef_persona.h"
 
 
@@ -48,6 +64,16 @@ static unsigned  seed = 22;
 #define RND(n)  (seed = seed * 1103515245 + 12345, (int) ((seed >> 16) % (n)))
 
 
+/*
+ * Key names: short ones, and every third one longer than 8 bytes, so
+ * that the index compares keys both ways (by word, and byte by byte).
+ */
+static const char  *key_names[] = { "k0", "k1", "k2_is_a_long_key", "k3",
+                                    "k4", "k5_is_a_long_key" };
+
+#define KN(k)  key_names[k]
+
+
 /* one conjunct: guards, and look-alikes that are not guards (only those
    when few is set: an index with too few guards is not used) */
 static size_t
@@ -58,25 +84,26 @@ conjunct(char *buf, size_t cap, int few)
          j = RND(IX_KEYS);
 
     switch (few ? not_guards[RND(7)] : RND(14)) {
-    case 0:  return (size_t) snprintf(buf, cap, "\"k%d\" in profile.a%d", k, a);
-    case 1:  return (size_t) snprintf(buf, cap, "profile.a%d == \"k%d\"", a, k);
-    case 2:  return (size_t) snprintf(buf, cap, "\"k%d\" == profile.a%d", k, a);
-    case 3:  return (size_t) snprintf(buf, cap, "profile.a%d.k%d >= 0.5", a, k);
-    case 4:  return (size_t) snprintf(buf, cap, "profile.a%d.k%d == 1", a, k);
-    case 5:  return (size_t) snprintf(buf, cap, "profile.a%d.k%d != 1", a, k);
-    case 6:  return (size_t) snprintf(buf, cap, "profile.a%d.k%d == null", a,
-                                      k);
-    case 7:  return (size_t) snprintf(buf, cap, "profile.a%d != \"k%d\"", a, k);
-    case 8:  return (size_t) snprintf(buf, cap, "profile.a%d contains \"k%d\"",
-                                      a, k);
-    case 9:  return (size_t) snprintf(buf, cap, "not (\"k%d\" in profile.a%d)",
-                                      k, a);
-    case 10: return (size_t) snprintf(buf, cap, "(\"k%d\" in profile.a%d or "
-                                      "profile.a%d == \"k%d\")", k, a, b, j);
+    case 0:  return (size_t) snprintf(buf, cap, "\"%s\" in profile.a%d", KN(k), a);
+    case 1:  return (size_t) snprintf(buf, cap, "profile.a%d == \"%s\"", a, KN(k));
+    case 2:  return (size_t) snprintf(buf, cap, "\"%s\" == profile.a%d", KN(k), a);
+    case 3:  return (size_t) snprintf(buf, cap, "profile.a%d.%s >= 0.5", a, KN(k));
+    case 4:  return (size_t) snprintf(buf, cap, "profile.a%d.%s == 1", a, KN(k));
+    case 5:  return (size_t) snprintf(buf, cap, "profile.a%d.%s != 1", a, KN(k));
+    case 6:  return (size_t) snprintf(buf, cap, "profile.a%d.%s == null", a,
+                                      KN(k));
+    case 7:  return (size_t) snprintf(buf, cap, "profile.a%d != \"%s\"", a, KN(k));
+    case 8:  return (size_t) snprintf(buf, cap, "profile.a%d contains \"%s\"",
+                                      a, KN(k));
+    case 9:  return (size_t) snprintf(buf, cap, "not (\"%s\" in profile.a%d)",
+                                      KN(k), a);
+    case 10: return (size_t) snprintf(buf, cap, "(\"%s\" in profile.a%d or "
+                                      "profile.a%d == \"%s\")", KN(k), a, b,
+                                      KN(j));
     case 11: return (size_t) snprintf(buf, cap, "profile.n > %d", RND(6));
-    case 12: return (size_t) snprintf(buf, cap, "0.5 < profile.a%d.k%d", a, k);
-    default: return (size_t) snprintf(buf, cap, "\"k%d\" not in profile.a%d",
-                                      k, a);
+    case 12: return (size_t) snprintf(buf, cap, "0.5 < profile.a%d.%s", a, KN(k));
+    default: return (size_t) snprintf(buf, cap, "\"%s\" not in profile.a%d",
+                                      KN(k), a);
     }
 }
 
@@ -143,22 +170,45 @@ make_rules(int nrules, int weighted, int few, size_t *len)
 }
 
 
-/* a visitor whose attributes have any type, keys repeated at times */
+/* a stored copy of a visitor: its attributes as msgpack, for the
+   encoder (name, value) */
+typedef struct {
+    msgpack_sbuffer  sb[IX_ATTRS + 1];
+    char             name[IX_ATTRS + 1][8];
+    int              n;
+} packed_t;
+
+
+static msgpack_packer *
+pack_begin(packed_t *pk, msgpack_packer *mp, const char *name)
+{
+    snprintf(pk->name[pk->n], sizeof(pk->name[0]), "%s", name);
+    msgpack_sbuffer_init(&pk->sb[pk->n]);
+    msgpack_packer_init(mp, &pk->sb[pk->n], msgpack_sbuffer_write);
+    pk->n++;
+    return mp;
+}
+
+
+/* a visitor whose attributes have any type, keys repeated at times; pk
+   receives the same attributes packed */
 static cef_persona_t *
-make_visitor(void)
+make_visitor(packed_t *pk)
 {
     cef_persona_t  *p = cef_persona_create();
     cef_span_t      keys[8];
     double          nums[8];
-    static char     names[IX_KEYS][16];
-    char            path[32], s[16];
-    int             a, i, n;
+    static char     names[IX_KEYS][24];
+    char            path[32], s[24];
+    int             a, i, k, n;
+    msgpack_packer  mp;
     static const double  scores[] = { 0, 0.5, 0.7, 1 };
 
     assert_non_null(p);
+    pk->n = 0;
 
     for (i = 0; i < IX_KEYS; i++) {
-        snprintf(names[i], sizeof(names[i]), "k%d", i);
+        snprintf(names[i], sizeof(names[i]), "%s", KN(i));
     }
 
     for (a = 0; a < IX_ATTRS; a++) {
@@ -166,7 +216,8 @@ make_visitor(void)
         n = RND(5);
 
         for (i = 0; i < n; i++) {
-            keys[i] = (cef_span_t) { names[RND(IX_KEYS)], 2 };
+            k = RND(IX_KEYS);
+            keys[i] = (cef_span_t) { names[k], strlen(names[k]) };
             nums[i] = scores[RND(4)];
         }
 
@@ -174,28 +225,112 @@ make_visitor(void)
         case 0:
             break;                              /* missing */
         case 1:
-            snprintf(s, sizeof(s), "k%d", RND(IX_KEYS));
-            assert_int_equal(cef_persona_set_str(p, path, s, 2), 0);
+            snprintf(s, sizeof(s), "%s", KN(RND(IX_KEYS)));
+            assert_int_equal(cef_persona_set_str(p, path, s, strlen(s)), 0);
+            pack_begin(pk, &mp, path + 8);
+            msgpack_pack_str(&mp, strlen(s));
+            msgpack_pack_str_body(&mp, s, strlen(s));
             break;
         case 2:
-            assert_int_equal(cef_persona_set_num(p, path, RND(3)), 0);
+            i = RND(3);
+            assert_int_equal(cef_persona_set_num(p, path, i), 0);
+            msgpack_pack_int(pack_begin(pk, &mp, path + 8), i);
             break;
         case 3:
         case 4:
             assert_int_equal(cef_persona_set_array(p, path, keys,
                                                    (size_t) n), 0);
+            msgpack_pack_array(pack_begin(pk, &mp, path + 8), (size_t) n);
+            for (i = 0; i < n; i++) {
+                msgpack_pack_str(&mp, keys[i].len);
+                msgpack_pack_str_body(&mp, keys[i].data, keys[i].len);
+            }
             break;
         default:
             assert_int_equal(cef_persona_set_map(p, path, keys, nums,
                                                  (size_t) n), 0);
+            msgpack_pack_map(pack_begin(pk, &mp, path + 8), (size_t) n);
+            for (i = 0; i < n; i++) {
+                msgpack_pack_str(&mp, keys[i].len);
+                msgpack_pack_str_body(&mp, keys[i].data, keys[i].len);
+                msgpack_pack_double(&mp, nums[i]);
+            }
         }
     }
 
     if (RND(4)) {
-        assert_int_equal(cef_persona_set_num(p, "profile.n", RND(8)), 0);
+        i = RND(8);
+        assert_int_equal(cef_persona_set_num(p, "profile.n", i), 0);
+        msgpack_pack_int(pack_begin(pk, &mp, "n"), i);
     }
 
     return p;
+}
+
+
+/*
+ * The visitor as cef-sync stores it: a fresh encoder (so a dictionary of
+ * this profile's names only), filler attributes first when many is set
+ * (ids 0..69: the visitor's own above 63, the profile longer than the
+ * visitor's index).
+ */
+typedef struct {
+    cef_encode_t   enc;
+    cef_dict_t     dict;
+    cef_profile_t  profile;
+} stored_t;
+
+
+static void
+store_visitor(stored_t *st, packed_t *pk, int many)
+{
+    msgpack_unpacked  u;
+    msgpack_object    o;
+    char              name[16];
+    uint16_t          hint = 0;
+    int               i;
+
+    memset(st, 0, sizeof(*st));
+    assert_int_equal(cef_encode_init(&st->enc), 0);
+    cef_encode_begin(&st->enc);
+
+    for (i = 0; many && i < 70; i++) {
+        snprintf(name, sizeof(name), "f%d", i);
+        o.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o.via.u64 = (uint64_t) i;
+        assert_int_equal(cef_encode_attr(&st->enc, name, strlen(name), &o),
+                         0);
+    }
+
+    msgpack_unpacked_init(&u);
+
+    for (i = 0; i < pk->n; i++) {
+        assert_int_equal(msgpack_unpack_next(&u, pk->sb[i].data,
+                                             pk->sb[i].size, NULL),
+                         MSGPACK_UNPACK_SUCCESS);
+        assert_int_equal(cef_encode_attr(&st->enc, pk->name[i],
+                                         strlen(pk->name[i]), &u.data), 0);
+        msgpack_sbuffer_destroy(&pk->sb[i]);
+    }
+
+    msgpack_unpacked_destroy(&u);
+
+    assert_int_equal(cef_encode_profile(&st->enc, &hint, 1, "v", 1), 0);
+
+    st->dict.names = st->enc.names.tab;
+    st->dict.strs = st->enc.strs.tab;
+    assert_int_equal(cef_dict_index(&st->dict), 0);
+    assert_int_equal(cef_profile_parse((const uint8_t *) st->enc.blob.data,
+                                       st->enc.blob.size, &st->dict,
+                                       &st->profile), 0);
+}
+
+
+static void
+stored_free(stored_t *st)
+{
+    free(st->dict.names_hash);
+    cef_encode_free(&st->enc);
 }
 
 
@@ -278,7 +413,11 @@ test_index_matches_definition(void **state)
     cef_rules_choice_t     choices[IX_SLOTS];
     cef_decision_input_t   in;
     want_t                 w;
-    uint64_t               skipped = 0, total = 0;
+    packed_t               pk;
+    stored_t               st;
+    cef_rules_visitor_t    vis;
+    cef_expr_ctx_t         sctx;
+    uint64_t               skipped = 0, total = 0, stored = 0;
     int                    indexed = 0, unindexed = 0;
 
     (void) state;
@@ -310,7 +449,7 @@ test_index_matches_definition(void **state)
         nr = cef_rules_nrules(rs);
 
         for (v = 0; v < IX_VISITORS; v++) {
-            p = make_visitor();
+            p = make_visitor(&pk);
 
             memset(&ctx, 0, sizeof(ctx));
             ctx.lookup = cef_persona_lookup;
@@ -387,6 +526,47 @@ test_index_matches_definition(void **state)
                 }
             }
 
+            /* 4: the same visitor stored, read in place as nginx reads
+               it: the same decision */
+
+            store_visitor(&st, &pk, RND(3) == 0);
+            cef_rules_visitor_init(&vis, &st.profile, 0,
+                                   cef_span_lit("customer"));
+            memset(&sctx, 0, sizeof(sctx));
+            sctx.lookup = cef_rules_visitor_lookup;
+            sctx.data = &vis;
+            sctx.now = NOW;
+
+            (void) cef_decision_make(rs, ev, &sctx, &in, d);
+            stored++;
+
+            for (s = 0; s < IX_SLOTS; s++) {
+                if (weighted && s == 1) {
+                    continue;
+                }
+
+                if (d->choices[s].offer != w.offer[s]
+                    || d->choices[s].rule != w.rule[s])
+                {
+                    fail_msg("round %d visitor %d slot s%u, stored: "
+                             "decision %d/%d, definition %d/%d", round, v,
+                             s, (int) d->choices[s].offer,
+                             (int) d->choices[s].rule, (int) w.offer[s],
+                             (int) w.rule[s]);
+                }
+            }
+
+            if (weighted) {
+                c = cef_decision_candidates(d, 1);
+                assert_int_equal(d->slots[1].candidates, w.ncands);
+
+                for (i = 0; i < w.ncands; i++) {
+                    assert_int_equal(c[i].offer->index, w.cand_offer[i]);
+                    assert_int_equal(c[i].rule, w.cand_rule[i]);
+                }
+            }
+
+            stored_free(&st);
             cef_persona_free(p);
         }
 
@@ -400,10 +580,97 @@ test_index_matches_definition(void **state)
 
     print_message("  %llu of %llu rule evaluations left out by the index; "
                   "%d decisions with the index, %d without (too few "
-                  "guards)\n", (unsigned long long) skipped,
-                  (unsigned long long) total, indexed, unindexed);
+                  "guards); %llu decided again from stored profiles\n",
+                  (unsigned long long) skipped, (unsigned long long) total,
+                  indexed, unindexed, (unsigned long long) stored);
     assert_true(skipped * 5 > total);
     assert_true(indexed > 0 && unindexed > 0);
+}
+
+
+/*
+ * A value holding many guarded keys, each twice: every key counts once
+ * whether it is told apart by the scan of the first keys found or by the
+ * marks past them, so each rule `"kN" in profile.s` whose key is there is
+ * a candidate (counted twice, it would not be: its count would pass its
+ * single guard).
+ */
+static void
+test_keys_repeated_in_a_long_value(void **state)
+{
+    char                 *y, line[512];
+    size_t                cap = 65536, n = 0;
+    int                   i, round;
+    uint32_t              r;
+    cef_rules_t          *rs;
+    cef_rules_errors_t    errs;
+    cef_expr_eval_t      *ev;
+    cef_persona_t        *p;
+    cef_expr_ctx_t        ctx;
+    const uint64_t       *cand;
+    cef_span_t            keys[80];
+    static char           names[70][16];
+
+    (void) state;
+
+    y = malloc(cap);
+    assert_non_null(y);
+
+    n += (size_t) snprintf(y + n, cap - n, "version: 1\noffers:\n"
+                           "  o: {slot: s, html: x}\nrules:\n");
+
+    for (i = 0; i < 70; i++) {
+        snprintf(names[i], sizeof(names[i]), "k%d", i);
+        n += (size_t) snprintf(y + n, cap - n, "  - name: r%d\n"
+                               "    when: '\"k%d\" in profile.s'\n"
+                               "    show: o\n", i, i);
+    }
+
+    if (cef_rules_load_buffer("rep.yaml", y, n, &rs, &errs) != 0) {
+        cef_rules_error_format(&errs, 0, line, sizeof(line));
+        fail_msg("%s", line);
+    }
+    cef_rules_errors_free(&errs);
+    free(y);
+
+    ev = cef_rules_eval_create(rs);
+    assert_non_null(ev);
+
+    /* 40 keys, then the same 40 again (round 0); 20 keys, then the same
+       20 again: all within the scan (round 1) */
+
+    for (round = 0; round < 2; round++) {
+        int  nk = round ? 20 : 40;
+
+        for (i = 0; i < 2 * nk; i++) {
+            keys[i] = (cef_span_t) { names[i % nk], strlen(names[i % nk]) };
+        }
+
+        p = cef_persona_create();
+        assert_non_null(p);
+        assert_int_equal(cef_persona_set_array(p, "profile.s", keys,
+                                               (size_t) (2 * nk)), 0);
+
+        memset(&ctx, 0, sizeof(ctx));
+        ctx.lookup = cef_persona_lookup;
+        ctx.data = p;
+        ctx.now = NOW;
+
+        cef_expr_eval_reset(ev, &ctx);
+        cand = cef_rules_candidates(rs, ev);
+        assert_non_null(cand);
+
+        for (r = 0; r < 70; r++) {
+            /* file order is plan order: all priorities are 0 */
+            assert_int_equal((int) (cand[r / 64] >> (r % 64) & 1),
+                             (int) r < nk);
+        }
+
+        cef_persona_free(p);
+    }
+
+    cef_expr_eval_free(ev);
+    cef_rules_free(rs);
 }
 
 
@@ -412,6 +679,7 @@ main(void)
 {
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_index_matches_definition),
+        cmocka_unit_test(test_keys_repeated_in_a_long_value),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
