@@ -328,7 +328,8 @@ class SyncLoop:
             p = self.procs.start(["nice", "-n", str(self.nice),
                                   str(bl.CEF_SYNC), "load", "--quiet",
                                   "--store", self.st["store"], "--secret",
-                                  self.st["secret"], self.st["snapshot"]])
+                                  self.st["secret"]] + bl.sync_access()
+                                 + [self.st["snapshot"]])
             rc = p.wait()
             self.procs.procs.remove(p)
             if rc != 0:
@@ -355,7 +356,8 @@ def under_sync(a, procs, ports, cookies_file, st, idle, idle1):
                        str(seq0 + 1), "1000000000"], stdout=subprocess.PIPE)
     app = procs.start(["nice", "-n", str(a.sync_nice), str(bl.CEF_SYNC),
                        "apply", "--quiet", "--store", st["store"],
-                       "--secret", st["secret"], "-"], stdin=gen.stdout)
+                       "--secret", st["secret"]] + bl.sync_access() + ["-"],
+                      stdin=gen.stdout)
     gen.stdout.close()
     t = time.monotonic()
     w = bl.wrk(ports[5], "/index.html", cookies_file, seconds,

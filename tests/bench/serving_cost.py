@@ -265,7 +265,8 @@ def publish_weights(st):
                      + "\n")
     subprocess.run([str(bl.BUILD / "cef-sync"), "apply", "--quiet",
                     "--store", str(st["store"]), "--secret",
-                    str(st["secret"]), str(delta)], check=True,
+                    str(st["secret"])] + bl.sync_access() + [str(delta)],
+                   check=True,
                    capture_output=True, timeout=120)
 
 
@@ -391,7 +392,7 @@ worker_processes 1;
 error_log %s/error.log error;
 pid %s/nginx.pid;
 events { worker_connections 64; }
-""" % ("user root root;" if os.geteuid() == 0 else "", a.work, a.work)
+""" % (bl.nginx_user(), a.work, a.work)
     conf = CONF % dict(kw, common=common)
     (a.work / "nginx.conf").write_text(conf)
     res = {}
