@@ -46,8 +46,9 @@ def strip_markers(page):
     return out.replace("<!--/cef:slot-->", "")
 
 
-def make_page():
-    """A 12 KB shop page with 3 slots (deterministic)."""
+def make_page(size=PAGE_SIZE):
+    """A shop page of size bytes (12 KB by default) with 3 slots, near the
+    top, in the middle and near the end (deterministic)."""
     head = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>Outdoor shop</title>\n"
             "<link rel=\"stylesheet\" href=\"/shop.css\"></head>\n<body>\n"
@@ -63,7 +64,7 @@ def make_page():
             "</body></html>\n" % DEFAULTS["sidebar"])
     rng = random.Random(12)
     items = []
-    size = len(head) + len(tail)
+    used = len(head) + len(tail)
     i = 0
     while True:
         item = ("<article class=\"product\" data-sku=\"SKU-%05d\"><a href="
@@ -75,15 +76,15 @@ def make_page():
                    rng.choice(["boots", "jacket", "backpack", "tent",
                                "gloves"]), rng.randrange(20, 400),
                    rng.randrange(100)))
-        if size + len(item) > PAGE_SIZE:
+        if used + len(item) > size:
             break
         items.append(item)
-        size += len(item)
+        used += len(item)
         i += 1
     page = head + "".join(items) + tail
-    page = page.replace("</footer>", " " * (PAGE_SIZE - len(page))
+    page = page.replace("</footer>", " " * (size - len(page))
                         + "</footer>", 1)
-    assert len(page) == PAGE_SIZE
+    assert len(page) == size
     return page
 
 
