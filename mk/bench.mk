@@ -28,7 +28,7 @@
 # Generated stores are kept in build/bench-data and reused while their
 # parameters match.
 
-DEB_PKGS += libnginx-mod-http-lua lua-resty-core gnuplot-nox valgrind \
+DEB_PKGS += libnginx-mod-http-lua lua-resty-core gnuplot-nox valgrind strace \
             linux-perf
 
 CEF_BENCH  := $(BUILD)/bench/cef-bench
