@@ -7,7 +7,7 @@ An independent measurement found sub_filter (3 fixed substitutions) at
 0.75 x plain static and a one-pass ngx.re.gsub Lua peer at 0.47 x, where
 make bench reports about 0.50 x and 0.28 x.  This measures plain static,
 sub_filter, the Lua peer and the module (make bench's servers 1, 2, 3 and
-5) in one nginx (one worker pinned to CPU 0, wrk -t1 on CPU 1), under
+5, exactly as make bench configures them) in one nginx (one worker pinned to CPU 0, wrk -t1 on CPU 1), under
 make bench's setup and under each factor changed alone:
 
   64 connections     instead of 16
@@ -15,17 +15,18 @@ make bench's setup and under each factor changed alone:
              is: an access log written to a file, no open_file_cache
              (also: plain static alone so, the peers as in make bench)
   sendfile off         every server (also: plain static alone, make
-             bench's server 6); sub_filter then rewrites the body in
-             memory, where with sendfile on it sends the unchanged
-             stretches with sendfile(2) between writev(2)s
+             bench's server 6); make bench's sub_filter has it off already
   1 cookie, 100 visitors   the signed customer key alone and 100 visitors,
              instead of three cookies and 200 000 rotating visitors
-  page 4 KB, page 48 KB    instead of 12 KB, the same three slots (48 KB
-             also with sendfile off everywhere)
+  page 4 KB, page 48 KB    instead of 12 KB, the same three slots
   Lua: fixed table     the Lua peer as the issue names it: one
              ngx.re.gsub with a fixed table of offers, no profile and no
              rules, instead of ours (the module's rule file, a profile from
              a shared dict)
+  sub_filter: sendfile on  sub_filter as a stock configuration runs it
+             (make bench's before 2026-12-07): nginx then sends the
+             unchanged stretches of the file with sendfile(2) between
+             writev(2)s of the substitutions; at 12 KB and at 48 KB
   combined   64 connections, ordinary configuration, sendfile off, Lua
              with a fixed table: the factors that raise the ratios
 
@@ -69,7 +70,8 @@ PAGES = {"index.html": wl.PAGE_SIZE, "p4k.html": 4096, "p48k.html": 49152}
 # access log, no open_file_cache), "sub+nosf" (sendfile off), "sub+o+nosf".
 KINDS = {
     "plain": "plain static (make bench's 1)",
-    "sub": "sub_filter, 3 fixed substitutions (2)",
+    "sub": "sub_filter, 3 fixed substitutions, sendfile off (2)",
+    "subsf": "sub_filter, 3 fixed substitutions, sendfile on",
     "lua": "OpenResty-style Lua, our rules (3)",
     "cef": "module personalising (5)",
     "luafix": "Lua, one ngx.re.gsub with a fixed table",
@@ -147,12 +149,14 @@ def kind(server):
 
 def server_block(server, port, work, cef_server):
     k, opts = kind(server), server.split("+")[1:]
+    subs = "\n".join("            sub_filter '%s' '%s';"
+                     % (wl.DEFAULTS[s], wl.SUBSTITUTIONS[s])
+                     for s in wl.SLOTS)
     body = {"plain": "",
             "sub": "        location / {\n%s\n            sub_filter_once on;"
-                   "\n        }\n" % "\n".join(
-                       "            sub_filter '%s' '%s';"
-                       % (wl.DEFAULTS[s], wl.SUBSTITUTIONS[s])
-                       for s in wl.SLOTS),
+                   "\n            sendfile off;\n        }\n" % subs,
+            "subsf": "        location / {\n%s\n            sub_filter_once "
+                     "on;\n        }\n" % subs,
             "lua": LUA, "luafix": LUA_FIXED,
             "cef": cef_server + "        location / {\n            cef on;\n"
                                 "        }\n"}[k]
@@ -175,6 +179,11 @@ def conditions():
         return {r: f(r) for r in ROLES}
 
     base = each(run)
+
+    def nosf(r):
+        # make bench's sub_filter has sendfile off in its location already
+        return r if r == "sub" else r + "+nosf"
+
     return [
         ("make bench", "16 connections, 3 cookies × 200 000 visitors, "
          "12 KB page, make bench's configuration, our Lua", base),
@@ -185,7 +194,7 @@ def conditions():
         ("ordinary, plain only", "plain static as above, the peers as in "
          "make bench", dict(base, plain=run("plain+o"))),
         ("sendfile off", "every server: sendfile off",
-         each(lambda r: run(r + "+nosf"))),
+         each(lambda r: run(nosf(r)))),
         ("sendfile off, plain only", "plain static without sendfile (make "
          "bench's server 6), the peers as in make bench",
          dict(base, plain=run("plain+nosf"))),
@@ -195,13 +204,18 @@ def conditions():
          each(lambda r: run(r, page="p4k.html"))),
         ("page 48 KB", "the same 3 slots",
          each(lambda r: run(r, page="p48k.html"))),
-        ("page 48 KB, sendfile off", "the same 3 slots; every server: "
-         "sendfile off", each(lambda r: run(r + "+nosf", page="p48k.html"))),
         ("Lua: fixed table", "one ngx.re.gsub with a fixed table of offers, "
          "no profile, no rules", dict(base, lua=run("luafix"))),
+        ("sub_filter: sendfile on", "sub_filter without its `sendfile off` "
+         "(make bench's server 2 before 2026-12-07)",
+         dict(base, sub=run("subsf"))),
+        ("sub_filter: sendfile on, page 48 KB", "the same at 48 KB",
+         dict(each(lambda r: run(r, page="p48k.html")),
+              sub=run("subsf", page="p48k.html"))),
         ("combined", "64 connections, every server ordinary and sendfile "
          "off, Lua with a fixed table",
-         {r: run(("luafix" if r == "lua" else r) + "+o+nosf", conns=64)
+         {r: run(("luafix" if r == "lua" else r) + "+o"
+                 + ("" if r == "sub" else "+nosf"), conns=64)
           for r in ROLES}),
     ]
 
@@ -254,7 +268,7 @@ def check_bodies(ports, pages, cookies, conds):
             k = kind(server)
             if k == "plain":
                 ok = body == page
-            elif k == "sub":
+            elif k in ("sub", "subsf"):
                 ok = body == fixed_page(page)
             elif k == "luafix":
                 ok = body == luafix_page(page)
@@ -270,10 +284,12 @@ def check_bodies(ports, pages, cookies, conds):
 
 # the servers and pages whose system calls per response are counted
 SYSCALL_RUNS = [("plain", "index.html"), ("plain+nosf", "index.html"),
-                ("sub", "index.html"), ("sub+nosf", "index.html"),
+                ("subsf", "index.html"), ("sub", "index.html"),
                 ("lua", "index.html"), ("luafix", "index.html"),
-                ("cef", "index.html"), ("sub", "p48k.html"),
-                ("sub+nosf", "p48k.html")]
+                ("cef", "index.html"), ("subsf", "p48k.html"),
+                ("sub", "p48k.html"), ("plain+o", "index.html"),
+                ("sub+o", "index.html"), ("lua+o", "index.html"),
+                ("cef+o", "index.html")]
 
 
 def syscalls(work, pid, port, path, cookies, n=200):
@@ -418,9 +434,10 @@ def report(a, m, rows, calls, nsample, t_s):
               "attached to it while one keep-alive connection makes 200 "
               "requests; counts, not times):", "",
               "| server | page | all | writev | sendfile | pread64 "
-              "| recvfrom | setsockopt | other |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-        named = ("writev", "sendfile", "pread64", "recvfrom", "setsockopt")
+              "| recvfrom | setsockopt | write | openat | other |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        named = ("writev", "sendfile", "pread64", "recvfrom", "setsockopt",
+                 "write", "openat")
         for (server, path), c in calls.items():
             L.append("| %s | %s | %.1f | %s | %.1f |"
                      % (server, path, sum(c.values()),

@@ -11,7 +11,7 @@ Servers (one nginx, the page and cookies of `make bench`):
   passthru   sub_filter with a pattern that never matches: the cost of any
              body filter (page read into memory, chunked output), with
              sub_filter's own byte scan on top
-  sub3       sub_filter, 3 fixed substitutions (server 2)
+  sub3       sub_filter, 3 fixed substitutions, sendfile off (server 2)
   cefoff     the module configured, cef off (server 4)
   cefbody    the module's body filter alone: cef on without rules or keys,
              every slot at its default (server 8)
@@ -125,6 +125,7 @@ http {
         listen 127.0.0.1:%(sub3)d;
         root %(work)s/html;
 %(sub_filters)s
+        sendfile off;
     }
     server {
         listen 127.0.0.1:%(cefoff)d;
