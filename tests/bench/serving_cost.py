@@ -120,6 +120,7 @@ http {
         listen 127.0.0.1:%(passthru)d;
         root %(work)s/html;
         sub_filter '<!--never-there-->' 'x';
+        sendfile off;
     }
     server {
         listen 127.0.0.1:%(sub3)d;

@@ -274,12 +274,13 @@ http {
 
     # 7 (a reference): sub_filter with a pattern that never matches: what
     #   any body filter costs (the page in memory, chunked output) plus
-    #   sub_filter's scan of every byte
+    #   sub_filter's scan of every byte; sendfile off, as server 2 and 6
     server {
         listen 127.0.0.1:%(port7)d;
         root %(work)s/html;
         location / {
             sub_filter '<!--never-in-the-page-->' 'x';
+            sendfile off;
         }
     }
 
