@@ -17,19 +17,27 @@
 #                        personalising server (tests/bench/serving_cost.py;
 #                        BENCH_COST_ARGS="--module A.so --module B.so"
 #                        compares two builds)
+#   make bench-peers     what moves the peer ratios (issue 22): plain,
+#                        sub_filter, Lua and the module under each factor
+#                        (connections, configuration, sendfile, cookies,
+#                        page size, the Lua peer's form), rounds
+#                        interleaved; writes bench/results/peers.md
+#                        (tests/bench/peer_factors.py; ~8 minutes;
+#                        BENCH_PEERS_ARGS="--rounds 3 --seconds 3")
 #
 # Generated stores are kept in build/bench-data and reused while their
 # parameters match.
 
-DEB_PKGS += libnginx-mod-http-lua lua-resty-core gnuplot-nox valgrind \
+DEB_PKGS += libnginx-mod-http-lua lua-resty-core gnuplot-nox valgrind strace \
             linux-perf
 
 CEF_BENCH  := $(BUILD)/bench/cef-bench
 BENCH_ARGS ?=
 
 BENCH_COST_ARGS ?=
+BENCH_PEERS_ARGS ?=
 
-.PHONY: bench bench-quick bench-cost
+.PHONY: bench bench-quick bench-cost bench-peers
 
 $(CEF_BENCH): tests/bench/cef_bench.c $(LIB_HDRS) $(BUILD)/libcef.a
 	@mkdir -p $(dir $@)
@@ -46,3 +54,7 @@ bench-quick: deps
 bench-cost: deps
 	$(MAKE) all $(CEF_BENCH)
 	$(PYTHON) tests/bench/serving_cost.py $(BENCH_COST_ARGS)
+
+bench-peers: deps
+	$(MAKE) all $(CEF_BENCH)
+	$(PYTHON) tests/bench/peer_factors.py $(BENCH_PEERS_ARGS)

@@ -328,7 +328,8 @@ class SyncLoop:
             p = self.procs.start(["nice", "-n", str(self.nice),
                                   str(bl.CEF_SYNC), "load", "--quiet",
                                   "--store", self.st["store"], "--secret",
-                                  self.st["secret"], self.st["snapshot"]])
+                                  self.st["secret"]] + bl.sync_access()
+                                 + [self.st["snapshot"]])
             rc = p.wait()
             self.procs.procs.remove(p)
             if rc != 0:
@@ -355,7 +356,8 @@ def under_sync(a, procs, ports, cookies_file, st, idle, idle1):
                        str(seq0 + 1), "1000000000"], stdout=subprocess.PIPE)
     app = procs.start(["nice", "-n", str(a.sync_nice), str(bl.CEF_SYNC),
                        "apply", "--quiet", "--store", st["store"],
-                       "--secret", st["secret"], "-"], stdin=gen.stdout)
+                       "--secret", st["secret"]] + bl.sync_access() + ["-"],
+                      stdin=gen.stdout)
     gen.stdout.close()
     t = time.monotonic()
     w = bl.wrk(ports[5], "/index.html", cookies_file, seconds,
@@ -473,14 +475,12 @@ def group_of(dso, sym):
     return "other"
 
 
-def serving(a, procs, plugins_yaml, signing):
-    work = a.work
-    (work / "html").mkdir(parents=True, exist_ok=True)
-    page = wl.make_page()
-    (work / "html" / "index.html").write_text(page)
-
-    st = bl.reference_store(a.data, a.profiles, snapshot_file=True)
-    ids = bl.pick_visitors(a.profiles, a.visitors)
+def visitor_files(work, nprofiles, nvisitors):
+    """The visitors of the serving runs: WORK/profiles.tsv (their profiles,
+    for the Lua server's dict) and WORK/cookies.txt (their Cookie lines: a
+    signed customer key, a visitor id, a session cookie).  Returns (the
+    Cookie lines, the cookies file)."""
+    ids = bl.pick_visitors(nprofiles, nvisitors)
     (work / "ids.txt").write_text("".join("%d\n" % i for i in ids))
     with open(work / "profiles.tsv", "w") as f:
         subprocess.run([str(bl.CEF_BENCH), "profiles", str(work / "ids.txt")],
@@ -491,6 +491,17 @@ def serving(a, procs, plugins_yaml, signing):
                for i in ids]
     cookies_file = work / "cookies.txt"
     cookies_file.write_text("\n".join(cookies) + "\n")
+    return cookies, cookies_file
+
+
+def serving(a, procs, plugins_yaml, signing):
+    work = a.work
+    (work / "html").mkdir(parents=True, exist_ok=True)
+    page = wl.make_page()
+    (work / "html" / "index.html").write_text(page)
+
+    st = bl.reference_store(a.data, a.profiles, snapshot_file=True)
+    cookies, cookies_file = visitor_files(work, a.profiles, a.visitors)
 
     rules = write_rules(work, 100, plugins_yaml, a.rule_mix)
     shutil.copy(work / "rules-100.lua", work / "rules.lua")

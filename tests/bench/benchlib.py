@@ -1,9 +1,11 @@
 # Copyright (C) ngx_cef_module developers
 # SPDX-License-Identifier: BSD-2-Clause
 """Pieces shared by the wrk benchmarks (bench.py, bench_identity.py):
-free loopback ports, nginx started in the foreground and always stopped,
-wrk pinned to a CPU with rotating cookies, reference stores loaded by
-cef-sync and reused while their parameters match, signed cookies.
+free loopback ports, nginx started in the foreground and always stopped
+(workers unprivileged, as Debian runs them, when run as root), wrk pinned
+to a CPU with rotating cookies, reference stores loaded by cef-sync, given
+to the workers' group and reused while their parameters match, signed
+cookies.
 
 Everything here is bounded: every subprocess has a timeout, every server
 listens on 127.0.0.1, and Processes.stop_all() (also run on Ctrl-C and on
@@ -33,6 +35,9 @@ WRK_LUA = REPO / "tests" / "bench" / "wrk_cookies.lua"
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from cef_fixtures import signed  # noqa: E402,F401  (re-exported)
+# the worker user and the store's group of the integration suite and of
+# docs/store.md's recipe: www-data, in group cef
+from cef_fixtures import STORE_GROUP, WORKER_USER, store_group  # noqa: E402
 
 
 def log(*args):
@@ -138,12 +143,63 @@ def start_nginx(procs, work, conf_text, port):
     p = procs.start([NGINX, "-p", str(work), "-c", str(conf), "-e",
                      str(work / "error.log")], stop_signal=signal.SIGQUIT)
     wait_port(port, proc=p)
+    r = subprocess.run(["ps", "--ppid", str(p.pid), "-o", "user="],
+                       capture_output=True, text=True, timeout=30)
+    if os.geteuid() == 0 and set(r.stdout.split()) != {WORKER_USER}:
+        raise RuntimeError("nginx's workers run as %r, not %s"
+                           % (r.stdout.split(), WORKER_USER))
     return p
+
+
+def nginx_user():
+    """The `user` directive of every benchmark's nginx.conf: workers run
+    unprivileged, as Debian runs them (WORKER_USER), when the benchmark
+    runs as root; otherwise nginx cannot switch and they run as the
+    invoking user, who owns the stores anyway."""
+    return "user %s;" % WORKER_USER if os.geteuid() == 0 else ""
+
+
+def sync_access():
+    """cef-sync load/apply options that give a store to the workers
+    (docs/store.md, "Permissions"): as root, --group STORE_GROUP (the store
+    directory setgid, every file group-writable, so the workers can write
+    lock.mdb) and --nginx-user for cef-sync's own check after a load.
+    Makes the group first, as the integration suite does."""
+    if os.geteuid() != 0:
+        return []
+    store_group()
+    return ["--group", STORE_GROUP, "--nginx-user", WORKER_USER]
+
+
+def workers_can_use(store):
+    """Whether nginx's workers can use the store's current generation:
+    read data.mdb and write lock.mdb as WORKER_USER, through every
+    directory above (runuser; always true when not root)."""
+    if os.geteuid() != 0:
+        return True
+    gen = pathlib.Path(store) / "current"
+    r = subprocess.run(["runuser", "-u", WORKER_USER, "--", "test", "-r",
+                        str(gen / "data.mdb"), "-a", "-w",
+                        str(gen / "lock.mdb")], timeout=30)
+    return r.returncode == 0
+
+
+def sync_load(store, secret, source, stdin=None, timeout=1800):
+    """cef-sync load --quiet of source (a file or "-") into store, given to
+    the workers (sync_access).  Refuses (RuntimeError) if cef-sync fails or
+    warns that the workers could not use the new generation."""
+    r = subprocess.run([str(CEF_SYNC), "load", "--quiet", "--store",
+                        str(store), "--secret", str(secret)] + sync_access()
+                       + [str(source)], stdin=stdin, capture_output=True,
+                       text=True, timeout=timeout)
+    if r.returncode != 0 or "warning" in r.stderr:
+        raise RuntimeError("cef-sync load into %s: exit %d: %s"
+                           % (store, r.returncode, r.stderr.strip()))
 
 
 def nginx_common(work):
     """The top of an nginx.conf: 1 worker on CPU 0, foreground, temp paths
-    in work, root's workers when run as root (the store's lock file)."""
+    in work, workers unprivileged when run as root (nginx_user)."""
     return """
 worker_processes 1;
 worker_cpu_affinity 01;
@@ -152,8 +208,7 @@ daemon off;
 error_log %(work)s/error.log error;
 pid %(work)s/nginx.pid;
 events { worker_connections 1024; }
-""" % {"work": work,
-       "user": "user root root;" if os.geteuid() == 0 else ""}
+""" % {"work": work, "user": nginx_user()}
 
 
 def nginx_temp_paths(work):
@@ -258,8 +313,14 @@ def reference_store(data_dir, n, secret_value=b"bench-store-secret",
     snap = d / "snapshot.msgpack"
     if stamp.exists():
         info = json.loads(stamp.read_text())
-        if info.get("params") == params and (not snapshot_file
-                                             or snap.exists()):
+        if not workers_can_use(d / "store"):
+            # made before the workers ran unprivileged: loaded again, with
+            # cef-sync's --group (docs/store.md), never chmod'ed
+            log("store-%d: nginx's workers (%s) cannot use it; loading it "
+                "again with cef-sync --group %s" % (n, WORKER_USER,
+                                                    STORE_GROUP))
+        elif info.get("params") == params and (not snapshot_file
+                                               or snap.exists()):
             # the directory may have moved since
             info.update(reused=True, store=str(d / "store"),
                         secret=str(d / "store.secret"),
@@ -276,16 +337,12 @@ def reference_store(data_dir, n, secret_value=b"bench-store-secret",
                            check=True, timeout=timeout)
     t = time.monotonic()
     if snapshot_file:
-        subprocess.run([str(CEF_SYNC), "load", "--quiet", "--store",
-                        str(store), "--secret", str(secret), str(snap)],
-                       check=True, timeout=timeout)
+        sync_load(store, secret, snap, timeout=timeout)
     else:
         gen = subprocess.Popen([str(CEF_BENCH), "snapshot", str(n)],
                                stdout=subprocess.PIPE)
         try:
-            subprocess.run([str(CEF_SYNC), "load", "--quiet", "--store",
-                            str(store), "--secret", str(secret), "-"],
-                           stdin=gen.stdout, check=True, timeout=timeout)
+            sync_load(store, secret, "-", stdin=gen.stdout, timeout=timeout)
         finally:
             gen.stdout.close()
             if gen.wait(60) != 0:

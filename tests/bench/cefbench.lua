@@ -6,6 +6,8 @@
 -- from cef-bench's TSV of the visitors), the same rules as the module's
 -- rule file (rules.lua, written by tests/bench/workload.py, in priority
 -- order), and one ngx.re.gsub over the buffered body that fills the slots.
+-- make bench-peers also serves the same body filter with a fixed table
+-- (fixed_offers, fixed_header).
 
 local _M = {}
 
@@ -120,6 +122,23 @@ function _M.decide()
         end
     end
     ngx.ctx.offers = offers
+end
+
+
+-- make bench-peers' other Lua peer, the one issue 22's independent
+-- measurement names: one ngx.re.gsub over the page with a fixed table of
+-- offers (the three of sub_filter); no cookie, no profile, no rules.
+-- fixed_offers() is called once from init_by_lua_block.
+local fixed
+
+function _M.fixed_offers(t)
+    fixed = t
+end
+
+
+function _M.fixed_header()
+    ngx.header.content_length = nil
+    ngx.ctx.offers = fixed
 end
 
 

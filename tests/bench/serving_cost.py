@@ -11,7 +11,7 @@ Servers (one nginx, the page and cookies of `make bench`):
   passthru   sub_filter with a pattern that never matches: the cost of any
              body filter (page read into memory, chunked output), with
              sub_filter's own byte scan on top
-  sub3       sub_filter, 3 fixed substitutions (server 2)
+  sub3       sub_filter, 3 fixed substitutions, sendfile off (server 2)
   cefoff     the module configured, cef off (server 4)
   cefbody    the module's body filter alone: cef on without rules or keys,
              every slot at its default (server 8)
@@ -120,11 +120,13 @@ http {
         listen 127.0.0.1:%(passthru)d;
         root %(work)s/html;
         sub_filter '<!--never-there-->' 'x';
+        sendfile off;
     }
     server {
         listen 127.0.0.1:%(sub3)d;
         root %(work)s/html;
 %(sub_filters)s
+        sendfile off;
     }
     server {
         listen 127.0.0.1:%(cefoff)d;
@@ -265,7 +267,8 @@ def publish_weights(st):
                      + "\n")
     subprocess.run([str(bl.BUILD / "cef-sync"), "apply", "--quiet",
                     "--store", str(st["store"]), "--secret",
-                    str(st["secret"]), str(delta)], check=True,
+                    str(st["secret"])] + bl.sync_access() + [str(delta)],
+                   check=True,
                    capture_output=True, timeout=120)
 
 
@@ -391,7 +394,7 @@ worker_processes 1;
 error_log %s/error.log error;
 pid %s/nginx.pid;
 events { worker_connections 64; }
-""" % ("user root root;" if os.geteuid() == 0 else "", a.work, a.work)
+""" % (bl.nginx_user(), a.work, a.work)
     conf = CONF % dict(kw, common=common)
     (a.work / "nginx.conf").write_text(conf)
     res = {}

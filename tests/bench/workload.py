@@ -46,8 +46,9 @@ def strip_markers(page):
     return out.replace("<!--/cef:slot-->", "")
 
 
-def make_page():
-    """A 12 KB shop page with 3 slots (deterministic)."""
+def make_page(size=PAGE_SIZE):
+    """A shop page of size bytes (12 KB by default) with 3 slots, near the
+    top, in the middle and near the end (deterministic)."""
     head = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>Outdoor shop</title>\n"
             "<link rel=\"stylesheet\" href=\"/shop.css\"></head>\n<body>\n"
@@ -63,7 +64,7 @@ def make_page():
             "</body></html>\n" % DEFAULTS["sidebar"])
     rng = random.Random(12)
     items = []
-    size = len(head) + len(tail)
+    used = len(head) + len(tail)
     i = 0
     while True:
         item = ("<article class=\"product\" data-sku=\"SKU-%05d\"><a href="
@@ -75,15 +76,15 @@ def make_page():
                    rng.choice(["boots", "jacket", "backpack", "tent",
                                "gloves"]), rng.randrange(20, 400),
                    rng.randrange(100)))
-        if size + len(item) > PAGE_SIZE:
+        if used + len(item) > size:
             break
         items.append(item)
-        size += len(item)
+        used += len(item)
         i += 1
     page = head + "".join(items) + tail
-    page = page.replace("</footer>", " " * (PAGE_SIZE - len(page))
+    page = page.replace("</footer>", " " * (size - len(page))
                         + "</footer>", 1)
-    assert len(page) == PAGE_SIZE
+    assert len(page) == size
     return page
 
 
@@ -244,13 +245,18 @@ http {
         sendfile off;
     }
 
-    # 2: sub_filter with 3 fixed substitutions
+    # 2: sub_filter with 3 fixed substitutions, in its best form: with
+    #    sendfile on, nginx's sub_filter sends the unchanged stretches of
+    #    the file with sendfile(2) between writev(2)s of the substitutions
+    #    (14 system calls per response instead of 4) and stalls ~40 ms per
+    #    response on pages over 32 KB (docs/bench.md, make bench-peers)
     server {
         listen 127.0.0.1:%(port2)d;
         root %(work)s/html;
         location / {
 %(sub_filters)s
             sub_filter_once on;
+            sendfile off;
         }
     }
 
@@ -268,12 +274,13 @@ http {
 
     # 7 (a reference): sub_filter with a pattern that never matches: what
     #   any body filter costs (the page in memory, chunked output) plus
-    #   sub_filter's scan of every byte
+    #   sub_filter's scan of every byte; sendfile off, as server 2 and 6
     server {
         listen 127.0.0.1:%(port7)d;
         root %(work)s/html;
         location / {
             sub_filter '<!--never-in-the-page-->' 'x';
+            sendfile off;
         }
     }
 

@@ -5,6 +5,7 @@ snapshots written with python3-msgpack, loaded by the real cef-sync, and
 signatures computed independently of the module (Python's hmac)."""
 
 import base64
+import grp
 import hashlib
 import hmac
 import os
@@ -14,7 +15,7 @@ import time
 
 import msgpack
 
-from conftest import BUILD
+from conftest import BUILD, STORE_GROUP, WORKER_USER
 
 CEF_SYNC = BUILD / "cef-sync"
 
@@ -108,6 +109,22 @@ def legacy_link_token(secret, key_type, value, expires):
     payload = "%s:%s:%d" % (key_type, value, expires)
     mac = hmac.new(secret, payload.encode(), hashlib.sha256).digest()[:16]
     return "%s.%s" % (b64url(payload.encode()), b64url(mac))
+
+
+def store_group():
+    """docs/store.md's recipe (run as root): the system group STORE_GROUP
+    exists and nginx's worker user WORKER_USER is in it, as the Debian
+    package sets it up.  Returns its gid.  Shared by the integration suite
+    (conftest's store_gid) and the benchmarks (tests/bench/benchlib.py)."""
+    if subprocess.run(["getent", "group", STORE_GROUP],
+                      capture_output=True).returncode != 0:
+        subprocess.run(["groupadd", "--system", STORE_GROUP], check=True)
+    members = subprocess.run(["id", "-nG", WORKER_USER], capture_output=True,
+                             text=True, check=True).stdout.split()
+    if STORE_GROUP not in members:
+        subprocess.run(["usermod", "-aG", STORE_GROUP, WORKER_USER],
+                       check=True)
+    return grp.getgrnam(STORE_GROUP).gr_gid
 
 
 def write_secret(path, content, mode=0o600):

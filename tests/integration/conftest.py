@@ -34,7 +34,6 @@ tests/valgrind/nginx.supp; more valgrind options in CEF_VALGRIND_OPTS
 
 import functools
 import glob
-import grp
 import os
 import pathlib
 import re
@@ -370,15 +369,9 @@ def store_gid():
     it (as the Debian package sets it up); None when not root."""
     if os.geteuid() != 0:
         return None
-    if subprocess.run(["getent", "group", STORE_GROUP],
-                      capture_output=True).returncode != 0:
-        subprocess.run(["groupadd", "--system", STORE_GROUP], check=True)
-    members = subprocess.run(["id", "-nG", WORKER_USER], capture_output=True,
-                             text=True, check=True).stdout.split()
-    if STORE_GROUP not in members:
-        subprocess.run(["usermod", "-aG", STORE_GROUP, WORKER_USER],
-                       check=True)
-    return grp.getgrnam(STORE_GROUP).gr_gid
+    # imported here: cef_fixtures imports this file's constants
+    from cef_fixtures import store_group
+    return store_group()
 
 
 @pytest.fixture(autouse=True)
