@@ -111,6 +111,7 @@ static int cef_store_load_strs(cef_store_gen_t *g, MDB_dbi dbi,
     cef_strtab_t *tab, cef_span_t **spans, uint32_t want, char *err,
     size_t errlen);
 static void cef_store_check_replaced(cef_store_t *s);
+static void *cef_store_cache_map(size_t bytes);
 
 
 static void
@@ -135,42 +136,75 @@ cef_store_cache_clear(cef_store_cache_t *c)
 
 /*
  * Size a cache for n keys (a power of two, at most 2^20 slots).  The slots
- * are an anonymous mapping, zero-filled and faulted in lazily; from 2 MiB
- * on the kernel may back it with transparent huge pages (MADV_HUGEPAGE): a
- * lookup reads one slot at random, and with 4 KiB pages that is a TLB miss
- * as often as a cache miss.  calloc() if the mapping fails.
+ * are an anonymous mapping, zero-filled and faulted in lazily; from 1 MiB
+ * on it is rounded up to whole 2 MiB pages, aligned to them and advised for
+ * transparent huge pages (MADV_HUGEPAGE): a lookup reads one slot at
+ * random, and with 4 KiB pages that is a TLB miss as often as a cache
+ * miss.  calloc() if the mapping fails.
  */
 
 static void
 cef_store_cache_init(cef_store_cache_t *c, uint64_t n)
 {
-    void      *m;
     size_t     bytes;
     uint32_t   size;
 
     for (size = 1024; size < n && size < (1u << 20); size *= 2) { }
 
     bytes = (size_t) size * sizeof(cef_store_slot_t);
-    c->slots = NULL;
-    c->mapped = 0;
 
-    m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-             -1, 0);
+    if (bytes >= CEF_STORE_HUGE / 2) {
+        bytes = (bytes + CEF_STORE_HUGE - 1) & ~((size_t) CEF_STORE_HUGE - 1);
+    }
 
-    if (m != MAP_FAILED) {
-#ifdef MADV_HUGEPAGE
-        if (bytes >= CEF_STORE_HUGE) {
-            (void) madvise(m, bytes, MADV_HUGEPAGE);
-        }
-#endif
-        c->slots = m;
-        c->mapped = bytes;
+    c->slots = cef_store_cache_map(bytes);
+    c->mapped = c->slots ? bytes : 0;
 
-    } else {
+    if (c->slots == NULL) {
         c->slots = calloc(size, sizeof(cef_store_slot_t));
     }
 
     c->mask = c->slots ? size - 1 : 0;
+}
+
+
+/* bytes of zeroed memory, on huge pages where it is a multiple of them */
+
+static void *
+cef_store_cache_map(size_t bytes)
+{
+    uint8_t  *m, *a;
+    size_t    extra;
+
+    extra = bytes % CEF_STORE_HUGE == 0 ? CEF_STORE_HUGE : 0;
+
+    m = mmap(NULL, bytes + extra, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        return NULL;
+    }
+
+    a = m;
+
+    if (extra) {
+        /* keep the aligned part: what precedes and follows it goes back */
+        a = (uint8_t *) (((uintptr_t) m + CEF_STORE_HUGE - 1)
+                        & ~((uintptr_t) CEF_STORE_HUGE - 1));
+
+        if (a > m) {
+            munmap(m, a - m);
+        }
+
+        if (m + extra > a) {
+            munmap(a + bytes, m + extra - a);
+        }
+
+#ifdef MADV_HUGEPAGE
+        (void) madvise(a, bytes, MADV_HUGEPAGE);
+#endif
+    }
+
+    return a;
 }
 
 
