@@ -709,16 +709,12 @@ cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
 
 
 int
-cef_value_decode_known(const uint8_t *p, size_t start, size_t end,
+cef_value_decode_seq_known(const uint8_t *p, size_t start, size_t end,
     const cef_strtab_t *strs, cef_value_t *out)
 {
     size_t    i = start;
     uint8_t   c;
     uint32_t  cnt;
-
-    if (i >= end) {
-        return -1;
-    }
 
     c = p[i];
 
@@ -738,7 +734,7 @@ cef_value_decode_known(const uint8_t *p, size_t start, size_t end,
         return 0;
     }
 
-    return cef_value_decode(p, end, &i, strs, out);
+    return -1;
 }
 
 

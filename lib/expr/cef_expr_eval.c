@@ -372,7 +372,7 @@ static void
 cef_load_ref(cef_expr_eval_t *ev, uint32_t id, cef_val_t *out)
 {
     const cef_ref_t  *ref;
-    cef_value_t       v;
+    cef_value_t       v, *src;
     cef_refval_t     *rv;
 
     if (id >= ev->nrefs || ev->ctx == NULL) {
@@ -410,13 +410,14 @@ cef_load_ref(cef_expr_eval_t *ev, uint32_t id, cef_val_t *out)
         if (ev->ctx->lookup
             && ev->ctx->lookup(ev->ctx->data, ref, &v) == 1)
         {
+            src = &v;
+
             if (v.type == CEF_VAL_STR_ARRAY || v.type == CEF_VAL_NUM_MAP) {
                 ev->seqs[id].raw = v;       /* out points there */
-                cef_val_from_value(&ev->seqs[id].raw, out);
-
-            } else {
-                cef_val_from_value(&v, out);
+                src = &ev->seqs[id].raw;
             }
+
+            cef_val_from_value(src, out);
 
             out->ref = id;
 

@@ -155,22 +155,20 @@ cef_rules_visitor_index(cef_rules_visitor_t *vis)
 }
 
 
-/* Entry k's value, between its attribute id and entry k + 1. */
-static int
+/*
+ * Entry k's value, between its attribute id and entry k + 1.  The index
+ * pass read the id with cef_value_decode_uint(): a positive fixint or
+ * 0xcc-0xcf and 1, 2, 4 or 8 bytes.
+ */
+static inline __attribute__((always_inline)) int
 cef_rules_visitor_value(const cef_rules_visitor_t *vis, uint32_t k,
     cef_value_t *out)
 {
     const cef_profile_t  *p = vis->profile;
     const uint8_t        *a = p->attrs;
     size_t                pos = vis->offs[k];
-    uint64_t              attr;
 
-    if (a[pos] <= 0x7f) {
-        pos++;
-
-    } else if (cef_value_decode_uint(a, p->attrs_len, &pos, &attr) != 0) {
-        return 0;                           /* not after the index pass */
-    }
+    pos += a[pos] <= 0x7f ? 1 : 1 + ((size_t) 1 << (a[pos] - 0xcc));
 
     return cef_value_decode_known(a, pos, vis->offs[k + 1], &p->dict->strs,
                                   out) == 0;
