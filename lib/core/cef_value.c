@@ -709,6 +709,36 @@ cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
 
 
 int
+cef_value_decode_seq_known(const uint8_t *p, size_t start, size_t end,
+    const cef_strtab_t *strs, cef_value_t *out)
+{
+    size_t    i = start;
+    uint8_t   c;
+    uint32_t  cnt;
+
+    c = p[i];
+
+    if ((c >= 0x90 && c <= 0x9f) || c == 0xdc || c == 0xdd) {
+        if (cef_value_seq_header(p, end, &i, 0, &cnt) != 0) {
+            return -1;
+        }
+        cef_value_seq_view(out, CEF_VAL_STR_ARRAY, p, i, end, cnt, strs);
+        return 0;
+    }
+
+    if ((c >= 0x80 && c <= 0x8f) || c == 0xde || c == 0xdf) {
+        if (cef_value_seq_header(p, end, &i, 1, &cnt) != 0) {
+            return -1;
+        }
+        cef_value_seq_view(out, CEF_VAL_NUM_MAP, p, i, end, cnt, strs);
+        return 0;
+    }
+
+    return -1;
+}
+
+
+int
 cef_value_skip_any(const uint8_t *p, size_t len, size_t *pos,
     const cef_strtab_t *strs)
 {

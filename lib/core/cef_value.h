@@ -148,6 +148,41 @@ int cef_value_decode(const uint8_t *p, size_t len, size_t *pos,
     const cef_strtab_t *strs, cef_value_t *out);
 
 /*
+ * Decode the value at p[start, end), which cef_value_skip() or
+ * cef_value_decode() already accepted and which ends exactly at end: the
+ * same *out as cef_value_decode(), but an array or map is not checked
+ * element by element a second time (its view is p[header end, end)).
+ * Only for bytes known to be such a value: nothing in an array or map is
+ * checked, not even against end.  Inline: scalars go straight to
+ * cef_value_decode(); cef_value_decode_seq_known() is the array and map
+ * part (-1 for any other first byte).
+ *
+ * @return 0, or -1 if the first bytes are not a value (never, for an
+ *         accepted value).
+ */
+int cef_value_decode_seq_known(const uint8_t *p, size_t start, size_t end,
+    const cef_strtab_t *strs, cef_value_t *out);
+
+static inline int
+cef_value_decode_known(const uint8_t *p, size_t start, size_t end,
+    const cef_strtab_t *strs, cef_value_t *out)
+{
+    uint8_t  c;
+
+    if (start >= end) {
+        return -1;
+    }
+
+    c = p[start];
+
+    if ((c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf)) {
+        return cef_value_decode_seq_known(p, start, end, strs, out);
+    }
+
+    return cef_value_decode(p, end, &start, strs, out);
+}
+
+/*
  * Step over one value as cef_value_decode() would read it, converting
  * nothing: the same bytes are accepted (every element of an array or map
  * checked, an interned index checked against strs->n) and *pos ends at the

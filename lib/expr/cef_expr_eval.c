@@ -133,6 +133,28 @@ cef_expr_parse_time(const char *s, size_t len, int64_t *out)
 
 /* --- scratch space -------------------------------------------------------- */
 
+_Static_assert(sizeof(cef_refval_t) <= 32, "two values to a cache line");
+_Static_assert(sizeof(cef_refseq_t) <= 64, "a sequence on one cache line");
+
+
+/* n zeroed bytes on a cache line boundary (aligned_alloc() wants a
+   multiple of the alignment) */
+static void *
+cef_eval_alloc(size_t n)
+{
+    void  *p;
+
+    n = (n + 63) & ~(size_t) 63;
+
+    p = aligned_alloc(64, n);
+    if (p) {
+        memset(p, 0, n);
+    }
+
+    return p;
+}
+
+
 cef_expr_eval_t *
 cef_expr_eval_create(const cef_expr_symtab_t *st)
 {
@@ -149,10 +171,8 @@ cef_expr_eval_create(const cef_expr_symtab_t *st)
     ev->st = st;
     ev->nrefs = st->nrefs;
     ev->nkeys = st->nkeys;
-    ev->seen = calloc(n, sizeof(uint32_t));
-    ev->cache = calloc(n, sizeof(cef_val_t));
-    ev->raw = calloc(n, sizeof(cef_value_t));
-    ev->seqs = calloc(n, sizeof(cef_seq_t));
+    ev->vals = cef_eval_alloc((size_t) n * sizeof(cef_refval_t));
+    ev->seqs = cef_eval_alloc((size_t) n * sizeof(cef_refseq_t));
     ev->elems = calloc(CEF_EXPR_ELEMS, sizeof(cef_elem_t));
     ev->key_seen = calloc(nk, sizeof(uint32_t));
     ev->key_val = calloc(nk, sizeof(cef_val_t));
@@ -169,8 +189,7 @@ cef_expr_eval_create(const cef_expr_symtab_t *st)
     ev->md = pcre2_match_data_create(1, NULL);
     ev->mctx = pcre2_match_context_create(NULL);
 
-    if (ev->seen == NULL || ev->cache == NULL || ev->raw == NULL
-        || ev->seqs == NULL || ev->elems == NULL || ev->key_seen == NULL
+    if (ev->vals == NULL || ev->seqs == NULL || ev->elems == NULL || ev->key_seen == NULL
         || ev->key_val == NULL || ev->memo_seen == NULL
         || ev->memo_val == NULL || ev->cand == NULL || ev->ix_count == NULL
         || ev->ix_touched == NULL || ev->ix_seen == NULL || ev->md == NULL
@@ -208,9 +227,7 @@ cef_expr_eval_free(cef_expr_eval_t *ev)
         pcre2_match_context_free(ev->mctx);
     }
 
-    free(ev->seen);
-    free(ev->cache);
-    free(ev->raw);
+    free(ev->vals);
     free(ev->seqs);
     free(ev->elems);
     free(ev->key_seen);
@@ -242,12 +259,12 @@ cef_expr_eval_reset(cef_expr_eval_t *ev, const cef_expr_ctx_t *ctx)
     ev->nelems = 0;
 
     if (++ev->gen == 0) {
-        memset(ev->seen, 0, ev->nrefs * sizeof(uint32_t));
         memset(ev->key_seen, 0, ev->nkeys * sizeof(uint32_t));
         memset(ev->memo_seen, 0, ev->nmemos * sizeof(uint32_t));
 
         for (i = 0; i < ev->nrefs; i++) {
-            ev->seqs[i].gen = 0;
+            ev->vals[i].gen = 0;
+            ev->seqs[i].seq.gen = 0;
         }
 
         ev->gen = 1;
@@ -355,15 +372,18 @@ static void
 cef_load_ref(cef_expr_eval_t *ev, uint32_t id, cef_val_t *out)
 {
     const cef_ref_t  *ref;
-    cef_value_t      *v;
+    cef_value_t       v, *src;
+    cef_refval_t     *rv;
 
     if (id >= ev->nrefs || ev->ctx == NULL) {
         out->t = CEF_V_NULL;
         return;
     }
 
-    if (ev->seen[id] == ev->gen) {
-        *out = ev->cache[id];
+    rv = &ev->vals[id];
+
+    if (rv->gen == ev->gen) {
+        *out = rv->val;
         return;
     }
 
@@ -385,13 +405,20 @@ cef_load_ref(cef_expr_eval_t *ev, uint32_t id, cef_val_t *out)
         break;
 
     default:
-        v = &ev->raw[id];
-        v->type = CEF_VAL_NIL;
+        v.type = CEF_VAL_NIL;
 
         if (ev->ctx->lookup
-            && ev->ctx->lookup(ev->ctx->data, ref, v) == 1)
+            && ev->ctx->lookup(ev->ctx->data, ref, &v) == 1)
         {
-            cef_val_from_value(v, out);
+            src = &v;
+
+            if (v.type == CEF_VAL_STR_ARRAY || v.type == CEF_VAL_NUM_MAP) {
+                ev->seqs[id].raw = v;       /* out points there */
+                src = &ev->seqs[id].raw;
+            }
+
+            cef_val_from_value(src, out);
+
             out->ref = id;
 
         } else {
@@ -399,8 +426,8 @@ cef_load_ref(cef_expr_eval_t *ev, uint32_t id, cef_val_t *out)
         }
     }
 
-    ev->cache[id] = *out;
-    ev->seen[id] = ev->gen;
+    rv->val = *out;
+    rv->gen = ev->gen;
 }
 
 
@@ -430,8 +457,8 @@ cef_operand(const cef_expr_t *e, int32_t i, cef_expr_eval_t *ev,
     case CEF_OP_REF:
         id = n->u.ref.ref;
 
-        if (id < ev->nrefs && ev->seen[id] == ev->gen) {
-            *out = ev->cache[id];
+        if (id < ev->nrefs && ev->vals[id].gen == ev->gen) {
+            *out = ev->vals[id].val;
             return;
         }
 
@@ -490,7 +517,7 @@ cef_find(cef_span_t hay, cef_span_t needle)
 static inline __attribute__((always_inline)) const cef_seq_t *
 cef_seq(cef_expr_eval_t *ev, const cef_val_t *v)
 {
-    cef_seq_t          *q = &ev->seqs[v->ref];
+    cef_seq_t          *q = &ev->seqs[v->ref].seq;
     const cef_value_t  *cv = v->u.v;
     cef_elem_t         *e;
     size_t              pos = 0;

@@ -265,15 +265,35 @@ typedef struct {
 } cef_seq_t;
 
 
+/*
+ * A reference's value in this evaluation: the tag a test checks and the
+ * value it reads on one line (32 bytes, two to a 64-byte line; separate
+ * tag and value arrays were two cache lines per reference).
+ */
+typedef struct {
+    uint32_t     gen;        /* evaluation the value belongs to */
+    cef_val_t    val;
+} cef_refval_t;
+
+
+/*
+ * An array or map reference: the value the lookup returned (val.u.v
+ * points here) and what is decoded of its elements, one 64-byte line.
+ * Scalars never touch it.
+ */
+typedef struct {
+    cef_value_t  raw;
+    cef_seq_t    seq;
+} cef_refseq_t;
+
+
 struct cef_expr_eval_s {
     const cef_expr_symtab_t  *st;
     const cef_expr_ctx_t  *ctx;
     uint32_t               nrefs;
     uint32_t               gen;
-    uint32_t              *seen;     /* gen when cached */
-    cef_val_t             *cache;
-    cef_value_t           *raw;      /* arrays and maps the cache points to */
-    cef_seq_t             *seqs;     /* per reference: decoded elements */
+    cef_refval_t          *vals;     /* per reference, 64-aligned */
+    cef_refseq_t          *seqs;     /* per reference, 64-aligned */
     cef_elem_t            *elems;    /* CEF_EXPR_ELEMS */
     uint32_t               nelems;   /* used in this evaluation */
     uint32_t               nkeys;

@@ -320,10 +320,30 @@ cef_template_placeholders(const cef_template_t *t)
 }
 
 
+/*
+ * What cef_template_escape() does with a byte: 0 copies it (printable
+ * ASCII and controls), 1 replaces it by an entity, 2 starts a UTF-8
+ * sequence to check.  A name or a default of plain text goes through the
+ * one-load-per-byte loop below and is copied in one piece (a switch per
+ * byte before: the template loop of issue 22).
+ */
+static const uint8_t  cef_tpl_class[256] = {
+    ['&'] = 1, ['<'] = 1, ['>'] = 1, ['"'] = 1, ['\''] = 1,
+    [0x80] = 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2
+};
+
+
 size_t
 cef_template_escape(const char *src, size_t len, char *buf, size_t size)
 {
-    size_t          i, at = 0, run = 0, l;
+    size_t          i = 0, at = 0, run = 0, l, el;
     const char     *ent;
     const uint8_t  *p = (const uint8_t *) src;
 
@@ -332,33 +352,36 @@ cef_template_escape(const char *src, size_t len, char *buf, size_t size)
         return 0;
     }
 
-    for (i = 0; i < len; i += l) {
-        l = 1;
+    while (i < len) {
+        if (cef_tpl_class[p[i]] == 0) {
+            i++;
+            continue;
+        }
 
-        switch (src[i]) {
-        case '&':  ent = "&amp;"; break;
-        case '<':  ent = "&lt;"; break;
-        case '>':  ent = "&gt;"; break;
-        case '"':  ent = "&quot;"; break;
-        case '\'': ent = "&#39;"; break;
-        default:
-            if (p[i] < 0x80) {
-                continue;
-            }
-
+        if (p[i] >= 0x80) {
             l = cef_text_utf8_len(p + i, len - i);
             if (l) {
+                i += l;
                 continue;
             }
 
             /* the page and the decision API's JSON show the same text */
-            l = 1;
             ent = "\xef\xbf\xbd";    /* U+FFFD */
+            el = 3;
+
+        } else {
+            switch (p[i]) {
+            case '&':  ent = "&amp;"; el = 5; break;
+            case '<':  ent = "&lt;"; el = 4; break;
+            case '>':  ent = "&gt;"; el = 4; break;
+            case '"':  ent = "&quot;"; el = 6; break;
+            default:   ent = "&#39;"; el = 5; break;
+            }
         }
 
         at = cef_text_put(buf, size, at, src + run, i - run);
-        at = cef_text_put(buf, size, at, ent, strlen(ent));
-        run = i + 1;
+        at = cef_text_put(buf, size, at, ent, el);
+        run = ++i;
     }
 
     return cef_text_put(buf, size, at, src + run, len - run);

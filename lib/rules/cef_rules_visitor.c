@@ -100,7 +100,7 @@ cef_rules_visitor_index(cef_rules_visitor_t *vis)
     const cef_profile_t  *p = vis->profile;
     const uint8_t        *a = p->attrs;
     const cef_strtab_t   *strs = &p->dict->strs;
-    size_t                pos = 0, len = p->attrs_len;
+    size_t                pos = 0, start, len = p->attrs_len;
     uint32_t              n = 0;
     uint64_t              attr;
 
@@ -122,6 +122,8 @@ cef_rules_visitor_index(cef_rules_visitor_t *vis)
         /* attribute ids are small: one byte, a positive fixint, as a
            rule; cef_value_decode_uint() for the others */
 
+        start = pos;
+
         if (a[pos] <= 0x7f) {
             attr = a[pos++];
 
@@ -133,7 +135,7 @@ cef_rules_visitor_index(cef_rules_visitor_t *vis)
         }
 
         vis->attrs[n] = (uint32_t) attr;
-        vis->offs[n] = (uint32_t) pos;
+        vis->offs[n] = (uint32_t) start;
 
         if (attr < CEF_RULES_VISITOR_INDEX && vis->at[attr] == 0) {
             vis->at[attr] = (uint8_t) (n + 1);      /* the first, as the
@@ -149,6 +151,27 @@ cef_rules_visitor_index(cef_rules_visitor_t *vis)
     }
 
     vis->nindex = n;
+    vis->offs[n] = (uint32_t) pos;          /* entry n - 1's value ends */
+}
+
+
+/*
+ * Entry k's value, between its attribute id and entry k + 1.  The index
+ * pass read the id with cef_value_decode_uint(): a positive fixint or
+ * 0xcc-0xcf and 1, 2, 4 or 8 bytes.
+ */
+static inline __attribute__((always_inline)) int
+cef_rules_visitor_value(const cef_rules_visitor_t *vis, uint32_t k,
+    cef_value_t *out)
+{
+    const cef_profile_t  *p = vis->profile;
+    const uint8_t        *a = p->attrs;
+    size_t                pos = vis->offs[k];
+
+    pos += a[pos] <= 0x7f ? 1 : 1 + ((size_t) 1 << (a[pos] - 0xcc));
+
+    return cef_value_decode_known(a, pos, vis->offs[k + 1], &p->dict->strs,
+                                  out) == 0;
 }
 
 
@@ -158,7 +181,6 @@ cef_rules_visitor_attr(cef_rules_visitor_t *vis, uint32_t attr,
 {
     const cef_profile_t  *p = vis->profile;
     uint32_t              lo, hi, mid;
-    size_t                pos;
 
     if (!vis->indexed) {
         cef_rules_visitor_index(vis);
@@ -175,9 +197,7 @@ cef_rules_visitor_attr(cef_rules_visitor_t *vis, uint32_t attr,
         lo = vis->at[attr];
 
         if (lo) {
-            pos = vis->offs[lo - 1];
-            return cef_value_decode(p->attrs, p->attrs_len, &pos,
-                                    &p->dict->strs, out) == 0;
+            return cef_rules_visitor_value(vis, lo - 1, out);
         }
 
         if (!vis->partial) {
@@ -199,9 +219,7 @@ cef_rules_visitor_attr(cef_rules_visitor_t *vis, uint32_t attr,
     }
 
     if (lo < vis->nindex && vis->attrs[lo] == attr) {
-        pos = vis->offs[lo];
-        return cef_value_decode(p->attrs, p->attrs_len, &pos, &p->dict->strs,
-                                out) == 0;
+        return cef_rules_visitor_value(vis, lo, out);
     }
 
     /* beyond the index: the profile's own (linear) lookup */

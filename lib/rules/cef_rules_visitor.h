@@ -45,7 +45,13 @@ typedef struct {
     uint8_t               indexed;      /* 0: not built yet; 2: malformed */
     uint8_t               partial;      /* more attributes than entries */
     uint32_t              attrs[CEF_RULES_VISITOR_INDEX];  /* ascending */
-    uint32_t              offs[CEF_RULES_VISITOR_INDEX];   /* in attrs */
+    uint32_t              offs[CEF_RULES_VISITOR_INDEX + 1];
+                                        /* where entry n's attribute id
+                                           starts in attrs, and entry
+                                           nindex - 1's value ends: a
+                                           value is decoded between the
+                                           two without checking its
+                                           elements again */
     uint8_t               at[CEF_RULES_VISITOR_INDEX];     /* attribute
                                            id < 64: 1 + its entry, 0 */
 } cef_rules_visitor_t;

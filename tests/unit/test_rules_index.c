@@ -270,9 +270,10 @@ make_visitor(packed_t *pk)
 
 /*
  * The visitor as cef-sync stores it: a fresh encoder (so a dictionary of
- * this profile's names only), filler attributes first when many is set
+ * this profile's names only), filler attributes first when many is 1
  * (ids 0..69: the visitor's own above 63, the profile longer than the
- * visitor's index).
+ * visitor's index), or 150 (many 2) or 300 (many 3) names before the
+ * visitor's in the dictionary only.
  */
 typedef struct {
     cef_encode_t   enc;
@@ -294,7 +295,21 @@ store_visitor(stored_t *st, packed_t *pk, int many)
     assert_int_equal(cef_encode_init(&st->enc), 0);
     cef_encode_begin(&st->enc);
 
-    for (i = 0; many && i < 70; i++) {
+    /* many 2, 3: 150 or 300 names in the dictionary before this
+       profile's, none of them in it: its attribute ids are written in
+       two or three bytes (0xcc, 0xcd) and found by the index's search */
+
+    for (i = 0; many >= 2 && i < (many == 2 ? 150 : 300); i++) {
+        snprintf(name, sizeof(name), "g%d", i);
+        o.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o.via.u64 = (uint64_t) i;
+        assert_int_equal(cef_encode_attr(&st->enc, name, strlen(name), &o),
+                         0);
+    }
+
+    cef_encode_begin(&st->enc);
+
+    for (i = 0; many == 1 && i < 70; i++) {
         snprintf(name, sizeof(name), "f%d", i);
         o.type = MSGPACK_OBJECT_POSITIVE_INTEGER;
         o.via.u64 = (uint64_t) i;
@@ -418,7 +433,7 @@ test_index_matches_definition(void **state)
     cef_rules_visitor_t    vis;
     cef_expr_ctx_t         sctx;
     uint64_t               skipped = 0, total = 0, stored = 0;
-    int                    indexed = 0, unindexed = 0;
+    int                    indexed = 0, unindexed = 0, many;
 
     (void) state;
 
@@ -529,7 +544,13 @@ test_index_matches_definition(void **state)
             /* 4: the same visitor stored, read in place as nginx reads
                it: the same decision */
 
-            store_visitor(&st, &pk, RND(3) == 0);
+            if (RND(3) == 0) {
+                many = 1;                   /* fillers */
+            } else {
+                many = RND(3);              /* 0, or long ids: 2, 3 */
+                many += many != 0;
+            }
+            store_visitor(&st, &pk, many);
             cef_rules_visitor_init(&vis, &st.profile, 0,
                                    cef_span_lit("customer"));
             memset(&sctx, 0, sizeof(sctx));

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "cef_template.h"
+#include "cef_text.h"
 #include "cef_persona.h"
 
 
@@ -244,12 +245,95 @@ test_escape_not_utf8(void **state)
 }
 
 
+
+/* The escaping's definition, a byte at a time: the reference below. */
+static size_t
+ref_escape(const char *src, size_t len, char *out)
+{
+    const uint8_t  *p = (const uint8_t *) src;
+    const char     *ent;
+    size_t          i, at = 0, l;
+
+    for (i = 0; i < len; i += l) {
+        l = 1;
+        switch (src[i]) {
+        case '&':  ent = "&amp;"; break;
+        case '<':  ent = "&lt;"; break;
+        case '>':  ent = "&gt;"; break;
+        case '"':  ent = "&quot;"; break;
+        case '\'': ent = "&#39;"; break;
+        default:
+            if (p[i] < 0x80) {
+                out[at++] = src[i];
+                continue;
+            }
+            l = cef_text_utf8_len(p + i, len - i);
+            if (l) {
+                memcpy(out + at, src + i, l);
+                at += l;
+                continue;
+            }
+            l = 1;
+            ent = "\xef\xbf\xbd";
+        }
+        memcpy(out + at, ent, strlen(ent));
+        at += strlen(ent);
+    }
+
+    return at;
+}
+
+
+/* Random text (ASCII, specials, valid and broken UTF-8) escapes as the
+   byte-at-a-time definition does, into any buffer size. */
+static void
+test_escape_matches_definition(void **state)
+{
+    static const char  *pieces[] = {
+        "a", "Z", " ", "&", "<", ">", "\"", "'", "\x01", "\x7f", "\\",
+        "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\x80", "\xc3",
+        "\xe2\x82", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80", "\xff",
+        "friend", "caf\xc3\xa9"
+    };
+    char      src[128], want[1024], got[1024];
+    size_t    len, n, wn, size;
+    unsigned  seed = 22, round, k, pieces_n;
+
+    (void) state;
+
+    for (round = 0; round < 20000; round++) {
+        len = 0;
+        pieces_n = (unsigned) (rand_r(&seed) % 12);
+        for (k = 0; k < pieces_n; k++) {
+            const char  *pc = pieces[rand_r(&seed)
+                                     % (sizeof(pieces) / sizeof(pieces[0]))];
+            memcpy(src + len, pc, strlen(pc));
+            len += strlen(pc);
+        }
+        if (len && rand_r(&seed) % 4 == 0) {
+            len -= (size_t) rand_r(&seed) % len;   /* cut a sequence */
+        }
+
+        wn = ref_escape(src, len, want);
+        n = cef_template_escape(src, len, got, sizeof(got));
+        assert_int_equal(n, wn);
+        assert_memory_equal(got, want, n);
+
+        size = wn ? (size_t) rand_r(&seed) % wn : 0;
+        memset(got, '#', sizeof(got));
+        assert_int_equal(cef_template_escape(src, len, got, size), wn);
+        assert_memory_equal(got, want, size);
+        assert_true(got[size] == '#');
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_escape_not_utf8),
+        cmocka_unit_test(test_escape_matches_definition),
         cmocka_unit_test(test_truncation_reports_length),
         cmocka_unit_test(test_compile_errors),
     };

@@ -195,7 +195,7 @@ test_skip_agrees_with_decode(void **state)
     unsigned       seed = 22, round, k, n;
     size_t         pd, ps, len, pos;
     int            rd, rs, rc;
-    cef_value_t    v;
+    cef_value_t    v, v2;
     cef_span_t     sp;
     double         d;
     uint64_t       accepted = 0;
@@ -252,6 +252,34 @@ test_skip_agrees_with_decode(void **state)
             }
 
             accepted++;
+
+            /* decoding it again as a known value: the same value */
+            assert_int_equal(cef_value_decode_known(buf, 0, pd, st, &v2), 0);
+            assert_int_equal(v2.type, v.type);
+            switch (v.type) {
+            case CEF_VAL_BOOL:
+                assert_int_equal(v2.u.b, v.u.b);
+                break;
+            case CEF_VAL_INT:
+                assert_true(v2.u.i == v.u.i);
+                break;
+            case CEF_VAL_FLOAT:
+                assert_memory_equal(&v2.u.f, &v.u.f, sizeof(double));
+                break;
+            case CEF_VAL_STR:
+                assert_ptr_equal(v2.u.s.data, v.u.s.data);
+                assert_int_equal(v2.u.s.len, v.u.s.len);
+                break;
+            case CEF_VAL_STR_ARRAY:
+            case CEF_VAL_NUM_MAP:
+                assert_ptr_equal(v2.u.seq.raw, v.u.seq.raw);
+                assert_int_equal(v2.u.seq.len, v.u.seq.len);
+                assert_int_equal(v2.u.seq.n, v.u.seq.n);
+                assert_ptr_equal(v2.u.seq.strs, v.u.seq.strs);
+                break;
+            default:
+                break;
+            }
 
             /* the iterators never fail on an accepted array or map */
             pos = 0;
