@@ -100,6 +100,8 @@ cef_value_str(const uint8_t *p, size_t len, size_t *pos,
 }
 
 
+/* any string form; with out NULL only checked (an interned string unread) */
+
 static int
 cef_value_str_any(const uint8_t *p, size_t len, size_t *pos,
     const cef_strtab_t *strs, cef_span_t *out)
@@ -132,7 +134,10 @@ cef_value_str_any(const uint8_t *p, size_t len, size_t *pos,
             return -1;
         }
 
-        *out = strs->s[idx];
+        if (out) {
+            *out = strs->s[idx];
+        }
+
         *pos = i;
         return 0;
     }
@@ -141,8 +146,11 @@ cef_value_str_any(const uint8_t *p, size_t len, size_t *pos,
         return -1;
     }
 
-    out->data = (const char *) p + i + hl;
-    out->len = sl;
+    if (out) {
+        out->data = (const char *) p + i + hl;
+        out->len = sl;
+    }
+
     *pos = i + hl + sl;
 
     return 0;
@@ -440,45 +448,7 @@ static int
 cef_value_str_check(const uint8_t *p, size_t len, size_t *pos,
     const cef_strtab_t *strs)
 {
-    size_t    i = *pos, hl, sl;
-    uint8_t   c;
-    uint64_t  idx;
-
-    if (i >= len) {
-        return -1;
-    }
-
-    c = p[i];
-
-    if (c >= 0xa0 && c <= 0xbf) {
-        hl = 1;
-        sl = c & 0x1f;
-
-    } else if (c == 0xd9 || c == 0xda || c == 0xdb) {
-        hl = 1 + ((size_t) 1 << (c - 0xd9));
-        if (len - i < hl) {
-            return -1;
-        }
-        sl = cef_be(p + i + 1, hl - 1);
-
-    } else {
-        if (cef_value_decode_uint(p, len, &i, &idx) != 0
-            || strs == NULL || idx >= strs->n)
-        {
-            return -1;
-        }
-
-        *pos = i;
-        return 0;
-    }
-
-    if (len - i < hl || len - i - hl < sl) {
-        return -1;
-    }
-
-    *pos = i + hl + sl;
-
-    return 0;
+    return cef_value_str_any(p, len, pos, strs, NULL);
 }
 
 
